@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * streamwise.h - the public C API of streamwise, and its whole contract.
+ *
+ * Anything not declared here is private. Every fallible function returns an
+ * sw_rc and takes a caller-owned sw_err *err last (it may be NULL); results
+ * come back through OUT parameters, which are cleared first so that a failed
+ * call never leaves garbage behind. Inputs are borrowed for the duration of
+ * the call and never retained; outputs are caller-allocated. A handle is not
+ * internally locked: const calls may run concurrently on one handle, mutating
+ * calls need exclusive access.
+ */
+#ifndef STREAMWISE_H
+#define STREAMWISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SW_VERSION_MAJOR 0
+#define SW_VERSION_MINOR 1
+#define SW_VERSION_PATCH 0
+/* 0xMMmmpp. Compare with sw_version() to catch a header/library mismatch. */
+#define SW_VERSION \
+    ((SW_VERSION_MAJOR << 16) | (SW_VERSION_MINOR << 8) | SW_VERSION_PATCH)
+
+/* The .swm model format this build writes; it reads any 1.x file. */
+#define SW_FORMAT_MAJOR 1
+#define SW_FORMAT_MINOR 0
+
+/* Result codes. Values are frozen: new codes are appended, never renumbered. */
+typedef enum sw_rc {
+    SW_OK = 0,
+    SW_E_NOMEM = 1,       /* an allocation failed */
+    SW_E_INVAL = 2,       /* bad argument or configuration value */
+    SW_E_SHAPE = 3,       /* array shapes disagree */
+    SW_E_STATE = 4,       /* the object is not in a state that allows this */
+    SW_E_IO = 5,          /* the operating system refused a file operation */
+    SW_E_FORMAT = 6,      /* a file or text is malformed, corrupt or too new */
+    SW_E_NUMERIC = 7,     /* NaN, infinity or overflow in data or results */
+    SW_E_UNSUPPORTED = 8, /* not available in this build */
+    SW_E_SOURCE = 9,      /* a data source (Kafka, HDF5) failed */
+    SW_E_INTERNAL = 10,   /* a bug in streamwise: please report it */
+    SW_RC_COUNT
+} sw_rc;
+
+/* Filled in on failure by every function that takes one. May be NULL. */
+typedef struct sw_err {
+    sw_rc rc;
+    char msg[256];
+} sw_err;
+
+/* "SW_E_INVAL" for SW_E_INVAL; "SW_E_UNKNOWN" outside the enum. */
+const char *sw_rc_name(sw_rc rc);
+/* A short English description of the code ("bad argument"). */
+const char *sw_rc_str(sw_rc rc);
+
+/* SW_VERSION of the library actually linked. */
+int sw_version(void);
+/* "0.1.0". */
+const char *sw_version_str(void);
+/* One line naming the build: version, build id (git commit), compiler and
+ * which optional libraries were compiled in. Static storage. */
+const char *sw_build_info(void);
+/* The build id alone (git commit, "+dirty" when the tree was modified),
+ * at most 31 characters. Static storage. */
+const char *sw_build_id(void);
+
+/* ------------------------------------------------------------------ */
+/* Configuration: one property table for every tunable                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct sw_conf sw_conf;
+
+/* Create a configuration holding every property at its default.
+ * The caller frees it with sw_conf_free(). */
+sw_rc sw_conf_new(sw_conf **out, sw_err *err);
+
+/* Parse and range-check value for property name ("pa.C", "1.5").
+ * On failure the conf is unchanged and err names the property, the bad
+ * value and what is accepted. */
+sw_rc sw_conf_set(sw_conf *conf, const char *name, const char *value,
+                  sw_err *err);
+
+/* Write the current value of name as text into buf (at most buf_len bytes
+ * including the terminating NUL). Doubles are written with %.17g. */
+sw_rc sw_conf_get(const sw_conf *conf, const char *name, char *buf,
+                  size_t buf_len, sw_err *err);
+
+/* A copy of conf, freed by the caller with sw_conf_free(). */
+sw_rc sw_conf_dup(const sw_conf *conf, sw_conf **out, sw_err *err);
+
+/* Release a conf. sw_conf_free(NULL) is a harmless no-op. */
+void sw_conf_free(sw_conf *conf);
+
+/* Property types, as reported by sw_conf_prop(). */
+typedef enum sw_prop_type {
+    SW_T_DBL = 0,
+    SW_T_INT = 1,
+    SW_T_ENUM = 2,
+    SW_T_BOOL = 3
+} sw_prop_type;
+
+/* The number of properties in the table. */
+int sw_conf_n_props(void);
+
+/* Describe property i (0 <= i < sw_conf_n_props()). Every OUT pointer may
+ * be NULL; name, def and doc are static storage. The accepted range is
+ * written as text into range (range_len bytes), such as "(0, 1e+12]" or
+ * "pa, pa1, pa2". Returns SW_E_INVAL for i out of range. */
+sw_rc sw_conf_prop(int i, const char **name, sw_prop_type *type,
+                   const char **def, char *range, size_t range_len,
+                   const char **doc, sw_err *err);
+
+/* Print the property table as Markdown (CONFIGURATION.md is this output). */
+void sw_conf_describe(FILE *fp);
+
+/* ------------------------------------------------------------------ */
+/* Views of caller data                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef enum sw_layout { SW_DENSE = 0, SW_CSR = 1 } sw_layout;
+typedef enum sw_dtype { SW_F64 = 0, SW_F32 = 1 } sw_dtype;
+typedef enum sw_itype { SW_I32 = 0, SW_I64 = 1 } sw_itype;
+
+/* A borrowed, read-only view of n_rows rows of n_cols features, either a
+ * row-major dense block or a CSR matrix. The library never keeps the
+ * pointers after a call returns, and never writes through them.
+ *
+ * Dense: data holds n_rows rows of n_cols elements of dtype, row i starting
+ * at element i * row_stride (row_stride >= n_cols).
+ * CSR: row i has the entries indptr[i] .. indptr[i+1]-1 of indices (column
+ * numbers, 0 <= j < n_cols, any order, duplicates add up) and data. indptr
+ * and indices are both of itype. row_stride is unused. */
+typedef struct sw_rows {
+    sw_layout layout;
+    sw_dtype dtype;
+    sw_itype itype;
+    int64_t n_rows;
+    int64_t n_cols;
+    int64_t row_stride;
+    const void *data;
+    const void *indptr;
+    const void *indices;
+} sw_rows;
+
+/* Check a view's shape and, for CSR, that indptr is non-decreasing and
+ * every column index is in range. The learners check what they touch
+ * anyway; this is for callers that want an early, precise message. */
+sw_rc sw_rows_check(const sw_rows *x, sw_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Models                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Anything that predicts: an online learner, a trained tree ensemble...
+ * One handle type, so that the runner scores every kind the same way. */
+typedef struct sw_model sw_model;
+
+typedef enum sw_model_kind {
+    SW_MODEL_LINEAR = 1    /* PA / SCW online linear learners */
+} sw_model_kind;
+
+/* Create an online linear learner over n_features features (the intercept
+ * is extra, see linear.fit_intercept) for the task and update rule the
+ * conf names (linear.task, linear.algorithm and the pa.* / scw.*
+ * properties). A classifier starts with n_classes classes (0, 1 or 2 mean
+ * binary; more mean multiclass) and may grow with sw_linear_add_classes().
+ * The conf is copied: the caller may free it at once. The caller frees the
+ * model with sw_model_free(). */
+sw_rc sw_linear_new(const sw_conf *conf, int64_t n_features,
+                    int64_t n_classes, sw_model **out, sw_err *err);
+
+/* Grow a classifier to n_classes classes (never shrinks). Going from two
+ * classes to more turns the binary weight vector w into the class vectors
+ * w_0 = -w, w_1 = w, so decisions made so far are unchanged; new classes
+ * start at zero weights and the initial variance. On SW_E_NOMEM the model
+ * is unchanged. */
+sw_rc sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err);
+
+/* Learn from rows x with targets y (n_y == x->n_rows): class numbers
+ * 0 .. n_classes-1 for a classifier, real values for a regressor. Rows are
+ * learned in order. If row i holds NaN or infinity (or its update would
+ * overflow), the call stops with SW_E_NUMERIC naming row and column: rows
+ * 0 .. i-1 have been learned and *n_done says how many (n_done may be
+ * NULL). No row is ever half-applied. */
+sw_rc sw_linear_learn(sw_model *m, const sw_rows *x, const double *y,
+                      int64_t n_y, int64_t *n_done, sw_err *err);
+
+/* Prequential (test-then-train) evaluation: for each row in order, write
+ * the prediction made before learning it into pred[i] (class number, or
+ * value for regression), then learn it. metric[i] is the running accuracy
+ * (classifier) or mean absolute error (regressor) over rows 0..i. Both
+ * outputs hold n_y values; metric may be NULL. Errors as sw_linear_learn. */
+sw_rc sw_linear_prequential(sw_model *m, const sw_rows *x, const double *y,
+                            int64_t n_y, double *pred, double *metric,
+                            int64_t *n_done, sw_err *err);
+
+/* Counters of a linear learner: rows learned and rows that changed the
+ * weights. Either pointer may be NULL. */
+void sw_linear_counts(const sw_model *m, int64_t *n_seen, int64_t *n_updates);
+
+/* Copy the learner's parameters out. w gets n_vectors * (n_features + 1)
+ * values (each vector's last entry is the intercept), sigma the same
+ * count of diagonal variances for SCW (diag), or n_vectors * (n_features+1)^2
+ * for full covariance; PA has no sigma (returns SW_E_STATE when asked).
+ * n_vectors is 1 for binary and regression, n_classes otherwise. */
+int64_t sw_linear_n_vectors(const sw_model *m);
+sw_rc sw_linear_weights(const sw_model *m, double *w, int64_t n_w,
+                        sw_err *err);
+sw_rc sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,
+                      sw_err *err);
+
+/* What kind of model this is. */
+sw_model_kind sw_model_kind_of(const sw_model *m);
+/* Features each input row must have. */
+int64_t sw_model_n_features(const sw_model *m);
+/* Values sw_model_predict() writes per row: 1, or n_classes for a
+ * multiclass classifier. */
+int64_t sw_model_n_outputs(const sw_model *m);
+/* Classes of a classifier (0 for a regressor). */
+int64_t sw_model_n_classes(const sw_model *m);
+
+/* Score rows x into out, caller-allocated with n_out == x->n_rows *
+ * sw_model_n_outputs(m) values, row-major: the decision value (binary
+ * classifier: > 0 means class 1), the per-class scores (multiclass) or the
+ * prediction (regression). The model is not modified: concurrent calls on
+ * one model are safe. NaN in x gives SW_E_NUMERIC naming row and column. */
+sw_rc sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
+                       int64_t n_out, sw_err *err);
+
+/* Attach METADATA (a JSON text, copied) that sw_model_save() writes and
+ * sw_model_metadata() returns. The core stores it as given. */
+sw_rc sw_model_set_metadata(sw_model *m, const char *json, sw_err *err);
+
+/* The metadata JSON, or "{}" when none was set. Borrowed: valid until the
+ * model is freed or its metadata set again. */
+const char *sw_model_metadata(const sw_model *m);
+
+/* Use rows x (copied) as the golden inputs that sw_model_save() scores and
+ * stores with their exact outputs. Without this call, save generates eight
+ * rows from a fixed seed. */
+sw_rc sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err);
+
+/* Write the model to path as a .swm file (format SW_FORMAT_MAJOR.MINOR):
+ * header, section table with CRC-32 per section, METADATA, MODEL, GOLDEN,
+ * SHA-256 trailer. The file is written to path.tmp.<pid>, flushed, fsynced
+ * and renamed over path, so readers never see half a file. */
+sw_rc sw_model_save(const sw_model *m, const char *path, sw_err *err);
+
+/* Read a .swm file. Every length is checked before it is used, then the
+ * SHA-256 trailer, the header and section CRCs and the format version;
+ * finally the golden inputs are re-scored and must match the stored
+ * outputs bit for bit. Any failure is SW_E_FORMAT (or SW_E_IO) with a
+ * message naming what is wrong, and *out is NULL. */
+sw_rc sw_model_load(const char *path, sw_model **out, sw_err *err);
+
+/* The same from a buffer of len bytes (borrowed). */
+sw_rc sw_model_load_buffer(const void *buf, size_t len, sw_model **out,
+                           sw_err *err);
+
+/* A deep copy of m. */
+sw_rc sw_model_dup(const sw_model *m, sw_model **out, sw_err *err);
+
+/* Print a human description of a .swm file: header fields, sections with
+ * their CRCs, metadata and a model summary. Verifies the file as
+ * sw_model_load() does and reports the first problem. */
+sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
+
+/* Release a model. sw_model_free(NULL) is a harmless no-op. */
+void sw_model_free(sw_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STREAMWISE_H */

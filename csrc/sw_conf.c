@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_conf.c - every tunable in streamwise, in one table.
+ *
+ * sw_conf_set() validates against the table, sw_conf_describe() prints it,
+ * the Python classes read it for their keyword arguments, and `make
+ * conf-doc` turns it into CONFIGURATION.md, so the code, the error messages
+ * and the documentation cannot drift apart. A conf stores every value as a
+ * double: numbers as themselves, enums as the index of the choice, booleans
+ * as 0 or 1.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sw_internal.h"
+
+typedef struct sw_prop {
+    const char *name;
+    sw_prop_type type;
+    double min, max;
+    int min_open, max_open;  /* 1: the bound itself is excluded */
+    const char *def;
+    const char *choices;     /* enums: "a,b,c" */
+    const char *doc;
+} sw_prop;
+
+static const sw_prop props[] = {
+    {"linear.task", SW_T_ENUM, 0, 0, 0, 0, "classification",
+     "classification,regression",
+     "What a linear learner predicts: classes (binary or multiclass) or a "
+     "real value (epsilon-insensitive regression, PA only)."},
+    {"linear.algorithm", SW_T_ENUM, 0, 0, 0, 0, "pa", "pa,scw",
+     "Update rule family: passive-aggressive (Crammer et al. 2006) or soft "
+     "confidence-weighted (Wang, Zhao, Hoi 2012)."},
+    {"linear.fit_intercept", SW_T_BOOL, 0, 1, 0, 0, "true", NULL,
+     "Learn an intercept as the weight of an extra feature that is always 1 "
+     "(it counts in the norm of x)."},
+    {"pa.C", SW_T_DBL, 0, 1e12, 1, 0, "1.0", NULL,
+     "Aggressiveness C of PA-I and PA-II; unused by plain PA."},
+    {"pa.variant", SW_T_ENUM, 0, 0, 0, 0, "pa1", "pa,pa1,pa2",
+     "PA update: pa (hard margin), pa1 (step capped at C) or pa2 (squared "
+     "slack, step shrunk by 1/(2C))."},
+    {"pa.epsilon", SW_T_DBL, 0, 1e300, 0, 0, "0.1", NULL,
+     "Width of the insensitive band of PA regression: errors up to epsilon "
+     "cost nothing."},
+    {"scw.C", SW_T_DBL, 0, 1e12, 1, 0, "1.0", NULL,
+     "Aggressiveness C of SCW-I and SCW-II."},
+    {"scw.eta", SW_T_DBL, 0.5, 1, 1, 1, "0.9", NULL,
+     "Confidence eta of SCW: the probability of a correct prediction the "
+     "update asks for; phi = inverse normal CDF of eta."},
+    {"scw.variant", SW_T_ENUM, 0, 0, 0, 0, "scw1", "scw1,scw2",
+     "SCW update: scw1 (step capped at C) or scw2 (squared slack)."},
+    {"scw.covariance", SW_T_ENUM, 0, 0, 0, 0, "diag", "diag,full",
+     "Covariance of SCW: diagonal (any dimension, hashed sparse input) or "
+     "full (n_features + intercept at most 2048)."},
+    {"scw.a", SW_T_DBL, 0, 1e12, 1, 0, "1.0", NULL,
+     "Initial variance a of every weight of SCW (Sigma_0 = a I)."},
+};
+
+#define N_PROPS ((int)(sizeof(props) / sizeof(props[0])))
+
+struct sw_conf {
+    double val[N_PROPS];
+};
+
+static const sw_prop *
+find_prop(const char *name)
+{
+    int i;
+
+    for (i = 0; i < N_PROPS; i++) {
+        if (strcmp(props[i].name, name) == 0)
+            return &props[i];
+    }
+    return NULL;
+}
+
+/* Index of value among the comma-separated choices, or -1. */
+static int
+choice_index(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    const char *p = choices;
+    int i = 0;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && strncmp(p, value, n) == 0)
+            return i;
+        if (end == NULL)
+            break;
+        p = end + 1;
+        i++;
+    }
+    return -1;
+}
+
+/* Copy choice number k of choices into buf. */
+static void
+choice_name(const char *choices, int k, char *buf, size_t buf_len)
+{
+    const char *p = choices;
+    size_t len;
+
+    while (k-- > 0 && strchr(p, ',') != NULL)
+        p = strchr(p, ',') + 1;
+    len = strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
+    snprintf(buf, buf_len, "%.*s", (int)len, p);
+}
+
+static sw_rc
+parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
+{
+    char *end;
+    double v;
+    int k;
+
+    switch (p->type) {
+    case SW_T_ENUM:
+        k = choice_index(p->choices, value);
+        if (k < 0)
+            return sw_fail(err, SW_E_INVAL, "%s: '%s' is not one of %s",
+                           p->name, value, p->choices);
+        *out = k;
+        return SW_OK;
+    case SW_T_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") ||
+            !strcmp(value, "yes")) {
+            *out = 1;
+        } else if (!strcmp(value, "false") || !strcmp(value, "0") ||
+                   !strcmp(value, "no")) {
+            *out = 0;
+        } else {
+            return sw_fail(err, SW_E_INVAL,
+                           "%s: '%s' is not a boolean (true or false)",
+                           p->name, value);
+        }
+        return SW_OK;
+    case SW_T_DBL:
+    case SW_T_INT:
+        break;
+    }
+    errno = 0;
+    v = strtod(value, &end);
+    if (end == value || *end != '\0' || errno == ERANGE || isnan(v))
+        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not a number", p->name,
+                       value);
+    if (p->type == SW_T_INT && (v != floor(v) || fabs(v) > 9.0e15))
+        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not an integer",
+                       p->name, value);
+    if (v < p->min || v > p->max || (p->min_open && v == p->min) ||
+        (p->max_open && v == p->max))
+        return sw_fail(err, SW_E_INVAL, "%s: %s is outside %s%g, %g%s",
+                       p->name, value, p->min_open ? "(" : "[", p->min,
+                       p->max, p->max_open ? ")" : "]");
+    *out = v;
+    return SW_OK;
+}
+
+sw_rc
+sw_conf_new(sw_conf **out, sw_err *err)
+{
+    sw_conf *conf;
+    int i;
+
+    *out = NULL;
+    conf = sw_malloc(sizeof(*conf));
+    if (conf == NULL)
+        return sw_fail(err, SW_E_NOMEM, "conf: out of memory");
+    for (i = 0; i < N_PROPS; i++) {
+        /* The defaults are ours: a failure here is a bug in the table. */
+        if (parse_value(&props[i], props[i].def, &conf->val[i], err) != SW_OK) {
+            sw_free(conf);
+            return sw_fail(err, SW_E_INTERNAL, "conf: bad default for %s",
+                           props[i].name);
+        }
+    }
+    *out = conf;
+    return SW_OK;
+}
+
+sw_rc
+sw_conf_set(sw_conf *conf, const char *name, const char *value, sw_err *err)
+{
+    const sw_prop *p;
+    double v;
+    sw_rc rc;
+
+    if (conf == NULL || name == NULL || value == NULL)
+        return sw_fail(err, SW_E_INVAL, "sw_conf_set: NULL argument");
+    p = find_prop(name);
+    if (p == NULL)
+        return sw_fail(err, SW_E_INVAL, "unknown property '%s'", name);
+    rc = parse_value(p, value, &v, err);
+    if (rc != SW_OK)
+        return rc;
+    conf->val[p - props] = v;
+    return SW_OK;
+}
+
+sw_rc
+sw_conf_get(const sw_conf *conf, const char *name, char *buf, size_t buf_len,
+            sw_err *err)
+{
+    const sw_prop *p;
+    double v;
+
+    if (conf == NULL || name == NULL || buf == NULL || buf_len == 0)
+        return sw_fail(err, SW_E_INVAL, "sw_conf_get: NULL argument");
+    p = find_prop(name);
+    if (p == NULL)
+        return sw_fail(err, SW_E_INVAL, "unknown property '%s'", name);
+    v = conf->val[p - props];
+    switch (p->type) {
+    case SW_T_ENUM:
+        choice_name(p->choices, (int)v, buf, buf_len);
+        break;
+    case SW_T_BOOL:
+        snprintf(buf, buf_len, "%s", v != 0 ? "true" : "false");
+        break;
+    case SW_T_INT:
+        snprintf(buf, buf_len, "%.0f", v);
+        break;
+    case SW_T_DBL:
+        snprintf(buf, buf_len, "%.17g", v);
+        break;
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_conf_dup(const sw_conf *conf, sw_conf **out, sw_err *err)
+{
+    sw_conf *c;
+
+    *out = NULL;
+    c = sw_malloc(sizeof(*c));
+    if (c == NULL)
+        return sw_fail(err, SW_E_NOMEM, "conf: out of memory");
+    memcpy(c, conf, sizeof(*c));
+    *out = c;
+    return SW_OK;
+}
+
+void
+sw_conf_free(sw_conf *conf)
+{
+    sw_free(conf);
+}
+
+/* Internal readers: the name must be in the table (a bug otherwise). */
+double
+sw_conf_num(const sw_conf *conf, const char *name)
+{
+    const sw_prop *p = find_prop(name);
+
+    SW_ASSERT(p != NULL);
+    return conf->val[p - props];
+}
+
+int
+sw_conf_choice(const sw_conf *conf, const char *name)
+{
+    return (int)sw_conf_num(conf, name);
+}
+
+int
+sw_conf_n_props(void)
+{
+    return N_PROPS;
+}
+
+static void
+format_range(const sw_prop *p, char *buf, size_t buf_len)
+{
+    size_t i, j = 0;
+
+    switch (p->type) {
+    case SW_T_ENUM:
+        for (i = 0; p->choices[i] != '\0' && j + 3 < buf_len; i++) {
+            buf[j++] = p->choices[i];
+            if (p->choices[i] == ',')
+                buf[j++] = ' ';
+        }
+        buf[j] = '\0';
+        break;
+    case SW_T_BOOL:
+        snprintf(buf, buf_len, "true, false");
+        break;
+    default:
+        snprintf(buf, buf_len, "%s%g, %g%s", p->min_open ? "(" : "[", p->min,
+                 p->max, p->max_open ? ")" : "]");
+        break;
+    }
+}
+
+sw_rc
+sw_conf_prop(int i, const char **name, sw_prop_type *type, const char **def,
+             char *range, size_t range_len, const char **doc, sw_err *err)
+{
+    const sw_prop *p;
+
+    if (i < 0 || i >= N_PROPS)
+        return sw_fail(err, SW_E_INVAL, "property %d: expected 0..%d", i,
+                       N_PROPS - 1);
+    p = &props[i];
+    if (name != NULL)
+        *name = p->name;
+    if (type != NULL)
+        *type = p->type;
+    if (def != NULL)
+        *def = p->def;
+    if (range != NULL && range_len > 0)
+        format_range(p, range, range_len);
+    if (doc != NULL)
+        *doc = p->doc;
+    return SW_OK;
+}
+
+void
+sw_conf_describe(FILE *fp)
+{
+    static const char *const type_names[] = {"float", "integer", "choice",
+                                             "boolean"};
+    char range[128];
+    int i;
+
+    fprintf(fp, "# Configuration properties\n\n"
+                "Generated by `make conf-doc` from the property table in "
+                "`csrc/sw_conf.c`; do not edit.\n"
+                "Python keyword arguments, the runner's `key=value` files "
+                "and the C API (`sw_conf_set`) all\nset these properties and "
+                "share their validation.\n\n"
+                "| property | type | default | accepted | what it does |\n"
+                "|---|---|---|---|---|\n");
+    for (i = 0; i < N_PROPS; i++) {
+        format_range(&props[i], range, sizeof(range));
+        fprintf(fp, "| `%s` | %s | `%s` | %s | %s |\n", props[i].name,
+                type_names[props[i].type], props[i].def, range, props[i].doc);
+    }
+}

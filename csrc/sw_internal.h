@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_internal.h - what the core's files share and nobody else may use.
+ *
+ * Struct definitions of the opaque handles, the failure helper, the
+ * allocation funnel, the row accessor the learners iterate with, and the
+ * little-endian byte helpers of the model file. Symbols here are hidden from
+ * the shared objects that link the core (-fvisibility=hidden).
+ */
+#ifndef SW_INTERNAL_H
+#define SW_INTERNAL_H
+
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "streamwise.h"
+
+#define SW_ASSERT(cond) assert(cond)
+
+#if defined(__GNUC__)
+#define SW_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define SW_PRINTF(a, b)
+#endif
+
+/* Record why a call failed and return the code, so that a failing branch is
+ * one line. err may be NULL. */
+sw_rc sw_fail(sw_err *err, sw_rc rc, const char *fmt, ...) SW_PRINTF(3, 4);
+
+sw_rc sw_fail_wrap(sw_err *err, sw_rc rc, sw_rc got, const char *prefix);
+
+/* ---- allocation: the only malloc/free in csrc/ (sw_alloc.c) ---- */
+void *sw_malloc(size_t n);
+void *sw_calloc(size_t count, size_t size);
+void *sw_alloc_array(size_t count, size_t size);
+void *sw_realloc_array(void *p, size_t count, size_t size);
+char *sw_strdup(const char *s);
+void sw_free(void *p);
+
+/* Test levers (in every build, see sw_alloc.c): make the
+ * n-th allocation from now fail (-1: never), and count live blocks. */
+void sw_alloc_fail_after(long n);
+long sw_alloc_live(void);
+
+/* ---- configuration (sw_conf.c) ---- */
+double sw_conf_num(const sw_conf *conf, const char *name);
+int sw_conf_choice(const sw_conf *conf, const char *name);
+
+/* ---- rows (sw_view.c) ----
+ * One row as the learners see it: n values, with column numbers in idx for
+ * sparse rows and idx == NULL for dense ones (value k is column k). Rows in
+ * other dtypes are converted into the caller's scratch buffers, so the
+ * kernels have exactly two shapes to handle. */
+typedef struct sw_row {
+    const double *val;
+    const int32_t *idx;
+    int64_t n;
+} sw_row;
+
+typedef struct sw_scratch {
+    double *val;
+    int32_t *idx;
+    int64_t cap;
+} sw_scratch;
+
+sw_rc sw_rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err);
+sw_rc sw_row_get(const sw_rows *x, int64_t i, sw_row *row,
+                 sw_scratch *scratch, sw_err *err);
+/* Make room for rows of n values (and column numbers), so that a loop
+ * over rows allocates nothing once it has started. */
+sw_rc sw_scratch_reserve(sw_scratch *s, int64_t n, sw_err *err);
+/* The most values any row of x has: n_cols for dense rows. */
+int64_t sw_rows_max_row(const sw_rows *x);
+void sw_scratch_free(sw_scratch *s);
+/* Find the first non-finite value of a row: its column, or -1. */
+int64_t sw_row_find_nonfinite(const sw_row *row);
+
+/* ---- the model handle (sw_model.c) and its kinds ---- */
+typedef struct sw_linear sw_linear;
+
+struct sw_model {
+    sw_model_kind kind;
+    union {
+        sw_linear *linear;
+    } u;
+    char *metadata;          /* JSON text, NULL means "{}" */
+    sw_rows golden;          /* owned CSR copy; data NULL when unset */
+};
+
+/* Kind-specific operations the model handle dispatches to. */
+void sw_model_adopt_golden(sw_model *m, sw_rows *src);
+
+sw_rc sw_linear_predict(const sw_linear *lin, const sw_rows *x, double *out,
+                        int64_t n_out, sw_err *err);
+sw_rc sw_linear_dup(const sw_linear *lin, sw_linear **out, sw_err *err);
+void sw_linear_free(sw_linear *lin);
+int64_t sw_linear_n_features(const sw_linear *lin);
+int64_t sw_linear_n_outputs(const sw_linear *lin);
+int64_t sw_linear_n_classes(const sw_linear *lin);
+
+/* The MODEL section of a linear learner: serialise into a growable byte
+ * buffer, parse back (every length checked), and describe for inspect. */
+typedef struct sw_buf {
+    unsigned char *p;
+    size_t len;
+    size_t cap;
+} sw_buf;
+
+sw_rc sw_buf_put(sw_buf *b, const void *src, size_t n, sw_err *err);
+sw_rc sw_buf_put_u32(sw_buf *b, uint32_t v, sw_err *err);
+sw_rc sw_buf_put_u64(sw_buf *b, uint64_t v, sw_err *err);
+sw_rc sw_buf_put_f64s(sw_buf *b, const double *v, size_t n, sw_err *err);
+void sw_buf_free(sw_buf *b);
+
+/* A bounded reader over bytes: every get checks the remaining length. */
+typedef struct sw_cursor {
+    const unsigned char *p;
+    size_t len;
+    size_t pos;
+    const char *what;        /* section name, for messages */
+} sw_cursor;
+
+sw_rc sw_cur_u32(sw_cursor *c, uint32_t *v, sw_err *err);
+sw_rc sw_cur_u64(sw_cursor *c, uint64_t *v, sw_err *err);
+sw_rc sw_cur_i64(sw_cursor *c, int64_t *v, sw_err *err);
+sw_rc sw_cur_f64(sw_cursor *c, double *v, sw_err *err);
+sw_rc sw_cur_f64s(sw_cursor *c, double *v, size_t n, sw_err *err);
+
+sw_rc sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err);
+sw_rc sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err);
+void sw_linear_describe(const sw_linear *lin, FILE *fp);
+
+static inline void
+sw_put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static inline void
+sw_put_le64(unsigned char *p, uint64_t v)
+{
+    sw_put_le32(p, (uint32_t)v);
+    sw_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t
+sw_get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t
+sw_get_le64(const unsigned char *p)
+{
+    return (uint64_t)sw_get_le32(p) | (uint64_t)sw_get_le32(p + 4) << 32;
+}
+
+#endif /* SW_INTERNAL_H */

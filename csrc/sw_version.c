@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_version.c - which library this is, for headers, model files and bugs.
+ *
+ * SW_BUILD_ID comes from the Makefile (git commit, "+dirty" when the tree had
+ * changes), so a model file can say which core wrote it.
+ */
+#include <stdio.h>
+
+#include "sw_internal.h"
+
+#ifndef SW_BUILD_ID
+#define SW_BUILD_ID "unknown"
+#endif
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+int
+sw_version(void)
+{
+    return SW_VERSION;
+}
+
+const char *
+sw_version_str(void)
+{
+    return STR(SW_VERSION_MAJOR) "." STR(SW_VERSION_MINOR) "." STR(
+        SW_VERSION_PATCH);
+}
+
+const char *
+sw_build_id(void)
+{
+    return SW_BUILD_ID;
+}
+
+const char *
+sw_build_info(void)
+{
+    return "streamwise " STR(SW_VERSION_MAJOR) "." STR(
+        SW_VERSION_MINOR) "." STR(SW_VERSION_PATCH) " build " SW_BUILD_ID
+#ifdef __VERSION__
+                          " cc " __VERSION__
+#endif
+                          " model-format " STR(SW_FORMAT_MAJOR) "." STR(
+                              SW_FORMAT_MINOR);
+}
