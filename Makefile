@@ -1,0 +1,123 @@
+# streamwise - the one build. `make` builds the core, the runner and the
+# Python extension in place; `make demo` and `make test` first install any
+# missing Debian packages. See README.md.
+
+PYTHON  ?= /usr/bin/python3
+CC      ?= cc
+BUILD   := build
+BIN     := $(BUILD)/bin
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# -ffp-contract=off: no fused multiply-add, so every host computes the same
+# bits whatever -march says; no -ffast-math anywhere, for the same reason.
+CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off
+OPT     ?= -O2 -g
+CFLAGS  := $(CSTD) $(OPT) -fPIC -fvisibility=hidden $(WARN) $(EXTRA_CFLAGS)
+CPPFLAGS:= -Icsrc/include -Icsrc -DSW_BUILD_ID='"$(shell git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)"'
+LIBS    := -lsodium -lz -lm
+
+CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
+            csrc/sw_view.c csrc/sw_model.c csrc/sw_model_io.c \
+            csrc/learn/sw_linear.c
+CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/c/test_*.c)
+HDRS     := csrc/include/streamwise.h csrc/sw_internal.h
+
+# Debian packages the build, the tests and the demo need.
+APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
+            python3 python3-dev python3-setuptools python3-numpy python3-scipy \
+            python3-pytest python3-sklearn python3-matplotlib \
+            python3-nbclient python3-nbformat python3-ipykernel
+
+.PHONY: all lib runner ext deps demo test ctest sanitize memcheck pytest \
+        nbtest check-conf conf-doc bench clean
+
+all: lib runner ext
+
+lib: $(BUILD)/libswcore.a
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libswcore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+runner: $(BIN)/sw-serve
+
+$(BIN)/sw-serve: csrc/runner/sw_serve.c $(BUILD)/libswcore.a
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libswcore.a $(LIBS) -o $@
+
+# The extension links build/libswcore.a; setup.py never compiles csrc/.
+ext: $(BUILD)/libswcore.a python/streamwise/_swmodule.c
+	$(PYTHON) setup.py -q build_ext --inplace
+
+# ---- tests ----------------------------------------------------------------
+
+$(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(BUILD)/libswcore.a
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(TEST_SRC) $(BUILD)/libswcore.a \
+	    $(LIBS) -o $@
+
+ctest: $(BIN)/sw-tests
+	cd tests/c && ../../$(BIN)/sw-tests
+
+# The C tests again, core and all, under AddressSanitizer and UBSan.
+sanitize:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+	    OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LIBS="-fsanitize=address,undefined $(LIBS)" $(BUILD)/asan/bin/sw-tests
+	cd tests/c && ASAN_OPTIONS=detect_leaks=1 ../../$(BUILD)/asan/bin/sw-tests
+
+memcheck: $(BIN)/sw-tests
+	cd tests/c && valgrind -q --leak-check=full --error-exitcode=3 \
+	    ../../$(BIN)/sw-tests
+
+pytest: all
+	PYTHONPATH=python $(PYTHON) -m pytest -q tests/python
+
+nbtest: all
+	PYTHONPATH=$(CURDIR)/python $(PYTHON) tests/run_notebooks.py notebooks
+
+conf-doc: runner
+	$(BIN)/sw-serve --config-doc > CONFIGURATION.md
+
+check-conf: runner
+	@$(BIN)/sw-serve --config-doc | diff -u CONFIGURATION.md - \
+	    || { echo "CONFIGURATION.md is stale: run make conf-doc"; exit 1; }
+
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory check-conf
+	@! grep -rlE '#include *[<"](Python|numpy/)' csrc \
+	    || { echo "csrc/ must not include Python or numpy headers"; exit 1; }
+	$(MAKE) --no-print-directory ctest
+	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory nbtest
+	$(MAKE) --no-print-directory pytest
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	PYTHONPATH=python $(PYTHON) experiments/demo.py
+
+bench: all
+	PYTHONPATH=python $(PYTHON) benchmarks/online_linear.py
+
+# Install what is missing, and only that; root needs no sudo.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(BUILD) python/streamwise/*.so python/streamwise/__pycache__

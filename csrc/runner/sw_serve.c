@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_serve.c - the C-only runner: score rows from stdin with a saved model.
+ *
+ *     sw-serve MODEL.swm [--format csv|libsvm] [--zero-based] < rows
+ *
+ * Links libswcore.a and nothing from Python, so it runs exactly the code the
+ * notebook ran. The model's golden vectors are re-scored at load. Each input
+ * line gives one output line: the decision value (comma-separated per-class
+ * scores for a multiclass model) printed with %.17g, which parses back to
+ * the same double. A bad line gets a message with its line number on stderr
+ * and an empty output line, so output line k always answers input line k;
+ * the runner carries on and exits with status 1 at the end.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streamwise.h"
+
+#define BATCH 256
+
+enum { FMT_CSV, FMT_LIBSVM };
+
+typedef struct batch {
+    int64_t n_features;
+    int64_t n_lines;          /* lines in this batch, good or bad */
+    int64_t n_rows;           /* good rows */
+    int good[BATCH];          /* 1 if line k became row */
+    double *dense;            /* BATCH * n_features (csv) */
+    int64_t indptr[BATCH + 1];
+    int64_t *indices;         /* libsvm */
+    double *values;
+    int64_t nnz, cap;
+    double *out;              /* BATCH * n_outputs */
+} batch;
+
+static void
+usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: sw-serve MODEL.swm [--format csv|libsvm] [--zero-based]"
+            " < rows\n"
+            "       sw-serve --inspect MODEL.swm\n"
+            "       sw-serve --config-doc | --version\n"
+            "\n"
+            "Scores one row per input line and prints one line per row: the\n"
+            "decision value, or comma-separated class scores, with %%.17g.\n"
+            "  --format csv     dense rows of comma-separated numbers "
+            "(default)\n"
+            "  --format libsvm  'label idx:val ...' rows; the label is "
+            "ignored\n"
+            "  --zero-based     libsvm column numbers start at 0, not 1\n");
+}
+
+/* Parse one CSV line into row (n_features values). Returns NULL or why. */
+static const char *
+parse_csv(char *line, double *row, int64_t n_features, char *why,
+          size_t why_len)
+{
+    char *p = line, *end;
+    int64_t j = 0;
+
+    for (;;) {
+        double v;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (j >= n_features) {
+            snprintf(why, why_len, "more than %lld values; the model expects "
+                                   "%lld",
+                     (long long)n_features, (long long)n_features);
+            return why;
+        }
+        errno = 0;
+        v = strtod(p, &end);
+        if (end == p) {
+            snprintf(why, why_len, "column %lld: '%.20s' is not a number",
+                     (long long)j, p);
+            return why;
+        }
+        if (!isfinite(v) || errno == ERANGE) {
+            snprintf(why, why_len, "column %lld: %.20s is not a finite number",
+                     (long long)j, p);
+            return why;
+        }
+        row[j++] = v;
+        p = end;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '\0')
+            break;
+        snprintf(why, why_len, "column %lld: unexpected '%c'", (long long)j - 1,
+                 *p);
+        return why;
+    }
+    if (j != n_features) {
+        snprintf(why, why_len, "%lld values, the model expects %lld",
+                 (long long)j, (long long)n_features);
+        return why;
+    }
+    return NULL;
+}
+
+static int
+grow_sparse(batch *b, int64_t need)
+{
+    int64_t cap = b->cap ? b->cap : 1024;
+    int64_t *ix;
+    double *vx;
+
+    while (cap < need)
+        cap *= 2;
+    ix = realloc(b->indices, (size_t)cap * sizeof(*ix));
+    if (ix == NULL)
+        return -1;
+    b->indices = ix;
+    vx = realloc(b->values, (size_t)cap * sizeof(*vx));
+    if (vx == NULL)
+        return -1;
+    b->values = vx;
+    b->cap = cap;
+    return 0;
+}
+
+/* Parse 'label idx:val ...' appending entries to the batch. */
+static const char *
+parse_libsvm(char *line, batch *b, int zero_based, char *why, size_t why_len)
+{
+    char *p = line, *end;
+    int64_t start = b->nnz;
+
+    strtod(p, &end);            /* the label: ignored, but must be there */
+    if (end == p) {
+        snprintf(why, why_len, "no label at the start of the line");
+        return why;
+    }
+    p = end;
+    for (;;) {
+        long long idx;
+        double v;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0' || *p == '#')
+            break;
+        errno = 0;
+        idx = strtoll(p, &end, 10);
+        if (end == p || *end != ':') {
+            snprintf(why, why_len, "'%.20s' is not idx:value", p);
+            goto bad;
+        }
+        idx -= zero_based ? 0 : 1;
+        if (idx < 0 || idx >= b->n_features || errno == ERANGE) {
+            snprintf(why, why_len, "column %.20s is outside %d..%lld", p,
+                     zero_based ? 0 : 1,
+                     (long long)b->n_features - (zero_based ? 1 : 0));
+            goto bad;
+        }
+        p = end + 1;
+        v = strtod(p, &end);
+        if (end == p || !isfinite(v)) {
+            snprintf(why, why_len, "column %lld: '%.20s' is not a finite "
+                                   "number",
+                     idx, p);
+            goto bad;
+        }
+        if (b->nnz >= b->cap && grow_sparse(b, b->nnz + 1) != 0) {
+            snprintf(why, why_len, "out of memory");
+            goto bad;
+        }
+        b->indices[b->nnz] = idx;
+        b->values[b->nnz] = v;
+        b->nnz++;
+        p = end;
+    }
+    return NULL;
+bad:
+    b->nnz = start;
+    return why;
+}
+
+/* Score the good rows of the batch and print one line per input line. */
+static sw_rc
+flush(const sw_model *m, batch *b, int fmt, FILE *out, sw_err *err)
+{
+    int64_t n_out = sw_model_n_outputs(m), k, r = 0, c;
+    sw_rows x;
+    sw_rc rc;
+
+    memset(&x, 0, sizeof(x));
+    x.dtype = SW_F64;
+    x.n_rows = b->n_rows;
+    x.n_cols = b->n_features;
+    if (fmt == FMT_CSV) {
+        x.layout = SW_DENSE;
+        x.row_stride = b->n_features;
+        x.data = b->dense;
+    } else {
+        x.layout = SW_CSR;
+        x.itype = SW_I64;
+        x.indptr = b->indptr;
+        x.indices = b->indices;
+        x.data = b->values;
+    }
+    if (b->n_rows > 0) {
+        rc = sw_model_predict(m, &x, b->out, b->n_rows * n_out, err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    for (k = 0; k < b->n_lines; k++) {
+        if (b->good[k]) {
+            for (c = 0; c < n_out; c++)
+                fprintf(out, c ? ",%.17g" : "%.17g", b->out[r * n_out + c]);
+            r++;
+        }
+        fputc('\n', out);
+    }
+    b->n_lines = b->n_rows = b->nnz = 0;
+    b->indptr[0] = 0;
+    return SW_OK;
+}
+
+static sw_rc
+score_stream(const sw_model *m, int fmt, int zero_based, FILE *in, FILE *out,
+             long long *n_bad, sw_err *err)
+{
+    batch b;
+    char *line = NULL, why[200];
+    size_t line_cap = 0;
+    ssize_t len;
+    long long lineno = 0;
+    sw_rc rc = SW_OK;
+
+    memset(&b, 0, sizeof(b));
+    b.n_features = sw_model_n_features(m);
+    b.out = malloc((size_t)(BATCH * sw_model_n_outputs(m)) * sizeof(double));
+    if (fmt == FMT_CSV)
+        b.dense = malloc((size_t)(BATCH * b.n_features) * sizeof(double));
+    if (b.out == NULL || (fmt == FMT_CSV && b.dense == NULL)) {
+        rc = SW_E_NOMEM;
+        snprintf(err->msg, sizeof(err->msg), "out of memory for a batch");
+        err->rc = rc;
+        goto done;
+    }
+    while ((len = getline(&line, &line_cap, in)) >= 0) {
+        const char *bad;
+
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0) {
+            bad = "empty line";
+        } else if (fmt == FMT_CSV) {
+            bad = parse_csv(line, b.dense + b.n_rows * b.n_features,
+                            b.n_features, why, sizeof(why));
+        } else {
+            bad = parse_libsvm(line, &b, zero_based, why, sizeof(why));
+        }
+        if (bad != NULL) {
+            fprintf(stderr, "sw-serve: line %lld: %s\n", lineno, bad);
+            (*n_bad)++;
+            b.good[b.n_lines++] = 0;
+        } else {
+            b.good[b.n_lines++] = 1;
+            b.n_rows++;
+            b.indptr[b.n_rows] = b.nnz;
+        }
+        if (b.n_lines == BATCH) {
+            rc = flush(m, &b, fmt, out, err);
+            if (rc != SW_OK)
+                goto done;
+        }
+    }
+    if (ferror(in)) {
+        rc = SW_E_IO;
+        snprintf(err->msg, sizeof(err->msg), "reading stdin: %s",
+                 strerror(errno));
+        err->rc = rc;
+        goto done;
+    }
+    rc = flush(m, &b, fmt, out, err);
+done:
+    free(line);
+    free(b.dense);
+    free(b.indices);
+    free(b.values);
+    free(b.out);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    sw_model *m = NULL;
+    sw_err err = {0};
+    const char *path = NULL;
+    int fmt = FMT_CSV, zero_based = 0, i, status = 1;
+    long long n_bad = 0;
+    static char outbuf[1 << 16];
+
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "csv")) {
+                fmt = FMT_CSV;
+            } else if (!strcmp(argv[i], "libsvm")) {
+                fmt = FMT_LIBSVM;
+            } else {
+                fprintf(stderr, "sw-serve: --format %s: expected csv or "
+                                "libsvm\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--zero-based")) {
+            zero_based = 1;
+        } else if (!strcmp(argv[i], "--inspect") && i + 1 < argc) {
+            if (sw_model_inspect(argv[i + 1], stdout, &err) != SW_OK) {
+                fprintf(stderr, "sw-serve: %s [%s]\n", err.msg,
+                        sw_rc_name(err.rc));
+                return 1;
+            }
+            return 0;
+        } else if (!strcmp(argv[i], "--config-doc")) {
+            sw_conf_describe(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("%s\n", sw_build_info());
+            return 0;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' || path != NULL) {
+            usage(stderr);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (sw_version() != SW_VERSION) {
+        fprintf(stderr, "sw-serve: header %x, library %x\n", SW_VERSION,
+                sw_version());
+        return 1;
+    }
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    if (sw_model_load(path, &m, &err) != SW_OK)
+        goto done;
+    if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) !=
+        SW_OK)
+        goto done;
+    if (fflush(stdout) != 0) {
+        err.rc = SW_E_IO;
+        snprintf(err.msg, sizeof(err.msg), "writing stdout: %s",
+                 strerror(errno));
+        goto done;
+    }
+    if (n_bad > 0) {
+        fprintf(stderr, "sw-serve: %lld bad row%s\n", n_bad,
+                n_bad == 1 ? "" : "s");
+        status = 1;
+    } else {
+        status = 0;
+    }
+    sw_model_free(m);
+    return status;
+done:
+    fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+    sw_model_free(m);
+    return status;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_oom.c - every public function with its n-th allocation failing in
+ * turn: each failure must be SW_E_NOMEM, with OUT parameters NULL, nothing
+ * leaked, and the object the call works on unchanged.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "sw_internal.h"
+#include "sw_test.h"
+
+/* Run op with the n-th allocation failing for n = 0, 1, ... until it
+ * succeeds. before/after snapshots let a case check "unchanged". */
+typedef sw_rc (*op_fn)(void *ctx, sw_err *err);
+static void
+oom_loop(const char *what, op_fn op, void *ctx)
+{
+    long n;
+
+    for (n = 0; n < 100000; n++) {
+        long live = sw_alloc_live();
+        sw_err err = {0};
+        sw_rc rc;
+
+        sw_alloc_fail_after(n);
+        rc = op(ctx, &err);
+        sw_alloc_fail_after(-1);
+        if (rc == SW_OK)
+            return;
+        if (rc != SW_E_NOMEM || sw_alloc_live() != live) {
+            sw_test_failed++;
+            fprintf(stderr, "oom %s: allocation %ld: %s (%s), %ld leaked\n",
+                    what, n, sw_rc_name(rc), err.msg, sw_alloc_live() - live);
+            return;
+        }
+        sw_test_passed++;
+    }
+}
+
+typedef struct ctx {
+    sw_conf *conf;
+    sw_model *m;
+    sw_model *out;
+    sw_rows x;
+    double y[6];
+    double pred[6 * 3];
+    double w_before[64];
+    const char *path;
+    int64_t n_classes;
+} ctx;
+
+static sw_rc
+op_conf_new(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_conf *conf = (sw_conf *)&conf;
+    sw_rc rc = sw_conf_new(&conf, err);
+
+    if (rc != SW_OK && conf != NULL)
+        return SW_E_INTERNAL;       /* OUT must be NULL on failure */
+    sw_conf_free(conf);
+    (void)c;
+    return rc;
+}
+
+static sw_rc
+op_conf_dup(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_conf *copy = (sw_conf *)&copy;
+    sw_rc rc = sw_conf_dup(c->conf, &copy, err);
+
+    if (rc != SW_OK && copy != NULL)
+        return SW_E_INTERNAL;
+    sw_conf_free(copy);
+    return rc;
+}
+
+static sw_rc
+op_linear_new(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_linear_new(c->conf, 4, 3, &m, err);
+
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+/* Learning is checked for "unchanged": on failure the weights are what
+ * they were before the call. */
+static sw_rc
+op_learn(void *p, sw_err *err)
+{
+    ctx *c = p;
+    int64_t nw = sw_linear_n_vectors(c->m) * 5;
+    double w[64];
+    sw_rc rc;
+
+    sw_linear_weights(c->m, c->w_before, nw, NULL);
+    rc = sw_linear_learn(c->m, &c->x, c->y, c->x.n_rows, NULL, err);
+    if (rc != SW_OK) {
+        sw_linear_weights(c->m, w, nw, NULL);
+        if (memcmp(w, c->w_before, (size_t)nw * sizeof(double)) != 0)
+            return SW_E_INTERNAL;
+    }
+    return rc;
+}
+
+static sw_rc
+op_prequential(void *p, sw_err *err)
+{
+    ctx *c = p;
+
+    return sw_linear_prequential(c->m, &c->x, c->y, c->x.n_rows, c->pred,
+                                 NULL, NULL, err);
+}
+
+static sw_rc
+op_predict(void *p, sw_err *err)
+{
+    ctx *c = p;
+
+    return sw_model_predict(c->m, &c->x,
+                            c->pred, c->x.n_rows * sw_model_n_outputs(c->m),
+                            err);
+}
+
+static sw_rc
+op_add_classes(void *p, sw_err *err)
+{
+    ctx *c = p;
+    int64_t before = sw_model_n_classes(c->m);
+    sw_rc rc = sw_linear_add_classes(c->m, 5, err);
+
+    if (rc != SW_OK && sw_model_n_classes(c->m) != before)
+        return SW_E_INTERNAL;
+    return rc;
+}
+
+static sw_rc
+op_set_golden(void *p, sw_err *err)
+{
+    ctx *c = p;
+
+    return sw_model_set_golden(c->m, &c->x, err);
+}
+
+static sw_rc
+op_save(void *p, sw_err *err)
+{
+    ctx *c = p;
+
+    return sw_model_save(c->m, c->path, err);
+}
+
+static sw_rc
+op_load(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_model_load(c->path, &m, err);
+
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+static sw_rc
+op_dup(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_model_dup(c->m, &m, err);
+
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+static sw_rc
+op_set_metadata(void *p, sw_err *err)
+{
+    ctx *c = p;
+
+    return sw_model_set_metadata(c->m, "{\"a\": 1}", err);
+}
+
+void
+test_oom(void)
+{
+    /* float32 rows force a conversion buffer; CSR with unsorted columns
+     * forces the canonical copy, so both allocations are exercised. */
+    static const float xf[6 * 4] = {1, 2, 0, -1, 0.5f, 0, 3, 1, -1, -1, 2, 0,
+                                    1, 0, 0, 0,  2,    1, 1, 1, 0,  3, -2, 1};
+    static const double val[4] = {1.0, 2.0, 0.5, -1.0};
+    static const int64_t idx[4] = {3, 1, 3, 0};
+    static const int64_t ptr[7] = {0, 2, 4, 4, 4, 4, 4};
+    const char *kinds[][6] = {
+        {"linear.algorithm", "scw", NULL},
+        {"linear.algorithm", "scw", "scw.covariance", "full", NULL},
+        {"pa.variant", "pa2", NULL},
+    };
+    ctx c;
+    int k, layout;
+
+    memset(&c, 0, sizeof(c));
+    c.path = "oom.swm";
+    sw_conf_new(&c.conf, NULL);
+    oom_loop("conf_new", op_conf_new, &c);
+    oom_loop("conf_dup", op_conf_dup, &c);
+    oom_loop("linear_new", op_linear_new, &c);
+    sw_conf_free(c.conf);
+    c.conf = NULL;
+
+    for (k = 0; k < 3; k++) {
+        for (layout = 0; layout < 2; layout++) {
+            int i;
+
+            memset(&c.x, 0, sizeof(c.x));
+            c.x.n_rows = 6;
+            c.x.n_cols = 4;
+            if (layout == 0) {
+                c.x.layout = SW_DENSE;
+                c.x.dtype = SW_F32;
+                c.x.row_stride = 4;
+                c.x.data = xf;
+            } else {
+                c.x.layout = SW_CSR;
+                c.x.dtype = SW_F64;
+                c.x.itype = SW_I64;
+                c.x.data = val;
+                c.x.indptr = ptr;
+                c.x.indices = idx;
+            }
+            for (i = 0; i < 6; i++)
+                c.y[i] = i % 3;
+            c.m = make_linear(kinds[k], 4, 3);
+            oom_loop("learn", op_learn, &c);
+            oom_loop("prequential", op_prequential, &c);
+            oom_loop("predict", op_predict, &c);
+            oom_loop("set_metadata", op_set_metadata, &c);
+            oom_loop("set_golden", op_set_golden, &c);
+            oom_loop("save", op_save, &c);
+            oom_loop("load", op_load, &c);
+            oom_loop("dup", op_dup, &c);
+            oom_loop("add_classes", op_add_classes, &c);
+            sw_model_free(c.m);
+        }
+    }
+    /* binary to multiclass growth moves the weights: its allocations too */
+    c.m = make_linear(kinds[0], 4, 2);
+    oom_loop("add_classes binary", op_add_classes, &c);
+    CHECK(sw_model_n_classes(c.m) == 5);
+    sw_model_free(c.m);
+    unlink(c.path);
+    CHECK(sw_alloc_live() == 0);
+}
