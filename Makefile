@@ -13,7 +13,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off
 OPT     ?= -O2 -g
 CFLAGS  := $(CSTD) $(OPT) -fPIC -fvisibility=hidden $(WARN) $(EXTRA_CFLAGS)
-CPPFLAGS:= -Icsrc/include -Icsrc -DSW_BUILD_ID='"$(shell git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)"'
+CPPFLAGS:= -Icsrc/include -Icsrc -DSW_BUILD_ID='"$(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)"'
 LIBS    := -lsodium -lz -lm
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \

@@ -210,6 +210,10 @@ void sw_linear_counts(const sw_model *m, int64_t *n_seen, int64_t *n_updates);
  * for full covariance; PA has no sigma (returns SW_E_STATE when asked).
  * n_vectors is 1 for binary and regression, n_classes otherwise. */
 int64_t sw_linear_n_vectors(const sw_model *m);
+/* Values per weight vector: n_features, plus 1 with an intercept. */
+int64_t sw_linear_vector_len(const sw_model *m);
+/* Values sw_linear_sigma() copies out: 0 for PA. */
+int64_t sw_linear_n_sigma(const sw_model *m);
 sw_rc sw_linear_weights(const sw_model *m, double *w, int64_t n_w,
                         sw_err *err);
 sw_rc sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,

@@ -1023,6 +1023,22 @@ sw_linear_n_vectors(const sw_model *m)
     return lin ? lin->n_vec : 0;
 }
 
+int64_t
+sw_linear_vector_len(const sw_model *m)
+{
+    const sw_linear *lin = linear_of(m);
+
+    return lin ? lin->dim : 0;
+}
+
+int64_t
+sw_linear_n_sigma(const sw_model *m)
+{
+    const sw_linear *lin = linear_of(m);
+
+    return lin ? sigma_len(lin, lin->n_vec) : 0;
+}
+
 sw_rc
 sw_linear_weights(const sw_model *m, double *w, int64_t n_w, sw_err *err)
 {

@@ -307,9 +307,34 @@ test_inspect(void)
     unlink(path);
 }
 
+/* Models written by an earlier build (tests/make_fixtures.py) must still
+ * load: same format, and their golden outputs reproduced bit for bit. */
+static void
+test_fixtures(void)
+{
+    static const char *const names[] = {
+        "data/pa1_binary.swm", "data/scw2_multiclass.swm",
+        "data/scw1_full_binary.swm", "data/pa2_regression.swm"};
+    static const int64_t outputs[] = {1, 3, 1, 1};
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        sw_model *m = NULL;
+        sw_err err = {0};
+
+        CHECK_RC(sw_model_load(names[i], &m, &err), SW_OK, &err);
+        if (m == NULL)
+            continue;
+        CHECK(sw_model_n_features(m) == 6);
+        CHECK(sw_model_n_outputs(m) == outputs[i]);
+        sw_model_free(m);
+    }
+}
+
 void
 test_model_io(void)
 {
+    test_fixtures();
     test_round_trip();
     test_corrupt_files();
     test_golden_mismatch();

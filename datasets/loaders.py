@@ -1,0 +1,91 @@
+"""Loaders of the real data sets, read in place from a data directory."""
+import csv
+import os
+
+import numpy as np
+
+from .libsvm import load_libsvm
+
+__all__ = ["DataNotFound", "data_dir", "load_banknote", "load_a8a",
+           "load_bundled"]
+
+_HERE = os.path.dirname(os.path.realpath(__file__))
+
+
+class DataNotFound(FileNotFoundError):
+    """A data set is not in the data directory (nothing is downloaded)."""
+
+
+def data_dir(path=None):
+    """The data directory: ``path``, else $STREAMWISE_DATA, else
+    ``../shared/datasets`` beside the project or the working directory."""
+    candidates = [path, os.environ.get("STREAMWISE_DATA"),
+                  os.path.join(_HERE, "..", "..", "shared", "datasets"),
+                  os.path.join(os.getcwd(), "..", "shared", "datasets")]
+    for c in candidates:
+        if c and os.path.isdir(c):
+            return os.path.realpath(c)
+    raise DataNotFound(
+        "no data directory: pass data_dir=..., set STREAMWISE_DATA, or put "
+        "the data sets in ../shared/datasets (streamwise never downloads)")
+
+
+def _file(data, *parts):
+    p = os.path.join(data_dir(data), *parts)
+    if not os.path.exists(p):
+        raise DataNotFound(f"{p} is missing")
+    return p
+
+
+def load_banknote(data=None, shuffle=True, seed=0):
+    """UCI banknote authentication: X (1372, 4) float64, y int64 in {0, 1}.
+
+    The file lists all class-0 rows before the class-1 rows, so by default
+    the rows are shuffled with ``numpy.random.default_rng(seed)``: an online
+    learner would otherwise see one class only for 762 rows.
+    """
+    rows = []
+    with open(_file(data, "banknote", "data_banknote_authentication.txt")) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append([float(v) for v in line.split(",")])
+    arr = np.asarray(rows)
+    X, y = arr[:, :4].copy(), arr[:, 4].astype(np.int64)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(y))
+        X, y = X[order], y[order]
+    return X, y
+
+
+def load_a8a(data=None):
+    """LIBSVM a8a (UCI Adult, Platt's binarisation): X CSR (22696, 123)
+    binary, y in {-1, +1}, in file order."""
+    return load_libsvm(_file(data, "libsvm-a8a", "a8a.gz"), n_features=123)
+
+
+_BUNDLED = {"breast_cancer": "breast_cancer.csv", "iris": "iris.csv",
+            "wine": "wine_data.csv"}
+
+
+def load_bundled(name, data=None):
+    """A small table scikit-learn ships (breast_cancer, iris, wine, digits):
+    from Debian's python3-sklearn when installed, else from the data
+    directory's sklearn-bundled copy. Returns (X float64, y int64)."""
+    try:
+        import sklearn.datasets as skd
+        loader = getattr(skd, f"load_{name}")
+        X, y = loader(return_X_y=True)
+        return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    except ImportError:
+        pass
+    if name == "digits":
+        arr = np.loadtxt(_file(data, "sklearn-bundled", "digits.csv.gz"),
+                         delimiter=",")
+        return arr[:, :-1], arr[:, -1].astype(np.int64)
+    if name not in _BUNDLED:
+        raise DataNotFound(f"no bundled data set {name!r}")
+    with open(_file(data, "sklearn-bundled", _BUNDLED[name])) as f:
+        rows = list(csv.reader(f))[1:]
+    arr = np.asarray(rows, dtype=np.float64)
+    return arr[:, :-1], arr[:, -1].astype(np.int64)

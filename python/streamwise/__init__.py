@@ -1,0 +1,39 @@
+"""streamwise: machine learning on event streams, one C core everywhere.
+
+The estimators below run the C core (``streamwise._sw``) that the C-only
+runner ``build/bin/sw-serve`` also links, so a model saved here scores the
+same bits there. Errors are ``streamwise.Error`` subclasses that are also
+the matching builtin (``ValueError``, ``OSError``...).
+"""
+from . import _sw
+from ._sw import (Error, FormatError, IOError, InternalError, InvalidArgument,
+                  NumericError, ShapeError, SourceError, StateError,
+                  UnsupportedError)
+from . import evaluate
+from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
+                       SCWClassifier, load)
+
+__version__ = _sw.__version__
+
+__all__ = [
+    "PassiveAggressiveClassifier", "PassiveAggressiveRegressor",
+    "SCWClassifier", "load", "inspect", "conf_table", "build_info",
+    "evaluate", "Error", "FormatError", "IOError", "InternalError",
+    "InvalidArgument", "NumericError", "ShapeError", "SourceError",
+    "StateError", "UnsupportedError",
+]
+
+
+def inspect(path):
+    """A readable description of a .swm file (verified as load does)."""
+    return _sw.inspect(str(path))
+
+
+def conf_table():
+    """The core's property table: (name, type, default, accepted, doc)."""
+    return _sw.conf_props()
+
+
+def build_info():
+    """Version, build id and compiler of the linked core."""
+    return _sw.build_info()

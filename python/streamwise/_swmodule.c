@@ -1,0 +1,1106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * _swmodule.c - the extension: a translator between Python and the core.
+ *
+ * Each method parses its arguments, turns numpy arrays, scipy CSR matrices
+ * and {index: value} dicts into borrowed sw_rows views (without copies when
+ * the dtype already fits), calls the core with the GIL released around long
+ * calls, and maps an sw_err to an exception in one place, raise_sw_err().
+ * The numerics live in build/libswcore.a, the very archive the runner and
+ * the C tests link. Estimators, defaults and conveniences live in Python.
+ */
+#define PY_SSIZE_T_CLEAN
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <Python.h>
+#include <numpy/arrayobject.h>
+#include <pythread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "streamwise.h"
+
+/* Calls on at least this many rows release the GIL; below it the release
+ * costs more than it frees. */
+#define GIL_ROWS 64
+
+typedef struct {
+    PyTypeObject *Model_Type;
+    PyObject *Error;
+    PyObject *exc[SW_RC_COUNT];
+} sw_state;
+
+typedef struct {
+    PyObject_HEAD
+    sw_model *model;
+    PyThread_type_lock lock;    /* one call at a time on this handle */
+} ModelObject;
+
+static void
+raise_sw_err(sw_state *st, const sw_err *err)
+{
+    if (err->rc == SW_E_NOMEM) {
+        PyErr_NoMemory();
+        return;
+    }
+    if ((int)err->rc <= 0 || err->rc >= SW_RC_COUNT) {
+        PyErr_Format(st->Error, "%s [%s]", err->msg, sw_rc_name(err->rc));
+        return;
+    }
+    PyErr_Format(st->exc[err->rc], "%s [%s]", err->msg, sw_rc_name(err->rc));
+}
+
+/* ------------------------------------------------------------------ */
+/* Python objects -> sw_rows                                            */
+/* ------------------------------------------------------------------ */
+
+/* What a converted view keeps alive: arrays it borrows from or owns, and
+ * buffers for a dict row. Released by hold_release(). */
+typedef struct {
+    PyObject *obj[3];
+    int64_t *idx;
+    double *val;
+    int64_t indptr[2];
+    int64_t small_idx[64];
+    double small_val[64];
+} hold;
+
+static void
+hold_release(hold *h)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        Py_CLEAR(h->obj[i]);
+    if (h->idx != h->small_idx)
+        PyMem_Free(h->idx);
+    if (h->val != h->small_val)
+        PyMem_Free(h->val);
+    h->idx = NULL;
+    h->val = NULL;
+}
+
+/* A float64 or float32 array we can read in place, else a float64 copy. */
+static PyArrayObject *
+as_float_array(PyObject *o)
+{
+    PyArray_Descr *want;
+
+    if (PyArray_Check(o) &&
+        PyArray_TYPE((PyArrayObject *)o) == NPY_FLOAT32)
+        want = PyArray_DescrFromType(NPY_FLOAT32);
+    else
+        want = PyArray_DescrFromType(NPY_FLOAT64);
+    return (PyArrayObject *)PyArray_FromAny(o, want, 0, 0,
+                                            NPY_ARRAY_ALIGNED |
+                                                NPY_ARRAY_NOTSWAPPED,
+                                            NULL);
+}
+
+static PyArrayObject *
+as_index_array(PyObject *o, int type)
+{
+    return (PyArrayObject *)PyArray_FromAny(
+        o, PyArray_DescrFromType(type), 1, 1,
+        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED,
+        NULL);
+}
+
+/* One sparse row from {index: value}. */
+static int
+dict_row(PyObject *d, int64_t n_features, hold *h, sw_rows *v)
+{
+    Py_ssize_t n = PyDict_Size(d), pos = 0, k = 0;
+    PyObject *key, *value;
+
+    if (n <= 64) {
+        h->idx = h->small_idx;
+        h->val = h->small_val;
+    } else {
+        h->idx = PyMem_Malloc((size_t)n * sizeof(int64_t));
+        h->val = PyMem_Malloc((size_t)n * sizeof(double));
+        if (h->idx == NULL || h->val == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        long long j = PyLong_AsLongLong(key);
+        double x;
+
+        if (j == -1 && PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError,
+                         "feature keys must be integer column numbers, got "
+                         "%.80R", key);
+            return -1;
+        }
+        x = PyFloat_AsDouble(value);
+        if (x == -1.0 && PyErr_Occurred())
+            return -1;
+        h->idx[k] = j;
+        h->val[k] = x;
+        k++;
+    }
+    h->indptr[0] = 0;
+    h->indptr[1] = k;
+    memset(v, 0, sizeof(*v));
+    v->layout = SW_CSR;
+    v->dtype = SW_F64;
+    v->itype = SW_I64;
+    v->n_rows = 1;
+    v->n_cols = n_features;
+    v->data = h->val;
+    v->indptr = h->indptr;
+    v->indices = h->idx;
+    return 0;
+}
+
+/* A CSR matrix: any object with indptr, indices, data and shape (scipy's
+ * csr_matrix and csr_array), or an (indices, values) pair for one row. */
+static int
+csr_rows(PyObject *indptr_o, PyObject *indices_o, PyObject *data_o,
+         int64_t n_rows, int64_t n_cols, hold *h, sw_rows *v)
+{
+    PyArrayObject *indptr = NULL, *indices = NULL, *data;
+    int type = NPY_INT64;
+
+    if (indptr_o != NULL && PyArray_Check(indptr_o) &&
+        PyArray_Check(indices_o) &&
+        PyArray_TYPE((PyArrayObject *)indptr_o) == NPY_INT32 &&
+        PyArray_TYPE((PyArrayObject *)indices_o) == NPY_INT32)
+        type = NPY_INT32;
+    data = as_float_array(data_o);
+    h->obj[0] = (PyObject *)data;
+    if (data == NULL)
+        return -1;
+    if (PyArray_NDIM(data) != 1 || !PyArray_IS_C_CONTIGUOUS(data)) {
+        PyObject *c = PyArray_NewCopy(data, NPY_CORDER);
+
+        Py_SETREF(h->obj[0], c);
+        if (c == NULL)
+            return -1;
+        data = (PyArrayObject *)c;
+        if (PyArray_NDIM(data) != 1) {
+            PyErr_SetString(PyExc_ValueError, "CSR data must be 1-D");
+            return -1;
+        }
+    }
+    indices = as_index_array(indices_o, type);
+    h->obj[1] = (PyObject *)indices;
+    if (indices == NULL)
+        return -1;
+    memset(v, 0, sizeof(*v));
+    if (indptr_o != NULL) {
+        indptr = as_index_array(indptr_o, type);
+        h->obj[2] = (PyObject *)indptr;
+        if (indptr == NULL)
+            return -1;
+        if (PyArray_DIM(indptr, 0) != n_rows + 1) {
+            PyErr_Format(PyExc_ValueError,
+                         "CSR indptr has %zd entries, expected %lld",
+                         (Py_ssize_t)PyArray_DIM(indptr, 0),
+                         (long long)n_rows + 1);
+            return -1;
+        }
+        v->indptr = PyArray_DATA(indptr);
+    } else {
+        h->indptr[0] = 0;
+        h->indptr[1] = PyArray_DIM(indices, 0);
+        v->indptr = h->indptr;
+    }
+    if (PyArray_DIM(indices, 0) != PyArray_DIM(data, 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "CSR indices has %zd entries and data %zd",
+                     (Py_ssize_t)PyArray_DIM(indices, 0),
+                     (Py_ssize_t)PyArray_DIM(data, 0));
+        return -1;
+    }
+    if (indptr != NULL && n_rows > 0) {
+        int64_t last = type == NPY_INT32
+                           ? ((int32_t *)PyArray_DATA(indptr))[n_rows]
+                           : ((int64_t *)PyArray_DATA(indptr))[n_rows];
+        int64_t first = type == NPY_INT32
+                            ? ((int32_t *)PyArray_DATA(indptr))[0]
+                            : ((int64_t *)PyArray_DATA(indptr))[0];
+
+        if (first < 0 || last > PyArray_DIM(indices, 0) || last < first) {
+            PyErr_Format(PyExc_ValueError,
+                         "CSR indptr runs %lld..%lld over %zd entries",
+                         (long long)first, (long long)last,
+                         (Py_ssize_t)PyArray_DIM(indices, 0));
+            return -1;
+        }
+    }
+    v->layout = SW_CSR;
+    v->dtype = PyArray_TYPE(data) == NPY_FLOAT32 ? SW_F32 : SW_F64;
+    v->itype = type == NPY_INT32 ? SW_I32 : SW_I64;
+    v->n_rows = n_rows;
+    v->n_cols = n_cols;
+    v->data = PyArray_DATA(data);
+    v->indices = PyArray_DATA(indices);
+    /* Non-decreasing indptr is checked here, once, so that the core can
+     * trust the row boundaries it reads. */
+    if (indptr != NULL) {
+        int64_t i;
+
+        for (i = 0; i < n_rows; i++) {
+            int64_t a = type == NPY_INT32
+                            ? ((const int32_t *)v->indptr)[i]
+                            : ((const int64_t *)v->indptr)[i];
+            int64_t b = type == NPY_INT32
+                            ? ((const int32_t *)v->indptr)[i + 1]
+                            : ((const int64_t *)v->indptr)[i + 1];
+
+            if (b < a) {
+                PyErr_Format(PyExc_ValueError,
+                             "CSR indptr decreases at row %lld",
+                             (long long)i);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int64_t
+shape_at(PyObject *shape, Py_ssize_t i)
+{
+    PyObject *item = PySequence_GetItem(shape, i);
+    long long v;
+
+    if (item == NULL)
+        return -1;
+    v = PyLong_AsLongLong(item);
+    Py_DECREF(item);
+    return v;
+}
+
+/* Convert X to a view. n_features is used for dict rows and (indices,
+ * values) pairs, whose width is the model's. */
+static int
+to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
+{
+    PyArrayObject *a;
+    int nd;
+
+    memset(h, 0, sizeof(*h));
+    if (PyDict_Check(x))
+        return dict_row(x, n_features, h, v);
+    if (PyTuple_Check(x) && PyTuple_GET_SIZE(x) == 2)
+        return csr_rows(NULL, PyTuple_GET_ITEM(x, 0), PyTuple_GET_ITEM(x, 1),
+                        1, n_features, h, v);
+    if (!PyArray_Check(x) && PyObject_HasAttrString(x, "indptr")) {
+        PyObject *indptr = NULL, *indices = NULL, *data = NULL, *shape = NULL;
+        int64_t r = -1, c = -1;
+        int rc = -1;
+
+        indptr = PyObject_GetAttrString(x, "indptr");
+        indices = PyObject_GetAttrString(x, "indices");
+        data = PyObject_GetAttrString(x, "data");
+        shape = PyObject_GetAttrString(x, "shape");
+        if (indptr && indices && data && shape) {
+            r = shape_at(shape, 0);
+            c = shape_at(shape, 1);
+            if (!PyErr_Occurred())
+                rc = csr_rows(indptr, indices, data, r, c, h, v);
+        }
+        Py_XDECREF(indptr);
+        Py_XDECREF(indices);
+        Py_XDECREF(data);
+        Py_XDECREF(shape);
+        return rc;
+    }
+    a = as_float_array(x);
+    h->obj[0] = (PyObject *)a;
+    if (a == NULL)
+        return -1;
+    nd = PyArray_NDIM(a);
+    if (nd != 1 && nd != 2) {
+        PyErr_Format(PyExc_ValueError, "X must be 1-D or 2-D, got %d-D", nd);
+        return -1;
+    }
+    /* Rows must be contiguous; any row stride will do. */
+    if (PyArray_STRIDE(a, nd - 1) != PyArray_ITEMSIZE(a) ||
+        (nd == 2 && (PyArray_STRIDE(a, 0) < 0 ||
+                     PyArray_STRIDE(a, 0) % PyArray_ITEMSIZE(a) != 0))) {
+        PyObject *c = PyArray_NewCopy(a, NPY_CORDER);
+
+        Py_SETREF(h->obj[0], c);
+        if (c == NULL)
+            return -1;
+        a = (PyArrayObject *)c;
+    }
+    memset(v, 0, sizeof(*v));
+    v->layout = SW_DENSE;
+    v->dtype = PyArray_TYPE(a) == NPY_FLOAT32 ? SW_F32 : SW_F64;
+    v->n_rows = nd == 2 ? PyArray_DIM(a, 0) : 1;
+    v->n_cols = PyArray_DIM(a, nd - 1);
+    v->row_stride = nd == 2 ? PyArray_STRIDE(a, 0) / PyArray_ITEMSIZE(a)
+                            : v->n_cols;
+    if (v->row_stride < v->n_cols)
+        v->row_stride = v->n_cols;   /* a single row, or zero rows */
+    v->data = PyArray_DATA(a);
+    return 0;
+}
+
+/* y as a contiguous float64 vector of n values (a scalar is one value). */
+static PyArrayObject *
+to_targets(PyObject *y, int64_t n)
+{
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(
+        y, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+
+    if (a == NULL)
+        return NULL;
+    if (PyArray_SIZE(a) != n || PyArray_NDIM(a) > 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "y has %zd values (%d-D), X has %lld rows",
+                     (Py_ssize_t)PyArray_SIZE(a), PyArray_NDIM(a),
+                     (long long)n);
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* The Model type                                                       */
+/* ------------------------------------------------------------------ */
+
+static sw_state *
+state_of(PyObject *self)
+{
+    return PyType_GetModuleState(Py_TYPE(self));
+}
+
+/* Take the handle's lock; wait with the GIL released if another thread
+ * holds it (it released the GIL for a long call). */
+static void
+lock_model(ModelObject *self)
+{
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static void
+unlock_model(ModelObject *self)
+{
+    PyThread_release_lock(self->lock);
+}
+
+static PyObject *
+wrap_model(sw_state *st, sw_model *m)
+{
+    ModelObject *self = PyObject_New(ModelObject, st->Model_Type);
+
+    if (self == NULL) {
+        sw_model_free(m);
+        return NULL;
+    }
+    self->model = m;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void
+Model_dealloc(ModelObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    sw_model_free(self->model);
+    if (self->lock != NULL)
+        PyThread_free_lock(self->lock);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+/* learn(X, y) and learn_one(x, y): y holds class numbers for a classifier
+ * and values for a regressor. Rows before a failing row stay learned; the
+ * exception message names the row and says how many were learned. */
+static PyObject *
+Model_learn(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    sw_state *st = state_of((PyObject *)self);
+    PyArrayObject *y = NULL;
+    PyObject *result = NULL;
+    sw_rows v;
+    sw_err err = {0};
+    int64_t n_done = 0;
+    double y1;
+    const double *yp;
+    hold h;
+    sw_rc rc;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "learn(X, y) takes 2 arguments");
+        return NULL;
+    }
+    if (to_rows(args[0], sw_model_n_features(self->model), &h, &v) < 0)
+        goto done;
+    if (v.n_rows == 1 && PyFloat_Check(args[1])) {
+        y1 = PyFloat_AS_DOUBLE(args[1]);
+        yp = &y1;
+    } else if (v.n_rows == 1 && PyLong_Check(args[1])) {
+        y1 = PyLong_AsDouble(args[1]);
+        if (y1 == -1.0 && PyErr_Occurred())
+            goto done;
+        yp = &y1;
+    } else {
+        y = to_targets(args[1], v.n_rows);
+        if (y == NULL)
+            goto done;
+        yp = PyArray_DATA(y);
+    }
+    lock_model(self);
+    if (v.n_rows >= GIL_ROWS) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = sw_linear_learn(self->model, &v, yp, v.n_rows, &n_done, &err);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = sw_linear_learn(self->model, &v, yp, v.n_rows, &n_done, &err);
+    }
+    unlock_model(self);
+    if (rc != SW_OK) {
+        if (n_done > 0) {
+            char msg[sizeof(err.msg)];
+
+            snprintf(msg, sizeof(msg), "%.190s (rows 0..%lld were learned)",
+                     err.msg, (long long)n_done - 1);
+            memcpy(err.msg, msg, sizeof(msg));
+        }
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    hold_release(&h);
+    Py_XDECREF(y);
+    return result;
+}
+
+/* prequential(X, y) -> (predictions, running metric) */
+static PyObject *
+Model_prequential(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    sw_state *st = state_of((PyObject *)self);
+    PyArrayObject *y = NULL, *pred = NULL, *metric = NULL;
+    PyObject *result = NULL;
+    npy_intp n;
+    sw_rows v;
+    sw_err err = {0};
+    hold h;
+    sw_rc rc;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "prequential(X, y) takes 2 "
+                                         "arguments");
+        return NULL;
+    }
+    if (to_rows(args[0], sw_model_n_features(self->model), &h, &v) < 0)
+        goto done;
+    y = to_targets(args[1], v.n_rows);
+    if (y == NULL)
+        goto done;
+    n = v.n_rows;
+    pred = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
+    metric = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
+    if (pred == NULL || metric == NULL)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_linear_prequential(self->model, &v, PyArray_DATA(y), n,
+                               PyArray_DATA(pred), PyArray_DATA(metric), NULL,
+                               &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    result = PyTuple_Pack(2, pred, metric);
+done:
+    hold_release(&h);
+    Py_XDECREF(y);
+    Py_XDECREF(pred);
+    Py_XDECREF(metric);
+    return result;
+}
+
+/* predict(X) -> (n_rows,) for one output, (n_rows, n_outputs) otherwise.
+ * A 1-D array or a dict gives one row: a float, or a 1-D array. */
+static PyObject *
+Model_predict(ModelObject *self, PyObject *arg)
+{
+    sw_state *st = state_of((PyObject *)self);
+    PyArrayObject *out = NULL;
+    PyObject *result = NULL;
+    int64_t n_out = sw_model_n_outputs(self->model);
+    int one = PyDict_Check(arg) ||
+              (PyArray_Check(arg) && PyArray_NDIM((PyArrayObject *)arg) == 1) ||
+              (PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 2);
+    npy_intp dims[2];
+    sw_rows v;
+    sw_err err = {0};
+    hold h;
+    sw_rc rc;
+
+    if (to_rows(arg, sw_model_n_features(self->model), &h, &v) < 0)
+        goto done;
+    if (one && n_out == 1) {
+        double s;
+
+        lock_model(self);
+        rc = sw_model_predict(self->model, &v, &s, 1, &err);
+        unlock_model(self);
+        if (rc != SW_OK)
+            raise_sw_err(st, &err);
+        else
+            result = PyFloat_FromDouble(s);
+        goto done;
+    }
+    dims[0] = v.n_rows;
+    dims[1] = n_out;
+    if (one)
+        out = (PyArrayObject *)PyArray_SimpleNew(1, &dims[1], NPY_FLOAT64);
+    else
+        out = (PyArrayObject *)PyArray_SimpleNew(n_out == 1 ? 1 : 2, dims,
+                                                 NPY_FLOAT64);
+    if (out == NULL)
+        goto done;
+    lock_model(self);
+    if (v.n_rows >= GIL_ROWS) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = sw_model_predict(self->model, &v, PyArray_DATA(out),
+                              v.n_rows * n_out, &err);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = sw_model_predict(self->model, &v, PyArray_DATA(out),
+                              v.n_rows * n_out, &err);
+    }
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    hold_release(&h);
+    Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *
+Model_add_classes(ModelObject *self, PyObject *arg)
+{
+    long long n = PyLong_AsLongLong(arg);
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    lock_model(self);
+    rc = sw_linear_add_classes(self->model, n, &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Model_save(ModelObject *self, PyObject *arg)
+{
+    PyObject *path = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_model_save(self->model, PyBytes_AS_STRING(path), &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    Py_DECREF(path);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Model_set_metadata(ModelObject *self, PyObject *arg)
+{
+    const char *json = PyUnicode_AsUTF8(arg);
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (json == NULL)
+        return NULL;
+    lock_model(self);
+    rc = sw_model_set_metadata(self->model, json, &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Model_set_golden(ModelObject *self, PyObject *arg)
+{
+    sw_rows v;
+    sw_err err = {0};
+    hold h;
+    sw_rc rc;
+
+    if (to_rows(arg, sw_model_n_features(self->model), &h, &v) < 0) {
+        hold_release(&h);
+        return NULL;
+    }
+    lock_model(self);
+    rc = sw_model_set_golden(self->model, &v, &err);
+    unlock_model(self);
+    hold_release(&h);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Model_copy(ModelObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sw_model *m = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    lock_model(self);
+    rc = sw_model_dup(self->model, &m, &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    return wrap_model(state_of((PyObject *)self), m);
+}
+
+/* weights as (n_vectors, n_features [+ 1]); sigma likewise (diagonal) or
+ * (n_vectors, dim, dim) (full covariance). */
+static PyObject *
+params_array(ModelObject *self, int want_sigma)
+{
+    int64_t n_vec = sw_linear_n_vectors(self->model);
+    int64_t dim = sw_linear_vector_len(self->model);
+    int64_t n_sigma = sw_linear_n_sigma(self->model);
+    npy_intp dims[3] = {n_vec, dim, dim};
+    int nd = want_sigma && n_sigma > n_vec * dim ? 3 : 2;
+    PyArrayObject *a;
+    sw_err err = {0};
+    sw_rc rc;
+
+    a = (PyArrayObject *)PyArray_SimpleNew(nd, dims, NPY_FLOAT64);
+    if (a == NULL)
+        return NULL;
+    lock_model(self);
+    if (want_sigma)
+        rc = sw_linear_sigma(self->model, PyArray_DATA(a), n_sigma, &err);
+    else
+        rc = sw_linear_weights(self->model, PyArray_DATA(a), n_vec * dim,
+                               &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        Py_DECREF(a);
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    return (PyObject *)a;
+}
+
+static PyObject *
+Model_get_weights(ModelObject *self, void *Py_UNUSED(c))
+{
+    return params_array(self, 0);
+}
+
+static PyObject *
+Model_get_sigma(ModelObject *self, void *Py_UNUSED(c))
+{
+    return params_array(self, 1);
+}
+
+static PyObject *
+Model_get_metadata(ModelObject *self, void *Py_UNUSED(c))
+{
+    return PyUnicode_FromString(sw_model_metadata(self->model));
+}
+
+static PyObject *
+Model_get_n_features(ModelObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(sw_model_n_features(self->model));
+}
+
+static PyObject *
+Model_get_n_outputs(ModelObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(sw_model_n_outputs(self->model));
+}
+
+static PyObject *
+Model_get_n_classes(ModelObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(sw_model_n_classes(self->model));
+}
+
+static PyObject *
+Model_get_counts(ModelObject *self, void *Py_UNUSED(c))
+{
+    int64_t seen, upd;
+
+    sw_linear_counts(self->model, &seen, &upd);
+    return Py_BuildValue("LL", (long long)seen, (long long)upd);
+}
+
+static PyMethodDef Model_methods[] = {
+    {"learn", (PyCFunction)(void (*)(void))Model_learn, METH_FASTCALL,
+     "learn(X, y): learn rows in order (y: class numbers or values)."},
+    {"learn_one", (PyCFunction)(void (*)(void))Model_learn, METH_FASTCALL,
+     "learn_one(x, y): the same for one row (1-D array or dict)."},
+    {"prequential", (PyCFunction)(void (*)(void))Model_prequential,
+     METH_FASTCALL,
+     "prequential(X, y) -> (predictions, running metric): test, then "
+     "train, row by row."},
+    {"predict", (PyCFunction)Model_predict, METH_O,
+     "predict(X): decision values, per-class scores, or predictions."},
+    {"add_classes", (PyCFunction)Model_add_classes, METH_O,
+     "add_classes(n): grow a classifier to n classes."},
+    {"save", (PyCFunction)Model_save, METH_O, "save(path): write a .swm."},
+    {"set_metadata", (PyCFunction)Model_set_metadata, METH_O,
+     "set_metadata(json): the METADATA section's text."},
+    {"set_golden", (PyCFunction)Model_set_golden, METH_O,
+     "set_golden(X): rows whose exact scores the file will carry."},
+    {"copy", (PyCFunction)Model_copy, METH_NOARGS, "A deep copy."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Model_getset[] = {
+    {"weights", (getter)Model_get_weights, NULL,
+     "Weights, (n_vectors, n_features [+ intercept]): a copy.", NULL},
+    {"sigma", (getter)Model_get_sigma, NULL,
+     "SCW variances (diagonal) or covariance matrices (full): a copy.", NULL},
+    {"metadata", (getter)Model_get_metadata, NULL, "METADATA JSON.", NULL},
+    {"n_features", (getter)Model_get_n_features, NULL, NULL, NULL},
+    {"n_outputs", (getter)Model_get_n_outputs, NULL, NULL, NULL},
+    {"n_classes", (getter)Model_get_n_classes, NULL, NULL, NULL},
+    {"counts", (getter)Model_get_counts, NULL,
+     "(rows learned, rows that changed the weights)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Model_slots[] = {
+    {Py_tp_dealloc, Model_dealloc},
+    {Py_tp_methods, Model_methods},
+    {Py_tp_getset, Model_getset},
+    {Py_tp_doc, "A core model handle (sw_model); use the estimators."},
+    {0, NULL},
+};
+
+static PyType_Spec Model_spec = {
+    .name = "streamwise._sw.Model",
+    .basicsize = sizeof(ModelObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Model_slots,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module functions                                                     */
+/* ------------------------------------------------------------------ */
+
+/* linear_new(conf: dict[str, str], n_features, n_classes) -> Model */
+static PyObject *
+sw_linear_new_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *conf_d, *key, *value;
+    long long n_features, n_classes;
+    Py_ssize_t pos = 0;
+    sw_conf *conf = NULL;
+    sw_model *m = NULL;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "O!LL", &PyDict_Type, &conf_d, &n_features,
+                          &n_classes))
+        return NULL;
+    if (sw_conf_new(&conf, &err) != SW_OK)
+        goto fail;
+    while (PyDict_Next(conf_d, &pos, &key, &value)) {
+        const char *k = PyUnicode_AsUTF8(key), *v = PyUnicode_AsUTF8(value);
+
+        if (k == NULL || v == NULL) {
+            sw_conf_free(conf);
+            return NULL;
+        }
+        if (sw_conf_set(conf, k, v, &err) != SW_OK)
+            goto fail;
+    }
+    if (sw_linear_new(conf, n_features, n_classes, &m, &err) != SW_OK)
+        goto fail;
+    sw_conf_free(conf);
+    return wrap_model(st, m);
+fail:
+    sw_conf_free(conf);
+    raise_sw_err(st, &err);
+    return NULL;
+}
+
+static PyObject *
+sw_load_py(PyObject *module, PyObject *arg)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *path = NULL;
+    sw_model *m = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_model_load(PyBytes_AS_STRING(path), &m, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    return wrap_model(st, m);
+}
+
+static PyObject *
+sw_inspect_py(PyObject *module, PyObject *arg)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *path = NULL, *text = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    fp = open_memstream(&buf, &len);
+    if (fp == NULL) {
+        Py_DECREF(path);
+        return PyErr_NoMemory();
+    }
+    rc = sw_model_inspect(PyBytes_AS_STRING(path), fp, &err);
+    fclose(fp);
+    Py_DECREF(path);
+    if (rc != SW_OK)
+        raise_sw_err(st, &err);
+    else
+        text = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
+    free(buf);   /* open_memstream's buffer comes from malloc */
+    return text;
+}
+
+/* conf_props() -> [(name, type, default, accepted, doc), ...] */
+static PyObject *
+sw_conf_props_py(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    static const char *const types[] = {"float", "int", "choice", "bool"};
+    PyObject *list = PyList_New(0);
+    int i;
+
+    (void)module;
+    if (list == NULL)
+        return NULL;
+    for (i = 0; i < sw_conf_n_props(); i++) {
+        const char *name, *def, *doc;
+        char range[128];
+        sw_prop_type type;
+        PyObject *t;
+
+        sw_conf_prop(i, &name, &type, &def, range, sizeof(range), &doc, NULL);
+        t = Py_BuildValue("(sssss)", name, types[type], def, range, doc);
+        if (t == NULL || PyList_Append(list, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return list;
+}
+
+static PyObject *
+sw_build_info_py(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return PyUnicode_FromString(sw_build_info());
+}
+
+static PyMethodDef sw_functions[] = {
+    {"linear_new", sw_linear_new_py, METH_VARARGS,
+     "linear_new(conf, n_features, n_classes) -> Model"},
+    {"load", sw_load_py, METH_O, "load(path) -> Model (verified)"},
+    {"inspect", sw_inspect_py, METH_O, "inspect(path) -> str"},
+    {"conf_props", sw_conf_props_py, METH_NOARGS,
+     "The property table: [(name, type, default, accepted, doc)]"},
+    {"build_info", sw_build_info_py, METH_NOARGS, "sw_build_info()"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Module state and multi-phase init                                    */
+/* ------------------------------------------------------------------ */
+
+static int
+add_exceptions(PyObject *m, sw_state *st)
+{
+    static const struct {
+        sw_rc rc;
+        const char *name;
+        const char *doc;
+    } table[] = {
+        {SW_E_INVAL, "InvalidArgument", "A bad argument or setting."},
+        {SW_E_SHAPE, "ShapeError", "Array shapes disagree."},
+        {SW_E_STATE, "StateError", "Not allowed in this state."},
+        {SW_E_IO, "IOError", "A file operation failed."},
+        {SW_E_FORMAT, "FormatError", "Malformed, corrupt or too new data."},
+        {SW_E_NUMERIC, "NumericError", "NaN, infinity or overflow."},
+        {SW_E_UNSUPPORTED, "UnsupportedError", "Not in this build."},
+        {SW_E_SOURCE, "SourceError", "A data source failed."},
+        {SW_E_INTERNAL, "InternalError", "A bug in streamwise."},
+    };
+    size_t i;
+
+    st->Error = PyErr_NewExceptionWithDoc("streamwise.Error",
+                                          "Base of streamwise's errors.",
+                                          NULL, NULL);
+    if (st->Error == NULL || PyModule_AddObjectRef(m, "Error", st->Error) < 0)
+        return -1;
+    for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        PyObject *builtin, *bases, *exc;
+        char qual[64];
+
+        switch (table[i].rc) {
+        case SW_E_IO:
+        case SW_E_SOURCE:
+            builtin = PyExc_OSError;
+            break;
+        case SW_E_STATE:
+        case SW_E_INTERNAL:
+            builtin = PyExc_RuntimeError;
+            break;
+        case SW_E_UNSUPPORTED:
+            builtin = PyExc_NotImplementedError;
+            break;
+        default:
+            builtin = PyExc_ValueError;
+        }
+        bases = PyTuple_Pack(2, st->Error, builtin);
+        if (bases == NULL)
+            return -1;
+        snprintf(qual, sizeof(qual), "streamwise.%s", table[i].name);
+        exc = PyErr_NewExceptionWithDoc(qual, table[i].doc, bases, NULL);
+        Py_DECREF(bases);
+        if (exc == NULL)
+            return -1;
+        st->exc[table[i].rc] = exc;
+        if (PyModule_AddObjectRef(m, table[i].name, exc) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+sw_exec(PyObject *m)
+{
+    sw_state *st = PyModule_GetState(m);
+
+    import_array1(-1);
+    if (sw_version() != SW_VERSION) {
+        PyErr_Format(PyExc_ImportError, "streamwise core %x, header %x",
+                     sw_version(), SW_VERSION);
+        return -1;
+    }
+    if (add_exceptions(m, st) < 0)
+        return -1;
+    st->Model_Type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &Model_spec, NULL);
+    if (st->Model_Type == NULL || PyModule_AddType(m, st->Model_Type) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(m, "C_VERSION", sw_version()) < 0 ||
+        PyModule_AddIntConstant(m, "FORMAT_MAJOR", SW_FORMAT_MAJOR) < 0 ||
+        PyModule_AddIntConstant(m, "FORMAT_MINOR", SW_FORMAT_MINOR) < 0)
+        return -1;
+    return PyModule_AddStringConstant(m, "__version__", sw_version_str());
+}
+
+static int
+sw_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    sw_state *st = PyModule_GetState(m);
+    int i;
+
+    Py_VISIT(st->Model_Type);
+    Py_VISIT(st->Error);
+    for (i = 0; i < SW_RC_COUNT; i++)
+        Py_VISIT(st->exc[i]);
+    return 0;
+}
+
+static int
+sw_clear(PyObject *m)
+{
+    sw_state *st = PyModule_GetState(m);
+    int i;
+
+    Py_CLEAR(st->Model_Type);
+    Py_CLEAR(st->Error);
+    for (i = 0; i < SW_RC_COUNT; i++)
+        Py_CLEAR(st->exc[i]);
+    return 0;
+}
+
+static void
+sw_free_module(void *m)
+{
+    sw_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot sw_slots[] = {
+    {Py_mod_exec, sw_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef sw_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "streamwise._sw",
+    .m_doc = "C core of streamwise; use the streamwise package instead.",
+    .m_size = sizeof(sw_state),
+    .m_methods = sw_functions,
+    .m_slots = sw_slots,
+    .m_traverse = sw_traverse,
+    .m_clear = sw_clear,
+    .m_free = sw_free_module,
+};
+
+PyMODINIT_FUNC
+PyInit__sw(void)
+{
+    return PyModuleDef_Init(&sw_module);
+}

@@ -1,0 +1,488 @@
+"""Online linear learners with a scikit-learn face: PA and SCW.
+
+The estimators here hold a core model handle (``streamwise._sw.Model``) and
+translate between Python labels and the core's class numbers; every number
+they produce is computed in C by the same code the runner uses. Settings go
+to the core as text through its property table (``streamwise.conf_table()``),
+which validates them and documents them in CONFIGURATION.md.
+"""
+import inspect
+import json
+
+import numpy as np
+
+from . import _sw
+
+__all__ = [
+    "PassiveAggressiveClassifier",
+    "PassiveAggressiveRegressor",
+    "SCWClassifier",
+    "load",
+]
+
+#: When learn_one meets a dict before the width is known, the model gets
+#: this many features (a hashed space of 2^20 columns).
+DEFAULT_SPARSE_FEATURES = 1 << 20
+
+
+def _text(value):
+    """A keyword value as the property table's text (exact for floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
+
+
+def _is_sparse(X):
+    return hasattr(X, "indptr") and hasattr(X, "indices")
+
+
+def _as_input(X):
+    """X as the extension takes it: ndarray, CSR, dict or (idx, val)."""
+    if isinstance(X, (dict, tuple, np.ndarray)):
+        return X
+    if _is_sparse(X):
+        if getattr(X, "format", "csr") != "csr":
+            X = X.tocsr()
+        return X
+    if hasattr(X, "tocsr"):          # other scipy.sparse formats
+        return X.tocsr()
+    if hasattr(X, "to_numpy"):       # pandas
+        return X.to_numpy()
+    return np.asarray(X)
+
+
+def _n_rows(X):
+    if isinstance(X, dict) or isinstance(X, tuple):
+        return 1
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return 1 if len(shape) == 1 else shape[0]
+    return len(X)
+
+
+def _n_cols(X):
+    if isinstance(X, (dict, tuple)):
+        return None
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        X = np.asarray(X)
+        shape = X.shape
+    return shape[-1]
+
+
+def _plain(v):
+    """A label as a JSON-able Python value."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class _Linear:
+    """What the PA and SCW estimators share: params, the core handle, I/O.
+
+    Subclasses set ``_fixed`` (properties the class implies) and
+    ``_conf_keys`` (keyword argument -> property name).
+    """
+
+    _fixed = {}
+    _conf_keys = {}
+    _is_classifier = True
+    _model = None        # the core handle; an instance attribute once made
+
+    # ---- scikit-learn plumbing ------------------------------------------
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        names = self._param_names()
+        for key, value in params.items():
+            if key not in names:
+                raise ValueError(
+                    f"invalid parameter {key!r} for {type(self).__name__}; "
+                    f"valid parameters: {', '.join(names)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if defaults[k].default is not v and defaults[k].default != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _conf(self):
+        conf = dict(self._fixed)
+        for arg, key in self._conf_keys.items():
+            conf[key] = _text(getattr(self, arg))
+        return conf
+
+    # ---- state ---------------------------------------------------------
+
+    def _reset(self):
+        self._model = None
+        self._classes = []
+        self._class_index = {}
+
+    def _ensure(self, X, n_classes=0):
+        """The core model, created on first use with X's width."""
+        m = self._model
+        if m is not None:
+            return m
+        if not hasattr(self, "_classes"):
+            self._reset()
+        width = self.n_features if self.n_features is not None else _n_cols(X)
+        if width is None:
+            width = DEFAULT_SPARSE_FEATURES
+        self._model = _sw.linear_new(self._conf(), int(width), n_classes)
+        self._n_features_in = int(width)
+        return self._model
+
+    def _fitted(self):
+        m = self._model
+        if m is None:
+            raise _sw.StateError(
+                f"this {type(self).__name__} has not learned anything yet: "
+                "call fit, partial_fit or learn_one first")
+        return m
+
+    @property
+    def n_features_in_(self):
+        return self._fitted().n_features
+
+    @property
+    def coef_(self):
+        """Weights, one row per weight vector (intercept excluded)."""
+        w = self._fitted().weights
+        return w[:, :self._model.n_features]
+
+    @property
+    def intercept_(self):
+        w = self._fitted().weights
+        if w.shape[1] == self._model.n_features:
+            return np.zeros(w.shape[0])
+        return w[:, -1].copy()
+
+    @property
+    def n_updates_(self):
+        return self._fitted().counts[1]
+
+    @property
+    def n_seen_(self):
+        return self._fitted().counts[0]
+
+    # ---- learning --------------------------------------------------------
+
+    def fit(self, X, y):
+        """Forget everything, then learn X, y in order, max_iter times."""
+        self._reset()
+        X = _as_input(X)
+        y = np.asarray(y)
+        if _n_rows(X) == 0:
+            raise _sw.InvalidArgument("fit: X has no rows")
+        if self._is_classifier:
+            self._register(np.unique(y))
+        for _ in range(int(self.max_iter)):
+            self._learn(X, y)
+        return self
+
+    def _learn(self, X, y):
+        if self._is_classifier:
+            y = self._encode(np.asarray(y).reshape(-1))   # registers labels
+            m = self._ensure(X, len(self._classes))
+        else:
+            y = np.asarray(y, dtype=np.float64).reshape(-1)
+            m = self._ensure(X, 0)
+        m.learn(X, y)
+
+    def learn_one(self, x, y):
+        """Learn one example: x a 1-D array or {column: value}.
+
+        A label never seen before is accepted and numbered after the known
+        ones (in order of arrival), so with learn_one alone classes_ is in
+        arrival order; partial_fit(..., classes=[...]) fixes it up front.
+        """
+        m = self._model
+        if m is None:
+            m = self._ensure(x, 0)
+        if self._is_classifier:
+            i = self._class_index.get(y)
+            if i is None:
+                i = self._register([y])[y]
+            m.learn_one(x, float(i))
+        else:
+            m.learn_one(x, float(y))
+        return self
+
+    def _prequential(self, X, y):
+        """Test-then-train over X, y in C: (predictions, running metric)."""
+        X = _as_input(X)
+        y = np.asarray(y)
+        if self._is_classifier:
+            self._register([v for v in np.unique(y)
+                            if v not in getattr(self, "_class_index", {})])
+        m = self._ensure(X, len(self._classes) if self._is_classifier else 0)
+        if self._is_classifier:
+            codes = self._encode(y.reshape(-1))
+            pred, metric = m.prequential(X, codes)
+            return np.asarray(self._classes, dtype=object)[
+                pred.astype(np.intp)] if pred.size else pred, metric
+        return m.prequential(X, np.asarray(y, dtype=np.float64).reshape(-1))
+
+    # ---- scoring ---------------------------------------------------------
+
+    def _scores(self, X):
+        return self._fitted().predict(_as_input(X))
+
+    # ---- persistence -----------------------------------------------------
+
+    def _metadata(self):
+        meta = {
+            "class": type(self).__name__,
+            "params": {k: _plain(v) for k, v in self.get_params().items()},
+            "n_features": self._model.n_features,
+            "streamwise_version": _sw.__version__,
+        }
+        if self._is_classifier:
+            meta["classes"] = [_plain(c) for c in self._classes]
+        return meta
+
+    def save(self, path, golden=None):
+        """Write the model to a .swm file; golden rows are optional."""
+        m = self._fitted()
+        try:
+            text = json.dumps(self._metadata(), sort_keys=True)
+        except TypeError as e:
+            raise _sw.InvalidArgument(
+                f"save: labels and parameters must be JSON values ({e})"
+            ) from None
+        m.set_metadata(text)
+        if golden is not None:
+            m.set_golden(_as_input(golden))
+        m.save(str(path))
+        return path
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        m = state.pop("_model", None)
+        if m is not None:
+            import os
+            import tempfile
+            fd, tmp = tempfile.mkstemp(suffix=".swm")
+            os.close(fd)
+            try:
+                m.set_metadata(json.dumps(self._metadata(), sort_keys=True))
+                m.save(tmp)
+                with open(tmp, "rb") as f:
+                    state["_model_bytes"] = f.read()
+            finally:
+                os.unlink(tmp)
+        return state
+
+    def __setstate__(self, state):
+        blob = state.pop("_model_bytes", None)
+        self.__dict__.update(state)
+        self._model = None
+        if blob is not None:
+            import os
+            import tempfile
+            fd, tmp = tempfile.mkstemp(suffix=".swm")
+            try:
+                os.write(fd, blob)
+                os.close(fd)
+                self._model = _sw.load(tmp)
+            finally:
+                os.unlink(tmp)
+
+
+class _Classifier(_Linear):
+    _estimator_type = "classifier"
+
+    @property
+    def classes_(self):
+        self._fitted()
+        return np.asarray(self._classes)
+
+    def _register(self, labels):
+        """Give new labels class numbers (in sorted order within one call)
+        and grow the core model; returns the label -> number map."""
+        if not hasattr(self, "_classes"):
+            self._reset()
+        new = [v for v in labels if v not in self._class_index]
+        if new:
+            try:
+                new = sorted(set(new))
+            except TypeError:
+                new = list(dict.fromkeys(new))
+            for v in new:
+                self._class_index[v] = len(self._classes)
+                self._classes.append(v)
+            if self._model is not None:
+                self._model.add_classes(len(self._classes))
+        return self._class_index
+
+    def _encode(self, y):
+        uniq, inv = np.unique(y, return_inverse=True)
+        self._register(list(uniq))
+        lut = np.array([self._class_index[v] for v in uniq], dtype=np.float64)
+        return lut[inv]
+
+    def partial_fit(self, X, y, classes=None):
+        """Learn X, y in order. Labels never seen before are accepted."""
+        X = _as_input(X)
+        if classes is not None:
+            self._register(list(np.unique(np.asarray(classes))))
+        self._learn(X, np.asarray(y))
+        return self
+
+    def decision_function(self, X):
+        """Binary: w.x + b, shape (n,); multiclass: (n, n_classes)."""
+        return self._scores(X)
+
+    def _labels(self, scores):
+        classes = np.asarray(self._classes)
+        if scores.ndim == 1 or len(self._classes) <= 2:
+            if len(self._classes) < 2:
+                return np.full(np.shape(scores)[:1], classes[0])
+            return classes[(scores > 0).astype(np.intp)]
+        return classes[np.argmax(scores, axis=1)]
+
+    def predict(self, X):
+        s = self._scores(X)
+        if np.ndim(s) == 0:
+            return self._labels(np.array([s]))[0]
+        if isinstance(X, dict) or (isinstance(X, np.ndarray) and X.ndim == 1):
+            return self._labels(s[None, :])[0]
+        return self._labels(s)
+
+    def predict_one(self, x):
+        """The label predicted for one row (1-D array or dict)."""
+        m = self._fitted()
+        s = m.predict(x)
+        if isinstance(s, float):
+            if len(self._classes) < 2:
+                return self._classes[0]
+            return self._classes[1] if s > 0 else self._classes[0]
+        return self._classes[int(np.argmax(s))]
+
+    def score(self, X, y):
+        """Mean accuracy on X, y."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+class _Regressor(_Linear):
+    _estimator_type = "regressor"
+    _is_classifier = False
+
+    def partial_fit(self, X, y):
+        self._learn(_as_input(X), y)
+        return self
+
+    def predict(self, X):
+        return self._scores(X)
+
+    def predict_one(self, x):
+        return float(self._fitted().predict(x))
+
+    def score(self, X, y):
+        """R^2 of the predictions on X, y."""
+        y = np.asarray(y, dtype=np.float64)
+        p = self.predict(X)
+        ss_res = float(np.sum((y - p) ** 2))
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+
+class PassiveAggressiveClassifier(_Classifier):
+    """Passive-aggressive classification (Crammer et al., JMLR 2006).
+
+    Binary or multiclass (max-score violation), learned one row at a time;
+    ``variant`` is ``"pa"``, ``"pa1"`` (step capped at C) or ``"pa2"``.
+    ``fit`` makes ``max_iter`` passes in order; ``partial_fit`` and
+    ``learn_one`` continue learning, and accept labels never seen before.
+    """
+
+    _fixed = {"linear.task": "classification", "linear.algorithm": "pa"}
+    _conf_keys = {"C": "pa.C", "variant": "pa.variant",
+                  "fit_intercept": "linear.fit_intercept"}
+
+    def __init__(self, C=1.0, variant="pa1", fit_intercept=True,
+                 n_features=None, max_iter=1):
+        self.C = C
+        self.variant = variant
+        self.fit_intercept = fit_intercept
+        self.n_features = n_features
+        self.max_iter = max_iter
+
+
+class PassiveAggressiveRegressor(_Regressor):
+    """Passive-aggressive epsilon-insensitive regression (JMLR 2006, Sec. 4)."""
+
+    _fixed = {"linear.task": "regression", "linear.algorithm": "pa"}
+    _conf_keys = {"C": "pa.C", "epsilon": "pa.epsilon",
+                  "variant": "pa.variant",
+                  "fit_intercept": "linear.fit_intercept"}
+
+    def __init__(self, C=1.0, epsilon=0.1, variant="pa1", fit_intercept=True,
+                 n_features=None, max_iter=1):
+        self.C = C
+        self.epsilon = epsilon
+        self.variant = variant
+        self.fit_intercept = fit_intercept
+        self.n_features = n_features
+        self.max_iter = max_iter
+
+
+class SCWClassifier(_Classifier):
+    """Soft confidence-weighted classification (Wang, Zhao, Hoi, ICML 2012).
+
+    ``variant`` is ``"scw1"`` or ``"scw2"``; ``covariance`` is ``"diag"``
+    (any width, hashed sparse input) or ``"full"`` (small widths); ``a`` is
+    the initial variance. Binary or multiclass.
+    """
+
+    _fixed = {"linear.task": "classification", "linear.algorithm": "scw"}
+    _conf_keys = {"C": "scw.C", "eta": "scw.eta", "variant": "scw.variant",
+                  "covariance": "scw.covariance", "a": "scw.a",
+                  "fit_intercept": "linear.fit_intercept"}
+
+    def __init__(self, C=1.0, eta=0.9, variant="scw1", covariance="diag",
+                 a=1.0, fit_intercept=True, n_features=None, max_iter=1):
+        self.C = C
+        self.eta = eta
+        self.variant = variant
+        self.covariance = covariance
+        self.a = a
+        self.fit_intercept = fit_intercept
+        self.n_features = n_features
+        self.max_iter = max_iter
+
+
+_CLASSES = {c.__name__: c for c in (PassiveAggressiveClassifier,
+                                    PassiveAggressiveRegressor,
+                                    SCWClassifier)}
+
+
+def load(path):
+    """Load a .swm file (verified: checksums, version, golden vectors) and
+    return the estimator that saved it, ready to predict and keep learning."""
+    m = _sw.load(str(path))
+    meta = json.loads(m.metadata)
+    cls = _CLASSES.get(meta.get("class"))
+    if cls is None:
+        raise _sw.FormatError(
+            f"{path}: METADATA names class {meta.get('class')!r}, which this "
+            f"streamwise does not know ({', '.join(_CLASSES)})")
+    est = cls(**meta.get("params", {}))
+    est._reset()
+    est._model = m
+    est._n_features_in = m.n_features
+    if est._is_classifier:
+        for label in meta.get("classes", []):
+            est._class_index[label] = len(est._classes)
+            est._classes.append(label)
+    return est

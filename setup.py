@@ -1,0 +1,33 @@
+"""Build streamwise._sw, linking the core archive that `make lib` builds.
+
+The extension never compiles csrc/ itself: it links build/libswcore.a, the
+very archive the runner and the C tests link, so all three run identical
+object code. Build in place with `make` (or `python3 setup.py build_ext
+--inplace`); `pip install --no-build-isolation .` also works offline.
+"""
+import os
+import subprocess
+
+import numpy
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORE = os.path.join(HERE, "build", "libswcore.a")
+
+# Build (or refresh) the core archive first; make is the only build of csrc/.
+subprocess.check_call(["make", "--no-print-directory", "-C", HERE, "lib"])
+
+ext = Extension(
+    "streamwise._sw",
+    sources=["python/streamwise/_swmodule.c"],
+    include_dirs=["csrc/include", numpy.get_include()],
+    extra_objects=[CORE],
+    libraries=["sodium", "z", "m"],
+    extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
+)
+
+setup(
+    package_dir={"": "python"},
+    packages=["streamwise", "streamwise.datasets"],
+    ext_modules=[ext],
+)

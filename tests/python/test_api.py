@@ -1,0 +1,217 @@
+"""The scikit-learn face of the learners, their inputs and their errors."""
+import pickle
+import sys
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import streamwise as sw
+
+from conftest import separable
+
+ESTIMATORS = [sw.PassiveAggressiveClassifier, sw.SCWClassifier,
+              sw.PassiveAggressiveRegressor]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_sklearn_clone_and_params(cls):
+    from sklearn.base import clone
+    est = cls(C=0.5, fit_intercept=False)
+    c = clone(est)
+    assert c.get_params() == est.get_params()
+    assert c is not est
+    c.set_params(C=2.0)
+    assert c.C == 2.0 and est.C == 0.5
+    with pytest.raises(ValueError, match="invalid parameter 'nope'"):
+        c.set_params(nope=1)
+    assert "C=0.5" in repr(est)
+
+
+def test_sklearn_pipeline_and_cross_val(rng):
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    X, y = separable(rng, n=300, d=5, k=2)
+    pipe = make_pipeline(StandardScaler(), sw.SCWClassifier())
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.8
+
+
+def test_new_classes_are_accepted(rng):
+    X, y = separable(rng, n=400, d=5, k=4)
+    est = sw.PassiveAggressiveClassifier()
+    est.partial_fit(X[:50], np.where(y[:50] < 2, y[:50], 0))   # 0 and 1 only
+    assert list(est.classes_) == [0, 1]
+    before = est.decision_function(X[:5])
+    est.partial_fit(X[50:52], [3, 3])                 # a third class: 3
+    assert list(est.classes_) == [0, 1, 3]
+    est.partial_fit(X[52:], y[52:])                   # and 2
+    assert list(est.classes_) == [0, 1, 3, 2]
+    assert est.decision_function(X[:5]).shape == (5, 4)
+    assert set(est.predict(X)) <= {0, 1, 2, 3}
+    assert est.score(X, y) > 0.5
+    # before the third class, decisions were binary
+    assert before.shape == (5,)
+
+
+def test_string_labels_and_learn_one(rng):
+    X, y = separable(rng, n=200, d=4, k=3)
+    names = np.array(["red", "green", "blue"])[y]
+    est = sw.SCWClassifier()
+    for xi, yi in zip(X, names):
+        est.learn_one(xi, yi)
+    assert set(est.classes_) == {"red", "green", "blue"}
+    assert est.predict_one(X[0]) in {"red", "green", "blue"}
+    assert est.score(X, names) > 0.7
+    assert est.predict(X[0]) == est.predict_one(X[0])
+
+
+def test_dict_and_pair_inputs(rng):
+    est = sw.PassiveAggressiveClassifier(n_features=10)
+    est.partial_fit({1: 2.0, 7: -1.0}, [1], classes=[0, 1])
+    est.learn_one({3: 1.0}, 0)
+    est.learn_one((np.array([1, 3]), np.array([0.5, 0.5])), 1)
+    dense = np.zeros(10)
+    dense[[1, 7]] = [2.0, -1.0]
+    assert est.decision_function({1: 2.0, 7: -1.0}) == \
+        est.decision_function(dense)
+    with pytest.raises(TypeError, match="integer column"):
+        est.learn_one({"a": 1.0}, 1)
+    with pytest.raises(sw.InvalidArgument, match="column 10"):
+        est.learn_one({10: 1.0}, 1)
+
+
+def test_dict_before_width_known_uses_hashed_space():
+    est = sw.SCWClassifier()
+    est.learn_one({123456: 1.0}, "a")
+    assert est.n_features_in_ == 1 << 20
+
+
+def test_errors_are_typed_and_clear(rng):
+    X, y = separable(rng, n=50, d=3)
+    est = sw.PassiveAggressiveClassifier().fit(X, y)
+    with pytest.raises(sw.ShapeError, match=r"3 features per row, the model "
+                                            r"expects 3|expects 3"):
+        est.predict(np.zeros((2, 4)))
+    with pytest.raises(ValueError):          # ShapeError is a ValueError
+        est.predict(np.zeros((2, 4)))
+    bad = X.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(sw.NumericError,
+                       match=r"row 7, column 2: value is NaN.*rows 0\.\.6 "
+                             r"were learned"):
+        est.partial_fit(bad, y)
+    with pytest.raises(sw.NumericError, match="row 0, column 2"):
+        est.predict(bad[7:8])
+    with pytest.raises(sw.InvalidArgument, match=r"pa\.C: -1.0 is outside"):
+        sw.PassiveAggressiveClassifier(C=-1.0).fit(X, y)
+    with pytest.raises(sw.InvalidArgument, match="'pa3' is not one of"):
+        sw.PassiveAggressiveClassifier(variant="pa3").fit(X, y)
+    with pytest.raises(sw.InvalidArgument, match=r"scw\.eta: 0.5 is outside "
+                                                 r"\(0.5, 1\)"):
+        sw.SCWClassifier(eta=0.5).fit(X, y)
+    with pytest.raises(sw.StateError, match="has not learned anything"):
+        sw.SCWClassifier().predict(X)
+    with pytest.raises(sw.InvalidArgument, match="full"):
+        sw.SCWClassifier(covariance="full").fit(np.zeros((2, 5000)), [0, 1])
+    with pytest.raises(ValueError, match="y has 3 values"):
+        est.partial_fit(X[:2], y[:3])
+    with pytest.raises(sw.NumericError, match="target is nan"):
+        sw.PassiveAggressiveRegressor().fit(X[:2], [1.0, np.nan])
+    assert issubclass(sw.IOError, OSError) and issubclass(sw.Error, Exception)
+    assert issubclass(sw.FormatError, ValueError)
+
+
+def test_zero_rows_and_degenerate_input():
+    est = sw.PassiveAggressiveClassifier(fit_intercept=False, n_features=3)
+    est.partial_fit(np.zeros((5, 3)), [0, 1, 0, 1, 1], classes=[0, 1])
+    assert est.n_seen_ == 5 and est.n_updates_ == 0
+    assert np.all(est.coef_ == 0)
+    with pytest.raises(sw.InvalidArgument, match="no rows"):
+        sw.PassiveAggressiveClassifier().fit(np.zeros((0, 3)), [])
+
+
+def test_non_contiguous_and_int_inputs(rng):
+    X, y = separable(rng, n=200, d=6)
+    a = sw.PassiveAggressiveClassifier().fit(X[:, ::2].copy(), y)
+    b = sw.PassiveAggressiveClassifier().fit(X[:, ::2], y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    Xi = (X * 10).astype(np.int64)
+    c = sw.PassiveAggressiveClassifier().fit(Xi, y)
+    d = sw.PassiveAggressiveClassifier().fit(Xi.astype(np.float64), y)
+    np.testing.assert_array_equal(c.coef_, d.coef_)
+    e = sw.PassiveAggressiveClassifier().fit(sp.csc_matrix(X), y)
+    np.testing.assert_allclose(e.coef_, sw.PassiveAggressiveClassifier()
+                               .fit(X, y).coef_, rtol=1e-12)
+
+
+def test_pickle_round_trip(rng):
+    X, y = separable(rng, n=100, d=4, k=3)
+    est = sw.SCWClassifier().fit(X, y)
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.decision_function(X),
+                                  est.decision_function(X))
+    back.partial_fit(X, y)       # and it keeps learning
+
+
+def test_reference_counts_stable(rng):
+    X, y = separable(rng, n=20, d=4)
+    est = sw.PassiveAggressiveClassifier().fit(X, y)
+    x0 = X[0]
+    d = {0: 1.0, 2: 0.5}
+    before = (sys.getrefcount(X), sys.getrefcount(x0), sys.getrefcount(d))
+    tracemalloc.start()
+    for _ in range(1000):
+        est.learn_one(x0, 1)
+        est.learn_one(d, 0)
+        est.decision_function(X)
+        est.partial_fit(X, y)
+    snap1 = tracemalloc.take_snapshot()
+    for _ in range(1000):
+        est.learn_one(x0, 1)
+        est.learn_one(d, 0)
+        est.decision_function(X)
+        est.partial_fit(X, y)
+    snap2 = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assert (sys.getrefcount(X), sys.getrefcount(x0), sys.getrefcount(d)) == \
+        before
+    grown = sum(s.size_diff for s in snap2.compare_to(snap1, "filename"))
+    assert grown < 64 * 1024
+
+
+def test_threads_share_a_model_safely(rng):
+    """Long calls release the GIL; the handle's lock keeps calls whole."""
+    X, y = separable(rng, n=20000, d=20)
+    est = sw.PassiveAggressiveClassifier().fit(X[:10], y[:10])
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                est.partial_fit(X, y)
+                est.decision_function(X)
+        except Exception as e:            # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert est.n_seen_ == 10 + 4 * 5 * 20000
+
+
+def test_regressor_api(rng):
+    X = rng.standard_normal((400, 3))
+    y = X @ [1.0, -2.0, 0.5] + 3.0
+    est = sw.PassiveAggressiveRegressor(epsilon=0.0, max_iter=5).fit(X, y)
+    assert est.score(X, y) > 0.99
+    assert abs(est.intercept_[0] - 3.0) < 0.1
+    assert abs(est.predict_one(X[0]) - y[0]) < 0.2
+    mae = sw.evaluate.prequential(sw.PassiveAggressiveRegressor(), X, y)
+    assert mae.shape == (400,) and mae[-1] < mae[20]

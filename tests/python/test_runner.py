@@ -1,0 +1,141 @@
+"""The C runner scores exactly what Python scores: the same bits, on every
+fixture, dense and sparse, binary, multiclass and regression."""
+import glob
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import streamwise as sw
+from streamwise.datasets import write_libsvm
+
+from conftest import FIXTURES, separable
+
+
+def run(serve, model, text, *args):
+    return subprocess.run([serve, str(model), *args], input=text,
+                          capture_output=True, text=True)
+
+
+def csv_text(X):
+    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
+
+
+def parse(stdout):
+    return np.array([[float(v) for v in line.split(",")]
+                     for line in stdout.splitlines()])
+
+
+def models(rng):
+    X2, y2 = separable(rng, n=300, d=8, k=2)
+    X4, y4 = separable(rng, n=300, d=8, k=4)
+    Xr = rng.standard_normal((300, 8))
+    yr = Xr @ rng.standard_normal(8)
+    return [
+        (sw.PassiveAggressiveClassifier().fit(X2, y2), X2),
+        (sw.SCWClassifier(variant="scw2").fit(X4, y4), X4),
+        (sw.SCWClassifier(covariance="full").fit(X2, y2), X2),
+        (sw.PassiveAggressiveRegressor(variant="pa2").fit(Xr, yr), Xr),
+    ]
+
+
+def test_runner_matches_python_dense(rng, tmp_path, serve):
+    for i, (est, X) in enumerate(models(rng)):
+        path = tmp_path / f"m{i}.swm"
+        est.save(path)
+        out = run(serve, path, csv_text(X))
+        assert out.returncode == 0, out.stderr
+        got = parse(out.stdout)
+        want = est.decision_function(X) if hasattr(est, "classes_") \
+            else est.predict(X)
+        want = np.asarray(want).reshape(len(X), -1)
+        assert got.shape == want.shape
+        assert got.tobytes() == want.tobytes()
+
+
+def test_runner_matches_python_libsvm(rng, tmp_path, serve):
+    X = sp.random(200, 50, density=0.1, random_state=3, format="csr")
+    y = (X @ rng.standard_normal(50) > 0).astype(int)
+    est = sw.SCWClassifier().fit(X, y)
+    path = tmp_path / "s.swm"
+    est.save(path)
+    rows = tmp_path / "rows.svm"
+    write_libsvm(rows, X, y)
+    out = run(serve, path, rows.read_text(), "--format", "libsvm")
+    assert out.returncode == 0, out.stderr
+    assert parse(out.stdout)[:, 0].tobytes() == \
+        est.decision_function(X).tobytes()
+    rows0 = tmp_path / "rows0.svm"
+    write_libsvm(rows0, X, y, zero_based=True)
+    out0 = run(serve, path, rows0.read_text(), "--format", "libsvm",
+               "--zero-based")
+    assert out0.stdout == out.stdout
+
+
+def test_committed_fixtures(serve):
+    """Models written by earlier builds still load (golden vectors match)
+    and score their rows identically in the runner and in Python."""
+    paths = sorted(glob.glob(os.path.join(FIXTURES, "*.swm")))
+    assert len(paths) >= 3
+    for path in paths:
+        est = sw.load(path)
+        rows = path[:-4] + ".csv"
+        X = np.loadtxt(rows, delimiter=",", ndmin=2)
+        with open(rows) as f:
+            out = run(serve, path, f.read())
+        assert out.returncode == 0, out.stderr
+        want = est.decision_function(X) if hasattr(est, "classes_") \
+            else est.predict(X)
+        assert parse(out.stdout).tobytes() == \
+            np.asarray(want).reshape(len(X), -1).tobytes()
+
+
+def test_bad_rows_are_reported_and_skipped(rng, tmp_path, serve):
+    est, X = models(rng)[0]
+    path = tmp_path / "m.swm"
+    est.save(path)
+    lines = csv_text(X[:4]).splitlines()
+    text = "\n".join([lines[0], "1,2,3", lines[1], "1,2,x,4,5,6,7,8", "",
+                      "nan,1,1,1,1,1,1,1", lines[2],
+                      "1,2,3,4,5,6,7,8,9"]) + "\n"
+    out = run(serve, path, text)
+    assert out.returncode == 1
+    err = out.stderr
+    assert "line 2: 3 values, the model expects 8" in err
+    assert "line 4: column 2: 'x,4,5,6,7,8' is not a number" in err
+    assert "line 5: empty line" in err
+    assert "line 6: column 0: nan" in err
+    assert "line 8: more than 8 values" in err
+    assert "5 bad rows" in err
+    got = out.stdout.split("\n")
+    assert got[1] == got[3] == got[4] == got[5] == got[7] == ""
+    want = est.decision_function(X[:3])
+    assert [float(got[0]), float(got[2]), float(got[6])] == list(want)
+
+
+def test_corrupt_model_refused(rng, tmp_path, serve):
+    est, X = models(rng)[0]
+    path = tmp_path / "m.swm"
+    est.save(path)
+    b = bytearray(path.read_bytes())
+    b[len(b) // 2] ^= 0x20
+    path.write_bytes(bytes(b))
+    out = run(serve, path, csv_text(X[:2]))
+    assert out.returncode == 1
+    assert "SHA-256 mismatch" in out.stderr and "SW_E_FORMAT" in out.stderr
+    assert out.stdout == ""
+
+
+def test_runner_usage(serve, tmp_path):
+    out = subprocess.run([serve], capture_output=True, text=True)
+    assert out.returncode == 2 and "usage" in out.stderr
+    out = subprocess.run([serve, "m.swm", "--format", "xml"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "expected csv or libsvm" in out.stderr
+    out = subprocess.run([serve, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "streamwise 0.1.0" in out.stdout
+    out = subprocess.run([serve, str(tmp_path / "none.swm")],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "No such file" in out.stderr
