@@ -13,7 +13,11 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off
 OPT     ?= -O2 -g
 CFLAGS  := $(CSTD) $(OPT) -fPIC -fvisibility=hidden $(WARN) $(EXTRA_CFLAGS)
-CPPFLAGS:= -Icsrc/include -Icsrc -DSW_BUILD_ID='"$(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)"'
+CPPFLAGS:= -Icsrc/include -Icsrc -I$(BUILD)/gen
+# The git commit the core was built from, "+dirty" when the tree had changes;
+# written into a header only when it changes, so that sw_version.o (and
+# nothing else) is rebuilt when HEAD moves.
+BUILD_ID:= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- csrc 2>/dev/null || echo +dirty)
 LIBS    := -lsodium -lz -lm
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
@@ -29,16 +33,25 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3-pytest python3-sklearn python3-matplotlib \
             python3-nbclient python3-nbformat python3-ipykernel
 
-.PHONY: all lib runner ext deps demo test ctest sanitize memcheck pytest \
+.PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
         nbtest check-conf conf-doc bench clean
 
-all: lib runner ext
+all: lib runner ext $(BIN)/streamwise
 
 lib: $(BUILD)/libswcore.a
 
 $(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/sw_build_id.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define SW_BUILD_ID "$(BUILD_ID)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/obj/sw_version.o: $(BUILD)/gen/sw_build_id.h
+
+FORCE:
 
 $(BUILD)/libswcore.a: $(CORE_OBJ)
 	@rm -f $@
@@ -49,6 +62,15 @@ runner: $(BIN)/sw-serve
 $(BIN)/sw-serve: csrc/runner/sw_serve.c $(BUILD)/libswcore.a
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libswcore.a $(LIBS) -o $@
+
+# `streamwise inspect FILE` etc. for a build in place (pip installs its own).
+$(BIN)/streamwise: Makefile
+	@mkdir -p $(BIN)
+	@printf '%s\n' '#!/bin/sh' \
+	    '# streamwise command line, run from the build in place' \
+	    'root=$$(cd "$$(dirname "$$0")/../.." && pwd)' \
+	    'PYTHONPATH="$$root/python$${PYTHONPATH:+:$$PYTHONPATH}" exec $(PYTHON) -m streamwise "$$@"' > $@
+	@chmod +x $@
 
 # The extension links build/libswcore.a; setup.py never compiles csrc/.
 ext: $(BUILD)/libswcore.a python/streamwise/_swmodule.c

@@ -22,6 +22,7 @@ ext = Extension(
     sources=["python/streamwise/_swmodule.c"],
     include_dirs=["csrc/include", numpy.get_include()],
     extra_objects=[CORE],
+    depends=[CORE, "csrc/include/streamwise.h"],   # relink when they change
     libraries=["sodium", "z", "m"],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
 )

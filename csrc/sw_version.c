@@ -2,16 +2,14 @@
 /*
  * sw_version.c - which library this is, for headers, model files and bugs.
  *
- * SW_BUILD_ID comes from the Makefile (git commit, "+dirty" when the tree had
- * changes), so a model file can say which core wrote it.
+ * SW_BUILD_ID comes from build/gen/sw_build_id.h, which the Makefile writes
+ * (git commit, "+dirty" when csrc/ had uncommitted changes), so a model
+ * file can say which core wrote it.
  */
 #include <stdio.h>
 
+#include "sw_build_id.h"
 #include "sw_internal.h"
-
-#ifndef SW_BUILD_ID
-#define SW_BUILD_ID "unknown"
-#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)

@@ -312,7 +312,9 @@ class _Classifier(_Linear):
         and grow the core model; returns the label -> number map."""
         if not hasattr(self, "_classes"):
             self._reset()
-        new = [v for v in labels if v not in self._class_index]
+        # Plain Python labels: a dict lookup of a float against numpy keys
+        # would go through numpy's slow equality on every learn_one.
+        new = [_plain(v) for v in labels if v not in self._class_index]
         if new:
             try:
                 new = sorted(set(new))
