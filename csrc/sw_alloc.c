@@ -13,8 +13,8 @@
 
 #include "sw_internal.h"
 
-static long fail_countdown = -1;   /* -1: never fail */
-static long live;                  /* allocated and not yet freed */
+static long fail_countdown = -1; /* -1: never fail */
+static long live;                /* allocated and not yet freed */
 
 void
 sw_alloc_fail_after(long n)

@@ -20,9 +20,9 @@ typedef struct sw_prop {
     const char *name;
     sw_prop_type type;
     double min, max;
-    int min_open, max_open;  /* 1: the bound itself is excluded */
+    int min_open, max_open; /* 1: the bound itself is excluded */
     const char *def;
-    const char *choices;     /* enums: "a,b,c" */
+    const char *choices; /* enums: "a,b,c" */
     const char *doc;
 } sw_prop;
 
@@ -136,8 +136,8 @@ parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
             *out = 0;
         } else {
             return sw_fail(err, SW_E_INVAL,
-                           "%s: '%s' is not a boolean (true or false)",
-                           p->name, value);
+                           "%s: '%s' is not a boolean (true or false)", p->name,
+                           value);
         }
         return SW_OK;
     case SW_T_DBL:
@@ -150,13 +150,13 @@ parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
         return sw_fail(err, SW_E_INVAL, "%s: '%s' is not a number", p->name,
                        value);
     if (p->type == SW_T_INT && (v != floor(v) || fabs(v) > 9.0e15))
-        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not an integer",
-                       p->name, value);
+        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not an integer", p->name,
+                       value);
     if (v < p->min || v > p->max || (p->min_open && v == p->min) ||
         (p->max_open && v == p->max))
-        return sw_fail(err, SW_E_INVAL, "%s: %s is outside %s%g, %g%s",
-                       p->name, value, p->min_open ? "(" : "[", p->min,
-                       p->max, p->max_open ? ")" : "]");
+        return sw_fail(err, SW_E_INVAL, "%s: %s is outside %s%g, %g%s", p->name,
+                       value, p->min_open ? "(" : "[", p->min, p->max,
+                       p->max_open ? ")" : "]");
     *out = v;
     return SW_OK;
 }

@@ -8,9 +8,10 @@
 #include "sw_internal.h"
 
 static const char *const names[SW_RC_COUNT] = {
-    "SW_OK",        "SW_E_NOMEM",   "SW_E_INVAL",       "SW_E_SHAPE",
-    "SW_E_STATE",   "SW_E_IO",      "SW_E_FORMAT",      "SW_E_NUMERIC",
-    "SW_E_UNSUPPORTED", "SW_E_SOURCE", "SW_E_INTERNAL",
+    "SW_OK",       "SW_E_NOMEM",    "SW_E_INVAL",
+    "SW_E_SHAPE",  "SW_E_STATE",    "SW_E_IO",
+    "SW_E_FORMAT", "SW_E_NUMERIC",  "SW_E_UNSUPPORTED",
+    "SW_E_SOURCE", "SW_E_INTERNAL",
 };
 
 static const char *const texts[SW_RC_COUNT] = {

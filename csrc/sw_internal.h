@@ -65,8 +65,8 @@ typedef struct sw_scratch {
 } sw_scratch;
 
 sw_rc sw_rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err);
-sw_rc sw_row_get(const sw_rows *x, int64_t i, sw_row *row,
-                 sw_scratch *scratch, sw_err *err);
+sw_rc sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
+                 sw_err *err);
 /* Make room for rows of n values (and column numbers), so that a loop
  * over rows allocates nothing once it has started. */
 sw_rc sw_scratch_reserve(sw_scratch *s, int64_t n, sw_err *err);
@@ -84,8 +84,8 @@ struct sw_model {
     union {
         sw_linear *linear;
     } u;
-    char *metadata;          /* JSON text, NULL means "{}" */
-    sw_rows golden;          /* owned CSR copy; data NULL when unset */
+    char *metadata; /* JSON text, NULL means "{}" */
+    sw_rows golden; /* owned CSR copy; data NULL when unset */
 };
 
 /* Kind-specific operations the model handle dispatches to. */
@@ -118,7 +118,7 @@ typedef struct sw_cursor {
     const unsigned char *p;
     size_t len;
     size_t pos;
-    const char *what;        /* section name, for messages */
+    const char *what; /* section name, for messages */
 } sw_cursor;
 
 sw_rc sw_cur_u32(sw_cursor *c, uint32_t *v, sw_err *err);

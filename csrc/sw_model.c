@@ -187,8 +187,9 @@ sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err)
     if (rc != SW_OK)
         return rc;
     if (x->n_rows < 1 || x->n_rows > 4096)
-        return sw_fail(err, SW_E_INVAL, "set_golden: %lld rows, expected "
-                                        "1..4096",
+        return sw_fail(err, SW_E_INVAL,
+                       "set_golden: %lld rows, expected "
+                       "1..4096",
                        (long long)x->n_rows);
     rc = copy_rows(x, &copy, err);
     if (rc != SW_OK)

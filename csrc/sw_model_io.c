@@ -45,8 +45,8 @@
 #define TRAILER_LEN 32
 #define MAX_SECTIONS 64
 
-static const unsigned char magic[8] = {0x89, 'S', 'W', 'M', '\r', '\n', 0x1a,
-                                       '\n'};
+static const unsigned char magic[8] = {0x89, 'S',  'W',  'M',
+                                       '\r', '\n', 0x1a, '\n'};
 
 enum { SEC_METADATA = 1, SEC_MODEL = 2, SEC_GOLDEN = 3, SEC_PIPELINE = 4 };
 
@@ -232,7 +232,7 @@ static sw_rc
 default_golden(int64_t n_features, sw_rows *x, sw_err *err)
 {
     enum { ROWS = 8, NNZ = 32 };
-    uint64_t seed = 0x5357;   /* "SW" */
+    uint64_t seed = 0x5357; /* "SW" */
     double *data = NULL;
     int64_t *indptr = NULL, *indices = NULL, i, k;
     int dense = n_features <= 4096;
@@ -248,7 +248,7 @@ default_golden(int64_t n_features, sw_rows *x, sw_err *err)
         if (indptr == NULL || indices == NULL)
             goto nomem;
         indptr[0] = 0;
-        indptr[1] = 0;   /* the zero row */
+        indptr[1] = 0; /* the zero row */
     }
     for (i = 1; i < ROWS; i++) {
         for (k = 0; k < per_row; k++) {
@@ -312,8 +312,7 @@ write_golden(const sw_model *m, sw_buf *b, sw_err *err)
         (rc = sw_buf_put_u32(b, 0, err)) != SW_OK ||
         (rc = sw_buf_put_u64(b, (uint64_t)x->n_rows, err)) != SW_OK ||
         (rc = sw_buf_put_u64(b, (uint64_t)x->n_cols, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)sw_model_n_outputs(m), err)) !=
-            SW_OK)
+        (rc = sw_buf_put_u64(b, (uint64_t)sw_model_n_outputs(m), err)) != SW_OK)
         goto done;
     if (x->layout == SW_DENSE) {
         rc = sw_buf_put_f64s(b, x->data, (size_t)(x->n_rows * x->n_cols), err);
@@ -389,7 +388,8 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         rc = sw_cur_u64(c, &nnz, err);
         if (rc != SW_OK)
             goto done;
-        if (nnz > (c->len - c->pos) / 16 || n_rows + 1 > (c->len - c->pos) / 8) {
+        if (nnz > (c->len - c->pos) / 16 ||
+            n_rows + 1 > (c->len - c->pos) / 8) {
             rc = sw_fail(err, SW_E_FORMAT, "GOLDEN: truncated in the rows");
             goto done;
         }
@@ -409,8 +409,9 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         if (rc != SW_OK)
             goto done;
         if (indptr[n_rows] != (int64_t)nnz) {
-            rc = sw_fail(err, SW_E_FORMAT, "GOLDEN: indptr ends at %lld, "
-                                           "expected %llu",
+            rc = sw_fail(err, SW_E_FORMAT,
+                         "GOLDEN: indptr ends at %lld, "
+                         "expected %llu",
                          (long long)indptr[n_rows], (unsigned long long)nnz);
             goto done;
         }
@@ -538,10 +539,10 @@ write_atomic(const char *path, const unsigned char *buf, size_t len,
                      strerror(errno));
         goto done;
     }
-    created = 0;    /* it is path now */
+    created = 0; /* it is path now */
     dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-        (void)fsync(dfd);   /* best effort: some filesystems refuse */
+        (void)fsync(dfd); /* best effort: some filesystems refuse */
         close(dfd);
     }
     rc = SW_OK;
@@ -604,11 +605,11 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
     sw_put_le64(hdr + 32, (uint64_t)sw_model_n_outputs(m));
     /* 40: feature schema hash, 48: pipeline spec hash: none yet */
     crypto_hash_sha256(digest, sec[1].body.p, sec[1].body.len);
-    memcpy(hdr + 56, digest, 16);   /* model id: what the MODEL bytes are */
+    memcpy(hdr + 56, digest, 16); /* model id: what the MODEL bytes are */
     /* 72: training run id, 16 bytes: set by the tracking layer later */
     clock_gettime(CLOCK_REALTIME, &ts);
-    sw_put_le64(hdr + 88, (uint64_t)ts.tv_sec * 1000000u +
-                              (uint64_t)(ts.tv_nsec / 1000));
+    sw_put_le64(hdr + 88,
+                (uint64_t)ts.tv_sec * 1000000u + (uint64_t)(ts.tv_nsec / 1000));
     strncpy((char *)hdr + 96, sw_build_id(), 15);
     sw_put_le32(hdr + 112, (uint32_t)n_sec);
     sw_put_le32(hdr + 124, (uint32_t)crc32(0L, hdr, 124));
@@ -623,7 +624,7 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
         sw_put_le64(ent + 8, off);
         sw_put_le64(ent + 16, sec[i].body.len);
         sw_put_le32(ent + 24, (uint32_t)crc32_z(0L, sec[i].body.p,
-                                              (z_size_t)sec[i].body.len));
+                                                (z_size_t)sec[i].body.len));
         rc = sw_buf_put(&file, ent, ENTRY_LEN, err);
         if (rc != SW_OK)
             goto done;
@@ -676,20 +677,19 @@ parse_frame(const unsigned char *p, size_t len, parsed *f, sw_err *err)
     memset(f, 0, sizeof(*f));
     if (len < HEADER_LEN + TRAILER_LEN)
         return sw_fail(err, SW_E_FORMAT,
-                       "truncated: %zu bytes, a .swm file has at least %d",
-                       len, HEADER_LEN + TRAILER_LEN);
+                       "truncated: %zu bytes, a .swm file has at least %d", len,
+                       HEADER_LEN + TRAILER_LEN);
     if (memcmp(p, magic, 8) != 0)
         return sw_fail(err, SW_E_FORMAT,
                        "not a streamwise model file (bad magic number)");
     f->major = (uint32_t)p[8] | (uint32_t)p[9] << 8;
     f->minor = (uint32_t)p[10] | (uint32_t)p[11] << 8;
     if (f->major != SW_FORMAT_MAJOR)
-        return sw_fail(err, SW_E_FORMAT,
-                       "format %u.%u, this build reads %d.x: %s", f->major,
-                       f->minor, SW_FORMAT_MAJOR,
-                       f->major > SW_FORMAT_MAJOR
-                           ? "written by a newer streamwise"
-                           : "written by an older streamwise");
+        return sw_fail(
+            err, SW_E_FORMAT, "format %u.%u, this build reads %d.x: %s",
+            f->major, f->minor, SW_FORMAT_MAJOR,
+            f->major > SW_FORMAT_MAJOR ? "written by a newer streamwise"
+                                       : "written by an older streamwise");
     hdr_len = sw_get_le32(p + 12);
     if (hdr_len != HEADER_LEN)
         return sw_fail(err, SW_E_FORMAT, "header: length %u, expected %d",
@@ -787,10 +787,10 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
 
     *out = NULL;
     if (s_model < 0 || s_meta < 0 || s_gold < 0)
-        return sw_fail(err, SW_E_FORMAT,
-                       "missing section: %s",
-                       s_model < 0 ? "MODEL"
-                                   : s_meta < 0 ? "METADATA" : "GOLDEN");
+        return sw_fail(err, SW_E_FORMAT, "missing section: %s",
+                       s_model < 0  ? "MODEL"
+                       : s_meta < 0 ? "METADATA"
+                                    : "GOLDEN");
     if (f->kind != SW_MODEL_LINEAR)
         return sw_fail(err, SW_E_FORMAT,
                        "model kind %u is not known to this build", f->kind);
@@ -847,8 +847,7 @@ done:
 }
 
 sw_rc
-sw_model_load_buffer(const void *buf, size_t len, sw_model **out,
-                     sw_err *err)
+sw_model_load_buffer(const void *buf, size_t len, sw_model **out, sw_err *err)
 {
     parsed f;
     sw_rc rc;
@@ -968,8 +967,7 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
     fprintf(fp, "sections\n");
     for (i = 0; i < f.n_sec; i++)
         fprintf(fp, "  %-9s offset %8llu  length %8llu  crc32 %08x ok\n",
-                section_name(f.sec[i].type),
-                (unsigned long long)f.sec[i].off,
+                section_name(f.sec[i].type), (unsigned long long)f.sec[i].off,
                 (unsigned long long)f.sec[i].len, f.sec[i].crc);
     rc = build_model(buf, &f, &m, err);
     if (rc != SW_OK)

@@ -20,11 +20,19 @@ sw_version(void)
     return SW_VERSION;
 }
 
+#define VERSION_STR                                                       \
+    STR(SW_VERSION_MAJOR) "." STR(SW_VERSION_MINOR) "." STR(SW_VERSION_PATCH)
+#define FORMAT_STR STR(SW_FORMAT_MAJOR) "." STR(SW_FORMAT_MINOR)
+#ifdef __VERSION__
+#define CC_STR " cc " __VERSION__
+#else
+#define CC_STR ""
+#endif
+
 const char *
 sw_version_str(void)
 {
-    return STR(SW_VERSION_MAJOR) "." STR(SW_VERSION_MINOR) "." STR(
-        SW_VERSION_PATCH);
+    return VERSION_STR;
 }
 
 const char *
@@ -36,11 +44,6 @@ sw_build_id(void)
 const char *
 sw_build_info(void)
 {
-    return "streamwise " STR(SW_VERSION_MAJOR) "." STR(
-        SW_VERSION_MINOR) "." STR(SW_VERSION_PATCH) " build " SW_BUILD_ID
-#ifdef __VERSION__
-                          " cc " __VERSION__
-#endif
-                          " model-format " STR(SW_FORMAT_MAJOR) "." STR(
-                              SW_FORMAT_MINOR);
+    return "streamwise " VERSION_STR " build " SW_BUILD_ID CC_STR
+           " model-format " FORMAT_STR;
 }

@@ -66,10 +66,9 @@ sw_rows_check(const sw_rows *x, sw_err *err)
             int64_t j = index_at(x->indices, x->itype, k);
 
             if (j < 0 || j >= x->n_cols)
-                return sw_fail(err, SW_E_INVAL,
-                               "row %lld: column %lld outside 0..%lld",
-                               (long long)(i - 1), (long long)j,
-                               (long long)x->n_cols - 1);
+                return sw_fail(
+                    err, SW_E_INVAL, "row %lld: column %lld outside 0..%lld",
+                    (long long)(i - 1), (long long)j, (long long)x->n_cols - 1);
         }
         prev = next;
     }
@@ -225,10 +224,9 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
         int64_t j = index_at(x->indices, x->itype, start + k);
 
         if (j < 0 || j >= x->n_cols)
-            return sw_fail(err, SW_E_INVAL,
-                           "row %lld: column %lld outside 0..%lld",
-                           (long long)i, (long long)j,
-                           (long long)x->n_cols - 1);
+            return sw_fail(
+                err, SW_E_INVAL, "row %lld: column %lld outside 0..%lld",
+                (long long)i, (long long)j, (long long)x->n_cols - 1);
         scratch->idx[k] = (int32_t)j;
         scratch->val[k] = x->dtype == SW_F64
                               ? ((const double *)x->data)[start + k]

@@ -25,7 +25,7 @@ extern "C" {
 #define SW_VERSION_MINOR 1
 #define SW_VERSION_PATCH 0
 /* 0xMMmmpp. Compare with sw_version() to catch a header/library mismatch. */
-#define SW_VERSION \
+#define SW_VERSION                                                             \
     ((SW_VERSION_MAJOR << 16) | (SW_VERSION_MINOR << 8) | SW_VERSION_PATCH)
 
 /* The .swm model format this build writes; it reads any 1.x file. */
@@ -162,7 +162,7 @@ sw_rc sw_rows_check(const sw_rows *x, sw_err *err);
 typedef struct sw_model sw_model;
 
 typedef enum sw_model_kind {
-    SW_MODEL_LINEAR = 1    /* PA / SCW online linear learners */
+    SW_MODEL_LINEAR = 1 /* PA / SCW online linear learners */
 } sw_model_kind;
 
 /* Create an online linear learner over n_features features (the intercept
@@ -172,8 +172,8 @@ typedef enum sw_model_kind {
  * binary; more mean multiclass) and may grow with sw_linear_add_classes().
  * The conf is copied: the caller may free it at once. The caller frees the
  * model with sw_model_free(). */
-sw_rc sw_linear_new(const sw_conf *conf, int64_t n_features,
-                    int64_t n_classes, sw_model **out, sw_err *err);
+sw_rc sw_linear_new(const sw_conf *conf, int64_t n_features, int64_t n_classes,
+                    sw_model **out, sw_err *err);
 
 /* Grow a classifier to n_classes classes (never shrinks). Going from two
  * classes to more turns the binary weight vector w into the class vectors
@@ -214,8 +214,7 @@ int64_t sw_linear_n_vectors(const sw_model *m);
 int64_t sw_linear_vector_len(const sw_model *m);
 /* Values sw_linear_sigma() copies out: 0 for PA. */
 int64_t sw_linear_n_sigma(const sw_model *m);
-sw_rc sw_linear_weights(const sw_model *m, double *w, int64_t n_w,
-                        sw_err *err);
+sw_rc sw_linear_weights(const sw_model *m, double *w, int64_t n_w, sw_err *err);
 sw_rc sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,
                       sw_err *err);
 

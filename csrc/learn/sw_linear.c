@@ -65,17 +65,17 @@ enum { SCW_1 = 0, SCW_2 = 1 };
 struct sw_linear {
     int task;
     int algo;
-    int variant;        /* PA_* or SCW_* */
-    int full;           /* SCW with full covariance */
-    int intercept;      /* weight dim-1 is the intercept (x_dim-1 = 1) */
+    int variant;   /* PA_* or SCW_* */
+    int full;      /* SCW with full covariance */
+    int intercept; /* weight dim-1 is the intercept (x_dim-1 = 1) */
     double C, epsilon, eta, a;
-    double phi;         /* SCW: Phi^-1(eta), stored so replays match */
+    double phi; /* SCW: Phi^-1(eta), stored so replays match */
     int64_t n_features;
-    int64_t dim;        /* n_features + intercept */
+    int64_t dim; /* n_features + intercept */
     int64_t n_classes;
-    int64_t n_vec;      /* 1 (binary, regression) or n_classes */
-    double *w;          /* n_vec * dim */
-    double *sigma;      /* SCW: n_vec * dim, or n_vec * dim * dim (full) */
+    int64_t n_vec; /* 1 (binary, regression) or n_classes */
+    double *w;     /* n_vec * dim */
+    double *sigma; /* SCW: n_vec * dim, or n_vec * dim * dim (full) */
     int64_t n_seen;
     int64_t n_updates;
 };
@@ -197,8 +197,7 @@ row_scw_diag(const sw_linear *lin, double *mu, double *sg, double c,
 
 /* g = Sigma x for a full (dim x dim, symmetric) Sigma; returns x' Sigma x. */
 static double
-full_sigma_x(const sw_linear *lin, const double *sg, const sw_row *x,
-             double *g)
+full_sigma_x(const sw_linear *lin, const double *sg, const sw_row *x, double *g)
 {
     int64_t dim = lin->dim, i, k;
     double v = 0;
@@ -223,8 +222,8 @@ full_sigma_x(const sw_linear *lin, const double *sg, const sw_row *x,
 
 /* mu += c g, Sigma -= beta g g' for a full Sigma. */
 static void
-full_update(const sw_linear *lin, double *mu, double *sg, double c,
-            double beta, const double *g)
+full_update(const sw_linear *lin, double *mu, double *sg, double c, double beta,
+            const double *g)
 {
     int64_t dim = lin->dim, i, j;
 
@@ -258,8 +257,7 @@ pa_tau(const sw_linear *lin, double l, double q)
 /* SCW alpha and beta for margin m and variance v (v > 0). Returns 0 with
  * no step when alpha <= 0. */
 static int
-scw_step(const sw_linear *lin, double m, double v, double *alpha,
-         double *beta)
+scw_step(const sw_linear *lin, double m, double v, double *alpha, double *beta)
 {
     double phi = lin->phi, phi2 = phi * phi;
     double psi = 1.0 + phi2 / 2.0, zeta = 1.0 + phi2;
@@ -396,8 +394,7 @@ check_settings(const sw_linear *lin, sw_err *err)
                        "(expected > 0), phi %g",
                        lin->eta, lin->a, lin->phi);
     if (lin->n_features < 1 || lin->n_features > MAX_FEATURES)
-        return sw_fail(err, SW_E_INVAL,
-                       "n_features: %lld, expected 1..%lld",
+        return sw_fail(err, SW_E_INVAL, "n_features: %lld, expected 1..%lld",
                        (long long)lin->n_features, (long long)MAX_FEATURES);
     if (lin->full && lin->dim > MAX_FULL_DIM)
         return sw_fail(err, SW_E_INVAL,
@@ -532,8 +529,9 @@ sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err)
     if (lin == NULL)
         return sw_fail(err, SW_E_INVAL, "add_classes: not a linear model");
     if (lin->task != TASK_CLASSIFY)
-        return sw_fail(err, SW_E_STATE, "add_classes: a regressor has no "
-                                        "classes");
+        return sw_fail(err, SW_E_STATE,
+                       "add_classes: a regressor has no "
+                       "classes");
     if (n_classes <= lin->n_classes)
         return SW_OK;
     grown = *lin;
@@ -544,7 +542,7 @@ sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err)
     rc = check_settings(&grown, err);
     if (rc != SW_OK)
         return rc;
-    if (grown.n_vec == lin->n_vec) {   /* still binary: nothing to move */
+    if (grown.n_vec == lin->n_vec) { /* still binary: nothing to move */
         lin->n_classes = n_classes;
         return SW_OK;
     }
@@ -625,8 +623,9 @@ sw_linear_predict(const sw_linear *lin, const sw_rows *x, double *out,
     if (rc != SW_OK)
         goto done;
     if (n_out != x->n_rows * lin->n_vec) {
-        rc = sw_fail(err, SW_E_SHAPE, "predict: output holds %lld values, "
-                                      "expected %lld",
+        rc = sw_fail(err, SW_E_SHAPE,
+                     "predict: output holds %lld values, "
+                     "expected %lld",
                      (long long)n_out, (long long)(x->n_rows * lin->n_vec));
         goto done;
     }
@@ -665,11 +664,11 @@ typedef struct entry {
  * learned, so that running out of memory can only happen while the model
  * is still untouched. */
 typedef struct work {
-    sw_scratch get;     /* dtype conversion of rows */
-    sw_scratch canon;   /* sorted, duplicate-free copies of sparse rows */
-    entry *sort;        /* sorting space for canonical_row */
-    double *scores;     /* n_vec */
-    double *g;          /* full covariance: 2 * dim */
+    sw_scratch get;   /* dtype conversion of rows */
+    sw_scratch canon; /* sorted, duplicate-free copies of sparse rows */
+    entry *sort;      /* sorting space for canonical_row */
+    double *scores;   /* n_vec */
+    double *g;        /* full covariance: 2 * dim */
 } work;
 
 static void
@@ -833,7 +832,7 @@ learn_row(sw_linear *lin, const sw_row *x, double y, int64_t i, work *wk,
             return sw_fail(err, SW_E_NUMERIC,
                            "row %lld: |x|^2 overflowed (values too large)",
                            (long long)i);
-        if (q == 0.0)           /* no information in a zero row */
+        if (q == 0.0) /* no information in a zero row */
             return SW_OK;
         tau = pa_tau(lin, l, multi ? 2.0 * q : q);
         if (!isfinite(tau))
@@ -871,8 +870,8 @@ learn_row(sw_linear *lin, const sw_row *x, double y, int64_t i, work *wk,
         v = vy + vr;
         m = multi ? s[yc] - s[r] : sign * s[0];
         if (!isfinite(v))
-            return sw_fail(err, SW_E_NUMERIC,
-                           "row %lld: x' Sigma x overflowed", (long long)i);
+            return sw_fail(err, SW_E_NUMERIC, "row %lld: x' Sigma x overflowed",
+                           (long long)i);
         if (!(v > 0.0) || !(lin->phi * sqrt(v) - m > 0.0))
             return SW_OK;
         if (!scw_step(lin, m, v, &alpha, &beta))
@@ -1054,8 +1053,7 @@ sw_linear_weights(const sw_model *m, double *w, int64_t n_w, sw_err *err)
 }
 
 sw_rc
-sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,
-                sw_err *err)
+sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma, sw_err *err)
 {
     const sw_linear *lin = linear_of(m);
 
@@ -1174,11 +1172,11 @@ sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err)
     }
     if (lin->n_seen < 0 || lin->n_updates < 0 ||
         n_w != (uint64_t)(lin->n_vec * lin->dim)) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "MODEL: %llu weights, expected %lld for %lld features",
-                     (unsigned long long)n_w,
-                     (long long)(lin->n_vec * lin->dim),
-                     (long long)lin->n_features);
+        rc =
+            sw_fail(err, SW_E_FORMAT,
+                    "MODEL: %llu weights, expected %lld for %lld features",
+                    (unsigned long long)n_w, (long long)(lin->n_vec * lin->dim),
+                    (long long)lin->n_features);
         goto done;
     }
     /* The weights must be there before we allocate for them, so that a
@@ -1223,8 +1221,9 @@ sw_linear_describe(const sw_linear *lin, FILE *fp)
             lin->algo == ALGO_PA ? pa_names[lin->variant]
                                  : scw_names[lin->variant],
             lin->task == TASK_REGRESS ? "regressor" : "classifier",
-            lin->full ? " (full covariance)"
-                      : lin->algo == ALGO_SCW ? " (diagonal covariance)" : "");
+            lin->full               ? " (full covariance)"
+            : lin->algo == ALGO_SCW ? " (diagonal covariance)"
+                                    : "");
     fprintf(fp, "  C            %.17g\n", lin->C);
     if (lin->task == TASK_REGRESS)
         fprintf(fp, "  epsilon      %.17g\n", lin->epsilon);

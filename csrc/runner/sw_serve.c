@@ -26,15 +26,15 @@ enum { FMT_CSV, FMT_LIBSVM };
 
 typedef struct batch {
     int64_t n_features;
-    int64_t n_lines;          /* lines in this batch, good or bad */
-    int64_t n_rows;           /* good rows */
-    int good[BATCH];          /* 1 if line k became row */
-    double *dense;            /* BATCH * n_features (csv) */
+    int64_t n_lines; /* lines in this batch, good or bad */
+    int64_t n_rows;  /* good rows */
+    int good[BATCH]; /* 1 if line k became row */
+    double *dense;   /* BATCH * n_features (csv) */
     int64_t indptr[BATCH + 1];
-    int64_t *indices;         /* libsvm */
+    int64_t *indices; /* libsvm */
     double *values;
     int64_t nnz, cap;
-    double *out;              /* BATCH * n_outputs */
+    double *out; /* BATCH * n_outputs */
 } batch;
 
 static void
@@ -69,8 +69,9 @@ parse_csv(char *line, double *row, int64_t n_features, char *why,
         while (*p == ' ' || *p == '\t')
             p++;
         if (j >= n_features) {
-            snprintf(why, why_len, "more than %lld values; the model expects "
-                                   "%lld",
+            snprintf(why, why_len,
+                     "more than %lld values; the model expects "
+                     "%lld",
                      (long long)n_features, (long long)n_features);
             return why;
         }
@@ -136,7 +137,7 @@ parse_libsvm(char *line, batch *b, int zero_based, char *why, size_t why_len)
     char *p = line, *end;
     int64_t start = b->nnz;
 
-    strtod(p, &end);            /* the label: ignored, but must be there */
+    strtod(p, &end); /* the label: ignored, but must be there */
     if (end == p) {
         snprintf(why, why_len, "no label at the start of the line");
         return why;
@@ -166,8 +167,9 @@ parse_libsvm(char *line, batch *b, int zero_based, char *why, size_t why_len)
         p = end + 1;
         v = strtod(p, &end);
         if (end == p || !isfinite(v)) {
-            snprintf(why, why_len, "column %lld: '%.20s' is not a finite "
-                                   "number",
+            snprintf(why, why_len,
+                     "column %lld: '%.20s' is not a finite "
+                     "number",
                      idx, p);
             goto bad;
         }
@@ -313,8 +315,9 @@ main(int argc, char **argv)
             } else if (!strcmp(argv[i], "libsvm")) {
                 fmt = FMT_LIBSVM;
             } else {
-                fprintf(stderr, "sw-serve: --format %s: expected csv or "
-                                "libsvm\n",
+                fprintf(stderr,
+                        "sw-serve: --format %s: expected csv or "
+                        "libsvm\n",
                         argv[i]);
                 return 2;
             }
@@ -355,8 +358,7 @@ main(int argc, char **argv)
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     if (sw_model_load(path, &m, &err) != SW_OK)
         goto done;
-    if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) !=
-        SW_OK)
+    if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) != SW_OK)
         goto done;
     if (fflush(stdout) != 0) {
         err.rc = SW_E_IO;

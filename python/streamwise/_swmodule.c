@@ -30,9 +30,8 @@ typedef struct {
 } sw_state;
 
 typedef struct {
-    PyObject_HEAD
-    sw_model *model;
-    PyThread_type_lock lock;    /* one call at a time on this handle */
+    PyObject_HEAD sw_model *model;
+    PyThread_type_lock lock; /* one call at a time on this handle */
 } ModelObject;
 
 static void
@@ -85,15 +84,12 @@ as_float_array(PyObject *o)
 {
     PyArray_Descr *want;
 
-    if (PyArray_Check(o) &&
-        PyArray_TYPE((PyArrayObject *)o) == NPY_FLOAT32)
+    if (PyArray_Check(o) && PyArray_TYPE((PyArrayObject *)o) == NPY_FLOAT32)
         want = PyArray_DescrFromType(NPY_FLOAT32);
     else
         want = PyArray_DescrFromType(NPY_FLOAT64);
-    return (PyArrayObject *)PyArray_FromAny(o, want, 0, 0,
-                                            NPY_ARRAY_ALIGNED |
-                                                NPY_ARRAY_NOTSWAPPED,
-                                            NULL);
+    return (PyArrayObject *)PyArray_FromAny(
+        o, want, 0, 0, NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED, NULL);
 }
 
 static PyArrayObject *
@@ -130,7 +126,8 @@ dict_row(PyObject *d, int64_t n_features, hold *h, sw_rows *v)
         if (j == -1 && PyErr_Occurred()) {
             PyErr_Format(PyExc_TypeError,
                          "feature keys must be integer column numbers, got "
-                         "%.80R", key);
+                         "%.80R",
+                         key);
             return -1;
         }
         x = PyFloat_AsDouble(value);
@@ -195,10 +192,9 @@ csr_rows(PyObject *indptr_o, PyObject *indices_o, PyObject *data_o,
         if (indptr == NULL)
             return -1;
         if (PyArray_DIM(indptr, 0) != n_rows + 1) {
-            PyErr_Format(PyExc_ValueError,
-                         "CSR indptr has %zd entries, expected %lld",
-                         (Py_ssize_t)PyArray_DIM(indptr, 0),
-                         (long long)n_rows + 1);
+            PyErr_Format(
+                PyExc_ValueError, "CSR indptr has %zd entries, expected %lld",
+                (Py_ssize_t)PyArray_DIM(indptr, 0), (long long)n_rows + 1);
             return -1;
         }
         v->indptr = PyArray_DATA(indptr);
@@ -243,17 +239,14 @@ csr_rows(PyObject *indptr_o, PyObject *indices_o, PyObject *data_o,
         int64_t i;
 
         for (i = 0; i < n_rows; i++) {
-            int64_t a = type == NPY_INT32
-                            ? ((const int32_t *)v->indptr)[i]
-                            : ((const int64_t *)v->indptr)[i];
-            int64_t b = type == NPY_INT32
-                            ? ((const int32_t *)v->indptr)[i + 1]
-                            : ((const int64_t *)v->indptr)[i + 1];
+            int64_t a = type == NPY_INT32 ? ((const int32_t *)v->indptr)[i]
+                                          : ((const int64_t *)v->indptr)[i];
+            int64_t b = type == NPY_INT32 ? ((const int32_t *)v->indptr)[i + 1]
+                                          : ((const int64_t *)v->indptr)[i + 1];
 
             if (b < a) {
                 PyErr_Format(PyExc_ValueError,
-                             "CSR indptr decreases at row %lld",
-                             (long long)i);
+                             "CSR indptr decreases at row %lld", (long long)i);
                 return -1;
             }
         }
@@ -286,8 +279,8 @@ to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
     if (PyDict_Check(x))
         return dict_row(x, n_features, h, v);
     if (PyTuple_Check(x) && PyTuple_GET_SIZE(x) == 2)
-        return csr_rows(NULL, PyTuple_GET_ITEM(x, 0), PyTuple_GET_ITEM(x, 1),
-                        1, n_features, h, v);
+        return csr_rows(NULL, PyTuple_GET_ITEM(x, 0), PyTuple_GET_ITEM(x, 1), 1,
+                        n_features, h, v);
     if (!PyArray_Check(x) && PyObject_HasAttrString(x, "indptr")) {
         PyObject *indptr = NULL, *indices = NULL, *data = NULL, *shape = NULL;
         int64_t r = -1, c = -1;
@@ -334,10 +327,10 @@ to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
     v->dtype = PyArray_TYPE(a) == NPY_FLOAT32 ? SW_F32 : SW_F64;
     v->n_rows = nd == 2 ? PyArray_DIM(a, 0) : 1;
     v->n_cols = PyArray_DIM(a, nd - 1);
-    v->row_stride = nd == 2 ? PyArray_STRIDE(a, 0) / PyArray_ITEMSIZE(a)
-                            : v->n_cols;
+    v->row_stride =
+        nd == 2 ? PyArray_STRIDE(a, 0) / PyArray_ITEMSIZE(a) : v->n_cols;
     if (v->row_stride < v->n_cols)
-        v->row_stride = v->n_cols;   /* a single row, or zero rows */
+        v->row_stride = v->n_cols; /* a single row, or zero rows */
     v->data = PyArray_DATA(a);
     return 0;
 }
@@ -346,16 +339,15 @@ to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
 static PyArrayObject *
 to_targets(PyObject *y, int64_t n)
 {
-    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(
-        y, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+    PyArrayObject *a =
+        (PyArrayObject *)PyArray_FROM_OTF(y, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
 
     if (a == NULL)
         return NULL;
     if (PyArray_SIZE(a) != n || PyArray_NDIM(a) > 1) {
-        PyErr_Format(PyExc_ValueError,
-                     "y has %zd values (%d-D), X has %lld rows",
-                     (Py_ssize_t)PyArray_SIZE(a), PyArray_NDIM(a),
-                     (long long)n);
+        PyErr_Format(
+            PyExc_ValueError, "y has %zd values (%d-D), X has %lld rows",
+            (Py_ssize_t)PyArray_SIZE(a), PyArray_NDIM(a), (long long)n);
         Py_DECREF(a);
         return NULL;
     }
@@ -378,8 +370,7 @@ static void
 lock_model(ModelObject *self)
 {
     if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(self->lock, WAIT_LOCK);
         Py_END_ALLOW_THREADS
     }
 }
@@ -459,8 +450,8 @@ Model_learn(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     lock_model(self);
     if (v.n_rows >= GIL_ROWS) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = sw_linear_learn(self->model, &v, yp, v.n_rows, &n_done, &err);
+        Py_BEGIN_ALLOW_THREADS rc =
+            sw_linear_learn(self->model, &v, yp, v.n_rows, &n_done, &err);
         Py_END_ALLOW_THREADS
     } else {
         rc = sw_linear_learn(self->model, &v, yp, v.n_rows, &n_done, &err);
@@ -513,12 +504,10 @@ Model_prequential(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (pred == NULL || metric == NULL)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_linear_prequential(self->model, &v, PyArray_DATA(y), n,
-                               PyArray_DATA(pred), PyArray_DATA(metric), NULL,
-                               &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc = sw_linear_prequential(
+        self->model, &v, PyArray_DATA(y), n, PyArray_DATA(pred),
+        PyArray_DATA(metric), NULL, &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(st, &err);
         goto done;
@@ -575,9 +564,8 @@ Model_predict(ModelObject *self, PyObject *arg)
         goto done;
     lock_model(self);
     if (v.n_rows >= GIL_ROWS) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = sw_model_predict(self->model, &v, PyArray_DATA(out),
-                              v.n_rows * n_out, &err);
+        Py_BEGIN_ALLOW_THREADS rc = sw_model_predict(
+            self->model, &v, PyArray_DATA(out), v.n_rows * n_out, &err);
         Py_END_ALLOW_THREADS
     } else {
         rc = sw_model_predict(self->model, &v, PyArray_DATA(out),
@@ -625,10 +613,9 @@ Model_save(ModelObject *self, PyObject *arg)
     if (!PyUnicode_FSConverter(arg, &path))
         return NULL;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_model_save(self->model, PyBytes_AS_STRING(path), &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_model_save(self->model, PyBytes_AS_STRING(path), &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     Py_DECREF(path);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
@@ -717,8 +704,7 @@ params_array(ModelObject *self, int want_sigma)
     if (want_sigma)
         rc = sw_linear_sigma(self->model, PyArray_DATA(a), n_sigma, &err);
     else
-        rc = sw_linear_weights(self->model, PyArray_DATA(a), n_vec * dim,
-                               &err);
+        rc = sw_linear_weights(self->model, PyArray_DATA(a), n_vec * dim, &err);
     unlock_model(self);
     if (rc != SW_OK) {
         Py_DECREF(a);
@@ -876,10 +862,9 @@ sw_load_py(PyObject *module, PyObject *arg)
 
     if (!PyUnicode_FSConverter(arg, &path))
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_model_load(PyBytes_AS_STRING(path), &m, &err);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(path);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_model_load(PyBytes_AS_STRING(path), &m, &err);
+    Py_END_ALLOW_THREADS Py_DECREF(path);
     if (rc != SW_OK) {
         raise_sw_err(st, &err);
         return NULL;
@@ -912,7 +897,7 @@ sw_inspect_py(PyObject *module, PyObject *arg)
         raise_sw_err(st, &err);
     else
         text = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
-    free(buf);   /* open_memstream's buffer comes from malloc */
+    free(buf); /* open_memstream's buffer comes from malloc */
     return text;
 }
 
@@ -987,9 +972,8 @@ add_exceptions(PyObject *m, sw_state *st)
     };
     size_t i;
 
-    st->Error = PyErr_NewExceptionWithDoc("streamwise.Error",
-                                          "Base of streamwise's errors.",
-                                          NULL, NULL);
+    st->Error = PyErr_NewExceptionWithDoc(
+        "streamwise.Error", "Base of streamwise's errors.", NULL, NULL);
     if (st->Error == NULL || PyModule_AddObjectRef(m, "Error", st->Error) < 0)
         return -1;
     for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {

@@ -13,39 +13,42 @@
 
 extern int sw_test_passed, sw_test_failed;
 
-#define CHECK(cond) do {                                              \
-    if (cond) {                                                       \
-        sw_test_passed++;                                             \
-    } else {                                                          \
-        sw_test_failed++;                                             \
-        fprintf(stderr, "%s:%d: CHECK(%s) failed\n",                  \
-                __FILE__, __LINE__, #cond);                           \
-    }                                                                 \
-} while (0)
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond) {                                                            \
+            sw_test_passed++;                                                  \
+        } else {                                                               \
+            sw_test_failed++;                                                  \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+        }                                                                      \
+    } while (0)
 
 /* rc must equal want; on a mismatch print the error record. */
-#define CHECK_RC(rc_expr, want, errp) do {                            \
-    sw_rc rc_ = (rc_expr);                                            \
-    if (rc_ == (want)) {                                              \
-        sw_test_passed++;                                             \
-    } else {                                                          \
-        sw_test_failed++;                                             \
-        fprintf(stderr, "%s:%d: %s returned %s, expected %s: %s\n",   \
-                __FILE__, __LINE__, #rc_expr, sw_rc_name(rc_),        \
-                sw_rc_name(want), (errp)->msg);                       \
-    }                                                                 \
-} while (0)
+#define CHECK_RC(rc_expr, want, errp)                                          \
+    do {                                                                       \
+        sw_rc rc_ = (rc_expr);                                                 \
+        if (rc_ == (want)) {                                                   \
+            sw_test_passed++;                                                  \
+        } else {                                                               \
+            sw_test_failed++;                                                  \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s: %s\n",        \
+                    __FILE__, __LINE__, #rc_expr, sw_rc_name(rc_),             \
+                    sw_rc_name(want), (errp)->msg);                            \
+        }                                                                      \
+    } while (0)
 
-#define CHECK_NEAR(a, b, tol) do {                                    \
-    double a_ = (a), b_ = (b);                                        \
-    if (fabs(a_ - b_) <= (tol) * (1.0 + fabs(b_))) {                  \
-        sw_test_passed++;                                             \
-    } else {                                                          \
-        sw_test_failed++;                                             \
-        fprintf(stderr, "%s:%d: %s = %.17g, expected %.17g\n",        \
-                __FILE__, __LINE__, #a, a_, b_);                      \
-    }                                                                 \
-} while (0)
+#define CHECK_NEAR(a, b, tol)                                                  \
+    do {                                                                       \
+        double a_ = (a), b_ = (b);                                             \
+        if (fabs(a_ - b_) <= (tol) * (1.0 + fabs(b_))) {                       \
+            sw_test_passed++;                                                  \
+        } else {                                                               \
+            sw_test_failed++;                                                  \
+            fprintf(stderr, "%s:%d: %s = %.17g, expected %.17g\n", __FILE__,   \
+                    __LINE__, #a, a_, b_);                                     \
+        }                                                                      \
+    } while (0)
 
 /* The suites, one per core module. */
 void test_conf(void);

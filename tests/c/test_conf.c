@@ -37,25 +37,24 @@ test_conf(void)
 
     /* every default parses back to itself through sw_conf_set */
     for (i = 0; i < sw_conf_n_props(); i++) {
-        CHECK_RC(sw_conf_prop(i, &name, &type, &def, range, sizeof(range),
-                              &doc, &err),
+        CHECK_RC(sw_conf_prop(i, &name, &type, &def, range, sizeof(range), &doc,
+                              &err),
                  SW_OK, &err);
         CHECK_RC(sw_conf_set(conf, name, def, &err), SW_OK, &err);
         CHECK(strlen(doc) > 10);
         CHECK(strlen(range) > 0);
     }
-    CHECK_RC(sw_conf_prop(sw_conf_n_props(), &name, NULL, NULL, NULL, 0,
-                          NULL, &err),
-             SW_E_INVAL, &err);
+    CHECK_RC(
+        sw_conf_prop(sw_conf_n_props(), &name, NULL, NULL, NULL, 0, NULL, &err),
+        SW_E_INVAL, &err);
 
     /* range edges: pa.C is (0, 1e12] */
     CHECK_RC(sw_conf_set(conf, "pa.C", "0", &err), SW_E_INVAL, &err);
     CHECK(strstr(err.msg, "pa.C") != NULL && strstr(err.msg, "(0") != NULL);
     CHECK_RC(sw_conf_set(conf, "pa.C", "1e12", &err), SW_OK, &err);
-    CHECK_RC(sw_conf_set(conf, "pa.C", "1.0000001e12", &err), SW_E_INVAL,
-             &err);
+    CHECK_RC(sw_conf_set(conf, "pa.C", "1.0000001e12", &err), SW_E_INVAL, &err);
     CHECK_RC(sw_conf_set(conf, "pa.C", "-1", &err), SW_E_INVAL, &err);
-    check_get(conf, "pa.C", "1000000000000");   /* failed sets changed nothing */
+    check_get(conf, "pa.C", "1000000000000"); /* failed sets changed nothing */
     /* scw.eta is (0.5, 1): both ends excluded */
     CHECK_RC(sw_conf_set(conf, "scw.eta", "0.5", &err), SW_E_INVAL, &err);
     CHECK_RC(sw_conf_set(conf, "scw.eta", "1", &err), SW_E_INVAL, &err);
@@ -76,8 +75,8 @@ test_conf(void)
     /* unknown name */
     CHECK_RC(sw_conf_set(conf, "pa.c", "1", &err), SW_E_INVAL, &err);
     CHECK(strstr(err.msg, "unknown property 'pa.c'") != NULL);
-    CHECK_RC(sw_conf_get(conf, "nope", range, sizeof(range), &err),
-             SW_E_INVAL, &err);
+    CHECK_RC(sw_conf_get(conf, "nope", range, sizeof(range), &err), SW_E_INVAL,
+             &err);
     /* dup copies values */
     CHECK_RC(sw_conf_dup(conf, &copy, &err), SW_OK, &err);
     check_get(copy, "scw.eta", "0.94999999999999996");

@@ -34,10 +34,20 @@ test_pa_binary(void)
 {
     const char *pa[] = {"linear.fit_intercept", "false", "pa.variant", "pa",
                         NULL};
-    const char *pa1[] = {"linear.fit_intercept", "false", "pa.variant", "pa1",
-                         "pa.C", "0.1", NULL};
-    const char *pa2[] = {"linear.fit_intercept", "false", "pa.variant", "pa2",
-                         "pa.C", "1", NULL};
+    const char *pa1[] = {"linear.fit_intercept",
+                         "false",
+                         "pa.variant",
+                         "pa1",
+                         "pa.C",
+                         "0.1",
+                         NULL};
+    const char *pa2[] = {"linear.fit_intercept",
+                         "false",
+                         "pa.variant",
+                         "pa2",
+                         "pa.C",
+                         "1",
+                         NULL};
     const double x[2] = {1, 2};
     double w[2];
     sw_model *m;
@@ -79,7 +89,7 @@ static void
 test_pa_intercept_and_regression(void)
 {
     const char *reg[] = {"linear.task", "regression", "pa.variant", "pa",
-                         "pa.epsilon", "0.5", NULL};
+                         "pa.epsilon",  "0.5",        NULL};
     const char *pa[] = {"pa.variant", "pa", NULL};
     const double x[2] = {1, 0};
     double w[3];
@@ -107,7 +117,7 @@ test_pa_intercept_and_regression(void)
     /* below the target: sign is negative */
     learn1(m, x, 2, 0.0);
     weights(m, w, 3);
-    CHECK_NEAR(w[0], 0.75 - 0.5, 1e-15);   /* loss 1, tau 0.5 */
+    CHECK_NEAR(w[0], 0.75 - 0.5, 1e-15); /* loss 1, tau 0.5 */
     sw_model_free(m);
 }
 
@@ -146,11 +156,26 @@ test_pa_multiclass(void)
 static void
 test_scw(void)
 {
-    const char *s1[] = {"linear.fit_intercept", "false", "linear.algorithm",
-                        "scw", "scw.C", "10", "scw.eta", "0.9", NULL};
-    const char *s2[] = {"linear.fit_intercept", "false", "linear.algorithm",
-                        "scw", "scw.variant", "scw2", "scw.C", "0.5",
-                        "scw.eta", "0.8", NULL};
+    const char *s1[] = {"linear.fit_intercept",
+                        "false",
+                        "linear.algorithm",
+                        "scw",
+                        "scw.C",
+                        "10",
+                        "scw.eta",
+                        "0.9",
+                        NULL};
+    const char *s2[] = {"linear.fit_intercept",
+                        "false",
+                        "linear.algorithm",
+                        "scw",
+                        "scw.variant",
+                        "scw2",
+                        "scw.C",
+                        "0.5",
+                        "scw.eta",
+                        "0.8",
+                        NULL};
     /* Phi^-1(0.9) and Phi^-1(0.8), from tables of the normal quantile */
     const double phi9 = 1.2815515655446004, phi8 = 0.8416212335729143;
     const double x[2] = {2, 0};
@@ -168,11 +193,12 @@ test_scw(void)
     v = 4;
     alpha = sqrt(v * phi * phi * zeta) / (v * zeta);
     u = pow(-alpha * v * phi + sqrt(alpha * alpha * v * v * phi * phi + 4 * v),
-            2) / 4;
+            2) /
+        4;
     beta = alpha * phi / (sqrt(u) + v * alpha * phi);
-    CHECK_NEAR(w[0], alpha * 2, 1e-13);         /* alpha y Sigma x */
+    CHECK_NEAR(w[0], alpha * 2, 1e-13); /* alpha y Sigma x */
     CHECK_NEAR(w[1], 0, 1e-15);
-    CHECK_NEAR(sg[0], 1 - beta * 4, 1e-13);     /* 1 - beta (Sigma x)_0^2 */
+    CHECK_NEAR(sg[0], 1 - beta * 4, 1e-13); /* 1 - beta (Sigma x)_0^2 */
     CHECK_NEAR(sg[1], 1, 1e-15);
     sw_model_free(m);
 
@@ -185,12 +211,13 @@ test_scw(void)
     v = 4;
     m2 = 0;
     n = v + 1 / (2 * 0.5);
-    gamma = phi * sqrt(phi * phi * m2 * m2 * v * v +
-                       4 * n * v * (n + v * phi * phi));
+    gamma = phi *
+            sqrt(phi * phi * m2 * m2 * v * v + 4 * n * v * (n + v * phi * phi));
     alpha = (-(2 * m2 * n + phi * phi * m2 * v) + gamma) /
             (2 * (n * n + n * v * phi * phi));
     u = pow(-alpha * v * phi + sqrt(alpha * alpha * v * v * phi * phi + 4 * v),
-            2) / 4;
+            2) /
+        4;
     beta = alpha * phi / (sqrt(u) + v * alpha * phi);
     CHECK_NEAR(w[0], -alpha * 2, 1e-13);
     CHECK_NEAR(sg[0], 1 - beta * 4, 1e-13);
@@ -280,7 +307,7 @@ test_sparse_canonical(void)
         {"linear.algorithm", "scw", NULL},
     };
     const double val_a[4] = {0.5, 1.0, 0.5, -2.0};
-    const int32_t idx_a[4] = {7, 3, 7, 1};          /* 7 twice, unsorted */
+    const int32_t idx_a[4] = {7, 3, 7, 1}; /* 7 twice, unsorted */
     const int64_t ptr_a[2] = {0, 4};
     const double val_b[3] = {-2.0, 1.0, 1.0};
     const int32_t idx_b[3] = {1, 3, 7};
@@ -419,8 +446,8 @@ test_prequential(void)
 
     CHECK_RC(sw_linear_prequential(m, &v, y, 2, pred, acc, NULL, &err), SW_OK,
              &err);
-    CHECK(pred[0] == 0);     /* w = 0: decision 0 is class 0 */
-    CHECK(pred[1] == 0);     /* row 2 is orthogonal to row 1 */
+    CHECK(pred[0] == 0); /* w = 0: decision 0 is class 0 */
+    CHECK(pred[1] == 0); /* row 2 is orthogonal to row 1 */
     CHECK(acc[0] == 0 && acc[1] == 0);
     sw_model_free(m);
 }

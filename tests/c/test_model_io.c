@@ -65,8 +65,8 @@ static void
 test_round_trip(void)
 {
     const char *path = "roundtrip.swm";
-    double x[3 * 5] = {0.1, -0.2, 0.3, 0.4, 0.5, 1, 2, 3, 4, 5, -1e-3, 7, 0, 0,
-                       1};
+    double x[3 * 5] = {0.1, -0.2, 0.3,   0.4, 0.5, 1, 2, 3,
+                       4,   5,    -1e-3, 7,   0,   0, 1};
     double a[9], b[9], wa[18], wb[18];
     sw_rows v = dense_view(x, 3, 5);
     sw_err err = {0};
@@ -143,7 +143,7 @@ reseal(unsigned char *buf, size_t len)
 static void
 expect_format_error(const unsigned char *buf, size_t len, const char *needle)
 {
-    sw_model *m = (sw_model *)&m;   /* must be cleared to NULL */
+    sw_model *m = (sw_model *)&m; /* must be cleared to NULL */
     long live = sw_alloc_live();
     sw_err err = {0};
 
@@ -213,13 +213,14 @@ test_corrupt_files(void)
         sw_model_free(r);
     }
     /* not a model file at all */
-    expect_format_error((const unsigned char *)"hello, world, this is not a "
-                                               "model file, not at all......"
-                                               "................................"
-                                               "................................"
-                                               "................................"
-                                               "................................",
-                        200, "bad magic");
+    expect_format_error(
+        (const unsigned char *)"hello, world, this is not a "
+                               "model file, not at all......"
+                               "................................"
+                               "................................"
+                               "................................"
+                               "................................",
+        200, "bad magic");
     /* trailing garbage */
     {
         unsigned char *longer = malloc(len + 8);

@@ -58,7 +58,7 @@ op_conf_new(void *p, sw_err *err)
     sw_rc rc = sw_conf_new(&conf, err);
 
     if (rc != SW_OK && conf != NULL)
-        return SW_E_INTERNAL;       /* OUT must be NULL on failure */
+        return SW_E_INTERNAL; /* OUT must be NULL on failure */
     sw_conf_free(conf);
     (void)c;
     return rc;
@@ -115,8 +115,8 @@ op_prequential(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_linear_prequential(c->m, &c->x, c->y, c->x.n_rows, c->pred,
-                                 NULL, NULL, err);
+    return sw_linear_prequential(c->m, &c->x, c->y, c->x.n_rows, c->pred, NULL,
+                                 NULL, err);
 }
 
 static sw_rc
@@ -124,9 +124,8 @@ op_predict(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_model_predict(c->m, &c->x,
-                            c->pred, c->x.n_rows * sw_model_n_outputs(c->m),
-                            err);
+    return sw_model_predict(c->m, &c->x, c->pred,
+                            c->x.n_rows * sw_model_n_outputs(c->m), err);
 }
 
 static sw_rc
@@ -196,8 +195,8 @@ test_oom(void)
 {
     /* float32 rows force a conversion buffer; CSR with unsorted columns
      * forces the canonical copy, so both allocations are exercised. */
-    static const float xf[6 * 4] = {1, 2, 0, -1, 0.5f, 0, 3, 1, -1, -1, 2, 0,
-                                    1, 0, 0, 0,  2,    1, 1, 1, 0,  3, -2, 1};
+    static const float xf[6 * 4] = {1, 2, 0, -1, 0.5f, 0, 3, 1, -1, -1, 2,  0,
+                                    1, 0, 0, 0,  2,    1, 1, 1, 0,  3,  -2, 1};
     static const double val[4] = {1.0, 2.0, 0.5, -1.0};
     static const int64_t idx[4] = {3, 1, 3, 0};
     static const int64_t ptr[7] = {0, 2, 4, 4, 4, 4, 4};
