@@ -20,7 +20,7 @@ sw_version(void)
     return SW_VERSION;
 }
 
-#define VERSION_STR                                                       \
+#define VERSION_STR                                                            \
     STR(SW_VERSION_MAJOR) "." STR(SW_VERSION_MINOR) "." STR(SW_VERSION_PATCH)
 #define FORMAT_STR STR(SW_FORMAT_MAJOR) "." STR(SW_FORMAT_MINOR)
 #ifdef __VERSION__
