@@ -20,11 +20,12 @@ index_at(const void *p, sw_itype t, int64_t k)
     return t == SW_I32 ? ((const int32_t *)p)[k] : ((const int64_t *)p)[k];
 }
 
-sw_rc
-sw_rows_check(const sw_rows *x, sw_err *err)
+/* What every view must satisfy before anything reads it: known layout and
+ * types, non-negative shape, non-NULL arrays, a row stride that fits. The
+ * contents of CSR arrays are not read here. */
+static sw_rc
+check_frame(const sw_rows *x, sw_err *err)
 {
-    int64_t i, k, prev;
-
     if (x == NULL)
         return sw_fail(err, SW_E_INVAL, "rows: NULL view");
     if (x->n_rows < 0 || x->n_cols < 0)
@@ -50,6 +51,17 @@ sw_rows_check(const sw_rows *x, sw_err *err)
                        (int)x->itype);
     if (x->indptr == NULL || (x->n_rows > 0 && x->indices == NULL))
         return sw_fail(err, SW_E_INVAL, "rows: CSR indptr/indices is NULL");
+    return SW_OK;
+}
+
+sw_rc
+sw_rows_check(const sw_rows *x, sw_err *err)
+{
+    int64_t i, k, prev;
+    sw_rc rc = check_frame(x, err);
+
+    if (rc != SW_OK || x->layout == SW_DENSE)
+        return rc;
     prev = index_at(x->indptr, x->itype, 0);
     if (prev < 0)
         return sw_fail(err, SW_E_FORMAT, "rows: indptr[0] is %lld",
@@ -77,40 +89,20 @@ sw_rows_check(const sw_rows *x, sw_err *err)
 
 /* The checks every call that reads rows for a model makes up front: the
  * view is well formed and its width fits the model. A CSR view may be
- * narrower than the model (a hashed space read through a smaller matrix). */
+ * narrower than the model (a hashed space read through a smaller matrix).
+ * Column indices are checked row by row as sw_row_get() reads them. */
 sw_rc
 sw_rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err)
 {
-    if (x == NULL)
-        return sw_fail(err, SW_E_INVAL, "rows: NULL view");
-    if (x->n_rows < 0 || x->n_cols < 0)
-        return sw_fail(err, SW_E_SHAPE, "rows: negative shape");
-    if (x->n_rows > 0 && x->data == NULL)
-        return sw_fail(err, SW_E_INVAL, "rows: data is NULL");
-    if (x->dtype != SW_F64 && x->dtype != SW_F32)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown dtype %d",
-                       (int)x->dtype);
-    if (x->layout == SW_DENSE) {
-        if (x->n_cols != n_features)
-            return sw_fail(err, SW_E_SHAPE,
-                           "X has %lld features per row, the model expects "
-                           "%lld",
-                           (long long)x->n_cols, (long long)n_features);
-        if (x->n_rows > 1 && x->row_stride < x->n_cols)
-            return sw_fail(err, SW_E_SHAPE,
-                           "rows: row_stride %lld is less than n_cols %lld",
-                           (long long)x->row_stride, (long long)x->n_cols);
-        return SW_OK;
-    }
-    if (x->layout != SW_CSR)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown layout %d",
-                       (int)x->layout);
-    if (x->itype != SW_I32 && x->itype != SW_I64)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown index type %d",
-                       (int)x->itype);
-    if (x->indptr == NULL || (x->n_rows > 0 && x->indices == NULL))
-        return sw_fail(err, SW_E_INVAL, "rows: CSR indptr/indices is NULL");
-    if (x->n_cols > n_features)
+    sw_rc rc = check_frame(x, err);
+
+    if (rc != SW_OK)
+        return rc;
+    if (x->layout == SW_DENSE && x->n_cols != n_features)
+        return sw_fail(err, SW_E_SHAPE,
+                       "X has %lld features per row, the model expects %lld",
+                       (long long)x->n_cols, (long long)n_features);
+    if (x->layout == SW_CSR && x->n_cols > n_features)
         return sw_fail(err, SW_E_SHAPE,
                        "X has %lld columns, the model expects at most %lld",
                        (long long)x->n_cols, (long long)n_features);
