@@ -464,6 +464,28 @@ class SCWClassifier(_Classifier):
         self.max_iter = max_iter
 
 
+def _document(cls):
+    """Append the keyword arguments' documentation, taken from the core's
+    property table (the same text CONFIGURATION.md shows)."""
+    table = {name: (typ, default, accepted, doc)
+             for name, typ, default, accepted, doc in _sw.conf_props()}
+    lines = ["", "    Parameters", "    ----------"]
+    for arg, key in cls._conf_keys.items():
+        typ, default, accepted, doc = table[key]
+        lines.append(f"    {arg} : {typ}, default {default} (``{key}``)")
+        lines.append(f"        {doc} Accepted: {accepted}.")
+    lines.append("    n_features : int or None")
+    lines.append("        Width of the rows; None takes it from the first "
+                 "data (2^20 for a dict).")
+    lines.append("    max_iter : int, default 1")
+    lines.append("        Passes that ``fit`` makes over the data, in order.")
+    cls.__doc__ = (cls.__doc__ or "") + "\n".join(lines) + "\n"
+
+
+for _cls in (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
+             SCWClassifier):
+    _document(_cls)
+
 _CLASSES = {c.__name__: c for c in (PassiveAggressiveClassifier,
                                     PassiveAggressiveRegressor,
                                     SCWClassifier)}

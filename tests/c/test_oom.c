@@ -170,6 +170,17 @@ op_load(void *p, sw_err *err)
 }
 
 static sw_rc
+op_inspect(void *p, sw_err *err)
+{
+    ctx *c = p;
+    FILE *fp = fopen("/dev/null", "w");
+    sw_rc rc = sw_model_inspect(c->path, fp, err);
+
+    fclose(fp);
+    return rc;
+}
+
+static sw_rc
 op_dup(void *p, sw_err *err)
 {
     ctx *c = p;
@@ -247,6 +258,7 @@ test_oom(void)
             oom_loop("set_golden", op_set_golden, &c);
             oom_loop("save", op_save, &c);
             oom_loop("load", op_load, &c);
+            oom_loop("inspect", op_inspect, &c);
             oom_loop("dup", op_dup, &c);
             oom_loop("add_classes", op_add_classes, &c);
             sw_model_free(c.m);

@@ -215,3 +215,36 @@ def test_regressor_api(rng):
     assert abs(est.predict_one(X[0]) - y[0]) < 0.2
     mae = sw.evaluate.prequential(sw.PassiveAggressiveRegressor(), X, y)
     assert mae.shape == (400,) and mae[-1] < mae[20]
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.standard_normal((4000, 300)),
+    lambda rng: rng.standard_normal((4000, 300)).astype(np.float32),
+    lambda rng: np.asfortranarray(rng.standard_normal((4000, 300)))[::2],
+    lambda rng: sp.random(4000, 300, density=0.3, format="csr",
+                          random_state=1, dtype=np.float64),
+])
+def test_inputs_read_in_place(rng, make):
+    """float64/float32 rows with contiguous columns and CSR with matching
+    index types are read where they are: no copy of X is made."""
+    X = make(rng)
+    y = rng.integers(0, 2, X.shape[0])
+    est = sw.SCWClassifier().fit(X[:10], y[:10])
+    size = X.data.nbytes if hasattr(X, "indptr") else X.nbytes
+    tracemalloc.start()
+    est.partial_fit(X, y)
+    est.decision_function(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    copied = peak > size / 2
+    contiguous_rows = not isinstance(X, np.ndarray) or \
+        X.strides[-1] == X.itemsize
+    assert copied != contiguous_rows, (peak, size)
+
+
+def test_docstrings_come_from_the_property_table():
+    for cls in (sw.PassiveAggressiveClassifier, sw.SCWClassifier,
+                sw.PassiveAggressiveRegressor):
+        for name, _, default, accepted, doc in sw.conf_table():
+            if name in cls._conf_keys.values():
+                assert doc in cls.__doc__ and accepted in cls.__doc__
