@@ -19,18 +19,27 @@ CPPFLAGS:= -Icsrc/include -Icsrc -I$(BUILD)/gen
 # nothing else) is rebuilt when HEAD moves.
 BUILD_ID:= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- csrc 2>/dev/null || echo +dirty)
 LIBS    := -lsodium -lz -lm
+# The io adapters (build/libswio.a) and what they link; each adapter builds
+# as a stub returning SW_E_UNSUPPORTED when its library is missing.
+HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
+IO_CFLAGS := $(if $(HAVE_SQLITE),-DSW_HAVE_SQLITE)
+IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3)
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_model.c csrc/sw_model_io.c \
             csrc/learn/sw_linear.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+IO_SRC   := csrc/io/sw_registry.c
+IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
+            libsqlite3-dev \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
-            python3-pytest python3-sklearn python3-matplotlib \
+            python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
@@ -38,7 +47,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
 
 all: lib runner ext $(BIN)/streamwise
 
-lib: $(BUILD)/libswcore.a
+lib: $(BUILD)/libswcore.a $(BUILD)/libswio.a
 
 $(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -57,11 +66,19 @@ $(BUILD)/libswcore.a: $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/obj/io/%.o: csrc/io/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(IO_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libswio.a: $(IO_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 runner: $(BIN)/sw-serve
 
-$(BIN)/sw-serve: csrc/runner/sw_serve.c $(BUILD)/libswcore.a
+$(BIN)/sw-serve: csrc/runner/sw_serve.c $(ALL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libswcore.a $(LIBS) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(IO_LIBS) $(LIBS) -o $@
 
 # `streamwise inspect FILE` etc. for a build in place (pip installs its own).
 $(BIN)/streamwise: Makefile
@@ -73,15 +90,15 @@ $(BIN)/streamwise: Makefile
 	@chmod +x $@
 
 # The extension links build/libswcore.a; setup.py never compiles csrc/.
-ext: $(BUILD)/libswcore.a python/streamwise/_swmodule.c
+ext: $(ALL_LIBS) python/streamwise/_swmodule.c
 	$(PYTHON) setup.py -q build_ext --inplace
 
 # ---- tests ----------------------------------------------------------------
 
-$(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(BUILD)/libswcore.a
+$(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(TEST_SRC) $(BUILD)/libswcore.a \
-	    $(LIBS) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(TEST_SRC) $(ALL_LIBS) \
+	    $(IO_LIBS) $(LIBS) -o $@
 
 ctest: $(BIN)/sw-tests
 	cd tests/c && ../../$(BIN)/sw-tests

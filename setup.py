@@ -13,6 +13,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = os.path.join(HERE, "build", "libswcore.a")
+IO = os.path.join(HERE, "build", "libswio.a")
 
 # Build (or refresh) the core archive first; make is the only build of csrc/.
 subprocess.check_call(["make", "--no-print-directory", "-C", HERE, "lib"])
@@ -21,9 +22,9 @@ ext = Extension(
     "streamwise._sw",
     sources=["python/streamwise/_swmodule.c"],
     include_dirs=["csrc/include", numpy.get_include()],
-    extra_objects=[CORE],
-    depends=[CORE, "csrc/include/streamwise.h"],   # relink when they change
-    libraries=["sodium", "z", "m"],
+    extra_objects=[IO, CORE],
+    depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
+    libraries=["sqlite3", "sodium", "z", "m"],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
 )
 

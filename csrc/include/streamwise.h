@@ -277,6 +277,24 @@ sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
 /* Release a model. sw_model_free(NULL) is a harmless no-op. */
 void sw_model_free(sw_model *m);
 
+/* ------------------------------------------------------------------ */
+/* The model registry (io layer, libswio.a)                             */
+/* ------------------------------------------------------------------ */
+
+/* Resolve a registry reference in the tracking store at store_dir (the
+ * directory holding streamwise.db, as written by streamwise.registry):
+ * "name@alias" (the version the alias points to now), "name@3", or "name"
+ * (the latest version). The database is opened read-only. The model file is
+ * hashed and must match the SHA-256 the registry recorded, else
+ * SW_E_FORMAT. On success path receives the file's path (at most path_len
+ * bytes with the NUL), sha256_hex its 64 hex digits and a NUL, and *version
+ * the version number (version may be NULL). SW_E_INVAL for a malformed
+ * reference or one that names nothing, SW_E_IO when the store cannot be
+ * read, SW_E_UNSUPPORTED when built without SQLite. */
+sw_rc sw_registry_resolve(const char *store_dir, const char *ref, char *path,
+                          size_t path_len, char *sha256_hex, int64_t *version,
+                          sw_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
  * sw_serve.c - the C-only runner: score rows from stdin with a saved model.
  *
  *     sw-serve MODEL.swm [--format csv|libsvm] [--zero-based] < rows
+ *     sw-serve --registry STORE NAME@ALIAS [...] < rows
  *
  * Links libswcore.a and nothing from Python, so it runs exactly the code the
  * notebook ran. The model's golden vectors are re-scored at load. Each input
@@ -43,6 +44,9 @@ usage(FILE *fp)
     fprintf(fp,
             "usage: sw-serve MODEL.swm [--format csv|libsvm] [--zero-based]"
             " < rows\n"
+            "       sw-serve --registry STORE NAME[@ALIAS|@VERSION] [...]"
+            " < rows\n"
+            "       sw-serve --registry STORE --resolve NAME[@ALIAS]\n"
             "       sw-serve --inspect MODEL.swm\n"
             "       sw-serve --config-doc | --version\n"
             "\n"
@@ -52,7 +56,12 @@ usage(FILE *fp)
             "(default)\n"
             "  --format libsvm  'label idx:val ...' rows; the label is "
             "ignored\n"
-            "  --zero-based     libsvm column numbers start at 0, not 1\n");
+            "  --zero-based     libsvm column numbers start at 0, not 1\n"
+            "  --registry DIR   the model is a registry reference in the\n"
+            "                   tracking store DIR (read-only; the file's\n"
+            "                   SHA-256 is checked against the registry)\n"
+            "  --resolve REF    print the resolved path, SHA-256 and "
+            "version\n");
 }
 
 /* Parse one CSV line into row (n_features values). Returns NULL or why. */
@@ -302,7 +311,9 @@ main(int argc, char **argv)
 {
     sw_model *m = NULL;
     sw_err err = {0};
-    const char *path = NULL;
+    const char *path = NULL, *registry = NULL, *resolve = NULL;
+    char resolved[4096], sha[65];
+    int64_t version = 0;
     int fmt = FMT_CSV, zero_based = 0, i, status = 1;
     long long n_bad = 0;
     static char outbuf[1 << 16];
@@ -323,6 +334,10 @@ main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--zero-based")) {
             zero_based = 1;
+        } else if (!strcmp(argv[i], "--registry") && i + 1 < argc) {
+            registry = argv[++i];
+        } else if (!strcmp(argv[i], "--resolve") && i + 1 < argc) {
+            resolve = argv[++i];
         } else if (!strcmp(argv[i], "--inspect") && i + 1 < argc) {
             if (sw_model_inspect(argv[i + 1], stdout, &err) != SW_OK) {
                 fprintf(stderr, "sw-serve: %s [%s]\n", err.msg,
@@ -346,9 +361,28 @@ main(int argc, char **argv)
             path = argv[i];
         }
     }
+    if (resolve != NULL) {
+        if (registry == NULL) {
+            fprintf(stderr, "sw-serve: --resolve needs --registry DIR\n");
+            return 2;
+        }
+        if (sw_registry_resolve(registry, resolve, resolved, sizeof(resolved),
+                                sha, &version, &err) != SW_OK)
+            goto done;
+        printf("%s %s %lld\n", resolved, sha, (long long)version);
+        return 0;
+    }
     if (path == NULL) {
         usage(stderr);
         return 2;
+    }
+    if (registry != NULL) {
+        if (sw_registry_resolve(registry, path, resolved, sizeof(resolved), sha,
+                                &version, &err) != SW_OK)
+            goto done;
+        fprintf(stderr, "sw-serve: %s is %s (version %lld, sha256 %.16s...)\n",
+                path, resolved, (long long)version, sha);
+        path = resolved;
     }
     if (sw_version() != SW_VERSION) {
         fprintf(stderr, "sw-serve: header %x, library %x\n", SW_VERSION,

@@ -937,6 +937,38 @@ sw_build_info_py(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(sw_build_info());
 }
 
+/* registry_resolve(store_dir, ref) -> (path, sha256, version) */
+static PyObject *
+sw_registry_resolve_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *dir = NULL;
+    const char *ref;
+    char path[4096], sha[65];
+    int64_t version = 0;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O&s", PyUnicode_FSConverter, &dir, &ref))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_registry_resolve(
+        PyBytes_AS_STRING(dir), ref, path, sizeof(path), sha, &version, &err);
+    Py_END_ALLOW_THREADS Py_DECREF(dir);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    return Py_BuildValue("(O&sL)", PyUnicode_DecodeFSDefault, path, sha,
+                         (long long)version);
+}
+
+static PyObject *
+sw_build_id_py(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return PyUnicode_FromString(sw_build_id());
+}
+
 static PyMethodDef sw_functions[] = {
     {"linear_new", sw_linear_new_py, METH_VARARGS,
      "linear_new(conf, n_features, n_classes) -> Model"},
@@ -945,6 +977,10 @@ static PyMethodDef sw_functions[] = {
     {"conf_props", sw_conf_props_py, METH_NOARGS,
      "The property table: [(name, type, default, accepted, doc)]"},
     {"build_info", sw_build_info_py, METH_NOARGS, "sw_build_info()"},
+    {"build_id", sw_build_id_py, METH_NOARGS, "sw_build_id()"},
+    {"registry_resolve", sw_registry_resolve_py, METH_VARARGS,
+     "registry_resolve(store_dir, ref) -> (path, sha256, version), by the "
+     "C lookup the runner uses"},
     {NULL, NULL, 0, NULL},
 };
 

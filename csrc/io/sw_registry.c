@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_registry.c - resolve "name@alias" in a tracking store, read-only.
+ *
+ * The runner must serve what the registry says is champion without any
+ * Python: this file reads the store's SQLite database (written by
+ * python/streamwise/registry.py, schema in python/streamwise/store.py)
+ * through libsqlite3 opened read-only, and hashes the model file it finds so
+ * that a file changed after registration is refused rather than served.
+ * Built into libswio.a; without SQLite it returns SW_E_UNSUPPORTED.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_internal.h"
+
+#ifdef SW_HAVE_SQLITE
+#include <errno.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#define SCHEMA_KNOWN 1 /* newest store schema this build understands */
+
+/* Split "name@sel" into name and selector; the name must be a registry
+ * name (letters, digits, '_', '.', '-'). */
+static sw_rc
+parse_ref(const char *ref, char *name, size_t name_len, const char **sel,
+          sw_err *err)
+{
+    const char *at = strchr(ref, '@');
+    size_t n = at ? (size_t)(at - ref) : strlen(ref), i;
+
+    if (n == 0 || n >= name_len)
+        return sw_fail(err, SW_E_INVAL,
+                       "registry reference '%s': expected name@alias, "
+                       "name@version or name",
+                       ref);
+    for (i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)ref[i]) && ref[i] != '_' && ref[i] != '.' &&
+            ref[i] != '-')
+            return sw_fail(err, SW_E_INVAL,
+                           "registry reference '%s': '%c' is not allowed in "
+                           "a model name",
+                           ref, ref[i]);
+    }
+    memcpy(name, ref, n);
+    name[n] = '\0';
+    *sel = at ? at + 1 : "";
+    return SW_OK;
+}
+
+static int
+all_digits(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    }
+    return 1;
+}
+
+/* SHA-256 of a file as 64 hex digits. */
+static sw_rc
+hash_file(const char *path, char *hex, sw_err *err)
+{
+    crypto_hash_sha256_state st;
+    unsigned char buf[1 << 16], digest[crypto_hash_sha256_BYTES];
+    FILE *fp = fopen(path, "rb");
+    size_t n;
+    int i;
+
+    if (fp == NULL)
+        return sw_fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
+    crypto_hash_sha256_init(&st);
+    while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+        crypto_hash_sha256_update(&st, buf, n);
+    if (ferror(fp)) {
+        fclose(fp);
+        return sw_fail(err, SW_E_IO, "%s: read error", path);
+    }
+    fclose(fp);
+    crypto_hash_sha256_final(&st, digest);
+    for (i = 0; i < (int)sizeof(digest); i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return SW_OK;
+}
+
+static sw_rc
+db_fail(sqlite3 *db, const char *db_path, sw_err *err)
+{
+    return sw_fail(err, SW_E_IO, "%s: %s", db_path,
+                   db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+sw_rc
+sw_registry_resolve(const char *store_dir, const char *ref, char *path,
+                    size_t path_len, char *sha256_hex, int64_t *version,
+                    sw_err *err)
+{
+    char name[129], db_path[4096], actual[65], rel[4096], want[65];
+    const char *sel = "";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t v = 0;
+    int step;
+    sw_rc rc;
+
+    if (version != NULL)
+        *version = 0;
+    if (path == NULL || path_len == 0 || sha256_hex == NULL ||
+        store_dir == NULL || ref == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry: NULL argument");
+    path[0] = '\0';
+    sha256_hex[0] = '\0';
+    rc = parse_ref(ref, name, sizeof(name), &sel, err);
+    if (rc != SW_OK)
+        return rc;
+    if (sodium_init() < 0)
+        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+    snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q,
+                           NULL) != SQLITE_OK) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: not a streamwise tracking store (%s)", db_path,
+                     sqlite3_errmsg(db));
+        goto done;
+    }
+    if (sqlite3_step(q) != SQLITE_ROW ||
+        sqlite3_column_int64(q, 0) > SCHEMA_KNOWN) {
+        rc =
+            sw_fail(err, SW_E_FORMAT,
+                    "%s: store schema %lld, this build reads up to %d", db_path,
+                    (long long)sqlite3_column_int64(q, 0), SCHEMA_KNOWN);
+        goto done;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+
+    if (all_digits(sel)) {
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT version, path, sha256 FROM "
+                                "model_versions WHERE name = ?1 AND "
+                                "version = ?2",
+                                -1, &q, NULL) == SQLITE_OK
+                 ? SW_OK
+                 : db_fail(db, db_path, err);
+        if (rc == SW_OK)
+            sqlite3_bind_int64(q, 2, strtoll(sel, NULL, 10));
+    } else if (*sel == '\0') {
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT version, path, sha256 FROM "
+                                "model_versions WHERE name = ?1 ORDER BY "
+                                "version DESC LIMIT 1",
+                                -1, &q, NULL) == SQLITE_OK
+                 ? SW_OK
+                 : db_fail(db, db_path, err);
+    } else {
+        rc = sqlite3_prepare_v2(
+                 db,
+                 "SELECT v.version, v.path, v.sha256 FROM aliases a JOIN "
+                 "model_versions v ON v.name = a.name AND v.version = "
+                 "a.version WHERE a.name = ?1 AND a.alias = ?2",
+                 -1, &q, NULL) == SQLITE_OK
+                 ? SW_OK
+                 : db_fail(db, db_path, err);
+        if (rc == SW_OK)
+            sqlite3_bind_text(q, 2, sel, -1, SQLITE_STATIC);
+    }
+    if (rc != SW_OK)
+        goto done;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    step = sqlite3_step(q);
+    if (step == SQLITE_DONE) {
+        rc = sw_fail(err, SW_E_INVAL,
+                     "registry %s: '%s' names no model "
+                     "version",
+                     store_dir, ref);
+        goto done;
+    }
+    if (step != SQLITE_ROW) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    v = sqlite3_column_int64(q, 0);
+    snprintf(rel, sizeof(rel), "%s", (const char *)sqlite3_column_text(q, 1));
+    snprintf(want, sizeof(want), "%s", (const char *)sqlite3_column_text(q, 2));
+    if ((size_t)snprintf(path, path_len, "%s/%s", store_dir, rel) >= path_len) {
+        path[0] = '\0';
+        rc = sw_fail(err, SW_E_INVAL,
+                     "registry: path buffer of %zu bytes "
+                     "is too small",
+                     path_len);
+        goto done;
+    }
+    rc = hash_file(path, actual, err);
+    if (rc != SW_OK)
+        goto done;
+    if (strcmp(actual, want) != 0) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: SHA-256 %.16s... but the registry recorded "
+                     "%.16s...: the file changed after registration",
+                     path, actual, want);
+        path[0] = '\0';
+        goto done;
+    }
+    memcpy(sha256_hex, actual, 65);
+    if (version != NULL)
+        *version = v;
+    rc = SW_OK;
+done:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
+#else /* !SW_HAVE_SQLITE */
+
+sw_rc
+sw_registry_resolve(const char *store_dir, const char *ref, char *path,
+                    size_t path_len, char *sha256_hex, int64_t *version,
+                    sw_err *err)
+{
+    (void)store_dir;
+    (void)ref;
+    if (path != NULL && path_len > 0)
+        path[0] = '\0';
+    if (sha256_hex != NULL)
+        sha256_hex[0] = '\0';
+    if (version != NULL)
+        *version = 0;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "registry: this build has no SQLite (install "
+                   "libsqlite3-dev and rebuild)");
+}
+
+#endif

@@ -1,0 +1,253 @@
+"""Experiment tracking: runs, params, metrics over event time, search, and
+the store's behaviour under concurrency, Ctrl-C and corruption."""
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import track
+from streamwise.store import StoreError
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "runs")
+
+
+def child_env(store):
+    return dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"),
+                STREAMWISE_TRACKING_URI=store)
+
+
+def test_run_records_everything(store):
+    t0 = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.timezone.utc)
+    with track.run(experiment="ctr", name="pa-1", params={"C": 0.5,
+                   "model": "pa", "seed": 7}, tags={"team": "ads"},
+                   store=store) as r:
+        for i in range(1000):
+            r.log_metric("acc", i / 1000, step=(i + 1) * 64,
+                         event_time=t0 + dt.timedelta(seconds=i))
+        r.log_metrics({"loss": 0.3, "auc": 0.8}, step=64000)
+        r.log_param("C", 0.5)                     # same value: fine
+        with pytest.raises(sw.InvalidArgument, match="write-once"):
+            r.log_param("C", 1.0)
+        r.set_tag("team", "growth")               # tags may change
+        r.log_input({"kind": "hdf5", "path": "events.h5", "sha256": "ab",
+                     "rows": [0, 64000]})
+    info = track.get_run(r.id, store=store)
+    assert info["status"] == "FINISHED" and info["name"] == "pa-1"
+    assert info["params"] == {"C": "0.5", "model": "pa", "seed": "7"}
+    assert info["tags"] == {"team": "growth"}
+    assert info["seed"] == 7
+    assert info["streamwise_version"] == sw.__version__
+    assert info["core_build"] == sw._sw.build_id()
+    assert len(info["git_commit"]) == 40          # the tests run in the repo
+    m = info["metrics"]["acc"]
+    assert (m["n"], m["min"], m["max"], m["last"], m["last_step"]) == \
+        (1000, 0.0, 0.999, 0.999, 64000)
+    assert info["inputs"][0]["slice"]["rows"] == [0, 64000]
+    h = r.metric_history("acc")
+    assert len(h) == 1000 and h["step"].iloc[-1] == 64000
+    assert np.allclose(h["value"], np.arange(1000) / 1000)
+    assert h["event_time"].iloc[1] - h["event_time"].iloc[0] == \
+        np.timedelta64(1, "s")
+    assert str(h["event_time"].iloc[0]) == "2026-11-03 12:00:00"
+    assert track.open_run(r.id[:10], store=store).metric_history(
+        "loss")["value"].tolist() == [0.3]
+
+
+def test_failed_status_and_nesting(store):
+    with pytest.raises(ZeroDivisionError):
+        with track.run(experiment="e", store=store) as outer:
+            with track.run(experiment="e", store=store) as inner:
+                assert track.active_run() is inner
+            1 / 0
+    assert outer.status == "FAILED" and inner.status == "FINISHED"
+    assert track.get_run(inner.id, store=store)["parent_id"] == outer.id
+
+
+def test_ctrl_c_marks_killed_and_keeps_data(store):
+    code = textwrap.dedent("""
+        import sys, time
+        from streamwise import track
+        with track.run(experiment="long", params={"p": 1}) as r:
+            for i in range(500):
+                r.log_metric("x", i)
+            track.flush()
+            print(r.id, flush=True)
+            while True:
+                r.log_metric("x", 1.0)
+                time.sleep(0.001)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], env=child_env(store),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    run_id = p.stdout.readline().strip()
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
+    info = track.get_run(run_id, store=store)
+    assert info["status"] == "KILLED"
+    assert info["metrics"]["x"]["n"] >= 500
+    assert len(track.open_run(run_id, store=store).metric_history("x")) == \
+        info["metrics"]["x"]["n"]
+
+
+def test_eight_processes_at_once(store):
+    code = textwrap.dedent("""
+        import sys
+        from streamwise import track
+        k = int(sys.argv[1])
+        with track.run(experiment="stress", name=f"w{k}",
+                       params={"worker": k}) as r:
+            for i in range(10000):
+                r.log_metric("v", float(i), step=i)
+                if i % 2500 == 0:
+                    r.set_tag(f"t{i}", i)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k)],
+                              env=child_env(store), stderr=subprocess.PIPE,
+                              text=True) for k in range(8)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errs
+    assert not any("locked" in e for e in errs)
+    df = track.search_runs(experiment="stress", store=store)
+    assert len(df) == 8 and set(df["status"]) == {"FINISHED"}
+    assert list(df["metrics.v"]) == [9999.0] * 8
+    for rid in df["run_id"]:
+        h = track.open_run(rid, store=store).metric_history("v")
+        assert h["step"].tolist() == list(range(10000))
+        assert track.get_run(rid, store=store)["metrics"]["v"]["n"] == 10000
+
+
+def test_corrupt_database_is_refused_untouched(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    db = root / "streamwise.db"
+    junk = b"this is not a database, just some bytes " * 200
+    db.write_bytes(junk)
+    with pytest.raises(StoreError, match="left untouched"):
+        with track.run(store=str(root)):
+            pass
+    assert db.read_bytes() == junk
+    assert isinstance(StoreError("x"), sw.FormatError)
+    # a SQLite file of someone else's
+    other = tmp_path / "other"
+    other.mkdir()
+    con = sqlite3.connect(other / "streamwise.db")
+    con.execute("CREATE TABLE mine (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not a streamwise store"):
+        track.search_runs(store=str(other))
+
+
+def test_newer_schema_is_refused(store):
+    with track.run(store=store):
+        pass
+    con = sqlite3.connect(os.path.join(store, "streamwise.db"))
+    con.execute("UPDATE schema_version SET version = 99")
+    con.commit()
+    con.close()
+    code = ("from streamwise import track\n"
+            "track.search_runs()\n")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(store),
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "schema 99 is newer" in out.stderr
+
+
+def test_search_filters(store):
+    specs = [("a", "pa", 0.1, 0.91, "ads"), ("b", "pa", 1.0, 0.72, "ads"),
+             ("c", "gbdt", 0.1, 0.95, None), ("d", "scw", 1.0, 0.55, "x"),
+             ("e", "gbdt", 10.0, None, "ads")]
+    for name, model, C, auc, team in specs:
+        tags = {"team": team} if team else {}
+        with track.run(experiment="s", name=name, params={"model": model,
+                       "C": C}, tags=tags, store=store) as r:
+            if auc is not None:
+                r.log_metric("auc", auc)
+
+    def names(f, **kw):
+        return sorted(track.search_runs(f, store=store, **kw)["name"])
+
+    assert names("metrics.auc > 0.7 AND (params.model = 'gbdt' OR "
+                 "params.model = 'pa')") == ["a", "b", "c"]
+    assert names("metrics.auc > 0.7 AND params.model = 'gbdt' OR "
+                 "params.model = 'scw'") == ["c", "d"]
+    assert names("NOT params.model = 'pa'") == ["c", "d", "e"]
+    assert names("params.C IN (0.1, 10)") == ["a", "c", "e"]
+    assert names("params.C >= 1") == ["b", "d", "e"]
+    assert names("tags.team = \"ads\" AND metrics.auc IS NOT NULL") == \
+        ["a", "b"]
+    assert names("metrics.auc IS NULL") == ["e"]
+    assert names("name LIKE 'a%' OR status != 'FINISHED'") == ["a"]
+    assert names("experiment = 's' AND metrics.`auc` < 0.6") == ["d"]
+    ordered = track.search_runs(order_by=["metrics.auc DESC"], store=store)
+    assert list(ordered["name"]) == ["c", "a", "b", "d", "e"]
+    assert list(track.search_runs(order_by=["params.C ASC", "name DESC"],
+                                  max_results=2, store=store)["name"]) == \
+        ["c", "a"]
+
+
+@pytest.mark.parametrize("text,pos,what", [
+    ("metrics.auc > AND x", 14, "expected a number or a quoted string"),
+    ("metrics.auc >> 1", 13, "expected a number"),
+    ("(metrics.auc > 1", 16, "expected ')'"),
+    ("metrics.auc 0.5", 12, "expected a comparison"),
+    ("params.a = 'x' AND", 18, "expected a field"),
+    ("colour = 'red'", 0, "unknown field 'colour'"),
+    ("metrics.auc > 1 params.a = 'b'", 16, "expected AND, OR or the end"),
+    ("metrics.auc ~ 1", 12, "unexpected character '~'"),
+])
+def test_filter_errors_point_at_the_position(store, text, pos, what):
+    with pytest.raises(sw.InvalidArgument) as e:
+        track.search_runs(text, store=store)
+    msg = str(e.value)
+    assert f"position {pos}" in msg and what in msg
+    lines = msg.splitlines()
+    assert lines[-1].index("^") - 4 == pos and lines[-2].strip() == text
+
+
+def test_compare_runs_figure(store):
+    import matplotlib
+    matplotlib.use("Agg")
+    from streamwise import plots
+    t0 = np.datetime64("2026-11-01T00:00:00")
+    runs = []
+    for name in ("pa", "scw"):
+        with track.run(experiment="cmp", name=name, store=store) as r:
+            for i in range(50):
+                r.log_metric("acc", 0.5 + i / 100, step=i * 10,
+                             event_time=t0 + np.timedelta64(i, "m"))
+        runs.append(r)
+    fig = plots.compare_runs(runs, "acc", x="event_time")
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and len(lines[0].get_xdata()) == 50
+    fig2 = plots.compare_runs([runs[0].id], "acc", x="step", store=store)
+    assert list(fig2.axes[0].get_lines()[0].get_xdata())[:3] == [0, 10, 20]
+
+
+def test_artifacts_and_models(store, tmp_path, rng):
+    X = rng.standard_normal((50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    note = tmp_path / "notes.txt"
+    note.write_text("hello")
+    with track.run(store=store) as r:
+        est = sw.PassiveAggressiveClassifier().fit(X, y)
+        path = r.log_model(est, "pa")
+        art = r.log_artifact(str(note))
+    assert sw.load(path).decision_function(X).tobytes() == \
+        est.decision_function(X).tobytes()
+    assert open(art).read() == "hello"
+    assert len(track.get_run(r.id, store=store)["artifacts"]) == 2
