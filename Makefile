@@ -143,6 +143,7 @@ demo: deps
 
 bench: all
 	PYTHONPATH=python $(PYTHON) benchmarks/online_linear.py
+	PYTHONPATH=python $(PYTHON) benchmarks/tracking.py
 
 # Install what is missing, and only that; root needs no sudo.
 deps:

@@ -121,13 +121,17 @@ def _models_versions(args):
 def _models_history(args):
     from . import registry
     df = registry.history(args.name, store=args.store)
-    if len(df):
-        df = _short_times(df)
-        df["old_version"] = df["old_version"].map(
-            lambda v: "-" if v != v or v is None else str(int(v)))
-        df["evidence"] = [json.dumps(e, sort_keys=True) for e in
-                          df["evidence"]]
-    sys.stdout.write(_table(df, empty=f"no promotions of {args.name}"))
+    if len(df) == 0:
+        print(f"no promotions of {args.name}")
+        return 0
+    for row in df.itertuples(index=False):
+        old = "-" if row.old_version is None or \
+            row.old_version != row.old_version else str(int(row.old_version))
+        print(f"generation {row.generation}  {row.at:%Y-%m-%d %H:%M:%S}  "
+              f"{args.name}@{row.alias}: {old} -> {row.new_version}  "
+              f"by {row.who}")
+        print(f"  reason:   {row.reason}")
+        print(f"  evidence: {json.dumps(row.evidence, sort_keys=True)}")
     return 0
 
 
