@@ -57,6 +57,35 @@ static const sw_prop props[] = {
      "full (n_features + intercept at most 2048)."},
     {"scw.a", SW_T_DBL, 0, 1e12, 1, 0, "1.0", NULL,
      "Initial variance a of every weight of SCW (Sigma_0 = a I)."},
+    {"als.factors", SW_T_INT, 1, 4096, 0, 0, "64", NULL,
+     "Latent factors k of ALS: the length of every user and item vector."},
+    {"als.regularization", SW_T_DBL, 0, 1e12, 0, 0, "0.01", NULL,
+     "L2 regularization lambda of ALS (times n_u per row with "
+     "als.reg_scaling=n_u)."},
+    {"als.alpha", SW_T_DBL, 0, 1e12, 1, 0, "1.0", NULL,
+     "Confidence scale alpha of implicit ALS: c = alpha r (linear) or "
+     "1 + alpha r (hu)."},
+    {"als.iterations", SW_T_INT, 0, 1e6, 0, 0, "15", NULL,
+     "Sweeps (users, then items) that fit makes."},
+    {"als.solver", SW_T_ENUM, 0, 0, 0, 0, "cg", "cg,cholesky",
+     "Implicit ALS row solver: conjugate gradient warm-started from the "
+     "previous factors (als.cg_steps steps) or an exact Cholesky solve."},
+    {"als.cg_steps", SW_T_INT, 1, 1000, 0, 0, "3", NULL,
+     "Conjugate-gradient steps per row and sweep."},
+    {"als.confidence", SW_T_ENUM, 0, 0, 0, 0, "linear", "linear,hu",
+     "Confidence of an interaction r: linear c = alpha r (as the implicit "
+     "library) or hu c = 1 + alpha r (Hu, Koren, Volinsky 2008; Spark)."},
+    {"als.reg_scaling", SW_T_ENUM, 0, 0, 0, 0, "none", "none,n_u",
+     "Regularization per row: none (lambda) or n_u (lambda times the row's "
+     "interactions, ALS-WR as Zhou et al. 2008 and Spark)."},
+    {"als.explicit", SW_T_BOOL, 0, 1, 0, 0, "false", NULL,
+     "Explicit feedback: fit ratings on the observed entries only (squared "
+     "error), instead of implicit preferences with confidences."},
+    {"als.seed", SW_T_INT, 0, 9007199254740991.0, 0, 0, "0", NULL,
+     "Seed of the initial factors (uniform in [0, 0.01))."},
+    {"als.threads", SW_T_INT, 0, 256, 0, 0, "0", NULL,
+     "Threads of ALS training and batch recommendation; 0 uses every CPU. "
+     "Results do not depend on it."},
 };
 
 #define N_PROPS ((int)(sizeof(props) / sizeof(props[0])))

@@ -43,6 +43,15 @@ void sw_free(void *p);
 void sw_alloc_fail_after(long n);
 long sw_alloc_live(void);
 
+/* ---- threads (sw_thread.c) ----
+ * fn(ctx, chunk, thread) runs once for every chunk 0..n_chunks-1 on up to
+ * n_threads threads (thread 0 is the caller); thread < n_threads indexes
+ * per-thread scratch. */
+typedef void (*sw_chunk_fn)(void *ctx, int64_t chunk, int thread);
+sw_rc sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
+                  sw_err *err);
+int sw_n_cpus(void);
+
 /* ---- configuration (sw_conf.c) ---- */
 double sw_conf_num(const sw_conf *conf, const char *name);
 int sw_conf_choice(const sw_conf *conf, const char *name);
@@ -79,10 +88,24 @@ int64_t sw_row_find_nonfinite(const sw_row *row);
 /* ---- the model handle (sw_model.c) and its kinds ---- */
 typedef struct sw_linear sw_linear;
 
+/* ALS (learn/sw_als.c, learn/sw_als_topn.c). */
+typedef struct sw_als {
+    int explicit_, solver, confidence, reg_scaling, threads;
+    int64_t k, n_users, n_items, cg_steps, iterations;
+    uint64_t seed;
+    double reg, alpha;
+    float *X;           /* n_users x k */
+    float *Y;           /* n_items x k */
+    int64_t *liked_ptr; /* kept interactions: CSR by user, or NULL */
+    int32_t *liked_idx;
+    int64_t liked_rows;
+} sw_als;
+
 struct sw_model {
     sw_model_kind kind;
     union {
         sw_linear *linear;
+        sw_als *als;
     } u;
     char *metadata; /* JSON text, NULL means "{}" */
     sw_rows golden; /* owned CSR copy; data NULL when unset */
@@ -98,6 +121,21 @@ void sw_linear_free(sw_linear *lin);
 int64_t sw_linear_n_features(const sw_linear *lin);
 int64_t sw_linear_n_outputs(const sw_linear *lin);
 int64_t sw_linear_n_classes(const sw_linear *lin);
+
+void sw_als_free(sw_als *a);
+sw_rc sw_als_dup(const sw_als *a, sw_als **out, sw_err *err);
+sw_rc sw_als_predict(const sw_als *a, const sw_rows *x, double *out,
+                     int64_t n_out, sw_err *err);
+int sw_als_threads(const sw_als *a);
+sw_rc sw_als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
+                       int64_t n_cols, const char *what, sw_err *err);
+sw_rc sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
+                  sw_err *err);
+sw_rc sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S,
+                        const float *O, int64_t n_other, int cholesky,
+                        int threads, sw_err *err);
+sw_rc sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
+                     int threads, double *out, sw_err *err);
 
 /* The MODEL section of a linear learner: serialise into a growable byte
  * buffer, parse back (every length checked), and describe for inspect. */
@@ -128,6 +166,10 @@ sw_rc sw_cur_f64(sw_cursor *c, double *v, sw_err *err);
 sw_rc sw_cur_f64s(sw_cursor *c, double *v, size_t n, sw_err *err);
 
 sw_rc sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err);
+sw_rc sw_als_write(const sw_als *a, sw_buf *b, sw_err *err);
+sw_rc sw_als_read(sw_cursor *c, sw_als **out, sw_err *err);
+void sw_als_describe(const sw_als *a, FILE *fp);
+sw_rc sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err);
 sw_rc sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err);
 void sw_linear_describe(const sw_linear *lin, FILE *fp);
 

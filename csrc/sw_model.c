@@ -20,6 +20,9 @@ sw_model_free(sw_model *m)
     case SW_MODEL_LINEAR:
         sw_linear_free(m->u.linear);
         break;
+    case SW_MODEL_ALS:
+        sw_als_free(m->u.als);
+        break;
     }
     sw_free(m->metadata);
     sw_free((void *)m->golden.data);
@@ -34,22 +37,23 @@ sw_model_kind_of(const sw_model *m)
     return m->kind;
 }
 
+/* An ALS model scores (user, item) pairs: two features, one output. */
 int64_t
 sw_model_n_features(const sw_model *m)
 {
-    return sw_linear_n_features(m->u.linear);
+    return m->kind == SW_MODEL_ALS ? 2 : sw_linear_n_features(m->u.linear);
 }
 
 int64_t
 sw_model_n_outputs(const sw_model *m)
 {
-    return sw_linear_n_outputs(m->u.linear);
+    return m->kind == SW_MODEL_ALS ? 1 : sw_linear_n_outputs(m->u.linear);
 }
 
 int64_t
 sw_model_n_classes(const sw_model *m)
 {
-    return sw_linear_n_classes(m->u.linear);
+    return m->kind == SW_MODEL_ALS ? 0 : sw_linear_n_classes(m->u.linear);
 }
 
 sw_rc
@@ -61,6 +65,8 @@ sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
     switch (m->kind) {
     case SW_MODEL_LINEAR:
         return sw_linear_predict(m->u.linear, x, out, n_out, err);
+    case SW_MODEL_ALS:
+        return sw_als_predict(m->u.als, x, out, n_out, err);
     }
     return sw_fail(err, SW_E_INTERNAL, "predict: unknown model kind %d",
                    (int)m->kind);
@@ -221,7 +227,10 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
     if (c == NULL)
         return sw_fail(err, SW_E_NOMEM, "dup: out of memory");
     c->kind = m->kind;
-    rc = sw_linear_dup(m->u.linear, &c->u.linear, err);
+    if (m->kind == SW_MODEL_ALS)
+        rc = sw_als_dup(m->u.als, &c->u.als, err);
+    else
+        rc = sw_linear_dup(m->u.linear, &c->u.linear, err);
     if (rc != SW_OK)
         goto done;
     if (m->metadata != NULL) {

@@ -294,7 +294,9 @@ write_golden(const sw_model *m, sw_buf *b, sw_err *err)
     if (m->golden.data != NULL) {
         x = (sw_rows *)&m->golden;
     } else {
-        rc = default_golden(sw_model_n_features(m), &gen, err);
+        rc = m->kind == SW_MODEL_ALS
+                 ? sw_als_default_golden(m->u.als, &gen, err)
+                 : default_golden(sw_model_n_features(m), &gen, err);
         if (rc != SW_OK)
             return rc;
         x = &gen;
@@ -358,7 +360,7 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         (rc = sw_cur_u64(c, &n_cols, err)) != SW_OK ||
         (rc = sw_cur_u64(c, &n_outputs, err)) != SW_OK)
         goto done;
-    if (layout > 1 || n_rows < 1 || n_rows > 4096 ||
+    if (layout > 1 || n_rows > 4096 ||
         n_cols != (uint64_t)sw_model_n_features(m) ||
         n_outputs != (uint64_t)sw_model_n_outputs(m)) {
         rc = sw_fail(err, SW_E_FORMAT,
@@ -562,6 +564,8 @@ write_model_section(const sw_model *m, sw_buf *b, sw_err *err)
     switch (m->kind) {
     case SW_MODEL_LINEAR:
         return sw_linear_write(m->u.linear, b, err);
+    case SW_MODEL_ALS:
+        return sw_als_write(m->u.als, b, err);
     }
     return sw_fail(err, SW_E_INTERNAL, "save: unknown model kind %d",
                    (int)m->kind);
@@ -791,7 +795,7 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
                        s_model < 0  ? "MODEL"
                        : s_meta < 0 ? "METADATA"
                                     : "GOLDEN");
-    if (f->kind != SW_MODEL_LINEAR)
+    if (f->kind != SW_MODEL_LINEAR && f->kind != SW_MODEL_ALS)
         return sw_fail(err, SW_E_FORMAT,
                        "model kind %u is not known to this build", f->kind);
     m = sw_calloc(1, sizeof(*m));
@@ -802,7 +806,10 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
     c.len = (size_t)f->sec[s_model].len;
     c.pos = 0;
     c.what = "MODEL";
-    rc = sw_linear_read(&c, &m->u.linear, err);
+    if (m->kind == SW_MODEL_ALS)
+        rc = sw_als_read(&c, &m->u.als, err);
+    else
+        rc = sw_linear_read(&c, &m->u.linear, err);
     if (rc != SW_OK)
         goto done;
     if (c.pos != c.len) {
@@ -957,7 +964,9 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
             f.minor, SW_FORMAT_MAJOR);
     fprintf(fp, "  size         %zu bytes, SHA-256 verified\n", len);
     fprintf(fp, "  kind         %s\n",
-            f.kind == SW_MODEL_LINEAR ? "linear" : "unknown");
+            f.kind == SW_MODEL_LINEAR ? "linear"
+            : f.kind == SW_MODEL_ALS  ? "als"
+                                      : "unknown");
     fprintf(fp, "  features     %lld\n  outputs      %lld\n",
             (long long)f.n_features, (long long)f.n_outputs);
     fprintf(fp, "  model id     ");
@@ -974,7 +983,10 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
         goto done;
     fprintf(fp, "metadata\n  %s\n", sw_model_metadata(m));
     fprintf(fp, "model\n");
-    sw_linear_describe(m->u.linear, fp);
+    if (m->kind == SW_MODEL_ALS)
+        sw_als_describe(m->u.als, fp);
+    else
+        sw_linear_describe(m->u.linear, fp);
     fprintf(fp, "golden\n  %lld rows re-scored: bit-identical\n",
             (long long)m->golden.n_rows);
 done:

@@ -162,7 +162,8 @@ sw_rc sw_rows_check(const sw_rows *x, sw_err *err);
 typedef struct sw_model sw_model;
 
 typedef enum sw_model_kind {
-    SW_MODEL_LINEAR = 1 /* PA / SCW online linear learners */
+    SW_MODEL_LINEAR = 1, /* PA / SCW online linear learners */
+    SW_MODEL_ALS = 2     /* factorization by alternating least squares */
 } sw_model_kind;
 
 /* Create an online linear learner over n_features features (the intercept
@@ -217,6 +218,102 @@ int64_t sw_linear_n_sigma(const sw_model *m);
 sw_rc sw_linear_weights(const sw_model *m, double *w, int64_t n_w, sw_err *err);
 sw_rc sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,
                       sw_err *err);
+
+/* ------------------------------------------------------------------ */
+/* ALS: alternating least squares for recommendations                   */
+/* ------------------------------------------------------------------ */
+
+/* Create an ALS model of n_users x n_items with als.factors factors,
+ * initialized uniformly in [0, 0.01) from als.seed. Interactions come as
+ * CSR views of n_users x n_items (any dtype; implicit: values >= 0, stored
+ * zeros are ignored; explicit: ratings). As a sw_model it scores rows of
+ * two columns (user id, item id): the dot product of their factors. */
+sw_rc sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
+                 sw_model **out, sw_err *err);
+
+/* One sweep: every user's factors solved against the item factors, then
+ * every item's against the user factors. item_users is the transpose of
+ * user_items (CSR n_items x n_users). If loss is not NULL it receives the
+ * training loss after the sweep (implicit: the implicit library's
+ * normalized weighted loss; explicit: (squared error + penalty) / nnz).
+ * Runs on als.threads threads; the result does not depend on their number.
+ * SW_E_NUMERIC if a Cholesky factorization fails (raise the
+ * regularization); the factors may then be partly updated. */
+sw_rc sw_als_iterate(sw_model *m, const sw_rows *user_items,
+                     const sw_rows *item_users, double *loss, sw_err *err);
+
+/* Sizes of an ALS model (0 for other kinds). */
+int64_t sw_als_n_users(const sw_model *m);
+int64_t sw_als_n_items(const sw_model *m);
+int64_t sw_als_n_factors(const sw_model *m);
+
+/* Copy out (get) or in (set) the factors of users (side 0) or items (side
+ * 1): n_rows x n_factors floats, row-major; n must equal that count. */
+sw_rc sw_als_get_factors(const sw_model *m, int side, float *out, int64_t n,
+                         sw_err *err);
+sw_rc sw_als_set_factors(sw_model *m, int side, const float *in, int64_t n,
+                         sw_err *err);
+
+/* Fold-in: solve factors for rows of interactions (side 0: users, rows
+ * over items; side 1: items, rows over users) against the other side's
+ * current factors, exactly (Cholesky), without changing the model. out
+ * holds rows->n_rows x n_factors floats. */
+sw_rc sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows,
+                        float *out, int64_t n_out, sw_err *err);
+
+/* Write vecs (n x n_factors) as the factors of ids on a side, growing the
+ * model when an id is beyond its size (new rows start at zero). */
+sw_rc sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
+                      const float *vecs, sw_err *err);
+
+/* Keep a copy of the training interactions (CSR n_users x n_items) in the
+ * model, so that recommendations can leave out what a user already has,
+ * in Python and in the runner alike; saved with the model. */
+sw_rc sw_als_set_liked(sw_model *m, const sw_rows *user_items, sw_err *err);
+int sw_als_has_liked(const sw_model *m);
+
+#define SW_REC_FILTER_LIKED 1 /* leave out each user's liked items */
+
+/* Top-n items for each of n_q users. ids are user ids; vecs, if not NULL,
+ * replace their factors (n_q x n_factors, e.g. from sw_als_solve_rows).
+ * With SW_REC_FILTER_LIKED, liked rows (CSR, row q for query q) or, when
+ * liked is NULL, the interactions kept by sw_als_set_liked are left out.
+ * exclude (NULL or n_items bytes, nonzero = leave out) applies to all;
+ * candidates (NULL, or n_cand item ids) limits the choice. Writes n_q x n
+ * item ids and scores, best first (ties: lower item id first), padded with
+ * id -1 and score -inf. Scores are float32 dot products summed in factor
+ * order, the same bits whichever path computes them. */
+sw_rc sw_als_recommend(const sw_model *m, const int64_t *ids, int64_t n_q,
+                       const float *vecs, int64_t n, int flags,
+                       const sw_rows *liked, const unsigned char *exclude,
+                       const int64_t *candidates, int64_t n_cand,
+                       int64_t *items_out, float *scores_out, sw_err *err);
+
+/* The n most similar items (side 1) or users (side 0) of each id by cosine
+ * of factors, the id itself included; candidates as in recommend. */
+sw_rc sw_als_similar(const sw_model *m, int side, const int64_t *ids,
+                     int64_t n_q, int64_t n, const int64_t *candidates,
+                     int64_t n_cand, int64_t *ids_out, float *scores_out,
+                     sw_err *err);
+
+/* Ranking metrics at k with the implicit library's definitions: for every
+ * user with test interactions, recommend k items leaving out the train
+ * ones, and average precision (over min(k, |test|)), MAP, NDCG and AUC.
+ * out gets {precision, map, ndcg, auc}; *n_users_out (may be NULL) the
+ * users evaluated. */
+sw_rc sw_ranking_metrics(const sw_model *m, const sw_rows *train,
+                         const sw_rows *test, int64_t k, double out[4],
+                         int64_t *n_users_out, sw_err *err);
+
+/* Splits of interactions, seeded and reproducible: in_test[e] = 1 for the
+ * entries that go to the test set. random: each of n entries with
+ * probability test_fraction. leave_k_out: k entries of every row that has
+ * more than k (rows with k or fewer stay in train). */
+sw_rc sw_split_random(int64_t n, double test_fraction, uint64_t seed,
+                      unsigned char *in_test, sw_err *err);
+sw_rc sw_split_leave_k_out(const sw_rows *x, int64_t k, uint64_t seed,
+                           unsigned char *in_test, int64_t n_in_test,
+                           sw_err *err);
 
 /* What kind of model this is. */
 sw_model_kind sw_model_kind_of(const sw_model *m);

@@ -38,6 +38,80 @@ typedef struct batch {
     double *out; /* BATCH * n_outputs */
 } batch;
 
+/* --recommend: one user id a line in, "item:score,..." out (the model's
+ * kept interactions left out). Scores are float32, printed with %.9g,
+ * which parses back to the same float. */
+static sw_rc
+recommend_stream(const sw_model *m, int64_t n, FILE *in, FILE *out,
+                 long long *n_bad, sw_err *err)
+{
+    int64_t ids[BATCH], *items = NULL, k, j;
+    int good[BATCH], n_lines = 0, n_ids = 0, i;
+    float *scores = NULL;
+    char *line = NULL, *end;
+    size_t cap = 0;
+    ssize_t len;
+    long long lineno = 0;
+    int flags = sw_als_has_liked(m) ? SW_REC_FILTER_LIKED : 0;
+    sw_rc rc = SW_OK;
+
+    items = malloc((size_t)(BATCH * n) * sizeof(*items));
+    scores = malloc((size_t)(BATCH * n) * sizeof(*scores));
+    if (items == NULL || scores == NULL) {
+        err->rc = rc = SW_E_NOMEM;
+        snprintf(err->msg, sizeof(err->msg), "out of memory for a batch");
+        goto done;
+    }
+    for (;;) {
+        len = getline(&line, &cap, in);
+        if (len >= 0) {
+            long long id;
+
+            lineno++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = '\0';
+            id = strtoll(line, &end, 10);
+            if (len == 0 || *end != '\0' || id < 0 || id >= sw_als_n_users(m)) {
+                fprintf(stderr,
+                        "sw-serve: line %lld: '%.40s' is not a user "
+                        "id (0..%lld)\n",
+                        lineno, line, (long long)sw_als_n_users(m) - 1);
+                (*n_bad)++;
+                good[n_lines++] = 0;
+            } else {
+                good[n_lines++] = 1;
+                ids[n_ids++] = id;
+            }
+        }
+        if (n_lines == BATCH || (len < 0 && n_lines > 0)) {
+            if (n_ids > 0) {
+                rc = sw_als_recommend(m, ids, n_ids, NULL, n, flags, NULL, NULL,
+                                      NULL, 0, items, scores, err);
+                if (rc != SW_OK)
+                    goto done;
+            }
+            for (i = 0, k = 0; i < n_lines; i++) {
+                if (good[i]) {
+                    for (j = 0; j < n && items[k * n + j] >= 0; j++)
+                        fprintf(out, j ? ",%lld:%.9g" : "%lld:%.9g",
+                                (long long)items[k * n + j],
+                                (double)scores[k * n + j]);
+                    k++;
+                }
+                fputc('\n', out);
+            }
+            n_lines = n_ids = 0;
+        }
+        if (len < 0)
+            break;
+    }
+done:
+    free(line);
+    free(items);
+    free(scores);
+    return rc;
+}
+
 static void
 usage(FILE *fp)
 {
@@ -61,7 +135,10 @@ usage(FILE *fp)
             "                   tracking store DIR (read-only; the file's\n"
             "                   SHA-256 is checked against the registry)\n"
             "  --resolve REF    print the resolved path, SHA-256 and "
-            "version\n");
+            "version\n"
+            "  --recommend N    ALS models: read user ids, one a line, and "
+            "print\n"
+            "                   their top N as item:score,item:score,...\n");
 }
 
 /* Parse one CSV line into row (n_features values). Returns NULL or why. */
@@ -313,7 +390,7 @@ main(int argc, char **argv)
     sw_err err = {0};
     const char *path = NULL, *registry = NULL, *resolve = NULL;
     char resolved[4096], sha[65];
-    int64_t version = 0;
+    int64_t version = 0, recommend = 0;
     int fmt = FMT_CSV, zero_based = 0, i, status = 1;
     long long n_bad = 0;
     static char outbuf[1 << 16];
@@ -338,6 +415,15 @@ main(int argc, char **argv)
             registry = argv[++i];
         } else if (!strcmp(argv[i], "--resolve") && i + 1 < argc) {
             resolve = argv[++i];
+        } else if (!strcmp(argv[i], "--recommend") && i + 1 < argc) {
+            recommend = strtoll(argv[++i], NULL, 10);
+            if (recommend < 1 || recommend > 100000) {
+                fprintf(stderr,
+                        "sw-serve: --recommend %s: expected "
+                        "1..100000\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--inspect") && i + 1 < argc) {
             if (sw_model_inspect(argv[i + 1], stdout, &err) != SW_OK) {
                 fprintf(stderr, "sw-serve: %s [%s]\n", err.msg,
@@ -392,8 +478,20 @@ main(int argc, char **argv)
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     if (sw_model_load(path, &m, &err) != SW_OK)
         goto done;
-    if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) != SW_OK)
+    if (recommend > 0) {
+        if (sw_model_kind_of(m) != SW_MODEL_ALS) {
+            err.rc = SW_E_INVAL;
+            snprintf(err.msg, sizeof(err.msg),
+                     "--recommend needs an ALS model, %.200s is not one", path);
+            goto done;
+        }
+        if (recommend_stream(m, recommend, stdin, stdout, &n_bad, &err) !=
+            SW_OK)
+            goto done;
+    } else if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) !=
+               SW_OK) {
         goto done;
+    }
     if (fflush(stdout) != 0) {
         err.rc = SW_E_IO;
         snprintf(err.msg, sizeof(err.msg), "writing stdout: %s",

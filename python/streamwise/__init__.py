@@ -12,12 +12,13 @@ from ._sw import (Error, FormatError, IOError, InternalError, InvalidArgument,
 from . import evaluate
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
+from .recommend import ALS
 
 __version__ = _sw.__version__
 
 __all__ = [
     "PassiveAggressiveClassifier", "PassiveAggressiveRegressor",
-    "SCWClassifier", "load", "inspect", "conf_table", "build_info",
+    "SCWClassifier", "ALS", "load", "inspect", "conf_table", "build_info",
     "evaluate", "Error", "FormatError", "IOError", "InternalError",
     "InvalidArgument", "NumericError", "ShapeError", "SourceError",
     "StateError", "UnsupportedError",

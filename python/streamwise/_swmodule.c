@@ -283,8 +283,24 @@ to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
                         n_features, h, v);
     if (!PyArray_Check(x) && PyObject_HasAttrString(x, "indptr")) {
         PyObject *indptr = NULL, *indices = NULL, *data = NULL, *shape = NULL;
+        PyObject *fmt = PyObject_GetAttrString(x, "format");
         int64_t r = -1, c = -1;
         int rc = -1;
+
+        /* CSC matrices have an indptr too: only CSR is read as rows. */
+        if (fmt == NULL) {
+            PyErr_Clear();
+        } else {
+            int is_csr = PyUnicode_Check(fmt) &&
+                         PyUnicode_CompareWithASCIIString(fmt, "csr") == 0;
+
+            Py_DECREF(fmt);
+            if (!is_csr) {
+                PyErr_SetString(PyExc_TypeError,
+                                "sparse input must be CSR (call .tocsr())");
+                return -1;
+            }
+        }
 
         indptr = PyObject_GetAttrString(x, "indptr");
         indices = PyObject_GetAttrString(x, "indices");
@@ -759,6 +775,407 @@ Model_get_counts(ModelObject *self, void *Py_UNUSED(c))
     return Py_BuildValue("LL", (long long)seen, (long long)upd);
 }
 
+/* ------------------------------------------------------------------ */
+/* ALS                                                                  */
+/* ------------------------------------------------------------------ */
+
+/* A CSR argument as a view (scipy matrices; held in h). */
+static int
+csr_arg(PyObject *o, hold *h, sw_rows *v, const char *what)
+{
+    memset(h, 0, sizeof(*h));
+    if (!PyObject_HasAttrString(o, "indptr")) {
+        PyErr_Format(PyExc_TypeError, "%s must be a scipy.sparse CSR matrix",
+                     what);
+        return -1;
+    }
+    return to_rows(o, 0, h, v);
+}
+
+/* An optional 1-D array of a numpy type, NULL for None. */
+static PyArrayObject *
+opt_array(PyObject *o, int type, int *err)
+{
+    PyArrayObject *a;
+
+    *err = 0;
+    if (o == NULL || o == Py_None)
+        return NULL;
+    a = (PyArrayObject *)PyArray_FROM_OTF(o, type, NPY_ARRAY_IN_ARRAY);
+    if (a == NULL || PyArray_NDIM(a) > 2) {
+        if (a != NULL) {
+            PyErr_SetString(PyExc_ValueError, "expected a 1-D or 2-D array");
+            Py_DECREF(a);
+        }
+        *err = 1;
+        return NULL;
+    }
+    return a;
+}
+
+/* als_iterate(user_items, item_users, want_loss) -> loss or None */
+static PyObject *
+Model_als_iterate(ModelObject *self, PyObject *args)
+{
+    PyObject *ui, *iu, *result = NULL;
+    int want_loss;
+    hold h1, h2;
+    sw_rows v1, v2;
+    sw_err err = {0};
+    double loss = 0;
+    sw_rc rc;
+
+    memset(&h1, 0, sizeof(h1));
+    memset(&h2, 0, sizeof(h2));
+    if (!PyArg_ParseTuple(args, "OOp", &ui, &iu, &want_loss))
+        return NULL;
+    if (csr_arg(ui, &h1, &v1, "user_items") < 0 ||
+        csr_arg(iu, &h2, &v2, "item_users") < 0)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_als_iterate(self->model, &v1, &v2, want_loss ? &loss : NULL, &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    result = want_loss ? PyFloat_FromDouble(loss) : Py_NewRef(Py_None);
+done:
+    hold_release(&h1);
+    hold_release(&h2);
+    return result;
+}
+
+static PyObject *
+Model_als_info(ModelObject *self, void *Py_UNUSED(c))
+{
+    return Py_BuildValue("(LLLi)", (long long)sw_als_n_users(self->model),
+                         (long long)sw_als_n_items(self->model),
+                         (long long)sw_als_n_factors(self->model),
+                         sw_als_has_liked(self->model));
+}
+
+/* als_factors(side) -> float32 array (rows, k), a copy */
+static PyObject *
+Model_als_factors(ModelObject *self, PyObject *arg)
+{
+    int side = PyLong_AsLong(arg) ? 1 : 0;
+    npy_intp dims[2];
+    PyArrayObject *a;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (PyErr_Occurred())
+        return NULL;
+    dims[0] = side ? sw_als_n_items(self->model) : sw_als_n_users(self->model);
+    dims[1] = sw_als_n_factors(self->model);
+    a = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    if (a == NULL)
+        return NULL;
+    lock_model(self);
+    rc = sw_als_get_factors(self->model, side, PyArray_DATA(a),
+                            dims[0] * dims[1], &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        Py_DECREF(a);
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    return (PyObject *)a;
+}
+
+/* als_set_factors(side, array) */
+static PyObject *
+Model_als_set_factors(ModelObject *self, PyObject *args)
+{
+    int side;
+    PyObject *o;
+    PyArrayObject *a;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "iO", &side, &o))
+        return NULL;
+    a = (PyArrayObject *)PyArray_FROM_OTF(o, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY);
+    if (a == NULL)
+        return NULL;
+    lock_model(self);
+    rc = sw_als_set_factors(self->model, side, PyArray_DATA(a),
+                            PyArray_SIZE(a), &err);
+    unlock_model(self);
+    Py_DECREF(a);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* als_solve_rows(side, csr) -> float32 (n_rows, k) */
+static PyObject *
+Model_als_solve_rows(ModelObject *self, PyObject *args)
+{
+    int side;
+    PyObject *o;
+    PyArrayObject *out = NULL;
+    npy_intp dims[2];
+    hold h;
+    sw_rows v;
+    sw_err err = {0};
+    sw_rc rc;
+
+    memset(&h, 0, sizeof(h));
+    if (!PyArg_ParseTuple(args, "iO", &side, &o))
+        return NULL;
+    if (csr_arg(o, &h, &v, "rows") < 0)
+        goto done;
+    dims[0] = v.n_rows;
+    dims[1] = sw_als_n_factors(self->model);
+    out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    if (out == NULL)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_als_solve_rows(self->model, side, &v, PyArray_DATA(out),
+                           dims[0] * dims[1], &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        Py_CLEAR(out);
+    }
+done:
+    hold_release(&h);
+    return (PyObject *)out;
+}
+
+/* als_put_rows(side, ids, vecs) */
+static PyObject *
+Model_als_put_rows(ModelObject *self, PyObject *args)
+{
+    int side, bad;
+    PyObject *ids_o, *vecs_o;
+    PyArrayObject *ids = NULL, *vecs = NULL;
+    PyObject *result = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "iOO", &side, &ids_o, &vecs_o))
+        return NULL;
+    ids = opt_array(ids_o, NPY_INT64, &bad);
+    if (bad)
+        goto done;
+    vecs = opt_array(vecs_o, NPY_FLOAT32, &bad);
+    if (bad)
+        goto done;
+    if (ids == NULL || vecs == NULL ||
+        PyArray_SIZE(vecs) !=
+            PyArray_SIZE(ids) * sw_als_n_factors(self->model)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "put_rows: need one factor row per id");
+        goto done;
+    }
+    lock_model(self);
+    rc = sw_als_put_rows(self->model, side, PyArray_DATA(ids),
+                         PyArray_SIZE(ids), PyArray_DATA(vecs), &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(vecs);
+    return result;
+}
+
+static PyObject *
+Model_als_set_liked(ModelObject *self, PyObject *o)
+{
+    hold h;
+    sw_rows v;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (csr_arg(o, &h, &v, "user_items") < 0) {
+        hold_release(&h);
+        return NULL;
+    }
+    lock_model(self);
+    rc = sw_als_set_liked(self->model, &v, &err);
+    unlock_model(self);
+    hold_release(&h);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* als_recommend(ids, vecs, n, flags, liked, exclude, candidates)
+ * -> (items int64 (n_q, n), scores float32 (n_q, n)) */
+static PyObject *
+Model_als_recommend(ModelObject *self, PyObject *args)
+{
+    PyObject *ids_o, *vecs_o, *liked_o, *excl_o, *cand_o, *result = NULL;
+    PyArrayObject *ids = NULL, *vecs = NULL, *excl = NULL, *cand = NULL;
+    PyArrayObject *items = NULL, *scores = NULL;
+    long long n;
+    int flags, bad;
+    npy_intp dims[2];
+    hold h;
+    sw_rows lv;
+    sw_err err = {0};
+    sw_rc rc;
+
+    memset(&h, 0, sizeof(h));
+    if (!PyArg_ParseTuple(args, "OOLiOOO", &ids_o, &vecs_o, &n, &flags,
+                          &liked_o, &excl_o, &cand_o))
+        return NULL;
+    ids = opt_array(ids_o, NPY_INT64, &bad);
+    if (bad)
+        goto done;
+    vecs = opt_array(vecs_o, NPY_FLOAT32, &bad);
+    if (bad)
+        goto done;
+    excl = opt_array(excl_o, NPY_UINT8, &bad);
+    if (bad)
+        goto done;
+    cand = opt_array(cand_o, NPY_INT64, &bad);
+    if (bad)
+        goto done;
+    if (liked_o != Py_None && csr_arg(liked_o, &h, &lv, "user_items") < 0)
+        goto done;
+    if (excl != NULL && PyArray_SIZE(excl) != sw_als_n_items(self->model)) {
+        PyErr_SetString(PyExc_ValueError, "exclude mask must have n_items "
+                                          "entries");
+        goto done;
+    }
+    dims[0] = ids ? PyArray_SIZE(ids)
+                  : (vecs ? PyArray_SIZE(vecs) / sw_als_n_factors(self->model)
+                          : 0);
+    dims[1] = n;
+    items = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT64);
+    scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    if (items == NULL || scores == NULL)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_als_recommend(
+        self->model, ids ? PyArray_DATA(ids) : NULL, dims[0],
+        vecs ? PyArray_DATA(vecs) : NULL, n, flags,
+        liked_o != Py_None ? &lv : NULL, excl ? PyArray_DATA(excl) : NULL,
+        cand ? PyArray_DATA(cand) : NULL, cand ? PyArray_SIZE(cand) : 0,
+        PyArray_DATA(items), PyArray_DATA(scores), &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    result = PyTuple_Pack(2, items, scores);
+done:
+    hold_release(&h);
+    Py_XDECREF(ids);
+    Py_XDECREF(vecs);
+    Py_XDECREF(excl);
+    Py_XDECREF(cand);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    return result;
+}
+
+/* als_similar(side, ids, n, candidates) -> (ids, scores) */
+static PyObject *
+Model_als_similar(ModelObject *self, PyObject *args)
+{
+    PyObject *ids_o, *cand_o, *result = NULL;
+    PyArrayObject *ids = NULL, *cand = NULL, *out = NULL, *scores = NULL;
+    long long n;
+    int side, bad;
+    npy_intp dims[2];
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "iOLO", &side, &ids_o, &n, &cand_o))
+        return NULL;
+    ids = opt_array(ids_o, NPY_INT64, &bad);
+    if (bad || ids == NULL) {
+        if (!bad)
+            PyErr_SetString(PyExc_ValueError, "similar: ids required");
+        goto done;
+    }
+    cand = opt_array(cand_o, NPY_INT64, &bad);
+    if (bad)
+        goto done;
+    dims[0] = PyArray_SIZE(ids);
+    dims[1] = n;
+    out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT64);
+    scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    if (out == NULL || scores == NULL)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_als_similar(self->model, side, PyArray_DATA(ids), dims[0], n,
+                        cand ? PyArray_DATA(cand) : NULL,
+                        cand ? PyArray_SIZE(cand) : 0, PyArray_DATA(out),
+                        PyArray_DATA(scores), &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    result = PyTuple_Pack(2, out, scores);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(cand);
+    Py_XDECREF(out);
+    Py_XDECREF(scores);
+    return result;
+}
+
+/* ranking_metrics(train or None, test, k) -> (p, map, ndcg, auc, users) */
+static PyObject *
+Model_ranking_metrics(ModelObject *self, PyObject *args)
+{
+    PyObject *train_o, *test_o, *result = NULL;
+    long long k;
+    hold h1, h2;
+    sw_rows v1, v2;
+    double out[4];
+    int64_t n_users = 0;
+    sw_err err = {0};
+    sw_rc rc;
+
+    memset(&h1, 0, sizeof(h1));
+    memset(&h2, 0, sizeof(h2));
+    if (!PyArg_ParseTuple(args, "OOL", &train_o, &test_o, &k))
+        return NULL;
+    if ((train_o != Py_None && csr_arg(train_o, &h1, &v1, "train") < 0) ||
+        csr_arg(test_o, &h2, &v2, "test") < 0)
+        goto done;
+    lock_model(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_ranking_metrics(self->model, train_o != Py_None ? &v1 : NULL, &v2,
+                            k, out, &n_users, &err);
+    Py_END_ALLOW_THREADS
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    result = Py_BuildValue("(ddddL)", out[0], out[1], out[2], out[3],
+                           (long long)n_users);
+done:
+    hold_release(&h1);
+    hold_release(&h2);
+    return result;
+}
+
 static PyMethodDef Model_methods[] = {
     {"learn", (PyCFunction)(void (*)(void))Model_learn, METH_FASTCALL,
      "learn(X, y): learn rows in order (y: class numbers or values)."},
@@ -778,6 +1195,24 @@ static PyMethodDef Model_methods[] = {
     {"set_golden", (PyCFunction)Model_set_golden, METH_O,
      "set_golden(X): rows whose exact scores the file will carry."},
     {"copy", (PyCFunction)Model_copy, METH_NOARGS, "A deep copy."},
+    {"als_iterate", (PyCFunction)Model_als_iterate, METH_VARARGS,
+     "als_iterate(user_items, item_users, want_loss) -> loss or None"},
+    {"als_factors", (PyCFunction)Model_als_factors, METH_O,
+     "als_factors(side) -> float32 (rows, k): 0 users, 1 items"},
+    {"als_set_factors", (PyCFunction)Model_als_set_factors, METH_VARARGS,
+     "als_set_factors(side, array)"},
+    {"als_solve_rows", (PyCFunction)Model_als_solve_rows, METH_VARARGS,
+     "als_solve_rows(side, csr) -> float32 (n, k), exact fold-in"},
+    {"als_put_rows", (PyCFunction)Model_als_put_rows, METH_VARARGS,
+     "als_put_rows(side, ids, vecs): write (and grow)"},
+    {"als_set_liked", (PyCFunction)Model_als_set_liked, METH_O,
+     "als_set_liked(user_items): keep interactions to leave out"},
+    {"als_recommend", (PyCFunction)Model_als_recommend, METH_VARARGS,
+     "als_recommend(ids, vecs, n, flags, liked, exclude, candidates)"},
+    {"als_similar", (PyCFunction)Model_als_similar, METH_VARARGS,
+     "als_similar(side, ids, n, candidates)"},
+    {"ranking_metrics", (PyCFunction)Model_ranking_metrics, METH_VARARGS,
+     "ranking_metrics(train, test, k) -> (precision, map, ndcg, auc, n)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -792,6 +1227,8 @@ static PyGetSetDef Model_getset[] = {
     {"n_classes", (getter)Model_get_n_classes, NULL, NULL, NULL},
     {"counts", (getter)Model_get_counts, NULL,
      "(rows learned, rows that changed the weights)", NULL},
+    {"als_info", (getter)Model_als_info, NULL,
+     "(n_users, n_items, factors, keeps liked items)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -937,6 +1374,101 @@ sw_build_info_py(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(sw_build_info());
 }
 
+/* als_new(conf: dict[str, str], n_users, n_items) -> Model */
+static PyObject *
+sw_als_new_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *conf_d, *key, *value;
+    long long n_users, n_items;
+    Py_ssize_t pos = 0;
+    sw_conf *conf = NULL;
+    sw_model *m = NULL;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "O!LL", &PyDict_Type, &conf_d, &n_users,
+                          &n_items))
+        return NULL;
+    if (sw_conf_new(&conf, &err) != SW_OK)
+        goto fail;
+    while (PyDict_Next(conf_d, &pos, &key, &value)) {
+        const char *k = PyUnicode_AsUTF8(key), *v = PyUnicode_AsUTF8(value);
+
+        if (k == NULL || v == NULL) {
+            sw_conf_free(conf);
+            return NULL;
+        }
+        if (sw_conf_set(conf, k, v, &err) != SW_OK)
+            goto fail;
+    }
+    if (sw_als_new(conf, n_users, n_items, &m, &err) != SW_OK)
+        goto fail;
+    sw_conf_free(conf);
+    return wrap_model(st, m);
+fail:
+    sw_conf_free(conf);
+    raise_sw_err(st, &err);
+    return NULL;
+}
+
+/* split_random(n, test_fraction, seed) -> uint8 mask */
+static PyObject *
+sw_split_random_py(PyObject *module, PyObject *args)
+{
+    long long n;
+    double frac;
+    unsigned long long seed;
+    npy_intp dims[1];
+    PyArrayObject *mask;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "LdK", &n, &frac, &seed))
+        return NULL;
+    dims[0] = n < 0 ? 0 : n;
+    mask = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_UINT8);
+    if (mask == NULL)
+        return NULL;
+    if (sw_split_random(n, frac, seed, PyArray_DATA(mask), &err) != SW_OK) {
+        Py_DECREF(mask);
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return (PyObject *)mask;
+}
+
+/* split_leave_k_out(csr, k, seed) -> uint8 mask over its entries */
+static PyObject *
+sw_split_leave_k_out_py(PyObject *module, PyObject *args)
+{
+    PyObject *o;
+    long long k;
+    unsigned long long seed;
+    npy_intp dims[1];
+    PyArrayObject *mask = NULL;
+    hold h;
+    sw_rows v;
+    sw_err err = {0};
+
+    memset(&h, 0, sizeof(h));
+    if (!PyArg_ParseTuple(args, "OLK", &o, &k, &seed))
+        return NULL;
+    if (csr_arg(o, &h, &v, "matrix") < 0)
+        goto done;
+    dims[0] = v.itype == SW_I32 ? ((const int32_t *)v.indptr)[v.n_rows]
+                                : ((const int64_t *)v.indptr)[v.n_rows];
+    mask = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_UINT8);
+    if (mask == NULL)
+        goto done;
+    if (sw_split_leave_k_out(&v, k, seed, PyArray_DATA(mask), dims[0], &err) !=
+        SW_OK) {
+        Py_CLEAR(mask);
+        raise_sw_err(PyModule_GetState(module), &err);
+    }
+done:
+    hold_release(&h);
+    return (PyObject *)mask;
+}
+
 /* registry_resolve(store_dir, ref) -> (path, sha256, version) */
 static PyObject *
 sw_registry_resolve_py(PyObject *module, PyObject *args)
@@ -973,6 +1505,12 @@ static PyMethodDef sw_functions[] = {
     {"linear_new", sw_linear_new_py, METH_VARARGS,
      "linear_new(conf, n_features, n_classes) -> Model"},
     {"load", sw_load_py, METH_O, "load(path) -> Model (verified)"},
+    {"als_new", sw_als_new_py, METH_VARARGS,
+     "als_new(conf, n_users, n_items) -> Model"},
+    {"split_random", sw_split_random_py, METH_VARARGS,
+     "split_random(n, test_fraction, seed) -> uint8 mask"},
+    {"split_leave_k_out", sw_split_leave_k_out_py, METH_VARARGS,
+     "split_leave_k_out(csr, k, seed) -> uint8 mask"},
     {"inspect", sw_inspect_py, METH_O, "inspect(path) -> str"},
     {"conf_props", sw_conf_props_py, METH_NOARGS,
      "The property table: [(name, type, default, accepted, doc)]"},

@@ -1,7 +1,8 @@
 """Evaluation of online learners on streams."""
 import numpy as np
 
-__all__ = ["prequential"]
+__all__ = ["prequential", "ranking_metrics_at_k", "train_test_split",
+           "leave_k_out_split", "rmse"]
 
 
 def prequential(model, X, y, return_predictions=False):
@@ -20,3 +21,12 @@ def prequential(model, X, y, return_predictions=False):
     if return_predictions:
         return metric, np.asarray(pred)
     return metric
+
+
+def __getattr__(name):
+    # the recommendation metrics and splits live with ALS; reachable here
+    if name in ("ranking_metrics_at_k", "train_test_split",
+                "leave_k_out_split", "rmse"):
+        from . import recommend
+        return getattr(recommend, name)
+    raise AttributeError(name)

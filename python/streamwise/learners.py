@@ -496,11 +496,14 @@ def load(path):
     return the estimator that saved it, ready to predict and keep learning."""
     m = _sw.load(str(path))
     meta = json.loads(m.metadata)
+    if meta.get("class") == "ALS":
+        from .recommend import ALS
+        return ALS._from_model(m, meta)
     cls = _CLASSES.get(meta.get("class"))
     if cls is None:
         raise _sw.FormatError(
             f"{path}: METADATA names class {meta.get('class')!r}, which this "
-            f"streamwise does not know ({', '.join(_CLASSES)})")
+            f"streamwise does not know ({', '.join(_CLASSES)}, ALS)")
     est = cls(**meta.get("params", {}))
     est._reset()
     est._model = m

@@ -1,0 +1,1323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_als.c - matrix factorization by alternating least squares.
+ *
+ * Implicit feedback: Y. Hu, Y. Koren, C. Volinsky, "Collaborative Filtering
+ * for Implicit Feedback Datasets", ICDM 2008. With preferences p_ui = 1 for
+ * every interaction and confidences c_ui (linear: alpha r, as the implicit
+ * library; hu: 1 + alpha r, as the paper and Spark), each user's factors
+ * solve (Eq. 4)
+ *     (Y'Y + Y'(C_u - I)Y + lambda_u I) x_u = Y' C_u p_u,
+ * where Y'Y is computed once per sweep and the correction touches only the
+ * user's n_u items. Two solvers: conjugate gradient warm-started from the
+ * current factors for als.cg_steps steps (G. Takacs, I. Pilaszy, D. Tikk,
+ * "Applications of the conjugate gradient method for implicit feedback
+ * collaborative filtering", RecSys 2011), in float32 as the implicit library
+ * does; and an exact Cholesky solve in float64 (the correction summed with
+ * dsyrk, factorized with LAPACK dpotrf/dpotrs).
+ * Explicit feedback (ALS-WR, Y. Zhou, D. Wilkinson, R. Schreiber, R. Pan,
+ * AAIM 2008): (Y_u'Y_u + lambda_u I) x_u = Y_u' r_u over the rated items
+ * only, solved by Cholesky. lambda_u is lambda, or lambda n_u with
+ * als.reg_scaling=n_u. Items are solved the same way against the users.
+ *
+ * Determinism: every row's solve reads only the other side's factors and
+ * Y'Y, so rows may run on any thread in any order; Y'Y and the loss are
+ * summed over fixed chunks of rows and then in chunk order. The result is
+ * the same for any thread count.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sw_blas.h"
+#include "sw_internal.h"
+
+enum { SOLVER_CG = 0, SOLVER_CHOLESKY = 1 };
+enum { CONF_LINEAR = 0, CONF_HU = 1 };
+enum { REG_NONE = 0, REG_NU = 1 };
+
+#define GRAM_CHUNK 4096 /* rows per partial sum of Y'Y */
+#define ROW_CHUNK 256   /* rows per task of a sweep */
+#define SYRK_BLOCK 256  /* interactions gathered per dsyrk */
+
+/* ------------------------------------------------------------------ */
+/* Reading CSR views of any index and value type                        */
+/* ------------------------------------------------------------------ */
+
+static inline int64_t
+csr_ptr(const sw_rows *x, int64_t i)
+{
+    return x->itype == SW_I32 ? ((const int32_t *)x->indptr)[i]
+                              : ((const int64_t *)x->indptr)[i];
+}
+
+static inline int64_t
+csr_col(const sw_rows *x, int64_t e)
+{
+    return x->itype == SW_I32 ? ((const int32_t *)x->indices)[e]
+                              : ((const int64_t *)x->indices)[e];
+}
+
+static inline double
+csr_val(const sw_rows *x, int64_t e)
+{
+    return x->dtype == SW_F32 ? ((const float *)x->data)[e]
+                              : ((const double *)x->data)[e];
+}
+
+/* ------------------------------------------------------------------ */
+/* float32 kernels (fixed order, so every host gets the same bits)      */
+/* ------------------------------------------------------------------ */
+
+static inline float
+dotf(const float *a, const float *b, int64_t k)
+{
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0, l;
+
+    for (; j + 8 <= k; j += 8) {
+        for (l = 0; l < 8; l++)
+            s[l] += a[j + l] * b[j + l];
+    }
+    for (; j < k; j++)
+        s[0] += a[j] * b[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static inline void
+axpyf(float a, const float *x, float *y, int64_t k)
+{
+    int64_t j;
+
+    for (j = 0; j < k; j++)
+        y[j] += a * x[j];
+}
+
+/* out = G v for a symmetric k x k G (row j is column j). */
+static void
+symvf(const float *G, const float *v, float *out, int64_t k)
+{
+    int64_t j;
+
+    memset(out, 0, (size_t)k * sizeof(float));
+    for (j = 0; j < k; j++)
+        axpyf(v[j], G + j * k, out, k);
+}
+
+/* ------------------------------------------------------------------ */
+/* The model                                                            */
+/* ------------------------------------------------------------------ */
+
+static sw_als *
+als_of(const sw_model *m)
+{
+    return m != NULL && m->kind == SW_MODEL_ALS ? m->u.als : NULL;
+}
+
+void
+sw_als_free(sw_als *a)
+{
+    if (a == NULL)
+        return;
+    sw_free(a->X);
+    sw_free(a->Y);
+    sw_free(a->liked_ptr);
+    sw_free(a->liked_idx);
+    sw_free(a);
+}
+
+/* Fill n floats uniformly in [0, 0.01) from a splitmix64 stream. */
+static void
+init_factors(float *f, int64_t n, uint64_t *state)
+{
+    int64_t i;
+
+    for (i = 0; i < n; i++) {
+        uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        f[i] = (float)((double)(z >> 40) * 0x1.0p-24 * 0.01);
+    }
+}
+
+static sw_rc
+check_sizes(int64_t n_users, int64_t n_items, int64_t k, sw_err *err)
+{
+    if (n_users < 0 || n_items < 0 || n_users > INT32_MAX ||
+        n_items > INT32_MAX)
+        return sw_fail(err, SW_E_INVAL,
+                       "ALS: %lld users x %lld items, expected 0..%d each",
+                       (long long)n_users, (long long)n_items, INT32_MAX);
+    if (k < 1 || k > 4096)
+        return sw_fail(err, SW_E_INVAL, "als.factors: %lld, expected 1..4096",
+                       (long long)k);
+    return SW_OK;
+}
+
+sw_rc
+sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
+           sw_model **out, sw_err *err)
+{
+    sw_als *a = NULL;
+    sw_model *m = NULL;
+    uint64_t state;
+    sw_rc rc;
+
+    *out = NULL;
+    if (conf == NULL)
+        return sw_fail(err, SW_E_INVAL, "sw_als_new: conf is NULL");
+    a = sw_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        goto done;
+    }
+    a->k = (int64_t)sw_conf_num(conf, "als.factors");
+    a->reg = sw_conf_num(conf, "als.regularization");
+    a->alpha = sw_conf_num(conf, "als.alpha");
+    a->solver = sw_conf_choice(conf, "als.solver");
+    a->cg_steps = (int64_t)sw_conf_num(conf, "als.cg_steps");
+    a->confidence = sw_conf_choice(conf, "als.confidence");
+    a->reg_scaling = sw_conf_choice(conf, "als.reg_scaling");
+    a->explicit_ = sw_conf_choice(conf, "als.explicit");
+    a->seed = (uint64_t)sw_conf_num(conf, "als.seed");
+    a->threads = (int)sw_conf_num(conf, "als.threads");
+    a->n_users = n_users;
+    a->n_items = n_items;
+    rc = check_sizes(n_users, n_items, a->k, err);
+    if (rc != SW_OK)
+        goto done;
+    a->X = sw_alloc_array((size_t)(n_users * a->k), sizeof(float));
+    a->Y = sw_alloc_array((size_t)(n_items * a->k), sizeof(float));
+    if (a->X == NULL || a->Y == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: no memory for %lld x %lld factors",
+                     (long long)(n_users + n_items), (long long)a->k);
+        goto done;
+    }
+    state = a->seed;
+    init_factors(a->X, n_users * a->k, &state);
+    init_factors(a->Y, n_items * a->k, &state);
+    m = sw_calloc(1, sizeof(*m));
+    if (m == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        goto done;
+    }
+    m->kind = SW_MODEL_ALS;
+    m->u.als = a;
+    a = NULL;
+    *out = m;
+    rc = SW_OK;
+done:
+    sw_als_free(a);
+    return rc;
+}
+
+int64_t
+sw_als_n_users(const sw_model *m)
+{
+    const sw_als *a = als_of(m);
+
+    return a ? a->n_users : 0;
+}
+
+int64_t
+sw_als_n_items(const sw_model *m)
+{
+    const sw_als *a = als_of(m);
+
+    return a ? a->n_items : 0;
+}
+
+int64_t
+sw_als_n_factors(const sw_model *m)
+{
+    const sw_als *a = als_of(m);
+
+    return a ? a->k : 0;
+}
+
+int
+sw_als_threads(const sw_als *a)
+{
+    return a->threads > 0 ? a->threads : sw_n_cpus();
+}
+
+/* ------------------------------------------------------------------ */
+/* Checking interactions                                                */
+/* ------------------------------------------------------------------ */
+
+/* A CSR view of n_rows x n_cols interactions: shape, indices in range,
+ * finite values, and (implicit) no negative values. */
+sw_rc
+sw_als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
+                 int64_t n_cols, const char *what, sw_err *err)
+{
+    int64_t i, e;
+    sw_rc rc;
+
+    if (x == NULL || x->layout != SW_CSR)
+        return sw_fail(err, SW_E_INVAL, "%s: expected a CSR matrix", what);
+    rc = sw_rows_check(x, err);
+    if (rc != SW_OK)
+        return rc;
+    if ((n_rows >= 0 && x->n_rows != n_rows) || x->n_cols != n_cols)
+        return sw_fail(
+            err, SW_E_SHAPE, "%s: %lld x %lld, the model expects %lld x %lld",
+            what, (long long)x->n_rows, (long long)x->n_cols,
+            (long long)(n_rows >= 0 ? n_rows : x->n_rows), (long long)n_cols);
+    for (i = 0; i < x->n_rows; i++) {
+        for (e = csr_ptr(x, i); e < csr_ptr(x, i + 1); e++) {
+            double v = csr_val(x, e);
+
+            if (!isfinite(v))
+                return sw_fail(err, SW_E_NUMERIC,
+                               "%s: row %lld, column %lld: value is %g", what,
+                               (long long)i, (long long)csr_col(x, e), v);
+            if (!a->explicit_ && v < 0)
+                return sw_fail(err, SW_E_INVAL,
+                               "%s: row %lld, column %lld: %g; implicit "
+                               "feedback must be >= 0 (use explicit=True "
+                               "for ratings)",
+                               what, (long long)i, (long long)csr_col(x, e), v);
+        }
+    }
+    return SW_OK;
+}
+
+static inline double
+confidence(const sw_als *a, double v)
+{
+    return a->confidence == CONF_LINEAR ? a->alpha * v : 1.0 + a->alpha * v;
+}
+
+static inline double
+row_reg(const sw_als *a, int64_t n)
+{
+    return a->reg_scaling == REG_NU ? a->reg * (double)n : a->reg;
+}
+
+/* ------------------------------------------------------------------ */
+/* Gram matrix F'F, deterministic                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct gram_job {
+    const float *F;
+    int64_t n, k;
+    double *partial; /* n_chunks x k x k */
+} gram_job;
+
+static void
+gram_chunk(void *ctx, int64_t c, int thread)
+{
+    gram_job *g = ctx;
+    int64_t lo = c * GRAM_CHUNK, hi = lo + GRAM_CHUNK, i, a, b;
+    double *P = g->partial + c * g->k * g->k;
+
+    (void)thread;
+    if (hi > g->n)
+        hi = g->n;
+    memset(P, 0, (size_t)(g->k * g->k) * sizeof(double));
+    for (i = lo; i < hi; i++) {
+        const float *f = g->F + i * g->k;
+
+        for (a = 0; a < g->k; a++) {
+            double fa = f[a];
+            double *row = P + a * g->k;
+
+            for (b = a; b < g->k; b++)
+                row[b] += fa * (double)f[b];
+        }
+    }
+}
+
+/* G = F'F (k x k, float64, full symmetric) over n rows of F. */
+sw_rc
+sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
+            sw_err *err)
+{
+    int64_t n_chunks = (n + GRAM_CHUNK - 1) / GRAM_CHUNK, c, a, b;
+    gram_job g = {F, n, k, NULL};
+
+    memset(G, 0, (size_t)(k * k) * sizeof(double));
+    if (n_chunks == 0)
+        return SW_OK;
+    g.partial = sw_alloc_array((size_t)(n_chunks * k * k), sizeof(double));
+    if (g.partial == NULL)
+        return sw_fail(err, SW_E_NOMEM, "ALS: no memory for Y'Y");
+    sw_parallel(threads, n_chunks, gram_chunk, &g, err);
+    for (c = 0; c < n_chunks; c++) {
+        const double *P = g.partial + c * k * k;
+
+        for (a = 0; a < k; a++) {
+            for (b = a; b < k; b++)
+                G[a * k + b] += P[a * k + b];
+        }
+    }
+    for (a = 0; a < k; a++) {
+        for (b = 0; b < a; b++)
+            G[a * k + b] = G[b * k + a];
+    }
+    sw_free(g.partial);
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Row solvers                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Per-thread scratch of a sweep. */
+typedef struct solve_tmp {
+    float *r, *p, *Ap; /* CG, k each */
+    double *A, *b, *G; /* Cholesky: k*k, k, SYRK_BLOCK*k */
+} solve_tmp;
+
+typedef struct sweep {
+    const sw_als *a;
+    const sw_rows *R;   /* rows to solve, over the other side */
+    float *S;           /* factors being solved (n_rows x k) */
+    const float *O;     /* the other side's factors */
+    const float *GfR;   /* other side's Gram, float32 (CG) */
+    const double *Gd;   /* other side's Gram, float64 (Cholesky) */
+    int cholesky;       /* use the Cholesky solver */
+    solve_tmp *tmp;     /* one per thread */
+    int64_t failed_row; /* atomic: first row whose solve failed */
+} sweep;
+
+/* CG for one row, exactly the implicit library's recurrence. */
+static void
+solve_cg(const sweep *s, int64_t u, solve_tmp *t)
+{
+    const sw_als *a = s->a;
+    const sw_rows *R = s->R;
+    int64_t k = a->k, e, it, lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1);
+    float *x = s->S + u * k, *r = t->r, *p = t->p, *Ap = t->Ap;
+    float lam = (float)row_reg(a, hi - lo), rsold, rsnew, alpha;
+
+    if (hi == lo) {
+        memset(x, 0, (size_t)k * sizeof(float));
+        return;
+    }
+    /* r = b - A x, with A x = (G + lambda I) x + sum (c - 1) (y.x) y */
+    symvf(s->GfR, x, r, k);
+    for (e = 0; e < k; e++)
+        r[e] = -(r[e] + lam * x[e]);
+    for (e = lo; e < hi; e++) {
+        double v = csr_val(R, e);
+        const float *y;
+        float c, temp;
+
+        if (v == 0)
+            continue;
+        y = s->O + csr_col(R, e) * k;
+        c = (float)confidence(a, v);
+        temp = c - (c - 1.0f) * dotf(y, x, k);
+        axpyf(temp, y, r, k);
+    }
+    memcpy(p, r, (size_t)k * sizeof(float));
+    rsold = dotf(r, r, k);
+    if (rsold < 1e-20f)
+        return;
+    for (it = 0; it < a->cg_steps; it++) {
+        int64_t j;
+
+        symvf(s->GfR, p, Ap, k);
+        for (j = 0; j < k; j++)
+            Ap[j] += lam * p[j];
+        for (e = lo; e < hi; e++) {
+            double v = csr_val(R, e);
+            const float *y;
+            float c;
+
+            if (v == 0)
+                continue;
+            y = s->O + csr_col(R, e) * k;
+            c = (float)confidence(a, v);
+            axpyf((c - 1.0f) * dotf(y, p, k), y, Ap, k);
+        }
+        alpha = rsold / dotf(p, Ap, k);
+        axpyf(alpha, p, x, k);
+        axpyf(-alpha, Ap, r, k);
+        rsnew = dotf(r, r, k);
+        if (rsnew < 1e-20f)
+            break;
+        for (j = 0; j < k; j++)
+            p[j] = r[j] + (rsnew / rsold) * p[j];
+        rsold = rsnew;
+    }
+}
+
+/* Add sign * sum_e w_e y_e y_e' to A (row-major upper triangle), where the
+ * rows are gathered into t->G scaled by sqrt(w_e), SYRK_BLOCK at a time. */
+static void
+syrk_rows(const sweep *s, solve_tmp *t, const int64_t *cols, const double *w,
+          int64_t n, double sign)
+{
+    int64_t k = s->a->k, i, j;
+
+    for (i = 0; i < n; i++) {
+        const float *y = s->O + cols[i] * k;
+        double sq = sqrt(w[i]);
+
+        for (j = 0; j < k; j++)
+            t->G[i * k + j] = sq * (double)y[j];
+    }
+    if (n > 0)
+        cblas_dsyrk(SW_CBLAS_ROW_MAJOR, SW_CBLAS_UPPER, SW_CBLAS_TRANS, (int)k,
+                    (int)n, sign, t->G, (int)k, 1.0, t->A, (int)k);
+}
+
+/* Exact solve of one row in float64. Implicit: A = G + lambda I +
+ * sum (c - 1) y y', b = sum c y. Explicit: A = sum y y' + lambda I,
+ * b = sum r y. Returns 0, or -1 if A is not positive definite. */
+static int
+solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
+{
+    const sw_als *a = s->a;
+    const sw_rows *R = s->R;
+    int64_t k = a->k, lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1), e, j;
+    int64_t cols_pos[SYRK_BLOCK], cols_neg[SYRK_BLOCK];
+    double w_pos[SYRK_BLOCK], w_neg[SYRK_BLOCK];
+    int64_t n_pos = 0, n_neg = 0;
+    float *x = s->S + u * k;
+    int n = (int)k, one = 1, info = 0;
+    double lam = row_reg(a, hi - lo);
+
+    if (hi == lo) {
+        memset(x, 0, (size_t)k * sizeof(float));
+        return 0;
+    }
+    if (a->explicit_)
+        memset(t->A, 0, (size_t)(k * k) * sizeof(double));
+    else
+        memcpy(t->A, s->Gd, (size_t)(k * k) * sizeof(double));
+    for (j = 0; j < k; j++)
+        t->A[j * k + j] += lam;
+    memset(t->b, 0, (size_t)k * sizeof(double));
+    for (e = lo; e < hi; e++) {
+        double v = csr_val(R, e), c, w;
+        int64_t col = csr_col(R, e);
+        const float *y = s->O + col * k;
+
+        if (a->explicit_) {
+            c = v;
+            w = 1.0;
+        } else {
+            if (v == 0)
+                continue;
+            c = confidence(a, v);
+            w = c - 1.0;
+        }
+        for (j = 0; j < k; j++)
+            t->b[j] += c * (double)y[j];
+        if (w > 0) {
+            cols_pos[n_pos] = col;
+            w_pos[n_pos++] = w;
+        } else if (w < 0) {
+            cols_neg[n_neg] = col;
+            w_neg[n_neg++] = -w;
+        }
+        if (n_pos == SYRK_BLOCK) {
+            syrk_rows(s, t, cols_pos, w_pos, n_pos, 1.0);
+            n_pos = 0;
+        }
+        if (n_neg == SYRK_BLOCK) {
+            syrk_rows(s, t, cols_neg, w_neg, n_neg, -1.0);
+            n_neg = 0;
+        }
+    }
+    syrk_rows(s, t, cols_pos, w_pos, n_pos, 1.0);
+    syrk_rows(s, t, cols_neg, w_neg, n_neg, -1.0);
+    /* Row-major upper is column-major lower: LAPACK sees "L". */
+    dpotrf_("L", &n, t->A, &n, &info);
+    if (info != 0)
+        return -1;
+    dpotrs_("L", &n, &one, t->A, &n, t->b, &n, &info);
+    if (info != 0)
+        return -1;
+    for (j = 0; j < k; j++)
+        x[j] = (float)t->b[j];
+    return 0;
+}
+
+static void
+sweep_chunk(void *ctx, int64_t c, int thread)
+{
+    sweep *s = ctx;
+    int64_t lo = c * ROW_CHUNK, hi = lo + ROW_CHUNK, u;
+
+    if (hi > s->R->n_rows)
+        hi = s->R->n_rows;
+    for (u = lo; u < hi; u++) {
+        if (s->cholesky) {
+            if (solve_cholesky(s, u, &s->tmp[thread]) != 0) {
+                int64_t none = -1;
+
+                __atomic_compare_exchange_n(&s->failed_row, &none, u, 0,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+            }
+        } else {
+            solve_cg(s, u, &s->tmp[thread]);
+        }
+    }
+}
+
+static void
+free_scratch(solve_tmp *tmp, int n)
+{
+    int i;
+
+    for (i = 0; tmp != NULL && i < n; i++) {
+        sw_free(tmp[i].r);
+        sw_free(tmp[i].p);
+        sw_free(tmp[i].Ap);
+        sw_free(tmp[i].A);
+        sw_free(tmp[i].b);
+        sw_free(tmp[i].G);
+    }
+    sw_free(tmp);
+}
+
+static solve_tmp *
+alloc_scratch(int n, int64_t k)
+{
+    solve_tmp *tmp = sw_calloc((size_t)n, sizeof(*tmp));
+    int i;
+
+    if (tmp == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        tmp[i].r = sw_alloc_array((size_t)k, sizeof(float));
+        tmp[i].p = sw_alloc_array((size_t)k, sizeof(float));
+        tmp[i].Ap = sw_alloc_array((size_t)k, sizeof(float));
+        tmp[i].A = sw_alloc_array((size_t)(k * k), sizeof(double));
+        tmp[i].b = sw_alloc_array((size_t)k, sizeof(double));
+        tmp[i].G = sw_alloc_array((size_t)(SYRK_BLOCK * k), sizeof(double));
+        if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].A || !tmp[i].b ||
+            !tmp[i].G) {
+            free_scratch(tmp, n);
+            return NULL;
+        }
+    }
+    return tmp;
+}
+
+/* Solve every row of R (rows of S) against O. cholesky selects the exact
+ * solver; the CG solver needs GfR (float32 Gram), Cholesky Gd. */
+sw_rc
+sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
+                  int64_t n_other, int cholesky, int threads, sw_err *err)
+{
+    sweep s;
+    double *Gd = NULL;
+    float *Gf = NULL;
+    int64_t k = a->k, j, n_chunks = (R->n_rows + ROW_CHUNK - 1) / ROW_CHUNK;
+    int blas_threads = openblas_get_num_threads();
+    sw_rc rc;
+
+    memset(&s, 0, sizeof(s));
+    s.failed_row = -1;
+    Gd = sw_alloc_array((size_t)(k * k), sizeof(double));
+    Gf = sw_alloc_array((size_t)(k * k), sizeof(float));
+    s.tmp = alloc_scratch(threads, k);
+    if (Gd == NULL || Gf == NULL || s.tmp == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory for a sweep");
+        goto done;
+    }
+    if (!a->explicit_) {
+        rc = sw_als_gram(O, n_other, k, threads, Gd, err);
+        if (rc != SW_OK)
+            goto done;
+    }
+    for (j = 0; j < k * k; j++)
+        Gf[j] = (float)Gd[j];
+    s.a = a;
+    s.R = R;
+    s.S = S;
+    s.O = O;
+    s.GfR = Gf;
+    s.Gd = Gd;
+    s.cholesky = cholesky || a->explicit_;
+    openblas_set_num_threads(1);
+    sw_parallel(threads, n_chunks, sweep_chunk, &s, err);
+    openblas_set_num_threads(blas_threads);
+    if (s.failed_row >= 0) {
+        rc = sw_fail(err, SW_E_NUMERIC,
+                     "ALS: the system of row %lld is not positive definite; "
+                     "raise als.regularization",
+                     (long long)s.failed_row);
+        goto done;
+    }
+    rc = SW_OK;
+done:
+    free_scratch(s.tmp, threads);
+    sw_free(Gd);
+    sw_free(Gf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loss                                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct loss_job {
+    const sw_als *a;
+    const sw_rows *R;
+    const float *Gf;
+    float *tmp;   /* threads x k */
+    double *part; /* n_chunks x 3: loss, confidence, penalty */
+} loss_job;
+
+static void
+loss_chunk(void *ctx, int64_t c, int thread)
+{
+    loss_job *L = ctx;
+    const sw_als *a = L->a;
+    const sw_rows *R = L->R;
+    int64_t k = a->k, lo = c * ROW_CHUNK, hi = lo + ROW_CHUNK, u, e;
+    double loss = 0, conf = 0, pen = 0;
+    float *r = L->tmp + (int64_t)thread * k;
+
+    if (hi > R->n_rows)
+        hi = R->n_rows;
+    for (u = lo; u < hi; u++) {
+        const float *x = a->X + u * k;
+        int64_t n_u = csr_ptr(R, u + 1) - csr_ptr(R, u);
+
+        if (a->explicit_) {
+            for (e = csr_ptr(R, u); e < csr_ptr(R, u + 1); e++) {
+                double d = csr_val(R, e) -
+                           (double)dotf(x, a->Y + csr_col(R, e) * k, k);
+
+                loss += d * d;
+            }
+        } else {
+            /* x'(Y'Y)x + sum c (1 - y.x)^2 - (y.x)^2, the implicit
+             * library's form of sum over all items of c (p - x.y)^2 */
+            symvf(L->Gf, x, r, k);
+            for (e = csr_ptr(R, u); e < csr_ptr(R, u + 1); e++) {
+                double v = csr_val(R, e), cf, yx;
+
+                if (v == 0)
+                    continue;
+                cf = confidence(a, v);
+                yx = dotf(a->Y + csr_col(R, e) * k, x, k);
+                loss += cf * (1.0 - yx) * (1.0 - yx) - yx * yx;
+                conf += cf;
+            }
+            loss += dotf(r, x, k);
+        }
+        pen += row_reg(a, n_u) * (double)dotf(x, x, k);
+    }
+    L->part[3 * c] = loss;
+    L->part[3 * c + 1] = conf;
+    L->part[3 * c + 2] = pen;
+}
+
+/* The loss of the current factors on user_items (see sw_als_iterate);
+ * item_users supplies the items' penalty counts for reg_scaling n_u. */
+sw_rc
+sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
+               int threads, double *out, sw_err *err)
+{
+    int64_t k = a->k, n_chunks = (R->n_rows + ROW_CHUNK - 1) / ROW_CHUNK;
+    int64_t c, i, nnz = 0;
+    loss_job L = {a, R, NULL, NULL, NULL};
+    double *G = NULL, loss = 0, conf = 0, pen = 0;
+    sw_rc rc;
+
+    G = sw_alloc_array((size_t)(k * k), sizeof(double));
+    L.Gf = sw_alloc_array((size_t)(k * k), sizeof(float));
+    L.tmp = sw_alloc_array((size_t)(threads * k), sizeof(float));
+    L.part = sw_calloc((size_t)(3 * (n_chunks + 1)), sizeof(double));
+    if (G == NULL || L.Gf == NULL || L.tmp == NULL || L.part == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory for the loss");
+        goto done;
+    }
+    rc = sw_als_gram(a->Y, a->n_items, k, threads, G, err);
+    if (rc != SW_OK)
+        goto done;
+    for (i = 0; i < k * k; i++)
+        ((float *)L.Gf)[i] = (float)G[i];
+    sw_parallel(threads, n_chunks, loss_chunk, &L, err);
+    for (c = 0; c < n_chunks; c++) {
+        loss += L.part[3 * c];
+        conf += L.part[3 * c + 1];
+        pen += L.part[3 * c + 2];
+    }
+    for (i = 0; i < a->n_items; i++) {
+        int64_t n_i = csr_ptr(RT, i + 1) - csr_ptr(RT, i);
+
+        pen += row_reg(a, n_i) * (double)dotf(a->Y + i * k, a->Y + i * k, k);
+    }
+    for (i = 0; i < R->n_rows; i++)
+        nnz += csr_ptr(R, i + 1) - csr_ptr(R, i);
+    if (a->explicit_)
+        *out = nnz > 0 ? (loss + pen) / (double)nnz : 0.0;
+    else
+        *out = (loss + conf + pen) /
+               (conf + (double)a->n_users * (double)a->n_items - (double)nnz);
+    rc = SW_OK;
+done:
+    sw_free(G);
+    sw_free((void *)L.Gf);
+    sw_free(L.tmp);
+    sw_free(L.part);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Training                                                             */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_als_iterate(sw_model *m, const sw_rows *user_items,
+               const sw_rows *item_users, double *loss, sw_err *err)
+{
+    sw_als *a = als_of(m);
+    int threads;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "iterate: not an ALS model");
+    rc = sw_als_check_csr(a, user_items, a->n_users, a->n_items, "user_items",
+                          err);
+    if (rc == SW_OK)
+        rc = sw_als_check_csr(a, item_users, a->n_items, a->n_users,
+                              "item_users", err);
+    if (rc != SW_OK)
+        return rc;
+    threads = sw_als_threads(a);
+    rc = sw_als_solve_side(a, user_items, a->X, a->Y, a->n_items,
+                           a->solver == SOLVER_CHOLESKY, threads, err);
+    if (rc == SW_OK)
+        rc = sw_als_solve_side(a, item_users, a->Y, a->X, a->n_users,
+                               a->solver == SOLVER_CHOLESKY, threads, err);
+    if (rc != SW_OK)
+        return rc;
+    a->iterations++;
+    if (loss != NULL)
+        rc = sw_als_loss_of(a, user_items, item_users, threads, loss, err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Factors in and out, fold-in                                          */
+/* ------------------------------------------------------------------ */
+
+static sw_rc
+side_of(const sw_als *a, int side, float **F, int64_t *n, sw_err *err)
+{
+    if (side != 0 && side != 1)
+        return sw_fail(err, SW_E_INVAL,
+                       "ALS: side %d, expected 0 (users) "
+                       "or 1 (items)",
+                       side);
+    *F = side == 0 ? a->X : a->Y;
+    *n = side == 0 ? a->n_users : a->n_items;
+    return SW_OK;
+}
+
+sw_rc
+sw_als_get_factors(const sw_model *m, int side, float *out, int64_t n,
+                   sw_err *err)
+{
+    const sw_als *a = als_of(m);
+    float *F = NULL;
+    int64_t rows = 0;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "factors: not an ALS model");
+    rc = side_of(a, side, &F, &rows, err);
+    if (rc != SW_OK)
+        return rc;
+    if (n != rows * a->k)
+        return sw_fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
+                       (long long)n, (long long)(rows * a->k));
+    memcpy(out, F, (size_t)n * sizeof(float));
+    return SW_OK;
+}
+
+sw_rc
+sw_als_set_factors(sw_model *m, int side, const float *in, int64_t n,
+                   sw_err *err)
+{
+    sw_als *a = als_of(m);
+    float *F = NULL;
+    int64_t rows = 0, i;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "factors: not an ALS model");
+    rc = side_of(a, side, &F, &rows, err);
+    if (rc != SW_OK)
+        return rc;
+    if (n != rows * a->k)
+        return sw_fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
+                       (long long)n, (long long)(rows * a->k));
+    for (i = 0; i < n; i++) {
+        if (!isfinite(in[i]))
+            return sw_fail(err, SW_E_NUMERIC, "factors: value %lld is %g",
+                           (long long)i, (double)in[i]);
+    }
+    memcpy(F, in, (size_t)n * sizeof(float));
+    return SW_OK;
+}
+
+sw_rc
+sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows, float *out,
+                  int64_t n_out, sw_err *err)
+{
+    const sw_als *a = als_of(m);
+    float *O = NULL;
+    int64_t n_other = 0;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "fold-in: not an ALS model");
+    rc = side_of(a, 1 - side, &O, &n_other, err);
+    if (rc != SW_OK)
+        return rc;
+    rc = sw_als_check_csr(a, rows, -1, n_other, "fold-in rows", err);
+    if (rc != SW_OK)
+        return rc;
+    if (n_out != rows->n_rows * a->k)
+        return sw_fail(err, SW_E_SHAPE,
+                       "fold-in: output holds %lld values, "
+                       "expected %lld",
+                       (long long)n_out, (long long)(rows->n_rows * a->k));
+    return sw_als_solve_side(a, rows, out, O, n_other, 1, sw_als_threads(a),
+                             err);
+}
+
+sw_rc
+sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
+                const float *vecs, sw_err *err)
+{
+    sw_als *a = als_of(m);
+    int64_t i, top = -1, rows, k;
+    float **F, *grown;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "put_rows: not an ALS model");
+    if (side != 0 && side != 1)
+        return sw_fail(err, SW_E_INVAL, "put_rows: side %d", side);
+    k = a->k;
+    F = side == 0 ? &a->X : &a->Y;
+    rows = side == 0 ? a->n_users : a->n_items;
+    for (i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= INT32_MAX)
+            return sw_fail(err, SW_E_INVAL, "put_rows: id %lld out of range",
+                           (long long)ids[i]);
+        if (ids[i] > top)
+            top = ids[i];
+    }
+    for (i = 0; i < n * k; i++) {
+        if (!isfinite(vecs[i]))
+            return sw_fail(err, SW_E_NUMERIC, "put_rows: value %lld is %g",
+                           (long long)i, (double)vecs[i]);
+    }
+    if (top >= rows) {
+        grown = sw_realloc_array(*F, (size_t)((top + 1) * k), sizeof(float));
+        if (grown == NULL)
+            return sw_fail(err, SW_E_NOMEM,
+                           "put_rows: no memory to grow to "
+                           "%lld rows",
+                           (long long)(top + 1));
+        memset(grown + rows * k, 0,
+               (size_t)((top + 1 - rows) * k) * sizeof(float));
+        *F = grown;
+        if (side == 0)
+            a->n_users = top + 1;
+        else
+            a->n_items = top + 1;
+    }
+    for (i = 0; i < n; i++)
+        memcpy(*F + ids[i] * k, vecs + i * k, (size_t)k * sizeof(float));
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Liked interactions kept in the model                                 */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_als_set_liked(sw_model *m, const sw_rows *x, sw_err *err)
+{
+    sw_als *a = als_of(m);
+    int64_t *ptr = NULL, i, e, nnz;
+    int32_t *idx = NULL;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "set_liked: not an ALS model");
+    if (x == NULL || x->layout != SW_CSR)
+        return sw_fail(err, SW_E_INVAL, "set_liked: expected a CSR matrix");
+    rc = sw_rows_check(x, err);
+    if (rc != SW_OK)
+        return rc;
+    if (x->n_rows != a->n_users || x->n_cols != a->n_items)
+        return sw_fail(err, SW_E_SHAPE,
+                       "set_liked: %lld x %lld, the model is %lld x %lld",
+                       (long long)x->n_rows, (long long)x->n_cols,
+                       (long long)a->n_users, (long long)a->n_items);
+    nnz = csr_ptr(x, x->n_rows) - csr_ptr(x, 0);
+    ptr = sw_alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
+    idx = sw_alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
+    if (ptr == NULL || idx == NULL) {
+        sw_free(ptr);
+        sw_free(idx);
+        return sw_fail(err, SW_E_NOMEM, "set_liked: out of memory");
+    }
+    ptr[0] = 0;
+    for (i = 0; i < x->n_rows; i++) {
+        int64_t n = 0;
+
+        for (e = csr_ptr(x, i); e < csr_ptr(x, i + 1); e++)
+            idx[ptr[i] + n++] = (int32_t)csr_col(x, e);
+        ptr[i + 1] = ptr[i] + n;
+    }
+    sw_free(a->liked_ptr);
+    sw_free(a->liked_idx);
+    a->liked_ptr = ptr;
+    a->liked_idx = idx;
+    a->liked_rows = x->n_rows;
+    return SW_OK;
+}
+
+int
+sw_als_has_liked(const sw_model *m)
+{
+    const sw_als *a = als_of(m);
+
+    return a != NULL && a->liked_ptr != NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Copies, scoring pairs, the MODEL section                             */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_als_dup(const sw_als *a, sw_als **out, sw_err *err)
+{
+    sw_als *c = NULL;
+    int64_t nnz = a->liked_ptr ? a->liked_ptr[a->liked_rows] : 0;
+
+    *out = NULL;
+    c = sw_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+    *c = *a;
+    c->X = c->Y = NULL;
+    c->liked_ptr = NULL;
+    c->liked_idx = NULL;
+    c->X = sw_alloc_array((size_t)(a->n_users * a->k), sizeof(float));
+    c->Y = sw_alloc_array((size_t)(a->n_items * a->k), sizeof(float));
+    if (a->liked_ptr != NULL) {
+        c->liked_ptr =
+            sw_alloc_array((size_t)(a->liked_rows + 1), sizeof(int64_t));
+        c->liked_idx = sw_alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
+    }
+    if (c->X == NULL || c->Y == NULL ||
+        (a->liked_ptr != NULL &&
+         (c->liked_ptr == NULL || c->liked_idx == NULL))) {
+        sw_als_free(c);
+        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+    }
+    memcpy(c->X, a->X, (size_t)(a->n_users * a->k) * sizeof(float));
+    memcpy(c->Y, a->Y, (size_t)(a->n_items * a->k) * sizeof(float));
+    if (a->liked_ptr != NULL) {
+        memcpy(c->liked_ptr, a->liked_ptr,
+               (size_t)(a->liked_rows + 1) * sizeof(int64_t));
+        memcpy(c->liked_idx, a->liked_idx, (size_t)nnz * sizeof(int32_t));
+    }
+    *out = c;
+    return SW_OK;
+}
+
+/* Score (user, item) pairs given as rows of two columns. */
+sw_rc
+sw_als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
+               sw_err *err)
+{
+    sw_scratch scratch = {0};
+    int64_t i;
+    sw_rc rc;
+
+    rc = sw_rows_check_shape(x, 2, err);
+    if (rc != SW_OK)
+        goto done;
+    if (x->layout != SW_DENSE) {
+        rc = sw_fail(err, SW_E_INVAL,
+                     "ALS predict: rows must be dense "
+                     "(user, item) pairs");
+        goto done;
+    }
+    if (n_out != x->n_rows) {
+        rc = sw_fail(err, SW_E_SHAPE,
+                     "ALS predict: output holds %lld "
+                     "values, expected %lld",
+                     (long long)n_out, (long long)x->n_rows);
+        goto done;
+    }
+    for (i = 0; i < x->n_rows; i++) {
+        sw_row row;
+        double u, it;
+        float s = 0.0f;
+        int64_t j;
+
+        rc = sw_row_get(x, i, &row, &scratch, err);
+        if (rc != SW_OK)
+            goto done;
+        u = row.val[0];
+        it = row.val[1];
+        if (!(u >= 0 && u < (double)a->n_users && u == floor(u)) ||
+            !(it >= 0 && it < (double)a->n_items && it == floor(it))) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "row %lld: (user %g, item %g) outside %lld users x "
+                         "%lld items",
+                         (long long)i, u, it, (long long)a->n_users,
+                         (long long)a->n_items);
+            goto done;
+        }
+        /* sequential in factor order: the bits sw_als_recommend gives */
+        for (j = 0; j < a->k; j++)
+            s += a->X[(int64_t)u * a->k + j] * a->Y[(int64_t)it * a->k + j];
+        out[i] = s;
+    }
+    rc = SW_OK;
+done:
+    sw_scratch_free(&scratch);
+    return rc;
+}
+
+/* Layout: u32 explicit, solver, confidence, reg_scaling; f64 reg, alpha;
+ * u64 k, cg_steps, seed, iterations, n_users, n_items; f32 X, f32 Y (as
+ * u32 bit patterns); u64 liked rows (0: none), then u64 indptr[rows + 1]
+ * and u32 indices[nnz]. */
+sw_rc
+sw_als_write(const sw_als *a, sw_buf *b, sw_err *err)
+{
+    const double par[2] = {a->reg, a->alpha};
+    int64_t i, n;
+    sw_rc rc;
+
+    if ((rc = sw_buf_put_u32(b, (uint32_t)a->explicit_, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, (uint32_t)a->solver, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, (uint32_t)a->confidence, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, (uint32_t)a->reg_scaling, err)) != SW_OK ||
+        (rc = sw_buf_put_f64s(b, par, 2, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)a->k, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)a->cg_steps, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, a->seed, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)a->iterations, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)a->n_users, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)a->n_items, err)) != SW_OK)
+        return rc;
+    n = (a->n_users + a->n_items) * a->k;
+    for (i = 0; i < n; i++) {
+        const float *f =
+            i < a->n_users * a->k ? a->X + i : a->Y + (i - a->n_users * a->k);
+        uint32_t u;
+
+        memcpy(&u, f, 4);
+        if ((rc = sw_buf_put_u32(b, u, err)) != SW_OK)
+            return rc;
+    }
+    rc = sw_buf_put_u64(b, (uint64_t)(a->liked_ptr ? a->liked_rows : 0), err);
+    if (rc != SW_OK || a->liked_ptr == NULL)
+        return rc;
+    for (i = 0; i <= a->liked_rows; i++) {
+        if ((rc = sw_buf_put_u64(b, (uint64_t)a->liked_ptr[i], err)) != SW_OK)
+            return rc;
+    }
+    for (i = 0; i < a->liked_ptr[a->liked_rows]; i++) {
+        if ((rc = sw_buf_put_u32(b, (uint32_t)a->liked_idx[i], err)) != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_als_read(sw_cursor *c, sw_als **out, sw_err *err)
+{
+    sw_als *a = NULL;
+    uint32_t ex, solver, conf, regs;
+    uint64_t k, steps, seed, iters, nu, ni, rows;
+    double par[2];
+    int64_t i, n;
+    sw_rc rc;
+
+    *out = NULL;
+    a = sw_calloc(1, sizeof(*a));
+    if (a == NULL)
+        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+    if ((rc = sw_cur_u32(c, &ex, err)) != SW_OK ||
+        (rc = sw_cur_u32(c, &solver, err)) != SW_OK ||
+        (rc = sw_cur_u32(c, &conf, err)) != SW_OK ||
+        (rc = sw_cur_u32(c, &regs, err)) != SW_OK ||
+        (rc = sw_cur_f64s(c, par, 2, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &k, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &steps, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &seed, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &iters, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &nu, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &ni, err)) != SW_OK)
+        goto done;
+    if (ex > 1 || solver > 1 || conf > 1 || regs > 1 || !(par[0] >= 0) ||
+        !(par[1] > 0) || !isfinite(par[0]) || !isfinite(par[1]) || steps < 1 ||
+        steps > 1000 ||
+        check_sizes((int64_t)nu, (int64_t)ni, (int64_t)k, err) != SW_OK) {
+        rc = sw_fail(err, SW_E_FORMAT, "MODEL: ALS settings out of range");
+        goto done;
+    }
+    a->explicit_ = (int)ex;
+    a->solver = (int)solver;
+    a->confidence = (int)conf;
+    a->reg_scaling = (int)regs;
+    a->reg = par[0];
+    a->alpha = par[1];
+    a->k = (int64_t)k;
+    a->cg_steps = (int64_t)steps;
+    a->seed = seed;
+    a->iterations = (int64_t)iters;
+    a->n_users = (int64_t)nu;
+    a->n_items = (int64_t)ni;
+    n = (a->n_users + a->n_items) * a->k;
+    if ((uint64_t)n > (c->len - c->pos) / 4) {
+        rc = sw_fail(err, SW_E_FORMAT, "MODEL: truncated in the factors");
+        goto done;
+    }
+    a->X = sw_alloc_array((size_t)(a->n_users * a->k), sizeof(float));
+    a->Y = sw_alloc_array((size_t)(a->n_items * a->k), sizeof(float));
+    if (a->X == NULL || a->Y == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        float *f =
+            i < a->n_users * a->k ? a->X + i : a->Y + (i - a->n_users * a->k);
+        uint32_t u;
+
+        if ((rc = sw_cur_u32(c, &u, err)) != SW_OK)
+            goto done;
+        memcpy(f, &u, 4);
+        if (!isfinite(*f)) {
+            rc = sw_fail(err, SW_E_FORMAT, "MODEL: factor %lld is %g",
+                         (long long)i, (double)*f);
+            goto done;
+        }
+    }
+    if ((rc = sw_cur_u64(c, &rows, err)) != SW_OK)
+        goto done;
+    if (rows != 0) {
+        if (rows != nu || rows + 1 > (c->len - c->pos) / 8) {
+            rc = sw_fail(err, SW_E_FORMAT,
+                         "MODEL: liked rows %llu for %llu "
+                         "users",
+                         (unsigned long long)rows, (unsigned long long)nu);
+            goto done;
+        }
+        a->liked_rows = (int64_t)rows;
+        a->liked_ptr = sw_alloc_array((size_t)(rows + 1), sizeof(int64_t));
+        if (a->liked_ptr == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+            goto done;
+        }
+        for (i = 0; i <= (int64_t)rows; i++) {
+            if ((rc = sw_cur_i64(c, &a->liked_ptr[i], err)) != SW_OK)
+                goto done;
+            if (a->liked_ptr[i] < (i ? a->liked_ptr[i - 1] : 0) ||
+                (i == 0 && a->liked_ptr[0] != 0)) {
+                rc = sw_fail(err, SW_E_FORMAT,
+                             "MODEL: liked indptr "
+                             "decreases");
+                goto done;
+            }
+        }
+        n = a->liked_ptr[rows];
+        if ((uint64_t)n > (c->len - c->pos) / 4) {
+            rc = sw_fail(err, SW_E_FORMAT,
+                         "MODEL: truncated in the liked "
+                         "items");
+            goto done;
+        }
+        a->liked_idx = sw_alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
+        if (a->liked_idx == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            uint32_t u;
+
+            if ((rc = sw_cur_u32(c, &u, err)) != SW_OK)
+                goto done;
+            if (u >= ni) {
+                rc = sw_fail(err, SW_E_FORMAT, "MODEL: liked item %u of %llu",
+                             u, (unsigned long long)ni);
+                goto done;
+            }
+            a->liked_idx[i] = (int32_t)u;
+        }
+    }
+    *out = a;
+    a = NULL;
+    rc = SW_OK;
+done:
+    sw_als_free(a);
+    return rc;
+}
+
+void
+sw_als_describe(const sw_als *a, FILE *fp)
+{
+    fprintf(fp, "  learner      ALS, %s feedback, %s solver\n",
+            a->explicit_ ? "explicit" : "implicit",
+            a->explicit_             ? "Cholesky"
+            : a->solver == SOLVER_CG ? "conjugate-gradient"
+                                     : "Cholesky");
+    fprintf(fp, "  factors      %lld\n", (long long)a->k);
+    fprintf(fp, "  users, items %lld x %lld\n", (long long)a->n_users,
+            (long long)a->n_items);
+    fprintf(fp, "  lambda       %.17g (%s)\n", a->reg,
+            a->reg_scaling == REG_NU ? "times n_u" : "fixed");
+    if (!a->explicit_)
+        fprintf(fp, "  confidence   %s, alpha %.17g\n",
+                a->confidence == CONF_LINEAR ? "alpha r" : "1 + alpha r",
+                a->alpha);
+    fprintf(fp, "  sweeps       %lld (seed %llu)\n", (long long)a->iterations,
+            (unsigned long long)a->seed);
+    fprintf(fp, "  liked items  %s\n",
+            a->liked_ptr ? "kept (recommendations leave them out)"
+                         : "not kept");
+}
+
+/* Eight (user, item) pairs from a fixed seed, for the golden vectors. */
+sw_rc
+sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err)
+{
+    double *data;
+    uint64_t s = 0x414c53; /* "ALS" */
+    int i;
+
+    memset(x, 0, sizeof(*x));
+    data = sw_alloc_array(16, sizeof(double));
+    if (data == NULL)
+        return sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+    for (i = 0; i < 8; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        data[2 * i] =
+            a->n_users ? (double)((s >> 33) % (uint64_t)a->n_users) : 0;
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        data[2 * i + 1] =
+            a->n_items ? (double)((s >> 33) % (uint64_t)a->n_items) : 0;
+    }
+    x->layout = SW_DENSE;
+    x->dtype = SW_F64;
+    x->n_rows = a->n_users && a->n_items ? 8 : 0;
+    x->n_cols = 2;
+    x->row_stride = 2;
+    x->data = data;
+    return SW_OK;
+}

@@ -1,0 +1,450 @@
+"""Recommendations by alternating least squares, with implicit's API surface.
+
+    model = streamwise.ALS(factors=64, regularization=0.01, iterations=15)
+    model.fit(user_items)                       # scipy CSR, users x items
+    ids, scores = model.recommend(user_ids, N=10)
+    ids, scores = model.similar_items(item_id, N=10)
+
+All the numerics run in the C core (csrc/learn/sw_als*.c) with the GIL
+released; this file converts arguments, loops over sweeps (so Ctrl-C stops
+a fit between sweeps), reports progress, and applies the unknown-id policy.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import _sw
+
+__all__ = ["ALS", "train_test_split", "leave_k_out_split",
+           "ranking_metrics_at_k", "rmse"]
+
+_CONF = {"factors": "als.factors", "regularization": "als.regularization",
+         "alpha": "als.alpha", "iterations": "als.iterations",
+         "solver": "als.solver", "cg_steps": "als.cg_steps",
+         "confidence": "als.confidence", "reg_scaling": "als.reg_scaling",
+         "explicit": "als.explicit", "num_threads": "als.threads"}
+
+
+def _csr(m, what):
+    import scipy.sparse as sp
+    if not sp.issparse(m):
+        raise TypeError(f"{what} must be a scipy.sparse matrix (users x "
+                        f"items), got {type(m).__name__}")
+    if m.format != "csr":
+        m = m.tocsr()
+    return m
+
+
+def _text(v):
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return str(v)
+
+
+class _Progress:
+    """A one-line progress report on stderr (tqdm when installed)."""
+
+    def __init__(self, total, show):
+        self.bar = None
+        self.show = show
+        self.total = total
+        self.n = 0
+        if show:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, unit="sweep")
+            except ImportError:
+                pass
+
+    def update(self, loss):
+        self.n += 1
+        if not self.show:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.6g}")
+            return
+        width = 30
+        done = int(width * self.n / max(self.total, 1))
+        tail = f" loss {loss:.6g}" if loss is not None else ""
+        sys.stderr.write(f"\rALS [{'#' * done}{'.' * (width - done)}] "
+                         f"{self.n}/{self.total}{tail}")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        elif self.show:
+            sys.stderr.write("\n")
+
+
+class ALS:
+    """Matrix factorization by alternating least squares.
+
+    Implicit feedback (Hu, Koren, Volinsky 2008) with a conjugate-gradient
+    (``solver="cg"``, ``cg_steps``) or exact Cholesky solver, confidence
+    ``"linear"`` (c = alpha r, as implicit) or ``"hu"`` (c = 1 + alpha r, as
+    Spark), regularization ``reg_scaling`` ``"none"`` or ``"n_u"`` (ALS-WR);
+    or explicit ratings (``explicit=True``; ALS-WR with ``reg_scaling="n_u"``).
+    float32 factors, seeded (``random_state``), deterministic whatever
+    ``num_threads`` (0: every CPU).
+    """
+
+    def __init__(self, factors=64, regularization=0.01, alpha=1.0,
+                 iterations=15, solver="cg", cg_steps=3, confidence="linear",
+                 reg_scaling="none", explicit=False, random_state=None,
+                 num_threads=0, keep_liked=True, unknown="nan"):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.solver = solver
+        self.cg_steps = cg_steps
+        self.confidence = confidence
+        self.reg_scaling = reg_scaling
+        self.explicit = explicit
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.keep_liked = keep_liked
+        self.unknown = unknown
+        self._model = None
+
+    # ---- parameters ------------------------------------------------------
+
+    def get_params(self, deep=True):
+        import inspect
+        return {k: getattr(self, k) for k in
+                inspect.signature(type(self).__init__).parameters
+                if k != "self"}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"invalid parameter {k!r} for ALS")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        return (f"ALS(factors={self.factors}, regularization="
+                f"{self.regularization}, iterations={self.iterations}, "
+                f"solver={self.solver!r})")
+
+    def _seed(self):
+        rs = self.random_state
+        if rs is None:
+            self.seed_ = int.from_bytes(os.urandom(6), "little")
+        elif isinstance(rs, (int, np.integer)):
+            self.seed_ = int(rs)
+        else:   # a numpy Generator or RandomState
+            self.seed_ = int(rs.integers(0, 2 ** 48)) if hasattr(
+                rs, "integers") else int(rs.randint(0, 2 ** 31))
+        return self.seed_
+
+    def _conf(self):
+        conf = {key: _text(getattr(self, arg)) for arg, key in _CONF.items()}
+        conf["als.seed"] = str(self._seed())
+        return conf
+
+    def _fitted(self):
+        if self._model is None:
+            raise _sw.StateError("this ALS model is not fitted yet: call fit")
+        return self._model
+
+    # ---- training ----------------------------------------------------------
+
+    def fit(self, user_items, callback=None, show_progress=False,
+            calculate_training_loss=False):
+        """Fit on a users x items scipy CSR matrix of interactions (counts,
+        weights or ratings). callback(iteration, elapsed_seconds, loss) runs
+        after every sweep; loss is computed when a callback or
+        calculate_training_loss asks for it (else None). Ctrl-C stops the
+        fit between sweeps and keeps the factors so far."""
+        user_items = _csr(user_items, "user_items")
+        n_users, n_items = user_items.shape
+        model = _sw.als_new(self._conf(), n_users, n_items)
+        item_users = user_items.T.tocsr()    # one transpose for the fit
+        want = callback is not None or calculate_training_loss
+        progress = _Progress(int(self.iterations), show_progress)
+        t0 = time.perf_counter()
+        self.loss_ = None
+        self._model = model
+        try:
+            for it in range(int(self.iterations)):
+                loss = model.als_iterate(user_items, item_users, want)
+                self.loss_ = loss
+                progress.update(loss)
+                if callback is not None:
+                    callback(it, time.perf_counter() - t0, loss)
+        finally:
+            progress.close()
+        if self.keep_liked:
+            model.als_set_liked(user_items)
+        return self
+
+    # ---- factors -----------------------------------------------------------
+
+    @property
+    def user_factors(self):
+        """Users' factors, float32 (n_users, factors): a copy."""
+        return self._fitted().als_factors(0)
+
+    @property
+    def item_factors(self):
+        """Items' factors, float32 (n_items, factors): a copy."""
+        return self._fitted().als_factors(1)
+
+    @property
+    def n_users(self):
+        return self._fitted().als_info[0]
+
+    @property
+    def n_items(self):
+        return self._fitted().als_info[1]
+
+    # ---- the unknown-id policy -----------------------------------------------
+
+    def _known(self, ids, limit, what):
+        ids = np.asarray(ids, dtype=np.int64)
+        known = (ids >= 0) & (ids < limit)
+        if not known.all() and self.unknown not in ("nan", "drop", "zero"):
+            raise _sw.InvalidArgument(
+                f"{what} {ids[~known][:5].tolist()} not in the model "
+                f"(0..{limit - 1}); unknown must be 'nan', 'drop' or 'zero'")
+        return ids, known
+
+    # ---- inference -----------------------------------------------------------
+
+    def recommend(self, userid, N=10, filter_already_liked=True,
+                  filter_items=None, items=None, user_items=None,
+                  recalculate_user=False):
+        """Top-N items for one user id (returns ids (N,), scores (N,)) or an
+        array of ids (returns (n, N) arrays, padded with id -1 / NaN).
+
+        filter_already_liked leaves out the user's interactions: rows of
+        user_items when given (one per requested user, or the full users x
+        items matrix), else those kept at fit. filter_items: item ids never
+        to recommend; items: the only candidates. recalculate_user solves
+        the user's factors from user_items first (fold-in), so a user the
+        model has not seen can be served. Unknown ids follow ``unknown``:
+        'nan' (row of -1 / NaN), 'drop' (rows removed; the result then has
+        a third element, the ids kept) or 'zero' (a zero vector)."""
+        m = self._fitted()
+        n_users, n_items = m.als_info[:2]
+        single = np.ndim(userid) == 0
+        ids = np.atleast_1d(np.asarray(userid, dtype=np.int64))
+        liked = None
+        if user_items is not None:
+            user_items = _csr(user_items, "user_items")
+            if user_items.shape[0] != len(ids):
+                if user_items.shape[0] < int(ids.max(initial=-1)) + 1:
+                    raise _sw.ShapeError(
+                        f"user_items has {user_items.shape[0]} rows for "
+                        f"{len(ids)} users")
+                user_items = user_items[ids]
+            liked = user_items
+        vecs = None
+        if recalculate_user:
+            if user_items is None:
+                raise _sw.InvalidArgument("recalculate_user needs user_items")
+            vecs = m.als_solve_rows(0, user_items)
+            known = np.ones(len(ids), dtype=bool)
+        else:
+            ids, known = self._known(ids, n_users, "user")
+            if not known.all():
+                vecs = np.zeros((len(ids), self.factors), dtype=np.float32)
+                vecs[known] = m.als_factors(0)[ids[known]]
+        exclude = None
+        if filter_items is not None:
+            exclude = np.zeros(n_items, dtype=np.uint8)
+            exclude[np.asarray(filter_items, dtype=np.int64)] = 1
+        cand = None if items is None else np.asarray(items, dtype=np.int64)
+        flags = 1 if filter_already_liked else 0
+        if flags and liked is None and not m.als_info[3]:
+            flags = 0     # nothing kept to filter with
+        out_ids, scores = m.als_recommend(
+            None if vecs is not None else ids, vecs, int(N), flags,
+            liked if flags else None, exclude, cand)
+        scores = scores.astype(np.float32)
+        scores[out_ids < 0] = np.nan
+        kept = ids
+        if not known.all():
+            if self.unknown == "nan":
+                out_ids[~known] = -1
+                scores[~known] = np.nan
+            elif self.unknown == "drop":
+                out_ids, scores, kept = out_ids[known], scores[known], \
+                    ids[known]
+        if single:
+            if len(out_ids) == 0:
+                return out_ids.reshape(0), scores.reshape(0)
+            valid = out_ids[0] >= 0
+            return out_ids[0][valid], scores[0][valid]
+        if self.unknown == "drop" and not known.all():
+            return out_ids, scores, kept
+        return out_ids, scores
+
+    def _similar(self, side, ids, N, candidates):
+        m = self._fitted()
+        single = np.ndim(ids) == 0
+        q = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        cand = None if candidates is None else np.asarray(candidates,
+                                                          dtype=np.int64)
+        out, scores = m.als_similar(side, q, int(N), cand)
+        if single:
+            valid = out[0] >= 0
+            return out[0][valid], scores[0][valid]
+        return out, scores
+
+    def similar_items(self, itemid, N=10, items=None):
+        """The N items closest to itemid by cosine of factors (itself
+        included, first)."""
+        return self._similar(1, itemid, N, items)
+
+    def similar_users(self, userid, N=10, users=None):
+        """The N users closest to userid by cosine of factors."""
+        return self._similar(0, userid, N, users)
+
+    def recalculate_user(self, userid, user_items):
+        """Fold-in: factors for users from their interactions (rows of
+        user_items, one per id, or the full matrix), solved exactly against
+        the current item factors; the model is not changed."""
+        m = self._fitted()
+        ids = np.atleast_1d(np.asarray(userid, dtype=np.int64))
+        rows = _csr(user_items, "user_items")
+        if rows.shape[0] != len(ids):
+            rows = rows[ids]
+        f = m.als_solve_rows(0, rows)
+        return f[0] if np.ndim(userid) == 0 else f
+
+    def recalculate_item(self, itemid, item_users):
+        """Fold-in for items from their users (rows over users)."""
+        m = self._fitted()
+        ids = np.atleast_1d(np.asarray(itemid, dtype=np.int64))
+        rows = _csr(item_users, "item_users")
+        if rows.shape[0] != len(ids):
+            rows = rows[ids]
+        f = m.als_solve_rows(1, rows)
+        return f[0] if np.ndim(itemid) == 0 else f
+
+    def partial_fit_users(self, userids, user_items):
+        """Solve and store the factors of these users (new ids grow the
+        model) from their rows of interactions."""
+        m = self._fitted()
+        ids = np.atleast_1d(np.asarray(userids, dtype=np.int64))
+        rows = _csr(user_items, "user_items")
+        if rows.shape[0] != len(ids):
+            raise _sw.ShapeError(f"{rows.shape[0]} rows for {len(ids)} users")
+        m.als_put_rows(0, ids, m.als_solve_rows(0, rows))
+        return self
+
+    def partial_fit_items(self, itemids, item_users):
+        """Solve and store the factors of these items from their users."""
+        m = self._fitted()
+        ids = np.atleast_1d(np.asarray(itemids, dtype=np.int64))
+        rows = _csr(item_users, "item_users")
+        if rows.shape[0] != len(ids):
+            raise _sw.ShapeError(f"{rows.shape[0]} rows for {len(ids)} items")
+        m.als_put_rows(1, ids, m.als_solve_rows(1, rows))
+        return self
+
+    def predict(self, userids, itemids):
+        """Scores of (user, item) pairs: the dot products of their factors
+        (float32, summed in factor order), NaN for unknown ids ('nan')."""
+        m = self._fitted()
+        n_users, n_items = m.als_info[:2]
+        u = np.asarray(userids, dtype=np.int64).ravel()
+        i = np.asarray(itemids, dtype=np.int64).ravel()
+        ok = (u >= 0) & (u < n_users) & (i >= 0) & (i < n_items)
+        if not ok.all() and self.unknown not in ("nan", "zero"):
+            raise _sw.InvalidArgument("predict: unknown user or item ids")
+        out = np.full(len(u), np.nan if self.unknown == "nan" else 0.0)
+        pairs = np.stack([u[ok], i[ok]], axis=1).astype(np.float64)
+        if len(pairs):
+            out[ok] = m.predict(pairs).astype(np.float32)
+        return out
+
+    # ---- persistence ---------------------------------------------------------
+
+    def save(self, path):
+        import json
+        m = self._fitted()
+        meta = {"class": "ALS", "params": {k: v for k, v in
+                                           self.get_params().items()
+                                           if k != "random_state"},
+                "seed": self.seed_, "loss": self.loss_,
+                "streamwise_version": _sw.__version__}
+        m.set_metadata(json.dumps(meta, sort_keys=True, default=str))
+        m.save(str(path))
+        return path
+
+    @classmethod
+    def _from_model(cls, m, meta):
+        est = cls(**meta.get("params", {}))
+        est._model = m
+        est.seed_ = meta.get("seed")
+        est.random_state = est.seed_
+        est.loss_ = meta.get("loss")
+        return est
+
+
+# ---------------------------------------------------------------------------
+# Splits and evaluation
+# ---------------------------------------------------------------------------
+
+def _from_mask(m, mask):
+    import scipy.sparse as sp
+    coo = m.tocoo()
+    keep = mask.astype(bool)
+
+    def part(sel):
+        return sp.csr_matrix((coo.data[sel], (coo.row[sel], coo.col[sel])),
+                             shape=m.shape, dtype=m.dtype)
+    return part(~keep), part(keep)
+
+
+def train_test_split(ratings, train_percentage=0.8, random_state=0):
+    """Each interaction goes to test with probability 1 - train_percentage,
+    by a seeded draw in C; returns (train, test) CSR matrices."""
+    m = _csr(ratings, "ratings")
+    m = m.tocsr(copy=True)
+    m.sum_duplicates()
+    mask = _sw.split_random(m.nnz, 1.0 - float(train_percentage),
+                            int(random_state))
+    return _from_mask(m, mask)
+
+
+def leave_k_out_split(ratings, K=1, random_state=0):
+    """K interactions of every user with more than K go to test (seeded, in
+    C); returns (train, test)."""
+    m = _csr(ratings, "ratings").tocsr(copy=True)
+    m.sum_duplicates()
+    mask = _sw.split_leave_k_out(m, int(K), int(random_state))
+    return _from_mask(m, mask)
+
+
+def ranking_metrics_at_k(model, train_user_items, test_user_items, K=10):
+    """precision@K, MAP@K, NDCG@K and AUC@K with the implicit library's
+    definitions, computed in C; train interactions are left out of the
+    recommendations."""
+    m = model._fitted()
+    train = None if train_user_items is None else _csr(train_user_items,
+                                                       "train")
+    p, mapk, ndcg, auc, n = m.ranking_metrics(train, _csr(test_user_items,
+                                                         "test"), int(K))
+    return {"precision": p, "map": mapk, "ndcg": ndcg, "auc": auc,
+            "users": n}
+
+
+def rmse(model, test_ratings, clip=(1.0, 5.0)):
+    """Root mean squared error of predicted ratings on the test entries,
+    predictions clipped to clip (None: unclipped)."""
+    t = _csr(test_ratings, "test").tocoo()
+    pred = model.predict(t.row, t.col)
+    if clip is not None:
+        pred = np.clip(pred, clip[0], clip[1])
+    return float(np.sqrt(np.mean((pred - t.data) ** 2)))
