@@ -755,7 +755,7 @@ sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
     if (a->explicit_)
         *out = nnz > 0 ? (loss + pen) / (double)nnz : 0.0;
     else
-        *out = (loss + conf + pen) /
+        *out = (loss + pen) /
                (conf + (double)a->n_users * (double)a->n_items - (double)nnz);
     rc = SW_OK;
 done:
@@ -879,9 +879,17 @@ sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows, float *out,
     rc = side_of(a, 1 - side, &O, &n_other, err);
     if (rc != SW_OK)
         return rc;
-    rc = sw_als_check_csr(a, rows, -1, n_other, "fold-in rows", err);
+    /* Rows may be narrower than the other side: ids beyond their width
+     * (added since) simply have no interactions in them. */
+    rc = sw_als_check_csr(a, rows, -1, rows ? rows->n_cols : 0,
+                          "fold-in rows", err);
     if (rc != SW_OK)
         return rc;
+    if (rows->n_cols > n_other)
+        return sw_fail(err, SW_E_SHAPE,
+                       "fold-in rows: %lld columns, the model has %lld %s",
+                       (long long)rows->n_cols, (long long)n_other,
+                       side == 0 ? "items" : "users");
     if (n_out != rows->n_rows * a->k)
         return sw_fail(err, SW_E_SHAPE,
                        "fold-in: output holds %lld values, "

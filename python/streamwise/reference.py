@@ -160,3 +160,139 @@ class LinearReference:
             out.append(self.predict(xi))
             self.learn(xi, yi)
         return np.array(out, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# ALS
+# ---------------------------------------------------------------------------
+
+def als_confidence(v, alpha, convention):
+    """c = alpha r ("linear", the implicit library) or 1 + alpha r ("hu")."""
+    return alpha * v if convention == "linear" else 1.0 + alpha * v
+
+
+def als_solve_exact(R, Y, reg, alpha=1.0, convention="linear",
+                    reg_scaling="none", explicit=False):
+    """Every row of R (scipy CSR over Y's rows) solved exactly in float64:
+    implicit (Y'Y + Y'(C-I)Y + lambda I) x = Y'C p, or explicit
+    (Y_u'Y_u + lambda I) x = Y_u' r. Empty rows give zeros."""
+    Y = Y.astype(np.float64)
+    k = Y.shape[1]
+    YtY = Y.T @ Y
+    out = np.zeros((R.shape[0], k))
+    for u in range(R.shape[0]):
+        lo, hi = R.indptr[u], R.indptr[u + 1]
+        cols, vals = R.indices[lo:hi], R.data[lo:hi].astype(np.float64)
+        if explicit:
+            keep = np.ones(len(vals), dtype=bool)
+        else:
+            keep = vals != 0
+        cols, vals = cols[keep], vals[keep]
+        if len(cols) == 0:
+            continue
+        lam = reg * len(R.indices[lo:hi]) if reg_scaling == "n_u" else reg
+        Yu = Y[cols]
+        if explicit:
+            A = Yu.T @ Yu + lam * np.eye(k)
+            b = Yu.T @ vals
+        else:
+            c = als_confidence(vals, alpha, convention)
+            A = YtY + (Yu.T * (c - 1)) @ Yu + lam * np.eye(k)
+            b = Yu.T @ c
+        out[u] = np.linalg.solve(A, b)
+    return out
+
+
+def als_solve_cg(R, X, Y, reg, alpha=1.0, convention="linear",
+                 reg_scaling="none", steps=3):
+    """The implicit library's CG recurrence, row by row, in float32,
+    warm-started from X (which is not modified)."""
+    X = X.astype(np.float32).copy()
+    Y = Y.astype(np.float32)
+    YtY = (Y.astype(np.float64).T @ Y.astype(np.float64)).astype(np.float32)
+    for u in range(R.shape[0]):
+        lo, hi = R.indptr[u], R.indptr[u + 1]
+        if hi == lo:
+            X[u] = 0
+            continue
+        cols, vals = R.indices[lo:hi], R.data[lo:hi]
+        keep = vals != 0
+        cols, vals = cols[keep], vals[keep].astype(np.float64)
+        lam = np.float32(reg * (hi - lo) if reg_scaling == "n_u" else reg)
+        c = als_confidence(vals, alpha, convention).astype(np.float32)
+        Yu = Y[cols]
+        x = X[u]
+        r = -(YtY @ x + lam * x)
+        r += (c - (c - 1) * (Yu @ x)) @ Yu
+        p = r.copy()
+        rsold = r @ r
+        if rsold < 1e-20:
+            continue
+        for _ in range(steps):
+            Ap = YtY @ p + lam * p + ((c - 1) * (Yu @ p)) @ Yu
+            a = rsold / (p @ Ap)
+            x = x + a * p
+            r = r - a * Ap
+            rsnew = r @ r
+            if rsnew < 1e-20:
+                break
+            p = r + (rsnew / rsold) * p
+            rsold = rsnew
+        X[u] = x
+    return X
+
+
+def als_implicit_loss(R, X, Y, reg, alpha=1.0, convention="linear",
+                      reg_scaling="none"):
+    """The weighted loss over every (user, item) pair, densely:
+    sum_obs c (1 - x.y)^2 + sum_unobs (x.y)^2 + penalties, divided by
+    (sum c + n_users n_items - nnz), as the implicit library reports it."""
+    X = X.astype(np.float64)
+    Y = Y.astype(np.float64)
+    P = X @ Y.T
+    coo = R.tocoo()
+    keep = coo.data != 0
+    rows, cols, vals = coo.row[keep], coo.col[keep], coo.data[keep]
+    c = als_confidence(vals.astype(np.float64), alpha, convention)
+    observed = np.zeros(P.shape, dtype=bool)
+    observed[rows, cols] = True
+    loss = np.sum(P[~observed] ** 2) + np.sum(c * (1 - P[rows, cols]) ** 2)
+    n_u = np.diff(R.indptr)
+    n_i = np.bincount(R.indices, minlength=Y.shape[0])
+    if reg_scaling == "n_u":
+        pen = reg * (np.sum(n_u * np.sum(X ** 2, 1)) +
+                     np.sum(n_i * np.sum(Y ** 2, 1)))
+    else:
+        pen = reg * (np.sum(X ** 2) + np.sum(Y ** 2))
+    return (loss + pen) / (c.sum() + P.size - R.nnz)
+
+
+def ranking_metrics(recommended, test, n_items, K):
+    """implicit's precision/MAP/NDCG/AUC at K from recommended item lists
+    (one per user, already excluding training items) and a test CSR."""
+    cg = 1.0 / np.log2(np.arange(2, K + 2))
+    cg_sum = np.cumsum(cg)
+    relevant = pr_div = mean_ap = ndcg = mean_auc = total = 0.0
+    for u in range(test.shape[0]):
+        likes = set(test.indices[test.indptr[u]:test.indptr[u + 1]].tolist())
+        if not likes:
+            continue
+        pr_div += min(K, len(likes))
+        ap = hit = miss = auc = 0.0
+        idcg = cg_sum[min(K, len(likes)) - 1]
+        n_pos, n_neg = len(likes), n_items - len(likes)
+        for i in range(K):
+            if recommended[u][i] in likes:
+                relevant += 1
+                hit += 1
+                ap += hit / (i + 1)
+                ndcg += cg[i] / idcg
+            else:
+                miss += 1
+                auc += hit
+        auc += ((hit + n_pos) / 2.0) * (n_neg - miss)
+        mean_ap += ap / min(K, len(likes))
+        mean_auc += auc / (n_pos * n_neg)
+        total += 1
+    return {"precision": relevant / pr_div, "map": mean_ap / total,
+            "ndcg": ndcg / total, "auc": mean_auc / total}
