@@ -93,15 +93,89 @@ axpyf(float a, const float *x, float *y, int64_t k)
         y[j] += a * x[j];
 }
 
+/* The three kernels that take the time of a CG sweep, compiled for several
+ * instruction sets and picked at load time. Every lane of every vector does
+ * the same additions in the same order whatever the vector width, so all
+ * the clones give the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&         \
+    !defined(__SANITIZE_ADDRESS__)
+#define SW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SW_CLONES
+#endif
+
 /* out = G v for a symmetric k x k G (row j is column j). */
+static void rows_axpy(const float *Yu, int64_t n, int64_t k, const float *w,
+                      float *out);
+
 static void
 symvf(const float *G, const float *v, float *out, int64_t k)
 {
+    memset(out, 0, (size_t)k * sizeof(float));
+    rows_axpy(G, k, k, v, out);
+}
+
+/* t[i] = Yu[i] . v for the n gathered rows of Yu. */
+SW_CLONES static void
+rows_dot(const float *Yu, int64_t n, int64_t k, const float *v, float *t)
+{
+    int64_t i, j, l;
+
+    for (i = 0; i < n; i++) {
+        const float *a = Yu + i * k;
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+
+        for (j = 0; j + 8 <= k; j += 8) {
+            for (l = 0; l < 8; l++)
+                s[l] += a[j + l] * v[j + l];
+        }
+        for (; j < k; j++)
+            s[0] += a[j] * v[j];
+        t[i] =
+            ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
+}
+
+/* out += sum_i w[i] Yu[i], rows in order. Sixteen outputs at a time stay
+ * in registers across all the rows; each output still adds the rows in
+ * order i = 0, 1, ... */
+SW_CLONES static void
+rows_axpy(const float *Yu, int64_t n, int64_t k, const float *w, float *out)
+{
+    int64_t i, j0, l;
+
+    for (j0 = 0; j0 + 16 <= k; j0 += 16) {
+        float acc[16];
+
+        for (l = 0; l < 16; l++)
+            acc[l] = out[j0 + l];
+        for (i = 0; i < n; i++) {
+            const float *a = Yu + i * k + j0;
+            float wi = w[i];
+
+            for (l = 0; l < 16; l++)
+                acc[l] += wi * a[l];
+        }
+        for (l = 0; l < 16; l++)
+            out[j0 + l] = acc[l];
+    }
+    for (; j0 < k; j0++) {
+        float acc = out[j0];
+
+        for (i = 0; i < n; i++)
+            acc += w[i] * Yu[i * k + j0];
+        out[j0] = acc;
+    }
+}
+
+/* b += c y, widening y to float64. */
+SW_CLONES static void
+axpy_wide(double c, const float *y, double *b, int64_t k)
+{
     int64_t j;
 
-    memset(out, 0, (size_t)k * sizeof(float));
     for (j = 0; j < k; j++)
-        axpyf(v[j], G + j * k, out, k);
+        b[j] += c * (double)y[j];
 }
 
 /* ------------------------------------------------------------------ */
@@ -368,8 +442,10 @@ sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
 
 /* Per-thread scratch of a sweep. */
 typedef struct solve_tmp {
-    float *r, *p, *Ap; /* CG, k each */
-    double *A, *b, *G; /* Cholesky: k*k, k, SYRK_BLOCK*k */
+    float *r, *p, *Ap;     /* CG, k each */
+    float *Yu, *c, *t, *w; /* CG: the row's gathered vectors (max_n x k),
+                            * confidences, dots and weights (max_n) */
+    double *A, *b, *G;     /* Cholesky: k*k, k, SYRK_BLOCK*k */
 } solve_tmp;
 
 typedef struct sweep {
@@ -384,13 +460,16 @@ typedef struct sweep {
     int64_t failed_row; /* atomic: first row whose solve failed */
 } sweep;
 
-/* CG for one row, exactly the implicit library's recurrence. */
+/* CG for one row: the implicit library's recurrence, on the row's item
+ * vectors gathered once into t->Yu so the four passes over them are
+ * contiguous. */
 static void
 solve_cg(const sweep *s, int64_t u, solve_tmp *t)
 {
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
-    int64_t k = a->k, e, it, lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1);
+    int64_t k = a->k, e, it, j, n = 0;
+    int64_t lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1);
     float *x = s->S + u * k, *r = t->r, *p = t->p, *Ap = t->Ap;
     float lam = (float)row_reg(a, hi - lo), rsold, rsnew, alpha;
 
@@ -398,43 +477,35 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
         memset(x, 0, (size_t)k * sizeof(float));
         return;
     }
-    /* r = b - A x, with A x = (G + lambda I) x + sum (c - 1) (y.x) y */
-    symvf(s->GfR, x, r, k);
-    for (e = 0; e < k; e++)
-        r[e] = -(r[e] + lam * x[e]);
     for (e = lo; e < hi; e++) {
         double v = csr_val(R, e);
-        const float *y;
-        float c, temp;
 
         if (v == 0)
             continue;
-        y = s->O + csr_col(R, e) * k;
-        c = (float)confidence(a, v);
-        temp = c - (c - 1.0f) * dotf(y, x, k);
-        axpyf(temp, y, r, k);
+        memcpy(t->Yu + n * k, s->O + csr_col(R, e) * k,
+               (size_t)k * sizeof(float));
+        t->c[n++] = (float)confidence(a, v);
     }
+    /* r = b - A x, with A x = (G + lambda I) x + sum (c - 1) (y.x) y */
+    symvf(s->GfR, x, r, k);
+    for (j = 0; j < k; j++)
+        r[j] = -(r[j] + lam * x[j]);
+    rows_dot(t->Yu, n, k, x, t->t);
+    for (e = 0; e < n; e++)
+        t->w[e] = t->c[e] - (t->c[e] - 1.0f) * t->t[e];
+    rows_axpy(t->Yu, n, k, t->w, r);
     memcpy(p, r, (size_t)k * sizeof(float));
     rsold = dotf(r, r, k);
     if (rsold < 1e-20f)
         return;
     for (it = 0; it < a->cg_steps; it++) {
-        int64_t j;
-
         symvf(s->GfR, p, Ap, k);
         for (j = 0; j < k; j++)
             Ap[j] += lam * p[j];
-        for (e = lo; e < hi; e++) {
-            double v = csr_val(R, e);
-            const float *y;
-            float c;
-
-            if (v == 0)
-                continue;
-            y = s->O + csr_col(R, e) * k;
-            c = (float)confidence(a, v);
-            axpyf((c - 1.0f) * dotf(y, p, k), y, Ap, k);
-        }
+        rows_dot(t->Yu, n, k, p, t->t);
+        for (e = 0; e < n; e++)
+            t->w[e] = (t->c[e] - 1.0f) * t->t[e];
+        rows_axpy(t->Yu, n, k, t->w, Ap);
         alpha = rsold / dotf(p, Ap, k);
         axpyf(alpha, p, x, k);
         axpyf(-alpha, Ap, r, k);
@@ -508,8 +579,7 @@ solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
             c = confidence(a, v);
             w = c - 1.0;
         }
-        for (j = 0; j < k; j++)
-            t->b[j] += c * (double)y[j];
+        axpy_wide(c, y, t->b, k);
         if (w > 0) {
             cols_pos[n_pos] = col;
             w_pos[n_pos++] = w;
@@ -571,6 +641,10 @@ free_scratch(solve_tmp *tmp, int n)
         sw_free(tmp[i].r);
         sw_free(tmp[i].p);
         sw_free(tmp[i].Ap);
+        sw_free(tmp[i].Yu);
+        sw_free(tmp[i].c);
+        sw_free(tmp[i].t);
+        sw_free(tmp[i].w);
         sw_free(tmp[i].A);
         sw_free(tmp[i].b);
         sw_free(tmp[i].G);
@@ -579,7 +653,7 @@ free_scratch(solve_tmp *tmp, int n)
 }
 
 static solve_tmp *
-alloc_scratch(int n, int64_t k)
+alloc_scratch(int n, int64_t k, int64_t max_n)
 {
     solve_tmp *tmp = sw_calloc((size_t)n, sizeof(*tmp));
     int i;
@@ -590,11 +664,15 @@ alloc_scratch(int n, int64_t k)
         tmp[i].r = sw_alloc_array((size_t)k, sizeof(float));
         tmp[i].p = sw_alloc_array((size_t)k, sizeof(float));
         tmp[i].Ap = sw_alloc_array((size_t)k, sizeof(float));
+        tmp[i].Yu = sw_alloc_array((size_t)(max_n * k), sizeof(float));
+        tmp[i].c = sw_alloc_array((size_t)max_n, sizeof(float));
+        tmp[i].t = sw_alloc_array((size_t)max_n, sizeof(float));
+        tmp[i].w = sw_alloc_array((size_t)max_n, sizeof(float));
         tmp[i].A = sw_alloc_array((size_t)(k * k), sizeof(double));
         tmp[i].b = sw_alloc_array((size_t)k, sizeof(double));
         tmp[i].G = sw_alloc_array((size_t)(SYRK_BLOCK * k), sizeof(double));
-        if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].A || !tmp[i].b ||
-            !tmp[i].G) {
+        if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].Yu || !tmp[i].c ||
+            !tmp[i].t || !tmp[i].w || !tmp[i].A || !tmp[i].b || !tmp[i].G) {
             free_scratch(tmp, n);
             return NULL;
         }
@@ -619,7 +697,7 @@ sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
     s.failed_row = -1;
     Gd = sw_alloc_array((size_t)(k * k), sizeof(double));
     Gf = sw_alloc_array((size_t)(k * k), sizeof(float));
-    s.tmp = alloc_scratch(threads, k);
+    s.tmp = alloc_scratch(threads, k, sw_rows_max_row(R) + 1);
     if (Gd == NULL || Gf == NULL || s.tmp == NULL) {
         rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory for a sweep");
         goto done;
@@ -881,8 +959,8 @@ sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows, float *out,
         return rc;
     /* Rows may be narrower than the other side: ids beyond their width
      * (added since) simply have no interactions in them. */
-    rc = sw_als_check_csr(a, rows, -1, rows ? rows->n_cols : 0,
-                          "fold-in rows", err);
+    rc = sw_als_check_csr(a, rows, -1, rows ? rows->n_cols : 0, "fold-in rows",
+                          err);
     if (rc != SW_OK)
         return rc;
     if (rows->n_cols > n_other)
