@@ -82,7 +82,11 @@ static const sw_prop props[] = {
      "Explicit feedback: fit ratings on the observed entries only (squared "
      "error), instead of implicit preferences with confidences."},
     {"als.seed", SW_T_INT, 0, 9007199254740991.0, 0, 0, "0", NULL,
-     "Seed of the initial factors (uniform in [0, 0.01))."},
+     "Seed of the initial factors (uniform in [0, als.init_scale))."},
+    {"als.init_scale", SW_T_DBL, 0, 1e6, 0, 0, "0", NULL,
+     "Initial factors are uniform in [0, init_scale); 0 picks 0.01 for "
+     "implicit feedback (as the implicit library) and 0.1 for explicit "
+     "ratings, where small starts converge slowly."},
     {"als.threads", SW_T_INT, 0, 256, 0, 0, "0", NULL,
      "Threads of ALS training and batch recommendation; 0 uses every CPU. "
      "Results do not depend on it."},

@@ -10,11 +10,11 @@ the unit tests) uses the seeded generators here or the tables Debian's
 """
 from .libsvm import load_libsvm, write_libsvm
 from .loaders import (DataNotFound, data_dir, load_a8a, load_banknote,
-                      load_bundled)
+                      load_bundled, load_lastfm, load_movielens_100k)
 from .generators import dense_stream, hashed_stream, multiclass_stream
 
 __all__ = [
     "load_libsvm", "write_libsvm", "DataNotFound", "data_dir", "load_a8a",
-    "load_banknote", "load_bundled", "dense_stream", "hashed_stream",
+    "load_banknote", "load_bundled", "load_movielens_100k", "load_lastfm", "dense_stream", "hashed_stream",
     "multiclass_stream",
 ]

@@ -7,7 +7,7 @@ import numpy as np
 from .libsvm import load_libsvm
 
 __all__ = ["DataNotFound", "data_dir", "load_banknote", "load_a8a",
-           "load_bundled"]
+           "load_bundled", "load_movielens_100k", "load_lastfm"]
 
 _HERE = os.path.dirname(os.path.realpath(__file__))
 
@@ -89,3 +89,39 @@ def load_bundled(name, data=None):
         rows = list(csv.reader(f))[1:]
     arr = np.asarray(rows, dtype=np.float64)
     return arr[:, :-1], arr[:, -1].astype(np.int64)
+
+
+def load_movielens_100k(data=None):
+    """MovieLens 100K: (ratings, titles). ratings is a scipy CSR matrix of
+    943 users x 1682 movies holding the 1-5 ratings (ids shifted to start
+    at 0); titles[i] is movie i's title."""
+    import gzip
+
+    import scipy.sparse as sp
+    arr = np.loadtxt(_file(data, "movielens-100k", "u.data.gz"),
+                     dtype=np.int64)
+    users, items, ratings = arr[:, 0] - 1, arr[:, 1] - 1, arr[:, 2]
+    m = sp.csr_matrix((ratings.astype(np.float32), (users, items)),
+                      shape=(users.max() + 1, items.max() + 1))
+    titles = [""] * m.shape[1]
+    with gzip.open(_file(data, "movielens-100k", "u.item.gz"), "rt",
+                   encoding="latin-1") as f:
+        for line in f:
+            parts = line.split("|")
+            if len(parts) > 1:
+                titles[int(parts[0]) - 1] = parts[1]
+    return m, titles
+
+
+def load_lastfm(data=None):
+    """Last.fm hetrec-2011 (2k users): (plays, user_ids, artist_ids) where
+    plays is a CSR users x artists of play counts, and the id arrays map
+    rows and columns back to the file's ids."""
+    import scipy.sparse as sp
+    arr = np.loadtxt(_file(data, "lastfm-hetrec2011-2k", "user_artists.dat.gz"),
+                     dtype=np.int64, skiprows=1)
+    user_ids, u = np.unique(arr[:, 0], return_inverse=True)
+    artist_ids, a = np.unique(arr[:, 1], return_inverse=True)
+    plays = sp.csr_matrix((arr[:, 2].astype(np.float32), (u, a)),
+                          shape=(len(user_ids), len(artist_ids)))
+    return plays, user_ids, artist_ids

@@ -200,9 +200,9 @@ sw_als_free(sw_als *a)
     sw_free(a);
 }
 
-/* Fill n floats uniformly in [0, 0.01) from a splitmix64 stream. */
+/* Fill n floats uniformly in [0, scale) from a splitmix64 stream. */
 static void
-init_factors(float *f, int64_t n, uint64_t *state)
+init_factors(float *f, int64_t n, uint64_t *state, double scale)
 {
     int64_t i;
 
@@ -212,7 +212,7 @@ init_factors(float *f, int64_t n, uint64_t *state)
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
         z ^= z >> 31;
-        f[i] = (float)((double)(z >> 40) * 0x1.0p-24 * 0.01);
+        f[i] = (float)((double)(z >> 40) * 0x1.0p-24 * scale);
     }
 }
 
@@ -237,6 +237,7 @@ sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
     sw_als *a = NULL;
     sw_model *m = NULL;
     uint64_t state;
+    double scale;
     sw_rc rc;
 
     *out = NULL;
@@ -269,9 +270,12 @@ sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
                      (long long)(n_users + n_items), (long long)a->k);
         goto done;
     }
+    scale = sw_conf_num(conf, "als.init_scale");
+    if (scale == 0)
+        scale = a->explicit_ ? 0.1 : 0.01;
     state = a->seed;
-    init_factors(a->X, n_users * a->k, &state);
-    init_factors(a->Y, n_items * a->k, &state);
+    init_factors(a->X, n_users * a->k, &state, scale);
+    init_factors(a->Y, n_items * a->k, &state, scale);
     m = sw_calloc(1, sizeof(*m));
     if (m == NULL) {
         rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");

@@ -24,7 +24,8 @@ _CONF = {"factors": "als.factors", "regularization": "als.regularization",
          "alpha": "als.alpha", "iterations": "als.iterations",
          "solver": "als.solver", "cg_steps": "als.cg_steps",
          "confidence": "als.confidence", "reg_scaling": "als.reg_scaling",
-         "explicit": "als.explicit", "num_threads": "als.threads"}
+         "explicit": "als.explicit", "num_threads": "als.threads",
+         "init_scale": "als.init_scale"}
 
 
 def _csr(m, what):
@@ -98,7 +99,8 @@ class ALS:
     def __init__(self, factors=64, regularization=0.01, alpha=1.0,
                  iterations=15, solver="cg", cg_steps=3, confidence="linear",
                  reg_scaling="none", explicit=False, random_state=None,
-                 num_threads=0, keep_liked=True, unknown="nan"):
+                 num_threads=0, keep_liked=True, unknown="nan",
+                 init_scale=0.0):
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -112,6 +114,7 @@ class ALS:
         self.num_threads = num_threads
         self.keep_liked = keep_liked
         self.unknown = unknown
+        self.init_scale = init_scale
         self._model = None
 
     # ---- parameters ------------------------------------------------------
