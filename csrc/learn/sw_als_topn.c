@@ -51,32 +51,47 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
     return SW_OK;
 }
 
-/* scores[t * n + i] = x_t . F_i for the n_t (<= TILE) query vectors. */
-static void
-score_all(const target_set *ts, const float *const *x, int n_t, float *scores)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&         \
+    !defined(__SANITIZE_ADDRESS__)
+#define SW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SW_CLONES
+#endif
+
+/* Sixteen floats, for the scoring kernel: GCC lowers the operations to
+ * whatever width the clone targets, lane by lane. */
+typedef float v16sf __attribute__((vector_size(64)));
+
+/* scores[t * n + i] = x_t . F_i for the n_t (<= TILE) query vectors, which
+ * xs holds contiguously (TILE x k). Each score is summed over the factors
+ * in order, one float add after one float multiply per lane, whatever the
+ * vector width of the clone that runs: the bits of score_one. */
+SW_CLONES static void
+score_all(const target_set *ts, const float *xs, int n_t, float *scores)
 {
     int64_t k = ts->k, b, j;
     int t, l;
 
     for (b = 0; b < ts->n_blocks; b++) {
         const float *blk = ts->blocks + b * k * BLOCK;
-        float acc[TILE][BLOCK];
+        v16sf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, col;
+        float out[TILE][BLOCK];
         int64_t base = b * BLOCK;
 
-        memset(acc, 0, sizeof(acc));
         for (j = 0; j < k; j++) {
-            const float *col = blk + j * BLOCK;
-
-            for (t = 0; t < n_t; t++) {
-                float xv = x[t][j];
-
-                for (l = 0; l < BLOCK; l++)
-                    acc[t][l] += xv * col[l];
-            }
+            memcpy(&col, blk + j * BLOCK, sizeof(col));
+            a0 += xs[j] * col;
+            a1 += xs[k + j] * col;
+            a2 += xs[2 * k + j] * col;
+            a3 += xs[3 * k + j] * col;
         }
+        memcpy(out[0], &a0, sizeof(a0));
+        memcpy(out[1], &a1, sizeof(a1));
+        memcpy(out[2], &a2, sizeof(a2));
+        memcpy(out[3], &a3, sizeof(a3));
         for (t = 0; t < n_t; t++) {
             for (l = 0; l < BLOCK && base + l < ts->n; l++)
-                scores[t * ts->n + base + l] = acc[t][l];
+                scores[t * ts->n + base + l] = out[t][l];
         }
     }
 }
@@ -233,11 +248,14 @@ rank_chunk(void *ctx, int64_t c, int thread)
     float *buf = J->buf + (int64_t)thread * TILE * ts->n;
     hit *heap = J->heap + (int64_t)thread * J->n;
     const float *x[TILE];
+    float xs[TILE * 4096]; /* the tile's query vectors, contiguous */
 
-    for (t = 0; t < n_t; t++)
-        x[t] = J->qvecs + (q0 + t) * k;
+    for (t = 0; t < TILE; t++) {
+        x[t] = J->qvecs + (q0 + (t < n_t ? t : 0)) * k;
+        memcpy(xs + t * k, x[t], (size_t)k * sizeof(float));
+    }
     if (J->cand == NULL) {
-        score_all(ts, x, n_t, buf);
+        score_all(ts, xs, n_t, buf);
     } else {
         for (t = 0; t < n_t; t++) {
             for (i = 0; i < J->n_cand; i++)
@@ -251,10 +269,21 @@ rank_chunk(void *ctx, int64_t c, int thread)
 
         mask_liked(J, q, s);
         if (J->cand == NULL) {
+            /* Once the heap is full, an item must reach its worst score
+             * to enter: one compare rejects nearly all of them (and the
+             * -inf of left-out items, since the heap holds finite ones). */
+            float thr = -INFINITY;
+
             for (i = 0; i < ts->n; i++) {
-                if (s[i] == -INFINITY || (J->exclude && J->exclude[i]))
+                if (s[i] < thr || s[i] == -INFINITY)
+                    continue;
+                if (J->exclude && J->exclude[i])
+                    continue;
+                if (size == J->n && !below(heap[0], (hit){s[i], i}))
                     continue;
                 offer(heap, &size, J->n, (hit){s[i], i});
+                if (size == J->n)
+                    thr = heap[0].s;
             }
         } else {
             for (i = 0; i < J->n_cand; i++) {
