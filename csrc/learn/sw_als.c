@@ -1008,6 +1008,18 @@ sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
             return sw_fail(err, SW_E_NUMERIC, "put_rows: value %lld is %g",
                            (long long)i, (double)vecs[i]);
     }
+    if (side == 0 && a->liked_ptr != NULL && top >= a->liked_rows) {
+        /* new users have no kept interactions: empty rows */
+        int64_t *p = sw_realloc_array(a->liked_ptr, (size_t)(top + 2),
+                                      sizeof(int64_t));
+
+        if (p == NULL)
+            return sw_fail(err, SW_E_NOMEM, "put_rows: out of memory");
+        for (i = a->liked_rows + 1; i <= top + 1; i++)
+            p[i] = p[a->liked_rows];
+        a->liked_ptr = p;
+        a->liked_rows = top + 1;
+    }
     if (top >= rows) {
         grown = sw_realloc_array(*F, (size_t)((top + 1) * k), sizeof(float));
         if (grown == NULL)

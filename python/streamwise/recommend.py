@@ -224,7 +224,7 @@ class ALS:
 
     def recommend(self, userid, N=10, filter_already_liked=True,
                   filter_items=None, items=None, user_items=None,
-                  recalculate_user=False):
+                  recalculate_user=False, filter_already_liked_items=None):
         """Top-N items for one user id (returns ids (N,), scores (N,)) or an
         array of ids (returns (n, N) arrays, padded with id -1 / NaN).
 
@@ -235,7 +235,11 @@ class ALS:
         the user's factors from user_items first (fold-in), so a user the
         model has not seen can be served. Unknown ids follow ``unknown``:
         'nan' (row of -1 / NaN), 'drop' (rows removed; the result then has
-        a third element, the ids kept) or 'zero' (a zero vector)."""
+        a third element, the ids kept) or 'zero' (a zero vector).
+        filter_already_liked_items is implicit's name for
+        filter_already_liked, accepted for code written for implicit."""
+        if filter_already_liked_items is not None:
+            filter_already_liked = filter_already_liked_items
         m = self._fitted()
         n_users, n_items = m.als_info[:2]
         single = np.ndim(userid) == 0

@@ -58,6 +58,7 @@ static const struct {
     {"linear", test_linear},
     {"model_io", test_model_io},
     {"oom", test_oom},
+    {"als", test_als},
 };
 
 int

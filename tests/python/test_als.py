@@ -181,7 +181,7 @@ def test_similar_items_is_cosine(rng):
     assert uid.shape == (2, 3) and uid[0][0] == 0
 
 
-def test_fold_in_and_partial_fit(rng):
+def test_fold_in_and_partial_fit(rng, tmp_path):
     R = interactions(rng, n_users=100, n_items=60, density=0.1)
     est = sw.ALS(factors=6, iterations=6, regularization=0.1,
                  random_state=4).fit(R)
@@ -201,6 +201,13 @@ def test_fold_in_and_partial_fit(rng):
     est.partial_fit_items([3], R.T.tocsr()[3])
     with pytest.raises(sw.ShapeError):
         est.partial_fit_users([1, 2], R[[1]])
+    # a grown model saves and loads, and its new users have nothing kept
+    path = tmp_path / "grown.swm"
+    est.save(path)
+    back = sw.load(path)
+    assert back.n_users == before + 2
+    ids, _ = back.recommend(before, N=60)
+    assert len(ids) == 60
 
 
 def test_metrics_match_implicits_definitions(rng):

@@ -73,3 +73,20 @@ def test_a8a_loader():
 def test_bundled_tables():
     X, y = datasets.load_bundled("breast_cancer")
     assert X.shape == (569, 30) and set(y) == {0, 1}
+
+
+@pytest.mark.skipif(not have_data("movielens-100k"),
+                    reason="no ../shared/datasets")
+def test_movielens_loader():
+    R, titles = datasets.load_movielens_100k()
+    assert R.shape == (943, 1682) and R.nnz == 100000
+    assert titles[0] == "Toy Story (1995)"
+    assert sorted(set(R.data.tolist())) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.skipif(not have_data("lastfm-hetrec2011-2k"),
+                    reason="no ../shared/datasets")
+def test_lastfm_loader():
+    plays, users, artists = datasets.load_lastfm()
+    assert plays.shape == (len(users), len(artists)) == (1892, 17632)
+    assert plays.nnz == 92834 and plays.data.min() >= 1
