@@ -74,6 +74,28 @@ typedef struct sw_scratch {
 } sw_scratch;
 
 sw_rc sw_rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err);
+
+/* Entries of a CSR view of either index type and either value type. */
+static inline int64_t
+sw_csr_ptr(const sw_rows *x, int64_t i)
+{
+    return x->itype == SW_I32 ? ((const int32_t *)x->indptr)[i]
+                              : ((const int64_t *)x->indptr)[i];
+}
+
+static inline int64_t
+sw_csr_col(const sw_rows *x, int64_t e)
+{
+    return x->itype == SW_I32 ? ((const int32_t *)x->indices)[e]
+                              : ((const int64_t *)x->indices)[e];
+}
+
+static inline double
+sw_csr_val(const sw_rows *x, int64_t e)
+{
+    return x->dtype == SW_F32 ? ((const float *)x->data)[e]
+                              : ((const double *)x->data)[e];
+}
 sw_rc sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
                  sw_err *err);
 /* Make room for rows of n values (and column numbers), so that a loop

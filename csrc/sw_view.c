@@ -14,12 +14,6 @@
 
 #include "sw_internal.h"
 
-static int64_t
-index_at(const void *p, sw_itype t, int64_t k)
-{
-    return t == SW_I32 ? ((const int32_t *)p)[k] : ((const int64_t *)p)[k];
-}
-
 /* What every view must satisfy before anything reads it: known layout and
  * types, non-negative shape, non-NULL arrays, a row stride that fits. The
  * contents of CSR arrays are not read here. */
@@ -62,12 +56,12 @@ sw_rows_check(const sw_rows *x, sw_err *err)
 
     if (rc != SW_OK || x->layout == SW_DENSE)
         return rc;
-    prev = index_at(x->indptr, x->itype, 0);
+    prev = sw_csr_ptr(x, 0);
     if (prev < 0)
         return sw_fail(err, SW_E_FORMAT, "rows: indptr[0] is %lld",
                        (long long)prev);
     for (i = 1; i <= x->n_rows; i++) {
-        int64_t next = index_at(x->indptr, x->itype, i);
+        int64_t next = sw_csr_ptr(x, i);
 
         if (next < prev)
             return sw_fail(err, SW_E_FORMAT,
@@ -75,7 +69,7 @@ sw_rows_check(const sw_rows *x, sw_err *err)
                            (long long)(i - 1), (long long)next,
                            (long long)prev);
         for (k = prev; k < next; k++) {
-            int64_t j = index_at(x->indices, x->itype, k);
+            int64_t j = sw_csr_col(x, k);
 
             if (j < 0 || j >= x->n_cols)
                 return sw_fail(
@@ -141,8 +135,7 @@ sw_rows_max_row(const sw_rows *x)
     if (x->layout == SW_DENSE)
         return x->n_cols;
     for (i = 0; i < x->n_rows; i++) {
-        int64_t n = index_at(x->indptr, x->itype, i + 1) -
-                    index_at(x->indptr, x->itype, i);
+        int64_t n = sw_csr_ptr(x, i + 1) - sw_csr_ptr(x, i);
 
         if (n > most)
             most = n;
@@ -189,8 +182,8 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
         return SW_OK;
     }
 
-    start = index_at(x->indptr, x->itype, i);
-    end = index_at(x->indptr, x->itype, i + 1);
+    start = sw_csr_ptr(x, i);
+    end = sw_csr_ptr(x, i + 1);
     if (start < 0 || end < start)
         return sw_fail(err, SW_E_FORMAT, "row %lld: bad indptr %lld..%lld",
                        (long long)i, (long long)start, (long long)end);
@@ -213,7 +206,7 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
     if (rc != SW_OK)
         return rc;
     for (k = 0; k < n; k++) {
-        int64_t j = index_at(x->indices, x->itype, start + k);
+        int64_t j = sw_csr_col(x, start + k);
 
         if (j < 0 || j >= x->n_cols)
             return sw_fail(

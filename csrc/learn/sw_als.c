@@ -41,31 +41,6 @@ enum { REG_NONE = 0, REG_NU = 1 };
 #define SYRK_BLOCK 256  /* interactions gathered per dsyrk */
 
 /* ------------------------------------------------------------------ */
-/* Reading CSR views of any index and value type                        */
-/* ------------------------------------------------------------------ */
-
-static inline int64_t
-csr_ptr(const sw_rows *x, int64_t i)
-{
-    return x->itype == SW_I32 ? ((const int32_t *)x->indptr)[i]
-                              : ((const int64_t *)x->indptr)[i];
-}
-
-static inline int64_t
-csr_col(const sw_rows *x, int64_t e)
-{
-    return x->itype == SW_I32 ? ((const int32_t *)x->indices)[e]
-                              : ((const int64_t *)x->indices)[e];
-}
-
-static inline double
-csr_val(const sw_rows *x, int64_t e)
-{
-    return x->dtype == SW_F32 ? ((const float *)x->data)[e]
-                              : ((const double *)x->data)[e];
-}
-
-/* ------------------------------------------------------------------ */
 /* float32 kernels (fixed order, so every host gets the same bits)      */
 /* ------------------------------------------------------------------ */
 
@@ -345,19 +320,20 @@ sw_als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
             what, (long long)x->n_rows, (long long)x->n_cols,
             (long long)(n_rows >= 0 ? n_rows : x->n_rows), (long long)n_cols);
     for (i = 0; i < x->n_rows; i++) {
-        for (e = csr_ptr(x, i); e < csr_ptr(x, i + 1); e++) {
-            double v = csr_val(x, e);
+        for (e = sw_csr_ptr(x, i); e < sw_csr_ptr(x, i + 1); e++) {
+            double v = sw_csr_val(x, e);
 
             if (!isfinite(v))
                 return sw_fail(err, SW_E_NUMERIC,
                                "%s: row %lld, column %lld: value is %g", what,
-                               (long long)i, (long long)csr_col(x, e), v);
+                               (long long)i, (long long)sw_csr_col(x, e), v);
             if (!a->explicit_ && v < 0)
                 return sw_fail(err, SW_E_INVAL,
                                "%s: row %lld, column %lld: %g; implicit "
                                "feedback must be >= 0 (use explicit=True "
                                "for ratings)",
-                               what, (long long)i, (long long)csr_col(x, e), v);
+                               what, (long long)i, (long long)sw_csr_col(x, e),
+                               v);
         }
     }
     return SW_OK;
@@ -473,7 +449,7 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
     int64_t k = a->k, e, it, j, n = 0;
-    int64_t lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1);
+    int64_t lo = sw_csr_ptr(R, u), hi = sw_csr_ptr(R, u + 1);
     float *x = s->S + u * k, *r = t->r, *p = t->p, *Ap = t->Ap;
     float lam = (float)row_reg(a, hi - lo), rsold, rsnew, alpha;
 
@@ -482,11 +458,11 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
         return;
     }
     for (e = lo; e < hi; e++) {
-        double v = csr_val(R, e);
+        double v = sw_csr_val(R, e);
 
         if (v == 0)
             continue;
-        memcpy(t->Yu + n * k, s->O + csr_col(R, e) * k,
+        memcpy(t->Yu + n * k, s->O + sw_csr_col(R, e) * k,
                (size_t)k * sizeof(float));
         t->c[n++] = (float)confidence(a, v);
     }
@@ -550,7 +526,7 @@ solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
 {
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
-    int64_t k = a->k, lo = csr_ptr(R, u), hi = csr_ptr(R, u + 1), e, j;
+    int64_t k = a->k, lo = sw_csr_ptr(R, u), hi = sw_csr_ptr(R, u + 1), e, j;
     int64_t cols_pos[SYRK_BLOCK], cols_neg[SYRK_BLOCK];
     double w_pos[SYRK_BLOCK], w_neg[SYRK_BLOCK];
     int64_t n_pos = 0, n_neg = 0;
@@ -570,8 +546,8 @@ solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
         t->A[j * k + j] += lam;
     memset(t->b, 0, (size_t)k * sizeof(double));
     for (e = lo; e < hi; e++) {
-        double v = csr_val(R, e), c, w;
-        int64_t col = csr_col(R, e);
+        double v = sw_csr_val(R, e), c, w;
+        int64_t col = sw_csr_col(R, e);
         const float *y = s->O + col * k;
 
         if (a->explicit_) {
@@ -764,12 +740,12 @@ loss_chunk(void *ctx, int64_t c, int thread)
         hi = R->n_rows;
     for (u = lo; u < hi; u++) {
         const float *x = a->X + u * k;
-        int64_t n_u = csr_ptr(R, u + 1) - csr_ptr(R, u);
+        int64_t n_u = sw_csr_ptr(R, u + 1) - sw_csr_ptr(R, u);
 
         if (a->explicit_) {
-            for (e = csr_ptr(R, u); e < csr_ptr(R, u + 1); e++) {
-                double d = csr_val(R, e) -
-                           (double)dotf(x, a->Y + csr_col(R, e) * k, k);
+            for (e = sw_csr_ptr(R, u); e < sw_csr_ptr(R, u + 1); e++) {
+                double d = sw_csr_val(R, e) -
+                           (double)dotf(x, a->Y + sw_csr_col(R, e) * k, k);
 
                 loss += d * d;
             }
@@ -777,13 +753,13 @@ loss_chunk(void *ctx, int64_t c, int thread)
             /* x'(Y'Y)x + sum c (1 - y.x)^2 - (y.x)^2, the implicit
              * library's form of sum over all items of c (p - x.y)^2 */
             symvf(L->Gf, x, r, k);
-            for (e = csr_ptr(R, u); e < csr_ptr(R, u + 1); e++) {
-                double v = csr_val(R, e), cf, yx;
+            for (e = sw_csr_ptr(R, u); e < sw_csr_ptr(R, u + 1); e++) {
+                double v = sw_csr_val(R, e), cf, yx;
 
                 if (v == 0)
                     continue;
                 cf = confidence(a, v);
-                yx = dotf(a->Y + csr_col(R, e) * k, x, k);
+                yx = dotf(a->Y + sw_csr_col(R, e) * k, x, k);
                 loss += cf * (1.0 - yx) * (1.0 - yx) - yx * yx;
                 conf += cf;
             }
@@ -828,12 +804,12 @@ sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
         pen += L.part[3 * c + 2];
     }
     for (i = 0; i < a->n_items; i++) {
-        int64_t n_i = csr_ptr(RT, i + 1) - csr_ptr(RT, i);
+        int64_t n_i = sw_csr_ptr(RT, i + 1) - sw_csr_ptr(RT, i);
 
         pen += row_reg(a, n_i) * (double)dotf(a->Y + i * k, a->Y + i * k, k);
     }
     for (i = 0; i < R->n_rows; i++)
-        nnz += csr_ptr(R, i + 1) - csr_ptr(R, i);
+        nnz += sw_csr_ptr(R, i + 1) - sw_csr_ptr(R, i);
     if (a->explicit_)
         *out = nnz > 0 ? (loss + pen) / (double)nnz : 0.0;
     else
@@ -1010,8 +986,8 @@ sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
     }
     if (side == 0 && a->liked_ptr != NULL && top >= a->liked_rows) {
         /* new users have no kept interactions: empty rows */
-        int64_t *p = sw_realloc_array(a->liked_ptr, (size_t)(top + 2),
-                                      sizeof(int64_t));
+        int64_t *p =
+            sw_realloc_array(a->liked_ptr, (size_t)(top + 2), sizeof(int64_t));
 
         if (p == NULL)
             return sw_fail(err, SW_E_NOMEM, "put_rows: out of memory");
@@ -1064,7 +1040,7 @@ sw_als_set_liked(sw_model *m, const sw_rows *x, sw_err *err)
                        "set_liked: %lld x %lld, the model is %lld x %lld",
                        (long long)x->n_rows, (long long)x->n_cols,
                        (long long)a->n_users, (long long)a->n_items);
-    nnz = csr_ptr(x, x->n_rows) - csr_ptr(x, 0);
+    nnz = sw_csr_ptr(x, x->n_rows) - sw_csr_ptr(x, 0);
     ptr = sw_alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
     idx = sw_alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
     if (ptr == NULL || idx == NULL) {
@@ -1076,8 +1052,8 @@ sw_als_set_liked(sw_model *m, const sw_rows *x, sw_err *err)
     for (i = 0; i < x->n_rows; i++) {
         int64_t n = 0;
 
-        for (e = csr_ptr(x, i); e < csr_ptr(x, i + 1); e++)
-            idx[ptr[i] + n++] = (int32_t)csr_col(x, e);
+        for (e = sw_csr_ptr(x, i); e < sw_csr_ptr(x, i + 1); e++)
+            idx[ptr[i] + n++] = (int32_t)sw_csr_col(x, e);
         ptr[i + 1] = ptr[i] + n;
     }
     sw_free(a->liked_ptr);

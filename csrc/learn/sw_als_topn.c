@@ -201,20 +201,6 @@ typedef struct rank_job {
     sw_rc rc;   /* set (once) if a liked row is bad */
 } rank_job;
 
-static int64_t
-row_ptr(const sw_rows *x, int64_t i)
-{
-    return x->itype == SW_I32 ? ((const int32_t *)x->indptr)[i]
-                              : ((const int64_t *)x->indptr)[i];
-}
-
-static int64_t
-row_col(const sw_rows *x, int64_t e)
-{
-    return x->itype == SW_I32 ? ((const int32_t *)x->indices)[e]
-                              : ((const int64_t *)x->indices)[e];
-}
-
 /* Mark a query's left-out targets in its score row with -inf. */
 static void
 mask_liked(const rank_job *J, int64_t q, float *s)
@@ -225,8 +211,9 @@ mask_liked(const rank_job *J, int64_t q, float *s)
         r = J->liked_by_id ? J->ids[q] : q;
         if (r < 0 || r >= J->liked->n_rows)
             return;
-        for (e = row_ptr(J->liked, r); e < row_ptr(J->liked, r + 1); e++) {
-            int64_t c = row_col(J->liked, e);
+        for (e = sw_csr_ptr(J->liked, r); e < sw_csr_ptr(J->liked, r + 1);
+             e++) {
+            int64_t c = sw_csr_col(J->liked, e);
 
             if (c >= 0 && c < J->ts->n)
                 s[c] = -INFINITY;
@@ -551,7 +538,7 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
         goto done;
     }
     for (u = 0; u < a->n_users; u++) {
-        if (row_ptr(test, u + 1) > row_ptr(test, u))
+        if (sw_csr_ptr(test, u + 1) > sw_csr_ptr(test, u))
             users[n_users++] = u;
     }
     rec = sw_alloc_array((size_t)(n_users * k > 0 ? n_users * k : 1),
@@ -572,15 +559,16 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
         cg_sum[i] = cg[i] + (i ? cg_sum[i - 1] : 0.0);
     }
     for (i = 0; i < n_users; i++) {
-        int64_t lo = row_ptr(test, users[i]), hi = row_ptr(test, users[i] + 1);
+        int64_t lo = sw_csr_ptr(test, users[i]),
+                hi = sw_csr_ptr(test, users[i] + 1);
         int64_t n_pos = 0, r, hits = 0, miss = 0;
         double ap = 0, dcg = 0, au = 0, idcg;
 
         /* distinct test items (a CSR row may repeat a column) */
         for (e = lo; e < hi; e++) {
-            int64_t c = row_col(test, e), f;
+            int64_t c = sw_csr_col(test, e), f;
 
-            for (f = lo; f < e && row_col(test, f) != c; f++)
+            for (f = lo; f < e && sw_csr_col(test, f) != c; f++)
                 ;
             n_pos += f == e;
         }
@@ -590,7 +578,7 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
             int found = 0;
 
             for (e = lo; e < hi && item >= 0; e++) {
-                if (row_col(test, e) == item) {
+                if (sw_csr_col(test, e) == item) {
                     found = 1;
                     break;
                 }
@@ -672,14 +660,15 @@ sw_split_leave_k_out(const sw_rows *x, int64_t k, uint64_t seed,
     if (k < 1)
         return sw_fail(err, SW_E_INVAL, "leave_k_out: k = %lld, expected >= 1",
                        (long long)k);
-    if (n_in_test != row_ptr(x, x->n_rows))
+    if (n_in_test != sw_csr_ptr(x, x->n_rows))
         return sw_fail(err, SW_E_SHAPE,
                        "leave_k_out: %lld flags for %lld "
                        "entries",
-                       (long long)n_in_test, (long long)row_ptr(x, x->n_rows));
+                       (long long)n_in_test,
+                       (long long)sw_csr_ptr(x, x->n_rows));
     memset(in_test, 0, (size_t)n_in_test);
     for (i = 0; i < x->n_rows; i++) {
-        int64_t lo = row_ptr(x, i), n = row_ptr(x, i + 1) - lo, j;
+        int64_t lo = sw_csr_ptr(x, i), n = sw_csr_ptr(x, i + 1) - lo, j;
 
         if (n <= k)
             continue;

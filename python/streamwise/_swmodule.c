@@ -833,10 +833,9 @@ Model_als_iterate(ModelObject *self, PyObject *args)
         csr_arg(iu, &h2, &v2, "item_users") < 0)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_als_iterate(self->model, &v1, &v2, want_loss ? &loss : NULL, &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_als_iterate(self->model, &v1, &v2, want_loss ? &loss : NULL, &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
         goto done;
@@ -902,8 +901,8 @@ Model_als_set_factors(ModelObject *self, PyObject *args)
     if (a == NULL)
         return NULL;
     lock_model(self);
-    rc = sw_als_set_factors(self->model, side, PyArray_DATA(a),
-                            PyArray_SIZE(a), &err);
+    rc = sw_als_set_factors(self->model, side, PyArray_DATA(a), PyArray_SIZE(a),
+                            &err);
     unlock_model(self);
     Py_DECREF(a);
     if (rc != SW_OK) {
@@ -937,11 +936,9 @@ Model_als_solve_rows(ModelObject *self, PyObject *args)
     if (out == NULL)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_als_solve_rows(self->model, side, &v, PyArray_DATA(out),
-                           dims[0] * dims[1], &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc = sw_als_solve_rows(
+        self->model, side, &v, PyArray_DATA(out), dims[0] * dims[1], &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
         Py_CLEAR(out);
@@ -1054,24 +1051,22 @@ Model_als_recommend(ModelObject *self, PyObject *args)
                                           "entries");
         goto done;
     }
-    dims[0] = ids ? PyArray_SIZE(ids)
-                  : (vecs ? PyArray_SIZE(vecs) / sw_als_n_factors(self->model)
-                          : 0);
+    dims[0] =
+        ids ? PyArray_SIZE(ids)
+            : (vecs ? PyArray_SIZE(vecs) / sw_als_n_factors(self->model) : 0);
     dims[1] = n;
     items = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT64);
     scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
     if (items == NULL || scores == NULL)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_als_recommend(
+    Py_BEGIN_ALLOW_THREADS rc = sw_als_recommend(
         self->model, ids ? PyArray_DATA(ids) : NULL, dims[0],
         vecs ? PyArray_DATA(vecs) : NULL, n, flags,
         liked_o != Py_None ? &lv : NULL, excl ? PyArray_DATA(excl) : NULL,
         cand ? PyArray_DATA(cand) : NULL, cand ? PyArray_SIZE(cand) : 0,
         PyArray_DATA(items), PyArray_DATA(scores), &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
         goto done;
@@ -1118,13 +1113,11 @@ Model_als_similar(ModelObject *self, PyObject *args)
     if (out == NULL || scores == NULL)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_als_similar(self->model, side, PyArray_DATA(ids), dims[0], n,
-                        cand ? PyArray_DATA(cand) : NULL,
-                        cand ? PyArray_SIZE(cand) : 0, PyArray_DATA(out),
-                        PyArray_DATA(scores), &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc = sw_als_similar(
+        self->model, side, PyArray_DATA(ids), dims[0], n,
+        cand ? PyArray_DATA(cand) : NULL, cand ? PyArray_SIZE(cand) : 0,
+        PyArray_DATA(out), PyArray_DATA(scores), &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
         goto done;
@@ -1159,11 +1152,10 @@ Model_ranking_metrics(ModelObject *self, PyObject *args)
         csr_arg(test_o, &h2, &v2, "test") < 0)
         goto done;
     lock_model(self);
-    Py_BEGIN_ALLOW_THREADS
-    rc = sw_ranking_metrics(self->model, train_o != Py_None ? &v1 : NULL, &v2,
-                            k, out, &n_users, &err);
-    Py_END_ALLOW_THREADS
-    unlock_model(self);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_ranking_metrics(self->model, train_o != Py_None ? &v1 : NULL, &v2, k,
+                           out, &n_users, &err);
+    Py_END_ALLOW_THREADS unlock_model(self);
     if (rc != SW_OK) {
         raise_sw_err(state_of((PyObject *)self), &err);
         goto done;
@@ -1251,41 +1243,61 @@ static PyType_Spec Model_spec = {
 /* Module functions                                                     */
 /* ------------------------------------------------------------------ */
 
-/* linear_new(conf: dict[str, str], n_features, n_classes) -> Model */
-static PyObject *
-sw_linear_new_py(PyObject *module, PyObject *args)
+/* A conf with every (name, value) of a dict set; on failure NULL with the
+ * exception set. */
+static sw_conf *
+conf_from_dict(sw_state *st, PyObject *d)
 {
-    sw_state *st = PyModule_GetState(module);
-    PyObject *conf_d, *key, *value;
-    long long n_features, n_classes;
+    PyObject *key, *value;
     Py_ssize_t pos = 0;
     sw_conf *conf = NULL;
-    sw_model *m = NULL;
     sw_err err = {0};
 
-    if (!PyArg_ParseTuple(args, "O!LL", &PyDict_Type, &conf_d, &n_features,
-                          &n_classes))
+    if (sw_conf_new(&conf, &err) != SW_OK) {
+        raise_sw_err(st, &err);
         return NULL;
-    if (sw_conf_new(&conf, &err) != SW_OK)
-        goto fail;
-    while (PyDict_Next(conf_d, &pos, &key, &value)) {
+    }
+    while (PyDict_Next(d, &pos, &key, &value)) {
         const char *k = PyUnicode_AsUTF8(key), *v = PyUnicode_AsUTF8(value);
 
         if (k == NULL || v == NULL) {
             sw_conf_free(conf);
             return NULL;
         }
-        if (sw_conf_set(conf, k, v, &err) != SW_OK)
-            goto fail;
+        if (sw_conf_set(conf, k, v, &err) != SW_OK) {
+            sw_conf_free(conf);
+            raise_sw_err(st, &err);
+            return NULL;
+        }
     }
-    if (sw_linear_new(conf, n_features, n_classes, &m, &err) != SW_OK)
-        goto fail;
+    return conf;
+}
+
+/* linear_new(conf: dict[str, str], n_features, n_classes) -> Model */
+static PyObject *
+sw_linear_new_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *conf_d;
+    long long n_features, n_classes;
+    sw_conf *conf;
+    sw_model *m = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O!LL", &PyDict_Type, &conf_d, &n_features,
+                          &n_classes))
+        return NULL;
+    conf = conf_from_dict(st, conf_d);
+    if (conf == NULL)
+        return NULL;
+    rc = sw_linear_new(conf, n_features, n_classes, &m, &err);
     sw_conf_free(conf);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
     return wrap_model(st, m);
-fail:
-    sw_conf_free(conf);
-    raise_sw_err(st, &err);
-    return NULL;
 }
 
 static PyObject *
@@ -1379,36 +1391,26 @@ static PyObject *
 sw_als_new_py(PyObject *module, PyObject *args)
 {
     sw_state *st = PyModule_GetState(module);
-    PyObject *conf_d, *key, *value;
+    PyObject *conf_d;
     long long n_users, n_items;
-    Py_ssize_t pos = 0;
-    sw_conf *conf = NULL;
+    sw_conf *conf;
     sw_model *m = NULL;
     sw_err err = {0};
+    sw_rc rc;
 
     if (!PyArg_ParseTuple(args, "O!LL", &PyDict_Type, &conf_d, &n_users,
                           &n_items))
         return NULL;
-    if (sw_conf_new(&conf, &err) != SW_OK)
-        goto fail;
-    while (PyDict_Next(conf_d, &pos, &key, &value)) {
-        const char *k = PyUnicode_AsUTF8(key), *v = PyUnicode_AsUTF8(value);
-
-        if (k == NULL || v == NULL) {
-            sw_conf_free(conf);
-            return NULL;
-        }
-        if (sw_conf_set(conf, k, v, &err) != SW_OK)
-            goto fail;
+    conf = conf_from_dict(st, conf_d);
+    if (conf == NULL)
+        return NULL;
+    rc = sw_als_new(conf, n_users, n_items, &m, &err);
+    sw_conf_free(conf);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
     }
-    if (sw_als_new(conf, n_users, n_items, &m, &err) != SW_OK)
-        goto fail;
-    sw_conf_free(conf);
     return wrap_model(st, m);
-fail:
-    sw_conf_free(conf);
-    raise_sw_err(st, &err);
-    return NULL;
 }
 
 /* split_random(n, test_fraction, seed) -> uint8 mask */

@@ -316,27 +316,24 @@ class ALS:
         """The N users closest to userid by cosine of factors."""
         return self._similar(0, userid, N, users)
 
+    def _fold_in(self, side, ids, rows):
+        m = self._fitted()
+        q = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        rows = _csr(rows, "interactions")
+        if rows.shape[0] != len(q):
+            rows = rows[q]
+        f = m.als_solve_rows(side, rows)
+        return f[0] if np.ndim(ids) == 0 else f
+
     def recalculate_user(self, userid, user_items):
         """Fold-in: factors for users from their interactions (rows of
         user_items, one per id, or the full matrix), solved exactly against
         the current item factors; the model is not changed."""
-        m = self._fitted()
-        ids = np.atleast_1d(np.asarray(userid, dtype=np.int64))
-        rows = _csr(user_items, "user_items")
-        if rows.shape[0] != len(ids):
-            rows = rows[ids]
-        f = m.als_solve_rows(0, rows)
-        return f[0] if np.ndim(userid) == 0 else f
+        return self._fold_in(0, userid, user_items)
 
     def recalculate_item(self, itemid, item_users):
         """Fold-in for items from their users (rows over users)."""
-        m = self._fitted()
-        ids = np.atleast_1d(np.asarray(itemid, dtype=np.int64))
-        rows = _csr(item_users, "item_users")
-        if rows.shape[0] != len(ids):
-            rows = rows[ids]
-        f = m.als_solve_rows(1, rows)
-        return f[0] if np.ndim(itemid) == 0 else f
+        return self._fold_in(1, itemid, item_users)
 
     def partial_fit_users(self, userids, user_items):
         """Solve and store the factors of these users (new ids grow the
