@@ -18,7 +18,7 @@ CPPFLAGS:= -Icsrc/include -Icsrc -I$(BUILD)/gen
 # written into a header only when it changes, so that sw_version.o (and
 # nothing else) is rebuilt when HEAD moves.
 BUILD_ID:= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- csrc 2>/dev/null || echo +dirty)
-LIBS    := -lsodium -lz -lopenblas -lm -pthread
+LIBS    := -ljansson -lsodium -lz -lopenblas -lm -pthread
 # The io adapters (build/libswio.a) and what they link; each adapter builds
 # as a stub returning SW_E_UNSUPPORTED when its library is missing.
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
@@ -27,17 +27,20 @@ IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3)
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_model.c csrc/sw_model_io.c \
-            csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c
+            csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \
+            csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
+            csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
-HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h
+HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
+            csrc/pipeline/sw_pipeline_int.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
-            libsqlite3-dev libopenblas-dev \
+            libsqlite3-dev libopenblas-dev libjansson-dev \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel
@@ -63,6 +66,7 @@ $(BUILD)/obj/sw_version.o: $(BUILD)/gen/sw_build_id.h
 # The ALS kernels are loops over factors that only vectorize at -O3; the
 # code fixes the order of every sum, so the result is the same either way.
 $(BUILD)/obj/learn/sw_als.o $(BUILD)/obj/learn/sw_als_topn.o: OPT += -O3
+$(BUILD)/obj/pipeline/sw_pipeline.o $(BUILD)/obj/pipeline/sw_keytab.o: OPT += -O3
 
 FORCE:
 

@@ -187,6 +187,13 @@ sw_rc sw_cur_i64(sw_cursor *c, int64_t *v, sw_err *err);
 sw_rc sw_cur_f64(sw_cursor *c, double *v, sw_err *err);
 sw_rc sw_cur_f64s(sw_cursor *c, double *v, size_t n, sw_err *err);
 
+/* Files (sw_model_io.c): write through a temporary file, fsync and rename;
+ * read a whole file into an owned buffer. */
+sw_rc sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
+                      sw_err *err);
+sw_rc sw_read_file(const char *path, unsigned char **out, size_t *len,
+                   sw_err *err);
+
 sw_rc sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err);
 sw_rc sw_als_write(const sw_als *a, sw_buf *b, sw_err *err);
 sw_rc sw_als_read(sw_cursor *c, sw_als **out, sw_err *err);

@@ -501,9 +501,9 @@ write_all(int fd, const void *p, size_t n, const char *path, sw_err *err)
 /* Write buf to path through a temporary file in the same directory, fsync
  * it, rename it over path and fsync the directory: a crash leaves either
  * the old file or the new one, never a mix. */
-static sw_rc
-write_atomic(const char *path, const unsigned char *buf, size_t len,
-             sw_err *err)
+sw_rc
+sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
+                sw_err *err)
 {
     char *tmp = NULL, *dircopy = NULL;
     int fd = -1, dfd, created = 0;
@@ -645,7 +645,7 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
     rc = sw_buf_put(&file, digest, TRAILER_LEN, err);
     if (rc != SW_OK)
         goto done;
-    rc = write_atomic(path, file.p, file.len, err);
+    rc = sw_write_atomic(path, file.p, file.len, err);
 done:
     for (i = 0; i < 3; i++)
         sw_buf_free(&sec[i].body);
@@ -871,8 +871,8 @@ sw_model_load_buffer(const void *buf, size_t len, sw_model **out, sw_err *err)
 }
 
 /* Read a whole file into an owned buffer. */
-static sw_rc
-slurp(const char *path, unsigned char **out, size_t *len, sw_err *err)
+sw_rc
+sw_read_file(const char *path, unsigned char **out, size_t *len, sw_err *err)
 {
     unsigned char *buf = NULL;
     struct stat st;
@@ -930,7 +930,7 @@ sw_model_load(const char *path, sw_model **out, sw_err *err)
     *out = NULL;
     if (path == NULL)
         return sw_fail(err, SW_E_INVAL, "load: NULL path");
-    rc = slurp(path, &buf, &len, err);
+    rc = sw_read_file(path, &buf, &len, err);
     if (rc == SW_OK)
         rc = sw_model_load_buffer(buf, len, out, err);
     sw_free(buf);
@@ -951,7 +951,7 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
 
     if (sodium_init() < 0)
         return sw_fail(err, SW_E_INTERNAL, "inspect: libsodium failed");
-    rc = slurp(path, &buf, &len, err);
+    rc = sw_read_file(path, &buf, &len, err);
     if (rc != SW_OK)
         goto done;
     rc = parse_frame(buf, len, &f, err);

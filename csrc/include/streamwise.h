@@ -375,6 +375,129 @@ sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
 void sw_model_free(sw_model *m);
 
 /* ------------------------------------------------------------------ */
+/* Streaming feature pipelines                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct sw_pipeline sw_pipeline;
+typedef struct sw_result sw_result;
+
+/* Column types of event batches (the spec's "int64", "int32", "int8",
+ * "float64", "float32", "bool", "str"). */
+typedef enum sw_col_type {
+    SW_COL_I64 = 0,
+    SW_COL_I32 = 1,
+    SW_COL_I8 = 2,
+    SW_COL_F64 = 3,
+    SW_COL_F32 = 4,
+    SW_COL_BOOL = 5,
+    SW_COL_STR = 6
+} sw_col_type;
+
+/* Why an event was refused (reason codes of sw_result_invalid). */
+enum {
+    SW_INVALID_MISSING = 1, /* a field the spec uses is absent */
+    SW_INVALID_TYPE = 2,    /* a value of the wrong type */
+    SW_INVALID_NAN = 3,     /* NaN or infinity in a numeric field */
+    SW_INVALID_TIME = 4     /* no usable event time (< 1970, > 9999) */
+};
+
+/* A borrowed column of n_rows values: data holds them in type (str:
+ * `width` bytes each, NUL-padded UTF-8). bad, if not NULL, has one byte a
+ * row: 0, or the SW_INVALID_* reason the caller found converting it. */
+typedef struct sw_column {
+    const char *name;
+    sw_col_type type;
+    const void *data;
+    int64_t width;
+    const unsigned char *bad;
+} sw_column;
+
+/* A borrowed columnar batch of events. */
+typedef struct sw_batch {
+    int64_t n_rows;
+    int n_columns;
+    const sw_column *columns;
+} sw_batch;
+
+/* Compile a spec (JSON text: {"events": {...}, "features": [...],
+ * "watermark": {...}, "ttl": ...}; see docs/pipelines.md). An unknown
+ * operator, field or type is SW_E_INVAL naming the spec path, such as
+ * "features[3].field: 'prcie' is not an event field". */
+sw_rc sw_pipeline_new(const char *spec_json, sw_pipeline **out, sw_err *err);
+void sw_pipeline_free(sw_pipeline *p);
+
+/* Output shape: dense feature columns (names borrowed) and the width of
+ * the sparse block of hashed features. */
+int sw_pipeline_n_dense(const sw_pipeline *p);
+const char *sw_pipeline_column_name(const sw_pipeline *p, int j);
+int64_t sw_pipeline_sparse_dims(const sw_pipeline *p);
+
+/* Push a batch of events (numbered in arrival order across pushes). Each
+ * event is checked (invalid ones are listed with a reason and otherwise
+ * ignored), compared with the watermark (an event older than the latest
+ * event time seen minus out_of_orderness minus allowed_lateness is late:
+ * listed, not applied), and buffered. Then every buffered event the
+ * watermark has passed is processed in event-time order (ties: arrival
+ * order): its feature row is computed from the state of its keys, which
+ * holds every earlier event and not the event itself, and then the event
+ * updates that state. r (reset first) receives the rows emitted, the late
+ * and the invalid events. The output does not depend on how the stream is
+ * cut into batches. */
+sw_rc sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r,
+                       sw_err *err);
+
+/* Process every buffered event (end of stream). */
+sw_rc sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err);
+
+/* Counters: [0] rows emitted, [1] late, [2] invalid (all reasons),
+ * [3] events buffered, [4] keys held (all tables), [5..8] invalid by
+ * reason SW_INVALID_MISSING .. SW_INVALID_TIME. */
+void sw_pipeline_stats(const sw_pipeline *p, int64_t out[9]);
+
+/* The lowest arrival number still buffered (the next one to arrive when
+ * none is): every event numbered below it has been emitted, or was late
+ * or invalid. */
+int64_t sw_pipeline_oldest_pending(const sw_pipeline *p);
+
+/* Events pushed so far: the arrival number the next event will get. */
+int64_t sw_pipeline_arrivals(const sw_pipeline *p);
+
+/* The current profile of one key: key is a one-row batch holding the key
+ * fields. out (n_dense values) gets, for every dense feature keyed by
+ * exactly those fields, its value as of the last processed event time, and
+ * NaN for the others. */
+sw_rc sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key,
+                          double *out, int n_out, sw_err *err);
+
+/* Write the state, watermark, buffered events, spec and the caller's
+ * source position (pos_len bytes, opaque) to path atomically (temporary
+ * file, fsync, rename) with a SHA-256. */
+sw_rc sw_pipeline_checkpoint(const sw_pipeline *p, const char *path,
+                             const void *pos, size_t pos_len, sw_err *err);
+
+/* Rebuild a pipeline from a checkpoint; continuing it gives the output an
+ * uninterrupted run would have given. The saved position is then
+ * available, borrowed, from sw_pipeline_position(). */
+sw_rc sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err);
+const void *sw_pipeline_position(const sw_pipeline *p, size_t *len);
+
+/* Results of push and flush (a caller-owned, reusable handle). */
+sw_rc sw_result_new(sw_result **out, sw_err *err);
+void sw_result_free(sw_result *r);
+int64_t sw_result_rows(const sw_result *r);
+/* Borrowed until the next push into r: rows x n_dense features; arrival
+ * numbers and event times (us) of the rows; CSR of the hashed features
+ * (indptr rows + 1, indices; every value is 1). */
+const double *sw_result_dense(const sw_result *r);
+const int64_t *sw_result_seq(const sw_result *r);
+const int64_t *sw_result_time(const sw_result *r);
+const int64_t *sw_result_indptr(const sw_result *r);
+const int64_t *sw_result_indices(const sw_result *r);
+int64_t sw_result_late(const sw_result *r, const int64_t **seq);
+int64_t sw_result_invalid(const sw_result *r, const int64_t **seq,
+                          const int **reason);
+
+/* ------------------------------------------------------------------ */
 /* The model registry (io layer, libswio.a)                             */
 /* ------------------------------------------------------------------ */
 

@@ -13,12 +13,13 @@ from . import evaluate
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS
+from .pipeline import Pipeline
 
 __version__ = _sw.__version__
 
 __all__ = [
     "PassiveAggressiveClassifier", "PassiveAggressiveRegressor",
-    "SCWClassifier", "ALS", "load", "inspect", "conf_table", "build_info",
+    "SCWClassifier", "ALS", "Pipeline", "load", "inspect", "conf_table", "build_info",
     "evaluate", "Error", "FormatError", "IOError", "InternalError",
     "InvalidArgument", "NumericError", "ShapeError", "SourceError",
     "StateError", "UnsupportedError",

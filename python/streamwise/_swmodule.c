@@ -22,9 +22,11 @@
 /* Calls on at least this many rows release the GIL; below it the release
  * costs more than it frees. */
 #define GIL_ROWS 64
+#define SW_MAX_COLUMNS 256 /* columns of one event batch */
 
 typedef struct {
     PyTypeObject *Model_Type;
+    PyTypeObject *Pipeline_Type;
     PyObject *Error;
     PyObject *exc[SW_RC_COUNT];
 } sw_state;
@@ -1240,6 +1242,387 @@ static PyType_Spec Model_spec = {
 };
 
 /* ------------------------------------------------------------------ */
+/* Pipelines                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD sw_pipeline *p;
+    sw_result *r;
+} PipelineObject;
+
+static PyObject *
+wrap_pipeline(sw_state *st, sw_pipeline *p)
+{
+    PipelineObject *self = PyObject_New(PipelineObject, st->Pipeline_Type);
+    sw_err err = {0};
+
+    if (self == NULL) {
+        sw_pipeline_free(p);
+        return NULL;
+    }
+    self->p = p;
+    self->r = NULL;
+    if (sw_result_new(&self->r, &err) != SW_OK) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void
+Pipeline_dealloc(PipelineObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    sw_pipeline_free(self->p);
+    sw_result_free(self->r);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+/* The columns of a batch: a list of (name, type, array, width, bad). The
+ * arrays are kept in arrs (one reference each) for the call. */
+static int
+batch_arg(PyObject *list, sw_batch *b, sw_column **cols, PyObject **arrs,
+          Py_ssize_t *n_arrs)
+{
+    Py_ssize_t n, i;
+    int64_t rows = -1;
+
+    *n_arrs = 0;
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "columns must be a list");
+        return -1;
+    }
+    n = PyList_GET_SIZE(list);
+    *cols = PyMem_Calloc((size_t)(n ? n : 1), sizeof(sw_column));
+    if (*cols == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(list, i), *arr_o, *bad_o;
+        PyArrayObject *arr, *bad = NULL;
+        const char *name;
+        int type;
+        long long width;
+
+        if (!PyArg_ParseTuple(t, "siOLO", &name, &type, &arr_o, &width, &bad_o))
+            return -1;
+        arr = (PyArrayObject *)PyArray_FROM_OF(arr_o, NPY_ARRAY_IN_ARRAY);
+        if (arr == NULL)
+            return -1;
+        arrs[(*n_arrs)++] = (PyObject *)arr;
+        if (bad_o != Py_None) {
+            bad = (PyArrayObject *)PyArray_FROM_OTF(bad_o, NPY_UINT8,
+                                                    NPY_ARRAY_IN_ARRAY);
+            if (bad == NULL)
+                return -1;
+            arrs[(*n_arrs)++] = (PyObject *)bad;
+        }
+        if (rows < 0)
+            rows = PyArray_DIM(arr, 0);
+        if (PyArray_NDIM(arr) != 1 || PyArray_DIM(arr, 0) != rows ||
+            (bad && PyArray_SIZE(bad) != rows)) {
+            PyErr_Format(PyExc_ValueError, "column '%s': expected %lld rows",
+                         name, (long long)rows);
+            return -1;
+        }
+        (*cols)[i].name = name; /* borrowed from the tuple in the list */
+        (*cols)[i].type = (sw_col_type)type;
+        (*cols)[i].data = PyArray_DATA(arr);
+        (*cols)[i].width = width;
+        (*cols)[i].bad = bad ? PyArray_DATA(bad) : NULL;
+    }
+    b->n_rows = rows < 0 ? 0 : rows;
+    b->n_columns = (int)n;
+    b->columns = *cols;
+    return 0;
+}
+
+/* The result as (dense, seq, time, indices, late, invalid_seq, reasons). */
+static PyObject *
+result_tuple(const sw_pipeline *p, const sw_result *r)
+{
+    npy_intp n = sw_result_rows(r), d2[2] = {n, sw_pipeline_n_dense(p)};
+    npy_intp nh = 0, k;
+    const int64_t *late, *inv;
+    const int *why;
+    npy_intp n_late = sw_result_late(r, &late);
+    npy_intp n_inv = sw_result_invalid(r, &inv, &why);
+    PyArrayObject *a[7] = {NULL};
+    PyObject *out = NULL;
+    int i;
+
+    if (n > 0)
+        nh = (sw_result_indptr(r)[n] - sw_result_indptr(r)[0]) / n;
+    {
+        npy_intp d3[2] = {n, nh};
+
+        a[0] = (PyArrayObject *)PyArray_SimpleNew(2, d2, NPY_FLOAT64);
+        a[1] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+        a[2] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+        a[3] = (PyArrayObject *)PyArray_SimpleNew(2, d3, NPY_INT64);
+        a[4] = (PyArrayObject *)PyArray_SimpleNew(1, &n_late, NPY_INT64);
+        a[5] = (PyArrayObject *)PyArray_SimpleNew(1, &n_inv, NPY_INT64);
+        a[6] = (PyArrayObject *)PyArray_SimpleNew(1, &n_inv, NPY_INT32);
+    }
+    for (i = 0; i < 7; i++) {
+        if (a[i] == NULL)
+            goto done;
+    }
+    if (n > 0) {
+        memcpy(PyArray_DATA(a[0]), sw_result_dense(r),
+               (size_t)(d2[0] * d2[1]) * sizeof(double));
+        memcpy(PyArray_DATA(a[1]), sw_result_seq(r),
+               (size_t)n * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[2]), sw_result_time(r),
+               (size_t)n * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[3]), sw_result_indices(r),
+               (size_t)(n * nh) * sizeof(int64_t));
+    }
+    if (n_late > 0)
+        memcpy(PyArray_DATA(a[4]), late, (size_t)n_late * sizeof(int64_t));
+    for (k = 0; k < n_inv; k++) {
+        ((int64_t *)PyArray_DATA(a[5]))[k] = inv[k];
+        ((int32_t *)PyArray_DATA(a[6]))[k] = why[k];
+    }
+    out = PyTuple_Pack(7, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+done:
+    for (i = 0; i < 7; i++)
+        Py_XDECREF(a[i]);
+    return out;
+}
+
+static PyObject *
+Pipeline_push(PipelineObject *self, PyObject *list)
+{
+    sw_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *arrs[2 * SW_MAX_COLUMNS], *out = NULL;
+    Py_ssize_t n_arrs = 0, i;
+    sw_column *cols = NULL;
+    sw_batch b;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (PyList_Check(list) && PyList_GET_SIZE(list) > SW_MAX_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "at most %d columns", SW_MAX_COLUMNS);
+        return NULL;
+    }
+    if (batch_arg(list, &b, &cols, arrs, &n_arrs) < 0)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS rc = sw_pipeline_push(self->p, &b, self->r, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    out = result_tuple(self->p, self->r);
+done:
+    for (i = 0; i < n_arrs; i++)
+        Py_DECREF(arrs[i]);
+    PyMem_Free(cols);
+    return out;
+}
+
+static PyObject *
+Pipeline_flush(PipelineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sw_err err = {0};
+    sw_rc rc;
+
+    Py_BEGIN_ALLOW_THREADS rc = sw_pipeline_flush(self->p, self->r, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    return result_tuple(self->p, self->r);
+}
+
+static PyObject *
+Pipeline_profile(PipelineObject *self, PyObject *list)
+{
+    sw_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *arrs[2 * SW_MAX_COLUMNS];
+    Py_ssize_t n_arrs = 0, i;
+    sw_column *cols = NULL;
+    sw_batch b;
+    npy_intp n = sw_pipeline_n_dense(self->p);
+    PyArrayObject *out = NULL;
+    sw_err err = {0};
+
+    if (PyList_Check(list) && PyList_GET_SIZE(list) > SW_MAX_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "at most %d columns", SW_MAX_COLUMNS);
+        return NULL;
+    }
+    if (batch_arg(list, &b, &cols, arrs, &n_arrs) < 0)
+        goto done;
+    out = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
+    if (out == NULL)
+        goto done;
+    if (sw_pipeline_profile(self->p, &b, PyArray_DATA(out), (int)n, &err) !=
+        SW_OK) {
+        raise_sw_err(st, &err);
+        Py_CLEAR(out);
+    }
+done:
+    for (i = 0; i < n_arrs; i++)
+        Py_DECREF(arrs[i]);
+    PyMem_Free(cols);
+    return (PyObject *)out;
+}
+
+static PyObject *
+Pipeline_checkpoint(PipelineObject *self, PyObject *args)
+{
+    PyObject *path = NULL;
+    Py_buffer pos;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O&y*", PyUnicode_FSConverter, &path, &pos))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_pipeline_checkpoint(
+        self->p, PyBytes_AS_STRING(path), pos.buf, (size_t)pos.len, &err);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&pos);
+    Py_DECREF(path);
+    if (rc != SW_OK) {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Pipeline_get_columns(PipelineObject *self, void *Py_UNUSED(c))
+{
+    int n = sw_pipeline_n_dense(self->p), j;
+    PyObject *list = PyList_New(n);
+
+    for (j = 0; list != NULL && j < n; j++) {
+        PyObject *s = PyUnicode_FromString(sw_pipeline_column_name(self->p, j));
+
+        if (s == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, j, s);
+    }
+    return list;
+}
+
+static PyObject *
+Pipeline_get_sparse_dims(PipelineObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(sw_pipeline_sparse_dims(self->p));
+}
+
+static PyObject *
+Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
+{
+    int64_t s[9];
+
+    sw_pipeline_stats(self->p, s);
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsL}", "arrivals",
+                         (long long)sw_pipeline_arrivals(self->p), "emitted",
+                         (long long)s[0], "late", (long long)s[1], "invalid",
+                         (long long)s[2], "buffered", (long long)s[3], "keys",
+                         (long long)s[4], "missing", (long long)s[5],
+                         "wrong_type", (long long)s[6], "nan", (long long)s[7],
+                         "bad_time", (long long)s[8], "oldest_pending",
+                         (long long)sw_pipeline_oldest_pending(self->p));
+}
+
+static PyMethodDef Pipeline_methods[] = {
+    {"push", (PyCFunction)Pipeline_push, METH_O,
+     "push(columns) -> (dense, seq, time, indices, late, invalid, reasons)"},
+    {"flush", (PyCFunction)Pipeline_flush, METH_NOARGS,
+     "flush() -> the same tuple for every buffered event"},
+    {"profile", (PyCFunction)Pipeline_profile, METH_O,
+     "profile(key columns) -> float64 array of the dense features"},
+    {"checkpoint", (PyCFunction)Pipeline_checkpoint, METH_VARARGS,
+     "checkpoint(path, position_bytes)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Pipeline_getset[] = {
+    {"columns", (getter)Pipeline_get_columns, NULL, "dense feature names",
+     NULL},
+    {"sparse_dims", (getter)Pipeline_get_sparse_dims, NULL,
+     "columns of the hashed block", NULL},
+    {"stats", (getter)Pipeline_get_stats, NULL, "counters", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Pipeline_slots[] = {
+    {Py_tp_dealloc, Pipeline_dealloc},
+    {Py_tp_methods, Pipeline_methods},
+    {Py_tp_getset, Pipeline_getset},
+    {Py_tp_doc, "A core pipeline handle (sw_pipeline); use "
+                "streamwise.Pipeline."},
+    {0, NULL},
+};
+
+static PyType_Spec Pipeline_spec = {
+    .name = "streamwise._sw.Pipeline",
+    .basicsize = sizeof(PipelineObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Pipeline_slots,
+};
+
+static PyObject *
+sw_pipeline_new_py(PyObject *module, PyObject *arg)
+{
+    sw_state *st = PyModule_GetState(module);
+    const char *spec = PyUnicode_AsUTF8(arg);
+    sw_pipeline *p = NULL;
+    sw_err err = {0};
+
+    if (spec == NULL)
+        return NULL;
+    if (sw_pipeline_new(spec, &p, &err) != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    return wrap_pipeline(st, p);
+}
+
+static PyObject *
+sw_pipeline_restore_py(PyObject *module, PyObject *arg)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *path = NULL, *obj, *pos;
+    sw_pipeline *p = NULL;
+    const void *buf;
+    size_t len;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_pipeline_restore(PyBytes_AS_STRING(path), &p, &err);
+    Py_END_ALLOW_THREADS Py_DECREF(path);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    buf = sw_pipeline_position(p, &len);
+    pos = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    if (pos == NULL) {
+        sw_pipeline_free(p);
+        return NULL;
+    }
+    obj = wrap_pipeline(st, p);
+    if (obj == NULL) {
+        Py_DECREF(pos);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", obj, pos);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module functions                                                     */
 /* ------------------------------------------------------------------ */
 
@@ -1507,6 +1890,10 @@ static PyMethodDef sw_functions[] = {
     {"linear_new", sw_linear_new_py, METH_VARARGS,
      "linear_new(conf, n_features, n_classes) -> Model"},
     {"load", sw_load_py, METH_O, "load(path) -> Model (verified)"},
+    {"pipeline_new", sw_pipeline_new_py, METH_O,
+     "pipeline_new(spec_json) -> Pipeline"},
+    {"pipeline_restore", sw_pipeline_restore_py, METH_O,
+     "pipeline_restore(path) -> (Pipeline, position bytes)"},
     {"als_new", sw_als_new_py, METH_VARARGS,
      "als_new(conf, n_users, n_items) -> Model"},
     {"split_random", sw_split_random_py, METH_VARARGS,
@@ -1603,6 +1990,10 @@ sw_exec(PyObject *m)
         (PyTypeObject *)PyType_FromModuleAndSpec(m, &Model_spec, NULL);
     if (st->Model_Type == NULL || PyModule_AddType(m, st->Model_Type) < 0)
         return -1;
+    st->Pipeline_Type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &Pipeline_spec, NULL);
+    if (st->Pipeline_Type == NULL || PyModule_AddType(m, st->Pipeline_Type) < 0)
+        return -1;
     if (PyModule_AddIntConstant(m, "C_VERSION", sw_version()) < 0 ||
         PyModule_AddIntConstant(m, "FORMAT_MAJOR", SW_FORMAT_MAJOR) < 0 ||
         PyModule_AddIntConstant(m, "FORMAT_MINOR", SW_FORMAT_MINOR) < 0)
@@ -1617,6 +2008,7 @@ sw_traverse(PyObject *m, visitproc visit, void *arg)
     int i;
 
     Py_VISIT(st->Model_Type);
+    Py_VISIT(st->Pipeline_Type);
     Py_VISIT(st->Error);
     for (i = 0; i < SW_RC_COUNT; i++)
         Py_VISIT(st->exc[i]);
@@ -1630,6 +2022,7 @@ sw_clear(PyObject *m)
     int i;
 
     Py_CLEAR(st->Model_Type);
+    Py_CLEAR(st->Pipeline_Type);
     Py_CLEAR(st->Error);
     for (i = 0; i < SW_RC_COUNT; i++)
         Py_CLEAR(st->exc[i]);

@@ -296,3 +296,162 @@ def ranking_metrics(recommended, test, n_items, K):
         total += 1
     return {"precision": relevant / pr_div, "map": mean_ap / total,
             "ndcg": ndcg / total, "auc": mean_auc / total}
+
+
+# ---------------------------------------------------------------------------
+# Feature pipelines
+# ---------------------------------------------------------------------------
+
+def _duration(v):
+    if isinstance(v, int):
+        return v
+    units = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000,
+             "h": 3_600_000_000, "d": 86_400_000_000}
+    for u in ("us", "ms", "s", "m", "h", "d"):
+        if v.endswith(u) and v[:-len(u)].replace(".", "").isdigit():
+            return int(float(v[:-len(u)]) * units[u])
+    raise ValueError(v)
+
+
+def pipeline_reference(spec, events):
+    """Feature rows of a stream of events (a list of dicts in arrival
+    order), one event at a time in plain Python, with the semantics of
+    streamwise.Pipeline: invalid and late events are set aside; the others
+    are processed in (event time, arrival) order, each row reading the state
+    of its keys before the event updates it. Returns (rows, late, invalid):
+    rows is a list of (arrival, time, {feature: value}) in output order."""
+    import math
+    ev = spec["events"]
+    tname, unit = ev["time"], ev.get("time_unit", "us")
+    scale = {"us": 1, "ms": 1_000, "s": 1_000_000}[unit]
+    fields = dict(ev["fields"])
+    fields.setdefault(tname, "int64")
+    wm = spec.get("watermark", {})
+    delay = _duration(wm.get("out_of_orderness", 0)) + \
+        _duration(wm.get("allowed_lateness", 0))
+    ttl = _duration(spec["ttl"]) if "ttl" in spec else 0
+    late, invalid, kept = [], [], []
+    max_t = None
+    for seq, e in enumerate(events):
+        bad = None
+        for name, kind in fields.items():
+            v = e.get(name)
+            if v is None:
+                bad = "missing"
+                break
+            if kind == "str":
+                if not isinstance(v, str):
+                    bad = "wrong_type"
+                    break
+            elif isinstance(v, str):
+                bad = "wrong_type"
+                break
+            elif not math.isfinite(float(v)):
+                bad = "bad_time" if name == tname else "nan"
+                break
+        if bad is None:
+            t = int(e[tname] * scale)
+            if t < 0:
+                bad = "bad_time"
+        if bad is not None:
+            invalid.append((seq, bad))
+            continue
+        if max_t is not None and t < max_t - delay:
+            late.append(seq)
+            continue
+        max_t = t if max_t is None else max(max_t, t)
+        kept.append((t, seq, e))
+    kept.sort(key=lambda r: (r[0], r[1]))
+
+    state = {}     # (feature name, key values) -> dict
+    seen = {}      # (key fields, key values) -> last event time
+    rows = []
+    def key_of(f, e):
+        keys = f["key"] if isinstance(f["key"], list) else [f["key"]]
+        kv = tuple(e[k] for k in sorted(keys, key=list(fields).index))
+        return (tuple(sorted(keys)), kv)
+
+    for t, seq, e in kept:
+        out = {}
+        # a key idle for longer than the ttl starts afresh, all features
+        stale = set()
+        for f in spec["features"]:
+            if f["op"] != "hash":
+                tk = key_of(f, e)
+                if ttl and seen.get(tk) is not None and t - seen[tk] > ttl:
+                    stale.add(tk)
+        for f in spec["features"]:
+            if f["op"] == "hash":
+                continue
+            tk = key_of(f, e)
+            kv = tk
+            st = state.get((f["name"], kv))
+            if st is None or tk in stale:
+                st = {"n": 0, "s": 0.0, "mean": 0.0, "m2": 0.0,
+                      "min": math.inf, "max": -math.inf, "last": None,
+                      "tl": None, "succ": 0.0, "w": None}
+                state[(f["name"], kv)] = st
+            w = f.get("window", {}).get("tumbling")
+            if w is not None:
+                wi = t // _duration(w)
+                if st["w"] != wi:
+                    st.update(n=0, s=0.0, mean=0.0, m2=0.0, min=math.inf,
+                              max=-math.inf, w=wi)
+            x = float(e[f["field"]]) if "field" in f else 1.0
+            op = f["op"]
+            decay = 1.0
+            if op in ("decayed_sum", "decayed_count") and st["tl"] is not None:
+                decay = math.exp2(-(t - st["tl"]) / _duration(f["half_life"]))
+            if op == "count":
+                out[f["name"]] = float(st["n"])
+            elif op == "sum":
+                out[f["name"]] = st["s"]
+            elif op == "mean":
+                out[f["name"]] = st["mean"] if st["n"] else math.nan
+            elif op == "var":
+                out[f["name"]] = st["m2"] / (st["n"] - 1) if st["n"] > 1 \
+                    else math.nan
+            elif op == "min":
+                out[f["name"]] = st["min"] if st["n"] else math.nan
+            elif op == "max":
+                out[f["name"]] = st["max"] if st["n"] else math.nan
+            elif op == "last":
+                out[f["name"]] = st["last"] if st["last"] is not None \
+                    else math.nan
+            elif op in ("decayed_sum", "decayed_count"):
+                out[f["name"]] = st["s"] * decay
+            elif op == "time_since_last":
+                out[f["name"]] = (t - st["tl"]) / 1e6 \
+                    if st["tl"] is not None else math.nan
+            elif op == "rate":
+                a, b = f.get("a", 1.0), f.get("b", 1.0)
+                out[f["name"]] = (st["succ"] + a) / (st["n"] + a + b)
+            # update
+            st["n"] += 1
+            if op in ("sum",):
+                st["s"] += x
+            if op in ("mean", "var"):
+                d = x - st["mean"]
+                st["mean"] += d / st["n"]
+                st["m2"] += d * (x - st["mean"])
+            if op == "min":
+                st["min"] = min(st["min"], x)
+            if op == "max":
+                st["max"] = max(st["max"], x)
+            if op == "last":
+                st["last"] = x
+            if op == "decayed_sum":
+                st["s"] = st["s"] * decay + x
+                st["tl"] = t
+            if op == "decayed_count":
+                st["s"] = st["s"] * decay + 1.0
+                st["tl"] = t
+            if op == "time_since_last":
+                st["tl"] = t
+            if op == "rate":
+                st["succ"] += x
+        for f in spec["features"]:
+            if f["op"] != "hash":
+                seen[key_of(f, e)] = t
+        rows.append((seq, t, out))
+    return rows, late, invalid

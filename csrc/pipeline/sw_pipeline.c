@@ -1,0 +1,929 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_pipeline.c - the streaming feature engine: keyed, event-time state
+ * updated one event at a time, in event-time order.
+ *
+ * An event passes three gates: valid (fields present, numbers finite, a
+ * usable time), not late (no older than the latest event time seen minus
+ * out_of_orderness minus allowed_lateness), and the watermark (it waits in
+ * a buffer sorted by (time, arrival) until the watermark passes it). Then
+ * its feature row is read from the state of each of its keys - every
+ * earlier event of the key and not the event itself, so a label cannot leak
+ * into its own features - and the event updates that state. Lateness and
+ * the order of processing depend only on the order of arrival, never on how
+ * the stream is cut into batches, so a replay, a live run and a run resumed
+ * from a checkpoint give the same rows.
+ */
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "sw_pipeline_int.h"
+
+#define TIME_MAX_US 253402300799000000LL /* 9999-12-31 */
+
+/* ------------------------------------------------------------------ */
+/* Hashing                                                              */
+/* ------------------------------------------------------------------ */
+
+uint64_t
+sw_mix64(uint64_t a, uint64_t b)
+{
+    uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ULL + (a << 6) + (a >> 2));
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* SipHash-2-4 (libsodium) of bytes, keyed by seed: strings are hashed with
+ * it, so crafted keys cannot flood one bucket of the tables. */
+uint64_t
+sw_hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    unsigned char key[crypto_shorthash_KEYBYTES] = {0}, out[8];
+
+    sw_put_le64(key, seed);
+    sw_put_le64(key + 8, 0x73747265616d7769ULL); /* "streamwi" */
+    crypto_shorthash(out, p, n, key);
+    return sw_get_le64(out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Operators                                                            */
+/* ------------------------------------------------------------------ */
+
+void
+sw_feature_init_state(const feature *f, double *s)
+{
+    int64_t i;
+
+    for (i = 0; i < f->n_slots; i++)
+        s[i] = 0.0;
+    switch (f->kind) {
+    case OP_MIN:
+        s[0] = INFINITY;
+        break;
+    case OP_MAX:
+        s[0] = -INFINITY;
+        break;
+    case OP_DECAYED_SUM:
+    case OP_DECAYED_COUNT:
+        s[1] = NAN; /* time of the last update */
+        break;
+    case OP_TIME_SINCE_LAST:
+        s[0] = NAN;
+        break;
+    default:
+        break;
+    }
+    if (f->window > 0)
+        s[f->n_slots - 1] = -1.0; /* no window yet */
+}
+
+static inline int
+window_stale(const feature *f, const double *s, int64_t t)
+{
+    return f->window > 0 && s[f->n_slots - 1] != (double)(t / f->window);
+}
+
+static inline double
+decay(const feature *f, const double *s, int64_t t)
+{
+    return isnan(s[1]) ? 1.0 : exp2(-((double)t - s[1]) / f->half_life);
+}
+
+/* The feature's value at time t from state s (s is not changed). */
+static double
+value_of(const feature *f, const double *s, int64_t t)
+{
+    if (window_stale(f, s, t)) /* no event of the key in t's window */
+        return f->kind == OP_COUNT || f->kind == OP_SUM ? 0.0 : NAN;
+    switch (f->kind) {
+    case OP_COUNT:
+    case OP_SUM:
+        return s[0];
+    case OP_MEAN:
+        return s[0] > 0 ? s[1] : NAN;
+    case OP_VAR:
+        return s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
+    case OP_MIN:
+    case OP_MAX:
+        return isinf(s[0]) ? NAN : s[0];
+    case OP_LAST:
+        return s[1] != 0 ? s[0] : NAN;
+    case OP_DECAYED_SUM:
+    case OP_DECAYED_COUNT:
+        return s[0] * decay(f, s, t);
+    case OP_TIME_SINCE_LAST:
+        return isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
+    case OP_RATE:
+        return (s[0] + f->a) / (s[1] + f->a + f->b);
+    default:
+        return NAN;
+    }
+}
+
+/* Add one event (time t, value x) to state s. */
+static void
+update(const feature *f, double *s, int64_t t, double x)
+{
+    double d;
+
+    if (window_stale(f, s, t)) {
+        sw_feature_init_state(f, s);
+        s[f->n_slots - 1] = (double)(t / f->window);
+    }
+    switch (f->kind) {
+    case OP_COUNT:
+        s[0] += 1.0;
+        break;
+    case OP_SUM:
+        s[0] += x;
+        break;
+    case OP_MEAN:
+        s[0] += 1.0;
+        s[1] += (x - s[1]) / s[0];
+        break;
+    case OP_VAR: /* Welford */
+        s[0] += 1.0;
+        d = x - s[1];
+        s[1] += d / s[0];
+        s[2] += d * (x - s[1]);
+        break;
+    case OP_MIN:
+        s[0] = x < s[0] ? x : s[0];
+        break;
+    case OP_MAX:
+        s[0] = x > s[0] ? x : s[0];
+        break;
+    case OP_LAST:
+        s[0] = x;
+        s[1] = 1.0;
+        break;
+    case OP_DECAYED_SUM:
+        s[0] = s[0] * decay(f, s, t) + x;
+        s[1] = (double)t;
+        break;
+    case OP_DECAYED_COUNT:
+        s[0] = s[0] * decay(f, s, t) + 1.0;
+        s[1] = (double)t;
+        break;
+    case OP_TIME_SINCE_LAST:
+        s[0] = (double)t;
+        break;
+    case OP_RATE:
+        s[0] += x;
+        s[1] += 1.0;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Events: reading batches into records                                 */
+/* ------------------------------------------------------------------ */
+
+/* A pending record: t, seq, then n_fields values and n_fields hashes. */
+static inline int64_t *
+rec_head(const sw_pipeline *p, int64_t i)
+{
+    return (int64_t *)(p->pend + i * p->rec);
+}
+
+static inline double *
+rec_vals(const sw_pipeline *p, int64_t i)
+{
+    return (double *)(p->pend + i * p->rec + 16);
+}
+
+static inline uint64_t *
+rec_hash(const sw_pipeline *p, int64_t i)
+{
+    return (uint64_t *)(p->pend + i * p->rec + 16 + 8 * p->n_fields);
+}
+
+static double
+column_number(const sw_column *c, int64_t i)
+{
+    switch (c->type) {
+    case SW_COL_I64:
+        return (double)((const int64_t *)c->data)[i];
+    case SW_COL_I32:
+        return ((const int32_t *)c->data)[i];
+    case SW_COL_I8:
+    case SW_COL_BOOL:
+        return ((const int8_t *)c->data)[i];
+    case SW_COL_F64:
+        return ((const double *)c->data)[i];
+    case SW_COL_F32:
+        return ((const float *)c->data)[i];
+    default:
+        return NAN;
+    }
+}
+
+/* Hash of one value: integers by a mixer (exact for int64), floats by
+ * their bits, strings by SipHash of their bytes up to the first NUL. */
+static uint64_t
+column_hash(const sw_column *c, int64_t i, uint64_t salt)
+{
+    if (c->type == SW_COL_STR) {
+        const char *s = (const char *)c->data + i * c->width;
+        size_t n = 0;
+
+        while (n < (size_t)c->width && s[n] != '\0')
+            n++;
+        return sw_hash_bytes(s, n, salt);
+    }
+    if (c->type == SW_COL_F64 || c->type == SW_COL_F32) {
+        double v = column_number(c, i);
+        uint64_t u;
+
+        if (v == floor(v) && fabs(v) < 9.0e15) /* 3.0 and 3 are one key */
+            return sw_mix64(salt, (uint64_t)(int64_t)v);
+        memcpy(&u, &v, 8);
+        return sw_mix64(salt ^ 0xF, u);
+    }
+    if (c->type == SW_COL_I64)
+        return sw_mix64(salt, (uint64_t)((const int64_t *)c->data)[i]);
+    return sw_mix64(salt, (uint64_t)(int64_t)column_number(c, i));
+}
+
+sw_rc
+sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err)
+{
+    unsigned char *q;
+    int64_t cap = p->cap_pend ? p->cap_pend : 1024;
+
+    if (need <= p->cap_pend)
+        return SW_OK;
+    while (cap < need)
+        cap *= 2;
+    q = sw_realloc_array(p->pend, (size_t)cap, (size_t)p->rec);
+    if (q == NULL)
+        return sw_fail(err, SW_E_NOMEM,
+                       "pipeline: no memory for %lld "
+                       "buffered events",
+                       (long long)need);
+    p->pend = q;
+    p->cap_pend = cap;
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Results                                                              */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_result_new(sw_result **out, sw_err *err)
+{
+    *out = sw_calloc(1, sizeof(sw_result));
+    return *out ? SW_OK : sw_fail(err, SW_E_NOMEM, "result: out of memory");
+}
+
+void
+sw_result_free(sw_result *r)
+{
+    if (r == NULL)
+        return;
+    sw_free(r->dense);
+    sw_free(r->seq);
+    sw_free(r->t);
+    sw_free(r->indptr);
+    sw_free(r->indices);
+    sw_free(r->late);
+    sw_free(r->inv);
+    sw_free(r->inv_reason);
+    sw_free(r);
+}
+
+static void
+result_reset(sw_result *r, const sw_pipeline *p)
+{
+    r->n = r->n_late = r->n_inv = 0;
+    r->n_dense = p->n_dense;
+    r->n_hash = p->n_hash;
+}
+
+/* Room for n more rows; allocation failures leave r as it was. */
+static sw_rc
+result_room(sw_result *r, int64_t n, sw_err *err)
+{
+    int64_t cap = r->cap ? r->cap : 256;
+    void *a, *b, *c, *d, *e;
+
+    if (r->n + n <= r->cap && r->indptr != NULL)
+        return SW_OK;
+    while (cap < r->n + n)
+        cap *= 2;
+    a = sw_realloc_array(r->dense, (size_t)cap,
+                         (size_t)(r->n_dense ? r->n_dense : 1) *
+                             sizeof(double));
+    if (a == NULL)
+        goto nomem;
+    r->dense = a;
+    b = sw_realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
+    if (b == NULL)
+        goto nomem;
+    r->seq = b;
+    c = sw_realloc_array(r->t, (size_t)cap, sizeof(int64_t));
+    if (c == NULL)
+        goto nomem;
+    r->t = c;
+    d = sw_realloc_array(r->indptr, (size_t)cap + 1, sizeof(int64_t));
+    if (d == NULL)
+        goto nomem;
+    r->indptr = d;
+    e = sw_realloc_array(r->indices, (size_t)cap,
+                         (size_t)(r->n_hash ? r->n_hash : 1) * sizeof(int64_t));
+    if (e == NULL)
+        goto nomem;
+    r->indices = e;
+    r->cap = cap;
+    return SW_OK;
+nomem:
+    return sw_fail(err, SW_E_NOMEM, "result: no memory for %lld rows",
+                   (long long)(r->n + n));
+}
+
+static sw_rc
+push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons, int reason,
+        int64_t seq, sw_err *err)
+{
+    if (*n == *cap) {
+        int64_t c = *cap ? *cap * 2 : 64;
+        int64_t *a = sw_realloc_array(*arr, (size_t)c, sizeof(int64_t));
+
+        if (a == NULL)
+            return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+        *arr = a;
+        if (reasons != NULL) {
+            int *b = sw_realloc_array(*reasons, (size_t)c, sizeof(int));
+
+            if (b == NULL)
+                return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+            *reasons = b;
+        }
+        *cap = c;
+    }
+    (*arr)[*n] = seq;
+    if (reasons != NULL)
+        (*reasons)[*n] = reason;
+    (*n)++;
+    return SW_OK;
+}
+
+int64_t
+sw_result_rows(const sw_result *r)
+{
+    return r->n;
+}
+
+const double *
+sw_result_dense(const sw_result *r)
+{
+    return r->dense;
+}
+
+const int64_t *
+sw_result_seq(const sw_result *r)
+{
+    return r->seq;
+}
+
+const int64_t *
+sw_result_time(const sw_result *r)
+{
+    return r->t;
+}
+
+const int64_t *
+sw_result_indptr(const sw_result *r)
+{
+    return r->indptr;
+}
+
+const int64_t *
+sw_result_indices(const sw_result *r)
+{
+    return r->indices;
+}
+
+int64_t
+sw_result_late(const sw_result *r, const int64_t **seq)
+{
+    *seq = r->late;
+    return r->n_late;
+}
+
+int64_t
+sw_result_invalid(const sw_result *r, const int64_t **seq, const int **reason)
+{
+    *seq = r->inv;
+    *reason = r->inv_reason;
+    return r->n_inv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Processing                                                           */
+/* ------------------------------------------------------------------ */
+
+static uint64_t
+key_hash(const sw_pipeline *p, const keytab *kt, const uint64_t *h)
+{
+    uint64_t k = 0x6b6579 + (uint64_t)(kt - p->tables);
+    int i;
+
+    for (i = 0; i < kt->n_keys; i++)
+        k = sw_mix64(k, h[kt->keys[i]]);
+    return k;
+}
+
+/* Process pending record i: emit its row into r and update the state. */
+static sw_rc
+process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
+        sw_err *err)
+{
+    int64_t t = rec_head(p, i)[0], row = r->n, j;
+    const double *v = rec_vals(p, i);
+    const uint64_t *h = rec_hash(p, i);
+    double *dense = r->dense + row * p->n_dense;
+    int64_t *ind = r->indices + row * p->n_hash;
+    int tb, n_h = 0;
+
+    for (tb = 0; tb < p->n_tables; tb++) {
+        keytab *kt = &p->tables[tb];
+        int64_t *seen;
+        double *s;
+
+        const double *tinit = init + tb * p->max_block;
+
+        if (p->ttl > 0 && kt->n * 10 >= kt->cap * 7 && kt->cap > 0) {
+            /* evict idle keys before growing: by event time, so a replay
+             * evicts exactly what the live run did */
+            int64_t keep = 0, c = kt->cap;
+
+            for (j = 0; j < kt->cap; j++)
+                keep += kt->hash[j] != 0 && kt->seen[j] >= t - p->ttl;
+            while ((keep + 1) * 10 > c * 7)
+                c *= 2;
+            if (sw_keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
+                return SW_E_NOMEM;
+        }
+        s = sw_keytab_get(kt, key_hash(p, kt, h), tinit, &seen, err);
+        if (s == NULL)
+            return SW_E_NOMEM;
+        if (p->ttl > 0 && *seen != INT64_MIN && t - *seen > p->ttl)
+            memcpy(s, tinit, (size_t)kt->block * sizeof(double));
+        for (j = 0; j < p->n_features; j++) {
+            const feature *f = &p->features[j];
+
+            if (f->kind == OP_HASH || f->table != tb)
+                continue;
+            dense[f->offset] = value_of(f, s + f->slot, t);
+            update(f, s + f->slot, t, f->field >= 0 ? v[f->field] : 1.0);
+        }
+        *seen = t;
+    }
+    for (j = 0; j < p->n_features; j++) {
+        const feature *f = &p->features[j];
+        uint64_t x;
+        int k;
+
+        if (f->kind != OP_HASH)
+            continue;
+        x = f->salt;
+        for (k = 0; k < f->n_hash; k++)
+            x = sw_mix64(x, h[f->hash_fields[k]]);
+        ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
+    }
+    r->seq[row] = rec_head(p, i)[1];
+    r->t[row] = t;
+    r->indptr[row] = row * p->n_hash;
+    r->indptr[row + 1] = (row + 1) * p->n_hash;
+    r->n++;
+    p->now = t;
+    p->n_emitted++;
+    return SW_OK;
+}
+
+static int
+rec_cmp(const int64_t *a, const int64_t *b)
+{
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+/* Sort pending records by (time, arrival) when they are not already. */
+static sw_rc
+sort_pending(sw_pipeline *p, sw_err *err)
+{
+    int64_t i, *order = NULL;
+    unsigned char *q = NULL;
+    const sw_pipeline *cp = p;
+
+    for (i = 1; i < p->n_pend; i++) {
+        if (rec_cmp(rec_head(p, i - 1), rec_head(p, i)) > 0)
+            break;
+    }
+    if (i >= p->n_pend)
+        return SW_OK;
+    order = sw_alloc_array((size_t)p->n_pend, sizeof(int64_t));
+    q = sw_alloc_array((size_t)p->cap_pend, (size_t)p->rec);
+    if (order == NULL || q == NULL) {
+        sw_free(order);
+        sw_free(q);
+        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory sorting");
+    }
+    for (i = 0; i < p->n_pend; i++)
+        order[i] = i;
+    /* a simple merge sort on indices (qsort has no context argument) */
+    {
+        int64_t *tmp = sw_alloc_array((size_t)p->n_pend, sizeof(int64_t));
+        int64_t width;
+
+        if (tmp == NULL) {
+            sw_free(order);
+            sw_free(q);
+            return sw_fail(err, SW_E_NOMEM,
+                           "pipeline: out of memory "
+                           "sorting");
+        }
+        for (width = 1; width < p->n_pend; width *= 2) {
+            int64_t lo;
+
+            for (lo = 0; lo < p->n_pend; lo += 2 * width) {
+                int64_t mid = lo + width < p->n_pend ? lo + width : p->n_pend;
+                int64_t hi =
+                    lo + 2 * width < p->n_pend ? lo + 2 * width : p->n_pend;
+                int64_t a = lo, b = mid, k = lo;
+
+                while (a < mid && b < hi)
+                    tmp[k++] = rec_cmp(rec_head(cp, order[b]),
+                                       rec_head(cp, order[a])) < 0
+                                   ? order[b++]
+                                   : order[a++];
+                while (a < mid)
+                    tmp[k++] = order[a++];
+                while (b < hi)
+                    tmp[k++] = order[b++];
+            }
+            memcpy(order, tmp, (size_t)p->n_pend * sizeof(int64_t));
+        }
+        sw_free(tmp);
+    }
+    for (i = 0; i < p->n_pend; i++)
+        memcpy(q + i * p->rec, p->pend + order[i] * p->rec, (size_t)p->rec);
+    sw_free(p->pend);
+    p->pend = q;
+    sw_free(order);
+    return SW_OK;
+}
+
+/* Process the pending events with time <= bound, in order. */
+static sw_rc
+drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
+{
+    double *init = NULL;
+    int64_t n = 0, i, j, block = 1;
+    int tb;
+    sw_rc rc;
+
+    rc = sort_pending(p, err);
+    if (rc != SW_OK)
+        return rc;
+    while (n < p->n_pend && rec_head(p, n)[0] <= bound)
+        n++;
+    if (n == 0)
+        return SW_OK;
+    rc = result_room(r, n, err);
+    if (rc != SW_OK)
+        return rc;
+    /* the fresh state of an entry of every table, built once */
+    for (tb = 0; tb < p->n_tables; tb++)
+        block = p->tables[tb].block > block ? p->tables[tb].block : block;
+    p->max_block = block;
+    init = sw_alloc_array((size_t)(block * (p->n_tables ? p->n_tables : 1)),
+                          sizeof(double));
+    if (init == NULL)
+        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+    for (j = 0; j < p->n_features; j++) {
+        const feature *f = &p->features[j];
+
+        if (f->kind != OP_HASH)
+            sw_feature_init_state(f, init + f->table * block + f->slot);
+    }
+    for (i = 0; i < n; i++) {
+        rc = process(p, i, r, init, err);
+        if (rc != SW_OK) {
+            /* the rows so far are out; keep the rest buffered */
+            memmove(p->pend, p->pend + i * p->rec,
+                    (size_t)((p->n_pend - i) * p->rec));
+            p->n_pend -= i;
+            sw_free(init);
+            return rc;
+        }
+    }
+    memmove(p->pend, p->pend + n * p->rec, (size_t)((p->n_pend - n) * p->rec));
+    p->n_pend -= n;
+    sw_free(init);
+    return SW_OK;
+}
+
+static int64_t
+to_us(const sw_pipeline *p, double v)
+{
+    switch (p->time_unit) {
+    case 1:
+        return (int64_t)(v * 1e3);
+    case 2:
+        return (int64_t)(v * 1e6);
+    case 3:
+        return (int64_t)(v / 1e3);
+    default:
+        return (int64_t)v;
+    }
+}
+
+sw_rc
+sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
+{
+    const sw_column *cols[SW_MAX_FIELDS];
+    int64_t i, bound;
+    int f, c;
+    sw_rc rc;
+
+    if (p == NULL || b == NULL || r == NULL || b->n_rows < 0 ||
+        (b->n_rows > 0 && b->columns == NULL))
+        return sw_fail(err, SW_E_INVAL, "push: NULL or negative argument");
+    result_reset(r, p);
+    for (f = 0; f < p->n_fields; f++) {
+        cols[f] = NULL;
+        for (c = 0; c < b->n_columns; c++) {
+            if (!strcmp(b->columns[c].name, p->fields[f].name))
+                cols[f] = &b->columns[c];
+        }
+        if (cols[f] != NULL &&
+            (cols[f]->type == SW_COL_STR) != (p->fields[f].type == SW_COL_STR))
+            return sw_fail(
+                err, SW_E_INVAL, "push: column '%s' is %s, the spec says %s",
+                p->fields[f].name,
+                cols[f]->type == SW_COL_STR ? "text" : "numbers",
+                p->fields[f].type == SW_COL_STR ? "str" : "a number");
+        if (cols[f] != NULL && cols[f]->type == SW_COL_STR &&
+            cols[f]->width < 1)
+            return sw_fail(err, SW_E_INVAL, "push: column '%s' has width %lld",
+                           p->fields[f].name, (long long)cols[f]->width);
+        if (cols[f] != NULL && cols[f]->data == NULL && b->n_rows > 0)
+            return sw_fail(err, SW_E_INVAL, "push: column '%s' has no data",
+                           p->fields[f].name);
+    }
+    rc = sw_pipeline_reserve(p, p->n_pend + b->n_rows, err);
+    if (rc != SW_OK)
+        return rc;
+    for (i = 0; i < b->n_rows; i++) {
+        int64_t seq = p->next_seq++, t = 0, k = p->n_pend;
+        double *v = rec_vals(p, k), tv;
+        uint64_t *h = rec_hash(p, k);
+        int reason = 0;
+
+        for (f = 0; f < p->n_fields && !reason; f++) {
+            const sw_column *cl = cols[f];
+
+            if (cl == NULL) {
+                reason = SW_INVALID_MISSING;
+                break;
+            }
+            if (cl->bad != NULL && cl->bad[i]) {
+                reason = cl->bad[i] <= SW_INVALID_TIME ? cl->bad[i]
+                                                       : SW_INVALID_TYPE;
+                break;
+            }
+            if (cl->type == SW_COL_STR) {
+                v[f] = NAN;
+            } else {
+                v[f] = column_number(cl, i);
+                if (!isfinite(v[f]))
+                    reason =
+                        f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
+            }
+            h[f] = column_hash(cl, i, p->fields[f].salt);
+        }
+        if (!reason) {
+            tv = v[p->time_field];
+            t = to_us(p, tv);
+            if (!(tv >= 0) || t < 0 || t > TIME_MAX_US)
+                reason = SW_INVALID_TIME;
+        }
+        if (reason) {
+            p->n_invalid[reason]++;
+            rc = push_id(&r->inv, &r->n_inv, &r->cap_inv, &r->inv_reason,
+                         reason, seq, err);
+            if (rc != SW_OK)
+                return rc;
+            continue;
+        }
+        if (p->max_t != INT64_MIN &&
+            t < p->max_t - p->out_of_order - p->lateness) {
+            p->n_late++;
+            rc = push_id(&r->late, &r->n_late, &r->cap_late, NULL, 0, seq, err);
+            if (rc != SW_OK)
+                return rc;
+            continue;
+        }
+        if (t > p->max_t)
+            p->max_t = t;
+        rec_head(p, k)[0] = t;
+        rec_head(p, k)[1] = seq;
+        p->n_pend++;
+    }
+    if (p->max_t == INT64_MIN)
+        return SW_OK;
+    bound = p->max_t - p->out_of_order - p->lateness;
+    return drain(p, bound, r, err);
+}
+
+sw_rc
+sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err)
+{
+    if (p == NULL || r == NULL)
+        return sw_fail(err, SW_E_INVAL, "flush: NULL argument");
+    result_reset(r, p);
+    return drain(p, INT64_MAX, r, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* The handle                                                           */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_pipeline_new(const char *spec_json, sw_pipeline **out, sw_err *err)
+{
+    sw_pipeline *p = NULL;
+    sw_rc rc;
+
+    *out = NULL;
+    if (spec_json == NULL)
+        return sw_fail(err, SW_E_INVAL, "pipeline: NULL spec");
+    if (sodium_init() < 0)
+        return sw_fail(err, SW_E_INTERNAL, "pipeline: libsodium failed");
+    p = sw_calloc(1, sizeof(*p));
+    if (p == NULL)
+        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+    rc = sw_spec_compile(spec_json, p, err);
+    if (rc != SW_OK)
+        goto done;
+    p->rec = 16 + 16 * p->n_fields;
+    p->max_t = INT64_MIN;
+    p->now = INT64_MIN;
+    *out = p;
+    p = NULL;
+done:
+    sw_pipeline_free(p);
+    return rc;
+}
+
+void
+sw_pipeline_free(sw_pipeline *p)
+{
+    int t;
+
+    if (p == NULL)
+        return;
+    for (t = 0; p->tables && t < p->n_tables; t++)
+        sw_keytab_free(&p->tables[t]);
+    sw_free(p->tables);
+    sw_free(p->pend);
+    sw_free(p->position);
+    sw_spec_free(p);
+    sw_free(p);
+}
+
+int
+sw_pipeline_n_dense(const sw_pipeline *p)
+{
+    return p->n_dense;
+}
+
+const char *
+sw_pipeline_column_name(const sw_pipeline *p, int j)
+{
+    int i;
+
+    for (i = 0; i < p->n_features; i++) {
+        if (p->features[i].kind != OP_HASH && p->features[i].offset == j)
+            return p->features[i].name;
+    }
+    return NULL;
+}
+
+int64_t
+sw_pipeline_sparse_dims(const sw_pipeline *p)
+{
+    return p->sparse_dims;
+}
+
+void
+sw_pipeline_stats(const sw_pipeline *p, int64_t out[9])
+{
+    int64_t keys = 0, inv = 0;
+    int t;
+
+    for (t = 0; t < p->n_tables; t++)
+        keys += p->tables[t].n;
+    for (t = 1; t <= 4; t++)
+        inv += p->n_invalid[t];
+    out[0] = p->n_emitted;
+    out[1] = p->n_late;
+    out[2] = inv;
+    out[3] = p->n_pend;
+    out[4] = keys;
+    for (t = 1; t <= 4; t++)
+        out[4 + t] = p->n_invalid[t];
+}
+
+sw_rc
+sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
+                    int n_out, sw_err *err)
+{
+    uint64_t h[SW_MAX_FIELDS] = {0};
+    int present[SW_MAX_FIELDS] = {0}, n_present = 0, f, c, tb, j;
+
+    if (n_out != p->n_dense)
+        return sw_fail(err, SW_E_SHAPE, "profile: %d outputs, expected %d",
+                       n_out, p->n_dense);
+    if (key == NULL || key->n_rows != 1)
+        return sw_fail(err, SW_E_INVAL,
+                       "profile: expected one row of key "
+                       "fields");
+    for (c = 0; c < key->n_columns; c++) {
+        for (f = 0;
+             f < p->n_fields && strcmp(p->fields[f].name, key->columns[c].name);
+             f++)
+            ;
+        if (f == p->n_fields)
+            return sw_fail(err, SW_E_INVAL,
+                           "profile: '%s' is not an event "
+                           "field",
+                           key->columns[c].name);
+        h[f] = column_hash(&key->columns[c], 0, p->fields[f].salt);
+        present[f] = 1;
+        n_present++;
+    }
+    for (j = 0; j < n_out; j++)
+        out[j] = NAN;
+    for (tb = 0; tb < p->n_tables; tb++) {
+        const keytab *kt = &p->tables[tb];
+        int64_t *seen;
+        const double *s;
+        int k, all = kt->n_keys == n_present;
+
+        for (k = 0; k < kt->n_keys; k++)
+            all &= present[kt->keys[k]];
+        if (!all)
+            continue;
+        s = sw_keytab_find(kt, key_hash(p, kt, h), &seen);
+        for (j = 0; j < p->n_features; j++) {
+            const feature *f2 = &p->features[j];
+            double fresh[16];
+
+            if (f2->kind == OP_HASH || f2->table != tb)
+                continue;
+            if (s == NULL || (p->ttl > 0 && p->now - *seen > p->ttl)) {
+                sw_feature_init_state(f2, fresh);
+                out[f2->offset] = value_of(f2, fresh, p->now);
+            } else {
+                out[f2->offset] = value_of(f2, s + f2->slot, p->now);
+            }
+        }
+    }
+    return SW_OK;
+}
+
+const void *
+sw_pipeline_position(const sw_pipeline *p, size_t *len)
+{
+    *len = p->position_len;
+    return p->position;
+}
+
+int64_t
+sw_pipeline_oldest_pending(const sw_pipeline *p)
+{
+    int64_t i, lo = p->next_seq;
+
+    for (i = 0; i < p->n_pend; i++) {
+        if (rec_head(p, i)[1] < lo)
+            lo = rec_head(p, i)[1];
+    }
+    return lo;
+}
+
+int64_t
+sw_pipeline_arrivals(const sw_pipeline *p)
+{
+    return p->next_seq;
+}

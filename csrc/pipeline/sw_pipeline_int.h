@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_pipeline_int.h - what the pipeline's files share: the compiled plan,
+ * the keyed state table and the buffered events.
+ *
+ * A spec compiles into a plan: typed event fields, and features grouped by
+ * the set of key fields they aggregate over. Each key set has one table;
+ * an entry of the table holds the state of every feature on that key set
+ * in one block of doubles, so one probe serves them all.
+ */
+#ifndef SW_PIPELINE_INT_H
+#define SW_PIPELINE_INT_H
+
+#include "sw_internal.h"
+
+#define SW_MAX_FIELDS 64
+#define SW_MAX_KEY_FIELDS 8
+
+typedef enum op {
+    OP_COUNT,
+    OP_SUM,
+    OP_MEAN,
+    OP_VAR,
+    OP_MIN,
+    OP_MAX,
+    OP_LAST,
+    OP_DECAYED_SUM,
+    OP_DECAYED_COUNT,
+    OP_TIME_SINCE_LAST,
+    OP_RATE,
+    OP_HASH,
+    OP_N
+} op;
+
+typedef struct field {
+    char *name;
+    int type;      /* SW_COL_* of the spec */
+    uint64_t salt; /* of its values' hashes, from the name: the order of
+                    * the fields in a spec never matters */
+} field;
+
+typedef struct feature {
+    char *name;
+    op kind;
+    int table;    /* key table (not for OP_HASH) */
+    int field;    /* the aggregated field, -1 for none */
+    int64_t slot; /* first double of its state in the table block */
+    int64_t n_slots;
+    int64_t window;   /* tumbling window width (us), 0 for none */
+    double half_life; /* decayed ops, in us */
+    double a, b;      /* rate prior */
+    int n_hash;       /* hash: crossed fields */
+    int hash_fields[SW_MAX_KEY_FIELDS];
+    int64_t dims;   /* hash: buckets */
+    int64_t offset; /* hash: first column in the sparse block;
+                     * others: column in the dense block */
+    uint64_t salt;  /* hash: mixed into every index */
+} feature;
+
+typedef struct keytab {
+    int n_keys;
+    int keys[SW_MAX_KEY_FIELDS]; /* field numbers */
+    int64_t block;               /* doubles of state an entry holds */
+    int64_t cap, n;              /* slots (a power of two), used */
+    uint64_t *hash;              /* 0 = empty */
+    int64_t *seen;               /* event time of the last update */
+    double *state;               /* cap x block */
+} keytab;
+
+/* One buffered event: its time, arrival number, and per field the value
+ * (numbers) and the 64-bit hash (all types). */
+typedef struct event {
+    int64_t t;
+    int64_t seq;
+} event;
+
+struct sw_pipeline {
+    char *spec_json; /* as given, canonical (for checkpoints) */
+    uint64_t spec_hash;
+    int time_field;
+    int64_t time_scale; /* units of the time column per microsecond... */
+    int time_unit;      /* 0 us, 1 ms, 2 s, 3 ns */
+    int n_fields;
+    field fields[SW_MAX_FIELDS];
+    int n_features;
+    feature *features;
+    int n_dense;
+    int64_t sparse_dims;
+    int n_hash;
+    int n_tables;
+    keytab *tables;
+    int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
+    /* stream state */
+    int64_t next_seq;
+    int64_t max_t; /* INT64_MIN before the first event */
+    int64_t now;   /* time of the last processed event */
+    int64_t n_late, n_invalid[8], n_emitted;
+    /* pending events, sorted by (t, seq): records of n_fields values and
+     * n_fields hashes after each event header */
+    unsigned char *pend;
+    int64_t n_pend, cap_pend, rec;
+    int64_t max_block;       /* largest table block, for init states */
+    unsigned char *position; /* restored source position (owned) */
+    size_t position_len;
+};
+
+/* A result: the rows emitted by one push (caller-owned handle). */
+struct sw_result {
+    int64_t n, cap;
+    double *dense;    /* n x n_dense */
+    int64_t *seq, *t; /* n */
+    int64_t *indptr;  /* n + 1 */
+    int64_t *indices; /* n x n_hash */
+    int64_t n_late, cap_late, *late;
+    int64_t n_inv, cap_inv, *inv;
+    int *inv_reason;
+    int n_dense, n_hash;
+};
+
+/* sw_spec.c */
+sw_rc sw_spec_compile(const char *json, sw_pipeline *p, sw_err *err);
+void sw_spec_free(sw_pipeline *p);
+
+/* sw_keytab.c */
+sw_rc sw_keytab_init(keytab *kt, int64_t cap, sw_err *err);
+void sw_keytab_free(keytab *kt);
+/* The entry of hash h, created (state from init) if absent; NULL only on
+ * SW_E_NOMEM. */
+double *sw_keytab_get(keytab *kt, uint64_t h, const double *init,
+                      int64_t **seen, sw_err *err);
+double *sw_keytab_find(const keytab *kt, uint64_t h, int64_t **seen);
+sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
+                        sw_err *err);
+
+/* Put hash h (not present) into a table with room, for restoring; its
+ * state is left for the caller to fill. NULL if full or present. */
+double *sw_keytab_put_raw(keytab *kt, uint64_t h, int64_t **seen);
+
+/* sw_pipeline.c */
+sw_rc sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);
+uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
+uint64_t sw_mix64(uint64_t a, uint64_t b);
+void sw_feature_init_state(const feature *f, double *s);
+
+#endif

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_pipeline_io.c - checkpoints of a pipeline: its spec, its state, its
+ * watermark, the events it still buffers, and the caller's source position,
+ * in one file written atomically and sealed by a SHA-256.
+ *
+ * Layout (little-endian 8-byte words unless said): magic "SWCKPT\r\n",
+ * u32 version, u32 0, spec hash, spec length + JSON, position length +
+ * bytes, counters, pending events (count, record size, the records word by
+ * word), tables (count; per table its capacity, entries, block, then each
+ * occupied entry: key hash, last-seen time, state doubles), SHA-256 of all
+ * that precedes. Restoring rebuilds the pipeline from the spec and refuses
+ * a file whose spec hash, sizes or checksum do not match.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "sw_pipeline_int.h"
+
+static const unsigned char magic[8] = {'S', 'W', 'C',  'K',
+                                       'P', 'T', '\r', '\n'};
+
+static sw_rc
+put_words(sw_buf *b, const unsigned char *p, int64_t n_words, sw_err *err)
+{
+    int64_t i;
+    sw_rc rc;
+
+    for (i = 0; i < n_words; i++) {
+        uint64_t w;
+
+        memcpy(&w, p + 8 * i, 8);
+        rc = sw_buf_put_u64(b, w, err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
+                       size_t pos_len, sw_err *err)
+{
+    sw_buf b = {0};
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    size_t spec_len;
+    int64_t i;
+    int t;
+    sw_rc rc;
+
+    if (p == NULL || path == NULL || (pos == NULL && pos_len > 0))
+        return sw_fail(err, SW_E_INVAL, "checkpoint: NULL argument");
+    spec_len = strlen(p->spec_json);
+    if ((rc = sw_buf_put(&b, magic, 8, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(&b, 1, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(&b, 0, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, p->spec_hash, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, spec_len, err)) != SW_OK ||
+        (rc = sw_buf_put(&b, p->spec_json, spec_len, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, pos_len, err)) != SW_OK ||
+        (rc = sw_buf_put(&b, pos, pos_len, err)) != SW_OK)
+        goto done;
+    {
+        const int64_t counters[9] = {
+            p->next_seq,     p->max_t,        p->now,
+            p->n_late,       p->n_emitted,    p->n_invalid[1],
+            p->n_invalid[2], p->n_invalid[3], p->n_invalid[4]};
+
+        for (i = 0; i < 9 && rc == SW_OK; i++)
+            rc = sw_buf_put_u64(&b, (uint64_t)counters[i], err);
+        if (rc != SW_OK)
+            goto done;
+    }
+    if ((rc = sw_buf_put_u64(&b, (uint64_t)p->n_pend, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, (uint64_t)p->rec, err)) != SW_OK ||
+        (rc = put_words(&b, p->pend, p->n_pend * p->rec / 8, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, (uint64_t)p->n_tables, err)) != SW_OK)
+        goto done;
+    for (t = 0; t < p->n_tables; t++) {
+        const keytab *kt = &p->tables[t];
+
+        if ((rc = sw_buf_put_u64(&b, (uint64_t)kt->cap, err)) != SW_OK ||
+            (rc = sw_buf_put_u64(&b, (uint64_t)kt->n, err)) != SW_OK ||
+            (rc = sw_buf_put_u64(&b, (uint64_t)kt->block, err)) != SW_OK)
+            goto done;
+        for (i = 0; i < kt->cap; i++) {
+            if (kt->hash[i] == 0)
+                continue;
+            if ((rc = sw_buf_put_u64(&b, kt->hash[i], err)) != SW_OK ||
+                (rc = sw_buf_put_u64(&b, (uint64_t)kt->seen[i], err)) !=
+                    SW_OK ||
+                (rc = sw_buf_put_f64s(&b, kt->state + i * kt->block,
+                                      (size_t)kt->block, err)) != SW_OK)
+                goto done;
+        }
+    }
+    crypto_hash_sha256(digest, b.p, b.len);
+    rc = sw_buf_put(&b, digest, sizeof(digest), err);
+    if (rc == SW_OK)
+        rc = sw_write_atomic(path, b.p, b.len, err);
+done:
+    sw_buf_free(&b);
+    return rc;
+}
+
+static sw_rc
+get_bytes(sw_cursor *c, size_t n, const unsigned char **out, sw_err *err)
+{
+    if (n > c->len - c->pos)
+        return sw_fail(err, SW_E_FORMAT, "checkpoint: truncated at byte %zu",
+                       c->pos);
+    *out = c->p + c->pos;
+    c->pos += n;
+    return SW_OK;
+}
+
+sw_rc
+sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
+{
+    unsigned char *buf = NULL, digest[crypto_hash_sha256_BYTES];
+    const unsigned char *bytes = NULL;
+    sw_pipeline *p = NULL;
+    char *spec = NULL;
+    size_t len;
+    sw_cursor c;
+    uint32_t version, pad;
+    uint64_t hash, n, u;
+    int64_t counters[9], i;
+    int t;
+    sw_rc rc;
+
+    *out = NULL;
+    if (sodium_init() < 0)
+        return sw_fail(err, SW_E_INTERNAL, "restore: libsodium failed");
+    rc = sw_read_file(path, &buf, &len, err);
+    if (rc != SW_OK)
+        return rc;
+    if (len < 8 + 32 || memcmp(buf, magic, 8) != 0) {
+        rc = sw_fail(err, SW_E_FORMAT, "%s: not a streamwise checkpoint", path);
+        goto done;
+    }
+    crypto_hash_sha256(digest, buf, len - 32);
+    if (memcmp(digest, buf + len - 32, 32) != 0) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: SHA-256 mismatch (truncated or corrupt)", path);
+        goto done;
+    }
+    c.p = buf;
+    c.len = len - 32;
+    c.pos = 8;
+    c.what = "checkpoint";
+    if ((rc = sw_cur_u32(&c, &version, err)) != SW_OK ||
+        (rc = sw_cur_u32(&c, &pad, err)) != SW_OK ||
+        (rc = sw_cur_u64(&c, &hash, err)) != SW_OK ||
+        (rc = sw_cur_u64(&c, &n, err)) != SW_OK)
+        goto done;
+    if (version != 1) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: checkpoint version %u, this "
+                     "build reads 1",
+                     path, version);
+        goto done;
+    }
+    if ((rc = get_bytes(&c, (size_t)n, &bytes, err)) != SW_OK)
+        goto done;
+    spec = sw_malloc((size_t)n + 1);
+    if (spec == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "restore: out of memory");
+        goto done;
+    }
+    memcpy(spec, bytes, (size_t)n);
+    spec[n] = '\0';
+    rc = sw_pipeline_new(spec, &p, err);
+    if (rc != SW_OK)
+        goto done;
+    if (p->spec_hash != hash) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: the spec does not match its "
+                     "hash",
+                     path);
+        goto done;
+    }
+    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK ||
+        (rc = get_bytes(&c, (size_t)n, &bytes, err)) != SW_OK)
+        goto done;
+    p->position = sw_malloc(n ? (size_t)n : 1);
+    if (p->position == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "restore: out of memory");
+        goto done;
+    }
+    memcpy(p->position, bytes, (size_t)n);
+    p->position_len = (size_t)n;
+    for (i = 0; i < 9; i++) {
+        if ((rc = sw_cur_i64(&c, &counters[i], err)) != SW_OK)
+            goto done;
+    }
+    p->next_seq = counters[0];
+    p->max_t = counters[1];
+    p->now = counters[2];
+    p->n_late = counters[3];
+    p->n_emitted = counters[4];
+    for (i = 0; i < 4; i++)
+        p->n_invalid[i + 1] = counters[5 + i];
+    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK ||
+        (rc = sw_cur_u64(&c, &u, err)) != SW_OK)
+        goto done;
+    if (u != (uint64_t)p->rec || n > (c.len - c.pos) / u) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: buffered events do not fit the "
+                     "spec",
+                     path);
+        goto done;
+    }
+    rc = sw_pipeline_reserve(p, (int64_t)n, err);
+    if (rc != SW_OK)
+        goto done;
+    for (i = 0; i < (int64_t)(n * u / 8); i++) {
+        uint64_t w;
+
+        if ((rc = sw_cur_u64(&c, &w, err)) != SW_OK)
+            goto done;
+        memcpy(p->pend + 8 * i, &w, 8);
+    }
+    p->n_pend = (int64_t)n;
+    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK)
+        goto done;
+    if (n != (uint64_t)p->n_tables) {
+        rc = sw_fail(err, SW_E_FORMAT, "%s: %llu tables, the spec has %d", path,
+                     (unsigned long long)n, p->n_tables);
+        goto done;
+    }
+    for (t = 0; t < p->n_tables; t++) {
+        keytab *kt = &p->tables[t];
+        uint64_t cap, used, block, e;
+
+        if ((rc = sw_cur_u64(&c, &cap, err)) != SW_OK ||
+            (rc = sw_cur_u64(&c, &used, err)) != SW_OK ||
+            (rc = sw_cur_u64(&c, &block, err)) != SW_OK)
+            goto done;
+        if (block != (uint64_t)kt->block || used > cap ||
+            (cap & (cap - 1)) != 0 ||
+            used > (c.len - c.pos) / (16 + 8 * (block ? block : 1))) {
+            rc = sw_fail(err, SW_E_FORMAT,
+                         "%s: table %d does not fit the "
+                         "spec",
+                         path, t);
+            goto done;
+        }
+        if (cap > 0) {
+            rc = sw_keytab_init(kt, (int64_t)cap, err);
+            if (rc != SW_OK)
+                goto done;
+        }
+        for (e = 0; e < used; e++) {
+            uint64_t h;
+            int64_t seen, *slot_seen;
+            double *s;
+
+            if ((rc = sw_cur_u64(&c, &h, err)) != SW_OK ||
+                (rc = sw_cur_i64(&c, &seen, err)) != SW_OK)
+                goto done;
+            s = sw_keytab_put_raw(kt, h, &slot_seen);
+            if (s == NULL) {
+                rc = sw_fail(err, SW_E_FORMAT, "%s: table %d is overfull", path,
+                             t);
+                goto done;
+            }
+            *slot_seen = seen;
+            if ((rc = sw_cur_f64s(&c, s, (size_t)block, err)) != SW_OK)
+                goto done;
+        }
+    }
+    if (c.pos != c.len) {
+        rc = sw_fail(err, SW_E_FORMAT, "%s: %zu unread bytes", path,
+                     c.len - c.pos);
+        goto done;
+    }
+    *out = p;
+    p = NULL;
+    rc = SW_OK;
+done:
+    sw_pipeline_free(p);
+    sw_free(spec);
+    sw_free(buf);
+    return rc;
+}

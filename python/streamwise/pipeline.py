@@ -1,0 +1,279 @@
+"""Streaming feature pipelines: keyed, event-time state in the C core.
+
+    spec = {"events": {"time": "ts", "time_unit": "us",
+                       "fields": {"user": "str", "price": "float64"}},
+            "features": [{"name": "user_n", "op": "count", "key": ["user"]},
+                         {"name": "user_price_mu", "op": "mean",
+                          "key": ["user"], "field": "price"}],
+            "watermark": {"out_of_orderness": "5s",
+                          "allowed_lateness": "1m"}}
+    p = streamwise.Pipeline(spec)
+    out = p.push({"ts": ts, "user": users, "price": prices})
+    out.dense, out.columns, out.sparse, out.late, out.invalid, out.events
+
+Point-in-time rule: the feature row of an event reflects every earlier
+event of its keys (by event time, ties by arrival order) and never the
+event itself, so a label cannot leak into its own features. Events wait
+until the watermark passes them, so a row may come out of a later push than
+the event went into; ``out.index`` gives each row's arrival number and
+``out.events`` the event's own columns (labels included). The output does
+not depend on how the stream is cut into batches. See docs/pipelines.md.
+"""
+import json
+
+import numpy as np
+
+from . import _sw
+
+__all__ = ["Pipeline", "PipelineOutput", "REASONS"]
+
+_TYPES = {"int64": 0, "int32": 1, "int8": 2, "float64": 3, "float32": 4,
+          "bool": 5, "str": 6}
+_NP = {np.dtype("int64"): 0, np.dtype("int32"): 1, np.dtype("int8"): 2,
+       np.dtype("float64"): 3, np.dtype("float32"): 4, np.dtype("bool"): 5}
+#: Why an event was refused, by reason code.
+REASONS = {1: "missing", 2: "wrong_type", 3: "nan", 4: "bad_time"}
+_UNIT = {"us": 1, "ms": 1_000, "s": 1_000_000, "ns": 0}
+
+
+def _columns_of(batch):
+    """A batch as {name: 1-D array}: a dict of arrays, a pandas DataFrame or
+    a numpy structured array."""
+    if hasattr(batch, "dtype") and batch.dtype.names:
+        return {n: batch[n] for n in batch.dtype.names}
+    if hasattr(batch, "columns") and hasattr(batch, "to_numpy"):
+        return {str(c): batch[c].to_numpy() for c in batch.columns}
+    if isinstance(batch, dict):
+        return {str(k): v for k, v in batch.items()}
+    raise TypeError(f"a batch is a dict of arrays, a DataFrame or a "
+                    f"structured array, not {type(batch).__name__}")
+
+
+def _convert(name, kind, values, time_unit=None):
+    """(name, type code, array, width, bad) for the core: typed values and
+    per-row reasons for those that could not be converted."""
+    a = np.asarray(values)
+    n = len(a)
+    if kind == "str":
+        if a.dtype.kind == "S":
+            return (name, 6, a, max(a.dtype.itemsize, 1), None)
+        if a.dtype.kind == "U":
+            enc = np.char.encode(a, "utf-8")
+            return (name, 6, enc, max(enc.dtype.itemsize, 1), None)
+        bad = np.zeros(n, dtype=np.uint8)
+        items = []
+        for i, v in enumerate(a.tolist()):
+            if isinstance(v, str):
+                items.append(v.encode("utf-8"))
+            elif isinstance(v, bytes):
+                items.append(v)
+            else:
+                items.append(b"")
+                bad[i] = 1 if v is None or (isinstance(v, float) and v != v) \
+                    else 2
+        enc = np.array(items, dtype=bytes) if items else np.zeros(0, "S1")
+        return (name, 6, enc, max(enc.dtype.itemsize, 1),
+                bad if bad.any() else None)
+    if a.dtype.kind == "M":   # datetime64: to the spec's time unit
+        us = a.astype("datetime64[us]").astype(np.int64)
+        bad = np.isnat(a).astype(np.uint8) * 4
+        if time_unit == "ns":
+            us = a.astype("datetime64[ns]").astype(np.int64)
+        elif time_unit in ("ms", "s"):
+            us = us // _UNIT[time_unit]
+        return (name, 0, us, 0, bad if bad.any() else None)
+    if a.dtype in _NP:
+        return (name, _NP[a.dtype], np.ascontiguousarray(a), 0, None)
+    if a.dtype.kind in "iu":
+        return (name, 0, a.astype(np.int64), 0, None)
+    if a.dtype.kind == "f":
+        return (name, 3, a.astype(np.float64), 0, None)
+    # objects: number by number; None is missing, text is the wrong type
+    out = np.zeros(n, dtype=np.float64)
+    bad = np.zeros(n, dtype=np.uint8)
+    for i, v in enumerate(a.tolist()):
+        if v is None:
+            bad[i] = 1
+        elif isinstance(v, (bool, int, float, np.number)):
+            out[i] = float(v)
+        else:
+            bad[i] = 2
+    return (name, 3, out, 0, bad if bad.any() else None)
+
+
+class PipelineOutput:
+    """What one push (or flush) produced.
+
+    dense: float64 (rows, len(columns)) feature values; columns: their
+    names; sparse: the hashed features as a scipy CSR matrix (rows,
+    sparse_dims) of ones (or None when the spec has no hash feature);
+    index: each row's arrival number; event_time: its event time (int64
+    microseconds); events: the input columns of the rows' events (labels
+    included); late: positions in the pushed batch of late events;
+    invalid: positions and reasons of refused events."""
+
+    def __init__(self, pipeline, res, start):
+        dense, seq, t, indices, late, inv, why = res
+        self.columns = pipeline.columns
+        self.dense = dense
+        self.index = seq
+        self.event_time = t
+        self.sparse = None
+        if pipeline.sparse_dims:
+            import scipy.sparse as sp
+            n, h = len(seq), pipeline._n_hash
+            self.sparse = sp.csr_matrix(
+                (np.ones(n * h), indices.reshape(-1),
+                 np.arange(n + 1) * h), shape=(n, pipeline.sparse_dims))
+        self.late = late - start
+        self.invalid = {"rows": inv - start,
+                        "reason": np.array([REASONS[int(r)] for r in why],
+                                           dtype=object)}
+        self.events = pipeline._gather(seq)
+
+    def __len__(self):
+        return len(self.index)
+
+    def to_frame(self):
+        """The dense features as a pandas DataFrame indexed by arrival."""
+        import pandas as pd
+        return pd.DataFrame(self.dense, columns=self.columns,
+                            index=pd.Index(self.index, name="arrival"))
+
+    def __repr__(self):
+        return (f"PipelineOutput({len(self)} rows, {len(self.late)} late, "
+                f"{len(self.invalid['rows'])} invalid)")
+
+
+class Pipeline:
+    """A compiled spec and its state; see the module documentation."""
+
+    def __init__(self, spec, _core=None):
+        self.spec = spec
+        self._core = _core if _core is not None else _sw.pipeline_new(
+            json.dumps(spec))
+        ev = spec["events"]
+        self._fields = dict(ev["fields"])
+        self._time = ev["time"]
+        self._unit = ev.get("time_unit", "us")
+        self._fields.setdefault(self._time, "int64")
+        self._n_hash = sum(f.get("op") == "hash" for f in spec["features"])
+        self._batches = []     # (first arrival number, {name: array})
+        self._next = self._core.stats["arrivals"]
+
+    @property
+    def columns(self):
+        return self._core.columns
+
+    @property
+    def sparse_dims(self):
+        return self._core.sparse_dims
+
+    @property
+    def stats(self):
+        """Counters: rows emitted, late, invalid (and by reason), events
+        buffered, keys held."""
+        return self._core.stats
+
+    def _encode(self, batch):
+        cols = _columns_of(batch)
+        out = []
+        for name, kind in self._fields.items():
+            if name in cols:
+                out.append(_convert(name, kind, cols[name],
+                                    self._unit if name == self._time
+                                    else None))
+        n = {len(np.asarray(v)) for v in cols.values()}
+        if len(n) > 1:
+            raise _sw.ShapeError(f"batch columns have different lengths "
+                                 f"{sorted(n)}")
+        return out, cols, (n.pop() if n else 0)
+
+    def push(self, batch):
+        """Feed a batch of events; returns a PipelineOutput."""
+        encoded, cols, n = self._encode(batch)
+        start = self._next
+        self._batches.append((start, cols, n))
+        self._next += n
+        res = self._core.push(encoded)
+        out = PipelineOutput(self, res, start)
+        self._drop_done()
+        return out
+
+    def flush(self):
+        """Emit every buffered event (at the end of a stream)."""
+        out = PipelineOutput(self, self._core.flush(), self._next)
+        self._drop_done()
+        return out
+
+    def _gather(self, seq):
+        """The input columns of the events with these arrival numbers."""
+        if len(seq) == 0 or not self._batches:
+            return {}
+        starts = np.array([b[0] for b in self._batches])
+        which = np.searchsorted(starts, seq, side="right") - 1
+        out = {}
+        for name in self._batches[-1][1]:
+            parts = np.empty(len(seq), dtype=object)
+            for b in np.unique(which):
+                if b < 0:
+                    continue    # buffered before a restore: not kept here
+                s0, cols, _ = self._batches[b]
+                sel = which == b
+                if name in cols:
+                    parts[sel] = list(np.asarray(cols[name])[seq[sel] - s0])
+            try:
+                out[name] = np.array(parts.tolist())
+            except (ValueError, TypeError):
+                out[name] = parts
+        return out
+
+    def _drop_done(self):
+        oldest = self._core.stats["oldest_pending"]
+        while self._batches and self._batches[0][0] + self._batches[0][2] \
+                <= oldest:
+            self._batches.pop(0)
+
+    def state(self, key):
+        """The current profile of one key, e.g. state({"user": "u1"}):
+        {feature: value} for the features keyed by exactly those fields,
+        as of the last processed event time."""
+        encoded = [_convert(k, self._fields[k], [v]) for k, v in key.items()
+                   if k in self._fields]
+        if len(encoded) != len(key):
+            unknown = [k for k in key if k not in self._fields]
+            raise _sw.InvalidArgument(f"state: {unknown} are not event "
+                                      f"fields")
+        values = self._core.profile(encoded)
+        return {c: float(v) for c, v in zip(self.columns, values)
+                if self._keyed_by(c, set(key))}
+
+    def _keyed_by(self, column, keys):
+        for f in self.spec["features"]:
+            if f["name"] == column:
+                k = f.get("key", [])
+                return set([k] if isinstance(k, str) else k) == keys
+        return False
+
+    def checkpoint(self, path, source_position=b""):
+        """Write state, watermark, buffered events, the spec hash and your
+        source position atomically (temporary file, fsync, rename)."""
+        if isinstance(source_position, str):
+            source_position = source_position.encode()
+        self._core.checkpoint(str(path), bytes(source_position))
+        return path
+
+    @classmethod
+    def restore(cls, path):
+        """(pipeline, source_position) from a checkpoint. Rows of events
+        that were buffered at the checkpoint come out without their input
+        columns in ``events`` (re-read them from the source if needed)."""
+        core, pos = _sw.pipeline_restore(str(path))
+        spec_text = None
+        with open(path, "rb") as f:
+            head = f.read(64)
+            n = int.from_bytes(head[24:32], "little")
+            f.seek(32)
+            spec_text = f.read(n).decode()
+        p = cls(json.loads(spec_text), _core=core)
+        return p, pos

@@ -1,0 +1,318 @@
+"""Feature pipelines against the pure-Python reference on randomized
+streams with out-of-order, late and invalid events; batching, checkpoints,
+spec errors and profiles."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise.reference import pipeline_reference
+
+SPEC = {
+    "events": {"time": "ts", "time_unit": "us",
+               "fields": {"user": "str", "item": "int64", "price": "float64",
+                          "click": "int8"}},
+    "features": [
+        {"name": "user_n", "op": "count", "key": ["user"]},
+        {"name": "user_price_sum", "op": "sum", "key": "user",
+         "field": "price"},
+        {"name": "user_price_mu", "op": "mean", "key": ["user"],
+         "field": "price"},
+        {"name": "user_price_var", "op": "var", "key": ["user"],
+         "field": "price"},
+        {"name": "user_price_min", "op": "min", "key": ["user"],
+         "field": "price"},
+        {"name": "user_price_max", "op": "max", "key": ["user"],
+         "field": "price"},
+        {"name": "user_last_price", "op": "last", "key": ["user"],
+         "field": "price"},
+        {"name": "user_clicks_h", "op": "decayed_sum", "key": ["user"],
+         "field": "click", "half_life": "1h"},
+        {"name": "user_events_10m", "op": "decayed_count", "key": ["user"],
+         "half_life": "10m"},
+        {"name": "user_since", "op": "time_since_last", "key": ["user"]},
+        {"name": "user_ctr", "op": "rate", "key": ["user"], "field": "click",
+         "a": 1, "b": 20},
+        {"name": "user_clicks_1m", "op": "sum", "key": ["user"],
+         "field": "click", "window": {"tumbling": "1m"}},
+        {"name": "user_n_1m", "op": "count", "key": ["user"],
+         "window": {"tumbling": "1m"}},
+        {"name": "user_item_n", "op": "count", "key": ["user", "item"]},
+        {"name": "item_price_mu_5m", "op": "mean", "key": ["item"],
+         "field": "price", "window": {"tumbling": "5m"}},
+        {"name": "item_x_user", "op": "hash", "fields": ["item", "user"],
+         "dims": 1024},
+        {"name": "item", "op": "hash", "fields": ["item"], "dims": 64},
+    ],
+    "watermark": {"out_of_orderness": "5s", "allowed_lateness": "1m"},
+}
+
+
+def stream(seed, n=3000, users=40, items=12, bad=True):
+    """Events in arrival order: time mostly rising with jitter, a few very
+    late, a few invalid."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.exponential(400_000, n)).astype(np.int64)
+    jitter = rng.integers(-8_000_000, 8_000_000, n)
+    ts = base + jitter
+    very_late = rng.random(n) < 0.03
+    ts[very_late] -= 400_000_000
+    ts = np.maximum(ts, 0)
+    events = []
+    for i in range(n):
+        e = {"ts": int(ts[i]), "user": f"u{rng.integers(users)}",
+             "item": int(rng.integers(items)),
+             "price": float(np.round(rng.gamma(2.0, 10.0), 2)),
+             "click": int(rng.random() < 0.1)}
+        if bad and rng.random() < 0.02:
+            kind = rng.integers(4)
+            if kind == 0:
+                e["price"] = None
+            elif kind == 1:
+                e["price"] = float("nan")
+            elif kind == 2:
+                e["price"] = "12.5"
+            else:
+                e["ts"] = -5
+        events.append(e)
+    return events
+
+
+def as_batch(events):
+    cols = {}
+    for k in ("ts", "user", "item", "price", "click"):
+        vals = [e.get(k) for e in events]
+        if k in ("user", "price") or any(v is None or isinstance(v, str)
+                                        for v in vals):
+            cols[k] = np.array(vals, dtype=object)
+        else:
+            cols[k] = np.array(vals)
+    cols["click"] = cols["click"].astype(np.int8)
+    return cols
+
+
+def run(spec, events, sizes):
+    """Push events in batches of the given sizes, then flush; concatenate."""
+    p = sw.Pipeline(spec)
+    outs, i, late, invalid = [], 0, [], []
+    for size in sizes:
+        if i >= len(events):
+            break
+        o = p.push(as_batch(events[i:i + size]))
+        late.extend((o.late + i).tolist())
+        invalid.extend(zip((o.invalid["rows"] + i).tolist(),
+                           o.invalid["reason"].tolist()))
+        outs.append(o)
+        i += size
+    outs.append(p.flush())
+    dense = np.concatenate([o.dense for o in outs])
+    seq = np.concatenate([o.index for o in outs])
+    t = np.concatenate([o.event_time for o in outs])
+    return p, dense, seq, t, outs, late, invalid
+
+
+def batch_sizes(rng, n):
+    out = []
+    while sum(out) < n:
+        out.append(int(rng.integers(1, 400)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_reference(seed):
+    events = stream(seed)
+    rows, late, invalid = pipeline_reference(SPEC, events)
+    rng = np.random.default_rng(seed)
+    p, dense, seq, t, outs, got_late, got_invalid = run(
+        SPEC, events, batch_sizes(rng, len(events)))
+    assert seq.tolist() == [r[0] for r in rows]
+    assert t.tolist() == [r[1] for r in rows]
+    cols = p.columns
+    want = np.array([[r[2][c] for c in cols] for r in rows])
+    # sums in the same order give the same bits; decays go through exp2
+    np.testing.assert_array_equal(np.isnan(dense), np.isnan(want))
+    exact = [c for c in cols if "clicks_h" not in c and "10m" not in c]
+    idx = [cols.index(c) for c in exact]
+    np.testing.assert_array_equal(dense[:, idx], want[:, idx])
+    np.testing.assert_allclose(dense, want, rtol=1e-12, equal_nan=True)
+    assert got_late == late
+    assert got_invalid == invalid
+    assert {r for _, r in invalid} == {"missing", "nan", "wrong_type",
+                                      "bad_time"}
+    st = p.stats
+    assert st["late"] == len(late) and st["invalid"] == len(invalid)
+    assert st["emitted"] == len(rows) and st["buffered"] == 0
+    # the emitted events carry their own columns (labels included)
+    ev = {k: np.concatenate([o.events[k] for o in outs if len(o)])
+          for k in ("click", "item")}
+    assert ev["click"].tolist() == [events[s]["click"] for s in seq]
+
+
+def test_output_does_not_depend_on_batching():
+    events = stream(5, n=1500)
+    rng = np.random.default_rng(0)
+    a = run(SPEC, events, [len(events)])
+    b = run(SPEC, events, [1] * len(events))
+    c = run(SPEC, events, batch_sizes(rng, len(events)))
+    for other in (b, c):
+        assert other[2].tolist() == a[2].tolist()
+        assert other[1].tobytes() == a[1].tobytes()
+        sa = np.concatenate([o.sparse.toarray() for o in a[4] if len(o)])
+        so = np.concatenate([o.sparse.toarray() for o in other[4] if len(o)])
+        assert (sa == so).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_kill_and_restore_is_byte_identical(tmp_path, seed):
+    events = stream(seed, n=2000)
+    rng = np.random.default_rng(seed)
+    sizes = batch_sizes(rng, len(events))
+    whole = run(SPEC, events, sizes)
+    cuts = set(rng.choice(len(sizes), size=3, replace=False).tolist())
+    p = sw.Pipeline(SPEC)
+    dense, i = [], 0
+    for k, size in enumerate(sizes):
+        if i >= len(events):
+            break
+        dense.append(p.push(as_batch(events[i:i + size])).dense)
+        i += size
+        if k in cuts:
+            path = tmp_path / f"ck{k}.swc"
+            p.checkpoint(path, source_position=str(i))
+            del p                                   # the process "dies"
+            p, pos = sw.Pipeline.restore(path)
+            assert int(pos) == i
+    dense.append(p.flush().dense)
+    assert np.concatenate(dense).tobytes() == whole[1].tobytes()
+
+
+def test_checkpoint_refuses_damage(tmp_path):
+    p = sw.Pipeline(SPEC)
+    p.push(as_batch(stream(0, n=200, bad=False)))
+    path = tmp_path / "ck.swc"
+    p.checkpoint(path, b"offset=200")
+    blob = bytearray(path.read_bytes())
+    for cut in (len(blob) - 1, len(blob) // 2, 10):
+        (tmp_path / "bad.swc").write_bytes(bytes(blob[:cut]))
+        with pytest.raises(sw.FormatError):
+            sw.Pipeline.restore(tmp_path / "bad.swc")
+    blob[len(blob) // 3] ^= 1
+    (tmp_path / "bad.swc").write_bytes(bytes(blob))
+    with pytest.raises(sw.FormatError, match="SHA-256"):
+        sw.Pipeline.restore(tmp_path / "bad.swc")
+    assert not list(tmp_path.glob("ck.swc.tmp.*"))
+
+
+@pytest.mark.parametrize("spec_change,message", [
+    (lambda s: s["features"][3].update(field="prcie"),
+     r"features\[3\]\.field: 'prcie' is not an event field"),
+    (lambda s: s["features"][0].update(op="median"),
+     r"features\[0\]\.op: unknown operator 'median'"),
+    (lambda s: s["events"]["fields"].update(user="string"),
+     r"events\.fields\.user: unknown type 'string'"),
+    (lambda s: s["features"][11].update(window={"sliding": "1m"}),
+     r"features\[11\]\.window"),
+    (lambda s: s["features"][7].update(half_life="soon"),
+     r"features\[7\]\.half_life"),
+    (lambda s: s["features"][1].update(name="user_n"),
+     r"features\[1\]\.name: 'user_n' is used twice"),
+    (lambda s: s.update(windows={}), r"windows: not a spec section"),
+    (lambda s: s["features"][0].update(field="price"),
+     r"features\[0\]\.field: not a setting of count"),
+    (lambda s: s["features"][2].update(field="user"),
+     r"'user' is a string; mean needs numbers"),
+    (lambda s: s["features"][10].update(a=-1),
+     r"features\[10\]\.a, b: the Beta prior"),
+])
+def test_spec_errors_name_the_path(spec_change, message):
+    import copy
+    spec = copy.deepcopy(SPEC)
+    spec_change(spec)
+    with pytest.raises(sw.InvalidArgument, match=message):
+        sw.Pipeline(spec)
+
+
+def test_late_and_invalid_are_routed_not_dropped():
+    spec = {"events": {"time": "ts", "fields": {"k": "int64", "x": "float64"}},
+            "features": [{"name": "n", "op": "count", "key": "k"}],
+            "watermark": {"out_of_orderness": "1s"}}
+    p = sw.Pipeline(spec)
+    o = p.push({"ts": [10_000_000, 5_000_000, 9_500_000, 20_000_000],
+                "k": [1, 1, 1, 1], "x": [1.0, 2.0, np.nan, 3.0]})
+    assert o.late.tolist() == [1]                   # 5 s < 10 s - 1 s
+    assert o.invalid["rows"].tolist() == [2]
+    assert o.invalid["reason"].tolist() == ["nan"]
+    out = [o] + [p.flush()]
+    assert sum(len(x) for x in out) == 2
+    assert p.stats["late"] == 1 and p.stats["nan"] == 1
+    o = p.push({"ts": [30_000_000], "k": [1]})          # x missing
+    assert o.invalid["reason"].tolist() == ["missing"]
+
+
+def test_profile_and_ttl():
+    spec = {"events": {"time": "ts", "time_unit": "s",
+                       "fields": {"user": "str", "amount": "float64"}},
+            "features": [{"name": "n", "op": "count", "key": "user"},
+                         {"name": "total", "op": "sum", "key": "user",
+                          "field": "amount"},
+                         {"name": "since", "op": "time_since_last",
+                          "key": "user"}],
+            "ttl": "1h"}
+    p = sw.Pipeline(spec)
+    p.push({"ts": [0, 10, 20], "user": ["a", "a", "b"],
+            "amount": [5.0, 7.0, 1.0]})
+    p.flush()
+    assert p.state({"user": "a"}) == {"n": 2.0, "total": 12.0, "since": 10.0}
+    gone = p.state({"user": "nobody"})
+    assert gone["n"] == 0.0 and math.isnan(gone["since"])
+    # a key idle for more than the ttl starts afresh
+    o = p.push({"ts": [20 + 7200], "user": ["a"], "amount": [1.0]})
+    o2 = p.flush()
+    rows = np.concatenate([o.dense, o2.dense])
+    assert rows[0].tolist()[:2] == [0.0, 0.0]
+    with pytest.raises(sw.InvalidArgument, match="not event fields"):
+        p.state({"colour": "red"})
+
+
+def test_hashed_features_are_stable():
+    spec = SPEC
+    events = stream(9, n=300, bad=False)
+    _, _, seq, _, outs, _, _ = run(spec, events, [300])
+    X = np.concatenate([o.sparse.toarray() for o in outs if len(o)])
+    assert X.shape[1] == 1024 + 64
+    assert (X.sum(axis=1) == 2).all()
+    items = np.array([events[s]["item"] for s in seq])
+    cols = X[:, 1024:].argmax(axis=1)
+    for it in np.unique(items):
+        assert len(set(cols[items == it])) == 1      # same item, same column
+
+
+def test_pandas_and_datetime_input():
+    import pandas as pd
+    spec = {"events": {"time": "when", "time_unit": "ms",
+                       "fields": {"who": "str", "v": "float32"}},
+            "features": [{"name": "mu", "op": "mean", "key": "who",
+                          "field": "v"}]}
+    df = pd.DataFrame({"when": pd.to_datetime(["2026-11-01 00:00:00",
+                                               "2026-11-01 00:00:01"]),
+                       "who": ["x", "x"],
+                       "v": np.array([2.0, 4.0], dtype=np.float32)})
+    p = sw.Pipeline(spec)
+    out = [p.push(df), p.flush()]
+    vals = np.concatenate([o.dense for o in out])[:, 0]
+    assert math.isnan(vals[0]) and vals[1] == 2.0
+    t = np.concatenate([o.event_time for o in out])
+    assert t[1] - t[0] == 1_000_000
+
+
+def test_field_order_in_the_spec_does_not_matter():
+    import copy
+    events = stream(4, n=500, bad=False)
+    spec2 = copy.deepcopy(SPEC)
+    spec2["events"]["fields"] = dict(reversed(list(
+        SPEC["events"]["fields"].items())))
+    a = run(SPEC, events, [500])
+    b = run(spec2, events, [500])
+    assert a[1].tobytes() == b[1].tobytes()
