@@ -18,7 +18,7 @@ CPPFLAGS:= -Icsrc/include -Icsrc -I$(BUILD)/gen
 # written into a header only when it changes, so that sw_version.o (and
 # nothing else) is rebuilt when HEAD moves.
 BUILD_ID:= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- csrc 2>/dev/null || echo +dirty)
-LIBS    := -ljansson -lsodium -lz -lopenblas -lm -pthread
+LIBS    := -ljansson -lxxhash -lsodium -lz -lopenblas -lm -pthread
 # The io adapters (build/libswio.a) and what they link; each adapter builds
 # as a stub returning SW_E_UNSUPPORTED when its library is missing.
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
@@ -40,7 +40,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
-            libsqlite3-dev libopenblas-dev libjansson-dev \
+            libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel
@@ -116,7 +116,9 @@ sanitize:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 	    OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LIBS="-fsanitize=address,undefined $(LIBS)" $(BUILD)/asan/bin/sw-tests
-	cd tests/c && ASAN_OPTIONS=detect_leaks=1 ../../$(BUILD)/asan/bin/sw-tests
+	cd tests/c && ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    ../../$(BUILD)/asan/bin/sw-tests
 
 memcheck: $(BIN)/sw-tests
 	cd tests/c && valgrind -q --leak-check=full --error-exitcode=3 \

@@ -171,6 +171,7 @@ sw_rc sw_buf_put(sw_buf *b, const void *src, size_t n, sw_err *err);
 sw_rc sw_buf_put_u32(sw_buf *b, uint32_t v, sw_err *err);
 sw_rc sw_buf_put_u64(sw_buf *b, uint64_t v, sw_err *err);
 sw_rc sw_buf_put_f64s(sw_buf *b, const double *v, size_t n, sw_err *err);
+sw_rc sw_buf_put_words(sw_buf *b, const uint64_t *w, size_t n, sw_err *err);
 void sw_buf_free(sw_buf *b);
 
 /* A bounded reader over bytes: every get checks the remaining length. */
@@ -186,6 +187,7 @@ sw_rc sw_cur_u64(sw_cursor *c, uint64_t *v, sw_err *err);
 sw_rc sw_cur_i64(sw_cursor *c, int64_t *v, sw_err *err);
 sw_rc sw_cur_f64(sw_cursor *c, double *v, sw_err *err);
 sw_rc sw_cur_f64s(sw_cursor *c, double *v, size_t n, sw_err *err);
+sw_rc sw_cur_words(sw_cursor *c, uint64_t *w, size_t n, sw_err *err);
 
 /* Files (sw_model_io.c): write through a temporary file, fsync and rename;
  * read a whole file into an owned buffer. */

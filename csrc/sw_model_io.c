@@ -129,6 +129,29 @@ sw_buf_put_f64s(sw_buf *b, const double *v, size_t n, sw_err *err)
     return SW_OK;
 }
 
+/* n 64-bit words, little-endian: one copy on a little-endian host. */
+sw_rc
+sw_buf_put_words(sw_buf *b, const uint64_t *w, size_t n, sw_err *err)
+{
+    if (n == 0)
+        return SW_OK;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n > SIZE_MAX / 8)
+        return sw_fail(err, SW_E_NOMEM, "model file: too large");
+    return sw_buf_put(b, w, n * 8, err);
+#else
+    size_t i;
+    sw_rc rc;
+
+    for (i = 0; i < n; i++) {
+        rc = sw_buf_put_u64(b, w[i], err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+#endif
+}
+
 void
 sw_buf_free(sw_buf *b)
 {
@@ -189,6 +212,32 @@ sw_cur_f64(sw_cursor *c, double *v, sw_err *err)
 
     memcpy(v, &u, 8);
     return rc;
+}
+
+sw_rc
+sw_cur_words(sw_cursor *c, uint64_t *w, size_t n, sw_err *err)
+{
+    if (n == 0)
+        return SW_OK;   /* w may be NULL then (an empty buffer) */
+    if (n > (c->len - c->pos) / 8)
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: truncated at byte %zu (needs %zu words, has "
+                       "room for %zu)",
+                       c->what, c->pos, n, (c->len - c->pos) / 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(w, c->p + c->pos, n * 8);
+    c->pos += n * 8;
+#else
+    {
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+            w[i] = sw_get_le64(c->p + c->pos);
+            c->pos += 8;
+        }
+    }
+#endif
+    return SW_OK;
 }
 
 sw_rc

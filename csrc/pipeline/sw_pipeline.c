@@ -162,11 +162,9 @@ update(const feature *f, double *s, int64_t t, double x)
         s[1] = 1.0;
         break;
     case OP_DECAYED_SUM:
-        s[0] = s[0] * decay(f, s, t) + x;
-        s[1] = (double)t;
-        break;
     case OP_DECAYED_COUNT:
-        s[0] = s[0] * decay(f, s, t) + 1.0;
+        /* s[0] was decayed to t when the row was read (process) */
+        s[0] += f->kind == OP_DECAYED_SUM ? x : 1.0;
         s[1] = (double)t;
         break;
     case OP_TIME_SINCE_LAST:
@@ -455,37 +453,49 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
 
     for (tb = 0; tb < p->n_tables; tb++) {
         keytab *kt = &p->tables[tb];
-        int64_t *seen;
-        double *s;
-
         const double *tinit = init + tb * p->max_block;
+        uint64_t *e;
+        double *s;
 
         if (p->ttl > 0 && kt->n * 10 >= kt->cap * 7 && kt->cap > 0) {
             /* evict idle keys before growing: by event time, so a replay
              * evicts exactly what the live run did */
             int64_t keep = 0, c = kt->cap;
 
-            for (j = 0; j < kt->cap; j++)
-                keep += kt->hash[j] != 0 && kt->seen[j] >= t - p->ttl;
+            for (j = 0; j < kt->cap; j++) {
+                const uint64_t *x = kt_entry(kt, j);
+
+                keep += x[0] != 0 && (int64_t)x[1] >= t - p->ttl;
+            }
             while ((keep + 1) * 10 > c * 7)
                 c *= 2;
             if (sw_keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
                 return SW_E_NOMEM;
         }
-        s = sw_keytab_get(kt, key_hash(p, kt, h), tinit, &seen, err);
-        if (s == NULL)
+        e = sw_keytab_get(kt, key_hash(p, kt, h), tinit, err);
+        if (e == NULL)
             return SW_E_NOMEM;
-        if (p->ttl > 0 && *seen != INT64_MIN && t - *seen > p->ttl)
+        s = (double *)(e + 2);
+        if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&
+            t - (int64_t)e[1] > p->ttl)
             memcpy(s, tinit, (size_t)kt->block * sizeof(double));
         for (j = 0; j < p->n_features; j++) {
             const feature *f = &p->features[j];
 
             if (f->kind == OP_HASH || f->table != tb)
                 continue;
-            dense[f->offset] = value_of(f, s + f->slot, t);
+            if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
+                double *d = s + f->slot; /* one exp2 for read and update */
+
+                d[0] *= decay(f, d, t);
+                d[1] = (double)t;
+                dense[f->offset] = d[0];
+            } else {
+                dense[f->offset] = value_of(f, s + f->slot, t);
+            }
             update(f, s + f->slot, t, f->field >= 0 ? v[f->field] : 1.0);
         }
-        *seen = t;
+        e[1] = (uint64_t)t;
     }
     for (j = 0; j < p->n_features; j++) {
         const feature *f = &p->features[j];
@@ -617,6 +627,14 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
             sw_feature_init_state(f, init + f->table * block + f->slot);
     }
     for (i = 0; i < n; i++) {
+        /* at a million keys every event is a cache miss: ask for the
+         * entries of an event a few ahead while this one is processed */
+        if (i + 16 < n) {
+            for (tb = 0; tb < p->n_tables; tb++)
+                sw_keytab_prefetch(
+                    &p->tables[tb],
+                    key_hash(p, &p->tables[tb], rec_hash(p, i + 16)));
+        }
         rc = process(p, i, r, init, err);
         if (rc != SW_OK) {
             /* the rows so far are out; keep the rest buffered */
@@ -710,7 +728,8 @@ sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
                     reason =
                         f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
             }
-            h[f] = column_hash(cl, i, p->fields[f].salt);
+            h[f] =
+                p->fields[f].hashed ? column_hash(cl, i, p->fields[f].salt) : 0;
         }
         if (!reason) {
             tv = v[p->time_field];
@@ -877,7 +896,7 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
         out[j] = NAN;
     for (tb = 0; tb < p->n_tables; tb++) {
         const keytab *kt = &p->tables[tb];
-        int64_t *seen;
+        const uint64_t *e;
         const double *s;
         int k, all = kt->n_keys == n_present;
 
@@ -885,14 +904,15 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
             all &= present[kt->keys[k]];
         if (!all)
             continue;
-        s = sw_keytab_find(kt, key_hash(p, kt, h), &seen);
+        e = sw_keytab_find(kt, key_hash(p, kt, h));
+        s = e ? (const double *)(e + 2) : NULL;
         for (j = 0; j < p->n_features; j++) {
             const feature *f2 = &p->features[j];
             double fresh[16];
 
             if (f2->kind == OP_HASH || f2->table != tb)
                 continue;
-            if (s == NULL || (p->ttl > 0 && p->now - *seen > p->ttl)) {
+            if (s == NULL || (p->ttl > 0 && p->now - (int64_t)e[1] > p->ttl)) {
                 sw_feature_init_state(f2, fresh);
                 out[f2->offset] = value_of(f2, fresh, p->now);
             } else {

@@ -37,6 +37,7 @@ typedef struct field {
     int type;      /* SW_COL_* of the spec */
     uint64_t salt; /* of its values' hashes, from the name: the order of
                     * the fields in a spec never matters */
+    int hashed;    /* a key or crossed field: its values are hashed */
 } field;
 
 typedef struct feature {
@@ -61,11 +62,17 @@ typedef struct keytab {
     int n_keys;
     int keys[SW_MAX_KEY_FIELDS]; /* field numbers */
     int64_t block;               /* doubles of state an entry holds */
+    int64_t stride;              /* words an entry takes: 2 + block */
     int64_t cap, n;              /* slots (a power of two), used */
-    uint64_t *hash;              /* 0 = empty */
-    int64_t *seen;               /* event time of the last update */
-    double *state;               /* cap x block */
+    uint64_t *e;                 /* cap entries: key hash (0 = empty),
+                                  * last update time, state */
 } keytab;
+
+static inline uint64_t *
+kt_entry(const keytab *kt, int64_t i)
+{
+    return kt->e + i * kt->stride;
+}
 
 /* One buffered event: its time, arrival number, and per field the value
  * (numbers) and the 64-bit hash (all types). */
@@ -124,17 +131,16 @@ void sw_spec_free(sw_pipeline *p);
 /* sw_keytab.c */
 sw_rc sw_keytab_init(keytab *kt, int64_t cap, sw_err *err);
 void sw_keytab_free(keytab *kt);
-/* The entry of hash h, created (state from init) if absent; NULL only on
- * SW_E_NOMEM. */
-double *sw_keytab_get(keytab *kt, uint64_t h, const double *init,
-                      int64_t **seen, sw_err *err);
-double *sw_keytab_find(const keytab *kt, uint64_t h, int64_t **seen);
+/* The entry of hash h (words: hash, last update time, state), created
+ * with state init if absent; NULL only on SW_E_NOMEM. find: NULL if
+ * absent. put_raw: a new entry for restoring, NULL if full or present. */
+uint64_t *sw_keytab_get(keytab *kt, uint64_t h, const double *init,
+                        sw_err *err);
+uint64_t *sw_keytab_find(const keytab *kt, uint64_t h);
+uint64_t *sw_keytab_put_raw(keytab *kt, uint64_t h);
+void sw_keytab_prefetch(const keytab *kt, uint64_t h);
 sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
                         sw_err *err);
-
-/* Put hash h (not present) into a table with room, for restoring; its
- * state is left for the caller to fill. NULL if full or present. */
-double *sw_keytab_put_raw(keytab *kt, uint64_t h, int64_t **seen);
 
 /* sw_pipeline.c */
 sw_rc sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);

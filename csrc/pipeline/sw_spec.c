@@ -471,10 +471,19 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     {
         int f;
 
+        int t, k;
+
         for (f = 0; f < p->n_fields; f++)
-            p->fields[f].salt = sw_hash_bytes(p->fields[f].name,
-                                              strlen(p->fields[f].name),
-                                              0x6669656c64);
+            p->fields[f].salt = sw_hash_bytes(
+                p->fields[f].name, strlen(p->fields[f].name), 0x6669656c64);
+        for (t = 0; t < p->n_tables; t++) {
+            for (k = 0; k < p->tables[t].n_keys; k++)
+                p->fields[p->tables[t].keys[k]].hashed = 1;
+        }
+        for (f = 0; f < p->n_features; f++) {
+            for (k = 0; k < p->features[f].n_hash; k++)
+                p->fields[p->features[f].hash_fields[k]].hashed = 1;
+        }
     }
     /* kept in the user's order (for checkpoints), hashed sorted (so that
      * the same spec written in another order has the same hash) */

@@ -207,25 +207,36 @@ class Pipeline:
         return out
 
     def _gather(self, seq):
-        """The input columns of the events with these arrival numbers."""
+        """The input columns of the events with these arrival numbers, as
+        typed arrays (object arrays only where batches disagree on type)."""
         if len(seq) == 0 or not self._batches:
             return {}
         starts = np.array([b[0] for b in self._batches])
         which = np.searchsorted(starts, seq, side="right") - 1
+        used = np.unique(which)
         out = {}
         for name in self._batches[-1][1]:
-            parts = np.empty(len(seq), dtype=object)
-            for b in np.unique(which):
+            pieces = []
+            for b in used:
                 if b < 0:
                     continue    # buffered before a restore: not kept here
                 s0, cols, _ = self._batches[b]
-                sel = which == b
                 if name in cols:
-                    parts[sel] = list(np.asarray(cols[name])[seq[sel] - s0])
-            try:
-                out[name] = np.array(parts.tolist())
-            except (ValueError, TypeError):
-                out[name] = parts
+                    sel = np.flatnonzero(which == b)
+                    pieces.append((sel, np.asarray(cols[name])[seq[sel] - s0]))
+            if not pieces:
+                continue
+            if len(pieces) == 1 and len(pieces[0][0]) == len(seq):
+                out[name] = pieces[0][1]
+                continue
+            dtype = np.result_type(*[v.dtype for _, v in pieces]) \
+                if used.min() >= 0 else object
+            col = np.empty(len(seq), dtype=dtype)
+            if dtype == object:
+                col[:] = None
+            for sel, v in pieces:
+                col[sel] = v
+            out[name] = col
         return out
 
     def _drop_done(self):

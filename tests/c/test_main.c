@@ -59,6 +59,7 @@ static const struct {
     {"model_io", test_model_io},
     {"oom", test_oom},
     {"als", test_als},
+    {"pipeline", test_pipeline},
 };
 
 int
