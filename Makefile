@@ -154,6 +154,7 @@ demo: deps
 bench: all
 	PYTHONPATH=python $(PYTHON) benchmarks/online_linear.py
 	PYTHONPATH=python $(PYTHON) benchmarks/tracking.py
+	PYTHONPATH=python $(PYTHON) benchmarks/pipeline.py
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
 
 # Install what is missing, and only that; root needs no sudo.

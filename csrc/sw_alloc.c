@@ -63,13 +63,21 @@ sw_alloc_array(size_t count, size_t size)
     return sw_malloc(count * size);
 }
 
+/* Zeroed memory. calloc itself, not malloc + memset: fresh pages from the
+ * system come zeroed, so a large table is not touched (and faulted in)
+ * twice. */
 void *
 sw_calloc(size_t count, size_t size)
 {
-    void *p = sw_alloc_array(count, size);
+    void *p;
 
+    if (size != 0 && count > SIZE_MAX / size)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    p = calloc(count ? count : 1, size ? size : 1);
     if (p != NULL)
-        memset(p, 0, count * size);
+        __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
     return p;
 }
 

@@ -15,19 +15,16 @@
 sw_rc
 sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
 {
-    int64_t i;
-
     kt->stride = 2 + kt->block;
     kt->cap = cap;
     kt->n = 0;
-    kt->e = sw_alloc_array((size_t)cap, (size_t)kt->stride * 8);
+    /* zeroed: a zero key hash marks an empty slot */
+    kt->e = sw_calloc((size_t)cap, (size_t)kt->stride * 8);
     if (kt->e == NULL) {
         kt->cap = 0;
         return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
                        (long long)cap);
     }
-    for (i = 0; i < cap; i++)
-        kt_entry(kt, i)[0] = 0;
     return SW_OK;
 }
 
