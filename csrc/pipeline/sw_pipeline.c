@@ -53,6 +53,10 @@ sw_hash_bytes(const void *p, size_t n, uint64_t seed)
 /* Operators                                                            */
 /* ------------------------------------------------------------------ */
 
+#define DAY_US 86400000000LL
+
+static void distinct_init(double *s);
+
 void
 sw_feature_init_state(const feature *f, double *s)
 {
@@ -60,6 +64,11 @@ sw_feature_init_state(const feature *f, double *s)
 
     for (i = 0; i < f->n_slots; i++)
         s[i] = 0.0;
+    if (f->wkind == WIN_HOPPING) {
+        for (i = 0; i < f->n_hop; i++)
+            s[3 * i] = -1.0; /* bucket index: none */
+        return;
+    }
     switch (f->kind) {
     case OP_MIN:
         s[0] = INFINITY;
@@ -74,17 +83,33 @@ sw_feature_init_state(const feature *f, double *s)
     case OP_TIME_SINCE_LAST:
         s[0] = NAN;
         break;
+    case OP_DAILY_PROFILE:
+        for (i = 0; i < f->days; i++)
+            s[2 * i] = -1.0; /* day index: none */
+        break;
+    case OP_DISTINCT:
+        distinct_init(s);
+        break;
     default:
         break;
     }
-    if (f->window > 0)
+    if (f->wkind == WIN_TUMBLING)
         s[f->n_slots - 1] = -1.0; /* no window yet */
+    if (f->wkind == WIN_SESSION)
+        s[f->n_slots - 1] = NAN; /* no event yet */
 }
 
+/* Whether t starts afresh: another tumbling window, or a session gap. */
 static inline int
 window_stale(const feature *f, const double *s, int64_t t)
 {
-    return f->window > 0 && s[f->n_slots - 1] != (double)(t / f->window);
+    double last = s[f->n_slots - 1];
+
+    if (f->wkind == WIN_TUMBLING)
+        return last != (double)(t / f->window);
+    if (f->wkind == WIN_SESSION)
+        return !isnan(last) && (double)t - last > (double)f->window;
+    return 0;
 }
 
 static inline double
@@ -93,47 +118,228 @@ decay(const feature *f, const double *s, int64_t t)
     return isnan(s[1]) ? 1.0 : exp2(-((double)t - s[1]) / f->half_life);
 }
 
-/* The feature's value at time t from state s (s is not changed). */
-static double
-value_of(const feature *f, const double *s, int64_t t)
+/* distinct keeps its first HLL_EXACT item hashes exactly (small sets are
+ * the common case and 128 registers would miscount them by collisions),
+ * then switches to HyperLogLog (Flajolet et al. 2007) over the same bytes.
+ * Word 0's top byte tells them apart: registers never exceed 58. */
+#define HLL_EXACT (HLL_REGISTERS / 8 - 1)
+#define HLL_TAG ((uint64_t)0xff << 56)
+
+static inline uint64_t
+word_at(const double *s, int i)
 {
-    if (window_stale(f, s, t)) /* no event of the key in t's window */
-        return f->kind == OP_COUNT || f->kind == OP_SUM ? 0.0 : NAN;
+    uint64_t w;
+
+    memcpy(&w, s + i, sizeof(w));
+    return w;
+}
+
+static inline void
+set_word(double *s, int i, uint64_t w)
+{
+    memcpy(s + i, &w, sizeof(w));
+}
+
+static void
+distinct_init(double *s)
+{
+    set_word(s, 0, HLL_TAG); /* exact, no items yet */
+}
+
+static double
+hll_estimate(const double *s)
+{
+    const unsigned char *r = (const unsigned char *)s;
+    const double m = HLL_REGISTERS;
+    double sum = 0, e;
+    int j, zeros = 0;
+
+    if ((word_at(s, 0) & HLL_TAG) == HLL_TAG)
+        return (double)(word_at(s, 0) & 0xff);
+    for (j = 0; j < HLL_REGISTERS; j++) {
+        sum += ldexp(1.0, -(int)r[j]);
+        zeros += r[j] == 0;
+    }
+    e = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+    if (e <= 2.5 * m && zeros > 0)
+        e = m * log(m / zeros); /* linear counting for small sets */
+    return zeros == HLL_REGISTERS ? 0.0 : e;
+}
+
+static void
+hll_register(unsigned char *r, uint64_t h)
+{
+    uint64_t x = sw_mix64(h, 0x686c6c); /* spread the field's hash */
+    int j = (int)(x >> 57);             /* 7 bits: 128 registers */
+    uint64_t w = (x << 7) | ((uint64_t)1 << 6);
+    unsigned char rank = (unsigned char)(__builtin_clzll(w) + 1);
+
+    if (rank > r[j])
+        r[j] = rank;
+}
+
+static void
+hll_add(double *s, uint64_t h)
+{
+    uint64_t head = word_at(s, 0), kept[HLL_EXACT];
+    int n, i;
+
+    if ((head & HLL_TAG) != HLL_TAG) {
+        hll_register((unsigned char *)s, h);
+        return;
+    }
+    n = (int)(head & 0xff);
+    for (i = 0; i < n; i++)
+        if (word_at(s, 1 + i) == h)
+            return;
+    if (n < HLL_EXACT) {
+        set_word(s, 1 + n, h);
+        set_word(s, 0, HLL_TAG | (uint64_t)(n + 1));
+        return;
+    }
+    for (i = 0; i < n; i++)
+        kept[i] = word_at(s, 1 + i);
+    memset(s, 0, HLL_REGISTERS);
+    for (i = 0; i < n; i++)
+        hll_register((unsigned char *)s, kept[i]);
+    hll_register((unsigned char *)s, h);
+}
+
+/* Which column of a histogram an event falls in, -1 for none. */
+static int
+histogram_bin(const feature *f, double x, uint64_t hx)
+{
+    int j;
+
+    if (f->n_values > 0) {
+        for (j = 0; j < f->n_values; j++) {
+            if (f->values[j] == hx)
+                return j;
+        }
+        return -1;
+    }
+    for (j = 0; j < f->n_edges && x >= f->edges[j]; j++)
+        ;
+    return j;
+}
+
+/* The feature's n_out values at time t from state s (s is not changed);
+ * x and hx are the event's own value and hash (standardize reads x). */
+static void
+value_of(const feature *f, const double *s, int64_t t, double x, double *out)
+{
+    int64_t i, bi, day;
+    double c = 0, sum = 0;
+
+    if (f->wkind == WIN_HOPPING) {
+        bi = t / f->every;
+        for (i = 0; i < f->n_hop; i++) {
+            const double *b = s + 3 * i;
+
+            if (b[0] > (double)(bi - f->n_hop) && b[0] <= (double)bi) {
+                c += b[1];
+                sum += b[2];
+            }
+        }
+        out[0] = f->kind == OP_COUNT ? c
+                 : f->kind == OP_SUM ? sum
+                 : c > 0             ? sum / c
+                                     : NAN;
+        return;
+    }
+    if ((f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION) &&
+        window_stale(f, s, t)) {
+        /* no earlier event of the key in this window or session */
+        for (i = 0; i < f->n_out; i++)
+            out[i] = f->kind == OP_COUNT || f->kind == OP_SUM ||
+                             f->kind == OP_DISTINCT
+                         ? 0.0
+                         : NAN;
+        return;
+    }
     switch (f->kind) {
     case OP_COUNT:
     case OP_SUM:
-        return s[0];
+        out[0] = s[0];
+        return;
     case OP_MEAN:
-        return s[0] > 0 ? s[1] : NAN;
+        out[0] = s[0] > 0 ? s[1] : NAN;
+        return;
     case OP_VAR:
-        return s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
+        out[0] = s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
+        return;
     case OP_MIN:
     case OP_MAX:
-        return isinf(s[0]) ? NAN : s[0];
+        out[0] = isinf(s[0]) ? NAN : s[0];
+        return;
     case OP_LAST:
-        return s[1] != 0 ? s[0] : NAN;
+        out[0] = s[1] != 0 ? s[0] : NAN;
+        return;
     case OP_DECAYED_SUM:
     case OP_DECAYED_COUNT:
-        return s[0] * decay(f, s, t);
+        out[0] = s[0] * decay(f, s, t);
+        return;
     case OP_TIME_SINCE_LAST:
-        return isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
+        out[0] = isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
+        return;
     case OP_RATE:
-        return (s[0] + f->a) / (s[1] + f->a + f->b);
+        out[0] = (s[0] + f->a) / (s[1] + f->a + f->b);
+        return;
+    case OP_DISTINCT:
+        out[0] = hll_estimate(s);
+        return;
+    case OP_HISTOGRAM:
+        for (i = 0; i < f->n_out; i++)
+            out[i] = s[f->n_out] > 0 ? s[i] / s[f->n_out] : NAN;
+        return;
+    case OP_DAILY_PROFILE:
+        day = t / DAY_US;
+        for (i = 0; i < f->days; i++) {
+            const double *b = s + 2 * i;
+
+            if (b[0] > (double)(day - f->days) && b[0] <= (double)day)
+                sum += pow(f->day_decay, (double)day - b[0]) * b[1];
+        }
+        out[0] = sum;
+        return;
+    case OP_STANDARDIZE:
+        out[0] =
+            s[0] > 1 && s[2] > 0 ? (x - s[1]) / sqrt(s[2] / (s[0] - 1.0)) : NAN;
+        return;
     default:
-        return NAN;
+        out[0] = NAN;
+        return;
     }
 }
 
-/* Add one event (time t, value x) to state s. */
+/* Add one event (time t, value x, hash hx) to state s. */
 static void
-update(const feature *f, double *s, int64_t t, double x)
+update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
 {
+    int64_t bi, j;
     double d;
 
-    if (window_stale(f, s, t)) {
-        sw_feature_init_state(f, s);
-        s[f->n_slots - 1] = (double)(t / f->window);
+    if (f->wkind == WIN_HOPPING) {
+        double *b;
+
+        bi = t / f->every;
+        b = s + 3 * (bi % f->n_hop);
+        if (b[0] != (double)bi) {
+            b[0] = (double)bi;
+            b[1] = 0.0;
+            b[2] = 0.0;
+        }
+        b[1] += 1.0;
+        b[2] += x;
+        return;
     }
+    if ((f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION) &&
+        window_stale(f, s, t))
+        sw_feature_init_state(f, s);
+    if (f->wkind == WIN_TUMBLING)
+        s[f->n_slots - 1] = (double)(t / f->window);
+    if (f->wkind == WIN_SESSION)
+        s[f->n_slots - 1] = (double)t;
     switch (f->kind) {
     case OP_COUNT:
         s[0] += 1.0;
@@ -146,6 +352,7 @@ update(const feature *f, double *s, int64_t t, double x)
         s[1] += (x - s[1]) / s[0];
         break;
     case OP_VAR: /* Welford */
+    case OP_STANDARDIZE:
         s[0] += 1.0;
         d = x - s[1];
         s[1] += d / s[0];
@@ -174,8 +381,50 @@ update(const feature *f, double *s, int64_t t, double x)
         s[0] += x;
         s[1] += 1.0;
         break;
+    case OP_DISTINCT:
+        hll_add(s, hx);
+        break;
+    case OP_HISTOGRAM:
+        j = histogram_bin(f, x, hx);
+        if (j >= 0)
+            s[j] += 1.0;
+        s[f->n_out] += 1.0;
+        break;
+    case OP_DAILY_PROFILE:
+        bi = t / DAY_US;
+        j = bi % f->days;
+        if (s[2 * j] != (double)bi) {
+            s[2 * j] = (double)bi;
+            s[2 * j + 1] = 0.0;
+        }
+        s[2 * j + 1] += x;
+        break;
     default:
         break;
+    }
+}
+
+/* Stateless transforms of the event's own value. */
+static void
+transform(const feature *f, double x, uint64_t hx, double *out)
+{
+    int j;
+
+    switch (f->kind) {
+    case OP_LOG1P:
+        out[0] = x > -1.0 ? log1p(x) : NAN;
+        return;
+    case OP_BUCKETIZE:
+        for (j = 0; j < f->n_edges && x >= f->edges[j]; j++)
+            ;
+        out[0] = (double)j;
+        return;
+    case OP_ONE_HOT:
+        for (j = 0; j < f->n_values; j++)
+            out[j] = f->values[j] == hx ? 1.0 : 0.0;
+        return;
+    default:
+        out[0] = NAN;
     }
 }
 
@@ -481,8 +730,10 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
             memcpy(s, tinit, (size_t)kt->block * sizeof(double));
         for (j = 0; j < p->n_features; j++) {
             const feature *f = &p->features[j];
+            double x = f->field >= 0 ? v[f->field] : 1.0;
+            uint64_t hx = f->field >= 0 ? h[f->field] : 0;
 
-            if (f->kind == OP_HASH || f->table != tb)
+            if (f->table != tb)
                 continue;
             if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
                 double *d = s + f->slot; /* one exp2 for read and update */
@@ -491,9 +742,9 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
                 d[1] = (double)t;
                 dense[f->offset] = d[0];
             } else {
-                dense[f->offset] = value_of(f, s + f->slot, t);
+                value_of(f, s + f->slot, t, x, dense + f->offset);
             }
-            update(f, s + f->slot, t, f->field >= 0 ? v[f->field] : 1.0);
+            update(f, s + f->slot, t, x, hx);
         }
         e[1] = (uint64_t)t;
     }
@@ -502,6 +753,8 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
         uint64_t x;
         int k;
 
+        if (f->table < 0 && f->kind != OP_HASH)
+            transform(f, v[f->field], h[f->field], dense + f->offset);
         if (f->kind != OP_HASH)
             continue;
         x = f->salt;
@@ -830,13 +1083,7 @@ sw_pipeline_n_dense(const sw_pipeline *p)
 const char *
 sw_pipeline_column_name(const sw_pipeline *p, int j)
 {
-    int i;
-
-    for (i = 0; i < p->n_features; i++) {
-        if (p->features[i].kind != OP_HASH && p->features[i].offset == j)
-            return p->features[i].name;
-    }
-    return NULL;
+    return j >= 0 && j < p->n_dense ? p->colnames[j] : NULL;
 }
 
 int64_t
@@ -908,15 +1155,20 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
         s = e ? (const double *)(e + 2) : NULL;
         for (j = 0; j < p->n_features; j++) {
             const feature *f2 = &p->features[j];
-            double fresh[16];
 
-            if (f2->kind == OP_HASH || f2->table != tb)
+            if (f2->table != tb)
                 continue;
             if (s == NULL || (p->ttl > 0 && p->now - (int64_t)e[1] > p->ttl)) {
+                double *fresh =
+                    sw_alloc_array((size_t)f2->n_slots + 1, sizeof(double));
+
+                if (fresh == NULL)
+                    return sw_fail(err, SW_E_NOMEM, "profile: out of memory");
                 sw_feature_init_state(f2, fresh);
-                out[f2->offset] = value_of(f2, fresh, p->now);
+                value_of(f2, fresh, p->now, NAN, out + f2->offset);
+                sw_free(fresh);
             } else {
-                out[f2->offset] = value_of(f2, s + f2->slot, p->now);
+                value_of(f2, s + f2->slot, p->now, NAN, out + f2->offset);
             }
         }
     }

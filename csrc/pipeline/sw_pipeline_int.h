@@ -29,6 +29,13 @@ typedef enum op {
     OP_TIME_SINCE_LAST,
     OP_RATE,
     OP_HASH,
+    OP_DISTINCT,
+    OP_HISTOGRAM,
+    OP_DAILY_PROFILE,
+    OP_STANDARDIZE,
+    OP_LOG1P,
+    OP_BUCKETIZE,
+    OP_ONE_HOT,
     OP_N
 } op;
 
@@ -40,22 +47,37 @@ typedef struct field {
     int hashed;    /* a key or crossed field: its values are hashed */
 } field;
 
+enum { WIN_NONE = 0, WIN_TUMBLING = 1, WIN_SESSION = 2, WIN_HOPPING = 3 };
+
+#define HLL_REGISTERS 128 /* distinct: about 9% relative error */
+
 typedef struct feature {
     char *name;
     op kind;
-    int table;    /* key table (not for OP_HASH) */
-    int field;    /* the aggregated field, -1 for none */
+    int table;    /* key table; -1 for stateless transforms and hash */
+    int field;    /* the field it reads, -1 for none */
     int64_t slot; /* first double of its state in the table block */
     int64_t n_slots;
-    int64_t window;   /* tumbling window width (us), 0 for none */
+    int wkind;        /* WIN_* */
+    int64_t window;   /* tumbling width, session gap, hopping size (us) */
+    int64_t every;    /* hopping: slide (us) */
+    int64_t n_hop;    /* hopping: buckets = window / every */
     double half_life; /* decayed ops, in us */
     double a, b;      /* rate prior */
     int n_hash;       /* hash: crossed fields */
     int hash_fields[SW_MAX_KEY_FIELDS];
     int64_t dims;   /* hash: buckets */
     int64_t offset; /* hash: first column in the sparse block;
-                     * others: column in the dense block */
+                     * others: first column in the dense block */
+    int n_out;      /* dense columns it writes */
     uint64_t salt;  /* hash: mixed into every index */
+    int n_edges;    /* bucketize, numeric histogram: ascending edges */
+    double *edges;
+    int n_values; /* one_hot, categorical histogram: value hashes */
+    uint64_t *values;
+    int64_t days;     /* daily_profile: days kept */
+    double day_decay; /* daily_profile: weight of a day per day of age */
+    char **cols;      /* n_out column names (owned) */
 } feature;
 
 typedef struct keytab {
@@ -92,6 +114,7 @@ struct sw_pipeline {
     int n_features;
     feature *features;
     int n_dense;
+    char **colnames; /* n_dense names of the dense columns */
     int64_t sparse_dims;
     int n_hash;
     int n_tables;

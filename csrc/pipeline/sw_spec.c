@@ -17,9 +17,10 @@
 #include "sw_pipeline_int.h"
 
 static const char *const op_names[OP_N] = {
-    "count", "sum",  "mean",        "var",           "min",
-    "max",   "last", "decayed_sum", "decayed_count", "time_since_last",
-    "rate",  "hash"};
+    "count",       "sum",   "mean",        "var",           "min",
+    "max",         "last",  "decayed_sum", "decayed_count", "time_since_last",
+    "rate",        "hash",  "distinct",    "histogram",     "daily_profile",
+    "standardize", "log1p", "bucketize",   "one_hot"};
 
 static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
                                          "float32", "bool",  "str"};
@@ -100,6 +101,21 @@ is_numeric(int type)
     return type != SW_COL_STR;
 }
 
+static int
+stateless(op kind)
+{
+    return kind == OP_LOG1P || kind == OP_BUCKETIZE || kind == OP_ONE_HOT;
+}
+
+/* Aggregations whose state a window may restrict. */
+static int
+windowable(op kind)
+{
+    return kind == OP_COUNT || kind == OP_SUM || kind == OP_MEAN ||
+           kind == OP_VAR || kind == OP_MIN || kind == OP_MAX ||
+           kind == OP_DISTINCT || kind == OP_HISTOGRAM;
+}
+
 /* The settings each operator accepts besides name and op. */
 static int
 allowed(op kind, const char *key)
@@ -109,21 +125,29 @@ allowed(op kind, const char *key)
     if (kind == OP_HASH)
         return !strcmp(key, "fields") || !strcmp(key, "dims");
     if (!strcmp(key, "key"))
-        return 1;
+        return !stateless(kind);
     if (!strcmp(key, "field"))
         return kind != OP_COUNT && kind != OP_DECAYED_COUNT &&
                kind != OP_TIME_SINCE_LAST;
     if (!strcmp(key, "window"))
-        return kind == OP_COUNT || kind == OP_SUM || kind == OP_MEAN ||
-               kind == OP_VAR || kind == OP_MIN || kind == OP_MAX;
+        return windowable(kind);
     if (!strcmp(key, "half_life"))
         return kind == OP_DECAYED_SUM || kind == OP_DECAYED_COUNT;
     if (!strcmp(key, "a") || !strcmp(key, "b"))
         return kind == OP_RATE;
+    if (!strcmp(key, "edges"))
+        return kind == OP_BUCKETIZE || kind == OP_HISTOGRAM;
+    if (!strcmp(key, "values"))
+        return kind == OP_ONE_HOT || kind == OP_HISTOGRAM;
+    if (!strcmp(key, "days") || !strcmp(key, "decay"))
+        return kind == OP_DAILY_PROFILE;
     return 0;
 }
 
-static const int64_t op_slots[OP_N] = {1, 1, 2, 3, 1, 1, 2, 2, 2, 1, 2, 0};
+/* State doubles of each operator (before windows; histogram and
+ * daily_profile depend on their settings). */
+static const int64_t op_slots[OP_N] = {
+    1, 1, 2, 3, 1, 1, 2, 2, 2, 1, 2, 0, HLL_REGISTERS / 8, 0, 0, 3, 0, 0, 0};
 
 /* The table for a sorted set of key fields, added if new. */
 static int
@@ -152,6 +176,288 @@ cmp_int(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
+/* The key of an aggregation: a field or a list; standardize may have none
+ * (statistics over all events); stateless transforms have none. */
+static sw_rc
+parse_key(sw_pipeline *p, json_t *fj, feature *f, const char *path, sw_err *err)
+{
+    json_t *kj = json_object_get(fj, "key");
+    int keys[SW_MAX_KEY_FIELDS], n = 0;
+
+    if (stateless(f->kind))
+        return SW_OK;
+    if (kj == NULL) { /* one state for the whole stream */
+        f->table = table_for(p, keys, 0);
+        return SW_OK;
+    }
+    if (json_is_string(kj)) {
+        if ((keys[0] = find_field(p, json_string_value(kj))) < 0)
+            return bad_field(p, "key", json_string_value(kj), err);
+        n = 1;
+    } else if (json_is_array(kj) && json_array_size(kj) >= 1 &&
+               json_array_size(kj) <= SW_MAX_KEY_FIELDS) {
+        for (n = 0; n < (int)json_array_size(kj); n++) {
+            json_t *e = json_array_get(kj, (size_t)n);
+            char sub[80];
+
+            snprintf(sub, sizeof(sub), "%s.key[%d]", path, n);
+            if (!json_is_string(e) ||
+                (keys[n] = find_field(p, json_string_value(e))) < 0)
+                return bad_field(p, sub,
+                                 json_is_string(e) ? json_string_value(e) : "?",
+                                 err);
+        }
+    } else {
+        return sw_fail(err, SW_E_INVAL,
+                       "%s.key: expected a field name or a list of 1..%d", path,
+                       SW_MAX_KEY_FIELDS);
+    }
+    qsort(keys, (size_t)n, sizeof(int), cmp_int);
+    f->table = table_for(p, keys, n);
+    return SW_OK;
+}
+
+/* Operators that read a field's category rather than its number. */
+static int
+categorical(const feature *f, json_t *fj)
+{
+    return f->kind == OP_DISTINCT || f->kind == OP_ONE_HOT ||
+           (f->kind == OP_HISTOGRAM && json_object_get(fj, "values"));
+}
+
+static sw_rc
+parse_field(sw_pipeline *p, json_t *fj, feature *f, const char *path,
+            sw_err *err)
+{
+    json_t *v = json_object_get(fj, "field");
+    char sub[80];
+
+    if (f->kind == OP_COUNT || f->kind == OP_DECAYED_COUNT ||
+        f->kind == OP_TIME_SINCE_LAST ||
+        (f->kind == OP_DAILY_PROFILE && v == NULL))
+        return SW_OK;
+    snprintf(sub, sizeof(sub), "%s.field", path);
+    if (!json_is_string(v))
+        return sw_fail(err, SW_E_INVAL, "%s: expected a field name", sub);
+    f->field = find_field(p, json_string_value(v));
+    if (f->field < 0)
+        return bad_field(p, sub, json_string_value(v), err);
+    if (!categorical(f, fj) && !is_numeric(p->fields[f->field].type))
+        return sw_fail(err, SW_E_INVAL,
+                       "%s: '%s' is a string; %s needs numbers", sub,
+                       json_string_value(v), op_names[f->kind]);
+    return SW_OK;
+}
+
+static sw_rc
+parse_window(json_t *fj, feature *f, const char *path, sw_err *err)
+{
+    json_t *v = json_object_get(fj, "window"), *w;
+
+    if (v == NULL)
+        return SW_OK;
+    if (!json_is_object(v))
+        goto bad;
+    if ((w = json_object_get(v, "tumbling")) != NULL &&
+        json_object_size(v) == 1) {
+        f->wkind = WIN_TUMBLING;
+        if (parse_duration(w, &f->window) != 0 || f->window <= 0)
+            goto bad;
+        return SW_OK;
+    }
+    if ((w = json_object_get(v, "session")) != NULL &&
+        json_object_size(v) == 1) {
+        f->wkind = WIN_SESSION;
+        if (parse_duration(w, &f->window) != 0 || f->window <= 0)
+            goto bad;
+        return SW_OK;
+    }
+    if ((w = json_object_get(v, "hopping")) != NULL &&
+        json_object_size(v) == 2 && json_object_get(v, "every") != NULL) {
+        f->wkind = WIN_HOPPING;
+        if (parse_duration(w, &f->window) != 0 ||
+            parse_duration(json_object_get(v, "every"), &f->every) != 0 ||
+            f->every <= 0 || f->window < f->every ||
+            f->window % f->every != 0 || f->window / f->every > 1024)
+            return sw_fail(err, SW_E_INVAL,
+                           "%s.window: a hopping window is a whole number "
+                           "(1..1024) of 'every' steps",
+                           path);
+        if (f->kind != OP_COUNT && f->kind != OP_SUM && f->kind != OP_MEAN)
+            return sw_fail(err, SW_E_INVAL,
+                           "%s.window: hopping windows take count, sum and "
+                           "mean",
+                           path);
+        f->n_hop = f->window / f->every;
+        return SW_OK;
+    }
+bad:
+    return sw_fail(err, SW_E_INVAL,
+                   "%s.window: expected {\"tumbling\": \"1m\"}, {\"session\": "
+                   "\"30m\"} or {\"hopping\": \"10m\", \"every\": \"1m\"}",
+                   path);
+}
+
+/* The hash a listed value gets: the hash an event's value of the field
+ * gets (see column_hash in sw_pipeline.c). */
+static int
+value_hash(const sw_pipeline *p, int fi, json_t *v, uint64_t *out)
+{
+    uint64_t salt = p->fields[fi].salt;
+
+    if (p->fields[fi].type == SW_COL_STR) {
+        if (!json_is_string(v))
+            return -1;
+        *out = sw_hash_bytes(json_string_value(v), json_string_length(v), salt);
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        *out = sw_mix64(salt, (uint64_t)(int64_t)json_integer_value(v));
+        return 0;
+    }
+    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) {
+        *out = sw_mix64(salt, (uint64_t)(int64_t)json_real_value(v));
+        return 0;
+    }
+    return -1;
+}
+
+static sw_rc
+parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
+               sw_err *err)
+{
+    json_t *v;
+    size_t i;
+
+    if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
+        int64_t hl = 0;
+
+        v = json_object_get(fj, "half_life");
+        if (v == NULL || parse_duration(v, &hl) != 0 || hl <= 0)
+            return sw_fail(err, SW_E_INVAL,
+                           "%s.half_life: expected a duration such as \"1h\"",
+                           path);
+        f->half_life = (double)hl;
+    }
+    if (f->kind == OP_RATE) {
+        json_t *a = json_object_get(fj, "a"), *b = json_object_get(fj, "b");
+
+        f->a = a ? json_number_value(a) : 1.0;
+        f->b = b ? json_number_value(b) : 1.0;
+        if ((a && !json_is_number(a)) || (b && !json_is_number(b)) ||
+            !(f->a > 0) || !(f->b > 0))
+            return sw_fail(err, SW_E_INVAL,
+                           "%s.a, b: the Beta prior needs a > 0 and b > 0",
+                           path);
+    }
+    if ((v = json_object_get(fj, "edges")) != NULL) {
+        if (json_object_get(fj, "values"))
+            return sw_fail(err, SW_E_INVAL, "%s: edges or values, not both",
+                           path);
+        if (!json_is_array(v) || json_array_size(v) < 1 ||
+            json_array_size(v) > 255)
+            return sw_fail(err, SW_E_INVAL, "%s.edges: expected 1..255 numbers",
+                           path);
+        f->n_edges = (int)json_array_size(v);
+        f->edges = sw_alloc_array((size_t)f->n_edges, sizeof(double));
+        if (f->edges == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        for (i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_array_get(v, i);
+
+            f->edges[i] = json_number_value(e);
+            if (!json_is_number(e) || !isfinite(f->edges[i]) ||
+                (i > 0 && !(f->edges[i] > f->edges[i - 1])))
+                return sw_fail(err, SW_E_INVAL,
+                               "%s.edges[%zu]: expected finite numbers in "
+                               "ascending order",
+                               path, i);
+        }
+        f->n_out = f->kind == OP_HISTOGRAM ? f->n_edges + 1 : 1;
+    } else if (f->kind == OP_BUCKETIZE ||
+               (f->kind == OP_HISTOGRAM && !json_object_get(fj, "values"))) {
+        return sw_fail(err, SW_E_INVAL, "%s: %s needs edges%s", path,
+                       op_names[f->kind],
+                       f->kind == OP_HISTOGRAM ? " or values" : "");
+    }
+    if ((v = json_object_get(fj, "values")) != NULL) {
+        if (!json_is_array(v) || json_array_size(v) < 1 ||
+            json_array_size(v) > 256)
+            return sw_fail(err, SW_E_INVAL, "%s.values: expected 1..256 values",
+                           path);
+        f->n_values = (int)json_array_size(v);
+        f->values = sw_alloc_array((size_t)f->n_values, sizeof(uint64_t));
+        if (f->values == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        for (i = 0; i < json_array_size(v); i++) {
+            if (value_hash(p, f->field, json_array_get(v, i), &f->values[i]) !=
+                0)
+                return sw_fail(err, SW_E_INVAL,
+                               "%s.values[%zu]: not a value of field '%s'",
+                               path, i, p->fields[f->field].name);
+        }
+        f->n_out = f->n_values;
+    } else if (f->kind == OP_ONE_HOT) {
+        return sw_fail(err, SW_E_INVAL, "%s: one_hot needs values", path);
+    }
+    if (f->kind == OP_DAILY_PROFILE) {
+        json_t *d = json_object_get(fj, "days"),
+               *k = json_object_get(fj, "decay");
+
+        f->days = d ? (int64_t)json_integer_value(d) : 7;
+        f->day_decay = k ? json_number_value(k) : 1.0;
+        if ((d && !json_is_integer(d)) || f->days < 1 || f->days > 366 ||
+            (k && !json_is_number(k)) || !(f->day_decay > 0) ||
+            f->day_decay > 1)
+            return sw_fail(err, SW_E_INVAL,
+                           "%s: daily_profile needs days in 1..366 and a "
+                           "decay in (0, 1]",
+                           path);
+    }
+    return SW_OK;
+}
+
+/* Names of the feature's dense columns: its name, or name=value per
+ * one-hot or histogram column. */
+static sw_rc
+column_names(json_t *fj, feature *f, sw_err *err)
+{
+    json_t *vals = json_object_get(fj, "values");
+    char buf[160];
+    int c;
+
+    if (f->kind == OP_HASH)
+        return SW_OK;
+    f->cols = sw_calloc((size_t)f->n_out, sizeof(char *));
+    if (f->cols == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+    for (c = 0; c < f->n_out; c++) {
+        if (f->n_out == 1) {
+            snprintf(buf, sizeof(buf), "%s", f->name);
+        } else if (vals != NULL) {
+            json_t *e = json_array_get(vals, (size_t)c);
+
+            if (json_is_string(e))
+                snprintf(buf, sizeof(buf), "%s=%s", f->name,
+                         json_string_value(e));
+            else
+                snprintf(buf, sizeof(buf), "%s=%g", f->name,
+                         json_number_value(e));
+        } else if (c == 0) {
+            snprintf(buf, sizeof(buf), "%s<%g", f->name, f->edges[0]);
+        } else if (c == f->n_edges) {
+            snprintf(buf, sizeof(buf), "%s>=%g", f->name, f->edges[c - 1]);
+        } else {
+            snprintf(buf, sizeof(buf), "%s[%g,%g)", f->name, f->edges[c - 1],
+                     f->edges[c]);
+        }
+        f->cols[c] = sw_strdup(buf);
+        if (f->cols[c] == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+    }
+    return SW_OK;
+}
+
 static sw_rc
 compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
 {
@@ -159,6 +465,7 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     const char *key;
     json_t *v;
     int k;
+    sw_rc rc;
 
     snprintf(path, sizeof(path), "features[%d]", i);
     if (!json_is_object(fj))
@@ -182,6 +489,7 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
                        path, json_string_value(v));
     f->kind = (op)k;
     f->field = -1;
+    f->table = -1;
     json_object_foreach(fj, key, v)
     {
         if (!allowed(f->kind, key))
@@ -218,86 +526,27 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
         f->salt = sw_hash_bytes(f->name, strlen(f->name), 0x68617368);
         return SW_OK;
     }
-    /* keyed operators */
-    {
-        json_t *kj = json_object_get(fj, "key");
-        int keys[SW_MAX_KEY_FIELDS], n = 0;
-
-        if (json_is_string(kj)) {
-            if ((keys[0] = find_field(p, json_string_value(kj))) < 0)
-                return bad_field(p, "key", json_string_value(kj), err);
-            n = 1;
-        } else if (json_is_array(kj) && json_array_size(kj) >= 1 &&
-                   json_array_size(kj) <= SW_MAX_KEY_FIELDS) {
-            for (n = 0; n < (int)json_array_size(kj); n++) {
-                json_t *e = json_array_get(kj, (size_t)n);
-                char sub[80];
-
-                snprintf(sub, sizeof(sub), "%s.key[%d]", path, n);
-                if (!json_is_string(e) ||
-                    (keys[n] = find_field(p, json_string_value(e))) < 0)
-                    return bad_field(
-                        p, sub, json_is_string(e) ? json_string_value(e) : "?",
-                        err);
-            }
-        } else {
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.key: expected a field name or a list of 1..%d",
-                           path, SW_MAX_KEY_FIELDS);
-        }
-        qsort(keys, (size_t)n, sizeof(int), cmp_int);
-        f->table = table_for(p, keys, n);
-    }
-    v = json_object_get(fj, "field");
-    if (f->kind != OP_COUNT && f->kind != OP_DECAYED_COUNT &&
-        f->kind != OP_TIME_SINCE_LAST) {
-        char sub[80];
-
-        snprintf(sub, sizeof(sub), "%s.field", path);
-        if (!json_is_string(v))
-            return sw_fail(err, SW_E_INVAL, "%s: expected a field name", sub);
-        f->field = find_field(p, json_string_value(v));
-        if (f->field < 0)
-            return bad_field(p, sub, json_string_value(v), err);
-        if (!is_numeric(p->fields[f->field].type))
-            return sw_fail(err, SW_E_INVAL,
-                           "%s: '%s' is a string; %s needs numbers", sub,
-                           json_string_value(v), op_names[f->kind]);
-    }
-    v = json_object_get(fj, "window");
-    if (v != NULL) {
-        json_t *w = json_object_get(v, "tumbling");
-
-        if (!json_is_object(v) || json_object_size(v) != 1 || w == NULL ||
-            parse_duration(w, &f->window) != 0 || f->window <= 0)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.window: expected {\"tumbling\": \"1m\"} "
-                           "(other window kinds are not built yet)",
-                           path);
-    }
-    if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
-        int64_t hl = 0;
-
-        v = json_object_get(fj, "half_life");
-        if (v == NULL || parse_duration(v, &hl) != 0 || hl <= 0)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.half_life: expected a duration such as \"1h\"",
-                           path);
-        f->half_life = (double)hl;
-    }
-    if (f->kind == OP_RATE) {
-        json_t *a = json_object_get(fj, "a"), *b = json_object_get(fj, "b");
-
-        f->a = a ? json_number_value(a) : 1.0;
-        f->b = b ? json_number_value(b) : 1.0;
-        if ((a && !json_is_number(a)) || (b && !json_is_number(b)) ||
-            !(f->a > 0) || !(f->b > 0))
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.a, b: the Beta prior needs a > 0 and b > 0",
-                           path);
-    }
-    f->n_slots = op_slots[f->kind] + (f->window > 0 ? 1 : 0);
-    return SW_OK;
+    f->table = -1;
+    f->n_out = 1;
+    rc = parse_key(p, fj, f, path, err);
+    if (rc == SW_OK)
+        rc = parse_field(p, fj, f, path, err);
+    if (rc == SW_OK)
+        rc = parse_window(fj, f, path, err);
+    if (rc == SW_OK)
+        rc = parse_settings(p, fj, f, path, err);
+    if (rc != SW_OK)
+        return rc;
+    f->n_slots = op_slots[f->kind];
+    if (f->kind == OP_HISTOGRAM)
+        f->n_slots = f->n_out + 1;
+    if (f->kind == OP_DAILY_PROFILE)
+        f->n_slots = 2 * f->days;
+    if (f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION)
+        f->n_slots += 1;
+    if (f->wkind == WIN_HOPPING)
+        f->n_slots = 3 * f->n_hop;
+    return column_names(fj, f, err);
 }
 
 sw_rc
@@ -308,7 +557,7 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     const char *name;
     unsigned char digest[crypto_hash_sha256_BYTES];
     char *canon = NULL;
-    int n_dense = 0;
+    int i, n_dense = 0;
     int64_t sparse = 0;
     size_t idx;
     sw_rc rc;
@@ -376,6 +625,9 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
         p->fields[p->n_fields].type = SW_COL_I64;
         p->time_field = p->n_fields++;
     }
+    for (i = 0; i < p->n_fields; i++)
+        p->fields[i].salt = sw_hash_bytes(
+            p->fields[i].name, strlen(p->fields[i].name), 0x6669656c64);
     v = json_object_get(ev, "time_unit");
     if (v == NULL || (json_is_string(v) && !strcmp(json_string_value(v), "us")))
         p->time_unit = 0;
@@ -427,15 +679,30 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
             sparse += f->dims;
             p->n_hash++;
         } else {
-            keytab *kt = &p->tables[f->table];
+            f->offset = n_dense;
+            n_dense += f->n_out;
+            if (f->table >= 0) {
+                keytab *kt = &p->tables[f->table];
 
-            f->offset = n_dense++;
-            f->slot = kt->block;
-            kt->block += f->n_slots;
+                f->slot = kt->block;
+                kt->block += f->n_slots;
+            }
         }
     }
     p->n_dense = n_dense;
     p->sparse_dims = sparse;
+    p->colnames = sw_calloc((size_t)(n_dense ? n_dense : 1), sizeof(char *));
+    if (p->colnames == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        goto done;
+    }
+    for (i = 0; i < p->n_features; i++) {
+        const feature *f = &p->features[i];
+        int c;
+
+        for (c = 0; f->kind != OP_HASH && c < f->n_out; c++)
+            p->colnames[f->offset + c] = f->cols[c];
+    }
 
     wm = json_object_get(root, "watermark");
     if (wm != NULL) {
@@ -473,16 +740,17 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 
         int t, k;
 
-        for (f = 0; f < p->n_fields; f++)
-            p->fields[f].salt = sw_hash_bytes(
-                p->fields[f].name, strlen(p->fields[f].name), 0x6669656c64);
         for (t = 0; t < p->n_tables; t++) {
             for (k = 0; k < p->tables[t].n_keys; k++)
                 p->fields[p->tables[t].keys[k]].hashed = 1;
         }
         for (f = 0; f < p->n_features; f++) {
-            for (k = 0; k < p->features[f].n_hash; k++)
-                p->fields[p->features[f].hash_fields[k]].hashed = 1;
+            const feature *ft = &p->features[f];
+
+            for (k = 0; k < ft->n_hash; k++)
+                p->fields[ft->hash_fields[k]].hashed = 1;
+            if (ft->field >= 0 && ft->n_values + (ft->kind == OP_DISTINCT) > 0)
+                p->fields[ft->field].hashed = 1;
         }
     }
     /* kept in the user's order (for checkpoints), hashed sorted (so that
@@ -523,8 +791,18 @@ sw_spec_free(sw_pipeline *p)
 
     for (i = 0; i < p->n_fields; i++)
         sw_free(p->fields[i].name);
-    for (i = 0; p->features && i < p->n_features; i++)
-        sw_free(p->features[i].name);
+    for (i = 0; p->features && i < p->n_features; i++) {
+        feature *f = &p->features[i];
+        int c;
+
+        sw_free(f->name);
+        sw_free(f->edges);
+        sw_free(f->values);
+        for (c = 0; f->cols && c < f->n_out; c++)
+            sw_free(f->cols[c]);
+        sw_free(f->cols);
+    }
+    sw_free(p->colnames);
     sw_free(p->features);
     sw_free(p->spec_json);
 }

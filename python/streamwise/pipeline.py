@@ -256,15 +256,24 @@ class Pipeline:
             raise _sw.InvalidArgument(f"state: {unknown} are not event "
                                       f"fields")
         values = self._core.profile(encoded)
+        keys = frozenset(key)
         return {c: float(v) for c, v in zip(self.columns, values)
-                if self._keyed_by(c, set(key))}
+                if self._column_keys().get(c) == keys}
 
-    def _keyed_by(self, column, keys):
-        for f in self.spec["features"]:
-            if f["name"] == column:
+    def _column_keys(self):
+        """{dense column: the set of key fields of its feature}; stateless
+        features (log1p, bucketize, one_hot) have no state to show."""
+        if getattr(self, "_colkeys", None) is None:
+            from .reference import _columns
+            self._colkeys = {}
+            for f in self.spec["features"]:
+                if f["op"] in ("hash", "log1p", "bucketize", "one_hot"):
+                    continue
                 k = f.get("key", [])
-                return set([k] if isinstance(k, str) else k) == keys
-        return False
+                k = frozenset([k] if isinstance(k, str) else k)
+                for c in _columns(f):
+                    self._colkeys[c] = k
+        return self._colkeys
 
     def checkpoint(self, path, source_position=b""):
         """Write state, watermark, buffered events, the spec hash and your

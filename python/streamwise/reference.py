@@ -313,13 +313,30 @@ def _duration(v):
     raise ValueError(v)
 
 
+def _columns(f):
+    """The dense column names of a feature, as the C core names them."""
+    if f["op"] == "one_hot" or (f["op"] == "histogram" and "values" in f):
+        return [f"{f['name']}={v}" if isinstance(v, str)
+                else f"{f['name']}={v:g}" for v in f["values"]]
+    if f["op"] == "histogram":
+        e = f["edges"]
+        return ([f"{f['name']}<{e[0]:g}"] +
+                [f"{f['name']}[{e[i - 1]:g},{e[i]:g})"
+                 for i in range(1, len(e))] +
+                [f"{f['name']}>={e[-1]:g}"])
+    return [f["name"]]
+
+
 def pipeline_reference(spec, events):
     """Feature rows of a stream of events (a list of dicts in arrival
     order), one event at a time in plain Python, with the semantics of
     streamwise.Pipeline: invalid and late events are set aside; the others
     are processed in (event time, arrival) order, each row reading the state
     of its keys before the event updates it. Returns (rows, late, invalid):
-    rows is a list of (arrival, time, {feature: value}) in output order."""
+    rows is a list of (arrival, time, {column: value}) in output order.
+    distinct is counted exactly here: the core agrees up to 15 values per
+    key and estimates beyond."""
+    import bisect
     import math
     ev = spec["events"]
     tname, unit = ev["time"], ev.get("time_unit", "us")
@@ -363,74 +380,143 @@ def pipeline_reference(spec, events):
         kept.append((t, seq, e))
     kept.sort(key=lambda r: (r[0], r[1]))
 
-    state = {}     # (feature name, key values) -> dict
-    seen = {}      # (key fields, key values) -> last event time
-    rows = []
-    def key_of(f, e):
-        keys = f["key"] if isinstance(f["key"], list) else [f["key"]]
-        kv = tuple(e[k] for k in sorted(keys, key=list(fields).index))
-        return (tuple(sorted(keys)), kv)
+    order = list(fields)
+    state = {}     # (feature name, key) -> dict
+    seen = {}      # key -> last event time
 
+    def key_of(f, e):
+        if "key" not in f:
+            keys = []
+        else:
+            keys = f["key"] if isinstance(f["key"], list) else [f["key"]]
+        keys = sorted(keys, key=order.index)
+        return (tuple(keys), tuple(e[k] for k in keys))
+
+    def fresh(f):
+        st = {"n": 0, "s": 0.0, "mean": 0.0, "m2": 0.0, "min": math.inf,
+              "max": -math.inf, "last": None, "tl": None, "succ": 0.0,
+              "w": None, "sess": None, "set": set()}
+        if f["op"] == "histogram":
+            st["bins"] = [0.0] * len(_columns(f))
+        if f["op"] == "daily_profile":
+            st["ring"] = [[-1, 0.0] for _ in range(f.get("days", 7))]
+        if "hopping" in f.get("window", {}):
+            b = _duration(f["window"]["hopping"]) // \
+                _duration(f["window"]["every"])
+            st["ring"] = [[-1, 0.0, 0.0] for _ in range(b)]
+        return st
+
+    def bin_of(f, x, raw):
+        if "values" in f:
+            return f["values"].index(raw) if raw in f["values"] else -1
+        return bisect.bisect_right(f["edges"], x)
+
+    stateless = ("log1p", "bucketize", "one_hot")
+    rows = []
     for t, seq, e in kept:
         out = {}
-        # a key idle for longer than the ttl starts afresh, all features
         stale = set()
         for f in spec["features"]:
-            if f["op"] != "hash":
+            if f["op"] not in ("hash",) + stateless:
                 tk = key_of(f, e)
                 if ttl and seen.get(tk) is not None and t - seen[tk] > ttl:
                     stale.add(tk)
         for f in spec["features"]:
-            if f["op"] == "hash":
+            op = f["op"]
+            raw = e.get(f["field"]) if "field" in f else None
+            x = float(raw) if raw is not None and not isinstance(raw, str) \
+                else 1.0
+            cols = _columns(f)
+            if op == "hash":
+                continue
+            if op == "log1p":
+                out[cols[0]] = math.log1p(x) if x > -1 else math.nan
+                continue
+            if op == "bucketize":
+                out[cols[0]] = float(bisect.bisect_right(f["edges"], x))
+                continue
+            if op == "one_hot":
+                for c, v in zip(cols, f["values"]):
+                    out[c] = 1.0 if raw == v else 0.0
                 continue
             tk = key_of(f, e)
-            kv = tk
-            st = state.get((f["name"], kv))
+            st = state.get((f["name"], tk))
             if st is None or tk in stale:
-                st = {"n": 0, "s": 0.0, "mean": 0.0, "m2": 0.0,
-                      "min": math.inf, "max": -math.inf, "last": None,
-                      "tl": None, "succ": 0.0, "w": None}
-                state[(f["name"], kv)] = st
-            w = f.get("window", {}).get("tumbling")
-            if w is not None:
-                wi = t // _duration(w)
+                st = state[(f["name"], tk)] = fresh(f)
+            win = f.get("window", {})
+            if "hopping" in win:
+                every = _duration(win["every"])
+                bi = t // every
+                c = sm = 0.0
+                for b in st["ring"]:
+                    if bi - len(st["ring"]) < b[0] <= bi:
+                        c += b[1]
+                        sm += b[2]
+                out[cols[0]] = {"count": c, "sum": sm}.get(
+                    op, sm / c if c > 0 else math.nan)
+                slot = st["ring"][bi % len(st["ring"])]
+                if slot[0] != bi:
+                    slot[:] = [bi, 0.0, 0.0]
+                slot[1] += 1.0
+                slot[2] += x
+                continue
+            if "tumbling" in win:
+                wi = t // _duration(win["tumbling"])
                 if st["w"] != wi:
-                    st.update(n=0, s=0.0, mean=0.0, m2=0.0, min=math.inf,
-                              max=-math.inf, w=wi)
-            x = float(e[f["field"]]) if "field" in f else 1.0
-            op = f["op"]
+                    st.update({k: v for k, v in fresh(f).items()
+                               if k != "w"})
+                    st["w"] = wi
+            if "session" in win:
+                if st["sess"] is not None and \
+                        t - st["sess"] > _duration(win["session"]):
+                    st.update(fresh(f))
             decay = 1.0
             if op in ("decayed_sum", "decayed_count") and st["tl"] is not None:
                 decay = math.exp2(-(t - st["tl"]) / _duration(f["half_life"]))
             if op == "count":
-                out[f["name"]] = float(st["n"])
+                out[cols[0]] = float(st["n"])
             elif op == "sum":
-                out[f["name"]] = st["s"]
+                out[cols[0]] = st["s"]
             elif op == "mean":
-                out[f["name"]] = st["mean"] if st["n"] else math.nan
+                out[cols[0]] = st["mean"] if st["n"] else math.nan
             elif op == "var":
-                out[f["name"]] = st["m2"] / (st["n"] - 1) if st["n"] > 1 \
+                out[cols[0]] = st["m2"] / (st["n"] - 1) if st["n"] > 1 \
                     else math.nan
             elif op == "min":
-                out[f["name"]] = st["min"] if st["n"] else math.nan
+                out[cols[0]] = st["min"] if st["n"] else math.nan
             elif op == "max":
-                out[f["name"]] = st["max"] if st["n"] else math.nan
+                out[cols[0]] = st["max"] if st["n"] else math.nan
             elif op == "last":
-                out[f["name"]] = st["last"] if st["last"] is not None \
+                out[cols[0]] = st["last"] if st["last"] is not None \
                     else math.nan
             elif op in ("decayed_sum", "decayed_count"):
-                out[f["name"]] = st["s"] * decay
+                out[cols[0]] = st["s"] * decay
             elif op == "time_since_last":
-                out[f["name"]] = (t - st["tl"]) / 1e6 \
+                out[cols[0]] = (t - st["tl"]) / 1e6 \
                     if st["tl"] is not None else math.nan
             elif op == "rate":
                 a, b = f.get("a", 1.0), f.get("b", 1.0)
-                out[f["name"]] = (st["succ"] + a) / (st["n"] + a + b)
+                out[cols[0]] = (st["succ"] + a) / (st["n"] + a + b)
+            elif op == "distinct":
+                out[cols[0]] = float(len(st["set"]))
+            elif op == "histogram":
+                for c, v in zip(cols, st["bins"]):
+                    out[c] = v / st["n"] if st["n"] else math.nan
+            elif op == "daily_profile":
+                day = t // 86_400_000_000
+                ring = st["ring"]
+                out[cols[0]] = sum(
+                    math.pow(f.get("decay", 1.0), day - d) * v
+                    for d, v in ring if day - len(ring) < d <= day)
+            elif op == "standardize":
+                out[cols[0]] = (x - st["mean"]) / math.sqrt(
+                    st["m2"] / (st["n"] - 1)) \
+                    if st["n"] > 1 and st["m2"] > 0 else math.nan
             # update
             st["n"] += 1
-            if op in ("sum",):
+            if op == "sum":
                 st["s"] += x
-            if op in ("mean", "var"):
+            if op in ("mean", "var", "standardize"):
                 d = x - st["mean"]
                 st["mean"] += d / st["n"]
                 st["m2"] += d * (x - st["mean"])
@@ -450,8 +536,22 @@ def pipeline_reference(spec, events):
                 st["tl"] = t
             if op == "rate":
                 st["succ"] += x
+            if op == "distinct":
+                st["set"].add(raw)
+            if op == "histogram":
+                j = bin_of(f, x, raw)
+                if j >= 0:
+                    st["bins"][j] += 1.0
+            if op == "daily_profile":
+                day = t // 86_400_000_000
+                slot = st["ring"][day % len(st["ring"])]
+                if slot[0] != day:
+                    slot[:] = [day, 0.0]
+                slot[1] += x
+            if "session" in win:
+                st["sess"] = t
         for f in spec["features"]:
-            if f["op"] != "hash":
+            if f["op"] not in ("hash",) + stateless:
                 seen[key_of(f, e)] = t
         rows.append((seq, t, out))
     return rows, late, invalid

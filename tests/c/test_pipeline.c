@@ -21,6 +21,31 @@ static const char *SPEC =
     "8}],"
     " \"watermark\": {\"out_of_orderness\": \"2s\"}}";
 
+/* Every operator with its allocating settings (column names, value
+ * lists, rings), for the allocation-failure loop. */
+static const char *SPEC_ALL =
+    "{\"events\": {\"time\": \"ts\", \"time_unit\": \"s\","
+    " \"fields\": {\"user\": \"str\", \"x\": \"float64\"}},"
+    " \"features\": ["
+    " {\"name\": \"d\", \"op\": \"distinct\", \"key\": \"user\", "
+    "\"field\": \"x\", \"window\": {\"session\": \"5s\"}},"
+    " {\"name\": \"hv\", \"op\": \"histogram\", \"field\": \"user\", "
+    "\"values\": [\"a\", \"b\"]},"
+    " {\"name\": \"he\", \"op\": \"histogram\", \"key\": \"user\", "
+    "\"field\": \"x\", \"edges\": [2, 4]},"
+    " {\"name\": \"hop\", \"op\": \"mean\", \"key\": \"user\", "
+    "\"field\": \"x\", \"window\": {\"hopping\": \"6s\", \"every\": "
+    "\"2s\"}},"
+    " {\"name\": \"day\", \"op\": \"daily_profile\", \"key\": "
+    "\"user\", \"days\": 2},"
+    " {\"name\": \"z\", \"op\": \"standardize\", \"field\": \"x\"},"
+    " {\"name\": \"oh\", \"op\": \"one_hot\", \"field\": \"user\", "
+    "\"values\": [\"b\"]},"
+    " {\"name\": \"bk\", \"op\": \"bucketize\", \"field\": \"x\", "
+    "\"edges\": [1, 5]},"
+    " {\"name\": \"lg\", \"op\": \"log1p\", \"field\": \"x\"}],"
+    " \"watermark\": {\"out_of_orderness\": \"2s\"}}";
+
 /* ts, user, x for six events: 1 arrives before 0 in event time, 3 is late
  * (9 < 14 - 2), 4 has NaN. */
 static const int64_t TS[6] = {10, 8, 12, 9, 13, 14};
@@ -147,7 +172,9 @@ test_pipeline_oom(void)
 {
     long n, step;
 
-    for (step = 0; step < 4; step++) {
+    for (step = 0; step < 8; step++) {
+        const char *spec = step < 4 ? SPEC : SPEC_ALL;
+
         for (n = 0; n < 100000; n++) {
             sw_pipeline *p = NULL, *q = NULL;
             sw_result *r = NULL;
@@ -156,18 +183,18 @@ test_pipeline_oom(void)
             long live = sw_alloc_live();
             sw_rc rc;
 
-            if (step > 0) {
-                sw_pipeline_new(SPEC, &p, NULL);
+            if (step % 4 > 0) {
+                sw_pipeline_new(spec, &p, NULL);
                 sw_result_new(&r, NULL);
             }
-            if (step > 1)
+            if (step % 4 > 1)
                 sw_pipeline_push(p, &b, r, NULL);
-            if (step > 2)
+            if (step % 4 > 2)
                 sw_pipeline_checkpoint(p, "oom.swc", "x", 1, NULL);
             sw_alloc_fail_after(n);
-            switch (step) {
+            switch (step % 4) {
             case 0:
-                rc = sw_pipeline_new(SPEC, &p, NULL);
+                rc = sw_pipeline_new(spec, &p, NULL);
                 break;
             case 1:
                 rc = sw_pipeline_push(p, &b, r, NULL);

@@ -316,3 +316,186 @@ def test_field_order_in_the_spec_does_not_matter():
     a = run(SPEC, events, [500])
     b = run(spec2, events, [500])
     assert a[1].tobytes() == b[1].tobytes()
+
+
+SPEC2 = {
+    "events": {"time": "ts", "time_unit": "us",
+               "fields": {"user": "str", "item": "int64", "price": "float64",
+                          "click": "int8"}},
+    "features": [
+        {"name": "sess_n", "op": "count", "key": "user",
+         "window": {"session": "20m"}},
+        {"name": "sess_spend", "op": "sum", "key": "user", "field": "price",
+         "window": {"session": "20m"}},
+        {"name": "hop_n", "op": "count", "key": "user",
+         "window": {"hopping": "6h", "every": "1h"}},
+        {"name": "hop_price", "op": "mean", "key": "item", "field": "price",
+         "window": {"hopping": "3h", "every": "30m"}},
+        {"name": "hop_clicks", "op": "sum", "key": ["user", "item"],
+         "field": "click", "window": {"hopping": "12h", "every": "4h"}},
+        {"name": "price_hist", "op": "histogram", "key": "user",
+         "field": "price", "edges": [5, 15, 40]},
+        {"name": "item_mix", "op": "histogram", "key": "user",
+         "field": "item", "values": [0, 1, 2, 3]},
+        {"name": "item_mix_sess", "op": "histogram", "key": "user",
+         "field": "item", "values": [0, 1], "window": {"session": "20m"}},
+        {"name": "price_hist_6h", "op": "histogram", "key": "item",
+         "field": "price", "edges": [10], "window": {"tumbling": "6h"}},
+        {"name": "spend_days", "op": "daily_profile", "key": "user",
+         "field": "price", "days": 3, "decay": 0.5},
+        {"name": "visits_week", "op": "daily_profile", "key": "user"},
+        {"name": "price_z_user", "op": "standardize", "key": "user",
+         "field": "price"},
+        {"name": "price_z", "op": "standardize", "field": "price"},
+        {"name": "all_n_1h", "op": "count",
+         "window": {"hopping": "1h", "every": "10m"}},
+        {"name": "all_items", "op": "histogram", "field": "item",
+         "values": [0, 1]},
+        {"name": "log_price", "op": "log1p", "field": "price"},
+        {"name": "price_bucket", "op": "bucketize", "field": "price",
+         "edges": [10, 20, 50]},
+        {"name": "item_is", "op": "one_hot", "field": "item",
+         "values": [1, 5, 7]},
+        {"name": "user_items", "op": "distinct", "key": "user",
+         "field": "item"},
+        {"name": "user_items_1h", "op": "distinct", "key": "user",
+         "field": "item", "window": {"tumbling": "1h"}},
+    ],
+    "watermark": {"out_of_orderness": "2m", "allowed_lateness": "30m"},
+}
+
+
+def slow_stream(seed, n=2500):
+    """The events of stream() spread over about four days, so that
+    sessions end, hopping windows slide and daily profiles roll over."""
+    events = stream(seed, n=n)
+    for e in events:
+        if isinstance(e["ts"], int) and e["ts"] > 0:
+            e["ts"] *= 400
+    return events
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_window_and_profile_operators_match_reference(seed):
+    events = slow_stream(seed)
+    rows, late, invalid = pipeline_reference(SPEC2, events)
+    rng = np.random.default_rng(seed)
+    p, dense, seq, t, outs, got_late, got_invalid = run(
+        SPEC2, events, batch_sizes(rng, len(events)))
+    assert seq.tolist() == [r[0] for r in rows]
+    assert got_late == late and got_invalid == invalid
+    cols = p.columns
+    assert cols[5:9] == ["price_hist<5", "price_hist[5,15)",
+                         "price_hist[15,40)", "price_hist>=40"]
+    want = np.array([[r[2][c] for c in cols] for r in rows])
+    got = dense
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    # windows, histograms, one-hot and buckets are exact; the running
+    # moments and decays go through the same formulas
+    exact = [i for i, c in enumerate(cols)
+             if not c.startswith(("price_z", "spend_days", "hop_price"))]
+    np.testing.assert_array_equal(got[:, exact], want[:, exact])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12,
+                               equal_nan=True)
+    # the windows did slide: sessions restarted, days rolled over
+    sess = got[:, cols.index("sess_n")]
+    assert (sess == 0).sum() > 40 + 10
+    assert len(np.unique(t // 86_400_000_000)) >= 3
+
+
+def test_distinct_count_is_close_to_exact():
+    spec = {"events": {"time": "ts", "fields": {"user": "int64",
+                                                "item": "int64"}},
+            "features": [{"name": "d", "op": "distinct", "key": "user",
+                          "field": "item"}]}
+    rng = np.random.default_rng(3)
+    n = 60_000
+    user = rng.integers(0, 20, n)
+    # users differ a lot in how many items they touch
+    item = (rng.integers(0, 1 << 30, n) % (50 * (user + 1) ** 2)).astype(
+        np.int64)
+    p = sw.Pipeline(spec)
+    out = [p.push({"ts": np.arange(n), "user": user, "item": item}),
+           p.flush()]
+    d = np.concatenate([o.dense[:, 0] for o in out])
+    seen, small, errs = {}, [], []
+    for i in range(n):
+        s = seen.setdefault(int(user[i]), set())
+        exact = len(s)
+        if exact <= 15:
+            # the first 15 items are kept exactly
+            assert d[i] == exact, (i, d[i], exact)
+        elif exact < 100:
+            small.append(abs(d[i] - exact) / exact)
+        else:
+            errs.append(abs(d[i] - exact) / exact)
+        s.add(int(item[i]))
+    # 128 registers: standard error about 1.04 / sqrt(128) = 9 %
+    for e in (np.array(small), np.array(errs)):
+        assert len(e) > 1000
+        assert np.median(e) < 0.09 and np.quantile(e, 0.99) < 0.35
+    st = p.state({"user": 19})
+    assert abs(st["d"] - len(seen[19])) / len(seen[19]) < 0.3
+
+
+def test_profile_of_multi_column_features():
+    spec = {"events": {"time": "ts", "time_unit": "s",
+                       "fields": {"user": "str", "v": "float64"}},
+            "features": [{"name": "h", "op": "histogram", "key": "user",
+                          "field": "v", "edges": [0, 10]},
+                         {"name": "z", "op": "standardize", "field": "v"},
+                         {"name": "lg", "op": "log1p", "field": "v"}]}
+    p = sw.Pipeline(spec)
+    p.push({"ts": [1, 2, 3, 4], "user": ["a", "a", "a", "b"],
+            "v": [-1.0, 5.0, 50.0, 3.0]})
+    p.flush()
+    assert p.state({"user": "a"}) == {"h<0": 1 / 3, "h[0,10)": 1 / 3,
+                                      "h>=10": 1 / 3}
+    assert p.state({"user": "b"}) == {"h<0": 0.0, "h[0,10)": 1.0,
+                                      "h>=10": 0.0}
+
+
+def test_operator_settings_are_checked():
+    import copy
+    bad = [
+        ({"name": "x", "op": "histogram", "key": "user", "field": "price"},
+         r"features\[0\].*edges or values"),
+        ({"name": "x", "op": "count", "key": "user",
+          "window": {"hopping": "1h", "every": "7m"}},
+         r"features\[0\]\.window"),
+        ({"name": "x", "op": "max", "key": "user", "field": "price",
+          "window": {"hopping": "1h", "every": "10m"}},
+         r"features\[0\]\.window"),
+        ({"name": "x", "op": "daily_profile", "key": "user", "days": 0},
+         r"features\[0\]: daily_profile needs days"),
+        ({"name": "x", "op": "one_hot", "field": "item"},
+         r"features\[0\]: one_hot needs values"),
+        ({"name": "x", "op": "bucketize", "field": "price",
+          "edges": [3, 2]}, r"features\[0\].*edges"),
+        ({"name": "x", "op": "one_hot", "field": "item",
+          "values": ["a"]}, r"not a value of field 'item'"),
+    ]
+    for feat, msg in bad:
+        spec = copy.deepcopy(SPEC2)
+        spec["features"] = [feat]
+        with pytest.raises(sw.InvalidArgument, match=msg):
+            sw.Pipeline(spec)
+
+
+def test_new_operators_survive_kill_and_restore(tmp_path):
+    events = slow_stream(7, n=1500)
+    rng = np.random.default_rng(7)
+    sizes = batch_sizes(rng, len(events))
+    whole = run(SPEC2, events, sizes)
+    p = sw.Pipeline(SPEC2)
+    dense, i = [], 0
+    for k, size in enumerate(sizes):
+        if i >= len(events):
+            break
+        dense.append(p.push(as_batch(events[i:i + size])).dense)
+        i += size
+        if k % 3 == 1:
+            p.checkpoint(tmp_path / "ck.swc", str(i))
+            p, _ = sw.Pipeline.restore(tmp_path / "ck.swc")
+    dense.append(p.flush().dense)
+    assert np.concatenate(dense).tobytes() == whole[1].tobytes()
