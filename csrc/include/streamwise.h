@@ -469,9 +469,24 @@ int64_t sw_pipeline_arrivals(const sw_pipeline *p);
 sw_rc sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key,
                           double *out, int n_out, sw_err *err);
 
-/* Write the state, watermark, buffered events, spec and the caller's
- * source position (pos_len bytes, opaque) to path atomically (temporary
- * file, fsync, rename) with a SHA-256. */
+/* The secret for the spec's privacy.fields: their values are replaced by
+ * SipHash-2-4 (libsodium) under a key derived from it (len >= 16 bytes)
+ * before they reach state, rows, checkpoints or profiles. Needed before
+ * the first push when the spec lists private fields, and again after a
+ * restore, which refuses a secret other than the one the state was built
+ * with. The secret itself is never written anywhere. */
+sw_rc sw_pipeline_set_secret(sw_pipeline *p, const void *secret, size_t len,
+                             sw_err *err);
+
+/* The 64-bit hashes the pipeline gives the n_rows values of col (a column
+ * named like an event field): the keyed hash for a private field. What a
+ * caller shows in place of a private id. */
+sw_rc sw_pipeline_hash_column(const sw_pipeline *p, const sw_column *col,
+                              int64_t n_rows, uint64_t *out, sw_err *err);
+
+/* Write the state, watermark, buffered events, spec, the privacy
+ * fingerprint and the caller's source position (pos_len bytes, opaque) to
+ * path atomically (temporary file, fsync, rename) with an XXH3-64 checksum. */
 sw_rc sw_pipeline_checkpoint(const sw_pipeline *p, const char *path,
                              const void *pos, size_t pos_len, sw_err *err);
 

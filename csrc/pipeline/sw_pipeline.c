@@ -451,26 +451,6 @@ rec_hash(const sw_pipeline *p, int64_t i)
     return (uint64_t *)(p->pend + i * p->rec + 16 + 8 * p->n_fields);
 }
 
-static double
-column_number(const sw_column *c, int64_t i)
-{
-    switch (c->type) {
-    case SW_COL_I64:
-        return (double)((const int64_t *)c->data)[i];
-    case SW_COL_I32:
-        return ((const int32_t *)c->data)[i];
-    case SW_COL_I8:
-    case SW_COL_BOOL:
-        return ((const int8_t *)c->data)[i];
-    case SW_COL_F64:
-        return ((const double *)c->data)[i];
-    case SW_COL_F32:
-        return ((const float *)c->data)[i];
-    default:
-        return NAN;
-    }
-}
-
 /* Hash of one value: integers by a mixer (exact for int64), floats by
  * their bits, strings by SipHash of their bytes up to the first NUL. */
 static uint64_t
@@ -485,7 +465,7 @@ column_hash(const sw_column *c, int64_t i, uint64_t salt)
         return sw_hash_bytes(s, n, salt);
     }
     if (c->type == SW_COL_F64 || c->type == SW_COL_F32) {
-        double v = column_number(c, i);
+        double v = sw_column_number(c, i);
         uint64_t u;
 
         if (v == floor(v) && fabs(v) < 9.0e15) /* 3.0 and 3 are one key */
@@ -495,7 +475,7 @@ column_hash(const sw_column *c, int64_t i, uint64_t salt)
     }
     if (c->type == SW_COL_I64)
         return sw_mix64(salt, (uint64_t)((const int64_t *)c->data)[i]);
-    return sw_mix64(salt, (uint64_t)(int64_t)column_number(c, i));
+    return sw_mix64(salt, (uint64_t)(int64_t)sw_column_number(c, i));
 }
 
 sw_rc
@@ -930,6 +910,10 @@ sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
     if (p == NULL || b == NULL || r == NULL || b->n_rows < 0 ||
         (b->n_rows > 0 && b->columns == NULL))
         return sw_fail(err, SW_E_INVAL, "push: NULL or negative argument");
+    if (p->n_private > 0 && !p->has_secret)
+        return sw_fail(err, SW_E_INVAL,
+                       "push: the spec hashes private fields; set the secret "
+                       "first (sw_pipeline_set_secret)");
     result_reset(r, p);
     for (f = 0; f < p->n_fields; f++) {
         cols[f] = NULL;
@@ -976,13 +960,20 @@ sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
             if (cl->type == SW_COL_STR) {
                 v[f] = NAN;
             } else {
-                v[f] = column_number(cl, i);
+                v[f] = sw_column_number(cl, i);
                 if (!isfinite(v[f]))
                     reason =
                         f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
             }
-            h[f] =
-                p->fields[f].hashed ? column_hash(cl, i, p->fields[f].salt) : 0;
+            if (p->fields[f].private_) {
+                /* only the keyed hash goes further */
+                v[f] = NAN;
+                h[f] = sw_private_hash(p, cl, i, p->fields[f].salt);
+            } else {
+                h[f] = p->fields[f].hashed
+                           ? column_hash(cl, i, p->fields[f].salt)
+                           : 0;
+            }
         }
         if (!reason) {
             tv = v[p->time_field];
@@ -1135,7 +1126,13 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
                            "profile: '%s' is not an event "
                            "field",
                            key->columns[c].name);
-        h[f] = column_hash(&key->columns[c], 0, p->fields[f].salt);
+        if (p->fields[f].private_ && !p->has_secret)
+            return sw_fail(err, SW_E_INVAL,
+                           "profile: '%s' is private; set the secret first",
+                           key->columns[c].name);
+        h[f] = p->fields[f].private_
+                   ? sw_private_hash(p, &key->columns[c], 0, p->fields[f].salt)
+                   : column_hash(&key->columns[c], 0, p->fields[f].salt);
         present[f] = 1;
         n_present++;
     }
@@ -1198,4 +1195,38 @@ int64_t
 sw_pipeline_arrivals(const sw_pipeline *p)
 {
     return p->next_seq;
+}
+
+sw_rc
+sw_pipeline_hash_column(const sw_pipeline *p, const sw_column *col,
+                        int64_t n_rows, uint64_t *out, sw_err *err)
+{
+    int64_t i;
+    int f;
+
+    if (p == NULL || col == NULL ||
+        (n_rows > 0 && (out == NULL || col->data == NULL)))
+        return sw_fail(err, SW_E_INVAL, "hash_column: NULL argument");
+    for (f = 0; f < p->n_fields && strcmp(p->fields[f].name, col->name); f++)
+        ;
+    if (f == p->n_fields)
+        return sw_fail(err, SW_E_INVAL,
+                       "hash_column: '%s' is not an event "
+                       "field",
+                       col->name);
+    if ((col->type == SW_COL_STR) != (p->fields[f].type == SW_COL_STR) ||
+        (col->type == SW_COL_STR && col->width < 1))
+        return sw_fail(err, SW_E_INVAL,
+                       "hash_column: column '%s' does not "
+                       "have the spec's type",
+                       col->name);
+    if (p->fields[f].private_ && !p->has_secret)
+        return sw_fail(err, SW_E_INVAL,
+                       "hash_column: '%s' is private; set the secret first",
+                       col->name);
+    for (i = 0; i < n_rows; i++)
+        out[i] = p->fields[f].private_
+                     ? sw_private_hash(p, col, i, p->fields[f].salt)
+                     : column_hash(col, i, p->fields[f].salt);
+    return SW_OK;
 }

@@ -11,6 +11,8 @@
 #ifndef SW_PIPELINE_INT_H
 #define SW_PIPELINE_INT_H
 
+#include <math.h>
+
 #include "sw_internal.h"
 
 #define SW_MAX_FIELDS 64
@@ -45,6 +47,7 @@ typedef struct field {
     uint64_t salt; /* of its values' hashes, from the name: the order of
                     * the fields in a spec never matters */
     int hashed;    /* a key or crossed field: its values are hashed */
+    int private_;  /* privacy.fields: hashed under the secret, never kept */
 } field;
 
 enum { WIN_NONE = 0, WIN_TUMBLING = 1, WIN_SESSION = 2, WIN_HOPPING = 3 };
@@ -103,6 +106,8 @@ typedef struct event {
     int64_t seq;
 } event;
 
+#define SW_FINGERPRINT_BYTES 16
+
 struct sw_pipeline {
     char *spec_json; /* as given, canonical (for checkpoints) */
     uint64_t spec_hash;
@@ -132,6 +137,10 @@ struct sw_pipeline {
     int64_t max_block;       /* largest table block, for init states */
     unsigned char *position; /* restored source position (owned) */
     size_t position_len;
+    /* privacy (sw_privacy.c) */
+    int n_private, has_secret, has_fingerprint;
+    unsigned char secret_key[16]; /* crypto_shorthash_KEYBYTES */
+    unsigned char fingerprint[SW_FINGERPRINT_BYTES];
 };
 
 /* A result: the rows emitted by one push (caller-owned handle). */
@@ -146,6 +155,33 @@ struct sw_result {
     int *inv_reason;
     int n_dense, n_hash;
 };
+
+/* A number column's value as a double (NaN for text). */
+static inline double
+sw_column_number(const sw_column *c, int64_t i)
+{
+    switch (c->type) {
+    case SW_COL_I64:
+        return (double)((const int64_t *)c->data)[i];
+    case SW_COL_I32:
+        return ((const int32_t *)c->data)[i];
+    case SW_COL_I8:
+    case SW_COL_BOOL:
+        return ((const int8_t *)c->data)[i];
+    case SW_COL_F64:
+        return ((const double *)c->data)[i];
+    case SW_COL_F32:
+        return ((const float *)c->data)[i];
+    default:
+        return NAN;
+    }
+}
+
+/* sw_privacy.c */
+struct json_t;
+sw_rc sw_privacy_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
+uint64_t sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
+                         uint64_t salt);
 
 /* sw_spec.c */
 sw_rc sw_spec_compile(const char *json, sw_pipeline *p, sw_err *err);

@@ -2,13 +2,14 @@
 /*
  * sw_pipeline_io.c - checkpoints of a pipeline: its spec, its state, its
  * watermark, the events it still buffers, and the caller's source position,
- * in one file written atomically and sealed by a SHA-256.
+ * in one file written atomically and sealed by an XXH3-64 checksum.
  *
  * Layout (little-endian 8-byte words unless said): magic "SWCKPT\r\n",
- * u32 version, u32 0, spec hash, spec length + JSON, position length +
- * bytes, counters, pending events (count, record size, the records word by
- * word), tables (count; per table its capacity, entries, block, then each
- * occupied entry: key hash, last-seen time, state doubles), and last the
+ * u32 version (2), u32 0, spec hash, spec length + JSON, position length +
+ * bytes, whether a privacy secret was set and its 16-byte fingerprint
+ * (version 2 on), counters, pending events (count, record size, the records
+ * word by word), tables (count; per table its capacity, entries, block, then
+ * each occupied entry: key hash, last-seen time, state doubles), and last the
  * XXH3-64 checksum (libxxhash) of all that precedes. A checkpoint guards
  * against accidents, not attackers, and XXH3 checks the hundreds of MiB of
  * a million keys in tens of milliseconds where SHA-256 needs a third of a
@@ -37,13 +38,16 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
         return sw_fail(err, SW_E_INVAL, "checkpoint: NULL argument");
     spec_len = strlen(p->spec_json);
     if ((rc = sw_buf_put(&b, magic, 8, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(&b, 1, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(&b, 2, err)) != SW_OK ||
         (rc = sw_buf_put_u32(&b, 0, err)) != SW_OK ||
         (rc = sw_buf_put_u64(&b, p->spec_hash, err)) != SW_OK ||
         (rc = sw_buf_put_u64(&b, spec_len, err)) != SW_OK ||
         (rc = sw_buf_put(&b, p->spec_json, spec_len, err)) != SW_OK ||
         (rc = sw_buf_put_u64(&b, pos_len, err)) != SW_OK ||
-        (rc = sw_buf_put(&b, pos, pos_len, err)) != SW_OK)
+        (rc = sw_buf_put(&b, pos, pos_len, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(&b, (uint64_t)p->has_fingerprint, err)) != SW_OK ||
+        (rc = sw_buf_put(&b, p->fingerprint, SW_FINGERPRINT_BYTES, err)) !=
+            SW_OK)
         goto done;
     {
         const int64_t counters[9] = {
@@ -135,10 +139,9 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
         (rc = sw_cur_u64(&c, &hash, err)) != SW_OK ||
         (rc = sw_cur_u64(&c, &n, err)) != SW_OK)
         goto done;
-    if (version != 1) {
+    if (version != 1 && version != 2) {
         rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: checkpoint version %u, this "
-                     "build reads 1",
+                     "%s: checkpoint version %u, this build reads 1 and 2",
                      path, version);
         goto done;
     }
@@ -171,6 +174,20 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     }
     memcpy(p->position, bytes, (size_t)n);
     p->position_len = (size_t)n;
+    if (version >= 2) { /* the privacy fingerprint */
+        uint64_t has;
+
+        if ((rc = sw_cur_u64(&c, &has, err)) != SW_OK ||
+            (rc = get_bytes(&c, SW_FINGERPRINT_BYTES, &bytes, err)) != SW_OK)
+            goto done;
+        p->has_fingerprint = has != 0;
+        memcpy(p->fingerprint, bytes, SW_FINGERPRINT_BYTES);
+    }
+    if (p->n_private > 0 && !p->has_fingerprint) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: private fields but no secret fingerprint", path);
+        goto done;
+    }
     for (i = 0; i < 9; i++) {
         if ((rc = sw_cur_i64(&c, &counters[i], err)) != SW_OK)
             goto done;

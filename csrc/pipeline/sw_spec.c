@@ -242,6 +242,11 @@ parse_field(sw_pipeline *p, json_t *fj, feature *f, const char *path,
     f->field = find_field(p, json_string_value(v));
     if (f->field < 0)
         return bad_field(p, sub, json_string_value(v), err);
+    if (p->fields[f->field].private_ && f->kind != OP_DISTINCT)
+        return sw_fail(err, SW_E_INVAL,
+                       "%s: '%s' is private (privacy.fields): only keys, "
+                       "hash and distinct may use it",
+                       sub, json_string_value(v));
     if (!categorical(f, fj) && !is_numeric(p->fields[f->field].type))
         return sw_fail(err, SW_E_INVAL,
                        "%s: '%s' is a string; %s needs numbers", sub,
@@ -628,6 +633,9 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     for (i = 0; i < p->n_fields; i++)
         p->fields[i].salt = sw_hash_bytes(
             p->fields[i].name, strlen(p->fields[i].name), 0x6669656c64);
+    v = json_object_get(root, "privacy");
+    if (v != NULL && (rc = sw_privacy_parse(p, v, err)) != SW_OK)
+        goto done;
     v = json_object_get(ev, "time_unit");
     if (v == NULL || (json_is_string(v) && !strcmp(json_string_value(v), "us")))
         p->time_unit = 0;
@@ -727,10 +735,11 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     json_object_foreach(root, name, v)
     {
         if (strcmp(name, "events") && strcmp(name, "features") &&
-            strcmp(name, "watermark") && strcmp(name, "ttl")) {
+            strcmp(name, "watermark") && strcmp(name, "ttl") &&
+            strcmp(name, "privacy")) {
             rc = sw_fail(err, SW_E_INVAL,
                          "%s: not a spec section (events, features, "
-                         "watermark, ttl)",
+                         "watermark, ttl, privacy)",
                          name);
             goto done;
         }

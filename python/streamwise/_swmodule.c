@@ -1474,6 +1474,58 @@ done:
 }
 
 static PyObject *
+Pipeline_set_secret(PipelineObject *self, PyObject *arg)
+{
+    Py_buffer key;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0)
+        return NULL;
+    rc = sw_pipeline_set_secret(self->p, key.buf, (size_t)key.len, &err);
+    PyBuffer_Release(&key);
+    if (rc != SW_OK) {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* hash_column([(name, type, array, width, bad)]) -> uint64 array */
+static PyObject *
+Pipeline_hash_column(PipelineObject *self, PyObject *list)
+{
+    PyObject *arrs[2];
+    Py_ssize_t n_arrs = 0, i;
+    sw_column *cols = NULL;
+    sw_batch b;
+    npy_intp n;
+    PyArrayObject *out = NULL;
+    sw_err err = {0};
+
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) != 1) {
+        PyErr_SetString(PyExc_TypeError, "hash_column: one column");
+        return NULL;
+    }
+    if (batch_arg(list, &b, &cols, arrs, &n_arrs) < 0)
+        goto done;
+    n = (npy_intp)b.n_rows;
+    out = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_UINT64);
+    if (out == NULL)
+        goto done;
+    if (sw_pipeline_hash_column(self->p, &cols[0], b.n_rows, PyArray_DATA(out),
+                                &err) != SW_OK) {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        Py_CLEAR(out);
+    }
+done:
+    for (i = 0; i < n_arrs; i++)
+        Py_DECREF(arrs[i]);
+    PyMem_Free(cols);
+    return (PyObject *)out;
+}
+
+static PyObject *
 Pipeline_checkpoint(PipelineObject *self, PyObject *args)
 {
     PyObject *path = NULL;
@@ -1543,6 +1595,10 @@ static PyMethodDef Pipeline_methods[] = {
      "profile(key columns) -> float64 array of the dense features"},
     {"checkpoint", (PyCFunction)Pipeline_checkpoint, METH_VARARGS,
      "checkpoint(path, position_bytes)"},
+    {"set_secret", (PyCFunction)Pipeline_set_secret, METH_O,
+     "set_secret(bytes): the key of the privacy fields' hashes"},
+    {"hash_column", (PyCFunction)Pipeline_hash_column, METH_O,
+     "hash_column([column]) -> uint64 hashes the pipeline gives its values"},
     {NULL, NULL, 0, NULL},
 };
 

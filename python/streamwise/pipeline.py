@@ -20,6 +20,7 @@ the event went into; ``out.index`` gives each row's arrival number and
 not depend on how the stream is cut into batches. See docs/pipelines.md.
 """
 import json
+import os
 
 import numpy as np
 
@@ -148,10 +149,27 @@ class PipelineOutput:
 class Pipeline:
     """A compiled spec and its state; see the module documentation."""
 
-    def __init__(self, spec, _core=None):
+    def __init__(self, spec, secret=None, _core=None):
+        """secret (bytes or str, at least 16 bytes) keys the hashes that
+        replace the ids of the spec's privacy.fields; without it the
+        STREAMWISE_PRIVACY_SECRET environment variable is used. It is never
+        stored: a checkpoint keeps a fingerprint, and restore needs the
+        same secret."""
         self.spec = spec
         self._core = _core if _core is not None else _sw.pipeline_new(
             json.dumps(spec))
+        self._private = set(spec.get("privacy", {}).get("fields", []))
+        if self._private:
+            if secret is None:
+                secret = os.environ.get("STREAMWISE_PRIVACY_SECRET")
+            if secret is None:
+                raise _sw.InvalidArgument(
+                    "privacy: the spec hashes private fields "
+                    f"{sorted(self._private)}; pass secret= or set "
+                    "STREAMWISE_PRIVACY_SECRET")
+            self._core.set_secret(secret.encode()
+                                  if isinstance(secret, str) else
+                                  bytes(secret))
         ev = spec["events"]
         self._fields = dict(ev["fields"])
         self._time = ev["time"]
@@ -192,6 +210,12 @@ class Pipeline:
     def push(self, batch):
         """Feed a batch of events; returns a PipelineOutput."""
         encoded, cols, n = self._encode(batch)
+        if self._private:
+            # out.events shows the keyed hash, never the id
+            cols = dict(cols)
+            for col in encoded:
+                if col[0] in self._private:
+                    cols[col[0]] = self._core.hash_column([col])
         start = self._next
         self._batches.append((start, cols, n))
         self._next += n
@@ -284,7 +308,7 @@ class Pipeline:
         return path
 
     @classmethod
-    def restore(cls, path):
+    def restore(cls, path, secret=None):
         """(pipeline, source_position) from a checkpoint. Rows of events
         that were buffered at the checkpoint come out without their input
         columns in ``events`` (re-read them from the source if needed)."""
@@ -295,5 +319,5 @@ class Pipeline:
             n = int.from_bytes(head[24:32], "little")
             f.seek(32)
             spec_text = f.read(n).decode()
-        p = cls(json.loads(spec_text), _core=core)
+        p = cls(json.loads(spec_text), secret=secret, _core=core)
         return p, pos

@@ -220,10 +220,71 @@ test_pipeline_oom(void)
     CHECK(sw_alloc_live() == 0);
 }
 
+/* The SPEC with user private: nothing runs before the secret is set, the
+ * rows are those of the plain spec, and a restore takes only the secret
+ * the state was hashed with. */
+static void
+test_privacy(void)
+{
+    static const char *secret = "0123456789abcdef";
+    char spec[1024];
+    sw_pipeline *p = NULL, *plain = NULL, *q = NULL;
+    sw_result *r = NULL, *r2 = NULL;
+    sw_column cols[3];
+    sw_batch b = batch(0, 6, cols);
+    sw_err err = {0};
+    uint64_t h[6], h2[6];
+    int64_t i;
+
+    snprintf(spec, sizeof(spec),
+             "%.*s, \"privacy\": {\"fields\": "
+             "[\"user\"]}}",
+             (int)strlen(SPEC) - 1, SPEC);
+    CHECK_RC(sw_pipeline_new(spec, &p, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_new(SPEC, &plain, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r2, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "set the secret") != NULL);
+    CHECK_RC(sw_pipeline_hash_column(p, &cols[1], 6, h, &err), SW_E_INVAL,
+             &err);
+    CHECK_RC(sw_pipeline_set_secret(p, secret, 15, &err), SW_E_INVAL, &err);
+    CHECK_RC(sw_pipeline_set_secret(p, secret, 16, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(plain, &b, r2, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 3 && sw_result_rows(r2) == 3);
+    CHECK(memcmp(sw_result_dense(r), sw_result_dense(r2), 6 * sizeof(double)) ==
+          0);
+    /* the pseudonyms: one per id, unlike the plain hashes */
+    CHECK_RC(sw_pipeline_hash_column(p, &cols[1], 6, h, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_hash_column(plain, &cols[1], 6, h2, &err), SW_OK,
+             &err);
+    CHECK(h[0] == h[1] && h[0] != h[2] && h[0] != h2[0]);
+    CHECK_RC(sw_pipeline_checkpoint(p, "ckp.swc", "", 0, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_restore("ckp.swc", &q, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(q, &b, r, &err), SW_E_INVAL, &err);
+    CHECK_RC(sw_pipeline_set_secret(q, "fedcba9876543210", 16, &err),
+             SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "not the secret") != NULL);
+    CHECK_RC(sw_pipeline_set_secret(q, secret, 16, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_flush(q, r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_flush(plain, r2, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 1 && sw_result_rows(r2) == 1);
+    for (i = 0; i < 2; i++)
+        CHECK(sw_result_dense(r)[i] == sw_result_dense(r2)[i]);
+    unlink("ckp.swc");
+    sw_pipeline_free(q);
+    sw_pipeline_free(p);
+    sw_pipeline_free(plain);
+    sw_result_free(r);
+    sw_result_free(r2);
+}
+
 void
 test_pipeline(void)
 {
     test_stream();
+    test_privacy();
     test_spec_errors();
     test_pipeline_oom();
 }

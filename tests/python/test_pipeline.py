@@ -499,3 +499,94 @@ def test_new_operators_survive_kill_and_restore(tmp_path):
             p, _ = sw.Pipeline.restore(tmp_path / "ck.swc")
     dense.append(p.flush().dense)
     assert np.concatenate(dense).tobytes() == whole[1].tobytes()
+
+
+def private(spec, fields=("user",)):
+    import copy
+    s = copy.deepcopy(spec)
+    s["privacy"] = {"fields": list(fields)}
+    return s
+
+
+SECRET = b"correct horse battery staple"
+
+
+def test_private_ids_never_reach_state_rows_or_checkpoints(tmp_path):
+    spec = private(SPEC)
+    events = stream(11, n=1500)
+    plain = run(SPEC, events, [1500])
+    p = sw.Pipeline(spec, secret=SECRET)
+    outs = [p.push(as_batch(events)), p.flush()]
+    dense = np.concatenate([o.dense for o in outs])
+    # keying by the keyed hash changes no feature value
+    assert dense.tobytes() == plain[1].tobytes()
+    users = np.concatenate([o.events["user"] for o in outs if len(o)])
+    assert users.dtype == np.uint64
+    ids = {e["user"] for e in events}
+    assert not ids & {str(u) for u in users}
+    # one id, one hash: the same user gets the same pseudonym throughout
+    seq = np.concatenate([o.index for o in outs])
+    by_id = {}
+    for s, u in zip(seq, users):
+        by_id.setdefault(events[s]["user"], set()).add(int(u))
+    assert all(len(v) == 1 for v in by_id.values())
+    assert len({next(iter(v)) for v in by_id.values()}) == len(by_id)
+    # profiles are looked up by the id and answer from the hashed state
+    assert p.state({"user": "u3"}) == plain[0].state({"user": "u3"})
+    path = tmp_path / "ck.swc"
+    p.checkpoint(path, b"7")
+    blob = path.read_bytes()
+    assert SECRET not in blob
+    for u in ids:
+        assert f'"{u}"'.encode() not in blob and u.encode() + b"\0" \
+            not in blob
+    # the same id under another secret is another pseudonym
+    q = sw.Pipeline(spec, secret=b"another secret of 16+ bytes")
+    o = [q.push(as_batch(events[:50])), q.flush()]
+    other = np.concatenate([x.events["user"] for x in o if len(x)])
+    assert not set(other.tolist()) & set(users.tolist())
+
+
+def test_private_restore_needs_the_same_secret(tmp_path):
+    spec = private(SPEC, ("user", "item"))
+    events = stream(12, n=1200)
+    whole = sw.Pipeline(spec, secret=SECRET)
+    want = np.concatenate([whole.push(as_batch(events)).dense,
+                           whole.flush().dense])
+    p = sw.Pipeline(spec, secret=SECRET)
+    got = [p.push(as_batch(events[:600])).dense]
+    p.checkpoint(tmp_path / "ck.swc", b"600")
+    with pytest.raises(sw.InvalidArgument, match="not the secret"):
+        sw.Pipeline.restore(tmp_path / "ck.swc", secret=b"x" * 16)
+    with pytest.raises(sw.InvalidArgument, match="pass secret="):
+        sw.Pipeline.restore(tmp_path / "ck.swc")
+    q, pos = sw.Pipeline.restore(tmp_path / "ck.swc", secret=SECRET)
+    assert pos == b"600"
+    got += [q.push(as_batch(events[600:])).dense, q.flush().dense]
+    assert np.concatenate(got).tobytes() == want.tobytes()
+    # an int64 id never sits in the buffered events either
+    blob = (tmp_path / "ck.swc").read_bytes()
+    big = sw.Pipeline(spec, secret=SECRET)
+    ident = 0x5EC12E71D0BADF0
+    big.push({"ts": [10**9], "user": ["u"], "item": [ident],
+              "price": [1.0], "click": np.array([0], np.int8)})
+    big.checkpoint(tmp_path / "big.swc", b"")
+    blob = (tmp_path / "big.swc").read_bytes()
+    assert big.stats["buffered"] == 1
+    assert ident.to_bytes(8, "little") not in blob
+    assert np.float64(ident).tobytes() not in blob
+
+
+def test_privacy_settings_are_checked(monkeypatch):
+    monkeypatch.delenv("STREAMWISE_PRIVACY_SECRET", raising=False)
+    with pytest.raises(sw.InvalidArgument, match="pass secret="):
+        sw.Pipeline(private(SPEC))
+    with pytest.raises(sw.InvalidArgument, match="at least 16"):
+        sw.Pipeline(private(SPEC), secret=b"short")
+    monkeypatch.setenv("STREAMWISE_PRIVACY_SECRET", "from the environment!")
+    assert sw.Pipeline(private(SPEC)).columns == sw.Pipeline(SPEC).columns
+    for fields, msg in [(["ts"], r"privacy.fields\[0\]: the time"),
+                        (["colour"], r"'colour' is not an event field"),
+                        (["price"], r"'price' is private")]:
+        with pytest.raises(sw.InvalidArgument, match=msg):
+            sw.Pipeline(private(SPEC, fields), secret=SECRET)
