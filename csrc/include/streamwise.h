@@ -446,6 +446,19 @@ int64_t sw_pipeline_sparse_dims(const sw_pipeline *p);
 sw_rc sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r,
                        sw_err *err);
 
+/* Partitions a pipeline can follow (Kafka partitions, files, shards). */
+#define SW_MAX_PARTITIONS 1024
+
+/* sw_pipeline_push for a batch from one partition (0..SW_MAX_PARTITIONS-1)
+ * of a source whose partitions are ordered separately. The watermark is
+ * then the least of the partitions' latest event times (minus the
+ * delays), so a partition that lags does not make its events late; with
+ * watermark.idle_timeout set, a partition whose latest event is that much
+ * older than the newest event of any partition stops holding it back.
+ * sw_pipeline_push is partition 0. */
+sw_rc sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
+                                 sw_result *r, sw_err *err);
+
 /* Process every buffered event (end of stream). */
 sw_rc sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err);
 

@@ -899,17 +899,66 @@ to_us(const sw_pipeline *p, double v)
     }
 }
 
+/* The watermark after partition part saw an event at t: the least of the
+ * partitions' latest times (one not seen yet counts as at the stream's
+ * first event; one more than idle_timeout behind the newest event does not
+ * hold it back), minus the delays, never going back. With one partition
+ * it is the newest event time minus the delays. */
+static void
+advance_watermark(sw_pipeline *p, int part, int64_t t)
+{
+    int64_t low = INT64_MAX;
+    int k;
+
+    if (p->first_t == INT64_MIN)
+        p->first_t = t;
+    if (t > p->max_t)
+        p->max_t = t;
+    if (t <= p->part_max[part] && p->wm != INT64_MIN)
+        return;
+    if (t > p->part_max[part])
+        p->part_max[part] = t;
+    for (k = 0; k < p->n_parts; k++) {
+        int64_t m = p->part_max[k];
+
+        if (m == INT64_MIN)
+            m = p->first_t; /* declared or announced, not seen yet */
+        if (p->idle_timeout > 0 && m < p->max_t - p->idle_timeout)
+            continue;
+        if (m < low)
+            low = m;
+    }
+    low -= p->out_of_order + p->lateness;
+    if (low > p->wm)
+        p->wm = low;
+}
+
 sw_rc
 sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
 {
+    return sw_pipeline_push_partition(p, b, 0, r, err);
+}
+
+sw_rc
+sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
+                           sw_result *r, sw_err *err)
+{
     const sw_column *cols[SW_MAX_FIELDS];
-    int64_t i, bound;
+    int64_t i;
     int f, c;
     sw_rc rc;
 
     if (p == NULL || b == NULL || r == NULL || b->n_rows < 0 ||
         (b->n_rows > 0 && b->columns == NULL))
         return sw_fail(err, SW_E_INVAL, "push: NULL or negative argument");
+    if (part < 0 ||
+        part >= (p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS))
+        return sw_fail(
+            err, SW_E_INVAL, "push: partition %d outside 0..%d%s", part,
+            (p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS) - 1,
+            p->declared_parts ? " (watermark.partitions)" : "");
+    while (p->n_parts <= part)
+        p->part_max[p->n_parts++] = INT64_MIN;
     if (p->n_private > 0 && !p->has_secret)
         return sw_fail(err, SW_E_INVAL,
                        "push: the spec hashes private fields; set the secret "
@@ -989,24 +1038,21 @@ sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
                 return rc;
             continue;
         }
-        if (p->max_t != INT64_MIN &&
-            t < p->max_t - p->out_of_order - p->lateness) {
+        if (t < p->wm) {
             p->n_late++;
             rc = push_id(&r->late, &r->n_late, &r->cap_late, NULL, 0, seq, err);
             if (rc != SW_OK)
                 return rc;
             continue;
         }
-        if (t > p->max_t)
-            p->max_t = t;
+        advance_watermark(p, part, t);
         rec_head(p, k)[0] = t;
         rec_head(p, k)[1] = seq;
         p->n_pend++;
     }
-    if (p->max_t == INT64_MIN)
+    if (p->wm == INT64_MIN)
         return SW_OK;
-    bound = p->max_t - p->out_of_order - p->lateness;
-    return drain(p, bound, r, err);
+    return drain(p, p->wm, r, err);
 }
 
 sw_rc
@@ -1042,6 +1088,10 @@ sw_pipeline_new(const char *spec_json, sw_pipeline **out, sw_err *err)
     p->rec = 16 + 16 * p->n_fields;
     p->max_t = INT64_MIN;
     p->now = INT64_MIN;
+    p->wm = INT64_MIN;
+    p->first_t = INT64_MIN;
+    for (p->n_parts = 0; p->n_parts < p->declared_parts; p->n_parts++)
+        p->part_max[p->n_parts] = INT64_MIN;
     *out = p;
     p = NULL;
 done:

@@ -125,10 +125,17 @@ struct sw_pipeline {
     int n_tables;
     keytab *tables;
     int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
+    int64_t idle_timeout;                /* us; 0: partitions never idle */
     /* stream state */
     int64_t next_seq;
-    int64_t max_t; /* INT64_MIN before the first event */
-    int64_t now;   /* time of the last processed event */
+    int64_t max_t;      /* INT64_MIN before the first event */
+    int64_t wm;         /* events before it are late; buffered ones up to it
+                         * are processed */
+    int64_t first_t;    /* time of the first event, INT64_MIN before */
+    int n_parts;        /* partitions declared, or numbered below one pushed */
+    int declared_parts; /* watermark.partitions, 0 if not given */
+    int64_t part_max[SW_MAX_PARTITIONS]; /* latest time per partition */
+    int64_t now;                         /* time of the last processed event */
     int64_t n_late, n_invalid[8], n_emitted;
     /* pending events, sorted by (t, seq): records of n_fields values and
      * n_fields hashes after each event header */

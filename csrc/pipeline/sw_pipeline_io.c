@@ -7,12 +7,13 @@
  * Layout (little-endian 8-byte words unless said): magic "SWCKPT\r\n",
  * u32 version (2), u32 0, spec hash, spec length + JSON, position length +
  * bytes, whether a privacy secret was set and its 16-byte fingerprint
- * (version 2 on), counters, pending events (count, record size, the records
- * word by word), tables (count; per table its capacity, entries, block, then
- * each occupied entry: key hash, last-seen time, state doubles), and last the
- * XXH3-64 checksum (libxxhash) of all that precedes. A checkpoint guards
- * against accidents, not attackers, and XXH3 checks the hundreds of MiB of
- * a million keys in tens of milliseconds where SHA-256 needs a third of a
+ * (version 2 on), counters, the watermark, the first event time and the
+ * partitions' latest times (version 2 on), pending events (count, record size,
+ * the records word by word), tables (count; per table its capacity, entries,
+ * block, then each occupied entry: key hash, last-seen time, state doubles),
+ * and last the XXH3-64 checksum (libxxhash) of all that precedes. A checkpoint
+ * guards against accidents, not attackers, and XXH3 checks the hundreds of MiB
+ * of a million keys in tens of milliseconds where SHA-256 needs a third of a
  * second. Restoring rebuilds the pipeline from the spec and refuses a file
  * whose spec hash, sizes or checksum do not match.
  */
@@ -57,6 +58,14 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
 
         for (i = 0; i < 9 && rc == SW_OK; i++)
             rc = sw_buf_put_u64(&b, (uint64_t)counters[i], err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(&b, (uint64_t)p->wm, err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(&b, (uint64_t)p->first_t, err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(&b, (uint64_t)p->n_parts, err);
+        for (i = 0; i < p->n_parts && rc == SW_OK; i++)
+            rc = sw_buf_put_u64(&b, (uint64_t)p->part_max[i], err);
         if (rc != SW_OK)
             goto done;
     }
@@ -199,6 +208,27 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     p->n_emitted = counters[4];
     for (i = 0; i < 4; i++)
         p->n_invalid[i + 1] = counters[5 + i];
+    if (version >= 2) { /* the watermark and each partition's latest time */
+        if ((rc = sw_cur_i64(&c, &p->wm, err)) != SW_OK ||
+            (rc = sw_cur_i64(&c, &p->first_t, err)) != SW_OK ||
+            (rc = sw_cur_u64(&c, &n, err)) != SW_OK)
+            goto done;
+        if (n > SW_MAX_PARTITIONS || (int64_t)n < p->declared_parts) {
+            rc = sw_fail(err, SW_E_FORMAT, "%s: %llu partitions", path,
+                         (unsigned long long)n);
+            goto done;
+        }
+        p->n_parts = (int)n;
+        for (i = 0; i < p->n_parts; i++) {
+            if ((rc = sw_cur_i64(&c, &p->part_max[i], err)) != SW_OK)
+                goto done;
+        }
+    } else if (p->max_t != INT64_MIN) { /* one partition */
+        p->n_parts = 1;
+        p->part_max[0] = p->max_t;
+        p->first_t = p->max_t; /* only its use for unseen partitions */
+        p->wm = p->max_t - p->out_of_order - p->lateness;
+    }
     if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK ||
         (rc = sw_cur_u64(&c, &u, err)) != SW_OK)
         goto done;

@@ -716,15 +716,27 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     if (wm != NULL) {
         json_t *o = json_object_get(wm, "out_of_orderness");
         json_t *l = json_object_get(wm, "allowed_lateness");
+        json_t *d = json_object_get(wm, "idle_timeout");
+        json_t *np = json_object_get(wm, "partitions");
 
         if (!json_is_object(wm) || (o && parse_duration(o, &p->out_of_order)) ||
-            (l && parse_duration(l, &p->lateness))) {
+            (l && parse_duration(l, &p->lateness)) ||
+            (d &&
+             (parse_duration(d, &p->idle_timeout) || p->idle_timeout <= 0)) ||
+            (np && (!json_is_integer(np) || json_integer_value(np) < 1 ||
+                    json_integer_value(np) > SW_MAX_PARTITIONS)) ||
+            json_object_size(wm) != (size_t)(!!o + !!l + !!d + !!np)) {
             rc = sw_fail(err, SW_E_INVAL,
                          "watermark: expected {\"out_of_orderness\": \"5s\", "
-                         "\"allowed_lateness\": \"1m\"}");
+                         "\"allowed_lateness\": \"1m\", \"partitions\": "
+                         "1..%d, \"idle_timeout\": \"10m\"}",
+                         SW_MAX_PARTITIONS);
             goto done;
         }
     }
+    if (wm != NULL && json_object_get(wm, "partitions") != NULL)
+        p->declared_parts =
+            (int)json_integer_value(json_object_get(wm, "partitions"));
     v = json_object_get(root, "ttl");
     if (v != NULL && (parse_duration(v, &p->ttl) != 0 || p->ttl <= 0)) {
         rc = sw_fail(err, SW_E_INVAL,

@@ -1395,15 +1395,19 @@ done:
 }
 
 static PyObject *
-Pipeline_push(PipelineObject *self, PyObject *list)
+Pipeline_push(PipelineObject *self, PyObject *args)
 {
     sw_state *st = PyType_GetModuleState(Py_TYPE(self));
-    PyObject *arrs[2 * SW_MAX_COLUMNS], *out = NULL;
+    PyObject *arrs[2 * SW_MAX_COLUMNS], *out = NULL, *list;
     Py_ssize_t n_arrs = 0, i;
     sw_column *cols = NULL;
     sw_batch b;
     sw_err err = {0};
     sw_rc rc;
+    int part = 0;
+
+    if (!PyArg_ParseTuple(args, "O|i", &list, &part))
+        return NULL;
 
     if (PyList_Check(list) && PyList_GET_SIZE(list) > SW_MAX_COLUMNS) {
         PyErr_Format(PyExc_ValueError, "at most %d columns", SW_MAX_COLUMNS);
@@ -1411,7 +1415,8 @@ Pipeline_push(PipelineObject *self, PyObject *list)
     }
     if (batch_arg(list, &b, &cols, arrs, &n_arrs) < 0)
         goto done;
-    Py_BEGIN_ALLOW_THREADS rc = sw_pipeline_push(self->p, &b, self->r, &err);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_pipeline_push_partition(self->p, &b, part, self->r, &err);
     Py_END_ALLOW_THREADS if (rc != SW_OK)
     {
         raise_sw_err(st, &err);
@@ -1587,8 +1592,9 @@ Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
 }
 
 static PyMethodDef Pipeline_methods[] = {
-    {"push", (PyCFunction)Pipeline_push, METH_O,
-     "push(columns) -> (dense, seq, time, indices, late, invalid, reasons)"},
+    {"push", (PyCFunction)Pipeline_push, METH_VARARGS,
+     "push(columns, partition=0) -> (dense, seq, time, indices, late, "
+     "invalid, reasons)"},
     {"flush", (PyCFunction)Pipeline_flush, METH_NOARGS,
      "flush() -> the same tuple for every buffered event"},
     {"profile", (PyCFunction)Pipeline_profile, METH_O,

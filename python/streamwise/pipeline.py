@@ -207,8 +207,11 @@ class Pipeline:
                                  f"{sorted(n)}")
         return out, cols, (n.pop() if n else 0)
 
-    def push(self, batch):
-        """Feed a batch of events; returns a PipelineOutput."""
+    def push(self, batch, partition=0):
+        """Feed a batch of events; returns a PipelineOutput. partition
+        (0..1023) says which partition of the source the batch comes from
+        when the source's partitions are ordered separately (Kafka): the
+        watermark then follows the slowest partition."""
         encoded, cols, n = self._encode(batch)
         if self._private:
             # out.events shows the keyed hash, never the id
@@ -219,7 +222,7 @@ class Pipeline:
         start = self._next
         self._batches.append((start, cols, n))
         self._next += n
-        res = self._core.push(encoded)
+        res = self._core.push(encoded, int(partition))
         out = PipelineOutput(self, res, start)
         self._drop_done()
         return out

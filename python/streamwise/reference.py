@@ -327,7 +327,7 @@ def _columns(f):
     return [f["name"]]
 
 
-def pipeline_reference(spec, events):
+def pipeline_reference(spec, events, partitions=None):
     """Feature rows of a stream of events (a list of dicts in arrival
     order), one event at a time in plain Python, with the semantics of
     streamwise.Pipeline: invalid and late events are set aside; the others
@@ -335,7 +335,9 @@ def pipeline_reference(spec, events):
     of its keys before the event updates it. Returns (rows, late, invalid):
     rows is a list of (arrival, time, {column: value}) in output order.
     distinct is counted exactly here: the core agrees up to 15 values per
-    key and estimates beyond."""
+    key and estimates beyond. partitions: each event's source partition
+    (all 0 by default); the watermark follows the slowest partition, and
+    one not seen yet counts as at the first event's time."""
     import bisect
     import math
     ev = spec["events"]
@@ -347,8 +349,10 @@ def pipeline_reference(spec, events):
     delay = _duration(wm.get("out_of_orderness", 0)) + \
         _duration(wm.get("allowed_lateness", 0))
     ttl = _duration(spec["ttl"]) if "ttl" in spec else 0
+    idle = _duration(wm.get("idle_timeout", 0))
     late, invalid, kept = [], [], []
-    max_t = None
+    newest, mark, first = None, None, None
+    part_max = {k: None for k in range(wm.get("partitions", 0))}
     for seq, e in enumerate(events):
         bad = None
         for name, kind in fields.items():
@@ -373,10 +377,19 @@ def pipeline_reference(spec, events):
         if bad is not None:
             invalid.append((seq, bad))
             continue
-        if max_t is not None and t < max_t - delay:
+        if mark is not None and t < mark:
             late.append(seq)
             continue
-        max_t = t if max_t is None else max(max_t, t)
+        part = partitions[seq] if partitions is not None else 0
+        first = t if first is None else first
+        newest = t if newest is None else max(newest, t)
+        for k in range(part + 1):
+            part_max.setdefault(k, None)    # lower numbers exist too
+        part_max[part] = t if part_max[part] is None \
+            else max(part_max[part], t)
+        times = [first if m is None else m for m in part_max.values()]
+        low = min(m for m in times if not idle or m >= newest - idle) - delay
+        mark = low if mark is None else max(mark, low)
         kept.append((t, seq, e))
     kept.sort(key=lambda r: (r[0], r[1]))
 

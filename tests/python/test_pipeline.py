@@ -590,3 +590,123 @@ def test_privacy_settings_are_checked(monkeypatch):
                         (["price"], r"'price' is private")]:
         with pytest.raises(sw.InvalidArgument, match=msg):
             sw.Pipeline(private(SPEC, fields), secret=SECRET)
+
+
+def partitioned(seed, n_parts=3, n=2400, lag_s=600):
+    """Events of n_parts partitions, each in its own order, interleaved in
+    arrival by random runs; partition k runs k * lag_s seconds behind.
+    Returns (events, partition of each, runs as (start, stop, partition))."""
+    rng = np.random.default_rng(seed)
+    per = [stream(seed * 10 + k, n=n // n_parts) for k in range(n_parts)]
+    for k, evs in enumerate(per):
+        for e in evs:
+            if isinstance(e["ts"], int) and e["ts"] > 0:
+                e["ts"] = max(0, e["ts"] + 3_600_000_000 - k * lag_s * 10**6)
+    pos = [0] * n_parts
+    events, parts, runs = [], [], []
+    while any(pos[k] < len(per[k]) for k in range(n_parts)):
+        k = int(rng.integers(n_parts))
+        m = min(int(rng.integers(1, 120)), len(per[k]) - pos[k])
+        if m <= 0:
+            continue
+        runs.append((len(events), len(events) + m, k))
+        events += per[k][pos[k]:pos[k] + m]
+        parts += [k] * m
+        pos[k] += m
+    return events, parts, runs
+
+
+def run_partitioned(spec, events, runs):
+    p = sw.Pipeline(spec)
+    outs, late = [], []
+    for a, b, k in runs:
+        o = p.push(as_batch(events[a:b]), partition=k)
+        late += (o.late + a).tolist()
+        outs.append(o)
+    outs.append(p.flush())
+    return (p, np.concatenate([o.dense for o in outs]),
+            np.concatenate([o.index for o in outs]), sorted(late))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_partition_watermarks_follow_the_slowest(seed):
+    events, parts, runs = partitioned(seed)
+    rows, late, _ = pipeline_reference(SPEC, events, parts)
+    p, dense, seq, got_late = run_partitioned(SPEC, events, runs)
+    assert seq.tolist() == [r[0] for r in rows]
+    assert got_late == late
+    cols = p.columns
+    want = np.array([[r[2][c] for c in cols] for r in rows])
+    np.testing.assert_allclose(dense, want, rtol=1e-12, equal_nan=True)
+    # the lagging partitions' events are on time per partition; one
+    # watermark for the whole source would have thrown most of them away
+    _, one_late, _ = pipeline_reference(SPEC, events)
+    assert len(one_late) > 4 * len(late)
+    lagging = [s for s in late if parts[s] == 2]
+    assert len(lagging) < 0.1 * parts.count(2)
+
+
+def test_idle_partitions_stop_holding_the_watermark(tmp_path):
+    import copy
+    spec = copy.deepcopy(SPEC)
+    events, parts, runs = partitioned(3, lag_s=0)
+    # partition 1 goes quiet a third of the way in
+    cut = runs[len(runs) // 3][0]
+    keep = [i for i in range(len(events)) if parts[i] != 1 or i < cut]
+    events = [events[i] for i in keep]
+    parts = [parts[i] for i in keep]
+    runs, i = [], 0
+    while i < len(events):
+        j = i
+        while j < len(events) and parts[j] == parts[i] and j - i < 100:
+            j += 1
+        runs.append((i, j, parts[i]))
+        i = j
+    stalled = sw.Pipeline(spec)
+    for a, b, k in runs[:-1]:
+        stalled.push(as_batch(events[a:b]), partition=k)
+    spec["watermark"]["idle_timeout"] = "2m"
+    rows, late, _ = pipeline_reference(spec, events, parts)
+    p = sw.Pipeline(spec)
+    for a, b, k in runs[:-1]:
+        p.push(as_batch(events[a:b]), partition=k)
+    # without idleness the quiet partition holds back every other one
+    assert stalled.stats["buffered"] > 5 * p.stats["buffered"]
+    path = tmp_path / "ck.swc"
+    p.checkpoint(path)
+    q, _ = sw.Pipeline.restore(path)
+    a, b, k = runs[-1]
+    o1 = p.push(as_batch(events[a:b]), partition=k)
+    o2 = q.push(as_batch(events[a:b]), partition=k)
+    assert o1.dense.tobytes() == o2.dense.tobytes()
+    assert o1.late.tolist() == o2.late.tolist()
+    p2, dense, seq, got_late = run_partitioned(spec, events, runs)
+    assert seq.tolist() == [r[0] for r in rows] and got_late == late
+    with pytest.raises(sw.InvalidArgument, match="partition 1024"):
+        p2.push(as_batch(events[:1]), partition=1024)
+
+
+def test_declared_partitions_wait_for_a_late_starter():
+    import copy
+    events, parts, runs = partitioned(4)
+    # partition 2 (the slowest) only starts after everything else
+    order = sorted(range(len(runs)), key=lambda r: runs[r][2] == 2)
+    ev2, parts2, runs2 = [], [], []
+    for r in order:
+        a, b, k = runs[r]
+        runs2.append((len(ev2), len(ev2) + b - a, k))
+        ev2 += events[a:b]
+        parts2 += [k] * (b - a)
+    spec = copy.deepcopy(SPEC)
+    spec["watermark"]["partitions"] = 3
+    for sp in (SPEC, spec):
+        rows, late, _ = pipeline_reference(sp, ev2, parts2)
+        p, dense, seq, got_late = run_partitioned(sp, ev2, runs2)
+        assert seq.tolist() == [r[0] for r in rows] and got_late == late
+        late2 = sum(parts2[s] == 2 for s in late)
+        if sp is SPEC:     # unannounced: partition 2 arrives behind
+            assert late2 > 0.9 * parts2.count(2)
+        else:
+            assert late2 < 0.1 * parts2.count(2)
+    with pytest.raises(sw.InvalidArgument, match=r"0\.\.2 \(watermark"):
+        sw.Pipeline(spec).push(as_batch(ev2[:1]), partition=3)
