@@ -30,7 +30,7 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \
             csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
-            csrc/pipeline/sw_privacy.c
+            csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)

@@ -431,6 +431,8 @@ void sw_pipeline_free(sw_pipeline *p);
 int sw_pipeline_n_dense(const sw_pipeline *p);
 const char *sw_pipeline_column_name(const sw_pipeline *p, int j);
 int64_t sw_pipeline_sparse_dims(const sw_pipeline *p);
+/* Hashed features: the column indices each row has in the sparse block. */
+int sw_pipeline_n_hashed(const sw_pipeline *p);
 
 /* Push a batch of events (numbered in arrival order across pushes). Each
  * event is checked (invalid ones are listed with a reason and otherwise
@@ -508,6 +510,19 @@ sw_rc sw_pipeline_checkpoint(const sw_pipeline *p, const char *path,
  * available, borrowed, from sw_pipeline_position(). */
 sw_rc sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err);
 const void *sw_pipeline_position(const sw_pipeline *p, size_t *len);
+
+/* The label join's training pairs in a result (spec label_join): for each,
+ * the dense row (n_dense) and hashed indices (n_hash) the prediction event
+ * had, its arrival number and time, the label (the outcome's label field,
+ * 1 without one, 0 for a prediction no outcome claimed in time) and the
+ * outcome's arrival number (-1 when unmatched). Returns the count. */
+int64_t sw_result_pairs(const sw_result *r, const double **dense,
+                        const int64_t **indices, const int64_t **seq,
+                        const int64_t **t, const double **label,
+                        const int64_t **outcome_seq);
+
+/* Label join counters: matched, unmatched, slots still waiting. */
+void sw_pipeline_join_stats(const sw_pipeline *p, int64_t out[3]);
 
 /* Results of push and flush (a caller-owned, reusable handle). */
 sw_rc sw_result_new(sw_result **out, sw_err *err);

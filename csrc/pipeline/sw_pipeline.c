@@ -523,13 +523,19 @@ sw_result_free(sw_result *r)
     sw_free(r->late);
     sw_free(r->inv);
     sw_free(r->inv_reason);
+    sw_free(r->jdense);
+    sw_free(r->jlabel);
+    sw_free(r->jind);
+    sw_free(r->jseq);
+    sw_free(r->jt);
+    sw_free(r->joseq);
     sw_free(r);
 }
 
 static void
 result_reset(sw_result *r, const sw_pipeline *p)
 {
-    r->n = r->n_late = r->n_inv = 0;
+    r->n = r->n_late = r->n_inv = r->jn = 0;
     r->n_dense = p->n_dense;
     r->n_hash = p->n_hash;
 }
@@ -843,6 +849,8 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
     if (n == 0)
         return SW_OK;
     rc = result_room(r, n, err);
+    if (rc == SW_OK)
+        rc = sw_join_reserve(p, r, n, err);
     if (rc != SW_OK)
         return rc;
     /* the fresh state of an entry of every table, built once */
@@ -869,6 +877,9 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
                     key_hash(p, &p->tables[tb], rec_hash(p, i + 16)));
         }
         rc = process(p, i, r, init, err);
+        if (rc == SW_OK && p->join.on)
+            sw_join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
+                          rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
         if (rc != SW_OK) {
             /* the rows so far are out; keep the rest buffered */
             memmove(p->pend, p->pend + i * p->rec,
@@ -1058,10 +1069,17 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
 sw_rc
 sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err)
 {
+    sw_rc rc;
+
     if (p == NULL || r == NULL)
         return sw_fail(err, SW_E_INVAL, "flush: NULL argument");
     result_reset(r, p);
-    return drain(p, INT64_MAX, r, err);
+    rc = drain(p, INT64_MAX, r, err);
+    if (rc == SW_OK)
+        rc = sw_join_reserve(p, r, 0, err);
+    if (rc == SW_OK) /* the stream ends: nothing more will be claimed */
+        sw_join_expire_all(p, r);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1111,6 +1129,7 @@ sw_pipeline_free(sw_pipeline *p)
     sw_free(p->tables);
     sw_free(p->pend);
     sw_free(p->position);
+    sw_join_free(&p->join.q);
     sw_spec_free(p);
     sw_free(p);
 }
@@ -1119,6 +1138,12 @@ int
 sw_pipeline_n_dense(const sw_pipeline *p)
 {
     return p->n_dense;
+}
+
+int
+sw_pipeline_n_hashed(const sw_pipeline *p)
+{
+    return p->n_hash;
 }
 
 const char *
@@ -1279,4 +1304,26 @@ sw_pipeline_hash_column(const sw_pipeline *p, const sw_column *col,
                      ? sw_private_hash(p, col, i, p->fields[f].salt)
                      : column_hash(col, i, p->fields[f].salt);
     return SW_OK;
+}
+
+int64_t
+sw_result_pairs(const sw_result *r, const double **dense,
+                const int64_t **indices, const int64_t **seq, const int64_t **t,
+                const double **label, const int64_t **outcome_seq)
+{
+    *dense = r->jdense;
+    *indices = r->jind;
+    *seq = r->jseq;
+    *t = r->jt;
+    *label = r->jlabel;
+    *outcome_seq = r->joseq;
+    return r->jn;
+}
+
+void
+sw_pipeline_join_stats(const sw_pipeline *p, int64_t out[3])
+{
+    out[0] = p->join.n_matched;
+    out[1] = p->join.n_unmatched;
+    out[2] = p->join.q.n - p->join.q.head; /* waiting, claimed included */
 }

@@ -106,6 +106,28 @@ typedef struct event {
     int64_t seq;
 } event;
 
+/* Predictions waiting for their outcome (sw_join.c): slots head..n-1 in
+ * processing order (seq -1: claimed or replaced), and an open-addressing
+ * index from the join key's hash to a slot. */
+typedef struct joinq {
+    int64_t head, n, cap;
+    int64_t *t, *seq;
+    uint64_t *key;
+    double *rows; /* cap x n_dense: the row the prediction had */
+    int64_t *ind; /* cap x n_hash */
+    int64_t *map; /* mcap cells: a slot or -1 */
+    int64_t mcap;
+} joinq;
+
+typedef struct join {
+    int on, negatives; /* unmatched predictions: label 0 or dropped */
+    int key_field, type_field, label_field; /* label -1: outcomes are 1 */
+    uint64_t pred_h, out_h; /* hashes of the type field's two values */
+    int64_t within;         /* us */
+    int64_t n_matched, n_unmatched;
+    joinq q;
+} join;
+
 #define SW_FINGERPRINT_BYTES 16
 
 struct sw_pipeline {
@@ -144,6 +166,7 @@ struct sw_pipeline {
     int64_t max_block;       /* largest table block, for init states */
     unsigned char *position; /* restored source position (owned) */
     size_t position_len;
+    join join; /* label_join (sw_join.c) */
     /* privacy (sw_privacy.c) */
     int n_private, has_secret, has_fingerprint;
     unsigned char secret_key[16]; /* crypto_shorthash_KEYBYTES */
@@ -161,6 +184,10 @@ struct sw_result {
     int64_t n_inv, cap_inv, *inv;
     int *inv_reason;
     int n_dense, n_hash;
+    /* label-join pairs: features at prediction time and the label */
+    int64_t jn, jcap;
+    double *jdense, *jlabel;
+    int64_t *jind, *jseq, *jt, *joseq;
 };
 
 /* A number column's value as a double (NaN for text). */
@@ -190,7 +217,20 @@ sw_rc sw_privacy_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
 uint64_t sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
                          uint64_t salt);
 
+/* sw_join.c */
+sw_rc sw_join_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
+sw_rc sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err);
+void sw_join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
+                   const uint64_t *h, sw_result *r, int64_t row);
+void sw_join_expire_all(sw_pipeline *p, sw_result *r);
+void sw_join_free(joinq *q);
+sw_rc sw_join_save(const sw_pipeline *p, sw_buf *b, sw_err *err);
+sw_rc sw_join_load(sw_pipeline *p, sw_cursor *c, sw_err *err);
+
 /* sw_spec.c */
+int sw_parse_duration(struct json_t *v, int64_t *out);
+int sw_value_hash(const sw_pipeline *p, int fi, struct json_t *v,
+                  uint64_t *out);
 sw_rc sw_spec_compile(const char *json, sw_pipeline *p, sw_err *err);
 void sw_spec_free(sw_pipeline *p);
 

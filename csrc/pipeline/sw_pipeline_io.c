@@ -92,6 +92,8 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
                 goto done;
         }
     }
+    if ((rc = sw_join_save(p, &b, err)) != SW_OK)
+        goto done;
     rc = sw_buf_put_u64(&b, (uint64_t)XXH3_64bits(b.p, b.len), err);
     if (rc == SW_OK)
         rc = sw_write_atomic(path, b.p, b.len, err);
@@ -291,6 +293,8 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
                 goto done;
         }
     }
+    if (version >= 2 && (rc = sw_join_load(p, &c, err)) != SW_OK)
+        goto done;
     if (c.pos != c.len) {
         rc = sw_fail(err, SW_E_FORMAT, "%s: %zu unread bytes", path,
                      c.len - c.pos);

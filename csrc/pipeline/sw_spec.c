@@ -27,8 +27,8 @@ static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
 
 /* Parse a duration: "250ms", "5s", "1m", "1h", "7d", "10us", or an
  * integer number of microseconds. */
-static int
-parse_duration(json_t *v, int64_t *out)
+int
+sw_parse_duration(json_t *v, int64_t *out)
 {
     const char *s, *end;
     double x;
@@ -266,22 +266,22 @@ parse_window(json_t *fj, feature *f, const char *path, sw_err *err)
     if ((w = json_object_get(v, "tumbling")) != NULL &&
         json_object_size(v) == 1) {
         f->wkind = WIN_TUMBLING;
-        if (parse_duration(w, &f->window) != 0 || f->window <= 0)
+        if (sw_parse_duration(w, &f->window) != 0 || f->window <= 0)
             goto bad;
         return SW_OK;
     }
     if ((w = json_object_get(v, "session")) != NULL &&
         json_object_size(v) == 1) {
         f->wkind = WIN_SESSION;
-        if (parse_duration(w, &f->window) != 0 || f->window <= 0)
+        if (sw_parse_duration(w, &f->window) != 0 || f->window <= 0)
             goto bad;
         return SW_OK;
     }
     if ((w = json_object_get(v, "hopping")) != NULL &&
         json_object_size(v) == 2 && json_object_get(v, "every") != NULL) {
         f->wkind = WIN_HOPPING;
-        if (parse_duration(w, &f->window) != 0 ||
-            parse_duration(json_object_get(v, "every"), &f->every) != 0 ||
+        if (sw_parse_duration(w, &f->window) != 0 ||
+            sw_parse_duration(json_object_get(v, "every"), &f->every) != 0 ||
             f->every <= 0 || f->window < f->every ||
             f->window % f->every != 0 || f->window / f->every > 1024)
             return sw_fail(err, SW_E_INVAL,
@@ -305,8 +305,8 @@ bad:
 
 /* The hash a listed value gets: the hash an event's value of the field
  * gets (see column_hash in sw_pipeline.c). */
-static int
-value_hash(const sw_pipeline *p, int fi, json_t *v, uint64_t *out)
+int
+sw_value_hash(const sw_pipeline *p, int fi, json_t *v, uint64_t *out)
 {
     uint64_t salt = p->fields[fi].salt;
 
@@ -338,7 +338,7 @@ parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         int64_t hl = 0;
 
         v = json_object_get(fj, "half_life");
-        if (v == NULL || parse_duration(v, &hl) != 0 || hl <= 0)
+        if (v == NULL || sw_parse_duration(v, &hl) != 0 || hl <= 0)
             return sw_fail(err, SW_E_INVAL,
                            "%s.half_life: expected a duration such as \"1h\"",
                            path);
@@ -395,8 +395,8 @@ parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         if (f->values == NULL)
             return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
         for (i = 0; i < json_array_size(v); i++) {
-            if (value_hash(p, f->field, json_array_get(v, i), &f->values[i]) !=
-                0)
+            if (sw_value_hash(p, f->field, json_array_get(v, i),
+                              &f->values[i]) != 0)
                 return sw_fail(err, SW_E_INVAL,
                                "%s.values[%zu]: not a value of field '%s'",
                                path, i, p->fields[f->field].name);
@@ -719,10 +719,11 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
         json_t *d = json_object_get(wm, "idle_timeout");
         json_t *np = json_object_get(wm, "partitions");
 
-        if (!json_is_object(wm) || (o && parse_duration(o, &p->out_of_order)) ||
-            (l && parse_duration(l, &p->lateness)) ||
-            (d &&
-             (parse_duration(d, &p->idle_timeout) || p->idle_timeout <= 0)) ||
+        if (!json_is_object(wm) ||
+            (o && sw_parse_duration(o, &p->out_of_order)) ||
+            (l && sw_parse_duration(l, &p->lateness)) ||
+            (d && (sw_parse_duration(d, &p->idle_timeout) ||
+                   p->idle_timeout <= 0)) ||
             (np && (!json_is_integer(np) || json_integer_value(np) < 1 ||
                     json_integer_value(np) > SW_MAX_PARTITIONS)) ||
             json_object_size(wm) != (size_t)(!!o + !!l + !!d + !!np)) {
@@ -738,20 +739,23 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
         p->declared_parts =
             (int)json_integer_value(json_object_get(wm, "partitions"));
     v = json_object_get(root, "ttl");
-    if (v != NULL && (parse_duration(v, &p->ttl) != 0 || p->ttl <= 0)) {
+    if (v != NULL && (sw_parse_duration(v, &p->ttl) != 0 || p->ttl <= 0)) {
         rc = sw_fail(err, SW_E_INVAL,
                      "ttl: expected a duration such as "
                      "\"7d\"");
         goto done;
     }
+    v = json_object_get(root, "label_join");
+    if (v != NULL && (rc = sw_join_parse(p, v, err)) != SW_OK)
+        goto done;
     json_object_foreach(root, name, v)
     {
         if (strcmp(name, "events") && strcmp(name, "features") &&
             strcmp(name, "watermark") && strcmp(name, "ttl") &&
-            strcmp(name, "privacy")) {
+            strcmp(name, "privacy") && strcmp(name, "label_join")) {
             rc = sw_fail(err, SW_E_INVAL,
                          "%s: not a spec section (events, features, "
-                         "watermark, ttl, privacy)",
+                         "watermark, ttl, privacy, label_join)",
                          name);
             goto done;
         }

@@ -1340,10 +1340,57 @@ batch_arg(PyObject *list, sw_batch *b, sw_column **cols, PyObject **arrs,
     return 0;
 }
 
-/* The result as (dense, seq, time, indices, late, invalid_seq, reasons). */
+/* The label join's pairs as (dense, indices, seq, time, label,
+ * outcome_seq). */
+static PyObject *
+pairs_tuple(const sw_pipeline *p, const sw_result *r)
+{
+    const double *dense, *label;
+    const int64_t *ind, *seq, *t, *oseq;
+    npy_intp n = sw_result_pairs(r, &dense, &ind, &seq, &t, &label, &oseq);
+    npy_intp d[2] = {n, sw_pipeline_n_dense(p)}, nh = 0;
+    PyArrayObject *a[6] = {NULL};
+    PyObject *out = NULL;
+    int i;
+
+    if (n > 0 && sw_pipeline_sparse_dims(p) > 0)
+        nh = sw_pipeline_n_hashed(p);
+    {
+        npy_intp d2[2] = {n, nh};
+
+        a[0] = (PyArrayObject *)PyArray_SimpleNew(2, d, NPY_FLOAT64);
+        a[1] = (PyArrayObject *)PyArray_SimpleNew(2, d2, NPY_INT64);
+    }
+    a[2] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    a[3] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    a[4] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
+    a[5] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    for (i = 0; i < 6; i++) {
+        if (a[i] == NULL)
+            goto done;
+    }
+    if (n > 0) {
+        memcpy(PyArray_DATA(a[0]), dense,
+               (size_t)(d[0] * d[1]) * sizeof(double));
+        memcpy(PyArray_DATA(a[1]), ind, (size_t)(n * nh) * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[2]), seq, (size_t)n * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[3]), t, (size_t)n * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[4]), label, (size_t)n * sizeof(double));
+        memcpy(PyArray_DATA(a[5]), oseq, (size_t)n * sizeof(int64_t));
+    }
+    out = PyTuple_Pack(6, a[0], a[1], a[2], a[3], a[4], a[5]);
+done:
+    for (i = 0; i < 6; i++)
+        Py_XDECREF(a[i]);
+    return out;
+}
+
+/* The result as (dense, seq, time, indices, late, invalid_seq, reasons,
+ * pairs). */
 static PyObject *
 result_tuple(const sw_pipeline *p, const sw_result *r)
 {
+    PyObject *pairs;
     npy_intp n = sw_result_rows(r), d2[2] = {n, sw_pipeline_n_dense(p)};
     npy_intp nh = 0, k;
     const int64_t *late, *inv;
@@ -1387,7 +1434,10 @@ result_tuple(const sw_pipeline *p, const sw_result *r)
         ((int64_t *)PyArray_DATA(a[5]))[k] = inv[k];
         ((int32_t *)PyArray_DATA(a[6]))[k] = why[k];
     }
-    out = PyTuple_Pack(7, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+    pairs = pairs_tuple(p, r);
+    if (pairs != NULL)
+        out = PyTuple_Pack(8, a[0], a[1], a[2], a[3], a[4], a[5], a[6], pairs);
+    Py_XDECREF(pairs);
 done:
     for (i = 0; i < 7; i++)
         Py_XDECREF(a[i]);
@@ -1578,17 +1628,18 @@ Pipeline_get_sparse_dims(PipelineObject *self, void *Py_UNUSED(c))
 static PyObject *
 Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
 {
-    int64_t s[9];
+    int64_t s[9], j[3];
 
     sw_pipeline_stats(self->p, s);
-    return Py_BuildValue("{sLsLsLsLsLsLsLsLsLsLsL}", "arrivals",
-                         (long long)sw_pipeline_arrivals(self->p), "emitted",
-                         (long long)s[0], "late", (long long)s[1], "invalid",
-                         (long long)s[2], "buffered", (long long)s[3], "keys",
-                         (long long)s[4], "missing", (long long)s[5],
-                         "wrong_type", (long long)s[6], "nan", (long long)s[7],
-                         "bad_time", (long long)s[8], "oldest_pending",
-                         (long long)sw_pipeline_oldest_pending(self->p));
+    sw_pipeline_join_stats(self->p, j);
+    return Py_BuildValue(
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0], "unmatched",
+        (long long)j[1], "arrivals", (long long)sw_pipeline_arrivals(self->p),
+        "emitted", (long long)s[0], "late", (long long)s[1], "invalid",
+        (long long)s[2], "buffered", (long long)s[3], "keys", (long long)s[4],
+        "missing", (long long)s[5], "wrong_type", (long long)s[6], "nan",
+        (long long)s[7], "bad_time", (long long)s[8], "oldest_pending",
+        (long long)sw_pipeline_oldest_pending(self->p));
 }
 
 static PyMethodDef Pipeline_methods[] = {

@@ -102,6 +102,42 @@ def _convert(name, kind, values, time_unit=None):
     return (name, 3, out, 0, bad if bad.any() else None)
 
 
+def _csr(pipeline, indices, n):
+    if not pipeline.sparse_dims:
+        return None
+    import scipy.sparse as sp
+    h = pipeline._n_hash
+    return sp.csr_matrix((np.ones(n * h), indices.reshape(-1),
+                          np.arange(n + 1) * h),
+                         shape=(n, pipeline.sparse_dims))
+
+
+class LabelPairs:
+    """Training pairs of the label join that one push (or flush) closed:
+    dense and sparse are the features the prediction event had when it
+    happened, label the outcome's label (1 without a label field; 0 for a
+    prediction no outcome claimed within the limit, unless unmatched is
+    "drop"), index and event_time the prediction's arrival number and
+    time, outcome_index the outcome's arrival number (-1 if unmatched)."""
+
+    def __init__(self, pipeline, res):
+        dense, indices, seq, t, label, oseq = res
+        self.columns = pipeline.columns
+        self.dense = dense
+        self.sparse = _csr(pipeline, indices, len(seq))
+        self.index = seq
+        self.event_time = t
+        self.label = label
+        self.outcome_index = oseq
+
+    def __len__(self):
+        return len(self.index)
+
+    def __repr__(self):
+        return (f"LabelPairs({len(self)} pairs, "
+                f"{int((self.outcome_index >= 0).sum())} matched)")
+
+
 class PipelineOutput:
     """What one push (or flush) produced.
 
@@ -111,21 +147,18 @@ class PipelineOutput:
     index: each row's arrival number; event_time: its event time (int64
     microseconds); events: the input columns of the rows' events (labels
     included); late: positions in the pushed batch of late events;
-    invalid: positions and reasons of refused events."""
+    invalid: positions and reasons of refused events; pairs: the label
+    join's training pairs (LabelPairs) when the spec has label_join."""
 
     def __init__(self, pipeline, res, start):
-        dense, seq, t, indices, late, inv, why = res
+        dense, seq, t, indices, late, inv, why, pairs = res
         self.columns = pipeline.columns
         self.dense = dense
         self.index = seq
         self.event_time = t
-        self.sparse = None
-        if pipeline.sparse_dims:
-            import scipy.sparse as sp
-            n, h = len(seq), pipeline._n_hash
-            self.sparse = sp.csr_matrix(
-                (np.ones(n * h), indices.reshape(-1),
-                 np.arange(n + 1) * h), shape=(n, pipeline.sparse_dims))
+        self.sparse = _csr(pipeline, indices, len(seq))
+        self.pairs = LabelPairs(pipeline, pairs) \
+            if "label_join" in pipeline.spec else None
         self.late = late - start
         self.invalid = {"rows": inv - start,
                         "reason": np.array([REASONS[int(r)] for r in why],

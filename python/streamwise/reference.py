@@ -327,7 +327,7 @@ def _columns(f):
     return [f["name"]]
 
 
-def pipeline_reference(spec, events, partitions=None):
+def pipeline_reference(spec, events, partitions=None, pairs=None):
     """Feature rows of a stream of events (a list of dicts in arrival
     order), one event at a time in plain Python, with the semantics of
     streamwise.Pipeline: invalid and late events are set aside; the others
@@ -337,7 +337,10 @@ def pipeline_reference(spec, events, partitions=None):
     distinct is counted exactly here: the core agrees up to 15 values per
     key and estimates beyond. partitions: each event's source partition
     (all 0 by default); the watermark follows the slowest partition, and
-    one not seen yet counts as at the first event's time."""
+    one not seen yet counts as at the first event's time. pairs: a list
+    that receives the label join's pairs, in emission order, as
+    (prediction arrival, its time, {column: value}, label, outcome
+    arrival or -1)."""
     import bisect
     import math
     ev = spec["events"]
@@ -426,6 +429,37 @@ def pipeline_reference(spec, events, partitions=None):
 
     stateless = ("log1p", "bucketize", "one_hot")
     rows = []
+    lj = spec.get("label_join")
+    queue, waiting = [], {}     # [t, seq, key, row, alive]; key -> entry
+    if lj:
+        within = _duration(lj["within"])
+        negatives = lj.get("unmatched", "negative") == "negative"
+
+    def unclaimed(ent):
+        ent[4] = False
+        if negatives and pairs is not None:
+            pairs.append((ent[1], ent[0], ent[3], 0.0, -1))
+
+    def join_step(t, seq, e, out):
+        while queue and (not queue[0][4] or queue[0][0] < t - within):
+            ent = queue.pop(0)
+            if ent[4]:
+                del waiting[ent[2]]
+                unclaimed(ent)
+        key, kind = e[lj["key"]], e[lj["type"]]
+        if kind == lj["outcome"]:
+            ent = waiting.pop(key, None)
+            if ent is not None:
+                ent[4] = False
+                label = float(e[lj["label"]]) if "label" in lj else 1.0
+                if pairs is not None:
+                    pairs.append((ent[1], ent[0], ent[3], label, seq))
+        elif kind == lj["prediction"]:
+            if key in waiting:
+                unclaimed(waiting.pop(key))
+            ent = [t, seq, key, dict(out), True]
+            queue.append(ent)
+            waiting[key] = ent
     for t, seq, e in kept:
         out = {}
         stale = set()
@@ -567,4 +601,10 @@ def pipeline_reference(spec, events, partitions=None):
             if f["op"] not in ("hash",) + stateless:
                 seen[key_of(f, e)] = t
         rows.append((seq, t, out))
+        if lj:
+            join_step(t, seq, e, out)
+    if lj:
+        for ent in queue:
+            if ent[4]:
+                unclaimed(ent)
     return rows, late, invalid

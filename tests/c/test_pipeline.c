@@ -44,7 +44,9 @@ static const char *SPEC_ALL =
     " {\"name\": \"bk\", \"op\": \"bucketize\", \"field\": \"x\", "
     "\"edges\": [1, 5]},"
     " {\"name\": \"lg\", \"op\": \"log1p\", \"field\": \"x\"}],"
-    " \"watermark\": {\"out_of_orderness\": \"2s\"}}";
+    " \"label_join\": {\"key\": \"x\", \"type\": \"user\", "
+    "\"prediction\": \"a\", \"outcome\": \"b\", \"within\": \"5s\"},"
+    " \"watermark\": {\"out_of_orderness\": \"2s\", \"partitions\": 2}}";
 
 /* ts, user, x for six events: 1 arrives before 0 in event time, 3 is late
  * (9 < 14 - 2), 4 has NaN. */
@@ -280,10 +282,64 @@ test_privacy(void)
     sw_result_free(r2);
 }
 
+/* A worked label join: two impressions, the first clicked in time, the
+ * second's click after the limit (so it leaves with label 0). */
+static void
+test_label_join(void)
+{
+    static const char *spec =
+        "{\"events\": {\"time\": \"ts\", \"time_unit\": \"s\","
+        " \"fields\": {\"user\": \"str\", \"x\": \"float64\"}},"
+        " \"features\": [{\"name\": \"n\", \"op\": \"count\", "
+        "\"key\": \"user\"}],"
+        " \"label_join\": {\"key\": \"x\", \"type\": \"user\", "
+        "\"prediction\": \"a\", \"outcome\": \"b\", \"within\": "
+        "\"5s\"}}";
+    static const int64_t ts[4] = {0, 1, 3, 20};
+    static const char users[4][2] = {"a", "a", "b", "b"};
+    static const double xs[4] = {1, 2, 1, 2};
+    sw_pipeline *p = NULL;
+    sw_result *r = NULL;
+    sw_column cols[3];
+    sw_batch b;
+    sw_err err = {0};
+    const double *dense, *label;
+    const int64_t *ind, *seq, *t, *oseq;
+    int64_t st[3];
+
+    memset(cols, 0, sizeof(cols));
+    cols[0].name = "ts";
+    cols[0].type = SW_COL_I64;
+    cols[0].data = ts;
+    cols[1].name = "user";
+    cols[1].type = SW_COL_STR;
+    cols[1].data = users;
+    cols[1].width = 2;
+    cols[2].name = "x";
+    cols[2].type = SW_COL_F64;
+    cols[2].data = xs;
+    b.n_rows = 4;
+    b.n_columns = 3;
+    b.columns = cols;
+    CHECK_RC(sw_pipeline_new(spec, &p, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 4);
+    CHECK(sw_result_pairs(r, &dense, &ind, &seq, &t, &label, &oseq) == 2);
+    CHECK(seq[0] == 0 && label[0] == 1.0 && oseq[0] == 2 && dense[0] == 0);
+    CHECK(seq[1] == 1 && label[1] == 0.0 && oseq[1] == -1 && dense[1] == 1);
+    CHECK(t[1] == 1000000);
+    sw_pipeline_join_stats(p, st);
+    CHECK(st[0] == 1 && st[1] == 1);
+    sw_result_free(r);
+    sw_pipeline_free(p);
+}
+
 void
 test_pipeline(void)
 {
     test_stream();
+    test_label_join();
     test_privacy();
     test_spec_errors();
     test_pipeline_oom();

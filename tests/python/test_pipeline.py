@@ -710,3 +710,139 @@ def test_declared_partitions_wait_for_a_late_starter():
             assert late2 < 0.1 * parts2.count(2)
     with pytest.raises(sw.InvalidArgument, match=r"0\.\.2 \(watermark"):
         sw.Pipeline(spec).push(as_batch(ev2[:1]), partition=3)
+
+
+JOIN_SPEC = {
+    "events": {"time": "ts", "time_unit": "us",
+               "fields": {"user": "str", "imp": "int64", "kind": "str",
+                          "value": "float64"}},
+    "features": [
+        {"name": "user_n", "op": "count", "key": "user"},
+        {"name": "user_kinds", "op": "histogram", "key": "user",
+         "field": "kind", "values": ["imp", "click"]},
+        {"name": "user_value", "op": "decayed_sum", "key": "user",
+         "field": "value", "half_life": "10m"},
+        {"name": "user_x_imp", "op": "hash", "fields": ["user", "imp"],
+         "dims": 4096},
+    ],
+    "watermark": {"out_of_orderness": "5s", "allowed_lateness": "10s"},
+    "label_join": {"key": "imp", "type": "kind", "prediction": "imp",
+                   "outcome": "click", "within": "2m", "label": "value"},
+}
+
+
+def join_stream(seed, n_imp=1500):
+    """Impressions, and for some of them a click 0-4 minutes later (so
+    some arrive too late to count); a few impression ids repeat; arrival
+    order is event time with jitter, and a few events are very late."""
+    rng = np.random.default_rng(seed)
+    events = []
+    t = 0
+    for i in range(n_imp):
+        t += int(rng.exponential(300_000))
+        imp = i if rng.random() > 0.03 else max(0, i - int(rng.integers(5)))
+        user = f"u{rng.integers(30)}"
+        events.append({"ts": t, "user": user, "imp": imp, "kind": "imp",
+                       "value": 0.0})
+        if rng.random() < 0.3:
+            events.append({"ts": t + int(rng.exponential(60_000_000)),
+                           "user": user, "imp": imp, "kind": "click",
+                           "value": float(rng.integers(1, 4))})
+    arrival = np.array([e["ts"] for e in events]) + \
+        rng.integers(-4_000_000, 4_000_000, len(events))
+    arrival[rng.random(len(events)) < 0.01] += 60_000_000
+    return [events[i] for i in np.argsort(arrival, kind="stable")]
+
+
+def join_batch(events):
+    return {"ts": np.array([e["ts"] for e in events], np.int64),
+            "user": np.array([e["user"] for e in events], dtype=object),
+            "imp": np.array([e["imp"] for e in events], np.int64),
+            "kind": np.array([e["kind"] for e in events], dtype=object),
+            "value": np.array([e["value"] for e in events])}
+
+
+def run_join(spec, events, sizes, restore_at=(), tmp_path=None):
+    p = sw.Pipeline(spec)
+    got, i = [], 0
+    for k, size in enumerate(sizes):
+        if i >= len(events):
+            break
+        got.append(p.push(join_batch(events[i:i + size])).pairs)
+        i += size
+        if k in restore_at:
+            p.checkpoint(tmp_path / "j.swc", str(i))
+            p, _ = sw.Pipeline.restore(tmp_path / "j.swc")
+    got.append(p.flush().pairs)
+    cat = {k: np.concatenate([getattr(g, k) for g in got])
+           for k in ("dense", "index", "event_time", "label",
+                     "outcome_index")}
+    cat["sparse"] = np.concatenate([g.sparse.toarray() for g in got])
+    return p, cat
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_join_matches_reference(seed, tmp_path):
+    events = join_stream(seed)
+    want = []
+    rows, late, _ = pipeline_reference(JOIN_SPEC, events, pairs=want)
+    rng = np.random.default_rng(seed)
+    sizes = batch_sizes(rng, len(events))
+    p, got = run_join(JOIN_SPEC, events, sizes)
+    assert got["index"].tolist() == [w[0] for w in want]
+    assert got["event_time"].tolist() == [w[1] for w in want]
+    assert got["label"].tolist() == [w[3] for w in want]
+    assert got["outcome_index"].tolist() == [w[4] for w in want]
+    cols = p.columns
+    np.testing.assert_allclose(
+        got["dense"], np.array([[w[2][c] for c in cols] for w in want]),
+        rtol=1e-12, equal_nan=True)
+    # a pair carries the row its prediction had when it happened: the
+    # click (and anything after the impression) is not in it
+    q = sw.Pipeline(JOIN_SPEC)
+    outs = [q.push(join_batch(events)), q.flush()]
+    row_of = dict(zip(np.concatenate([o.index for o in outs]).tolist(),
+                      np.concatenate([o.dense for o in outs])))
+    for s_, d in zip(got["index"], got["dense"]):
+        assert d.tobytes() == row_of[int(s_)].tobytes()
+    matched = got["outcome_index"] >= 0
+    assert 0.15 < matched.mean() < 0.35
+    imps = sum(e["kind"] == "imp" for i, e in enumerate(events)
+               if i not in set(late))
+    st = p.stats
+    assert st["joined"] == matched.sum()
+    assert st["joined"] + st["unmatched"] == imps == len(want)
+    # each pair's sparse row is the hash of its own user and impression
+    assert (got["sparse"].sum(axis=1) == 1).all()
+    # batching, and restoring with predictions waiting, change nothing
+    _, one = run_join(JOIN_SPEC, events, [len(events)])
+    cuts = set(rng.choice(len(sizes), size=3, replace=False).tolist())
+    _, resumed = run_join(JOIN_SPEC, events, sizes, cuts, tmp_path)
+    for other in (one, resumed):
+        for k in got:
+            assert other[k].tobytes() == got[k].tobytes(), k
+
+
+def test_label_join_drop_and_settings():
+    import copy
+    events = join_stream(5, n_imp=400)
+    spec = copy.deepcopy(JOIN_SPEC)
+    spec["label_join"]["unmatched"] = "drop"
+    del spec["label_join"]["label"]
+    want = []
+    pipeline_reference(spec, events, pairs=want)
+    p, got = run_join(spec, events, [97] * 20)
+    assert (got["label"] == 1.0).all() and (got["outcome_index"] >= 0).all()
+    assert got["index"].tolist() == [w[0] for w in want]
+    assert p.stats["unmatched"] > 0
+    bad = [({"within": "soon"}, r"label_join\.within"),
+           ({"key": "nobody"}, r"label_join\.key: 'nobody' is not an event"),
+           ({"outcome": "imp"}, r"two different values of field 'kind'"),
+           ({"label": "user"}, r"'user' is a string"),
+           ({"unmatched": "keep"}, r"\"negative\" or \"drop\""),
+           ({"colour": 1}, r"label_join\.colour: not a setting")]
+    for change, msg in bad:
+        s = copy.deepcopy(JOIN_SPEC)
+        s["label_join"].update(change)
+        with pytest.raises(sw.InvalidArgument, match=msg):
+            sw.Pipeline(s)
