@@ -505,6 +505,17 @@ sw_rc sw_pipeline_hash_column(const sw_pipeline *p, const sw_column *col,
 sw_rc sw_pipeline_checkpoint(const sw_pipeline *p, const char *path,
                              const void *pos, size_t pos_len, sw_err *err);
 
+/* The same checkpoint written by a forked child from a copy-on-write
+ * snapshot of this moment (Redis's BGSAVE): the caller goes on pushing at
+ * once. One at a time; sw_pipeline_checkpoint_wait says whether it is
+ * written (*done; block waits for it) and returns its error if it failed.
+ * Commit the source position only once it is done. */
+sw_rc sw_pipeline_checkpoint_start(sw_pipeline *p, const char *path,
+                                   const void *pos, size_t pos_len,
+                                   sw_err *err);
+sw_rc sw_pipeline_checkpoint_wait(sw_pipeline *p, int block, int *done,
+                                  sw_err *err);
+
 /* Rebuild a pipeline from a checkpoint; continuing it gives the output an
  * uninterrupted run would have given. The saved position is then
  * available, borrowed, from sw_pipeline_position(). */

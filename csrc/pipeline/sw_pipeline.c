@@ -1124,6 +1124,11 @@ sw_pipeline_free(sw_pipeline *p)
 
     if (p == NULL)
         return;
+    if (p->bg_pid > 0) { /* leave no zombie and no half-told writer */
+        int done;
+
+        sw_pipeline_checkpoint_wait(p, 1, &done, NULL);
+    }
     for (t = 0; p->tables && t < p->n_tables; t++)
         sw_keytab_free(&p->tables[t]);
     sw_free(p->tables);

@@ -166,7 +166,8 @@ struct sw_pipeline {
     int64_t max_block;       /* largest table block, for init states */
     unsigned char *position; /* restored source position (owned) */
     size_t position_len;
-    join join; /* label_join (sw_join.c) */
+    join join;         /* label_join (sw_join.c) */
+    int bg_pid, bg_fd; /* a background checkpoint being written */
     /* privacy (sw_privacy.c) */
     int n_private, has_secret, has_fingerprint;
     unsigned char secret_key[16]; /* crypto_shorthash_KEYBYTES */

@@ -17,7 +17,10 @@
  * second. Restoring rebuilds the pipeline from the spec and refuses a file
  * whose spec hash, sizes or checksum do not match.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "sw_pipeline_int.h"
@@ -308,4 +311,79 @@ done:
     sw_free(spec);
     sw_free(buf);
     return rc;
+}
+
+/* A background checkpoint is Redis's BGSAVE: fork, and let the child write
+ * the copy-on-write snapshot of the state while the parent goes on
+ * processing. The child reports a failure through a pipe and its exit
+ * status; it runs no code but the writer and _exit. */
+sw_rc
+sw_pipeline_checkpoint_start(sw_pipeline *p, const char *path, const void *pos,
+                             size_t pos_len, sw_err *err)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (p == NULL || path == NULL || (pos == NULL && pos_len > 0))
+        return sw_fail(err, SW_E_INVAL, "checkpoint: NULL argument");
+    if (p->bg_pid > 0)
+        return sw_fail(err, SW_E_INVAL,
+                       "checkpoint: the previous one is still being "
+                       "written; wait for it first");
+    if (pipe(fds) != 0)
+        return sw_fail(err, SW_E_IO, "checkpoint: pipe: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return sw_fail(err, SW_E_IO, "checkpoint: fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        sw_err e = {0};
+        sw_rc rc;
+        ssize_t w;
+
+        close(fds[0]);
+        rc = sw_pipeline_checkpoint(p, path, pos, pos_len, &e);
+        if (rc != SW_OK)
+            w = write(fds[1], e.msg, strlen(e.msg));
+        (void)w;
+        _exit(rc == SW_OK ? 0 : 1);
+    }
+    close(fds[1]);
+    p->bg_pid = pid;
+    p->bg_fd = fds[0];
+    return SW_OK;
+}
+
+sw_rc
+sw_pipeline_checkpoint_wait(sw_pipeline *p, int block, int *done, sw_err *err)
+{
+    char msg[sizeof(((sw_err *)0)->msg)];
+    ssize_t n;
+    pid_t w;
+    int status = 0;
+
+    *done = 1;
+    if (p == NULL || p->bg_pid <= 0)
+        return SW_OK;
+    do
+        w = waitpid(p->bg_pid, &status, block ? 0 : WNOHANG);
+    while (w < 0 && errno == EINTR);
+    if (w == 0) {
+        *done = 0;
+        return SW_OK;
+    }
+    n = read(p->bg_fd, msg, sizeof(msg) - 1);
+    close(p->bg_fd);
+    p->bg_pid = 0;
+    p->bg_fd = -1;
+    if (w < 0)
+        return sw_fail(err, SW_E_IO, "checkpoint: waitpid: %s",
+                       strerror(errno));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return SW_OK;
+    msg[n > 0 ? n : 0] = '\0';
+    return sw_fail(err, SW_E_IO, "checkpoint (background): %s",
+                   n > 0 ? msg : "the writer died");
 }

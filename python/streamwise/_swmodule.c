@@ -1529,6 +1529,46 @@ done:
 }
 
 static PyObject *
+Pipeline_checkpoint_start(PipelineObject *self, PyObject *args)
+{
+    PyObject *path = NULL;
+    Py_buffer pos;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O&y*", PyUnicode_FSConverter, &path, &pos))
+        return NULL;
+    rc = sw_pipeline_checkpoint_start(self->p, PyBytes_AS_STRING(path), pos.buf,
+                                      (size_t)pos.len, &err);
+    PyBuffer_Release(&pos);
+    Py_DECREF(path);
+    if (rc != SW_OK) {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Pipeline_checkpoint_wait(PipelineObject *self, PyObject *args)
+{
+    int block = 1, done = 0;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "|p", &block))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_pipeline_checkpoint_wait(self->p, block, &done, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    return PyBool_FromLong(done);
+}
+
+static PyObject *
 Pipeline_set_secret(PipelineObject *self, PyObject *arg)
 {
     Py_buffer key;
@@ -1652,6 +1692,10 @@ static PyMethodDef Pipeline_methods[] = {
      "profile(key columns) -> float64 array of the dense features"},
     {"checkpoint", (PyCFunction)Pipeline_checkpoint, METH_VARARGS,
      "checkpoint(path, position_bytes)"},
+    {"checkpoint_start", (PyCFunction)Pipeline_checkpoint_start, METH_VARARGS,
+     "checkpoint_start(path, position_bytes): write from a forked child"},
+    {"checkpoint_wait", (PyCFunction)Pipeline_checkpoint_wait, METH_VARARGS,
+     "checkpoint_wait(block=True) -> whether the background one is done"},
     {"set_secret", (PyCFunction)Pipeline_set_secret, METH_O,
      "set_secret(bytes): the key of the privacy fields' hashes"},
     {"hash_column", (PyCFunction)Pipeline_hash_column, METH_O,

@@ -335,13 +335,26 @@ class Pipeline:
                     self._colkeys[c] = k
         return self._colkeys
 
-    def checkpoint(self, path, source_position=b""):
+    def checkpoint(self, path, source_position=b"", background=False):
         """Write state, watermark, buffered events, the spec hash and your
-        source position atomically (temporary file, fsync, rename)."""
+        source position atomically (temporary file, fsync, rename).
+
+        background=True writes the same file from a forked child (a
+        copy-on-write snapshot of this moment, as Redis's BGSAVE) and
+        returns at once; checkpoint_wait() tells when it is written.
+        Commit the source position only then."""
         if isinstance(source_position, str):
             source_position = source_position.encode()
-        self._core.checkpoint(str(path), bytes(source_position))
+        if background:
+            self._core.checkpoint_start(str(path), bytes(source_position))
+        else:
+            self._core.checkpoint(str(path), bytes(source_position))
         return path
+
+    def checkpoint_wait(self, block=True):
+        """Whether the background checkpoint is written (True also when
+        none is running); raises its error if it failed."""
+        return self._core.checkpoint_wait(block)
 
     @classmethod
     def restore(cls, path, secret=None):

@@ -846,3 +846,25 @@ def test_label_join_drop_and_settings():
         s["label_join"].update(change)
         with pytest.raises(sw.InvalidArgument, match=msg):
             sw.Pipeline(s)
+
+
+def test_background_checkpoint_is_the_snapshot_of_its_moment(tmp_path):
+    events = stream(21, n=3000)
+    p = sw.Pipeline(SPEC)
+    p.push(as_batch(events[:1500]))
+    p.checkpoint(tmp_path / "sync.swc", b"1500")
+    p.checkpoint(tmp_path / "bg.swc", b"1500", background=True)
+    with pytest.raises(sw.InvalidArgument, match="still being written"):
+        p.checkpoint(tmp_path / "bg2.swc", background=True)
+    # the parent goes on while the child writes the state of the fork
+    p.push(as_batch(events[1500:]))
+    assert p.checkpoint_wait() is True
+    assert p.checkpoint_wait() is True          # nothing running
+    assert (tmp_path / "bg.swc").read_bytes() == \
+        (tmp_path / "sync.swc").read_bytes()
+    # a failure in the child comes back as an error
+    p.checkpoint(tmp_path / "no" / "such" / "dir.swc", background=True)
+    with pytest.raises(sw.IOError, match="checkpoint \\(background\\)"):
+        p.checkpoint_wait()
+    q, pos = sw.Pipeline.restore(tmp_path / "bg.swc")
+    assert pos == b"1500"
