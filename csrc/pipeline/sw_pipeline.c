@@ -66,7 +66,7 @@ sw_feature_init_state(const feature *f, double *s)
         s[i] = 0.0;
     if (f->wkind == WIN_HOPPING) {
         for (i = 0; i < f->n_hop; i++)
-            s[3 * i] = -1.0; /* bucket index: none */
+            s[sw_hop_width(f) * i] = -1.0; /* bucket index: none */
         return;
     }
     switch (f->kind) {
@@ -232,19 +232,41 @@ value_of(const feature *f, const double *s, int64_t t, double x, double *out)
     double c = 0, sum = 0;
 
     if (f->wkind == WIN_HOPPING) {
+        const int w = sw_hop_width(f);
+        double mean = 0, m2 = 0, ext = NAN;
+
         bi = t / f->every;
         for (i = 0; i < f->n_hop; i++) {
-            const double *b = s + 3 * i;
+            const double *b = s + w * i;
+            double n;
 
-            if (b[0] > (double)(bi - f->n_hop) && b[0] <= (double)bi) {
-                c += b[1];
+            if (!(b[0] > (double)(bi - f->n_hop) && b[0] <= (double)bi) ||
+                b[1] == 0)
+                continue;
+            switch (f->kind) {
+            case OP_VAR: /* merge Welford summaries (Chan et al.) */
+                n = c + b[1];
+                m2 += b[3] + (b[2] - mean) * (b[2] - mean) * c * b[1] / n;
+                mean += (b[2] - mean) * b[1] / n;
+                break;
+            case OP_MIN:
+                ext = isnan(ext) || b[2] < ext ? b[2] : ext;
+                break;
+            case OP_MAX:
+                ext = isnan(ext) || b[2] > ext ? b[2] : ext;
+                break;
+            default:
                 sum += b[2];
+                break;
             }
+            c += b[1];
         }
         out[0] = f->kind == OP_COUNT ? c
                  : f->kind == OP_SUM ? sum
-                 : c > 0             ? sum / c
-                                     : NAN;
+                 : f->kind == OP_VAR ? (c > 1 ? m2 / (c - 1) : NAN)
+                 : f->kind == OP_MIN || f->kind == OP_MAX ? ext
+                 : c > 0                                  ? sum / c
+                                                          : NAN;
         return;
     }
     if ((f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION) &&
@@ -254,7 +276,8 @@ value_of(const feature *f, const double *s, int64_t t, double x, double *out)
             out[i] = f->kind == OP_COUNT || f->kind == OP_SUM ||
                              f->kind == OP_DISTINCT
                          ? 0.0
-                         : NAN;
+                     : f->kind == OP_RATE ? f->a / (f->a + f->b)
+                                          : NAN;
         return;
     }
     switch (f->kind) {
@@ -320,17 +343,37 @@ update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
     double d;
 
     if (f->wkind == WIN_HOPPING) {
+        const int w = sw_hop_width(f);
         double *b;
 
         bi = t / f->every;
-        b = s + 3 * (bi % f->n_hop);
-        if (b[0] != (double)bi) {
+        b = s + w * (bi % f->n_hop);
+        if (b[0] != (double)bi) { /* the bucket's previous turn is over */
             b[0] = (double)bi;
             b[1] = 0.0;
-            b[2] = 0.0;
+            b[2] = f->kind == OP_MIN   ? INFINITY
+                   : f->kind == OP_MAX ? -INFINITY
+                                       : 0.0;
+            if (w > 3)
+                b[3] = 0.0;
         }
         b[1] += 1.0;
-        b[2] += x;
+        switch (f->kind) {
+        case OP_VAR:
+            d = x - b[2];
+            b[2] += d / b[1];
+            b[3] += d * (x - b[2]);
+            break;
+        case OP_MIN:
+            b[2] = x < b[2] ? x : b[2];
+            break;
+        case OP_MAX:
+            b[2] = x > b[2] ? x : b[2];
+            break;
+        default:
+            b[2] += x;
+            break;
+        }
         return;
     }
     if ((f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION) &&

@@ -212,6 +212,14 @@ sw_column_number(const sw_column *c, int64_t i)
     }
 }
 
+/* Doubles per bucket of a hopping window: its index, events, and the sum
+ * (count, sum, mean), the extreme (min, max) or the mean and M2 (var). */
+static inline int
+sw_hop_width(const feature *f)
+{
+    return f->kind == OP_VAR ? 4 : 3;
+}
+
 /* sw_privacy.c */
 struct json_t;
 sw_rc sw_privacy_parse(sw_pipeline *p, struct json_t *v, sw_err *err);

@@ -113,7 +113,9 @@ windowable(op kind)
 {
     return kind == OP_COUNT || kind == OP_SUM || kind == OP_MEAN ||
            kind == OP_VAR || kind == OP_MIN || kind == OP_MAX ||
-           kind == OP_DISTINCT || kind == OP_HISTOGRAM;
+           kind == OP_DISTINCT || kind == OP_HISTOGRAM || kind == OP_LAST ||
+           kind == OP_RATE || kind == OP_TIME_SINCE_LAST ||
+           kind == OP_STANDARDIZE;
 }
 
 /* The settings each operator accepts besides name and op. */
@@ -288,10 +290,11 @@ parse_window(json_t *fj, feature *f, const char *path, sw_err *err)
                            "%s.window: a hopping window is a whole number "
                            "(1..1024) of 'every' steps",
                            path);
-        if (f->kind != OP_COUNT && f->kind != OP_SUM && f->kind != OP_MEAN)
+        if (f->kind != OP_COUNT && f->kind != OP_SUM && f->kind != OP_MEAN &&
+            f->kind != OP_VAR && f->kind != OP_MIN && f->kind != OP_MAX)
             return sw_fail(err, SW_E_INVAL,
-                           "%s.window: hopping windows take count, sum and "
-                           "mean",
+                           "%s.window: hopping windows take count, sum, "
+                           "mean, var, min and max",
                            path);
         f->n_hop = f->window / f->every;
         return SW_OK;
@@ -550,7 +553,7 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     if (f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION)
         f->n_slots += 1;
     if (f->wkind == WIN_HOPPING)
-        f->n_slots = 3 * f->n_hop;
+        f->n_slots = sw_hop_width(f) * f->n_hop;
     return column_names(fj, f, err);
 }
 

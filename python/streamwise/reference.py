@@ -419,7 +419,7 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
         if "hopping" in f.get("window", {}):
             b = _duration(f["window"]["hopping"]) // \
                 _duration(f["window"]["every"])
-            st["ring"] = [[-1, 0.0, 0.0] for _ in range(b)]
+            st["ring"] = [[-1, 0.0, 0.0, []] for _ in range(b)]
         return st
 
     def bin_of(f, x, raw):
@@ -495,17 +495,28 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
                 every = _duration(win["every"])
                 bi = t // every
                 c = sm = 0.0
+                vals = []
                 for b in st["ring"]:
                     if bi - len(st["ring"]) < b[0] <= bi:
                         c += b[1]
                         sm += b[2]
-                out[cols[0]] = {"count": c, "sum": sm}.get(
-                    op, sm / c if c > 0 else math.nan)
+                        vals += b[3]
+                if op == "var":
+                    mu = sum(vals) / len(vals) if vals else 0.0
+                    out[cols[0]] = sum((v - mu) ** 2 for v in vals) / \
+                        (len(vals) - 1) if len(vals) > 1 else math.nan
+                elif op in ("min", "max"):
+                    out[cols[0]] = (min if op == "min" else max)(vals) \
+                        if vals else math.nan
+                else:
+                    out[cols[0]] = {"count": c, "sum": sm}.get(
+                        op, sm / c if c > 0 else math.nan)
                 slot = st["ring"][bi % len(st["ring"])]
                 if slot[0] != bi:
-                    slot[:] = [bi, 0.0, 0.0]
+                    slot[:] = [bi, 0.0, 0.0, []]
                 slot[1] += 1.0
                 slot[2] += x
+                slot[3].append(x)
                 continue
             if "tumbling" in win:
                 wi = t // _duration(win["tumbling"])

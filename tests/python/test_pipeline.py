@@ -333,6 +333,20 @@ SPEC2 = {
          "window": {"hopping": "3h", "every": "30m"}},
         {"name": "hop_clicks", "op": "sum", "key": ["user", "item"],
          "field": "click", "window": {"hopping": "12h", "every": "4h"}},
+        {"name": "hop_var", "op": "var", "key": "user", "field": "price",
+         "window": {"hopping": "8h", "every": "2h"}},
+        {"name": "hop_min", "op": "min", "key": "item", "field": "price",
+         "window": {"hopping": "2h", "every": "20m"}},
+        {"name": "hop_max", "op": "max", "key": "user", "field": "price",
+         "window": {"hopping": "1d", "every": "3h"}},
+        {"name": "sess_ctr", "op": "rate", "key": "user", "field": "click",
+         "a": 1, "b": 9, "window": {"session": "20m"}},
+        {"name": "sess_last", "op": "last", "key": "user", "field": "price",
+         "window": {"session": "20m"}},
+        {"name": "day_gap", "op": "time_since_last", "key": "user",
+         "window": {"tumbling": "1d"}},
+        {"name": "z_6h", "op": "standardize", "key": "item", "field": "price",
+         "window": {"tumbling": "6h"}},
         {"name": "price_hist", "op": "histogram", "key": "user",
          "field": "price", "edges": [5, 15, 40]},
         {"name": "item_mix", "op": "histogram", "key": "user",
@@ -385,17 +399,18 @@ def test_window_and_profile_operators_match_reference(seed):
     assert seq.tolist() == [r[0] for r in rows]
     assert got_late == late and got_invalid == invalid
     cols = p.columns
-    assert cols[5:9] == ["price_hist<5", "price_hist[5,15)",
-                         "price_hist[15,40)", "price_hist>=40"]
+    assert cols[12:16] == ["price_hist<5", "price_hist[5,15)",
+                           "price_hist[15,40)", "price_hist>=40"]
     want = np.array([[r[2][c] for c in cols] for r in rows])
     got = dense
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     # windows, histograms, one-hot and buckets are exact; the running
     # moments and decays go through the same formulas
     exact = [i for i, c in enumerate(cols)
-             if not c.startswith(("price_z", "spend_days", "hop_price"))]
+             if not c.startswith(("price_z", "spend_days", "hop_price",
+                                  "hop_var", "z_6h", "sess_ctr"))]
     np.testing.assert_array_equal(got[:, exact], want[:, exact])
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12,
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9,
                                equal_nan=True)
     # the windows did slide: sessions restarted, days rolled over
     sess = got[:, cols.index("sess_n")]
@@ -463,9 +478,12 @@ def test_operator_settings_are_checked():
         ({"name": "x", "op": "count", "key": "user",
           "window": {"hopping": "1h", "every": "7m"}},
          r"features\[0\]\.window"),
-        ({"name": "x", "op": "max", "key": "user", "field": "price",
+        ({"name": "x", "op": "last", "key": "user", "field": "price",
           "window": {"hopping": "1h", "every": "10m"}},
-         r"features\[0\]\.window"),
+         r"features\[0\]\.window: hopping windows take"),
+        ({"name": "x", "op": "decayed_count", "key": "user",
+          "half_life": "1h", "window": {"tumbling": "1h"}},
+         r"features\[0\]\.window: not a setting"),
         ({"name": "x", "op": "daily_profile", "key": "user", "days": 0},
          r"features\[0\]: daily_profile needs days"),
         ({"name": "x", "op": "one_hot", "field": "item"},
