@@ -9,7 +9,10 @@
  * (a relaxed atomic per call costs nothing measurable) so that the C tests,
  * the runner and the Python extension all link one and the same archive.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE */
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "sw_internal.h"
 
@@ -118,4 +121,51 @@ sw_free(void *p)
         return;
     __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
     free(p);
+}
+
+/* Below this, malloc's own pages do; above, a mapping of whole 2 MiB pages
+ * (the kernel hands them out zeroed, as calloc would). */
+#define BIG (4u << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *
+sw_calloc_big(size_t n)
+{
+    size_t len;
+    unsigned char *m;
+    uintptr_t a;
+
+    if (n < BIG)
+        return sw_calloc(1, n);
+    if (should_fail())
+        return NULL;
+    len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    /* over-map by one huge page and trim, for 2 MiB alignment */
+    m = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    a = ((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (a > (uintptr_t)m)
+        munmap(m, a - (uintptr_t)m);
+    if ((uintptr_t)m + HUGE_PAGE > a)
+        munmap((void *)(a + len), (uintptr_t)m + HUGE_PAGE - a);
+#ifdef MADV_HUGEPAGE
+    madvise((void *)a, len, MADV_HUGEPAGE); /* advice: fine if refused */
+#endif
+    __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
+    return (void *)a;
+}
+
+void
+sw_free_big(void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    if (n < BIG) {
+        sw_free(p);
+        return;
+    }
+    __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
+    munmap(p, (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
 }

@@ -37,6 +37,11 @@ void *sw_alloc_array(size_t count, size_t size);
 void *sw_realloc_array(void *p, size_t count, size_t size);
 char *sw_strdup(const char *s);
 void sw_free(void *p);
+/* Zeroed memory for big random-access tables: asks for transparent huge
+ * pages, so that a lookup in hundreds of MiB does not miss the TLB. Free it
+ * with sw_free_big and the same n. */
+void *sw_calloc_big(size_t n);
+void sw_free_big(void *p, size_t n);
 
 /* Test levers (in every build, see sw_alloc.c): make the
  * n-th allocation from now fail (-1: never), and count live blocks. */

@@ -19,7 +19,12 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
     kt->cap = cap;
     kt->n = 0;
     /* zeroed: a zero key hash marks an empty slot */
-    kt->e = sw_calloc((size_t)cap, (size_t)kt->stride * 8);
+    if ((uint64_t)cap > SIZE_MAX / 8 / (uint64_t)kt->stride) {
+        kt->cap = 0;
+        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                       (long long)cap);
+    }
+    kt->e = sw_calloc_big((size_t)cap * (size_t)kt->stride * 8);
     if (kt->e == NULL) {
         kt->cap = 0;
         return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
@@ -31,7 +36,7 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
 void
 sw_keytab_free(keytab *kt)
 {
-    sw_free(kt->e);
+    sw_free_big(kt->e, (size_t)kt->cap * (size_t)kt->stride * 8);
     kt->e = NULL;
     kt->cap = kt->n = 0;
 }

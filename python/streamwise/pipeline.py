@@ -112,6 +112,40 @@ def _csr(pipeline, indices, n):
                          shape=(n, pipeline.sparse_dims))
 
 
+def _gather(batches, seq):
+    """The input columns of the events with these arrival numbers, as
+    typed arrays (object arrays only where batches disagree on type)."""
+    if len(seq) == 0 or not batches:
+        return {}
+    starts = np.array([b[0] for b in batches])
+    which = np.searchsorted(starts, seq, side="right") - 1
+    used = np.unique(which)
+    out = {}
+    for name in batches[-1][1]:
+        pieces = []
+        for b in used:
+            if b < 0:
+                continue    # buffered before a restore: not kept here
+            s0, cols, _ = batches[b]
+            if name in cols:
+                sel = np.flatnonzero(which == b)
+                pieces.append((sel, np.asarray(cols[name])[seq[sel] - s0]))
+        if not pieces:
+            continue
+        if len(pieces) == 1 and len(pieces[0][0]) == len(seq):
+            out[name] = pieces[0][1]
+            continue
+        dtype = np.result_type(*[v.dtype for _, v in pieces]) \
+            if used.min() >= 0 else object
+        col = np.empty(len(seq), dtype=dtype)
+        if dtype == object:
+            col[:] = None
+        for sel, v in pieces:
+            col[sel] = v
+        out[name] = col
+    return out
+
+
 class LabelPairs:
     """Training pairs of the label join that one push (or flush) closed:
     dense and sparse are the features the prediction event had when it
@@ -163,7 +197,16 @@ class PipelineOutput:
         self.invalid = {"rows": inv - start,
                         "reason": np.array([REASONS[int(r)] for r in why],
                                            dtype=object)}
-        self.events = pipeline._gather(seq)
+        # the input columns are gathered when asked for (a copy of the
+        # list: the pipeline drops batches whose events are all out)
+        self._batches = list(pipeline._batches)
+        self._events = None
+
+    @property
+    def events(self):
+        if self._events is None:
+            self._events = _gather(self._batches, self.index)
+        return self._events
 
     def __len__(self):
         return len(self.index)
@@ -264,39 +307,6 @@ class Pipeline:
         """Emit every buffered event (at the end of a stream)."""
         out = PipelineOutput(self, self._core.flush(), self._next)
         self._drop_done()
-        return out
-
-    def _gather(self, seq):
-        """The input columns of the events with these arrival numbers, as
-        typed arrays (object arrays only where batches disagree on type)."""
-        if len(seq) == 0 or not self._batches:
-            return {}
-        starts = np.array([b[0] for b in self._batches])
-        which = np.searchsorted(starts, seq, side="right") - 1
-        used = np.unique(which)
-        out = {}
-        for name in self._batches[-1][1]:
-            pieces = []
-            for b in used:
-                if b < 0:
-                    continue    # buffered before a restore: not kept here
-                s0, cols, _ = self._batches[b]
-                if name in cols:
-                    sel = np.flatnonzero(which == b)
-                    pieces.append((sel, np.asarray(cols[name])[seq[sel] - s0]))
-            if not pieces:
-                continue
-            if len(pieces) == 1 and len(pieces[0][0]) == len(seq):
-                out[name] = pieces[0][1]
-                continue
-            dtype = np.result_type(*[v.dtype for _, v in pieces]) \
-                if used.min() >= 0 else object
-            col = np.empty(len(seq), dtype=dtype)
-            if dtype == object:
-                col[:] = None
-            for sel, v in pieces:
-                col[sel] = v
-            out[name] = col
         return out
 
     def _drop_done(self):
