@@ -200,7 +200,7 @@ parse_key(sw_pipeline *p, json_t *fj, feature *f, const char *path, sw_err *err)
                json_array_size(kj) <= SW_MAX_KEY_FIELDS) {
         for (n = 0; n < (int)json_array_size(kj); n++) {
             json_t *e = json_array_get(kj, (size_t)n);
-            char sub[80];
+            char sub[96];
 
             snprintf(sub, sizeof(sub), "%s.key[%d]", path, n);
             if (!json_is_string(e) ||
@@ -232,7 +232,7 @@ parse_field(sw_pipeline *p, json_t *fj, feature *f, const char *path,
             sw_err *err)
 {
     json_t *v = json_object_get(fj, "field");
-    char sub[80];
+    char sub[96];
 
     if (f->kind == OP_COUNT || f->kind == OP_DECAYED_COUNT ||
         f->kind == OP_TIME_SINCE_LAST ||
@@ -516,7 +516,7 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
         f->n_hash = (int)json_array_size(fs);
         for (k = 0; k < f->n_hash; k++) {
             json_t *e = json_array_get(fs, (size_t)k);
-            char sub[80];
+            char sub[96];
 
             snprintf(sub, sizeof(sub), "%s.fields[%d]", path, k);
             if (!json_is_string(e) ||
