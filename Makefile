@@ -22,8 +22,11 @@ LIBS    := -ljansson -lxxhash -lsodium -lz -lopenblas -lm -pthread
 # The io adapters (build/libswio.a) and what they link; each adapter builds
 # as a stub returning SW_E_UNSUPPORTED when its library is missing.
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
-IO_CFLAGS := $(if $(HAVE_SQLITE),-DSW_HAVE_SQLITE)
+HAVE_RDKAFKA := $(shell pkg-config --exists rdkafka && echo 1)
+IO_CFLAGS := $(if $(HAVE_SQLITE),-DSW_HAVE_SQLITE) \
+             $(if $(HAVE_RDKAFKA),-DSW_HAVE_RDKAFKA)
 IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3)
+KAFKA_LIBS := $(if $(HAVE_RDKAFKA),-lrdkafka)
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_model.c csrc/sw_model_io.c \
@@ -32,7 +35,7 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-IO_SRC   := csrc/io/sw_registry.c
+IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
@@ -42,6 +45,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
+            librdkafka-dev kcat python3-confluent-kafka \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel
@@ -83,7 +87,11 @@ $(BUILD)/libswio.a: $(IO_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-runner: $(BIN)/sw-serve
+runner: $(BIN)/sw-serve $(BIN)/sw-broker
+
+$(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(LIBS) -o $@
 
 $(BIN)/sw-serve: csrc/runner/sw_serve.c $(ALL_LIBS)
 	@mkdir -p $(BIN)

@@ -569,6 +569,32 @@ sw_rc sw_registry_resolve(const char *store_dir, const char *ref, char *path,
                           size_t path_len, char *sha256_hex, int64_t *version,
                           sw_err *err);
 
+/* ------------------------------------------------------------------ */
+/* The embedded Kafka broker (io layer, libswio.a, librdkafka's mock)    */
+/* ------------------------------------------------------------------ */
+
+/* A Kafka-protocol broker cluster of n_brokers (1..16) in this process,
+ * listening on loopback; kcat, confluent_kafka and librdkafka clients
+ * connect to sw_broker_bootstrap(). In memory only; about 5 MiB or 100k
+ * message sets per partition; no real transactions; no offsets_for_times.
+ * SW_E_UNSUPPORTED when built without librdkafka. */
+typedef struct sw_broker sw_broker;
+
+sw_rc sw_broker_new(int n_brokers, sw_broker **out, sw_err *err);
+void sw_broker_free(sw_broker *b);
+const char *sw_broker_bootstrap(const sw_broker *b);
+sw_rc sw_broker_create_topic(sw_broker *b, const char *topic, int partitions,
+                             sw_err *err);
+/* Fault injection for tests: take broker_id (1..n, -1 for all) down (it
+ * drops its connections and refuses new ones) or bring it back up ... */
+sw_rc sw_broker_set_down(sw_broker *b, int broker_id, int down, sw_err *err);
+/* ... or make the next count requests of a kind ("Produce", "Fetch",
+ * "ListOffsets", "Metadata", ...) fail with error (a librdkafka error
+ * name such as "NOT_LEADER_FOR_PARTITION", "_TRANSPORT" to disconnect, or
+ * a number); count 0 clears the kind's queued errors. */
+sw_rc sw_broker_push_errors(sw_broker *b, const char *request, int count,
+                            const char *error, sw_err *err);
+
 #ifdef __cplusplus
 }
 #endif

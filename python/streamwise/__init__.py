@@ -10,6 +10,7 @@ from ._sw import (Error, FormatError, IOError, InternalError, InvalidArgument,
                   NumericError, ShapeError, SourceError, StateError,
                   UnsupportedError)
 from . import evaluate
+from . import kafka
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS

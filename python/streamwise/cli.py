@@ -153,6 +153,17 @@ def _models_resolve(args):
     return 0
 
 
+def _broker(args):
+    import os
+    from .kafka import broker_program
+    prog = broker_program()
+    argv = [prog, "--brokers", str(args.brokers), "--partitions",
+            str(args.partitions)]
+    for t in args.topic or []:
+        argv += ["--topic", t]
+    os.execv(prog, argv)
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="streamwise",
@@ -160,6 +171,15 @@ def _parser():
     parser.add_argument("--version", action="store_true", dest="show_version",
                         help="print the core's build information")
     sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("broker", help="run the embedded Kafka broker on "
+                       "loopback (prints its bootstrap address)")
+    p.add_argument("--partitions", type=int, default=4,
+                   help="partitions of the --topic topics without a count")
+    p.add_argument("--topic", action="append",
+                   help="NAME or NAME:PARTITIONS to create (repeatable)")
+    p.add_argument("--brokers", type=int, default=1)
+    p.set_defaults(func=_broker)
 
     p = sub.add_parser("inspect", help="describe and verify .swm files")
     p.add_argument("files", nargs="+", metavar="FILE")

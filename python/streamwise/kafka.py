@@ -1,0 +1,121 @@
+"""Kafka helpers: the embedded broker.
+
+``local_broker()`` starts ``build/bin/sw-broker`` (librdkafka's mock
+cluster: a real Kafka protocol implementation on loopback) and yields a
+handle whose ``bootstrap`` is the address for ``bootstrap.servers``::
+
+    with streamwise.kafka.local_broker(partitions=4) as broker:
+        producer = confluent_kafka.Producer({"bootstrap.servers":
+                                             broker.bootstrap})
+
+It keeps everything in memory, holds about 5 MiB or 100k message sets per
+partition, has no real transactions and answers -1 to offsets_for_times. A
+real cluster is used by giving its ``bootstrap.servers`` instead. The handle
+injects faults for tests: ``set_down()``/``set_up()`` drop a broker's
+connections and refuse new ones, ``push_request_errors("Produce", 3,
+"NOT_LEADER_FOR_PARTITION")`` fails the next requests of a kind.
+"""
+import os
+import shutil
+import subprocess
+
+from . import _sw
+
+__all__ = ["LocalBroker", "local_broker", "broker_program"]
+
+
+def broker_program():
+    """The sw-broker executable: $STREAMWISE_BROKER, the build in place
+    (build/bin/sw-broker next to python/), or one on PATH."""
+    env = os.environ.get("STREAMWISE_BROKER")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    built = os.path.join(here, "..", "..", "build", "bin", "sw-broker")
+    if os.path.exists(built):
+        return os.path.normpath(built)
+    found = shutil.which("sw-broker")
+    if found:
+        return found
+    raise _sw.UnsupportedError(
+        "sw-broker not found: run make (it builds build/bin/sw-broker) or "
+        "set STREAMWISE_BROKER")
+
+
+class LocalBroker:
+    """A running embedded broker (a child process driven over a pipe)."""
+
+    def __init__(self, partitions=4, topics=(), brokers=1):
+        self.partitions = int(partitions)
+        args = [broker_program(), "--control", "--brokers", str(brokers),
+                "--partitions", str(self.partitions)]
+        for t in topics:
+            args += ["--topic", t if isinstance(t, str) else f"{t[0]}:{t[1]}"]
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True,
+                                      bufsize=1)
+        line = self._proc.stdout.readline().strip()
+        if not line:
+            err = self._proc.stderr.read().strip()
+            self._proc.wait()
+            raise _sw.SourceError(f"embedded broker did not start: {err}")
+        self.bootstrap = line
+
+    def _command(self, text):
+        if self._proc.poll() is not None:
+            raise _sw.SourceError("the embedded broker has stopped")
+        self._proc.stdin.write(text + "\n")
+        self._proc.stdin.flush()
+        answer = self._proc.stdout.readline().strip()
+        if answer != "ok":
+            raise _sw.InvalidArgument(answer.removeprefix("error: ")
+                                      or "the embedded broker stopped")
+
+    def create_topic(self, name, partitions=None):
+        """Create a topic (topics a client writes to are also created on
+        first use, with 4 partitions)."""
+        self._command(f"topic {name} {partitions or self.partitions}")
+
+    def set_down(self, broker=-1):
+        """Disconnect broker (1..n, -1: all) and refuse new connections."""
+        self._command(f"down {int(broker)}")
+
+    def set_up(self, broker=-1):
+        self._command(f"up {int(broker)}")
+
+    def push_request_errors(self, request, count, error):
+        """Fail the next count requests of a kind ("Produce", "Fetch",
+        "ListOffsets", "Metadata", ...) with error, a librdkafka error name
+        ("NOT_LEADER_FOR_PARTITION", "_TRANSPORT" to disconnect, ...)."""
+        self._command(f"errors {request} {int(count)} {error}")
+
+    def clear_request_errors(self, request):
+        self._command(f"clear {request}")
+
+    def close(self):
+        """Stop the broker (its messages are gone)."""
+        if self._proc.poll() is None:
+            self._proc.stdin.close()        # it stops at end of input
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for f in (self._proc.stdout, self._proc.stderr):
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"LocalBroker({self.bootstrap})"
+
+
+def local_broker(partitions=4, topics=(), brokers=1):
+    """Start an embedded broker; use it as a context manager. topics: names
+    or (name, partitions) pairs to create up front."""
+    return LocalBroker(partitions=partitions, topics=topics, brokers=brokers)
