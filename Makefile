@@ -35,7 +35,8 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c
+IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
+            csrc/io/sw_kafka_source.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
@@ -45,7 +46,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
-            librdkafka-dev kcat python3-confluent-kafka \
+            librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel

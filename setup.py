@@ -24,8 +24,8 @@ ext = Extension(
     include_dirs=["csrc/include", numpy.get_include()],
     extra_objects=[IO, CORE],
     depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
-    libraries=["sqlite3", "jansson", "xxhash", "sodium", "z", "openblas",
-               "m"],
+    libraries=["sqlite3", "rdkafka", "jansson", "xxhash", "sodium", "z",
+               "openblas", "m"],
     extra_link_args=["-pthread"],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
 )

@@ -595,6 +595,47 @@ sw_rc sw_broker_set_down(sw_broker *b, int broker_id, int down, sw_err *err);
 sw_rc sw_broker_push_errors(sw_broker *b, const char *request, int count,
                             const char *error, sw_err *err);
 
+/* ------------------------------------------------------------------ */
+/* Kafka replay (io layer, libswio.a, librdkafka)                       */
+/* ------------------------------------------------------------------ */
+
+/* Replay every message of topic's partitions (NULL: all) from start to
+ * stop, each given by a kind: 0 the beginning (start) or the end as of
+ * opening (stop), 1 an offset, 2 a time in milliseconds since 1970 (the
+ * first message at or after it). Uses assign(): no group, nothing
+ * committed. A time is resolved by offsets_for_times, or, where the broker
+ * answers -1 (librdkafka's mock does), by a binary search on message
+ * timestamps. timeout_ms (0: 30 s) bounds how long the broker may make no
+ * progress before an error naming the last offsets read. conf_kv: NULL or
+ * a NULL-terminated array of librdkafka property names and values
+ * (security.protocol, sasl.*, fetch sizes...). */
+typedef struct sw_kafka_source sw_kafka_source;
+
+sw_rc sw_kafka_source_open(const char *bootstrap, const char *topic,
+                           const int32_t *partitions, int n_partitions,
+                           int start_kind, int64_t start, int stop_kind,
+                           int64_t stop, int64_t timeout_ms,
+                           const char *const *conf_kv, sw_kafka_source **out,
+                           sw_err *err);
+void sw_kafka_source_free(sw_kafka_source *s);
+/* Read up to max messages; *count 0 means the replay is complete. */
+sw_rc sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
+                           sw_err *err);
+/* The last batch, borrowed until the next call: per message its partition,
+ * offset, timestamp, and key and value as (at, len) into bytes (len -1:
+ * null). */
+void sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
+                           const int64_t **offset, const int64_t **timestamp_ms,
+                           const unsigned char **bytes, const int64_t **key_at,
+                           const int64_t **key_len, const int64_t **value_at,
+                           const int64_t **value_len);
+/* The exact slice: per partition the first offset, the stop and the offset
+ * after the last message read (next == stop once complete). Returns the
+ * number of partitions. */
+int sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
+                          const int64_t **start, const int64_t **stop,
+                          const int64_t **next);
+
 #ifdef __cplusplus
 }
 #endif

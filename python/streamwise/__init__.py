@@ -11,6 +11,7 @@ from ._sw import (Error, FormatError, IOError, InternalError, InvalidArgument,
                   UnsupportedError)
 from . import evaluate
 from . import kafka
+from . import replay
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS

@@ -2036,6 +2036,169 @@ sw_registry_resolve_py(PyObject *module, PyObject *args)
                          (long long)version);
 }
 
+/* Kafka replay: a capsule around an sw_kafka_source. */
+#define KAFKA_CAPSULE "streamwise.kafka_source"
+
+static void
+kafka_capsule_free(PyObject *cap)
+{
+    sw_kafka_source_free(PyCapsule_GetPointer(cap, KAFKA_CAPSULE));
+}
+
+static PyObject *
+sw_kafka_open_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    const char *bootstrap, *topic, *conf[129] = {NULL};
+    PyObject *parts_o, *conf_o;
+    int sk, tk;
+    long long sv, tv, timeout;
+    int32_t parts[4096];
+    int n = 0;
+    Py_ssize_t i;
+    sw_kafka_source *src = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "ssOiLiLLO!", &bootstrap, &topic, &parts_o, &sk,
+                          &sv, &tk, &tv, &timeout, &PyList_Type, &conf_o))
+        return NULL;
+    /* [key, value, key, value, ...] of str, borrowed from the list */
+    if (PyList_GET_SIZE(conf_o) > 128 || PyList_GET_SIZE(conf_o) % 2) {
+        PyErr_SetString(PyExc_ValueError, "config: at most 64 pairs");
+        return NULL;
+    }
+    for (i = 0; i < PyList_GET_SIZE(conf_o); i++) {
+        conf[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(conf_o, i));
+        if (conf[i] == NULL)
+            return NULL;
+    }
+    if (parts_o != Py_None) {
+        PyObject *seq = PySequence_Fast(parts_o, "partitions: a list");
+
+        if (seq == NULL)
+            return NULL;
+        if (PySequence_Fast_GET_SIZE(seq) > 4096) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "at most 4096 partitions");
+            return NULL;
+        }
+        for (i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+            parts[n++] =
+                (int32_t)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        Py_DECREF(seq);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_open(
+        bootstrap, topic, parts_o == Py_None ? NULL : parts, n, sk, sv, tk, tv,
+        timeout, conf, &src, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    return PyCapsule_New(src, KAFKA_CAPSULE, kafka_capsule_free);
+}
+
+/* next(capsule, max) -> (partition, offset, timestamp_ms, keys, values) */
+static PyObject *
+sw_kafka_next_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *cap, *out = NULL;
+    long long max;
+    int64_t count;
+    sw_kafka_source *src;
+    sw_err err = {0};
+    sw_rc rc;
+    const int32_t *part;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl;
+    const unsigned char *bytes;
+    PyArrayObject *a[5] = {NULL};
+    npy_intp n, i;
+    int k;
+
+    if (!PyArg_ParseTuple(args, "OL", &cap, &max))
+        return NULL;
+    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_next(src, max, &count, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    sw_kafka_source_batch(src, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    n = (npy_intp)count;
+    a[0] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT32);
+    a[1] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    a[2] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    a[3] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_OBJECT);
+    a[4] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_OBJECT);
+    for (k = 0; k < 5; k++) {
+        if (a[k] == NULL)
+            goto done;
+    }
+    if (n > 0) {
+        memcpy(PyArray_DATA(a[0]), part, (size_t)n * sizeof(int32_t));
+        memcpy(PyArray_DATA(a[1]), off, (size_t)n * sizeof(int64_t));
+        memcpy(PyArray_DATA(a[2]), ts, (size_t)n * sizeof(int64_t));
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *key =
+            kl[i] < 0
+                ? Py_NewRef(Py_None)
+                : PyBytes_FromStringAndSize((const char *)bytes + ka[i], kl[i]);
+        PyObject *val =
+            vl[i] < 0
+                ? Py_NewRef(Py_None)
+                : PyBytes_FromStringAndSize((const char *)bytes + va[i], vl[i]);
+
+        if (key == NULL || val == NULL) {
+            Py_XDECREF(key);
+            Py_XDECREF(val);
+            goto done;
+        }
+        ((PyObject **)PyArray_DATA(a[3]))[i] = key; /* steals */
+        ((PyObject **)PyArray_DATA(a[4]))[i] = val;
+    }
+    out = PyTuple_Pack(5, a[0], a[1], a[2], a[3], a[4]);
+done:
+    for (k = 0; k < 5; k++)
+        Py_XDECREF(a[k]);
+    return out;
+}
+
+/* slice(capsule) -> [(partition, start, stop, next)] */
+static PyObject *
+sw_kafka_slice_py(PyObject *module, PyObject *cap)
+{
+    sw_kafka_source *src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    const int32_t *part;
+    const int64_t *start, *stop, *next;
+    PyObject *list;
+    int n, i;
+
+    (void)module;
+    if (src == NULL)
+        return NULL;
+    n = sw_kafka_source_slice(src, &part, &start, &stop, &next);
+    list = PyList_New(n);
+    for (i = 0; list != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue("(iLLL)", part[i], (long long)start[i],
+                                    (long long)stop[i], (long long)next[i]);
+
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, t);
+    }
+    return list;
+}
+
 static PyObject *
 sw_build_id_py(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -2049,6 +2212,14 @@ static PyMethodDef sw_functions[] = {
     {"load", sw_load_py, METH_O, "load(path) -> Model (verified)"},
     {"pipeline_new", sw_pipeline_new_py, METH_O,
      "pipeline_new(spec_json) -> Pipeline"},
+    {"kafka_open", sw_kafka_open_py, METH_VARARGS,
+     "kafka_open(bootstrap, topic, partitions, start_kind, start, stop_kind, "
+     "stop, timeout_ms, [key, value, ...]) -> source"},
+    {"kafka_next", sw_kafka_next_py, METH_VARARGS,
+     "kafka_next(source, max) -> (partition, offset, timestamp_ms, keys, "
+     "values)"},
+    {"kafka_slice", sw_kafka_slice_py, METH_O,
+     "kafka_slice(source) -> [(partition, start, stop, next)]"},
     {"pipeline_restore", sw_pipeline_restore_py, METH_O,
      "pipeline_restore(path) -> (Pipeline, position bytes)"},
     {"als_new", sw_als_new_py, METH_VARARGS,

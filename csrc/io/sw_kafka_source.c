@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_kafka_source.c - replay a Kafka topic: every message of the chosen
+ * partitions between a start and a stop (the beginning, an offset or a
+ * time; the end as of opening, an offset or a time), in batches of raw
+ * columns, and afterwards the exact offset range read from each partition.
+ *
+ * Replay uses assign(), not a consumer group: no rebalance delay, nothing
+ * committed, the same messages every time. A time becomes an offset by
+ * offsets_for_times where the broker answers it, else by a binary search
+ * on message timestamps (librdkafka 2.0.2's mock cluster answers -1, so
+ * that is what the tests exercise; it assumes timestamps that do not go
+ * back within a partition, as a topic published from an event log has).
+ * A broker that goes away is retried until `timeout_ms` passes without
+ * progress; then the error names the last offset read of every partition.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sw_internal.h"
+
+#ifdef SW_HAVE_RDKAFKA
+#include <librdkafka/rdkafka.h>
+
+struct sw_kafka_source {
+    rd_kafka_t *rk;
+    char topic[256];
+    int n;
+    int32_t *part;
+    int64_t *start, *stop, *next; /* next: the offset after the last read */
+    int64_t timeout_ms;
+    /* the current batch (valid until the next call) */
+    int64_t count, cap;
+    int32_t *b_part;
+    int64_t *b_off, *b_ts, *b_key, *b_key_len, *b_val, *b_val_len;
+    unsigned char *arena;
+    size_t used, arena_cap;
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sw_rc
+kerr(sw_err *err, const char *what, rd_kafka_resp_err_t e)
+{
+    return sw_fail(err, SW_E_IO, "kafka: %s: %s", what, rd_kafka_err2str(e));
+}
+
+/* The timestamp of the message at offset in partition p (one fetch). */
+static sw_rc
+timestamp_at(sw_kafka_source *s, int32_t p, int64_t offset, int64_t *ts,
+             sw_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    int64_t t0 = now_ms();
+    rd_kafka_resp_err_t e;
+    sw_rc rc = SW_OK;
+
+    rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = offset;
+    e = rd_kafka_assign(s->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return kerr(err, "assign", e);
+    for (;;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
+
+        if (m == NULL) {
+            if (now_ms() - t0 > s->timeout_ms) {
+                rc = sw_fail(err, SW_E_IO,
+                             "kafka: %s [%d]: no message at offset %lld "
+                             "within %lld ms",
+                             s->topic, p, (long long)offset,
+                             (long long)s->timeout_ms);
+                break;
+            }
+            continue;
+        }
+        if (!m->err && m->partition == p && m->offset >= offset) {
+            *ts = rd_kafka_message_timestamp(m, NULL);
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(s->rk, NULL);
+    return rc;
+}
+
+/* The first offset in [low, high) whose message is at or after t_ms, high
+ * if none. */
+static sw_rc
+offset_at_time(sw_kafka_source *s, int32_t p, int64_t t_ms, int64_t low,
+               int64_t high, int64_t *out, sw_err *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+    int64_t lo = low, hi = high, ts = 0;
+    sw_rc rc;
+
+    rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = t_ms;
+    e = rd_kafka_offsets_for_times(s->rk, l, (int)s->timeout_ms);
+    if (!e && l->elems[0].err == 0 && l->elems[0].offset >= 0) {
+        *out = l->elems[0].offset < low    ? low
+               : l->elems[0].offset > high ? high
+                                           : l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        return SW_OK;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    /* -1 means "none at or after t" from a real broker and "not
+     * supported" from the mock: search by message timestamp either way */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+
+        if ((rc = timestamp_at(s, p, mid, &ts, err)) != SW_OK)
+            return rc;
+        if (ts < t_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *out = lo;
+    return SW_OK;
+}
+
+void
+sw_kafka_source_free(sw_kafka_source *s)
+{
+    if (s == NULL)
+        return;
+    if (s->rk != NULL) {
+        rd_kafka_consumer_close(s->rk);
+        rd_kafka_destroy(s->rk);
+    }
+    sw_free(s->part);
+    sw_free(s->start);
+    sw_free(s->stop);
+    sw_free(s->next);
+    sw_free(s->b_part);
+    sw_free(s->b_off);
+    sw_free(s->b_ts);
+    sw_free(s->b_key);
+    sw_free(s->b_key_len);
+    sw_free(s->b_val);
+    sw_free(s->b_val_len);
+    sw_free(s->arena);
+    sw_free(s);
+}
+
+/* Resolve one end of the range for partition i: kind 0 the beginning (or
+ * the end, for stop), 1 an offset, 2 a time in ms. */
+static sw_rc
+resolve(sw_kafka_source *s, int i, int kind, int64_t value, int is_stop,
+        int64_t low, int64_t high, int64_t *out, sw_err *err)
+{
+    if (kind == 0) {
+        *out = is_stop ? high : low;
+        return SW_OK;
+    }
+    if (kind == 1) {
+        *out = value < low ? low : value > high ? high : value;
+        return SW_OK;
+    }
+    return offset_at_time(s, s->part[i], value, low, high, out, err);
+}
+
+sw_rc
+sw_kafka_source_open(const char *bootstrap, const char *topic,
+                     const int32_t *partitions, int n_partitions,
+                     int start_kind, int64_t start, int stop_kind, int64_t stop,
+                     int64_t timeout_ms, const char *const *conf_kv,
+                     sw_kafka_source **out, sw_err *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    sw_kafka_source *s;
+    rd_kafka_resp_err_t e;
+    sw_rc rc = SW_OK;
+    int i, j, n;
+
+    *out = NULL;
+    if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
+        start_kind < 0 || start_kind > 2 || stop_kind < 0 || stop_kind > 2)
+        return sw_fail(err, SW_E_INVAL, "kafka: bad replay arguments");
+    s = sw_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
+                          sizeof(errstr)) ||
+        /* assign() still wants a group id; nothing is ever committed */
+        rd_kafka_conf_set(conf, "group.id", "streamwise-replay", errstr,
+                          sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                          sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
+                          sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        sw_kafka_source_free(s);
+        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+    }
+    for (i = 0; conf_kv != NULL && conf_kv[i] != NULL; i += 2) {
+        if (conf_kv[i + 1] == NULL ||
+            rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], errstr,
+                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            sw_kafka_source_free(s);
+            return sw_fail(err, SW_E_INVAL, "kafka: config %s: %s", conf_kv[i],
+                           conf_kv[i + 1] ? errstr : "no value");
+        }
+    }
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        sw_kafka_source_free(s);
+        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+    }
+    rkt = rd_kafka_topic_new(s->rk, topic, NULL);
+    e = rd_kafka_metadata(s->rk, 0, rkt, &md, (int)s->timeout_ms);
+    if (e) {
+        rc = kerr(err, "metadata", e);
+        goto done;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        rc = sw_fail(err, SW_E_INVAL, "kafka: topic '%s': %s", topic,
+                     md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                   : "not in the metadata");
+        goto done;
+    }
+    n = partitions ? n_partitions : md->topics[0].partition_cnt;
+    s->part = sw_alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
+    s->start = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    s->stop = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    s->next = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    if (!s->part || !s->start || !s->stop || !s->next) {
+        rc = sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        s->part[i] =
+            partitions ? partitions[i] : md->topics[0].partitions[i].id;
+        for (j = 0; j < md->topics[0].partition_cnt &&
+                    md->topics[0].partitions[j].id != s->part[i];
+             j++)
+            ;
+        if (j == md->topics[0].partition_cnt) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "kafka: topic '%s' has no partition %d", topic,
+                         s->part[i]);
+            goto done;
+        }
+    }
+    s->n = n;
+    l = rd_kafka_topic_partition_list_new(n ? n : 1);
+    for (i = 0; i < n; i++) {
+        int64_t low, high;
+
+        e = rd_kafka_query_watermark_offsets(s->rk, topic, s->part[i], &low,
+                                             &high, (int)s->timeout_ms);
+        if (e) {
+            rc = kerr(err, "watermarks", e);
+            goto done;
+        }
+        if ((rc = resolve(s, i, start_kind, start, 0, low, high, &s->start[i],
+                          err)) != SW_OK ||
+            (rc = resolve(s, i, stop_kind, stop, 1, low, high, &s->stop[i],
+                          err)) != SW_OK)
+            goto done;
+        if (s->stop[i] < s->start[i])
+            s->stop[i] = s->start[i];
+        s->next[i] = s->start[i];
+        if (s->start[i] < s->stop[i])
+            rd_kafka_topic_partition_list_add(l, topic, s->part[i])->offset =
+                s->start[i];
+    }
+    e = rd_kafka_assign(s->rk, l);
+    if (e)
+        rc = kerr(err, "assign", e);
+done:
+    if (l != NULL)
+        rd_kafka_topic_partition_list_destroy(l);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (rc != SW_OK) {
+        sw_kafka_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return SW_OK;
+}
+
+static int
+open_partitions(const sw_kafka_source *s)
+{
+    int i, k = 0;
+
+    for (i = 0; i < s->n; i++)
+        k += s->next[i] < s->stop[i];
+    return k;
+}
+
+static sw_rc
+batch_room(sw_kafka_source *s, size_t bytes, sw_err *err)
+{
+    if (s->count == s->cap) {
+        int64_t c = s->cap ? 2 * s->cap : 1024;
+        void *p;
+
+#define GROW(f, size)                                                          \
+    do {                                                                       \
+        p = sw_realloc_array(s->f, (size_t)c, size);                           \
+        if (p == NULL)                                                         \
+            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");           \
+        s->f = p;                                                              \
+    } while (0)
+        GROW(b_part, sizeof(int32_t));
+        GROW(b_off, sizeof(int64_t));
+        GROW(b_ts, sizeof(int64_t));
+        GROW(b_key, sizeof(int64_t));
+        GROW(b_key_len, sizeof(int64_t));
+        GROW(b_val, sizeof(int64_t));
+        GROW(b_val_len, sizeof(int64_t));
+#undef GROW
+        s->cap = c;
+    }
+    if (s->used + bytes > s->arena_cap) {
+        size_t c = s->arena_cap ? s->arena_cap : 65536;
+        unsigned char *a;
+
+        while (c < s->used + bytes)
+            c *= 2;
+        a = sw_realloc_array(s->arena, c, 1);
+        if (a == NULL)
+            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        s->arena = a;
+        s->arena_cap = c;
+    }
+    return SW_OK;
+}
+
+/* "p0=12 p1=40": the offsets after the last read, for error messages. */
+static void
+positions(const sw_kafka_source *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    int i;
+
+    buf[0] = '\0';
+    for (i = 0; i < s->n && used + 1 < len; i++)
+        used +=
+            (size_t)snprintf(buf + used, len - used, "%s%d=%lld", i ? " " : "",
+                             s->part[i], (long long)s->next[i] - 1);
+}
+
+sw_rc
+sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
+                     sw_err *err)
+{
+    int64_t last = now_ms();
+    rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    sw_rc rc;
+
+    s->count = 0;
+    s->used = 0;
+    *count = 0;
+    while (s->count < max && open_partitions(s) > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
+        int i;
+
+        if (m == NULL || m->err) {
+            if (m != NULL) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    last_err = m->err;
+                rd_kafka_message_destroy(m);
+            }
+            /* control records (transaction markers) take offsets that no
+             * message shows: the fetch position says when we are past */
+            for (i = 0; i < s->n; i++) {
+                rd_kafka_topic_partition_list_t *l;
+
+                if (s->next[i] >= s->stop[i])
+                    continue;
+                l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, s->topic, s->part[i]);
+                if (!rd_kafka_position(s->rk, l) &&
+                    l->elems[0].offset >= s->stop[i])
+                    s->next[i] = s->stop[i];
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            if (now_ms() - last > s->timeout_ms) {
+                char where[512];
+
+                positions(s, where, sizeof(where));
+                return sw_fail(err, SW_E_IO,
+                               "kafka: %s: no progress for %lld ms (last "
+                               "offsets read: %s)%s%s",
+                               s->topic, (long long)s->timeout_ms, where,
+                               last_err ? ": " : "",
+                               last_err ? rd_kafka_err2str(last_err) : "");
+            }
+            continue;
+        }
+        for (i = 0; i < s->n && s->part[i] != m->partition; i++)
+            ;
+        if (i < s->n && m->offset >= s->next[i] && m->offset < s->stop[i]) {
+            size_t kl = m->key ? m->key_len : 0, vl = m->payload ? m->len : 0;
+
+            if ((rc = batch_room(s, kl + vl, err)) != SW_OK) {
+                rd_kafka_message_destroy(m);
+                return rc;
+            }
+            s->b_part[s->count] = m->partition;
+            s->b_off[s->count] = m->offset;
+            s->b_ts[s->count] = rd_kafka_message_timestamp(m, NULL);
+            s->b_key[s->count] = (int64_t)s->used;
+            s->b_key_len[s->count] = m->key ? (int64_t)kl : -1;
+            memcpy(s->arena + s->used, m->key, kl);
+            s->used += kl;
+            s->b_val[s->count] = (int64_t)s->used;
+            s->b_val_len[s->count] = m->payload ? (int64_t)vl : -1;
+            memcpy(s->arena + s->used, m->payload, vl);
+            s->used += vl;
+            s->count++;
+            s->next[i] = m->offset + 1;
+            last = now_ms();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    *count = s->count;
+    return SW_OK;
+}
+
+void
+sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
+                      const int64_t **offset, const int64_t **timestamp_ms,
+                      const unsigned char **bytes, const int64_t **key_at,
+                      const int64_t **key_len, const int64_t **value_at,
+                      const int64_t **value_len)
+{
+    *partition = s->b_part;
+    *offset = s->b_off;
+    *timestamp_ms = s->b_ts;
+    *bytes = s->arena;
+    *key_at = s->b_key;
+    *key_len = s->b_key_len;
+    *value_at = s->b_val;
+    *value_len = s->b_val_len;
+}
+
+int
+sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
+                      const int64_t **start, const int64_t **stop,
+                      const int64_t **next)
+{
+    *partition = s->part;
+    *start = s->start;
+    *stop = s->stop;
+    *next = s->next;
+    return s->n;
+}
+
+#else /* no librdkafka */
+
+sw_rc
+sw_kafka_source_open(const char *bootstrap, const char *topic,
+                     const int32_t *partitions, int n_partitions,
+                     int start_kind, int64_t start, int stop_kind, int64_t stop,
+                     int64_t timeout_ms, const char *const *conf_kv,
+                     sw_kafka_source **out, sw_err *err)
+{
+    (void)bootstrap, (void)topic, (void)partitions, (void)n_partitions;
+    (void)conf_kv;
+    (void)start_kind, (void)start, (void)stop_kind, (void)stop;
+    (void)timeout_ms;
+    *out = NULL;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka: built without librdkafka (apt install "
+                   "librdkafka-dev, then make)");
+}
+
+void
+sw_kafka_source_free(sw_kafka_source *s)
+{
+    (void)s;
+}
+
+sw_rc
+sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
+                     sw_err *err)
+{
+    (void)s, (void)max;
+    *count = 0;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+void
+sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
+                      const int64_t **offset, const int64_t **timestamp_ms,
+                      const unsigned char **bytes, const int64_t **key_at,
+                      const int64_t **key_len, const int64_t **value_at,
+                      const int64_t **value_len)
+{
+    (void)s;
+    *partition = NULL;
+    *offset = *timestamp_ms = *key_at = *key_len = *value_at = *value_len =
+        NULL;
+    *bytes = NULL;
+}
+
+int
+sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
+                      const int64_t **start, const int64_t **stop,
+                      const int64_t **next)
+{
+    (void)s;
+    *partition = NULL;
+    *start = *stop = *next = NULL;
+    return 0;
+}
+#endif

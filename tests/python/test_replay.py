@@ -1,0 +1,115 @@
+"""Replaying a Kafka topic through the C core's source, against the
+embedded broker: exact ranges, timestamps, outages, bad arguments."""
+import time
+
+import confluent_kafka as ck
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise.kafka import local_broker
+
+T0 = 1_700_000_000_000       # ms
+
+
+def publish(bootstrap, topic, n, parts):
+    """Message i goes to partition i % parts with key k<i>, value v<i> and
+    timestamp T0 + 10 * i (rising in every partition)."""
+    p = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                     "enable.idempotence": True})
+    for i in range(n):
+        p.produce(topic, f"v{i}".encode(), key=f"k{i}".encode(),
+                  partition=i % parts, timestamp=T0 + 10 * i)
+    assert p.flush(30) == 0
+
+
+def collect(replay):
+    batches = list(replay)
+    return {k: np.concatenate([b[k] for b in batches]) for k in
+            ("partition", "offset", "timestamp", "key", "value")}
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with local_broker(topics=[("t", 3)]) as b:
+        publish(b.bootstrap, "t", 6000, 3)
+        yield b
+
+
+def test_whole_topic_once_each(broker):
+    r = sw.replay.kafka("t", bootstrap=broker.bootstrap, batch_size=700)
+    got = collect(r)
+    i = np.array([int(v[1:]) for v in got["value"]])
+    assert sorted(i.tolist()) == list(range(6000))
+    assert (got["partition"] == i % 3).all()
+    assert (got["offset"] == i // 3).all()
+    assert (got["timestamp"] == T0 + 10 * i).all()
+    assert [k.decode() for k in got["key"]] == [f"k{j}" for j in i]
+    s = r.slice
+    assert s["complete"] and s["messages"] == 6000
+    assert [(p["start"], p["stop"]) for p in s["partitions"]] == [(0, 2000)] * 3
+
+
+def test_from_a_time_returns_exactly_the_later_messages(broker):
+    cut = T0 + 10 * 3001 + 5          # between messages 3001 and 3002
+    for start in (np.datetime64(cut, "ms"),
+                  __import__("pandas").Timestamp(cut, unit="ms")):
+        got = collect(sw.replay.kafka("t", bootstrap=broker.bootstrap,
+                                      start=start))
+        want = [i for i in range(6000) if T0 + 10 * i >= cut]
+        assert sorted(int(v[1:]) for v in got["value"]) == want
+
+
+def test_offsets_times_and_partitions(broker):
+    r = sw.replay.kafka("t", bootstrap=broker.bootstrap, start=100,
+                        stop=np.datetime64(T0 + 10 * 1500, "ms"),
+                        partitions=[2])
+    got = collect(r)
+    # partition 2 holds messages 2, 5, 8, ...: offsets 100.. up to the
+    # first message at or after message 1500's time (1502, offset 500)
+    assert got["offset"].tolist() == list(range(100, 500))
+    assert (got["partition"] == 2).all()
+    assert r.slice["partitions"] == [{"partition": 2, "start": 100,
+                                      "stop": 500, "next": 500,
+                                      "messages": 400}]
+
+
+def test_an_outage_loses_and_duplicates_nothing(broker):
+    r = sw.replay.kafka("t", bootstrap=broker.bootstrap, batch_size=500,
+                        timeout=20)
+    seen = [next(r)]
+    broker.set_down()
+    time.sleep(2)
+    broker.set_up()
+    seen += list(r)
+    vals = np.concatenate([b["value"] for b in seen])
+    assert sorted(int(v[1:]) for v in vals) == list(range(6000))
+
+
+def test_a_broker_that_stays_away_is_an_error_naming_offsets():
+    with local_broker(topics=[("d", 1)]) as b:
+        publish(b.bootstrap, "d", 30000, 1)
+        # a small client queue, so that the rest is not already fetched
+        r = sw.replay.kafka("d", bootstrap=b.bootstrap, batch_size=1000,
+                            timeout=3,
+                            config={"queued.max.messages.kbytes": 1})
+        first = next(r)
+        b.set_down()
+        with pytest.raises(sw.IOError, match=r"no progress for 3000 ms "
+                           r"\(last offsets read: 0=\d+\)"):
+            list(r)
+        assert len(first["offset"]) == 1000
+
+
+def test_bad_arguments(broker):
+    with pytest.raises(sw.InvalidArgument, match="no partition 7"):
+        sw.replay.kafka("t", bootstrap=broker.bootstrap, partitions=[7])
+    with pytest.raises(sw.InvalidArgument, match="start takes"):
+        sw.replay.kafka("t", bootstrap=broker.bootstrap, start="end")
+    with pytest.raises(sw.InvalidArgument, match="not an offset or a time"):
+        sw.replay.kafka("t", bootstrap=broker.bootstrap, start="yesterday")
+    with pytest.raises(sw.InvalidArgument, match="config no.such.thing"):
+        sw.replay.kafka("t", bootstrap=broker.bootstrap,
+                        config={"no.such.thing": 1})
+    with pytest.raises(sw.InvalidArgument, match="no bootstrap"):
+        sw.replay.kafka("t", bootstrap="")
