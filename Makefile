@@ -36,7 +36,7 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
-            csrc/io/sw_kafka_source.c
+            csrc/io/sw_kafka_source.c csrc/io/sw_json_decode.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)

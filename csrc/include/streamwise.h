@@ -629,12 +629,44 @@ void sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
                            const unsigned char **bytes, const int64_t **key_at,
                            const int64_t **key_len, const int64_t **value_at,
                            const int64_t **value_len);
+/* Messages in the last batch. */
+int64_t sw_kafka_source_count(const sw_kafka_source *s);
 /* The exact slice: per partition the first offset, the stop and the offset
  * after the last message read (next == stop once complete). Returns the
  * number of partitions. */
 int sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
                           const int64_t **start, const int64_t **stop,
                           const int64_t **next);
+
+/* JSON event messages into columns by a pipeline spec's "events" schema
+ * ({"time", "time_unit", "fields", and optional "defaults" for fields that
+ * older events lack}). sw_json_decode reads n messages (bytes + at[k],
+ * len[k]; len -1 is null) and keeps the good ones as rows, in order; the
+ * others are dead letters with a reason (index into sw_dead_reasons:
+ * not_json, not_object, missing, wrong_type). A message without the time
+ * field takes timestamp_ms[k] (if given) in the schema's unit. */
+typedef struct sw_json_decoder sw_json_decoder;
+
+extern const char *const sw_dead_reasons[];
+sw_rc sw_json_decoder_new(const char *events_schema_json, sw_json_decoder **out,
+                          sw_err *err);
+void sw_json_decoder_free(sw_json_decoder *d);
+sw_rc sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
+                     const int64_t *at, const int64_t *len,
+                     const int64_t *timestamp_ms, int64_t n, int64_t *rows,
+                     sw_err *err);
+int sw_json_decoder_n_fields(const sw_json_decoder *d);
+/* Field i of the last decode: its values in num (float types), ints
+ * (integer types and bool) or as (str_at, str_len) into
+ * sw_json_decoder_strings (str); borrowed until the next decode. */
+void sw_json_decoder_field(const sw_json_decoder *d, int i, const char **name,
+                           int *type, const double **num, const int64_t **ints,
+                           const int64_t **str_at, const int64_t **str_len);
+const unsigned char *sw_json_decoder_strings(const sw_json_decoder *d);
+/* The message index each decoded row came from. */
+const int64_t *sw_json_decoder_rows(const sw_json_decoder *d);
+int64_t sw_json_decoder_dead(const sw_json_decoder *d, const int64_t **row,
+                             const int **reason);
 
 #ifdef __cplusplus
 }

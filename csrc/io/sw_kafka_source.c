@@ -463,6 +463,12 @@ sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
     *value_len = s->b_val_len;
 }
 
+int64_t
+sw_kafka_source_count(const sw_kafka_source *s)
+{
+    return s->count;
+}
+
 int
 sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
                       const int64_t **start, const int64_t **stop,
@@ -521,6 +527,13 @@ sw_kafka_source_batch(const sw_kafka_source *s, const int32_t **partition,
     *offset = *timestamp_ms = *key_at = *key_len = *value_at = *value_len =
         NULL;
     *bytes = NULL;
+}
+
+int64_t
+sw_kafka_source_count(const sw_kafka_source *s)
+{
+    (void)s;
+    return 0;
 }
 
 int

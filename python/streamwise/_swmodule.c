@@ -2171,6 +2171,194 @@ done:
     return out;
 }
 
+#define DECODER_CAPSULE "streamwise.json_decoder"
+
+static void
+decoder_capsule_free(PyObject *cap)
+{
+    sw_json_decoder_free(PyCapsule_GetPointer(cap, DECODER_CAPSULE));
+}
+
+static PyObject *
+sw_json_decoder_py(PyObject *module, PyObject *arg)
+{
+    sw_state *st = PyModule_GetState(module);
+    const char *schema = PyUnicode_AsUTF8(arg);
+    sw_json_decoder *d = NULL;
+    sw_err err = {0};
+
+    if (schema == NULL)
+        return NULL;
+    if (sw_json_decoder_new(schema, &d, &err) != SW_OK) {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    return PyCapsule_New(d, DECODER_CAPSULE, decoder_capsule_free);
+}
+
+/* kafka_decode(source, decoder) -> ({field: array} plus partition, offset,
+ * timestamp of the decoded rows, [(partition, offset, reason, value)]):
+ * the source's last batch through the decoder, without making a bytes
+ * object of any good message. */
+static PyObject *
+sw_kafka_decode_py(PyObject *module, PyObject *args)
+{
+    static const int np_type[7] = {NPY_INT64,   NPY_INT32,   NPY_INT8,
+                                   NPY_FLOAT64, NPY_FLOAT32, NPY_BOOL,
+                                   NPY_OBJECT};
+    sw_state *st = PyModule_GetState(module);
+    PyObject *cap, *dcap, *cols = NULL, *deadl = NULL, *out = NULL;
+    sw_kafka_source *src;
+    sw_json_decoder *d;
+    const int32_t *part;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl, *rows, *drow;
+    const int *why;
+    const unsigned char *bytes;
+    int64_t n_rows, n_dead, n, k;
+    npy_intp nr;
+    sw_err err = {0};
+    sw_rc rc;
+    int i;
+
+    if (!PyArg_ParseTuple(args, "OO", &cap, &dcap))
+        return NULL;
+    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    d = PyCapsule_GetPointer(dcap, DECODER_CAPSULE);
+    if (src == NULL || d == NULL)
+        return NULL;
+    sw_kafka_source_batch(src, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    n = sw_kafka_source_count(src);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_json_decode(d, bytes, va, vl, ts, n, &n_rows, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        return NULL;
+    }
+    rows = sw_json_decoder_rows(d);
+    nr = (npy_intp)n_rows;
+    cols = PyDict_New();
+    if (cols == NULL)
+        goto fail;
+    for (i = 0; i < sw_json_decoder_n_fields(d); i++) {
+        const char *name;
+        int type;
+        const double *num;
+        const int64_t *ints, *sat, *slen;
+        PyArrayObject *a;
+
+        sw_json_decoder_field(d, i, &name, &type, &num, &ints, &sat, &slen);
+        a = (PyArrayObject *)PyArray_SimpleNew(1, &nr, np_type[type]);
+        if (a == NULL)
+            goto fail;
+        for (k = 0; k < n_rows; k++) {
+            void *dst = PyArray_GETPTR1(a, k);
+
+            switch (type) {
+            case SW_COL_I64:
+                *(int64_t *)dst = ints[k];
+                break;
+            case SW_COL_I32:
+                *(int32_t *)dst = (int32_t)ints[k];
+                break;
+            case SW_COL_I8:
+                *(int8_t *)dst = (int8_t)ints[k];
+                break;
+            case SW_COL_BOOL:
+                *(npy_bool *)dst = ints[k] != 0;
+                break;
+            case SW_COL_F64:
+                *(double *)dst = num[k];
+                break;
+            case SW_COL_F32:
+                *(float *)dst = (float)num[k];
+                break;
+            default: {
+                PyObject *u = PyUnicode_DecodeUTF8(
+                    (const char *)sw_json_decoder_strings(d) + sat[k], slen[k],
+                    "replace");
+
+                if (u == NULL) {
+                    Py_DECREF(a);
+                    goto fail;
+                }
+                *(PyObject **)dst = u;
+            }
+            }
+        }
+        rc = PyDict_SetItemString(cols, name, (PyObject *)a) < 0;
+        Py_DECREF(a);
+        if (rc)
+            goto fail;
+    }
+    {
+        PyArrayObject *a[3];
+        const char *names[3] = {"partition", "offset", "timestamp"};
+
+        a[0] = (PyArrayObject *)PyArray_SimpleNew(1, &nr, NPY_INT32);
+        a[1] = (PyArrayObject *)PyArray_SimpleNew(1, &nr, NPY_INT64);
+        a[2] = (PyArrayObject *)PyArray_SimpleNew(1, &nr, NPY_INT64);
+        for (k = 0; k < n_rows && a[0] && a[1] && a[2]; k++) {
+            ((int32_t *)PyArray_DATA(a[0]))[k] = part[rows[k]];
+            ((int64_t *)PyArray_DATA(a[1]))[k] = off[rows[k]];
+            ((int64_t *)PyArray_DATA(a[2]))[k] = ts[rows[k]];
+        }
+        for (i = 0; i < 3; i++) {
+            int bad = a[i] == NULL ||
+                      PyDict_SetItemString(cols, names[i], (PyObject *)a[i]);
+
+            Py_XDECREF(a[i]);
+            if (bad)
+                goto fail;
+        }
+    }
+    n_dead = sw_json_decoder_dead(d, &drow, &why);
+    deadl = PyList_New((Py_ssize_t)n_dead);
+    for (k = 0; deadl != NULL && k < n_dead; k++) {
+        int64_t m = drow[k];
+        PyObject *t = Py_BuildValue(
+            "(iLsy#)", part[m], (long long)off[m], sw_dead_reasons[why[k]],
+            vl[m] < 0 ? "" : (const char *)bytes + va[m],
+            (Py_ssize_t)(vl[m] < 0 ? 0 : vl[m]));
+
+        if (t == NULL)
+            goto fail;
+        PyList_SET_ITEM(deadl, k, t);
+    }
+    if (deadl == NULL)
+        goto fail;
+    out = PyTuple_Pack(2, cols, deadl);
+fail:
+    Py_XDECREF(cols);
+    Py_XDECREF(deadl);
+    return out;
+}
+
+/* kafka_fetch(source, max) -> count: read a batch, leave it in C */
+static PyObject *
+sw_kafka_fetch_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap;
+    long long max;
+    int64_t count;
+    sw_kafka_source *src;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "OL", &cap, &max))
+        return NULL;
+    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_next(src, max, &count, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)count);
+}
+
 /* slice(capsule) -> [(partition, start, stop, next)] */
 static PyObject *
 sw_kafka_slice_py(PyObject *module, PyObject *cap)
@@ -2218,6 +2406,12 @@ static PyMethodDef sw_functions[] = {
     {"kafka_next", sw_kafka_next_py, METH_VARARGS,
      "kafka_next(source, max) -> (partition, offset, timestamp_ms, keys, "
      "values)"},
+    {"kafka_fetch", sw_kafka_fetch_py, METH_VARARGS,
+     "kafka_fetch(source, max) -> count (the batch stays in C)"},
+    {"json_decoder", sw_json_decoder_py, METH_O,
+     "json_decoder(events_schema_json) -> decoder"},
+    {"kafka_decode", sw_kafka_decode_py, METH_VARARGS,
+     "kafka_decode(source, decoder) -> (columns, dead letters)"},
     {"kafka_slice", sw_kafka_slice_py, METH_O,
      "kafka_slice(source) -> [(partition, start, stop, next)]"},
     {"pipeline_restore", sw_pipeline_restore_py, METH_O,

@@ -55,7 +55,7 @@ class KafkaReplay:
 
     def __init__(self, topic, bootstrap=None, start="beginning", stop="end",
                  partitions=None, batch_size=65536, timeout=30.0,
-                 progress=False, config=None):
+                 progress=False, config=None, schema=None):
         bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
         if not bootstrap:
             raise _sw.InvalidArgument(
@@ -72,6 +72,12 @@ class KafkaReplay:
             None if partitions is None else [int(p) for p in partitions],
             sk, sv, tk, tv, int(timeout * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
+        self._decoder = None
+        self.dead_letters = []
+        if schema is not None:
+            import json
+            self._decoder = _sw.json_decoder(json.dumps(
+                schema.get("events", schema)))
         self._bar = None
         if progress:
             try:
@@ -95,6 +101,7 @@ class KafkaReplay:
         return {"topic": self.topic, "bootstrap": self.bootstrap,
                 "partitions": parts,
                 "messages": sum(p["messages"] for p in parts),
+                "dead_letters": len(self.dead_letters),
                 "complete": all(p["next"] >= p["stop"] for p in parts)}
 
     def __iter__(self):
@@ -103,6 +110,8 @@ class KafkaReplay:
     def __next__(self):
         if self._src is None:
             raise StopIteration
+        if self._decoder is not None:
+            return self._next_decoded()
         part, off, ts, keys, values = _sw.kafka_next(self._src,
                                                      self.batch_size)
         if len(off) == 0:
@@ -117,13 +126,37 @@ class KafkaReplay:
         return {"partition": part, "offset": off, "timestamp": ts,
                 "key": keys, "value": values}
 
+    def _next_decoded(self):
+        """A batch decoded by the schema: its fields plus partition,
+        offset and timestamp; messages that do not decode go to
+        self.dead_letters (a dict each: partition, offset, reason, value)
+        and are counted in the slice, never skipped silently."""
+        while True:
+            n = _sw.kafka_fetch(self._src, self.batch_size)
+            if n == 0:
+                self._final = self.slice
+                self._src = None
+                if self._bar is not None:
+                    self._bar.close()
+                raise StopIteration
+            cols, dead = _sw.kafka_decode(self._src, self._decoder)
+            self.dead_letters += [{"partition": p, "offset": o, "reason": r,
+                                   "value": v} for p, o, r, v in dead]
+            if self._bar is not None:
+                self._bar.update(n)
+            if len(cols["offset"]):
+                return cols
+
 
 def kafka(topic, bootstrap=None, start="beginning", stop="end",
           partitions=None, batch_size=65536, timeout=30.0, progress=False,
-          config=None):
+          config=None, schema=None):
     """Replay a topic; see the module documentation. config: further
     librdkafka properties (security.protocol, sasl.*, fetch sizes...);
-    timeout: seconds the broker may make no progress before an error."""
+    timeout: seconds the broker may make no progress before an error.
+    schema: a pipeline spec or its "events" entry; JSON values are then
+    decoded into its fields; see KafkaReplay._next_decoded."""
     return KafkaReplay(topic, bootstrap=bootstrap, start=start, stop=stop,
                        partitions=partitions, batch_size=batch_size,
-                       timeout=timeout, progress=progress, config=config)
+                       timeout=timeout, progress=progress, config=config,
+                       schema=schema)

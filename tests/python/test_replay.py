@@ -113,3 +113,69 @@ def test_bad_arguments(broker):
                         config={"no.such.thing": 1})
     with pytest.raises(sw.InvalidArgument, match="no bootstrap"):
         sw.replay.kafka("t", bootstrap="")
+
+
+SPEC = {"events": {"time": "ts", "time_unit": "ms",
+                   "fields": {"user": "str", "amount": "float64",
+                              "n": "int32", "promo": "bool"},
+                   "defaults": {"promo": False}},
+        "features": [{"name": "spent", "op": "sum", "key": "user",
+                      "field": "amount"},
+                     {"name": "visits", "op": "count", "key": "user"}]}
+
+
+def test_json_events_decode_into_pipeline_columns():
+    import json
+    rng = np.random.default_rng(0)
+    good = []
+    with local_broker(topics=[("ev", 2)]) as b:
+        p = ck.Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+        bad_at = {}
+        for i in range(4000):
+            e = {"ts": T0 + i, "user": f"u{rng.integers(50)}",
+                 "amount": float(np.round(rng.gamma(2, 5), 2)),
+                 "n": int(rng.integers(100))}
+            if i % 3:
+                e["promo"] = bool(i % 2)    # older events lack it
+            value = json.dumps(e).encode()
+            if i % 500 == 7:                # four kinds of garbage
+                kind = (i // 500) % 4
+                value = [b"{not json", b"[1, 2]",
+                         json.dumps({"ts": T0 + i}).encode(),
+                         json.dumps({**e, "n": "many"}).encode()][kind]
+                bad_at[i] = ["not_json", "not_object", "missing",
+                             "wrong_type"][kind]
+            else:
+                good.append(e)
+            p.produce("ev", value, partition=0, timestamp=T0 + i)
+        assert p.flush(30) == 0
+        r = sw.replay.kafka("ev", bootstrap=b.bootstrap, schema=SPEC,
+                            batch_size=999)
+        batches = list(r)
+    cols = {k: np.concatenate([x[k] for x in batches]) for k in batches[0]}
+    assert cols["ts"].tolist() == [e["ts"] for e in good]
+    assert cols["user"].tolist() == [e["user"] for e in good]
+    assert cols["amount"].tolist() == [e["amount"] for e in good]
+    assert cols["n"].dtype == np.int32 and cols["promo"].dtype == bool
+    assert cols["promo"].tolist() == [e.get("promo", False) for e in good]
+    # every bad message is a dead letter with its offset and reason
+    assert sorted((d["offset"], d["reason"]) for d in r.dead_letters) == \
+        sorted(bad_at.items())
+    assert r.slice["dead_letters"] == len(bad_at) == 8
+    # the replayed batches give the rows the original events give
+    a, b2 = sw.Pipeline(SPEC), sw.Pipeline(SPEC)
+    rows_a = [a.push(x).dense for x in batches] + [a.flush().dense]
+    direct = {k: np.array([e.get(k, False) if k == "promo" else e[k]
+                           for e in good]) for k in ("ts", "user", "amount",
+                                                     "n", "promo")}
+    rows_b = [b2.push(direct).dense, b2.flush().dense]
+    assert np.concatenate(rows_a).tobytes() == \
+        np.concatenate(rows_b).tobytes()
+
+
+def test_schema_errors():
+    with pytest.raises(sw.InvalidArgument, match="unknown type"):
+        sw._sw.json_decoder('{"time": "ts", "fields": {"a": "text"}}')
+    with pytest.raises(sw.InvalidArgument, match="defaults.b: not a field"):
+        sw._sw.json_decoder('{"time": "ts", "fields": {"a": "str"}, '
+                            '"defaults": {"b": 1}}')
