@@ -36,7 +36,8 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
-            csrc/io/sw_kafka_source.c csrc/io/sw_json_decode.c
+            csrc/io/sw_kafka_source.c csrc/io/sw_kafka_sink.c \
+            csrc/io/sw_json_decode.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
@@ -165,6 +166,7 @@ bench: all
 	PYTHONPATH=python $(PYTHON) benchmarks/online_linear.py
 	PYTHONPATH=python $(PYTHON) benchmarks/tracking.py
 	PYTHONPATH=python $(PYTHON) benchmarks/pipeline.py
+	PYTHONPATH=python $(PYTHON) benchmarks/replay.py
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
 
 # Install what is missing, and only that; root needs no sudo.

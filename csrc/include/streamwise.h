@@ -638,6 +638,27 @@ int sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
                           const int64_t **start, const int64_t **stop,
                           const int64_t **next);
 
+/* Produce to topic with an idempotent producer (acks=all): a message
+ * counts as written only once acknowledged. send copies key and value;
+ * partition -1 lets the partitioner choose by key; timestamp_ms 0 is now;
+ * headers: NULL or a NULL-terminated array of names and string values
+ * (schema version, model version). flush waits up to timeout_ms for every
+ * acknowledgement and fails if any message was not written. conf_kv as
+ * for the source. */
+typedef struct sw_kafka_sink sw_kafka_sink;
+
+sw_rc sw_kafka_sink_open(const char *bootstrap, const char *topic,
+                         const char *const *conf_kv, sw_kafka_sink **out,
+                         sw_err *err);
+sw_rc sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
+                         const void *value, size_t value_len, int32_t partition,
+                         int64_t timestamp_ms, const char *const *headers,
+                         sw_err *err);
+sw_rc sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err);
+/* sent, acknowledged, failed */
+void sw_kafka_sink_stats(const sw_kafka_sink *s, int64_t out[3]);
+void sw_kafka_sink_free(sw_kafka_sink *s);
+
 /* JSON event messages into columns by a pipeline spec's "events" schema
  * ({"time", "time_unit", "fields", and optional "defaults" for fields that
  * older events lack}). sw_json_decode reads n messages (bytes + at[k],

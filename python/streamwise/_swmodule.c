@@ -2359,6 +2359,152 @@ sw_kafka_fetch_py(PyObject *module, PyObject *args)
     return PyLong_FromLongLong((long long)count);
 }
 
+#define SINK_CAPSULE "streamwise.kafka_sink"
+
+static void
+sink_capsule_free(PyObject *cap)
+{
+    sw_kafka_sink_free(PyCapsule_GetPointer(cap, SINK_CAPSULE));
+}
+
+/* a NULL-terminated char* array from a list of str (borrowed UTF-8) */
+static int
+str_pairs(PyObject *list, const char **out, Py_ssize_t max)
+{
+    Py_ssize_t i, n;
+
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) % 2 ||
+        PyList_GET_SIZE(list) > max) {
+        PyErr_SetString(PyExc_ValueError, "expected [name, value, ...]");
+        return -1;
+    }
+    n = PyList_GET_SIZE(list);
+    for (i = 0; i < n; i++) {
+        out[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
+        if (out[i] == NULL)
+            return -1;
+    }
+    out[n] = NULL;
+    return 0;
+}
+
+static PyObject *
+sw_kafka_sink_open_py(PyObject *module, PyObject *args)
+{
+    const char *bootstrap, *topic, *conf[129];
+    PyObject *conf_o;
+    sw_kafka_sink *s = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "ssO", &bootstrap, &topic, &conf_o) ||
+        str_pairs(conf_o, conf, 128) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_kafka_sink_open(bootstrap, topic, conf, &s, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyCapsule_New(s, SINK_CAPSULE, sink_capsule_free);
+}
+
+/* kafka_sink_send(sink, values, keys|None, timestamps|None, partition,
+ * [header, value, ...]): values and keys are sequences of bytes (None: a
+ * null key), timestamps an int64 array of ms or None. */
+static PyObject *
+sw_kafka_sink_send_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap, *vals, *keys, *ts_o, *hdr_o, *vs = NULL, *ks = NULL;
+    PyArrayObject *ts = NULL;
+    const char *hdr[65];
+    int partition;
+    sw_kafka_sink *s;
+    sw_err err = {0};
+    Py_ssize_t i, n;
+    sw_rc rc = SW_OK;
+
+    if (!PyArg_ParseTuple(args, "OOOOiO", &cap, &vals, &keys, &ts_o, &partition,
+                          &hdr_o) ||
+        str_pairs(hdr_o, hdr, 64) < 0)
+        return NULL;
+    s = PyCapsule_GetPointer(cap, SINK_CAPSULE);
+    if (s == NULL)
+        return NULL;
+    vs = PySequence_Fast(vals, "values: a sequence of bytes");
+    if (vs == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(vs);
+    if (keys != Py_None &&
+        ((ks = PySequence_Fast(keys, "keys: a sequence")) == NULL ||
+         PySequence_Fast_GET_SIZE(ks) != n)) {
+        if (ks != NULL)
+            PyErr_SetString(PyExc_ValueError, "keys and values differ in "
+                                              "length");
+        goto done;
+    }
+    if (ts_o != Py_None) {
+        ts = (PyArrayObject *)PyArray_FROM_OTF(ts_o, NPY_INT64,
+                                               NPY_ARRAY_IN_ARRAY);
+        if (ts == NULL)
+            goto done;
+        if (PyArray_SIZE(ts) != n) {
+            PyErr_SetString(PyExc_ValueError, "timestamps and values differ "
+                                              "in length");
+            goto done;
+        }
+    }
+    for (i = 0; i < n && rc == SW_OK; i++) {
+        PyObject *v = PySequence_Fast_GET_ITEM(vs, i);
+        PyObject *k = ks ? PySequence_Fast_GET_ITEM(ks, i) : Py_None;
+        char *vb = NULL, *kb = NULL;
+        Py_ssize_t vl = 0, kl = 0;
+
+        if (PyBytes_AsStringAndSize(v, &vb, &vl) < 0 ||
+            (k != Py_None && PyBytes_AsStringAndSize(k, &kb, &kl) < 0))
+            goto done;
+        rc = sw_kafka_sink_send(s, kb, (size_t)kl, vb, (size_t)vl, partition,
+                                ts ? ((const int64_t *)PyArray_DATA(ts))[i] : 0,
+                                hdr[0] ? hdr : NULL, &err);
+    }
+    if (rc != SW_OK)
+        raise_sw_err(PyModule_GetState(module), &err);
+done:
+    Py_XDECREF(vs);
+    Py_XDECREF(ks);
+    Py_XDECREF(ts);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sw_kafka_sink_flush_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap;
+    long long timeout;
+    sw_kafka_sink *s;
+    sw_err err = {0};
+    sw_rc rc;
+    int64_t st[3];
+
+    if (!PyArg_ParseTuple(args, "OL", &cap, &timeout))
+        return NULL;
+    s = PyCapsule_GetPointer(cap, SINK_CAPSULE);
+    if (s == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_sink_flush(s, timeout, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    sw_kafka_sink_stats(s, st);
+    return Py_BuildValue("(LLL)", (long long)st[0], (long long)st[1],
+                         (long long)st[2]);
+}
+
 /* slice(capsule) -> [(partition, start, stop, next)] */
 static PyObject *
 sw_kafka_slice_py(PyObject *module, PyObject *cap)
@@ -2408,6 +2554,12 @@ static PyMethodDef sw_functions[] = {
      "values)"},
     {"kafka_fetch", sw_kafka_fetch_py, METH_VARARGS,
      "kafka_fetch(source, max) -> count (the batch stays in C)"},
+    {"kafka_sink_open", sw_kafka_sink_open_py, METH_VARARGS,
+     "kafka_sink_open(bootstrap, topic, [key, value, ...]) -> sink"},
+    {"kafka_sink_send", sw_kafka_sink_send_py, METH_VARARGS,
+     "kafka_sink_send(sink, values, keys, timestamps, partition, headers)"},
+    {"kafka_sink_flush", sw_kafka_sink_flush_py, METH_VARARGS,
+     "kafka_sink_flush(sink, timeout_ms) -> (sent, acked, failed)"},
     {"json_decoder", sw_json_decoder_py, METH_O,
      "json_decoder(events_schema_json) -> decoder"},
     {"kafka_decode", sw_kafka_decode_py, METH_VARARGS,

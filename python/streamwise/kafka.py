@@ -21,7 +21,7 @@ import subprocess
 
 from . import _sw
 
-__all__ = ["LocalBroker", "local_broker", "broker_program"]
+__all__ = ["LocalBroker", "local_broker", "broker_program", "Sink"]
 
 
 def broker_program():
@@ -119,3 +119,50 @@ def local_broker(partitions=4, topics=(), brokers=1):
     """Start an embedded broker; use it as a context manager. topics: names
     or (name, partitions) pairs to create up front."""
     return LocalBroker(partitions=partitions, topics=topics, brokers=brokers)
+
+
+class Sink:
+    """Produce to a topic through the C core (librdkafka, idempotent,
+    acks=all). A message counts as written only when acknowledged:
+    ``flush()`` waits for that and raises if any message failed.
+
+    ``headers`` (a dict of str) go on every message, e.g. the schema and
+    model versions."""
+
+    def __init__(self, topic, bootstrap, config=None, headers=None):
+        self.topic = topic
+        self._headers = [str(x) for kv in (headers or {}).items()
+                         for x in kv]
+        self._sink = _sw.kafka_sink_open(
+            bootstrap, topic,
+            [str(x) for kv in (config or {}).items() for x in kv])
+
+    def send(self, values, keys=None, timestamps=None, partition=None,
+             headers=None):
+        """Queue messages: values (bytes or str, one or a sequence), keys
+        likewise or None, timestamps in ms (int64) or None for now."""
+        one = isinstance(values, (bytes, str))
+        enc = (lambda v: v.encode() if isinstance(v, str) else v)
+        values = [enc(values)] if one else [enc(v) for v in values]
+        if keys is not None:
+            keys = [enc(keys)] if one else [None if k is None else enc(k)
+                                            for k in keys]
+        if timestamps is not None and one:
+            timestamps = [timestamps]
+        h = self._headers + [str(x) for kv in (headers or {}).items()
+                             for x in kv]
+        _sw.kafka_sink_send(self._sink, values, keys, timestamps,
+                            -1 if partition is None else int(partition), h)
+
+    def flush(self, timeout=30.0):
+        """Wait for every acknowledgement; returns {sent, acked, failed}."""
+        sent, acked, failed = _sw.kafka_sink_flush(self._sink,
+                                                   int(timeout * 1000))
+        return {"sent": sent, "acked": acked, "failed": failed}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.flush()

@@ -179,3 +179,45 @@ def test_schema_errors():
     with pytest.raises(sw.InvalidArgument, match="defaults.b: not a field"):
         sw._sw.json_decoder('{"time": "ts", "fields": {"a": "str"}, '
                             '"defaults": {"b": 1}}')
+
+
+def test_sink_writes_acknowledged_messages_with_headers():
+    from streamwise.kafka import Sink
+    with local_broker(topics=[("out", 2)]) as b:
+        b.push_request_errors("Produce", 2, "NOT_LEADER_FOR_PARTITION")
+        with Sink("out", b.bootstrap,
+                  headers={"schema": "3", "model": "ctr@7"}) as s:
+            s.send([f"m{i}" for i in range(1000)],
+                   keys=[f"u{i % 10}" for i in range(1000)],
+                   timestamps=np.arange(1000) + T0)
+            s.send(b"last", keys=b"u0", timestamps=T0 + 5000,
+                   headers={"extra": "1"})
+        assert s.flush() == {"sent": 1001, "acked": 1001, "failed": 0}
+        got = collect(sw.replay.kafka("out", bootstrap=b.bootstrap))
+        assert sorted(v.decode() for v in got["value"]) == \
+            sorted([f"m{i}" for i in range(1000)] + ["last"])
+        # one key, one partition
+        by_key = {}
+        for k, p in zip(got["key"], got["partition"]):
+            by_key.setdefault(k, set()).add(int(p))
+        assert all(len(v) == 1 for v in by_key.values())
+        c = ck.Consumer({"bootstrap.servers": b.bootstrap, "group.id": "h"})
+        c.assign([ck.TopicPartition("out", p, 0) for p in (0, 1)])
+        m = None
+        while m is None or m.error():
+            m = c.poll(5)
+        assert dict(m.headers())["model"] == b"ctr@7"
+        c.close()
+    with pytest.raises(sw.InvalidArgument, match="config"):
+        Sink("x", "127.0.0.1:1", config={"acks": "sometimes"})
+
+
+def test_sink_reports_messages_that_were_not_written():
+    from streamwise.kafka import Sink
+    with local_broker(topics=[("gone", 1)]) as b:
+        s = Sink("gone", b.bootstrap, config={"message.timeout.ms": 2000})
+        b.set_down()
+        s.send([b"a", b"b"])
+        with pytest.raises(sw.IOError, match="2 messages failed|not "
+                           "acknowledged"):
+            s.flush(10)
