@@ -115,16 +115,19 @@ class KafkaReplay:
         part, off, ts, keys, values = _sw.kafka_next(self._src,
                                                      self.batch_size)
         if len(off) == 0:
-            # complete: keep the slice, let the consumer go
-            self._final = self.slice
-            self._src = None
-            if self._bar is not None:
-                self._bar.close()
-            raise StopIteration
+            self._finish()
         if self._bar is not None:
             self._bar.update(len(off))
         return {"partition": part, "offset": off, "timestamp": ts,
                 "key": keys, "value": values}
+
+    def _finish(self):
+        """Complete: keep the slice, let the consumer go."""
+        self._final = self.slice
+        self._src = None
+        if self._bar is not None:
+            self._bar.close()
+        raise StopIteration
 
     def _next_decoded(self):
         """A batch decoded by the schema: its fields plus partition,
@@ -134,11 +137,7 @@ class KafkaReplay:
         while True:
             n = _sw.kafka_fetch(self._src, self.batch_size)
             if n == 0:
-                self._final = self.slice
-                self._src = None
-                if self._bar is not None:
-                    self._bar.close()
-                raise StopIteration
+                self._finish()
             cols, dead = _sw.kafka_decode(self._src, self._decoder)
             self.dead_letters += [{"partition": p, "offset": o, "reason": r,
                                    "value": v} for p, o, r, v in dead]
