@@ -36,13 +36,14 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
-            csrc/io/sw_kafka_source.c csrc/io/sw_kafka_sink.c \
+            csrc/io/sw_kafka_conf.c csrc/io/sw_kafka_source.c \
+            csrc/io/sw_kafka_sink.c \
             csrc/io/sw_json_decode.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
-            csrc/pipeline/sw_pipeline_int.h
+            csrc/pipeline/sw_pipeline_int.h csrc/io/sw_kafka_conf.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \

@@ -15,7 +15,7 @@
 #include "sw_internal.h"
 
 #ifdef SW_HAVE_RDKAFKA
-#include <librdkafka/rdkafka.h>
+#include "sw_kafka_conf.h"
 
 struct sw_kafka_sink {
     rd_kafka_t *rk;
@@ -50,7 +50,6 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     char errstr[512];
     rd_kafka_conf_t *conf;
     sw_kafka_sink *s;
-    int i, k;
 
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || !topic[0] || strlen(topic) >= 256)
@@ -59,26 +58,10 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     if (s == NULL)
         return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
-    conf = rd_kafka_conf_new();
-    for (k = 0; k < 2; k++) {
-        const char *const *kv = k == 0 ? defaults : conf_kv;
-
-        for (i = 0; kv != NULL && kv[i] != NULL; i += 2) {
-            if (kv[i + 1] == NULL ||
-                rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr,
-                                  sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-                rd_kafka_conf_destroy(conf);
-                sw_free(s);
-                return sw_fail(err, SW_E_INVAL, "kafka sink: config %s: %s",
-                               kv[i], kv[i + 1] ? errstr : "no value");
-            }
-        }
-    }
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
-                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
+    conf = sw_kafka_conf("kafka sink", bootstrap, defaults, conf_kv, err);
+    if (conf == NULL) {
         sw_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka sink: %s", errstr);
+        return SW_E_INVAL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, s);

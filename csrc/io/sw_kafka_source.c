@@ -22,7 +22,7 @@
 #include "sw_internal.h"
 
 #ifdef SW_HAVE_RDKAFKA
-#include <librdkafka/rdkafka.h>
+#include "sw_kafka_conf.h"
 
 struct sw_kafka_source {
     rd_kafka_t *rk;
@@ -179,6 +179,16 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
                      int64_t timeout_ms, const char *const *conf_kv,
                      sw_kafka_source **out, sw_err *err)
 {
+    /* assign() still wants a group id; nothing is ever committed */
+    static const char *const defaults[] = {"group.id",
+                                           "streamwise-replay",
+                                           "enable.auto.commit",
+                                           "false",
+                                           "enable.auto.offset.store",
+                                           "false",
+                                           "log_level",
+                                           "3",
+                                           NULL};
     char errstr[512];
     rd_kafka_conf_t *conf;
     const rd_kafka_metadata_t *md = NULL;
@@ -198,30 +208,10 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
         return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-    conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
-                          sizeof(errstr)) ||
-        /* assign() still wants a group id; nothing is ever committed */
-        rd_kafka_conf_set(conf, "group.id", "streamwise-replay", errstr,
-                          sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                          sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-                          sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(conf);
+    conf = sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
+    if (conf == NULL) {
         sw_kafka_source_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
-    }
-    for (i = 0; conf_kv != NULL && conf_kv[i] != NULL; i += 2) {
-        if (conf_kv[i + 1] == NULL ||
-            rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            sw_kafka_source_free(s);
-            return sw_fail(err, SW_E_INVAL, "kafka: config %s: %s", conf_kv[i],
-                           conf_kv[i + 1] ? errstr : "no value");
-        }
+        return SW_E_INVAL;
     }
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {

@@ -208,22 +208,16 @@ pairs_room(sw_result *r, const sw_pipeline *p, int64_t more, sw_err *err)
     return SW_OK;
 }
 
-sw_rc
-sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err)
+/* Room in the queue and its index for n more predictions. */
+static sw_rc
+queue_room(sw_pipeline *p, int64_t n, sw_err *err)
 {
     joinq *q = &p->join.q;
-    int64_t live = q->n - q->head, need, cap, s, d;
+    int64_t need, cap, s, d;
     size_t nd = (size_t)(p->n_dense ? p->n_dense : 1);
     size_t nh = (size_t)(p->n_hash ? p->n_hash : 1);
     void *a;
-    sw_rc rc;
 
-    if (!p->join.on)
-        return SW_OK;
-    /* every waiting prediction and every new event can make one pair */
-    rc = pairs_room(r, p, live + n, err);
-    if (rc != SW_OK)
-        return rc;
     if (q->n + n > q->cap && q->head > 0) { /* slide the live slots down */
         for (s = q->head, d = 0; s < q->n; s++, d++) {
             q->t[d] = q->t[s];
@@ -272,6 +266,18 @@ sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err)
         rebuild_map(q);
     }
     return SW_OK;
+}
+
+sw_rc
+sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err)
+{
+    sw_rc rc;
+
+    if (!p->join.on)
+        return SW_OK;
+    /* every waiting prediction and every new event can make one pair */
+    rc = pairs_room(r, p, p->join.q.n - p->join.q.head + n, err);
+    return rc == SW_OK ? queue_room(p, n, err) : rc;
 }
 
 static void
@@ -399,24 +405,16 @@ sw_join_load(sw_pipeline *p, sw_cursor *c, sw_err *err)
     uint64_t live, i;
     int64_t s;
     sw_rc rc;
-    sw_result scratch = {0};
 
     if ((rc = sw_cur_i64(c, &p->join.n_matched, err)) != SW_OK ||
         (rc = sw_cur_i64(c, &p->join.n_unmatched, err)) != SW_OK ||
         (rc = sw_cur_u64(c, &live, err)) != SW_OK)
         return rc;
-    if (live > (c->len - c->pos) / 24)
+    if (live > (c->len - c->pos) / 24 || (live > 0 && !p->join.on))
         return sw_fail(err, SW_E_FORMAT,
                        "checkpoint: %llu waiting predictions do not fit",
                        (unsigned long long)live);
-    rc = sw_join_reserve(p, &scratch, (int64_t)live, err);
-    sw_free(scratch.jdense);
-    sw_free(scratch.jind);
-    sw_free(scratch.jseq);
-    sw_free(scratch.jt);
-    sw_free(scratch.jlabel);
-    sw_free(scratch.joseq);
-    if (rc != SW_OK)
+    if (live > 0 && (rc = queue_room(p, (int64_t)live, err)) != SW_OK)
         return rc;
     for (i = 0; i < live; i++) {
         s = q->n;

@@ -2101,17 +2101,38 @@ sw_kafka_open_py(PyObject *module, PyObject *args)
     return PyCapsule_New(src, KAFKA_CAPSULE, kafka_capsule_free);
 }
 
+/* Read the next batch of (source, max) into the source; its size, or -1
+ * with the exception set. */
+static int64_t
+kafka_read(PyObject *module, PyObject *args, sw_kafka_source **src)
+{
+    PyObject *cap;
+    long long max;
+    int64_t count;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "OL", &cap, &max))
+        return -1;
+    *src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    if (*src == NULL)
+        return -1;
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_next(*src, max, &count, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return -1;
+    }
+    return count;
+}
+
 /* next(capsule, max) -> (partition, offset, timestamp_ms, keys, values) */
 static PyObject *
 sw_kafka_next_py(PyObject *module, PyObject *args)
 {
-    sw_state *st = PyModule_GetState(module);
-    PyObject *cap, *out = NULL;
-    long long max;
-    int64_t count;
+    PyObject *out = NULL;
     sw_kafka_source *src;
-    sw_err err = {0};
-    sw_rc rc;
+    int64_t count = kafka_read(module, args, &src);
     const int32_t *part;
     const int64_t *off, *ts, *ka, *kl, *va, *vl;
     const unsigned char *bytes;
@@ -2119,17 +2140,8 @@ sw_kafka_next_py(PyObject *module, PyObject *args)
     npy_intp n, i;
     int k;
 
-    if (!PyArg_ParseTuple(args, "OL", &cap, &max))
+    if (count < 0)
         return NULL;
-    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
-    if (src == NULL)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_next(src, max, &count, &err);
-    Py_END_ALLOW_THREADS if (rc != SW_OK)
-    {
-        raise_sw_err(st, &err);
-        return NULL;
-    }
     sw_kafka_source_batch(src, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
     n = (npy_intp)count;
     a[0] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT32);
@@ -2338,25 +2350,10 @@ fail:
 static PyObject *
 sw_kafka_fetch_py(PyObject *module, PyObject *args)
 {
-    PyObject *cap;
-    long long max;
-    int64_t count;
     sw_kafka_source *src;
-    sw_err err = {0};
-    sw_rc rc;
+    int64_t count = kafka_read(module, args, &src);
 
-    if (!PyArg_ParseTuple(args, "OL", &cap, &max))
-        return NULL;
-    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
-    if (src == NULL)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_next(src, max, &count, &err);
-    Py_END_ALLOW_THREADS if (rc != SW_OK)
-    {
-        raise_sw_err(PyModule_GetState(module), &err);
-        return NULL;
-    }
-    return PyLong_FromLongLong((long long)count);
+    return count < 0 ? NULL : PyLong_FromLongLong((long long)count);
 }
 
 #define SINK_CAPSULE "streamwise.kafka_sink"

@@ -120,25 +120,36 @@ def batch_sizes(rng, n):
     return out
 
 
+def against_reference(spec, events, seed, inexact, rtol):
+    """Run spec over events in random batches and through the reference:
+    the same rows in the same order, the same late and invalid events, and
+    the same values - bit for bit except in the columns starting with a
+    prefix in inexact, which must agree within rtol. Returns what run()
+    returns and the reference's (rows, late, invalid)."""
+    ref = rows, late, invalid = pipeline_reference(spec, events)
+    rng = np.random.default_rng(seed)
+    got = p, dense, seq, t, outs, got_late, got_invalid = run(
+        spec, events, batch_sizes(rng, len(events)))
+    assert seq.tolist() == [r[0] for r in rows]
+    assert t.tolist() == [r[1] for r in rows]
+    assert got_late == late and got_invalid == invalid
+    cols = p.columns
+    want = np.array([[r[2][c] for c in cols] for r in rows])
+    np.testing.assert_array_equal(np.isnan(dense), np.isnan(want))
+    exact = [i for i, c in enumerate(cols) if not c.startswith(inexact)]
+    np.testing.assert_array_equal(dense[:, exact], want[:, exact])
+    np.testing.assert_allclose(dense, want, rtol=rtol, atol=rtol,
+                               equal_nan=True)
+    return got, ref
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_reference(seed):
     events = stream(seed)
-    rows, late, invalid = pipeline_reference(SPEC, events)
-    rng = np.random.default_rng(seed)
-    p, dense, seq, t, outs, got_late, got_invalid = run(
-        SPEC, events, batch_sizes(rng, len(events)))
-    assert seq.tolist() == [r[0] for r in rows]
-    assert t.tolist() == [r[1] for r in rows]
-    cols = p.columns
-    want = np.array([[r[2][c] for c in cols] for r in rows])
     # sums in the same order give the same bits; decays go through exp2
-    np.testing.assert_array_equal(np.isnan(dense), np.isnan(want))
-    exact = [c for c in cols if "clicks_h" not in c and "10m" not in c]
-    idx = [cols.index(c) for c in exact]
-    np.testing.assert_array_equal(dense[:, idx], want[:, idx])
-    np.testing.assert_allclose(dense, want, rtol=1e-12, equal_nan=True)
-    assert got_late == late
-    assert got_invalid == invalid
+    (p, dense, seq, t, outs, _, _), (rows, late, invalid) = \
+        against_reference(SPEC, events, seed,
+                          ("user_clicks_h", "user_events_10m"), 1e-12)
     assert {r for _, r in invalid} == {"missing", "nan", "wrong_type",
                                       "bad_time"}
     st = p.stats
@@ -392,26 +403,14 @@ def slow_stream(seed, n=2500):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_window_and_profile_operators_match_reference(seed):
     events = slow_stream(seed)
-    rows, late, invalid = pipeline_reference(SPEC2, events)
-    rng = np.random.default_rng(seed)
-    p, dense, seq, t, outs, got_late, got_invalid = run(
-        SPEC2, events, batch_sizes(rng, len(events)))
-    assert seq.tolist() == [r[0] for r in rows]
-    assert got_late == late and got_invalid == invalid
+    # windows, histograms, one-hot and buckets are exact; the running
+    # moments and decays go through the same formulas
+    (p, got, _, t, _, _, _), _ = against_reference(
+        SPEC2, events, seed, ("price_z", "spend_days", "hop_price",
+                              "hop_var", "z_6h", "sess_ctr"), 1e-9)
     cols = p.columns
     assert cols[12:16] == ["price_hist<5", "price_hist[5,15)",
                            "price_hist[15,40)", "price_hist>=40"]
-    want = np.array([[r[2][c] for c in cols] for r in rows])
-    got = dense
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-    # windows, histograms, one-hot and buckets are exact; the running
-    # moments and decays go through the same formulas
-    exact = [i for i, c in enumerate(cols)
-             if not c.startswith(("price_z", "spend_days", "hop_price",
-                                  "hop_var", "z_6h", "sess_ctr"))]
-    np.testing.assert_array_equal(got[:, exact], want[:, exact])
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9,
-                               equal_nan=True)
     # the windows did slide: sessions restarted, days rolled over
     sess = got[:, cols.index("sess_n")]
     assert (sess == 0).sum() > 40 + 10
