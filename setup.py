@@ -18,14 +18,27 @@ IO = os.path.join(HERE, "build", "libswio.a")
 # Build (or refresh) the core archive first; make is the only build of csrc/.
 subprocess.check_call(["make", "--no-print-directory", "-C", HERE, "lib"])
 
+
+
+def _pkg_dirs(name):
+    try:
+        out = subprocess.check_output(["pkg-config", "--libs-only-L", name],
+                                      text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [f[2:] for f in out.split() if f.startswith("-L")]
+
+
 ext = Extension(
     "streamwise._sw",
     sources=["python/streamwise/_swmodule.c"],
     include_dirs=["csrc/include", numpy.get_include()],
     extra_objects=[IO, CORE],
     depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
-    libraries=["sqlite3", "rdkafka", "jansson", "xxhash", "sodium", "z",
-               "openblas", "m"],
+    libraries=["sqlite3", "rdkafka", "hdf5", "jansson", "xxhash", "sodium",
+               "z", "openblas", "m"],
+    # Debian keeps the serial libhdf5 in a directory of its own
+    library_dirs=_pkg_dirs("hdf5"),
     extra_link_args=["-pthread"],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
 )

@@ -689,6 +689,58 @@ const int64_t *sw_json_decoder_rows(const sw_json_decoder *d);
 int64_t sw_json_decoder_dead(const sw_json_decoder *d, const int64_t **row,
                              const int **reason);
 
+/* ------------------------------------------------------------------ */
+/* HDF5 event datasets (io layer, libswio.a, libhdf5)                   */
+/* ------------------------------------------------------------------ */
+
+/* Write an HDF5 event dataset: per event type a table /events/<type> of
+ * one chunked dataset per column, with the schema (a spec's "events"
+ * entry, JSON) and provenance (JSON) as attributes; see docs/hdf5.md.
+ * The file is written as path.tmp-<pid> and renamed into place by close
+ * (which frees the writer); free alone abandons it. gzip_level 0 stores
+ * the columns uncompressed, 1-9 with shuffle+gzip; chunk_rows 0 is 65536.
+ * append takes a batch holding every schema column in its type, times not
+ * going back (within and across batches); a str column's width is set by
+ * the first batch. SW_E_UNSUPPORTED when built without libhdf5. */
+typedef struct sw_h5_writer sw_h5_writer;
+
+sw_rc sw_h5_writer_open(const char *path, sw_h5_writer **out, sw_err *err);
+sw_rc sw_h5_writer_table(sw_h5_writer *w, const char *event_type,
+                         const char *events_schema_json,
+                         const char *provenance_json, int gzip_level,
+                         int64_t chunk_rows, int *table, sw_err *err);
+sw_rc sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b,
+                          sw_err *err);
+sw_rc sw_h5_writer_close(sw_h5_writer *w, sw_err *err);
+void sw_h5_writer_free(sw_h5_writer *w);
+
+/* Replay table /events/<type> of an HDF5 event dataset: rows [start, stop)
+ * (by_time 0; stop -1: to the end) or the rows whose time, in the schema's
+ * unit, is in [start, stop) (by_time 1; stop INT64_MAX: to the end), found
+ * by binary search on the sorted time column. next reads up to max rows
+ * (*count 0: done) into columns borrowed until the next call. A column
+ * missing or of the wrong kind, a schema attribute missing or malformed,
+ * times that go back, a damaged chunk (Fletcher-32) or a truncated file
+ * is an error naming it. */
+typedef struct sw_h5_source sw_h5_source;
+
+sw_rc sw_h5_source_open(const char *path, const char *event_type, int by_time,
+                        int64_t start, int64_t stop, sw_h5_source **out,
+                        sw_err *err);
+void sw_h5_source_free(sw_h5_source *s);
+sw_rc sw_h5_source_next(sw_h5_source *s, int64_t max, int64_t *count,
+                        sw_err *err);
+const sw_batch *sw_h5_source_batch(const sw_h5_source *s);
+/* The slice: first row, stop row, and the row after the last one read. */
+void sw_h5_source_slice(const sw_h5_source *s, int64_t *start, int64_t *stop,
+                        int64_t *next);
+int64_t sw_h5_source_rows(const sw_h5_source *s); /* rows in the table */
+const char *sw_h5_source_schema(const sw_h5_source *s);
+const char *sw_h5_source_provenance(const sw_h5_source *s);
+const char *sw_h5_source_dataset(const sw_h5_source *s); /* "/events/t" */
+/* SHA-256 (hex) of the file as opened; an error if it changed since. */
+sw_rc sw_h5_source_sha256(const sw_h5_source *s, char hex[65], sw_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@ from ._sw import (Error, FormatError, IOError, InternalError, InvalidArgument,
                   NumericError, ShapeError, SourceError, StateError,
                   UnsupportedError)
 from . import evaluate
+from . import hdf5
 from . import kafka
 from . import replay
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,

@@ -2530,6 +2530,311 @@ sw_kafka_slice_py(PyObject *module, PyObject *cap)
     return list;
 }
 
+/* HDF5 event datasets: a capsule around an sw_h5_source; the writer's
+ * capsule holds a box, so that close can leave it empty. */
+#define H5SRC_CAPSULE "streamwise.h5_source"
+#define H5W_CAPSULE "streamwise.h5_writer"
+
+typedef struct {
+    sw_h5_writer *w;
+} h5w_box;
+
+static void
+h5src_capsule_free(PyObject *cap)
+{
+    sw_h5_source_free(PyCapsule_GetPointer(cap, H5SRC_CAPSULE));
+}
+
+static void
+h5w_capsule_free(PyObject *cap)
+{
+    h5w_box *b = PyCapsule_GetPointer(cap, H5W_CAPSULE);
+
+    if (b != NULL)
+        sw_h5_writer_free(b->w); /* never closed: abandoned */
+    PyMem_Free(b);
+}
+
+/* h5_open(path, type, by_time, start, stop) -> source */
+static PyObject *
+sw_h5_open_py(PyObject *module, PyObject *args)
+{
+    PyObject *path_o;
+    const char *type;
+    int by_time;
+    long long start, stop;
+    sw_h5_source *src = NULL;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O&siLL", PyUnicode_FSConverter, &path_o, &type,
+                          &by_time, &start, &stop))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_h5_source_open(
+        PyBytes_AS_STRING(path_o), type, by_time, start, stop, &src, &err);
+    Py_END_ALLOW_THREADS Py_DECREF(path_o);
+    if (rc != SW_OK) {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyCapsule_New(src, H5SRC_CAPSULE, h5src_capsule_free);
+}
+
+static sw_h5_source *
+h5src_arg(PyObject *args, long long *max)
+{
+    PyObject *cap;
+
+    if (!PyArg_ParseTuple(args, "OL", &cap, max))
+        return NULL;
+    return PyCapsule_GetPointer(cap, H5SRC_CAPSULE);
+}
+
+/* h5_next(source, max) -> {column: array} (empty arrays once done) */
+static PyObject *
+sw_h5_next_py(PyObject *module, PyObject *args)
+{
+    static const int np_type[7] = {NPY_INT64,   NPY_INT32,   NPY_INT8,
+                                   NPY_FLOAT64, NPY_FLOAT32, NPY_BOOL,
+                                   NPY_STRING};
+    long long max;
+    sw_h5_source *src = h5src_arg(args, &max);
+    const sw_batch *b;
+    PyObject *cols;
+    int64_t count;
+    npy_intp n;
+    sw_err err = {0};
+    sw_rc rc;
+    int i;
+
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_h5_source_next(src, max, &count, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    b = sw_h5_source_batch(src);
+    n = (npy_intp)count;
+    if ((cols = PyDict_New()) == NULL)
+        return NULL;
+    for (i = 0; i < b->n_columns; i++) {
+        const sw_column *c = &b->columns[i];
+        int t = np_type[c->type];
+        size_t size = c->type == SW_COL_STR ? (size_t)c->width
+                      : c->type == SW_COL_I64 || c->type == SW_COL_F64 ? 8
+                      : c->type == SW_COL_I32 || c->type == SW_COL_F32 ? 4
+                                                                       : 1;
+        PyObject *a =
+            PyArray_New(&PyArray_Type, 1, &n, t, NULL, NULL,
+                        c->type == SW_COL_STR ? (int)c->width : 0, 0, NULL);
+        int bad;
+
+        if (a == NULL) {
+            Py_DECREF(cols);
+            return NULL;
+        }
+        if (n > 0)
+            memcpy(PyArray_DATA((PyArrayObject *)a), c->data, (size_t)n * size);
+        bad = PyDict_SetItemString(cols, c->name, a) < 0;
+        Py_DECREF(a);
+        if (bad) {
+            Py_DECREF(cols);
+            return NULL;
+        }
+    }
+    return cols;
+}
+
+/* h5_drain(source, max) -> rows: read to the end in C, keeping nothing
+ * (what the C path costs, for benchmarks). */
+static PyObject *
+sw_h5_drain_py(PyObject *module, PyObject *args)
+{
+    long long max;
+    sw_h5_source *src = h5src_arg(args, &max);
+    int64_t count = 0, total = 0;
+    sw_err err = {0};
+    sw_rc rc = SW_OK;
+
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS do
+    {
+        rc = sw_h5_source_next(src, max, &count, &err);
+        total += count;
+    }
+    while (rc == SW_OK && count > 0)
+        ;
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)total);
+}
+
+/* h5_info(source) -> (dataset, schema, provenance, rows, start, stop,
+ * next) */
+static PyObject *
+sw_h5_info_py(PyObject *module, PyObject *cap)
+{
+    sw_h5_source *src = PyCapsule_GetPointer(cap, H5SRC_CAPSULE);
+    int64_t a, b, c;
+
+    (void)module;
+    if (src == NULL)
+        return NULL;
+    sw_h5_source_slice(src, &a, &b, &c);
+    return Py_BuildValue("(sssLLLL)", sw_h5_source_dataset(src),
+                         sw_h5_source_schema(src), sw_h5_source_provenance(src),
+                         (long long)sw_h5_source_rows(src), (long long)a,
+                         (long long)b, (long long)c);
+}
+
+static PyObject *
+sw_h5_sha256_py(PyObject *module, PyObject *cap)
+{
+    sw_h5_source *src = PyCapsule_GetPointer(cap, H5SRC_CAPSULE);
+    char hex[65];
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_h5_source_sha256(src, hex, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyUnicode_FromString(hex);
+}
+
+/* h5_writer(path) -> writer */
+static PyObject *
+sw_h5_writer_py(PyObject *module, PyObject *arg)
+{
+    PyObject *path_o, *cap;
+    h5w_box *b;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyUnicode_FSConverter(arg, &path_o))
+        return NULL;
+    if ((b = PyMem_Calloc(1, sizeof(*b))) == NULL) {
+        Py_DECREF(path_o);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_h5_writer_open(PyBytes_AS_STRING(path_o), &b->w, &err);
+    Py_END_ALLOW_THREADS Py_DECREF(path_o);
+    if (rc != SW_OK) {
+        PyMem_Free(b);
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    cap = PyCapsule_New(b, H5W_CAPSULE, h5w_capsule_free);
+    if (cap == NULL) {
+        sw_h5_writer_free(b->w);
+        PyMem_Free(b);
+    }
+    return cap;
+}
+
+static h5w_box *
+h5w_arg(PyObject *cap)
+{
+    h5w_box *b = PyCapsule_GetPointer(cap, H5W_CAPSULE);
+
+    if (b != NULL && b->w == NULL) {
+        PyErr_SetString(PyExc_ValueError, "hdf5 writer: already closed");
+        return NULL;
+    }
+    return b;
+}
+
+/* h5_table(writer, type, schema_json, provenance_json, gzip_level,
+ * chunk_rows) -> table index */
+static PyObject *
+sw_h5_table_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap;
+    const char *type, *schema, *prov;
+    int level, table = -1;
+    long long chunk;
+    h5w_box *b;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "OsssiL", &cap, &type, &schema, &prov, &level,
+                          &chunk) ||
+        (b = h5w_arg(cap)) == NULL)
+        return NULL;
+    if (sw_h5_writer_table(b->w, type, schema, prov, level, chunk, &table,
+                           &err) != SW_OK) {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyLong_FromLong(table);
+}
+
+/* h5_append(writer, table, [(name, type, array, width, bad)]) */
+static PyObject *
+sw_h5_append_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap, *list, *arrs[2 * 1024 + 2];
+    sw_column *cols = NULL;
+    Py_ssize_t n_arrs = 0, i;
+    sw_batch batch;
+    h5w_box *b;
+    int table;
+    sw_err err = {0};
+    sw_rc rc = SW_OK;
+
+    if (!PyArg_ParseTuple(args, "OiO!", &cap, &table, &PyList_Type, &list) ||
+        (b = h5w_arg(cap)) == NULL)
+        return NULL;
+    if (PyList_GET_SIZE(list) > 1024) {
+        PyErr_SetString(PyExc_ValueError, "hdf5 writer: too many columns");
+        return NULL;
+    }
+    if (batch_arg(list, &batch, &cols, arrs, &n_arrs) == 0) {
+        Py_BEGIN_ALLOW_THREADS rc =
+            sw_h5_writer_append(b->w, table, &batch, &err);
+        Py_END_ALLOW_THREADS
+    } else
+        rc = SW_E_INTERNAL; /* the Python exception is set */
+    for (i = 0; i < n_arrs; i++)
+        Py_DECREF(arrs[i]);
+    PyMem_Free(cols);
+    if (rc != SW_OK) {
+        if (!PyErr_Occurred())
+            raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* h5_close(writer): flush, sync and rename into place */
+static PyObject *
+sw_h5_close_py(PyObject *module, PyObject *cap)
+{
+    h5w_box *b = h5w_arg(cap);
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (b == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_h5_writer_close(b->w, &err);
+    Py_END_ALLOW_THREADS b->w = NULL; /* freed by close either way */
+    if (rc != SW_OK) {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 sw_build_id_py(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -2563,6 +2868,23 @@ static PyMethodDef sw_functions[] = {
      "kafka_decode(source, decoder) -> (columns, dead letters)"},
     {"kafka_slice", sw_kafka_slice_py, METH_O,
      "kafka_slice(source) -> [(partition, start, stop, next)]"},
+    {"h5_open", sw_h5_open_py, METH_VARARGS,
+     "h5_open(path, type, by_time, start, stop) -> source"},
+    {"h5_next", sw_h5_next_py, METH_VARARGS,
+     "h5_next(source, max) -> {column: array}"},
+    {"h5_drain", sw_h5_drain_py, METH_VARARGS,
+     "h5_drain(source, max) -> rows read in C, kept nowhere"},
+    {"h5_info", sw_h5_info_py, METH_O,
+     "h5_info(source) -> (dataset, schema, provenance, rows, start, stop, "
+     "next)"},
+    {"h5_sha256", sw_h5_sha256_py, METH_O, "h5_sha256(source) -> hex"},
+    {"h5_writer", sw_h5_writer_py, METH_O, "h5_writer(path) -> writer"},
+    {"h5_table", sw_h5_table_py, METH_VARARGS,
+     "h5_table(writer, type, schema, provenance, gzip_level, chunk_rows) -> "
+     "table"},
+    {"h5_append", sw_h5_append_py, METH_VARARGS,
+     "h5_append(writer, table, columns)"},
+    {"h5_close", sw_h5_close_py, METH_O, "h5_close(writer)"},
     {"pipeline_restore", sw_pipeline_restore_py, METH_O,
      "pipeline_restore(path) -> (Pipeline, position bytes)"},
     {"als_new", sw_als_new_py, METH_VARARGS,

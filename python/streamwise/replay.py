@@ -1,5 +1,13 @@
 """Replay recorded streams into batches.
 
+``hdf5(path, event_type, start=..., stop=...)`` reads a table of an HDF5
+event dataset (see ``streamwise.hdf5``) through the C core, chunk by
+chunk, between two rows (int) or two event times (datetime, numpy
+datetime64, pandas Timestamp; found by binary search on the sorted time
+column), and yields batches as dicts of numpy arrays, one per schema field
+(str fields as fixed-width bytes). ``.slice`` names the file's SHA-256, the
+dataset path and the exact row range read.
+
 ``kafka(topic, bootstrap=..., start=..., stop=...)`` reads exactly the
 messages of a topic between two points, through the C core's Kafka source
 (librdkafka, ``assign()``: no consumer group, nothing committed), and
@@ -22,7 +30,7 @@ import numpy as np
 
 from . import _sw
 
-__all__ = ["kafka", "KafkaReplay"]
+__all__ = ["kafka", "KafkaReplay", "hdf5", "HDF5Replay"]
 
 
 def _point(value, is_stop):
@@ -55,7 +63,14 @@ class KafkaReplay:
 
     def __init__(self, topic, bootstrap=None, start="beginning", stop="end",
                  partitions=None, batch_size=65536, timeout=30.0,
-                 progress=False, config=None, schema=None):
+                 progress=False, config=None, schema=None, order=None):
+        if order not in (None, "partition", "event_time"):
+            raise _sw.InvalidArgument(
+                f"order={order!r}: None (each partition in offset order, as "
+                "fetched) or 'event_time'")
+        self.order = order
+        self._pending = None
+        self._latest = {}
         bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
         if not bootstrap:
             raise _sw.InvalidArgument(
@@ -108,6 +123,11 @@ class KafkaReplay:
         return self
 
     def __next__(self):
+        if self.order == "event_time":
+            return self._next_merged()
+        return self._next_fetched()
+
+    def _next_fetched(self):
         if self._src is None:
             raise StopIteration
         if self._decoder is not None:
@@ -120,6 +140,51 @@ class KafkaReplay:
             self._bar.update(len(off))
         return {"partition": part, "offset": off, "timestamp": ts,
                 "key": keys, "value": values}
+
+    def _next_merged(self):
+        """The partitions merged in (timestamp, partition, offset) order:
+        a message is released once every partition not yet read to its
+        stop has shown a timestamp at or after it, so the sequence of rows
+        is the same however the fetches interleave (timestamps must not go
+        back within a partition, as in a topic published from an event
+        log)."""
+        while True:
+            try:
+                b = self._next_fetched()
+            except StopIteration:
+                if self._pending is None or not len(self._pending["offset"]):
+                    raise
+                out, self._pending = self._sorted(self._pending, None), None
+                return out
+            b = {k: (v if isinstance(v, np.ndarray)
+                     else np.asarray(v, dtype=object)) for k, v in b.items()}
+            if len(b["offset"]):
+                for p in np.unique(b["partition"]).tolist():
+                    self._latest[p] = int(b["timestamp"][
+                        b["partition"] == p].max())
+            self._pending = b if self._pending is None else {
+                k: np.concatenate([self._pending[k], b[k]]) for k in b}
+            open_parts = [p for p, a, z, n in _sw.kafka_slice(self._src)
+                          if n < z]
+            if any(p not in self._latest for p in open_parts):
+                continue
+            wm = min((self._latest[p] for p in open_parts), default=None)
+            out = self._sorted(self._pending, wm)
+            if len(out["offset"]):
+                return out
+
+    def _sorted(self, b, wm):
+        """Rows of b with timestamp <= wm (all if wm is None), in order;
+        the rest stay pending."""
+        ready = np.ones(len(b["offset"]), bool) if wm is None \
+            else b["timestamp"] <= wm
+        idx = np.flatnonzero(ready)
+        idx = idx[np.lexsort((b["offset"][idx], b["partition"][idx],
+                              b["timestamp"][idx]))]
+        rest = np.flatnonzero(~ready)
+        out = {k: v[idx] for k, v in b.items()}
+        self._pending = {k: v[rest] for k, v in b.items()}
+        return out
 
     def _finish(self):
         """Complete: keep the slice, let the consumer go."""
@@ -149,13 +214,150 @@ class KafkaReplay:
 
 def kafka(topic, bootstrap=None, start="beginning", stop="end",
           partitions=None, batch_size=65536, timeout=30.0, progress=False,
-          config=None, schema=None):
+          config=None, schema=None, order=None):
     """Replay a topic; see the module documentation. config: further
     librdkafka properties (security.protocol, sasl.*, fetch sizes...);
     timeout: seconds the broker may make no progress before an error.
     schema: a pipeline spec or its "events" entry; JSON values are then
-    decoded into its fields; see KafkaReplay._next_decoded."""
+    decoded into its fields; see KafkaReplay._next_decoded. order:
+    None reads each partition in offset order as fetched; "event_time"
+    merges the partitions by message timestamp (ties by partition, then
+    offset), the same sequence on every replay."""
     return KafkaReplay(topic, bootstrap=bootstrap, start=start, stop=stop,
                        partitions=partitions, batch_size=batch_size,
                        timeout=timeout, progress=progress, config=config,
-                       schema=schema)
+                       schema=schema, order=order)
+
+
+_PER_S = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _time_in(value, unit):
+    """A datetime-like value as an integer count of unit since 1970."""
+    if isinstance(value, np.datetime64):
+        return int(value.astype(f"datetime64[{unit}]").astype(np.int64))
+    if hasattr(value, "to_datetime64"):            # pandas Timestamp
+        return _time_in(value.to_datetime64(), unit)
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return _time_in(np.datetime64(
+            value.astimezone(_dt.timezone.utc).replace(tzinfo=None), "us"),
+            unit)
+    raise _sw.InvalidArgument(f"not a time: {value!r}")
+
+
+def _is_time(value):
+    return isinstance(value, (np.datetime64, _dt.datetime)) or \
+        hasattr(value, "to_datetime64")
+
+
+class HDF5Replay:
+    """An iterator of batches from an HDF5 event table; see the module
+    documentation."""
+
+    def __init__(self, path, event_type, start=None, stop=None,
+                 batch_size=65536, progress=False, by=None):
+        import json
+        self.path = os.path.realpath(os.fspath(path))
+        self.event_type = event_type
+        self.batch_size = int(batch_size)
+        if self.batch_size <= 0:
+            raise _sw.InvalidArgument(f"batch_size {batch_size}")
+        if by not in (None, "row", "time"):
+            raise _sw.InvalidArgument(f"by={by!r}: 'row' or 'time'")
+        for v in (start, stop):
+            if isinstance(v, (bool, np.bool_)) or not (
+                    v is None or _is_time(v) or
+                    isinstance(v, (int, np.integer))):
+                raise _sw.InvalidArgument(
+                    f"start/stop: a row (int), a time or None, not {v!r}")
+        by_time = by == "time" or (by is None and (_is_time(start) or
+                                                   _is_time(stop)))
+        if by_time and not all(v is None or _is_time(v) or by == "time"
+                               for v in (start, stop)):
+            raise _sw.InvalidArgument(
+                "start and stop: both times (or pass by='time' for times "
+                "in the schema's unit)")
+        if not by_time:
+            self._src = _sw.h5_open(self.path, event_type, 0,
+                                    0 if start is None else int(start),
+                                    -1 if stop is None else int(stop))
+        else:
+            probe = _sw.h5_open(self.path, event_type, 0, 0, 0)
+            ev = json.loads(_sw.h5_info(probe)[1])
+            unit = ev.get("events", ev).get("time_unit", "us")
+            del probe
+            lo = -2**63 if start is None else (
+                _time_in(start, unit) if _is_time(start) else int(start))
+            hi = 2**63 - 1 if stop is None else (
+                _time_in(stop, unit) if _is_time(stop) else int(stop))
+            self._src = _sw.h5_open(self.path, event_type, 1, lo, hi)
+        info = _sw.h5_info(self._src)
+        self.dataset, self.schema = info[0], json.loads(info[1])
+        self.schema = self.schema.get("events", self.schema)
+        self.provenance = json.loads(info[2] or "{}")
+        self.rows = info[3]
+        self._sha = None
+        self._bar = None
+        if progress:
+            try:
+                from tqdm.auto import tqdm
+                self._bar = tqdm(total=info[5] - info[4], unit="row",
+                                 desc=f"{os.path.basename(self.path)}"
+                                      f"{self.dataset}")
+            except ImportError:                       # pragma: no cover
+                pass
+
+    @property
+    def slice(self):
+        """Exactly what has been read: the file (path, SHA-256 of its
+        bytes), the dataset, the rows [start, stop) asked for and the row
+        after the last one read (``next`` == ``stop`` once complete)."""
+        _, _, _, rows, start, stop, nxt = _sw.h5_info(self._src)
+        if self._sha is None:
+            self._sha = _sw.h5_sha256(self._src)
+        return {"path": self.path, "sha256": self._sha,
+                "dataset": self.dataset, "start": start, "stop": stop,
+                "next": nxt, "rows": nxt - start,
+                "complete": nxt >= stop}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cols = _sw.h5_next(self._src, self.batch_size)
+        n = len(next(iter(cols.values())))
+        if n == 0:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            raise StopIteration
+        if self._bar is not None:
+            self._bar.update(n)
+        return cols
+
+    def read_all(self):
+        """The rest of the slice as one dict of arrays."""
+        parts = list(self)
+        if not parts:
+            return _sw.h5_next(self._src, 1)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def count(self):
+        """Read the rest of the slice in C without keeping it; the rows
+        read (what the C path costs)."""
+        return _sw.h5_drain(self._src, self.batch_size)
+
+
+def hdf5(path, event_type, start=None, stop=None, batch_size=65536,
+         progress=False, by=None):
+    """Replay table /events/<event_type> of an HDF5 event dataset.
+
+    start/stop: None (the first row / the end), a row number (int; stop is
+    the first row not read), or a time (datetime, numpy datetime64, pandas
+    Timestamp: the first event at or after it / the first event not read).
+    by="time" reads ints as times in the schema's unit instead. A time
+    range is found by binary search on the sorted time column."""
+    return HDF5Replay(path, event_type, start=start, stop=stop,
+                      batch_size=batch_size, progress=progress, by=by)

@@ -60,6 +60,7 @@ static const struct {
     {"oom", test_oom},
     {"als", test_als},
     {"pipeline", test_pipeline},
+    {"hdf5", test_hdf5},
 };
 
 int

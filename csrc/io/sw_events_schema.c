@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_events_schema.c - parse the "events" entry of a pipeline spec for the
+ * io adapters (HDF5 tables), with jansson.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "sw_events_schema.h"
+
+const char *const sw_col_type_names[7] = {"int64",   "int32", "int8", "float64",
+                                          "float32", "bool",  "str"};
+
+void
+sw_events_schema_clear(sw_events_schema *s)
+{
+    int i;
+
+    for (i = 0; i < s->n; i++)
+        sw_free(s->name[i]);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+sw_events_schema_find(const sw_events_schema *s, const char *name)
+{
+    int i;
+
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->name[i], name))
+            return i;
+    }
+    return -1;
+}
+
+static sw_rc
+add(sw_events_schema *s, const char *name, int type, const char *what,
+    sw_err *err)
+{
+    if (s->n == SW_SCHEMA_MAX_FIELDS)
+        return sw_fail(err, SW_E_INVAL, "%s: more than %d fields (at %s)", what,
+                       SW_SCHEMA_MAX_FIELDS, name);
+    s->name[s->n] = sw_strdup(name);
+    if (s->name[s->n] == NULL)
+        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
+    s->type[s->n++] = type;
+    return SW_OK;
+}
+
+sw_rc
+sw_events_schema_parse(const char *json, const char *what, sw_events_schema *s,
+                       sw_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(json ? json : "", 0, &jerr), *ev, *fields, *v;
+    const char *name, *tname, *unit;
+    sw_rc rc = SW_OK;
+    int t;
+
+    memset(s, 0, sizeof(*s));
+    if (root == NULL)
+        return sw_fail(err, SW_E_INVAL, "%s: not JSON: %s (line %d)", what,
+                       jerr.text, jerr.line);
+    ev = json_object_get(root, "events");
+    ev = json_is_object(ev) ? ev : root;
+    fields = json_object_get(ev, "fields");
+    tname = json_string_value(json_object_get(ev, "time"));
+    if (!json_is_object(fields) || tname == NULL) {
+        rc =
+            sw_fail(err, SW_E_INVAL,
+                    "%s: expected {\"time\": \"ts\", \"fields\": {...}}", what);
+        goto done;
+    }
+    s->time = -1;
+    json_object_foreach(fields, name, v)
+    {
+        for (t = 0;
+             t < 7 && (!json_is_string(v) ||
+                       strcmp(sw_col_type_names[t], json_string_value(v)));
+             t++)
+            ;
+        if (t == 7) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "%s: fields.%s: unknown type (int64, int32, int8, "
+                         "float64, float32, bool, str)",
+                         what, name);
+            goto done;
+        }
+        if ((rc = add(s, name, t, what, err)) != SW_OK)
+            goto done;
+        if (!strcmp(name, tname))
+            s->time = s->n - 1;
+    }
+    if (s->time < 0) {
+        if ((rc = add(s, tname, SW_COL_I64, what, err)) != SW_OK)
+            goto done;
+        s->time = s->n - 1;
+    } else if (s->type[s->time] != SW_COL_I64) {
+        rc = sw_fail(err, SW_E_INVAL, "%s: the time field '%s' must be int64",
+                     what, tname);
+        goto done;
+    }
+    unit = json_string_value(json_object_get(ev, "time_unit"));
+    unit = unit ? unit : "us";
+    if (strcmp(unit, "s") && strcmp(unit, "ms") && strcmp(unit, "us") &&
+        strcmp(unit, "ns")) {
+        rc = sw_fail(err, SW_E_INVAL, "%s: time_unit '%s' (s, ms, us, ns)",
+                     what, unit);
+        goto done;
+    }
+    strcpy(s->unit, unit);
+done:
+    json_decref(root);
+    if (rc != SW_OK)
+        sw_events_schema_clear(s);
+    return rc;
+}
