@@ -9,12 +9,19 @@ the unit tests) uses the seeded generators here or the tables Debian's
 ``streamwise.datasets``.
 """
 from .libsvm import load_libsvm, write_libsvm
-from .loaders import (DataNotFound, data_dir, load_a8a, load_banknote,
-                      load_bundled, load_lastfm, load_movielens_100k)
+from .loaders import (DataNotFound, data_dir, load_a8a, load_airline,
+                      load_banknote, load_bundled, load_lastfm,
+                      load_movielens_100k, load_talkingdata)
+from .convert import (AIRLINE_SCHEMA, MOVIELENS_SCHEMA, TALKINGDATA_SCHEMA,
+                      airline_to_hdf5, csv_to_hdf5, hdf5_to_topic,
+                      libsvm_to_hdf5, movielens_to_hdf5, talkingdata_to_hdf5)
 from .generators import dense_stream, hashed_stream, multiclass_stream
 
 __all__ = [
     "load_libsvm", "write_libsvm", "DataNotFound", "data_dir", "load_a8a",
     "load_banknote", "load_bundled", "load_movielens_100k", "load_lastfm", "dense_stream", "hashed_stream",
-    "multiclass_stream",
+    "multiclass_stream", "load_talkingdata", "load_airline",
+    "csv_to_hdf5", "libsvm_to_hdf5", "movielens_to_hdf5",
+    "talkingdata_to_hdf5", "airline_to_hdf5", "hdf5_to_topic",
+    "TALKINGDATA_SCHEMA", "MOVIELENS_SCHEMA", "AIRLINE_SCHEMA",
 ]

@@ -7,7 +7,8 @@ import numpy as np
 from .libsvm import load_libsvm
 
 __all__ = ["DataNotFound", "data_dir", "load_banknote", "load_a8a",
-           "load_bundled", "load_movielens_100k", "load_lastfm"]
+           "load_bundled", "load_movielens_100k", "load_lastfm",
+           "load_talkingdata", "load_airline"]
 
 _HERE = os.path.dirname(os.path.realpath(__file__))
 
@@ -125,3 +126,61 @@ def load_lastfm(data=None):
     plays = sp.csr_matrix((arr[:, 2].astype(np.float32), (u, a)),
                           shape=(len(user_ids), len(artist_ids)))
     return plays, user_ids, artist_ids
+
+
+def _utc_seconds(text):
+    """'2017-11-07 09:30:38' strings (UTC) as int64 seconds; '' is -1."""
+    a = np.asarray(text, dtype=object)
+    out = np.full(len(a), -1, dtype=np.int64)
+    has = np.array([bool(v) for v in a.tolist()], dtype=bool)
+    if has.any():
+        t = np.array([v.replace(" ", "T") for v in a[has].tolist()],
+                     dtype="datetime64[s]")
+        out[has] = t.astype(np.int64)
+    return out
+
+
+def load_talkingdata(data=None):
+    """The TalkingData AdTracking click sample (100,000 clicks), in
+    click_time order (stable on file order): a dict of arrays ip, app,
+    device, os, channel (int64), ts (click_time, int64 seconds since 1970,
+    UTC), attributed_ts (likewise, -1 without a download), is_attributed
+    (int8) and row (the line in the file, 0-based)."""
+    import gzip
+    path = _file(data, "talkingdata-adtracking-sample", "train_sample.csv.gz")
+    with gzip.open(path, "rt") as f:
+        rows = list(csv.reader(f))
+    head, rows = rows[0], rows[1:]
+    col = {h: [r[i] for r in rows] for i, h in enumerate(head)}
+    out = {k: np.array(col[k], dtype=np.int64)
+           for k in ("ip", "app", "device", "os", "channel")}
+    out["ts"] = _utc_seconds(col["click_time"])
+    out["attributed_ts"] = _utc_seconds(col["attributed_time"])
+    out["is_attributed"] = np.array(col["is_attributed"], dtype=np.int8)
+    out["row"] = np.arange(len(rows), dtype=np.int64)
+    order = np.argsort(out["ts"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def load_airline(data=None):
+    """The 100,000 airline departures (szilard/benchm-ml schema), in file
+    order: Month, DayofMonth, DayOfWeek (the file's "c-8" codes as int8),
+    DepTime, Distance (int32), UniqueCarrier, Origin, Dest (bytes) and
+    dep_delayed_15min (int8, 1 for "Y")."""
+    import gzip
+    path = _file(data, "airline-flight-delays-100k",
+                 "flight_delays_train.csv.gz")
+    with gzip.open(path, "rt") as f:
+        rows = list(csv.reader(f))
+    head, rows = rows[0], rows[1:]
+    col = {h: [r[i] for r in rows] for i, h in enumerate(head)}
+    out = {}
+    for k in ("Month", "DayofMonth", "DayOfWeek"):
+        out[k] = np.array([v[2:] for v in col[k]], dtype=np.int8)
+    for k in ("DepTime", "Distance"):
+        out[k] = np.array(col[k], dtype=np.int32)
+    for k in ("UniqueCarrier", "Origin", "Dest"):
+        out[k] = np.array(col[k], dtype=bytes)
+    out["dep_delayed_15min"] = np.array(
+        [v == "Y" for v in col["dep_delayed_15min"]], dtype=np.int8)
+    return out
