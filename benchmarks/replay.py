@@ -1,11 +1,17 @@
-"""Kafka produce and replay throughput against the embedded broker (4
-partitions, 100-byte messages), beside bare confluent_kafka in the same
-run. HDF5 replay is not built yet (issue 4), so it has no rows here.
+"""Replay throughput. HDF5: 5M events of (int64 ts, int32 user, int32
+item, float32 value) in 64k-row chunks (../shared/BENCHMARKS.md), written
+by streamwise uncompressed and with shuffle+gzip, replayed in C (rows read
+and dropped), through Python (a dict of numpy arrays per chunk) and read by
+h5py in the same run. Kafka: produce and replay against the embedded
+broker (4 partitions, 100-byte messages), beside bare confluent_kafka.
 
-    PYTHONPATH=python /usr/bin/python3 benchmarks/replay.py [--messages N]
+    PYTHONPATH=python /usr/bin/python3 benchmarks/replay.py \
+        [--rows N] [--messages N] [--repeat K] [--only hdf5|kafka]
 """
 import argparse
 import json
+import os
+import tempfile
 import time
 
 import confluent_kafka as ck
@@ -39,12 +45,69 @@ def timed(f):
     return n, time.perf_counter() - t0
 
 
+def hdf5_events(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"ts": np.sort(rng.integers(0, 10**12, n)),
+            "user": rng.integers(0, 10**6, n).astype(np.int32),
+            "item": rng.integers(0, 10**5, n).astype(np.int32),
+            "value": rng.random(n, dtype=np.float32)}
+
+
+def hdf5_bench(n, repeat):
+    import h5py
+    schema = {"time": "ts", "time_unit": "us",
+              "fields": {"user": "int32", "item": "int32",
+                         "value": "float32"}}
+    ev = hdf5_events(n)
+    rows = {}
+    with tempfile.TemporaryDirectory() as d:
+        for comp, label in [(None, "uncompressed"), ("gzip", "shuffle+gzip")]:
+            path = os.path.join(d, f"{label}.h5")
+            rows[f"write, {label}: streamwise"] = [timed(
+                lambda: sw.hdf5.write_events(path, "e", ev, schema,
+                                             compression=comp) and n)]
+            mib = os.path.getsize(path) / 2**20
+
+            def c_path():
+                return sw.replay.hdf5(path, "e").count()
+
+            def py_path():
+                return sum(len(b["ts"]) for b in sw.replay.hdf5(path, "e"))
+
+            def h5py_read():
+                with h5py.File(path, "r") as f:
+                    g = f["events/e"]
+                    return len([g[k][:] for k in ev][0])
+
+            for name, f in [("C", c_path), ("Python", py_path),
+                            ("h5py, whole columns", h5py_read)]:
+                rows[f"replay, {label} ({mib:.0f} MiB): {name}"] = \
+                    [timed(f) for _ in range(repeat)]
+    print(f"\nHDF5 event dataset, {n:,} rows (int64 ts, int32 user, int32 "
+          f"item, float32 value), 64k-row chunks, Fletcher-32; files hot in "
+          f"the page cache; median of the runs")
+    print(f"{'':50s} {'rows/s':>12s} {'s':>7s} {'runs':>5s}")
+    for name, rs in rows.items():
+        rs = sorted(rs, key=lambda r: r[1])
+        cnt, sec = rs[len(rs) // 2]
+        assert cnt == n, (name, cnt)
+        print(f"{name:50s} {cnt / sec:12,.0f} {sec:7.3f} {len(rs):5d}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=["hdf5", "kafka"])
     args = ap.parse_args()
-    n = args.messages
+    if args.only != "kafka":
+        hdf5_bench(args.rows, args.repeat)
+    if args.only != "hdf5":
+        kafka_bench(args.messages, args.repeat)
+
+
+def kafka_bench(n, repeat):
     msgs = payloads(n)
     rows = {}
     with local_broker(topics=[("a", 4), ("b", 4)]) as b:
@@ -77,11 +140,18 @@ def main():
                              "enable.auto.commit": False})
             c.assign([ck.TopicPartition("a", p, ck.OFFSET_BEGINNING)
                       for p in range(4)])
-            got = 0
-            while got < n:
+            got, errors, idle = 0, [], time.monotonic()
+            while got < n and time.monotonic() - idle < 30:
                 ms = c.consume(10000, 1.0)
-                got += sum(1 for m in ms if not m.error())
+                errors += [m.error() for m in ms if m.error()]
+                ok = sum(1 for m in ms if not m.error())
+                got += ok
+                if ok:
+                    idle = time.monotonic()
             c.close()
+            if got < n:
+                print(f"confluent_kafka consumer: {got:,} of {n:,} after 30 s "
+                      f"without progress; errors: {errors[:3]}")
             return got
 
         # one topic each for produce runs would grow the mock past its
@@ -93,7 +163,7 @@ def main():
                         ("replay: streamwise, JSON decoded",
                          lambda: sw_replay(SCHEMA)),
                         ("consume: confluent_kafka assign()", ck_consume)]:
-            rows[name] = [timed(f) for _ in range(args.repeat)]
+            rows[name] = [timed(f) for _ in range(repeat)]
     print(f"\nKafka, embedded broker (librdkafka 2.0.2 mock), {n:,} messages "
           f"of 100 bytes, 4 partitions; median of the runs")
     print(f"{'':40s} {'msgs/s':>10s} {'s':>7s} {'runs':>5s}")

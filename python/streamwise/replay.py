@@ -33,6 +33,21 @@ from . import _sw
 __all__ = ["kafka", "KafkaReplay", "hdf5", "HDF5Replay"]
 
 
+def _progress_bar(total, unit, desc):
+    """A tqdm bar: the notebook widget where ipywidgets is installed, text
+    otherwise (tqdm.auto warns when it has to fall back); None without
+    tqdm."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        try:
+            from tqdm import tqdm
+        except ImportError:                           # pragma: no cover
+            return None
+    return tqdm(total=total, unit=unit, desc=desc)
+
+
 def _point(value, is_stop):
     """(kind, value): 0 beginning/end, 1 offset, 2 time in ms."""
     if value in (None, "beginning", "end"):
@@ -95,13 +110,8 @@ class KafkaReplay:
                 schema.get("events", schema)))
         self._bar = None
         if progress:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:                       # pragma: no cover
-                tqdm = None
-            if tqdm is not None:
-                total = sum(s[2] - s[1] for s in _sw.kafka_slice(self._src))
-                self._bar = tqdm(total=total, unit="msg", desc=topic)
+            total = sum(s[2] - s[1] for s in _sw.kafka_slice(self._src))
+            self._bar = _progress_bar(total, "msg", topic)
 
     @property
     def slice(self):
@@ -301,13 +311,9 @@ class HDF5Replay:
         self._sha = None
         self._bar = None
         if progress:
-            try:
-                from tqdm.auto import tqdm
-                self._bar = tqdm(total=info[5] - info[4], unit="row",
-                                 desc=f"{os.path.basename(self.path)}"
-                                      f"{self.dataset}")
-            except ImportError:                       # pragma: no cover
-                pass
+            self._bar = _progress_bar(
+                info[5] - info[4], "row",
+                f"{os.path.basename(self.path)}{self.dataset}")
 
     @property
     def slice(self):
