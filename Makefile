@@ -24,12 +24,15 @@ LIBS    := -ljansson -lxxhash -lsodium -lz -lopenblas -lm -pthread
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
 HAVE_RDKAFKA := $(shell pkg-config --exists rdkafka && echo 1)
 HAVE_HDF5 := $(shell pkg-config --exists hdf5 && echo 1)
+HAVE_AVRO := $(shell pkg-config --exists avro-c && echo 1)
 IO_CFLAGS := $(if $(HAVE_SQLITE),-DSW_HAVE_SQLITE) \
              $(if $(HAVE_RDKAFKA),-DSW_HAVE_RDKAFKA) \
-             $(if $(HAVE_HDF5),-DSW_HAVE_HDF5 $(shell pkg-config --cflags hdf5))
+             $(if $(HAVE_HDF5),-DSW_HAVE_HDF5 $(shell pkg-config --cflags hdf5)) \
+             $(if $(HAVE_AVRO),-DSW_HAVE_AVRO)
 IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3)
 KAFKA_LIBS := $(if $(HAVE_RDKAFKA),-lrdkafka)
 HDF5_LIBS := $(if $(HAVE_HDF5),$(shell pkg-config --libs hdf5))
+AVRO_LIBS := $(if $(HAVE_AVRO),-lavro)
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_model.c csrc/sw_model_io.c \
@@ -41,7 +44,8 @@ CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
             csrc/io/sw_kafka_conf.c csrc/io/sw_kafka_source.c \
             csrc/io/sw_kafka_sink.c \
-            csrc/io/sw_json_decode.c csrc/io/sw_events_schema.c \
+            csrc/io/sw_json_decode.c csrc/io/sw_avro_decode.c \
+            csrc/io/sw_events_schema.c \
             csrc/io/sw_hdf5_util.c csrc/io/sw_hdf5_writer.c \
             csrc/io/sw_hdf5_source.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
@@ -49,13 +53,13 @@ ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
             csrc/pipeline/sw_pipeline_int.h csrc/io/sw_kafka_conf.h \
-            csrc/io/sw_events_schema.h csrc/io/sw_hdf5.h
+            csrc/io/sw_events_schema.h csrc/io/sw_hdf5.h csrc/io/sw_avro.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
-            libhdf5-dev python3-h5py \
+            libhdf5-dev python3-h5py libavro-dev python3-avro \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel
@@ -101,7 +105,7 @@ runner: $(BIN)/sw-serve $(BIN)/sw-broker
 
 $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(LIBS) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
 $(BIN)/sw-serve: csrc/runner/sw_serve.c $(ALL_LIBS)
 	@mkdir -p $(BIN)
@@ -125,7 +129,7 @@ ext: $(ALL_LIBS) python/streamwise/_swmodule.c
 $(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(TEST_SRC) $(ALL_LIBS) \
-	    $(IO_LIBS) $(HDF5_LIBS) $(LIBS) -o $@
+	    $(IO_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
 ctest: $(BIN)/sw-tests
 	cd tests/c && ../../$(BIN)/sw-tests

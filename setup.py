@@ -35,8 +35,8 @@ ext = Extension(
     include_dirs=["csrc/include", numpy.get_include()],
     extra_objects=[IO, CORE],
     depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
-    libraries=["sqlite3", "rdkafka", "hdf5", "jansson", "xxhash", "sodium",
-               "z", "openblas", "m"],
+    libraries=["sqlite3", "rdkafka", "hdf5", "avro", "jansson", "xxhash",
+               "sodium", "z", "openblas", "m"],
     # Debian keeps the serial libhdf5 in a directory of its own
     library_dirs=_pkg_dirs("hdf5"),
     extra_link_args=["-pthread"],

@@ -25,6 +25,28 @@ SCHEMA = {"time": "ts", "time_unit": "ms",
                      "click": "int8"}}
 
 
+AVRO = {"type": "record", "name": "Event", "fields": [
+    {"name": "ts", "type": "long"}, {"name": "user", "type": "string"},
+    {"name": "item", "type": "long"}, {"name": "price", "type": "double"},
+    {"name": "click", "type": "int"}]}
+
+
+def avro_payloads(n, seed=0):
+    """The same events as Avro records in Confluent framing (schema id 1),
+    encoded by Apache Avro's Python implementation."""
+    import io
+    import avro.io
+    import avro.schema
+    w = avro.io.DatumWriter(avro.schema.parse(json.dumps(AVRO)))
+    out = []
+    for m in payloads(n, seed):
+        buf = io.BytesIO()
+        buf.write(b"\0\0\0\0\1")
+        w.write(json.loads(m), avro.io.BinaryEncoder(buf))
+        out.append(buf.getvalue())
+    return out
+
+
 def payloads(n, seed=0):
     """n JSON events padded to 100 bytes each."""
     rng = np.random.default_rng(seed)
@@ -110,7 +132,11 @@ def main():
 def kafka_bench(n, repeat):
     msgs = payloads(n)
     rows = {}
-    with local_broker(topics=[("a", 4), ("b", 4)]) as b:
+    with local_broker(topics=[("a", 4), ("b", 4), ("c", 4)]) as b:
+        av = Sink("c", b.bootstrap)
+        av.send(avro_payloads(n))
+        av.flush(120)
+
         def sw_produce(topic="a"):
             s = Sink(topic, b.bootstrap)
             s.send(msgs)
@@ -130,8 +156,9 @@ def kafka_bench(n, repeat):
             p.flush(120)
             return n
 
-        def sw_replay(schema=None):
-            r = sw.replay.kafka("a", bootstrap=b.bootstrap, schema=schema)
+        def sw_replay(schema=None, topic="a", avro=None):
+            r = sw.replay.kafka(topic, bootstrap=b.bootstrap, schema=schema,
+                                avro=avro)
             return sum(len(x["offset"]) for x in r)
 
         def ck_consume():
@@ -162,6 +189,9 @@ def kafka_bench(n, repeat):
         for name, f in [("replay: streamwise, raw", sw_replay),
                         ("replay: streamwise, JSON decoded",
                          lambda: sw_replay(SCHEMA)),
+                        ("replay: streamwise, Avro decoded",
+                         lambda: sw_replay(SCHEMA, "c", {
+                             "schema": AVRO, "writers": {1: AVRO}})),
                         ("consume: confluent_kafka assign()", ck_consume)]:
             rows[name] = [timed(f) for _ in range(repeat)]
     print(f"\nKafka, embedded broker (librdkafka 2.0.2 mock), {n:,} messages "

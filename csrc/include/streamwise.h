@@ -671,6 +671,20 @@ typedef struct sw_json_decoder sw_json_decoder;
 extern const char *const sw_dead_reasons[];
 sw_rc sw_json_decoder_new(const char *events_schema_json, sw_json_decoder **out,
                           sw_err *err);
+/* Decode Avro binary records instead of JSON, by the Avro record schema
+ * reader_schema_json (libavro), under the same rules: its fields map by
+ * name onto the events schema (null is missing, a union its branch). framing
+ * 0: each message is one record; 1: Confluent's wire format (byte 0, a
+ * big-endian 4-byte schema id, the record). Writer schemas (Confluent id,
+ * or -1 for unframed messages) are resolved to the reader's, so records
+ * written before a field existed take its Avro default. More dead-letter
+ * reasons: not_avro, unknown_schema. SW_E_UNSUPPORTED without libavro. */
+sw_rc sw_json_decoder_set_avro(sw_json_decoder *d,
+                               const char *reader_schema_json, int framing,
+                               sw_err *err);
+sw_rc sw_json_decoder_add_avro_writer(sw_json_decoder *d, int32_t schema_id,
+                                      const char *writer_schema_json,
+                                      sw_err *err);
 void sw_json_decoder_free(sw_json_decoder *d);
 sw_rc sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
                      const int64_t *at, const int64_t *len,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sw_avro.h"
 #include "sw_internal.h"
 
 #define MAX_FIELDS 64
@@ -22,8 +23,9 @@
 static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
                                          "float32", "bool",  "str"};
 
-const char *const sw_dead_reasons[] = {"not_json", "not_object", "missing",
-                                       "wrong_type"};
+const char *const sw_dead_reasons[] = {"not_json", "not_object",
+                                       "missing",  "wrong_type",
+                                       "not_avro", "unknown_schema"};
 
 typedef struct dfield {
     char *name;
@@ -46,6 +48,7 @@ struct sw_json_decoder {
     int *dead_why;
     unsigned char *arena;
     size_t used, arena_cap;
+    sw_avro *avro; /* messages are Avro, not JSON */
 };
 
 void
@@ -67,7 +70,32 @@ sw_json_decoder_free(sw_json_decoder *d)
     sw_free(d->dead_row);
     sw_free(d->dead_why);
     sw_free(d->arena);
+    sw_avro_free(d->avro);
     sw_free(d);
+}
+
+sw_rc
+sw_json_decoder_set_avro(sw_json_decoder *d, const char *reader_schema_json,
+                         int framing, sw_err *err)
+{
+    sw_avro *a;
+    sw_rc rc = sw_avro_new(reader_schema_json, framing, &a, err);
+
+    if (rc != SW_OK)
+        return rc;
+    sw_avro_free(d->avro);
+    d->avro = a;
+    return SW_OK;
+}
+
+sw_rc
+sw_json_decoder_add_avro_writer(sw_json_decoder *d, int32_t schema_id,
+                                const char *writer_schema_json, sw_err *err)
+{
+    if (d->avro == NULL)
+        return sw_fail(err, SW_E_STATE,
+                       "avro: set the reader schema before writer schemas");
+    return sw_avro_add_writer(d->avro, schema_id, writer_schema_json, err);
 }
 
 static int
@@ -307,16 +335,20 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
         return rc;
     for (k = 0; k < n; k++) {
         json_error_t jerr;
-        json_t *o = len[k] < 0 ? NULL
-                               : json_loadb((const char *)bytes + at[k],
-                                            (size_t)len[k], 0, &jerr);
         int i, why = -1;
         int64_t r = d->rows;
+        json_t *o = len[k] < 0        ? NULL
+                    : d->avro != NULL ? sw_avro_to_json(d->avro, bytes + at[k],
+                                                        (size_t)len[k], &why)
+                                      : json_loadb((const char *)bytes + at[k],
+                                                   (size_t)len[k], 0, &jerr);
 
-        if (o == NULL)
-            why = 0;
-        else if (!json_is_object(o))
+        if (o == NULL) {
+            if (why < 0)
+                why = d->avro != NULL ? SW_DEAD_NOT_AVRO : 0;
+        } else if (!json_is_object(o)) {
             why = 1;
+        }
         for (i = 0; why < 0 && i < d->n; i++) {
             json_t *v = json_object_get(o, d->f[i].name);
             int p;

@@ -2208,6 +2208,40 @@ sw_json_decoder_py(PyObject *module, PyObject *arg)
     return PyCapsule_New(d, DECODER_CAPSULE, decoder_capsule_free);
 }
 
+/* decoder_avro(decoder, reader_schema_json, framing, [(id, writer_json)]):
+ * the decoder reads Avro records from now on. */
+static PyObject *
+sw_decoder_avro_py(PyObject *module, PyObject *args)
+{
+    PyObject *dcap, *writers;
+    const char *reader;
+    int framing;
+    sw_json_decoder *d;
+    sw_err err = {0};
+    Py_ssize_t i;
+
+    if (!PyArg_ParseTuple(args, "OsiO!", &dcap, &reader, &framing, &PyList_Type,
+                          &writers) ||
+        (d = PyCapsule_GetPointer(dcap, DECODER_CAPSULE)) == NULL)
+        return NULL;
+    if (sw_json_decoder_set_avro(d, reader, framing, &err) != SW_OK) {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    for (i = 0; i < PyList_GET_SIZE(writers); i++) {
+        int id;
+        const char *w;
+
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(writers, i), "is", &id, &w))
+            return NULL;
+        if (sw_json_decoder_add_avro_writer(d, id, w, &err) != SW_OK) {
+            raise_sw_err(PyModule_GetState(module), &err);
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 /* kafka_decode(source, decoder) -> ({field: array} plus partition, offset,
  * timestamp of the decoded rows, [(partition, offset, reason, value)]):
  * the source's last batch through the decoder, without making a bytes
@@ -2864,6 +2898,8 @@ static PyMethodDef sw_functions[] = {
      "kafka_sink_flush(sink, timeout_ms) -> (sent, acked, failed)"},
     {"json_decoder", sw_json_decoder_py, METH_O,
      "json_decoder(events_schema_json) -> decoder"},
+    {"decoder_avro", sw_decoder_avro_py, METH_VARARGS,
+     "decoder_avro(decoder, reader_schema, framing, [(id, writer_schema)])"},
     {"kafka_decode", sw_kafka_decode_py, METH_VARARGS,
      "kafka_decode(source, decoder) -> (columns, dead letters)"},
     {"kafka_slice", sw_kafka_slice_py, METH_O,

@@ -78,11 +78,15 @@ class KafkaReplay:
 
     def __init__(self, topic, bootstrap=None, start="beginning", stop="end",
                  partitions=None, batch_size=65536, timeout=30.0,
-                 progress=False, config=None, schema=None, order=None):
+                 progress=False, config=None, schema=None, order=None,
+                 avro=None):
         if order not in (None, "partition", "event_time"):
             raise _sw.InvalidArgument(
                 f"order={order!r}: None (each partition in offset order, as "
                 "fetched) or 'event_time'")
+        if avro is not None and schema is None:
+            raise _sw.InvalidArgument("avro= needs schema= (the events "
+                                      "schema the records decode into)")
         self.order = order
         self._pending = None
         self._latest = {}
@@ -108,6 +112,9 @@ class KafkaReplay:
             import json
             self._decoder = _sw.json_decoder(json.dumps(
                 schema.get("events", schema)))
+            if avro is not None:
+                _avro_decoder(self._decoder, avro)
+
         self._bar = None
         if progress:
             total = sum(s[2] - s[1] for s in _sw.kafka_slice(self._src))
@@ -222,9 +229,28 @@ class KafkaReplay:
                 return cols
 
 
+def _avro_decoder(decoder, avro):
+    """avro: {"schema": the Avro record schema to read with (dict or JSON
+    text), "framing": "confluent" (the default: magic byte and schema id)
+    or "raw", "writers": {schema id (-1 for raw): the schema the records
+    were written with}}."""
+    import json
+
+    def text(s):
+        return s if isinstance(s, str) else json.dumps(s)
+    framing = avro.get("framing", "confluent")
+    if framing not in ("confluent", "raw"):
+        raise _sw.InvalidArgument(f"avro framing {framing!r}: 'confluent' "
+                                  "or 'raw'")
+    writers = [(int(k), text(v)) for k, v in
+               (avro.get("writers") or {}).items()]
+    _sw.decoder_avro(decoder, text(avro["schema"]),
+                     1 if framing == "confluent" else 0, writers)
+
+
 def kafka(topic, bootstrap=None, start="beginning", stop="end",
           partitions=None, batch_size=65536, timeout=30.0, progress=False,
-          config=None, schema=None, order=None):
+          config=None, schema=None, order=None, avro=None):
     """Replay a topic; see the module documentation. config: further
     librdkafka properties (security.protocol, sasl.*, fetch sizes...);
     timeout: seconds the broker may make no progress before an error.
@@ -232,11 +258,13 @@ def kafka(topic, bootstrap=None, start="beginning", stop="end",
     decoded into its fields; see KafkaReplay._next_decoded. order:
     None reads each partition in offset order as fetched; "event_time"
     merges the partitions by message timestamp (ties by partition, then
-    offset), the same sequence on every replay."""
+    offset), the same sequence on every replay. avro: decode Avro records
+    instead of JSON (see _avro_decoder); the records' fields map by name
+    onto the schema's."""
     return KafkaReplay(topic, bootstrap=bootstrap, start=start, stop=stop,
                        partitions=partitions, batch_size=batch_size,
                        timeout=timeout, progress=progress, config=config,
-                       schema=schema, order=order)
+                       schema=schema, order=order, avro=avro)
 
 
 _PER_S = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}

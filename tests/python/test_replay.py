@@ -221,3 +221,85 @@ def test_sink_reports_messages_that_were_not_written():
         with pytest.raises(sw.IOError, match="2 messages failed|not "
                            "acknowledged"):
             s.flush(10)
+
+
+AVRO_V1 = {"type": "record", "name": "Event", "fields": [
+    {"name": "ts", "type": "long"}, {"name": "user", "type": "string"},
+    {"name": "amount", "type": "double"}, {"name": "n", "type": "int"}]}
+# version 2 added promo with a default; readers use v2
+AVRO_V2 = {"type": "record", "name": "Event", "fields": AVRO_V1["fields"] + [
+    {"name": "promo", "type": ["null", "boolean"], "default": None}]}
+
+
+def avro_bytes(schema, record, schema_id=None):
+    """Encoded by Apache Avro's Python implementation (independent of the
+    C decoder under test); Confluent framing when schema_id is given."""
+    import io
+    import json
+    import struct
+
+    import avro.io
+    import avro.schema
+    s = avro.schema.parse(json.dumps(schema))
+    buf = io.BytesIO()
+    if schema_id is not None:
+        buf.write(b"\0" + struct.pack(">i", schema_id))
+    avro.io.DatumWriter(s).write(record, avro.io.BinaryEncoder(buf))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("framing", ["confluent", "raw"])
+def test_avro_events_decode_with_schema_evolution(framing):
+    rng = np.random.default_rng(1)
+    good, bad_at = [], {}
+    with local_broker(topics=[("av", 1)]) as b:
+        p = ck.Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+        for i in range(3000):
+            e = {"ts": T0 + i, "user": f"u{rng.integers(50)}",
+                 "amount": float(np.round(rng.gamma(2, 5), 2)),
+                 "n": int(rng.integers(100))}
+            if framing == "confluent" and i % 2:
+                e["promo"] = bool(i % 4 == 1) if i % 3 else None
+                value = avro_bytes(AVRO_V2, e, 2)
+            else:                                  # older writers: no promo
+                value = avro_bytes(AVRO_V1, e, 1 if framing == "confluent"
+                                   else None)
+            if i % 700 == 11:
+                if framing == "confluent" and i % 1400 == 11:
+                    value, why = b"\0\0\0\0\x09" + value[5:], "unknown_schema"
+                else:
+                    value, why = value[:-1] + b"\x01\x02", "not_avro"
+                bad_at[i] = why
+            else:
+                good.append(e)
+            p.produce("av", value, partition=0, timestamp=T0 + i)
+        assert p.flush(30) == 0
+        writers = {1: AVRO_V1, 2: AVRO_V2} if framing == "confluent" \
+            else {-1: AVRO_V1}
+        r = sw.replay.kafka("av", bootstrap=b.bootstrap, schema=SPEC,
+                            batch_size=512,
+                            avro={"schema": AVRO_V2, "framing": framing,
+                                  "writers": writers})
+        batches = list(r)
+    cols = {k: np.concatenate([x[k] for x in batches]) for k in batches[0]}
+    assert cols["ts"].tolist() == [e["ts"] for e in good]
+    assert cols["user"].tolist() == [e["user"] for e in good]
+    assert cols["amount"].tolist() == [e["amount"] for e in good]
+    assert cols["n"].tolist() == [e["n"] for e in good]
+    # v1 records and null promo take the events schema's default (False)
+    assert cols["promo"].tolist() == [bool(e.get("promo")) for e in good]
+    assert sorted((d["offset"], d["reason"]) for d in r.dead_letters) == \
+        sorted(bad_at.items())
+
+
+def test_avro_schema_errors():
+    d = sw._sw.json_decoder('{"time": "ts", "fields": {"a": "str"}}')
+    with pytest.raises(sw.InvalidArgument, match="reader schema"):
+        sw._sw.decoder_avro(d, '{"type": "nope"}', 1, [])
+    with pytest.raises(sw.InvalidArgument, match="does not resolve"):
+        sw._sw.decoder_avro(d, '{"type": "record", "name": "E", "fields": '
+                            '[{"name": "a", "type": "string"}]}', 1,
+                            [(1, '{"type": "record", "name": "E", "fields": '
+                                 '[{"name": "a", "type": "long"}]}')])
+    with pytest.raises(sw.InvalidArgument, match="needs schema="):
+        sw.replay.kafka("t", bootstrap="127.0.0.1:1", avro={"schema": "x"})

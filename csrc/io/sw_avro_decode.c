@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_avro_decode.c - Avro binary records (raw, or in Confluent's wire
+ * format with a schema id) read with libavro, resolved from the writer's
+ * schema to the reader's (so older events missing newer fields take the
+ * reader schema's defaults), and handed to the event decoder as JSON
+ * objects. Numbers, booleans, strings, bytes and enum symbols map onto
+ * the event schema's column types; a union takes its branch; null is a
+ * missing value.
+ */
+#include <string.h>
+
+#include "sw_internal.h"
+
+#ifdef SW_HAVE_AVRO
+#include <avro.h>
+
+#include "sw_avro.h"
+
+#define MAX_WRITERS 64
+
+/* A schema records were written with, read as it is: avro-c's resolver
+ * does not apply reader defaults, so resolution happens on the JSON
+ * object (reader defaults for the fields a writer lacks, then the events
+ * schema's own defaults and type checks). */
+typedef struct writer {
+    int32_t id;
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    int have_value;
+} writer;
+
+struct sw_avro {
+    int framing;
+    avro_schema_t schema;
+    json_t *defaults; /* reader field -> its default */
+    avro_reader_t reader;
+    int n;
+    writer w[MAX_WRITERS];
+};
+
+static void
+writer_clear(writer *w)
+{
+    if (w->have_value)
+        avro_value_decref(&w->value);
+    if (w->iface != NULL)
+        avro_value_iface_decref(w->iface);
+    if (w->schema != NULL)
+        avro_schema_decref(w->schema);
+    memset(w, 0, sizeof(*w));
+}
+
+void
+sw_avro_free(sw_avro *a)
+{
+    int i;
+
+    if (a == NULL)
+        return;
+    for (i = 0; i < a->n; i++)
+        writer_clear(&a->w[i]);
+    if (a->schema != NULL)
+        avro_schema_decref(a->schema);
+    json_decref(a->defaults);
+    if (a->reader != NULL)
+        avro_reader_free(a->reader);
+    sw_free(a);
+}
+
+static sw_rc
+parse(const char *json, avro_schema_t *s, const char *what, sw_err *err)
+{
+    if (json == NULL ||
+        avro_schema_from_json_length(json, strlen(json), s) != 0)
+        return sw_fail(err, SW_E_INVAL, "avro: %s schema: %s", what,
+                       avro_strerror());
+    if (avro_typeof(*s) != AVRO_RECORD) {
+        avro_schema_decref(*s);
+        *s = NULL;
+        return sw_fail(err, SW_E_INVAL, "avro: the %s schema must be a record",
+                       what);
+    }
+    return SW_OK;
+}
+
+/* The reader fields' defaults, from the schema's JSON text. */
+static sw_rc
+reader_defaults(sw_avro *a, const char *json, sw_err *err)
+{
+    json_t *root = json_loads(json, 0, NULL), *f;
+    size_t i;
+
+    a->defaults = json_object();
+    if (a->defaults == NULL) {
+        json_decref(root);
+        return sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+    }
+    json_array_foreach(json_object_get(root, "fields"), i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        json_t *d = json_object_get(f, "default");
+
+        if (name != NULL && d != NULL && !json_is_null(d))
+            json_object_set(a->defaults, name, d);
+    }
+    json_decref(root);
+    return SW_OK;
+}
+
+sw_rc
+sw_avro_new(const char *reader_schema_json, int framing, sw_avro **out,
+            sw_err *err)
+{
+    sw_avro *a = sw_calloc(1, sizeof(*a));
+    sw_rc rc;
+
+    *out = NULL;
+    if (a == NULL)
+        return sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+    a->framing = framing;
+    rc = parse(reader_schema_json, &a->schema, "reader", err);
+    if (rc == SW_OK)
+        rc = reader_defaults(a, reader_schema_json, err);
+    if (rc == SW_OK && (a->reader = avro_reader_memory("", 0)) == NULL)
+        rc = sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+    if (rc != SW_OK) {
+        sw_avro_free(a);
+        return rc;
+    }
+    *out = a;
+    return SW_OK;
+}
+
+/* The kind of value a schema holds, for resolution: 'n'umber, 's'tring,
+ * 'b'oolean, 'u'nion (anything may match), 'o'ther. */
+static int
+kind(avro_schema_t s)
+{
+    switch (avro_typeof(s)) {
+    case AVRO_INT32:
+    case AVRO_INT64:
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE:
+        return 'n';
+    case AVRO_STRING:
+    case AVRO_BYTES:
+    case AVRO_ENUM:
+        return 's';
+    case AVRO_BOOLEAN:
+        return 'b';
+    case AVRO_UNION:
+        return 'u';
+    default:
+        return 'o';
+    }
+}
+
+/* Avro's resolution rules, as far as columns need them: every reader
+ * field either is in the writer, of a compatible kind, or has a default. */
+static sw_rc
+check_resolves(const sw_avro *a, avro_schema_t w, int32_t id, sw_err *err)
+{
+    size_t i, n = avro_schema_record_size(a->schema);
+
+    for (i = 0; i < n; i++) {
+        const char *name = avro_schema_record_field_name(a->schema, (int)i);
+        avro_schema_t rf =
+            avro_schema_record_field_get_by_index(a->schema, (int)i);
+        avro_schema_t wf = avro_schema_record_field_get(w, name);
+        int rk = kind(rf), wk;
+
+        if (wf == NULL) {
+            if (json_object_get(a->defaults, name) == NULL && rk != 'u')
+                return sw_fail(err, SW_E_INVAL,
+                               "avro: writer schema %d does not resolve to "
+                               "the reader schema: field '%s' is missing and "
+                               "has no default",
+                               (int)id, name);
+            continue;
+        }
+        wk = kind(wf);
+        if (rk != 'u' && wk != 'u' && rk != wk)
+            return sw_fail(err, SW_E_INVAL,
+                           "avro: writer schema %d does not resolve to the "
+                           "reader schema: field '%s' changed kind",
+                           (int)id, name);
+    }
+    return SW_OK;
+}
+
+static sw_rc
+writer_init(writer *w, avro_schema_t s, int32_t id, sw_err *err)
+{
+    w->id = id;
+    w->schema = avro_schema_incref(s);
+    w->iface = avro_generic_class_from_schema(s);
+    if (w->iface != NULL && avro_generic_value_new(w->iface, &w->value) == 0)
+        w->have_value = 1;
+    if (!w->have_value) {
+        writer_clear(w);
+        return sw_fail(err, SW_E_NOMEM, "avro: %s", avro_strerror());
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
+                   sw_err *err)
+{
+    avro_schema_t s = NULL;
+    int i;
+    sw_rc rc;
+
+    for (i = 0; i < a->n; i++) {
+        if (a->w[i].id == id)
+            return sw_fail(err, SW_E_INVAL,
+                           "avro: writer schema %d given twice", (int)id);
+    }
+    if (a->n == MAX_WRITERS)
+        return sw_fail(err, SW_E_INVAL, "avro: more than %d writer schemas",
+                       MAX_WRITERS);
+    if ((rc = parse(writer_schema_json, &s, "writer", err)) != SW_OK)
+        return rc;
+    rc = check_resolves(a, s, id, err);
+    if (rc == SW_OK && (rc = writer_init(&a->w[a->n], s, id, err)) == SW_OK)
+        a->n++;
+    avro_schema_decref(s);
+    return rc;
+}
+
+/* One Avro value as JSON; NULL for null (a missing value). Types that
+ * have no column (records, arrays, maps, fixed) become an empty array, so
+ * that a field holding one is a wrong-type dead letter. */
+static json_t *
+to_json(avro_value_t *v)
+{
+    switch (avro_value_get_type(v)) {
+    case AVRO_STRING:
+    case AVRO_BYTES: {
+        const void *p = NULL;
+        size_t n = 0;
+
+        if (avro_value_get_type(v) == AVRO_STRING) {
+            const char *s = NULL;
+
+            avro_value_get_string(v, &s, &n);
+            p = s;
+            n = n > 0 ? n - 1 : 0; /* the size counts the NUL */
+        } else {
+            avro_value_get_bytes(v, &p, &n);
+        }
+        return json_stringn_nocheck(p ? p : "", n);
+    }
+    case AVRO_INT32: {
+        int32_t x = 0;
+
+        avro_value_get_int(v, &x);
+        return json_integer(x);
+    }
+    case AVRO_INT64: {
+        int64_t x = 0;
+
+        avro_value_get_long(v, &x);
+        return json_integer((json_int_t)x);
+    }
+    case AVRO_FLOAT: {
+        float x = 0;
+
+        avro_value_get_float(v, &x);
+        return json_real(x);
+    }
+    case AVRO_DOUBLE: {
+        double x = 0;
+
+        avro_value_get_double(v, &x);
+        return json_real(x);
+    }
+    case AVRO_BOOLEAN: {
+        int x = 0;
+
+        avro_value_get_boolean(v, &x);
+        return json_boolean(x);
+    }
+    case AVRO_ENUM: {
+        int x = 0;
+        const char *s;
+
+        avro_value_get_enum(v, &x);
+        s = avro_schema_enum_get(avro_value_get_schema(v), x);
+        return json_string(s ? s : "");
+    }
+    case AVRO_UNION: {
+        avro_value_t b;
+
+        if (avro_value_get_current_branch(v, &b) != 0)
+            return NULL;
+        return to_json(&b);
+    }
+    case AVRO_NULL:
+        return NULL;
+    default:
+        return json_array();
+    }
+}
+
+json_t *
+sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
+{
+    writer *w;
+    json_t *o, *d;
+    const char *name;
+    size_t i, count = 0, used = 0;
+    int k = 0;
+
+    *why = SW_DEAD_NOT_AVRO;
+    if (a->framing) {
+        int32_t id;
+
+        if (n < 5 || p[0] != 0)
+            return NULL;
+        id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+                       (uint32_t)p[3] << 8 | p[4]);
+        for (k = 0; k < a->n && a->w[k].id != id; k++)
+            ;
+        if (k == a->n) {
+            *why = SW_DEAD_UNKNOWN_SCHEMA;
+            return NULL;
+        }
+        p += 5;
+        n -= 5;
+    } else if (a->n == 0) {
+        /* unframed, no writer given: written with the reader schema */
+        sw_err err;
+
+        if (writer_init(&a->w[0], a->schema, -1, &err) != SW_OK)
+            return NULL;
+        a->n = 1;
+    }
+    w = &a->w[k];
+    avro_value_reset(&w->value);
+    avro_reader_memory_set_source(a->reader, (const char *)p, (int64_t)n);
+    /* a record must use the whole message: bytes left over mean another
+     * schema wrote it (avro-c cannot say where a memory reader stopped, so
+     * the record's encoded size is compared) */
+    if (avro_value_read(a->reader, &w->value) != 0 ||
+        avro_value_sizeof(&w->value, &used) != 0 || used != n)
+        return NULL;
+    if ((o = json_object()) == NULL)
+        return NULL;
+    avro_value_get_size(&w->value, &count);
+    for (i = 0; i < count; i++) {
+        avro_value_t f;
+        json_t *j;
+
+        name = NULL;
+        if (avro_value_get_by_index(&w->value, i, &f, &name) != 0)
+            continue;
+        j = to_json(&f);
+        if (j != NULL)
+            json_object_set_new(o, name, j);
+    }
+    json_object_foreach(a->defaults, name, d)
+    {
+        if (json_object_get(o, name) == NULL)
+            json_object_set(o, name, d);
+    }
+    *why = -1;
+    return o;
+}
+
+#else /* !SW_HAVE_AVRO */
+#include "sw_avro.h"
+
+sw_rc
+sw_avro_new(const char *reader_schema_json, int framing, sw_avro **out,
+            sw_err *err)
+{
+    (void)reader_schema_json, (void)framing;
+    *out = NULL;
+    return sw_fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
+}
+
+sw_rc
+sw_avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
+                   sw_err *err)
+{
+    (void)a, (void)id, (void)writer_schema_json;
+    return sw_fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
+}
+
+json_t *
+sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
+{
+    (void)a, (void)p, (void)n;
+    *why = SW_DEAD_NOT_AVRO;
+    return NULL;
+}
+
+void
+sw_avro_free(sw_avro *a)
+{
+    (void)a;
+}
+#endif
