@@ -638,6 +638,21 @@ int sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
                           const int64_t **start, const int64_t **stop,
                           const int64_t **next);
 
+/* Live consumption: join consumer group `group` on topic (librdkafka
+ * subscribe; the group shares the partitions and remembers offsets;
+ * auto.offset.reset=earliest unless conf_kv says otherwise). next waits up
+ * to wait_ms for a first message, then takes what has arrived, up to max
+ * (*count 0: nothing within the wait, not the end). commit records the
+ * offset after the last message returned of every partition: call it once
+ * their results are safe (after a checkpoint), so that a restart resumes
+ * there and nothing is lost. The slice gives each partition's first and
+ * next offset (stop -1). */
+sw_rc sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
+                                const char *group, int64_t wait_ms,
+                                const char *const *conf_kv,
+                                sw_kafka_source **out, sw_err *err);
+sw_rc sw_kafka_source_commit(sw_kafka_source *s, sw_err *err);
+
 /* Produce to topic with an idempotent producer (acks=all): a message
  * counts as written only once acknowledged. send copies key and value;
  * partition -1 lets the partitioner choose by key; timestamp_ms 0 is now;

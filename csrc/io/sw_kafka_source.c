@@ -13,6 +13,12 @@
  * back within a partition, as a topic published from an event log has).
  * A broker that goes away is retried until `timeout_ms` passes without
  * progress; then the error names the last offset read of every partition.
+ *
+ * Live consumption (sw_kafka_source_subscribe) is the other use: a
+ * consumer group shares the partitions among its members and remembers
+ * where each stopped, offsets are committed only when the caller says the
+ * messages are done with (after a checkpoint), so a crash replays rather
+ * than loses; a batch is whatever arrived within the wait.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,7 @@ struct sw_kafka_source {
     int32_t *part;
     int64_t *start, *stop, *next; /* next: the offset after the last read */
     int64_t timeout_ms;
+    int live, cap_parts; /* live: subscribed; partitions appear as assigned */
     /* the current batch (valid until the next call) */
     int64_t count, cap;
     int32_t *b_part;
@@ -358,10 +365,75 @@ positions(const sw_kafka_source *s, char *buf, size_t len)
                              s->part[i], (long long)s->next[i] - 1);
 }
 
+/* Copy message m into the batch. */
+static sw_rc
+keep(sw_kafka_source *s, const rd_kafka_message_t *m, sw_err *err)
+{
+    size_t kl = m->key ? m->key_len : 0, vl = m->payload ? m->len : 0;
+    sw_rc rc;
+
+    if ((rc = batch_room(s, kl + vl, err)) != SW_OK)
+        return rc;
+    s->b_part[s->count] = m->partition;
+    s->b_off[s->count] = m->offset;
+    s->b_ts[s->count] = rd_kafka_message_timestamp(m, NULL);
+    s->b_key[s->count] = (int64_t)s->used;
+    s->b_key_len[s->count] = m->key ? (int64_t)kl : -1;
+    memcpy(s->arena + s->used, m->key, kl);
+    s->used += kl;
+    s->b_val[s->count] = (int64_t)s->used;
+    s->b_val_len[s->count] = m->payload ? (int64_t)vl : -1;
+    memcpy(s->arena + s->used, m->payload, vl);
+    s->used += vl;
+    s->count++;
+    return SW_OK;
+}
+
+/* Index of partition p, added (live mode) when first seen. */
+static int
+part_index(sw_kafka_source *s, int32_t p, int64_t first_offset)
+{
+    int i;
+
+    for (i = 0; i < s->n && s->part[i] != p; i++)
+        ;
+    if (i < s->n || !s->live)
+        return i;
+    if (s->n == s->cap_parts) {
+        int c = s->cap_parts ? 2 * s->cap_parts : 16;
+        int32_t *a = sw_realloc_array(s->part, (size_t)c, sizeof(int32_t));
+        int64_t *b, *d, *e;
+
+        if (a == NULL)
+            return -1;
+        s->part = a;
+        if ((b = sw_realloc_array(s->start, (size_t)c, 8)) == NULL)
+            return -1;
+        s->start = b;
+        if ((d = sw_realloc_array(s->stop, (size_t)c, 8)) == NULL)
+            return -1;
+        s->stop = d;
+        if ((e = sw_realloc_array(s->next, (size_t)c, 8)) == NULL)
+            return -1;
+        s->next = e;
+        s->cap_parts = c;
+    }
+    s->part[i] = p;
+    s->start[i] = s->next[i] = first_offset;
+    s->stop[i] = -1;
+    s->n++;
+    return i;
+}
+
+static sw_rc live_next(sw_kafka_source *s, int64_t max, int64_t *count,
+                       sw_err *err);
+
 sw_rc
 sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
                      sw_err *err)
 {
+    if (s->live)
+        return live_next(s, max, count, err);
     int64_t last = now_ms();
     rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     sw_rc rc;
@@ -409,30 +481,142 @@ sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
         for (i = 0; i < s->n && s->part[i] != m->partition; i++)
             ;
         if (i < s->n && m->offset >= s->next[i] && m->offset < s->stop[i]) {
-            size_t kl = m->key ? m->key_len : 0, vl = m->payload ? m->len : 0;
-
-            if ((rc = batch_room(s, kl + vl, err)) != SW_OK) {
+            if ((rc = keep(s, m, err)) != SW_OK) {
                 rd_kafka_message_destroy(m);
                 return rc;
             }
-            s->b_part[s->count] = m->partition;
-            s->b_off[s->count] = m->offset;
-            s->b_ts[s->count] = rd_kafka_message_timestamp(m, NULL);
-            s->b_key[s->count] = (int64_t)s->used;
-            s->b_key_len[s->count] = m->key ? (int64_t)kl : -1;
-            memcpy(s->arena + s->used, m->key, kl);
-            s->used += kl;
-            s->b_val[s->count] = (int64_t)s->used;
-            s->b_val_len[s->count] = m->payload ? (int64_t)vl : -1;
-            memcpy(s->arena + s->used, m->payload, vl);
-            s->used += vl;
-            s->count++;
             s->next[i] = m->offset + 1;
             last = now_ms();
         }
         rd_kafka_message_destroy(m);
     }
     *count = s->count;
+    return SW_OK;
+}
+
+/* Live: wait up to timeout_ms for a first message, then take what is
+ * already there, up to max. */
+static sw_rc
+live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
+{
+    int64_t t0 = now_ms();
+    sw_rc rc;
+
+    s->count = 0;
+    s->used = 0;
+    *count = 0;
+    while (s->count < max) {
+        int64_t left = s->timeout_ms - (now_ms() - t0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(
+            s->rk, s->count ? 0 : (left > 0 ? (int)left : 0));
+        int i;
+
+        if (m == NULL) {
+            if (s->count || left <= 0)
+                break;
+            continue;
+        }
+        if (m->err) {
+            /* end of a partition or a broker away: librdkafka retries;
+             * a batch ends when nothing arrives within the wait */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        i = part_index(s, m->partition, m->offset);
+        if (i < 0) {
+            rd_kafka_message_destroy(m);
+            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        }
+        rc = keep(s, m, err);
+        if (rc == SW_OK)
+            s->next[i] = m->offset + 1;
+        rd_kafka_message_destroy(m);
+        if (rc != SW_OK)
+            return rc;
+    }
+    *count = s->count;
+    return SW_OK;
+}
+
+sw_rc
+sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_resp_err_t e;
+    int i;
+
+    if (!s->live)
+        return sw_fail(err, SW_E_STATE,
+                       "kafka: a replay commits nothing (subscribe for a "
+                       "consumer group)");
+    l = rd_kafka_topic_partition_list_new(s->n ? s->n : 1);
+    for (i = 0; i < s->n; i++)
+        rd_kafka_topic_partition_list_add(l, s->topic, s->part[i])->offset =
+            s->next[i];
+    e = s->n ? rd_kafka_commit(s->rk, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    /* a partition moved to another member since: its offset is theirs */
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return kerr(err, "commit", e);
+    return SW_OK;
+}
+
+sw_rc
+sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
+                          const char *group, int64_t wait_ms,
+                          const char *const *conf_kv, sw_kafka_source **out,
+                          sw_err *err)
+{
+    const char *const defaults[] = {"enable.auto.commit",
+                                    "false",
+                                    "enable.auto.offset.store",
+                                    "false",
+                                    "auto.offset.reset",
+                                    "earliest",
+                                    "log_level",
+                                    "3",
+                                    "group.id",
+                                    group,
+                                    NULL};
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_conf_t *conf;
+    rd_kafka_resp_err_t e;
+    sw_kafka_source *s;
+    char errstr[512];
+
+    *out = NULL;
+    if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
+        group == NULL || !group[0])
+        return sw_fail(err, SW_E_INVAL,
+                       "kafka: subscribe needs a bootstrap, a topic and a "
+                       "group id");
+    s = sw_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+    s->live = 1;
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->timeout_ms = wait_ms >= 0 ? wait_ms : 1000;
+    conf = sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
+    if (conf == NULL) {
+        sw_kafka_source_free(s);
+        return SW_E_INVAL;
+    }
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        sw_kafka_source_free(s);
+        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(s->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        sw_kafka_source_free(s);
+        return kerr(err, "subscribe", e);
+    }
+    *out = s;
     return SW_OK;
 }
 
@@ -535,5 +719,23 @@ sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
     *partition = NULL;
     *start = *stop = *next = NULL;
     return 0;
+}
+
+sw_rc
+sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
+                          const char *group, int64_t wait_ms,
+                          const char *const *conf_kv, sw_kafka_source **out,
+                          sw_err *err)
+{
+    (void)bootstrap, (void)topic, (void)group, (void)wait_ms, (void)conf_kv;
+    *out = NULL;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
+{
+    (void)s;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 #endif

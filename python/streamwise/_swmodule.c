@@ -2101,6 +2101,59 @@ sw_kafka_open_py(PyObject *module, PyObject *args)
     return PyCapsule_New(src, KAFKA_CAPSULE, kafka_capsule_free);
 }
 
+/* kafka_subscribe(bootstrap, topic, group, wait_ms, [key, value, ...]) ->
+ * source (live, in a consumer group) */
+static PyObject *
+sw_kafka_subscribe_py(PyObject *module, PyObject *args)
+{
+    const char *bootstrap, *topic, *group, *conf[129] = {NULL};
+    PyObject *conf_o;
+    long long wait;
+    sw_kafka_source *src = NULL;
+    sw_err err = {0};
+    Py_ssize_t i;
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "sssLO!", &bootstrap, &topic, &group, &wait,
+                          &PyList_Type, &conf_o))
+        return NULL;
+    if (PyList_GET_SIZE(conf_o) > 128 || PyList_GET_SIZE(conf_o) % 2) {
+        PyErr_SetString(PyExc_ValueError, "config: at most 64 pairs");
+        return NULL;
+    }
+    for (i = 0; i < PyList_GET_SIZE(conf_o); i++) {
+        conf[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(conf_o, i));
+        if (conf[i] == NULL)
+            return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_subscribe(
+        bootstrap, topic, group, wait, conf, &src, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    return PyCapsule_New(src, KAFKA_CAPSULE, kafka_capsule_free);
+}
+
+static PyObject *
+sw_kafka_commit_py(PyObject *module, PyObject *cap)
+{
+    sw_kafka_source *src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (src == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_commit(src, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* Read the next batch of (source, max) into the source; its size, or -1
  * with the exception set. */
 static int64_t
@@ -2885,6 +2938,11 @@ static PyMethodDef sw_functions[] = {
     {"kafka_open", sw_kafka_open_py, METH_VARARGS,
      "kafka_open(bootstrap, topic, partitions, start_kind, start, stop_kind, "
      "stop, timeout_ms, [key, value, ...]) -> source"},
+    {"kafka_subscribe", sw_kafka_subscribe_py, METH_VARARGS,
+     "kafka_subscribe(bootstrap, topic, group, wait_ms, [key, value, ...]) "
+     "-> source"},
+    {"kafka_commit", sw_kafka_commit_py, METH_O,
+     "kafka_commit(source): commit the offsets after the last batch"},
     {"kafka_next", sw_kafka_next_py, METH_VARARGS,
      "kafka_next(source, max) -> (partition, offset, timestamp_ms, keys, "
      "values)"},

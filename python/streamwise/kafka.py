@@ -21,7 +21,8 @@ import subprocess
 
 from . import _sw
 
-__all__ = ["LocalBroker", "local_broker", "broker_program", "Sink"]
+__all__ = ["LocalBroker", "local_broker", "broker_program", "Sink",
+           "Consumer"]
 
 
 def broker_program():
@@ -166,3 +167,72 @@ class Sink:
     def __exit__(self, *exc):
         if exc[0] is None:
             self.flush()
+
+
+class Consumer:
+    """Live consumption in a consumer group, through the C core's source
+    (librdkafka subscribe): the group shares the partitions among its
+    members and keeps each one's committed offset. ``poll()`` returns the
+    messages that arrived within ``wait`` seconds (a dict of arrays like a
+    replay's batch, decoded by ``schema``/``avro`` when given; possibly
+    empty); iterating yields the non-empty ones without end. ``commit()``
+    records the offsets after everything returned so far: call it once
+    their results are safe (after ``Pipeline.checkpoint``), so that a
+    restart resumes there and loses nothing (at least once). A new group
+    starts from the earliest offset unless ``config`` sets
+    ``auto.offset.reset``. For reproducible experiments use
+    ``streamwise.replay.kafka`` instead (exact slices, no group)."""
+
+    def __init__(self, topic, group, bootstrap=None, schema=None, avro=None,
+                 batch_size=65536, wait=1.0, config=None):
+        from .replay import _make_decoder
+        bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            raise _sw.InvalidArgument(
+                "kafka consumer: no bootstrap servers (pass bootstrap= or "
+                "set STREAMWISE_KAFKA_BOOTSTRAP)")
+        self.topic, self.group = topic, group
+        self.batch_size = int(batch_size)
+        self._decoder = _make_decoder(schema, avro)
+        self._src = _sw.kafka_subscribe(
+            bootstrap, topic, group, int(wait * 1000),
+            [str(x) for kv in (config or {}).items() for x in kv])
+        self.dead_letters = []
+
+    def poll(self):
+        if self._src is None:
+            raise _sw.StateError("kafka consumer: closed")
+        if self._decoder is None:
+            part, off, ts, keys, values = _sw.kafka_next(self._src,
+                                                         self.batch_size)
+            return {"partition": part, "offset": off, "timestamp": ts,
+                    "key": keys, "value": values}
+        _sw.kafka_fetch(self._src, self.batch_size)
+        cols, dead = _sw.kafka_decode(self._src, self._decoder)
+        self.dead_letters += [{"partition": p, "offset": o, "reason": r,
+                               "value": v} for p, o, r, v in dead]
+        return cols
+
+    def __iter__(self):
+        while True:
+            b = self.poll()
+            if len(b["offset"]):
+                yield b
+
+    def commit(self):
+        _sw.kafka_commit(self._src)
+
+    @property
+    def positions(self):
+        """{partition: the offset after the last message returned}."""
+        return {p: n for p, a, z, n in _sw.kafka_slice(self._src)}
+
+    def close(self):
+        """Leave the group (its partitions go to the other members)."""
+        self._src = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -106,14 +106,8 @@ class KafkaReplay:
             None if partitions is None else [int(p) for p in partitions],
             sk, sv, tk, tv, int(timeout * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
-        self._decoder = None
+        self._decoder = _make_decoder(schema, avro)
         self.dead_letters = []
-        if schema is not None:
-            import json
-            self._decoder = _sw.json_decoder(json.dumps(
-                schema.get("events", schema)))
-            if avro is not None:
-                _avro_decoder(self._decoder, avro)
 
         self._bar = None
         if progress:
@@ -227,6 +221,21 @@ class KafkaReplay:
                 self._bar.update(n)
             if len(cols["offset"]):
                 return cols
+
+
+def _make_decoder(schema, avro):
+    """The C decoder of values into the schema's columns: JSON, or Avro
+    when avro is given; None without a schema."""
+    import json
+    if schema is None:
+        if avro is not None:
+            raise _sw.InvalidArgument("avro= needs schema= (the events "
+                                      "schema the records decode into)")
+        return None
+    d = _sw.json_decoder(json.dumps(schema.get("events", schema)))
+    if avro is not None:
+        _avro_decoder(d, avro)
+    return d
 
 
 def _avro_decoder(decoder, avro):
