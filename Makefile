@@ -37,6 +37,7 @@ AVRO_LIBS := $(if $(HAVE_AVRO),-lavro)
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_model.c csrc/sw_model_io.c \
             csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \
+            csrc/learn/sw_gbdt.c csrc/learn/sw_gbdt_train.c \
             csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c
@@ -59,7 +60,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
-            libhdf5-dev python3-h5py libavro-dev python3-avro \
+            libhdf5-dev python3-h5py libavro-dev python3-avro python3-xgboost \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel

@@ -90,6 +90,47 @@ static const sw_prop props[] = {
     {"als.threads", SW_T_INT, 0, 256, 0, 0, "0", NULL,
      "Threads of ALS training and batch recommendation; 0 uses every CPU. "
      "Results do not depend on it."},
+    {"gbdt.objective", SW_T_ENUM, 0, 0, 0, 0, "binary", "binary,regression",
+     "What the trees fit: binary log-loss (labels 0/1, output the "
+     "probability of 1) or L2 regression."},
+    {"gbdt.n_estimators", SW_T_INT, 0, 1e6, 0, 0, "100", NULL,
+     "Boosting rounds: one tree each."},
+    {"gbdt.learning_rate", SW_T_DBL, 0, 1e6, 1, 0, "0.1", NULL,
+     "Shrinkage: every leaf value is multiplied by it."},
+    {"gbdt.num_leaves", SW_T_INT, 2, 131072, 0, 0, "31", NULL,
+     "Most leaves per tree (leaf-wise growth: the leaf with the best gain "
+     "splits next)."},
+    {"gbdt.max_depth", SW_T_INT, -1, 64, 0, 0, "-1", NULL,
+     "Deepest a leaf may be; -1 or 0: no limit."},
+    {"gbdt.max_bin", SW_T_INT, 2, 255, 0, 0, "255", NULL,
+     "Most value bins per feature (plus one for NaN), from quantiles of a "
+     "row sample."},
+    {"gbdt.bin_sample", SW_T_INT, 1, 1e9, 0, 0, "200000", NULL,
+     "Rows sampled (seeded) to find the bin edges."},
+    {"gbdt.min_data_in_leaf", SW_T_INT, 1, 1e12, 0, 0, "20", NULL,
+     "Fewest training rows a leaf may hold."},
+    {"gbdt.min_sum_hessian_in_leaf", SW_T_DBL, 0, 1e300, 0, 0, "1e-3", NULL,
+     "Smallest sum of hessians a leaf may hold."},
+    {"gbdt.lambda_l1", SW_T_DBL, 0, 1e300, 0, 0, "0", NULL,
+     "L1 penalty on leaf values (soft-thresholds the gradient sum)."},
+    {"gbdt.lambda_l2", SW_T_DBL, 0, 1e300, 0, 0, "0", NULL,
+     "L2 penalty on leaf values."},
+    {"gbdt.min_gain_to_split", SW_T_DBL, 0, 1e300, 0, 0, "0", NULL,
+     "Smallest gain (un-halved, as LightGBM and xgboost) a split needs."},
+    {"gbdt.max_delta_step", SW_T_DBL, 0, 1e300, 0, 0, "0", NULL,
+     "Largest absolute leaf value before the learning rate; 0: no limit."},
+    {"gbdt.bagging_fraction", SW_T_DBL, 0, 1, 1, 0, "1.0", NULL,
+     "Share of rows (seeded draw, new each round) each tree is grown on."},
+    {"gbdt.feature_fraction", SW_T_DBL, 0, 1, 1, 0, "1.0", NULL,
+     "Share of features (seeded draw, new each tree) a tree may split on."},
+    {"gbdt.seed", SW_T_INT, 0, 9007199254740991.0, 0, 0, "0", NULL,
+     "Seed of the bin sample, bagging and feature fraction."},
+    {"gbdt.early_stopping_rounds", SW_T_INT, 0, 1e6, 0, 0, "0", NULL,
+     "With a validation set: stop when its loss has not improved for this "
+     "many rounds and keep the trees up to the best; 0: never."},
+    {"gbdt.threads", SW_T_INT, 0, 256, 0, 0, "1", NULL,
+     "Threads of histogram building; 0 uses every CPU. The model does not "
+     "depend on it."},
 };
 
 #define N_PROPS ((int)(sizeof(props) / sizeof(props[0])))

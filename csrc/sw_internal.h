@@ -128,11 +128,42 @@ typedef struct sw_als {
     int64_t liked_rows;
 } sw_als;
 
+/* A gradient-boosted tree ensemble (learn/sw_gbdt*.c). Nodes of all
+ * trees in one array; tree t is nodes[roots[t] .. roots[t + 1]), its root
+ * first, children after their parent. A leaf has feature -1 and its value
+ * (learning rate applied); an inner node goes left when x <= value or x is
+ * NaN and default_left. */
+typedef struct sw_gbdt_node {
+    double value;
+    int32_t feature;
+    uint32_t default_left;
+    int64_t left, right;
+} sw_gbdt_node;
+
+enum { SW_GBDT_BINARY = 0, SW_GBDT_REGRESSION = 1 };
+
+typedef struct sw_gbdt {
+    int objective;
+    int64_t n_features;
+    double base_score, learning_rate;
+    int64_t best_iteration; /* -1: trained without early stopping */
+    int64_t n_trees, cap_trees, n_nodes, cap_nodes;
+    int64_t *roots;
+    sw_gbdt_node *nodes;
+    /* the training bins' upper edges, per feature: continued training
+     * bins new data the same way */
+    int64_t *edge_start;
+    double *edges;
+    double *imp_gain;
+    int64_t *imp_split;
+} sw_gbdt;
+
 struct sw_model {
     sw_model_kind kind;
     union {
         sw_linear *linear;
         sw_als *als;
+        sw_gbdt *gbdt;
     } u;
     char *metadata; /* JSON text, NULL means "{}" */
     sw_rows golden; /* owned CSR copy; data NULL when unset */
@@ -163,6 +194,15 @@ sw_rc sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S,
                         int threads, sw_err *err);
 sw_rc sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
                      int threads, double *out, sw_err *err);
+
+void sw_gbdt_free(sw_gbdt *g);
+sw_rc sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err);
+sw_rc sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out,
+                      int64_t n_out, sw_err *err);
+/* Raw scores (before the sigmoid) of the first n_trees trees. */
+sw_rc sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees,
+                  double *out, sw_err *err);
+double sw_gbdt_output(const sw_gbdt *g, double raw);
 
 /* The MODEL section of a linear learner: serialise into a growable byte
  * buffer, parse back (every length checked), and describe for inspect. */
@@ -207,6 +247,9 @@ sw_rc sw_als_read(sw_cursor *c, sw_als **out, sw_err *err);
 void sw_als_describe(const sw_als *a, FILE *fp);
 sw_rc sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err);
 sw_rc sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err);
+sw_rc sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err);
+sw_rc sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err);
+void sw_gbdt_describe(const sw_gbdt *g, FILE *fp);
 void sw_linear_describe(const sw_linear *lin, FILE *fp);
 
 static inline void

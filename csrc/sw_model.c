@@ -23,6 +23,9 @@ sw_model_free(sw_model *m)
     case SW_MODEL_ALS:
         sw_als_free(m->u.als);
         break;
+    case SW_MODEL_GBDT:
+        sw_gbdt_free(m->u.gbdt);
+        break;
     }
     sw_free(m->metadata);
     sw_free((void *)m->golden.data);
@@ -41,19 +44,26 @@ sw_model_kind_of(const sw_model *m)
 int64_t
 sw_model_n_features(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS ? 2 : sw_linear_n_features(m->u.linear);
+    return m->kind == SW_MODEL_ALS    ? 2
+           : m->kind == SW_MODEL_GBDT ? m->u.gbdt->n_features
+                                      : sw_linear_n_features(m->u.linear);
 }
 
 int64_t
 sw_model_n_outputs(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS ? 1 : sw_linear_n_outputs(m->u.linear);
+    return m->kind == SW_MODEL_ALS || m->kind == SW_MODEL_GBDT
+               ? 1
+               : sw_linear_n_outputs(m->u.linear);
 }
 
 int64_t
 sw_model_n_classes(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS ? 0 : sw_linear_n_classes(m->u.linear);
+    return m->kind == SW_MODEL_ALS ? 0
+           : m->kind == SW_MODEL_GBDT
+               ? (m->u.gbdt->objective == SW_GBDT_BINARY ? 2 : 0)
+               : sw_linear_n_classes(m->u.linear);
 }
 
 sw_rc
@@ -67,6 +77,8 @@ sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
         return sw_linear_predict(m->u.linear, x, out, n_out, err);
     case SW_MODEL_ALS:
         return sw_als_predict(m->u.als, x, out, n_out, err);
+    case SW_MODEL_GBDT:
+        return sw_gbdt_predict(m->u.gbdt, x, out, n_out, err);
     }
     return sw_fail(err, SW_E_INTERNAL, "predict: unknown model kind %d",
                    (int)m->kind);
@@ -229,6 +241,8 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
     c->kind = m->kind;
     if (m->kind == SW_MODEL_ALS)
         rc = sw_als_dup(m->u.als, &c->u.als, err);
+    else if (m->kind == SW_MODEL_GBDT)
+        rc = sw_gbdt_dup(m->u.gbdt, &c->u.gbdt, err);
     else
         rc = sw_linear_dup(m->u.linear, &c->u.linear, err);
     if (rc != SW_OK)

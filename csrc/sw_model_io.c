@@ -218,7 +218,7 @@ sw_rc
 sw_cur_words(sw_cursor *c, uint64_t *w, size_t n, sw_err *err)
 {
     if (n == 0)
-        return SW_OK;   /* w may be NULL then (an empty buffer) */
+        return SW_OK; /* w may be NULL then (an empty buffer) */
     if (n > (c->len - c->pos) / 8)
         return sw_fail(err, SW_E_FORMAT,
                        "%s: truncated at byte %zu (needs %zu words, has "
@@ -615,6 +615,8 @@ write_model_section(const sw_model *m, sw_buf *b, sw_err *err)
         return sw_linear_write(m->u.linear, b, err);
     case SW_MODEL_ALS:
         return sw_als_write(m->u.als, b, err);
+    case SW_MODEL_GBDT:
+        return sw_gbdt_write(m->u.gbdt, b, err);
     }
     return sw_fail(err, SW_E_INTERNAL, "save: unknown model kind %d",
                    (int)m->kind);
@@ -844,7 +846,8 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
                        s_model < 0  ? "MODEL"
                        : s_meta < 0 ? "METADATA"
                                     : "GOLDEN");
-    if (f->kind != SW_MODEL_LINEAR && f->kind != SW_MODEL_ALS)
+    if (f->kind != SW_MODEL_LINEAR && f->kind != SW_MODEL_ALS &&
+        f->kind != SW_MODEL_GBDT)
         return sw_fail(err, SW_E_FORMAT,
                        "model kind %u is not known to this build", f->kind);
     m = sw_calloc(1, sizeof(*m));
@@ -857,6 +860,8 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
     c.what = "MODEL";
     if (m->kind == SW_MODEL_ALS)
         rc = sw_als_read(&c, &m->u.als, err);
+    else if (m->kind == SW_MODEL_GBDT)
+        rc = sw_gbdt_read(&c, &m->u.gbdt, err);
     else
         rc = sw_linear_read(&c, &m->u.linear, err);
     if (rc != SW_OK)
@@ -1015,6 +1020,7 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
     fprintf(fp, "  kind         %s\n",
             f.kind == SW_MODEL_LINEAR ? "linear"
             : f.kind == SW_MODEL_ALS  ? "als"
+            : f.kind == SW_MODEL_GBDT ? "gbdt"
                                       : "unknown");
     fprintf(fp, "  features     %lld\n  outputs      %lld\n",
             (long long)f.n_features, (long long)f.n_outputs);
@@ -1034,6 +1040,8 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
     fprintf(fp, "model\n");
     if (m->kind == SW_MODEL_ALS)
         sw_als_describe(m->u.als, fp);
+    else if (m->kind == SW_MODEL_GBDT)
+        sw_gbdt_describe(m->u.gbdt, fp);
     else
         sw_linear_describe(m->u.linear, fp);
     fprintf(fp, "golden\n  %lld rows re-scored: bit-identical\n",

@@ -163,7 +163,8 @@ typedef struct sw_model sw_model;
 
 typedef enum sw_model_kind {
     SW_MODEL_LINEAR = 1, /* PA / SCW online linear learners */
-    SW_MODEL_ALS = 2     /* factorization by alternating least squares */
+    SW_MODEL_ALS = 2,    /* factorization by alternating least squares */
+    SW_MODEL_GBDT = 3    /* gradient-boosted decision trees */
 } sw_model_kind;
 
 /* Create an online linear learner over n_features features (the intercept
@@ -241,6 +242,28 @@ sw_rc sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
  * regularization); the factors may then be partly updated. */
 sw_rc sw_als_iterate(sw_model *m, const sw_rows *user_items,
                      const sw_rows *item_users, double *loss, sw_err *err);
+
+/* Gradient-boosted trees (histogram, leaf-wise; see docs/gbdt.md), set by
+ * the gbdt.* properties. X: dense rows (f32 or f64; NaN is missing), y:
+ * 0/1 labels (gbdt.objective=binary) or values (regression). X_valid and
+ * y_valid (may be NULL) are scored after every round: valid_loss[r]
+ * (n_estimators entries, may be NULL) receives the validation log-loss or
+ * mean squared error, and gbdt.early_stopping_rounds > 0 stops when it
+ * has not improved for that many rounds and keeps the trees up to the
+ * best round. init: NULL, or a gbdt model to continue (its bin edges are
+ * reused and its trees kept; rounds are added). As a sw_model it outputs
+ * the probability of class 1 (binary) or the value. */
+sw_rc sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
+                  const sw_rows *X_valid, const double *y_valid,
+                  const sw_model *init, double *valid_loss, sw_model **out,
+                  sw_err *err);
+int64_t sw_gbdt_n_trees(const sw_model *m);
+/* The 0-based round early stopping kept, -1 without early stopping. */
+int64_t sw_gbdt_best_iteration(const sw_model *m);
+/* Per feature: the number of splits on it (by_gain 0) or their summed
+ * gain (1); n must be the number of features. */
+sw_rc sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
+                         sw_err *err);
 
 /* Sizes of an ALS model (0 for other kinds). */
 int64_t sw_als_n_users(const sw_model *m);

@@ -141,10 +141,12 @@ usage(FILE *fp)
             "                   their top N as item:score,item:score,...\n");
 }
 
-/* Parse one CSV line into row (n_features values). Returns NULL or why. */
+/* Parse one CSV line into row (n_features values). Returns NULL or why.
+ * missing_ok (tree models, which route missing values): an empty field or
+ * "nan" is NaN. */
 static const char *
-parse_csv(char *line, double *row, int64_t n_features, char *why,
-          size_t why_len)
+parse_csv(char *line, double *row, int64_t n_features, int missing_ok,
+          char *why, size_t why_len)
 {
     char *p = line, *end;
     int64_t j = 0;
@@ -163,12 +165,13 @@ parse_csv(char *line, double *row, int64_t n_features, char *why,
         }
         errno = 0;
         v = strtod(p, &end);
-        if (end == p) {
+        if (end == p && missing_ok && (*p == ',' || *p == '\0')) {
+            v = NAN;
+        } else if (end == p) {
             snprintf(why, why_len, "column %lld: '%.20s' is not a number",
                      (long long)j, p);
             return why;
-        }
-        if (!isfinite(v) || errno == ERANGE) {
+        } else if ((v != v && !missing_ok) || isinf(v) || errno == ERANGE) {
             snprintf(why, why_len, "column %lld: %.20s is not a finite number",
                      (long long)j, p);
             return why;
@@ -347,7 +350,8 @@ score_stream(const sw_model *m, int fmt, int zero_based, FILE *in, FILE *out,
             bad = "empty line";
         } else if (fmt == FMT_CSV) {
             bad = parse_csv(line, b.dense + b.n_rows * b.n_features,
-                            b.n_features, why, sizeof(why));
+                            b.n_features, sw_model_kind_of(m) == SW_MODEL_GBDT,
+                            why, sizeof(why));
         } else {
             bad = parse_libsvm(line, &b, zero_based, why, sizeof(why));
         }

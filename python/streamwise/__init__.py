@@ -16,13 +16,14 @@ from . import replay
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS
+from .gbdt import GBDTClassifier, GBDTRegressor
 from .pipeline import Pipeline
 
 __version__ = _sw.__version__
 
 __all__ = [
     "PassiveAggressiveClassifier", "PassiveAggressiveRegressor",
-    "SCWClassifier", "ALS", "Pipeline", "load", "inspect", "conf_table", "build_info",
+    "SCWClassifier", "ALS", "GBDTClassifier", "GBDTRegressor", "Pipeline", "load", "inspect", "conf_table", "build_info",
     "evaluate", "Error", "FormatError", "IOError", "InternalError",
     "InvalidArgument", "NumericError", "ShapeError", "SourceError",
     "StateError", "UnsupportedError",

@@ -858,6 +858,36 @@ Model_als_info(ModelObject *self, void *Py_UNUSED(c))
                          sw_als_has_liked(self->model));
 }
 
+static PyObject *
+Model_gbdt_info(ModelObject *self, void *Py_UNUSED(c))
+{
+    return Py_BuildValue("(LL)", (long long)sw_gbdt_n_trees(self->model),
+                         (long long)sw_gbdt_best_iteration(self->model));
+}
+
+/* gbdt_importance(by_gain) -> float64 array (n_features) */
+static PyObject *
+Model_gbdt_importance(ModelObject *self, PyObject *arg)
+{
+    int by_gain = PyObject_IsTrue(arg);
+    npy_intp n = sw_model_n_features(self->model);
+    PyArrayObject *a;
+    sw_err err = {0};
+
+    if (by_gain < 0)
+        return NULL;
+    a = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
+    if (a == NULL)
+        return NULL;
+    if (sw_gbdt_importance(self->model, by_gain, PyArray_DATA(a), n, &err) !=
+        SW_OK) {
+        Py_DECREF(a);
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    return (PyObject *)a;
+}
+
 /* als_factors(side) -> float32 array (rows, k), a copy */
 static PyObject *
 Model_als_factors(ModelObject *self, PyObject *arg)
@@ -1191,6 +1221,8 @@ static PyMethodDef Model_methods[] = {
     {"copy", (PyCFunction)Model_copy, METH_NOARGS, "A deep copy."},
     {"als_iterate", (PyCFunction)Model_als_iterate, METH_VARARGS,
      "als_iterate(user_items, item_users, want_loss) -> loss or None"},
+    {"gbdt_importance", (PyCFunction)Model_gbdt_importance, METH_O,
+     "gbdt_importance(by_gain) -> per-feature split counts or gains"},
     {"als_factors", (PyCFunction)Model_als_factors, METH_O,
      "als_factors(side) -> float32 (rows, k): 0 users, 1 items"},
     {"als_set_factors", (PyCFunction)Model_als_set_factors, METH_VARARGS,
@@ -1221,6 +1253,8 @@ static PyGetSetDef Model_getset[] = {
     {"n_classes", (getter)Model_get_n_classes, NULL, NULL, NULL},
     {"counts", (getter)Model_get_counts, NULL,
      "(rows learned, rows that changed the weights)", NULL},
+    {"gbdt_info", (getter)Model_gbdt_info, NULL,
+     "(n_trees, best_iteration) of a gbdt model", NULL},
     {"als_info", (getter)Model_als_info, NULL,
      "(n_users, n_items, factors, keeps liked items)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1951,6 +1985,93 @@ sw_als_new_py(PyObject *module, PyObject *args)
         return NULL;
     }
     return wrap_model(st, m);
+}
+
+/* gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds) -> (Model,
+ * validation losses): X dense float32/float64, NaN missing; X_valid,
+ * y_valid and init may be None. */
+static PyObject *
+sw_gbdt_fit_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *conf_d, *X_o, *y_o, *Xv_o, *yv_o, *init_o, *result = NULL;
+    PyArrayObject *y = NULL, *yv = NULL, *curve = NULL;
+    const sw_model *init = NULL;
+    long long rounds;
+    sw_conf *conf = NULL;
+    sw_model *m = NULL;
+    sw_rows xv, xvv;
+    hold h, hv;
+    npy_intp nr;
+    sw_err err = {0};
+    sw_rc rc;
+
+    memset(&h, 0, sizeof(h));
+    memset(&hv, 0, sizeof(hv));
+    if (!PyArg_ParseTuple(args, "O!OOOOOL", &PyDict_Type, &conf_d, &X_o, &y_o,
+                          &Xv_o, &yv_o, &init_o, &rounds))
+        return NULL;
+    if (init_o != Py_None) {
+        if (!PyObject_TypeCheck(init_o, st->Model_Type)) {
+            PyErr_SetString(PyExc_TypeError, "init must be a Model");
+            return NULL;
+        }
+        init = ((ModelObject *)init_o)->model;
+    }
+    if (to_rows(X_o, 0, &h, &xv) < 0)
+        goto done;
+    y = (PyArrayObject *)PyArray_FROM_OTF(y_o, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+    if (y == NULL)
+        goto done;
+    if (PyArray_SIZE(y) != xv.n_rows) {
+        PyErr_Format(PyExc_ValueError, "%lld labels for %lld rows",
+                     (long long)PyArray_SIZE(y), (long long)xv.n_rows);
+        goto done;
+    }
+    if (Xv_o != Py_None) {
+        if (to_rows(Xv_o, 0, &hv, &xvv) < 0)
+            goto done;
+        yv = (PyArrayObject *)PyArray_FROM_OTF(yv_o, NPY_FLOAT64,
+                                               NPY_ARRAY_IN_ARRAY);
+        if (yv == NULL)
+            goto done;
+        if (PyArray_SIZE(yv) != xvv.n_rows) {
+            PyErr_Format(PyExc_ValueError,
+                         "%lld validation labels for %lld "
+                         "rows",
+                         (long long)PyArray_SIZE(yv), (long long)xvv.n_rows);
+            goto done;
+        }
+    }
+    nr = rounds > 0 ? (npy_intp)rounds : 0;
+    curve = (PyArrayObject *)PyArray_SimpleNew(1, &nr, NPY_FLOAT64);
+    if (curve == NULL)
+        goto done;
+    {
+        npy_intp k;
+
+        for (k = 0; k < nr; k++)
+            ((double *)PyArray_DATA(curve))[k] = NAN;
+    }
+    if ((conf = conf_from_dict(st, conf_d)) == NULL)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS rc = sw_gbdt_fit(
+        conf, &xv, PyArray_DATA(y), yv ? &xvv : NULL,
+        yv ? PyArray_DATA(yv) : NULL, init, PyArray_DATA(curve), &m, &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    result = Py_BuildValue("(NO)", wrap_model(st, m), curve);
+done:
+    sw_conf_free(conf);
+    hold_release(&h);
+    hold_release(&hv);
+    Py_XDECREF(y);
+    Py_XDECREF(yv);
+    Py_XDECREF(curve);
+    return result;
 }
 
 /* split_random(n, test_fraction, seed) -> uint8 mask */
@@ -2983,6 +3104,9 @@ static PyMethodDef sw_functions[] = {
      "pipeline_restore(path) -> (Pipeline, position bytes)"},
     {"als_new", sw_als_new_py, METH_VARARGS,
      "als_new(conf, n_users, n_items) -> Model"},
+    {"gbdt_fit", sw_gbdt_fit_py, METH_VARARGS,
+     "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds) -> (Model, "
+     "validation losses)"},
     {"split_random", sw_split_random_py, METH_VARARGS,
      "split_random(n, test_fraction, seed) -> uint8 mask"},
     {"split_leave_k_out", sw_split_leave_k_out_py, METH_VARARGS,

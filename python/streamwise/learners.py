@@ -499,6 +499,9 @@ def load(path):
     if meta.get("class") == "ALS":
         from .recommend import ALS
         return ALS._from_model(m, meta)
+    if meta.get("class") in ("GBDTClassifier", "GBDTRegressor"):
+        from . import gbdt
+        return getattr(gbdt, meta["class"])._from_model(m, meta)
     cls = _CLASSES.get(meta.get("class"))
     if cls is None:
         raise _sw.FormatError(

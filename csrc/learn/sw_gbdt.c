@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_gbdt.c - a gradient-boosted tree ensemble as a model: the
+ * table-driven interpreter that scores it (the one sw-serve and Python
+ * use), its MODEL section, inspect's description. Training is in
+ * sw_gbdt_train.c.
+ *
+ * Trees are flat arrays of nodes; a row goes left when its value is <= the
+ * node's threshold, or when it is NaN and the node's default is left. The
+ * raw score is base_score plus the sum of the leaves reached; a binary
+ * model outputs the sigmoid of it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sw_internal.h"
+
+void
+sw_gbdt_free(sw_gbdt *g)
+{
+    if (g == NULL)
+        return;
+    sw_free(g->nodes);
+    sw_free(g->roots);
+    sw_free(g->edge_start);
+    sw_free(g->edges);
+    sw_free(g->imp_gain);
+    sw_free(g->imp_split);
+    sw_free(g);
+}
+
+/* One row through the first n_trees trees: the raw score. */
+static double
+raw_score(const sw_gbdt *g, const double *x, int64_t n_trees)
+{
+    const sw_gbdt_node *nodes = g->nodes;
+    double s = g->base_score;
+    int64_t t;
+
+    for (t = 0; t < n_trees; t++) {
+        const sw_gbdt_node *n = nodes + g->roots[t];
+
+        while (n->feature >= 0) {
+            double v = x[n->feature];
+            int left = v <= n->value || (v != v && n->default_left);
+
+            n = nodes + (left ? n->left : n->right);
+        }
+        s += n->value;
+    }
+    return s;
+}
+
+double
+sw_gbdt_output(const sw_gbdt *g, double raw)
+{
+    return g->objective == SW_GBDT_BINARY ? 1.0 / (1.0 + exp(-raw)) : raw;
+}
+
+sw_rc
+sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees, double *out,
+            sw_err *err)
+{
+    double stack[256], *row = stack;
+    int64_t i, j, nf = g->n_features;
+
+    if (x->layout != SW_DENSE)
+        return sw_fail(err, SW_E_INVAL,
+                       "gbdt: rows must be dense (NaN marks a missing value)");
+    if (x->n_cols != nf)
+        return sw_fail(err, SW_E_SHAPE,
+                       "gbdt: rows have %lld features, the model %lld",
+                       (long long)x->n_cols, (long long)nf);
+    if (nf > 256 && (row = sw_alloc_array((size_t)nf, sizeof(double))) == NULL)
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    for (i = 0; i < x->n_rows; i++) {
+        const double *xr;
+
+        if (x->dtype == SW_F64) {
+            xr = (const double *)x->data + i * x->row_stride;
+        } else {
+            const float *f = (const float *)x->data + i * x->row_stride;
+
+            for (j = 0; j < nf; j++)
+                row[j] = f[j];
+            xr = row;
+        }
+        out[i] = raw_score(g, xr, n_trees);
+    }
+    if (row != stack)
+        sw_free(row);
+    return SW_OK;
+}
+
+sw_rc
+sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out, int64_t n_out,
+                sw_err *err)
+{
+    int64_t i;
+    sw_rc rc;
+
+    if (n_out < x->n_rows)
+        return sw_fail(err, SW_E_SHAPE, "gbdt: %lld outputs for %lld rows",
+                       (long long)n_out, (long long)x->n_rows);
+    if ((rc = sw_gbdt_raw(g, x, g->n_trees, out, err)) != SW_OK)
+        return rc;
+    for (i = 0; i < x->n_rows; i++)
+        out[i] = sw_gbdt_output(g, out[i]);
+    return SW_OK;
+}
+
+sw_rc
+sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
+{
+    sw_gbdt *c = sw_calloc(1, sizeof(*c));
+    int64_t nf = g->n_features, ne = g->edge_start[nf];
+
+    *out = NULL;
+    if (c == NULL)
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    *c = *g;
+    c->nodes = sw_alloc_array((size_t)(g->n_nodes ? g->n_nodes : 1),
+                              sizeof(sw_gbdt_node));
+    c->roots = sw_alloc_array((size_t)g->n_trees + 1, sizeof(int64_t));
+    c->edge_start = sw_alloc_array((size_t)nf + 1, sizeof(int64_t));
+    c->edges = sw_alloc_array((size_t)(ne ? ne : 1), sizeof(double));
+    c->imp_gain = sw_alloc_array((size_t)nf, sizeof(double));
+    c->imp_split = sw_alloc_array((size_t)nf, sizeof(int64_t));
+    c->cap_nodes = g->n_nodes;
+    c->cap_trees = g->n_trees;
+    if (!c->nodes || !c->roots || !c->edge_start || !c->edges || !c->imp_gain ||
+        !c->imp_split) {
+        sw_gbdt_free(c);
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    }
+    memcpy(c->nodes, g->nodes, (size_t)g->n_nodes * sizeof(sw_gbdt_node));
+    memcpy(c->roots, g->roots, ((size_t)g->n_trees + 1) * sizeof(int64_t));
+    memcpy(c->edge_start, g->edge_start, ((size_t)nf + 1) * sizeof(int64_t));
+    memcpy(c->edges, g->edges, (size_t)ne * sizeof(double));
+    memcpy(c->imp_gain, g->imp_gain, (size_t)nf * sizeof(double));
+    memcpy(c->imp_split, g->imp_split, (size_t)nf * sizeof(int64_t));
+    *out = c;
+    return SW_OK;
+}
+
+/* MODEL section: u32 objective, u32 0, u64 n_features, f64 base_score,
+ * f64 learning_rate, u64 best_iteration + 1 (0: none), u64 n_trees, u64
+ * n_nodes,
+ * u64 roots[n_trees + 1], per node (f64 value, u32 feature + 1, u32
+ * default_left, u64 left, u64 right), u64 edge_start[n_features + 1],
+ * f64 edges[...], f64 importance_gain[n_features], u64
+ * importance_split[n_features]. */
+sw_rc
+sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
+{
+    const double par[2] = {g->base_score, g->learning_rate};
+    int64_t i, nf = g->n_features;
+    sw_rc rc;
+
+    if ((rc = sw_buf_put_u32(b, (uint32_t)g->objective, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, 0, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)nf, err)) != SW_OK ||
+        (rc = sw_buf_put_f64s(b, par, 2, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)(g->best_iteration + 1), err)) !=
+            SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)g->n_trees, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)g->n_nodes, err)) != SW_OK)
+        return rc;
+    for (i = 0; rc == SW_OK && i <= g->n_trees; i++)
+        rc = sw_buf_put_u64(b, (uint64_t)g->roots[i], err);
+    for (i = 0; rc == SW_OK && i < g->n_nodes; i++) {
+        const sw_gbdt_node *n = &g->nodes[i];
+
+        if ((rc = sw_buf_put_f64s(b, &n->value, 1, err)) != SW_OK ||
+            (rc = sw_buf_put_u32(b, (uint32_t)(n->feature + 1), err)) !=
+                SW_OK ||
+            (rc = sw_buf_put_u32(b, n->default_left, err)) != SW_OK ||
+            (rc = sw_buf_put_u64(b, (uint64_t)n->left, err)) != SW_OK)
+            break;
+        rc = sw_buf_put_u64(b, (uint64_t)n->right, err);
+    }
+    for (i = 0; rc == SW_OK && i <= nf; i++)
+        rc = sw_buf_put_u64(b, (uint64_t)g->edge_start[i], err);
+    if (rc == SW_OK)
+        rc = sw_buf_put_f64s(b, g->edges, (size_t)g->edge_start[nf], err);
+    if (rc == SW_OK)
+        rc = sw_buf_put_f64s(b, g->imp_gain, (size_t)nf, err);
+    for (i = 0; rc == SW_OK && i < nf; i++)
+        rc = sw_buf_put_u64(b, (uint64_t)g->imp_split[i], err);
+    return rc;
+}
+
+static sw_rc
+bad(sw_err *err, const char *what)
+{
+    return sw_fail(err, SW_E_FORMAT, "MODEL: gbdt %s", what);
+}
+
+/* Every child index points forward inside its own tree and every path
+ * ends at a leaf, so scoring a loaded file can neither loop nor read out
+ * of bounds. */
+static sw_rc
+check_trees(const sw_gbdt *g, sw_err *err)
+{
+    int64_t t, i;
+
+    if (g->roots[0] != 0 || g->roots[g->n_trees] != g->n_nodes)
+        return bad(err, "tree offsets do not cover the nodes");
+    for (t = 0; t < g->n_trees; t++) {
+        int64_t lo = g->roots[t], hi = g->roots[t + 1];
+
+        if (hi <= lo)
+            return bad(err, "tree without nodes");
+        for (i = lo; i < hi; i++) {
+            const sw_gbdt_node *n = &g->nodes[i];
+
+            if (n->feature < 0)
+                continue;
+            if (n->feature >= g->n_features || n->left <= i || n->right <= i ||
+                n->left >= hi || n->right >= hi || n->default_left > 1 ||
+                n->value != n->value)
+                return bad(err, "node out of range");
+        }
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
+{
+    sw_gbdt *g = sw_calloc(1, sizeof(*g));
+    uint32_t obj, pad;
+    uint64_t nf, best, nt, nn, u;
+    double par[2];
+    int64_t i;
+    sw_rc rc;
+
+    *out = NULL;
+    if (g == NULL)
+        return sw_fail(err, SW_E_NOMEM, "load: out of memory");
+    if ((rc = sw_cur_u32(c, &obj, err)) != SW_OK ||
+        (rc = sw_cur_u32(c, &pad, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &nf, err)) != SW_OK ||
+        (rc = sw_cur_f64s(c, par, 2, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &best, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &nt, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &nn, err)) != SW_OK)
+        goto done;
+    /* every node takes 32 bytes: a count beyond the section is a lie */
+    if (obj > 1 || nf == 0 || nf > (1u << 24) || nt > nn ||
+        nn > (c->len - c->pos) / 32 || best > nt) {
+        rc = bad(err, "header out of range");
+        goto done;
+    }
+    g->objective = (int)obj;
+    g->n_features = (int64_t)nf;
+    g->base_score = par[0];
+    g->learning_rate = par[1];
+    g->best_iteration = (int64_t)best - 1; /* -1: no early stopping */
+    g->n_trees = g->cap_trees = (int64_t)nt;
+    g->n_nodes = g->cap_nodes = (int64_t)nn;
+    g->roots = sw_alloc_array(nt + 1, sizeof(int64_t));
+    g->nodes = sw_alloc_array(nn ? nn : 1, sizeof(sw_gbdt_node));
+    g->edge_start = sw_alloc_array(nf + 1, sizeof(int64_t));
+    g->imp_gain = sw_alloc_array(nf, sizeof(double));
+    g->imp_split = sw_alloc_array(nf, sizeof(int64_t));
+    if (!g->roots || !g->nodes || !g->edge_start || !g->imp_gain ||
+        !g->imp_split) {
+        rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+        goto done;
+    }
+    for (i = 0; rc == SW_OK && i <= (int64_t)nt; i++) {
+        rc = sw_cur_u64(c, &u, err);
+        g->roots[i] = (int64_t)u;
+        if (rc == SW_OK && (u > nn || (i > 0 && g->roots[i] < g->roots[i - 1])))
+            rc = bad(err, "tree offsets out of order");
+    }
+    for (i = 0; rc == SW_OK && i < (int64_t)nn; i++) {
+        sw_gbdt_node *n = &g->nodes[i];
+        uint32_t f, dl;
+        uint64_t l, r;
+
+        if ((rc = sw_cur_f64(c, &n->value, err)) != SW_OK ||
+            (rc = sw_cur_u32(c, &f, err)) != SW_OK ||
+            (rc = sw_cur_u32(c, &dl, err)) != SW_OK ||
+            (rc = sw_cur_u64(c, &l, err)) != SW_OK ||
+            (rc = sw_cur_u64(c, &r, err)) != SW_OK)
+            break;
+        if (l > nn || r > nn) {
+            rc = bad(err, "node out of range");
+            break;
+        }
+        n->feature = (int32_t)f - 1;
+        n->default_left = dl;
+        n->left = (int64_t)l;
+        n->right = (int64_t)r;
+    }
+    for (i = 0; rc == SW_OK && i <= (int64_t)nf; i++) {
+        rc = sw_cur_u64(c, &u, err);
+        g->edge_start[i] = (int64_t)u;
+        if (rc == SW_OK &&
+            (u > (c->len - c->pos) / 8 + g->edge_start[0] ||
+             (i > 0 && g->edge_start[i] < g->edge_start[i - 1]) ||
+             (i == 0 && u != 0)))
+            rc = bad(err, "bin edges out of range");
+    }
+    if (rc != SW_OK)
+        goto done;
+    g->edges = sw_alloc_array(
+        (size_t)(g->edge_start[nf] ? g->edge_start[nf] : 1), sizeof(double));
+    if (g->edges == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+        goto done;
+    }
+    if ((rc = sw_cur_f64s(c, g->edges, (size_t)g->edge_start[nf], err)) !=
+            SW_OK ||
+        (rc = sw_cur_f64s(c, g->imp_gain, (size_t)nf, err)) != SW_OK)
+        goto done;
+    for (i = 0; rc == SW_OK && i < (int64_t)nf; i++) {
+        rc = sw_cur_u64(c, &u, err);
+        g->imp_split[i] = (int64_t)u;
+    }
+    if (rc == SW_OK)
+        rc = check_trees(g, err);
+done:
+    if (rc != SW_OK) {
+        sw_gbdt_free(g);
+        return rc;
+    }
+    *out = g;
+    return SW_OK;
+}
+
+void
+sw_gbdt_describe(const sw_gbdt *g, FILE *fp)
+{
+    int64_t t, leaves = 0, depth = 0;
+
+    for (t = 0; t < g->n_nodes; t++)
+        leaves += g->nodes[t].feature < 0;
+    (void)depth;
+    fprintf(
+        fp,
+        "  gbdt         %s, %lld trees (best iteration %lld), %lld "
+        "leaves\n",
+        g->objective == SW_GBDT_BINARY ? "binary log-loss" : "L2 regression",
+        (long long)g->n_trees, (long long)g->best_iteration, (long long)leaves);
+    fprintf(fp, "  base score   %.17g, learning rate %g\n", g->base_score,
+            g->learning_rate);
+}
+
+/* Public accessors. */
+static const sw_gbdt *
+gbdt_of(const sw_model *m)
+{
+    return m != NULL && m->kind == SW_MODEL_GBDT ? m->u.gbdt : NULL;
+}
+
+int64_t
+sw_gbdt_n_trees(const sw_model *m)
+{
+    const sw_gbdt *g = gbdt_of(m);
+
+    return g ? g->n_trees : 0;
+}
+
+int64_t
+sw_gbdt_best_iteration(const sw_model *m)
+{
+    const sw_gbdt *g = gbdt_of(m);
+
+    return g ? g->best_iteration : -1;
+}
+
+sw_rc
+sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
+                   sw_err *err)
+{
+    const sw_gbdt *g = gbdt_of(m);
+    int64_t i;
+
+    if (g == NULL)
+        return sw_fail(err, SW_E_INVAL, "importance: not a gbdt model");
+    if (n != g->n_features)
+        return sw_fail(err, SW_E_SHAPE,
+                       "importance: %lld values for %lld "
+                       "features",
+                       (long long)n, (long long)g->n_features);
+    for (i = 0; i < n; i++)
+        out[i] = by_gain ? g->imp_gain[i] : (double)g->imp_split[i];
+    return SW_OK;
+}

@@ -1,0 +1,264 @@
+"""Gradient-boosted trees: scikit-learn-style estimators over the C core.
+
+``GBDTClassifier`` (binary log-loss) and ``GBDTRegressor`` (L2) train
+histogram trees leaf-wise in C (``sw_gbdt_fit``); the model scores through
+the same table-driven interpreter that ``build/bin/sw-serve`` runs, and
+saves as a ``.swm`` file. Parameters keep LightGBM's names and meanings.
+See docs/gbdt.md.
+"""
+import json
+
+import numpy as np
+
+from . import _sw
+
+__all__ = ["GBDTClassifier", "GBDTRegressor"]
+
+_PARAMS = ("n_estimators", "learning_rate", "num_leaves", "max_depth",
+           "max_bin", "min_data_in_leaf", "min_sum_hessian_in_leaf",
+           "lambda_l1", "lambda_l2", "min_gain_to_split", "max_delta_step",
+           "bagging_fraction", "feature_fraction", "n_jobs", "random_state")
+
+
+def _matrix(X, names=None):
+    """(float array C-contiguous 2-D, column names or None)."""
+    cols = None
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        cols = [str(c) for c in X.columns]
+        X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if X.ndim != 2:
+        raise _sw.ShapeError(f"X must be 2-D, not {X.ndim}-D")
+    return np.ascontiguousarray(X), cols
+
+
+class _GBDT:
+    _objective = None
+
+    def __init__(self, n_estimators=100, learning_rate=0.1, num_leaves=31,
+                 max_depth=-1, max_bin=255, min_data_in_leaf=20,
+                 min_sum_hessian_in_leaf=1e-3, lambda_l1=0.0, lambda_l2=0.0,
+                 min_gain_to_split=0.0, max_delta_step=0.0,
+                 bagging_fraction=1.0, feature_fraction=1.0, n_jobs=0,
+                 random_state=None):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_depth = max_depth
+        self.max_bin = max_bin
+        self.min_data_in_leaf = min_data_in_leaf
+        self.min_sum_hessian_in_leaf = min_sum_hessian_in_leaf
+        self.lambda_l1 = lambda_l1
+        self.lambda_l2 = lambda_l2
+        self.min_gain_to_split = min_gain_to_split
+        self.max_delta_step = max_delta_step
+        self.bagging_fraction = bagging_fraction
+        self.feature_fraction = feature_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self._model = None
+        self.feature_names_in_ = None
+        self.evals_result_ = None
+
+    # scikit-learn protocol
+    def get_params(self, deep=True):
+        return {k: getattr(self, k) for k in _PARAMS}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in _PARAMS:
+                raise _sw.InvalidArgument(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def _conf(self, early_stopping_rounds):
+        return {
+            "gbdt.objective": self._objective,
+            "gbdt.n_estimators": str(int(self.n_estimators)),
+            "gbdt.learning_rate": repr(float(self.learning_rate)),
+            "gbdt.num_leaves": str(int(self.num_leaves)),
+            "gbdt.max_depth": str(int(self.max_depth)),
+            "gbdt.max_bin": str(int(self.max_bin)),
+            "gbdt.min_data_in_leaf": str(int(self.min_data_in_leaf)),
+            "gbdt.min_sum_hessian_in_leaf":
+                repr(float(self.min_sum_hessian_in_leaf)),
+            "gbdt.lambda_l1": repr(float(self.lambda_l1)),
+            "gbdt.lambda_l2": repr(float(self.lambda_l2)),
+            "gbdt.min_gain_to_split": repr(float(self.min_gain_to_split)),
+            "gbdt.max_delta_step": repr(float(self.max_delta_step)),
+            "gbdt.bagging_fraction": repr(float(self.bagging_fraction)),
+            "gbdt.feature_fraction": repr(float(self.feature_fraction)),
+            "gbdt.seed": str(int(self.random_state or 0)),
+            "gbdt.early_stopping_rounds": str(int(early_stopping_rounds or 0)),
+            "gbdt.threads": str(int(self.n_jobs)),
+        }
+
+    def _labels(self, y):
+        return np.asarray(y, dtype=np.float64).ravel()
+
+    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
+            init_model=None):
+        """Train on X (array or DataFrame, NaN = missing) and y. eval_set:
+        [(X_valid, y_valid)], whose loss per round lands in
+        evals_result_; early_stopping_rounds: stop when it has not improved
+        for that many rounds and keep the best trees (best_iteration_).
+        init_model: a fitted estimator of the same kind to continue (its
+        bins and trees kept, rounds added)."""
+        X, cols = _matrix(X)
+        yv = self._labels(y)
+        Xv = yvv = None
+        if eval_set:
+            if len(eval_set) != 1:
+                raise _sw.InvalidArgument("eval_set: one (X, y) pair")
+            Xv, _ = _matrix(eval_set[0][0])
+            yvv = self._labels(eval_set[0][1])
+        elif early_stopping_rounds:
+            raise _sw.InvalidArgument("early stopping needs an eval_set")
+        init = None
+        if init_model is not None:
+            init = init_model._fitted()
+        model, curve = _sw.gbdt_fit(self._conf(early_stopping_rounds), X,
+                                    yv, Xv, yvv, init,
+                                    int(self.n_estimators))
+        # the file re-scores these on every load: rows the trees split
+        model.set_golden(X[:8])
+        self._model = model
+        self.feature_names_in_ = cols
+        self.n_features_in_ = X.shape[1]
+        self.evals_result_ = None
+        if Xv is not None:
+            self.evals_result_ = curve[~np.isnan(curve)]
+        return self
+
+    def _fitted(self):
+        if self._model is None:
+            raise _sw.StateError(f"{type(self).__name__} is not fitted")
+        return self._model
+
+    def _check(self, X):
+        X, cols = _matrix(X)
+        m = self._fitted()
+        if X.shape[1] != m.n_features:
+            raise _sw.ShapeError(f"X has {X.shape[1]} features, the model "
+                                 f"{m.n_features}")
+        if cols is not None and self.feature_names_in_ is not None and \
+                cols != self.feature_names_in_:
+            raise _sw.InvalidArgument(
+                "the DataFrame's columns differ from those fitted: "
+                f"{cols} vs {self.feature_names_in_}")
+        return X
+
+    def _raw_output(self, X):
+        x = np.asarray(X)
+        if x.ndim == 1 and not hasattr(X, "columns"):   # one row
+            return self._fitted().predict(np.ascontiguousarray(
+                x, dtype=np.float64))
+        return self._fitted().predict(self._check(X))
+
+    @property
+    def n_trees_(self):
+        return self._fitted().gbdt_info[0]
+
+    @property
+    def best_iteration_(self):
+        """The 0-based round early stopping kept (None without)."""
+        b = self._fitted().gbdt_info[1]
+        return None if b < 0 else b
+
+    @property
+    def feature_importances_(self):
+        """Split counts per feature (importance_type="gain": see
+        feature_importance)."""
+        return self._fitted().gbdt_importance(False)
+
+    def feature_importance(self, importance_type="split"):
+        if importance_type not in ("split", "gain"):
+            raise _sw.InvalidArgument("importance_type: 'split' or 'gain'")
+        return self._fitted().gbdt_importance(importance_type == "gain")
+
+    def save(self, path, golden=None):
+        m = self._fitted()
+        meta = {"class": type(self).__name__,
+                "params": {k: getattr(self, k) for k in _PARAMS},
+                "feature_names": self.feature_names_in_,
+                "streamwise_version": _sw.__version__}
+        m.set_metadata(json.dumps(meta, sort_keys=True))
+        if golden is not None:
+            m.set_golden(self._check(golden))
+        m.save(str(path))
+        return path
+
+    @classmethod
+    def _from_model(cls, m, meta):
+        est = cls(**meta.get("params", {}))
+        est._model = m
+        est.feature_names_in_ = meta.get("feature_names")
+        est.n_features_in_ = m.n_features
+        return est
+
+
+class GBDTClassifier(_GBDT):
+    """Binary classifier (labels 0/1, or two distinct values mapped in
+    sorted order)."""
+    _objective = "binary"
+
+    def _labels(self, y):
+        y = np.asarray(y).ravel()
+        classes = np.unique(y[~np.isnan(y)] if y.dtype.kind == "f" else y)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise _sw.NumericError("labels contain NaN")
+        if len(classes) > 2:
+            raise _sw.InvalidArgument(
+                f"GBDTClassifier is binary; the labels have {len(classes)} "
+                "classes")
+        if getattr(self, "classes_", None) is None or self._model is None:
+            self.classes_ = classes if len(classes) == 2 else \
+                np.array([0, 1])
+        bad = ~np.isin(y, self.classes_)
+        if bad.any():
+            raise _sw.InvalidArgument(
+                f"label {y[bad][0]!r} is not one of {list(self.classes_)}")
+        return (y == self.classes_[1]).astype(np.float64)
+
+    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
+            init_model=None):
+        self.classes_ = None if init_model is None else init_model.classes_
+        return super().fit(X, y, eval_set, early_stopping_rounds,
+                           init_model)
+
+    def predict_proba(self, X):
+        p = self._raw_output(X)
+        if np.ndim(p) == 0:
+            return np.array([1.0 - p, p])
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        p = self._raw_output(X)
+        return self.classes_[(np.asarray(p) > 0.5).astype(int)]
+
+    def save(self, path, golden=None):
+        super().save(path, golden)
+        meta = json.loads(self._fitted().metadata)
+        meta["classes"] = [c.item() if hasattr(c, "item") else c
+                           for c in self.classes_]
+        self._fitted().set_metadata(json.dumps(meta, sort_keys=True))
+        self._fitted().save(str(path))
+        return path
+
+    @classmethod
+    def _from_model(cls, m, meta):
+        est = super()._from_model(m, meta)
+        est.classes_ = np.array(meta.get("classes", [0, 1]))
+        return est
+
+
+class GBDTRegressor(_GBDT):
+    """L2 regression."""
+    _objective = "regression"
+
+    def predict(self, X):
+        return self._raw_output(X)

@@ -1,0 +1,206 @@
+"""Gradient-boosted trees: gains and leaf values against a slow exact
+reference, NaN defaults, determinism across threads, early stopping,
+continued training, the file and the C runner, bad input."""
+import subprocess
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import GBDTClassifier, GBDTRegressor
+
+
+def best_split_reference(X, g, h, l1, l2, min_data, max_delta=0.0):
+    """Exhaustive search over every feature and every threshold between
+    distinct values: the split with the largest gain (LightGBM's formula)
+    and the two leaf outputs."""
+    def thr(G):
+        return np.sign(G) * max(abs(G) - l1, 0.0)
+
+    def out(G, H):
+        w = -thr(G) / (H + l2)
+        if max_delta > 0:
+            w = float(np.clip(w, -max_delta, max_delta))
+        return w
+
+    def gain(G, H):
+        w = out(G, H)
+        return -(2 * thr(G) * w + (H + l2) * w * w)
+
+    G, H = g.sum(), h.sum()
+    best = (0.0, None)
+    for f in range(X.shape[1]):
+        order = np.argsort(X[:, f], kind="stable")
+        xs = X[order, f]
+        gl = hl = 0.0
+        for k in range(len(xs) - 1):
+            gl += g[order[k]]
+            hl += h[order[k]]
+            if xs[k] == xs[k + 1] or k + 1 < min_data or \
+                    len(xs) - k - 1 < min_data:
+                continue
+            s = gain(gl, hl) + gain(G - gl, H - hl) - gain(G, H)
+            if s > best[0]:
+                best = (s, (f, (xs[k] + xs[k + 1]) / 2,
+                            out(gl, hl), out(G - gl, H - hl)))
+    return best
+
+
+@pytest.mark.parametrize("l1,l2,max_delta", [(0, 0, 0), (0, 3.0, 0),
+                                             (5.0, 1.0, 0), (0, 0, 0.2)])
+def test_one_split_matches_the_exact_reference(rng, l1, l2, max_delta):
+    n = 400
+    X = np.round(rng.standard_normal((n, 3)), 2)   # < 255 distinct values
+    y = 2 * X[:, 1] + 0.3 * rng.standard_normal(n)
+    m = GBDTRegressor(n_estimators=1, num_leaves=2, learning_rate=1.0,
+                      min_data_in_leaf=5, lambda_l1=l1, lambda_l2=l2,
+                      max_delta_step=max_delta).fit(X, y)
+    base = y.mean()
+    gain, (f, t, wl, wr) = best_split_reference(
+        X, base - y, np.ones(n), l1, l2, 5, max_delta)
+    assert gain > 0
+    p = m.predict(X)
+    left = X[:, f] <= t
+    assert np.allclose(p[left], base + wl, rtol=0, atol=1e-12)
+    assert np.allclose(p[~left], base + wr, rtol=0, atol=1e-12)
+    assert m.feature_importances_.tolist() == [float(j == f)
+                                               for j in range(3)]
+
+
+def test_binary_leaf_values_use_gradients_and_hessians(rng):
+    n = 300
+    X = np.round(rng.uniform(0, 1, (n, 2)), 2)
+    y = (X[:, 0] + 0.2 * rng.standard_normal(n) > 0.5).astype(float)
+    m = GBDTClassifier(n_estimators=1, num_leaves=2, learning_rate=1.0,
+                       min_data_in_leaf=3).fit(X, y)
+    p0 = y.mean()
+    base = np.log(p0 / (1 - p0))
+    _, (f, t, wl, wr) = best_split_reference(
+        X, np.full(n, p0) - y, np.full(n, p0 * (1 - p0)), 0, 0, 3)
+    left = X[:, f] <= t
+    raw = np.where(left, base + wl, base + wr)
+    assert np.allclose(m.predict_proba(X)[:, 1], 1 / (1 + np.exp(-raw)),
+                       rtol=0, atol=1e-12)
+
+
+def test_missing_values_take_the_learned_default(rng):
+    n = 2000
+    x = rng.uniform(0, 1, n)
+    y = (x > 0.5).astype(float)
+    x[rng.random(n) < 0.2] = np.nan
+    y[np.isnan(x)] = 1.0          # missing behaves like the high side
+    X = np.column_stack([x, rng.uniform(0, 1, n)])
+    m = GBDTClassifier(n_estimators=30, num_leaves=4).fit(X, y)
+    p = m.predict_proba(np.array([[np.nan, 0.5], [0.9, 0.5], [0.1, 0.5]]))
+    assert p[0, 1] > 0.9 and p[1, 1] > 0.9 and p[2, 1] < 0.1
+    # a value never seen in training follows the thresholds
+    assert m.predict_proba(np.array([[1e9, 0.5]]))[0, 1] > 0.9
+
+
+def test_quality_beside_xgboost_on_breast_cancer():
+    xgb = pytest.importorskip("xgboost")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import roc_auc_score
+    X, y = load_breast_cancer(return_X_y=True)
+    o = np.random.default_rng(0).permutation(len(y))
+    X, y = X[o], y[o]
+    ours = GBDTClassifier(n_estimators=100, num_leaves=15,
+                          min_data_in_leaf=5).fit(X[:400], y[:400])
+    theirs = xgb.XGBClassifier(n_estimators=100, tree_method="hist",
+                               grow_policy="lossguide", max_leaves=15,
+                               max_depth=0, learning_rate=0.1, reg_lambda=0,
+                               min_child_weight=1e-3).fit(X[:400], y[:400])
+    a = roc_auc_score(y[400:], ours.predict_proba(X[400:])[:, 1])
+    b = roc_auc_score(y[400:], theirs.predict_proba(X[400:])[:, 1])
+    assert a > 0.97 and abs(a - b) < 0.01
+
+
+def test_same_model_at_any_thread_count(rng):
+    from streamwise.datasets.generators import higgs_like
+    X, y, Xt, _ = higgs_like(60_000, 2000, seed=5)
+    kw = dict(n_estimators=8, num_leaves=63, bagging_fraction=0.8,
+              feature_fraction=0.7, random_state=3)
+    p = [GBDTClassifier(n_jobs=j, **kw).fit(X, y).predict_proba(Xt)
+         for j in (1, 2, 3)]
+    assert p[0].tobytes() == p[1].tobytes() == p[2].tobytes()
+    other = GBDTClassifier(n_jobs=1, **dict(kw, random_state=4)).fit(X, y)
+    assert other.predict_proba(Xt).tobytes() != p[0].tobytes()
+
+
+def test_early_stopping_keeps_the_best_round(rng):
+    from sklearn.datasets import load_breast_cancer
+    X, y = load_breast_cancer(return_X_y=True)
+    o = rng.permutation(len(y))
+    X, y = X[o], y[o]
+    m = GBDTClassifier(n_estimators=500, learning_rate=0.3,
+                       min_data_in_leaf=5).fit(
+        X[:400], y[:400], eval_set=[(X[400:], y[400:])],
+        early_stopping_rounds=10)
+    curve = m.evals_result_
+    assert m.best_iteration_ == int(np.argmin(curve))
+    assert m.n_trees_ == m.best_iteration_ + 1
+    assert len(curve) == m.best_iteration_ + 11 < 500
+
+
+def test_continued_training_equals_training_longer(rng):
+    X = rng.standard_normal((3000, 5))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) * np.nan_to_num(X[:, 1]) > 0).astype(float)
+    whole = GBDTClassifier(n_estimators=30, num_leaves=8).fit(X, y)
+    first = GBDTClassifier(n_estimators=12, num_leaves=8).fit(X, y)
+    more = GBDTClassifier(n_estimators=18, num_leaves=8).fit(
+        X, y, init_model=first)
+    assert more.n_trees_ == 30
+    assert more.predict_proba(X).tobytes() == whole.predict_proba(X).tobytes()
+    # new data binned by the first model's edges
+    fresh = GBDTClassifier(n_estimators=5, num_leaves=8).fit(
+        X[:1000] + 0.01, y[:1000], init_model=first)
+    assert fresh.n_trees_ == 17
+
+
+def test_file_and_runner_give_the_same_bits(tmp_path, serve, rng):
+    import pandas as pd
+    X = rng.standard_normal((2000, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 2]) > 0).astype(int)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    m = GBDTClassifier(n_estimators=40, num_leaves=16).fit(df, y)
+    path = m.save(tmp_path / "m.swm", golden=df[:10])
+    back = sw.load(path)
+    assert isinstance(back, GBDTClassifier)
+    assert back.feature_names_in_ == ["a", "b", "c", "d"]
+    probe = X[:300]
+    ours = back.predict_proba(probe)[:, 1]
+    assert ours.tobytes() == m.predict_proba(probe)[:, 1].tobytes()
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in probe)
+    out = subprocess.run([serve, str(path)], input=text + "\n",
+                         capture_output=True, text=True, check=True).stdout
+    assert np.array([float(v) for v in out.split()]).tobytes() == \
+        ours.tobytes()
+    # one row from Python: the same value, the C path
+    assert back.predict_proba(probe[7])[1] == ours[7]
+    assert "gbdt" in sw.inspect(path)
+
+
+def test_bad_input_is_refused_clearly(rng):
+    X = rng.standard_normal((100, 3))
+    y = (X[:, 0] > 0).astype(float)
+    with pytest.raises(sw.NumericError, match="NaN"):
+        GBDTClassifier().fit(X, np.where(np.arange(100) == 3, np.nan, y))
+    with pytest.raises(sw.InvalidArgument, match="3 classes"):
+        GBDTClassifier().fit(X, np.arange(100) % 3)
+    with pytest.raises(sw.NumericError, match="label 5 is inf"):
+        GBDTRegressor().fit(X, np.where(np.arange(100) == 5, np.inf, y))
+    with pytest.raises(sw.InvalidArgument, match="empty"):
+        GBDTRegressor().fit(X[:0], y[:0])
+    m = GBDTRegressor(n_estimators=3).fit(X, y)
+    with pytest.raises(sw.ShapeError, match="4 features, the model 3"):
+        m.predict(rng.standard_normal((5, 4)))
+    with pytest.raises(sw.StateError, match="not fitted"):
+        GBDTRegressor().predict(X)
+    with pytest.raises(sw.InvalidArgument, match="eval_set"):
+        GBDTRegressor().fit(X, y, early_stopping_rounds=5)
+    # constant features: nothing to split, the prediction is the mean
+    c = GBDTRegressor(n_estimators=5).fit(np.ones((50, 2)), np.arange(50.0))
+    assert np.allclose(c.predict(np.ones((3, 2))), 24.5)
+    assert c.feature_importances_.tolist() == [0.0, 0.0]
