@@ -11,9 +11,10 @@
  * checked against them. A split on bin b sends bins 0..b left; NaN rows go
  * the way that gained more, remembered as the node's default.
  *
- * Threads split the features of a histogram among themselves, so every
- * sum is taken in the same order whatever their number: the same data and
- * seed give the same model bytes at any thread count.
+ * Threads take blocks of a leaf's rows, each summed into its own partial
+ * histogram, the partials added in block order: every sum is taken in the
+ * same order whatever their number, so the same data and seed give the
+ * same model bytes at any thread count.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ typedef struct trainer {
     int n_leaves;
     hbin **pool;
     int n_pool, cap_pool;
+    hbin *partials;    /* per histogram block, see build_hist */
     double *node_gain; /* per model node, for importance */
     int64_t cap_gain;
     sw_gbdt *g;
@@ -166,16 +168,22 @@ edges_of(void *ctx, int64_t f, int thread)
                 e[ne++] = v[k - 1] + (v[k] - v[k - 1]) / 2;
         }
     } else {
-        /* equal-frequency cuts; equal neighbours merge into one bin */
-        for (k = 1; k < t->max_bin; k++) {
-            int64_t pos = k * m / t->max_bin;
-            double lo = v[pos - 1], hi = v[pos], cut;
+        /* equal-frequency bins cut only between distinct values: a run of
+         * equal values is never split, and the share left is spread again
+         * over the bins left, so a heavy value does not starve the rest
+         * (cutting at fixed ranks skipped every cut that fell inside a
+         * run: 256 equally common values got 2 bins) */
+        int64_t left_rows = m, bins_left = t->max_bin, acc = 0;
 
-            if (lo == hi)
-                continue;
-            cut = lo + (hi - lo) / 2;
-            if (ne == 0 || cut > e[ne - 1])
-                e[ne++] = cut;
+        for (k = 0; k < m && bins_left > 1; k++) {
+            acc++;
+            if (k + 1 < m && v[k + 1] != v[k] &&
+                (double)acc >= (double)left_rows / (double)bins_left) {
+                e[ne++] = v[k] + (v[k + 1] - v[k]) / 2;
+                left_rows -= acc;
+                acc = 0;
+                bins_left--;
+            }
         }
     }
     j->n_edges[f] = ne;
@@ -314,43 +322,42 @@ hist_put(trainer *t, hbin *h)
         t->pool[t->n_pool++] = h; /* the pool holds num_leaves + 1 */
 }
 
+/* Rows per histogram block. A leaf with more rows is summed block by
+ * block into partial histograms that are then added in block order: the
+ * blocks, not the threads, fix the order of every sum, so the model is the
+ * same at any thread count, and a thread kept off its core by another
+ * process only delays the blocks it has not taken yet. */
+enum { HIST_BLOCK = 16384 };
+
 typedef struct hist_job {
     const trainer *t;
     const int64_t *rows;
     int64_t n_rows;
-    hbin *hist;
-    int64_t per_chunk; /* features per chunk */
+    hbin *hist;     /* one block: the result; several: partials */
+    hbin *partials; /* block b sums into partials + b * nf * 256 */
 } hist_job;
 
 static void
-hist_features(void *ctx, int64_t chunk, int thread)
+hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist)
 {
-    const hist_job *j = ctx;
-    const trainer *t = j->t;
-    int64_t f0 = chunk * j->per_chunk, f1 = f0 + j->per_chunk, k, f;
     const uint8_t *bins = t->bins;
     const double *gh = t->gh;
-    int64_t nf = t->nf;
-    hbin *hist = j->hist;
+    int64_t nf = t->nf, k, f;
 
-    (void)thread;
-    if (f1 > nf)
-        f1 = nf;
-    memset(hist + f0 * 256, 0, (size_t)((f1 - f0) * 256) * sizeof(hbin));
-    for (k = 0; k < j->n_rows; k++) {
-        int64_t r = j->rows[k];
+    memset(hist, 0, (size_t)(nf * 256) * sizeof(hbin));
+    for (k = 0; k < n_rows; k++) {
+        int64_t r = rows[k];
         const uint8_t *b = bins + r * nf;
         double gr = gh[2 * r], hr = gh[2 * r + 1];
 
         /* a deep leaf's rows are scattered: ask for them early */
-        if (k + 16 < j->n_rows) {
-            int64_t ahead = j->rows[k + 16];
+        if (k + 16 < n_rows) {
+            int64_t ahead = rows[k + 16];
 
-            __builtin_prefetch(bins + ahead * nf + f0);
+            __builtin_prefetch(bins + ahead * nf);
             __builtin_prefetch(gh + 2 * ahead);
         }
-
-        for (f = f0; f < f1; f++) {
+        for (f = 0; f < nf; f++) {
             hbin *e = hist + f * 256 + b[f];
 
             e->g += gr;
@@ -360,22 +367,43 @@ hist_features(void *ctx, int64_t chunk, int thread)
     }
 }
 
+static void
+hist_block(void *ctx, int64_t block, int thread)
+{
+    const hist_job *j = ctx;
+    int64_t lo = block * HIST_BLOCK,
+            n = j->n_rows - lo < HIST_BLOCK ? j->n_rows - lo : HIST_BLOCK;
+
+    (void)thread;
+    hist_rows(j->t, j->rows + lo, n, j->partials + block * j->t->nf * 256);
+}
+
 static sw_rc
 build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
            sw_err *err)
 {
-    hist_job j = {t, rows, n_rows, hist, t->nf};
-    int threads = t->threads;
+    int64_t blocks = (n_rows + HIST_BLOCK - 1) / HIST_BLOCK, b, k,
+            len = t->nf * 256;
+    hist_job j = {t, rows, n_rows, hist, t->partials};
+    sw_rc rc;
 
-    /* a thread start costs more than a small leaf's histogram; chunks of
-     * four features, more than threads, so that when another process
-     * holds a core the free thread takes the starved one's share */
-    if (threads > 1 && n_rows * t->nf >= (1 << 21)) {
-        j.per_chunk = 4;
-        return sw_parallel(threads, (t->nf + j.per_chunk - 1) / j.per_chunk,
-                           hist_features, &j, err);
+    if (blocks <= 1) {
+        hist_rows(t, rows, n_rows, hist);
+        return SW_OK;
     }
-    hist_features(&j, 0, 0);
+    rc = sw_parallel(t->threads, blocks, hist_block, &j, err);
+    if (rc != SW_OK)
+        return rc;
+    memcpy(hist, t->partials, (size_t)len * sizeof(hbin));
+    for (b = 1; b < blocks; b++) {
+        const hbin *p = t->partials + b * len;
+
+        for (k = 0; k < len; k++) {
+            hist[k].g += p[k].g;
+            hist[k].h += p[k].h;
+            hist[k].n += p[k].n;
+        }
+    }
     return SW_OK;
 }
 
@@ -500,10 +528,12 @@ partition(trainer *t, const leaf *lf, const split *s)
         int b = col[r];
         int left = b == nan_bin ? s->default_left : b <= s->bin;
 
-        if (left)
-            t->idx[lf->begin + nl++] = r;
-        else
-            t->tmp[nr++] = r;
+        /* both stores, one kept: a branch here is a coin flip the
+         * predictor loses half the time */
+        t->idx[lf->begin + nl] = r;
+        t->tmp[nr] = r;
+        nl += left;
+        nr += !left;
     }
     memcpy(t->idx + lf->begin + nl, t->tmp, (size_t)nr * sizeof(int64_t));
     return lf->begin + nl;
@@ -790,6 +820,7 @@ trainer_free(trainer *t)
     for (i = 0; t->leaves != NULL && i < t->n_leaves; i++)
         sw_free(t->leaves[i].hist); /* left by an error mid-tree */
     sw_free(t->pool);
+    sw_free(t->partials);
     sw_free(t->node_gain);
 }
 
@@ -809,8 +840,12 @@ alloc_all(trainer *t, sw_err *err)
     t->use = sw_alloc_array((size_t)t->nf, 1);
     t->leaves = sw_alloc_array((size_t)t->num_leaves, sizeof(leaf));
     t->pool = sw_alloc_array((size_t)t->num_leaves + 1, sizeof(hbin *));
-    if (!t->bins || !t->bins_col || !t->nbins || !t->gh || !t->score ||
-        !t->idx || !t->tmp || !t->oob || !t->use || !t->leaves || !t->pool)
+    t->partials = sw_alloc_array(
+        (size_t)((t->n + HIST_BLOCK - 1) / HIST_BLOCK * t->nf * 256),
+        sizeof(hbin));
+    if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
+        !t->score || !t->idx || !t->tmp || !t->oob || !t->use || !t->leaves ||
+        !t->pool)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }

@@ -2074,6 +2074,64 @@ done:
     return result;
 }
 
+/* predict_latency(model, X float64 2-D) -> int64 ns per row: each row
+ * scored alone by sw_model_predict, the call sw-serve makes, timed in C
+ * (for benchmarks: Python's own overhead is not in it). */
+static PyObject *
+sw_predict_latency_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *mo, *xo;
+    PyArrayObject *x, *out;
+    const sw_model *m;
+    npy_intp n, i;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "O!O", st->Model_Type, &mo, &xo))
+        return NULL;
+    m = ((ModelObject *)mo)->model;
+    x = (PyArrayObject *)PyArray_FROM_OTF(xo, NPY_FLOAT64, NPY_ARRAY_IN_ARRAY);
+    if (x == NULL)
+        return NULL;
+    if (PyArray_NDIM(x) != 2 || PyArray_DIM(x, 1) != sw_model_n_features(m)) {
+        Py_DECREF(x);
+        PyErr_SetString(PyExc_ValueError, "X: rows of the model's width");
+        return NULL;
+    }
+    n = PyArray_DIM(x, 0);
+    out = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    if (out == NULL) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        struct timespec a, b;
+        sw_rows v;
+        double s;
+
+        memset(&v, 0, sizeof(v));
+        v.layout = SW_DENSE;
+        v.dtype = SW_F64;
+        v.n_rows = 1;
+        v.n_cols = v.row_stride = PyArray_DIM(x, 1);
+        v.data = (const double *)PyArray_DATA(x) + i * PyArray_DIM(x, 1);
+
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (sw_model_predict(m, &v, &s, 1, &err) != SW_OK) {
+            Py_DECREF(x);
+            Py_DECREF(out);
+            raise_sw_err(st, &err);
+            return NULL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ((int64_t *)PyArray_DATA(out))[i] =
+            (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 +
+            (b.tv_nsec - a.tv_nsec);
+    }
+    Py_DECREF(x);
+    return (PyObject *)out;
+}
+
 /* split_random(n, test_fraction, seed) -> uint8 mask */
 static PyObject *
 sw_split_random_py(PyObject *module, PyObject *args)
@@ -3107,6 +3165,8 @@ static PyMethodDef sw_functions[] = {
     {"gbdt_fit", sw_gbdt_fit_py, METH_VARARGS,
      "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds) -> (Model, "
      "validation losses)"},
+    {"predict_latency", sw_predict_latency_py, METH_VARARGS,
+     "predict_latency(model, X) -> ns per row, each scored alone in C"},
     {"split_random", sw_split_random_py, METH_VARARGS,
      "split_random(n, test_fraction, seed) -> uint8 mask"},
     {"split_leave_k_out", sw_split_leave_k_out_py, METH_VARARGS,

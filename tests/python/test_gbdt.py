@@ -204,3 +204,15 @@ def test_bad_input_is_refused_clearly(rng):
     c = GBDTRegressor(n_estimators=5).fit(np.ones((50, 2)), np.arange(50.0))
     assert np.allclose(c.predict(np.ones((3, 2))), 24.5)
     assert c.feature_importances_.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("distinct", [256, 300, 1000])
+def test_many_equally_common_values_keep_their_bins(rng, distinct):
+    # more distinct values than bins, each repeated: the quantile cuts must
+    # move to value boundaries, not vanish inside runs of equal values
+    x = rng.integers(0, distinct, 20000).astype(float)
+    y = (x > distinct / 2).astype(int)
+    m = GBDTClassifier(n_estimators=2, num_leaves=4).fit(x[:, None], y)
+    p = m.predict_proba(np.array([[0.0], [distinct - 1.0]]))[:, 1]
+    assert p[1] - p[0] > 0.15
+    assert m.feature_importances_.tolist() == [6.0]

@@ -1,0 +1,145 @@
+"""Gradient-boosted trees: fit time and test AUC on the seeded Higgs-like
+task of ../shared/BENCHMARKS.md (1M train + 200k test rows, 28 float32
+features), 100 trees, 255 leaves, 255 bins, learning rate 0.1, beside
+xgboost (hist, lossguide with 255 leaves; depth-wise depth 8) and
+scikit-learn's HistGradientBoostingClassifier in the same run, at 1 and 2
+threads; then prediction latency and throughput.
+
+    PYTHONPATH=python /usr/bin/python3 benchmarks/gbdt.py [--rows N]
+        [--only sw] [--contention]
+
+Times are wall seconds of fit() including binning, one run each (a fit
+takes tens of seconds; run the script again for a second sample).
+--contention adds the 2-thread fit with a busy-loop process running.
+"""
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+
+import streamwise as sw  # noqa: E402
+from streamwise.datasets.generators import higgs_like  # noqa: E402
+
+
+def auc(y, p):
+    from sklearn.metrics import roc_auc_score
+    return roc_auc_score(y, p)
+
+
+def fit_sw(X, y, threads):
+    return sw.GBDTClassifier(n_estimators=100, learning_rate=0.1,
+                             num_leaves=255, max_bin=255, n_jobs=threads
+                             ).fit(X, y)
+
+
+def fit_xgb(X, y, threads, policy):
+    import xgboost as xgb
+    kw = dict(n_estimators=100, learning_rate=0.1, tree_method="hist",
+              max_bin=255, n_jobs=threads)
+    if policy == "lossguide":
+        kw.update(grow_policy="lossguide", max_leaves=255, max_depth=0)
+    else:
+        kw.update(grow_policy="depthwise", max_depth=8)
+    return xgb.XGBClassifier(**kw).fit(X, y)
+
+
+def fit_hgb(X, y, threads):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return HistGradientBoostingClassifier(
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=255, max_bins=255,
+        early_stopping=False).fit(X, y)
+
+
+def busy():
+    while True:
+        pass
+
+
+def timed_fit(f):
+    t0 = time.perf_counter()
+    m = f()
+    return m, time.perf_counter() - t0
+
+
+def latency(model, Xte, n=20000):
+    """Per-row C scoring (sw_model_predict on one row, the call sw-serve
+    makes) timed in C; batch rows/s; one-row predict_proba from Python."""
+    raw = model._fitted()
+    ns = sw._sw.predict_latency(raw, np.ascontiguousarray(Xte[:n],
+                                                          dtype=np.float64))
+    t0 = time.perf_counter()
+    raw.predict(np.ascontiguousarray(Xte, dtype=np.float64))
+    batch = len(Xte) / (time.perf_counter() - t0)
+    one = []
+    for i in range(2000):
+        x = Xte[i]
+        t0 = time.perf_counter_ns()
+        model.predict_proba(x)
+        one.append(time.perf_counter_ns() - t0)
+    return float(np.median(ns)) / 1000, batch, float(np.median(one)) / 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--only", choices=["sw"])
+    ap.add_argument("--contention", action="store_true")
+    args = ap.parse_args()
+    X, y, Xte, yte = higgs_like(args.rows, 200_000)
+    runs = []
+    for threads in (1, 2):
+        runs.append((f"streamwise GBDT", threads,
+                     lambda t=threads: fit_sw(X, y, t)))
+        if args.only:
+            continue
+        runs.append(("xgboost 1.7 hist lossguide", threads,
+                     lambda t=threads: fit_xgb(X, y, t, "lossguide")))
+        runs.append(("xgboost 1.7 hist depth 8", threads,
+                     lambda t=threads: fit_xgb(X, y, t, "depth")))
+        runs.append(("sklearn HistGradientBoosting", threads,
+                     lambda t=threads: fit_hgb(X, y, t)))
+    results = {}
+    sw_models = {}
+    for name, threads, f in runs:
+        m, sec = timed_fit(f)
+        p = m.predict_proba(Xte)[:, 1]
+        results[(name, threads)] = (sec, auc(yte, p))
+        if name.startswith("streamwise"):
+            sw_models[threads] = m
+        print(f"  done: {name}, {threads} thread(s): {sec:.1f} s",
+              file=sys.stderr)
+    print(f"\nGBDT, Higgs-like {args.rows:,} x 28 train, 200,000 test; 100 "
+          "trees, 255 leaves (depth 8 where named), 255 bins, lr 0.1; "
+          "wall s of fit incl. binning, one run each")
+    print(f"{'':32s} {'threads':>7s} {'fit s':>8s} {'test AUC':>9s} "
+          f"{'x lossguide':>12s}")
+    for (name, threads), (sec, a) in results.items():
+        ref = results.get(("xgboost 1.7 hist lossguide", threads))
+        ratio = f"{sec / ref[0]:.2f}" if ref else "-"
+        print(f"{name:32s} {threads:7d} {sec:8.2f} {a:9.4f} {ratio:>12s}")
+    if args.contention:
+        p = multiprocessing.Process(target=busy, daemon=True)
+        p.start()
+        try:
+            _, one = timed_fit(lambda: fit_sw(X, y, 1))
+            _, two = timed_fit(lambda: fit_sw(X, y, 2))
+        finally:
+            p.terminate()
+        print(f"\nwith one busy-loop process: 1 thread {one:.2f} s, 2 threads "
+              f"{two:.2f} s ({two / one:.2f}x; target <= 1.2x)")
+    m = sw_models[1]
+    lat, batch, one = latency(m, Xte)
+    print(f"\nprediction, {m.n_trees_} trees x 255 leaves x 28 features: "
+          f"one row in C (sw_model_predict) median {lat:.2f} us; batch "
+          f"{batch:,.0f} rows/s (one core); one-row predict_proba from "
+          f"Python median {one:.2f} us")
+
+
+if __name__ == "__main__":
+    main()
