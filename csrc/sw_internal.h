@@ -56,6 +56,14 @@ typedef void (*sw_chunk_fn)(void *ctx, int64_t chunk, int thread);
 sw_rc sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
                   sw_err *err);
 int sw_n_cpus(void);
+/* The same over a pool kept between calls (threads sleep, never spin);
+ * threads are numbered 0..sw_pool_threads(p)-1, the caller being 0. A
+ * NULL pool runs every chunk in the caller. */
+typedef struct sw_pool sw_pool;
+sw_rc sw_pool_new(int n_threads, sw_pool **out, sw_err *err);
+void sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx);
+int sw_pool_threads(const sw_pool *p);
+void sw_pool_free(sw_pool *p);
 
 /* ---- configuration (sw_conf.c) ---- */
 double sw_conf_num(const sw_conf *conf, const char *name);

@@ -83,3 +83,119 @@ sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
     (void)err; /* a thread that failed to start just leaves more work */
     return SW_OK;
 }
+
+/* A pool of threads kept for a whole training run, for kernels called too
+ * often to start threads each time (a tree's histograms and split
+ * searches). Workers sleep on a condition variable between jobs: nothing
+ * spins, so a pool on a busy machine costs its owner nothing but the
+ * wake-ups. The caller runs chunks too, and chunks are taken in order from
+ * an atomic counter, as in sw_parallel. */
+struct sw_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    int n_threads, started, stop;
+    uint64_t generation; /* a new job when it changes */
+    int busy;            /* workers still on the current job */
+    job j;
+    pthread_t tid[256];
+    struct pool_seat {
+        struct sw_pool *p;
+        int thread;
+    } seat[256];
+};
+
+static void *
+pool_worker(void *arg)
+{
+    struct pool_seat *w = arg;
+    sw_pool *p = w->p;
+    uint64_t seen = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->generation == seen)
+            pthread_cond_wait(&p->go, &p->mu);
+        if (p->stop)
+            break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        drain(&p->j, w->thread);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+sw_rc
+sw_pool_new(int n_threads, sw_pool **out, sw_err *err)
+{
+    sw_pool *p = sw_calloc(1, sizeof(*p));
+    int t;
+
+    *out = NULL;
+    if (p == NULL)
+        return sw_fail(err, SW_E_NOMEM, "threads: out of memory");
+    n_threads = n_threads < 1 ? 1 : n_threads > 256 ? 256 : n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->n_threads = n_threads;
+    for (t = 1; t < n_threads; t++) {
+        p->seat[t].p = p;
+        p->seat[t].thread = t;
+        if (pthread_create(&p->tid[t], NULL, pool_worker, &p->seat[t]) != 0)
+            break; /* fewer threads: the caller does more */
+        p->started++;
+    }
+    *out = p;
+    return SW_OK;
+}
+
+void
+sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
+{
+    if (p == NULL || p->started == 0 || n_chunks <= 1) {
+        job j = {fn, ctx, n_chunks, 0};
+
+        drain(&j, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->j = (job){fn, ctx, n_chunks, 0};
+    p->busy = p->started;
+    p->generation++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    drain(&p->j, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int
+sw_pool_threads(const sw_pool *p)
+{
+    return p == NULL ? 1 : p->started + 1;
+}
+
+void
+sw_pool_free(sw_pool *p)
+{
+    int t;
+
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (t = 1; t <= p->started; t++)
+        pthread_join(p->tid[t], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    sw_free(p);
+}

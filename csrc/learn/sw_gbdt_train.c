@@ -66,6 +66,7 @@ typedef struct trainer {
     hbin **pool;
     int n_pool, cap_pool;
     hbin *partials;    /* per histogram block, see build_hist */
+    sw_pool *workers;  /* NULL with one thread */
     double *node_gain; /* per model node, for importance */
     int64_t cap_gain;
     sw_gbdt *g;
@@ -168,22 +169,22 @@ edges_of(void *ctx, int64_t f, int thread)
                 e[ne++] = v[k - 1] + (v[k] - v[k - 1]) / 2;
         }
     } else {
-        /* equal-frequency bins cut only between distinct values: a run of
-         * equal values is never split, and the share left is spread again
-         * over the bins left, so a heavy value does not starve the rest
-         * (cutting at fixed ranks skipped every cut that fell inside a
-         * run: 256 equally common values got 2 bins) */
-        int64_t left_rows = m, bins_left = t->max_bin, acc = 0;
+        /* equal-frequency cuts at ranks k m / max_bin; a rank inside a
+         * run of equal values moves to the run's end, so runs are never
+         * split and no cut is lost (skipping those cut 256 equally common
+         * values into 2 bins) */
+        int64_t pos = 0;
 
-        for (k = 0; k < m && bins_left > 1; k++) {
-            acc++;
-            if (k + 1 < m && v[k + 1] != v[k] &&
-                (double)acc >= (double)left_rows / (double)bins_left) {
-                e[ne++] = v[k] + (v[k + 1] - v[k]) / 2;
-                left_rows -= acc;
-                acc = 0;
-                bins_left--;
-            }
+        for (k = 1; k < t->max_bin; k++) {
+            int64_t want = k * m / t->max_bin;
+
+            pos = want > pos ? want : pos;
+            while (pos < m && v[pos] == v[pos - 1])
+                pos++;
+            if (pos >= m)
+                break;
+            e[ne++] = v[pos - 1] + (v[pos] - v[pos - 1]) / 2;
+            pos++; /* the next cut comes after this one */
         }
     }
     j->n_edges[f] = ne;
@@ -337,14 +338,16 @@ typedef struct hist_job {
     hbin *partials; /* block b sums into partials + b * nf * 256 */
 } hist_job;
 
+/* Sum rows into features [f0, f1) of hist (zeroed first). */
 static void
-hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist)
+hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
+          int64_t f0, int64_t f1)
 {
     const uint8_t *bins = t->bins;
     const double *gh = t->gh;
     int64_t nf = t->nf, k, f;
 
-    memset(hist, 0, (size_t)(nf * 256) * sizeof(hbin));
+    memset(hist + f0 * 256, 0, (size_t)((f1 - f0) * 256) * sizeof(hbin));
     for (k = 0; k < n_rows; k++) {
         int64_t r = rows[k];
         const uint8_t *b = bins + r * nf;
@@ -354,10 +357,10 @@ hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist)
         if (k + 16 < n_rows) {
             int64_t ahead = rows[k + 16];
 
-            __builtin_prefetch(bins + ahead * nf);
+            __builtin_prefetch(bins + ahead * nf + f0);
             __builtin_prefetch(gh + 2 * ahead);
         }
-        for (f = 0; f < nf; f++) {
+        for (f = f0; f < f1; f++) {
             hbin *e = hist + f * 256 + b[f];
 
             e->g += gr;
@@ -375,34 +378,77 @@ hist_block(void *ctx, int64_t block, int thread)
             n = j->n_rows - lo < HIST_BLOCK ? j->n_rows - lo : HIST_BLOCK;
 
     (void)thread;
-    hist_rows(j->t, j->rows + lo, n, j->partials + block * j->t->nf * 256);
+    hist_rows(j->t, j->rows + lo, n, j->partials + block * j->t->nf * 256, 0,
+              j->t->nf);
 }
 
+enum { HIST_GROUP = 4 }; /* features per chunk of a one-block histogram */
+
+static void
+hist_group(void *ctx, int64_t group, int thread)
+{
+    const hist_job *j = ctx;
+    int64_t f0 = group * HIST_GROUP,
+            f1 = f0 + HIST_GROUP < j->t->nf ? f0 + HIST_GROUP : j->t->nf;
+
+    (void)thread;
+    hist_rows(j->t, j->rows, j->n_rows, j->hist, f0, f1);
+}
+
+/* Partial sums into t->partials + chunk: [b0, b1) of the len entries. */
+typedef struct merge_job {
+    hbin *hist;
+    const hbin *partials;
+    int64_t blocks, len, per;
+} merge_job;
+
+static void
+merge_range(void *ctx, int64_t chunk, int thread)
+{
+    const merge_job *j = ctx;
+    int64_t k0 = chunk * j->per,
+            k1 = k0 + j->per < j->len ? k0 + j->per : j->len, b, k;
+
+    (void)thread;
+    memcpy(j->hist + k0, j->partials + k0, (size_t)(k1 - k0) * sizeof(hbin));
+    for (b = 1; b < j->blocks; b++) {
+        const hbin *p = j->partials + b * j->len;
+
+        for (k = k0; k < k1; k++) {
+            j->hist[k].g += p[k].g;
+            j->hist[k].h += p[k].h;
+            j->hist[k].n += p[k].n;
+        }
+    }
+}
+
+/* A leaf's histogram. Up to HIST_BLOCK rows: one pass, split among the
+ * threads by features (each feature's sums in row order, as one thread
+ * would take them); more: blocks of rows into partials, added in block
+ * order. Which way depends on the row count only, never on threads. */
 static sw_rc
 build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
            sw_err *err)
 {
-    int64_t blocks = (n_rows + HIST_BLOCK - 1) / HIST_BLOCK, b, k,
-            len = t->nf * 256;
+    int64_t blocks = (n_rows + HIST_BLOCK - 1) / HIST_BLOCK;
     hist_job j = {t, rows, n_rows, hist, t->partials};
-    sw_rc rc;
 
+    (void)err;
     if (blocks <= 1) {
-        hist_rows(t, rows, n_rows, hist);
+        /* below 8k rows a hand-off to the other thread costs more than
+         * it saves (measured) */
+        if (t->workers != NULL && n_rows >= 8192)
+            sw_pool_run(t->workers, (t->nf + HIST_GROUP - 1) / HIST_GROUP,
+                        hist_group, &j);
+        else
+            hist_rows(t, rows, n_rows, hist, 0, t->nf);
         return SW_OK;
     }
-    rc = sw_parallel(t->threads, blocks, hist_block, &j, err);
-    if (rc != SW_OK)
-        return rc;
-    memcpy(hist, t->partials, (size_t)len * sizeof(hbin));
-    for (b = 1; b < blocks; b++) {
-        const hbin *p = t->partials + b * len;
+    sw_pool_run(t->workers, blocks, hist_block, &j);
+    {
+        merge_job m = {hist, t->partials, blocks, t->nf * 256, 1024};
 
-        for (k = 0; k < len; k++) {
-            hist[k].g += p[k].g;
-            hist[k].h += p[k].h;
-            hist[k].n += p[k].n;
-        }
+        sw_pool_run(t->workers, (m.len + m.per - 1) / m.per, merge_range, &m);
     }
     return SW_OK;
 }
@@ -434,18 +480,25 @@ leaf_gain(const trainer *t, double g, double h)
     return -(2.0 * threshold_l1(g, t->l1) * w + (h + t->l2) * w * w);
 }
 
+/* Can lf split at all? */
+static int
+splittable(const trainer *t, const leaf *lf)
+{
+    return !(lf->n < 2.0 * (double)t->min_data || lf->h < 2.0 * t->min_hess ||
+             (t->max_depth > 0 && lf->depth >= t->max_depth));
+}
+
+/* The best split of lf on features [f0, f1) into *out (gain 0: none;
+ * ties keep the first). */
 static void
-find_best(const trainer *t, leaf *lf)
+best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
 {
     double parent = leaf_gain(t, lf->g, lf->h);
     int64_t f;
     int b, dl;
 
-    memset(&lf->best, 0, sizeof(lf->best));
-    if (lf->n < 2.0 * (double)t->min_data || lf->h < 2.0 * t->min_hess ||
-        (t->max_depth > 0 && lf->depth >= t->max_depth))
-        return;
-    for (f = 0; f < t->nf; f++) {
+    memset(out, 0, sizeof(*out));
+    for (f = f0; f < f1; f++) {
         const hbin *hf = lf->hist + f * 256;
         int nb = t->nbins[f];
 
@@ -455,7 +508,7 @@ find_best(const trainer *t, leaf *lf)
             double gl = 0, hl = 0, nl = 0;
 
             if (dl) {
-                if (hf[nb].h == 0)
+                if (hf[nb].n == 0)
                     break; /* no NaN: both ways are the same */
                 gl = hf[nb].g;
                 hl = hf[nb].h;
@@ -475,11 +528,26 @@ find_best(const trainer *t, leaf *lf)
                 if (nr < (double)t->min_data || hr < t->min_hess)
                     break;
                 gain = leaf_gain(t, gl, hl) + leaf_gain(t, gr, hr) - parent;
-                if (gain > lf->best.gain && gain > t->min_gain) {
-                    lf->best = (split){gain, (int32_t)f, b, dl, gl, hl, nl};
-                }
+                if (gain > out->gain && gain > t->min_gain)
+                    *out = (split){gain, (int32_t)f, b, dl, gl, hl, nl};
             }
         }
+    }
+}
+
+/* The best splits of leaves a and b (b may be NULL). Serial: a leaf's
+ * search is tens of microseconds, about what a hand-off to a pool thread
+ * costs (measured: a parallel search made 2 threads slower). */
+static void
+find_best2(trainer *t, leaf *a, leaf *b)
+{
+    leaf *lfs[2] = {a, b};
+    int c;
+
+    for (c = 0; c < 2 && lfs[c] != NULL; c++) {
+        memset(&lfs[c]->best, 0, sizeof(split));
+        if (splittable(t, lfs[c]))
+            best_in(t, lfs[c], 0, t->nf, &lfs[c]->best);
     }
 }
 
@@ -591,8 +659,7 @@ split_leaf(trainer *t, int i, sw_err *err)
         large->hist[k].h -= small->hist[k].h;
         large->hist[k].n -= small->hist[k].n;
     }
-    find_best(t, &L);
-    find_best(t, &R);
+    find_best2(t, &L, &R);
     t->leaves[i] = L;
     t->leaves[t->n_leaves++] = R;
     /* a leaf that cannot split gives its histogram back */
@@ -696,7 +763,7 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     t->n_leaves = 1;
     if ((rc = build_hist(t, t->idx, t->n_bag, root->hist, err)) != SW_OK)
         return rc;
-    find_best(t, root);
+    find_best2(t, root, NULL);
     while (t->n_leaves < t->num_leaves) {
         int best = -1;
 
@@ -821,6 +888,7 @@ trainer_free(trainer *t)
         sw_free(t->leaves[i].hist); /* left by an error mid-tree */
     sw_free(t->pool);
     sw_free(t->partials);
+    sw_pool_free(t->workers);
     sw_free(t->node_gain);
 }
 
@@ -843,6 +911,8 @@ alloc_all(trainer *t, sw_err *err)
     t->partials = sw_alloc_array(
         (size_t)((t->n + HIST_BLOCK - 1) / HIST_BLOCK * t->nf * 256),
         sizeof(hbin));
+    if (t->threads > 1 && sw_pool_new(t->threads, &t->workers, err) != SW_OK)
+        return SW_E_NOMEM;
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
         !t->score || !t->idx || !t->tmp || !t->oob || !t->use || !t->leaves ||
         !t->pool)
