@@ -36,6 +36,7 @@ raw_score(const sw_gbdt *g, const double *x, int64_t n_trees)
 {
     const sw_gbdt_node *nodes = g->nodes;
     double s = g->base_score;
+
     int64_t t;
 
     for (t = 0; t < n_trees; t++) {
@@ -43,9 +44,9 @@ raw_score(const sw_gbdt *g, const double *x, int64_t n_trees)
 
         while (n->feature >= 0) {
             double v = x[n->feature];
-            int left = v <= n->value || (v != v && n->default_left);
+            int left = v <= n->value || (v != v && (n->kids & 1));
 
-            n = nodes + (left ? n->left : n->right);
+            n += (n->kids >> 1) + !left;
         }
         s += n->value;
     }
@@ -172,13 +173,15 @@ sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
     for (i = 0; rc == SW_OK && i < g->n_nodes; i++) {
         const sw_gbdt_node *n = &g->nodes[i];
 
+        uint64_t left = n->feature < 0 ? 0 : (uint64_t)i + (n->kids >> 1);
+
         if ((rc = sw_buf_put_f64s(b, &n->value, 1, err)) != SW_OK ||
             (rc = sw_buf_put_u32(b, (uint32_t)(n->feature + 1), err)) !=
                 SW_OK ||
-            (rc = sw_buf_put_u32(b, n->default_left, err)) != SW_OK ||
-            (rc = sw_buf_put_u64(b, (uint64_t)n->left, err)) != SW_OK)
+            (rc = sw_buf_put_u32(b, n->kids & 1, err)) != SW_OK ||
+            (rc = sw_buf_put_u64(b, left, err)) != SW_OK)
             break;
-        rc = sw_buf_put_u64(b, (uint64_t)n->right, err);
+        rc = sw_buf_put_u64(b, n->feature < 0 ? 0 : left + 1, err);
     }
     for (i = 0; rc == SW_OK && i <= nf; i++)
         rc = sw_buf_put_u64(b, (uint64_t)g->edge_start[i], err);
@@ -197,32 +200,24 @@ bad(sw_err *err, const char *what)
     return sw_fail(err, SW_E_FORMAT, "MODEL: gbdt %s", what);
 }
 
-/* Every child index points forward inside its own tree and every path
- * ends at a leaf, so scoring a loaded file can neither loop nor read out
- * of bounds. */
+/* Node i of the tree [lo, hi) from its stored fields: children must be
+ * adjacent and point forward inside the tree, so that scoring a loaded
+ * file can neither loop nor read out of bounds. */
 static sw_rc
-check_trees(const sw_gbdt *g, sw_err *err)
+set_node(sw_gbdt *g, int64_t i, int64_t hi, uint32_t f, uint32_t dl, uint64_t l,
+         uint64_t r, sw_err *err)
 {
-    int64_t t, i;
+    sw_gbdt_node *n = &g->nodes[i];
 
-    if (g->roots[0] != 0 || g->roots[g->n_trees] != g->n_nodes)
-        return bad(err, "tree offsets do not cover the nodes");
-    for (t = 0; t < g->n_trees; t++) {
-        int64_t lo = g->roots[t], hi = g->roots[t + 1];
-
-        if (hi <= lo)
-            return bad(err, "tree without nodes");
-        for (i = lo; i < hi; i++) {
-            const sw_gbdt_node *n = &g->nodes[i];
-
-            if (n->feature < 0)
-                continue;
-            if (n->feature >= g->n_features || n->left <= i || n->right <= i ||
-                n->left >= hi || n->right >= hi || n->default_left > 1 ||
-                n->value != n->value)
-                return bad(err, "node out of range");
-        }
-    }
+    n->feature = (int32_t)f - 1;
+    n->kids = 0;
+    if (f == 0)
+        return SW_OK;
+    if ((int64_t)f > g->n_features || dl > 1 || l <= (uint64_t)i ||
+        r != l + 1 || r >= (uint64_t)hi || l - (uint64_t)i > 0x7fffffffu ||
+        n->value != n->value)
+        return bad(err, "node out of range");
+    n->kids = (uint32_t)(l - (uint64_t)i) << 1 | dl;
     return SW_OK;
 }
 
@@ -233,7 +228,7 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
     uint32_t obj, pad;
     uint64_t nf, best, nt, nn, u;
     double par[2];
-    int64_t i;
+    int64_t i, t;
     sw_rc rc;
 
     *out = NULL;
@@ -276,25 +271,23 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
         if (rc == SW_OK && (u > nn || (i > 0 && g->roots[i] < g->roots[i - 1])))
             rc = bad(err, "tree offsets out of order");
     }
-    for (i = 0; rc == SW_OK && i < (int64_t)nn; i++) {
-        sw_gbdt_node *n = &g->nodes[i];
-        uint32_t f, dl;
-        uint64_t l, r;
+    if (rc == SW_OK && (g->roots[0] != 0 || g->roots[nt] != (int64_t)nn))
+        rc = bad(err, "tree offsets do not cover the nodes");
+    for (t = 0; rc == SW_OK && t < (int64_t)nt; t++) {
+        if (g->roots[t + 1] <= g->roots[t])
+            rc = bad(err, "tree without nodes");
+        for (i = g->roots[t]; rc == SW_OK && i < g->roots[t + 1]; i++) {
+            uint32_t f, dl;
+            uint64_t l, r;
 
-        if ((rc = sw_cur_f64(c, &n->value, err)) != SW_OK ||
-            (rc = sw_cur_u32(c, &f, err)) != SW_OK ||
-            (rc = sw_cur_u32(c, &dl, err)) != SW_OK ||
-            (rc = sw_cur_u64(c, &l, err)) != SW_OK ||
-            (rc = sw_cur_u64(c, &r, err)) != SW_OK)
-            break;
-        if (l > nn || r > nn) {
-            rc = bad(err, "node out of range");
-            break;
+            if ((rc = sw_cur_f64(c, &g->nodes[i].value, err)) != SW_OK ||
+                (rc = sw_cur_u32(c, &f, err)) != SW_OK ||
+                (rc = sw_cur_u32(c, &dl, err)) != SW_OK ||
+                (rc = sw_cur_u64(c, &l, err)) != SW_OK ||
+                (rc = sw_cur_u64(c, &r, err)) != SW_OK)
+                break;
+            rc = set_node(g, i, g->roots[t + 1], f, dl, l, r, err);
         }
-        n->feature = (int32_t)f - 1;
-        n->default_left = dl;
-        n->left = (int64_t)l;
-        n->right = (int64_t)r;
     }
     for (i = 0; rc == SW_OK && i <= (int64_t)nf; i++) {
         rc = sw_cur_u64(c, &u, err);
@@ -321,8 +314,6 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
         rc = sw_cur_u64(c, &u, err);
         g->imp_split[i] = (int64_t)u;
     }
-    if (rc == SW_OK)
-        rc = check_trees(g, err);
 done:
     if (rc != SW_OK) {
         sw_gbdt_free(g);

@@ -623,9 +623,9 @@ split_leaf(trainer *t, int i, sw_err *err)
     node = &g->nodes[p.node];
     node->feature = s->feature;
     node->value = g->edges[g->edge_start[s->feature] + s->bin];
-    node->default_left = (uint32_t)s->default_left;
-    node->left = nl;
-    node->right = nr;
+    /* new_node gave two adjacent nodes: the right child follows the left */
+    node->kids = (uint32_t)(nl - p.node) << 1 | (uint32_t)s->default_left;
+    (void)nr;
     t->node_gain[p.node] = s->gain;
     mid = partition(t, &p, s);
     memset(&L, 0, sizeof(L));
@@ -682,9 +682,9 @@ tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X, int64_t i)
 
     while (n->feature >= 0) {
         double v = x_at(X, i, n->feature);
-        int left = v <= n->value || (v != v && n->default_left);
+        int left = v <= n->value || (v != v && (n->kids & 1));
 
-        n = g->nodes + (left ? n->left : n->right);
+        n += (n->kids >> 1) + !left;
     }
     return n->value;
 }
