@@ -251,11 +251,17 @@ sw_rc sw_als_iterate(sw_model *m, const sw_rows *user_items,
  * mean squared error, and gbdt.early_stopping_rounds > 0 stops when it
  * has not improved for that many rounds and keeps the trees up to the
  * best round. init: NULL, or a gbdt model to continue (its bin edges are
- * reused and its trees kept; rounds are added). As a sw_model it outputs
- * the probability of class 1 (binary) or the value. */
+ * reused and its trees kept; rounds are added). progress (may be NULL) is
+ * called after every round with the validation loss (NaN without a
+ * validation set); a nonzero return stops the fit with SW_E_STATE and no
+ * model (Ctrl-C in a notebook). As a sw_model it outputs the probability
+ * of class 1 (binary) or the value. */
+typedef int (*sw_gbdt_progress)(void *ctx, int64_t round, int64_t rounds,
+                                double valid_loss);
 sw_rc sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
                   const sw_rows *X_valid, const double *y_valid,
-                  const sw_model *init, double *valid_loss, sw_model **out,
+                  const sw_model *init, double *valid_loss,
+                  sw_gbdt_progress progress, void *progress_ctx, sw_model **out,
                   sw_err *err);
 int64_t sw_gbdt_n_trees(const sw_model *m);
 /* The 0-based round early stopping kept, -1 without early stopping. */

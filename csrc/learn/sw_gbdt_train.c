@@ -978,7 +978,8 @@ add_root(trainer *t, sw_err *err)
 sw_rc
 sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             const sw_rows *X_valid, const double *y_valid, const sw_model *init,
-            double *valid_loss, sw_model **out, sw_err *err)
+            double *valid_loss, sw_gbdt_progress progress, void *progress_ctx,
+            sw_model **out, sw_err *err)
 {
     trainer t;
     sw_model *m = NULL;
@@ -1043,26 +1044,33 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     first_tree = t.g->n_trees;
     for (r = 0; r < t.rounds; r++) {
         int64_t root = t.g->n_nodes;
+        double l = NAN;
+        int stop = 0;
 
         if ((rc = grow_tree(&t, r, err)) != SW_OK ||
             (rc = add_root(&t, err)) != SW_OK)
             goto done;
-        if (X_valid == NULL)
-            continue;
-        for (i = 0; i < X_valid->n_rows; i++)
-            vraw[i] += tree_value(t.g, root, X_valid, i);
-        {
-            double l = loss_of(t.objective, vraw, y_valid, X_valid->n_rows);
-
+        if (X_valid != NULL) {
+            for (i = 0; i < X_valid->n_rows; i++)
+                vraw[i] += tree_value(t.g, root, X_valid, i);
+            l = loss_of(t.objective, vraw, y_valid, X_valid->n_rows);
             if (valid_loss != NULL)
                 valid_loss[r] = l;
             if (l < best_loss) {
                 best_loss = l;
                 best_round = r;
             } else if (t.early > 0 && r - best_round >= t.early) {
-                break;
+                stop = 1;
             }
         }
+        if (progress != NULL && progress(progress_ctx, r + 1, t.rounds, l)) {
+            rc = sw_fail(err, SW_E_STATE,
+                         "gbdt: stopped by the caller after %lld rounds",
+                         (long long)r + 1);
+            goto done;
+        }
+        if (stop)
+            break;
     }
     if (t.early > 0 && X_valid != NULL && best_round >= 0) {
         /* keep the trees up to the best round */

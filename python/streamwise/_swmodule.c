@@ -1987,14 +1987,44 @@ sw_als_new_py(PyObject *module, PyObject *args)
     return wrap_model(st, m);
 }
 
-/* gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds) -> (Model,
- * validation losses): X dense float32/float64, NaN missing; X_valid,
- * y_valid and init may be None. */
+/* After every round: call the Python progress callable (round, rounds,
+ * loss) with the GIL, and stop the fit on Ctrl-C or an exception. */
+typedef struct fit_progress {
+    PyObject *fn; /* or None */
+    int failed;
+} fit_progress;
+
+static int
+gbdt_progress(void *ctx, int64_t round, int64_t rounds, double loss)
+{
+    fit_progress *p = ctx;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = 0;
+
+    if (p->fn != Py_None) {
+        PyObject *r = PyObject_CallFunction(p->fn, "LLd", (long long)round,
+                                            (long long)rounds, loss);
+
+        if (r == NULL)
+            stop = 1;
+        Py_XDECREF(r);
+    }
+    if (!stop && PyErr_CheckSignals() < 0)
+        stop = 1;
+    p->failed |= stop;
+    PyGILState_Release(g);
+    return stop;
+}
+
+/* gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds, progress) ->
+ * (Model, validation losses): X dense float32/float64, NaN missing;
+ * X_valid, y_valid, init and progress may be None. */
 static PyObject *
 sw_gbdt_fit_py(PyObject *module, PyObject *args)
 {
     sw_state *st = PyModule_GetState(module);
     PyObject *conf_d, *X_o, *y_o, *Xv_o, *yv_o, *init_o, *result = NULL;
+    fit_progress prog = {Py_None, 0};
     PyArrayObject *y = NULL, *yv = NULL, *curve = NULL;
     const sw_model *init = NULL;
     long long rounds;
@@ -2008,8 +2038,8 @@ sw_gbdt_fit_py(PyObject *module, PyObject *args)
 
     memset(&h, 0, sizeof(h));
     memset(&hv, 0, sizeof(hv));
-    if (!PyArg_ParseTuple(args, "O!OOOOOL", &PyDict_Type, &conf_d, &X_o, &y_o,
-                          &Xv_o, &yv_o, &init_o, &rounds))
+    if (!PyArg_ParseTuple(args, "O!OOOOOL|O", &PyDict_Type, &conf_d, &X_o, &y_o,
+                          &Xv_o, &yv_o, &init_o, &rounds, &prog.fn))
         return NULL;
     if (init_o != Py_None) {
         if (!PyObject_TypeCheck(init_o, st->Model_Type)) {
@@ -2055,12 +2085,14 @@ sw_gbdt_fit_py(PyObject *module, PyObject *args)
     }
     if ((conf = conf_from_dict(st, conf_d)) == NULL)
         goto done;
-    Py_BEGIN_ALLOW_THREADS rc = sw_gbdt_fit(
-        conf, &xv, PyArray_DATA(y), yv ? &xvv : NULL,
-        yv ? PyArray_DATA(yv) : NULL, init, PyArray_DATA(curve), &m, &err);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sw_gbdt_fit(conf, &xv, PyArray_DATA(y), yv ? &xvv : NULL,
+                    yv ? PyArray_DATA(yv) : NULL, init, PyArray_DATA(curve),
+                    gbdt_progress, &prog, &m, &err);
     Py_END_ALLOW_THREADS if (rc != SW_OK)
     {
-        raise_sw_err(st, &err);
+        if (!prog.failed || !PyErr_Occurred())
+            raise_sw_err(st, &err);
         goto done;
     }
     result = Py_BuildValue("(NO)", wrap_model(st, m), curve);

@@ -36,6 +36,33 @@ def _matrix(X, names=None):
     return np.ascontiguousarray(X), cols
 
 
+class _Bar:
+    """A tqdm bar fed by the C core's per-round callback."""
+
+    def __init__(self, rounds, desc):
+        from tqdm.auto import tqdm
+        self._bar = tqdm(total=rounds, unit="round", desc=desc)
+
+    def step(self, done, rounds, loss):
+        self._bar.update(done - self._bar.n)
+        if loss == loss:
+            self._bar.set_postfix(valid_loss=f"{loss:.5f}", refresh=False)
+
+    def close(self):
+        self._bar.close()
+
+
+def _bar(progress, work, rounds, desc):
+    if progress is None:
+        progress = work >= 20_000_000
+    if not progress:
+        return None
+    try:
+        return _Bar(rounds, desc)
+    except ImportError:                                 # pragma: no cover
+        return None
+
+
 class _GBDT:
     _objective = None
 
@@ -101,13 +128,15 @@ class _GBDT:
         return np.asarray(y, dtype=np.float64).ravel()
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None):
+            init_model=None, progress=None):
         """Train on X (array or DataFrame, NaN = missing) and y. eval_set:
         [(X_valid, y_valid)], whose loss per round lands in
         evals_result_; early_stopping_rounds: stop when it has not improved
         for that many rounds and keep the best trees (best_iteration_).
         init_model: a fitted estimator of the same kind to continue (its
-        bins and trees kept, rounds added)."""
+        bins and trees kept, rounds added). progress: a tqdm bar of the
+        rounds (None: when rows x rounds reach 20M). Ctrl-C stops the fit
+        (KeyboardInterrupt; the estimator keeps its previous model)."""
         X, cols = _matrix(X)
         yv = self._labels(y)
         Xv = yvv = None
@@ -121,9 +150,15 @@ class _GBDT:
         init = None
         if init_model is not None:
             init = init_model._fitted()
-        model, curve = _sw.gbdt_fit(self._conf(early_stopping_rounds), X,
-                                    yv, Xv, yvv, init,
-                                    int(self.n_estimators))
+        bar = _bar(progress, X.shape[0] * int(self.n_estimators),
+                   int(self.n_estimators), type(self).__name__)
+        try:
+            model, curve = _sw.gbdt_fit(
+                self._conf(early_stopping_rounds), X, yv, Xv, yvv, init,
+                int(self.n_estimators), bar.step if bar else None)
+        finally:
+            if bar:
+                bar.close()
         # the file re-scores these on every load: rows the trees split
         model.set_golden(X[:8])
         self._model = model

@@ -216,3 +216,21 @@ def test_many_equally_common_values_keep_their_bins(rng, distinct):
     p = m.predict_proba(np.array([[0.0], [distinct - 1.0]]))[:, 1]
     assert p[1] - p[0] > 0.15
     assert m.feature_importances_.tolist() == [6.0]
+
+
+def test_progress_bar_and_stopping_a_long_fit(rng, capsys):
+    X = rng.standard_normal((500, 3))
+    y = (X[:, 0] > 0).astype(float)
+    m = GBDTClassifier(n_estimators=7).fit(X, y, progress=True)
+    assert "7/7" in capsys.readouterr().err and m.n_trees_ == 7
+    calls = []
+
+    def stop_at_3(done, rounds, loss):
+        calls.append((done, rounds))
+        if done == 3:
+            raise KeyboardInterrupt
+
+    est = GBDTClassifier(n_estimators=50)
+    with pytest.raises(KeyboardInterrupt):
+        sw._sw.gbdt_fit(est._conf(0), X, y, None, None, None, 50, stop_at_3)
+    assert calls == [(1, 50), (2, 50), (3, 50)]
