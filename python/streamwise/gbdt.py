@@ -260,10 +260,10 @@ class GBDTClassifier(_GBDT):
         return (y == self.classes_[1]).astype(np.float64)
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None):
+            init_model=None, progress=None):
         self.classes_ = None if init_model is None else init_model.classes_
         return super().fit(X, y, eval_set, early_stopping_rounds,
-                           init_model)
+                           init_model, progress)
 
     def predict_proba(self, X):
         p = self._raw_output(X)
