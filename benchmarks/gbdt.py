@@ -34,7 +34,7 @@ def auc(y, p):
 def fit_sw(X, y, threads):
     return sw.GBDTClassifier(n_estimators=100, learning_rate=0.1,
                              num_leaves=255, max_bin=255, n_jobs=threads
-                             ).fit(X, y)
+                             ).fit(X, y, progress=False)
 
 
 def fit_xgb(X, y, threads, policy):
