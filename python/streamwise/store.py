@@ -162,18 +162,39 @@ class Store:
     # ---- connections ---------------------------------------------------
 
     def _connect(self):
-        try:
-            con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                  isolation_level=None,
-                                  check_same_thread=False)
-            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            con.execute("PRAGMA synchronous = NORMAL")
-            con.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"tracking store {self.db_path}: cannot open it as a SQLite "
-                f"database ({e}); it was left untouched") from None
+        # Switching a new database to WAL takes an exclusive lock that
+        # SQLite does not wait for through the busy handler: when several
+        # processes open a fresh store at once, "locked" here means "try
+        # again", not "corrupt" (seen: 1 of 8 processes refused).
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            con = None
+            try:
+                con = sqlite3.connect(self.db_path,
+                                      timeout=BUSY_TIMEOUT_MS / 1000,
+                                      isolation_level=None,
+                                      check_same_thread=False)
+                con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                con.execute("PRAGMA synchronous = NORMAL")
+                con.execute("PRAGMA foreign_keys = ON")
+                break
+            except sqlite3.OperationalError as e:
+                busy = "locked" in str(e) or "busy" in str(e)
+                if con is not None:
+                    con.close()
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"tracking store {self.db_path}: cannot open it as a "
+                        f"SQLite database ({e}); it was left untouched"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+            except sqlite3.DatabaseError as e:
+                raise StoreError(
+                    f"tracking store {self.db_path}: cannot open it as a "
+                    f"SQLite database ({e}); it was left untouched") from None
         if mode.lower() != "wal":
             raise StoreError(f"tracking store {self.db_path}: journal mode "
                              f"{mode}, expected wal")
