@@ -179,6 +179,26 @@ resolve(sw_kafka_source *s, int i, int kind, int64_t value, int is_stop,
     return offset_at_time(s, s->part[i], value, low, high, out, err);
 }
 
+/* The consumer handle of s, configured by defaults then conf_kv. */
+static sw_rc
+new_consumer(sw_kafka_source *s, const char *bootstrap,
+             const char *const *defaults, const char *const *conf_kv,
+             sw_err *err)
+{
+    rd_kafka_conf_t *conf =
+        sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
+    char errstr[512];
+
+    if (conf == NULL)
+        return SW_E_INVAL;
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+    }
+    return SW_OK;
+}
+
 sw_rc
 sw_kafka_source_open(const char *bootstrap, const char *topic,
                      const int32_t *partitions, int n_partitions,
@@ -196,8 +216,6 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
                                            "log_level",
                                            "3",
                                            NULL};
-    char errstr[512];
-    rd_kafka_conf_t *conf;
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt = NULL;
     rd_kafka_topic_partition_list_t *l = NULL;
@@ -215,16 +233,9 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
         return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-    conf = sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
-    if (conf == NULL) {
+    if ((rc = new_consumer(s, bootstrap, defaults, conf_kv, err)) != SW_OK) {
         sw_kafka_source_free(s);
-        return SW_E_INVAL;
-    }
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (s->rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        sw_kafka_source_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+        return rc;
     }
     rkt = rd_kafka_topic_new(s->rk, topic, NULL);
     e = rd_kafka_metadata(s->rk, 0, rkt, &md, (int)s->timeout_ms);
@@ -579,10 +590,9 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
                                     group,
                                     NULL};
     rd_kafka_topic_partition_list_t *l;
-    rd_kafka_conf_t *conf;
     rd_kafka_resp_err_t e;
     sw_kafka_source *s;
-    char errstr[512];
+    sw_rc rc;
 
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
@@ -596,16 +606,9 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
     s->live = 1;
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = wait_ms >= 0 ? wait_ms : 1000;
-    conf = sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
-    if (conf == NULL) {
+    if ((rc = new_consumer(s, bootstrap, defaults, conf_kv, err)) != SW_OK) {
         sw_kafka_source_free(s);
-        return SW_E_INVAL;
-    }
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (s->rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        sw_kafka_source_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+        return rc;
     }
     rd_kafka_poll_set_consumer(s->rk);
     l = rd_kafka_topic_partition_list_new(1);
