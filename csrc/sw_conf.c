@@ -102,6 +102,11 @@ static const sw_prop props[] = {
      "splits next)."},
     {"gbdt.max_depth", SW_T_INT, -1, 64, 0, 0, "-1", NULL,
      "Deepest a leaf may be; -1 or 0: no limit."},
+    {"gbdt.grow_policy", SW_T_ENUM, 0, 0, 0, 0, "leafwise",
+     "leafwise,depthwise",
+     "leafwise: the leaf with the best gain splits next; depthwise: level by "
+     "level down to gbdt.max_depth (required), as xgboost's default. "
+     "gbdt.num_leaves caps both."},
     {"gbdt.max_bin", SW_T_INT, 2, 255, 0, 0, "255", NULL,
      "Most value bins per feature (plus one for NaN), from quantiles of a "
      "row sample."},

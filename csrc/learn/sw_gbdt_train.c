@@ -47,7 +47,7 @@ typedef struct leaf {
 } leaf;
 
 typedef struct trainer {
-    int objective, num_leaves, max_depth, max_bin, threads;
+    int objective, num_leaves, max_depth, max_bin, threads, depthwise;
     int64_t rounds, min_data, bin_sample, early;
     double lr, min_hess, l1, l2, min_gain, max_delta, bag, ffrac;
     uint64_t seed;
@@ -767,10 +767,17 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     while (t->n_leaves < t->num_leaves) {
         int best = -1;
 
+        /* leaf-wise: the best gain anywhere; depth-wise: the shallowest
+         * leaves first (the best gain among them), level by level */
         for (i = 0; i < t->n_leaves; i++) {
-            if (t->leaves[i].best.gain > 0 &&
-                (best < 0 ||
-                 t->leaves[i].best.gain > t->leaves[best].best.gain))
+            const leaf *c = &t->leaves[i],
+                       *b = best < 0 ? NULL : &t->leaves[best];
+
+            if (c->best.gain <= 0)
+                continue;
+            if (b == NULL || (t->depthwise && c->depth < b->depth) ||
+                ((!t->depthwise || c->depth == b->depth) &&
+                 c->best.gain > b->best.gain))
                 best = i;
         }
         if (best < 0)
@@ -850,6 +857,7 @@ read_conf(trainer *t, const sw_conf *conf)
     t->lr = sw_conf_num(conf, "gbdt.learning_rate");
     t->num_leaves = (int)sw_conf_num(conf, "gbdt.num_leaves");
     t->max_depth = (int)sw_conf_num(conf, "gbdt.max_depth");
+    t->depthwise = sw_conf_choice(conf, "gbdt.grow_policy") == 1;
     t->max_bin = (int)sw_conf_num(conf, "gbdt.max_bin");
     t->bin_sample = (int64_t)sw_conf_num(conf, "gbdt.bin_sample");
     t->min_data = (int64_t)sw_conf_num(conf, "gbdt.min_data_in_leaf");
@@ -1000,6 +1008,9 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
         return rc;
     if (t.nf < 1)
         return sw_fail(err, SW_E_SHAPE, "gbdt: rows without features");
+    if (t.depthwise && t.max_depth <= 0)
+        return sw_fail(err, SW_E_INVAL,
+                       "gbdt: depth-wise growth needs gbdt.max_depth > 0");
     if (X_valid != NULL) {
         if ((rc = check_input(&t, X_valid, y_valid, "validation", err)) !=
             SW_OK)

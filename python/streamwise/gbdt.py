@@ -15,6 +15,7 @@ from . import _sw
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
 
 _PARAMS = ("n_estimators", "learning_rate", "num_leaves", "max_depth",
+           "grow_policy",
            "max_bin", "min_data_in_leaf", "min_sum_hessian_in_leaf",
            "lambda_l1", "lambda_l2", "min_gain_to_split", "max_delta_step",
            "bagging_fraction", "feature_fraction", "n_jobs", "random_state")
@@ -71,7 +72,7 @@ class _GBDT:
                  min_sum_hessian_in_leaf=1e-3, lambda_l1=0.0, lambda_l2=0.0,
                  min_gain_to_split=0.0, max_delta_step=0.0,
                  bagging_fraction=1.0, feature_fraction=1.0, n_jobs=0,
-                 random_state=None):
+                 random_state=None, grow_policy="leafwise"):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -87,6 +88,7 @@ class _GBDT:
         self.feature_fraction = feature_fraction
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.grow_policy = grow_policy
         self._model = None
         self.feature_names_in_ = None
         self.evals_result_ = None
@@ -109,6 +111,7 @@ class _GBDT:
             "gbdt.learning_rate": repr(float(self.learning_rate)),
             "gbdt.num_leaves": str(int(self.num_leaves)),
             "gbdt.max_depth": str(int(self.max_depth)),
+            "gbdt.grow_policy": str(self.grow_policy),
             "gbdt.max_bin": str(int(self.max_bin)),
             "gbdt.min_data_in_leaf": str(int(self.min_data_in_leaf)),
             "gbdt.min_sum_hessian_in_leaf":

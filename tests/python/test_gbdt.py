@@ -234,3 +234,40 @@ def test_progress_bar_and_stopping_a_long_fit(rng, capsys):
     with pytest.raises(KeyboardInterrupt):
         sw._sw.gbdt_fit(est._conf(0), X, y, None, None, None, 50, stop_at_3)
     assert calls == [(1, 50), (2, 50), (3, 50)]
+
+
+def test_depthwise_growth_fills_levels_in_order(rng):
+    X = rng.standard_normal((4000, 4))
+    y = X[:, 0] + np.sin(3 * X[:, 1]) + 0.1 * rng.standard_normal(4000)
+    d = GBDTRegressor(n_estimators=1, learning_rate=1.0, num_leaves=1000,
+                      max_depth=3, min_data_in_leaf=5,
+                      grow_policy="depthwise").fit(X, y)
+    # a full tree of depth 3: 8 distinct leaves, 7 splits
+    assert len(np.unique(d.predict(X))) == 8
+    assert d.feature_importances_.sum() == 7
+    # leaf-wise with the same leaf budget may go deeper and unbalanced
+    w = GBDTRegressor(n_estimators=1, learning_rate=1.0, num_leaves=8,
+                      min_data_in_leaf=5).fit(X, y)
+    assert len(np.unique(w.predict(X))) == 8
+    # with a leaf cap, depth-wise stops mid-level, shallowest leaves first
+    c = GBDTRegressor(n_estimators=1, learning_rate=1.0, num_leaves=5,
+                      max_depth=3, min_data_in_leaf=5,
+                      grow_policy="depthwise").fit(X, y)
+    assert len(np.unique(c.predict(X))) == 5
+    # a nested target: leaf-wise with 4 leaves follows x0 > 0, x1 > 0,
+    # x2 > 0 down one path; depth-wise fills level 1 first (splitting the
+    # x0 <= 0 side on x3) and gives the full depth-2 tree
+    p = X[:, 0] > 0
+    y2 = 8 * p + 4 * p * (X[:, 1] > 0) + 2 * p * (X[:, 1] > 0) * \
+        (X[:, 2] > 0) + 0.3 * X[:, 3]
+    kw = dict(n_estimators=1, learning_rate=1.0, min_data_in_leaf=5)
+    leafwise = GBDTRegressor(num_leaves=4, **kw).fit(X, y2)
+    capped = GBDTRegressor(num_leaves=4, max_depth=5, grow_policy="depthwise",
+                           **kw).fit(X, y2)
+    full2 = GBDTRegressor(num_leaves=1000, max_depth=2,
+                          grow_policy="depthwise", **kw).fit(X, y2)
+    assert leafwise.feature_importances_.tolist() == [1, 1, 1, 0]
+    assert capped.feature_importances_.tolist() == [1, 1, 0, 1]
+    assert capped.predict(X).tobytes() == full2.predict(X).tobytes()
+    with pytest.raises(sw.InvalidArgument, match="max_depth"):
+        GBDTRegressor(grow_policy="depthwise").fit(X, y)
