@@ -271,3 +271,15 @@ def test_depthwise_growth_fills_levels_in_order(rng):
     assert capped.predict(X).tobytes() == full2.predict(X).tobytes()
     with pytest.raises(sw.InvalidArgument, match="max_depth"):
         GBDTRegressor(grow_policy="depthwise").fit(X, y)
+
+
+def test_pickle_round_trip(rng):
+    import pickle
+    X = rng.standard_normal((300, 3))
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    m = GBDTClassifier(n_estimators=5).fit(X, y)
+    back = pickle.loads(pickle.dumps(m))
+    assert back.predict_proba(X).tobytes() == m.predict_proba(X).tobytes()
+    assert back.predict(X[:5]).tolist() == m.predict(X[:5]).tolist()
+    assert set(back.classes_) == {"no", "yes"}
+    assert pickle.loads(pickle.dumps(GBDTRegressor()))._model is None
