@@ -67,6 +67,17 @@ def timed(f):
     return n, time.perf_counter() - t0
 
 
+def table(rows, n, unit, width):
+    """One line per measured thing: the median run's rate, seconds and the
+    number of runs; every run must have read all n."""
+    print(f"{'':{width}s} {unit:>12s} {'s':>7s} {'runs':>5s}")
+    for name, rs in rows.items():
+        rs = sorted(rs, key=lambda r: r[1])
+        cnt, sec = rs[len(rs) // 2]
+        assert cnt == n, (name, cnt)
+        print(f"{name:{width}s} {cnt / sec:12,.0f} {sec:7.3f} {len(rs):5d}")
+
+
 def hdf5_events(n, seed=0):
     rng = np.random.default_rng(seed)
     return {"ts": np.sort(rng.integers(0, 10**12, n)),
@@ -108,12 +119,7 @@ def hdf5_bench(n, repeat):
     print(f"\nHDF5 event dataset, {n:,} rows (int64 ts, int32 user, int32 "
           f"item, float32 value), 64k-row chunks, Fletcher-32; files hot in "
           f"the page cache; median of the runs")
-    print(f"{'':50s} {'rows/s':>12s} {'s':>7s} {'runs':>5s}")
-    for name, rs in rows.items():
-        rs = sorted(rs, key=lambda r: r[1])
-        cnt, sec = rs[len(rs) // 2]
-        assert cnt == n, (name, cnt)
-        print(f"{name:50s} {cnt / sec:12,.0f} {sec:7.3f} {len(rs):5d}")
+    table(rows, n, "rows/s", 50)
 
 
 def main():
@@ -202,12 +208,7 @@ def kafka_bench(n, repeat):
             rows[name] = [timed(f) for _ in range(repeat)]
     print(f"\nKafka, embedded broker (librdkafka 2.0.2 mock), {n:,} messages "
           f"of 100 bytes, 4 partitions; median of the runs")
-    print(f"{'':40s} {'msgs/s':>10s} {'s':>7s} {'runs':>5s}")
-    for name, rs in rows.items():
-        rs = sorted(rs, key=lambda r: r[1])
-        cnt, sec = rs[len(rs) // 2]
-        assert cnt == n, (name, cnt)
-        print(f"{name:40s} {cnt / sec:10,.0f} {sec:7.3f} {len(rs):5d}")
+    table(rows, n, "msgs/s", 40)
 
 
 if __name__ == "__main__":

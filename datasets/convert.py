@@ -11,7 +11,6 @@ stamped with its event time (milliseconds since 1970) so a replay from a
 timestamp finds it, and keyed by a field so one key stays in one
 partition and in order.
 """
-import hashlib
 import json
 import os
 
@@ -39,15 +38,8 @@ AIRLINE_SCHEMA = {
                "dep_delayed_15min": "int8"}}
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _source(path, **more):
+    from streamwise.track import _sha256
     p = {"source": os.path.realpath(path), "source_sha256": _sha256(path)}
     p.update(more)
     return p

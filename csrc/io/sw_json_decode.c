@@ -2,7 +2,8 @@
 /*
  * sw_json_decode.c - JSON event messages into typed columns, by the
  * "events" schema of a pipeline spec ({"time": "ts", "time_unit": "ms",
- * "fields": {"user": "str", ...}, "defaults": {"field": value}}), with
+ * "fields": {"user": "str", ...}, "defaults": {"field": value}}, parsed
+ * by sw_events_schema.c as the HDF5 tables' schema is), with
  * jansson. A message that is not JSON, not an object, lacks a field that
  * has no default, or holds a value of the wrong type is not decoded: its
  * row and reason go to the dead letters, and the others keep their order.
@@ -16,12 +17,10 @@
 #include <string.h>
 
 #include "sw_avro.h"
+#include "sw_events_schema.h"
 #include "sw_internal.h"
 
 #define MAX_FIELDS 64
-
-static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
-                                         "float32", "bool",  "str"};
 
 const char *const sw_dead_reasons[] = {"not_json", "not_object",
                                        "missing",  "wrong_type",
@@ -113,24 +112,23 @@ add_field(sw_json_decoder *d, const char *name, int type)
 sw_rc
 sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(schema ? schema : "", 0, &jerr), *fields, *v,
-           *dflt;
+    static const struct {
+        const char *unit;
+        int64_t scale;
+    } units[] = {{"us", 1000}, {"ms", 1}, {"ns", 1000000}, {"s", -1000}};
+    sw_events_schema sc;
+    json_t *root = NULL, *ev, *v;
     sw_json_decoder *d = NULL;
-    const char *name, *tname, *unit;
-    sw_rc rc = SW_OK;
-    int t;
+    const char *name;
+    sw_rc rc;
+    int i;
 
     *out = NULL;
-    if (root == NULL)
-        return sw_fail(err, SW_E_INVAL, "schema: %s (line %d)", jerr.text,
-                       jerr.line);
-    fields = json_object_get(root, "fields");
-    tname = json_string_value(json_object_get(root, "time"));
-    if (!json_is_object(fields) || tname == NULL) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "schema: expected {\"time\": \"ts\", \"fields\": "
-                     "{...}}");
+    if ((rc = sw_events_schema_parse(schema, "schema", &sc, err)) != SW_OK)
+        return rc;
+    if (sc.n > MAX_FIELDS) {
+        rc =
+            sw_fail(err, SW_E_INVAL, "schema: more than %d fields", MAX_FIELDS);
         goto done;
     }
     d = sw_calloc(1, sizeof(*d));
@@ -138,59 +136,36 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
         rc = sw_fail(err, SW_E_NOMEM, "schema: out of memory");
         goto done;
     }
-    d->time_field = -1;
-    json_object_foreach(fields, name, v)
-    {
-        for (t = 0; t < 7 && (!json_is_string(v) ||
-                              strcmp(type_names[t], json_string_value(v)));
-             t++)
-            ;
-        if (t == 7 || d->n == MAX_FIELDS) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         t == 7 ? "schema: fields.%s: unknown type"
-                                : "schema: more than 64 fields (at %s)",
-                         name);
-            goto done;
-        }
-        if (add_field(d, name, t) < 0) {
+    for (i = 0; i < sc.n; i++) {
+        if (add_field(d, sc.name[i], sc.type[i]) < 0) {
             rc = sw_fail(err, SW_E_NOMEM, "schema: out of memory");
             goto done;
         }
-        if (!strcmp(name, tname))
-            d->time_field = d->n - 1;
     }
-    if (d->time_field < 0 &&
-        (d->time_field = add_field(d, tname, SW_COL_I64)) < 0) {
-        rc = sw_fail(err, SW_E_NOMEM, "schema: out of memory");
-        goto done;
+    d->time_field = sc.time;
+    for (i = 0; i < 4; i++) {
+        if (!strcmp(units[i].unit, sc.unit))
+            d->ms_scale = units[i].scale;
     }
-    unit = json_string_value(json_object_get(root, "time_unit"));
-    d->ms_scale = unit == NULL || !strcmp(unit, "us") ? 1000
-                  : !strcmp(unit, "ms")               ? 1
-                  : !strcmp(unit, "ns")               ? 1000000
-                  : !strcmp(unit, "s")                ? -1000
-                                                      : 0;
-    if (d->ms_scale == 0) {
-        rc = sw_fail(err, SW_E_INVAL, "schema: time_unit '%s' (us, ms, s, ns)",
-                     unit);
-        goto done;
-    }
-    dflt = json_object_get(root, "defaults");
-    json_object_foreach(dflt, name, v)
+    /* defaults for fields that older events lack: parsed already, so
+     * the text is JSON */
+    root = json_loads(schema, 0, NULL);
+    ev = json_object_get(root, "events");
+    ev = json_is_object(ev) ? ev : root;
+    json_object_foreach(json_object_get(ev, "defaults"), name, v)
     {
-        int i;
+        int k = sw_events_schema_find(&sc, name);
 
-        for (i = 0; i < d->n && strcmp(d->f[i].name, name); i++)
-            ;
-        if (i == d->n) {
+        if (k < 0) {
             rc = sw_fail(err, SW_E_INVAL, "schema: defaults.%s: not a field",
                          name);
             goto done;
         }
-        d->f[i].dflt = json_incref(v);
+        d->f[k].dflt = json_incref(v);
     }
 done:
     json_decref(root);
+    sw_events_schema_clear(&sc);
     if (rc != SW_OK) {
         sw_json_decoder_free(d);
         return rc;

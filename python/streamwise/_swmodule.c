@@ -2247,6 +2247,27 @@ sw_registry_resolve_py(PyObject *module, PyObject *args)
                          (long long)version);
 }
 
+/* a NULL-terminated char* array from a list of str (borrowed UTF-8) */
+static int
+str_pairs(PyObject *list, const char **out, Py_ssize_t max)
+{
+    Py_ssize_t i, n;
+
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) % 2 ||
+        PyList_GET_SIZE(list) > max) {
+        PyErr_SetString(PyExc_ValueError, "expected [name, value, ...]");
+        return -1;
+    }
+    n = PyList_GET_SIZE(list);
+    for (i = 0; i < n; i++) {
+        out[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
+        if (out[i] == NULL)
+            return -1;
+    }
+    out[n] = NULL;
+    return 0;
+}
+
 /* Kafka replay: a capsule around an sw_kafka_source. */
 #define KAFKA_CAPSULE "streamwise.kafka_source"
 
@@ -2274,16 +2295,8 @@ sw_kafka_open_py(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "ssOiLiLLO!", &bootstrap, &topic, &parts_o, &sk,
                           &sv, &tk, &tv, &timeout, &PyList_Type, &conf_o))
         return NULL;
-    /* [key, value, key, value, ...] of str, borrowed from the list */
-    if (PyList_GET_SIZE(conf_o) > 128 || PyList_GET_SIZE(conf_o) % 2) {
-        PyErr_SetString(PyExc_ValueError, "config: at most 64 pairs");
+    if (str_pairs(conf_o, conf, 128) < 0)
         return NULL;
-    }
-    for (i = 0; i < PyList_GET_SIZE(conf_o); i++) {
-        conf[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(conf_o, i));
-        if (conf[i] == NULL)
-            return NULL;
-    }
     if (parts_o != Py_None) {
         PyObject *seq = PySequence_Fast(parts_o, "partitions: a list");
 
@@ -2322,21 +2335,13 @@ sw_kafka_subscribe_py(PyObject *module, PyObject *args)
     long long wait;
     sw_kafka_source *src = NULL;
     sw_err err = {0};
-    Py_ssize_t i;
     sw_rc rc;
 
     if (!PyArg_ParseTuple(args, "sssLO!", &bootstrap, &topic, &group, &wait,
                           &PyList_Type, &conf_o))
         return NULL;
-    if (PyList_GET_SIZE(conf_o) > 128 || PyList_GET_SIZE(conf_o) % 2) {
-        PyErr_SetString(PyExc_ValueError, "config: at most 64 pairs");
+    if (str_pairs(conf_o, conf, 128) < 0)
         return NULL;
-    }
-    for (i = 0; i < PyList_GET_SIZE(conf_o); i++) {
-        conf[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(conf_o, i));
-        if (conf[i] == NULL)
-            return NULL;
-    }
     Py_BEGIN_ALLOW_THREADS rc = sw_kafka_source_subscribe(
         bootstrap, topic, group, wait, conf, &src, &err);
     Py_END_ALLOW_THREADS if (rc != SW_OK)
@@ -2660,27 +2665,6 @@ static void
 sink_capsule_free(PyObject *cap)
 {
     sw_kafka_sink_free(PyCapsule_GetPointer(cap, SINK_CAPSULE));
-}
-
-/* a NULL-terminated char* array from a list of str (borrowed UTF-8) */
-static int
-str_pairs(PyObject *list, const char **out, Py_ssize_t max)
-{
-    Py_ssize_t i, n;
-
-    if (!PyList_Check(list) || PyList_GET_SIZE(list) % 2 ||
-        PyList_GET_SIZE(list) > max) {
-        PyErr_SetString(PyExc_ValueError, "expected [name, value, ...]");
-        return -1;
-    }
-    n = PyList_GET_SIZE(list);
-    for (i = 0; i < n; i++) {
-        out[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(list, i));
-        if (out[i] == NULL)
-            return -1;
-    }
-    out[n] = NULL;
-    return 0;
 }
 
 static PyObject *

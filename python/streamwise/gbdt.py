@@ -232,33 +232,17 @@ class _GBDT:
 
     # pickle / joblib: the model travels as the bytes of its .swm file
     def __getstate__(self):
-        import os
-        import tempfile
+        from .learners import model_bytes
         state = dict(self.__dict__)
         if state.get("_model") is not None:
-            fd, tmp = tempfile.mkstemp(suffix=".swm")
-            os.close(fd)
-            try:
-                self.save(tmp)
-                with open(tmp, "rb") as f:
-                    state["_model"] = f.read()
-            finally:
-                os.unlink(tmp)
+            state["_model"] = model_bytes(self.save)
         return state
 
     def __setstate__(self, state):
-        import os
-        import tempfile
-        blob = state.get("_model")
+        from .learners import model_from_bytes
         self.__dict__.update(state)
-        if isinstance(blob, bytes):
-            fd, tmp = tempfile.mkstemp(suffix=".swm")
-            try:
-                os.write(fd, blob)
-                os.close(fd)
-                self._model = _sw.load(tmp)
-            finally:
-                os.unlink(tmp)
+        if isinstance(self._model, bytes):
+            self._model = model_from_bytes(self._model)
 
     @classmethod
     def _from_model(cls, m, meta):

@@ -270,33 +270,14 @@ class _Linear:
         state = dict(self.__dict__)
         m = state.pop("_model", None)
         if m is not None:
-            import os
-            import tempfile
-            fd, tmp = tempfile.mkstemp(suffix=".swm")
-            os.close(fd)
-            try:
-                m.set_metadata(json.dumps(self._metadata(), sort_keys=True))
-                m.save(tmp)
-                with open(tmp, "rb") as f:
-                    state["_model_bytes"] = f.read()
-            finally:
-                os.unlink(tmp)
+            m.set_metadata(json.dumps(self._metadata(), sort_keys=True))
+            state["_model_bytes"] = model_bytes(m.save)
         return state
 
     def __setstate__(self, state):
         blob = state.pop("_model_bytes", None)
         self.__dict__.update(state)
-        self._model = None
-        if blob is not None:
-            import os
-            import tempfile
-            fd, tmp = tempfile.mkstemp(suffix=".swm")
-            try:
-                os.write(fd, blob)
-                os.close(fd)
-                self._model = _sw.load(tmp)
-            finally:
-                os.unlink(tmp)
+        self._model = None if blob is None else model_from_bytes(blob)
 
 
 class _Classifier(_Linear):
@@ -489,6 +470,33 @@ for _cls in (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
 _CLASSES = {c.__name__: c for c in (PassiveAggressiveClassifier,
                                     PassiveAggressiveRegressor,
                                     SCWClassifier)}
+
+
+def model_bytes(save):
+    """The bytes of the .swm file save(path) writes (for pickling)."""
+    import os
+    import tempfile
+    fd, tmp = tempfile.mkstemp(suffix=".swm")
+    os.close(fd)
+    try:
+        save(tmp)
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
+
+
+def model_from_bytes(blob):
+    """A Model from .swm bytes, verified as load does."""
+    import os
+    import tempfile
+    fd, tmp = tempfile.mkstemp(suffix=".swm")
+    try:
+        os.write(fd, blob)
+        os.close(fd)
+        return _sw.load(tmp)
+    finally:
+        os.unlink(tmp)
 
 
 def load(path):

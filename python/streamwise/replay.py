@@ -62,14 +62,8 @@ def _point(value, is_stop):
         if value < 0:
             raise _sw.InvalidArgument(f"offset {value} < 0")
         return 1, int(value)
-    if isinstance(value, np.datetime64):
-        return 2, int(value.astype("datetime64[ms]").astype(np.int64))
-    if hasattr(value, "to_pydatetime"):            # pandas Timestamp
-        value = value.to_pydatetime()
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        return 2, int(round(value.timestamp() * 1000))
+    if _is_time(value):
+        return 2, _time_in(value, "ms")
     raise _sw.InvalidArgument(f"not an offset or a time: {value!r}")
 
 
@@ -274,9 +268,6 @@ def kafka(topic, bootstrap=None, start="beginning", stop="end",
                        partitions=partitions, batch_size=batch_size,
                        timeout=timeout, progress=progress, config=config,
                        schema=schema, order=order, avro=avro)
-
-
-_PER_S = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 
 
 def _time_in(value, unit):
