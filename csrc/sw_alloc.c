@@ -9,9 +9,10 @@
  * (a relaxed atomic per call costs nothing measurable) so that the C tests,
  * the runner and the Python extension all link one and the same archive.
  */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE, mremap */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "sw_internal.h"
@@ -128,21 +129,21 @@ sw_free(void *p)
 #define BIG (4u << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
-void *
-sw_calloc_big(size_t n)
+static size_t
+big_len(size_t n)
 {
-    size_t len;
+    return (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
+/* A 2 MiB-aligned mapping of len bytes (a multiple of 2 MiB), NULL if
+ * none: over-map by one huge page and trim. */
+static void *
+map_aligned(size_t len, int prot)
+{
     unsigned char *m;
     uintptr_t a;
 
-    if (n < BIG)
-        return sw_calloc(1, n);
-    if (should_fail())
-        return NULL;
-    len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    /* over-map by one huge page and trim, for 2 MiB alignment */
-    m = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    m = mmap(NULL, len + HUGE_PAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     a = ((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
@@ -150,11 +151,64 @@ sw_calloc_big(size_t n)
         munmap(m, a - (uintptr_t)m);
     if ((uintptr_t)m + HUGE_PAGE > a)
         munmap((void *)(a + len), (uintptr_t)m + HUGE_PAGE - a);
+    return (void *)a;
+}
+
+void *
+sw_calloc_big(size_t n)
+{
+    size_t len;
+    void *a;
+
+    if (n < BIG)
+        return sw_calloc(1, n);
+    if (should_fail())
+        return NULL;
+    len = big_len(n);
+    a = map_aligned(len, PROT_READ | PROT_WRITE);
+    if (a == NULL)
+        return NULL;
 #ifdef MADV_HUGEPAGE
-    madvise((void *)a, len, MADV_HUGEPAGE); /* advice: fine if refused */
+    madvise(a, len, MADV_HUGEPAGE); /* advice: fine if refused */
 #endif
     __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
-    return (void *)a;
+    return a;
+}
+
+void *
+sw_realloc_big(void *p, size_t old_n, size_t n)
+{
+    void *q, *a;
+
+    if (p == NULL)
+        return sw_calloc_big(n);
+    if (n <= old_n || (old_n >= BIG && big_len(n) == big_len(old_n)))
+        return p;
+    if (old_n < BIG) {
+        /* small to big (or small to small): copy once */
+        if ((q = sw_calloc_big(n)) == NULL)
+            return NULL;
+        memcpy(q, p, old_n);
+        sw_free_big(p, old_n);
+        return q;
+    }
+    if (should_fail())
+        return NULL;
+    /* move the pages, not their bytes: mremap onto an aligned
+     * reservation keeps the huge pages whole and copies nothing; the
+     * grown tail reads as zeros like any fresh mapping */
+    a = map_aligned(big_len(n), PROT_NONE);
+    if (a == NULL)
+        return NULL;
+    q = mremap(p, big_len(old_n), big_len(n), MREMAP_MAYMOVE | MREMAP_FIXED, a);
+    if (q == MAP_FAILED) {
+        munmap(a, big_len(n));
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(q, big_len(n), MADV_HUGEPAGE);
+#endif
+    return q;
 }
 
 void
@@ -167,5 +221,5 @@ sw_free_big(void *p, size_t n)
         return;
     }
     __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
-    munmap(p, (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    munmap(p, big_len(n));
 }

@@ -42,6 +42,10 @@ void sw_free(void *p);
  * with sw_free_big and the same n. */
 void *sw_calloc_big(size_t n);
 void sw_free_big(void *p, size_t n);
+/* p (from sw_calloc_big, old_n bytes) grown to n bytes, the new bytes
+ * zero; big blocks move by remapping, not copying. NULL if out of memory
+ * (p is then still valid). */
+void *sw_realloc_big(void *p, size_t old_n, size_t n);
 
 /* Test levers (in every build, see sw_alloc.c): make the
  * n-th allocation from now fail (-1: never), and count live blocks. */

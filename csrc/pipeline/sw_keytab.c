@@ -1,82 +1,160 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_keytab.c - open-addressing hash tables of keyed state.
+ * sw_keytab.c - hash tables of keyed state.
  *
- * Keys are 64-bit hashes of the key fields' values (0 marks an empty slot;
- * a key hashing to 0 is stored as 1). Linear probing over a power-of-two
- * array, grown by rehashing at 70% load. An entry is one contiguous record
- * - key hash, event time of its last update (for time-to-live), then the
- * state of every feature on the table's key set - so that a lookup touches
- * neighbouring cache lines only. Two different keys with the same 64-bit
- * hash would share state; at a million keys the chance is about 1 in 10^7.
+ * Keys are 64-bit hashes of the key fields' values (a key hashing to 0 is
+ * stored as 1). The state lives in a dense array of entries - key hash,
+ * event time of its last update (for time-to-live), then the state of every
+ * feature on the table's key set - in order of arrival; a separate index of
+ * 8-byte cells (linear probing over a power of two, grown at 70% load)
+ * maps a hash to its entry. Growing rehashes the small index only: the
+ * entries move by remapping their pages, so the state of a million keys is
+ * neither copied nor zeroed again, and no memory sits in empty slots. The
+ * cell keeps the hash's high half, so a probe reads an entry only when it
+ * very likely is the key's. Two different keys with the same 64-bit hash
+ * would share state; at a million keys the chance is about 1 in 10^7.
  */
 #include "sw_pipeline_int.h"
+
+#define CELL_TAG(h) ((h) & ~(uint64_t)0xffffffff)
+#define CELL_ENTRY(c) ((int64_t)((c)&0xffffffff) - 1)
+#define MAX_KEYS ((int64_t)0xfffffffe)
+
+/* Entries an index of cap cells can hold before it grows. */
+static int64_t
+room_for(int64_t cap)
+{
+    return cap * 7 / 10 + 1;
+}
+
+static size_t
+entries_bytes(const keytab *kt, int64_t n)
+{
+    return (size_t)n * (size_t)kt->stride * 8;
+}
 
 sw_rc
 sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
 {
     kt->stride = 2 + kt->block;
-    kt->cap = cap;
     kt->n = 0;
-    /* zeroed: a zero key hash marks an empty slot */
-    if ((uint64_t)cap > SIZE_MAX / 8 / (uint64_t)kt->stride) {
-        kt->cap = 0;
+    kt->cap = kt->room = 0;
+    kt->idx = NULL;
+    kt->e = NULL;
+    if (cap < 1 || (cap & (cap - 1)) != 0 || room_for(cap) > MAX_KEYS ||
+        (uint64_t)room_for(cap) > SIZE_MAX / 8 / (uint64_t)kt->stride)
+        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                       (long long)cap);
+    kt->idx = sw_calloc_big((size_t)cap * 8);
+    /* the pages of entries not yet used are only reserved: the kernel
+     * hands them out as they are first written */
+    kt->e = sw_calloc_big(entries_bytes(kt, room_for(cap)));
+    if (kt->idx == NULL || kt->e == NULL) {
+        sw_free_big(kt->idx, (size_t)cap * 8);
+        sw_free_big(kt->e, entries_bytes(kt, room_for(cap)));
+        kt->idx = NULL;
+        kt->e = NULL;
         return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
                        (long long)cap);
     }
-    kt->e = sw_calloc_big((size_t)cap * (size_t)kt->stride * 8);
-    if (kt->e == NULL) {
-        kt->cap = 0;
-        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
-                       (long long)cap);
-    }
+    kt->cap = cap;
+    kt->room = room_for(cap);
     return SW_OK;
 }
 
 void
 sw_keytab_free(keytab *kt)
 {
-    sw_free_big(kt->e, (size_t)kt->cap * (size_t)kt->stride * 8);
+    sw_free_big(kt->idx, (size_t)kt->cap * 8);
+    sw_free_big(kt->e, entries_bytes(kt, kt->room));
+    kt->idx = NULL;
     kt->e = NULL;
-    kt->cap = kt->n = 0;
+    kt->cap = kt->n = kt->room = 0;
 }
 
+/* The cell of hash h: its entry's, or the empty one where it would go. */
 static inline int64_t
-probe(const keytab *kt, uint64_t h)
+probe(const keytab *kt, uint64_t h, uint64_t **entry)
 {
-    int64_t mask = kt->cap - 1, i = (int64_t)(h & (uint64_t)mask);
+    uint64_t mask = (uint64_t)kt->cap - 1, i = h & mask, c;
 
-    while (kt_entry(kt, i)[0] != 0 && kt_entry(kt, i)[0] != h)
+    while ((c = kt->idx[i]) != 0) {
+        if (CELL_TAG(c) == CELL_TAG(h)) {
+            uint64_t *e = kt_entry(kt, CELL_ENTRY(c));
+
+            if (e[0] == h) {
+                *entry = e;
+                return (int64_t)i;
+            }
+        }
         i = (i + 1) & mask;
-    return i;
+    }
+    *entry = NULL;
+    return (int64_t)i;
 }
 
-/* Move every entry of kt into a table of new_cap slots, leaving out those
- * last updated before min_seen. */
+/* Index entries 0..n-1 afresh in an index of cap cells. */
+static void
+reindex(keytab *kt)
+{
+    int64_t i;
+    uint64_t *dummy;
+
+    memset(kt->idx, 0, (size_t)kt->cap * 8);
+    for (i = 0; i < kt->n; i++) {
+        uint64_t h = kt_entry(kt, i)[0];
+
+        kt->idx[probe(kt, h, &dummy)] = CELL_TAG(h) | (uint64_t)(i + 1);
+    }
+}
+
+/* Drop the entries last updated before min_seen (keeping the others in
+ * their order) and index the rest in new_cap cells. */
 sw_rc
 sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
 {
-    keytab nk;
-    int64_t i;
-    sw_rc rc;
+    int64_t i, kept = 0;
+    uint64_t *idx, *e;
 
-    memset(&nk, 0, sizeof(nk));
-    nk.n_keys = kt->n_keys;
-    memcpy(nk.keys, kt->keys, sizeof(nk.keys));
-    nk.block = kt->block;
-    rc = sw_keytab_init(&nk, new_cap, err);
-    if (rc != SW_OK)
-        return rc;
-    for (i = 0; i < kt->cap; i++) {
-        const uint64_t *src = kt_entry(kt, i);
-
-        if (src[0] == 0 || (int64_t)src[1] < min_seen)
-            continue;
-        memcpy(kt_entry(&nk, probe(&nk, src[0])), src, (size_t)kt->stride * 8);
-        nk.n++;
+    if (new_cap < 1 || (new_cap & (new_cap - 1)) != 0 ||
+        room_for(new_cap) > MAX_KEYS ||
+        (uint64_t)room_for(new_cap) > SIZE_MAX / 8 / (uint64_t)kt->stride)
+        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                       (long long)new_cap);
+    if (new_cap != kt->cap) {
+        idx = sw_calloc_big((size_t)new_cap * 8);
+        if (idx == NULL)
+            return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                           (long long)new_cap);
+        if (room_for(new_cap) > kt->room) {
+            e = sw_realloc_big(kt->e, entries_bytes(kt, kt->room),
+                               entries_bytes(kt, room_for(new_cap)));
+            if (e == NULL) {
+                sw_free_big(idx, (size_t)new_cap * 8);
+                return sw_fail(err, SW_E_NOMEM,
+                               "pipeline: no memory for %lld keys",
+                               (long long)new_cap);
+            }
+            kt->e = e;
+            kt->room = room_for(new_cap);
+        }
+        sw_free_big(kt->idx, (size_t)kt->cap * 8);
+        kt->idx = idx;
+        kt->cap = new_cap;
     }
-    sw_keytab_free(kt);
-    *kt = nk;
+    if (min_seen != INT64_MIN) {
+        for (i = 0; i < kt->n; i++) {
+            const uint64_t *src = kt_entry(kt, i);
+
+            if ((int64_t)src[1] < min_seen)
+                continue;
+            if (kept != i)
+                memcpy(kt_entry(kt, kept), src, (size_t)kt->stride * 8);
+            kept++;
+        }
+        kt->n = kept;
+    }
+    reindex(kt);
     return SW_OK;
 }
 
@@ -87,31 +165,50 @@ sw_keytab_find(const keytab *kt, uint64_t h)
 
     if (kt->cap == 0)
         return NULL;
-    h = h ? h : 1;
-    e = kt_entry(kt, probe(kt, h));
-    return e[0] == 0 ? NULL : e;
+    probe(kt, h ? h : 1, &e);
+    return e;
+}
+
+/* A new entry for h at cell i (empty), NULL if the table is full. */
+static uint64_t *
+append(keytab *kt, int64_t i, uint64_t h)
+{
+    uint64_t *e;
+
+    if (kt->n >= kt->room)
+        return NULL;
+    e = kt_entry(kt, kt->n);
+    kt->n++;
+    kt->idx[i] = CELL_TAG(h) | (uint64_t)kt->n;
+    e[0] = h;
+    return e;
 }
 
 uint64_t *
 sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
 {
     uint64_t *e;
+    int64_t i;
 
     h = h ? h : 1;
     if (kt->cap == 0 && sw_keytab_init(kt, 1024, err) != SW_OK)
         return NULL;
-    e = kt_entry(kt, probe(kt, h));
-    if (e[0] == h)
+    i = probe(kt, h, &e);
+    if (e != NULL)
         return e;
     if ((kt->n + 1) * 10 > kt->cap * 7) {
         if (sw_keytab_rebuild(kt, kt->cap * 2, INT64_MIN, err) != SW_OK)
             return NULL;
-        e = kt_entry(kt, probe(kt, h));
+        i = probe(kt, h, &e);
     }
-    e[0] = h;
+    e = append(kt, i, h);
+    if (e == NULL) {
+        sw_fail(err, SW_E_NOMEM, "pipeline: no room for key %lld",
+                (long long)kt->n + 1);
+        return NULL;
+    }
     e[1] = (uint64_t)INT64_MIN;
     memcpy(e + 2, init, (size_t)kt->block * sizeof(double));
-    kt->n++;
     return e;
 }
 
@@ -120,8 +217,27 @@ sw_keytab_prefetch(const keytab *kt, uint64_t h)
 {
     if (kt->cap > 0) {
         h = h ? h : 1;
-        __builtin_prefetch(
-            kt_entry(kt, (int64_t)(h & (uint64_t)(kt->cap - 1))));
+        __builtin_prefetch(&kt->idx[h & (uint64_t)(kt->cap - 1)]);
+    }
+}
+
+void
+sw_keytab_prefetch_entry(const keytab *kt, uint64_t h)
+{
+    uint64_t c;
+
+    if (kt->cap > 0) {
+        h = h ? h : 1;
+        /* the index cell was asked for earlier; a guess at the entry
+         * (the cell's own, the usual case) costs nothing if wrong */
+        c = kt->idx[h & (uint64_t)(kt->cap - 1)];
+        if (c != 0 && CELL_TAG(c) == CELL_TAG(h)) {
+            const char *e = (const char *)kt_entry(kt, CELL_ENTRY(c));
+
+            __builtin_prefetch(e);
+            __builtin_prefetch(e + 64);
+            __builtin_prefetch(e + 8 * kt->stride - 1);
+        }
     }
 }
 
@@ -129,13 +245,12 @@ uint64_t *
 sw_keytab_put_raw(keytab *kt, uint64_t h)
 {
     uint64_t *e;
+    int64_t i;
 
     if (kt->cap == 0 || h == 0 || (kt->n + 1) * 10 > kt->cap * 7 + 10)
         return NULL;
-    e = kt_entry(kt, probe(kt, h));
-    if (e[0] != 0)
+    i = probe(kt, h, &e);
+    if (e != NULL)
         return NULL;
-    e[0] = h;
-    kt->n++;
-    return e;
+    return append(kt, i, h);
 }

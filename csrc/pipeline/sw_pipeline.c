@@ -735,16 +735,13 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
         uint64_t *e;
         double *s;
 
-        if (p->ttl > 0 && kt->n * 10 >= kt->cap * 7 && kt->cap > 0) {
+        if (p->ttl > 0 && kt->cap > 0 && (kt->n + 1) * 10 > kt->cap * 7) {
             /* evict idle keys before growing: by event time, so a replay
              * evicts exactly what the live run did */
             int64_t keep = 0, c = kt->cap;
 
-            for (j = 0; j < kt->cap; j++) {
-                const uint64_t *x = kt_entry(kt, j);
-
-                keep += x[0] != 0 && (int64_t)x[1] >= t - p->ttl;
-            }
+            for (j = 0; j < kt->n; j++)
+                keep += (int64_t)kt_entry(kt, j)[1] >= t - p->ttl;
             while ((keep + 1) * 10 > c * 7)
                 c *= 2;
             if (sw_keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
@@ -913,11 +910,14 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
     for (i = 0; i < n; i++) {
         /* at a million keys every event is a cache miss: ask for the
          * entries of an event a few ahead while this one is processed */
-        if (i + 16 < n) {
-            for (tb = 0; tb < p->n_tables; tb++)
-                sw_keytab_prefetch(
-                    &p->tables[tb],
-                    key_hash(p, &p->tables[tb], rec_hash(p, i + 16)));
+        for (tb = 0; tb < p->n_tables; tb++) {
+            const keytab *kt = &p->tables[tb];
+
+            if (i + 16 < n)
+                sw_keytab_prefetch(kt, key_hash(p, kt, rec_hash(p, i + 16)));
+            if (i + 8 < n)
+                sw_keytab_prefetch_entry(kt,
+                                         key_hash(p, kt, rec_hash(p, i + 8)));
         }
         rc = process(p, i, r, init, err);
         if (rc == SW_OK && p->join.on)

@@ -88,11 +88,15 @@ typedef struct keytab {
     int keys[SW_MAX_KEY_FIELDS]; /* field numbers */
     int64_t block;               /* doubles of state an entry holds */
     int64_t stride;              /* words an entry takes: 2 + block */
-    int64_t cap, n;              /* slots (a power of two), used */
-    uint64_t *e;                 /* cap entries: key hash (0 = empty),
-                                  * last update time, state */
+    int64_t cap, n;              /* index cells (a power of two), keys */
+    uint64_t *idx;               /* cap cells: the key hash's high half << 32 |
+                                  * entry number + 1; 0 = empty */
+    int64_t room; /* entries e has room for: the most cap allows */
+    uint64_t *e;  /* n entries in order of arrival: key hash (never 0),
+                   * last update time, state */
 } keytab;
 
+/* Entry i, 0 <= i < n. */
 static inline uint64_t *
 kt_entry(const keytab *kt, int64_t i)
 {
@@ -253,7 +257,9 @@ uint64_t *sw_keytab_get(keytab *kt, uint64_t h, const double *init,
                         sw_err *err);
 uint64_t *sw_keytab_find(const keytab *kt, uint64_t h);
 uint64_t *sw_keytab_put_raw(keytab *kt, uint64_t h);
+/* Ask for h's index cell; some events later, for its entry. */
 void sw_keytab_prefetch(const keytab *kt, uint64_t h);
+void sw_keytab_prefetch_entry(const keytab *kt, uint64_t h);
 sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
                         sw_err *err);
 

@@ -86,14 +86,10 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
             (rc = sw_buf_put_u64(&b, (uint64_t)kt->n, err)) != SW_OK ||
             (rc = sw_buf_put_u64(&b, (uint64_t)kt->block, err)) != SW_OK)
             goto done;
-        for (i = 0; i < kt->cap; i++) {
-            const uint64_t *e = kt_entry(kt, i);
-
-            if (e[0] == 0)
-                continue;
-            if ((rc = sw_buf_put_words(&b, e, kt->stride, err)) != SW_OK)
-                goto done;
-        }
+        if (kt->n > 0 &&
+            (rc = sw_buf_put_words(&b, kt->e, (size_t)(kt->n * kt->stride),
+                                   err)) != SW_OK)
+            goto done;
     }
     if ((rc = sw_join_save(p, &b, err)) != SW_OK)
         goto done;

@@ -201,6 +201,39 @@ op_set_metadata(void *p, sw_err *err)
     return sw_model_set_metadata(c->m, "{\"a\": 1}", err);
 }
 
+/* Growing a big block keeps its bytes and reads zeros past them; a failed
+ * growth leaves the block as it was. Sizes cross the small/big line and
+ * then stay big, where the pages move instead of being copied. */
+static void
+test_realloc_big(void)
+{
+    size_t sizes[] = {1000, 3u << 20, 5u << 20, 9u << 20, 40u << 20}, i, k;
+    unsigned char *p = sw_calloc_big(sizes[0]), *q;
+
+    CHECK(p != NULL);
+    memset(p, 0xA5, sizes[0]);
+    for (k = 1; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        sw_alloc_fail_after(0);
+        q = sw_realloc_big(p, sizes[k - 1], sizes[k]);
+        sw_alloc_fail_after(-1);
+        CHECK(q == NULL);
+        CHECK(p[0] == 0xA5 && p[sizes[k - 1] - 1] == 0xA5);
+        q = sw_realloc_big(p, sizes[k - 1], sizes[k]);
+        CHECK(q != NULL);
+        if (q == NULL)
+            break;
+        p = q;
+        for (i = 0; i < sizes[k - 1]; i += 4093)
+            CHECK(p[i] == 0xA5);
+        for (i = sizes[k - 1]; i < sizes[k]; i += 4093)
+            CHECK(p[i] == 0);
+        CHECK(p[sizes[k] - 1] == 0);
+        memset(p, 0xA5, sizes[k]);
+    }
+    sw_free_big(p, sizes[k - 1]);
+    CHECK(sw_alloc_live() == 0);
+}
+
 void
 test_oom(void)
 {
@@ -271,4 +304,5 @@ test_oom(void)
     sw_model_free(c.m);
     unlink(c.path);
     CHECK(sw_alloc_live() == 0);
+    test_realloc_big();
 }
