@@ -717,17 +717,104 @@ key_hash(const sw_pipeline *p, const keytab *kt, const uint64_t *h)
     return k;
 }
 
-/* Process pending record i: emit its row into r and update the state. */
+/* Read feature f's value(s) for an event at t into out, then add the event
+ * (value x, hash hx) to state s. The common operators without a window, and
+ * count and sum over a tumbling window, in one pass over the state with the
+ * same arithmetic as value_of() then update(); the others through those. */
+static inline __attribute__((always_inline)) void
+step(const feature *f, double *s, int64_t t, double x, uint64_t hx, double *out)
+{
+    double d, w;
+
+    if (f->wkind == WIN_NONE) {
+        switch (f->kind) {
+        case OP_COUNT:
+            out[0] = s[0];
+            s[0] += 1.0;
+            return;
+        case OP_SUM:
+            out[0] = s[0];
+            s[0] += x;
+            return;
+        case OP_MEAN:
+            out[0] = s[0] > 0 ? s[1] : NAN;
+            s[0] += 1.0;
+            s[1] += (x - s[1]) / s[0];
+            return;
+        case OP_VAR:
+            out[0] = s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
+            s[0] += 1.0;
+            d = x - s[1];
+            s[1] += d / s[0];
+            s[2] += d * (x - s[1]);
+            return;
+        case OP_MIN:
+            out[0] = isinf(s[0]) ? NAN : s[0];
+            s[0] = x < s[0] ? x : s[0];
+            return;
+        case OP_MAX:
+            out[0] = isinf(s[0]) ? NAN : s[0];
+            s[0] = x > s[0] ? x : s[0];
+            return;
+        case OP_LAST:
+            out[0] = s[1] != 0 ? s[0] : NAN;
+            s[0] = x;
+            s[1] = 1.0;
+            return;
+        case OP_DECAYED_SUM:
+        case OP_DECAYED_COUNT:
+            s[0] *= decay(f, s, t); /* one exp2 for read and update */
+            s[1] = (double)t;
+            out[0] = s[0];
+            s[0] += f->kind == OP_DECAYED_SUM ? x : 1.0;
+            return;
+        case OP_TIME_SINCE_LAST:
+            out[0] = isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
+            s[0] = (double)t;
+            return;
+        case OP_RATE:
+            out[0] = (s[0] + f->a) / (s[1] + f->a + f->b);
+            s[0] += x;
+            s[1] += 1.0;
+            return;
+        default:
+            break;
+        }
+    } else if (f->wkind == WIN_TUMBLING &&
+               (f->kind == OP_COUNT || f->kind == OP_SUM)) {
+        w = (double)(t / f->window);
+        if (s[f->n_slots - 1] != w) { /* the key's first event here */
+            out[0] = 0.0;
+            s[0] = 0.0;
+            s[f->n_slots - 1] = w;
+        } else {
+            out[0] = s[0];
+        }
+        s[0] += f->kind == OP_COUNT ? 1.0 : x;
+        return;
+    }
+    if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
+        s[0] *= decay(f, s, t);
+        s[1] = (double)t;
+        out[0] = s[0];
+    } else {
+        value_of(f, s, t, x, out);
+    }
+    update(f, s, t, x, hx);
+}
+
+/* Process pending record i (key hashes kh, one per table): emit its row
+ * into r and update the state. */
 static sw_rc
-process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
-        sw_err *err)
+process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
+        const double *init, sw_err *err)
 {
     int64_t t = rec_head(p, i)[0], row = r->n, j;
     const double *v = rec_vals(p, i);
     const uint64_t *h = rec_hash(p, i);
     double *dense = r->dense + row * p->n_dense;
     int64_t *ind = r->indices + row * p->n_hash;
-    int tb, n_h = 0;
+    int tb, k, n_h = 0;
 
     for (tb = 0; tb < p->n_tables; tb++) {
         keytab *kt = &p->tables[tb];
@@ -747,45 +834,36 @@ process(sw_pipeline *p, int64_t i, sw_result *r, const double *init,
             if (sw_keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
                 return SW_E_NOMEM;
         }
-        e = sw_keytab_get(kt, key_hash(p, kt, h), tinit, err);
+        e = sw_keytab_get(kt, kh[tb], tinit, err);
         if (e == NULL)
             return SW_E_NOMEM;
         s = (double *)(e + 2);
         if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&
             t - (int64_t)e[1] > p->ttl)
             memcpy(s, tinit, (size_t)kt->block * sizeof(double));
-        for (j = 0; j < p->n_features; j++) {
-            const feature *f = &p->features[j];
-            double x = f->field >= 0 ? v[f->field] : 1.0;
-            uint64_t hx = f->field >= 0 ? h[f->field] : 0;
+        for (k = p->plan_at[tb]; k < p->plan_at[tb + 1]; k++) {
+            const feature *f = &p->features[p->plan[k]];
 
-            if (f->table != tb)
-                continue;
-            if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
-                double *d = s + f->slot; /* one exp2 for read and update */
-
-                d[0] *= decay(f, d, t);
-                d[1] = (double)t;
-                dense[f->offset] = d[0];
-            } else {
-                value_of(f, s + f->slot, t, x, dense + f->offset);
-            }
-            update(f, s + f->slot, t, x, hx);
+            if (f->field >= 0)
+                step(f, s + f->slot, t, v[f->field], h[f->field],
+                     dense + f->offset);
+            else
+                step(f, s + f->slot, t, 1.0, 0, dense + f->offset);
         }
         e[1] = (uint64_t)t;
     }
-    for (j = 0; j < p->n_features; j++) {
-        const feature *f = &p->features[j];
-        uint64_t x;
-        int k;
+    for (k = p->plan_at[p->n_tables]; k < p->plan_at[p->n_tables + 1]; k++) {
+        const feature *f = &p->features[p->plan[k]];
 
-        if (f->table < 0 && f->kind != OP_HASH)
-            transform(f, v[f->field], h[f->field], dense + f->offset);
-        if (f->kind != OP_HASH)
-            continue;
-        x = f->salt;
-        for (k = 0; k < f->n_hash; k++)
-            x = sw_mix64(x, h[f->hash_fields[k]]);
+        transform(f, v[f->field], h[f->field], dense + f->offset);
+    }
+    for (; k < p->plan_at[p->n_tables + 2]; k++) {
+        const feature *f = &p->features[p->plan[k]];
+        uint64_t x = f->salt;
+        int m;
+
+        for (m = 0; m < f->n_hash; m++)
+            x = sw_mix64(x, h[f->hash_fields[m]]);
         ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
     }
     r->seq[row] = rec_head(p, i)[1];
@@ -907,19 +985,35 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
         if (f->kind != OP_HASH)
             sw_feature_init_state(f, init + f->table * block + f->slot);
     }
+    if (p->n_tables > 0 && n * p->n_tables > p->cap_kh) {
+        uint64_t *kh = sw_realloc_array(p->kh, (size_t)(n * p->n_tables),
+                                        sizeof(uint64_t));
+
+        if (kh == NULL) {
+            sw_free(init);
+            return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+        }
+        p->kh = kh;
+        p->cap_kh = n * p->n_tables;
+    }
+    for (i = 0; i < n; i++) {
+        for (tb = 0; tb < p->n_tables; tb++)
+            p->kh[i * p->n_tables + tb] =
+                key_hash(p, &p->tables[tb], rec_hash(p, i));
+    }
     for (i = 0; i < n; i++) {
         /* at a million keys every event is a cache miss: ask for the
-         * entries of an event a few ahead while this one is processed */
+         * index cells of an event a few ahead, and for the entries of a
+         * nearer one, while this one is processed */
         for (tb = 0; tb < p->n_tables; tb++) {
             const keytab *kt = &p->tables[tb];
 
             if (i + 16 < n)
-                sw_keytab_prefetch(kt, key_hash(p, kt, rec_hash(p, i + 16)));
+                sw_keytab_prefetch(kt, p->kh[(i + 16) * p->n_tables + tb]);
             if (i + 8 < n)
-                sw_keytab_prefetch_entry(kt,
-                                         key_hash(p, kt, rec_hash(p, i + 8)));
+                sw_keytab_prefetch_entry(kt, p->kh[(i + 8) * p->n_tables + tb]);
         }
-        rc = process(p, i, r, init, err);
+        rc = process(p, i, p->kh + i * p->n_tables, r, init, err);
         if (rc == SW_OK && p->join.on)
             sw_join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
                           rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
@@ -1176,6 +1270,7 @@ sw_pipeline_free(sw_pipeline *p)
         sw_keytab_free(&p->tables[t]);
     sw_free(p->tables);
     sw_free(p->pend);
+    sw_free(p->kh);
     sw_free(p->position);
     sw_join_free(&p->join.q);
     sw_spec_free(p);

@@ -150,6 +150,12 @@ struct sw_pipeline {
     int n_hash;
     int n_tables;
     keytab *tables;
+    /* features in the order process() runs them: those of table t at
+     * plan[plan_at[t] .. plan_at[t + 1]), then the stateless transforms,
+     * then the hashes, each group in spec order (n_tables + 3 bounds) */
+    int *plan, *plan_at;
+    uint64_t *kh; /* drain's scratch: each event's key hash per table */
+    int64_t cap_kh;
     int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
     int64_t idle_timeout;                /* us; 0: partitions never idle */
     /* stream state */

@@ -557,6 +557,32 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     return column_names(fj, f, err);
 }
 
+/* Group the features by table, then stateless, then hash (see plan). */
+static sw_rc
+make_plan(sw_pipeline *p, sw_err *err)
+{
+    int g, i, k = 0, n_groups = p->n_tables + 2;
+
+    p->plan = sw_calloc((size_t)p->n_features, sizeof(int));
+    p->plan_at = sw_calloc((size_t)n_groups + 1, sizeof(int));
+    if (p->plan == NULL || p->plan_at == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+    for (g = 0; g < n_groups; g++) {
+        p->plan_at[g] = k;
+        for (i = 0; i < p->n_features; i++) {
+            const feature *f = &p->features[i];
+            int group = f->kind == OP_HASH ? p->n_tables + 1
+                        : f->table < 0     ? p->n_tables
+                                           : f->table;
+
+            if (group == g)
+                p->plan[k++] = i;
+        }
+    }
+    p->plan_at[n_groups] = k;
+    return SW_OK;
+}
+
 sw_rc
 sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 {
@@ -702,6 +728,8 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     }
     p->n_dense = n_dense;
     p->sparse_dims = sparse;
+    if ((rc = make_plan(p, err)) != SW_OK)
+        goto done;
     p->colnames = sw_calloc((size_t)(n_dense ? n_dense : 1), sizeof(char *));
     if (p->colnames == NULL) {
         rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
@@ -831,6 +859,8 @@ sw_spec_free(sw_pipeline *p)
         sw_free(f->cols);
     }
     sw_free(p->colnames);
+    sw_free(p->plan);
+    sw_free(p->plan_at);
     sw_free(p->features);
     sw_free(p->spec_json);
 }
