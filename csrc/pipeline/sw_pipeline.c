@@ -21,6 +21,7 @@
 #include "sw_pipeline_int.h"
 
 #define TIME_MAX_US 253402300799000000LL /* 9999-12-31 */
+#define PUSH_CHUNK 2048 /* rows read column by column at a time */
 
 /* ------------------------------------------------------------------ */
 /* Hashing                                                              */
@@ -717,90 +718,96 @@ key_hash(const sw_pipeline *p, const keytab *kt, const uint64_t *h)
     return k;
 }
 
-/* Read feature f's value(s) for an event at t into out, then add the event
- * (value x, hash hx) to state s. The common operators without a window, and
- * count and sum over a tumbling window, in one pass over the state with the
- * same arithmetic as value_of() then update(); the others through those. */
+/* Read a feature's value(s) for an event at t into out, then add the event
+ * (values v, hashes h of its fields) to its state s: the codes with the
+ * same arithmetic as value_of() then update() in one pass over the state,
+ * the others through those. */
 static inline __attribute__((always_inline)) void
-step(const feature *f, double *s, int64_t t, double x, uint64_t hx, double *out)
+step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
+     double *out)
 {
-    double d, w;
+    double d, w, x;
 
-    if (f->wkind == WIN_NONE) {
-        switch (f->kind) {
-        case OP_COUNT:
-            out[0] = s[0];
-            s[0] += 1.0;
-            return;
-        case OP_SUM:
-            out[0] = s[0];
-            s[0] += x;
-            return;
-        case OP_MEAN:
-            out[0] = s[0] > 0 ? s[1] : NAN;
-            s[0] += 1.0;
-            s[1] += (x - s[1]) / s[0];
-            return;
-        case OP_VAR:
-            out[0] = s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
-            s[0] += 1.0;
-            d = x - s[1];
-            s[1] += d / s[0];
-            s[2] += d * (x - s[1]);
-            return;
-        case OP_MIN:
-            out[0] = isinf(s[0]) ? NAN : s[0];
-            s[0] = x < s[0] ? x : s[0];
-            return;
-        case OP_MAX:
-            out[0] = isinf(s[0]) ? NAN : s[0];
-            s[0] = x > s[0] ? x : s[0];
-            return;
-        case OP_LAST:
-            out[0] = s[1] != 0 ? s[0] : NAN;
-            s[0] = x;
-            s[1] = 1.0;
-            return;
-        case OP_DECAYED_SUM:
-        case OP_DECAYED_COUNT:
-            s[0] *= decay(f, s, t); /* one exp2 for read and update */
-            s[1] = (double)t;
-            out[0] = s[0];
-            s[0] += f->kind == OP_DECAYED_SUM ? x : 1.0;
-            return;
-        case OP_TIME_SINCE_LAST:
-            out[0] = isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
-            s[0] = (double)t;
-            return;
-        case OP_RATE:
-            out[0] = (s[0] + f->a) / (s[1] + f->a + f->b);
-            s[0] += x;
-            s[1] += 1.0;
-            return;
-        default:
-            break;
-        }
-    } else if (f->wkind == WIN_TUMBLING &&
-               (f->kind == OP_COUNT || f->kind == OP_SUM)) {
-        w = (double)(t / f->window);
-        if (s[f->n_slots - 1] != w) { /* the key's first event here */
+    switch (o->code) {
+    case STEP_COUNT:
+        out[0] = s[0];
+        s[0] += 1.0;
+        return;
+    case STEP_SUM:
+        out[0] = s[0];
+        s[0] += v[o->field];
+        return;
+    case STEP_MEAN:
+        x = v[o->field];
+        out[0] = s[0] > 0 ? s[1] : NAN;
+        s[0] += 1.0;
+        s[1] += (x - s[1]) / s[0];
+        return;
+    case STEP_VAR:
+        x = v[o->field];
+        out[0] = s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
+        s[0] += 1.0;
+        d = x - s[1];
+        s[1] += d / s[0];
+        s[2] += d * (x - s[1]);
+        return;
+    case STEP_MIN:
+        x = v[o->field];
+        out[0] = isinf(s[0]) ? NAN : s[0];
+        s[0] = x < s[0] ? x : s[0];
+        return;
+    case STEP_MAX:
+        x = v[o->field];
+        out[0] = isinf(s[0]) ? NAN : s[0];
+        s[0] = x > s[0] ? x : s[0];
+        return;
+    case STEP_LAST:
+        out[0] = s[1] != 0 ? s[0] : NAN;
+        s[0] = v[o->field];
+        s[1] = 1.0;
+        return;
+    case STEP_DECAYED_SUM:
+    case STEP_DECAYED_COUNT:
+        /* one exp2 for read and update (as decay()) */
+        if (!isnan(s[1]))
+            s[0] *= exp2(-((double)t - s[1]) / o->a);
+        s[1] = (double)t;
+        out[0] = s[0];
+        s[0] += o->code == STEP_DECAYED_SUM ? v[o->field] : 1.0;
+        return;
+    case STEP_SINCE:
+        out[0] = isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
+        s[0] = (double)t;
+        return;
+    case STEP_RATE:
+        out[0] = (s[0] + o->a) / (s[1] + o->a + o->b);
+        s[0] += v[o->field];
+        s[1] += 1.0;
+        return;
+    case STEP_TUMBLING_COUNT:
+    case STEP_TUMBLING_SUM:
+        w = (double)(t / o->window);
+        if (s[1] != w) { /* the key's first event in this window */
             out[0] = 0.0;
             s[0] = 0.0;
-            s[f->n_slots - 1] = w;
+            s[1] = w;
         } else {
             out[0] = s[0];
         }
-        s[0] += f->kind == OP_COUNT ? 1.0 : x;
+        s[0] += o->code == STEP_TUMBLING_COUNT ? 1.0 : v[o->field];
+        return;
+    default:
+        x = o->field >= 0 ? v[o->field] : 1.0;
+        if (o->f->kind == OP_DECAYED_SUM || o->f->kind == OP_DECAYED_COUNT) {
+            s[0] *= decay(o->f, s, t);
+            s[1] = (double)t;
+            out[0] = s[0];
+        } else {
+            value_of(o->f, s, t, x, out);
+        }
+        update(o->f, s, t, x, o->field >= 0 ? h[o->field] : 0);
         return;
     }
-    if (f->kind == OP_DECAYED_SUM || f->kind == OP_DECAYED_COUNT) {
-        s[0] *= decay(f, s, t);
-        s[1] = (double)t;
-        out[0] = s[0];
-    } else {
-        value_of(f, s, t, x, out);
-    }
-    update(f, s, t, x, hx);
 }
 
 /* Process pending record i (key hashes kh, one per table): emit its row
@@ -814,6 +821,7 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
     const uint64_t *h = rec_hash(p, i);
     double *dense = r->dense + row * p->n_dense;
     int64_t *ind = r->indices + row * p->n_hash;
+    const step_op *o, *end;
     int tb, k, n_h = 0;
 
     for (tb = 0; tb < p->n_tables; tb++) {
@@ -841,15 +849,9 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&
             t - (int64_t)e[1] > p->ttl)
             memcpy(s, tinit, (size_t)kt->block * sizeof(double));
-        for (k = p->plan_at[tb]; k < p->plan_at[tb + 1]; k++) {
-            const feature *f = &p->features[p->plan[k]];
-
-            if (f->field >= 0)
-                step(f, s + f->slot, t, v[f->field], h[f->field],
-                     dense + f->offset);
-            else
-                step(f, s + f->slot, t, 1.0, 0, dense + f->offset);
-        }
+        end = p->ops + p->plan_at[tb + 1];
+        for (o = p->ops + p->plan_at[tb]; o < end; o++)
+            step(o, s + o->slot, t, v, h, dense + o->out);
         e[1] = (uint64_t)t;
     }
     for (k = p->plan_at[p->n_tables]; k < p->plan_at[p->n_tables + 1]; k++) {
@@ -1081,6 +1083,78 @@ advance_watermark(sw_pipeline *p, int part, int64_t t)
         p->wm = low;
 }
 
+/* Field f of rows lo..n-1 of column cl (NULL: absent) into the values and
+ * hashes of records base + lo.., noting in p->why the rows it makes
+ * invalid (unless an earlier field did). */
+static void
+read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
+            int64_t base)
+{
+    const field *fd = &p->fields[f];
+    unsigned char *why = p->why;
+    int64_t i;
+
+    if (cl == NULL) {
+        for (i = lo; i < n; i++) {
+            if (!why[i])
+                why[i] = SW_INVALID_MISSING;
+        }
+        return;
+    }
+    if (cl->bad != NULL) {
+        for (i = lo; i < n; i++) {
+            if (!why[i] && cl->bad[i])
+                why[i] = cl->bad[i] <= SW_INVALID_TIME ? cl->bad[i]
+                                                       : SW_INVALID_TYPE;
+        }
+    }
+    switch (cl->type) {
+    case SW_COL_STR:
+        for (i = lo; i < n; i++)
+            rec_vals(p, base + i)[f] = NAN;
+        break;
+    case SW_COL_I64:
+        for (i = lo; i < n; i++)
+            rec_vals(p, base + i)[f] = (double)((const int64_t *)cl->data)[i];
+        break;
+    case SW_COL_I32:
+        for (i = lo; i < n; i++)
+            rec_vals(p, base + i)[f] = ((const int32_t *)cl->data)[i];
+        break;
+    case SW_COL_I8:
+    case SW_COL_BOOL:
+        for (i = lo; i < n; i++)
+            rec_vals(p, base + i)[f] = ((const int8_t *)cl->data)[i];
+        break;
+    default: /* floats: NaN and infinities make the row invalid */
+        for (i = lo; i < n; i++) {
+            double v = sw_column_number(cl, i);
+
+            rec_vals(p, base + i)[f] = v;
+            if (!isfinite(v) && !why[i])
+                why[i] = f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
+        }
+        break;
+    }
+    if (fd->private_) {
+        /* only the keyed hash goes further */
+        for (i = lo; i < n; i++) {
+            rec_vals(p, base + i)[f] = NAN;
+            rec_hash(p, base + i)[f] = sw_private_hash(p, cl, i, fd->salt);
+        }
+    } else if (fd->hashed && cl->type == SW_COL_I64) {
+        for (i = lo; i < n; i++)
+            rec_hash(p, base + i)[f] =
+                sw_mix64(fd->salt, (uint64_t)((const int64_t *)cl->data)[i]);
+    } else if (fd->hashed) {
+        for (i = lo; i < n; i++)
+            rec_hash(p, base + i)[f] = column_hash(cl, i, fd->salt);
+    } else {
+        for (i = lo; i < n; i++)
+            rec_hash(p, base + i)[f] = 0;
+    }
+}
+
 sw_rc
 sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r, sw_err *err)
 {
@@ -1092,7 +1166,7 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
                            sw_result *r, sw_err *err)
 {
     const sw_column *cols[SW_MAX_FIELDS];
-    int64_t i;
+    int64_t i, base;
     int f, c;
     sw_rc rc;
 
@@ -1134,46 +1208,39 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
                            p->fields[f].name);
     }
     rc = sw_pipeline_reserve(p, p->n_pend + b->n_rows, err);
+    if (rc == SW_OK && b->n_rows > p->cap_why) {
+        unsigned char *why = sw_realloc_array(p->why, (size_t)b->n_rows, 1);
+
+        if (why == NULL)
+            return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+        p->why = why;
+        p->cap_why = b->n_rows;
+    }
     if (rc != SW_OK)
         return rc;
+    /* column by column into records base.. (one type dispatch per column,
+     * not per value); why[i]: the first reason row i is invalid, in field
+     * order */
+    base = p->n_pend;
+    if (b->n_rows > 0)
+        memset(p->why, 0, (size_t)b->n_rows);
     for (i = 0; i < b->n_rows; i++) {
         int64_t seq = p->next_seq++, t = 0, k = p->n_pend;
-        double *v = rec_vals(p, k), tv;
-        uint64_t *h = rec_hash(p, k);
-        int reason = 0;
+        int reason;
+        double tv;
 
-        for (f = 0; f < p->n_fields && !reason; f++) {
-            const sw_column *cl = cols[f];
+        if (i % PUSH_CHUNK == 0) {
+            /* a chunk's records stay in cache between the passes */
+            int64_t end =
+                i + PUSH_CHUNK < b->n_rows ? i + PUSH_CHUNK : b->n_rows;
 
-            if (cl == NULL) {
-                reason = SW_INVALID_MISSING;
-                break;
-            }
-            if (cl->bad != NULL && cl->bad[i]) {
-                reason = cl->bad[i] <= SW_INVALID_TIME ? cl->bad[i]
-                                                       : SW_INVALID_TYPE;
-                break;
-            }
-            if (cl->type == SW_COL_STR) {
-                v[f] = NAN;
-            } else {
-                v[f] = sw_column_number(cl, i);
-                if (!isfinite(v[f]))
-                    reason =
-                        f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
-            }
-            if (p->fields[f].private_) {
-                /* only the keyed hash goes further */
-                v[f] = NAN;
-                h[f] = sw_private_hash(p, cl, i, p->fields[f].salt);
-            } else {
-                h[f] = p->fields[f].hashed
-                           ? column_hash(cl, i, p->fields[f].salt)
-                           : 0;
-            }
+            for (f = 0; f < p->n_fields; f++)
+                read_column(p, cols[f], f, i, end, base);
         }
+        reason = p->why[i];
+
         if (!reason) {
-            tv = v[p->time_field];
+            tv = rec_vals(p, base + i)[p->time_field];
             t = to_us(p, tv);
             if (!(tv >= 0) || t < 0 || t > TIME_MAX_US)
                 reason = SW_INVALID_TIME;
@@ -1194,6 +1261,8 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
             continue;
         }
         advance_watermark(p, part, t);
+        if (k != base + i)
+            memcpy(rec_head(p, k), rec_head(p, base + i), (size_t)p->rec);
         rec_head(p, k)[0] = t;
         rec_head(p, k)[1] = seq;
         p->n_pend++;
@@ -1271,6 +1340,7 @@ sw_pipeline_free(sw_pipeline *p)
     sw_free(p->tables);
     sw_free(p->pend);
     sw_free(p->kh);
+    sw_free(p->why);
     sw_free(p->position);
     sw_join_free(&p->join.q);
     sw_spec_free(p);

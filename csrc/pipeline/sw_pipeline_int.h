@@ -83,6 +83,38 @@ typedef struct feature {
     char **cols;      /* n_out column names (owned) */
 } feature;
 
+/* What step() does for one feature of a table: the common operators
+ * without a window, and count and sum over a tumbling window, have a code
+ * of their own; STEP_OTHER goes through the general value_of/update. */
+enum {
+    STEP_COUNT,
+    STEP_SUM,
+    STEP_MEAN,
+    STEP_VAR,
+    STEP_MIN,
+    STEP_MAX,
+    STEP_LAST,
+    STEP_DECAYED_SUM,
+    STEP_DECAYED_COUNT,
+    STEP_SINCE,
+    STEP_RATE,
+    STEP_TUMBLING_COUNT,
+    STEP_TUMBLING_SUM,
+    STEP_OTHER
+};
+
+/* A feature of a table compiled for the per-event loop: a small record
+ * read in sequence instead of the wide feature struct. */
+typedef struct step_op {
+    int code;       /* STEP_* */
+    int field;      /* value it reads; -1: the constant 1 */
+    int64_t slot;   /* first state double in the entry */
+    int64_t out;    /* first dense column */
+    double a, b;    /* rate: prior; decayed: half-life (a) */
+    int64_t window; /* tumbling width (us) */
+    const feature *f;
+} step_op;
+
 typedef struct keytab {
     int n_keys;
     int keys[SW_MAX_KEY_FIELDS]; /* field numbers */
@@ -154,8 +186,11 @@ struct sw_pipeline {
      * plan[plan_at[t] .. plan_at[t + 1]), then the stateless transforms,
      * then the hashes, each group in spec order (n_tables + 3 bounds) */
     int *plan, *plan_at;
+    step_op *ops; /* plan[0 .. plan_at[n_tables]) compiled */
     uint64_t *kh; /* drain's scratch: each event's key hash per table */
     int64_t cap_kh;
+    unsigned char *why; /* push's scratch: each row's invalid reason */
+    int64_t cap_why;
     int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
     int64_t idle_timeout;                /* us; 0: partitions never idle */
     /* stream state */

@@ -557,6 +557,39 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     return column_names(fj, f, err);
 }
 
+static void
+compile_step(const feature *f, step_op *o)
+{
+    static const int plain[OP_N] = {
+        [OP_COUNT] = STEP_COUNT + 1,
+        [OP_SUM] = STEP_SUM + 1,
+        [OP_MEAN] = STEP_MEAN + 1,
+        [OP_VAR] = STEP_VAR + 1,
+        [OP_MIN] = STEP_MIN + 1,
+        [OP_MAX] = STEP_MAX + 1,
+        [OP_LAST] = STEP_LAST + 1,
+        [OP_DECAYED_SUM] = STEP_DECAYED_SUM + 1,
+        [OP_DECAYED_COUNT] = STEP_DECAYED_COUNT + 1,
+        [OP_TIME_SINCE_LAST] = STEP_SINCE + 1,
+        [OP_RATE] = STEP_RATE + 1,
+    };
+
+    o->code = STEP_OTHER;
+    if (f->wkind == WIN_NONE && plain[f->kind])
+        o->code = plain[f->kind] - 1;
+    if (f->wkind == WIN_TUMBLING && f->kind == OP_COUNT)
+        o->code = STEP_TUMBLING_COUNT;
+    if (f->wkind == WIN_TUMBLING && f->kind == OP_SUM)
+        o->code = STEP_TUMBLING_SUM;
+    o->field = f->field;
+    o->slot = f->slot;
+    o->out = f->offset;
+    o->a = f->kind == OP_RATE ? f->a : f->half_life;
+    o->b = f->b;
+    o->window = f->window;
+    o->f = f;
+}
+
 /* Group the features by table, then stateless, then hash (see plan). */
 static sw_rc
 make_plan(sw_pipeline *p, sw_err *err)
@@ -580,6 +613,11 @@ make_plan(sw_pipeline *p, sw_err *err)
         }
     }
     p->plan_at[n_groups] = k;
+    p->ops = sw_calloc((size_t)(p->plan_at[p->n_tables] + 1), sizeof(step_op));
+    if (p->ops == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+    for (k = 0; k < p->plan_at[p->n_tables]; k++)
+        compile_step(&p->features[p->plan[k]], &p->ops[k]);
     return SW_OK;
 }
 
@@ -861,6 +899,7 @@ sw_spec_free(sw_pipeline *p)
     sw_free(p->colnames);
     sw_free(p->plan);
     sw_free(p->plan_at);
+    sw_free(p->ops);
     sw_free(p->features);
     sw_free(p->spec_json);
 }
