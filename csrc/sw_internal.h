@@ -251,6 +251,14 @@ sw_rc sw_cur_words(sw_cursor *c, uint64_t *w, size_t n, sw_err *err);
  * read a whole file into an owned buffer. */
 sw_rc sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
                       sw_err *err);
+/* The same for a file made of several pieces of memory, in order (large
+ * blocks are written from where they are instead of copied into one). */
+typedef struct sw_part {
+    const void *p;
+    size_t len;
+} sw_part;
+sw_rc sw_write_atomic_parts(const char *path, const sw_part *parts, int n,
+                            sw_err *err);
 sw_rc sw_read_file(const char *path, unsigned char **out, size_t *len,
                    sw_err *err);
 

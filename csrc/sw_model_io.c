@@ -554,8 +554,17 @@ sw_rc
 sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
                 sw_err *err)
 {
+    sw_part part = {buf, len};
+
+    return sw_write_atomic_parts(path, &part, 1, err);
+}
+
+sw_rc
+sw_write_atomic_parts(const char *path, const sw_part *parts, int n_parts,
+                      sw_err *err)
+{
     char *tmp = NULL, *dircopy = NULL;
-    int fd = -1, dfd, created = 0;
+    int fd = -1, dfd, created = 0, i;
     size_t n = strlen(path) + 32;
     sw_rc rc;
 
@@ -572,9 +581,11 @@ sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
         goto done;
     }
     created = 1;
-    rc = write_all(fd, buf, len, tmp, err);
-    if (rc != SW_OK)
-        goto done;
+    for (i = 0; i < n_parts; i++) {
+        rc = write_all(fd, parts[i].p, parts[i].len, tmp, err);
+        if (rc != SW_OK)
+            goto done;
+    }
     if (fsync(fd) != 0) {
         rc = sw_fail(err, SW_E_IO, "%s: fsync: %s", tmp, strerror(errno));
         goto done;

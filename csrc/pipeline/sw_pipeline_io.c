@@ -33,13 +33,24 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
                        size_t pos_len, sw_err *err)
 {
     sw_buf b = {0};
-    size_t spec_len;
+    size_t spec_len, *at;
+    sw_part *parts;
+    unsigned char sum[8];
     int64_t i;
-    int t;
+    int t, n_at = 0;
     sw_rc rc;
 
     if (p == NULL || path == NULL || (pos == NULL && pos_len > 0))
         return sw_fail(err, SW_E_INVAL, "checkpoint: NULL argument");
+    /* where each table's entries go in the buffer's bytes, and the file
+     * as pieces: buffer, entries, buffer, ..., checksum */
+    at = sw_alloc_array((size_t)p->n_tables + 1, sizeof(size_t));
+    parts = sw_alloc_array(2 * (size_t)p->n_tables + 2, sizeof(sw_part));
+    if (at == NULL || parts == NULL) {
+        sw_free(at);
+        sw_free(parts);
+        return sw_fail(err, SW_E_NOMEM, "checkpoint: out of memory");
+    }
     spec_len = strlen(p->spec_json);
     if ((rc = sw_buf_put(&b, magic, 8, err)) != SW_OK ||
         (rc = sw_buf_put_u32(&b, 2, err)) != SW_OK ||
@@ -86,17 +97,53 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
             (rc = sw_buf_put_u64(&b, (uint64_t)kt->n, err)) != SW_OK ||
             (rc = sw_buf_put_u64(&b, (uint64_t)kt->block, err)) != SW_OK)
             goto done;
-        if (kt->n > 0 &&
-            (rc = sw_buf_put_words(&b, kt->e, (size_t)(kt->n * kt->stride),
-                                   err)) != SW_OK)
+        if (kt->n == 0)
+            continue;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* the entries are the file's words already: written from the
+         * table, not copied (hundreds of MiB at a million keys) */
+        at[n_at] = b.len;
+        parts[2 * n_at + 1].p = kt->e;
+        parts[2 * n_at + 1].len = (size_t)(kt->n * kt->stride) * 8;
+        n_at++;
+#else
+        rc = sw_buf_put_words(&b, kt->e, (size_t)(kt->n * kt->stride), err);
+        if (rc != SW_OK)
             goto done;
+#endif
     }
     if ((rc = sw_join_save(p, &b, err)) != SW_OK)
         goto done;
-    rc = sw_buf_put_u64(&b, (uint64_t)XXH3_64bits(b.p, b.len), err);
-    if (rc == SW_OK)
-        rc = sw_write_atomic(path, b.p, b.len, err);
+    /* the buffer's pieces between the tables' entries, then the sum */
+    {
+        XXH3_state_t *h = XXH3_createState();
+        size_t from = 0;
+        int k;
+
+        if (h == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "checkpoint: out of memory");
+            goto done;
+        }
+        XXH3_64bits_reset(h);
+        for (k = 0; k <= n_at; k++) {
+            size_t to = k < n_at ? at[k] : b.len;
+
+            parts[2 * k].p = b.p + from;
+            parts[2 * k].len = to - from;
+            XXH3_64bits_update(h, parts[2 * k].p, parts[2 * k].len);
+            if (k < n_at)
+                XXH3_64bits_update(h, parts[2 * k + 1].p, parts[2 * k + 1].len);
+            from = to;
+        }
+        sw_put_le64(sum, XXH3_64bits_digest(h));
+        XXH3_freeState(h);
+        parts[2 * n_at + 1].p = sum;
+        parts[2 * n_at + 1].len = 8;
+    }
+    rc = sw_write_atomic_parts(path, parts, 2 * n_at + 2, err);
 done:
+    sw_free(at);
+    sw_free(parts);
     sw_buf_free(&b);
     return rc;
 }
