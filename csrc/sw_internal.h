@@ -63,6 +63,7 @@ int sw_n_cpus(void);
 /* The same over a pool kept between calls (threads sleep, never spin);
  * threads are numbered 0..sw_pool_threads(p)-1, the caller being 0. A
  * NULL pool runs every chunk in the caller. */
+#define SW_MAX_THREADS 256 /* a pool's threads, the caller included */
 typedef struct sw_pool sw_pool;
 sw_rc sw_pool_new(int n_threads, sw_pool **out, sw_err *err);
 void sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx);

@@ -60,7 +60,7 @@ sw_rc
 sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
             sw_err *err)
 {
-    pthread_t tid[256];
+    pthread_t tid[SW_MAX_THREADS];
     worker w[256];
     job j = {fn, ctx, n_chunks, 0};
     int t, started = 0;
@@ -99,11 +99,11 @@ struct sw_pool {
     int busy;            /* workers still on the current job */
     int64_t serial;      /* jobs left to run in the caller alone */
     job j;
-    pthread_t tid[256];
+    pthread_t tid[SW_MAX_THREADS];
     struct pool_seat {
         struct sw_pool *p;
         int thread;
-    } seat[256];
+    } seat[SW_MAX_THREADS];
 };
 
 static void *
@@ -139,7 +139,9 @@ sw_pool_new(int n_threads, sw_pool **out, sw_err *err)
     *out = NULL;
     if (p == NULL)
         return sw_fail(err, SW_E_NOMEM, "threads: out of memory");
-    n_threads = n_threads < 1 ? 1 : n_threads > 256 ? 256 : n_threads;
+    n_threads = n_threads < 1                ? 1
+                : n_threads > SW_MAX_THREADS ? SW_MAX_THREADS
+                                             : n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);

@@ -11,10 +11,11 @@
  * checked against them. A split on bin b sends bins 0..b left; NaN rows go
  * the way that gained more, remembered as the node's default.
  *
- * Threads take blocks of a leaf's rows, each summed into its own partial
- * histogram, the partials added in block order: every sum is taken in the
- * same order whatever their number, so the same data and seed give the
- * same model bytes at any thread count.
+ * Gradients and hessians are summed as fixed-point integers (62 bits for a
+ * leaf's sum, about 42 for one row's value at a million rows): sums are
+ * exact whatever their order, so threads take chunks of a leaf's rows as
+ * they come free, each into a histogram of its own, and the same data and
+ * seed still give the same model bytes at any thread count.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -23,23 +24,26 @@
 #include "sw_internal.h"
 
 /* A histogram bin: sums of gradients and hessians, and the row count.
- * LightGBM estimates counts from hessians instead (one add fewer per row
- * and feature, 12% faster here), but on the Higgs-like task that moved
- * min_data_in_leaf enough to cost 0.004 test AUC: counts stay exact. */
+ * Gradients and hessians are fixed-point integers (see gradients()), so
+ * that sums are exact and the same in any order: threads can take any rows
+ * into histograms of their own and the model stays the same at any thread
+ * count. LightGBM estimates counts from hessians instead (one add fewer
+ * per row and feature, 12% faster here), but on the Higgs-like task that
+ * moved min_data_in_leaf enough to cost 0.004 test AUC: counts stay exact. */
 typedef struct hbin {
-    double g, h, n;
+    int64_t g, h, n;
 } hbin;
 
 typedef struct split {
     double gain; /* > 0 when the leaf has a split */
     int32_t feature, bin;
     int default_left;
-    double gl, hl, nl;
+    int64_t gl, hl, nl;
 } split;
 
 typedef struct leaf {
     int64_t begin, end; /* its rows: idx[begin, end) */
-    double g, h, n;
+    int64_t g, h, n;    /* sums, fixed point as the histograms */
     int depth;
     int64_t node;
     hbin *hist;
@@ -55,17 +59,21 @@ typedef struct trainer {
     const sw_rows *X;
     const double *y;
     int64_t n, nf;
-    uint8_t *bins;      /* n x nf, row-major: histograms read whole rows */
-    uint8_t *bins_col;  /* nf x n: a split reads one feature of its rows */
-    int *nbins;         /* value bins of feature f; bin nbins[f] is NaN */
-    double *gh, *score; /* gradient and hessian of row r: gh[2r], gh[2r + 1] */
+    uint8_t *bins;     /* n x nf, row-major: histograms read whole rows */
+    uint8_t *bins_col; /* nf x n: a split reads one feature of its rows */
+    int *nbins;        /* value bins of feature f; bin nbins[f] is NaN */
+    int64_t *gh;       /* gradient and hessian of row r, fixed point: gh[2r],
+                        * gh[2r + 1]; the real value is gh * (1/scale) */
+    double gscale, hscale, ginv, hinv; /* powers of two */
+    double *gmax;                      /* per row chunk, see gradients */
+    double *score;
     int64_t *idx, *tmp, n_bag, *oob, n_oob;
     uint8_t *use;
     leaf *leaves;
     int n_leaves;
     hbin **pool;
     int n_pool, cap_pool;
-    hbin *partials;    /* per histogram block, see build_hist */
+    hbin *partials;    /* per pool thread but the caller, see build_hist */
     sw_pool *workers;  /* NULL with one thread */
     double *node_gain; /* per model node, for importance */
     int64_t cap_gain;
@@ -323,132 +331,103 @@ hist_put(trainer *t, hbin *h)
         t->pool[t->n_pool++] = h; /* the pool holds num_leaves + 1 */
 }
 
-/* Rows per histogram block. A leaf with more rows is summed block by
- * block into partial histograms that are then added in block order: the
- * blocks, not the threads, fix the order of every sum, so the model is the
- * same at any thread count, and a thread kept off its core by another
- * process only delays the blocks it has not taken yet. */
-enum { HIST_BLOCK = 16384 };
+/* Rows a pool thread takes at a time into a histogram; leaves of fewer
+ * than HIST_PARALLEL rows are summed by the caller alone (a hand-off to a
+ * woken thread costs tens of microseconds). Threads take chunks as they
+ * come free, each into a histogram of its own, added up at the end: the
+ * integer sums do not depend on who summed what. */
+enum { HIST_CHUNK = 2048, HIST_PARALLEL = 6144 };
 
 typedef struct hist_job {
     const trainer *t;
     const int64_t *rows;
     int64_t n_rows;
-    hbin *hist;     /* one block: the result; several: partials */
-    hbin *partials; /* block b sums into partials + b * nf * 256 */
+    hbin *hist;     /* the caller's (thread 0) histogram */
+    hbin *partials; /* thread k > 0 sums into partials + (k - 1) * len */
+    int used[SW_MAX_THREADS]; /* thread k took a chunk (its sums zeroed) */
 } hist_job;
 
-/* Sum rows into features [f0, f1) of hist (zeroed first). */
+/* Add rows into hist. */
 static void
-hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
-          int64_t f0, int64_t f1)
+hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist)
 {
     const uint8_t *bins = t->bins;
-    const double *gh = t->gh;
+    const int64_t *gh = t->gh;
     int64_t nf = t->nf, k, f;
 
-    memset(hist + f0 * 256, 0, (size_t)((f1 - f0) * 256) * sizeof(hbin));
     for (k = 0; k < n_rows; k++) {
         int64_t r = rows[k];
         const uint8_t *b = bins + r * nf;
-        double gr = gh[2 * r], hr = gh[2 * r + 1];
+        int64_t gr = gh[2 * r], hr = gh[2 * r + 1];
 
         /* a deep leaf's rows are scattered: ask for them early */
         if (k + 16 < n_rows) {
             int64_t ahead = rows[k + 16];
 
-            __builtin_prefetch(bins + ahead * nf + f0);
+            __builtin_prefetch(bins + ahead * nf);
             __builtin_prefetch(gh + 2 * ahead);
         }
-        for (f = f0; f < f1; f++) {
+        for (f = 0; f < nf; f++) {
             hbin *e = hist + f * 256 + b[f];
 
             e->g += gr;
             e->h += hr;
-            e->n += 1.0;
+            e->n += 1;
         }
     }
 }
 
 static void
-hist_block(void *ctx, int64_t block, int thread)
+hist_chunk(void *ctx, int64_t c, int thread)
 {
-    const hist_job *j = ctx;
-    int64_t lo = block * HIST_BLOCK,
-            n = j->n_rows - lo < HIST_BLOCK ? j->n_rows - lo : HIST_BLOCK;
+    hist_job *j = ctx;
+    int64_t lo = c * HIST_CHUNK, len = j->t->nf * 256,
+            n = j->n_rows - lo < HIST_CHUNK ? j->n_rows - lo : HIST_CHUNK;
+    hbin *h = thread == 0 ? j->hist : j->partials + (thread - 1) * len;
 
-    (void)thread;
-    hist_rows(j->t, j->rows + lo, n, j->partials + block * j->t->nf * 256, 0,
-              j->t->nf);
-}
-
-enum { HIST_GROUP = 4 }; /* features per chunk of a one-block histogram */
-
-static void
-hist_group(void *ctx, int64_t group, int thread)
-{
-    const hist_job *j = ctx;
-    int64_t f0 = group * HIST_GROUP,
-            f1 = f0 + HIST_GROUP < j->t->nf ? f0 + HIST_GROUP : j->t->nf;
-
-    (void)thread;
-    hist_rows(j->t, j->rows, j->n_rows, j->hist, f0, f1);
-}
-
-/* Partial sums into t->partials + chunk: [b0, b1) of the len entries. */
-typedef struct merge_job {
-    hbin *hist;
-    const hbin *partials;
-    int64_t blocks, len, per;
-} merge_job;
-
-static void
-merge_range(void *ctx, int64_t chunk, int thread)
-{
-    const merge_job *j = ctx;
-    int64_t k0 = chunk * j->per,
-            k1 = k0 + j->per < j->len ? k0 + j->per : j->len, b, k;
-
-    (void)thread;
-    memcpy(j->hist + k0, j->partials + k0, (size_t)(k1 - k0) * sizeof(hbin));
-    for (b = 1; b < j->blocks; b++) {
-        const hbin *p = j->partials + b * j->len;
-
-        for (k = k0; k < k1; k++) {
-            j->hist[k].g += p[k].g;
-            j->hist[k].h += p[k].h;
-            j->hist[k].n += p[k].n;
-        }
+    if (!j->used[thread]) {
+        memset(h, 0, (size_t)len * sizeof(hbin));
+        j->used[thread] = 1;
     }
+    hist_rows(j->t, j->rows + lo, n, h);
 }
 
-/* A leaf's histogram. Up to HIST_BLOCK rows: one pass, split among the
- * threads by features (each feature's sums in row order, as one thread
- * would take them); more: blocks of rows into partials, added in block
- * order. Which way depends on the row count only, never on threads. */
+/* A leaf's histogram: by the caller alone, or by chunks of rows among the
+ * pool's threads. */
 static sw_rc
 build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
            sw_err *err)
 {
-    int64_t blocks = (n_rows + HIST_BLOCK - 1) / HIST_BLOCK;
-    hist_job j = {t, rows, n_rows, hist, t->partials};
+    int64_t len = t->nf * 256, k;
+    int th, n_threads = sw_pool_threads(t->workers);
+    hist_job j;
 
     (void)err;
-    if (blocks <= 1) {
-        /* below 8k rows a hand-off to the other thread costs more than
-         * it saves (measured) */
-        if (t->workers != NULL && n_rows >= 8192)
-            sw_pool_run(t->workers, (t->nf + HIST_GROUP - 1) / HIST_GROUP,
-                        hist_group, &j);
-        else
-            hist_rows(t, rows, n_rows, hist, 0, t->nf);
+    if (t->workers == NULL || n_rows < HIST_PARALLEL) {
+        memset(hist, 0, (size_t)len * sizeof(hbin));
+        hist_rows(t, rows, n_rows, hist);
         return SW_OK;
     }
-    sw_pool_run(t->workers, blocks, hist_block, &j);
-    {
-        merge_job m = {hist, t->partials, blocks, t->nf * 256, 1024};
+    memset(&j, 0, sizeof(j));
+    j.t = t;
+    j.rows = rows;
+    j.n_rows = n_rows;
+    j.hist = hist;
+    j.partials = t->partials;
+    sw_pool_run(t->workers, (n_rows + HIST_CHUNK - 1) / HIST_CHUNK, hist_chunk,
+                &j);
+    if (!j.used[0])
+        memset(hist, 0, (size_t)len * sizeof(hbin));
+    for (th = 1; th < n_threads; th++) {
+        const hbin *p = t->partials + (th - 1) * len;
 
-        sw_pool_run(t->workers, (m.len + m.per - 1) / m.per, merge_range, &m);
+        if (!j.used[th])
+            continue;
+        for (k = 0; k < len; k++) {
+            hist[k].g += p[k].g;
+            hist[k].h += p[k].h;
+            hist[k].n += p[k].n;
+        }
     }
     return SW_OK;
 }
@@ -484,7 +463,8 @@ leaf_gain(const trainer *t, double g, double h)
 static int
 splittable(const trainer *t, const leaf *lf)
 {
-    return !(lf->n < 2.0 * (double)t->min_data || lf->h < 2.0 * t->min_hess ||
+    return !(lf->n < 2 * t->min_data ||
+             (double)lf->h * t->hinv < 2.0 * t->min_hess ||
              (t->max_depth > 0 && lf->depth >= t->max_depth));
 }
 
@@ -493,7 +473,8 @@ splittable(const trainer *t, const leaf *lf)
 static void
 best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
 {
-    double parent = leaf_gain(t, lf->g, lf->h);
+    const double gi = t->ginv, hi = t->hinv;
+    double parent = leaf_gain(t, (double)lf->g * gi, (double)lf->h * hi);
     int64_t f;
     int b, dl;
 
@@ -505,7 +486,7 @@ best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
         if (!t->use[f] || nb < 2)
             continue;
         for (dl = 0; dl < 2; dl++) {
-            double gl = 0, hl = 0, nl = 0;
+            int64_t gl = 0, hl = 0, nl = 0;
 
             if (dl) {
                 if (hf[nb].n == 0)
@@ -515,19 +496,19 @@ best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
                 nl = hf[nb].n;
             }
             for (b = 0; b < nb - 1; b++) {
-                double gr, hr, nr, gain;
+                double gain, hld, hrd;
 
                 gl += hf[b].g;
                 hl += hf[b].h;
                 nl += hf[b].n;
-                if (nl < (double)t->min_data || hl < t->min_hess)
+                hld = (double)hl * hi;
+                if (nl < t->min_data || hld < t->min_hess)
                     continue;
-                gr = lf->g - gl;
-                hr = lf->h - hl;
-                nr = lf->n - nl;
-                if (nr < (double)t->min_data || hr < t->min_hess)
+                hrd = (double)(lf->h - hl) * hi;
+                if (lf->n - nl < t->min_data || hrd < t->min_hess)
                     break;
-                gain = leaf_gain(t, gl, hl) + leaf_gain(t, gr, hr) - parent;
+                gain = leaf_gain(t, (double)gl * gi, hld) +
+                       leaf_gain(t, (double)(lf->g - gl) * gi, hrd) - parent;
                 if (gain > out->gain && gain > t->min_gain)
                     *out = (split){gain, (int32_t)f, b, dl, gl, hl, nl};
             }
@@ -689,22 +670,94 @@ tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X, int64_t i)
     return n->value;
 }
 
-static void
-gradients(trainer *t)
-{
-    int64_t i;
+enum { ROW_CHUNK = 65536 }; /* rows per job of per-row work */
 
-    for (i = 0; i < t->n; i++) {
+static void
+gradients_of(void *ctx, int64_t c, int thread)
+{
+    trainer *t = ctx;
+    int64_t i, i1 = (c + 1) * ROW_CHUNK < t->n ? (c + 1) * ROW_CHUNK : t->n;
+
+    (void)thread;
+    for (i = c * ROW_CHUNK; i < i1; i++) {
+        double g, h;
+
         if (t->objective == SW_GBDT_BINARY) {
             double p = 1.0 / (1.0 + exp(-t->score[i]));
 
-            t->gh[2 * i] = p - t->y[i];
-            t->gh[2 * i + 1] = p * (1.0 - p) > 1e-16 ? p * (1.0 - p) : 1e-16;
+            g = p - t->y[i];
+            h = p * (1.0 - p) > 1e-16 ? p * (1.0 - p) : 1e-16;
         } else {
-            t->gh[2 * i] = t->score[i] - t->y[i];
-            t->gh[2 * i + 1] = 1.0;
+            g = t->score[i] - t->y[i];
+            h = 1.0;
         }
+        t->gh[2 * i] = llrint(g * t->gscale);
+        t->gh[2 * i + 1] = llrint(h * t->hscale);
     }
+}
+
+/* The largest |gradient| of L2 regression, per chunk into t->gmax. */
+static void
+gmax_of(void *ctx, int64_t c, int thread)
+{
+    trainer *t = ctx;
+    int64_t i, i1 = (c + 1) * ROW_CHUNK < t->n ? (c + 1) * ROW_CHUNK : t->n;
+    double m = 0;
+
+    (void)thread;
+    for (i = c * ROW_CHUNK; i < i1; i++) {
+        double g = fabs(t->score[i] - t->y[i]);
+
+        m = g > m ? g : m;
+    }
+    t->gmax[c] = m;
+}
+
+/* The power of two that makes n values of at most bound sum below 2^62:
+ * a leaf's sums fit in int64, and each value keeps at least 62 - log2(n)
+ * bits (42 at a million rows). */
+static double
+fixed_scale(double bound, int64_t n)
+{
+    int e;
+
+    if (!(bound > 0) || !isfinite(bound))
+        bound = 1.0;
+    frexp(bound * (double)(n > 0 ? n : 1), &e);
+    return ldexp(1.0, 62 - e);
+}
+
+static void
+gradients(trainer *t)
+{
+    int64_t c, chunks = (t->n + ROW_CHUNK - 1) / ROW_CHUNK;
+    double gbound = 1.0;
+
+    if (t->objective != SW_GBDT_BINARY) {
+        sw_pool_run(t->workers, chunks, gmax_of, t);
+        for (gbound = 0, c = 0; c < chunks; c++)
+            gbound = t->gmax[c] > gbound ? t->gmax[c] : gbound;
+    }
+    /* binary: |g| <= 1 and h <= 1/4; L2: h = 1 */
+    t->gscale = fixed_scale(gbound, t->n);
+    t->hscale = fixed_scale(t->objective == SW_GBDT_BINARY ? 0.25 : 1.0, t->n);
+    t->ginv = 1.0 / t->gscale;
+    t->hinv = 1.0 / t->hscale;
+    sw_pool_run(t->workers, chunks, gradients_of, t);
+}
+
+/* Leaf c's value into the scores of its rows. */
+static void
+leaf_scores(void *ctx, int64_t c, int thread)
+{
+    trainer *t = ctx;
+    const leaf *lf = &t->leaves[c];
+    double v = t->g->nodes[lf->node].value;
+    int64_t k;
+
+    (void)thread;
+    for (k = lf->begin; k < lf->end; k++)
+        t->score[t->idx[k]] += v;
 }
 
 /* This round's rows (bagging) and features (feature fraction). */
@@ -756,7 +809,7 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
         root->g += t->gh[2 * t->idx[k]];
         root->h += t->gh[2 * t->idx[k] + 1];
     }
-    root->n = (double)t->n_bag;
+    root->n = t->n_bag;
     root->hist = hist_get(t);
     if (root->hist == NULL)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
@@ -787,14 +840,14 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     }
     for (i = 0; i < t->n_leaves; i++) {
         leaf *lf = &t->leaves[i];
-        double v = t->lr * leaf_output(t, lf->g, lf->h);
 
-        g->nodes[lf->node].value = v;
-        for (k = lf->begin; k < lf->end; k++)
-            t->score[t->idx[k]] += v;
+        g->nodes[lf->node].value =
+            t->lr *
+            leaf_output(t, (double)lf->g * t->ginv, (double)lf->h * t->hinv);
         hist_put(t, lf->hist);
         lf->hist = NULL;
     }
+    sw_pool_run(t->workers, t->n_leaves, leaf_scores, t);
     for (k = 0; k < t->n_oob; k++)
         t->score[t->oob[k]] += tree_value(g, root_id, t->X, t->oob[k]);
     return SW_OK;
@@ -884,6 +937,7 @@ trainer_free(trainer *t)
     sw_free(t->bins_col);
     sw_free(t->nbins);
     sw_free(t->gh);
+    sw_free(t->gmax);
     sw_free(t->score);
     sw_free(t->idx);
     sw_free(t->tmp);
@@ -908,7 +962,8 @@ alloc_all(trainer *t, sw_err *err)
     t->bins = sw_alloc_array(n, (size_t)t->nf);
     t->bins_col = sw_alloc_array(n, (size_t)t->nf);
     t->nbins = sw_alloc_array((size_t)t->nf, sizeof(int));
-    t->gh = sw_alloc_array(n, 2 * sizeof(double));
+    t->gh = sw_alloc_array(n, 2 * sizeof(int64_t));
+    t->gmax = sw_alloc_array(n / ROW_CHUNK + 1, sizeof(double));
     t->score = sw_alloc_array(n, sizeof(double));
     t->idx = sw_alloc_array(n, sizeof(int64_t));
     t->tmp = sw_alloc_array(n, sizeof(int64_t));
@@ -916,14 +971,14 @@ alloc_all(trainer *t, sw_err *err)
     t->use = sw_alloc_array((size_t)t->nf, 1);
     t->leaves = sw_alloc_array((size_t)t->num_leaves, sizeof(leaf));
     t->pool = sw_alloc_array((size_t)t->num_leaves + 1, sizeof(hbin *));
-    t->partials = sw_alloc_array(
-        (size_t)((t->n + HIST_BLOCK - 1) / HIST_BLOCK * t->nf * 256),
-        sizeof(hbin));
     if (t->threads > 1 && sw_pool_new(t->threads, &t->workers, err) != SW_OK)
         return SW_E_NOMEM;
+    t->partials = sw_alloc_array(
+        (size_t)((sw_pool_threads(t->workers) - 1) * t->nf * 256 + 1),
+        sizeof(hbin));
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
-        !t->score || !t->idx || !t->tmp || !t->oob || !t->use || !t->leaves ||
-        !t->pool)
+        !t->gmax || !t->score || !t->idx || !t->tmp || !t->oob || !t->use ||
+        !t->leaves || !t->pool)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
