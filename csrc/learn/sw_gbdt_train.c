@@ -67,9 +67,11 @@ typedef struct trainer {
     double gscale, hscale, ginv, hinv; /* powers of two */
     double *gmax;                      /* per row chunk, see gradients */
     double *score;
-    int64_t *idx, *tmp, n_bag, *oob, n_oob;
+    int64_t *idx, n_bag, *oob, n_oob;
+    int64_t *tmp; /* partition scratch: n per pool thread */
     uint8_t *use;
     leaf *leaves;
+    struct ahead *ahead; /* per leaf: its children when split ahead */
     int n_leaves;
     hbin **pool;
     int n_pool, cap_pool;
@@ -328,7 +330,7 @@ static void
 hist_put(trainer *t, hbin *h)
 {
     if (h != NULL)
-        t->pool[t->n_pool++] = h; /* the pool holds num_leaves + 1 */
+        t->pool[t->n_pool++] = h; /* room for 2 num_leaves + 2 */
 }
 
 /* Rows a pool thread takes at a time into a histogram; leaves of fewer
@@ -564,9 +566,10 @@ new_node(trainer *t, int64_t *id, sw_err *err)
     return SW_OK;
 }
 
-/* Rows of lf with bin <= s->bin (NaN: by the default) first, in order. */
+/* Rows of lf with bin <= s->bin (NaN: by the default) first, in order;
+ * tmp: the calling thread's scratch. */
 static int64_t
-partition(trainer *t, const leaf *lf, const split *s)
+partition(trainer *t, const leaf *lf, const split *s, int64_t *tmp)
 {
     int64_t k, nl = 0, nr = 0, f = s->feature;
     const uint8_t *col = t->bins_col + f * t->n;
@@ -580,69 +583,94 @@ partition(trainer *t, const leaf *lf, const split *s)
         /* both stores, one kept: a branch here is a coin flip the
          * predictor loses half the time */
         t->idx[lf->begin + nl] = r;
-        t->tmp[nr] = r;
+        tmp[nr] = r;
         nl += left;
         nr += !left;
     }
-    memcpy(t->idx + lf->begin + nl, t->tmp, (size_t)nr * sizeof(int64_t));
+    memcpy(t->idx + lf->begin + nl, tmp, (size_t)nr * sizeof(int64_t));
     return lf->begin + nl;
 }
 
-static sw_rc
-split_leaf(trainer *t, int i, sw_err *err)
-{
-    leaf p = t->leaves[i], L, R, *small, *large;
-    const split *s = &p.best;
-    sw_gbdt *g = t->g;
-    int64_t mid, nl, nr, k;
-    sw_gbdt_node *node;
-    sw_rc rc;
+/* A leaf's split computed ahead of its turn (see split_next). */
+typedef struct ahead {
+    int ready;
+    leaf L, R;
+    hbin *fresh; /* for the smaller child, until the split is computed */
+} ahead;
 
-    if ((rc = new_node(t, &nl, err)) != SW_OK ||
-        (rc = new_node(t, &nr, err)) != SW_OK)
-        return rc;
-    node = &g->nodes[p.node];
-    node->feature = s->feature;
-    node->value = g->edges[g->edge_start[s->feature] + s->bin];
-    /* new_node gave two adjacent nodes: the right child follows the left */
-    node->kids = (uint32_t)(nl - p.node) << 1 | (uint32_t)s->default_left;
-    (void)nr;
-    t->node_gain[p.node] = s->gain;
-    mid = partition(t, &p, s);
-    memset(&L, 0, sizeof(L));
-    memset(&R, 0, sizeof(R));
-    L.begin = p.begin;
-    L.end = R.begin = mid;
-    R.end = p.end;
-    L.g = s->gl;
-    L.h = s->hl;
-    L.n = s->nl;
-    R.g = p.g - s->gl;
-    R.h = p.h - s->hl;
-    R.n = p.n - s->nl;
-    L.depth = R.depth = p.depth + 1;
-    L.node = nl;
-    R.node = nr;
-    small = L.n <= R.n ? &L : &R;
-    large = small == &L ? &R : &L;
-    large->hist = p.hist;
-    small->hist = hist_get(t);
-    if (small->hist == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
-    rc = build_hist(t, t->idx + small->begin, small->end - small->begin,
-                    small->hist, err);
-    if (rc != SW_OK) {
-        hist_put(t, small->hist);
-        return rc;
-    }
+/* Leaf p split by its best split into *L and *R: rows partitioned, the
+ * smaller child's histogram summed into fresh, the larger's by subtraction
+ * in p's, both children's best splits. Everything but the tree's nodes,
+ * which commit_split() numbers: a leaf can be split ahead of its turn,
+ * beside another, and the tree is the same. pooled: the histogram by the
+ * pool's threads; otherwise this thread (number thread) alone. */
+static void
+compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
+              leaf *L, leaf *R)
+{
+    const split *s = &p->best;
+    leaf *small, *large;
+    int64_t mid, k;
+    trainer one;
+
+    mid = partition(t, p, s, t->tmp + thread * t->n);
+    memset(L, 0, sizeof(*L));
+    memset(R, 0, sizeof(*R));
+    L->begin = p->begin;
+    L->end = R->begin = mid;
+    R->end = p->end;
+    L->g = s->gl;
+    L->h = s->hl;
+    L->n = s->nl;
+    R->g = p->g - s->gl;
+    R->h = p->h - s->hl;
+    R->n = p->n - s->nl;
+    L->depth = R->depth = p->depth + 1;
+    L->node = R->node = -1;
+    small = L->n <= R->n ? L : R;
+    large = small == L ? R : L;
+    large->hist = p->hist;
+    small->hist = fresh;
+    one = *t;
+    one.workers = NULL;
+    build_hist(pooled ? t : &one, t->idx + small->begin,
+               small->end - small->begin, small->hist, NULL);
     for (k = 0; k < t->nf * 256; k++) {
         large->hist[k].g -= small->hist[k].g;
         large->hist[k].h -= small->hist[k].h;
         large->hist[k].n -= small->hist[k].n;
     }
-    find_best2(t, &L, &R);
+    find_best2(t, L, R);
+}
+
+/* Put the computed children of leaf i into the tree: its node becomes the
+ * split, the children get the next two nodes, L takes i's place among the
+ * leaves and R the next one. */
+static sw_rc
+commit_split(trainer *t, int i, const leaf *L0, const leaf *R0, sw_err *err)
+{
+    const split *s = &t->leaves[i].best;
+    int64_t parent = t->leaves[i].node, nl, nr, k;
+    sw_gbdt *g = t->g;
+    sw_gbdt_node *node;
+    leaf L = *L0, R = *R0;
+    sw_rc rc;
+
+    if ((rc = new_node(t, &nl, err)) != SW_OK ||
+        (rc = new_node(t, &nr, err)) != SW_OK)
+        return rc;
+    node = &g->nodes[parent];
+    node->feature = s->feature;
+    node->value = g->edges[g->edge_start[s->feature] + s->bin];
+    /* new_node gave two adjacent nodes: the right child follows the left */
+    node->kids = (uint32_t)(nl - parent) << 1 | (uint32_t)s->default_left;
+    t->node_gain[parent] = s->gain;
+    L.node = nl;
+    R.node = nr;
     t->leaves[i] = L;
-    t->leaves[t->n_leaves++] = R;
+    t->ahead[i].ready = 0;
+    t->leaves[t->n_leaves] = R;
+    t->ahead[t->n_leaves++].ready = 0;
     /* a leaf that cannot split gives its histogram back */
     for (k = 0; k < 2; k++) {
         leaf *c = k ? &t->leaves[t->n_leaves - 1] : &t->leaves[i];
@@ -653,6 +681,121 @@ split_leaf(trainer *t, int i, sw_err *err)
         }
     }
     return SW_OK;
+}
+
+/* Whether leaf c goes before leaf b (NULL: none yet). Leaf-wise: the
+ * larger gain; depth-wise: the shallower, then the larger gain. Ties keep
+ * the earlier leaf. */
+static int
+goes_before(const trainer *t, const leaf *c, const leaf *b)
+{
+    return b == NULL || (t->depthwise && c->depth < b->depth) ||
+           ((!t->depthwise || c->depth == b->depth) &&
+            c->best.gain > b->best.gain);
+}
+
+/* The leaf to split next, among those not in skip[0..n_skip) and, when
+ * n_skip > 0, not computed ahead yet; -1 if none. */
+static int
+next_leaf(const trainer *t, const int *skip, int n_skip)
+{
+    int i, k, best = -1;
+
+    for (i = 0; i < t->n_leaves; i++) {
+        const leaf *c = &t->leaves[i];
+
+        if (c->best.gain <= 0 || (n_skip > 0 && t->ahead[i].ready))
+            continue;
+        for (k = 0; k < n_skip && skip[k] != i; k++)
+            ;
+        if (k < n_skip)
+            continue;
+        if (goes_before(t, c, best < 0 ? NULL : &t->leaves[best]))
+            best = i;
+    }
+    return best;
+}
+
+/* A leaf of more rows than this is split alone, its histogram summed by
+ * all the threads; smaller ones AHEAD_PER_THREAD per thread at a time, each
+ * by one thread, taken largest first as threads come free. */
+enum { PAIR_MAX = 131072, AHEAD_PER_THREAD = 2, AHEAD_MAX = 64 };
+
+typedef struct group_job {
+    trainer *t;
+    int leaf[AHEAD_MAX];
+} group_job;
+
+static void
+group_split(void *ctx, int64_t c, int thread)
+{
+    group_job *j = ctx;
+    ahead *a = &j->t->ahead[j->leaf[c]];
+
+    compute_split(j->t, &j->t->leaves[j->leaf[c]], a->fresh, 0, thread, &a->L,
+                  &a->R);
+    a->fresh = NULL; /* the smaller child's now */
+}
+
+static int64_t
+rows_of(const trainer *t, int i)
+{
+    return t->leaves[i].end - t->leaves[i].begin;
+}
+
+/* Split leaf best: compute it unless done ahead - with threads, together
+ * with the leaves that would come after it, whose splits are then ready
+ * when their turn comes (a split depends on its leaf alone; one whose turn
+ * never comes because the tree is full is wasted work, nothing more) - and
+ * commit it. */
+static sw_rc
+split_next(trainer *t, int best, sw_err *err)
+{
+    ahead *a = &t->ahead[best];
+    group_job j;
+    int n = 1, k, m, want;
+
+    if (!a->ready) {
+        j.t = t;
+        j.leaf[0] = best;
+        want = sw_pool_threads(t->workers) * AHEAD_PER_THREAD;
+        want = want < AHEAD_MAX ? want : AHEAD_MAX;
+        if (t->workers != NULL && rows_of(t, best) < PAIR_MAX) {
+            while (n < want && t->n_leaves + n < t->num_leaves) {
+                int c = next_leaf(t, j.leaf, n);
+
+                if (c < 0 || rows_of(t, c) >= PAIR_MAX)
+                    break;
+                j.leaf[n++] = c;
+            }
+        }
+        for (k = 0; k < n; k++) {
+            t->ahead[j.leaf[k]].fresh = hist_get(t);
+            if (t->ahead[j.leaf[k]].fresh == NULL)
+                return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        }
+        if (n > 1) {
+            /* largest first, so that the last taken are the shortest */
+            for (k = 1; k < n; k++) {
+                for (m = k;
+                     m > 0 && rows_of(t, j.leaf[m]) > rows_of(t, j.leaf[m - 1]);
+                     m--) {
+                    int x = j.leaf[m];
+
+                    j.leaf[m] = j.leaf[m - 1];
+                    j.leaf[m - 1] = x;
+                }
+            }
+            sw_pool_run(t->workers, n, group_split, &j);
+            for (k = 0; k < n; k++)
+                t->ahead[j.leaf[k]].ready = 1;
+        } else {
+            compute_split(t, &t->leaves[best], a->fresh, 1, 0, &a->L, &a->R);
+            a->fresh = NULL;
+            a->ready = 1;
+        }
+    }
+    return commit_split(t, best, &a->L, &a->R, err);
 }
 
 /* The value one tree gives raw row i (out-of-bag rows, validation). */
@@ -817,29 +960,26 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     if ((rc = build_hist(t, t->idx, t->n_bag, root->hist, err)) != SW_OK)
         return rc;
     find_best2(t, root, NULL);
+    t->ahead[0].ready = 0;
     while (t->n_leaves < t->num_leaves) {
-        int best = -1;
+        int best = next_leaf(t, NULL, 0);
 
-        /* leaf-wise: the best gain anywhere; depth-wise: the shallowest
-         * leaves first (the best gain among them), level by level */
-        for (i = 0; i < t->n_leaves; i++) {
-            const leaf *c = &t->leaves[i],
-                       *b = best < 0 ? NULL : &t->leaves[best];
-
-            if (c->best.gain <= 0)
-                continue;
-            if (b == NULL || (t->depthwise && c->depth < b->depth) ||
-                ((!t->depthwise || c->depth == b->depth) &&
-                 c->best.gain > b->best.gain))
-                best = i;
-        }
         if (best < 0)
             break;
-        if ((rc = split_leaf(t, best, err)) != SW_OK)
+        if ((rc = split_next(t, best, err)) != SW_OK)
             return rc;
     }
     for (i = 0; i < t->n_leaves; i++) {
         leaf *lf = &t->leaves[i];
+
+        if (t->ahead[i].ready) {
+            /* split ahead but the tree was full first: the larger child
+             * kept lf's histogram, the smaller's goes back */
+            hist_put(t, t->ahead[i].L.n <= t->ahead[i].R.n
+                            ? t->ahead[i].L.hist
+                            : t->ahead[i].R.hist);
+            t->ahead[i].ready = 0;
+        }
 
         g->nodes[lf->node].value =
             t->lr *
@@ -943,11 +1083,20 @@ trainer_free(trainer *t)
     sw_free(t->tmp);
     sw_free(t->oob);
     sw_free(t->use);
-    sw_free(t->leaves);
     for (i = 0; i < t->n_pool; i++)
         sw_free(t->pool[i]);
-    for (i = 0; t->leaves != NULL && i < t->n_leaves; i++)
-        sw_free(t->leaves[i].hist); /* left by an error mid-tree */
+    /* left by an error mid-tree: the leaves' histograms, and those of
+     * children computed ahead (the larger one's is its leaf's) */
+    for (i = 0; t->leaves != NULL && i < t->n_leaves; i++) {
+        sw_free(t->leaves[i].hist);
+        if (t->ahead != NULL && t->ahead[i].ready)
+            sw_free(t->ahead[i].L.n <= t->ahead[i].R.n ? t->ahead[i].L.hist
+                                                       : t->ahead[i].R.hist);
+        else if (t->ahead != NULL)
+            sw_free(t->ahead[i].fresh);
+    }
+    sw_free(t->leaves);
+    sw_free(t->ahead);
     sw_free(t->pool);
     sw_free(t->partials);
     sw_pool_free(t->workers);
@@ -959,6 +1108,8 @@ alloc_all(trainer *t, sw_err *err)
 {
     size_t n = (size_t)t->n;
 
+    if (t->threads > 1 && sw_pool_new(t->threads, &t->workers, err) != SW_OK)
+        return SW_E_NOMEM;
     t->bins = sw_alloc_array(n, (size_t)t->nf);
     t->bins_col = sw_alloc_array(n, (size_t)t->nf);
     t->nbins = sw_alloc_array((size_t)t->nf, sizeof(int));
@@ -966,19 +1117,20 @@ alloc_all(trainer *t, sw_err *err)
     t->gmax = sw_alloc_array(n / ROW_CHUNK + 1, sizeof(double));
     t->score = sw_alloc_array(n, sizeof(double));
     t->idx = sw_alloc_array(n, sizeof(int64_t));
-    t->tmp = sw_alloc_array(n, sizeof(int64_t));
+    t->tmp = sw_alloc_array(n * (size_t)sw_pool_threads(t->workers),
+                            sizeof(int64_t));
     t->oob = sw_alloc_array(n, sizeof(int64_t));
     t->use = sw_alloc_array((size_t)t->nf, 1);
     t->leaves = sw_alloc_array((size_t)t->num_leaves, sizeof(leaf));
-    t->pool = sw_alloc_array((size_t)t->num_leaves + 1, sizeof(hbin *));
-    if (t->threads > 1 && sw_pool_new(t->threads, &t->workers, err) != SW_OK)
-        return SW_E_NOMEM;
+    /* the leaves' histograms, and one per leaf split ahead */
+    t->pool = sw_alloc_array(2 * (size_t)t->num_leaves + 2, sizeof(hbin *));
+    t->ahead = sw_calloc((size_t)t->num_leaves + 1, sizeof(*t->ahead));
     t->partials = sw_alloc_array(
         (size_t)((sw_pool_threads(t->workers) - 1) * t->nf * 256 + 1),
         sizeof(hbin));
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
         !t->gmax || !t->score || !t->idx || !t->tmp || !t->oob || !t->use ||
-        !t->leaves || !t->pool)
+        !t->leaves || !t->pool || !t->ahead)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
