@@ -719,7 +719,12 @@ next_leaf(const trainer *t, const int *skip, int n_skip)
 /* A leaf of more rows than this is split alone, its histogram summed by
  * all the threads; smaller ones AHEAD_PER_THREAD per thread at a time, each
  * by one thread, taken largest first as threads come free. */
-enum { PAIR_MAX = 131072, AHEAD_PER_THREAD = 2, AHEAD_MAX = 64 };
+enum {
+    PAIR_MAX = 131072,
+    GROUP_MIN = 8192,
+    AHEAD_PER_THREAD = 2,
+    AHEAD_MAX = 64
+};
 
 typedef struct group_job {
     trainer *t;
@@ -761,13 +766,18 @@ split_next(trainer *t, int best, sw_err *err)
         want = sw_pool_threads(t->workers) * AHEAD_PER_THREAD;
         want = want < AHEAD_MAX ? want : AHEAD_MAX;
         if (t->workers != NULL && rows_of(t, best) < PAIR_MAX) {
+            int64_t total = rows_of(t, best);
+
             while (n < want && t->n_leaves + n < t->num_leaves) {
                 int c = next_leaf(t, j.leaf, n);
 
                 if (c < 0 || rows_of(t, c) >= PAIR_MAX)
                     break;
                 j.leaf[n++] = c;
+                total += rows_of(t, c);
             }
+            if (total < GROUP_MIN)
+                n = 1; /* less work than handing it over costs */
         }
         for (k = 0; k < n; k++) {
             t->ahead[j.leaf[k]].fresh = hist_get(t);
