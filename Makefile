@@ -38,6 +38,7 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_model.c csrc/sw_model_io.c \
             csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \
             csrc/learn/sw_gbdt.c csrc/learn/sw_gbdt_train.c \
+            csrc/learn/sw_gbdt_export.c \
             csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c

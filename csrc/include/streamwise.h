@@ -270,6 +270,13 @@ int64_t sw_gbdt_best_iteration(const sw_model *m);
  * gain (1); n must be the number of features. */
 sw_rc sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
                          sw_err *err);
+/* Write a gbdt model as C source into directory dir: name.h, name.c
+ * (name_raw and name_predict, which compute what sw_model_predict does,
+ * bit for bit) and name_0.c, name_1.c, ... of at most trees_per_file
+ * trees each. name must be a C identifier. *n_files (may be NULL): the
+ * .c and .h files written. */
+sw_rc sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
+                       int64_t trees_per_file, int *n_files, sw_err *err);
 
 /* Sizes of an ALS model (0 for other kinds). */
 int64_t sw_als_n_users(const sw_model *m);

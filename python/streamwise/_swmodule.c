@@ -888,6 +888,28 @@ Model_gbdt_importance(ModelObject *self, PyObject *arg)
     return (PyObject *)a;
 }
 
+/* gbdt_export_c(dir, name, trees_per_file) -> number of files written */
+static PyObject *
+Model_gbdt_export_c(ModelObject *self, PyObject *args)
+{
+    const char *dir, *name;
+    long long per_file;
+    int n_files = 0;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "ssL", &dir, &name, &per_file))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS;
+    rc = sw_gbdt_export_c(self->model, dir, name, per_file, &n_files, &err);
+    Py_END_ALLOW_THREADS;
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        return NULL;
+    }
+    return PyLong_FromLong(n_files);
+}
+
 /* als_factors(side) -> float32 array (rows, k), a copy */
 static PyObject *
 Model_als_factors(ModelObject *self, PyObject *arg)
@@ -1223,6 +1245,8 @@ static PyMethodDef Model_methods[] = {
      "als_iterate(user_items, item_users, want_loss) -> loss or None"},
     {"gbdt_importance", (PyCFunction)Model_gbdt_importance, METH_O,
      "gbdt_importance(by_gain) -> per-feature split counts or gains"},
+    {"gbdt_export_c", (PyCFunction)Model_gbdt_export_c, METH_VARARGS,
+     "gbdt_export_c(dir, name, trees_per_file) -> files written"},
     {"als_factors", (PyCFunction)Model_als_factors, METH_O,
      "als_factors(side) -> float32 (rows, k): 0 users, 1 items"},
     {"als_set_factors", (PyCFunction)Model_als_set_factors, METH_VARARGS,

@@ -1,6 +1,8 @@
 """The ``streamwise`` command line.
 
     streamwise inspect FILE...
+    streamwise export-c MODEL.swm [--out DIR] [--name NAME]
+                        [--trees-per-file N]
     streamwise runs list [--experiment E] [--filter F] [--order-by X] [--max N]
     streamwise runs show RUN
     streamwise runs compare RUN RUN... [--metric M]
@@ -38,6 +40,20 @@ def _inspect(args):
     from . import inspect
     for path in args.files:
         sys.stdout.write(inspect(path))
+    return 0
+
+
+def _export_c(args):
+    import os
+    from .learners import load
+    est = load(args.model)
+    if not hasattr(est, "export_c"):
+        sys.stderr.write(f"{args.model}: only gbdt models export to C\n")
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    for path in est.export_c(args.out, name=args.name,
+                             trees_per_file=args.trees_per_file):
+        print(path)
     return 0
 
 
@@ -184,6 +200,14 @@ def _parser():
     p = sub.add_parser("inspect", help="describe and verify .swm files")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("export-c", help="write a gbdt .swm model as C "
+                       "source (NAME_predict(const double *x))")
+    p.add_argument("model", metavar="MODEL.swm")
+    p.add_argument("--out", default=".", help="directory (made if absent)")
+    p.add_argument("--name", default="model", help="C identifier prefix")
+    p.add_argument("--trees-per-file", type=int, default=50)
+    p.set_defaults(func=_export_c)
 
     def store_arg(q):
         q.add_argument("--store", default=None,

@@ -218,6 +218,23 @@ class _GBDT:
             raise _sw.InvalidArgument("importance_type: 'split' or 'gain'")
         return self._fitted().gbdt_importance(importance_type == "gain")
 
+    def export_c(self, directory, name="model", trees_per_file=50):
+        """Write the model as C source into directory: name.h, name.c
+        (double name_predict(const double *x): the probability of class 1
+        for a classifier, the prediction for a regressor; name_raw: the
+        raw score) and name_0.c, name_1.c, ... of at most trees_per_file
+        trees each. The code computes what predict does, bit for bit
+        (compile it without -ffast-math). Returns the paths written."""
+        import os
+        directory = os.fspath(directory)
+        n = self._fitted().gbdt_export_c(directory, name,
+                                         int(trees_per_file))
+        paths = [os.path.join(directory, f"{name}.h"),
+                 os.path.join(directory, f"{name}.c")]
+        paths += [os.path.join(directory, f"{name}_{k}.c")
+                  for k in range(n - 2)]
+        return paths
+
     def save(self, path, golden=None):
         m = self._fitted()
         meta = {"class": type(self).__name__,
