@@ -90,9 +90,15 @@ static const sw_prop props[] = {
     {"als.threads", SW_T_INT, 0, 256, 0, 0, "0", NULL,
      "Threads of ALS training and batch recommendation; 0 uses every CPU. "
      "Results do not depend on it."},
-    {"gbdt.objective", SW_T_ENUM, 0, 0, 0, 0, "binary", "binary,regression",
+    {"gbdt.objective", SW_T_ENUM, 0, 0, 0, 0, "binary",
+     "binary,regression,multiclass",
      "What the trees fit: binary log-loss (labels 0/1, output the "
-     "probability of 1) or L2 regression."},
+     "probability of 1), L2 regression, or multiclass softmax (labels "
+     "0..gbdt.num_class-1, one tree per class and round, output the "
+     "class probabilities)."},
+    {"gbdt.num_class", SW_T_INT, 0, 65536, 0, 0, "0", NULL,
+     "Classes of a multiclass model (at least 3); 0 takes the largest "
+     "label + 1."},
     {"gbdt.n_estimators", SW_T_INT, 0, 1e6, 0, 0, "100", NULL,
      "Boosting rounds: one tree each."},
     {"gbdt.learning_rate", SW_T_DBL, 0, 1e6, 1, 0, "0.1", NULL,

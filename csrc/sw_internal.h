@@ -154,7 +154,7 @@ typedef struct sw_gbdt_node {
     uint32_t kids;
 } sw_gbdt_node;
 
-enum { SW_GBDT_BINARY = 0, SW_GBDT_REGRESSION = 1 };
+enum { SW_GBDT_BINARY = 0, SW_GBDT_REGRESSION = 1, SW_GBDT_MULTICLASS = 2 };
 
 typedef struct sw_gbdt {
     int objective;
@@ -170,6 +170,10 @@ typedef struct sw_gbdt {
     double *edges;
     double *imp_gain;
     int64_t *imp_split;
+    /* multiclass: n_classes >= 3 trees per round, tree t scoring class
+     * t % n_classes from base_scores[class]; 1 otherwise (base_score) */
+    int64_t n_classes;
+    double *base_scores;
 } sw_gbdt;
 
 struct sw_model {
@@ -217,6 +221,7 @@ sw_rc sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out,
 sw_rc sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees,
                   double *out, sw_err *err);
 double sw_gbdt_output(const sw_gbdt *g, double raw);
+void sw_gbdt_softmax(double *z, int64_t k);
 
 /* The MODEL section of a linear learner: serialise into a growable byte
  * buffer, parse back (every length checked), and describe for inspect. */

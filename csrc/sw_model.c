@@ -52,8 +52,9 @@ sw_model_n_features(const sw_model *m)
 int64_t
 sw_model_n_outputs(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS || m->kind == SW_MODEL_GBDT
-               ? 1
+    return m->kind == SW_MODEL_ALS ? 1
+           : m->kind == SW_MODEL_GBDT
+               ? (m->u.gbdt->n_classes > 1 ? m->u.gbdt->n_classes : 1)
                : sw_linear_n_outputs(m->u.linear);
 }
 
@@ -62,7 +63,10 @@ sw_model_n_classes(const sw_model *m)
 {
     return m->kind == SW_MODEL_ALS ? 0
            : m->kind == SW_MODEL_GBDT
-               ? (m->u.gbdt->objective == SW_GBDT_BINARY ? 2 : 0)
+               ? (m->u.gbdt->objective == SW_GBDT_BINARY ? 2
+                  : m->u.gbdt->objective == SW_GBDT_MULTICLASS
+                      ? m->u.gbdt->n_classes
+                      : 0)
                : sw_linear_n_classes(m->u.linear);
 }
 

@@ -27,22 +27,25 @@ sw_gbdt_free(sw_gbdt *g)
     sw_free(g->edges);
     sw_free(g->imp_gain);
     sw_free(g->imp_split);
+    sw_free(g->base_scores);
     sw_free(g);
 }
 
 /* One row through the first n_trees trees: the raw score. A row without
  * NaN (the usual case) takes a loop without the default-direction test:
  * a fifth fewer instructions per node. */
-static double
-raw_score(const sw_gbdt *g, const double *x, int64_t n_trees)
+static void
+raw_score(const sw_gbdt *g, const double *x, int64_t n_trees, double *out)
 {
     const sw_gbdt_node *nodes = g->nodes;
     double s = g->base_score;
-    int64_t t, j;
+    int64_t t, j, k = g->n_classes;
     int has_nan = 0;
 
     for (j = 0; j < g->n_features && !has_nan; j++)
         has_nan = x[j] != x[j];
+    for (j = 0; j < k && k > 1; j++)
+        out[j] = g->base_scores[j];
     for (t = 0; t < n_trees; t++) {
         const sw_gbdt_node *n = nodes + g->roots[t];
 
@@ -64,9 +67,13 @@ raw_score(const sw_gbdt *g, const double *x, int64_t n_trees)
                 n = (const sw_gbdt_node *)((const char *)n + step * 8);
             }
         }
-        s += n->value;
+        if (k > 1) /* multiclass: tree t scores class t % k */
+            out[t % k] += n->value;
+        else
+            s += n->value;
     }
-    return s;
+    if (k <= 1)
+        out[0] = s;
 }
 
 double
@@ -103,27 +110,49 @@ sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees, double *out,
                 row[j] = f[j];
             xr = row;
         }
-        out[i] = raw_score(g, xr, n_trees);
+        raw_score(g, xr, n_trees,
+                  out + i * (g->n_classes > 1 ? g->n_classes : 1));
     }
     if (row != stack)
         sw_free(row);
     return SW_OK;
 }
 
+/* Softmax of k raw scores in place: exp(z - max) / sum. */
+void
+sw_gbdt_softmax(double *z, int64_t k)
+{
+    double m = z[0], s = 0;
+    int64_t j;
+
+    for (j = 1; j < k; j++)
+        m = z[j] > m ? z[j] : m;
+    for (j = 0; j < k; j++) {
+        z[j] = exp(z[j] - m);
+        s += z[j];
+    }
+    for (j = 0; j < k; j++)
+        z[j] /= s;
+}
+
 sw_rc
 sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out, int64_t n_out,
                 sw_err *err)
 {
-    int64_t i;
+    int64_t i, k = g->n_classes > 1 ? g->n_classes : 1;
     sw_rc rc;
 
-    if (n_out < x->n_rows)
+    if (n_out < x->n_rows * k)
         return sw_fail(err, SW_E_SHAPE, "gbdt: %lld outputs for %lld rows",
                        (long long)n_out, (long long)x->n_rows);
     if ((rc = sw_gbdt_raw(g, x, g->n_trees, out, err)) != SW_OK)
         return rc;
-    for (i = 0; i < x->n_rows; i++)
-        out[i] = sw_gbdt_output(g, out[i]);
+    for (i = 0; i < x->n_rows; i++) {
+        if (k > 1)
+            sw_gbdt_softmax(out + i * k, k);
+        else
+            out[i] = sw_gbdt_output(g, out[i]);
+    }
     return SW_OK;
 }
 
@@ -137,6 +166,9 @@ sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
     if (c == NULL)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     *c = *g;
+    c->base_scores = g->n_classes > 1
+                         ? sw_alloc_array((size_t)g->n_classes, sizeof(double))
+                         : NULL;
     c->nodes = sw_alloc_array((size_t)(g->n_nodes ? g->n_nodes : 1),
                               sizeof(sw_gbdt_node));
     c->roots = sw_alloc_array((size_t)g->n_trees + 1, sizeof(int64_t));
@@ -146,8 +178,9 @@ sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
     c->imp_split = sw_alloc_array((size_t)nf, sizeof(int64_t));
     c->cap_nodes = g->n_nodes;
     c->cap_trees = g->n_trees;
+
     if (!c->nodes || !c->roots || !c->edge_start || !c->edges || !c->imp_gain ||
-        !c->imp_split) {
+        !c->imp_split || (g->n_classes > 1 && !c->base_scores)) {
         sw_gbdt_free(c);
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     }
@@ -157,6 +190,9 @@ sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
     memcpy(c->edges, g->edges, (size_t)ne * sizeof(double));
     memcpy(c->imp_gain, g->imp_gain, (size_t)nf * sizeof(double));
     memcpy(c->imp_split, g->imp_split, (size_t)nf * sizeof(int64_t));
+    if (g->n_classes > 1)
+        memcpy(c->base_scores, g->base_scores,
+               (size_t)g->n_classes * sizeof(double));
     *out = c;
     return SW_OK;
 }
@@ -176,7 +212,8 @@ sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
     sw_rc rc;
 
     if ((rc = sw_buf_put_u32(b, (uint32_t)g->objective, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, 0, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, g->n_classes > 1 ? (uint32_t)g->n_classes : 0,
+                             err)) != SW_OK ||
         (rc = sw_buf_put_u64(b, (uint64_t)nf, err)) != SW_OK ||
         (rc = sw_buf_put_f64s(b, par, 2, err)) != SW_OK ||
         (rc = sw_buf_put_u64(b, (uint64_t)(g->best_iteration + 1), err)) !=
@@ -207,6 +244,8 @@ sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
         rc = sw_buf_put_f64s(b, g->imp_gain, (size_t)nf, err);
     for (i = 0; rc == SW_OK && i < nf; i++)
         rc = sw_buf_put_u64(b, (uint64_t)g->imp_split[i], err);
+    if (rc == SW_OK && g->n_classes > 1)
+        rc = sw_buf_put_f64s(b, g->base_scores, (size_t)g->n_classes, err);
     return rc;
 }
 
@@ -259,11 +298,14 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
         (rc = sw_cur_u64(c, &nn, err)) != SW_OK)
         goto done;
     /* every node takes 32 bytes: a count beyond the section is a lie */
-    if (obj > 1 || nf == 0 || nf > (1u << 24) || nt > nn ||
-        nn > (c->len - c->pos) / 32 || best > nt) {
+    if (obj > 2 || nf == 0 || nf > (1u << 24) || nt > nn ||
+        nn > (c->len - c->pos) / 32 || best > nt ||
+        (obj == SW_GBDT_MULTICLASS) != (pad != 0) ||
+        (pad != 0 && (pad < 3 || pad > 65536 || nt % pad != 0))) {
         rc = bad(err, "header out of range");
         goto done;
     }
+    g->n_classes = pad ? (int64_t)pad : 1;
     g->objective = (int)obj;
     g->n_features = (int64_t)nf;
     g->base_score = par[0];
@@ -330,6 +372,13 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
         rc = sw_cur_u64(c, &u, err);
         g->imp_split[i] = (int64_t)u;
     }
+    if (rc == SW_OK && g->n_classes > 1) {
+        g->base_scores = sw_alloc_array((size_t)g->n_classes, sizeof(double));
+        if (g->base_scores == NULL)
+            rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+        else
+            rc = sw_cur_f64s(c, g->base_scores, (size_t)g->n_classes, err);
+    }
 done:
     if (rc != SW_OK) {
         sw_gbdt_free(g);
@@ -347,12 +396,14 @@ sw_gbdt_describe(const sw_gbdt *g, FILE *fp)
     for (t = 0; t < g->n_nodes; t++)
         leaves += g->nodes[t].feature < 0;
     (void)depth;
-    fprintf(
-        fp,
-        "  gbdt         %s, %lld trees (best iteration %lld), %lld "
-        "leaves\n",
-        g->objective == SW_GBDT_BINARY ? "binary log-loss" : "L2 regression",
-        (long long)g->n_trees, (long long)g->best_iteration, (long long)leaves);
+    fprintf(fp,
+            "  gbdt         %s, %lld trees (best iteration %lld), %lld "
+            "leaves\n",
+            g->objective == SW_GBDT_BINARY       ? "binary log-loss"
+            : g->objective == SW_GBDT_MULTICLASS ? "multiclass softmax"
+                                                 : "L2 regression",
+            (long long)g->n_trees, (long long)g->best_iteration,
+            (long long)leaves);
     fprintf(fp, "  base score   %.17g, learning rate %g\n", g->base_score,
             g->learning_rate);
 }

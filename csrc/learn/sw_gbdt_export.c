@@ -130,6 +130,9 @@ sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
     if (trees_per_file < 1)
         return sw_fail(err, SW_E_INVAL, "export: trees_per_file must be >= 1");
     g = m->u.gbdt;
+    if (g->n_classes > 1)
+        return sw_fail(err, SW_E_UNSUPPORTED,
+                       "export: multiclass models are not exported to C yet");
 
     if ((fp = open_out(dir, name, ".h", path, sizeof(path), err)) == NULL)
         return SW_E_IO;

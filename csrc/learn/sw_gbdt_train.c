@@ -52,6 +52,11 @@ typedef struct leaf {
 
 typedef struct trainer {
     int objective, num_leaves, max_depth, max_bin, threads, depthwise;
+    int64_t K;      /* scores per row: classes of a multiclass model, or 1 */
+    int64_t cls;    /* multiclass: the class of the tree being grown */
+    int64_t round0; /* rounds of the model continued: a continued fit
+                     * draws the bags that training longer would have */
+    double *prob;   /* multiclass: n x K probabilities at the round's start */
     int64_t rounds, min_data, bin_sample, early;
     double lr, min_hess, l1, l2, min_gain, max_delta, bag, ffrac;
     uint64_t seed;
@@ -840,6 +845,12 @@ gradients_of(void *ctx, int64_t c, int thread)
 
             g = p - t->y[i];
             h = p * (1.0 - p) > 1e-16 ? p * (1.0 - p) : 1e-16;
+        } else if (t->objective == SW_GBDT_MULTICLASS) {
+            /* softmax cross-entropy; xgboost's hessian 2 p (1 - p) */
+            double p = t->prob[i * t->K + t->cls];
+
+            g = p - (t->y[i] == (double)t->cls ? 1.0 : 0.0);
+            h = 2.0 * p * (1.0 - p) > 1e-16 ? 2.0 * p * (1.0 - p) : 1e-16;
         } else {
             g = t->score[i] - t->y[i];
             h = 1.0;
@@ -886,14 +897,17 @@ gradients(trainer *t)
     int64_t c, chunks = (t->n + ROW_CHUNK - 1) / ROW_CHUNK;
     double gbound = 1.0;
 
-    if (t->objective != SW_GBDT_BINARY) {
+    if (t->objective == SW_GBDT_REGRESSION) {
         sw_pool_run(t->workers, chunks, gmax_of, t);
         for (gbound = 0, c = 0; c < chunks; c++)
             gbound = t->gmax[c] > gbound ? t->gmax[c] : gbound;
     }
-    /* binary: |g| <= 1 and h <= 1/4; L2: h = 1 */
+    /* binary: |g| <= 1 and h <= 1/4; multiclass: h <= 1/2; L2: h = 1 */
     t->gscale = fixed_scale(gbound, t->n);
-    t->hscale = fixed_scale(t->objective == SW_GBDT_BINARY ? 0.25 : 1.0, t->n);
+    t->hscale = fixed_scale(t->objective == SW_GBDT_BINARY       ? 0.25
+                            : t->objective == SW_GBDT_MULTICLASS ? 0.5
+                                                                 : 1.0,
+                            t->n);
     t->ginv = 1.0 / t->gscale;
     t->hinv = 1.0 / t->hscale;
     sw_pool_run(t->workers, chunks, gradients_of, t);
@@ -910,7 +924,7 @@ leaf_scores(void *ctx, int64_t c, int thread)
 
     (void)thread;
     for (k = lf->begin; k < lf->end; k++)
-        t->score[t->idx[k]] += v;
+        t->score[t->idx[k] * t->K + t->cls] += v;
 }
 
 /* This round's rows (bagging) and features (feature fraction). */
@@ -952,7 +966,7 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     sw_rc rc;
 
     gradients(t);
-    draw(t, round);
+    draw(t, (t->round0 + round) * t->K + t->cls);
     if ((rc = new_node(t, &root_id, err)) != SW_OK)
         return rc;
     memset(root, 0, sizeof(*root));
@@ -999,7 +1013,8 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     }
     sw_pool_run(t->workers, t->n_leaves, leaf_scores, t);
     for (k = 0; k < t->n_oob; k++)
-        t->score[t->oob[k]] += tree_value(g, root_id, t->X, t->oob[k]);
+        t->score[t->oob[k] * t->K + t->cls] +=
+            tree_value(g, root_id, t->X, t->oob[k]);
     return SW_OK;
 }
 
@@ -1029,18 +1044,34 @@ check_input(const trainer *t, const sw_rows *X, const double *y,
                            "gbdt: %s label %lld is %g; binary labels are 0 "
                            "or 1",
                            what, (long long)i, y[i]);
+        if (t->objective == SW_GBDT_MULTICLASS &&
+            (y[i] < 0 || y[i] != floor(y[i]) || (t->K > 0 && y[i] >= t->K)))
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: %s label %lld is %g; multiclass labels are "
+                           "0 .. %lld",
+                           what, (long long)i, y[i], (long long)t->K - 1);
     }
     return SW_OK;
 }
 
 static double
-loss_of(int objective, const double *raw, const double *y, int64_t n)
+loss_of(int objective, int64_t K, const double *raw, const double *y, int64_t n)
 {
     double s = 0;
-    int64_t i;
+    int64_t i, j;
 
     for (i = 0; i < n; i++) {
-        if (objective == SW_GBDT_BINARY) {
+        if (objective == SW_GBDT_MULTICLASS) {
+            /* -log softmax(raw)[y] = logsumexp(raw) - raw[y] */
+            const double *z = raw + i * K;
+            double m = z[0], e = 0;
+
+            for (j = 1; j < K; j++)
+                m = z[j] > m ? z[j] : m;
+            for (j = 0; j < K; j++)
+                e += exp(z[j] - m);
+            s += m + log(e) - z[(int64_t)y[i]];
+        } else if (objective == SW_GBDT_BINARY) {
             /* log(1 + e^-z) for y = 1, log(1 + e^z) for y = 0, stable */
             double z = y[i] > 0.5 ? raw[i] : -raw[i];
 
@@ -1056,6 +1087,9 @@ static void
 read_conf(trainer *t, const sw_conf *conf)
 {
     t->objective = sw_conf_choice(conf, "gbdt.objective");
+    t->K = t->objective == SW_GBDT_MULTICLASS
+               ? (int64_t)sw_conf_num(conf, "gbdt.num_class")
+               : 1;
     t->rounds = (int64_t)sw_conf_num(conf, "gbdt.n_estimators");
     t->lr = sw_conf_num(conf, "gbdt.learning_rate");
     t->num_leaves = (int)sw_conf_num(conf, "gbdt.num_leaves");
@@ -1089,6 +1123,7 @@ trainer_free(trainer *t)
     sw_free(t->gh);
     sw_free(t->gmax);
     sw_free(t->score);
+    sw_free(t->prob);
     sw_free(t->idx);
     sw_free(t->tmp);
     sw_free(t->oob);
@@ -1125,7 +1160,9 @@ alloc_all(trainer *t, sw_err *err)
     t->nbins = sw_alloc_array((size_t)t->nf, sizeof(int));
     t->gh = sw_alloc_array(n, 2 * sizeof(int64_t));
     t->gmax = sw_alloc_array(n / ROW_CHUNK + 1, sizeof(double));
-    t->score = sw_alloc_array(n, sizeof(double));
+    t->score = sw_alloc_array(n, (size_t)t->K * sizeof(double));
+    if (t->K > 1)
+        t->prob = sw_alloc_array(n, (size_t)t->K * sizeof(double));
     t->idx = sw_alloc_array(n, sizeof(int64_t));
     t->tmp = sw_alloc_array(n * (size_t)sw_pool_threads(t->workers),
                             sizeof(int64_t));
@@ -1139,8 +1176,8 @@ alloc_all(trainer *t, sw_err *err)
         (size_t)((sw_pool_threads(t->workers) - 1) * t->nf * 256 + 1),
         sizeof(hbin));
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
-        !t->gmax || !t->score || !t->idx || !t->tmp || !t->oob || !t->use ||
-        !t->leaves || !t->pool || !t->ahead)
+        !t->gmax || !t->score || (t->K > 1 && !t->prob) || !t->idx || !t->tmp ||
+        !t->oob || !t->use || !t->leaves || !t->pool || !t->ahead)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
@@ -1223,6 +1260,22 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     t.nf = X->n_cols;
     if ((rc = check_input(&t, X, y, "training", err)) != SW_OK)
         return rc;
+    if (t.objective == SW_GBDT_MULTICLASS) {
+        if (t.K == 0) /* gbdt.num_class 0: from the labels */
+            for (i = 0; i < t.n; i++)
+                t.K = y[i] + 1 > (double)t.K ? (int64_t)y[i] + 1 : t.K;
+        if (t.K < 3)
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: multiclass needs at least 3 classes, the "
+                           "labels have %lld (use gbdt.objective=binary)",
+                           (long long)t.K);
+        if (init != NULL && init->kind == SW_MODEL_GBDT &&
+            init->u.gbdt->n_classes != t.K)
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: the model has %lld classes, the labels "
+                           "%lld",
+                           (long long)init->u.gbdt->n_classes, (long long)t.K);
+    }
     if (t.nf < 1)
         return sw_fail(err, SW_E_SHAPE, "gbdt: rows without features");
     if (t.depthwise && t.max_depth <= 0)
@@ -1243,7 +1296,27 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
         goto done;
     if ((rc = make_bins(&t, init != NULL, err)) != SW_OK)
         goto done;
-    if (init == NULL) {
+    if (init == NULL && t.K > 1) {
+        /* each class starts from the log of its share of the labels */
+        int64_t k;
+
+        t.g->n_classes = t.K;
+        t.g->base_scores = sw_calloc((size_t)t.K, sizeof(double));
+        if (t.g->base_scores == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            goto done;
+        }
+        for (i = 0; i < t.n; i++)
+            t.g->base_scores[(int64_t)y[i]] += 1.0;
+        for (k = 0; k < t.K; k++) {
+            double p = t.g->base_scores[k] / (double)t.n;
+
+            t.g->base_scores[k] = log(p > 1e-15 ? p : 1e-15);
+        }
+        for (i = 0; i < t.n; i++)
+            memcpy(t.score + i * t.K, t.g->base_scores,
+                   (size_t)t.K * sizeof(double));
+    } else if (init == NULL) {
         double s = 0;
 
         for (i = 0; i < t.n; i++)
@@ -1261,7 +1334,8 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
         goto done;
     }
     if (X_valid != NULL) {
-        vraw = sw_alloc_array((size_t)X_valid->n_rows, sizeof(double));
+        vraw = sw_alloc_array((size_t)X_valid->n_rows,
+                              (size_t)t.K * sizeof(double));
         if (vraw == NULL) {
             rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
             goto done;
@@ -1270,18 +1344,31 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             goto done;
     }
     first_tree = t.g->n_trees;
+    t.round0 = first_tree / t.K;
     for (r = 0; r < t.rounds; r++) {
-        int64_t root = t.g->n_nodes;
         double l = NAN;
         int stop = 0;
 
-        if ((rc = grow_tree(&t, r, err)) != SW_OK ||
-            (rc = add_root(&t, err)) != SW_OK)
-            goto done;
+        if (t.K > 1) {
+            /* every class's gradients from the round's starting scores */
+            for (i = 0; i < t.n; i++) {
+                memcpy(t.prob + i * t.K, t.score + i * t.K,
+                       (size_t)t.K * sizeof(double));
+                sw_gbdt_softmax(t.prob + i * t.K, t.K);
+            }
+        }
+        for (t.cls = 0; t.cls < t.K; t.cls++) {
+            int64_t root = t.g->n_nodes;
+
+            if ((rc = grow_tree(&t, r, err)) != SW_OK ||
+                (rc = add_root(&t, err)) != SW_OK)
+                goto done;
+            for (i = 0; X_valid != NULL && i < X_valid->n_rows; i++)
+                vraw[i * t.K + t.cls] += tree_value(t.g, root, X_valid, i);
+        }
+        t.cls = 0;
         if (X_valid != NULL) {
-            for (i = 0; i < X_valid->n_rows; i++)
-                vraw[i] += tree_value(t.g, root, X_valid, i);
-            l = loss_of(t.objective, vraw, y_valid, X_valid->n_rows);
+            l = loss_of(t.objective, t.K, vraw, y_valid, X_valid->n_rows);
             if (valid_loss != NULL)
                 valid_loss[r] = l;
             if (l < best_loss) {
@@ -1302,9 +1389,9 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     }
     if (t.early > 0 && X_valid != NULL && best_round >= 0) {
         /* keep the trees up to the best round */
-        t.g->n_trees = first_tree + best_round + 1;
+        t.g->n_trees = first_tree + (best_round + 1) * t.K;
         t.g->n_nodes = t.g->roots[t.g->n_trees];
-        t.g->best_iteration = first_tree + best_round;
+        t.g->best_iteration = first_tree / t.K + best_round;
     }
     for (i = 0; i < t.g->n_nodes; i++) {
         const sw_gbdt_node *n = &t.g->nodes[i];

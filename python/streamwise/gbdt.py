@@ -106,7 +106,8 @@ class _GBDT:
 
     def _conf(self, early_stopping_rounds):
         return {
-            "gbdt.objective": self._objective,
+            "gbdt.objective": self._fit_objective(),
+            "gbdt.num_class": str(self._num_class()),
             "gbdt.n_estimators": str(int(self.n_estimators)),
             "gbdt.learning_rate": repr(float(self.learning_rate)),
             "gbdt.num_leaves": str(int(self.num_leaves)),
@@ -129,6 +130,12 @@ class _GBDT:
 
     def _labels(self, y):
         return np.asarray(y, dtype=np.float64).ravel()
+
+    def _fit_objective(self):
+        return self._objective
+
+    def _num_class(self):
+        return 0
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
             init_model=None, progress=None):
@@ -271,26 +278,35 @@ class _GBDT:
 
 
 class GBDTClassifier(_GBDT):
-    """Binary classifier (labels 0/1, or two distinct values mapped in
-    sorted order)."""
+    """Classifier: binary log-loss for two classes (labels 0/1, or two
+    distinct values mapped in sorted order), softmax with one tree per class
+    and round for three or more (classes_ in sorted order)."""
     _objective = "binary"
+
+    def _n_classes(self):
+        classes = getattr(self, "classes_", None)
+        return 0 if classes is None else len(classes)
+
+    def _fit_objective(self):
+        return "multiclass" if self._n_classes() > 2 else "binary"
+
+    def _num_class(self):
+        return self._n_classes() if self._n_classes() > 2 else 0
 
     def _labels(self, y):
         y = np.asarray(y).ravel()
-        classes = np.unique(y[~np.isnan(y)] if y.dtype.kind == "f" else y)
         if y.dtype.kind == "f" and np.isnan(y).any():
             raise _sw.NumericError("labels contain NaN")
-        if len(classes) > 2:
-            raise _sw.InvalidArgument(
-                f"GBDTClassifier is binary; the labels have {len(classes)} "
-                "classes")
-        if getattr(self, "classes_", None) is None or self._model is None:
-            self.classes_ = classes if len(classes) == 2 else \
+        classes = np.unique(y)
+        if getattr(self, "classes_", None) is None:
+            self.classes_ = classes if len(classes) >= 2 else \
                 np.array([0, 1])
         bad = ~np.isin(y, self.classes_)
         if bad.any():
             raise _sw.InvalidArgument(
                 f"label {y[bad][0]!r} is not one of {list(self.classes_)}")
+        if len(self.classes_) > 2:
+            return np.searchsorted(self.classes_, y).astype(np.float64)
         return (y == self.classes_[1]).astype(np.float64)
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
@@ -300,13 +316,18 @@ class GBDTClassifier(_GBDT):
                            init_model, progress)
 
     def predict_proba(self, X):
+        """(rows, classes) probabilities; one row: (classes,)."""
         p = self._raw_output(X)
+        if len(self.classes_) > 2:
+            return p
         if np.ndim(p) == 0:
             return np.array([1.0 - p, p])
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X):
         p = self._raw_output(X)
+        if len(self.classes_) > 2:
+            return self.classes_[np.argmax(p, axis=-1)]
         return self.classes_[(np.asarray(p) > 0.5).astype(int)]
 
     def save(self, path, golden=None):

@@ -208,8 +208,16 @@ def test_bad_input_is_refused_clearly(rng):
     y = (X[:, 0] > 0).astype(float)
     with pytest.raises(sw.NumericError, match="NaN"):
         GBDTClassifier().fit(X, np.where(np.arange(100) == 3, np.nan, y))
-    with pytest.raises(sw.InvalidArgument, match="3 classes"):
-        GBDTClassifier().fit(X, np.arange(100) % 3)
+    # three classes train a softmax model; the core refuses fewer
+    three = GBDTClassifier(n_estimators=2).fit(X, np.arange(100) % 3)
+    assert three.predict_proba(X).shape == (100, 3)
+    conf = three._conf(0)
+    with pytest.raises(sw.InvalidArgument, match="at least 3 classes"):
+        sw._sw.gbdt_fit(dict(conf, **{"gbdt.num_class": "0"}), X, y, None,
+                        None, None, 2, None)
+    with pytest.raises(sw.InvalidArgument, match="multiclass labels are 0"):
+        sw._sw.gbdt_fit(conf, X, np.arange(100) % 4.0, None, None, None, 2,
+                        None)
     with pytest.raises(sw.NumericError, match="label 5 is inf"):
         GBDTRegressor().fit(X, np.where(np.arange(100) == 5, np.inf, y))
     with pytest.raises(sw.InvalidArgument, match="empty"):
@@ -387,3 +395,82 @@ def test_cli_export_c_writes_what_the_method_writes(tmp_path, rng):
         [os.path.basename(p) for p in direct]
     for a, b in zip(direct, listed):
         assert open(a).read() == open(b).read()
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.3, random_state=0)
+
+
+def _mlogloss(p, y):
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15,
+                                         None))))
+
+
+def test_multiclass_softmax_beside_xgboost():
+    """Ten digit classes (the data scikit-learn ships): probabilities sum
+    to 1, accuracy and log-loss close to xgboost's softprob with the same
+    rounds, leaves and learning rate."""
+    import xgboost as xgb
+    Xtr, Xte, ytr, yte = _digits()
+    m = GBDTClassifier(n_estimators=60, num_leaves=15,
+                       min_data_in_leaf=5).fit(Xtr, ytr)
+    p = m.predict_proba(Xte)
+    assert p.shape == (len(Xte), 10) and m.n_trees_ == 600
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    assert list(m.classes_) == list(range(10))
+    xm = xgb.XGBClassifier(n_estimators=60, max_leaves=15, max_depth=0,
+                           grow_policy="lossguide", tree_method="hist",
+                           learning_rate=0.1, min_child_weight=0,
+                           n_jobs=1).fit(Xtr, ytr)
+    px = xm.predict_proba(Xte)
+    acc, xacc = (m.predict(Xte) == yte).mean(), (px.argmax(1) == yte).mean()
+    assert acc > 0.9 and acc > xacc - 0.03, (acc, xacc)
+    assert _mlogloss(p, yte) < 1.15 * _mlogloss(px, yte)
+    one = m.predict_proba(Xte[3])
+    assert one.shape == (10,) and one.tobytes() == p[3].tobytes()
+
+
+def test_multiclass_labels_threads_continuation_and_runner(tmp_path, serve):
+    """String labels in sorted order; the same bytes at 1-3 threads; 10 + 15
+    rounds equal 25; early stopping keeps whole rounds; the file and
+    sw-serve give the same probabilities, bit for bit."""
+    Xtr, Xte, ytr, yte = _digits()
+    keep = ytr < 4
+    Xtr, ytr = Xtr[keep], np.array(["zero", "one", "two", "three"])[ytr[keep]]
+    kw = dict(num_leaves=7, bagging_fraction=0.8, random_state=1)
+    ms = [GBDTClassifier(n_estimators=8, n_jobs=j, **kw).fit(Xtr, ytr)
+          for j in (1, 2, 3)]
+    assert list(ms[0].classes_) == ["one", "three", "two", "zero"]
+    outs = [m.predict_proba(Xte).tobytes() for m in ms]
+    assert outs[0] == outs[1] == outs[2]
+    whole = GBDTClassifier(n_estimators=25, **kw).fit(Xtr, ytr)
+    first = GBDTClassifier(n_estimators=10, **kw).fit(Xtr, ytr)
+    more = GBDTClassifier(n_estimators=15, **kw).fit(Xtr, ytr,
+                                                     init_model=first)
+    assert more.predict_proba(Xte).tobytes() == \
+        whole.predict_proba(Xte).tobytes()
+    es = GBDTClassifier(n_estimators=300, num_leaves=7).fit(
+        Xtr[:400], ytr[:400], eval_set=[(Xtr[400:], ytr[400:])],
+        early_stopping_rounds=5)
+    assert es.n_trees_ == 4 * (es.best_iteration_ + 1)
+    assert es.evals_result_.argmin() == es.best_iteration_
+    path = whole.save(tmp_path / "m.swm")
+    back = sw.load(path)
+    probe = Xte[:200]
+    ours = back.predict_proba(probe)
+    assert ours.tobytes() == whole.predict_proba(probe).tobytes()
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in probe)
+    out = subprocess.run([serve, str(path)], input=text + "\n",
+                         capture_output=True, text=True, check=True).stdout
+    got = np.array([[float(v) for v in line.split(",")]
+                    for line in out.split()])
+    assert got.tobytes() == ours.tobytes()
+    with pytest.raises(sw.InvalidArgument, match="not one of"):
+        GBDTClassifier(n_estimators=2).fit(
+            Xtr, ytr, eval_set=[(Xtr[:5], ["five"] * 5)])
+    with pytest.raises(sw.UnsupportedError if hasattr(sw, "UnsupportedError")
+                       else sw.Error, match="multiclass"):
+        whole.export_c(tmp_path, name="m")
