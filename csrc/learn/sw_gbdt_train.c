@@ -399,21 +399,20 @@ hist_chunk(void *ctx, int64_t c, int thread)
     hist_rows(j->t, j->rows + lo, n, h);
 }
 
-/* A leaf's histogram: by the caller alone, or by chunks of rows among the
- * pool's threads. */
-static sw_rc
+/* A leaf's histogram: by the calling thread alone, or (pooled) by chunks
+ * of rows among the pool's threads. */
+static void
 build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
-           sw_err *err)
+           int pooled)
 {
     int64_t len = t->nf * 256, k;
     int th, n_threads = sw_pool_threads(t->workers);
     hist_job j;
 
-    (void)err;
-    if (t->workers == NULL || n_rows < HIST_PARALLEL) {
+    if (!pooled || t->workers == NULL || n_rows < HIST_PARALLEL) {
         memset(hist, 0, (size_t)len * sizeof(hbin));
         hist_rows(t, rows, n_rows, hist);
-        return SW_OK;
+        return;
     }
     memset(&j, 0, sizeof(j));
     j.t = t;
@@ -436,7 +435,6 @@ build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
             hist[k].n += p[k].n;
         }
     }
-    return SW_OK;
 }
 
 static double
@@ -616,7 +614,6 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     const split *s = &p->best;
     leaf *small, *large;
     int64_t mid, k;
-    trainer one;
 
     mid = partition(t, p, s, t->tmp + thread * t->n);
     memset(L, 0, sizeof(*L));
@@ -636,10 +633,8 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     large = small == L ? R : L;
     large->hist = p->hist;
     small->hist = fresh;
-    one = *t;
-    one.workers = NULL;
-    build_hist(pooled ? t : &one, t->idx + small->begin,
-               small->end - small->begin, small->hist, NULL);
+    build_hist(t, t->idx + small->begin, small->end - small->begin, small->hist,
+               pooled);
     for (k = 0; k < t->nf * 256; k++) {
         large->hist[k].g -= small->hist[k].g;
         large->hist[k].h -= small->hist[k].h;
@@ -981,8 +976,7 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     if (root->hist == NULL)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
-    if ((rc = build_hist(t, t->idx, t->n_bag, root->hist, err)) != SW_OK)
-        return rc;
+    build_hist(t, t->idx, t->n_bag, root->hist, 1);
     find_best2(t, root, NULL);
     t->ahead[0].ready = 0;
     while (t->n_leaves < t->num_leaves) {
