@@ -272,9 +272,11 @@ sw_rc sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
                          sw_err *err);
 /* Write a gbdt model as C source into directory dir: name.h, name.c
  * (name_raw and name_predict, which compute what sw_model_predict does,
- * bit for bit) and name_0.c, name_1.c, ... of at most trees_per_file
- * trees each. name must be a C identifier. *n_files (may be NULL): the
- * .c and .h files written. */
+ * bit for bit: double name_predict(const double *x), or for multiclass
+ * void name_predict(const double *x, double *out) of name_N_CLASSES
+ * values) and name_0.c, name_1.c, ... of at most trees_per_file trees
+ * each. name must be a C identifier. *n_files (may be NULL): the .c and
+ * .h files written. */
 sw_rc sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
                        int64_t trees_per_file, int *n_files, sw_err *err);
 

@@ -8,9 +8,10 @@
  * The generated code computes what the interpreter (sw_gbdt.c) computes,
  * bit for bit: the same comparisons (a NaN goes the node's default way),
  * thresholds and leaf values written exactly (C99 hexadecimal floats), the
- * leaves added to the base score in tree order, the same sigmoid. It needs
- * only <math.h> (exp) and a C99 compiler; it must be compiled without
- * -ffast-math, which would change comparisons with NaN and the sums.
+ * leaves added to the base score in tree order, the same sigmoid or
+ * softmax. It needs only <math.h> (exp) and a C99 compiler; it must be
+ * compiled without -ffast-math, which would change comparisons with NaN
+ * and the sums.
  */
 #include <errno.h>
 #include <math.h>
@@ -98,6 +99,38 @@ close_out(FILE *fp, const char *path, sw_err *err)
     return SW_OK;
 }
 
+/* NAME_raw and NAME_predict of a multiclass model: the interpreter's
+ * order of additions (tree t into class t mod K) and its softmax
+ * (sw_gbdt_softmax), operation for operation. */
+static void
+put_multiclass(FILE *fp, const sw_gbdt *g, const char *name)
+{
+    int64_t k, t, K = g->n_classes;
+
+    fprintf(fp,
+            "#include <math.h>\n\n#include \"%s.h\"\n\n"
+            "void\n%s_raw(const double *x, double *out)\n{\n",
+            name, name);
+    for (k = 0; k < K; k++) {
+        fprintf(fp, "    out[%lld] = ", (long long)k);
+        put_double(fp, g->base_scores[k]);
+        fputs(";\n", fp);
+    }
+    for (t = 0; t < g->n_trees; t++)
+        fprintf(fp, "    out[%lld] += %s_tree_%lld(x);\n", (long long)(t % K),
+                name, (long long)t);
+    fprintf(fp,
+            "}\n\nvoid\n%s_predict(const double *x, double *out)\n{\n"
+            "    double m, s = 0;\n    int k;\n\n"
+            "    %s_raw(x, out);\n    m = out[0];\n"
+            "    for (k = 1; k < %lld; k++)\n"
+            "        m = out[k] > m ? out[k] : m;\n"
+            "    for (k = 0; k < %lld; k++) {\n"
+            "        out[k] = exp(out[k] - m);\n        s += out[k];\n    }\n"
+            "    for (k = 0; k < %lld; k++)\n        out[k] /= s;\n}\n",
+            name, name, (long long)K, (long long)K, (long long)K);
+}
+
 static void
 put_banner(FILE *fp, const sw_gbdt *g)
 {
@@ -130,26 +163,35 @@ sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
     if (trees_per_file < 1)
         return sw_fail(err, SW_E_INVAL, "export: trees_per_file must be >= 1");
     g = m->u.gbdt;
-    if (g->n_classes > 1)
-        return sw_fail(err, SW_E_UNSUPPORTED,
-                       "export: multiclass models are not exported to C yet");
 
     if ((fp = open_out(dir, name, ".h", path, sizeof(path), err)) == NULL)
         return SW_E_IO;
     put_banner(fp, g);
     fprintf(fp,
             "#ifndef %s_H\n#define %s_H\n\n"
-            "#define %s_N_FEATURES %lld\n\n"
-            "/* x: %lld doubles, NaN where a value is missing. */\n"
-            "double %s_raw(const double *x);\n"
-            "/* %s */\n"
-            "double %s_predict(const double *x);\n\n",
-            name, name, name, (long long)g->n_features,
-            (long long)g->n_features, name,
-            g->objective == SW_GBDT_BINARY
-                ? "The probability of class 1: 1 / (1 + exp(-raw))."
-                : "The prediction: the raw score.",
-            name);
+            "#define %s_N_FEATURES %lld\n\n",
+            name, name, name, (long long)g->n_features);
+    if (g->n_classes > 1)
+        fprintf(fp,
+                "#define %s_N_CLASSES %lld\n\n"
+                "/* x: %lld doubles, NaN where a value is missing; out: "
+                "%lld values,\n * the class scores (raw) or their softmax "
+                "(predict). */\n"
+                "void %s_raw(const double *x, double *out);\n"
+                "void %s_predict(const double *x, double *out);\n\n",
+                name, (long long)g->n_classes, (long long)g->n_features,
+                (long long)g->n_classes, name, name);
+    else
+        fprintf(fp,
+                "/* x: %lld doubles, NaN where a value is missing. */\n"
+                "double %s_raw(const double *x);\n"
+                "/* %s */\n"
+                "double %s_predict(const double *x);\n\n",
+                (long long)g->n_features, name,
+                g->objective == SW_GBDT_BINARY
+                    ? "The probability of class 1: 1 / (1 + exp(-raw))."
+                    : "The prediction: the raw score.",
+                name);
     for (t = 0; t < g->n_trees; t++)
         fprintf(fp, "double %s_tree_%lld(const double *x);\n", name,
                 (long long)t);
@@ -176,6 +218,14 @@ sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
     if ((fp = open_out(dir, name, ".c", path, sizeof(path), err)) == NULL)
         return SW_E_IO;
     put_banner(fp, g);
+    if (g->n_classes > 1) {
+        put_multiclass(fp, g, name);
+        if ((rc = close_out(fp, path, err)) != SW_OK)
+            return rc;
+        if (n_files != NULL)
+            *n_files = file + 2;
+        return SW_OK;
+    }
     fprintf(fp,
             "#include <math.h>\n\n#include \"%s.h\"\n\n"
             "double\n%s_raw(const double *x)\n{\n    double s = ",

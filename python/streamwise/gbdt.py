@@ -228,8 +228,9 @@ class _GBDT:
     def export_c(self, directory, name="model", trees_per_file=50):
         """Write the model as C source into directory: name.h, name.c
         (double name_predict(const double *x): the probability of class 1
-        for a classifier, the prediction for a regressor; name_raw: the
-        raw score) and name_0.c, name_1.c, ... of at most trees_per_file
+        for a binary classifier, the prediction for a regressor; name_raw:
+        the raw score; multiclass: void name_predict(const double *x,
+        double *out) writing name_N_CLASSES probabilities) and name_0.c, name_1.c, ... of at most trees_per_file
         trees each. The code computes what predict does, bit for bit
         (compile it without -ffast-math). Returns the paths written."""
         import os
