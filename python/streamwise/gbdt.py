@@ -11,15 +11,9 @@ import json
 import numpy as np
 
 from . import _sw
+from .learners import Params
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
-
-_PARAMS = ("n_estimators", "learning_rate", "num_leaves", "max_depth",
-           "grow_policy",
-           "max_bin", "min_data_in_leaf", "min_sum_hessian_in_leaf",
-           "lambda_l1", "lambda_l2", "min_gain_to_split", "max_delta_step",
-           "bagging_fraction", "feature_fraction", "n_jobs", "random_state")
-
 
 def _matrix(X, names=None):
     """(float array C-contiguous 2-D, column names or None)."""
@@ -64,7 +58,7 @@ def _bar(progress, work, rounds, desc):
         return None
 
 
-class _GBDT:
+class _GBDT(Params):
     _objective = None
 
     def __init__(self, n_estimators=100, learning_rate=0.1, num_leaves=31,
@@ -92,17 +86,6 @@ class _GBDT:
         self._model = None
         self.feature_names_in_ = None
         self.evals_result_ = None
-
-    # scikit-learn protocol
-    def get_params(self, deep=True):
-        return {k: getattr(self, k) for k in _PARAMS}
-
-    def set_params(self, **params):
-        for k, v in params.items():
-            if k not in _PARAMS:
-                raise _sw.InvalidArgument(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
 
     def _conf(self, early_stopping_rounds):
         return {
@@ -246,7 +229,7 @@ class _GBDT:
     def save(self, path, golden=None):
         m = self._fitted()
         meta = {"class": type(self).__name__,
-                "params": {k: getattr(self, k) for k in _PARAMS},
+                "params": self.get_params(),
                 "feature_names": self.feature_names_in_,
                 "streamwise_version": _sw.__version__}
         m.set_metadata(json.dumps(meta, sort_keys=True))

@@ -77,19 +77,9 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-class _Linear:
-    """What the PA and SCW estimators share: params, the core handle, I/O.
-
-    Subclasses set ``_fixed`` (properties the class implies) and
-    ``_conf_keys`` (keyword argument -> property name).
-    """
-
-    _fixed = {}
-    _conf_keys = {}
-    _is_classifier = True
-    _model = None        # the core handle; an instance attribute once made
-
-    # ---- scikit-learn plumbing ------------------------------------------
+class Params:
+    """scikit-learn's parameter protocol for every estimator here: the
+    parameters are the arguments of __init__, kept as attributes."""
 
     @classmethod
     def _param_names(cls):
@@ -103,11 +93,26 @@ class _Linear:
         names = self._param_names()
         for key, value in params.items():
             if key not in names:
-                raise ValueError(
+                raise _sw.InvalidArgument(
                     f"invalid parameter {key!r} for {type(self).__name__}; "
                     f"valid parameters: {', '.join(names)}")
             setattr(self, key, value)
         return self
+
+
+class _Linear(Params):
+    """What the PA and SCW estimators share: params, the core handle, I/O.
+
+    Subclasses set ``_fixed`` (properties the class implies) and
+    ``_conf_keys`` (keyword argument -> property name).
+    """
+
+    _fixed = {}
+    _conf_keys = {}
+    _is_classifier = True
+    _model = None        # the core handle; an instance attribute once made
+
+    # ---- scikit-learn plumbing ------------------------------------------
 
     def __repr__(self):
         defaults = inspect.signature(type(self).__init__).parameters

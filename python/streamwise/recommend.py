@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import _sw
+from .learners import Params
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
            "ranking_metrics_at_k", "rmse"]
@@ -84,7 +85,7 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-class ALS:
+class ALS(Params):
     """Matrix factorization by alternating least squares.
 
     Implicit feedback (Hu, Koren, Volinsky 2008) with a conjugate-gradient
@@ -116,21 +117,6 @@ class ALS:
         self.unknown = unknown
         self.init_scale = init_scale
         self._model = None
-
-    # ---- parameters ------------------------------------------------------
-
-    def get_params(self, deep=True):
-        import inspect
-        return {k: getattr(self, k) for k in
-                inspect.signature(type(self).__init__).parameters
-                if k != "self"}
-
-    def set_params(self, **params):
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"invalid parameter {k!r} for ALS")
-            setattr(self, k, v)
-        return self
 
     def __repr__(self):
         return (f"ALS(factors={self.factors}, regularization="

@@ -30,6 +30,20 @@ def test_sklearn_clone_and_params(cls):
     assert "C=0.5" in repr(est)
 
 
+@pytest.mark.parametrize("cls,param,value", [
+    (sw.GBDTClassifier, "num_leaves", 7), (sw.GBDTRegressor, "max_bin", 63),
+    (sw.ALS, "factors", 12)])
+def test_every_estimator_speaks_the_same_parameter_protocol(cls, param,
+                                                            value):
+    from sklearn.base import clone
+    est = cls(**{param: value})
+    c = clone(est)
+    assert c.get_params() == est.get_params() and c is not est
+    assert c.get_params()[param] == value
+    with pytest.raises(sw.InvalidArgument, match="invalid parameter 'nope'"):
+        c.set_params(nope=1)
+
+
 def test_sklearn_pipeline_and_cross_val(rng):
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
