@@ -23,6 +23,10 @@
 
 #include "sw_internal.h"
 
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* A histogram bin: the sum of gradients with the row count packed in its
  * low bits (gn = g * 2^cbits + n, see gradients()), and the sum of
  * hessians. Both are fixed-point integers, so that sums are exact and the
@@ -950,6 +954,18 @@ tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X, int64_t i)
 
 enum { ROW_CHUNK = 65536 }; /* rows per job of per-row work */
 
+/* llrint(x), which GCC leaves a call (errno) where one instruction does
+ * the same: both round in the current mode, to nearest even by default. */
+static inline int64_t
+to_fixed(double x)
+{
+#if defined(__x86_64__) && defined(__SSE2__)
+    return _mm_cvtsd_si64(_mm_set_sd(x));
+#else
+    return llrint(x);
+#endif
+}
+
 static void
 gradients_of(void *ctx, int64_t c, int thread)
 {
@@ -975,8 +991,8 @@ gradients_of(void *ctx, int64_t c, int thread)
             g = t->score[i] - t->y[i];
             h = 1.0;
         }
-        t->gh[2 * i] = llrint(g * t->gscale) * ((int64_t)1 << t->cbits) + 1;
-        t->gh[2 * i + 1] = llrint(h * t->hscale);
+        t->gh[2 * i] = to_fixed(g * t->gscale) * ((int64_t)1 << t->cbits) + 1;
+        t->gh[2 * i + 1] = to_fixed(h * t->hscale);
     }
 }
 
@@ -1087,7 +1103,7 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
 {
     sw_gbdt *g = t->g;
     leaf *root = &t->leaves[0];
-    int64_t k, root_id;
+    int64_t k, root_id, gn;
     int i;
     sw_rc rc;
 
@@ -1098,16 +1114,18 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     memset(root, 0, sizeof(*root));
     root->end = t->n_bag;
     root->node = root_id;
-    for (k = 0; k < t->n_bag; k++) {
-        root->g += grad_of(t, t->gh[2 * t->idx[k]]);
-        root->h += t->gh[2 * t->idx[k] + 1];
-    }
-    root->n = t->n_bag;
     root->hist = hist_get(t);
     if (root->hist == NULL)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
     build_hist(t, t->idx, t->n_bag, root->hist, 1);
+    /* every row is in one bin of feature 0: its bins sum the tree's rows */
+    for (k = 0, gn = 0; k < 256; k++) {
+        gn += root->hist[k].gn;
+        root->h += root->hist[k].h;
+    }
+    root->g = grad_of(t, gn);
+    root->n = count_of(t, gn);
     find_best2(t, root, NULL);
     t->ahead[0].ready = 0;
     while (t->n_leaves < t->num_leaves) {
