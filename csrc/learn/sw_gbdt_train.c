@@ -90,7 +90,8 @@ typedef struct trainer {
     double *gmax;                      /* per row chunk, see gradients */
     double *score;
     int64_t *idx, n_bag, *oob, n_oob;
-    int64_t *tmp; /* partition scratch: n per pool thread */
+    int64_t *tmp;     /* partition scratch: n per pool thread */
+    int64_t *part_at; /* see split_pooled */
     uint8_t *use;
     leaf *leaves;
     struct ahead *ahead; /* per leaf: its children when split ahead */
@@ -430,14 +431,34 @@ hist_chunk(void *ctx, int64_t c, int thread)
     hist_rows(j->t, j->rows + lo, n, h);
 }
 
+/* The histogram of a pooled job: the caller's, plus the other threads'. */
+static void
+add_partials(const trainer *t, const hist_job *j)
+{
+    int64_t len = t->nf * 256, k;
+    int th, n_threads = sw_pool_threads(t->workers);
+
+    if (!j->used[0])
+        memset(j->hist, 0, (size_t)len * sizeof(hbin));
+    for (th = 1; th < n_threads; th++) {
+        const hbin *p = j->partials + (th - 1) * len;
+
+        if (!j->used[th])
+            continue;
+        for (k = 0; k < len; k++) {
+            j->hist[k].gn += p[k].gn;
+            j->hist[k].h += p[k].h;
+        }
+    }
+}
+
 /* A leaf's histogram: by the calling thread alone, or (pooled) by chunks
  * of rows among the pool's threads. */
 static void
 build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
            int pooled)
 {
-    int64_t len = t->nf * 256, k;
-    int th, n_threads = sw_pool_threads(t->workers);
+    int64_t len = t->nf * 256;
     hist_job j;
 
     if (!pooled || t->workers == NULL || n_rows < HIST_PARALLEL) {
@@ -453,18 +474,7 @@ build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
     j.partials = t->partials;
     sw_pool_run(t->workers, (n_rows + HIST_CHUNK - 1) / HIST_CHUNK, hist_chunk,
                 &j);
-    if (!j.used[0])
-        memset(hist, 0, (size_t)len * sizeof(hbin));
-    for (th = 1; th < n_threads; th++) {
-        const hbin *p = t->partials + (th - 1) * len;
-
-        if (!j.used[th])
-            continue;
-        for (k = 0; k < len; k++) {
-            hist[k].gn += p[k].gn;
-            hist[k].h += p[k].h;
-        }
-    }
+    add_partials(t, &j);
 }
 
 /* The row count and the gradient sum packed in a bin's gn. The shift of a
@@ -699,6 +709,14 @@ new_node(trainer *t, int64_t *id, sw_err *err)
     return SW_OK;
 }
 
+/* Whether a row of bin b goes left at split s: bins up to s->bin, NaN by
+ * the default. */
+static inline int
+goes_left(const split *s, int b, int nan_bin)
+{
+    return b == nan_bin ? s->default_left : b <= s->bin;
+}
+
 /* Rows of lf with bin <= s->bin (NaN: by the default) first, in order;
  * tmp: the calling thread's scratch. */
 static int64_t
@@ -710,8 +728,7 @@ partition(trainer *t, const leaf *lf, const split *s, int64_t *tmp)
 
     for (k = lf->begin; k < lf->end; k++) {
         int64_t r = t->idx[k];
-        int b = col[r];
-        int left = b == nan_bin ? s->default_left : b <= s->bin;
+        int left = goes_left(s, col[r], nan_bin);
 
         /* both stores, one kept: a branch here is a coin flip the
          * predictor loses half the time */
@@ -722,6 +739,107 @@ partition(trainer *t, const leaf *lf, const split *s, int64_t *tmp)
     }
     memcpy(t->idx + lf->begin + nl, tmp, (size_t)nr * sizeof(int64_t));
     return lf->begin + nl;
+}
+
+/* A leaf of at least SPLIT_POOLED rows split alone is split by all the
+ * threads: each partitions chunks of PART_CHUNK rows into scratch and sums
+ * those of the smaller child into its histogram at once (the rows just
+ * read); then the chunks' rows are placed. The same rows in the same
+ * order as partition(): the tree does not depend on the thread count. */
+enum { PART_CHUNK = 8192, SPLIT_POOLED = 4 * PART_CHUNK };
+
+typedef struct part_job {
+    hist_job h; /* the smaller child's histogram (h.rows unused) */
+    const leaf *p;
+    int small_left;
+    int64_t n_chunks;
+    int64_t *nl, *left_at, *right_at; /* per chunk: rows gone left, where
+                                       * its left and right rows go */
+} part_job;
+
+static void
+part_chunk(void *ctx, int64_t c, int thread)
+{
+    part_job *j = ctx;
+    const trainer *t = j->h.t;
+    const split *s = &j->p->best;
+    const uint8_t *col = t->bins_col + s->feature * t->n;
+    const int nan_bin = t->nbins[s->feature];
+    int64_t lo = j->p->begin + c * PART_CHUNK,
+            n = j->p->end - lo < PART_CHUNK ? j->p->end - lo : PART_CHUNK,
+            *out = t->tmp + lo, /* pooled splits run alone: tmp is free */
+        k, nl = 0, nr = 0, len = t->nf * 256;
+    hbin *h = thread == 0 ? j->h.hist : j->h.partials + (thread - 1) * len;
+
+    /* left rows from out[0] up, right ones from out[n - 1] down; both
+     * stores, one kept, as in partition() */
+    for (k = 0; k < n; k++) {
+        int64_t r = t->idx[lo + k];
+        int left = goes_left(s, col[r], nan_bin);
+
+        out[nl] = r;
+        out[n - 1 - nr] = r;
+        nl += left;
+        nr += !left;
+    }
+    j->nl[c] = nl;
+    if (!j->h.used[thread]) {
+        memset(h, 0, (size_t)len * sizeof(hbin));
+        j->h.used[thread] = 1;
+    }
+    if (j->small_left)
+        hist_rows(t, out, nl, h);
+    else
+        hist_rows(t, out + nl, nr, h);
+}
+
+static void
+place_chunk(void *ctx, int64_t c, int thread)
+{
+    part_job *j = ctx;
+    const trainer *t = j->h.t;
+    int64_t lo = j->p->begin + c * PART_CHUNK,
+            n = j->p->end - lo < PART_CHUNK ? j->p->end - lo : PART_CHUNK,
+            nl = j->nl[c], k;
+    const int64_t *in = t->tmp + lo;
+    int64_t *right = t->idx + j->right_at[c];
+
+    (void)thread;
+    memcpy(t->idx + j->left_at[c], in, (size_t)nl * sizeof(int64_t));
+    for (k = 0; k < n - nl; k++) /* back in order */
+        right[k] = in[n - 1 - k];
+}
+
+/* Leaf p's rows partitioned and the smaller child's histogram summed into
+ * hist, by all the threads. */
+static void
+split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
+{
+    part_job j;
+    int64_t n_chunks = (p->end - p->begin + PART_CHUNK - 1) / PART_CHUNK, c,
+            left_at = p->begin, right_at = p->begin + p->best.nl;
+
+    memset(&j, 0, sizeof(j));
+    j.h.t = t;
+    j.h.hist = hist;
+    j.h.partials = t->partials;
+    j.p = p;
+    j.small_left = small_left;
+    j.n_chunks = n_chunks;
+    j.nl = t->part_at;
+    j.left_at = t->part_at + n_chunks;
+    j.right_at = t->part_at + 2 * n_chunks;
+    sw_pool_run(t->workers, n_chunks, part_chunk, &j);
+    for (c = 0; c < n_chunks; c++) {
+        int64_t n = p->end - p->begin - c * PART_CHUNK;
+
+        j.left_at[c] = left_at;
+        j.right_at[c] = right_at;
+        left_at += j.nl[c];
+        right_at += (n < PART_CHUNK ? n : PART_CHUNK) - j.nl[c];
+    }
+    sw_pool_run(t->workers, n_chunks, place_chunk, &j);
+    add_partials(t, &j.h);
 }
 
 /* A leaf's split computed ahead of its turn (see split_next). */
@@ -743,9 +861,8 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
 {
     const split *s = &p->best;
     leaf *small, *large;
-    int64_t mid, k;
+    int64_t mid = p->begin + s->nl, k;
 
-    mid = partition(t, p, s, t->tmp + thread * t->n);
     memset(L, 0, sizeof(*L));
     memset(R, 0, sizeof(*R));
     L->begin = p->begin;
@@ -763,8 +880,13 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     large = small == L ? R : L;
     large->hist = p->hist;
     small->hist = fresh;
-    build_hist(t, t->idx + small->begin, small->end - small->begin, small->hist,
-               pooled);
+    if (pooled && t->workers != NULL && p->end - p->begin >= SPLIT_POOLED) {
+        split_pooled(t, p, fresh, small == L);
+    } else {
+        partition(t, p, s, t->tmp + thread * t->n);
+        build_hist(t, t->idx + small->begin, small->end - small->begin,
+                   small->hist, pooled);
+    }
     for (k = 0; k < t->nf * 256; k++) {
         large->hist[k].gn -= small->hist[k].gn;
         large->hist[k].h -= small->hist[k].h;
@@ -1269,6 +1391,7 @@ trainer_free(trainer *t)
     sw_free(t->prob);
     sw_free(t->idx);
     sw_free(t->tmp);
+    sw_free(t->part_at);
     sw_free(t->oob);
     sw_free(t->use);
     for (i = 0; i < t->n_pool; i++)
@@ -1310,6 +1433,7 @@ alloc_all(trainer *t, sw_err *err)
     t->tmp = sw_alloc_array(n * (size_t)sw_pool_threads(t->workers),
                             sizeof(int64_t));
     t->oob = sw_alloc_array(n, sizeof(int64_t));
+    t->part_at = sw_alloc_array(3 * (n / PART_CHUNK + 1), sizeof(int64_t));
     t->use = sw_alloc_array((size_t)t->nf, 1);
     t->leaves = sw_alloc_array((size_t)t->num_leaves, sizeof(leaf));
     /* the leaves' histograms, and one per leaf split ahead */
@@ -1320,7 +1444,8 @@ alloc_all(trainer *t, sw_err *err)
         sizeof(hbin));
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
         !t->gmax || !t->score || (t->K > 1 && !t->prob) || !t->idx || !t->tmp ||
-        !t->oob || !t->use || !t->leaves || !t->pool || !t->ahead)
+        !t->part_at || !t->oob || !t->use || !t->leaves || !t->pool ||
+        !t->ahead)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
