@@ -353,6 +353,8 @@ sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
         if (rc == SW_OK &&
             (u > (c->len - c->pos) / 8 + g->edge_start[0] ||
              (i > 0 && g->edge_start[i] < g->edge_start[i - 1]) ||
+             /* 255 bins at most: 254 edges, then the NaN bin in a byte */
+             (i > 0 && g->edge_start[i] - g->edge_start[i - 1] > 254) ||
              (i == 0 && u != 0)))
             rc = bad(err, "bin edges out of range");
     }
