@@ -500,3 +500,44 @@ def test_multiclass_labels_threads_continuation_and_runner(tmp_path, serve):
     with pytest.raises(sw.InvalidArgument, match="not one of"):
         GBDTClassifier(n_estimators=2).fit(
             Xtr, ytr, eval_set=[(Xtr[:5], ["five"] * 5)])
+
+
+def test_file_with_too_many_bin_edges_is_refused(rng, tmp_path):
+    """A feature has at most 254 edges (its NaN bin must fit a byte): a
+    file claiming 255, sealed again so that only this check can catch it,
+    is refused; the untouched file loads."""
+    import hashlib
+    import struct
+    import zlib
+    X = rng.standard_normal((2000, 2))
+    y = (X[:, 0] > 0).astype(float)
+    m = GBDTClassifier(n_estimators=2, num_leaves=4).fit(X, y)
+    path = tmp_path / "m.swm"
+    m.save(path)
+    b = bytearray(path.read_bytes())
+    n_sec = struct.unpack_from("<I", b, 112)[0]
+    for i in range(n_sec):
+        typ, _, off, ln, _ = struct.unpack_from("<IIQQI", b, 128 + 32 * i)
+        if typ == 2:
+            entry = 128 + 32 * i
+            break
+    # the MODEL section: u32 objective, classes; u64 nf; f64 base, lr;
+    # u64 best + 1, trees, nodes; u64 tree offsets; 32-byte nodes; u64
+    # edge offsets
+    nf, = struct.unpack_from("<Q", b, off + 8)
+    trees, nodes = struct.unpack_from("<QQ", b, off + 40)
+    at = off + 56 + 8 * (trees + 1) + 32 * nodes
+    starts = struct.unpack_from("<%dQ" % (nf + 1), b, at)
+    assert nf == 2 and starts[0] == 0 and 254 < starts[2] <= 2 * 254
+    assert sw.load(path).predict_proba(X).tobytes() == \
+        m.predict_proba(X).tobytes()
+    struct.pack_into("<Q", b, at + 8, 255)     # feature 0: 255 edges
+    section = bytes(b[off:off + ln])
+    struct.pack_into("<I", b, entry + 24, zlib.crc32(section))
+    b[56:72] = hashlib.sha256(section).digest()[:16]   # the model id
+    b[124:128] = struct.pack("<I", zlib.crc32(bytes(b[:124])))
+    b[-32:] = hashlib.sha256(bytes(b[:-32])).digest()
+    bad = tmp_path / "bad.swm"
+    bad.write_bytes(bytes(b))
+    with pytest.raises(sw.FormatError, match="bin edges out of range"):
+        sw.load(bad)
