@@ -81,6 +81,18 @@ def test_binary_leaf_values_use_gradients_and_hessians(rng):
     raw = np.where(left, base + wl, base + wr)
     assert np.allclose(m.predict_proba(X)[:, 1], 1 / (1 + np.exp(-raw)),
                        rtol=0, atol=1e-12)
+    # later rounds: gradients from scores far from 0 (the trainer's own
+    # e^x, against numpy's), two more single splits
+    m3 = GBDTClassifier(n_estimators=3, num_leaves=2, learning_rate=1.0,
+                        min_data_in_leaf=3).fit(X, y)
+    for _ in range(2):
+        p = 1 / (1 + np.exp(-raw))
+        _, (f, t, wl, wr) = best_split_reference(X, p - y, p * (1 - p),
+                                                 0, 0, 3)
+        raw = raw + np.where(X[:, f] <= t, wl, wr)
+    assert np.abs(raw).min() > 1     # e^x scaled by 2^k, k != 0
+    assert np.allclose(m3.predict_proba(X)[:, 1], 1 / (1 + np.exp(-raw)),
+                       rtol=0, atol=1e-12)
 
 
 def test_missing_values_take_the_learned_default(rng):
