@@ -6,13 +6,16 @@ scikit-learn's HistGradientBoostingClassifier in the same run, at 1 and 2
 threads; then prediction latency and throughput.
 
     PYTHONPATH=python /usr/bin/python3 benchmarks/gbdt.py [--rows N]
-        [--only sw] [--contention]
+        [--only sw] [--contention] [--callgrind]
 
 Times are wall seconds of fit() including binning. streamwise and
 xgboost-lossguide (the reference of the targets) run --repeat times each,
 alternating, and the ratio of each pair is reported as a median: this
 shared machine's speed drifts by 20% and more between minutes.
 --contention adds the 2-thread fit with a busy-loop process running.
+--callgrind counts the instructions per row of sw-serve's scoring
+(valgrind's callgrind: the inclusive cost of sw_model_predict over 2,000
+test rows, less the model check's golden rows at load).
 """
 import argparse
 import multiprocessing
@@ -87,11 +90,44 @@ def latency(model, Xte, n=20000):
     return float(np.median(ns)) / 1000, batch, float(np.median(one)) / 1000
 
 
+def instructions_per_row(model, Xte, n=2000):
+    """callgrind on build/bin/sw-serve scoring n test rows: the inclusive
+    instruction count of sw_model_predict called from sw-serve's loop, per
+    row (the load's check of the golden rows is another caller)."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    root = os.path.join(os.path.dirname(__file__), "..")
+    serve = os.path.join(root, "build", "bin", "sw-serve")
+    if not shutil.which("valgrind") or not os.path.exists(serve):
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.swm")
+        model.save(path)
+        rows = "\n".join(",".join(repr(float(v)) for v in r)
+                         for r in Xte[:n]) + "\n"
+        out = os.path.join(d, "cg.out")
+        subprocess.run(["valgrind", "--tool=callgrind",
+                        f"--callgrind-out-file={out}", serve, path],
+                       input=rows.encode(), capture_output=True, check=True)
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes",
+                               "--tree=caller", out], capture_output=True,
+                              text=True, check=True).stdout
+    # "  18,156,719 (..)  < .../sw_serve.c:flush (8x) [...]" above the
+    # "*  .../sw_model.c:sw_model_predict" line
+    m = re.search(r"([\d,]+) \([^)]*\)\s+<\s+\S*sw_serve\.c:\w+ "
+                  r"\((\d+)x\)[^\n]*\n(?:[^\n]*<[^\n]*\n)*"
+                  r"[^\n]*\*\s+\S*sw_model\.c:sw_model_predict", text)
+    return int(m.group(1).replace(",", "")) / n if m else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--only", choices=["sw"])
     ap.add_argument("--contention", action="store_true")
+    ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--repeat", type=int, default=3,
                     help="paired runs of streamwise and xgboost-lossguide "
                          "per thread count (the other peers run once)")
@@ -166,6 +202,11 @@ def main():
           f"one row in C (sw_model_predict) median {lat:.2f} us; batch "
           f"{batch:,.0f} rows/s (one core); one-row predict_proba from "
           f"Python median {one:.2f} us")
+    if args.callgrind:
+        ipr = instructions_per_row(m, Xte)
+        print("instructions per row, sw-serve scoring 2,000 test rows "
+              "(callgrind): " + (f"{ipr:,.0f}" if ipr else
+                                 "valgrind or build/bin/sw-serve missing"))
 
 
 if __name__ == "__main__":
