@@ -58,72 +58,60 @@ any_nan(const double *x, int64_t n)
     return found;
 }
 
-/* A row without NaN through a binary or regression model's first n_trees
- * trees (the usual case, the hot loop of sw-serve): no default-direction
- * test, nothing but the descent and the sum in the loop over trees. */
-static double
-raw_plain(const sw_gbdt *g, const double *x, int64_t n_trees)
+/* The leaf a row without NaN reaches from node n: no default-direction
+ * test. (kids >> 1) nodes of 16 bytes are (kids & ~1) * 8 bytes: a mask
+ * and two scaled adds per node instead of a shift, a zero-extension,
+ * another shift and an add. */
+static inline const sw_gbdt_node *
+leaf_plain(const sw_gbdt_node *n, const double *x)
 {
-    const sw_gbdt_node *nodes = g->nodes;
-    const int64_t *roots = g->roots;
-    double s = g->base_score;
-    int64_t t;
+    while (n->feature >= 0) {
+        uint64_t step = (uint64_t)(n->kids & ~1u) +
+                        2 * (uint64_t) !(x[n->feature] <= n->value);
 
-    for (t = 0; t < n_trees; t++) {
-        const sw_gbdt_node *n = nodes + roots[t];
-
-        /* (kids >> 1) nodes of 16 bytes are (kids & ~1) * 8 bytes: a
-         * mask and two scaled adds per node instead of a shift, a
-         * zero-extension, another shift and an add */
-        while (n->feature >= 0) {
-            uint64_t step = (uint64_t)(n->kids & ~1u) +
-                            2 * (uint64_t) !(x[n->feature] <= n->value);
-
-            n = (const sw_gbdt_node *)((const char *)n + step * 8);
-        }
-        s += n->value;
+        n = (const sw_gbdt_node *)((const char *)n + step * 8);
     }
-    return s;
+    return n;
+}
+
+/* The same for any row: NaN goes the node's default way. */
+static inline const sw_gbdt_node *
+leaf_any(const sw_gbdt_node *n, const double *x)
+{
+    while (n->feature >= 0) {
+        double v = x[n->feature];
+        int left = v <= n->value || (v != v && (n->kids & 1));
+
+        n += (n->kids >> 1) + !left;
+    }
+    return n;
 }
 
 /* One row through the first n_trees trees: the raw score. A row without
- * NaN (the usual case) takes a loop without the default-direction test:
- * a fifth fewer instructions per node. */
+ * NaN (the usual case) takes leaf_plain, a fifth fewer instructions per
+ * node; for a binary or regression model (the hot loop of sw-serve) in a
+ * loop over trees with nothing else in it. */
 static void
 raw_score(const sw_gbdt *g, const double *x, int64_t n_trees, double *out)
 {
     const sw_gbdt_node *nodes = g->nodes;
+    const int64_t *roots = g->roots;
     double s = g->base_score;
     int64_t t, j, k = g->n_classes;
     int has_nan = any_nan(x, g->n_features);
 
     if (!has_nan && k <= 1) {
-        out[0] = raw_plain(g, x, n_trees);
+        for (t = 0; t < n_trees; t++)
+            s += leaf_plain(nodes + roots[t], x)->value;
+        out[0] = s;
         return;
     }
     for (j = 0; j < k && k > 1; j++)
         out[j] = g->base_scores[j];
     for (t = 0; t < n_trees; t++) {
-        const sw_gbdt_node *n = nodes + g->roots[t];
+        const sw_gbdt_node *n = has_nan ? leaf_any(nodes + roots[t], x)
+                                        : leaf_plain(nodes + roots[t], x);
 
-        if (has_nan) {
-            while (n->feature >= 0) {
-                double v = x[n->feature];
-                int left = v <= n->value || (v != v && (n->kids & 1));
-
-                n += (n->kids >> 1) + !left;
-            }
-        } else {
-            /* (kids >> 1) nodes of 16 bytes are (kids & ~1) * 8 bytes: a
-             * mask and two scaled adds per node instead of a shift, a
-             * zero-extension, another shift and an add */
-            while (n->feature >= 0) {
-                uint64_t step = (uint64_t)(n->kids & ~1u) +
-                                2 * (uint64_t) !(x[n->feature] <= n->value);
-
-                n = (const sw_gbdt_node *)((const char *)n + step * 8);
-            }
-        }
         if (k > 1) /* multiclass: tree t scores class t % k */
             out[t % k] += n->value;
         else

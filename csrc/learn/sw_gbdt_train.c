@@ -27,6 +27,17 @@
 #include <emmintrin.h>
 #endif
 
+/* Loops in the widest vectors the CPU has (one clone per level, picked
+ * at load time); no FMA (-ffp-contract=off), so every clone gives the
+ * same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define SW_GBDT_CLONES                                                         \
+    __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"),         \
+                   optimize("vect-cost-model=dynamic", "no-trapping-math")))
+#else
+#define SW_GBDT_CLONES
+#endif
+
 /* A histogram bin: the sum of gradients with the row count packed in its
  * low bits (gn = g * 2^cbits + n, see gradients()), and the sum of
  * hessians. Both are fixed-point integers, so that sums are exact and the
@@ -36,15 +47,6 @@
  * min_data_in_leaf enough to cost 0.004 test AUC; a count of its own made
  * the bin 24 bytes, two stores per row and feature where 16 bytes take one
  * (the histogram loop 20-25% faster). */
-/* The split search's gain loop in the widest vectors the CPU has. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define SW_GBDT_CLONES                                                         \
-    __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"),         \
-                   optimize("vect-cost-model=dynamic", "no-trapping-math")))
-#else
-#define SW_GBDT_CLONES
-#endif
-
 typedef struct hbin {
     int64_t gn, h;
 } hbin;
@@ -233,8 +235,8 @@ typedef struct fill_job {
  * bin), found by a binary search without branches over the feature's
  * edges padded to 256 with +inf. Eight features' searches go in step: a
  * search's eight loads each wait for the one before, eight of them side
- * by side keep the core busy. */
-/* GCC's vectors (two lanes, through memory) made the searches slower */
+ * by side keep the core busy. Not vectorized: GCC's two-lane vectors went
+ * through memory and were slower. */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-vectorize")))
 #endif
@@ -585,6 +587,8 @@ bits_of(double x)
 SW_GBDT_CLONES static int64_t
 gains_plain(cands *c, int m, const side_limits *s)
 {
+    /* count_of and grad_of written out: a call is not inlined into a
+     * clone */
     const int64_t mask = ((int64_t)1 << s->cbits) - 1;
     int64_t top[8] = {0}, most = 0; /* per lane: one vector's maxima */
     int b0, k;
@@ -634,8 +638,7 @@ best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
         if (!t->use[f] || nb < 2)
             continue;
         for (dl = 0; dl < 2; dl++) {
-            int64_t gnl = 0, hl = 0;
-            int64_t top = 0;
+            int64_t gnl = 0, hl = 0, top = 0;
 
             if (dl) {
                 if (count_of(t, hf[nb].gn) == 0)
