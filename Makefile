@@ -182,7 +182,7 @@ bench: all
 	PYTHONPATH=python $(PYTHON) benchmarks/pipeline.py
 	PYTHONPATH=python $(PYTHON) benchmarks/replay.py
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
-	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention
+	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention --callgrind
 
 # Install what is missing, and only that; root needs no sudo.
 deps:
