@@ -336,12 +336,30 @@ value_of(const feature *f, const double *s, int64_t t, double x, double *out)
     }
 }
 
+/* Running moments {n, mean, sum of squared deviations} (Welford) take x,
+ * counted in n already: one copy of the arithmetic for update(), its
+ * hopping buckets and the step programs' fast path, so that all give the
+ * same bits. */
+static inline void
+mean_take(double *s, double x)
+{
+    s[1] += (x - s[1]) / s[0];
+}
+
+static inline void
+welford_take(double *s, double x)
+{
+    double d = x - s[1];
+
+    s[1] += d / s[0];
+    s[2] += d * (x - s[1]);
+}
+
 /* Add one event (time t, value x, hash hx) to state s. */
 static void
 update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
 {
     int64_t bi, j;
-    double d;
 
     if (f->wkind == WIN_HOPPING) {
         const int w = sw_hop_width(f);
@@ -361,9 +379,7 @@ update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
         b[1] += 1.0;
         switch (f->kind) {
         case OP_VAR:
-            d = x - b[2];
-            b[2] += d / b[1];
-            b[3] += d * (x - b[2]);
+            welford_take(b + 1, x);
             break;
         case OP_MIN:
             b[2] = x < b[2] ? x : b[2];
@@ -393,14 +409,12 @@ update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
         break;
     case OP_MEAN:
         s[0] += 1.0;
-        s[1] += (x - s[1]) / s[0];
+        mean_take(s, x);
         break;
-    case OP_VAR: /* Welford */
+    case OP_VAR:
     case OP_STANDARDIZE:
         s[0] += 1.0;
-        d = x - s[1];
-        s[1] += d / s[0];
-        s[2] += d * (x - s[1]);
+        welford_take(s, x);
         break;
     case OP_MIN:
         s[0] = x < s[0] ? x : s[0];
@@ -726,7 +740,7 @@ static inline __attribute__((always_inline)) void
 step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
      double *out)
 {
-    double d, w, x;
+    double w, x;
 
     switch (o->code) {
     case STEP_COUNT:
@@ -741,15 +755,13 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
         x = v[o->field];
         out[0] = s[0] > 0 ? s[1] : NAN;
         s[0] += 1.0;
-        s[1] += (x - s[1]) / s[0];
+        mean_take(s, x);
         return;
     case STEP_VAR:
         x = v[o->field];
         out[0] = s[0] > 1 ? s[2] / (s[0] - 1.0) : NAN;
         s[0] += 1.0;
-        d = x - s[1];
-        s[1] += d / s[0];
-        s[2] += d * (x - s[1]);
+        welford_take(s, x);
         return;
     case STEP_MIN:
         x = v[o->field];
