@@ -53,7 +53,7 @@ sw_n_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    return n < 1 ? 1 : n > SW_MAX_THREADS ? SW_MAX_THREADS : (int)n;
 }
 
 sw_rc
@@ -61,14 +61,14 @@ sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
             sw_err *err)
 {
     pthread_t tid[SW_MAX_THREADS];
-    worker w[256];
+    worker w[SW_MAX_THREADS];
     job j = {fn, ctx, n_chunks, 0};
     int t, started = 0;
 
     if (n_threads < 1)
         n_threads = 1;
-    if (n_threads > 256)
-        n_threads = 256;
+    if (n_threads > SW_MAX_THREADS)
+        n_threads = SW_MAX_THREADS;
     if (n_threads > n_chunks)
         n_threads = n_chunks > 0 ? (int)n_chunks : 1;
     for (t = 1; t < n_threads; t++) {
@@ -94,7 +94,7 @@ sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
 struct sw_pool {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    int n_threads, started, stop;
+    int started, stop;
     uint64_t generation; /* a new job when it changes */
     int busy;            /* workers still on the current job */
     int64_t serial;      /* jobs left to run in the caller alone */
@@ -145,7 +145,6 @@ sw_pool_new(int n_threads, sw_pool **out, sw_err *err)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    p->n_threads = n_threads;
     for (t = 1; t < n_threads; t++) {
         p->seat[t].p = p;
         p->seat[t].thread = t;
@@ -168,10 +167,12 @@ now_us(void)
 
 /* A worker that another process keeps off its core holds up the chunk it
  * took for a whole time slice (3 ms and more) while the caller waits: when
- * the caller has waited more than 2 ms for one (a chunk's work is kept
- * under about 1 ms), the next 256 jobs run in the caller alone, and then
- * the pool is tried again. Who runs a chunk never
- * changes its result. */
+ * the caller has waited more than 2 ms for one, the next 256 jobs run in
+ * the caller alone, and then the pool is tried again. Most chunks take
+ * well under 1 ms; a tree's leaf splits computed ahead can take a few, so
+ * an uneven job trips this too (1-3 times a fit here, a few trees on one
+ * thread): telling the two apart by the workers' CPU time was slower on
+ * this machine. Who runs a chunk never changes its result. */
 void
 sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
 {
