@@ -27,6 +27,14 @@ room_for(int64_t cap)
     return cap * 7 / 10 + 1;
 }
 
+/* Whether an index of cap cells (and its entries) can exist. */
+static int
+cap_ok(const keytab *kt, int64_t cap)
+{
+    return cap >= 1 && (cap & (cap - 1)) == 0 && room_for(cap) <= MAX_KEYS &&
+           (uint64_t)room_for(cap) <= SIZE_MAX / 8 / (uint64_t)kt->stride;
+}
+
 static size_t
 entries_bytes(const keytab *kt, int64_t n)
 {
@@ -41,8 +49,7 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
     kt->cap = kt->room = 0;
     kt->idx = NULL;
     kt->e = NULL;
-    if (cap < 1 || (cap & (cap - 1)) != 0 || room_for(cap) > MAX_KEYS ||
-        (uint64_t)room_for(cap) > SIZE_MAX / 8 / (uint64_t)kt->stride)
+    if (!cap_ok(kt, cap))
         return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
                        (long long)cap);
     kt->idx = sw_calloc_big((size_t)cap * 8);
@@ -116,9 +123,7 @@ sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
     int64_t i, kept = 0;
     uint64_t *idx, *e;
 
-    if (new_cap < 1 || (new_cap & (new_cap - 1)) != 0 ||
-        room_for(new_cap) > MAX_KEYS ||
-        (uint64_t)room_for(new_cap) > SIZE_MAX / 8 / (uint64_t)kt->stride)
+    if (!cap_ok(kt, new_cap))
         return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
                        (long long)new_cap);
     if (new_cap != kt->cap) {
