@@ -213,9 +213,10 @@ class _GBDT(Params):
         (double name_predict(const double *x): the probability of class 1
         for a binary classifier, the prediction for a regressor; name_raw:
         the raw score; multiclass: void name_predict(const double *x,
-        double *out) writing name_N_CLASSES probabilities) and name_0.c, name_1.c, ... of at most trees_per_file
-        trees each. The code computes what predict does, bit for bit
-        (compile it without -ffast-math). Returns the paths written."""
+        double *out) writing name_N_CLASSES probabilities) and name_0.c,
+        name_1.c, ... of at most trees_per_file trees each. The code
+        computes what predict does, bit for bit (compile it without
+        -ffast-math). Returns the paths written."""
         import os
         directory = os.fspath(directory)
         n = self._fitted().gbdt_export_c(directory, name,
