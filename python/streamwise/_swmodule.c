@@ -3203,10 +3203,11 @@ static PyMethodDef sw_functions[] = {
     {"als_new", sw_als_new_py, METH_VARARGS,
      "als_new(conf, n_users, n_items) -> Model"},
     {"gbdt_fit", sw_gbdt_fit_py, METH_VARARGS,
-     "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds) -> (Model, "
-     "validation losses)"},
+     "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds[, progress]) -> "
+     "(Model, validation losses)"},
     {"predict_latency", sw_predict_latency_py, METH_VARARGS,
-     "predict_latency(model, X) -> ns per row, each scored alone in C"},
+     "predict_latency(model, X) -> ns per row, each scored alone in C "
+     "(one output per row)"},
     {"split_random", sw_split_random_py, METH_VARARGS,
      "split_random(n, test_fraction, seed) -> uint8 mask"},
     {"split_leave_k_out", sw_split_leave_k_out_py, METH_VARARGS,
