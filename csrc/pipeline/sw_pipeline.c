@@ -481,6 +481,9 @@ transform(const feature *f, double x, uint64_t hx, double *out)
         for (j = 0; j < f->n_values; j++)
             out[j] = f->values[j] == hx ? 1.0 : 0.0;
         return;
+    case OP_VALUE:
+        out[0] = x;
+        return;
     default:
         out[0] = NAN;
     }
@@ -880,6 +883,10 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
             x = sw_mix64(x, h[f->hash_fields[m]]);
         ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
     }
+    for (k = 0; k < p->n_fill; k++) {
+        if (isnan(dense[p->fill_col[k]]))
+            dense[p->fill_col[k]] = p->fill_val[k];
+    }
     r->seq[row] = rec_head(p, i)[1];
     r->t[row] = t;
     r->indptr[row] = row * p->n_hash;
@@ -964,7 +971,9 @@ sort_pending(sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
-/* Process the pending events with time <= bound, in order. */
+/* Process the pending events with time <= bound, in order: (time,
+ * arrival), or arrival alone in arrival emission, where every pending
+ * event goes at once. */
 static sw_rc
 drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
 {
@@ -973,7 +982,9 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
     int tb;
     sw_rc rc;
 
-    rc = sort_pending(p, err);
+    if (p->arrival)
+        bound = INT64_MAX;
+    rc = p->arrival ? SW_OK : sort_pending(p, err);
     if (rc != SW_OK)
         return rc;
     while (n < p->n_pend && rec_head(p, n)[0] <= bound)
@@ -1279,7 +1290,7 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
         rec_head(p, k)[1] = seq;
         p->n_pend++;
     }
-    if (p->wm == INT64_MIN)
+    if (p->wm == INT64_MIN && !p->arrival)
         return SW_OK;
     return drain(p, p->wm, r, err);
 }

@@ -38,6 +38,7 @@ typedef enum op {
     OP_LOG1P,
     OP_BUCKETIZE,
     OP_ONE_HOT,
+    OP_VALUE,
     OP_N
 } op;
 
@@ -81,6 +82,8 @@ typedef struct feature {
     int64_t days;     /* daily_profile: days kept */
     double day_decay; /* daily_profile: weight of a day per day of age */
     char **cols;      /* n_out column names (owned) */
+    int has_default;  /* "default": what its columns give instead of NaN */
+    double dflt;
 } feature;
 
 /* What step() does for one feature of a table: the common operators
@@ -193,6 +196,12 @@ struct sw_pipeline {
     int64_t cap_why;
     int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
     int64_t idle_timeout;                /* us; 0: partitions never idle */
+    int arrival; /* emission "arrival": each event processed as it comes,
+                  * in arrival order, with no buffering */
+    /* dense columns whose NaN (no history yet) becomes a spec "default" */
+    int n_fill;
+    int64_t *fill_col;
+    double *fill_val;
     /* stream state */
     int64_t next_seq;
     int64_t max_t;      /* INT64_MIN before the first event */

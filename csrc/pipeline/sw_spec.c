@@ -20,7 +20,7 @@ static const char *const op_names[OP_N] = {
     "count",       "sum",   "mean",        "var",           "min",
     "max",         "last",  "decayed_sum", "decayed_count", "time_since_last",
     "rate",        "hash",  "distinct",    "histogram",     "daily_profile",
-    "standardize", "log1p", "bucketize",   "one_hot"};
+    "standardize", "log1p", "bucketize",   "one_hot",       "value"};
 
 static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
                                          "float32", "bool",  "str"};
@@ -104,7 +104,8 @@ is_numeric(int type)
 static int
 stateless(op kind)
 {
-    return kind == OP_LOG1P || kind == OP_BUCKETIZE || kind == OP_ONE_HOT;
+    return kind == OP_LOG1P || kind == OP_BUCKETIZE || kind == OP_ONE_HOT ||
+           kind == OP_VALUE;
 }
 
 /* Aggregations whose state a window may restrict. */
@@ -124,6 +125,8 @@ allowed(op kind, const char *key)
 {
     if (!strcmp(key, "name") || !strcmp(key, "op"))
         return 1;
+    if (!strcmp(key, "default"))
+        return kind != OP_HASH;
     if (kind == OP_HASH)
         return !strcmp(key, "fields") || !strcmp(key, "dims");
     if (!strcmp(key, "key"))
@@ -149,7 +152,7 @@ allowed(op kind, const char *key)
 /* State doubles of each operator (before windows; histogram and
  * daily_profile depend on their settings). */
 static const int64_t op_slots[OP_N] = {
-    1, 1, 2, 3, 1, 1, 2, 2, 2, 1, 2, 0, HLL_REGISTERS / 8, 0, 0, 3, 0, 0, 0};
+    1, 1, 2, 3, 1, 1, 2, 2, 2, 1, 2, 0, HLL_REGISTERS / 8, 0, 0, 3, 0, 0, 0, 0};
 
 /* The table for a sorted set of key fields, added if new. */
 static int
@@ -489,13 +492,27 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
         return sw_fail(err, SW_E_INVAL, "%s.op: expected an operator", path);
     for (k = 0; k < OP_N && strcmp(op_names[k], json_string_value(v)); k++)
         ;
-    if (k == OP_N)
-        return sw_fail(err, SW_E_INVAL,
-                       "%s.op: unknown operator '%s' (known: count, sum, "
-                       "mean, var, min, max, last, decayed_sum, "
-                       "decayed_count, time_since_last, rate, hash)",
-                       path, json_string_value(v));
+    if (k == OP_N) {
+        char known[400];
+        size_t used = 0;
+
+        for (k = 0; k < OP_N && used < sizeof(known); k++)
+            used += (size_t)snprintf(known + used, sizeof(known) - used,
+                                     "%s%s", k ? ", " : "", op_names[k]);
+        return sw_fail(err, SW_E_INVAL, "%s.op: unknown operator '%s' (known: %s)",
+                       path, json_string_value(v), known);
+    }
     f->kind = (op)k;
+    v = json_object_get(fj, "default");
+    if (v != NULL) {
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return sw_fail(err, SW_E_INVAL,
+                           "%s.default: expected a finite number (the value "
+                           "given instead of NaN before there is history)",
+                           path);
+        f->has_default = 1;
+        f->dflt = json_number_value(v);
+    }
     f->field = -1;
     f->table = -1;
     json_object_foreach(fj, key, v)
@@ -779,6 +796,26 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 
         for (c = 0; f->kind != OP_HASH && c < f->n_out; c++)
             p->colnames[f->offset + c] = f->cols[c];
+        p->n_fill += f->has_default ? f->n_out : 0;
+    }
+    if (p->n_fill > 0) {
+        int k = 0;
+
+        p->fill_col = sw_alloc_array((size_t)p->n_fill, sizeof(int64_t));
+        p->fill_val = sw_alloc_array((size_t)p->n_fill, sizeof(double));
+        if (p->fill_col == NULL || p->fill_val == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+            goto done;
+        }
+        for (i = 0; i < p->n_features; i++) {
+            const feature *f = &p->features[i];
+            int c;
+
+            for (c = 0; f->has_default && c < f->n_out; c++, k++) {
+                p->fill_col[k] = f->offset + c;
+                p->fill_val[k] = f->dflt;
+            }
+        }
     }
 
     wm = json_object_get(root, "watermark");
@@ -817,14 +854,33 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     v = json_object_get(root, "label_join");
     if (v != NULL && (rc = sw_join_parse(p, v, err)) != SW_OK)
         goto done;
+    v = json_object_get(root, "emission");
+    if (v != NULL) {
+        if (!json_is_string(v) || (strcmp(json_string_value(v), "arrival") &&
+                                   strcmp(json_string_value(v), "watermark"))) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "emission: expected \"watermark\" (event-time "
+                         "exact, the default) or \"arrival\" (each event "
+                         "at once, in arrival order)");
+            goto done;
+        }
+        p->arrival = !strcmp(json_string_value(v), "arrival");
+        if (p->arrival && p->join.on) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "emission: \"arrival\" does not go with label_join, "
+                         "which closes pairs by the watermark");
+            goto done;
+        }
+    }
     json_object_foreach(root, name, v)
     {
         if (strcmp(name, "events") && strcmp(name, "features") &&
             strcmp(name, "watermark") && strcmp(name, "ttl") &&
-            strcmp(name, "privacy") && strcmp(name, "label_join")) {
+            strcmp(name, "privacy") && strcmp(name, "label_join") &&
+            strcmp(name, "emission")) {
             rc = sw_fail(err, SW_E_INVAL,
                          "%s: not a spec section (events, features, "
-                         "watermark, ttl, privacy, label_join)",
+                         "watermark, ttl, privacy, label_join, emission)",
                          name);
             goto done;
         }
@@ -897,6 +953,8 @@ sw_spec_free(sw_pipeline *p)
         sw_free(f->cols);
     }
     sw_free(p->colnames);
+    sw_free(p->fill_col);
+    sw_free(p->fill_val);
     sw_free(p->plan);
     sw_free(p->plan_at);
     sw_free(p->ops);

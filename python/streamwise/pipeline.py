@@ -332,12 +332,13 @@ class Pipeline:
 
     def _column_keys(self):
         """{dense column: the set of key fields of its feature}; stateless
-        features (log1p, bucketize, one_hot) have no state to show."""
+        features (log1p, bucketize, one_hot, value) have no state to show."""
         if getattr(self, "_colkeys", None) is None:
             from .reference import _columns
             self._colkeys = {}
             for f in self.spec["features"]:
-                if f["op"] in ("hash", "log1p", "bucketize", "one_hot"):
+                if f["op"] in ("hash", "log1p", "bucketize", "one_hot",
+                               "value"):
                     continue
                 k = f.get("key", [])
                 k = frozenset([k] if isinstance(k, str) else k)

@@ -394,7 +394,8 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
         low = min(m for m in times if not idle or m >= newest - idle) - delay
         mark = low if mark is None else max(mark, low)
         kept.append((t, seq, e))
-    kept.sort(key=lambda r: (r[0], r[1]))
+    if spec.get("emission", "watermark") != "arrival":
+        kept.sort(key=lambda r: (r[0], r[1]))
 
     order = list(fields)
     state = {}     # (feature name, key) -> dict
@@ -427,7 +428,7 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
             return f["values"].index(raw) if raw in f["values"] else -1
         return bisect.bisect_right(f["edges"], x)
 
-    stateless = ("log1p", "bucketize", "one_hot")
+    stateless = ("log1p", "bucketize", "one_hot", "value")
     rows = []
     lj = spec.get("label_join")
     queue, waiting = [], {}     # [t, seq, key, row, alive]; key -> entry
@@ -485,6 +486,9 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
             if op == "one_hot":
                 for c, v in zip(cols, f["values"]):
                     out[c] = 1.0 if raw == v else 0.0
+                continue
+            if op == "value":
+                out[cols[0]] = x
                 continue
             tk = key_of(f, e)
             st = state.get((f["name"], tk))
@@ -611,6 +615,10 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
         for f in spec["features"]:
             if f["op"] not in ("hash",) + stateless:
                 seen[key_of(f, e)] = t
+            if "default" in f:
+                for c in _columns(f):
+                    if math.isnan(out[c]):
+                        out[c] = float(f["default"])
         rows.append((seq, t, out))
         if lj:
             join_step(t, seq, e, out)

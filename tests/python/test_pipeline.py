@@ -935,3 +935,68 @@ def test_background_checkpoint_is_the_snapshot_of_its_moment(tmp_path):
         p.checkpoint_wait()
     q, pos = sw.Pipeline.restore(tmp_path / "bg.swc")
     assert pos == b"1500"
+
+
+# ---- arrival emission, the value operator, defaults for no history -------
+
+SPEC_ARRIVAL = dict(SPEC, emission="arrival", features=SPEC["features"] + [
+    {"name": "price_now", "op": "value", "field": "price"},
+    {"name": "click_now", "op": "value", "field": "click"},
+    {"name": "user_price_mu0", "op": "mean", "key": "user", "field": "price",
+     "default": 0},
+    {"name": "user_price_z0", "op": "standardize", "key": "user",
+     "field": "price", "default": -1.5},
+    {"name": "item_mix0", "op": "histogram", "key": "item", "field": "price",
+     "edges": [10, 30], "default": 0.25},
+])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_arrival_emission_matches_reference(seed):
+    events = stream(seed)
+    (p, dense, seq, t, outs, _, _), (rows, late, _) = against_reference(
+        SPEC_ARRIVAL, events, seed,
+        ("user_clicks_h", "user_events_10m", "user_price_z0"), 1e-12)
+    # every event that is neither late nor invalid comes out of its own
+    # push, in arrival order, though times go back within the jitter
+    assert (np.diff(seq) > 0).all() and (np.diff(t) < 0).any()
+    assert all(len(o) == 0 for o in outs[-1:])     # flush has nothing left
+    cols = p.columns
+    price = np.array([events[s]["price"] for s in seq])
+    assert dense[:, cols.index("price_now")].tolist() == price.tolist()
+    # a value where the plain operator gives NaN, never NaN itself
+    for c, plain, fill in (("user_price_mu0", "user_price_mu", 0.0),):
+        nan = np.isnan(dense[:, cols.index(plain)])
+        assert nan.any() and (dense[nan, cols.index(c)] == fill).all()
+        assert (dense[~nan, cols.index(c)] ==
+                dense[~nan, cols.index(plain)]).all()
+    for c in ("user_price_z0", "item_mix0<10"):
+        assert not np.isnan(dense[:, cols.index(c)]).any()
+
+
+def test_arrival_emission_survives_kill_and_restore(tmp_path):
+    events = [e for e in stream(4, bad=False)]
+    _, want, want_seq, *_ = run(SPEC_ARRIVAL, events, [len(events)])
+    p = sw.Pipeline(SPEC_ARRIVAL)
+    got = [p.push(as_batch(events[:1234])).dense]
+    p.checkpoint(tmp_path / "c")
+    p, _ = sw.Pipeline.restore(tmp_path / "c")
+    got.append(p.push(as_batch(events[1234:])).dense)
+    assert np.concatenate(got).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"emission": "soon"}, "emission: expected"),
+    ({"features": [{"name": "x", "op": "value", "field": "user"}]},
+     "is a string"),
+    ({"features": [{"name": "x", "op": "mean", "key": "user",
+                    "field": "price", "default": "zero"}]},
+     "default: expected a finite number"),
+    ({"features": [{"name": "x", "op": "hash", "fields": ["user"],
+                    "dims": 8, "default": 0}]}, "not a setting of hash"),
+    ({"features": [{"name": "x", "op": "avg", "field": "price"}]},
+     "known: count, sum, mean"),
+])
+def test_emission_value_and_default_are_checked(change, message):
+    with pytest.raises(sw.InvalidArgument, match=message):
+        sw.Pipeline(dict(SPEC, **change))
