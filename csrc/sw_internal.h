@@ -176,6 +176,9 @@ typedef struct sw_gbdt {
     double *base_scores;
 } sw_gbdt;
 
+/* A model's feature pipeline (sw_bundle.c): spec, inputs, golden events. */
+typedef struct sw_bundle sw_bundle;
+
 struct sw_model {
     sw_model_kind kind;
     union {
@@ -185,7 +188,12 @@ struct sw_model {
     } u;
     char *metadata; /* JSON text, NULL means "{}" */
     sw_rows golden; /* owned CSR copy; data NULL when unset */
+    sw_bundle *bundle; /* the PIPELINE section; NULL: a plain model */
 };
+
+void sw_bundle_free(sw_bundle *b);
+sw_rc sw_bundle_dup(const sw_bundle *b, sw_bundle **out, sw_err *err);
+void sw_bundle_describe(const sw_bundle *b, FILE *fp);
 
 /* Kind-specific operations the model handle dispatches to. */
 void sw_model_adopt_golden(sw_model *m, sw_rows *src);
@@ -267,6 +275,13 @@ sw_rc sw_write_atomic_parts(const char *path, const sw_part *parts, int n,
                             sw_err *err);
 sw_rc sw_read_file(const char *path, unsigned char **out, size_t *len,
                    sw_err *err);
+
+/* The PIPELINE section: write (replaying the golden events to store
+ * their predictions) and read (checking the header's hashes and replaying
+ * the golden events, which must give the stored bits). */
+sw_rc sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err);
+sw_rc sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
+                     uint64_t spec_hash, uint64_t schema_hash, sw_err *err);
 
 sw_rc sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err);
 sw_rc sw_als_write(const sw_als *a, sw_buf *b, sw_err *err);

@@ -28,6 +28,7 @@ sw_model_free(sw_model *m)
         break;
     }
     sw_free(m->metadata);
+    sw_bundle_free(m->bundle);
     sw_free((void *)m->golden.data);
     sw_free((void *)m->golden.indptr);
     sw_free((void *)m->golden.indices);
@@ -263,6 +264,9 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
         if (rc != SW_OK)
             goto done;
     }
+    rc = sw_bundle_dup(m->bundle, &c->bundle, err);
+    if (rc != SW_OK)
+        goto done;
     *out = c;
     c = NULL;
     rc = SW_OK;

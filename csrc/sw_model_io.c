@@ -636,14 +636,15 @@ write_model_section(const sw_model *m, sw_buf *b, sw_err *err)
 sw_rc
 sw_model_save(const sw_model *m, const char *path, sw_err *err)
 {
-    section sec[3];
+    section sec[4];
     sw_buf file = {0};
     unsigned char hdr[HEADER_LEN], ent[ENTRY_LEN], zero[8] = {0};
     unsigned char digest[crypto_hash_sha256_BYTES];
     const char *meta;
     uint64_t off;
     struct timespec ts;
-    int i, n_sec = 3;
+    int i, n_sec = m && m->bundle ? 4 : 3;
+    uint64_t spec_hash, schema_hash;
     sw_rc rc;
 
     memset(sec, 0, sizeof(sec));
@@ -659,6 +660,10 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
         (rc = write_model_section(m, &sec[1].body, err)) != SW_OK ||
         (rc = write_golden(m, &sec[2].body, err)) != SW_OK)
         goto done;
+    sec[3].type = SEC_PIPELINE;
+    if (n_sec == 4 && (rc = sw_bundle_write(m, &sec[3].body, err)) != SW_OK)
+        goto done;
+    sw_model_pipeline_hashes(m, &spec_hash, &schema_hash);
 
     memset(hdr, 0, sizeof(hdr));
     memcpy(hdr, magic, 8);
@@ -669,7 +674,8 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
     sw_put_le32(hdr + 20, 8);
     sw_put_le64(hdr + 24, (uint64_t)sw_model_n_features(m));
     sw_put_le64(hdr + 32, (uint64_t)sw_model_n_outputs(m));
-    /* 40: feature schema hash, 48: pipeline spec hash: none yet */
+    sw_put_le64(hdr + 40, schema_hash); /* 0 for a model without pipeline */
+    sw_put_le64(hdr + 48, spec_hash);
     crypto_hash_sha256(digest, sec[1].body.p, sec[1].body.len);
     memcpy(hdr + 56, digest, 16); /* model id: what the MODEL bytes are */
     /* 72: training run id, 16 bytes: set by the tracking layer later */
@@ -709,7 +715,7 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
         goto done;
     rc = sw_write_atomic(path, file.p, file.len, err);
 done:
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 4; i++)
         sw_buf_free(&sec[i].body);
     sw_buf_free(&file);
     return rc;
@@ -722,6 +728,7 @@ done:
 typedef struct parsed {
     uint32_t major, minor, kind, width, n_sec;
     int64_t n_features, n_outputs;
+    uint64_t schema_hash, spec_hash;
     uint64_t created;
     char build[17];
     const unsigned char *model_id;
@@ -767,6 +774,8 @@ parse_frame(const unsigned char *p, size_t len, parsed *f, sw_err *err)
     f->width = sw_get_le32(p + 20);
     f->n_features = (int64_t)sw_get_le64(p + 24);
     f->n_outputs = (int64_t)sw_get_le64(p + 32);
+    f->schema_hash = sw_get_le64(p + 40);
+    f->spec_hash = sw_get_le64(p + 48);
     f->model_id = p + 56;
     f->created = sw_get_le64(p + 88);
     memcpy(f->build, p + 96, 16);
@@ -848,7 +857,7 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
     sw_cursor c;
     int s_model = find_section(f, SEC_MODEL);
     int s_meta = find_section(f, SEC_METADATA);
-    int s_gold = find_section(f, SEC_GOLDEN);
+    int s_gold = find_section(f, SEC_GOLDEN), s_pipe;
     sw_rc rc;
 
     *out = NULL;
@@ -908,6 +917,16 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
     c.pos = 0;
     c.what = "GOLDEN";
     rc = check_golden(m, &c, err);
+    if (rc != SW_OK)
+        goto done;
+    s_pipe = find_section(f, SEC_PIPELINE);
+    if (s_pipe >= 0)
+        rc = sw_bundle_read(m, p + f->sec[s_pipe].off,
+                            (size_t)f->sec[s_pipe].len, f->spec_hash,
+                            f->schema_hash, err);
+    else if (f->spec_hash != 0 || f->schema_hash != 0)
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "header: pipeline hashes but no PIPELINE section");
     if (rc != SW_OK)
         goto done;
     *out = m;
@@ -1057,6 +1076,8 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
         sw_linear_describe(m->u.linear, fp);
     fprintf(fp, "golden\n  %lld rows re-scored: bit-identical\n",
             (long long)m->golden.n_rows);
+    if (m->bundle != NULL)
+        sw_bundle_describe(m->bundle, fp);
 done:
     sw_model_free(m);
     sw_free(buf);

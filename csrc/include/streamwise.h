@@ -590,6 +590,57 @@ int64_t sw_result_invalid(const sw_result *r, const int64_t **seq,
                           const int **reason);
 
 /* ------------------------------------------------------------------ */
+/* Bundles: a model that carries its feature pipeline                   */
+/* ------------------------------------------------------------------ */
+
+/* Make m a bundle of pipeline p: sw_model_save() then writes p's spec
+ * (its events schema and privacy settings, never the secret; without the
+ * emission mode, which the server chooses), the model's inputs and the
+ * spec and schema hashes into the file. The model reads, in order, the
+ * dense columns named in inputs (n_inputs of them, column names of p)
+ * and then, when sparse is nonzero, p's hashed block: its n_features must
+ * be n_inputs (+ sw_pipeline_sparse_dims(p)), else SW_E_SHAPE. p is
+ * borrowed; its state plays no part. */
+sw_rc sw_model_set_pipeline(sw_model *m, const sw_pipeline *p,
+                            const char *const *inputs, int n_inputs,
+                            int sparse, sw_err *err);
+
+/* Golden events of a bundle (1..10000 valid events, copied): save replays
+ * them from an empty pipeline in arrival order and stores the exact
+ * predictions, and every load replays them again and refuses the file
+ * unless each bit agrees. A spec with privacy fields keeps none (the
+ * secret is needed to replay them and never travels). */
+sw_rc sw_model_set_golden_events(sw_model *m, const sw_batch *events,
+                                 sw_err *err);
+
+/* The bundle's spec (compact JSON, borrowed), or NULL for a plain model. */
+const char *sw_model_pipeline_spec(const sw_model *m);
+/* The bundle's inputs: returns their number; names (borrowed) and sparse
+ * may be NULL. 0 and NULL for a plain model. */
+int sw_model_pipeline_inputs(const sw_model *m, const char *const **names,
+                             int *sparse);
+/* The spec and event-schema hashes of the header (0 for a plain model). */
+void sw_model_pipeline_hashes(const sw_model *m, uint64_t *spec_hash,
+                              uint64_t *schema_hash);
+
+/* Score the rows of a pipeline result with a bundle: out gets
+ * sw_result_rows(r) * sw_model_n_outputs(m) values (n_out), row-major, as
+ * sw_model_predict() gives them for the rows the bundle's inputs make.
+ * p must have been compiled from the bundle's spec (any emission mode):
+ * else SW_E_INVAL naming both spec hashes. The one place that turns
+ * feature rows into model rows, for the notebook and the runner alike. */
+sw_rc sw_model_predict_result(const sw_model *m, const sw_pipeline *p,
+                              const sw_result *r, double *out, int64_t n_out,
+                              sw_err *err);
+/* The same for n feature rows in p's layout held elsewhere: dense (n x
+ * sw_pipeline_n_dense(p)) and hashed (n x sw_pipeline_n_hashed(p) column
+ * numbers of the hashed block; may be NULL without hash features). */
+sw_rc sw_model_predict_features(const sw_model *m, const sw_pipeline *p,
+                                const double *dense, const int64_t *hashed,
+                                int64_t n, double *out, int64_t n_out,
+                                sw_err *err);
+
+/* ------------------------------------------------------------------ */
 /* The model registry (io layer, libswio.a)                             */
 /* ------------------------------------------------------------------ */
 

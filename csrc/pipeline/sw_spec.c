@@ -912,6 +912,9 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     }
     p->spec_json = sw_strdup(canon);
     free(canon);
+    /* the emission mode is how rows are released, not what they hold: a
+     * bundle's features served in either mode are the same features */
+    json_object_del(root, "emission");
     canon = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
     if (canon == NULL || p->spec_json == NULL) {
         rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");

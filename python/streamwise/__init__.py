@@ -13,6 +13,7 @@ from . import evaluate
 from . import hdf5
 from . import kafka
 from . import replay
+from . import serve
 from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS

@@ -1222,7 +1222,19 @@ done:
     return result;
 }
 
+/* Bundles (defined with the pipelines, whose type they take). */
+static PyObject *Model_set_pipeline(ModelObject *self, PyObject *args);
+static PyObject *Model_set_golden_events(ModelObject *self, PyObject *arg);
+static PyObject *Model_predict_features(ModelObject *self, PyObject *args);
+static PyObject *Model_get_pipeline(ModelObject *self, void *c);
+
 static PyMethodDef Model_methods[] = {
+    {"set_pipeline", (PyCFunction)Model_set_pipeline, METH_VARARGS,
+     "set_pipeline(pipeline, inputs, sparse): make the model a bundle."},
+    {"set_golden_events", (PyCFunction)Model_set_golden_events, METH_O,
+     "set_golden_events(columns): events replayed and checked at load."},
+    {"predict_features", (PyCFunction)Model_predict_features, METH_VARARGS,
+     "predict_features(pipeline, dense, hashed) -> scores of feature rows."},
     {"learn", (PyCFunction)(void (*)(void))Model_learn, METH_FASTCALL,
      "learn(X, y): learn rows in order (y: class numbers or values)."},
     {"learn_one", (PyCFunction)(void (*)(void))Model_learn, METH_FASTCALL,
@@ -1267,6 +1279,8 @@ static PyMethodDef Model_methods[] = {
 };
 
 static PyGetSetDef Model_getset[] = {
+    {"pipeline", (getter)Model_get_pipeline, NULL,
+     "(spec JSON, inputs, sparse) of a bundle, or None.", NULL},
     {"weights", (getter)Model_get_weights, NULL,
      "Weights, (n_vectors, n_features [+ intercept]): a copy.", NULL},
     {"sigma", (getter)Model_get_sigma, NULL,
@@ -1536,6 +1550,164 @@ done:
         Py_DECREF(arrs[i]);
     PyMem_Free(cols);
     return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bundles: a model and the pipeline it was trained on                  */
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+Model_set_pipeline(ModelObject *self, PyObject *args)
+{
+    sw_state *st = state_of((PyObject *)self);
+    PyObject *po, *names, *fast = NULL, *out = NULL;
+    const char **inputs = NULL;
+    Py_ssize_t n, i;
+    int sparse;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O!Op", st->Pipeline_Type, &po, &names,
+                          &sparse))
+        return NULL;
+    fast = PySequence_Fast(names, "inputs must be a list of column names");
+    if (fast == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(fast);
+    inputs = PyMem_Calloc((size_t)(n ? n : 1), sizeof(char *));
+    if (inputs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        /* borrowed from fast, which lives until done */
+        inputs[i] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+        if (inputs[i] == NULL)
+            goto done;
+    }
+    lock_model(self);
+    rc = sw_model_set_pipeline(self->model, ((PipelineObject *)po)->p,
+                               inputs, (int)n, sparse, &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    out = Py_NewRef(Py_None);
+done:
+    PyMem_Free(inputs);
+    Py_XDECREF(fast);
+    return out;
+}
+
+static PyObject *
+Model_set_golden_events(ModelObject *self, PyObject *list)
+{
+    PyObject *arrs[2 * SW_MAX_COLUMNS], *out = NULL;
+    Py_ssize_t n_arrs = 0, i;
+    sw_column *cols = NULL;
+    sw_batch b;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (PyList_Check(list) && PyList_GET_SIZE(list) > SW_MAX_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "at most %d columns", SW_MAX_COLUMNS);
+        return NULL;
+    }
+    if (batch_arg(list, &b, &cols, arrs, &n_arrs) < 0)
+        goto done;
+    lock_model(self);
+    rc = sw_model_set_golden_events(self->model, &b, &err);
+    unlock_model(self);
+    if (rc != SW_OK) {
+        raise_sw_err(state_of((PyObject *)self), &err);
+        goto done;
+    }
+    out = Py_NewRef(Py_None);
+done:
+    for (i = 0; i < n_arrs; i++)
+        Py_DECREF(arrs[i]);
+    PyMem_Free(cols);
+    return out;
+}
+
+static PyObject *
+Model_predict_features(ModelObject *self, PyObject *args)
+{
+    sw_state *st = state_of((PyObject *)self);
+    PyObject *po, *d_o, *h_o, *out = NULL;
+    PyArrayObject *dense = NULL, *hashed = NULL, *res = NULL;
+    const sw_pipeline *p;
+    npy_intp dims[2];
+    int64_t n;
+    sw_err err = {0};
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "O!OO", st->Pipeline_Type, &po, &d_o, &h_o))
+        return NULL;
+    p = ((PipelineObject *)po)->p;
+    dense = (PyArrayObject *)PyArray_FROM_OTF(d_o, NPY_FLOAT64,
+                                              NPY_ARRAY_IN_ARRAY);
+    hashed = (PyArrayObject *)PyArray_FROM_OTF(h_o, NPY_INT64,
+                                               NPY_ARRAY_IN_ARRAY);
+    if (dense == NULL || hashed == NULL)
+        goto done;
+    n = PyArray_NDIM(dense) == 2 ? (int64_t)PyArray_DIM(dense, 0) : -1;
+    if (n < 0 || PyArray_DIM(dense, 1) != sw_pipeline_n_dense(p) ||
+        PyArray_SIZE(hashed) != n * sw_pipeline_n_hashed(p)) {
+        PyErr_Format(st->exc[SW_E_SHAPE],
+                     "predict_features: expected dense rows of %d columns and "
+                     "%d hashed indices a row [SW_E_SHAPE]",
+                     sw_pipeline_n_dense(p), sw_pipeline_n_hashed(p));
+        goto done;
+    }
+    dims[0] = (npy_intp)n;
+    dims[1] = (npy_intp)sw_model_n_outputs(self->model);
+    res = (PyArrayObject *)PyArray_SimpleNew(dims[1] > 1 ? 2 : 1, dims,
+                                             NPY_FLOAT64);
+    if (res == NULL)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS rc = sw_model_predict_features(
+        self->model, p, PyArray_DATA(dense), PyArray_DATA(hashed), n,
+        PyArray_DATA(res), (int64_t)PyArray_SIZE(res), &err);
+    Py_END_ALLOW_THREADS if (rc != SW_OK)
+    {
+        raise_sw_err(st, &err);
+        goto done;
+    }
+    out = (PyObject *)res;
+    res = NULL;
+done:
+    Py_XDECREF(dense);
+    Py_XDECREF(hashed);
+    Py_XDECREF(res);
+    return out;
+}
+
+static PyObject *
+Model_get_pipeline(ModelObject *self, void *Py_UNUSED(c))
+{
+    const char *spec = sw_model_pipeline_spec(self->model);
+    const char *const *names;
+    PyObject *list;
+    int n, i, sparse;
+
+    if (spec == NULL)
+        Py_RETURN_NONE;
+    n = sw_model_pipeline_inputs(self->model, &names, &sparse);
+    list = PyList_New(n);
+    for (i = 0; list != NULL && i < n; i++) {
+        PyObject *u = PyUnicode_FromString(names[i]);
+
+        if (u == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, u);
+    }
+    if (list == NULL)
+        return NULL;
+    return Py_BuildValue("(sNO)", spec, list, sparse ? Py_True : Py_False);
 }
 
 static PyObject *

@@ -227,8 +227,14 @@ class _GBDT(Params):
                   for k in range(n - 2)]
         return paths
 
-    def save(self, path, golden=None):
+    def save(self, path, golden=None, pipeline=None, inputs=None,
+             sparse=None, golden_events=None):
+        """Write the model to a .swm file; with pipeline, a bundle (see
+        streamwise.serve.attach)."""
         m = self._fitted()
+        if pipeline is not None:
+            from .serve import attach
+            attach(m, pipeline, inputs, sparse, golden_events)
         meta = {"class": type(self).__name__,
                 "params": self.get_params(),
                 "feature_names": self.feature_names_in_,
@@ -315,8 +321,9 @@ class GBDTClassifier(_GBDT):
             return self.classes_[np.argmax(p, axis=-1)]
         return self.classes_[(np.asarray(p) > 0.5).astype(int)]
 
-    def save(self, path, golden=None):
-        super().save(path, golden)
+    def save(self, path, golden=None, pipeline=None, inputs=None,
+             sparse=None, golden_events=None):
+        super().save(path, golden, pipeline, inputs, sparse, golden_events)
         meta = json.loads(self._fitted().metadata)
         meta["classes"] = [c.item() if hasattr(c, "item") else c
                            for c in self.classes_]

@@ -256,9 +256,16 @@ class _Linear(Params):
             meta["classes"] = [_plain(c) for c in self._classes]
         return meta
 
-    def save(self, path, golden=None):
-        """Write the model to a .swm file; golden rows are optional."""
+    def save(self, path, golden=None, pipeline=None, inputs=None,
+             sparse=None, golden_events=None):
+        """Write the model to a .swm file; golden rows are optional. With
+        pipeline (the streamwise.Pipeline it was trained on) the file is a
+        bundle the runner serves from raw events: see
+        streamwise.serve.attach for inputs, sparse and golden_events."""
         m = self._fitted()
+        if pipeline is not None:
+            from .serve import attach
+            attach(m, pipeline, inputs, sparse, golden_events)
         try:
             text = json.dumps(self._metadata(), sort_keys=True)
         except TypeError as e:

@@ -191,6 +191,10 @@ class PipelineOutput:
         self.index = seq
         self.event_time = t
         self.sparse = _csr(pipeline, indices, len(seq))
+        # the hashed block as the core wrote it: n_hashed column numbers a
+        # row (what a bundle's scoring reads)
+        self.hashed = np.asarray(indices, dtype=np.int64).reshape(
+            len(seq), pipeline._n_hash)
         self.pairs = LabelPairs(pipeline, pairs) \
             if "label_join" in pipeline.spec else None
         self.late = late - start
@@ -225,12 +229,16 @@ class PipelineOutput:
 class Pipeline:
     """A compiled spec and its state; see the module documentation."""
 
-    def __init__(self, spec, secret=None, _core=None):
+    def __init__(self, spec, secret=None, emission=None, _core=None):
         """secret (bytes or str, at least 16 bytes) keys the hashes that
         replace the ids of the spec's privacy.fields; without it the
         STREAMWISE_PRIVACY_SECRET environment variable is used. It is never
         stored: a checkpoint keeps a fingerprint, and restore needs the
-        same secret."""
+        same secret. emission: "watermark" (event-time exact, the default)
+        or "arrival" (each event at once, in arrival order, as the live
+        runner scores it); the same as the spec's "emission"."""
+        if emission is not None:
+            spec = dict(spec, emission=emission)
         self.spec = spec
         self._core = _core if _core is not None else _sw.pipeline_new(
             json.dumps(spec))
@@ -253,6 +261,7 @@ class Pipeline:
         self._fields.setdefault(self._time, "int64")
         self._n_hash = sum(f.get("op") == "hash" for f in spec["features"])
         self._batches = []     # (first arrival number, {name: array})
+        self._first = None     # the first batch pushed, encoded
         self._next = self._core.stats["arrivals"]
 
     @property
@@ -296,6 +305,8 @@ class Pipeline:
                 if col[0] in self._private:
                     cols[col[0]] = self._core.hash_column([col])
         start = self._next
+        if self._first is None and n:
+            self._first = encoded     # golden events for a bundle
         self._batches.append((start, cols, n))
         self._next += n
         res = self._core.push(encoded, int(partition))
