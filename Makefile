@@ -60,6 +60,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
+            libmicrohttpd-dev \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
             libhdf5-dev python3-h5py libavro-dev python3-avro python3-xgboost \
@@ -110,9 +111,13 @@ $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
-$(BIN)/sw-serve: csrc/runner/sw_serve.c $(ALL_LIBS)
+RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
+           csrc/runner/sw_metrics.c
+$(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(IO_LIBS) $(LIBS) -o $@
+	$(CC) $(CPPFLAGS) -Icsrc/runner $(CFLAGS) $(RUN_SRC) $(ALL_LIBS) \
+	    $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) -lmicrohttpd \
+	    $(LIBS) -o $@
 
 # `streamwise inspect FILE` etc. for a build in place (pip installs its own).
 $(BIN)/streamwise: Makefile

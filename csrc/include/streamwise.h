@@ -499,6 +499,14 @@ sw_rc sw_pipeline_push(sw_pipeline *p, const sw_batch *b, sw_result *r,
 sw_rc sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
                                  sw_result *r, sw_err *err);
 
+/* Announce partitions 0..n-1 of the source before they are pushed (a
+ * Kafka topic's partition count): until a partition is seen it holds the
+ * watermark at the stream's first event, so a partition read later is
+ * not late because another was read first. What watermark.partitions
+ * does in a spec, for a server that learns the count at run time; a
+ * checkpoint keeps it. */
+sw_rc sw_pipeline_announce_partitions(sw_pipeline *p, int n, sw_err *err);
+
 /* Process every buffered event (end of stream). */
 sw_rc sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err);
 
@@ -514,6 +522,14 @@ int64_t sw_pipeline_oldest_pending(const sw_pipeline *p);
 
 /* Events pushed so far: the arrival number the next event will get. */
 int64_t sw_pipeline_arrivals(const sw_pipeline *p);
+
+/* The spec's hash (the first 8 bytes of SHA-256 of the spec with sorted
+ * keys, without its emission mode): equal specs compute equal features. */
+uint64_t sw_pipeline_spec_hash(const sw_pipeline *p);
+/* 1 for "arrival" emission, 0 for "watermark". */
+int sw_pipeline_arrival(const sw_pipeline *p);
+/* The watermark (us of event time; INT64_MIN before the first event). */
+int64_t sw_pipeline_watermark(const sw_pipeline *p);
 
 /* The current profile of one key: key is a one-row batch holding the key
  * fields. out (n_dense values) gets, for every dense feature keyed by
@@ -726,6 +742,9 @@ int64_t sw_kafka_source_count(const sw_kafka_source *s);
 int sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
                           const int64_t **start, const int64_t **stop,
                           const int64_t **next);
+/* The topic's partition count, from the brokers' metadata. */
+sw_rc sw_kafka_source_partition_count(sw_kafka_source *s, int *n,
+                                      sw_err *err);
 
 /* Live consumption: join consumer group `group` on topic (librdkafka
  * subscribe; the group shares the partitions and remembers offsets;
@@ -741,6 +760,27 @@ sw_rc sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
                                 const char *const *conf_kv,
                                 sw_kafka_source **out, sw_err *err);
 sw_rc sw_kafka_source_commit(sw_kafka_source *s, sw_err *err);
+/* Before the first next() of a subscribed source: partition starts at
+ * offset whenever it is assigned (a checkpoint's position, which wins
+ * over the group's committed offset). */
+sw_rc sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
+                               int64_t offset, sw_err *err);
+/* Commit these offsets (the next to read, per partition) for the group:
+ * what a checkpoint holds, once it is on disk. A rebalance under way or
+ * a partition gone to another member is not an error (the checkpoint
+ * decides where a restart resumes). */
+sw_rc sw_kafka_source_commit_offsets(sw_kafka_source *s,
+                                     const int32_t *partitions,
+                                     const int64_t *offsets, int n,
+                                     sw_err *err);
+/* A subscribed source's next() fails with SW_E_SOURCE, naming the last
+ * offsets read, once no broker has been reachable for ms (default 60000;
+ * 0: wait for ever). */
+void sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms);
+/* Messages between next_offset and the end of partition, from the offsets
+ * the last fetches reported (no request is made); -1 when unknown. */
+int64_t sw_kafka_source_lag(const sw_kafka_source *s, int32_t partition,
+                            int64_t next_offset);
 
 /* Produce to topic with an idempotent producer (acks=all): a message
  * counts as written only once acknowledged. send copies key and value;
@@ -806,6 +846,10 @@ const unsigned char *sw_json_decoder_strings(const sw_json_decoder *d);
 const int64_t *sw_json_decoder_rows(const sw_json_decoder *d);
 int64_t sw_json_decoder_dead(const sw_json_decoder *d, const int64_t **row,
                              const int **reason);
+/* The field dead letter k (0 .. count-1) of the last decode was refused
+ * for (missing, wrong_type), or NULL when the whole message was (not_json,
+ * not_object, not_avro, unknown_schema). Borrowed. */
+const char *sw_json_decoder_dead_field(const sw_json_decoder *d, int64_t k);
 
 /* ------------------------------------------------------------------ */
 /* HDF5 event datasets (io layer, libswio.a, libhdf5)                   */

@@ -45,6 +45,7 @@ struct sw_json_decoder {
     int64_t *row_src; /* source index of each decoded row */
     int64_t *dead_row;
     int *dead_why;
+    int *dead_field; /* the field at fault, -1 for the whole message */
     unsigned char *arena;
     size_t used, arena_cap;
     sw_avro *avro; /* messages are Avro, not JSON */
@@ -67,6 +68,7 @@ sw_json_decoder_free(sw_json_decoder *d)
     }
     sw_free(d->row_src);
     sw_free(d->dead_row);
+    sw_free(d->dead_field);
     sw_free(d->dead_why);
     sw_free(d->arena);
     sw_avro_free(d->avro);
@@ -216,12 +218,12 @@ room(sw_json_decoder *d, int64_t n, sw_err *err)
 }
 
 static sw_rc
-dead(sw_json_decoder *d, int64_t row, int why, sw_err *err)
+dead(sw_json_decoder *d, int64_t row, int why, int field, sw_err *err)
 {
     if (d->n_dead == d->cap_dead) {
         int64_t c = d->cap_dead ? 2 * d->cap_dead : 64;
         int64_t *a = sw_realloc_array(d->dead_row, (size_t)c, sizeof(int64_t));
-        int *b;
+        int *b, *f;
 
         if (a == NULL)
             return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
@@ -230,9 +232,14 @@ dead(sw_json_decoder *d, int64_t row, int why, sw_err *err)
         if (b == NULL)
             return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
         d->dead_why = b;
+        f = sw_realloc_array(d->dead_field, (size_t)c, sizeof(int));
+        if (f == NULL)
+            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+        d->dead_field = f;
         d->cap_dead = c;
     }
     d->dead_row[d->n_dead] = row;
+    d->dead_field[d->n_dead] = field;
     d->dead_why[d->n_dead++] = why;
     return SW_OK;
 }
@@ -310,7 +317,7 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
         return rc;
     for (k = 0; k < n; k++) {
         json_error_t jerr;
-        int i, why = -1;
+        int i, why = -1, bad_field = -1;
         int64_t r = d->rows;
         json_t *o = len[k] < 0        ? NULL
                     : d->avro != NULL ? sw_avro_to_json(d->avro, bytes + at[k],
@@ -325,6 +332,7 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
             why = 1;
         }
         for (i = 0; why < 0 && i < d->n; i++) {
+            bad_field = i;
             json_t *v = json_object_get(o, d->f[i].name);
             int p;
 
@@ -356,7 +364,9 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
         }
         json_decref(o);
         if (why >= 0) {
-            if ((rc = dead(d, k, why, err)) != SW_OK)
+            if (why < 2)
+                bad_field = -1;
+            if ((rc = dead(d, k, why, bad_field, err)) != SW_OK)
                 return rc;
             continue;
         }
@@ -407,4 +417,12 @@ sw_json_decoder_dead(const sw_json_decoder *d, const int64_t **row,
     *row = d->dead_row;
     *reason = d->dead_why;
     return d->n_dead;
+}
+
+const char *
+sw_json_decoder_dead_field(const sw_json_decoder *d, int64_t k)
+{
+    if (k < 0 || k >= d->n_dead || d->dead_field[k] < 0)
+        return NULL;
+    return d->f[d->dead_field[k]].name;
 }

@@ -44,6 +44,14 @@ struct sw_kafka_source {
     int64_t *b_off, *b_ts, *b_key, *b_key_len, *b_val, *b_val_len;
     unsigned char *arena;
     size_t used, arena_cap;
+    /* live: where partitions start when assigned (a checkpoint's offsets,
+     * which win over the group's), and how long the brokers may stay
+     * unreachable before next() fails */
+    int n_start;
+    int32_t *start_part;
+    int64_t *start_off;
+    int64_t outage_ms, down_since;
+    rd_kafka_resp_err_t down_err;
 };
 
 static int64_t
@@ -159,6 +167,8 @@ sw_kafka_source_free(sw_kafka_source *s)
     sw_free(s->b_val);
     sw_free(s->b_val_len);
     sw_free(s->arena);
+    sw_free(s->start_part);
+    sw_free(s->start_off);
     sw_free(s);
 }
 
@@ -179,7 +189,41 @@ resolve(sw_kafka_source *s, int i, int kind, int64_t value, int is_stop,
     return offset_at_time(s, s->part[i], value, low, high, out, err);
 }
 
-/* The consumer handle of s, configured by defaults then conf_kv. */
+/* A rebalance of a live source: assigned partitions start where
+ * start_at() said (else at the group's offset), eagerly or incrementally
+ * as the assignor wants. */
+static void
+rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+          rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    sw_kafka_source *s = opaque;
+    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *ke = NULL;
+    int i, j;
+
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (i = 0; i < l->cnt; i++) {
+            for (j = 0; j < s->n_start; j++) {
+                if (s->start_part[j] == l->elems[i].partition &&
+                    !strcmp(l->elems[i].topic, s->topic))
+                    l->elems[i].offset = s->start_off[j];
+            }
+        }
+        if (coop)
+            ke = rd_kafka_incremental_assign(rk, l);
+        else
+            rd_kafka_assign(rk, l);
+    } else if (coop) {
+        ke = rd_kafka_incremental_unassign(rk, l);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+    if (ke != NULL)
+        rd_kafka_error_destroy(ke);
+}
+
+/* The consumer handle of s, configured by defaults then conf_kv; live
+ * sources get the rebalance callback. */
 static sw_rc
 new_consumer(sw_kafka_source *s, const char *bootstrap,
              const char *const *defaults, const char *const *conf_kv,
@@ -191,6 +235,10 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
 
     if (conf == NULL)
         return SW_E_INVAL;
+    if (s->live) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+        rd_kafka_conf_set_opaque(conf, s);
+    }
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -530,9 +578,17 @@ live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
         if (m->err) {
             /* end of a partition or a broker away: librdkafka retries;
              * a batch ends when nothing arrives within the wait */
+            if (m->err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+                m->err == RD_KAFKA_RESP_ERR__RESOLVE) {
+                if (s->down_since == 0)
+                    s->down_since = now_ms();
+                s->down_err = m->err;
+            }
             rd_kafka_message_destroy(m);
             continue;
         }
+        s->down_since = 0;
         i = part_index(s, m->partition, m->offset);
         if (i < 0) {
             rd_kafka_message_destroy(m);
@@ -546,6 +602,125 @@ live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
             return rc;
     }
     *count = s->count;
+    if (s->count == 0 && s->down_since != 0 && s->outage_ms > 0 &&
+        now_ms() - s->down_since > s->outage_ms) {
+        const rd_kafka_metadata_t *md = NULL;
+        char where[512];
+
+        /* errors stop when a broker is back, but nothing says so: ask */
+        if (!rd_kafka_metadata(s->rk, 0, NULL, &md, 1000)) {
+            rd_kafka_metadata_destroy(md);
+            s->down_since = 0;
+            return SW_OK;
+        }
+        positions(s, where, sizeof(where));
+        return sw_fail(err, SW_E_SOURCE,
+                       "kafka: %s: no broker reachable for %lld ms (%s); last "
+                       "offsets read: %s",
+                       s->topic, (long long)(now_ms() - s->down_since),
+                       rd_kafka_err2str(s->down_err), where[0] ? where : "none");
+    }
+    return SW_OK;
+}
+
+sw_rc
+sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
+                         int64_t offset, sw_err *err)
+{
+    int32_t *p;
+    int64_t *o;
+
+    if (!s->live || partition < 0 || offset < 0)
+        return sw_fail(err, SW_E_INVAL,
+                       "kafka: start_at takes a subscribed source, a "
+                       "partition and an offset >= 0");
+    p = sw_realloc_array(s->start_part, (size_t)s->n_start + 1,
+                         sizeof(int32_t));
+    if (p != NULL)
+        s->start_part = p;
+    o = sw_realloc_array(s->start_off, (size_t)s->n_start + 1,
+                         sizeof(int64_t));
+    if (o != NULL)
+        s->start_off = o;
+    if (p == NULL || o == NULL)
+        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+    s->start_part[s->n_start] = partition;
+    s->start_off[s->n_start++] = offset;
+    return SW_OK;
+}
+
+void
+sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms)
+{
+    s->outage_ms = ms;
+}
+
+sw_rc
+sw_kafka_source_partition_count(sw_kafka_source *s, int *n, sw_err *err)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
+    rd_kafka_resp_err_t e;
+    sw_rc rc = SW_OK;
+
+    *n = 0;
+    if (rkt == NULL)
+        return kerr(err, "topic", rd_kafka_last_error());
+    e = rd_kafka_metadata(s->rk, 0, rkt, &md, 10000);
+    if (e)
+        rc = kerr(err, "metadata", e);
+    else if (md->topic_cnt != 1 || md->topics[0].err)
+        rc = sw_fail(err, SW_E_INVAL, "kafka: topic '%s': %s", s->topic,
+                     md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                   : "not in the metadata");
+    else
+        *n = md->topics[0].partition_cnt;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+int64_t
+sw_kafka_source_lag(const sw_kafka_source *s, int32_t partition,
+                    int64_t next_offset)
+{
+    int64_t lo = -1, hi = -1;
+
+    if (rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &lo,
+                                       &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    return hi > next_offset ? hi - next_offset : 0;
+}
+
+sw_rc
+sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
+                               const int64_t *offsets, int n, sw_err *err)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_resp_err_t e;
+    int i;
+
+    if (!s->live)
+        return sw_fail(err, SW_E_STATE,
+                       "kafka: a replay commits nothing (subscribe for a "
+                       "consumer group)");
+    if (n <= 0)
+        return SW_OK;
+    l = rd_kafka_topic_partition_list_new(n);
+    for (i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, s->topic, partitions[i])->offset =
+            offsets[i];
+    e = rd_kafka_commit(s->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    /* a partition moved to another member since, or a rebalance is under
+     * way: the checkpoint, not the group, decides where we resume */
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET &&
+        e != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS &&
+        e != RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION &&
+        e != RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
+        return kerr(err, "commit", e);
     return SW_OK;
 }
 
@@ -606,6 +781,7 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
     s->live = 1;
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = wait_ms >= 0 ? wait_ms : 1000;
+    s->outage_ms = 60000;
     if ((rc = new_consumer(s, bootstrap, defaults, conf_kv, err)) != SW_OK) {
         sw_kafka_source_free(s);
         return rc;
@@ -739,6 +915,44 @@ sw_rc
 sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
 {
     (void)s;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
+                         int64_t offset, sw_err *err)
+{
+    (void)s, (void)partition, (void)offset;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+void
+sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms)
+{
+    (void)s, (void)ms;
+}
+
+sw_rc
+sw_kafka_source_partition_count(sw_kafka_source *s, int *n, sw_err *err)
+{
+    (void)s;
+    *n = 0;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+int64_t
+sw_kafka_source_lag(const sw_kafka_source *s, int32_t partition,
+                    int64_t next_offset)
+{
+    (void)s, (void)partition, (void)next_offset;
+    return -1;
+}
+
+sw_rc
+sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
+                               const int64_t *offsets, int n, sw_err *err)
+{
+    (void)s, (void)partitions, (void)offsets, (void)n;
     return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 #endif

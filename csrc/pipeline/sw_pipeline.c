@@ -1563,3 +1563,35 @@ sw_pipeline_join_stats(const sw_pipeline *p, int64_t out[3])
     out[1] = p->join.n_unmatched;
     out[2] = p->join.q.n - p->join.q.head; /* waiting, claimed included */
 }
+
+uint64_t
+sw_pipeline_spec_hash(const sw_pipeline *p)
+{
+    return p->spec_hash;
+}
+
+int
+sw_pipeline_arrival(const sw_pipeline *p)
+{
+    return p->arrival;
+}
+
+int64_t
+sw_pipeline_watermark(const sw_pipeline *p)
+{
+    return p->wm;
+}
+
+sw_rc
+sw_pipeline_announce_partitions(sw_pipeline *p, int n, sw_err *err)
+{
+    int limit = p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS;
+
+    if (n < 0 || n > limit)
+        return sw_fail(err, SW_E_INVAL,
+                       "announce_partitions: %d outside 0..%d%s", n, limit,
+                       p->declared_parts ? " (watermark.partitions)" : "");
+    while (p->n_parts < n)
+        p->part_max[p->n_parts++] = INT64_MIN;
+    return SW_OK;
+}

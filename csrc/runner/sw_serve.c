@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "streamwise.h"
+#include "sw_run.h"
 
 #define BATCH 256
 
@@ -116,7 +117,11 @@ static void
 usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: sw-serve MODEL.swm [--format csv|libsvm] [--zero-based]"
+            "usage: sw-serve run JOB.json   (raw events -> the bundle's "
+            "pipeline and model\n"
+            "                                -> predictions; docs/runner.md)"
+            "\n"
+            "       sw-serve MODEL.swm [--format csv|libsvm] [--zero-based]"
             " < rows\n"
             "       sw-serve --registry STORE NAME[@ALIAS|@VERSION] [...]"
             " < rows\n"
@@ -399,6 +404,8 @@ main(int argc, char **argv)
     long long n_bad = 0;
     static char outbuf[1 << 16];
 
+    if (argc >= 2 && !strcmp(argv[1], "run"))
+        return sw_run_main(argc, argv);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             i++;

@@ -1799,6 +1799,21 @@ Pipeline_checkpoint_wait(PipelineObject *self, PyObject *args)
 }
 
 static PyObject *
+Pipeline_announce_partitions(PipelineObject *self, PyObject *arg)
+{
+    int n = PyLong_AsLong(arg) > 1 << 20 ? 1 << 20 : (int)PyLong_AsLong(arg);
+    sw_err err = {0};
+
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (sw_pipeline_announce_partitions(self->p, n, &err) != SW_OK) {
+        raise_sw_err(PyType_GetModuleState(Py_TYPE(self)), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 Pipeline_set_secret(PipelineObject *self, PyObject *arg)
 {
     Py_buffer key;
@@ -1926,6 +1941,8 @@ static PyMethodDef Pipeline_methods[] = {
      "checkpoint_start(path, position_bytes): write from a forked child"},
     {"checkpoint_wait", (PyCFunction)Pipeline_checkpoint_wait, METH_VARARGS,
      "checkpoint_wait(block=True) -> whether the background one is done"},
+    {"announce_partitions", (PyCFunction)Pipeline_announce_partitions, METH_O,
+     "announce_partitions(n): partitions 0..n-1 hold the watermark."},
     {"set_secret", (PyCFunction)Pipeline_set_secret, METH_O,
      "set_secret(bytes): the key of the privacy fields' hashes"},
     {"hash_column", (PyCFunction)Pipeline_hash_column, METH_O,

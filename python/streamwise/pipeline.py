@@ -229,14 +229,18 @@ class PipelineOutput:
 class Pipeline:
     """A compiled spec and its state; see the module documentation."""
 
-    def __init__(self, spec, secret=None, emission=None, _core=None):
+    def __init__(self, spec, secret=None, emission=None, partitions=None,
+                 _core=None):
         """secret (bytes or str, at least 16 bytes) keys the hashes that
         replace the ids of the spec's privacy.fields; without it the
         STREAMWISE_PRIVACY_SECRET environment variable is used. It is never
         stored: a checkpoint keeps a fingerprint, and restore needs the
         same secret. emission: "watermark" (event-time exact, the default)
         or "arrival" (each event at once, in arrival order, as the live
-        runner scores it); the same as the spec's "emission"."""
+        runner scores it); the same as the spec's "emission".
+        partitions: how many partitions the source has (a topic's count),
+        announced at once so that the watermark waits for each until it is
+        read, as the runner does."""
         if emission is not None:
             spec = dict(spec, emission=emission)
         self.spec = spec
@@ -263,6 +267,8 @@ class Pipeline:
         self._batches = []     # (first arrival number, {name: array})
         self._first = None     # the first batch pushed, encoded
         self._next = self._core.stats["arrivals"]
+        if partitions is not None:
+            self._core.announce_partitions(int(partitions))
 
     @property
     def columns(self):

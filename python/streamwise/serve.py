@@ -26,8 +26,9 @@ import numpy as np
 
 from . import _sw
 
-__all__ = ["features", "score", "attach", "Job", "RunningJob",
-           "runner_program"]
+__all__ = ["features", "score", "attach", "score_stream", "Job",
+           "RunningJob", "kafka_source", "hdf5_source", "kafka_sink",
+           "jsonl", "csv", "read_predictions", "runner_program"]
 
 _GOLDEN_EVENTS = 64
 
@@ -130,3 +131,276 @@ def runner_program():
         return found
     raise _sw.UnsupportedError("sw-serve not found: run make (it builds "
                                "build/bin/sw-serve) or set STREAMWISE_SERVE")
+
+
+def kafka_source(topic, bootstrap=None, group=None, start=None, stop=None,
+                 config=None, avro=None):
+    """A Kafka source for a job: live as a member of group, or (without a
+    group) the slice from start ("beginning" or an offset) to stop ("end"
+    or an offset), a backtest."""
+    bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        raise _sw.InvalidArgument("kafka_source: no bootstrap servers (pass "
+                                  "bootstrap= or set "
+                                  "STREAMWISE_KAFKA_BOOTSTRAP)")
+    src = {"bootstrap": bootstrap, "topic": topic}
+    if group is not None:
+        if start is not None or stop is not None:
+            raise _sw.InvalidArgument("kafka_source: a group (live) or "
+                                      "start/stop (a slice), not both")
+        src["group"] = group
+    else:
+        src["start"] = "beginning" if start is None else start
+        src["stop"] = "end" if stop is None else stop
+    if config:
+        src["config"] = {str(k): str(v) for k, v in config.items()}
+    if avro:
+        src["avro"] = avro
+    return {"kafka": src}
+
+
+def hdf5_source(path, event_type):
+    """An HDF5 event table (streamwise.hdf5) as a job's source."""
+    return {"hdf5": {"path": os.fspath(path), "event_type": event_type}}
+
+
+def kafka_sink(topic, bootstrap=None, config=None):
+    out = {"topic": topic}
+    if bootstrap:
+        out["bootstrap"] = bootstrap
+    if config:
+        out["config"] = {str(k): str(v) for k, v in config.items()}
+    return {"kafka": out}
+
+
+def jsonl(path):
+    return {"jsonl": os.fspath(path)}
+
+
+def csv(path):
+    return {"csv": os.fspath(path)}
+
+
+class Job:
+    """A job for ``sw-serve run``: see the module documentation and
+    docs/runner.md for every setting.
+
+    source: kafka_source(...) or hdf5_source(...); bundle: a .swm path, or
+    a reference "name@alias" with registry= the tracking store directory;
+    emission: "arrival" (the live default) or "watermark"; key: the event
+    field the messages are keyed by (the output's key); sinks: a list of
+    kafka_sink(...), jsonl(...), csv(...); features: one output for the
+    feature rows; dead_letters: a kafka_sink or jsonl for what cannot be
+    scored; checkpoint: {"dir": ..., "every_s": 10, "every_events": 0,
+    "keep": 3, "background": True}; metrics_port: the HTTP endpoint."""
+
+    _KEYS = ("source", "bundle", "registry", "name", "emission", "key",
+             "sinks", "features", "dead_letters", "checkpoint",
+             "metrics_port", "batch", "wait_ms", "broker_outage_s",
+             "log_every_s", "secret_env")
+
+    def __init__(self, source, bundle, registry=None, name=None,
+                 emission="arrival", key=None, sinks=(), features=None,
+                 dead_letters=None, checkpoint=None, metrics_port=None,
+                 batch=None, wait_ms=None, broker_outage_s=None,
+                 log_every_s=None, secret_env=None):
+        if emission not in ("arrival", "watermark"):
+            raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
+                                      "'watermark'")
+        if isinstance(checkpoint, (str, os.PathLike)):
+            checkpoint = {"dir": os.fspath(checkpoint)}
+        self.spec = {"source": source, "bundle": os.fspath(bundle),
+                     "registry": None if registry is None
+                     else os.fspath(registry),
+                     "name": name, "emission": emission, "key": key,
+                     "sinks": list(sinks), "features": features,
+                     "dead_letters": dead_letters, "checkpoint": checkpoint,
+                     "metrics_port": metrics_port, "batch": batch,
+                     "wait_ms": wait_ms, "broker_outage_s": broker_outage_s,
+                     "log_every_s": log_every_s, "secret_env": secret_env}
+
+    def to_json(self):
+        return json.dumps({k: v for k, v in self.spec.items()
+                           if v is not None}, indent=2)
+
+    def save(self, path):
+        """Write the job file sw-serve runs."""
+        with open(path, "w") as f:
+            f.write(self.to_json() + "\n")
+        return path
+
+    def start(self, path=None, log=None):
+        """Run the job in a sw-serve process; returns a RunningJob. path:
+        where the job file goes (a temporary file by default); log: a file
+        for the runner's messages (default: kept in memory)."""
+        import tempfile
+        if path is None:
+            fd, path = tempfile.mkstemp(suffix=".json", prefix="sw-job-")
+            os.close(fd)
+        self.save(path)
+        return RunningJob(path, self.spec.get("metrics_port"), log)
+
+    def backtest(self, source=None, timeout=600):
+        """Run the job over recorded events (source: an hdf5_source or a
+        kafka_source slice; default: this job's source, which must be one)
+        to its end, with no checkpoint, and return its predictions as a
+        pandas DataFrame: key, prediction, model, sha256, partition,
+        offset, time_us."""
+        import subprocess
+        import tempfile
+        spec = dict(self.spec)
+        if source is not None:
+            spec["source"] = source
+        kafka = spec["source"].get("kafka")
+        if kafka is not None and "group" in kafka:
+            raise _sw.InvalidArgument("backtest: the source is live (it has "
+                                      "a group); give a slice: "
+                                      "kafka_source(topic, start=..., "
+                                      "stop=...)")
+        with tempfile.TemporaryDirectory(prefix="sw-backtest-") as tmp:
+            out = os.path.join(tmp, "predictions.jsonl")
+            spec.update(sinks=[jsonl(out)], checkpoint=None,
+                        metrics_port=None, features=None, dead_letters=None)
+            job = os.path.join(tmp, "job.json")
+            with open(job, "w") as f:
+                json.dump({k: v for k, v in spec.items() if v is not None},
+                          f)
+            done = subprocess.run([runner_program(), "run", job],
+                                  capture_output=True, text=True,
+                                  timeout=timeout)
+            if done.returncode != 0:
+                raise _sw.Error(f"backtest failed: {done.stderr.strip()}")
+            return read_predictions(out)
+
+
+def read_predictions(path):
+    """A runner's JSON-lines predictions as a DataFrame."""
+    import pandas as pd
+    rows = []
+    with open(path) as f:
+        for line in f:
+            rows.append(json.loads(line))
+    cols = ["key", "prediction", "model", "sha256", "partition", "offset",
+            "time_us"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+class RunningJob:
+    """A sw-serve process running a job."""
+
+    def __init__(self, path, metrics_port=None, log=None):
+        import subprocess
+        self.path = path
+        self.metrics_port = metrics_port
+        self._log = open(log, "w") if log else None
+        self.proc = subprocess.Popen(
+            [runner_program(), "run", path], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log if self._log else subprocess.PIPE,
+            text=True)
+
+    def _get(self, what, timeout=5):
+        import urllib.request
+        if not self.metrics_port:
+            raise _sw.InvalidArgument("the job has no metrics_port")
+        url = f"http://127.0.0.1:{self.metrics_port}/{what}"
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.read().decode()
+
+    def metrics(self):
+        """The Prometheus metrics as {name{labels}: value}."""
+        out = {}
+        for line in self._get("metrics").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def status(self):
+        return json.loads(self._get("status"))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=60):
+        """SIGTERM: the runner checkpoints, flushes, commits and exits;
+        returns its stderr (raises if it failed)."""
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        if self._log:
+            self._log.close()
+        if self.proc.returncode != 0:
+            raise _sw.Error(f"sw-serve exited with {self.proc.returncode}: "
+                            f"{err.strip()}")
+        return err
+
+    def kill(self):
+        """SIGKILL, as a crash."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+def score_stream(model, batches, key=None, emission="arrival",
+                 partitions=None):
+    """The notebook's twin of a runner: replayed batches (from
+    streamwise.replay.kafka(..., schema=spec) or replay.hdf5) through the
+    bundle's pipeline, partition by partition, scored with score(); returns
+    the DataFrame a backtest returns (key, prediction, partition, offset,
+    time_us). partitions: the source's partition count (default: what a
+    Kafka replay's slice says), announced as the runner does."""
+    import pandas as pd
+    from .pipeline import Pipeline
+    m = _core_of(model)
+    if partitions is None and hasattr(batches, "slice"):
+        partitions = len(batches.slice["partitions"])
+    if m.pipeline is None:
+        raise _sw.InvalidArgument("score_stream: the model carries no "
+                                  "pipeline")
+    spec = json.loads(m.pipeline[0])
+    p = Pipeline(spec, emission=emission, partitions=partitions)
+    meta = {}              # arrival number -> (partition, offset, key)
+    frames = []
+
+    def collect(out):
+        if not len(out):
+            return
+        pred = score(m, p, out)
+        where = [meta.pop(int(s)) for s in out.index]
+        frames.append(pd.DataFrame({
+            "key": [w[2] for w in where],
+            "prediction": list(pred) if pred.ndim == 1 else pred.tolist(),
+            "partition": [w[0] for w in where],
+            "offset": [w[1] for w in where],
+            "time_us": out.event_time}))
+
+    for b in batches:
+        n = len(next(iter(b.values()))) if b else 0
+        part = np.asarray(b.get("partition", np.zeros(n, np.int32)))
+        offs = np.asarray(b.get("offset", np.arange(n)))
+        for q in dict.fromkeys(part.tolist()):
+            sel = np.flatnonzero(part == q)
+            sub = {k: np.asarray(v)[sel] for k, v in b.items()}
+            first = p._next
+            keys = sub[key] if key is not None else [""] * len(sel)
+            for i in range(len(sel)):
+                k = keys[i]
+                k = k.decode() if isinstance(k, bytes) else str(k)
+                meta[first + i] = (int(q), int(offs[sel[i]]), k)
+            out = p.push(sub, partition=int(q))
+            for s in np.concatenate([np.asarray(out.late),
+                                     np.asarray(out.invalid["rows"])]):
+                meta.pop(first + int(s), None)
+            collect(out)
+    collect(p.flush())
+    if not frames:
+        return pd.DataFrame(columns=["key", "prediction", "partition",
+                                     "offset", "time_us"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_job.c - read a job file for `sw-serve run` (JSON, as
+ * streamwise.serve.Job writes it; docs/runner.md is its reference).
+ *
+ * Everything is checked before anything starts: an unknown key, a value
+ * of the wrong kind or a missing part is an error that names the path in
+ * the file and what was expected. Kafka properties pass through to
+ * librdkafka as they are, and a value written "${NAME}" is taken from the
+ * environment, so secrets need not live in the job file.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_run.h"
+
+static sw_rc
+bad(sw_err *err, const char *path, const char *expected)
+{
+    err->rc = SW_E_INVAL;
+    snprintf(err->msg, sizeof(err->msg), "job: %s: expected %s", path,
+             expected);
+    return SW_E_INVAL;
+}
+
+/* Every key of o is one of the NULL-terminated names. */
+static sw_rc
+only(json_t *o, const char *path, const char *const *names, sw_err *err)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(o, key, v)
+    {
+        int i, known = 0;
+        char list[200] = "";
+        size_t used = 0;
+
+        for (i = 0; names[i] != NULL; i++) {
+            known |= !strcmp(key, names[i]);
+            if (used < sizeof(list))
+                used += (size_t)snprintf(list + used, sizeof(list) - used,
+                                         "%s%s", i ? ", " : "", names[i]);
+        }
+        if (!known) {
+            err->rc = SW_E_INVAL;
+            snprintf(err->msg, sizeof(err->msg),
+                     "job: %s.%s: unknown key (known: %s)", path, key, list);
+            return SW_E_INVAL;
+        }
+    }
+    return SW_OK;
+}
+
+static const char *
+str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* A number at key (def when absent); -1 return when not a number >= lo. */
+static int
+num(json_t *o, const char *key, double def, double lo, double *out)
+{
+    json_t *v = json_object_get(o, key);
+
+    *out = def;
+    if (v == NULL)
+        return 0;
+    if (!json_is_number(v) || json_number_value(v) < lo)
+        return -1;
+    *out = json_number_value(v);
+    return 0;
+}
+
+/* {"name": "value", ...} as a NULL-terminated array of names and values
+ * (borrowed from the JSON; "${VAR}" values replaced by the environment's,
+ * the replacement stored back into the JSON so that it owns it). */
+static sw_rc
+conf_list(json_t *o, const char *path, const char ***out, sw_err *err)
+{
+    const char *key, **kv;
+    json_t *v;
+    size_t i = 0;
+
+    *out = NULL;
+    if (o == NULL)
+        return SW_OK;
+    if (!json_is_object(o))
+        return bad(err, path, "an object of librdkafka properties");
+    kv = calloc(2 * json_object_size(o) + 1, sizeof(char *));
+    if (kv == NULL)
+        return bad(err, path, "memory");
+    json_object_foreach(o, key, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+
+        if (s == NULL) {
+            free(kv);
+            err->rc = SW_E_INVAL;
+            snprintf(err->msg, sizeof(err->msg),
+                     "job: %s.%s: expected a string value", path, key);
+            return SW_E_INVAL;
+        }
+        if (n > 3 && s[0] == '$' && s[1] == '{' && s[n - 1] == '}') {
+            char name[128];
+            const char *env;
+
+            snprintf(name, sizeof(name), "%.*s", (int)(n - 3), s + 2);
+            env = getenv(name);
+            if (env == NULL) {
+                free(kv);
+                err->rc = SW_E_INVAL;
+                snprintf(err->msg, sizeof(err->msg),
+                         "job: %s.%s: environment variable %s is not set",
+                         path, key, name);
+                return SW_E_INVAL;
+            }
+            json_object_set_new(o, key, json_string(env));
+            s = json_string_value(json_object_get(o, key));
+        }
+        kv[i++] = key;
+        kv[i++] = s;
+    }
+    *out = kv;
+    return SW_OK;
+}
+
+/* {"kafka": {"topic", "bootstrap", "config"}} | {"jsonl": path} |
+ * {"csv": path} */
+static sw_rc
+output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
+       sw_err *err)
+{
+    static const char *const kinds[] = {"kafka", "jsonl", "csv", NULL};
+    static const char *const kafka_keys[] = {"topic", "bootstrap", "config",
+                                             NULL};
+    char sub[96];
+    json_t *k;
+    sw_rc rc;
+
+    memset(s, 0, sizeof(*s));
+    if (!json_is_object(o) || json_object_size(o) != 1)
+        return bad(err, path,
+                   "{\"kafka\": {\"topic\": ...}}, {\"jsonl\": path} or "
+                   "{\"csv\": path}");
+    if ((rc = only(o, path, kinds, err)) != SW_OK)
+        return rc;
+    if ((s->path = str(o, "jsonl")) != NULL) {
+        s->kind = OUT_JSONL;
+        return SW_OK;
+    }
+    if ((s->path = str(o, "csv")) != NULL) {
+        s->kind = OUT_CSV;
+        return SW_OK;
+    }
+    k = json_object_get(o, "kafka");
+    snprintf(sub, sizeof(sub), "%s.kafka", path);
+    if (!json_is_object(k) || (s->topic = str(k, "topic")) == NULL)
+        return bad(err, sub, "{\"topic\": name}; jsonl and csv take a path");
+    if ((rc = only(k, sub, kafka_keys, err)) != SW_OK)
+        return rc;
+    s->kind = OUT_KAFKA;
+    s->bootstrap = str(k, "bootstrap") ? str(k, "bootstrap") : bootstrap;
+    if (s->bootstrap == NULL)
+        return bad(err, sub, "a bootstrap (none from the source either)");
+    snprintf(sub, sizeof(sub), "%s.kafka.config", path);
+    return conf_list(json_object_get(k, "config"), sub, &s->conf, err);
+}
+
+static sw_rc
+source(job *j, json_t *src, sw_err *err)
+{
+    static const char *const kinds[] = {"kafka", "hdf5", NULL};
+    static const char *const kafka_keys[] = {
+        "bootstrap", "topic", "group", "config", "start", "stop", "avro", NULL};
+    static const char *const h5_keys[] = {"path", "event_type", NULL};
+    json_t *k, *h;
+    sw_rc rc;
+
+    if (!json_is_object(src) || json_object_size(src) != 1)
+        return bad(err, "source",
+                   "{\"kafka\": {...}} or {\"hdf5\": {\"path\", "
+                   "\"event_type\"}}");
+    if ((rc = only(src, "source", kinds, err)) != SW_OK)
+        return rc;
+    if ((h = json_object_get(src, "hdf5")) != NULL) {
+        if ((rc = only(h, "source.hdf5", h5_keys, err)) != SW_OK)
+            return rc;
+        j->src = SRC_HDF5;
+        j->h5_path = str(h, "path");
+        j->h5_type = str(h, "event_type");
+        if (j->h5_path == NULL || j->h5_type == NULL)
+            return bad(err, "source.hdf5", "a path and an event_type");
+        return SW_OK;
+    }
+    k = json_object_get(src, "kafka");
+    if (!json_is_object(k))
+        return bad(err, "source.kafka", "an object");
+    if ((rc = only(k, "source.kafka", kafka_keys, err)) != SW_OK)
+        return rc;
+    j->bootstrap = str(k, "bootstrap");
+    j->topic = str(k, "topic");
+    j->group = str(k, "group");
+    if (j->bootstrap == NULL || j->topic == NULL)
+        return bad(err, "source.kafka", "a bootstrap and a topic");
+    j->src = j->group ? SRC_KAFKA : SRC_KAFKA_SLICE;
+    if (j->group && (json_object_get(k, "start") || json_object_get(k, "stop")))
+        return bad(err, "source.kafka",
+                   "either a group (live) or start/stop (a topic slice for "
+                   "a backtest), not both");
+    {
+        json_t *a = json_object_get(k, "start"), *b = json_object_get(k, "stop");
+
+        if (a != NULL && json_is_integer(a)) {
+            j->start_kind = 1;
+            j->start = json_integer_value(a);
+        } else if (a != NULL && !(json_is_string(a) &&
+                                  !strcmp(json_string_value(a), "beginning"))) {
+            return bad(err, "source.kafka.start",
+                       "\"beginning\" or an offset");
+        }
+        if (b != NULL && json_is_integer(b)) {
+            j->stop_kind = 1;
+            j->stop = json_integer_value(b);
+        } else if (b != NULL &&
+                   !(json_is_string(b) && !strcmp(json_string_value(b), "end"))) {
+            return bad(err, "source.kafka.stop", "\"end\" or an offset");
+        }
+    }
+    if ((h = json_object_get(k, "avro")) != NULL) {
+        static const char *const avro_keys[] = {"schema", "framing", "writers",
+                                                NULL};
+        json_t *schema = json_object_get(h, "schema");
+        const char *framing = str(h, "framing");
+
+        if ((rc = only(h, "source.kafka.avro", avro_keys, err)) != SW_OK)
+            return rc;
+        if (json_is_string(schema)) {
+            j->avro_schema = json_string_value(schema);
+        } else if (json_is_object(schema)) {
+            char *t = json_dumps(schema, JSON_COMPACT);
+
+            /* kept alive by the job's JSON */
+            json_object_set_new(h, "schema_text", json_string(t ? t : ""));
+            free(t);
+            j->avro_schema = str(h, "schema_text");
+        } else {
+            return bad(err, "source.kafka.avro.schema",
+                       "the Avro record schema (object or JSON text)");
+        }
+        j->avro_framing = framing == NULL || !strcmp(framing, "confluent");
+        if (framing && strcmp(framing, "confluent") && strcmp(framing, "raw"))
+            return bad(err, "source.kafka.avro.framing",
+                       "\"confluent\" or \"raw\"");
+        j->avro_writers = json_object_get(h, "writers");
+        if (j->avro_writers && !json_is_object(j->avro_writers))
+            return bad(err, "source.kafka.avro.writers",
+                       "{schema id: writer schema}");
+    }
+    return conf_list(json_object_get(k, "config"), "source.kafka.config",
+                     &j->src_conf, err);
+}
+
+sw_rc
+sw_job_load(const char *path, job *j, sw_err *err)
+{
+    static const char *const keys[] = {
+        "source",  "bundle",       "registry",        "name",
+        "emission", "key",         "sinks",           "features",
+        "dead_letters", "checkpoint", "metrics_port", "batch",
+        "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
+        "exactly_once", NULL};
+    static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
+                                            "keep", "background", NULL};
+    json_error_t jerr;
+    json_t *v, *c;
+    double d;
+    size_t i;
+    sw_rc rc;
+
+    memset(j, 0, sizeof(*j));
+    j->root = json_load_file(path, 0, &jerr);
+    if (j->root == NULL) {
+        err->rc = SW_E_INVAL;
+        snprintf(err->msg, sizeof(err->msg),
+                 "job: %s: not JSON (line %d: %s)", path, jerr.line,
+                 jerr.text);
+        return SW_E_INVAL;
+    }
+    if (!json_is_object(j->root))
+        return bad(err, "the file", "a JSON object");
+    if ((rc = only(j->root, "job", keys, err)) != SW_OK)
+        return rc;
+    if ((rc = source(j, json_object_get(j->root, "source"), err)) != SW_OK)
+        return rc;
+    j->bundle = str(j->root, "bundle");
+    j->registry = str(j->root, "registry");
+    j->name = str(j->root, "name");
+    if (j->bundle == NULL)
+        return bad(err, "bundle",
+                   "a .swm path, or a registry reference name@alias with "
+                   "\"registry\"");
+    v = json_object_get(j->root, "emission");
+    j->emission = -1;
+    if (v != NULL) {
+        if (!json_is_string(v) || (strcmp(json_string_value(v), "arrival") &&
+                                   strcmp(json_string_value(v), "watermark")))
+            return bad(err, "emission", "\"arrival\" or \"watermark\"");
+        j->emission = !strcmp(json_string_value(v), "arrival");
+    }
+    j->key_field = str(j->root, "key");
+    j->secret_env = str(j->root, "secret_env") ? str(j->root, "secret_env")
+                                               : "STREAMWISE_PRIVACY_SECRET";
+    if (json_is_true(json_object_get(j->root, "exactly_once"))) {
+        err->rc = SW_E_UNSUPPORTED;
+        snprintf(err->msg, sizeof(err->msg),
+                 "job: exactly_once: Kafka transactions are not in this "
+                 "build yet; outputs are at least once, byte-identical and "
+                 "keyed by (partition, offset) so consumers can drop "
+                 "duplicates (docs/runner.md)");
+        return SW_E_UNSUPPORTED;
+    }
+    v = json_object_get(j->root, "sinks");
+    if (v != NULL && (!json_is_array(v) || json_array_size(v) > RUN_MAX_SINKS))
+        return bad(err, "sinks", "a list of at most 8 outputs");
+    json_array_foreach(v, i, c)
+    {
+        char sub[32];
+
+        snprintf(sub, sizeof(sub), "sinks[%zu]", i);
+        if ((rc = output(c, sub, j->bootstrap, &j->sinks[j->n_sinks++],
+                         err)) != SW_OK)
+            return rc;
+    }
+    if ((v = json_object_get(j->root, "features")) != NULL) {
+        j->has_features = 1;
+        if ((rc = output(v, "features", j->bootstrap, &j->features, err)) !=
+            SW_OK)
+            return rc;
+    }
+    if ((v = json_object_get(j->root, "dead_letters")) != NULL) {
+        j->has_dead = 1;
+        if ((rc = output(v, "dead_letters", j->bootstrap, &j->dead, err)) !=
+            SW_OK)
+            return rc;
+        if (j->dead.kind == OUT_CSV)
+            return bad(err, "dead_letters", "a topic or a jsonl file");
+    }
+    c = json_object_get(j->root, "checkpoint");
+    j->ckpt_seconds = 10;
+    j->ckpt_keep = 3;
+    j->ckpt_background = 1;
+    if (c != NULL) {
+        if (!json_is_object(c) || (rc = only(c, "checkpoint", ckpt_keys,
+                                             err)) != SW_OK)
+            return c && json_is_object(c)
+                       ? rc
+                       : bad(err, "checkpoint", "{\"dir\": path, ...}");
+        j->ckpt_dir = str(c, "dir");
+        if (j->ckpt_dir == NULL)
+            return bad(err, "checkpoint.dir", "a directory");
+        if (num(c, "every_s", 10, 0, &j->ckpt_seconds) != 0)
+            return bad(err, "checkpoint.every_s", "seconds >= 0");
+        if (num(c, "every_events", 0, 0, &d) != 0)
+            return bad(err, "checkpoint.every_events", "a count >= 0");
+        j->ckpt_events = (int64_t)d;
+        if (num(c, "keep", 3, 1, &d) != 0)
+            return bad(err, "checkpoint.keep", "a count >= 1");
+        j->ckpt_keep = (int)d;
+        v = json_object_get(c, "background");
+        if (v != NULL && !json_is_boolean(v))
+            return bad(err, "checkpoint.background", "true or false");
+        j->ckpt_background = v == NULL || json_is_true(v);
+    }
+    if (num(j->root, "metrics_port", 0, 0, &d) != 0 || d > 65535)
+        return bad(err, "metrics_port", "a port 1..65535 (0: none)");
+    j->metrics_port = (int)d;
+    if (num(j->root, "batch", 10000, 1, &d) != 0)
+        return bad(err, "batch", "events per batch >= 1");
+    j->batch_max = (int64_t)d;
+    if (num(j->root, "wait_ms", 50, 0, &d) != 0)
+        return bad(err, "wait_ms", "milliseconds >= 0");
+    j->wait_ms = (int64_t)d;
+    if (num(j->root, "broker_outage_s", 60, 0, &d) != 0)
+        return bad(err, "broker_outage_s", "seconds >= 0");
+    j->outage_ms = (int64_t)(d * 1000);
+    if (num(j->root, "log_every_s", 10, 0, &j->log_seconds) != 0)
+        return bad(err, "log_every_s", "seconds >= 0");
+    return SW_OK;
+}
+
+void
+sw_job_free(job *j)
+{
+    int i;
+
+    free(j->src_conf);
+    for (i = 0; i < j->n_sinks; i++)
+        free(j->sinks[i].conf);
+    free(j->features.conf);
+    free(j->dead.conf);
+    json_decref(j->root);
+    memset(j, 0, sizeof(*j));
+}

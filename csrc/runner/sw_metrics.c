@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_metrics.c - the runner's HTTP endpoint, served by libmicrohttpd from
+ * its own thread: /metrics in Prometheus' text format, /healthz, and
+ * /status as JSON. It only reads the loop's atomic counters, so a scrape
+ * never stalls scoring.
+ */
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sw_run.h"
+
+const double sw_lat_bounds_ms[LAT_BUCKETS] = {
+    0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 1e9};
+
+struct metrics_server {
+    struct MHD_Daemon *d;
+    run_metrics *m;
+};
+
+typedef struct text {
+    char *p;
+    size_t len, cap;
+} text;
+
+static void
+put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+put(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)(n > 0 ? n : 256);
+        t->p = realloc(t->p, t->cap);
+        if (t->p == NULL)
+            abort(); /* a few KiB: nothing sensible to do without them */
+    }
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+prometheus(const run_metrics *m, text *t)
+{
+    int64_t ck = atomic_load(&m->ckpt_unix_ms), cum = 0;
+    int i;
+
+#define COUNTER(name, help, v)                                                 \
+    put(t, "# HELP sw_" name " " help "\n# TYPE sw_" name " counter\nsw_" name \
+           " %lld\n",                                                          \
+        (long long)(v))
+#define GAUGE(name, help, fmt, v)                                              \
+    put(t, "# HELP sw_" name " " help "\n# TYPE sw_" name " gauge\nsw_" name  \
+           " " fmt "\n",                                                       \
+        v)
+    COUNTER("events_in_total", "Events read from the source.",
+            atomic_load(&m->events_in));
+    COUNTER("predictions_total", "Predictions written.",
+            atomic_load(&m->rows_out));
+    COUNTER("late_total", "Events older than the watermark allows.",
+            atomic_load(&m->late));
+    COUNTER("invalid_total", "Events the pipeline refused.",
+            atomic_load(&m->invalid));
+    COUNTER("dead_letters_total", "Events sent to dead letters.",
+            atomic_load(&m->dead));
+    COUNTER("checkpoints_total", "Checkpoints written.",
+            atomic_load(&m->checkpoints));
+    GAUGE("checkpoint_duration_seconds", "Duration of the last checkpoint.",
+          "%.6f", (double)atomic_load(&m->ckpt_us) / 1e6);
+    GAUGE("checkpoint_bytes", "Size of the last checkpoint.", "%lld",
+          (long long)atomic_load(&m->ckpt_bytes));
+    GAUGE("checkpoint_age_seconds", "Time since the last checkpoint.", "%.3f",
+          ck ? (double)(now_ms() - ck) / 1e3 : -1.0);
+    GAUGE("watermark_seconds", "The pipeline's watermark (event time).",
+          "%.6f", (double)atomic_load(&m->watermark_us) / 1e6);
+    GAUGE("keys", "Keys held in the pipeline's state.", "%lld",
+          (long long)atomic_load(&m->keys));
+    put(t, "# HELP sw_partition_lag Messages behind the partition's end.\n"
+           "# TYPE sw_partition_lag gauge\n");
+    for (i = 0; i < m->n_parts && i < 64; i++)
+        put(t, "sw_partition_lag{partition=\"%lld\"} %lld\n",
+            (long long)atomic_load(&m->part_id[i]),
+            (long long)atomic_load(&m->part_lag[i]));
+    put(t, "# HELP sw_batch_latency_seconds From a batch's arrival to its "
+           "predictions written.\n# TYPE sw_batch_latency_seconds histogram\n");
+    for (i = 0; i < LAT_BUCKETS; i++) {
+        cum = atomic_load(&m->lat_bucket[i]);
+        if (i == LAT_BUCKETS - 1)
+            put(t, "sw_batch_latency_seconds_bucket{le=\"+Inf\"} %lld\n",
+                (long long)cum);
+        else
+            put(t, "sw_batch_latency_seconds_bucket{le=\"%g\"} %lld\n",
+                sw_lat_bounds_ms[i] / 1e3, (long long)cum);
+    }
+    put(t, "sw_batch_latency_seconds_sum %.6f\n",
+        (double)atomic_load(&m->lat_sum_us) / 1e6);
+    put(t, "sw_batch_latency_seconds_count %lld\n",
+        (long long)atomic_load(&m->lat_count));
+    put(t, "# HELP sw_model_info The model being served.\n# TYPE sw_model_info "
+           "gauge\nsw_model_info{model=\"%s\",sha256=\"%s\",emission=\"%s\"} "
+           "1\n",
+        m->model, m->sha256, m->emission);
+#undef COUNTER
+#undef GAUGE
+}
+
+static void
+status(const run_metrics *m, text *t)
+{
+    int64_t ck = atomic_load(&m->ckpt_unix_ms);
+    int i;
+
+    put(t,
+        "{\"running\": %s, \"model\": \"%s\", \"sha256\": \"%s\", "
+        "\"emission\": \"%s\", \"source\": \"%s\", \"uptime_s\": %.3f, "
+        "\"events_in\": %lld, \"predictions\": %lld, \"late\": %lld, "
+        "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
+        "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
+        "\"partitions\": [",
+        atomic_load(&m->running) ? "true" : "false", m->model, m->sha256,
+        m->emission, m->source, (double)(now_ms() - m->started_unix_ms) / 1e3,
+        (long long)atomic_load(&m->events_in),
+        (long long)atomic_load(&m->rows_out), (long long)atomic_load(&m->late),
+        (long long)atomic_load(&m->invalid), (long long)atomic_load(&m->dead),
+        (long long)atomic_load(&m->checkpoints),
+        ck ? (double)(now_ms() - ck) / 1e3 : -1.0,
+        (long long)atomic_load(&m->watermark_us),
+        (long long)atomic_load(&m->keys));
+    for (i = 0; i < m->n_parts && i < 64; i++)
+        put(t, "%s{\"partition\": %lld, \"next_offset\": %lld, \"lag\": %lld}",
+            i ? ", " : "", (long long)atomic_load(&m->part_id[i]),
+            (long long)atomic_load(&m->part_next[i]),
+            (long long)atomic_load(&m->part_lag[i]));
+    put(t, "]}\n");
+}
+
+static enum MHD_Result
+answer(void *cls, struct MHD_Connection *c, const char *url,
+       const char *method, const char *version, const char *upload,
+       size_t *upload_len, void **con_cls)
+{
+    metrics_server *s = cls;
+    struct MHD_Response *r;
+    const char *type = "text/plain; version=0.0.4";
+    text t = {NULL, 0, 0};
+    unsigned code = MHD_HTTP_OK;
+    enum MHD_Result ret;
+
+    (void)version, (void)upload, (void)upload_len, (void)con_cls;
+    if (strcmp(method, "GET") != 0) {
+        put(&t, "only GET\n");
+        code = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else if (!strcmp(url, "/metrics")) {
+        prometheus(s->m, &t);
+    } else if (!strcmp(url, "/healthz")) {
+        put(&t, atomic_load(&s->m->running) ? "ok\n" : "stopping\n");
+        code = atomic_load(&s->m->running) ? MHD_HTTP_OK
+                                           : MHD_HTTP_SERVICE_UNAVAILABLE;
+    } else if (!strcmp(url, "/status")) {
+        status(s->m, &t);
+        type = "application/json";
+    } else {
+        put(&t, "not found: /metrics, /healthz or /status\n");
+        code = MHD_HTTP_NOT_FOUND;
+    }
+    r = MHD_create_response_from_buffer(t.len, t.p, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", type);
+    ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+sw_rc
+sw_metrics_start(int port, run_metrics *m, metrics_server **out, sw_err *err)
+{
+    metrics_server *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (s == NULL) {
+        err->rc = SW_E_NOMEM;
+        snprintf(err->msg, sizeof(err->msg), "metrics: out of memory");
+        return SW_E_NOMEM;
+    }
+    s->m = m;
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_ERROR_LOG,
+                            (uint16_t)port, NULL, NULL, answer, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_END);
+    if (s->d == NULL) {
+        free(s);
+        err->rc = SW_E_IO;
+        snprintf(err->msg, sizeof(err->msg),
+                 "metrics: cannot listen on port %d (in use?)", port);
+        return SW_E_IO;
+    }
+    *out = s;
+    return SW_OK;
+}
+
+void
+sw_metrics_stop(metrics_server *s)
+{
+    if (s == NULL)
+        return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

@@ -1,0 +1,1706 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_run.c - `sw-serve run JOB`: raw events in, the bundle's own pipeline,
+ * its model, predictions out; checkpoints that neither lose nor count an
+ * event twice. The same core the notebook ran, and no Python.
+ *
+ *   source (Kafka group, topic slice, HDF5 file)
+ *     -> decode (JSON or Avro, by the bundle's events schema; bad ones to
+ *        dead letters with reason, field and the raw bytes)
+ *     -> pipeline, per partition (arrival or watermark emission)
+ *     -> sw_model_predict_result -> sinks (topics, JSON lines, CSV)
+ *
+ * Every event pushed gets a slot in a FIFO keyed by its arrival number
+ * (partition, offset, output key), so a row that the watermark releases
+ * later, even after a restart, still says where it came from. A checkpoint
+ * is the pipeline's own file (state, buffered events, watermark) with the
+ * run's position inside: the next offset of every partition, the length
+ * of every output file and the FIFO. Outputs are flushed before it is
+ * taken and offsets committed after it is on disk; at start the newest
+ * checkpoint that reads back wins (a damaged one falls back to the one
+ * before), output files are cut back to its lengths, and each partition
+ * is sought to its offset. So state is exactly once, files are exactly
+ * once, and a topic gets the predictions made since the checkpoint a
+ * second time, byte for byte, with the same (partition, offset).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sw_run.h"
+
+static volatile sig_atomic_t stop_asked;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stop_asked = 1;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t
+unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sw_rc
+fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static sw_rc
+fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    err->rc = rc;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text and outputs                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static int
+need(buf *b, size_t n)
+{
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    while (b->cap < b->len + n + 1)
+        b->cap = b->cap ? 2 * b->cap : 4096;
+    b->p = realloc(b->p, b->cap);
+    return b->p == NULL ? -1 : 0;
+}
+
+static void
+add(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+add(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || need(b, (size_t)n) != 0)
+        abort(); /* out of memory for a line of text */
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* s as a JSON string, quotes included. */
+static void
+add_json_str(buf *b, const char *s, size_t n)
+{
+    size_t i;
+
+    add(b, "\"");
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\')
+            add(b, "\\%c", c);
+        else if (c < 0x20)
+            add(b, "\\u%04x", c);
+        else
+            add(b, "%c", c);
+    }
+    add(b, "\"");
+}
+
+static void
+add_num(buf *b, double v)
+{
+    if (isfinite(v))
+        add(b, "%.17g", v);
+    else
+        add(b, "null");
+}
+
+typedef struct out {
+    const out_spec *spec;
+    sw_kafka_sink *k;
+    FILE *fp;
+    int64_t bytes; /* written to the file so far */
+} out;
+
+/* Open an output; a file is cut back to keep bytes (-1: emptied). */
+static sw_rc
+out_open(const out_spec *s, out *o, int64_t keep, int csv_header,
+         sw_err *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->spec = s;
+    if (s->kind == OUT_KAFKA)
+        return sw_kafka_sink_open(s->bootstrap, s->topic, s->conf, &o->k, err);
+    o->fp = fopen(s->path, "a+");
+    if (o->fp == NULL)
+        return fail(err, SW_E_IO, "output %s: %s", s->path, strerror(errno));
+    if (ftruncate(fileno(o->fp), keep > 0 ? keep : 0) != 0)
+        return fail(err, SW_E_IO, "output %s: truncate: %s", s->path,
+                    strerror(errno));
+    o->bytes = keep > 0 ? keep : 0;
+    if (o->bytes == 0 && csv_header && s->kind == OUT_CSV) {
+        static const char h[] =
+            "partition,offset,time_us,key,prediction,model,sha256\n";
+
+        fputs(h, o->fp);
+        o->bytes += (int64_t)sizeof(h) - 1;
+    }
+    return SW_OK;
+}
+
+static sw_rc
+out_write(out *o, const char *key, size_t key_len, const char *line,
+          size_t len, const char *const *headers, sw_err *err)
+{
+    if (o->k != NULL)
+        return sw_kafka_sink_send(o->k, key, key_len, line, len, -1, 0,
+                                  headers, err);
+    if (fwrite(line, 1, len, o->fp) != len || fputc('\n', o->fp) == EOF)
+        return fail(err, SW_E_IO, "output %s: %s", o->spec->path,
+                    strerror(errno));
+    o->bytes += (int64_t)len + 1;
+    return SW_OK;
+}
+
+/* Everything written so far is durable: acknowledged, or on disk. */
+static sw_rc
+out_sync(out *o, sw_err *err)
+{
+    if (o->k != NULL)
+        return sw_kafka_sink_flush(o->k, 60000, err);
+    if (o->fp == NULL)
+        return SW_OK;
+    if (fflush(o->fp) != 0 || fsync(fileno(o->fp)) != 0)
+        return fail(err, SW_E_IO, "output %s: %s", o->spec->path,
+                    strerror(errno));
+    return SW_OK;
+}
+
+static void
+out_close(out *o)
+{
+    sw_kafka_sink_free(o->k);
+    if (o->fp != NULL)
+        fclose(o->fp);
+    memset(o, 0, sizeof(*o));
+}
+
+/* ------------------------------------------------------------------ */
+/* The run                                                              */
+/* ------------------------------------------------------------------ */
+
+#define MAX_PARTS 1024
+
+typedef struct run {
+    job *j;
+    sw_model *m;
+    sw_pipeline *p;
+    sw_result *r;
+    sw_json_decoder *d;
+    sw_kafka_source *ks;
+    sw_h5_source *hs;
+    int n_outs; /* sinks, then dead letters, then features */
+    out outs[RUN_MAX_SINKS + 2];
+    out *dead, *feats;
+    char model[256], sha[65];
+    const char *model_hdr[5]; /* Kafka headers of a prediction */
+    /* the FIFO: arrival number base + i -> where event i came from */
+    int64_t base, n, cap;
+    int32_t *f_part;
+    int64_t *f_off, *f_kat;
+    int32_t *f_klen;
+    char *karena;
+    size_t kused, kcap;
+    /* where each partition resumes: offset of its next event */
+    int n_pos;
+    int32_t pos_part[MAX_PARTS];
+    int64_t pos_next[MAX_PARTS];
+    /* checkpoints */
+    int64_t ckpt_seq, events_since;
+    double last_ckpt;
+    int bg;                  /* a background checkpoint is being written */
+    char bg_path[4096];      /* ... to this file */
+    int bg_n;                /* with these offsets to commit after */
+    int32_t bg_part[MAX_PARTS];
+    int64_t bg_next[MAX_PARTS];
+    double bg_t0;
+    /* scratch */
+    double *pred;
+    int64_t pred_cap;
+    buf line, key;
+    int64_t *sub_at, *sub_len, *sub_ts, *sub_idx, sub_cap;
+    char *strbuf;
+    size_t strcap;
+    int key_col; /* decoder field of the job's key, -1: message key */
+    run_metrics *mt;
+    int64_t n_late, n_invalid, n_dead, n_in, n_out;
+} run;
+
+static int
+pos_index(run *R, int32_t part)
+{
+    int i;
+
+    for (i = 0; i < R->n_pos && R->pos_part[i] != part; i++)
+        ;
+    if (i == R->n_pos && R->n_pos < MAX_PARTS) {
+        R->pos_part[R->n_pos] = part;
+        R->pos_next[R->n_pos++] = 0;
+    }
+    return i < MAX_PARTS ? i : MAX_PARTS - 1;
+}
+
+/* A slot in the FIFO for the next arrival number. */
+static sw_rc
+fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
+          sw_err *err)
+{
+    if (R->n == R->cap) {
+        int64_t c = R->cap ? 2 * R->cap : 4096;
+
+        R->f_part = realloc(R->f_part, (size_t)c * sizeof(int32_t));
+        R->f_off = realloc(R->f_off, (size_t)c * sizeof(int64_t));
+        R->f_kat = realloc(R->f_kat, (size_t)c * sizeof(int64_t));
+        R->f_klen = realloc(R->f_klen, (size_t)c * sizeof(int32_t));
+        if (!R->f_part || !R->f_off || !R->f_kat || !R->f_klen)
+            return fail(err, SW_E_NOMEM, "run: out of memory (FIFO)");
+        R->cap = c;
+    }
+    if (R->kused + klen > R->kcap) {
+        while (R->kused + klen > R->kcap)
+            R->kcap = R->kcap ? 2 * R->kcap : 65536;
+        R->karena = realloc(R->karena, R->kcap);
+        if (R->karena == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory (keys)");
+    }
+    memcpy(R->karena + R->kused, key, klen);
+    R->f_part[R->n] = part;
+    R->f_off[R->n] = off;
+    R->f_kat[R->n] = (int64_t)R->kused;
+    R->f_klen[R->n] = (int32_t)klen;
+    R->kused += klen;
+    R->n++;
+    return SW_OK;
+}
+
+/* Forget the events below arrival number oldest: they are out. */
+static void
+fifo_drop(run *R, int64_t oldest)
+{
+    int64_t k = oldest - R->base, rest, i;
+    size_t kfrom;
+
+    if (k <= 0)
+        return;
+    if (k > R->n)
+        k = R->n;
+    rest = R->n - k;
+    kfrom = rest > 0 ? (size_t)R->f_kat[k] : R->kused;
+    memmove(R->f_part, R->f_part + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->f_off, R->f_off + k, (size_t)rest * sizeof(int64_t));
+    memmove(R->f_klen, R->f_klen + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->karena, R->karena + kfrom, R->kused - kfrom);
+    for (i = 0; i < rest; i++)
+        R->f_kat[i] = R->f_kat[i + k] - (int64_t)kfrom;
+    R->kused -= kfrom;
+    R->n = rest;
+    R->base += k;
+}
+
+/* A dead letter: topic message (key = reason, headers say the rest, value
+ * the raw bytes) or a JSON line. */
+static sw_rc
+dead_letter(run *R, int32_t part, int64_t off, const char *reason,
+            const char *field, const unsigned char *raw, int64_t raw_len,
+            sw_err *err)
+{
+    char ps[24], os[24];
+    const char *hdr[] = {"reason", reason,         "field", field ? field : "",
+                         "partition", ps,          "offset", os,
+                         NULL};
+
+    R->n_dead++;
+    if (R->dead == NULL)
+        return SW_OK;
+    snprintf(ps, sizeof(ps), "%d", part);
+    snprintf(os, sizeof(os), "%lld", (long long)off);
+    if (R->dead->k != NULL)
+        return out_write(R->dead, reason, strlen(reason), (const char *)raw,
+                         raw_len < 0 ? 0 : (size_t)raw_len, hdr, err);
+    R->line.len = 0;
+    add(&R->line, "{\"partition\":%d,\"offset\":%lld,\"reason\":", part,
+        (long long)off);
+    add_json_str(&R->line, reason, strlen(reason));
+    add(&R->line, ",\"field\":");
+    if (field)
+        add_json_str(&R->line, field, strlen(field));
+    else
+        add(&R->line, "null");
+    {
+        /* raw bytes as base64: they need not be text */
+        size_t n = raw_len > 0 ? (size_t)raw_len : 0;
+        size_t b64 = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+
+        add(&R->line, ",\"raw_base64\":\"");
+        if (need(&R->line, b64) != 0)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        sodium_bin2base64(R->line.p + R->line.len, b64, raw ? raw : (const unsigned char *)"", n,
+                          sodium_base64_VARIANT_ORIGINAL);
+        R->line.len += b64 - 1;
+        add(&R->line, "\"}");
+    }
+    return out_write(R->dead, NULL, 0, R->line.p, R->line.len, NULL, err);
+}
+
+/* Write the predictions (and feature rows) of the rows of R->r. */
+static sw_rc
+emit(run *R, sw_err *err)
+{
+    int64_t n = sw_result_rows(R->r), n_o = sw_model_n_outputs(R->m), i, c;
+    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
+    int o;
+    sw_rc rc;
+
+    if (n == 0)
+        return SW_OK;
+    if (n * n_o > R->pred_cap) {
+        R->pred_cap = n * n_o;
+        R->pred = realloc(R->pred, (size_t)R->pred_cap * sizeof(double));
+        if (R->pred == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+    }
+    rc = sw_model_predict_result(R->m, R->p, R->r, R->pred, n * n_o, err);
+    if (rc != SW_OK)
+        return rc;
+    for (i = 0; i < n; i++) {
+        int64_t k = seq[i] - R->base;
+        const char *key;
+        int32_t part;
+        int64_t off;
+        size_t klen;
+
+        if (k < 0 || k >= R->n)
+            return fail(err, SW_E_INTERNAL,
+                        "run: row of event %lld has no FIFO slot (%lld..%lld)",
+                        (long long)seq[i], (long long)R->base,
+                        (long long)(R->base + R->n));
+        key = R->karena + R->f_kat[k];
+        klen = (size_t)R->f_klen[k];
+        part = R->f_part[k];
+        off = R->f_off[k];
+        for (o = 0; o < R->j->n_sinks; o++) {
+            out *s = &R->outs[o];
+
+            R->line.len = 0;
+            if (s->spec->kind == OUT_CSV) {
+                add(&R->line, "%d,%lld,%lld,", part, (long long)off,
+                    (long long)t[i]);
+                add_json_str(&R->line, key, klen);
+                add(&R->line, ",");
+                for (c = 0; c < n_o; c++) {
+                    if (c)
+                        add(&R->line, ";");
+                    add_num(&R->line, R->pred[i * n_o + c]);
+                }
+                add(&R->line, ",%s,%s", R->model, R->sha);
+            } else {
+                add(&R->line, "{\"key\":");
+                add_json_str(&R->line, key, klen);
+                add(&R->line, ",\"prediction\":");
+                if (n_o == 1) {
+                    add_num(&R->line, R->pred[i]);
+                } else {
+                    add(&R->line, "[");
+                    for (c = 0; c < n_o; c++) {
+                        add(&R->line, c ? "," : "");
+                        add_num(&R->line, R->pred[i * n_o + c]);
+                    }
+                    add(&R->line, "]");
+                }
+                add(&R->line,
+                    ",\"model\":\"%s\",\"sha256\":\"%s\",\"partition\":%d,"
+                    "\"offset\":%lld,\"time_us\":%lld}",
+                    R->model, R->sha, part, (long long)off, (long long)t[i]);
+            }
+            rc = out_write(s, key, klen, R->line.p, R->line.len, R->model_hdr,
+                           err);
+            if (rc != SW_OK)
+                return rc;
+        }
+        if (R->feats != NULL) {
+            const double *row =
+                sw_result_dense(R->r) + i * sw_pipeline_n_dense(R->p);
+            const int64_t *h = sw_result_indices(R->r);
+            int nh = sw_pipeline_n_hashed(R->p);
+
+            R->line.len = 0;
+            add(&R->line, "{\"key\":");
+            add_json_str(&R->line, key, klen);
+            add(&R->line, ",\"partition\":%d,\"offset\":%lld,\"time_us\":%lld,"
+                          "\"features\":{",
+                part, (long long)off, (long long)t[i]);
+            for (c = 0; c < sw_pipeline_n_dense(R->p); c++) {
+                const char *name = sw_pipeline_column_name(R->p, (int)c);
+
+                add(&R->line, c ? "," : "");
+                add_json_str(&R->line, name, strlen(name));
+                add(&R->line, ":");
+                add_num(&R->line, row[c]);
+            }
+            add(&R->line, "},\"hashed\":[");
+            for (c = 0; c < nh; c++)
+                add(&R->line, "%s%lld", c ? "," : "",
+                    (long long)h[i * nh + c]);
+            add(&R->line, "]}");
+            rc = out_write(R->feats, key, klen, R->line.p, R->line.len, NULL,
+                           err);
+            if (rc != SW_OK)
+                return rc;
+        }
+    }
+    R->n_out += n;
+    return SW_OK;
+}
+
+/* Late and invalid events of the last push go to dead letters. first is
+ * the arrival number of the push's first event; raw(k) gives event k's
+ * message. */
+typedef struct rawsrc {
+    const unsigned char *bytes;
+    const int64_t *at, *len; /* per pushed event: its message bytes */
+    const int32_t *part;
+    const int64_t *off;
+} rawsrc;
+
+static sw_rc
+route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
+{
+    static const char *const why[] = {"",    "missing", "wrong_type",
+                                      "nan", "bad_time"};
+    const int64_t *seq;
+    const int *reason;
+    int64_t n, i;
+    sw_rc rc;
+
+    n = sw_result_late(R->r, &seq);
+    for (i = 0; i < n; i++) {
+        int64_t k = seq[i] - first;
+
+        R->n_late++;
+        rc = dead_letter(R, src->part[k], src->off[k], "late", NULL,
+                         src->bytes ? src->bytes + src->at[k] : NULL,
+                         src->bytes ? src->len[k] : 0, err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    n = sw_result_invalid(R->r, &seq, &reason);
+    for (i = 0; i < n; i++) {
+        int64_t k = seq[i] - first;
+
+        R->n_invalid++;
+        rc = dead_letter(R, src->part[k], src->off[k],
+                         reason[i] >= 1 && reason[i] <= 4 ? why[reason[i]]
+                                                          : "invalid",
+                         NULL, src->bytes ? src->bytes + src->at[k] : NULL,
+                         src->bytes ? src->len[k] : 0, err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
+/* The key text of row i of a column. */
+static void
+key_text(buf *b, int type, const void *data, int64_t width, int64_t i)
+{
+    b->len = 0;
+    switch (type) {
+    case SW_COL_STR: {
+        const char *s = (const char *)data + i * width;
+        size_t n = 0;
+
+        while (n < (size_t)width && s[n])
+            n++;
+        if (need(b, n) == 0) {
+            memcpy(b->p, s, n);
+            b->len = n;
+        }
+        return;
+    }
+    case SW_COL_F64:
+        add(b, "%.17g", ((const double *)data)[i]);
+        return;
+    case SW_COL_F32:
+        add(b, "%.9g", (double)((const float *)data)[i]);
+        return;
+    case SW_COL_I32:
+        add(b, "%d", ((const int32_t *)data)[i]);
+        return;
+    case SW_COL_I8:
+    case SW_COL_BOOL:
+        add(b, "%d", ((const int8_t *)data)[i]);
+        return;
+    default:
+        add(b, "%lld", (long long)((const int64_t *)data)[i]);
+    }
+}
+
+/* Push a batch of one partition and write what comes out. */
+static sw_rc
+push_and_emit(run *R, const sw_batch *b, int32_t part, const rawsrc *src,
+              sw_err *err)
+{
+    int64_t first = sw_pipeline_arrivals(R->p);
+    int part_no = part < SW_MAX_PARTITIONS ? part : SW_MAX_PARTITIONS - 1;
+    sw_rc rc;
+
+    rc = sw_pipeline_push_partition(R->p, b, part_no, R->r, err);
+    if (rc == SW_OK)
+        rc = route_refused(R, first, src, err);
+    if (rc == SW_OK)
+        rc = emit(R, err);
+    if (rc == SW_OK)
+        fifo_drop(R, sw_pipeline_oldest_pending(R->p));
+    return rc;
+}
+
+/* Messages idx[0..n) of the fetched batch, all of partition part: decode,
+ * push, emit. */
+static sw_rc
+kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
+{
+    const int32_t *mp;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl, *rows, *drow;
+    const unsigned char *bytes;
+    const int *why;
+    int64_t n_rows, n_dead, i;
+    sw_column cols[64];
+    sw_batch b;
+    int nf, f;
+    size_t str_need = 0;
+    int64_t *ev_at = NULL, *ev_len = NULL, *ev_off = NULL;
+    int32_t *ev_part = NULL;
+    rawsrc src;
+    sw_rc rc;
+
+    sw_kafka_source_batch(R->ks, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    if (n > R->sub_cap) {
+        R->sub_cap = n;
+        R->sub_at = realloc(R->sub_at, (size_t)n * 8);
+        R->sub_len = realloc(R->sub_len, (size_t)n * 8);
+        R->sub_ts = realloc(R->sub_ts, (size_t)n * 8);
+        if (!R->sub_at || !R->sub_len || !R->sub_ts)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        R->sub_at[i] = va[idx[i]];
+        R->sub_len[i] = vl[idx[i]];
+        R->sub_ts[i] = ts[idx[i]];
+    }
+    rc = sw_json_decode(R->d, bytes, R->sub_at, R->sub_len, R->sub_ts, n,
+                        &n_rows, err);
+    if (rc != SW_OK)
+        return rc;
+    n_dead = sw_json_decoder_dead(R->d, &drow, &why);
+    for (i = 0; i < n_dead; i++) {
+        int64_t m = idx[drow[i]];
+
+        rc = dead_letter(R, part, off[m], sw_dead_reasons[why[i]],
+                         sw_json_decoder_dead_field(R->d, i), bytes + va[m],
+                         vl[m], err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    if (n_rows == 0)
+        return SW_OK;
+    rows = sw_json_decoder_rows(R->d);
+    nf = sw_json_decoder_n_fields(R->d);
+    /* the decoder's columns as a batch; text NUL-padded to its widest */
+    {
+        size_t width_of[64] = {0}, at = 0;
+
+        for (f = 0; f < nf; f++) {
+            const char *name;
+            int type;
+            const double *num;
+            const int64_t *ints, *sat, *slen;
+
+            sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat,
+                                  &slen);
+            if (type == SW_COL_STR) {
+                size_t w = 1;
+
+                for (i = 0; i < n_rows; i++)
+                    w = (size_t)slen[i] + 1 > w ? (size_t)slen[i] + 1 : w;
+                width_of[f] = w;
+                str_need += w * (size_t)n_rows;
+            }
+        }
+        if (str_need > R->strcap) {
+            R->strcap = str_need;
+            R->strbuf = realloc(R->strbuf, str_need);
+            if (R->strbuf == NULL)
+                return fail(err, SW_E_NOMEM, "run: out of memory");
+        }
+        if (str_need > 0)
+            memset(R->strbuf, 0, str_need);
+        for (f = 0; f < nf; f++) {
+            const char *name;
+            int type;
+            const double *num;
+            const int64_t *ints, *sat, *slen;
+
+            sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat,
+                                  &slen);
+            cols[f].name = name;
+            cols[f].bad = NULL;
+            cols[f].width = 0;
+            if (type == SW_COL_STR) {
+                const unsigned char *s = sw_json_decoder_strings(R->d);
+
+                for (i = 0; i < n_rows; i++)
+                    memcpy(R->strbuf + at + (size_t)i * width_of[f],
+                           s + sat[i], (size_t)slen[i]);
+                cols[f].type = SW_COL_STR;
+                cols[f].data = R->strbuf + at;
+                cols[f].width = (int64_t)width_of[f];
+                at += width_of[f] * (size_t)n_rows;
+            } else if (type == SW_COL_F64 || type == SW_COL_F32) {
+                cols[f].type = SW_COL_F64;
+                cols[f].data = num;
+            } else {
+                cols[f].type = SW_COL_I64;
+                cols[f].data = ints;
+            }
+        }
+    }
+    b.n_rows = n_rows;
+    b.n_columns = nf;
+    b.columns = cols;
+    ev_at = malloc((size_t)n_rows * 8);
+    ev_len = malloc((size_t)n_rows * 8);
+    ev_off = malloc((size_t)n_rows * 8);
+    ev_part = malloc((size_t)n_rows * 4);
+    if (!ev_at || !ev_len || !ev_off || !ev_part) {
+        rc = fail(err, SW_E_NOMEM, "run: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n_rows; i++) {
+        int64_t m = idx[rows[i]];
+
+        ev_at[i] = va[m];
+        ev_len[i] = vl[m];
+        ev_off[i] = off[m];
+        ev_part[i] = part;
+        if (R->key_col >= 0)
+            key_text(&R->key, cols[R->key_col].type, cols[R->key_col].data,
+                     cols[R->key_col].width, i);
+        else {
+            R->key.len = 0;
+            if (kl[m] > 0 && need(&R->key, (size_t)kl[m]) == 0) {
+                memcpy(R->key.p, bytes + ka[m], (size_t)kl[m]);
+                R->key.len = (size_t)kl[m];
+            }
+        }
+        rc = fifo_push(R, part, off[m], R->key.p ? R->key.p : "", R->key.len,
+                       err);
+        if (rc != SW_OK)
+            goto done;
+    }
+    src.bytes = bytes;
+    src.at = ev_at;
+    src.len = ev_len;
+    src.part = ev_part;
+    src.off = ev_off;
+    rc = push_and_emit(R, &b, part, &src, err);
+done:
+    free(ev_at);
+    free(ev_len);
+    free(ev_off);
+    free(ev_part);
+    return rc;
+}
+
+/* One fetched batch of the Kafka source, partition by partition in the
+ * order fetched. */
+static sw_rc
+kafka_batch(run *R, int64_t count, sw_err *err)
+{
+    const int32_t *mp;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl;
+    const unsigned char *bytes;
+    int64_t *idx, i, k;
+    sw_rc rc = SW_OK;
+    int done_parts[MAX_PARTS], n_done = 0, d;
+
+    sw_kafka_source_batch(R->ks, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    idx = malloc((size_t)count * sizeof(int64_t));
+    if (idx == NULL)
+        return fail(err, SW_E_NOMEM, "run: out of memory");
+    for (i = 0; i < count && rc == SW_OK; i++) {
+        int32_t part = mp[i];
+        int64_t n = 0;
+
+        for (d = 0; d < n_done && done_parts[d] != part; d++)
+            ;
+        if (d < n_done)
+            continue;
+        if (n_done < MAX_PARTS)
+            done_parts[n_done++] = part;
+        for (k = i; k < count; k++) {
+            if (mp[k] == part)
+                idx[n++] = k;
+        }
+        rc = kafka_part(R, part, idx, n, err);
+        if (rc == SW_OK)
+            R->pos_next[pos_index(R, part)] = off[idx[n - 1]] + 1;
+    }
+    free(idx);
+    return rc;
+}
+
+/* One batch of the HDF5 source: partition 0, offsets = row numbers. */
+static sw_rc
+h5_batch(run *R, int64_t count, sw_err *err)
+{
+    const sw_batch *b = sw_h5_source_batch(R->hs);
+    int64_t start, stop, next, i, first_row;
+    int32_t *part = NULL;
+    int64_t *offs = NULL;
+    rawsrc src;
+    int c;
+    sw_rc rc = SW_OK;
+
+    sw_h5_source_slice(R->hs, &start, &stop, &next);
+    first_row = next - count;
+    part = calloc((size_t)count, sizeof(int32_t));
+    offs = malloc((size_t)count * sizeof(int64_t));
+    if (part == NULL || offs == NULL) {
+        rc = fail(err, SW_E_NOMEM, "run: out of memory");
+        goto done;
+    }
+    if (R->key_col == -2 && R->j->key_field == NULL)
+        R->key_col = -1;
+    for (c = 0; R->key_col == -2 && c < b->n_columns; c++) {
+        if (!strcmp(b->columns[c].name, R->j->key_field))
+            R->key_col = c;
+    }
+    if (R->key_col == -2)
+        R->key_col = -1;
+    for (i = 0; i < count && rc == SW_OK; i++) {
+        offs[i] = first_row + i;
+        R->key.len = 0;
+        if (R->key_col >= 0) {
+            const sw_column *kc = &b->columns[R->key_col];
+
+            key_text(&R->key, kc->type, kc->data, kc->width, i);
+        }
+        rc = fifo_push(R, 0, first_row + i, R->key.p ? R->key.p : "",
+                       R->key.len, err);
+    }
+    if (rc != SW_OK)
+        goto done;
+    memset(&src, 0, sizeof(src));
+    src.part = part;
+    src.off = offs;
+    rc = push_and_emit(R, b, 0, &src, err);
+    R->pos_next[pos_index(R, 0)] = next;
+done:
+    free(part);
+    free(offs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkpoints                                                          */
+/* ------------------------------------------------------------------ */
+
+static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '1'};
+
+static void
+put64(buf *b, int64_t v)
+{
+    unsigned char x[8];
+    int i;
+
+    for (i = 0; i < 8; i++)
+        x[i] = (unsigned char)((uint64_t)v >> (8 * i));
+    if (need(b, 8) == 0) {
+        memcpy(b->p + b->len, x, 8);
+        b->len += 8;
+    }
+}
+
+/* The run's position: partitions' next offsets, output lengths,
+ * counters, and the FIFO of buffered events. */
+static int
+position(run *R, buf *b)
+{
+    int64_t i;
+    int o;
+
+    b->len = 0;
+    if (need(b, 8) != 0)
+        return -1;
+    memcpy(b->p, pos_magic, 8);
+    b->len = 8;
+    put64(b, R->n_pos);
+    for (i = 0; i < R->n_pos; i++) {
+        put64(b, R->pos_part[i]);
+        put64(b, R->pos_next[i]);
+    }
+    put64(b, R->n_outs);
+    for (o = 0; o < R->n_outs; o++)
+        put64(b, R->outs[o].k ? -1 : R->outs[o].bytes);
+    put64(b, R->n_in);
+    put64(b, R->n_out);
+    put64(b, R->n_dead);
+    put64(b, R->n_late);
+    put64(b, R->n_invalid);
+    put64(b, R->base);
+    put64(b, R->n);
+    for (i = 0; i < R->n; i++) {
+        put64(b, R->f_part[i]);
+        put64(b, R->f_off[i]);
+        put64(b, R->f_klen[i]);
+        if (need(b, (size_t)R->f_klen[i]) != 0)
+            return -1;
+        memcpy(b->p + b->len, R->karena + R->f_kat[i], (size_t)R->f_klen[i]);
+        b->len += (size_t)R->f_klen[i];
+    }
+    return b->p == NULL ? -1 : 0;
+}
+
+typedef struct reader {
+    const unsigned char *p;
+    size_t len, at;
+    int bad;
+} reader;
+
+static int64_t
+get64(reader *r)
+{
+    uint64_t v = 0;
+    int i;
+
+    if (r->len - r->at < 8) {
+        r->bad = 1;
+        return 0;
+    }
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
+    r->at += 8;
+    return (int64_t)v;
+}
+
+/* Read back a position into R (outs' lengths into keep[]). */
+static sw_rc
+restore_position(run *R, const void *pos, size_t len, int64_t *keep,
+                 sw_err *err)
+{
+    reader r = {pos, len, 8, 0};
+    int64_t n, i;
+
+    if (len < 8 || memcmp(pos, pos_magic, 8) != 0)
+        return fail(err, SW_E_FORMAT,
+                    "the checkpoint's position is not a runner's");
+    n = get64(&r);
+    if (n < 0 || n > MAX_PARTS)
+        r.bad = 1;
+    for (i = 0; !r.bad && i < n; i++) {
+        R->pos_part[i] = (int32_t)get64(&r);
+        R->pos_next[i] = get64(&r);
+    }
+    R->n_pos = (int)n;
+    n = get64(&r);
+    if (n != R->n_outs)
+        return fail(err, SW_E_INVAL,
+                    "the checkpoint has %lld outputs, the job %d: checkpoints "
+                    "belong to one job",
+                    (long long)n, R->n_outs);
+    for (i = 0; !r.bad && i < n; i++)
+        keep[i] = get64(&r);
+    R->n_in = get64(&r);
+    R->n_out = get64(&r);
+    R->n_dead = get64(&r);
+    R->n_late = get64(&r);
+    R->n_invalid = get64(&r);
+    R->base = get64(&r);
+    n = get64(&r);
+    for (i = 0; !r.bad && i < n; i++) {
+        int32_t part = (int32_t)get64(&r);
+        int64_t off = get64(&r), kl = get64(&r);
+        sw_rc rc;
+
+        if (r.bad || kl < 0 || (size_t)kl > r.len - r.at) {
+            r.bad = 1;
+            break;
+        }
+        rc = fifo_push(R, part, off, (const char *)r.p + r.at, (size_t)kl,
+                       err);
+        if (rc != SW_OK)
+            return rc;
+        r.at += (size_t)kl;
+    }
+    if (r.bad || r.at != r.len)
+        return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
+    return SW_OK;
+}
+
+static int
+ckpt_name_seq(const char *name, int64_t *seq)
+{
+    char *end;
+    long long v;
+
+    if (strncmp(name, "ckpt-", 5) != 0)
+        return -1;
+    v = strtoll(name + 5, &end, 10);
+    if (strcmp(end, ".swc") != 0 || v < 0)
+        return -1;
+    *seq = v;
+    return 0;
+}
+
+static int
+cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? 1 : x > y;
+}
+
+/* The checkpoints' numbers in dir, newest first. */
+static int64_t
+list_ckpts(const char *dir, int64_t *seqs, int64_t max)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int64_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (ckpt_name_seq(e->d_name, &seqs[n]) == 0)
+            n++;
+    }
+    closedir(d);
+    qsort(seqs, (size_t)n, sizeof(int64_t), cmp_desc);
+    return n;
+}
+
+static void
+ckpt_path(const job *j, int64_t seq, char *path, size_t len)
+{
+    snprintf(path, len, "%s/ckpt-%012lld.swc", j->ckpt_dir, (long long)seq);
+}
+
+/* Keep the newest keep checkpoints. */
+static void
+prune(run *R)
+{
+    int64_t seqs[256], n = list_ckpts(R->j->ckpt_dir, seqs, 256), i;
+    char path[4096];
+
+    for (i = R->j->ckpt_keep; i < n; i++) {
+        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        unlink(path);
+    }
+}
+
+static void
+ckpt_done(run *R, const char *path, double t0)
+{
+    struct stat st;
+
+    atomic_fetch_add(&R->mt->checkpoints, 1);
+    atomic_store(&R->mt->ckpt_us, (int64_t)((now_s() - t0) * 1e6));
+    atomic_store(&R->mt->ckpt_unix_ms, unix_ms());
+    if (stat(path, &st) == 0)
+        atomic_store(&R->mt->ckpt_bytes, (int64_t)st.st_size);
+    prune(R);
+}
+
+static sw_rc
+commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
+{
+    if (R->ks == NULL || R->j->src != SRC_KAFKA)
+        return SW_OK;
+    return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
+}
+
+/* Finish a background checkpoint (block: wait for it). */
+static sw_rc
+ckpt_poll(run *R, int block, sw_err *err)
+{
+    int done = 0;
+    sw_rc rc;
+
+    if (!R->bg)
+        return SW_OK;
+    rc = sw_pipeline_checkpoint_wait(R->p, block, &done, err);
+    if (rc != SW_OK) {
+        R->bg = 0;
+        return rc;
+    }
+    if (!done)
+        return SW_OK;
+    R->bg = 0;
+    ckpt_done(R, R->bg_path, R->bg_t0);
+    return commit(R, R->bg_n, R->bg_part, R->bg_next, err);
+}
+
+/* Take a checkpoint: outputs durable first, then state and position,
+ * then (when it is on disk) the offsets committed. */
+static sw_rc
+checkpoint(run *R, int background, sw_err *err)
+{
+    buf pos = {NULL, 0, 0};
+    char path[4096];
+    double t0 = now_s();
+    int o;
+    sw_rc rc;
+
+    if (R->j->ckpt_dir == NULL)
+        return SW_OK;
+    if (R->bg && (rc = ckpt_poll(R, 1, err)) != SW_OK)
+        return rc;
+    for (o = 0; o < R->n_outs; o++) {
+        if ((rc = out_sync(&R->outs[o], err)) != SW_OK)
+            return rc;
+    }
+    if (position(R, &pos) != 0) {
+        free(pos.p);
+        return fail(err, SW_E_NOMEM, "checkpoint: out of memory");
+    }
+    ckpt_path(R->j, ++R->ckpt_seq, path, sizeof(path));
+    R->events_since = 0;
+    R->last_ckpt = now_s();
+    if (background) {
+        rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
+        free(pos.p);
+        if (rc != SW_OK)
+            return rc;
+        R->bg = 1;
+        R->bg_t0 = t0;
+        snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
+        R->bg_n = R->n_pos;
+        memcpy(R->bg_part, R->pos_part, (size_t)R->n_pos * sizeof(int32_t));
+        memcpy(R->bg_next, R->pos_next, (size_t)R->n_pos * sizeof(int64_t));
+        return SW_OK;
+    }
+    rc = sw_pipeline_checkpoint(R->p, path, pos.p, pos.len, err);
+    free(pos.p);
+    if (rc != SW_OK)
+        return rc;
+    ckpt_done(R, path, t0);
+    return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
+}
+
+/* The newest checkpoint that reads back, or none: *out the pipeline (NULL
+ * without a checkpoint), keep[] the output lengths. */
+static sw_rc
+restore(run *R, int64_t *keep, sw_err *err)
+{
+    int64_t seqs[256], n, i;
+    char path[4096];
+
+    if (R->j->ckpt_dir == NULL)
+        return SW_OK;
+    if (mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
+        return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->j->ckpt_dir,
+                    strerror(errno));
+    n = list_ckpts(R->j->ckpt_dir, seqs, 256);
+    for (i = 0; i < n; i++) {
+        sw_pipeline *p = NULL;
+        const void *pos;
+        size_t len;
+        sw_err e = {0};
+        sw_rc rc;
+
+        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        rc = sw_pipeline_restore(path, &p, &e);
+        if (rc == SW_OK) {
+            pos = sw_pipeline_position(p, &len);
+            R->n = 0;
+            R->kused = 0;
+            rc = restore_position(R, pos, len, keep, &e);
+            if (rc == SW_E_INVAL) { /* another job's: not a damage */
+                sw_pipeline_free(p);
+                *err = e;
+                return rc;
+            }
+        }
+        if (rc != SW_OK) {
+            fprintf(stderr,
+                    "sw-serve: warning: checkpoint %s is unusable (%s); "
+                    "trying the one before\n",
+                    path, e.msg);
+            sw_pipeline_free(p);
+            continue;
+        }
+        R->p = p;
+        R->ckpt_seq = seqs[0];
+        fprintf(stderr,
+                "sw-serve: restored %s: %lld events in, %lld predictions, "
+                "%lld events buffered\n",
+                path, (long long)R->n_in, (long long)R->n_out,
+                (long long)R->n);
+        return SW_OK;
+    }
+    if (n > 0)
+        fprintf(stderr, "sw-serve: warning: no usable checkpoint in %s; "
+                        "starting from the group's offsets\n",
+                R->j->ckpt_dir);
+    if (n > 0)
+        R->ckpt_seq = seqs[0];
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setting up                                                           */
+/* ------------------------------------------------------------------ */
+
+static sw_rc
+file_sha256(const char *path, char hex[65], sw_err *err)
+{
+    unsigned char d[crypto_hash_sha256_BYTES], chunk[65536];
+    crypto_hash_sha256_state st;
+    FILE *fp = fopen(path, "rb");
+    size_t n;
+    int i;
+
+    if (fp == NULL)
+        return fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
+    crypto_hash_sha256_init(&st);
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        crypto_hash_sha256_update(&st, chunk, n);
+    fclose(fp);
+    crypto_hash_sha256_final(&st, d);
+    for (i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return SW_OK;
+}
+
+/* Load the bundle (a path, or a registry reference) and name it. */
+static sw_rc
+load_bundle(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    char path[4096];
+    int64_t version = 0;
+    sw_rc rc;
+
+    if (j->registry != NULL) {
+        rc = sw_registry_resolve(j->registry, j->bundle, path, sizeof(path),
+                                 R->sha, &version, err);
+        if (rc != SW_OK)
+            return rc;
+    } else {
+        snprintf(path, sizeof(path), "%s", j->bundle);
+        if ((rc = file_sha256(path, R->sha, err)) != SW_OK)
+            return rc;
+    }
+    if ((rc = sw_model_load(path, &R->m, err)) != SW_OK)
+        return rc;
+    if (sw_model_pipeline_spec(R->m) == NULL)
+        return fail(err, SW_E_INVAL,
+                    "%s is a model without a pipeline: save it with its "
+                    "pipeline (model.save(path, pipeline=p)) to serve it "
+                    "from raw events",
+                    path);
+    if (j->name != NULL) {
+        snprintf(R->model, sizeof(R->model), "%s", j->name);
+    } else if (j->registry != NULL) {
+        snprintf(R->model, sizeof(R->model), "%.*s@%lld",
+                 (int)strcspn(j->bundle, "@"), j->bundle, (long long)version);
+    } else {
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        size_t n = strlen(base);
+
+        if (n > 4 && !strcmp(base + n - 4, ".swm"))
+            n -= 4;
+        snprintf(R->model, sizeof(R->model), "%.*s", (int)n, base);
+    }
+    R->model_hdr[0] = "model";
+    R->model_hdr[1] = R->model;
+    R->model_hdr[2] = "sha256";
+    R->model_hdr[3] = R->sha;
+    R->model_hdr[4] = NULL;
+    return SW_OK;
+}
+
+/* The spec with the job's emission mode (NULL: as the bundle has it,
+ * arrival when it says nothing). */
+static char *
+spec_for_job(const char *spec_json, int emission)
+{
+    json_t *s = json_loads(spec_json, 0, NULL);
+    char *text;
+
+    if (s == NULL)
+        return NULL;
+    if (emission >= 0 || json_object_get(s, "emission") == NULL)
+        json_object_set_new(s, "emission",
+                            json_string(emission == 0 ? "watermark"
+                                                      : "arrival"));
+    text = json_dumps(s, JSON_COMPACT);
+    json_decref(s);
+    return text;
+}
+
+/* Say at start which features' state depends on how partitions
+ * interleave: those not keyed by the message's key. */
+static void
+check_keys(const run *R)
+{
+    json_t *s = json_loads(sw_model_pipeline_spec(R->m), 0, NULL), *f;
+    size_t i;
+    char bad[512] = "";
+    size_t used = 0;
+
+    if (s == NULL)
+        return;
+    json_array_foreach(json_object_get(s, "features"), i, f)
+    {
+        const char *op = json_string_value(json_object_get(f, "op"));
+        json_t *k = json_object_get(f, "key"), *e;
+        int has = 0;
+        size_t x;
+
+        if (op == NULL || !strcmp(op, "hash") || !strcmp(op, "log1p") ||
+            !strcmp(op, "bucketize") || !strcmp(op, "one_hot") ||
+            !strcmp(op, "value"))
+            continue;
+        if (R->j->key_field != NULL && json_is_string(k))
+            has = !strcmp(json_string_value(k), R->j->key_field);
+        json_array_foreach(k, x, e)
+        {
+            if (R->j->key_field && json_is_string(e) &&
+                !strcmp(json_string_value(e), R->j->key_field))
+                has = 1;
+        }
+        if (!has && used < sizeof(bad))
+            used += (size_t)snprintf(
+                bad + used, sizeof(bad) - used, "%s%s", used ? ", " : "",
+                json_string_value(json_object_get(f, "name")));
+    }
+    json_decref(s);
+    if (bad[0] == '\0')
+        return;
+    if (R->j->key_field == NULL)
+        fprintf(stderr,
+                "sw-serve: note: the job names no \"key\" (the field the "
+                "messages are keyed by); results depend only on each "
+                "partition's order when every key lives in one partition\n");
+    else
+        fprintf(stderr,
+                "sw-serve: warning: features %s are not keyed by the message "
+                "key '%s': their state depends on how the partitions "
+                "interleave, so a replay may differ from the live run\n",
+                bad, R->j->key_field);
+}
+
+static sw_rc
+open_source(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    sw_rc rc;
+    int i;
+
+    if (j->src == SRC_HDF5) {
+        int64_t start = R->n_pos > 0 ? R->pos_next[0] : 0;
+
+        return sw_h5_source_open(j->h5_path, j->h5_type, 0, start, -1, &R->hs,
+                                 err);
+    }
+    if (j->src == SRC_KAFKA_SLICE) {
+        if (j->ckpt_dir != NULL)
+            return fail(err, SW_E_INVAL,
+                        "job: a topic slice (start/stop) is a backtest and "
+                        "takes no checkpoint; give a group for a live run");
+        return sw_kafka_source_open(j->bootstrap, j->topic, NULL, 0,
+                                    j->start_kind, j->start, j->stop_kind,
+                                    j->stop, 30000, j->src_conf, &R->ks, err);
+    }
+    rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
+                                   j->wait_ms, j->src_conf, &R->ks, err);
+    if (rc != SW_OK)
+        return rc;
+    sw_kafka_source_set_outage_limit(R->ks, j->outage_ms);
+    for (i = 0; i < R->n_pos; i++) {
+        rc = sw_kafka_source_start_at(R->ks, R->pos_part[i], R->pos_next[i],
+                                      err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
+static sw_rc
+make_decoder(run *R, sw_err *err)
+{
+    json_t *spec = json_loads(sw_model_pipeline_spec(R->m), 0, NULL);
+    char *events = spec ? json_dumps(json_object_get(spec, "events"),
+                                     JSON_COMPACT)
+                        : NULL;
+    const char *id;
+    json_t *w;
+    sw_rc rc;
+    int f;
+
+    json_decref(spec);
+    if (events == NULL)
+        return fail(err, SW_E_NOMEM, "run: out of memory");
+    rc = sw_json_decoder_new(events, &R->d, err);
+    free(events);
+    if (rc == SW_OK && R->j->avro_schema != NULL)
+        rc = sw_json_decoder_set_avro(R->d, R->j->avro_schema,
+                                      R->j->avro_framing, err);
+    json_object_foreach(R->j->avro_writers, id, w)
+    {
+        char *t = json_is_string(w) ? strdup(json_string_value(w))
+                                    : json_dumps(w, JSON_COMPACT);
+
+        if (rc == SW_OK)
+            rc = sw_json_decoder_add_avro_writer(R->d, (int32_t)atoi(id), t,
+                                                 err);
+        free(t);
+    }
+    R->key_col = -1;
+    for (f = 0; R->j->key_field && f < sw_json_decoder_n_fields(R->d); f++) {
+        const char *name;
+        int type;
+        const double *num;
+        const int64_t *ints, *sat, *slen;
+
+        sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat, &slen);
+        if (!strcmp(name, R->j->key_field))
+            R->key_col = f;
+    }
+    if (rc == SW_OK && R->j->key_field && R->key_col < 0)
+        rc = fail(err, SW_E_INVAL,
+                  "job: key '%s' is not a field of the bundle's events",
+                  R->j->key_field);
+    return rc;
+}
+
+static void
+update_metrics(run *R)
+{
+    int64_t st[9];
+    int i;
+
+    atomic_store(&R->mt->events_in, R->n_in);
+    atomic_store(&R->mt->rows_out, R->n_out);
+    atomic_store(&R->mt->dead, R->n_dead);
+    atomic_store(&R->mt->late, R->n_late);
+    atomic_store(&R->mt->invalid, R->n_invalid);
+    atomic_store(&R->mt->watermark_us, sw_pipeline_watermark(R->p));
+    sw_pipeline_stats(R->p, st);
+    atomic_store(&R->mt->keys, st[4]);
+    R->mt->n_parts = R->n_pos < 64 ? R->n_pos : 64;
+    for (i = 0; i < R->mt->n_parts; i++) {
+        atomic_store(&R->mt->part_id[i], R->pos_part[i]);
+        atomic_store(&R->mt->part_next[i], R->pos_next[i]);
+        atomic_store(&R->mt->part_lag[i],
+                     R->ks ? sw_kafka_source_lag(R->ks, R->pos_part[i],
+                                                 R->pos_next[i])
+                           : 0);
+    }
+}
+
+static void
+record_latency(run *R, double seconds)
+{
+    double ms = seconds * 1e3;
+    int b;
+
+    atomic_fetch_add(&R->mt->lat_count, 1);
+    atomic_fetch_add(&R->mt->lat_sum_us, (int64_t)(seconds * 1e6));
+    for (b = 0; b < LAT_BUCKETS; b++) {
+        if (ms <= sw_lat_bounds_ms[b])
+            atomic_fetch_add(&R->mt->lat_bucket[b], 1);
+    }
+}
+
+static void
+free_run(run *R)
+{
+    int o;
+
+    for (o = 0; o < R->n_outs; o++)
+        out_close(&R->outs[o]);
+    sw_kafka_source_free(R->ks);
+    sw_h5_source_free(R->hs);
+    sw_json_decoder_free(R->d);
+    sw_result_free(R->r);
+    sw_pipeline_free(R->p);
+    sw_model_free(R->m);
+    free(R->f_part);
+    free(R->f_off);
+    free(R->f_kat);
+    free(R->f_klen);
+    free(R->karena);
+    free(R->pred);
+    free(R->line.p);
+    free(R->key.p);
+    free(R->sub_at);
+    free(R->sub_len);
+    free(R->sub_ts);
+    free(R->sub_idx);
+    free(R->strbuf);
+}
+
+/* The whole run; returns the exit status. */
+static int
+run_job(job *j, run_metrics *mt, sw_err *err)
+{
+    run R;
+    int64_t keep[RUN_MAX_SINKS + 2];
+    double last_log;
+    int o, status = 1;
+    const char *secret;
+    char *spec = NULL;
+    sw_rc rc;
+
+    memset(&R, 0, sizeof(R));
+    R.j = j;
+    R.mt = mt;
+    R.key_col = -2;
+    for (o = 0; o < RUN_MAX_SINKS + 2; o++)
+        keep[o] = -1;
+    R.n_outs = j->n_sinks + j->has_dead + j->has_features;
+    if ((rc = load_bundle(&R, err)) != SW_OK)
+        goto done;
+    snprintf(mt->model, sizeof(mt->model), "%s", R.model);
+    snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.sha);
+    if ((rc = restore(&R, keep, err)) != SW_OK)
+        goto done;
+    spec = spec_for_job(sw_model_pipeline_spec(R.m), j->emission);
+    if (spec == NULL) {
+        rc = fail(err, SW_E_NOMEM, "run: out of memory");
+        goto done;
+    }
+    if (R.p == NULL && (rc = sw_pipeline_new(spec, &R.p, err)) != SW_OK)
+        goto done;
+    {
+        sw_pipeline *want = NULL;
+
+        if ((rc = sw_pipeline_new(spec, &want, err)) != SW_OK)
+            goto done;
+        if (sw_pipeline_spec_hash(want) != sw_pipeline_spec_hash(R.p) ||
+            sw_pipeline_arrival(want) != sw_pipeline_arrival(R.p)) {
+            rc = fail(err, SW_E_INVAL,
+                      "checkpoint.dir %s holds state of another pipeline or "
+                      "emission mode (%s) than this job's (%s): move the "
+                      "checkpoints away to start afresh",
+                      j->ckpt_dir,
+                      sw_pipeline_arrival(R.p) ? "arrival" : "watermark",
+                      sw_pipeline_arrival(want) ? "arrival" : "watermark");
+            sw_pipeline_free(want);
+            goto done;
+        }
+        sw_pipeline_free(want);
+    }
+    snprintf(mt->emission, sizeof(mt->emission), "%s",
+             sw_pipeline_arrival(R.p) ? "arrival" : "watermark");
+    secret = getenv(j->secret_env);
+    if (secret != NULL &&
+        (rc = sw_pipeline_set_secret(R.p, secret, strlen(secret), err)) !=
+            SW_OK)
+        goto done;
+    if ((rc = sw_result_new(&R.r, err)) != SW_OK)
+        goto done;
+    if (j->src != SRC_HDF5 && (rc = make_decoder(&R, err)) != SW_OK)
+        goto done;
+    check_keys(&R);
+    for (o = 0; o < j->n_sinks; o++) {
+        if ((rc = out_open(&j->sinks[o], &R.outs[o], keep[o], 1, err)) !=
+            SW_OK)
+            goto done;
+    }
+    if (j->has_dead) {
+        R.dead = &R.outs[o];
+        if ((rc = out_open(&j->dead, &R.outs[o], keep[o], 0, err)) != SW_OK)
+            goto done;
+        o++;
+    }
+    if (j->has_features) {
+        R.feats = &R.outs[o];
+        if ((rc = out_open(&j->features, &R.outs[o], keep[o], 0, err)) !=
+            SW_OK)
+            goto done;
+    }
+    if ((rc = open_source(&R, err)) != SW_OK)
+        goto done;
+    if (R.ks != NULL) {
+        int n_parts;
+
+        /* every partition holds the watermark back until it is read */
+        if ((rc = sw_kafka_source_partition_count(R.ks, &n_parts, err)) !=
+                SW_OK ||
+            (rc = sw_pipeline_announce_partitions(R.p, n_parts, err)) != SW_OK)
+            goto done;
+    }
+    snprintf(mt->source, sizeof(mt->source), "%s",
+             j->src == SRC_HDF5 ? j->h5_path : j->topic);
+    fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
+                    "emission\n",
+            R.model, R.sha, mt->source, mt->emission);
+    atomic_store(&mt->running, 1);
+    R.last_ckpt = last_log = now_s();
+    while (!stop_asked) {
+        int64_t count = 0;
+        double t0;
+
+        if (R.hs != NULL)
+            rc = sw_h5_source_next(R.hs, j->batch_max, &count, err);
+        else
+            rc = sw_kafka_source_next(R.ks, j->batch_max, &count, err);
+        if (rc != SW_OK)
+            goto done;
+        t0 = now_s();
+        if (count == 0 && j->src != SRC_KAFKA)
+            break; /* a file or a slice is done */
+        if (count > 0) {
+            rc = R.hs ? h5_batch(&R, count, err) : kafka_batch(&R, count, err);
+            if (rc != SW_OK)
+                goto done;
+            for (o = 0; o < j->n_sinks; o++) {
+                if (R.outs[o].fp != NULL)
+                    fflush(R.outs[o].fp); /* a long-running filter answers */
+            }
+            R.n_in += count;
+            R.events_since += count;
+            record_latency(&R, now_s() - t0);
+        }
+        if ((rc = ckpt_poll(&R, 0, err)) != SW_OK)
+            goto done;
+        if (j->ckpt_dir != NULL && !R.bg &&
+            ((j->ckpt_events > 0 && R.events_since >= j->ckpt_events) ||
+             (j->ckpt_seconds > 0 && now_s() - R.last_ckpt >= j->ckpt_seconds &&
+              R.events_since > 0)) &&
+            (rc = checkpoint(&R, j->ckpt_background, err)) != SW_OK)
+            goto done;
+        update_metrics(&R);
+        if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
+            last_log = now_s();
+            fprintf(stderr,
+                    "sw-serve: %lld in, %lld out, %lld dead, %lld late, "
+                    "%lld checkpoints\n",
+                    (long long)R.n_in, (long long)R.n_out, (long long)R.n_dead,
+                    (long long)R.n_late,
+                    (long long)atomic_load(&mt->checkpoints));
+        }
+    }
+    atomic_store(&mt->running, 0);
+    /* the end of a bounded source, or SIGTERM: everything out, a last
+     * checkpoint, offsets committed */
+    if (!stop_asked && j->src != SRC_KAFKA) {
+        if ((rc = sw_pipeline_flush(R.p, R.r, err)) != SW_OK ||
+            (rc = emit(&R, err)) != SW_OK)
+            goto done;
+        fifo_drop(&R, sw_pipeline_oldest_pending(R.p));
+    }
+    if ((rc = ckpt_poll(&R, 1, err)) != SW_OK)
+        goto done;
+    if (j->ckpt_dir != NULL) {
+        if ((rc = checkpoint(&R, 0, err)) != SW_OK)
+            goto done;
+    } else {
+        for (o = 0; o < R.n_outs; o++) {
+            if ((rc = out_sync(&R.outs[o], err)) != SW_OK)
+                goto done;
+        }
+    }
+    update_metrics(&R);
+    fprintf(stderr,
+            "sw-serve: stopped: %lld in, %lld out, %lld dead, %lld late\n",
+            (long long)R.n_in, (long long)R.n_out, (long long)R.n_dead,
+            (long long)R.n_late);
+    status = 0;
+done:
+    atomic_store(&mt->running, 0);
+    free(spec);
+    free_run(&R);
+    return status;
+}
+
+int
+sw_run_main(int argc, char **argv)
+{
+    static run_metrics mt;
+    struct sigaction sa;
+    metrics_server *ms = NULL;
+    sw_err err = {0};
+    job j;
+    int status;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: sw-serve run JOB.json (see docs/runner.md)\n");
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "sw-serve: libsodium failed to start\n");
+        return 1;
+    }
+    if (sw_job_load(argv[2], &j, &err) != SW_OK) {
+        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+        sw_job_free(&j);
+        return 2;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    mt.started_unix_ms = unix_ms();
+    if (j.metrics_port > 0 &&
+        sw_metrics_start(j.metrics_port, &mt, &ms, &err) != SW_OK) {
+        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+        sw_job_free(&j);
+        return 1;
+    }
+    status = run_job(&j, &mt, &err);
+    if (status != 0)
+        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+    sw_metrics_stop(ms);
+    sw_job_free(&j);
+    return status;
+}

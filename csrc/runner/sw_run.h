@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_run.h - what the files of `sw-serve run JOB` share: the job as read
+ * from its JSON file (sw_job.c), the outputs (sw_outputs.c), the metrics
+ * endpoint (sw_metrics.c) and the loop (sw_run.c).
+ */
+#ifndef SW_RUN_H
+#define SW_RUN_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "streamwise.h"
+
+#define RUN_MAX_SINKS 8
+
+enum { SRC_KAFKA, SRC_KAFKA_SLICE, SRC_HDF5 };
+enum { OUT_KAFKA, OUT_JSONL, OUT_CSV };
+
+/* Where outputs go: a topic or a file. */
+typedef struct out_spec {
+    int kind;
+    const char *topic, *path, *bootstrap; /* borrowed from the job's JSON */
+    const char **conf;                    /* NULL-terminated name, value... */
+} out_spec;
+
+typedef struct job {
+    json_t *root; /* owns every string below */
+    /* source */
+    int src;
+    const char *bootstrap, *topic, *group, *h5_path, *h5_type;
+    const char **src_conf;
+    int start_kind, stop_kind;
+    int64_t start, stop;
+    const char *avro_schema; /* NULL: JSON values */
+    int avro_framing;
+    json_t *avro_writers;
+    /* what to run */
+    const char *bundle, *registry, *name;
+    int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
+    const char *key_field;
+    const char *secret_env;
+    /* outputs */
+    int n_sinks;
+    out_spec sinks[RUN_MAX_SINKS];
+    int has_dead, has_features;
+    out_spec dead, features;
+    /* checkpoints */
+    const char *ckpt_dir;
+    double ckpt_seconds;
+    int64_t ckpt_events;
+    int ckpt_keep, ckpt_background;
+    /* operation */
+    int metrics_port;
+    int64_t batch_max, wait_ms, outage_ms;
+    double log_seconds;
+} job;
+
+sw_rc sw_job_load(const char *path, job *j, sw_err *err);
+void sw_job_free(job *j);
+
+/* Counters the loop updates and the metrics endpoint reads. */
+#define LAT_BUCKETS 16
+typedef struct run_metrics {
+    _Atomic int64_t events_in, rows_out, dead, late, invalid, batches;
+    _Atomic int64_t checkpoints, ckpt_us, ckpt_bytes, ckpt_unix_ms;
+    _Atomic int64_t watermark_us, keys;
+    _Atomic int64_t lat_count, lat_sum_us;
+    _Atomic int64_t lat_bucket[LAT_BUCKETS]; /* cumulative below bounds */
+    _Atomic int running;
+    int n_parts;
+    _Atomic int64_t part_id[64], part_next[64], part_lag[64];
+    char model[300], sha256[65], source[300], emission[16];
+    int64_t started_unix_ms;
+} run_metrics;
+
+extern const double sw_lat_bounds_ms[LAT_BUCKETS];
+
+/* The metrics endpoint (libmicrohttpd): /metrics, /healthz, /status. */
+typedef struct metrics_server metrics_server;
+sw_rc sw_metrics_start(int port, run_metrics *m, metrics_server **out,
+                       sw_err *err);
+void sw_metrics_stop(metrics_server *s);
+
+int sw_run_main(int argc, char **argv);
+
+#endif
