@@ -151,7 +151,10 @@ sw_kafka_source_free(sw_kafka_source *s)
 {
     if (s == NULL)
         return;
-    if (s->rk != NULL) {
+    if (s->rk != NULL && s->down_since != 0) {
+        /* no broker to leave the group with: closing would wait for one */
+        rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    } else if (s->rk != NULL) {
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
@@ -222,8 +225,25 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         rd_kafka_error_destroy(ke);
 }
 
+/* librdkafka's errors of a live source: a broker out of reach starts
+ * the outage clock (next() ends it, or fails when it runs out). */
+static void
+on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    sw_kafka_source *s = opaque;
+
+    (void)rk, (void)reason;
+    if (e == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+        e == RD_KAFKA_RESP_ERR__RESOLVE) {
+        if (s->down_since == 0)
+            s->down_since = now_ms();
+        s->down_err = (rd_kafka_resp_err_t)e;
+    }
+}
+
 /* The consumer handle of s, configured by defaults then conf_kv; live
- * sources get the rebalance callback. */
+ * sources get the rebalance and error callbacks. */
 static sw_rc
 new_consumer(sw_kafka_source *s, const char *bootstrap,
              const char *const *defaults, const char *const *conf_kv,
@@ -237,6 +257,7 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
         return SW_E_INVAL;
     if (s->live) {
         rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+        rd_kafka_conf_set_error_cb(conf, on_error);
         rd_kafka_conf_set_opaque(conf, s);
     }
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));

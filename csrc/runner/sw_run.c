@@ -1002,7 +1002,7 @@ cmp_desc(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
-    return x < y ? 1 : x > y;
+    return x < y ? 1 : x > y ? -1 : 0;
 }
 
 /* The checkpoints' numbers in dir, newest first. */
@@ -1145,6 +1145,22 @@ restore(run *R, int64_t *keep, sw_err *err)
     if (mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
         return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->j->ckpt_dir,
                     strerror(errno));
+    {
+        /* the temporary files of checkpoints a crash interrupted */
+        DIR *d = opendir(R->j->ckpt_dir);
+        struct dirent *e;
+
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (!strncmp(e->d_name, "ckpt-", 5) &&
+                strstr(e->d_name, ".swc.tmp.") != NULL) {
+                snprintf(path, sizeof(path), "%s/%s", R->j->ckpt_dir,
+                         e->d_name);
+                unlink(path);
+            }
+        }
+        if (d != NULL)
+            closedir(d);
+    }
     n = list_ckpts(R->j->ckpt_dir, seqs, 256);
     for (i = 0; i < n; i++) {
         sw_pipeline *p = NULL;

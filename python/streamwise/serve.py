@@ -293,11 +293,13 @@ class RunningJob:
         self.path = path
         self.metrics_port = metrics_port
         self._log = open(log, "w") if log else None
+        # a session of its own: kill() ends a checkpoint being written in
+        # a forked child too, as a machine that goes down would
         self.proc = subprocess.Popen(
             [runner_program(), "run", path], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._log if self._log else subprocess.PIPE,
-            text=True)
+            text=True, start_new_session=True)
 
     def _get(self, what, timeout=5):
         import urllib.request
@@ -343,9 +345,18 @@ class RunningJob:
         return err
 
     def kill(self):
-        """SIGKILL, as a crash."""
-        self.proc.kill()
+        """SIGKILL to the runner and any checkpoint it is writing, as a
+        crash; returns what it had written to stderr."""
+        import signal
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        if self._log:
+            self._log.close()
+        return err
 
 
 def score_stream(model, batches, key=None, emission="arrival",

@@ -1,0 +1,478 @@
+"""sw-serve run: the notebook, a backtest and the live runner give the same
+bytes; SIGKILL loses nothing and counts nothing twice; bad input gets a
+clear error or a dead letter. Everything on the embedded broker, loopback
+only, bounded in time."""
+import base64
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import serve
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+SPEC = {
+    "events": {"time": "ts", "time_unit": "us",
+               "fields": {"user": "str", "item": "int64",
+                          "price": "float64", "click": "int8"}},
+    "features": [
+        {"name": "user_n", "op": "count", "key": "user"},
+        {"name": "user_price", "op": "mean", "key": "user", "field": "price",
+         "default": 0},
+        {"name": "user_ctr", "op": "rate", "key": "user", "field": "click",
+         "a": 1, "b": 9},
+        {"name": "user_spend_h", "op": "decayed_sum", "key": "user",
+         "field": "price", "half_life": "1h"},
+        {"name": "user_var", "op": "var", "key": "user", "field": "price",
+         "default": 0},
+        {"name": "user_items", "op": "distinct", "key": "user",
+         "field": "item"},
+        {"name": "user_n_1m", "op": "count", "key": "user",
+         "window": {"tumbling": "1m"}},
+        {"name": "user_z", "op": "standardize", "key": "user",
+         "field": "price", "default": 0},
+        {"name": "price", "op": "value", "field": "price"},
+        {"name": "user_x_item", "op": "hash", "fields": ["user", "item"],
+         "dims": 4096},
+    ],
+    "watermark": {"out_of_orderness": "30s"},
+}
+T0 = 1_700_000_000_000_000
+
+
+def events(n, seed=0, users=300, jitter_us=0):
+    """A seeded stream: (user keys, JSON values, arrays)."""
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.arange(n, dtype=np.int64) * 30_000
+    if jitter_us:
+        ts = ts + rng.integers(0, jitter_us, n)
+    user = rng.integers(0, users, n)
+    item = rng.integers(0, 60, n)
+    price = np.round(rng.gamma(2.0, 10.0, n), 2)
+    click = (rng.random(n) < 0.15 + 0.1 * (user % 3 == 0)).astype(np.int8)
+    values = [json.dumps({"ts": int(ts[i]), "user": f"u{user[i]}",
+                          "item": int(item[i]), "price": float(price[i]),
+                          "click": int(click[i])}, separators=(",", ":"))
+              for i in range(n)]
+    keys = [f"u{u}" for u in user]
+    cols = {"ts": ts, "user": np.array(keys, dtype=object), "item": item,
+            "price": price, "click": click}
+    return keys, values, cols
+
+
+def produce(bootstrap, topic, keys, values, extra=()):
+    p = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
+                                  "linger.ms": 20})
+    for k, v in zip(keys, values):
+        while True:
+            try:
+                p.produce(topic, key=k, value=v)
+                break
+            except BufferError:
+                p.poll(0.05)
+    for k, v in extra:
+        p.produce(topic, key=k, value=v)
+    assert p.flush(30) == 0
+
+
+def train_bundle(path, kind="gbdt", n=6000, emission="arrival"):
+    """Features and a model from replayed events, saved as a bundle."""
+    _, _, cols = events(n, seed=99)
+    p = sw.Pipeline(SPEC, emission=emission)
+    out = p.push(cols)
+    out2 = p.flush()
+    assert len(out2) == 0 or emission == "watermark"
+    y = cols["click"][out.index]
+    if kind == "gbdt":
+        m = sw.GBDTClassifier(n_estimators=25, num_leaves=15).fit(
+            serve.features(out, sparse=False), y)
+        m.save(path, pipeline=p, sparse=False)
+    else:
+        m = sw.SCWClassifier().fit(serve.features(out), y)
+        m.save(path, pipeline=p)
+    return path
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout, what):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def predictions_done(run, n):
+    def check():
+        try:
+            return run.status()["predictions"] >= n
+        except OSError:
+            return False
+    return check
+
+
+def lines_by_event(path):
+    """{(partition, offset): line bytes} of a JSON-lines output."""
+    out = {}
+    with open(path, "rb") as f:
+        for line in f:
+            d = json.loads(line)
+            key = (d["partition"], d["offset"])
+            assert key not in out, f"{key} twice in {path}"
+            out[key] = line.rstrip(b"\n")
+    return out
+
+
+def topic_values(bootstrap, topic):
+    """Every message of a topic as (partition, offset) of the event -> list
+    of value bytes, in the order written."""
+    got = {}
+    for b in sw.replay.kafka(topic, bootstrap):
+        for v in b["value"]:
+            d = json.loads(v)
+            got.setdefault((d["partition"], d["offset"]), []).append(bytes(v))
+    return got
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with sw.kafka.local_broker(partitions=4) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bundles")
+    return {"gbdt": train_bundle(str(d / "gbdt.swm")),
+            "scw": train_bundle(str(d / "scw.swm"), "scw"),
+            "gbdt_wm": train_bundle(str(d / "gbdt_wm.swm"),
+                                    emission="watermark")}
+
+
+@pytest.mark.parametrize("kind, emission", [("gbdt", "arrival"),
+                                            ("scw", "arrival"),
+                                            ("gbdt", "watermark")])
+def test_notebook_backtest_and_live_give_the_same_bytes(
+        broker, bundles, tmp_path, kind, emission):
+    topic = f"identity-{kind}-{emission}"
+    broker.create_topic(topic, 4)
+    keys, values, _ = events(12000, seed=7, jitter_us=20_000)
+    produce(broker.bootstrap, topic, keys, values)
+    bundle = bundles[kind]
+    port = free_port()
+    live_out = tmp_path / "live.jsonl"
+    job = serve.Job(serve.kafka_source(topic, broker.bootstrap,
+                                       group=f"g-{topic}"),
+                    bundle, emission=emission, key="user",
+                    sinks=[serve.jsonl(live_out)],
+                    checkpoint={"dir": str(tmp_path / "ckpt"),
+                                "every_s": 1},
+                    metrics_port=port)
+    run = job.start(str(tmp_path / "job.json"))
+    try:
+        # watermark emission holds the last 30 s of event time (about
+        # 1000 events) back; arrival emits every event
+        want = 12000 if emission == "arrival" else 10500
+        wait_for(predictions_done(run, want), 60, "the live predictions")
+        metrics = run.metrics()
+        health = urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+    finally:
+        run.stop()
+    assert health == b"ok\n"
+    assert metrics["sw_events_in_total"] == 12000
+    assert metrics["sw_dead_letters_total"] == 0
+    assert any(k.startswith("sw_batch_latency_seconds_bucket") for k in
+               metrics)
+    live = lines_by_event(live_out)
+    # the backtest: the same job over the topic as a slice, to its end
+    bt_out = tmp_path / "bt.jsonl"
+    bt_job = serve.Job(serve.kafka_source(topic, broker.bootstrap),
+                       bundle, emission=emission, key="user",
+                       sinks=[serve.jsonl(bt_out)])
+    bt_job.save(tmp_path / "bt.json")
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "bt.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    backtest = lines_by_event(bt_out)
+    # the notebook: replay, the Python pipeline, the bundle's scoring
+    nb = serve.score_stream(sw.learners.load(bundle),
+                            sw.replay.kafka(topic, broker.bootstrap,
+                                            schema=SPEC),
+                            key="user", emission=emission)
+    assert len(backtest) == len(nb) == 12000
+    # live stopped before the watermark passed the last events
+    assert set(live) <= set(backtest) and len(live) >= want
+    for k, line in live.items():
+        assert line == backtest[k]
+    for row in nb.itertuples():
+        d = json.loads(backtest[(row.partition, row.offset)])
+        assert np.float64(d["prediction"]).tobytes() == \
+            np.float64(row.prediction).tobytes()
+        assert (d["key"], d["time_us"]) == (row.key, row.time_us)
+    d = json.loads(next(iter(backtest.values())))
+    assert d["model"] == os.path.basename(bundle)[:-4]
+    assert len(d["sha256"]) == 64
+
+
+def final_state(ckpt_dir, users):
+    """The newest checkpoint's pipeline: its counters, and the feature
+    rows one more event of every user an hour later gets from it (which
+    reads every feature's state, whichever event was processed last)."""
+    names = sorted(n for n in os.listdir(ckpt_dir) if n.endswith(".swc"))
+    p, _ = sw.Pipeline.restore(os.path.join(ckpt_dir, names[-1]))
+    st = p.stats
+    counts = (st["emitted"], st["late"], st["invalid"], st["keys"])
+    probe = p.push({"ts": np.full(len(users), T0 + 10**13, np.int64),
+                    "user": np.array(users, dtype=object),
+                    "item": np.arange(len(users)) % 60,
+                    "price": np.ones(len(users)),
+                    "click": np.zeros(len(users), np.int8)})
+    assert len(probe) == len(users)
+    return counts, probe.dense.tobytes()
+
+
+def test_sigkill_five_times_loses_nothing_and_counts_nothing_twice(
+        broker, bundles, tmp_path):
+    n, chunks = 200_000, 6
+    keys, values, _ = events(n, seed=3, users=2000)
+    users = sorted(set(keys))
+    cut = [n * i // chunks for i in range(chunks + 1)]
+
+    def job(d, topic):
+        return serve.Job(
+            serve.kafka_source(topic, broker.bootstrap, group=topic,
+                               config={"session.timeout.ms": "6000",
+                                       "heartbeat.interval.ms": "500"}),
+            bundles["gbdt"], key="user",
+            sinks=[serve.kafka_sink(f"{topic}-preds"),
+                   serve.jsonl(d / "out.jsonl")],
+            checkpoint={"dir": str(d / "ckpt"), "every_events": 15000,
+                        "every_s": 0.5, "background": True},
+            metrics_port=free_port(), batch=2000, log_every_s=0)
+
+    # the uninterrupted run, fed in the same chunks
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    broker.create_topic("ref", 4)
+    broker.create_topic("ref-preds", 16)
+    run = job(ref, "ref").start(str(ref / "job.json"))
+    try:
+        for i in range(chunks):
+            produce(broker.bootstrap, "ref", keys[cut[i]:cut[i + 1]],
+                    values[cut[i]:cut[i + 1]])
+            wait_for(predictions_done(run, cut[i + 1]), 120,
+                     f"{cut[i + 1]} predictions")
+    finally:
+        run.stop()
+    want = lines_by_event(ref / "out.jsonl")
+    assert len(want) == n
+    want_state = final_state(ref / "ckpt", users)
+
+    # the same, killed with SIGKILL five times: after each start a chunk
+    # of events arrives and the runner is killed at a random moment of
+    # its work, once while a checkpoint is being written
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    broker.create_topic("crash", 4)
+    # the embedded broker keeps about 5 MiB a partition: spread the 45 MB
+    # of predictions so that it keeps them all
+    broker.create_topic("crash-preds", 16)
+    rnd = random.Random(11)
+    t_start = time.time()
+    for i in range(chunks):
+        run = job(crash, "crash").start(str(crash / "job.json"))
+        wait_for(lambda: _up(run), 60, "the metrics endpoint")
+        produce(broker.bootstrap, "crash", keys[cut[i]:cut[i + 1]],
+                values[cut[i]:cut[i + 1]])
+        if i == chunks - 1:
+            break
+        if i == 2:
+            def writing():
+                return any(".swc.tmp." in f
+                           for f in os.listdir(crash / "ckpt"))
+            t0 = time.time()
+            while not writing():
+                assert time.time() - t0 < 60, "no checkpoint being written"
+        else:
+            time.sleep(rnd.uniform(3.0, 6.0))
+        run.kill()
+        assert time.time() - t_start < 300
+    try:
+        wait_for(predictions_done(run, n), 120, "the run after five kills")
+    finally:
+        err = run.stop()
+    assert "restored" in err
+    got = lines_by_event(crash / "out.jsonl")    # a file is exactly once
+    assert got == want
+    assert final_state(crash / "ckpt", users) == want_state
+    # the predictions topic is at least once: every duplicate is the same
+    # bytes with the same (partition, offset), and after dropping them it
+    # is the uninterrupted run's output
+    topic_out = topic_values(broker.bootstrap, "crash-preds")
+    dups = sum(len(v) - 1 for v in topic_out.values())
+    assert all(len(set(v)) == 1 for v in topic_out.values())
+    assert {k: v[0] for k, v in topic_out.items()} == want
+    print(f"kills 5 (1 during a checkpoint write), duplicates on the topic "
+          f"{dups}, events {n}")
+
+
+def _up(run):
+    try:
+        run.status()
+        return True
+    except OSError:
+        if not run.alive():
+            raise AssertionError(run.kill())
+        return False
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
+        broker, bundles, tmp_path):
+    topic = "fallback"
+    broker.create_topic(topic, 2)
+    keys, values, _ = events(9000, seed=5)
+    produce(broker.bootstrap, topic, keys[:6000], values[:6000])
+    job = serve.Job(serve.kafka_source(topic, broker.bootstrap, group="fb"),
+                    bundles["gbdt"], key="user",
+                    sinks=[serve.jsonl(tmp_path / "out.jsonl")],
+                    checkpoint={"dir": str(tmp_path / "ckpt"),
+                                "every_events": 1000, "background": False},
+                    metrics_port=free_port(), batch=500)
+    run = job.start(str(tmp_path / "job.json"))
+    try:
+        wait_for(predictions_done(run, 6000), 60, "6000 predictions")
+    finally:
+        run.stop()
+    names = sorted(f for f in os.listdir(tmp_path / "ckpt"))
+    assert len(names) == 3
+    newest = tmp_path / "ckpt" / names[-1]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    newest.write_bytes(bytes(data))
+    produce(broker.bootstrap, topic, keys[6000:], values[6000:])
+    run = job.start(str(tmp_path / "job.json"))
+    try:
+        wait_for(predictions_done(run, 9000), 60, "9000 predictions")
+    finally:
+        err = run.stop()
+    assert f"checkpoint {newest} is unusable" in err and "checksum" in err
+    got = lines_by_event(tmp_path / "out.jsonl")
+    assert len(got) == 9000
+    nb = serve.score_stream(sw.learners.load(bundles["gbdt"]),
+                            sw.replay.kafka(topic, broker.bootstrap,
+                                            schema=SPEC), key="user")
+    for row in nb.itertuples():
+        d = json.loads(got[(row.partition, row.offset)])
+        assert d["prediction"] == row.prediction
+
+
+def test_bad_events_become_dead_letters_with_reason_field_and_bytes(
+        broker, bundles, tmp_path):
+    topic = "dirty"
+    broker.create_topic(topic, 1)
+    keys, values, _ = events(500, seed=8)
+    bad = [("u1", b'{"ts": 1700000000000001, "user": "u1", "item": 3'),
+           ("u2", b'[1, 2, 3]'),
+           ("u3", json.dumps({"ts": T0 + 10, "user": "u3", "item": 1,
+                              "click": 0}).encode()),
+           ("u4", json.dumps({"ts": T0 + 20, "user": "u4", "item": "x",
+                              "price": 2.5, "click": 0}).encode()),
+           ("u5", b"\xff\xfe not text")]
+    produce(broker.bootstrap, topic, keys, values, extra=bad)
+    job = serve.Job(serve.kafka_source(topic, broker.bootstrap),
+                    bundles["gbdt"], key="user",
+                    sinks=[serve.jsonl(tmp_path / "out.jsonl")],
+                    dead_letters=serve.jsonl(tmp_path / "dead.jsonl"))
+    job.save(tmp_path / "job.json")
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "job.json")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    dead = [json.loads(x) for x in open(tmp_path / "dead.jsonl")]
+    got = {(d["reason"], d["field"]) for d in dead}
+    assert got == {("not_json", None), ("not_object", None),
+                   ("missing", "price"), ("wrong_type", "item")}
+    raw = {d["offset"]: base64.b64decode(d["raw_base64"]) for d in dead}
+    assert raw[500] == bad[0][1] and raw[504] == bad[4][1]
+    assert len(lines_by_event(tmp_path / "out.jsonl")) == 500
+
+
+def test_broker_outage_ends_with_a_clear_error_naming_the_offsets(
+        bundles, tmp_path):
+    with sw.kafka.local_broker(partitions=2) as b:
+        keys, values, _ = events(2000, seed=9)
+        produce(b.bootstrap, "events", keys, values)
+        job = serve.Job(serve.kafka_source("events", b.bootstrap,
+                                           group="outage"),
+                        bundles["gbdt"], key="user",
+                        sinks=[serve.jsonl(tmp_path / "out.jsonl")],
+                        checkpoint={"dir": str(tmp_path / "ckpt")},
+                        metrics_port=free_port(), broker_outage_s=3)
+        run = job.start(str(tmp_path / "job.json"))
+        wait_for(predictions_done(run, 2000), 60, "2000 predictions")
+        b.set_down()
+        t0 = time.time()
+        run.proc.wait(timeout=60)
+        err = run.proc.stderr.read()
+        assert run.proc.returncode == 1
+        assert time.time() - t0 < 40
+        assert "no broker reachable" in err and "last offsets read" in err
+        assert "[SW_E_SOURCE]" in err
+
+
+def test_job_and_bundle_mistakes_are_named(broker, bundles, tmp_path):
+    def run(spec):
+        path = tmp_path / "job.json"
+        path.write_text(json.dumps(spec))
+        return subprocess.run([serve.runner_program(), "run", str(path)],
+                              capture_output=True, text=True, timeout=60)
+
+    src = serve.kafka_source("dirty", broker.bootstrap)
+    r = run({"source": src, "bundle": bundles["gbdt"], "sinkz": []})
+    assert r.returncode == 2 and "job: job.sinkz: unknown key" in r.stderr
+    r = run({"source": src, "bundle": bundles["gbdt"],
+             "emission": "sometimes"})
+    assert "emission: expected \"arrival\" or \"watermark\"" in r.stderr
+    r = run({"source": src, "bundle": bundles["gbdt"], "key": "player"})
+    assert "key 'player' is not a field" in r.stderr
+    # a model without its pipeline cannot be served from raw events
+    _, _, cols = events(300)
+    plain = str(tmp_path / "plain.swm")
+    sw.GBDTClassifier(n_estimators=3).fit(
+        np.column_stack([cols["price"], cols["item"]]),
+        cols["click"]).save(plain)
+    r = run({"source": src, "bundle": plain})
+    assert r.returncode == 1 and "without a pipeline" in r.stderr
+    # a source whose events lack what the bundle's schema needs: every
+    # event is a dead letter naming the field, nothing is scored
+    broker.create_topic("other-schema", 1)
+    produce(broker.bootstrap, "other-schema", ["a"] * 20,
+            [json.dumps({"ts": T0 + i, "player": "a", "stake": 1.0})
+             for i in range(20)])
+    r = run({"source": serve.kafka_source("other-schema", broker.bootstrap),
+             "bundle": bundles["gbdt"],
+             "dead_letters": serve.jsonl(tmp_path / "d.jsonl"),
+             "sinks": [serve.jsonl(tmp_path / "o.jsonl")]})
+    assert r.returncode == 0, r.stderr
+    dead = [json.loads(x) for x in open(tmp_path / "d.jsonl")]
+    assert len(dead) == 20 and {d["field"] for d in dead} == {"user"}
+    assert os.path.getsize(tmp_path / "o.jsonl") == 0
