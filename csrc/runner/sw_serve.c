@@ -15,14 +15,88 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "streamwise.h"
 #include "sw_run.h"
 
 #define BATCH 256
+
+/* Input lines read with read(2), so that the runner knows when no more
+ * input is waiting: a batch is then answered at once, and a long-running
+ * filter never holds answers back for lines that have not come. */
+typedef struct lines {
+    int fd;
+    char *buf;
+    size_t cap, start, end;
+    int eof, error;
+} lines;
+
+/* Whether a whole line (or the end of input) can be had without waiting. */
+static int
+lines_ready(lines *L)
+{
+    struct pollfd pfd = {L->fd, POLLIN, 0};
+
+    if (L->eof || memchr(L->buf + L->start, '\n', L->end - L->start))
+        return 1;
+    return poll(&pfd, 1, 0) > 0;
+}
+
+/* The next line, NUL-terminated in place, without its line end; its
+ * length, or -1 at the end of input or on a read error (L->error). */
+static ssize_t
+lines_next(lines *L, char **line)
+{
+    for (;;) {
+        char *nl = L->end > L->start
+                       ? memchr(L->buf + L->start, '\n', L->end - L->start)
+                       : NULL;
+        ssize_t k;
+
+        if (nl != NULL || (L->eof && L->end > L->start)) {
+            size_t len = nl ? (size_t)(nl - (L->buf + L->start))
+                            : L->end - L->start;
+
+            *line = L->buf + L->start;
+            (*line)[len] = '\0';
+            L->start += len + (nl != NULL);
+            return (ssize_t)len;
+        }
+        if (L->eof)
+            return -1;
+        if (L->start > 0) {
+            memmove(L->buf, L->buf + L->start, L->end - L->start);
+            L->end -= L->start;
+            L->start = 0;
+        }
+        if (L->end + 1 >= L->cap) {
+            size_t c = L->cap ? 2 * L->cap : 65536;
+            char *b = realloc(L->buf, c);
+
+            if (b == NULL) {
+                L->error = ENOMEM;
+                return -1;
+            }
+            L->buf = b;
+            L->cap = c;
+        }
+        k = read(L->fd, L->buf + L->end, L->cap - L->end - 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            L->error = errno;
+            return -1;
+        }
+        if (k == 0)
+            L->eof = 1;
+        L->end += (size_t)k;
+    }
+}
 
 enum { FMT_CSV, FMT_LIBSVM };
 
@@ -43,17 +117,16 @@ typedef struct batch {
  * kept interactions left out). Scores are float32, printed with %.9g,
  * which parses back to the same float. */
 static sw_rc
-recommend_stream(const sw_model *m, int64_t n, FILE *in, FILE *out,
+recommend_stream(const sw_model *m, int64_t n, lines *in, FILE *out,
                  long long *n_bad, sw_err *err)
 {
     int64_t ids[BATCH], *items = NULL, k, j;
     int good[BATCH], n_lines = 0, n_ids = 0, i;
     float *scores = NULL;
     char *line = NULL, *end;
-    size_t cap = 0;
     ssize_t len;
     long long lineno = 0;
-    int flags = sw_als_has_liked(m) ? SW_REC_FILTER_LIKED : 0;
+    int flags = sw_als_has_liked(m) ? SW_REC_FILTER_LIKED : 0, idle;
     sw_rc rc = SW_OK;
 
     items = malloc((size_t)(BATCH * n) * sizeof(*items));
@@ -64,12 +137,12 @@ recommend_stream(const sw_model *m, int64_t n, FILE *in, FILE *out,
         goto done;
     }
     for (;;) {
-        len = getline(&line, &cap, in);
+        len = lines_next(in, &line);
         if (len >= 0) {
             long long id;
 
             lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            while (len > 0 && line[len - 1] == '\r')
                 line[--len] = '\0';
             id = strtoll(line, &end, 10);
             if (len == 0 || *end != '\0' || id < 0 || id >= sw_als_n_users(m)) {
@@ -84,7 +157,8 @@ recommend_stream(const sw_model *m, int64_t n, FILE *in, FILE *out,
                 ids[n_ids++] = id;
             }
         }
-        if (n_lines == BATCH || (len < 0 && n_lines > 0)) {
+        idle = n_lines > 0 && len >= 0 && !lines_ready(in);
+        if (n_lines == BATCH || (len < 0 && n_lines > 0) || idle) {
             if (n_ids > 0) {
                 rc = sw_als_recommend(m, ids, n_ids, NULL, n, flags, NULL, NULL,
                                       NULL, 0, items, scores, err);
@@ -102,12 +176,18 @@ recommend_stream(const sw_model *m, int64_t n, FILE *in, FILE *out,
                 fputc('\n', out);
             }
             n_lines = n_ids = 0;
+            if (idle)
+                fflush(out); /* nothing else is waiting: answer now */
         }
         if (len < 0)
             break;
     }
+    if (in->error) {
+        err->rc = rc = SW_E_IO;
+        snprintf(err->msg, sizeof(err->msg), "reading stdin: %s",
+                 strerror(in->error));
+    }
 done:
-    free(line);
     free(items);
     free(scores);
     return rc;
@@ -324,12 +404,11 @@ flush(const sw_model *m, batch *b, int fmt, FILE *out, sw_err *err)
 }
 
 static sw_rc
-score_stream(const sw_model *m, int fmt, int zero_based, FILE *in, FILE *out,
+score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
              long long *n_bad, sw_err *err)
 {
     batch b;
     char *line = NULL, why[200];
-    size_t line_cap = 0;
     ssize_t len;
     long long lineno = 0;
     sw_rc rc = SW_OK;
@@ -345,11 +424,11 @@ score_stream(const sw_model *m, int fmt, int zero_based, FILE *in, FILE *out,
         err->rc = rc;
         goto done;
     }
-    while ((len = getline(&line, &line_cap, in)) >= 0) {
+    while ((len = lines_next(in, &line)) >= 0) {
         const char *bad;
 
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        while (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
         if (len == 0) {
             bad = "empty line";
@@ -369,22 +448,25 @@ score_stream(const sw_model *m, int fmt, int zero_based, FILE *in, FILE *out,
             b.n_rows++;
             b.indptr[b.n_rows] = b.nnz;
         }
-        if (b.n_lines == BATCH) {
+        if (b.n_lines == BATCH || !lines_ready(in)) {
+            int idle = b.n_lines < BATCH;
+
             rc = flush(m, &b, fmt, out, err);
             if (rc != SW_OK)
                 goto done;
+            if (idle)
+                fflush(out); /* nothing else is waiting: answer now */
         }
     }
-    if (ferror(in)) {
+    if (in->error) {
         rc = SW_E_IO;
         snprintf(err->msg, sizeof(err->msg), "reading stdin: %s",
-                 strerror(errno));
+                 strerror(in->error));
         err->rc = rc;
         goto done;
     }
     rc = flush(m, &b, fmt, out, err);
 done:
-    free(line);
     free(b.dense);
     free(b.indices);
     free(b.values);
@@ -403,6 +485,7 @@ main(int argc, char **argv)
     int fmt = FMT_CSV, zero_based = 0, i, status = 1;
     long long n_bad = 0;
     static char outbuf[1 << 16];
+    lines in = {0, NULL, 0, 0, 0, 0, 0};
 
     if (argc >= 2 && !strcmp(argv[1], "run"))
         return sw_run_main(argc, argv);
@@ -496,10 +579,10 @@ main(int argc, char **argv)
                      "--recommend needs an ALS model, %.200s is not one", path);
             goto done;
         }
-        if (recommend_stream(m, recommend, stdin, stdout, &n_bad, &err) !=
+        if (recommend_stream(m, recommend, &in, stdout, &n_bad, &err) !=
             SW_OK)
             goto done;
-    } else if (score_stream(m, fmt, zero_based, stdin, stdout, &n_bad, &err) !=
+    } else if (score_stream(m, fmt, zero_based, &in, stdout, &n_bad, &err) !=
                SW_OK) {
         goto done;
     }
@@ -517,9 +600,11 @@ main(int argc, char **argv)
         status = 0;
     }
     sw_model_free(m);
+    free(in.buf);
     return status;
 done:
     fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
     sw_model_free(m);
+    free(in.buf);
     return status;
 }

@@ -370,7 +370,8 @@ def score_stream(model, batches, key=None, emission="arrival",
     import pandas as pd
     from .pipeline import Pipeline
     m = _core_of(model)
-    if partitions is None and hasattr(batches, "slice"):
+    if partitions is None and hasattr(batches, "slice") and \
+            isinstance(batches.slice.get("partitions"), list):
         partitions = len(batches.slice["partitions"])
     if m.pipeline is None:
         raise _sw.InvalidArgument("score_stream: the model carries no "
@@ -392,10 +393,13 @@ def score_stream(model, batches, key=None, emission="arrival",
             "offset": [w[1] for w in where],
             "time_us": out.event_time}))
 
+    row = 0                # a file's events are numbered by row
     for b in batches:
         n = len(next(iter(b.values()))) if b else 0
         part = np.asarray(b.get("partition", np.zeros(n, np.int32)))
-        offs = np.asarray(b.get("offset", np.arange(n)))
+        offs = np.asarray(b["offset"]) if "offset" in b else \
+            np.arange(row, row + n)
+        row += n
         for q in dict.fromkeys(part.tolist()):
             sel = np.flatnonzero(part == q)
             sub = {k: np.asarray(v)[sel] for k, v in b.items()}

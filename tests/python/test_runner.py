@@ -139,3 +139,28 @@ def test_runner_usage(serve, tmp_path):
     out = subprocess.run([serve, str(tmp_path / "none.swm")],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "No such file" in out.stderr
+
+
+def test_a_long_running_filter_answers_each_line_at_once(rng, tmp_path,
+                                                         serve):
+    """No answer waits for the 256 lines of a batch or the end of input:
+    a line written alone is answered while the runner waits for more."""
+    import select
+    X, y = separable(rng, n=300, d=4)
+    path = str(tmp_path / "m.swm")
+    m = sw.SCWClassifier().fit(X, y)
+    m.save(path)
+    p = subprocess.Popen([serve, path], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        for i in range(3):
+            p.stdin.write(",".join(repr(v) for v in X[i]) + "\n")
+            p.stdin.flush()
+            ready, _, _ = select.select([p.stdout], [], [], 5.0)
+            assert ready, f"no answer to line {i} within 5 s"
+            got = float(p.stdout.readline())
+            assert got == m.decision_function(X[i:i + 1])[0]
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+    assert p.returncode == 0
