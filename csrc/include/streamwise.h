@@ -762,7 +762,8 @@ sw_rc sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
 sw_rc sw_kafka_source_commit(sw_kafka_source *s, sw_err *err);
 /* Before the first next() of a subscribed source: partition starts at
  * offset whenever it is assigned (a checkpoint's position, which wins
- * over the group's committed offset). */
+ * over the group's committed offset). partition -1: every partition not
+ * named starts at its beginning (a checkpoint has seen none of it). */
 sw_rc sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
                                int64_t offset, sw_err *err);
 /* Commit these offsets (the next to read, per partition) for the group:

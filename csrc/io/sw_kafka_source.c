@@ -47,7 +47,7 @@ struct sw_kafka_source {
     /* live: where partitions start when assigned (a checkpoint's offsets,
      * which win over the group's), and how long the brokers may stay
      * unreachable before next() fails */
-    int n_start;
+    int n_start, start_rest; /* start_rest: the others from the start */
     int32_t *start_part;
     int64_t *start_off;
     int64_t outage_ms, down_since;
@@ -206,6 +206,8 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (i = 0; i < l->cnt; i++) {
+            if (s->start_rest)
+                l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
             for (j = 0; j < s->n_start; j++) {
                 if (s->start_part[j] == l->elems[i].partition &&
                     !strcmp(l->elems[i].topic, s->topic))
@@ -651,10 +653,14 @@ sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
     int32_t *p;
     int64_t *o;
 
-    if (!s->live || partition < 0 || offset < 0)
+    if (!s->live || partition < -1 || offset < 0)
         return sw_fail(err, SW_E_INVAL,
                        "kafka: start_at takes a subscribed source, a "
-                       "partition and an offset >= 0");
+                       "partition (or -1) and an offset >= 0");
+    if (partition == -1) {
+        s->start_rest = 1;
+        return SW_OK;
+    }
     p = sw_realloc_array(s->start_part, (size_t)s->n_start + 1,
                          sizeof(int32_t));
     if (p != NULL)

@@ -267,6 +267,7 @@ typedef struct run {
     char *strbuf;
     size_t strcap;
     int key_col; /* decoder field of the job's key, -1: message key */
+    int restored; /* started from a checkpoint */
     run_metrics *mt;
     int64_t n_late, n_invalid, n_dead, n_in, n_out;
 } run;
@@ -1191,6 +1192,7 @@ restore(run *R, int64_t *keep, sw_err *err)
             continue;
         }
         R->p = p;
+        R->restored = 1;
         R->ckpt_seq = seqs[0];
         fprintf(stderr,
                 "sw-serve: restored %s: %lld events in, %lld predictions, "
@@ -1385,6 +1387,10 @@ open_source(run *R, sw_err *err)
         if (rc != SW_OK)
             return rc;
     }
+    /* restored: what the checkpoint has not seen of a partition is new to
+     * its state, whatever the group committed since */
+    if (R->restored)
+        return sw_kafka_source_start_at(R->ks, -1, 0, err);
     return SW_OK;
 }
 

@@ -2566,6 +2566,27 @@ sw_kafka_subscribe_py(PyObject *module, PyObject *args)
 }
 
 static PyObject *
+sw_kafka_start_at_py(PyObject *module, PyObject *args)
+{
+    PyObject *cap;
+    sw_kafka_source *src;
+    int part;
+    long long off;
+    sw_err err = {0};
+
+    if (!PyArg_ParseTuple(args, "OiL", &cap, &part, &off))
+        return NULL;
+    src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
+    if (src == NULL)
+        return NULL;
+    if (sw_kafka_source_start_at(src, part, off, &err) != SW_OK) {
+        raise_sw_err(PyModule_GetState(module), &err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 sw_kafka_commit_py(PyObject *module, PyObject *cap)
 {
     sw_kafka_source *src = PyCapsule_GetPointer(cap, KAFKA_CAPSULE);
@@ -3349,6 +3370,8 @@ static PyMethodDef sw_functions[] = {
     {"kafka_subscribe", sw_kafka_subscribe_py, METH_VARARGS,
      "kafka_subscribe(bootstrap, topic, group, wait_ms, [key, value, ...]) "
      "-> source"},
+    {"kafka_start_at", sw_kafka_start_at_py, METH_VARARGS,
+     "kafka_start_at(source, partition, offset): where it resumes"},
     {"kafka_commit", sw_kafka_commit_py, METH_O,
      "kafka_commit(source): commit the offsets after the last batch"},
     {"kafka_next", sw_kafka_next_py, METH_VARARGS,

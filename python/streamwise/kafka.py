@@ -184,7 +184,13 @@ class Consumer:
     ``streamwise.replay.kafka`` instead (exact slices, no group)."""
 
     def __init__(self, topic, group, bootstrap=None, schema=None, avro=None,
-                 batch_size=65536, wait=1.0, config=None):
+                 batch_size=65536, wait=1.0, config=None, start_at=None):
+        """start_at: {partition: offset} where partitions resume when
+        assigned, winning over the group's committed offsets: the
+        positions a restored checkpoint holds, so that a crash between
+        the checkpoint and the commit re-applies nothing. Partitions it
+        does not name start at their beginning (the checkpoint has seen
+        none of their events)."""
         from .replay import _make_decoder
         bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
         if not bootstrap:
@@ -197,6 +203,10 @@ class Consumer:
         self._src = _sw.kafka_subscribe(
             bootstrap, topic, group, int(wait * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
+        if start_at is not None:
+            _sw.kafka_start_at(self._src, -1, 0)
+            for part, off in start_at.items():
+                _sw.kafka_start_at(self._src, int(part), int(off))
         self.dead_letters = []
 
     def poll(self):

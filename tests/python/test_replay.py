@@ -357,6 +357,30 @@ def test_live_consumer_group_commits_and_resumes():
             assert len(take(c4, 500)["offset"]) == 500
 
 
+def test_live_consumer_resumes_at_the_checkpoint_not_the_commit():
+    """A crash after a commit but before the next checkpoint: the restored
+    state has seen fewer events than the group committed; start_at (the
+    checkpoint's positions) wins, so none is lost. And after a checkpoint
+    but before its commit, none is applied twice."""
+    from streamwise.kafka import Consumer
+    with local_broker(topics=[("ck", 2)]) as b:
+        publish(b.bootstrap, "ck", 400, 2)
+        with Consumer("ck", "g", b.bootstrap, batch_size=100, wait=0.5,
+                      config=QUICK) as c:
+            take(c, 100)
+            at_checkpoint = dict(c.positions)
+            take(c, 300)
+            c.commit()                     # ahead of the checkpoint
+        with Consumer("ck", "g", b.bootstrap, wait=0.5, config=QUICK,
+                      start_at=at_checkpoint) as c2:
+            rest = take(c2, 400 - sum(at_checkpoint.values()))
+            assert len(rest["offset"]) == 400 - sum(at_checkpoint.values())
+            assert c2.poll()["offset"].size == 0
+        for part in (0, 1):    # a partition the checkpoint never saw
+            mine = rest["partition"] == part   # starts at its beginning
+            assert rest["offset"][mine].min() == at_checkpoint.get(part, 0)
+
+
 def test_live_consumer_decodes_and_refuses_a_replay_commit():
     from streamwise.kafka import Consumer
     import json
