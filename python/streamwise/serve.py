@@ -285,21 +285,41 @@ def read_predictions(path):
     return pd.DataFrame(rows, columns=cols)
 
 
+_RUNNING = []              # runners started here, ended at exit
+
+
+def _end_all():
+    for r in list(_RUNNING):
+        if r.alive():
+            r.kill()
+
+
 class RunningJob:
-    """A sw-serve process running a job."""
+    """A sw-serve process running a job. One still running when Python
+    exits is killed, so a failed notebook or test leaves none behind."""
 
     def __init__(self, path, metrics_port=None, log=None):
         import subprocess
+        import tempfile
         self.path = path
         self.metrics_port = metrics_port
-        self._log = open(log, "w") if log else None
+        # the runner's messages go to a file (a pipe nobody reads would
+        # fill up and stop the runner); stop() and kill() return them
+        if log is None:
+            fd, log = tempfile.mkstemp(prefix="sw-serve-", suffix=".log")
+            os.close(fd)
+        self.log = os.fspath(log)
+        self._log = open(self.log, "w")
         # a session of its own: kill() ends a checkpoint being written in
         # a forked child too, as a machine that goes down would
         self.proc = subprocess.Popen(
             [runner_program(), "run", path], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log if self._log else subprocess.PIPE,
-            text=True, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=self._log,
+            start_new_session=True)
+        if not _RUNNING:
+            import atexit
+            atexit.register(_end_all)
+        _RUNNING.append(self)
 
     def _get(self, what, timeout=5):
         import urllib.request
@@ -336,9 +356,7 @@ class RunningJob:
             self.proc.kill()
             self.proc.wait()
             raise
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        if self._log:
-            self._log.close()
+        err = self._messages()
         if self.proc.returncode != 0:
             raise _sw.Error(f"sw-serve exited with {self.proc.returncode}: "
                             f"{err.strip()}")
@@ -353,10 +371,13 @@ class RunningJob:
         except ProcessLookupError:
             pass
         self.proc.wait()
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        if self._log:
-            self._log.close()
-        return err
+        return self._messages()
+
+    def _messages(self):
+        """What the runner wrote to stderr (librdkafka's lines left out)."""
+        self._log.close()
+        with open(self.log, errors="replace") as f:
+            return "".join(x for x in f if not x.startswith("%"))
 
 
 def score_stream(model, batches, key=None, emission="arrival",

@@ -151,6 +151,13 @@ def topic_values(bootstrap, topic):
     return got
 
 
+@pytest.fixture(autouse=True)
+def no_runner_left():
+    """A failed test kills the runners it started."""
+    yield
+    serve._end_all()
+
+
 @pytest.fixture(scope="module")
 def broker():
     with sw.kafka.local_broker(partitions=4) as b:
@@ -432,7 +439,7 @@ def test_broker_outage_ends_with_a_clear_error_naming_the_offsets(
         b.set_down()
         t0 = time.time()
         run.proc.wait(timeout=60)
-        err = run.proc.stderr.read()
+        err = run.kill()
         assert run.proc.returncode == 1
         assert time.time() - t0 < 40
         assert "no broker reachable" in err and "last offsets read" in err
