@@ -87,6 +87,12 @@ prometheus(const run_metrics *m, text *t)
             atomic_load(&m->checkpoints));
     GAUGE("checkpoint_duration_seconds", "Duration of the last checkpoint.",
           "%.6f", (double)atomic_load(&m->ckpt_us) / 1e6);
+    GAUGE("checkpoint_stall_seconds",
+          "How long scoring waited for the last checkpoint (outputs made "
+          "durable, then the fork or the write).",
+          "%.6f", (double)atomic_load(&m->ckpt_stall_us) / 1e6);
+    GAUGE("checkpoint_stall_max_seconds", "The longest such wait.", "%.6f",
+          (double)atomic_load(&m->ckpt_stall_max_us) / 1e6);
     GAUGE("checkpoint_bytes", "Size of the last checkpoint.", "%lld",
           (long long)atomic_load(&m->ckpt_bytes));
     GAUGE("checkpoint_age_seconds", "Time since the last checkpoint.", "%.3f",

@@ -98,9 +98,14 @@ need(buf *b, size_t n)
     while (b->cap < b->len + n + 1)
         b->cap = b->cap ? 2 * b->cap : 4096;
     b->p = realloc(b->p, b->cap);
-    return b->p == NULL ? -1 : 0;
+    if (b->p == NULL)
+        abort(); /* out of memory for a line of text */
+    return 0;
 }
 
+/* Output lines are most of the runner's own work: they are built with
+ * memcpy and a digit loop, and printf only for the doubles (%.17g, which
+ * parses back to the same bits). */
 static void
 add(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -110,35 +115,69 @@ add(buf *b, const char *fmt, ...)
     va_list ap;
     int n;
 
+    need(b, 64);
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    if (n < 0 || need(b, (size_t)n) != 0)
-        abort(); /* out of memory for a line of text */
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
+    if (n < 0)
+        abort();
+    if ((size_t)n >= b->cap - b->len) {
+        need(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
+}
+
+static void
+add_mem(buf *b, const char *s, size_t n)
+{
+    need(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+#define ADD_LIT(b, s) add_mem((b), (s), sizeof(s) - 1)
+
+static void
+add_int(buf *b, int64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    add_mem(b, tmp + i, (size_t)(24 - i));
 }
 
 /* s as a JSON string, quotes included. */
 static void
 add_json_str(buf *b, const char *s, size_t n)
 {
-    size_t i;
+    size_t i, run = 0;
 
-    add(b, "\"");
+    need(b, n + 2);
+    b->p[b->len++] = '"';
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        add_mem(b, s + run, i - run);
         if (c == '"' || c == '\\')
             add(b, "\\%c", c);
-        else if (c < 0x20)
-            add(b, "\\u%04x", c);
         else
-            add(b, "%c", c);
+            add(b, "\\u%04x", c);
+        run = i + 1;
     }
-    add(b, "\"");
+    add_mem(b, s + run, n - run);
+    ADD_LIT(b, "\"");
 }
 
 static void
@@ -147,7 +186,7 @@ add_num(buf *b, double v)
     if (isfinite(v))
         add(b, "%.17g", v);
     else
-        add(b, "null");
+        ADD_LIT(b, "null");
 }
 
 typedef struct out {
@@ -238,6 +277,8 @@ typedef struct run {
     out outs[RUN_MAX_SINKS + 2];
     out *dead, *feats;
     char model[256], sha[65];
+    char model_json[400]; /* ,"model":"...","sha256":"...","partition": */
+    size_t model_json_len;
     const char *model_hdr[5]; /* Kafka headers of a prediction */
     /* the FIFO: arrival number base + i -> where event i came from */
     int64_t base, n, cap;
@@ -429,34 +470,45 @@ emit(run *R, sw_err *err)
 
             R->line.len = 0;
             if (s->spec->kind == OUT_CSV) {
-                add(&R->line, "%d,%lld,%lld,", part, (long long)off,
-                    (long long)t[i]);
+                add_int(&R->line, part);
+                ADD_LIT(&R->line, ",");
+                add_int(&R->line, off);
+                ADD_LIT(&R->line, ",");
+                add_int(&R->line, t[i]);
+                ADD_LIT(&R->line, ",");
                 add_json_str(&R->line, key, klen);
-                add(&R->line, ",");
+                ADD_LIT(&R->line, ",");
                 for (c = 0; c < n_o; c++) {
                     if (c)
-                        add(&R->line, ";");
+                        ADD_LIT(&R->line, ";");
                     add_num(&R->line, R->pred[i * n_o + c]);
                 }
-                add(&R->line, ",%s,%s", R->model, R->sha);
+                ADD_LIT(&R->line, ",");
+                add_mem(&R->line, R->model, strlen(R->model));
+                ADD_LIT(&R->line, ",");
+                add_mem(&R->line, R->sha, 64);
             } else {
-                add(&R->line, "{\"key\":");
+                ADD_LIT(&R->line, "{\"key\":");
                 add_json_str(&R->line, key, klen);
-                add(&R->line, ",\"prediction\":");
+                ADD_LIT(&R->line, ",\"prediction\":");
                 if (n_o == 1) {
                     add_num(&R->line, R->pred[i]);
                 } else {
-                    add(&R->line, "[");
+                    ADD_LIT(&R->line, "[");
                     for (c = 0; c < n_o; c++) {
-                        add(&R->line, c ? "," : "");
+                        if (c)
+                            ADD_LIT(&R->line, ",");
                         add_num(&R->line, R->pred[i * n_o + c]);
                     }
-                    add(&R->line, "]");
+                    ADD_LIT(&R->line, "]");
                 }
-                add(&R->line,
-                    ",\"model\":\"%s\",\"sha256\":\"%s\",\"partition\":%d,"
-                    "\"offset\":%lld,\"time_us\":%lld}",
-                    R->model, R->sha, part, (long long)off, (long long)t[i]);
+                add_mem(&R->line, R->model_json, R->model_json_len);
+                add_int(&R->line, part);
+                ADD_LIT(&R->line, ",\"offset\":");
+                add_int(&R->line, off);
+                ADD_LIT(&R->line, ",\"time_us\":");
+                add_int(&R->line, t[i]);
+                ADD_LIT(&R->line, "}");
             }
             rc = out_write(s, key, klen, R->line.p, R->line.len, R->model_hdr,
                            err);
@@ -1113,10 +1165,17 @@ checkpoint(run *R, int background, sw_err *err)
     R->events_since = 0;
     R->last_ckpt = now_s();
     if (background) {
+        int64_t stall;
+
         rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
         free(pos.p);
         if (rc != SW_OK)
             return rc;
+        /* outputs made durable, position, fork: what scoring waited for */
+        stall = (int64_t)((now_s() - t0) * 1e6);
+        atomic_store(&R->mt->ckpt_stall_us, stall);
+        if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
+            atomic_store(&R->mt->ckpt_stall_max_us, stall);
         R->bg = 1;
         R->bg_t0 = t0;
         snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
@@ -1129,6 +1188,13 @@ checkpoint(run *R, int background, sw_err *err)
     free(pos.p);
     if (rc != SW_OK)
         return rc;
+    {
+        int64_t stall = (int64_t)((now_s() - t0) * 1e6);
+
+        atomic_store(&R->mt->ckpt_stall_us, stall);
+        if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
+            atomic_store(&R->mt->ckpt_stall_max_us, stall);
+    }
     ckpt_done(R, path, t0);
     return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
 }
@@ -1274,6 +1340,21 @@ load_bundle(run *R, sw_err *err)
         if (n > 4 && !strcmp(base + n - 4, ".swm"))
             n -= 4;
         snprintf(R->model, sizeof(R->model), "%.*s", (int)n, base);
+    }
+    {
+        buf mj = {NULL, 0, 0};
+
+        ADD_LIT(&mj, ",\"model\":");
+        add_json_str(&mj, R->model, strlen(R->model));
+        ADD_LIT(&mj, ",\"sha256\":\"");
+        add_mem(&mj, R->sha, 64);
+        ADD_LIT(&mj, "\",\"partition\":");
+        R->model_json_len = mj.len < sizeof(R->model_json) ? mj.len : 0;
+        memcpy(R->model_json, mj.p, R->model_json_len);
+        free(mj.p);
+        if (R->model_json_len == 0)
+            return fail(err, SW_E_INVAL, "model name too long: %.60s...",
+                        R->model);
     }
     R->model_hdr[0] = "model";
     R->model_hdr[1] = R->model;
