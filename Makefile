@@ -18,7 +18,7 @@ CPPFLAGS:= -Icsrc/include -Icsrc -I$(BUILD)/gen
 # written into a header only when it changes, so that sw_version.o (and
 # nothing else) is rebuilt when HEAD moves.
 BUILD_ID:= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- csrc 2>/dev/null || echo +dirty)
-LIBS    := -ljansson -lxxhash -lsodium -lz -lopenblas -lm -pthread
+LIBS    := -ljansson -lyajl -lxxhash -lsodium -lz -lopenblas -lm -pthread
 # The io adapters (build/libswio.a) and what they link; each adapter builds
 # as a stub returning SW_E_UNSUPPORTED when its library is missing.
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
@@ -60,7 +60,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
-            libmicrohttpd-dev \
+            libmicrohttpd-dev libyajl-dev \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
             libhdf5-dev python3-h5py libavro-dev python3-avro python3-xgboost \

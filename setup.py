@@ -35,7 +35,7 @@ ext = Extension(
     include_dirs=["csrc/include", numpy.get_include()],
     extra_objects=[IO, CORE],
     depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
-    libraries=["sqlite3", "rdkafka", "hdf5", "avro", "jansson", "xxhash",
+    libraries=["sqlite3", "rdkafka", "hdf5", "avro", "jansson", "yajl", "xxhash",
                "sodium", "z", "openblas", "m"],
     # Debian keeps the serial libhdf5 in a directory of its own
     library_dirs=_pkg_dirs("hdf5"),

