@@ -21,7 +21,11 @@ hashed features, (b) GBDT, 100 trees of 255 leaves, on the dense ones.
    never more than 120,000 ahead.
 2. Latency in arrival mode at 20,000 events/s: from the moment the
    producer hands an event to librdkafka to the moment a consumer of the
-   predictions topic holds its prediction; p50, p99, max.
+   predictions topic holds its prediction; p50, p99, max. Both producers
+   linger 1 ms (with 0 the embedded broker, sharing a core with the event
+   producer, cannot take one request a message at this rate) and both
+   consumers wait at most 1 ms for a fetch: four hops of up to a
+   millisecond that are the broker's and the clients', not the runner's.
 3. A checkpoint of 1,000,000 keys taken in the background: its duration
    and how long the event loop waited (outputs made durable, the fork).
 
@@ -101,7 +105,8 @@ def producer(bootstrap, topic, n, seed, consumed, max_ahead, rate, sendlog,
     import confluent_kafka
     os.sched_setaffinity(0, {0})
     c = columns(n, seed, unique=unique)
-    conf = {"bootstrap.servers": bootstrap, "linger.ms": 0 if rate else 5,
+    conf = {"bootstrap.servers": bootstrap, "linger.ms": 1 if rate else 5,
+            "socket.nagle.disable": True,
             "batch.num.messages": 10000, **QUIET}
     p = confluent_kafka.Producer(conf)
     parts, offs, times = [], [], []
@@ -116,9 +121,13 @@ def producer(bootstrap, topic, n, seed, consumed, max_ahead, rate, sendlog,
         while i - consumed.value > max_ahead:
             p.poll(0.002)
         if rate:
+            # sleep to the event's due time (a busy wait would starve the
+            # broker, which shares this core)
             due = t_start + int(i * 1e9 / rate)
-            while time.monotonic_ns() < due:
+            now = time.monotonic_ns()
+            if due > now:
                 p.poll(0)
+                time.sleep((due - now) / 1e9)
         u = f"u{c['user'][i]}"
         v = (f'{{"ts":{c["ts"][i]},"user":"{u}","item":{c["item"][i]},'
              f'"price":{c["price"][i]},"click":{c["click"][i]}}}')
@@ -150,9 +159,12 @@ def python_loop(bootstrap, topic, out_topic, bundle, n, consumed, result):
     m = model._fitted()
     spec = json.loads(m.pipeline[0])
     p = sw.Pipeline(spec, emission="arrival", partitions=4)
+    # the fetch settings the runner's consumer uses, for a fair race
     cons = confluent_kafka.Consumer({
         "bootstrap.servers": bootstrap, "group.id": "py",
-        "enable.auto.commit": False, "fetch.wait.max.ms": 10, **QUIET})
+        "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+        "max.partition.fetch.bytes": 8388608, "fetch.max.bytes": 52428800,
+        "queued.min.messages": 500000, **QUIET})
     cons.assign([confluent_kafka.TopicPartition(topic, q, 0)
                  for q in range(4)])
     prod = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
@@ -191,6 +203,56 @@ def python_loop(bootstrap, topic, out_topic, bundle, n, consumed, result):
             prod.poll(0)
             done += len(ms)
         consumed.value = done
+    prod.flush(60)
+    result.value = time.perf_counter() - t0
+    cons.close()
+
+
+def python_loop_per_event(bootstrap, topic, out_topic, bundle, n, consumed,
+                          result):
+    """The textbook loop, one message at a time (CPU 1): poll, json.loads,
+    Pipeline.push of one event, predict, produce."""
+    import confluent_kafka
+    os.sched_setaffinity(0, {1})
+    m = sw.learners.load(bundle)._fitted()
+    p = sw.Pipeline(json.loads(m.pipeline[0]), emission="arrival",
+                    partitions=4)
+    cons = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "py1",
+        "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+        "max.partition.fetch.bytes": 8388608, "fetch.max.bytes": 52428800,
+        "queued.min.messages": 500000, **QUIET})
+    cons.assign([confluent_kafka.TopicPartition(topic, q, 0)
+                 for q in range(4)])
+    prod = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
+                                     "linger.ms": 5, **QUIET})
+    done, t0 = 0, None
+    while done < n:
+        msg = cons.poll(0.05)
+        if msg is None or msg.error():
+            continue
+        if t0 is None:
+            t0 = time.perf_counter()
+        e = json.loads(msg.value())
+        out = p.push({"ts": [e["ts"]], "user": [e["user"]],
+                      "item": [e["item"]], "price": [e["price"]],
+                      "click": np.array([e["click"]], np.int8)},
+                     partition=msg.partition())
+        for s in serve.score(m, p, out):
+            v = json.dumps({"key": e["user"], "prediction": float(s),
+                            "partition": msg.partition(),
+                            "offset": msg.offset()})
+            while True:
+                try:
+                    prod.produce(out_topic, key=msg.key(), value=v)
+                    break
+                except BufferError:
+                    prod.poll(0.001)
+        prod.poll(0)
+        done += 1
+        if done % 1000 == 0:
+            consumed.value = done
+    consumed.value = done
     prod.flush(60)
     result.value = time.perf_counter() - t0
     cons.close()
@@ -285,12 +347,13 @@ def run_runner(broker, work, bundle, topic, n, seed, unique=False,
     return n / elapsed, m
 
 
-def run_python(broker, work, bundle, topic, n, seed):
+def run_python(broker, work, bundle, topic, n, seed, per_event=False):
     broker.create_topic(topic, 4)
     broker.create_topic(topic + "-out", 16)
     consumed = mp.Value("q", 0)
     result = mp.Value("d", 0.0)
-    loop = mp.Process(target=python_loop,
+    loop = mp.Process(target=python_loop_per_event if per_event else
+                      python_loop,
                       args=(broker.bootstrap, topic, topic + "-out", bundle,
                             n, consumed, result))
     loop.start()
@@ -326,7 +389,7 @@ def latency(broker, work, bundle, rate, seconds):
     """Produce-to-prediction latency in arrival mode at rate events/s."""
     import confluent_kafka
     n = int(rate * seconds)
-    topic = "latency"
+    topic = "latency-" + os.path.basename(bundle)[:-4]
     broker.create_topic(topic, 4)
     broker.create_topic(topic + "-out", 4)
     port = free_port()
@@ -334,7 +397,7 @@ def latency(broker, work, bundle, rate, seconds):
         serve.kafka_source(topic, broker.bootstrap, group=topic,
                            config={"fetch.wait.max.ms": "1"}),
         bundle, key="user", emission="arrival",
-        sinks=[serve.kafka_sink(topic + "-out", config={"linger.ms": "0"})],
+        sinks=[serve.kafka_sink(topic + "-out", config={"linger.ms": "1"})],
         metrics_port=port, log_every_s=0, wait_ms=1, batch=1000)
     proc, log = start_runner(job, work, topic)
     wait_ready(port, proc)
@@ -345,6 +408,17 @@ def latency(broker, work, bundle, rate, seconds):
                                                 confluent_kafka.OFFSET_END)
                  for q in range(4)])
     cons.consume(num_messages=1, timeout=1.0)
+    # a first event through, so the runner has joined its group and holds
+    # its partitions before the clock starts
+    warm = mp.Value("q", 0)
+    producer(broker.bootstrap, topic, 100, 4, warm, 10**9, None, None, False)
+    t0 = time.time()
+    while (status(port) or {}).get("predictions", 0) < 100:
+        if time.time() - t0 > 60:
+            raise SystemExit("latency: the runner did not start scoring")
+        time.sleep(0.05)
+    while cons.consume(num_messages=1000, timeout=0.2):
+        pass
     consumed = mp.Value("q", 0)
     sendlog = os.path.join(work, "sent.npz")
     prod = mp.Process(target=producer, args=(broker.bootstrap, topic, n, 5,
@@ -354,7 +428,7 @@ def latency(broker, work, bundle, rate, seconds):
     recv = {}
     t_end = time.time() + seconds + 30
     while len(recv) < n and time.time() < t_end:
-        for msg in cons.consume(num_messages=1000, timeout=0.01):
+        for msg in cons.consume(num_messages=100, timeout=0.0005):
             if msg.error():
                 continue
             t = time.monotonic_ns()
@@ -379,6 +453,7 @@ def main():
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-checkpoint", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="sw-bench-runner-")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -387,37 +462,54 @@ def main():
     t = time.time()
     bundles = train(work)
     print(f"bundles trained in {time.time() - t:.1f} s\n")
-    with sw.kafka.local_broker(partitions=4) as broker:
-        os.sched_setaffinity(broker._proc.pid, {0})
-        os.sched_setaffinity(0, {0})
-        rows = []
-        for name, bundle in bundles.items():
-            pairs = []
-            for r in range(a.reps):
-                tag = f"{'scw' if 'SCW' in name else 'gbdt'}{r}"
-                rs, _ = run_runner(broker, work, bundle, f"r-{tag}",
-                                   a.events, seed=10 + r)
-                py = run_python(broker, work, bundle, f"p-{tag}",
-                                a.python_events, seed=20 + r)
-                pairs.append((rs, py))
-                print(f"  {name} pair {r + 1}: sw-serve {rs:,.0f} ev/s, "
-                      f"Python loop {py:,.0f} ev/s", flush=True)
-            ratios = [x / y for x, y in pairs]
-            rows.append((name, [x for x, _ in pairs], [y for _, y in pairs],
-                         ratios))
-        print(f"\nThroughput, one core each, {a.events:,} events (Python "
-              f"loop {a.python_events:,}), load average {os.getloadavg()}")
-        print(f"| model | sw-serve ev/s (median, range) | Python loop ev/s "
-              f"| ratio (median of pairs, range) |")
-        print("|---|---|---|---|")
-        for name, rs, py, ratios in rows:
-            print(f"| {name} | {statistics.median(rs):,.0f} ({min(rs):,.0f}-"
-                  f"{max(rs):,.0f}) | {statistics.median(py):,.0f} "
-                  f"({min(py):,.0f}-{max(py):,.0f}) | "
-                  f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}-"
-                  f"{max(ratios):.1f}) |")
-        if not a.skip_latency:
+    os.sched_setaffinity(0, {0})
+    if not a.skip_throughput:
+        with sw.kafka.local_broker(partitions=4) as broker:
+            os.sched_setaffinity(broker._proc.pid, {0})
+            rows = []
             for name, bundle in bundles.items():
+                pairs = []
+                for r in range(a.reps):
+                    tag = f"{'scw' if 'SCW' in name else 'gbdt'}{r}"
+                    rs, _ = run_runner(broker, work, bundle, f"r-{tag}",
+                                       a.events, seed=10 + r)
+                    py = run_python(broker, work, bundle, f"p-{tag}",
+                                    a.python_events, seed=20 + r)
+                    py1 = run_python(broker, work, bundle, f"q-{tag}",
+                                     a.python_events // 5, seed=40 + r,
+                                     per_event=True)
+                    pairs.append((rs, py, py1))
+                    print(f"  {name} round {r + 1}: sw-serve {rs:,.0f} ev/s, "
+                          f"Python loop (batches) {py:,.0f} ev/s, Python loop "
+                          f"(per message) {py1:,.0f} ev/s", flush=True)
+                rows.append((name, [x for x, _, _ in pairs],
+                             [y for _, y, _ in pairs], [z for _, _, z in pairs]))
+            print(f"\nThroughput, one core each, {a.events:,} events (Python "
+                  f"loops {a.python_events:,} in batches, "
+                  f"{a.python_events // 5:,} per message), load average "
+                  f"{os.getloadavg()}")
+            print("| model | sw-serve ev/s (median, range) | Python loop, "
+                  "batches of 5,000 | ratio | Python loop, per message | "
+                  "ratio |")
+            print("|---|---|---|---|---|---|")
+
+            def cell(xs):
+                return (f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-"
+                        f"{max(xs):,.0f})")
+
+            def ratio(num, den):
+                r = [x / y for x, y in zip(num, den)]
+                return (f"{statistics.median(r):.1f}x ({min(r):.1f}-"
+                        f"{max(r):.1f})")
+            for name, rs, py, py1 in rows:
+                print(f"| {name} | {cell(rs)} | {cell(py)} | {ratio(rs, py)} | "
+                      f"{cell(py1)} | {ratio(rs, py1)} |")
+    if not a.skip_latency:
+        for name, bundle in bundles.items():
+            # a broker of its own: the throughput runs leave it holding
+            # (and trimming) gigabytes of old topics
+            with sw.kafka.local_broker(partitions=4) as broker:
+                os.sched_setaffinity(broker._proc.pid, {0})
                 lat, n = latency(broker, work, bundle, 20_000, 10)
                 print(f"\nLatency, arrival mode, 20,000 events/s for 10 s, "
                       f"{name}: {len(lat):,} of {n:,} measured; "
@@ -425,7 +517,9 @@ def main():
                       f"p99 {np.percentile(lat, 99):.2f} ms, "
                       f"max {lat.max():.2f} ms "
                       f"(load average {os.getloadavg()[0]:.2f})")
-        if not a.skip_checkpoint:
+    if not a.skip_checkpoint:
+        with sw.kafka.local_broker(partitions=4) as broker:
+            os.sched_setaffinity(broker._proc.pid, {0})
             ck = os.path.join(work, "ckpt")
             rate, m = run_runner(
                 broker, work, bundles["SCW-I (dense + hashed)"], "ckpt",

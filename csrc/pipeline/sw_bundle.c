@@ -271,10 +271,17 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
         rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
-    sw_free(m->bundle->golden);
-    m->bundle->golden = sw_strdup(text);
-    rc = m->bundle->golden ? SW_OK
-                           : sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+    {
+        char *copy = sw_strdup(text); /* the old events stay on failure */
+
+        if (copy == NULL) {
+            rc = sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+            goto done;
+        }
+        sw_free(m->bundle->golden);
+        m->bundle->golden = copy;
+        rc = SW_OK;
+    }
 done:
     free(text);
     json_decref(cols);

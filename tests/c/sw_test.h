@@ -58,6 +58,7 @@ void test_oom(void);
 void test_als(void);
 void test_pipeline(void);
 void test_hdf5(void);
+void test_bundle(void);
 
 /* Helpers shared by the suites (test_main.c). */
 sw_rows dense_view(const double *x, int64_t n_rows, int64_t n_cols);

@@ -61,6 +61,7 @@ static const struct {
     {"als", test_als},
     {"pipeline", test_pipeline},
     {"hdf5", test_hdf5},
+    {"bundle", test_bundle},
 };
 
 int

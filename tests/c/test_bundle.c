@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_bundle.c - a model that carries its pipeline: the file round trip
+ * keeps spec, inputs and golden events and re-scores them at load; the one
+ * feature-row-to-model-row function scores a result and its copy alike;
+ * arrival emission processes in arrival order; every allocation of the
+ * bundle's calls may fail without a leak.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "sw_internal.h"
+#include "sw_test.h"
+
+static const char *const spec =
+    "{\"events\": {\"time\": \"ts\", \"fields\": {\"user\": \"str\", "
+    "\"price\": \"float64\"}}, \"features\": ["
+    "{\"name\": \"n\", \"op\": \"count\", \"key\": \"user\"},"
+    "{\"name\": \"mu\", \"op\": \"mean\", \"key\": \"user\", "
+    "\"field\": \"price\", \"default\": -1},"
+    "{\"name\": \"p\", \"op\": \"value\", \"field\": \"price\"},"
+    "{\"name\": \"h\", \"op\": \"hash\", \"fields\": [\"user\"], "
+    "\"dims\": 16}], \"emission\": \"arrival\", "
+    "\"watermark\": {\"out_of_orderness\": \"5s\"}}";
+
+#define N_EV 12
+
+typedef struct events {
+    int64_t ts[N_EV];
+    char user[N_EV][4];
+    double price[N_EV];
+    sw_column cols[3];
+    sw_batch b;
+} events;
+
+static void
+make_events(events *e)
+{
+    int i;
+
+    memset(e, 0, sizeof(*e));
+    for (i = 0; i < N_EV; i++) {
+        /* times go back now and then: arrival order must still rule */
+        e->ts[i] = 1000 * i - (i % 3 == 2 ? 2500 : 0) + 10000;
+        e->user[i][0] = 'a' + (char)(i % 3);
+        e->price[i] = 1.5 * i;
+    }
+    e->cols[0] = (sw_column){"ts", SW_COL_I64, e->ts, 0, NULL};
+    e->cols[1] = (sw_column){"user", SW_COL_STR, e->user, 4, NULL};
+    e->cols[2] = (sw_column){"price", SW_COL_F64, e->price, 0, NULL};
+    e->b.n_rows = N_EV;
+    e->b.n_columns = 3;
+    e->b.columns = e->cols;
+}
+
+/* A linear model over inputs (n, mu, p) + the 16 hashed columns, taught
+ * on the events' rows so that its weights are not zero. */
+static sw_model *
+trained(sw_pipeline *p, const sw_result *r)
+{
+    const char *kv[] = {"linear.algorithm", "pa", NULL};
+    sw_model *m = make_linear(kv, 3 + 16, 2);
+    double y[N_EV];
+    int64_t i, n = sw_result_rows(r), ind[N_EV * 4], ptr[N_EV + 1];
+    double val[N_EV * 4];
+    sw_rows x;
+
+    for (i = 0; i < n; i++) {
+        const double *d = sw_result_dense(r) + i * 3;
+
+        ptr[i] = i * 4;
+        val[i * 4] = d[0];
+        val[i * 4 + 1] = d[1];
+        val[i * 4 + 2] = d[2];
+        val[i * 4 + 3] = 1.0;
+        ind[i * 4] = 0;
+        ind[i * 4 + 1] = 1;
+        ind[i * 4 + 2] = 2;
+        ind[i * 4 + 3] = 3 + sw_result_indices(r)[i];
+        y[i] = (double)(i % 2);
+    }
+    ptr[n] = n * 4;
+    memset(&x, 0, sizeof(x));
+    x.layout = SW_CSR;
+    x.dtype = SW_F64;
+    x.itype = SW_I64;
+    x.n_rows = n;
+    x.n_cols = 19;
+    x.data = val;
+    x.indptr = ptr;
+    x.indices = ind;
+    sw_linear_learn(m, &x, y, n, NULL, NULL);
+    (void)p;
+    return m;
+}
+
+typedef struct ctx {
+    sw_model *m;
+    sw_pipeline *p;
+    events *ev;
+    const char *path;
+} ctx;
+
+static const char *const inputs[] = {"n", "mu", "p"};
+
+static sw_rc
+op_set_pipeline(void *v, sw_err *err)
+{
+    ctx *c = v;
+
+    return sw_model_set_pipeline(c->m, c->p, inputs, 3, 1, err);
+}
+
+static sw_rc
+op_set_golden_events(void *v, sw_err *err)
+{
+    ctx *c = v;
+
+    return sw_model_set_golden_events(c->m, &c->ev->b, err);
+}
+
+static sw_rc
+op_save(void *v, sw_err *err)
+{
+    ctx *c = v;
+
+    return sw_model_save(c->m, c->path, err);
+}
+
+static sw_rc
+op_load(void *v, sw_err *err)
+{
+    ctx *c = v;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_model_load(c->path, &m, err);
+
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+static sw_rc
+op_dup(void *v, sw_err *err)
+{
+    ctx *c = v;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_model_dup(c->m, &m, err);
+
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+static void
+oom(const char *what, sw_rc (*op)(void *, sw_err *), void *c)
+{
+    long n;
+
+    for (n = 0; n < 10000; n++) {
+        long live = sw_alloc_live();
+        sw_err err = {0};
+        sw_rc rc;
+
+        sw_alloc_fail_after(n);
+        rc = op(c, &err);
+        sw_alloc_fail_after(-1);
+        if (rc == SW_OK)
+            return;
+        if (rc != SW_E_NOMEM || sw_alloc_live() != live) {
+            sw_test_failed++;
+            fprintf(stderr, "oom bundle %s: allocation %ld: %s (%s), %ld "
+                            "leaked\n",
+                    what, n, sw_rc_name(rc), err.msg, sw_alloc_live() - live);
+            return;
+        }
+        sw_test_passed++;
+    }
+}
+
+void
+test_bundle(void)
+{
+    const char *path = "bundle.swm";
+    sw_pipeline *p = NULL;
+    sw_result *r = NULL;
+    sw_model *m = NULL, *back = NULL;
+    sw_err err = {0};
+    events ev;
+    double a[N_EV], b[N_EV], dense[N_EV * 3];
+    int64_t hashed[N_EV], n, i;
+    uint64_t sh, sc;
+    const char *const *names;
+    int sparse;
+    ctx c;
+
+    make_events(&ev);
+    CHECK_RC(sw_pipeline_new(spec, &p, &err), SW_OK, &err);
+    CHECK(sw_pipeline_arrival(p) == 1);
+    CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_push(p, &ev.b, r, &err), SW_OK, &err);
+    n = sw_result_rows(r);
+    /* arrival: every event out of its own push, in arrival order, though
+     * times went back */
+    CHECK(n == N_EV);
+    for (i = 0; i < n; i++)
+        CHECK(sw_result_seq(r)[i] == i);
+    /* value passes the price; default replaces the first event's NaN */
+    CHECK(sw_result_dense(r)[2] == 0.0 && sw_result_dense(r)[1] == -1.0);
+    CHECK(sw_result_dense(r)[3 * 3 + 1] == 0.0); /* a: mean of 0.0 */
+
+    m = trained(p, r);
+    CHECK_RC(sw_model_predict_result(m, p, r, a, n, &err), SW_E_STATE, &err);
+    CHECK_RC(sw_model_set_pipeline(m, p, inputs, 2, 1, &err), SW_E_SHAPE,
+             &err);
+    {
+        const char *bad[] = {"n", "nope", "p"};
+
+        CHECK_RC(sw_model_set_pipeline(m, p, bad, 3, 1, &err), SW_E_INVAL,
+                 &err);
+    }
+    CHECK_RC(sw_model_set_pipeline(m, p, inputs, 3, 1, &err), SW_OK, &err);
+    CHECK_RC(sw_model_set_golden_events(m, &ev.b, &err), SW_OK, &err);
+    CHECK_RC(sw_model_predict_result(m, p, r, a, n, &err), SW_OK, &err);
+    /* the same rows held elsewhere score the same bits */
+    memcpy(dense, sw_result_dense(r), sizeof(dense));
+    memcpy(hashed, sw_result_indices(r), sizeof(hashed));
+    CHECK_RC(sw_model_predict_features(m, p, dense, hashed, n, b, n, &err),
+             SW_OK, &err);
+    CHECK(memcmp(a, b, sizeof(a)) == 0);
+    hashed[0] = 16;
+    CHECK_RC(sw_model_predict_features(m, p, dense, hashed, n, b, n, &err),
+             SW_E_INVAL, &err);
+
+    CHECK_RC(sw_model_save(m, path, &err), SW_OK, &err);
+    CHECK_RC(sw_model_load(path, &back, &err), SW_OK, &err);
+    if (back != NULL) {
+        sw_model_pipeline_hashes(back, &sh, &sc);
+        CHECK(sh == sw_pipeline_spec_hash(p) && sh != 0 && sc != 0);
+        CHECK(sw_model_pipeline_inputs(back, &names, &sparse) == 3);
+        CHECK(sparse == 1 && !strcmp(names[1], "mu"));
+        CHECK(strstr(sw_model_pipeline_spec(back), "emission") == NULL);
+        CHECK_RC(sw_model_predict_result(back, p, r, b, n, &err), SW_OK,
+                 &err);
+        CHECK(memcmp(a, b, sizeof(a)) == 0);
+    }
+    sw_model_free(back);
+    back = NULL;
+    {
+        /* a watermark pipeline of the same spec computes the same
+         * features: the bundle takes it; another spec it refuses */
+        sw_pipeline *q = NULL;
+        char other[1024];
+        const char *at = strstr(spec, "\"default\": -1");
+
+        snprintf(other, sizeof(other), "%.*s\"default\": -2%s",
+                 (int)(at - spec), spec, at + strlen("\"default\": -1"));
+        CHECK_RC(sw_pipeline_new(other, &q, &err), SW_OK, &err);
+        CHECK_RC(sw_model_predict_result(m, q, r, b, n, &err), SW_E_INVAL,
+                 &err);
+        CHECK(strstr(err.msg, "not the one the model was trained on") != NULL);
+        sw_pipeline_free(q);
+    }
+
+    memset(&c, 0, sizeof(c));
+    c.p = p;
+    c.ev = &ev;
+    c.path = path;
+    c.m = trained(p, r);
+    oom("set_pipeline", op_set_pipeline, &c);
+    oom("set_golden_events", op_set_golden_events, &c);
+    oom("save", op_save, &c);
+    oom("load", op_load, &c);
+    oom("dup", op_dup, &c);
+    sw_model_free(c.m);
+    sw_model_free(m);
+    sw_result_free(r);
+    sw_pipeline_free(p);
+    unlink(path);
+    CHECK(sw_alloc_live() == 0);
+}
