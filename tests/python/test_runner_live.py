@@ -483,3 +483,151 @@ def test_job_and_bundle_mistakes_are_named(broker, bundles, tmp_path):
     dead = [json.loads(x) for x in open(tmp_path / "d.jsonl")]
     assert len(dead) == 20 and {d["field"] for d in dead} == {"user"}
     assert os.path.getsize(tmp_path / "o.jsonl") == 0
+
+
+AVRO = {"type": "record", "name": "Event", "fields": [
+    {"name": "ts", "type": "long"}, {"name": "user", "type": "string"},
+    {"name": "item", "type": "long"}, {"name": "price", "type": "double"},
+    {"name": "click", "type": "int"}]}
+
+
+def test_avro_source_and_feature_logging(broker, bundles, tmp_path):
+    """Confluent-framed Avro events give the predictions their JSON twins
+    give; the features output holds the notebook's feature rows."""
+    import io
+    import struct
+
+    avro = pytest.importorskip("avro.io")
+    import avro.schema
+    schema = avro.schema.parse(json.dumps(AVRO))
+    keys, values, _ = events(3000, seed=12)
+    broker.create_topic("av-json", 2)
+    broker.create_topic("av-avro", 2)
+    produce(broker.bootstrap, "av-json", keys, values)
+    blobs = []
+    for v in values:
+        buf = io.BytesIO()
+        buf.write(b"\0" + struct.pack(">i", 7))
+        avro.io.DatumWriter(schema).write(json.loads(v),
+                                          avro.io.BinaryEncoder(buf))
+        blobs.append(buf.getvalue())
+    produce(broker.bootstrap, "av-avro", keys, blobs)
+    outs = {}
+    for topic, extra in (("av-json", {}),
+                         ("av-avro", {"avro": {"schema": AVRO,
+                                               "writers": {"7": AVRO}}})):
+        src = serve.kafka_source(topic, broker.bootstrap)
+        src["kafka"].update(extra)
+        job = serve.Job(src, bundles["scw"], key="user",
+                        sinks=[serve.jsonl(tmp_path / f"{topic}.jsonl")],
+                        features=serve.jsonl(tmp_path / f"{topic}-f.jsonl"))
+        job.save(tmp_path / f"{topic}.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / f"{topic}.json")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        outs[topic] = lines_by_event(tmp_path / f"{topic}.jsonl")
+    # the same partitioner on the same keys: the same (partition, offset)
+    assert len(outs["av-json"]) == 3000
+    assert outs["av-json"] == outs["av-avro"]
+    # feature rows: what the notebook's pipeline computes, bit for bit
+    nb_p = sw.Pipeline(json.loads(sw.learners.load(bundles["scw"])
+                                  ._fitted().pipeline[0]),
+                       emission="arrival", partitions=2)
+    by_event = {}
+    for b in sw.replay.kafka("av-json", broker.bootstrap, schema=SPEC):
+        for q in np.unique(b["partition"]):
+            sel = b["partition"] == q
+            o = nb_p.push({k: v[sel] for k, v in b.items()},
+                          partition=int(q))
+            for row, off, h in zip(o.dense, b["offset"][sel], o.hashed):
+                by_event[(int(q), int(off))] = (row, h)
+    n = 0
+    for line in open(tmp_path / "av-json-f.jsonl"):
+        d = json.loads(line)
+        row, h = by_event[(d["partition"], d["offset"])]
+        got = np.array([v if v is not None else np.nan
+                        for v in d["features"].values()])
+        assert list(d["features"]) == nb_p.columns
+        assert got.tobytes() == row.tobytes()
+        assert d["hashed"] == h.tolist()
+        n += 1
+    assert n == 3000
+
+
+def test_secrets_come_from_the_environment(broker, bundles, tmp_path):
+    src = serve.kafka_source("dirty", broker.bootstrap,
+                             config={"sasl.password": "${SW_TEST_SECRET}"})
+    job = serve.Job(src, bundles["gbdt"],
+                    sinks=[serve.jsonl(tmp_path / "o.jsonl")])
+    job.save(tmp_path / "j.json")
+    env = {k: v for k, v in os.environ.items() if k != "SW_TEST_SECRET"}
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "j.json")], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 2
+    assert "source.kafka.config.sasl.password: environment variable " \
+           "SW_TEST_SECRET is not set" in r.stderr
+    assert "${SW_TEST_SECRET}" in open(tmp_path / "j.json").read()
+    env["SW_TEST_SECRET"] = "s3cret"
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "j.json")], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr   # PLAINTEXT ignores sasl.*
+    assert "s3cret" not in r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "datasets",
+    "talkingdata-adtracking-sample")) and not os.environ.get(
+        "STREAMWISE_DATA"), reason="the TalkingData sample is not here "
+    "(the seeded-generator identity test above always runs)")
+def test_talkingdata_notebook_backtest_and_live_agree(broker, tmp_path):
+    """The real click sample: clicks keyed by ip, features per ip and per
+    (ip, app), a GBDT of downloads; three ways, the same bytes."""
+    from streamwise import datasets
+    spec = {"events": dict(datasets.convert.TALKINGDATA_SCHEMA),
+            "features": [
+                {"name": "ip_n", "op": "count", "key": "ip"},
+                {"name": "ip_app_n", "op": "count", "key": ["ip", "app"]},
+                {"name": "ip_apps", "op": "distinct", "key": "ip",
+                 "field": "app"},
+                {"name": "ip_gap", "op": "time_since_last", "key": "ip",
+                 "default": -1},
+                {"name": "ip_ch_n", "op": "count", "key": ["ip", "channel"]},
+                {"name": "app", "op": "value", "field": "app"},
+                {"name": "channel", "op": "value", "field": "channel"},
+                {"name": "os", "op": "value", "field": "os"}],
+            "watermark": {"out_of_orderness": "10m"}}
+    h5 = tmp_path / "td.h5"
+    datasets.talkingdata_to_hdf5(h5)
+    broker.create_topic("td", 4)
+    datasets.hdf5_to_topic(h5, "click", "td", broker.bootstrap, key="ip")
+    p = sw.Pipeline(spec, emission="arrival")
+    out = p.push(next(iter(sw.replay.hdf5(h5, "click", batch_size=30000))))
+    g = sw.GBDTClassifier(n_estimators=30).fit(
+        serve.features(out, sparse=False),
+        np.asarray(out.events["is_attributed"]))
+    bundle = str(tmp_path / "td.swm")
+    g.save(bundle, pipeline=p, sparse=False)
+    job = serve.Job(serve.kafka_source("td", broker.bootstrap, group="td"),
+                    bundle, key="ip", sinks=[serve.jsonl(tmp_path / "l.jsonl")],
+                    metrics_port=free_port())
+    run = job.start(str(tmp_path / "job.json"))
+    try:
+        wait_for(predictions_done(run, 100_000), 120, "100,000 predictions")
+    finally:
+        run.stop()
+    live = lines_by_event(tmp_path / "l.jsonl")
+    bt = serve.Job(serve.kafka_source("td", broker.bootstrap), bundle,
+                   key="ip").backtest()
+    nb = serve.score_stream(sw.learners.load(bundle),
+                            sw.replay.kafka("td", broker.bootstrap,
+                                            schema=spec), key="ip")
+    assert len(live) == len(bt) == len(nb) == 100_000
+    for row in bt.itertuples():
+        assert json.loads(live[(row.partition, row.offset)])["prediction"] \
+            == row.prediction
+    m = nb.merge(bt, on=["partition", "offset"])
+    assert np.asarray(m.prediction_x, np.float64).tobytes() == \
+        np.asarray(m.prediction_y, np.float64).tobytes()
