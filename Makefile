@@ -189,6 +189,7 @@ bench: all
 	PYTHONPATH=python $(PYTHON) benchmarks/replay.py
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
 	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention --callgrind
+	PYTHONPATH=python $(PYTHON) benchmarks/runner.py
 
 # Install what is missing, and only that; root needs no sudo.
 deps:

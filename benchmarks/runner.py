@@ -151,17 +151,13 @@ def producer(bootstrap, topic, n, seed, consumed, max_ahead, rate, sendlog,
                  t=np.array(times))
 
 
-def python_loop(bootstrap, topic, out_topic, bundle, n, consumed, result):
-    """The loop a user writes without the runner (CPU 1)."""
+def clients(bootstrap, topic, group):
+    """The Python loops' consumer (the 4 partitions from the start, with
+    the fetch settings the runner's consumer uses, for a fair race) and
+    producer."""
     import confluent_kafka
-    os.sched_setaffinity(0, {1})
-    model = sw.learners.load(bundle)
-    m = model._fitted()
-    spec = json.loads(m.pipeline[0])
-    p = sw.Pipeline(spec, emission="arrival", partitions=4)
-    # the fetch settings the runner's consumer uses, for a fair race
     cons = confluent_kafka.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "py",
+        "bootstrap.servers": bootstrap, "group.id": group,
         "enable.auto.commit": False, "fetch.wait.max.ms": 10,
         "max.partition.fetch.bytes": 8388608, "fetch.max.bytes": 52428800,
         "queued.min.messages": 500000, **QUIET})
@@ -169,6 +165,17 @@ def python_loop(bootstrap, topic, out_topic, bundle, n, consumed, result):
                  for q in range(4)])
     prod = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
                                      "linger.ms": 5, **QUIET})
+    return cons, prod
+
+
+def python_loop(bootstrap, topic, out_topic, bundle, n, consumed, result):
+    """The loop a user writes without the runner (CPU 1)."""
+    os.sched_setaffinity(0, {1})
+    model = sw.learners.load(bundle)
+    m = model._fitted()
+    spec = json.loads(m.pipeline[0])
+    p = sw.Pipeline(spec, emission="arrival", partitions=4)
+    cons, prod = clients(bootstrap, topic, "py")
     done, t0 = 0, None
     while done < n:
         msgs = cons.consume(num_messages=5000, timeout=0.05)
@@ -212,20 +219,11 @@ def python_loop_per_event(bootstrap, topic, out_topic, bundle, n, consumed,
                           result):
     """The textbook loop, one message at a time (CPU 1): poll, json.loads,
     Pipeline.push of one event, predict, produce."""
-    import confluent_kafka
     os.sched_setaffinity(0, {1})
     m = sw.learners.load(bundle)._fitted()
     p = sw.Pipeline(json.loads(m.pipeline[0]), emission="arrival",
                     partitions=4)
-    cons = confluent_kafka.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "py1",
-        "enable.auto.commit": False, "fetch.wait.max.ms": 10,
-        "max.partition.fetch.bytes": 8388608, "fetch.max.bytes": 52428800,
-        "queued.min.messages": 500000, **QUIET})
-    cons.assign([confluent_kafka.TopicPartition(topic, q, 0)
-                 for q in range(4)])
-    prod = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
-                                     "linger.ms": 5, **QUIET})
+    cons, prod = clients(bootstrap, topic, "py1")
     done, t0 = 0, None
     while done < n:
         msg = cons.poll(0.05)

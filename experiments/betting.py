@@ -95,17 +95,11 @@ def transactions(n, players=5000, seed=2024):
 
 
 def produce(bootstrap, topic, keys, values):
-    import confluent_kafka
-    p = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
-                                  "linger.ms": 20, "log_level": 3})
-    for k, v in zip(keys, values):
-        while True:
-            try:
-                p.produce(topic, key=k, value=v)
-                break
-            except BufferError:
-                p.poll(0.05)
-    if p.flush(60) != 0:
+    """Through streamwise's own sink (idempotent, acknowledged)."""
+    sink = sw.kafka.Sink(topic, bootstrap)
+    for at in range(0, len(values), 50_000):
+        sink.send(values[at:at + 50_000], keys=keys[at:at + 50_000])
+    if sink.flush(60)["failed"]:
         raise SystemExit("could not write the transactions")
 
 

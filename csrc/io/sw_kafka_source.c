@@ -763,24 +763,7 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
 sw_rc
 sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
 {
-    rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t e;
-    int i;
-
-    if (!s->live)
-        return sw_fail(err, SW_E_STATE,
-                       "kafka: a replay commits nothing (subscribe for a "
-                       "consumer group)");
-    l = rd_kafka_topic_partition_list_new(s->n ? s->n : 1);
-    for (i = 0; i < s->n; i++)
-        rd_kafka_topic_partition_list_add(l, s->topic, s->part[i])->offset =
-            s->next[i];
-    e = s->n ? rd_kafka_commit(s->rk, l, 0) : RD_KAFKA_RESP_ERR_NO_ERROR;
-    rd_kafka_topic_partition_list_destroy(l);
-    /* a partition moved to another member since: its offset is theirs */
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return kerr(err, "commit", e);
-    return SW_OK;
+    return sw_kafka_source_commit_offsets(s, s->part, s->next, s->n, err);
 }
 
 sw_rc

@@ -705,24 +705,26 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
     nf = sw_json_decoder_n_fields(R->d);
     /* the decoder's columns as a batch; text NUL-padded to its widest */
     {
-        size_t width_of[64] = {0}, at = 0;
-
-        for (f = 0; f < nf; f++) {
+        struct {
             const char *name;
             int type;
             const double *num;
             const int64_t *ints, *sat, *slen;
+            size_t width;
+        } fv[64];
+        size_t at = 0;
 
-            sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat,
-                                  &slen);
-            if (type == SW_COL_STR) {
-                size_t w = 1;
-
-                for (i = 0; i < n_rows; i++)
-                    w = (size_t)slen[i] + 1 > w ? (size_t)slen[i] + 1 : w;
-                width_of[f] = w;
-                str_need += w * (size_t)n_rows;
+        for (f = 0; f < nf; f++) {
+            sw_json_decoder_field(R->d, f, &fv[f].name, &fv[f].type,
+                                  &fv[f].num, &fv[f].ints, &fv[f].sat,
+                                  &fv[f].slen);
+            fv[f].width = 1;
+            for (i = 0; fv[f].type == SW_COL_STR && i < n_rows; i++) {
+                if ((size_t)fv[f].slen[i] + 1 > fv[f].width)
+                    fv[f].width = (size_t)fv[f].slen[i] + 1;
             }
+            if (fv[f].type == SW_COL_STR)
+                str_need += fv[f].width * (size_t)n_rows;
         }
         if (str_need > R->strcap) {
             R->strcap = str_need;
@@ -733,32 +735,25 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
         if (str_need > 0)
             memset(R->strbuf, 0, str_need);
         for (f = 0; f < nf; f++) {
-            const char *name;
-            int type;
-            const double *num;
-            const int64_t *ints, *sat, *slen;
-
-            sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat,
-                                  &slen);
-            cols[f].name = name;
+            cols[f].name = fv[f].name;
             cols[f].bad = NULL;
             cols[f].width = 0;
-            if (type == SW_COL_STR) {
+            if (fv[f].type == SW_COL_STR) {
                 const unsigned char *s = sw_json_decoder_strings(R->d);
 
                 for (i = 0; i < n_rows; i++)
-                    memcpy(R->strbuf + at + (size_t)i * width_of[f],
-                           s + sat[i], (size_t)slen[i]);
+                    memcpy(R->strbuf + at + (size_t)i * fv[f].width,
+                           s + fv[f].sat[i], (size_t)fv[f].slen[i]);
                 cols[f].type = SW_COL_STR;
                 cols[f].data = R->strbuf + at;
-                cols[f].width = (int64_t)width_of[f];
-                at += width_of[f] * (size_t)n_rows;
-            } else if (type == SW_COL_F64 || type == SW_COL_F32) {
+                cols[f].width = (int64_t)fv[f].width;
+                at += fv[f].width * (size_t)n_rows;
+            } else if (fv[f].type == SW_COL_F64 || fv[f].type == SW_COL_F32) {
                 cols[f].type = SW_COL_F64;
-                cols[f].data = num;
+                cols[f].data = fv[f].num;
             } else {
                 cols[f].type = SW_COL_I64;
-                cols[f].data = ints;
+                cols[f].data = fv[f].ints;
             }
         }
     }
@@ -1138,6 +1133,17 @@ ckpt_poll(run *R, int block, sw_err *err)
     return commit(R, R->bg_n, R->bg_part, R->bg_next, err);
 }
 
+/* How long scoring waited for the checkpoint begun at t0. */
+static void
+record_stall(run *R, double t0)
+{
+    int64_t stall = (int64_t)((now_s() - t0) * 1e6);
+
+    atomic_store(&R->mt->ckpt_stall_us, stall);
+    if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
+        atomic_store(&R->mt->ckpt_stall_max_us, stall);
+}
+
 /* Take a checkpoint: outputs durable first, then state and position,
  * then (when it is on disk) the offsets committed. */
 static sw_rc
@@ -1165,17 +1171,11 @@ checkpoint(run *R, int background, sw_err *err)
     R->events_since = 0;
     R->last_ckpt = now_s();
     if (background) {
-        int64_t stall;
-
         rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
         free(pos.p);
         if (rc != SW_OK)
             return rc;
-        /* outputs made durable, position, fork: what scoring waited for */
-        stall = (int64_t)((now_s() - t0) * 1e6);
-        atomic_store(&R->mt->ckpt_stall_us, stall);
-        if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
-            atomic_store(&R->mt->ckpt_stall_max_us, stall);
+        record_stall(R, t0); /* outputs durable, position, fork */
         R->bg = 1;
         R->bg_t0 = t0;
         snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
@@ -1188,13 +1188,7 @@ checkpoint(run *R, int background, sw_err *err)
     free(pos.p);
     if (rc != SW_OK)
         return rc;
-    {
-        int64_t stall = (int64_t)((now_s() - t0) * 1e6);
-
-        atomic_store(&R->mt->ckpt_stall_us, stall);
-        if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
-            atomic_store(&R->mt->ckpt_stall_max_us, stall);
-    }
+    record_stall(R, t0);
     ckpt_done(R, path, t0);
     return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
 }

@@ -60,6 +60,12 @@ void test_pipeline(void);
 void test_hdf5(void);
 void test_bundle(void);
 
+/* Run op with the n-th allocation failing for n = 0, 1, ... until it
+ * succeeds: each failure must be SW_E_NOMEM and leak nothing
+ * (test_oom.c). */
+typedef sw_rc (*op_fn)(void *ctx, sw_err *err);
+void oom_loop(const char *what, op_fn op, void *ctx);
+
 /* Helpers shared by the suites (test_main.c). */
 sw_rows dense_view(const double *x, int64_t n_rows, int64_t n_cols);
 sw_model *make_linear(const char *const *kv, int64_t n_features,

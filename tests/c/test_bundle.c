@@ -153,32 +153,6 @@ op_dup(void *v, sw_err *err)
     return rc;
 }
 
-static void
-oom(const char *what, sw_rc (*op)(void *, sw_err *), void *c)
-{
-    long n;
-
-    for (n = 0; n < 10000; n++) {
-        long live = sw_alloc_live();
-        sw_err err = {0};
-        sw_rc rc;
-
-        sw_alloc_fail_after(n);
-        rc = op(c, &err);
-        sw_alloc_fail_after(-1);
-        if (rc == SW_OK)
-            return;
-        if (rc != SW_E_NOMEM || sw_alloc_live() != live) {
-            sw_test_failed++;
-            fprintf(stderr, "oom bundle %s: allocation %ld: %s (%s), %ld "
-                            "leaked\n",
-                    what, n, sw_rc_name(rc), err.msg, sw_alloc_live() - live);
-            return;
-        }
-        sw_test_passed++;
-    }
-}
-
 void
 test_bundle(void)
 {
@@ -268,11 +242,11 @@ test_bundle(void)
     c.ev = &ev;
     c.path = path;
     c.m = trained(p, r);
-    oom("set_pipeline", op_set_pipeline, &c);
-    oom("set_golden_events", op_set_golden_events, &c);
-    oom("save", op_save, &c);
-    oom("load", op_load, &c);
-    oom("dup", op_dup, &c);
+    oom_loop("bundle set_pipeline", op_set_pipeline, &c);
+    oom_loop("bundle set_golden_events", op_set_golden_events, &c);
+    oom_loop("bundle save", op_save, &c);
+    oom_loop("bundle load", op_load, &c);
+    oom_loop("bundle dup", op_dup, &c);
     sw_model_free(c.m);
     sw_model_free(m);
     sw_result_free(r);

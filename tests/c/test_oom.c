@@ -12,8 +12,7 @@
 
 /* Run op with the n-th allocation failing for n = 0, 1, ... until it
  * succeeds. before/after snapshots let a case check "unchanged". */
-typedef sw_rc (*op_fn)(void *ctx, sw_err *err);
-static void
+void
 oom_loop(const char *what, op_fn op, void *ctx)
 {
     long n;

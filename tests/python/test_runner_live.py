@@ -17,7 +17,6 @@ import pytest
 import streamwise as sw
 from streamwise import serve
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 SPEC = {
     "events": {"time": "ts", "time_unit": "us",
@@ -69,18 +68,14 @@ def events(n, seed=0, users=300, jitter_us=0):
 
 
 def produce(bootstrap, topic, keys, values, extra=()):
-    p = confluent_kafka.Producer({"bootstrap.servers": bootstrap,
-                                  "linger.ms": 20})
-    for k, v in zip(keys, values):
-        while True:
-            try:
-                p.produce(topic, key=k, value=v)
-                break
-            except BufferError:
-                p.poll(0.05)
+    """Through streamwise's own sink (idempotent, acknowledged)."""
+    sink = sw.kafka.Sink(topic, bootstrap)
+    for at in range(0, len(values), 50_000):
+        sink.send(values[at:at + 50_000], keys=keys[at:at + 50_000])
     for k, v in extra:
-        p.produce(topic, key=k, value=v)
-    assert p.flush(30) == 0
+        sink.send(v, keys=k)
+    got = sink.flush(60)
+    assert got["failed"] == 0 and got["acked"] == got["sent"]
 
 
 def train_bundle(path, kind="gbdt", n=6000, emission="arrival"):
