@@ -409,13 +409,13 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         (rc = sw_cur_u64(c, &n_cols, err)) != SW_OK ||
         (rc = sw_cur_u64(c, &n_outputs, err)) != SW_OK)
         goto done;
-    if (layout > 1 || n_rows > 4096 ||
+    if (layout > 1 || n_rows < 1 || n_rows > 4096 ||
         n_cols != (uint64_t)sw_model_n_features(m) ||
         n_outputs != (uint64_t)sw_model_n_outputs(m)) {
         rc = sw_fail(err, SW_E_FORMAT,
                      "GOLDEN: layout %u, %llu rows x %llu columns, %llu "
-                     "outputs do not fit the model (%lld features, %lld "
-                     "outputs)",
+                     "outputs do not fit the model (1..4096 rows, %lld "
+                     "features, %lld outputs)",
                      layout, (unsigned long long)n_rows,
                      (unsigned long long)n_cols, (unsigned long long)n_outputs,
                      (long long)sw_model_n_features(m),

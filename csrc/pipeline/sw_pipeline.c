@@ -20,7 +20,6 @@
 
 #include "sw_pipeline_int.h"
 
-#define TIME_MAX_US 253402300799000000LL /* 9999-12-31 */
 #define PUSH_CHUNK 2048 /* rows read column by column at a time */
 
 /* ------------------------------------------------------------------ */
@@ -177,6 +176,29 @@ hll_register(unsigned char *r, uint64_t h)
 
     if (rank > r[j])
         r[j] = rank;
+}
+
+/* Whether the state block of an entry of table tb could have been made
+ * by this pipeline, as far as the updates trust it: an exact distinct
+ * count holds at most HLL_EXACT values (hll_add copies them to a stack
+ * array of that size). For checkpoints, which may be crafted. */
+int
+sw_state_valid(const sw_pipeline *p, int tb, const double *block)
+{
+    int j;
+
+    for (j = 0; j < p->n_features; j++) {
+        const feature *f = &p->features[j];
+        uint64_t head;
+
+        if (f->table != tb || f->kind != OP_DISTINCT)
+            continue;
+        head = word_at(block + f->slot, 0);
+        if ((head & HLL_TAG) == HLL_TAG &&
+            (head & ~HLL_TAG) > (uint64_t)HLL_EXACT)
+            return 0;
+    }
+    return 1;
 }
 
 static void

@@ -16,6 +16,7 @@
 #include "sw_internal.h"
 
 #define SW_MAX_FIELDS 64
+#define TIME_MAX_US 253402300799000000LL /* 9999-12-31 */
 #define SW_MAX_KEY_FIELDS 8
 
 typedef enum op {
@@ -318,5 +319,6 @@ sw_rc sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);
 uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
 uint64_t sw_mix64(uint64_t a, uint64_t b);
 void sw_feature_init_state(const feature *f, double *s);
+int sw_state_valid(const sw_pipeline *p, int tb, const double *block);
 
 #endif

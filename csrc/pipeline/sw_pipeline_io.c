@@ -293,6 +293,22 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     rc = sw_cur_words(&c, (uint64_t *)p->pend, (size_t)(n * u / 8), err);
     if (rc != SW_OK)
         goto done;
+    for (i = 0; i < (int64_t)n; i++) {
+        /* the checksum says the file is whole, not that it is ours: a
+         * time outside what push accepts would index windows backwards */
+        const int64_t *head = (const int64_t *)(p->pend + i * p->rec);
+
+        if (head[0] < 0 || head[0] > TIME_MAX_US || head[1] < 0 ||
+            head[1] >= p->next_seq) {
+            rc = sw_fail(err, SW_E_FORMAT,
+                         "%s: buffered event %lld has time %lld and arrival "
+                         "%lld (expected 0..%lld and 0..%lld)",
+                         path, (long long)i, (long long)head[0],
+                         (long long)head[1], (long long)TIME_MAX_US,
+                         (long long)p->next_seq - 1);
+            goto done;
+        }
+    }
     p->n_pend = (int64_t)n;
     if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK)
         goto done;
@@ -337,6 +353,14 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
             if ((rc = sw_cur_words(&c, ent + 1, (size_t)kt->stride - 1, err)) !=
                 SW_OK)
                 goto done;
+            if (!sw_state_valid(p, t, (const double *)(ent + 2))) {
+                rc = sw_fail(err, SW_E_FORMAT,
+                             "%s: table %d, key %llu: a state no update could "
+                             "have made (a distinct count of more exact "
+                             "values than it holds)",
+                             path, t, (unsigned long long)k);
+                goto done;
+            }
         }
     }
     if (version >= 2 && (rc = sw_join_load(p, &c, err)) != SW_OK)

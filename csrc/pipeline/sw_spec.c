@@ -30,12 +30,15 @@ static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
 int
 sw_parse_duration(json_t *v, int64_t *out)
 {
+    /* 1,000 years: longer durations are mistakes, and sums of two of them
+     * with an event time stay far from overflowing int64 */
+    const double max_us = 1000 * 365.25 * 8.64e10;
     const char *s, *end;
-    double x;
+    double x, us;
 
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
-        return *out >= 0 ? 0 : -1;
+        return *out >= 0 && *out <= (int64_t)max_us ? 0 : -1;
     }
     if (!json_is_string(v))
         return -1;
@@ -44,19 +47,22 @@ sw_parse_duration(json_t *v, int64_t *out)
     if (end == s || !(x >= 0) || !isfinite(x))
         return -1;
     if (!strcmp(end, "us"))
-        *out = (int64_t)x;
+        us = x;
     else if (!strcmp(end, "ms"))
-        *out = (int64_t)(x * 1e3);
+        us = x * 1e3;
     else if (!strcmp(end, "s"))
-        *out = (int64_t)(x * 1e6);
+        us = x * 1e6;
     else if (!strcmp(end, "m"))
-        *out = (int64_t)(x * 6e7);
+        us = x * 6e7;
     else if (!strcmp(end, "h"))
-        *out = (int64_t)(x * 3.6e9);
+        us = x * 3.6e9;
     else if (!strcmp(end, "d"))
-        *out = (int64_t)(x * 8.64e10);
+        us = x * 8.64e10;
     else
         return -1;
+    if (us > max_us) /* checked before the conversion, which would overflow */
+        return -1;
+    *out = (int64_t)us;
     return 0;
 }
 

@@ -329,10 +329,15 @@ to_rows(PyObject *x, int64_t n_features, hold *h, sw_rows *v)
         PyErr_Format(PyExc_ValueError, "X must be 1-D or 2-D, got %d-D", nd);
         return -1;
     }
-    /* Rows must be contiguous; any row stride will do. */
+    /* Rows must be contiguous and must not overlap (a sliding window view
+     * has a row stride below the row length: the core would read past
+     * the array); any other row stride will do. */
     if (PyArray_STRIDE(a, nd - 1) != PyArray_ITEMSIZE(a) ||
         (nd == 2 && (PyArray_STRIDE(a, 0) < 0 ||
-                     PyArray_STRIDE(a, 0) % PyArray_ITEMSIZE(a) != 0))) {
+                     PyArray_STRIDE(a, 0) % PyArray_ITEMSIZE(a) != 0 ||
+                     (PyArray_DIM(a, 0) > 1 &&
+                      PyArray_STRIDE(a, 0) <
+                          PyArray_DIM(a, 1) * PyArray_ITEMSIZE(a))))) {
         PyObject *c = PyArray_NewCopy(a, NPY_CORDER);
 
         Py_SETREF(h->obj[0], c);

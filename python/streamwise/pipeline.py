@@ -56,15 +56,28 @@ def _convert(name, kind, values, time_unit=None):
     a = np.asarray(values)
     n = len(a)
     if kind == "str":
-        if a.dtype.kind == "S":
-            return (name, 6, a, max(a.dtype.itemsize, 1), None)
-        if a.dtype.kind == "U":
-            enc = np.char.encode(a, "utf-8")
-            return (name, 6, enc, max(enc.dtype.itemsize, 1), None)
+        # text is NUL-padded in the core: a NUL inside would cut it, and
+        # "a\0x" and "a\0y" would be one key; such values are refused
+        if a.dtype.kind in "SU":
+            # numpy pads with NULs too: a NUL with a character after it is
+            # one inside the value
+            width = a.dtype.itemsize // (1 if a.dtype.kind == "S" else 4)
+            codes = np.ascontiguousarray(a).view(
+                np.uint8 if a.dtype.kind == "S" else np.uint32).reshape(
+                    n, max(width, 1)) if n and width else np.zeros((n, 1))
+            later = np.cumsum(codes[:, ::-1] != 0, axis=1)[:, ::-1] > 0
+            bad = ((codes == 0) & later).any(axis=1).astype(np.uint8) * 2
+            enc = a if a.dtype.kind == "S" else np.char.encode(a, "utf-8")
+            return (name, 6, enc, max(enc.dtype.itemsize, 1),
+                    bad if bad.any() else None)
         bad = np.zeros(n, dtype=np.uint8)
         items = []
         for i, v in enumerate(a.tolist()):
-            if isinstance(v, str):
+            if isinstance(v, (str, bytes)) and \
+                    ("\0" if isinstance(v, str) else b"\0") in v:
+                items.append(b"")
+                bad[i] = 2
+            elif isinstance(v, str):
                 items.append(v.encode("utf-8"))
             elif isinstance(v, bytes):
                 items.append(v)
@@ -83,6 +96,14 @@ def _convert(name, kind, values, time_unit=None):
         elif time_unit in ("ms", "s"):
             us = us // _UNIT[time_unit]
         return (name, 0, us, 0, bad if bad.any() else None)
+    if a.dtype.kind == "f" and kind in ("int64", "int32", "int8", "bool"):
+        # 3.0 is the integer 3; 3.5 is no value of an integer field
+        frac = np.isfinite(a) & (a != np.floor(a))
+        if frac.any():
+            return (name, _NP.get(a.dtype, 3),
+                    np.ascontiguousarray(a, dtype=a.dtype
+                                         if a.dtype in _NP else np.float64),
+                    0, frac.astype(np.uint8) * 2)
     if a.dtype in _NP:
         return (name, _NP[a.dtype], np.ascontiguousarray(a), 0, None)
     if a.dtype.kind in "iu":

@@ -62,6 +62,7 @@ static const struct {
     {"pipeline", test_pipeline},
     {"hdf5", test_hdf5},
     {"bundle", test_bundle},
+    {"crafted", test_crafted_checkpoints},
 };
 
 int

@@ -165,3 +165,28 @@ def test_inspect_and_cli(rng, tmp_path):
         out = subprocess.run([wrapper, "inspect", str(path)],
                              capture_output=True, text=True)
         assert out.returncode == 0 and "SCW-I classifier" in out.stdout
+
+
+def test_a_golden_section_of_zero_rows_is_refused_not_a_crash(rng, tmp_path):
+    """An 880-byte file whose GOLDEN section claims 0 rows made every
+    loader die of a division by zero (SIGFPE)."""
+    est, X, y = trained(rng)
+    path = tmp_path / "m.swm"
+    est.save(path)
+    b = bytearray(path.read_bytes())
+    n = struct.unpack_from("<I", b, 112)[0]
+    for i in range(n):
+        e = 128 + 32 * i
+        if struct.unpack_from("<I", b, e)[0] == 3:          # GOLDEN
+            off, ln = struct.unpack_from("<QQ", b, e + 8)
+            struct.pack_into("<Q", b, off + 8, 0)           # rows
+            struct.pack_into("<I", b, e + 24,
+                             zlib.crc32(bytes(b[off:off + ln])))
+    bad = tmp_path / "zero.swm"
+    bad.write_bytes(reseal(b))
+    with pytest.raises(sw.FormatError, match=r"0 rows x .*\(1\.\.4096 rows"):
+        sw.load(bad)
+    r = subprocess.run([os.path.join(ROOT, "build", "bin", "sw-serve"),
+                        "--inspect", str(bad)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "SW_E_FORMAT" in r.stderr
