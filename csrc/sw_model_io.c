@@ -26,9 +26,11 @@
  * last the golden outputs, re-scored and compared bit for bit, so that a
  * file written by a build that computes differently is refused.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -559,6 +561,45 @@ sw_write_atomic(const char *path, const unsigned char *buf, size_t len,
     return sw_write_atomic_parts(path, &part, 1, err);
 }
 
+/* Remove path.tmp.<pid> files whose writer is gone (killed between its
+ * open and its rename): nobody else ever cleans them up. A writer that is
+ * alive keeps its file. */
+static void
+remove_stale_tmp(const char *path)
+{
+    char *dircopy = sw_strdup(path), *basecopy = sw_strdup(path), full[4096];
+    const char *dir, *base;
+    struct dirent *e;
+    size_t n;
+    DIR *d;
+
+    if (dircopy == NULL || basecopy == NULL)
+        goto done;
+    dir = dirname(dircopy);
+    base = basename(basecopy);
+    n = strlen(base);
+    d = opendir(dir);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char *end;
+        long pid;
+
+        if (strncmp(e->d_name, base, n) != 0 ||
+            strncmp(e->d_name + n, ".tmp.", 5) != 0)
+            continue;
+        pid = strtol(e->d_name + n + 5, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(full, sizeof(full), "%s/%s", dir, e->d_name);
+        unlink(full);
+    }
+    if (d != NULL)
+        closedir(d);
+done:
+    sw_free(dircopy);
+    sw_free(basecopy);
+}
+
 sw_rc
 sw_write_atomic_parts(const char *path, const sw_part *parts, int n_parts,
                       sw_err *err)
@@ -575,6 +616,7 @@ sw_write_atomic_parts(const char *path, const sw_part *parts, int n_parts,
         goto done;
     }
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale_tmp(path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = sw_fail(err, SW_E_IO, "%s: %s", tmp, strerror(errno));

@@ -111,6 +111,8 @@ typedef struct batch {
     double *values;
     int64_t nnz, cap;
     double *out; /* BATCH * n_outputs */
+    double *densified; /* libsvm rows for a model that takes dense rows */
+    long long first_line; /* the input line number of line 0 */
 } batch;
 
 /* --recommend: one user id a line in, "item:score,..." out (the model's
@@ -362,22 +364,50 @@ bad:
     return why;
 }
 
-/* Score the good rows of the batch and print one line per input line. */
+/* Score the good rows of the batch and print one line per input line.
+ * When the batch as a whole is refused (an ALS id out of range, a row the
+ * model cannot take), its rows are scored one by one, so that only the
+ * bad ones lose their answer: each gets its line number and reason on
+ * stderr and an empty output line, as a row that did not parse. */
 static sw_rc
-flush(const sw_model *m, batch *b, int fmt, FILE *out, sw_err *err)
+flush(const sw_model *m, batch *b, int fmt, FILE *out, long long *n_bad,
+      sw_err *err)
 {
-    int64_t n_out = sw_model_n_outputs(m), k, r = 0, c;
+    int64_t n_out = sw_model_n_outputs(m), k, r = 0, c, i, j;
+    int dense_only = sw_model_kind_of(m) != SW_MODEL_LINEAR;
+    unsigned char ok[BATCH];
     sw_rows x;
-    sw_rc rc;
+    sw_rc rc = SW_OK;
 
     memset(&x, 0, sizeof(x));
     x.dtype = SW_F64;
     x.n_rows = b->n_rows;
     x.n_cols = b->n_features;
+    if (fmt == FMT_LIBSVM && dense_only) {
+        /* trees and ALS take dense rows: an absent column is 0, as
+         * LIBSVM means it */
+        if (b->densified == NULL)
+            b->densified = malloc((size_t)(BATCH * b->n_features) *
+                                  sizeof(double));
+        if (b->densified == NULL) {
+            err->rc = SW_E_NOMEM;
+            snprintf(err->msg, sizeof(err->msg), "out of memory for a batch");
+            return SW_E_NOMEM;
+        }
+        memset(b->densified, 0,
+               (size_t)(b->n_rows * b->n_features) * sizeof(double));
+        for (i = 0; i < b->n_rows; i++)
+            for (j = b->indptr[i]; j < b->indptr[i + 1]; j++)
+                b->densified[i * b->n_features + b->indices[j]] +=
+                    b->values[j];
+        fmt = FMT_CSV;
+        x.data = b->densified;
+    }
     if (fmt == FMT_CSV) {
         x.layout = SW_DENSE;
         x.row_stride = b->n_features;
-        x.data = b->dense;
+        if (x.data == NULL)
+            x.data = b->dense;
     } else {
         x.layout = SW_CSR;
         x.itype = SW_I64;
@@ -385,14 +415,42 @@ flush(const sw_model *m, batch *b, int fmt, FILE *out, sw_err *err)
         x.indices = b->indices;
         x.data = b->values;
     }
-    if (b->n_rows > 0) {
+    memset(ok, 1, sizeof(ok));
+    if (b->n_rows > 0)
         rc = sw_model_predict(m, &x, b->out, b->n_rows * n_out, err);
-        if (rc != SW_OK)
-            return rc;
+    if (rc == SW_E_NOMEM)
+        return rc;
+    if (rc != SW_OK) {
+        for (i = 0; i < b->n_rows; i++) {
+            sw_rows one = x;
+            int64_t ptr[2];
+            sw_err e1 = {0};
+
+            one.n_rows = 1;
+            if (x.layout == SW_DENSE) {
+                one.data = (const double *)x.data + i * x.row_stride;
+            } else {
+                ptr[0] = 0;
+                ptr[1] = b->indptr[i + 1] - b->indptr[i];
+                one.indptr = ptr;
+                one.indices = b->indices + b->indptr[i];
+                one.data = b->values + b->indptr[i];
+            }
+            if (sw_model_predict(m, &one, b->out + i * n_out, n_out, &e1) ==
+                SW_OK)
+                continue;
+            ok[i] = 0;
+            for (k = 0, r = -1; k < b->n_lines && r < i; k++)
+                r += b->good[k];
+            fprintf(stderr, "sw-serve: line %lld: %s\n",
+                    b->first_line + k - 1, e1.msg);
+            (*n_bad)++;
+        }
+        r = 0;
     }
     for (k = 0; k < b->n_lines; k++) {
         if (b->good[k]) {
-            for (c = 0; c < n_out; c++)
+            for (c = 0; ok[r] && c < n_out; c++)
                 fprintf(out, c ? ",%.17g" : "%.17g", b->out[r * n_out + c]);
             r++;
         }
@@ -428,6 +486,8 @@ score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
         const char *bad;
 
         lineno++;
+        if (b.n_lines == 0)
+            b.first_line = lineno;
         while (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
         if (len == 0) {
@@ -451,7 +511,7 @@ score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
         if (b.n_lines == BATCH || !lines_ready(in)) {
             int idle = b.n_lines < BATCH;
 
-            rc = flush(m, &b, fmt, out, err);
+            rc = flush(m, &b, fmt, out, n_bad, err);
             if (rc != SW_OK)
                 goto done;
             if (idle)
@@ -465,9 +525,10 @@ score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
         err->rc = rc;
         goto done;
     }
-    rc = flush(m, &b, fmt, out, err);
+    rc = flush(m, &b, fmt, out, n_bad, err);
 done:
     free(b.dense);
+    free(b.densified);
     free(b.indices);
     free(b.values);
     free(b.out);

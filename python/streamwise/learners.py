@@ -321,6 +321,18 @@ class _Classifier(_Linear):
         return self._class_index
 
     def _encode(self, y):
+        y = np.asarray(y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            bad = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise _sw.InvalidArgument(
+                f"y[{bad}] is {y[bad]}: a class label must be a value, not "
+                f"NaN or infinity")
+        if y.dtype.kind == "O" and any(v is None or (isinstance(v, float)
+                                                     and v != v) for v in y):
+            bad = next(i for i, v in enumerate(y)
+                       if v is None or (isinstance(v, float) and v != v))
+            raise _sw.InvalidArgument(f"y[{bad}] is {y[bad]}: a class "
+                                      f"label must be a value")
         uniq, inv = np.unique(y, return_inverse=True)
         self._register(list(uniq))
         lut = np.array([self._class_index[v] for v in uniq], dtype=np.float64)

@@ -67,6 +67,24 @@ def _source_path(source, store):
     return source, run_id
 
 
+def _remove_stale_tmp(folder):
+    """Temporary files of registrations whose process was killed between
+    writing and renaming: nobody else would ever remove them."""
+    for f in os.listdir(folder):
+        head, sep, pid = f.rpartition(".tmp.")
+        if not sep or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, f))
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            pass                       # alive, someone else's
+
+
 def register(source, name, store=None):
     """Register a model file under name and return its version number.
 
@@ -95,6 +113,7 @@ def register(source, name, store=None):
         version = top + 1
         dest = os.path.join(folder, f"{version}.swm")
         tmp = f"{dest}.tmp.{os.getpid()}"
+        _remove_stale_tmp(folder)
         with open(tmp, "wb") as f:
             f.write(blob)
             f.flush()

@@ -53,3 +53,48 @@ def test_text_with_a_nul_and_fractional_integers_are_refused():
                   "item": np.array([3.0, 3.5])})
     assert out.invalid["rows"].tolist() == [1]
     assert out.dense[:, 1].tolist() == [0.0]      # 3.0 is the integer 3
+
+
+def test_temporary_files_of_killed_writers_are_removed(tmp_path):
+    """A writer killed between its write and its rename left path.tmp.<pid>
+    for ever; the next write of the same file removes those of dead
+    processes and leaves a live writer's alone."""
+    import os
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    m = sw.PassiveAggressiveClassifier().fit(X, X[:, 0] > 0)
+    path = tmp_path / "m.swm"
+    stale = tmp_path / f"m.swm.tmp.{dead.pid}"
+    live = tmp_path / f"m.swm.tmp.{os.getppid()}"
+    stale.write_bytes(b"half a model")
+    live.write_bytes(b"being written")
+    m.save(path)
+    assert not stale.exists() and live.exists()
+    sw.load(path)
+    # a pipeline checkpoint and a registration the same way
+    p = sw.Pipeline(SPEC)
+    stale = tmp_path / f"c.swc.tmp.{dead.pid}"
+    stale.write_bytes(b"torn")
+    p.checkpoint(tmp_path / "c.swc")
+    assert not stale.exists()
+    from streamwise import registry
+    store = tmp_path / "store"
+    registry.register(path, "m", store=store)
+    folder = store / "models" / "m"
+    stale = folder / f"2.swm.tmp.{dead.pid}"
+    stale.write_bytes(b"torn")
+    m.partial_fit(X[:5], X[:5, 0] > 0)
+    m.save(path)
+    registry.register(path, "m", store=store)
+    assert not stale.exists()
+
+
+def test_a_nan_label_is_named_not_a_bare_key_error():
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    for cls in (sw.PassiveAggressiveClassifier, sw.SCWClassifier):
+        with pytest.raises(sw.InvalidArgument, match=r"y\[2\] is nan"):
+            cls().fit(X, np.array([0, 1, np.nan, 1, 0]))
+        with pytest.raises(sw.InvalidArgument, match=r"y\[1\] is None"):
+            cls().partial_fit(X[:3], np.array([0, None, 1], dtype=object))

@@ -164,3 +164,38 @@ def test_a_long_running_filter_answers_each_line_at_once(rng, tmp_path,
         p.stdin.close()
         p.wait(timeout=10)
     assert p.returncode == 0
+
+
+def test_one_bad_row_loses_only_its_own_answer(rng, tmp_path, serve):
+    """A row the model refuses (an ALS id out of range) used to stop the
+    runner and drop the good rows of its batch of 256."""
+    R = sp.random(30, 20, density=0.3, random_state=1, format="csr")
+    als = sw.ALS(factors=4, iterations=2).fit(R)
+    path = str(tmp_path / "als.swm")
+    als.save(path)
+    lines = [f"{u},{i}" for u, i in [(0, 1), (2, 3)] * 200]
+    lines[7] = "999999,1"                       # no such user
+    got = run(serve, path, "\n".join(lines) + "\n")
+    out = got.stdout.split("\n")[:-1]
+    assert len(out) == 400 and out[7] == ""
+    assert all(o != "" for k, o in enumerate(out) if k != 7)
+    assert "line 8:" in got.stderr and got.returncode == 1
+    want = als._fitted().predict(np.array([[0, 1], [2, 3]], float))
+    assert float(out[0]) == want[0] and float(out[9]) == want[1]
+
+
+def test_tree_models_take_libsvm_rows(rng, tmp_path, serve):
+    """A GBDT scored from LIBSVM lines (an absent column is 0) used to
+    fail every batch."""
+    X = rng.standard_normal((300, 5))
+    X[X < 0.3] = 0.0
+    y = (X.sum(axis=1) > 1).astype(int)
+    g = sw.GBDTClassifier(n_estimators=5).fit(X, y)
+    path = str(tmp_path / "g.swm")
+    g.save(path)
+    svm = tmp_path / "rows.svm"
+    write_libsvm(svm, sp.csr_matrix(X), y)
+    got = run(serve, path, svm.read_text(), "--format", "libsvm")
+    assert got.returncode == 0, got.stderr
+    assert np.array([float(v) for v in got.stdout.split()]).tobytes() == \
+        g.predict_proba(X)[:, 1].tobytes()
