@@ -456,6 +456,11 @@ def test_job_and_bundle_mistakes_are_named(broker, bundles, tmp_path):
     assert "emission: expected \"arrival\" or \"watermark\"" in r.stderr
     r = run({"source": src, "bundle": bundles["gbdt"], "key": "player"})
     assert "key 'player' is not a field" in r.stderr
+    # features keyed otherwise than the messages: said at start
+    r = run({"source": src, "bundle": bundles["gbdt"], "key": "item"})
+    assert r.returncode == 0, r.stderr
+    assert "features user_n, user_price" in r.stderr
+    assert "are not keyed by the message key 'item'" in r.stderr
     # a model without its pipeline cannot be served from raw events
     _, _, cols = events(300)
     plain = str(tmp_path / "plain.swm")
