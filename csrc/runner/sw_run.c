@@ -1244,11 +1244,21 @@ restore(run *R, int64_t *keep, sw_err *err)
             }
         }
         if (rc != SW_OK) {
+            int o;
+
             fprintf(stderr,
                     "sw-serve: warning: checkpoint %s is unusable (%s); "
                     "trying the one before\n",
                     path, e.msg);
             sw_pipeline_free(p);
+            /* nothing of it may stay: positions, counters, lengths */
+            R->n_pos = 0;
+            R->n = 0;
+            R->kused = 0;
+            R->base = 0;
+            R->n_in = R->n_out = R->n_dead = R->n_late = R->n_invalid = 0;
+            for (o = 0; o < R->n_outs; o++)
+                keep[o] = -1;
             continue;
         }
         R->p = p;
