@@ -60,7 +60,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
-            libmicrohttpd-dev libyajl-dev \
+            libmicrohttpd-dev libyajl-dev clang libclang-rt-14-dev \
             libsqlite3-dev libopenblas-dev libjansson-dev libxxhash-dev \
             librdkafka-dev kcat python3-confluent-kafka python3-tqdm \
             libhdf5-dev python3-h5py libavro-dev python3-avro python3-xgboost \
@@ -69,7 +69,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3-nbclient python3-nbformat python3-ipykernel
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
-        nbtest check-conf conf-doc bench clean
+        nbtest check-conf conf-doc bench clean fuzz fuzz-build fuzz-smoke
 
 all: lib runner ext $(BIN)/streamwise
 
@@ -175,6 +175,7 @@ test: deps
 	    || { echo "csrc/ must not include Python or numpy headers"; exit 1; }
 	$(MAKE) --no-print-directory ctest
 	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory pytest
 
@@ -190,6 +191,52 @@ bench: all
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
 	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention --callgrind
 	PYTHONPATH=python $(PYTHON) benchmarks/runner.py
+
+# ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------
+
+FUZZ_TARGETS := model spec checkpoint decode
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 600
+
+# The core and io archives again, instrumented, and one binary a target.
+fuzz-build: all
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    $(FUZZ_BUILD)/libswcore.a $(FUZZ_BUILD)/libswio.a
+	@mkdir -p $(FUZZ_BUILD)/bin
+	@for t in $(FUZZ_TARGETS); do \
+	    clang $(CPPFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) \
+	        tests/fuzz/fuzz_$$t.c $(FUZZ_BUILD)/libswio.a \
+	        $(FUZZ_BUILD)/libswcore.a $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) \
+	        $(AVRO_LIBS) $(LIBS) -o $(FUZZ_BUILD)/bin/fuzz_$$t || exit 1; \
+	done
+	rm -rf $(FUZZ_BUILD)/seeds
+	PYTHONPATH=python $(PYTHON) tests/fuzz/seeds.py $(FUZZ_BUILD)/seeds
+
+# Each target for FUZZ_SECONDS on its corpus (kept in build/fuzz/corpus).
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_BUILD)/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 $(FUZZ_BUILD)/corpus/$$t \
+	        $(FUZZ_BUILD)/seeds/$$t tests/fuzz/regressions/$$t \
+	        > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	        || { tail -40 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
+	    grep -E "number_of_executed|peak_rss" $(FUZZ_BUILD)/$$t.log; \
+	done
+
+# In make test: the seeds and the inputs that once failed
+# (tests/fuzz/regressions) replayed, then each target a few seconds.
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    $(FUZZ_BUILD)/bin/fuzz_$$t -max_total_time=8 -print_final_stats=1 \
+	        $(FUZZ_BUILD)/seeds/$$t tests/fuzz/regressions/$$t \
+	        > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	        || { tail -40 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
+	    echo "fuzz_$$t: $$(grep number_of_executed $(FUZZ_BUILD)/$$t.log)"; \
+	done
 
 # Install what is missing, and only that; root needs no sudo.
 deps:

@@ -333,7 +333,8 @@ put(sw_json_decoder *d, int i, int64_t r, const jv *v, const char *sbuf)
             d->arena = a;
             d->arena_cap = c;
         }
-        memcpy(d->arena + d->used, v->s ? v->s : sbuf + v->at, n);
+        if (n > 0)
+            memcpy(d->arena + d->used, v->s ? v->s : sbuf + v->at, n);
         f->s_at[r] = (int64_t)d->used;
         f->s_len[r] = (int64_t)n;
         d->used += n;
@@ -481,7 +482,8 @@ cb_string(void *ctx, const unsigned char *t, size_t n)
         ps->sbuf = b;
         ps->scap = c;
     }
-    memcpy(ps->sbuf + ps->sused, t, n);
+    if (n > 0) /* an empty string may come before any buffer */
+        memcpy(ps->sbuf + ps->sused, t, n);
     v->kind = JV_STR;
     v->s = NULL;
     v->at = ps->sused;

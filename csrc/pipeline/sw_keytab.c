@@ -31,7 +31,10 @@ room_for(int64_t cap)
 static int
 cap_ok(const keytab *kt, int64_t cap)
 {
-    return cap >= 1 && (cap & (cap - 1)) == 0 && room_for(cap) <= MAX_KEYS &&
+    /* the size first: room_for(cap) would overflow for a cap from a
+     * crafted checkpoint (found by fuzz_checkpoint) */
+    return cap >= 1 && (cap & (cap - 1)) == 0 && cap <= (MAX_KEYS / 7) * 10 &&
+           room_for(cap) <= MAX_KEYS &&
            (uint64_t)room_for(cap) <= SIZE_MAX / 8 / (uint64_t)kt->stride;
 }
 

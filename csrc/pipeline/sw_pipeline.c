@@ -1060,7 +1060,9 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
             if (i + 8 < n)
                 sw_keytab_prefetch_entry(kt, p->kh[(i + 8) * p->n_tables + tb]);
         }
-        rc = process(p, i, p->kh + i * p->n_tables, r, init, err);
+        /* no table, no key hashes: kh is NULL, and NULL + 0 is undefined */
+        rc = process(p, i, p->n_tables ? p->kh + i * p->n_tables : NULL, r,
+                     init, err);
         if (rc == SW_OK && p->join.on)
             sw_join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
                           rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
