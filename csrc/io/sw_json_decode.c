@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -707,6 +708,11 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
                     timestamp_ms != NULL) {
                     int64_t t = timestamp_ms[k];
 
+                    if (d->ms_scale > 0 && (t > INT64_MAX / d->ms_scale ||
+                                            t < INT64_MIN / d->ms_scale)) {
+                        why = 2; /* in ns, a time past 2262 does not fit */
+                        break;
+                    }
                     d->f[i].i64[r] =
                         d->ms_scale > 0 ? t * d->ms_scale : t / -d->ms_scale;
                     if (d->f[i].type == SW_COL_F64 ||

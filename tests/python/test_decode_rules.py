@@ -109,3 +109,22 @@ def test_every_message_is_an_event_or_a_dead_letter_with_its_reason():
         if isinstance(want, tuple):    # -0.0 keeps its sign
             assert np.float64(got[off][2]).tobytes() == \
                 np.float64(want[2]).tobytes()
+
+
+def test_a_kafka_timestamp_that_does_not_fit_in_nanoseconds_is_refused():
+    """A message without its time field takes the Kafka timestamp, scaled
+    to the schema's unit: past 2262 nanoseconds overflow int64."""
+    spec = {"events": {"time": "ts", "time_unit": "ns",
+                       "fields": {"user": "str"}}}
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("ns", 1)
+        p = confluent_kafka.Producer({"bootstrap.servers": b.bootstrap})
+        p.produce("ns", value=b'{"user": "a"}', timestamp=1_700_000_000_000)
+        p.produce("ns", value=b'{"user": "b"}',
+                  timestamp=9_300_000_000_000)          # year 2264
+        assert p.flush(10) == 0
+        r = sw.replay.kafka("ns", b.bootstrap, schema=spec)
+        rows = [x for x in r]
+    assert rows[0]["ts"].tolist() == [1_700_000_000_000 * 10**6]
+    assert [(d["offset"], d["reason"]) for d in r.dead_letters] == \
+        [(1, "missing")]
