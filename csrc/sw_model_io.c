@@ -411,7 +411,11 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         (rc = sw_cur_u64(c, &n_cols, err)) != SW_OK ||
         (rc = sw_cur_u64(c, &n_outputs, err)) != SW_OK)
         goto done;
-    if (layout > 1 || n_rows < 1 || n_rows > 4096 ||
+    /* at least one row: a model that can score nothing (an ALS model
+     * without users or items) has none to give */
+    if (layout > 1 || n_rows > 4096 ||
+        (n_rows < 1 && !(m->kind == SW_MODEL_ALS &&
+                         (sw_als_n_users(m) == 0 || sw_als_n_items(m) == 0))) ||
         n_cols != (uint64_t)sw_model_n_features(m) ||
         n_outputs != (uint64_t)sw_model_n_outputs(m)) {
         rc = sw_fail(err, SW_E_FORMAT,
@@ -425,7 +429,7 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         goto done;
     }
     if (layout == SW_DENSE) {
-        if (n_cols > (c->len - c->pos) / 8 / n_rows) {
+        if (n_rows > 0 && n_cols > (c->len - c->pos) / 8 / n_rows) {
             rc = sw_fail(err, SW_E_FORMAT, "GOLDEN: truncated in the rows");
             goto done;
         }

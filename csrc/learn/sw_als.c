@@ -1203,8 +1203,10 @@ sw_als_write(const sw_als *a, sw_buf *b, sw_err *err)
         if ((rc = sw_buf_put_u32(b, u, err)) != SW_OK)
             return rc;
     }
+    /* 0 rows means "no liked items" to the reader: a model of no users
+     * writes nothing more (it wrote an indptr the reader did not read) */
     rc = sw_buf_put_u64(b, (uint64_t)(a->liked_ptr ? a->liked_rows : 0), err);
-    if (rc != SW_OK || a->liked_ptr == NULL)
+    if (rc != SW_OK || a->liked_ptr == NULL || a->liked_rows == 0)
         return rc;
     for (i = 0; i <= a->liked_rows; i++) {
         if ((rc = sw_buf_put_u64(b, (uint64_t)a->liked_ptr[i], err)) != SW_OK)

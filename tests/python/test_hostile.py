@@ -98,3 +98,13 @@ def test_a_nan_label_is_named_not_a_bare_key_error():
             cls().fit(X, np.array([0, 1, np.nan, 1, 0]))
         with pytest.raises(sw.InvalidArgument, match=r"y\[1\] is None"):
             cls().partial_fit(X[:3], np.array([0, None, 1], dtype=object))
+
+
+def test_an_als_model_of_no_users_loads_as_it_saved(tmp_path):
+    import scipy.sparse as sp
+    m = sw.ALS(factors=2, iterations=1).fit(sp.csr_matrix((0, 5)))
+    m.save(tmp_path / "als0.swm")
+    back = sw.learners.load(tmp_path / "als0.swm")
+    # users, items, factors (no users: no liked items to keep)
+    assert back._fitted().als_info[:3] == m._fitted().als_info[:3] == \
+        (0, 5, 2)
