@@ -194,11 +194,6 @@ class Job:
     scored; checkpoint: {"dir": ..., "every_s": 10, "every_events": 0,
     "keep": 3, "background": True}; metrics_port: the HTTP endpoint."""
 
-    _KEYS = ("source", "bundle", "registry", "name", "emission", "key",
-             "sinks", "features", "dead_letters", "checkpoint",
-             "metrics_port", "batch", "wait_ms", "broker_outage_s",
-             "log_every_s", "secret_env")
-
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
                  dead_letters=None, checkpoint=None, metrics_port=None,
