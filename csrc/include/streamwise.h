@@ -530,6 +530,9 @@ uint64_t sw_pipeline_spec_hash(const sw_pipeline *p);
 int sw_pipeline_arrival(const sw_pipeline *p);
 /* The watermark (us of event time; INT64_MIN before the first event). */
 int64_t sw_pipeline_watermark(const sw_pipeline *p);
+/* Keys dropped for the spec's max_keys budget since the pipeline was made
+ * or restored. */
+int64_t sw_pipeline_evicted(const sw_pipeline *p);
 
 /* The current profile of one key: key is a one-row batch holding the key
  * fields. out (n_dense values) gets, for every dense feature keyed by

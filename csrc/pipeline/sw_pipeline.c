@@ -847,6 +847,41 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
     }
 }
 
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The key budget: a table at max_keys drops the keys seen least recently
+ * (by event time, so a replay drops what the live run dropped) down to
+ * nine tenths of it, all of those seen at the cut's time included. */
+static sw_rc
+evict_oldest(sw_pipeline *p, keytab *kt, sw_err *err)
+{
+    int64_t n = kt->n, k = n - (p->max_keys - p->max_keys / 10), i, cut,
+            before = kt->n, *t;
+    sw_rc rc;
+
+    if (k < 1)
+        k = 1;
+    t = sw_alloc_array((size_t)n, sizeof(int64_t));
+    if (t == NULL)
+        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+    for (i = 0; i < n; i++)
+        t[i] = (int64_t)kt_entry(kt, i)[1];
+    qsort(t, (size_t)n, sizeof(int64_t), cmp_i64);
+    cut = t[k - 1];
+    sw_free(t);
+    rc = sw_keytab_rebuild(kt, kt->cap, cut == INT64_MAX ? cut : cut + 1,
+                           err);
+    if (rc == SW_OK)
+        p->n_evicted += before - kt->n;
+    return rc;
+}
+
 /* Process pending record i (key hashes kh, one per table): emit its row
  * into r and update the state. */
 static sw_rc
@@ -867,6 +902,10 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         uint64_t *e;
         double *s;
 
+        if (p->max_keys > 0 && kt->n >= p->max_keys &&
+            sw_keytab_find(kt, kh[tb]) == NULL &&
+            evict_oldest(p, kt, err) != SW_OK)
+            return SW_E_NOMEM;
         if (p->ttl > 0 && kt->cap > 0 && (kt->n + 1) * 10 > kt->cap * 7) {
             /* evict idle keys before growing: by event time, so a replay
              * evicts exactly what the live run did */
@@ -1618,4 +1657,10 @@ sw_pipeline_announce_partitions(sw_pipeline *p, int n, sw_err *err)
     while (p->n_parts < n)
         p->part_max[p->n_parts++] = INT64_MIN;
     return SW_OK;
+}
+
+int64_t
+sw_pipeline_evicted(const sw_pipeline *p)
+{
+    return p->n_evicted;
 }

@@ -197,6 +197,8 @@ struct sw_pipeline {
     int64_t cap_why;
     int64_t out_of_order, lateness, ttl; /* us; ttl 0: none */
     int64_t idle_timeout;                /* us; 0: partitions never idle */
+    int64_t max_keys;  /* per key table; 0: no budget */
+    int64_t n_evicted; /* keys dropped for the budget (not checkpointed) */
     int arrival; /* emission "arrival": each event processed as it comes,
                   * in arrival order, with no buffering */
     /* dense columns whose NaN (no history yet) becomes a spec "default" */

@@ -860,6 +860,17 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     v = json_object_get(root, "label_join");
     if (v != NULL && (rc = sw_join_parse(p, v, err)) != SW_OK)
         goto done;
+    v = json_object_get(root, "max_keys");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > 0xfffffffeLL) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "max_keys: expected the most keys a key table may "
+                         "hold, 1..4294967294");
+            goto done;
+        }
+        p->max_keys = (int64_t)json_integer_value(v);
+    }
     v = json_object_get(root, "emission");
     if (v != NULL) {
         if (!json_is_string(v) || (strcmp(json_string_value(v), "arrival") &&
@@ -883,10 +894,11 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
         if (strcmp(name, "events") && strcmp(name, "features") &&
             strcmp(name, "watermark") && strcmp(name, "ttl") &&
             strcmp(name, "privacy") && strcmp(name, "label_join") &&
-            strcmp(name, "emission")) {
+            strcmp(name, "emission") && strcmp(name, "max_keys")) {
             rc = sw_fail(err, SW_E_INVAL,
                          "%s: not a spec section (events, features, "
-                         "watermark, ttl, privacy, label_join, emission)",
+                         "watermark, ttl, privacy, label_join, emission, "
+                         "max_keys)",
                          name);
             goto done;
         }

@@ -101,6 +101,9 @@ prometheus(const run_metrics *m, text *t)
           "%.6f", (double)atomic_load(&m->watermark_us) / 1e6);
     GAUGE("keys", "Keys held in the pipeline's state.", "%lld",
           (long long)atomic_load(&m->keys));
+    COUNTER("keys_evicted_total",
+            "Keys dropped for the spec's max_keys budget since the start.",
+            atomic_load(&m->evicted));
     put(t, "# HELP sw_partition_lag Messages behind the partition's end.\n"
            "# TYPE sw_partition_lag gauge\n");
     for (i = 0; i < m->n_parts && i < 64; i++)

@@ -1536,6 +1536,7 @@ update_metrics(run *R)
     atomic_store(&R->mt->watermark_us, sw_pipeline_watermark(R->p));
     sw_pipeline_stats(R->p, st);
     atomic_store(&R->mt->keys, st[4]);
+    atomic_store(&R->mt->evicted, sw_pipeline_evicted(R->p));
     R->mt->n_parts = R->n_pos < 64 ? R->n_pos : 64;
     for (i = 0; i < R->mt->n_parts; i++) {
         atomic_store(&R->mt->part_id[i], R->pos_part[i]);

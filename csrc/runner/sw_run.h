@@ -66,7 +66,7 @@ typedef struct run_metrics {
     _Atomic int64_t events_in, rows_out, dead, late, invalid, batches;
     _Atomic int64_t checkpoints, ckpt_us, ckpt_bytes, ckpt_unix_ms;
     _Atomic int64_t ckpt_stall_us, ckpt_stall_max_us; /* the loop waited */
-    _Atomic int64_t watermark_us, keys;
+    _Atomic int64_t watermark_us, keys, evicted;
     _Atomic int64_t lat_count, lat_sum_us;
     _Atomic int64_t lat_bucket[LAT_BUCKETS]; /* cumulative below bounds */
     _Atomic int running;

@@ -1923,7 +1923,8 @@ Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
     sw_pipeline_stats(self->p, s);
     sw_pipeline_join_stats(self->p, j);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0], "unmatched",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0],
+        "evicted", (long long)sw_pipeline_evicted(self->p), "unmatched",
         (long long)j[1], "arrivals", (long long)sw_pipeline_arrivals(self->p),
         "emitted", (long long)s[0], "late", (long long)s[1], "invalid",
         (long long)s[2], "buffered", (long long)s[3], "keys", (long long)s[4],
