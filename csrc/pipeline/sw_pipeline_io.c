@@ -248,6 +248,11 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     for (i = 0; i < 9; i++) {
         if ((rc = sw_cur_i64(&c, &counters[i], err)) != SW_OK)
             goto done;
+        if (i != 1 && i != 2 && counters[i] < 0) { /* 1, 2 are times */
+            rc = sw_fail(err, SW_E_FORMAT, "%s: counter %lld is %lld", path,
+                         (long long)i, (long long)counters[i]);
+            goto done;
+        }
     }
     p->next_seq = counters[0];
     p->max_t = counters[1];
