@@ -67,6 +67,15 @@ void test_crafted_checkpoints(void);
 typedef sw_rc (*op_fn)(void *ctx, sw_err *err);
 void oom_loop(const char *what, op_fn op, void *ctx);
 
+/* The model cases every OOM suite runs; their ctx starts with this. */
+typedef struct model_case {
+    sw_model *m;
+    const char *path;
+} model_case;
+sw_rc op_model_save(void *ctx, sw_err *err);
+sw_rc op_model_load(void *ctx, sw_err *err);
+sw_rc op_model_dup(void *ctx, sw_err *err);
+
 /* Helpers shared by the suites (test_main.c). */
 sw_rows dense_view(const double *x, int64_t n_rows, int64_t n_cols);
 sw_model *make_linear(const char *const *kv, int64_t n_features,

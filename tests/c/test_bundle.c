@@ -95,10 +95,9 @@ trained(sw_pipeline *p, const sw_result *r)
 }
 
 typedef struct ctx {
-    sw_model *m;
+    model_case mc; /* first: the shared model ops take the ctx */
     sw_pipeline *p;
     events *ev;
-    const char *path;
 } ctx;
 
 static const char *const inputs[] = {"n", "mu", "p"};
@@ -108,7 +107,7 @@ op_set_pipeline(void *v, sw_err *err)
 {
     ctx *c = v;
 
-    return sw_model_set_pipeline(c->m, c->p, inputs, 3, 1, err);
+    return sw_model_set_pipeline(c->mc.m, c->p, inputs, 3, 1, err);
 }
 
 static sw_rc
@@ -116,41 +115,7 @@ op_set_golden_events(void *v, sw_err *err)
 {
     ctx *c = v;
 
-    return sw_model_set_golden_events(c->m, &c->ev->b, err);
-}
-
-static sw_rc
-op_save(void *v, sw_err *err)
-{
-    ctx *c = v;
-
-    return sw_model_save(c->m, c->path, err);
-}
-
-static sw_rc
-op_load(void *v, sw_err *err)
-{
-    ctx *c = v;
-    sw_model *m = (sw_model *)&m;
-    sw_rc rc = sw_model_load(c->path, &m, err);
-
-    if (rc != SW_OK && m != NULL)
-        return SW_E_INTERNAL;
-    sw_model_free(m);
-    return rc;
-}
-
-static sw_rc
-op_dup(void *v, sw_err *err)
-{
-    ctx *c = v;
-    sw_model *m = (sw_model *)&m;
-    sw_rc rc = sw_model_dup(c->m, &m, err);
-
-    if (rc != SW_OK && m != NULL)
-        return SW_E_INTERNAL;
-    sw_model_free(m);
-    return rc;
+    return sw_model_set_golden_events(c->mc.m, &c->ev->b, err);
 }
 
 void
@@ -240,14 +205,14 @@ test_bundle(void)
     memset(&c, 0, sizeof(c));
     c.p = p;
     c.ev = &ev;
-    c.path = path;
-    c.m = trained(p, r);
+    c.mc.path = path;
+    c.mc.m = trained(p, r);
     oom_loop("bundle set_pipeline", op_set_pipeline, &c);
     oom_loop("bundle set_golden_events", op_set_golden_events, &c);
-    oom_loop("bundle save", op_save, &c);
-    oom_loop("bundle load", op_load, &c);
-    oom_loop("bundle dup", op_dup, &c);
-    sw_model_free(c.m);
+    oom_loop("bundle save", op_model_save, &c);
+    oom_loop("bundle load", op_model_load, &c);
+    oom_loop("bundle dup", op_model_dup, &c);
+    sw_model_free(c.mc.m);
     sw_model_free(m);
     sw_result_free(r);
     sw_pipeline_free(p);

@@ -38,14 +38,13 @@ oom_loop(const char *what, op_fn op, void *ctx)
 }
 
 typedef struct ctx {
+    model_case mc; /* first: the shared model ops take the ctx */
     sw_conf *conf;
-    sw_model *m;
     sw_model *out;
     sw_rows x;
     double y[6];
     double pred[6 * 3];
     double w_before[64];
-    const char *path;
     int64_t n_classes;
 } ctx;
 
@@ -95,14 +94,14 @@ static sw_rc
 op_learn(void *p, sw_err *err)
 {
     ctx *c = p;
-    int64_t nw = sw_linear_n_vectors(c->m) * 5;
+    int64_t nw = sw_linear_n_vectors(c->mc.m) * 5;
     double w[64];
     sw_rc rc;
 
-    sw_linear_weights(c->m, c->w_before, nw, NULL);
-    rc = sw_linear_learn(c->m, &c->x, c->y, c->x.n_rows, NULL, err);
+    sw_linear_weights(c->mc.m, c->w_before, nw, NULL);
+    rc = sw_linear_learn(c->mc.m, &c->x, c->y, c->x.n_rows, NULL, err);
     if (rc != SW_OK) {
-        sw_linear_weights(c->m, w, nw, NULL);
+        sw_linear_weights(c->mc.m, w, nw, NULL);
         if (memcmp(w, c->w_before, (size_t)nw * sizeof(double)) != 0)
             return SW_E_INTERNAL;
     }
@@ -114,7 +113,7 @@ op_prequential(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_linear_prequential(c->m, &c->x, c->y, c->x.n_rows, c->pred, NULL,
+    return sw_linear_prequential(c->mc.m, &c->x, c->y, c->x.n_rows, c->pred, NULL,
                                  NULL, err);
 }
 
@@ -123,18 +122,18 @@ op_predict(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_model_predict(c->m, &c->x, c->pred,
-                            c->x.n_rows * sw_model_n_outputs(c->m), err);
+    return sw_model_predict(c->mc.m, &c->x, c->pred,
+                            c->x.n_rows * sw_model_n_outputs(c->mc.m), err);
 }
 
 static sw_rc
 op_add_classes(void *p, sw_err *err)
 {
     ctx *c = p;
-    int64_t before = sw_model_n_classes(c->m);
-    sw_rc rc = sw_linear_add_classes(c->m, 5, err);
+    int64_t before = sw_model_n_classes(c->mc.m);
+    sw_rc rc = sw_linear_add_classes(c->mc.m, 5, err);
 
-    if (rc != SW_OK && sw_model_n_classes(c->m) != before)
+    if (rc != SW_OK && sw_model_n_classes(c->mc.m) != before)
         return SW_E_INTERNAL;
     return rc;
 }
@@ -144,26 +143,26 @@ op_set_golden(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_model_set_golden(c->m, &c->x, err);
+    return sw_model_set_golden(c->mc.m, &c->x, err);
 }
 
-static sw_rc
-op_save(void *p, sw_err *err)
+sw_rc
+op_model_save(void *p, sw_err *err)
 {
-    ctx *c = p;
+    model_case *c = p;
 
     return sw_model_save(c->m, c->path, err);
 }
 
-static sw_rc
-op_load(void *p, sw_err *err)
+sw_rc
+op_model_load(void *p, sw_err *err)
 {
-    ctx *c = p;
+    model_case *c = p;
     sw_model *m = (sw_model *)&m;
     sw_rc rc = sw_model_load(c->path, &m, err);
 
     if (rc != SW_OK && m != NULL)
-        return SW_E_INTERNAL;
+        return SW_E_INTERNAL; /* OUT must be NULL on failure */
     sw_model_free(m);
     return rc;
 }
@@ -173,16 +172,16 @@ op_inspect(void *p, sw_err *err)
 {
     ctx *c = p;
     FILE *fp = fopen("/dev/null", "w");
-    sw_rc rc = sw_model_inspect(c->path, fp, err);
+    sw_rc rc = sw_model_inspect(c->mc.path, fp, err);
 
     fclose(fp);
     return rc;
 }
 
-static sw_rc
-op_dup(void *p, sw_err *err)
+sw_rc
+op_model_dup(void *p, sw_err *err)
 {
-    ctx *c = p;
+    model_case *c = p;
     sw_model *m = (sw_model *)&m;
     sw_rc rc = sw_model_dup(c->m, &m, err);
 
@@ -197,7 +196,7 @@ op_set_metadata(void *p, sw_err *err)
 {
     ctx *c = p;
 
-    return sw_model_set_metadata(c->m, "{\"a\": 1}", err);
+    return sw_model_set_metadata(c->mc.m, "{\"a\": 1}", err);
 }
 
 /* Growing a big block keeps its bytes and reads zeros past them; a failed
@@ -252,7 +251,7 @@ test_oom(void)
     int k, layout;
 
     memset(&c, 0, sizeof(c));
-    c.path = "oom.swm";
+    c.mc.path = "oom.swm";
     sw_conf_new(&c.conf, NULL);
     oom_loop("conf_new", op_conf_new, &c);
     oom_loop("conf_dup", op_conf_dup, &c);
@@ -282,26 +281,26 @@ test_oom(void)
             }
             for (i = 0; i < 6; i++)
                 c.y[i] = i % 3;
-            c.m = make_linear(kinds[k], 4, 3);
+            c.mc.m = make_linear(kinds[k], 4, 3);
             oom_loop("learn", op_learn, &c);
             oom_loop("prequential", op_prequential, &c);
             oom_loop("predict", op_predict, &c);
             oom_loop("set_metadata", op_set_metadata, &c);
             oom_loop("set_golden", op_set_golden, &c);
-            oom_loop("save", op_save, &c);
-            oom_loop("load", op_load, &c);
+            oom_loop("save", op_model_save, &c);
+            oom_loop("load", op_model_load, &c);
             oom_loop("inspect", op_inspect, &c);
-            oom_loop("dup", op_dup, &c);
+            oom_loop("dup", op_model_dup, &c);
             oom_loop("add_classes", op_add_classes, &c);
-            sw_model_free(c.m);
+            sw_model_free(c.mc.m);
         }
     }
     /* binary to multiclass growth moves the weights: its allocations too */
-    c.m = make_linear(kinds[0], 4, 2);
+    c.mc.m = make_linear(kinds[0], 4, 2);
     oom_loop("add_classes binary", op_add_classes, &c);
-    CHECK(sw_model_n_classes(c.m) == 5);
-    sw_model_free(c.m);
-    unlink(c.path);
+    CHECK(sw_model_n_classes(c.mc.m) == 5);
+    sw_model_free(c.mc.m);
+    unlink(c.mc.path);
     CHECK(sw_alloc_live() == 0);
     test_realloc_big();
 }
