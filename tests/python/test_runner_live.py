@@ -6,8 +6,8 @@ import base64
 import json
 import os
 import random
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -16,6 +16,10 @@ import pytest
 
 import streamwise as sw
 from streamwise import serve
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "experiments"))
+import betting  # noqa: E402  (the demo's producer and port finder)
 
 
 SPEC = {
@@ -68,14 +72,12 @@ def events(n, seed=0, users=300, jitter_us=0):
 
 
 def produce(bootstrap, topic, keys, values, extra=()):
-    """Through streamwise's own sink (idempotent, acknowledged)."""
-    sink = sw.kafka.Sink(topic, bootstrap)
-    for at in range(0, len(values), 50_000):
-        sink.send(values[at:at + 50_000], keys=keys[at:at + 50_000])
-    for k, v in extra:
-        sink.send(v, keys=k)
-    got = sink.flush(60)
-    assert got["failed"] == 0 and got["acked"] == got["sent"]
+    """The demo's producer (streamwise's own sink), then the extra
+    (key, value) messages."""
+    betting.produce(bootstrap, topic, keys, values)
+    if extra:
+        betting.produce(bootstrap, topic, [k for k, _ in extra],
+                        [v for _, v in extra])
 
 
 def train_bundle(path, kind="gbdt", n=6000, emission="arrival"):
@@ -96,12 +98,7 @@ def train_bundle(path, kind="gbdt", n=6000, emission="arrival"):
     return path
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = betting.free_port
 
 
 def wait_for(cond, timeout, what):
