@@ -679,11 +679,12 @@ write_model_section(const sw_model *m, sw_buf *b, sw_err *err)
                    (int)m->kind);
 }
 
-sw_rc
-sw_model_save(const sw_model *m, const char *path, sw_err *err)
+/* The bytes of m's .swm file into file (empty on entry). */
+static sw_rc
+build_file(const sw_model *m, sw_buf *file_out, sw_err *err)
 {
     section sec[4];
-    sw_buf file = {0};
+    sw_buf file = {0}; /* handed to file_out on success */
     unsigned char hdr[HEADER_LEN], ent[ENTRY_LEN], zero[8] = {0};
     unsigned char digest[crypto_hash_sha256_BYTES];
     const char *meta;
@@ -694,7 +695,7 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
     sw_rc rc;
 
     memset(sec, 0, sizeof(sec));
-    if (m == NULL || path == NULL)
+    if (m == NULL)
         return sw_fail(err, SW_E_INVAL, "save: NULL argument");
     if (sodium_init() < 0)
         return sw_fail(err, SW_E_INTERNAL, "save: libsodium failed to start");
@@ -759,12 +760,53 @@ sw_model_save(const sw_model *m, const char *path, sw_err *err)
     rc = sw_buf_put(&file, digest, TRAILER_LEN, err);
     if (rc != SW_OK)
         goto done;
-    rc = sw_write_atomic(path, file.p, file.len, err);
+    *file_out = file;
+    file.p = NULL;
 done:
     for (i = 0; i < 4; i++)
         sw_buf_free(&sec[i].body);
     sw_buf_free(&file);
     return rc;
+}
+
+sw_rc
+sw_model_save(const sw_model *m, const char *path, sw_err *err)
+{
+    sw_buf file = {0};
+    sw_rc rc;
+
+    if (path == NULL)
+        return sw_fail(err, SW_E_INVAL, "save: NULL argument");
+    rc = build_file(m, &file, err);
+    if (rc == SW_OK)
+        rc = sw_write_atomic(path, file.p, file.len, err);
+    sw_buf_free(&file);
+    return rc;
+}
+
+sw_rc
+sw_model_save_buffer(const sw_model *m, unsigned char **out, size_t *len,
+                     sw_err *err)
+{
+    sw_buf file = {0};
+    sw_rc rc;
+
+    if (out == NULL || len == NULL)
+        return sw_fail(err, SW_E_INVAL, "save: NULL argument");
+    *out = NULL;
+    *len = 0;
+    rc = build_file(m, &file, err);
+    if (rc != SW_OK)
+        return rc;
+    *out = file.p;
+    *len = file.len;
+    return SW_OK;
+}
+
+void
+sw_buffer_free(void *p)
+{
+    sw_free(p);
 }
 
 /* ------------------------------------------------------------------ */

@@ -266,10 +266,15 @@ sw_rc sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
 int64_t sw_gbdt_n_trees(const sw_model *m);
 /* The 0-based round early stopping kept, -1 without early stopping. */
 int64_t sw_gbdt_best_iteration(const sw_model *m);
-/* Per feature: the number of splits on it (by_gain 0) or their summed
- * gain (1); n must be the number of features. */
-sw_rc sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
-                         sw_err *err);
+/* What a feature's importance counts. */
+typedef enum sw_importance {
+    SW_IMPORTANCE_SPLITS = 0, /* the number of splits on it */
+    SW_IMPORTANCE_GAIN = 1    /* the summed gain of those splits */
+} sw_importance;
+
+/* Per feature, its importance by `by`; n must be the number of features. */
+sw_rc sw_gbdt_importance(const sw_model *m, sw_importance by, double *out,
+                         int64_t n, sw_err *err);
 /* Write a gbdt model as C source into directory dir: name.h, name.c
  * (name_raw and name_predict, which compute what sw_model_predict does,
  * bit for bit: double name_predict(const double *x), or for multiclass
@@ -285,23 +290,27 @@ int64_t sw_als_n_users(const sw_model *m);
 int64_t sw_als_n_items(const sw_model *m);
 int64_t sw_als_n_factors(const sw_model *m);
 
-/* Copy out (get) or in (set) the factors of users (side 0) or items (side
- * 1): n_rows x n_factors floats, row-major; n must equal that count. */
-sw_rc sw_als_get_factors(const sw_model *m, int side, float *out, int64_t n,
-                         sw_err *err);
-sw_rc sw_als_set_factors(sw_model *m, int side, const float *in, int64_t n,
-                         sw_err *err);
+/* The two sides of a factorization: its users (the rows of user_items)
+ * and its items (the columns). */
+typedef enum sw_side { SW_USERS = 0, SW_ITEMS = 1 } sw_side;
 
-/* Fold-in: solve factors for rows of interactions (side 0: users, rows
- * over items; side 1: items, rows over users) against the other side's
+/* Copy out (get) or in (set) the factors of a side: n_rows x n_factors
+ * floats, row-major; n must equal that count. */
+sw_rc sw_als_get_factors(const sw_model *m, sw_side side, float *out,
+                         int64_t n, sw_err *err);
+sw_rc sw_als_set_factors(sw_model *m, sw_side side, const float *in,
+                         int64_t n, sw_err *err);
+
+/* Fold-in: solve factors for rows of interactions (SW_USERS: rows over
+ * items; SW_ITEMS: rows over users) against the other side's
  * current factors, exactly (Cholesky), without changing the model. out
  * holds rows->n_rows x n_factors floats. */
-sw_rc sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows,
+sw_rc sw_als_solve_rows(const sw_model *m, sw_side side, const sw_rows *rows,
                         float *out, int64_t n_out, sw_err *err);
 
 /* Write vecs (n x n_factors) as the factors of ids on a side, growing the
  * model when an id is beyond its size (new rows start at zero). */
-sw_rc sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
+sw_rc sw_als_put_rows(sw_model *m, sw_side side, const int64_t *ids, int64_t n,
                       const float *vecs, sw_err *err);
 
 /* Keep a copy of the training interactions (CSR n_users x n_items) in the
@@ -327,9 +336,9 @@ sw_rc sw_als_recommend(const sw_model *m, const int64_t *ids, int64_t n_q,
                        const int64_t *candidates, int64_t n_cand,
                        int64_t *items_out, float *scores_out, sw_err *err);
 
-/* The n most similar items (side 1) or users (side 0) of each id by cosine
+/* The n most similar ids on a side to each id, by cosine
  * of factors, the id itself included; candidates as in recommend. */
-sw_rc sw_als_similar(const sw_model *m, int side, const int64_t *ids,
+sw_rc sw_als_similar(const sw_model *m, sw_side side, const int64_t *ids,
                      int64_t n_q, int64_t n, const int64_t *candidates,
                      int64_t n_cand, int64_t *ids_out, float *scores_out,
                      sw_err *err);
@@ -390,6 +399,16 @@ sw_rc sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err);
  * and renamed over path, so readers never see half a file. */
 sw_rc sw_model_save(const sw_model *m, const char *path, sw_err *err);
 
+/* The same file's bytes in memory (for pickling and for sending a model
+ * over a network), ready for sw_model_load_buffer(). *out is allocated by
+ * the library and owned by the caller, who frees it with sw_buffer_free();
+ * on failure *out is NULL and *len 0. */
+sw_rc sw_model_save_buffer(const sw_model *m, unsigned char **out,
+                           size_t *len, sw_err *err);
+
+/* Free a buffer the library allocated for the caller (NULL is a no-op). */
+void sw_buffer_free(void *p);
+
 /* Read a .swm file. Every length is checked before it is used, then the
  * SHA-256 trailer, the header and section CRCs and the format version;
  * finally the golden inputs are re-scored and must match the stored
@@ -432,12 +451,17 @@ typedef enum sw_col_type {
 } sw_col_type;
 
 /* Why an event was refused (reason codes of sw_result_invalid). */
-enum {
+typedef enum sw_invalid {
     SW_INVALID_MISSING = 1, /* a field the spec uses is absent */
     SW_INVALID_TYPE = 2,    /* a value of the wrong type */
     SW_INVALID_NAN = 3,     /* NaN or infinity in a numeric field */
     SW_INVALID_TIME = 4     /* no usable event time (< 1970, > 9999) */
-};
+} sw_invalid;
+
+/* The word for a reason code ("missing", "wrong_type", "nan", "bad_time"),
+ * the one the runner's dead letters and Python's outputs use; "" for any
+ * other number. */
+const char *sw_invalid_reason(int code);
 
 /* A borrowed column of n_rows values: data holds them in type (str:
  * `width` bytes each, NUL-padded UTF-8). bad, if not NULL, has one byte a
@@ -707,10 +731,15 @@ sw_rc sw_broker_push_errors(sw_broker *b, const char *request, int count,
 /* Kafka replay (io layer, libswio.a, librdkafka)                       */
 /* ------------------------------------------------------------------ */
 
+/* How a replay's start or stop is given. */
+typedef enum sw_point {
+    SW_POINT_EDGE = 0,   /* the beginning (start), the end as of opening (stop) */
+    SW_POINT_OFFSET = 1, /* an offset */
+    SW_POINT_TIME = 2    /* ms since 1970: the first message at or after it */
+} sw_point;
+
 /* Replay every message of topic's partitions (NULL: all) from start to
- * stop, each given by a kind: 0 the beginning (start) or the end as of
- * opening (stop), 1 an offset, 2 a time in milliseconds since 1970 (the
- * first message at or after it). Uses assign(): no group, nothing
+ * stop, each given by an sw_point kind. Uses assign(): no group, nothing
  * committed. A time is resolved by offsets_for_times, or, where the broker
  * answers -1 (librdkafka's mock does), by a binary search on message
  * timestamps. timeout_ms (0: 30 s) bounds how long the broker may make no
@@ -721,8 +750,8 @@ typedef struct sw_kafka_source sw_kafka_source;
 
 sw_rc sw_kafka_source_open(const char *bootstrap, const char *topic,
                            const int32_t *partitions, int n_partitions,
-                           int start_kind, int64_t start, int stop_kind,
-                           int64_t stop, int64_t timeout_ms,
+                           sw_point start_kind, int64_t start,
+                           sw_point stop_kind, int64_t stop, int64_t timeout_ms,
                            const char *const *conf_kv, sw_kafka_source **out,
                            sw_err *err);
 void sw_kafka_source_free(sw_kafka_source *s);
@@ -812,23 +841,29 @@ void sw_kafka_sink_free(sw_kafka_sink *s);
  * older events lack}). sw_json_decode reads n messages (bytes + at[k],
  * len[k]; len -1 is null) and keeps the good ones as rows, in order; the
  * others are dead letters with a reason (index into sw_dead_reasons:
- * not_json, not_object, missing, wrong_type). A message without the time
- * field takes timestamp_ms[k] (if given) in the schema's unit. */
+ * not_json, not_object, missing, wrong_type; NULL after the last). A
+ * message without the time field takes timestamp_ms[k] (if given) in the
+ * schema's unit. */
 typedef struct sw_json_decoder sw_json_decoder;
 
 extern const char *const sw_dead_reasons[];
 sw_rc sw_json_decoder_new(const char *events_schema_json, sw_json_decoder **out,
                           sw_err *err);
+/* How Avro records sit in messages. */
+typedef enum sw_framing {
+    SW_FRAMING_RAW = 0,      /* each message is one record */
+    SW_FRAMING_CONFLUENT = 1 /* byte 0, a big-endian 4-byte schema id, record */
+} sw_framing;
+
 /* Decode Avro binary records instead of JSON, by the Avro record schema
  * reader_schema_json (libavro), under the same rules: its fields map by
- * name onto the events schema (null is missing, a union its branch). framing
- * 0: each message is one record; 1: Confluent's wire format (byte 0, a
- * big-endian 4-byte schema id, the record). Writer schemas (Confluent id,
+ * name onto the events schema (null is missing, a union its branch). Writer schemas (Confluent id,
  * or -1 for unframed messages) are resolved to the reader's, so records
  * written before a field existed take its Avro default. More dead-letter
  * reasons: not_avro, unknown_schema. SW_E_UNSUPPORTED without libavro. */
 sw_rc sw_json_decoder_set_avro(sw_json_decoder *d,
-                               const char *reader_schema_json, int framing,
+                               const char *reader_schema_json,
+                               sw_framing framing,
                                sw_err *err);
 sw_rc sw_json_decoder_add_avro_writer(sw_json_decoder *d, int32_t schema_id,
                                       const char *writer_schema_json,
@@ -880,9 +915,15 @@ sw_rc sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b,
 sw_rc sw_h5_writer_close(sw_h5_writer *w, sw_err *err);
 void sw_h5_writer_free(sw_h5_writer *w);
 
+/* How an HDF5 replay's range is given. */
+typedef enum sw_h5_range {
+    SW_H5_BY_ROW = 0, /* row numbers [start, stop); stop -1: to the end */
+    SW_H5_BY_TIME = 1 /* times in the schema's unit; stop INT64_MAX: the end */
+} sw_h5_range;
+
 /* Replay table /events/<type> of an HDF5 event dataset: rows [start, stop)
- * (by_time 0; stop -1: to the end) or the rows whose time, in the schema's
- * unit, is in [start, stop) (by_time 1; stop INT64_MAX: to the end), found
+ * (SW_H5_BY_ROW) or the rows whose time, in the schema's unit, is in
+ * [start, stop) (SW_H5_BY_TIME), found
  * by binary search on the sorted time column. next reads up to max rows
  * (*count 0: done) into columns borrowed until the next call. A column
  * missing or of the wrong kind, a schema attribute missing or malformed,
@@ -890,9 +931,9 @@ void sw_h5_writer_free(sw_h5_writer *w);
  * is an error naming it. */
 typedef struct sw_h5_source sw_h5_source;
 
-sw_rc sw_h5_source_open(const char *path, const char *event_type, int by_time,
-                        int64_t start, int64_t stop, sw_h5_source **out,
-                        sw_err *err);
+sw_rc sw_h5_source_open(const char *path, const char *event_type,
+                        sw_h5_range by, int64_t start, int64_t stop,
+                        sw_h5_source **out, sw_err *err);
 void sw_h5_source_free(sw_h5_source *s);
 sw_rc sw_h5_source_next(sw_h5_source *s, int64_t max, int64_t *count,
                         sw_err *err);

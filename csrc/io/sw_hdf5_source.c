@@ -379,7 +379,7 @@ open_table(sw_h5_source *s, const char *type, sw_err *err)
 }
 
 sw_rc
-sw_h5_source_open(const char *path, const char *event_type, int by_time,
+sw_h5_source_open(const char *path, const char *event_type, sw_h5_range by_time,
                   int64_t start, int64_t stop, sw_h5_source **out, sw_err *err)
 {
     sw_h5_source *s = sw_calloc(1, sizeof(*s));
@@ -557,7 +557,7 @@ sw_h5_source_sha256(const sw_h5_source *s, char hex[65], sw_err *err)
 #else /* !SW_HAVE_HDF5 */
 
 sw_rc
-sw_h5_source_open(const char *path, const char *event_type, int by_time,
+sw_h5_source_open(const char *path, const char *event_type, sw_h5_range by_time,
                   int64_t start, int64_t stop, sw_h5_source **out, sw_err *err)
 {
     (void)path, (void)event_type, (void)by_time, (void)start, (void)stop;

@@ -34,9 +34,9 @@
 
 #define MAX_FIELDS 64
 
-const char *const sw_dead_reasons[] = {"not_json", "not_object",
-                                       "missing",  "wrong_type",
-                                       "not_avro", "unknown_schema"};
+const char *const sw_dead_reasons[] = {
+    "not_json", "not_object", "missing", "wrong_type",
+    "not_avro", "unknown_schema", NULL};
 
 typedef struct dfield {
     char *name;
@@ -100,7 +100,7 @@ sw_json_decoder_free(sw_json_decoder *d)
 
 sw_rc
 sw_json_decoder_set_avro(sw_json_decoder *d, const char *reader_schema_json,
-                         int framing, sw_err *err)
+                         sw_framing framing, sw_err *err)
 {
     sw_avro *a;
     sw_rc rc = sw_avro_new(reader_schema_json, framing, &a, err);

@@ -281,7 +281,8 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
 sw_rc
 sw_kafka_source_open(const char *bootstrap, const char *topic,
                      const int32_t *partitions, int n_partitions,
-                     int start_kind, int64_t start, int stop_kind, int64_t stop,
+                     sw_point start_kind, int64_t start, sw_point stop_kind,
+                     int64_t stop,
                      int64_t timeout_ms, const char *const *conf_kv,
                      sw_kafka_source **out, sw_err *err)
 {
@@ -306,7 +307,8 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
 
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
-        start_kind < 0 || start_kind > 2 || stop_kind < 0 || stop_kind > 2)
+        (unsigned)start_kind > SW_POINT_TIME ||
+        (unsigned)stop_kind > SW_POINT_TIME)
         return sw_fail(err, SW_E_INVAL, "kafka: bad replay arguments");
     s = sw_calloc(1, sizeof(*s));
     if (s == NULL)
@@ -859,7 +861,8 @@ sw_kafka_source_slice(const sw_kafka_source *s, const int32_t **partition,
 sw_rc
 sw_kafka_source_open(const char *bootstrap, const char *topic,
                      const int32_t *partitions, int n_partitions,
-                     int start_kind, int64_t start, int stop_kind, int64_t stop,
+                     sw_point start_kind, int64_t start, sw_point stop_kind,
+                     int64_t stop,
                      int64_t timeout_ms, const char *const *conf_kv,
                      sw_kafka_source **out, sw_err *err)
 {

@@ -866,7 +866,7 @@ sw_als_iterate(sw_model *m, const sw_rows *user_items,
 static sw_rc
 side_of(const sw_als *a, int side, float **F, int64_t *n, sw_err *err)
 {
-    if (side != 0 && side != 1)
+    if (side != SW_USERS && side != SW_ITEMS)
         return sw_fail(err, SW_E_INVAL,
                        "ALS: side %d, expected 0 (users) "
                        "or 1 (items)",
@@ -877,7 +877,7 @@ side_of(const sw_als *a, int side, float **F, int64_t *n, sw_err *err)
 }
 
 sw_rc
-sw_als_get_factors(const sw_model *m, int side, float *out, int64_t n,
+sw_als_get_factors(const sw_model *m, sw_side side, float *out, int64_t n,
                    sw_err *err)
 {
     const sw_als *a = als_of(m);
@@ -898,7 +898,7 @@ sw_als_get_factors(const sw_model *m, int side, float *out, int64_t n,
 }
 
 sw_rc
-sw_als_set_factors(sw_model *m, int side, const float *in, int64_t n,
+sw_als_set_factors(sw_model *m, sw_side side, const float *in, int64_t n,
                    sw_err *err)
 {
     sw_als *a = als_of(m);
@@ -924,7 +924,7 @@ sw_als_set_factors(sw_model *m, int side, const float *in, int64_t n,
 }
 
 sw_rc
-sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows, float *out,
+sw_als_solve_rows(const sw_model *m, sw_side side, const sw_rows *rows, float *out,
                   int64_t n_out, sw_err *err)
 {
     const sw_als *a = als_of(m);
@@ -958,7 +958,7 @@ sw_als_solve_rows(const sw_model *m, int side, const sw_rows *rows, float *out,
 }
 
 sw_rc
-sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
+sw_als_put_rows(sw_model *m, sw_side side, const int64_t *ids, int64_t n,
                 const float *vecs, sw_err *err)
 {
     sw_als *a = als_of(m);
@@ -967,7 +967,7 @@ sw_als_put_rows(sw_model *m, int side, const int64_t *ids, int64_t n,
 
     if (a == NULL)
         return sw_fail(err, SW_E_INVAL, "put_rows: not an ALS model");
-    if (side != 0 && side != 1)
+    if (side != SW_USERS && side != SW_ITEMS)
         return sw_fail(err, SW_E_INVAL, "put_rows: side %d", side);
     k = a->k;
     F = side == 0 ? &a->X : &a->Y;

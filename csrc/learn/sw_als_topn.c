@@ -455,7 +455,7 @@ normalized(const float *F, int64_t n, int64_t k)
 }
 
 sw_rc
-sw_als_similar(const sw_model *m, int side, const int64_t *ids, int64_t n_q,
+sw_als_similar(const sw_model *m, sw_side side, const int64_t *ids, int64_t n_q,
                int64_t n, const int64_t *candidates, int64_t n_cand,
                int64_t *ids_out, float *scores_out, sw_err *err)
 {
@@ -468,7 +468,7 @@ sw_als_similar(const sw_model *m, int side, const int64_t *ids, int64_t n_q,
 
     if (a == NULL)
         return sw_fail(err, SW_E_INVAL, "similar: not an ALS model");
-    if (side != 0 && side != 1)
+    if (side != SW_USERS && side != SW_ITEMS)
         return sw_fail(err, SW_E_INVAL, "similar: side %d", side);
     rows = side == 0 ? a->n_users : a->n_items;
     rc = check_ids(ids, n_q, rows, side ? "item" : "user", err);

@@ -479,8 +479,8 @@ sw_gbdt_best_iteration(const sw_model *m)
 }
 
 sw_rc
-sw_gbdt_importance(const sw_model *m, int by_gain, double *out, int64_t n,
-                   sw_err *err)
+sw_gbdt_importance(const sw_model *m, sw_importance by_gain, double *out,
+                   int64_t n, sw_err *err)
 {
     const sw_gbdt *g = gbdt_of(m);
     int64_t i;

@@ -1457,6 +1457,16 @@ sw_pipeline_sparse_dims(const sw_pipeline *p)
     return p->sparse_dims;
 }
 
+const char *
+sw_invalid_reason(int code)
+{
+    static const char *const words[] = {"", "missing", "wrong_type", "nan",
+                                        "bad_time"};
+
+    return code >= SW_INVALID_MISSING && code <= SW_INVALID_TIME ? words[code]
+                                                                 : "";
+}
+
 void
 sw_pipeline_stats(const sw_pipeline *p, int64_t out[9])
 {

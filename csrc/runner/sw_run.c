@@ -563,8 +563,6 @@ typedef struct rawsrc {
 static sw_rc
 route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
 {
-    static const char *const why[] = {"",    "missing", "wrong_type",
-                                      "nan", "bad_time"};
     const int64_t *seq;
     const int *reason;
     int64_t n, i;
@@ -587,8 +585,9 @@ route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
 
         R->n_invalid++;
         rc = dead_letter(R, src->part[k], src->off[k],
-                         reason[i] >= 1 && reason[i] <= 4 ? why[reason[i]]
-                                                          : "invalid",
+                         *sw_invalid_reason(reason[i])
+                             ? sw_invalid_reason(reason[i])
+                             : "invalid",
                          NULL, src->bytes ? src->bytes + src->at[k] : NULL,
                          src->bytes ? src->len[k] : 0, err);
         if (rc != SW_OK)

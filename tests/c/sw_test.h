@@ -75,6 +75,7 @@ typedef struct model_case {
 sw_rc op_model_save(void *ctx, sw_err *err);
 sw_rc op_model_load(void *ctx, sw_err *err);
 sw_rc op_model_dup(void *ctx, sw_err *err);
+sw_rc op_model_buffer(void *ctx, sw_err *err); /* save_buffer, load_buffer */
 
 /* Helpers shared by the suites (test_main.c). */
 sw_rows dense_view(const double *x, int64_t n_rows, int64_t n_cols);

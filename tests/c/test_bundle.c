@@ -210,6 +210,7 @@ test_bundle(void)
     oom_loop("bundle set_pipeline", op_set_pipeline, &c);
     oom_loop("bundle set_golden_events", op_set_golden_events, &c);
     oom_loop("bundle save", op_model_save, &c);
+    oom_loop("bundle save_buffer", op_model_buffer, &c);
     oom_loop("bundle load", op_model_load, &c);
     oom_loop("bundle dup", op_model_dup, &c);
     sw_model_free(c.mc.m);

@@ -167,6 +167,26 @@ op_model_load(void *p, sw_err *err)
     return rc;
 }
 
+/* Save to memory and read it back, as pickling does. */
+sw_rc
+op_model_buffer(void *p, sw_err *err)
+{
+    model_case *c = p;
+    unsigned char *buf = (unsigned char *)&buf;
+    size_t len = 1;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_model_save_buffer(c->m, &buf, &len, err);
+
+    if (rc != SW_OK)
+        return buf == NULL && len == 0 ? rc : SW_E_INTERNAL;
+    rc = sw_model_load_buffer(buf, len, &m, err);
+    sw_buffer_free(buf);
+    if (rc != SW_OK && m != NULL)
+        return SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
 static sw_rc
 op_inspect(void *p, sw_err *err)
 {
@@ -288,6 +308,7 @@ test_oom(void)
             oom_loop("set_metadata", op_set_metadata, &c);
             oom_loop("set_golden", op_set_golden, &c);
             oom_loop("save", op_model_save, &c);
+            oom_loop("save_buffer", op_model_buffer, &c);
             oom_loop("load", op_model_load, &c);
             oom_loop("inspect", op_inspect, &c);
             oom_loop("dup", op_model_dup, &c);
