@@ -129,7 +129,7 @@ $(BIN)/streamwise: Makefile
 	@chmod +x $@
 
 # The extension links build/libswcore.a; setup.py never compiles csrc/.
-ext: $(ALL_LIBS) python/streamwise/_swmodule.c
+ext: $(ALL_LIBS) $(wildcard python/streamwise/_ext/*.[ch])
 	$(PYTHON) setup.py -q build_ext --inplace
 
 # ---- tests ----------------------------------------------------------------

@@ -5,6 +5,7 @@ very archive the runner and the C tests link, so all three run identical
 object code. Build in place with `make` (or `python3 setup.py build_ext
 --inplace`); `pip install --no-build-isolation .` also works offline.
 """
+import glob
 import os
 import subprocess
 
@@ -31,10 +32,14 @@ def _pkg_dirs(name):
 
 ext = Extension(
     "streamwise._sw",
-    sources=["python/streamwise/_swmodule.c"],
-    include_dirs=["csrc/include", numpy.get_include()],
+    # one file per object over one private header, as CPython's
+    # Modules/_sqlite/ (python/streamwise/_ext/module.h says which is which)
+    sources=sorted(glob.glob("python/streamwise/_ext/*.c")),
+    include_dirs=["csrc/include", "python/streamwise/_ext",
+                  numpy.get_include()],
     extra_objects=[IO, CORE],
-    depends=[IO, CORE, "csrc/include/streamwise.h"],   # relink on change
+    depends=[IO, CORE, "csrc/include/streamwise.h",     # relink on change
+             "python/streamwise/_ext/module.h"],
     libraries=["sqlite3", "rdkafka", "hdf5", "avro", "jansson", "yajl", "xxhash",
                "sodium", "z", "openblas", "m"],
     # Debian keeps the serial libhdf5 in a directory of its own

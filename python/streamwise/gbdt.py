@@ -245,20 +245,6 @@ class _GBDT(Params):
         m.save(str(path))
         return path
 
-    # pickle / joblib: the model travels as the bytes of its .swm file
-    def __getstate__(self):
-        from .learners import model_bytes
-        state = dict(self.__dict__)
-        if state.get("_model") is not None:
-            state["_model"] = model_bytes(self.save)
-        return state
-
-    def __setstate__(self, state):
-        from .learners import model_from_bytes
-        self.__dict__.update(state)
-        if isinstance(self._model, bytes):
-            self._model = model_from_bytes(self._model)
-
     @classmethod
     def _from_model(cls, m, meta):
         est = cls(**meta.get("params", {}))

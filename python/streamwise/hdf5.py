@@ -29,8 +29,9 @@ COMPRESSION = {None: 0, "none": 0, "gzip": 4}
 
 _INT = {"int64": np.int64, "int32": np.int32, "int8": np.int8}
 _FLOAT = {"float64": np.float64, "float32": np.float32}
-_CODE = {"int64": 0, "int32": 1, "int8": 2, "float64": 3, "float32": 4,
-         "bool": 5, "str": 6}
+_CODE = {"int64": _sw.COL_I64, "int32": _sw.COL_I32, "int8": _sw.COL_I8,
+         "float64": _sw.COL_F64, "float32": _sw.COL_F32,
+         "bool": _sw.COL_BOOL, "str": _sw.COL_STR}
 
 
 def _events(schema):
@@ -61,7 +62,8 @@ def _typed(name, kind, values, unit):
     if kind == "bool":
         if a.dtype.kind not in "biu":
             raise _sw.InvalidArgument(f"column '{name}': not booleans")
-        return (name, 5, np.ascontiguousarray(a.astype(bool)), 0, None)
+        return (name, _sw.COL_BOOL, np.ascontiguousarray(a.astype(bool)), 0,
+                None)
     if kind in _FLOAT:
         if a.dtype.kind not in "biuf":
             raise _sw.InvalidArgument(f"column '{name}': not numbers")
@@ -114,9 +116,9 @@ class EventWriter:
             raise _sw.InvalidArgument(
                 f"compression {compression!r}: 'gzip', None or a level "
                 "(h5py's LZF is not readable by plain libhdf5)")
-        idx = _sw.h5_table(self._w, event_type, json.dumps(ev),
-                           _provenance(provenance), int(level),
-                           int(chunk_rows))
+        idx = self._w.table(event_type, json.dumps(ev),
+                            _provenance(provenance), int(level),
+                            int(chunk_rows))
         fields = dict(ev["fields"])
         fields.setdefault(ev["time"], "int64")
         self._tables[event_type] = (idx, fields, ev.get("time_unit", "us"))
@@ -133,15 +135,15 @@ class EventWriter:
         if missing:
             raise _sw.InvalidArgument(
                 f"{event_type}: columns missing from the batch: {missing}")
-        _sw.h5_append(self._w, idx, [_typed(f, k, cols[f], unit)
-                                     for f, k in fields.items()])
+        self._w.append(idx, [_typed(f, k, cols[f], unit)
+                             for f, k in fields.items()])
 
     def close(self):
-        _sw.h5_close(self._w)
+        self._w.close()
 
     def abandon(self):
         """Drop the file being written; nothing appears at path."""
-        self._w = None
+        self._w.abandon()
 
     def __enter__(self):
         return self

@@ -152,13 +152,12 @@ class Sink:
             timestamps = [timestamps]
         h = self._headers + [str(x) for kv in (headers or {}).items()
                              for x in kv]
-        _sw.kafka_sink_send(self._sink, values, keys, timestamps,
-                            -1 if partition is None else int(partition), h)
+        self._sink.send(values, keys, timestamps,
+                        -1 if partition is None else int(partition), h)
 
     def flush(self, timeout=30.0):
         """Wait for every acknowledgement; returns {sent, acked, failed}."""
-        sent, acked, failed = _sw.kafka_sink_flush(self._sink,
-                                                   int(timeout * 1000))
+        sent, acked, failed = self._sink.flush(int(timeout * 1000))
         return {"sent": sent, "acked": acked, "failed": failed}
 
     def __enter__(self):
@@ -204,21 +203,20 @@ class Consumer:
             bootstrap, topic, group, int(wait * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
         if start_at is not None:
-            _sw.kafka_start_at(self._src, -1, 0)
+            self._src.start_at(-1, 0)
             for part, off in start_at.items():
-                _sw.kafka_start_at(self._src, int(part), int(off))
+                self._src.start_at(int(part), int(off))
         self.dead_letters = []
 
     def poll(self):
         if self._src is None:
             raise _sw.StateError("kafka consumer: closed")
         if self._decoder is None:
-            part, off, ts, keys, values = _sw.kafka_next(self._src,
-                                                         self.batch_size)
+            part, off, ts, keys, values = self._src.next(self.batch_size)
             return {"partition": part, "offset": off, "timestamp": ts,
                     "key": keys, "value": values}
-        _sw.kafka_fetch(self._src, self.batch_size)
-        cols, dead = _sw.kafka_decode(self._src, self._decoder)
+        self._src.fetch(self.batch_size)
+        cols, dead = self._src.decode(self._decoder)
         self.dead_letters += [{"partition": p, "offset": o, "reason": r,
                                "value": v} for p, o, r, v in dead]
         return cols
@@ -230,15 +228,17 @@ class Consumer:
                 yield b
 
     def commit(self):
-        _sw.kafka_commit(self._src)
+        self._src.commit()
 
     @property
     def positions(self):
         """{partition: the offset after the last message returned}."""
-        return {p: n for p, a, z, n in _sw.kafka_slice(self._src)}
+        return {p: n for p, a, z, n in self._src.slice()}
 
     def close(self):
         """Leave the group (its partitions go to the other members)."""
+        if self._src is not None:
+            self._src.close()
         self._src = None
 
     def __enter__(self):

@@ -278,18 +278,8 @@ class _Linear(Params):
         m.save(str(path))
         return path
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        m = state.pop("_model", None)
-        if m is not None:
-            m.set_metadata(json.dumps(self._metadata(), sort_keys=True))
-            state["_model_bytes"] = model_bytes(m.save)
-        return state
-
-    def __setstate__(self, state):
-        blob = state.pop("_model_bytes", None)
-        self.__dict__.update(state)
-        self._model = None if blob is None else model_from_bytes(blob)
+    # pickle / joblib / copy.deepcopy: the Model pickles itself as its
+    # .swm bytes (verified when unpickled); nothing to add here.
 
 
 class _Classifier(_Linear):
@@ -494,33 +484,6 @@ for _cls in (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
 _CLASSES = {c.__name__: c for c in (PassiveAggressiveClassifier,
                                     PassiveAggressiveRegressor,
                                     SCWClassifier)}
-
-
-def model_bytes(save):
-    """The bytes of the .swm file save(path) writes (for pickling)."""
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(suffix=".swm")
-    os.close(fd)
-    try:
-        save(tmp)
-        with open(tmp, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(tmp)
-
-
-def model_from_bytes(blob):
-    """A Model from .swm bytes, verified as load does."""
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(suffix=".swm")
-    try:
-        os.write(fd, blob)
-        os.close(fd)
-        return _sw.load(tmp)
-    finally:
-        os.unlink(tmp)
 
 
 def load(path):

@@ -28,12 +28,14 @@ from . import _sw
 
 __all__ = ["Pipeline", "PipelineOutput", "REASONS"]
 
-_TYPES = {"int64": 0, "int32": 1, "int8": 2, "float64": 3, "float32": 4,
-          "bool": 5, "str": 6}
-_NP = {np.dtype("int64"): 0, np.dtype("int32"): 1, np.dtype("int8"): 2,
-       np.dtype("float64"): 3, np.dtype("float32"): 4, np.dtype("bool"): 5}
-#: Why an event was refused, by reason code.
-REASONS = {1: "missing", 2: "wrong_type", 3: "nan", 4: "bad_time"}
+_NP = {np.dtype("int64"): _sw.COL_I64, np.dtype("int32"): _sw.COL_I32,
+       np.dtype("int8"): _sw.COL_I8, np.dtype("float64"): _sw.COL_F64,
+       np.dtype("float32"): _sw.COL_F32, np.dtype("bool"): _sw.COL_BOOL}
+#: Why an event was refused, by reason code (the core's words).
+REASONS = {code: word for code, word in enumerate(_sw.INVALID_REASONS)
+           if code}
+_MISSING, _WRONG, _BAD_TIME = (_sw.INVALID_MISSING, _sw.INVALID_TYPE,
+                               _sw.INVALID_TIME)
 _UNIT = {"us": 1, "ms": 1_000, "s": 1_000_000, "ns": 0}
 
 
@@ -66,9 +68,9 @@ def _convert(name, kind, values, time_unit=None):
                 np.uint8 if a.dtype.kind == "S" else np.uint32).reshape(
                     n, max(width, 1)) if n and width else np.zeros((n, 1))
             later = np.cumsum(codes[:, ::-1] != 0, axis=1)[:, ::-1] > 0
-            bad = ((codes == 0) & later).any(axis=1).astype(np.uint8) * 2
+            bad = ((codes == 0) & later).any(axis=1).astype(np.uint8) * _WRONG
             enc = a if a.dtype.kind == "S" else np.char.encode(a, "utf-8")
-            return (name, 6, enc, max(enc.dtype.itemsize, 1),
+            return (name, _sw.COL_STR, enc, max(enc.dtype.itemsize, 1),
                     bad if bad.any() else None)
         bad = np.zeros(n, dtype=np.uint8)
         items = []
@@ -76,51 +78,51 @@ def _convert(name, kind, values, time_unit=None):
             if isinstance(v, (str, bytes)) and \
                     ("\0" if isinstance(v, str) else b"\0") in v:
                 items.append(b"")
-                bad[i] = 2
+                bad[i] = _WRONG
             elif isinstance(v, str):
                 items.append(v.encode("utf-8"))
             elif isinstance(v, bytes):
                 items.append(v)
             else:
                 items.append(b"")
-                bad[i] = 1 if v is None or (isinstance(v, float) and v != v) \
-                    else 2
+                bad[i] = _MISSING if v is None or (isinstance(v, float)
+                                                   and v != v) else _WRONG
         enc = np.array(items, dtype=bytes) if items else np.zeros(0, "S1")
-        return (name, 6, enc, max(enc.dtype.itemsize, 1),
+        return (name, _sw.COL_STR, enc, max(enc.dtype.itemsize, 1),
                 bad if bad.any() else None)
     if a.dtype.kind == "M":   # datetime64: to the spec's time unit
         us = a.astype("datetime64[us]").astype(np.int64)
-        bad = np.isnat(a).astype(np.uint8) * 4
+        bad = np.isnat(a).astype(np.uint8) * _BAD_TIME
         if time_unit == "ns":
             us = a.astype("datetime64[ns]").astype(np.int64)
         elif time_unit in ("ms", "s"):
             us = us // _UNIT[time_unit]
-        return (name, 0, us, 0, bad if bad.any() else None)
+        return (name, _sw.COL_I64, us, 0, bad if bad.any() else None)
     if a.dtype.kind == "f" and kind in ("int64", "int32", "int8", "bool"):
         # 3.0 is the integer 3; 3.5 is no value of an integer field
         frac = np.isfinite(a) & (a != np.floor(a))
         if frac.any():
-            return (name, _NP.get(a.dtype, 3),
+            return (name, _NP.get(a.dtype, _sw.COL_F64),
                     np.ascontiguousarray(a, dtype=a.dtype
                                          if a.dtype in _NP else np.float64),
-                    0, frac.astype(np.uint8) * 2)
+                    0, frac.astype(np.uint8) * _WRONG)
     if a.dtype in _NP:
         return (name, _NP[a.dtype], np.ascontiguousarray(a), 0, None)
     if a.dtype.kind in "iu":
-        return (name, 0, a.astype(np.int64), 0, None)
+        return (name, _sw.COL_I64, a.astype(np.int64), 0, None)
     if a.dtype.kind == "f":
-        return (name, 3, a.astype(np.float64), 0, None)
+        return (name, _sw.COL_F64, a.astype(np.float64), 0, None)
     # objects: number by number; None is missing, text is the wrong type
     out = np.zeros(n, dtype=np.float64)
     bad = np.zeros(n, dtype=np.uint8)
     for i, v in enumerate(a.tolist()):
         if v is None:
-            bad[i] = 1
+            bad[i] = _MISSING
         elif isinstance(v, (bool, int, float, np.number)):
             out[i] = float(v)
         else:
-            bad[i] = 2
-    return (name, 3, out, 0, bad if bad.any() else None)
+            bad[i] = _WRONG
+    return (name, _sw.COL_F64, out, 0, bad if bad.any() else None)
 
 
 def _csr(pipeline, indices, n):

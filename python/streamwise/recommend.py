@@ -180,12 +180,12 @@ class ALS(Params):
     @property
     def user_factors(self):
         """Users' factors, float32 (n_users, factors): a copy."""
-        return self._fitted().als_factors(0)
+        return self._fitted().als_factors(_sw.USERS)
 
     @property
     def item_factors(self):
         """Items' factors, float32 (n_items, factors): a copy."""
-        return self._fitted().als_factors(1)
+        return self._fitted().als_factors(_sw.ITEMS)
 
     @property
     def n_users(self):
@@ -244,19 +244,19 @@ class ALS(Params):
         if recalculate_user:
             if user_items is None:
                 raise _sw.InvalidArgument("recalculate_user needs user_items")
-            vecs = m.als_solve_rows(0, user_items)
+            vecs = m.als_solve_rows(_sw.USERS, user_items)
             known = np.ones(len(ids), dtype=bool)
         else:
             ids, known = self._known(ids, n_users, "user")
             if not known.all():
                 vecs = np.zeros((len(ids), self.factors), dtype=np.float32)
-                vecs[known] = m.als_factors(0)[ids[known]]
+                vecs[known] = m.als_factors(_sw.USERS)[ids[known]]
         exclude = None
         if filter_items is not None:
             exclude = np.zeros(n_items, dtype=np.uint8)
             exclude[np.asarray(filter_items, dtype=np.int64)] = 1
         cand = None if items is None else np.asarray(items, dtype=np.int64)
-        flags = 1 if filter_already_liked else 0
+        flags = _sw.REC_FILTER_LIKED if filter_already_liked else 0
         if flags and liked is None and not m.als_info[3]:
             flags = 0     # nothing kept to filter with
         out_ids, scores = m.als_recommend(
@@ -296,11 +296,11 @@ class ALS(Params):
     def similar_items(self, itemid, N=10, items=None):
         """The N items closest to itemid by cosine of factors (itself
         included, first)."""
-        return self._similar(1, itemid, N, items)
+        return self._similar(_sw.ITEMS, itemid, N, items)
 
     def similar_users(self, userid, N=10, users=None):
         """The N users closest to userid by cosine of factors."""
-        return self._similar(0, userid, N, users)
+        return self._similar(_sw.USERS, userid, N, users)
 
     def _fold_in(self, side, ids, rows):
         m = self._fitted()
@@ -329,7 +329,7 @@ class ALS(Params):
         rows = _csr(user_items, "user_items")
         if rows.shape[0] != len(ids):
             raise _sw.ShapeError(f"{rows.shape[0]} rows for {len(ids)} users")
-        m.als_put_rows(0, ids, m.als_solve_rows(0, rows))
+        m.als_put_rows(_sw.USERS, ids, m.als_solve_rows(_sw.USERS, rows))
         return self
 
     def partial_fit_items(self, itemids, item_users):
@@ -339,7 +339,7 @@ class ALS(Params):
         rows = _csr(item_users, "item_users")
         if rows.shape[0] != len(ids):
             raise _sw.ShapeError(f"{rows.shape[0]} rows for {len(ids)} items")
-        m.als_put_rows(1, ids, m.als_solve_rows(1, rows))
+        m.als_put_rows(_sw.ITEMS, ids, m.als_solve_rows(_sw.ITEMS, rows))
         return self
 
     def predict(self, userids, itemids):

@@ -49,21 +49,22 @@ def _progress_bar(total, unit, desc):
 
 
 def _point(value, is_stop):
-    """(kind, value): 0 beginning/end, 1 offset, 2 time in ms."""
+    """(kind, value): POINT_EDGE (beginning/end), POINT_OFFSET, or
+    POINT_TIME in ms."""
     if value in (None, "beginning", "end"):
         if value == ("beginning" if is_stop else "end"):
             raise _sw.InvalidArgument(
                 f"{'stop' if is_stop else 'start'}={value!r}: start takes "
                 "'beginning', stop takes 'end'")
-        return 0, 0
+        return _sw.POINT_EDGE, 0
     if isinstance(value, (bool, np.bool_)):
         raise _sw.InvalidArgument("an offset or a time, not a bool")
     if isinstance(value, (int, np.integer)):
         if value < 0:
             raise _sw.InvalidArgument(f"offset {value} < 0")
-        return 1, int(value)
+        return _sw.POINT_OFFSET, int(value)
     if _is_time(value):
-        return 2, _time_in(value, "ms")
+        return _sw.POINT_TIME, _time_in(value, "ms")
     raise _sw.InvalidArgument(f"not an offset or a time: {value!r}")
 
 
@@ -105,7 +106,7 @@ class KafkaReplay:
 
         self._bar = None
         if progress:
-            total = sum(s[2] - s[1] for s in _sw.kafka_slice(self._src))
+            total = sum(s[2] - s[1] for s in self._src.slice())
             self._bar = _progress_bar(total, "msg", topic)
 
     @property
@@ -117,7 +118,7 @@ class KafkaReplay:
             return self._final
         parts = [{"partition": p, "start": a, "stop": b, "next": n,
                   "messages": n - a}
-                 for p, a, b, n in _sw.kafka_slice(self._src)]
+                 for p, a, b, n in self._src.slice()]
         return {"topic": self.topic, "bootstrap": self.bootstrap,
                 "partitions": parts,
                 "messages": sum(p["messages"] for p in parts),
@@ -137,8 +138,7 @@ class KafkaReplay:
             raise StopIteration
         if self._decoder is not None:
             return self._next_decoded()
-        part, off, ts, keys, values = _sw.kafka_next(self._src,
-                                                     self.batch_size)
+        part, off, ts, keys, values = self._src.next(self.batch_size)
         if len(off) == 0:
             self._finish()
         if self._bar is not None:
@@ -169,7 +169,7 @@ class KafkaReplay:
                         b["partition"] == p].max())
             self._pending = b if self._pending is None else {
                 k: np.concatenate([self._pending[k], b[k]]) for k in b}
-            open_parts = [p for p, a, z, n in _sw.kafka_slice(self._src)
+            open_parts = [p for p, a, z, n in self._src.slice()
                           if n < z]
             if any(p not in self._latest for p in open_parts):
                 continue
@@ -194,6 +194,7 @@ class KafkaReplay:
     def _finish(self):
         """Complete: keep the slice, let the consumer go."""
         self._final = self.slice
+        self._src.close()
         self._src = None
         if self._bar is not None:
             self._bar.close()
@@ -205,10 +206,10 @@ class KafkaReplay:
         self.dead_letters (a dict each: partition, offset, reason, value)
         and are counted in the slice, never skipped silently."""
         while True:
-            n = _sw.kafka_fetch(self._src, self.batch_size)
+            n = self._src.fetch(self.batch_size)
             if n == 0:
                 self._finish()
-            cols, dead = _sw.kafka_decode(self._src, self._decoder)
+            cols, dead = self._src.decode(self._decoder)
             self.dead_letters += [{"partition": p, "offset": o, "reason": r,
                                    "value": v} for p, o, r, v in dead]
             if self._bar is not None:
@@ -247,8 +248,9 @@ def _avro_decoder(decoder, avro):
                                   "or 'raw'")
     writers = [(int(k), text(v)) for k, v in
                (avro.get("writers") or {}).items()]
-    _sw.decoder_avro(decoder, text(avro["schema"]),
-                     1 if framing == "confluent" else 0, writers)
+    decoder.avro(text(avro["schema"]),
+                 _sw.FRAMING_CONFLUENT if framing == "confluent"
+                 else _sw.FRAMING_RAW, writers)
 
 
 def kafka(topic, bootstrap=None, start="beginning", stop="end",
@@ -318,20 +320,21 @@ class HDF5Replay:
                 "start and stop: both times (or pass by='time' for times "
                 "in the schema's unit)")
         if not by_time:
-            self._src = _sw.h5_open(self.path, event_type, 0,
+            self._src = _sw.h5_open(self.path, event_type, _sw.H5_BY_ROW,
                                     0 if start is None else int(start),
                                     -1 if stop is None else int(stop))
         else:
-            probe = _sw.h5_open(self.path, event_type, 0, 0, 0)
-            ev = json.loads(_sw.h5_info(probe)[1])
+            with _sw.h5_open(self.path, event_type, _sw.H5_BY_ROW, 0,
+                             0) as probe:
+                ev = json.loads(probe.info()[1])
             unit = ev.get("events", ev).get("time_unit", "us")
-            del probe
             lo = -2**63 if start is None else (
                 _time_in(start, unit) if _is_time(start) else int(start))
             hi = 2**63 - 1 if stop is None else (
                 _time_in(stop, unit) if _is_time(stop) else int(stop))
-            self._src = _sw.h5_open(self.path, event_type, 1, lo, hi)
-        info = _sw.h5_info(self._src)
+            self._src = _sw.h5_open(self.path, event_type, _sw.H5_BY_TIME,
+                                    lo, hi)
+        info = self._src.info()
         self.dataset, self.schema = info[0], json.loads(info[1])
         self.schema = self.schema.get("events", self.schema)
         self.provenance = json.loads(info[2] or "{}")
@@ -348,9 +351,9 @@ class HDF5Replay:
         """Exactly what has been read: the file (path, SHA-256 of its
         bytes), the dataset, the rows [start, stop) asked for and the row
         after the last one read (``next`` == ``stop`` once complete)."""
-        _, _, _, rows, start, stop, nxt = _sw.h5_info(self._src)
+        _, _, _, rows, start, stop, nxt = self._src.info()
         if self._sha is None:
-            self._sha = _sw.h5_sha256(self._src)
+            self._sha = self._src.sha256()
         return {"path": self.path, "sha256": self._sha,
                 "dataset": self.dataset, "start": start, "stop": stop,
                 "next": nxt, "rows": nxt - start,
@@ -360,7 +363,7 @@ class HDF5Replay:
         return self
 
     def __next__(self):
-        cols = _sw.h5_next(self._src, self.batch_size)
+        cols = self._src.next(self.batch_size)
         n = len(next(iter(cols.values())))
         if n == 0:
             if self._bar is not None:
@@ -375,13 +378,13 @@ class HDF5Replay:
         """The rest of the slice as one dict of arrays."""
         parts = list(self)
         if not parts:
-            return _sw.h5_next(self._src, 1)
+            return self._src.next(1)
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def count(self):
         """Read the rest of the slice in C without keeping it; the rows
         read (what the C path costs)."""
-        return _sw.h5_drain(self._src, self.batch_size)
+        return self._src.drain(self.batch_size)
 
 
 def hdf5(path, event_type, start=None, stop=None, batch_size=65536,

@@ -295,12 +295,12 @@ def test_avro_events_decode_with_schema_evolution(framing):
 def test_avro_schema_errors():
     d = sw._sw.json_decoder('{"time": "ts", "fields": {"a": "str"}}')
     with pytest.raises(sw.InvalidArgument, match="reader schema"):
-        sw._sw.decoder_avro(d, '{"type": "nope"}', 1, [])
+        d.avro('{"type": "nope"}', sw._sw.FRAMING_CONFLUENT, [])
     with pytest.raises(sw.InvalidArgument, match="does not resolve"):
-        sw._sw.decoder_avro(d, '{"type": "record", "name": "E", "fields": '
-                            '[{"name": "a", "type": "string"}]}', 1,
-                            [(1, '{"type": "record", "name": "E", "fields": '
-                                 '[{"name": "a", "type": "long"}]}')])
+        d.avro('{"type": "record", "name": "E", "fields": '
+               '[{"name": "a", "type": "string"}]}', sw._sw.FRAMING_CONFLUENT,
+               [(1, '{"type": "record", "name": "E", "fields": '
+                    '[{"name": "a", "type": "long"}]}')])
     with pytest.raises(sw.InvalidArgument, match="needs schema="):
         sw.replay.kafka("t", bootstrap="127.0.0.1:1", avro={"schema": "x"})
 
@@ -397,4 +397,4 @@ def test_live_consumer_decodes_and_refuses_a_replay_commit():
             assert [d["offset"] for d in c.dead_letters] == [7]
         r = sw.replay.kafka("lj", bootstrap=b.bootstrap)
         with pytest.raises(sw.StateError, match="commits nothing"):
-            sw._sw.kafka_commit(r._src)
+            r._src.commit()
