@@ -181,7 +181,9 @@ typedef struct sw_bundle sw_bundle;
 
 struct sw_model {
     sw_model_kind kind;
+    const struct sw_model_methods *methods; /* what its kind does */
     union {
+        void *impl; /* what the methods take */
         sw_linear *linear;
         sw_als *als;
         sw_gbdt *gbdt;
@@ -195,21 +197,11 @@ void sw_bundle_free(sw_bundle *b);
 sw_rc sw_bundle_dup(const sw_bundle *b, sw_bundle **out, sw_err *err);
 void sw_bundle_describe(const sw_bundle *b, FILE *fp);
 
-/* Kind-specific operations the model handle dispatches to. */
+/* Make src (an owned CSR view) the model's golden rows. */
 void sw_model_adopt_golden(sw_model *m, sw_rows *src);
 
-sw_rc sw_linear_predict(const sw_linear *lin, const sw_rows *x, double *out,
-                        int64_t n_out, sw_err *err);
-sw_rc sw_linear_dup(const sw_linear *lin, sw_linear **out, sw_err *err);
-void sw_linear_free(sw_linear *lin);
-int64_t sw_linear_n_features(const sw_linear *lin);
-int64_t sw_linear_n_outputs(const sw_linear *lin);
-int64_t sw_linear_n_classes(const sw_linear *lin);
-
-void sw_als_free(sw_als *a);
-sw_rc sw_als_dup(const sw_als *a, sw_als **out, sw_err *err);
-sw_rc sw_als_predict(const sw_als *a, const sw_rows *x, double *out,
-                     int64_t n_out, sw_err *err);
+/* What the learners share across their own files (the model handle
+ * reaches them only through their sw_model_methods). */
 int sw_als_threads(const sw_als *a);
 sw_rc sw_als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
                        int64_t n_cols, const char *what, sw_err *err);
@@ -223,16 +215,13 @@ sw_rc sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
 
 void sw_gbdt_free(sw_gbdt *g);
 sw_rc sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err);
-sw_rc sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out,
-                      int64_t n_out, sw_err *err);
 /* Raw scores (before the sigmoid) of the first n_trees trees. */
 sw_rc sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees,
                   double *out, sw_err *err);
 double sw_gbdt_output(const sw_gbdt *g, double raw);
 void sw_gbdt_softmax(double *z, int64_t k);
 
-/* The MODEL section of a linear learner: serialise into a growable byte
- * buffer, parse back (every length checked), and describe for inspect. */
+/* A model section being written: a growable byte buffer. */
 typedef struct sw_buf {
     unsigned char *p;
     size_t len;
@@ -276,6 +265,49 @@ sw_rc sw_write_atomic_parts(const char *path, const sw_part *parts, int n,
 sw_rc sw_read_file(const char *path, unsigned char **out, size_t *len,
                    sw_err *err);
 
+/* ------------------------------------------------------------------ */
+/* Model kinds                                                          */
+/* ------------------------------------------------------------------ */
+
+/* What one kind of model does, as SQLite's sqlite3_io_methods or Redis's
+ * dictType: sw_model.c and sw_model_io.c call through a model's methods
+ * and never switch on its kind. Adding a kind is one learner file that
+ * defines its table and one entry in sw_model_methods_of(). impl is the
+ * kind's own object (m->u.impl). */
+typedef struct sw_model_methods {
+    sw_model_kind kind;
+    const char *name; /* "linear", "als", "gbdt": inspect's word */
+    void (*free)(void *impl);
+    sw_rc (*dup)(const void *impl, void **out, sw_err *err);
+    sw_rc (*predict)(const void *impl, const sw_rows *x, double *out,
+                     int64_t n_out, sw_err *err);
+    int64_t (*n_features)(const void *impl);
+    int64_t (*n_outputs)(const void *impl);
+    int64_t (*n_classes)(const void *impl); /* 0 for a regressor */
+    /* the MODEL section: write it, read it (every length checked), and
+     * describe it for inspect */
+    sw_rc (*write)(const void *impl, sw_buf *b, sw_err *err);
+    sw_rc (*read)(sw_cursor *c, void **out, sw_err *err);
+    void (*describe)(const void *impl, FILE *fp);
+    /* Golden rows for a model saved without any (owned by the caller);
+     * NULL: eight seeded rows over the model's features. A kind that can
+     * score nothing yet (ALS without users) gives zero rows. */
+    sw_rc (*default_golden)(const void *impl, sw_rows *x, sw_err *err);
+} sw_model_methods;
+
+extern const sw_model_methods sw_linear_methods;
+extern const sw_model_methods sw_als_methods;
+extern const sw_model_methods sw_gbdt_methods;
+
+/* The methods of a kind number (a file's header field), NULL for a kind
+ * this build does not know. */
+const sw_model_methods *sw_model_methods_of(uint32_t kind);
+
+/* A new model of a kind around impl (owned by it from now on, and freed
+ * with it if this fails). */
+sw_rc sw_model_wrap(sw_model_kind kind, void *impl, sw_model **out,
+                    sw_err *err);
+
 /* The PIPELINE section: write (replaying the golden events to store
  * their predictions) and read (checking the header's hashes and replaying
  * the golden events, which must give the stored bits). */
@@ -283,16 +315,6 @@ sw_rc sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err);
 sw_rc sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
                      uint64_t spec_hash, uint64_t schema_hash, sw_err *err);
 
-sw_rc sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err);
-sw_rc sw_als_write(const sw_als *a, sw_buf *b, sw_err *err);
-sw_rc sw_als_read(sw_cursor *c, sw_als **out, sw_err *err);
-void sw_als_describe(const sw_als *a, FILE *fp);
-sw_rc sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err);
-sw_rc sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err);
-sw_rc sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err);
-sw_rc sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err);
-void sw_gbdt_describe(const sw_gbdt *g, FILE *fp);
-void sw_linear_describe(const sw_linear *lin, FILE *fp);
 
 static inline void
 sw_put_le32(unsigned char *p, uint32_t v)

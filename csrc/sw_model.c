@@ -3,9 +3,10 @@
  * sw_model.c - the sw_model handle: one type for everything that predicts.
  *
  * The runner and the extension score any kind of model through this file,
- * which dispatches on the kind. The handle also carries what travels with a
- * model in its file: the metadata JSON and the golden rows whose exact
- * outputs are re-checked whenever the file is loaded.
+ * which calls the kind's methods (sw_model_methods, defined by each
+ * learner) and knows no kind itself. The handle also carries what travels
+ * with a model in its file: the metadata JSON and the golden rows whose
+ * exact outputs are re-checked whenever the file is loaded.
  */
 #include <math.h>
 
@@ -16,17 +17,8 @@ sw_model_free(sw_model *m)
 {
     if (m == NULL)
         return;
-    switch (m->kind) {
-    case SW_MODEL_LINEAR:
-        sw_linear_free(m->u.linear);
-        break;
-    case SW_MODEL_ALS:
-        sw_als_free(m->u.als);
-        break;
-    case SW_MODEL_GBDT:
-        sw_gbdt_free(m->u.gbdt);
-        break;
-    }
+    if (m->methods != NULL)
+        m->methods->free(m->u.impl);
     sw_free(m->metadata);
     sw_bundle_free(m->bundle);
     sw_free((void *)m->golden.data);
@@ -35,40 +27,62 @@ sw_model_free(sw_model *m)
     sw_free(m);
 }
 
+/* The one table of kinds, indexed by the numbers the file format and
+ * sw_model_kind freeze. */
+const sw_model_methods *
+sw_model_methods_of(uint32_t kind)
+{
+    static const sw_model_methods *const kinds[] = {
+        [SW_MODEL_LINEAR] = &sw_linear_methods,
+        [SW_MODEL_ALS] = &sw_als_methods,
+        [SW_MODEL_GBDT] = &sw_gbdt_methods,
+    };
+
+    return kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[kind] : NULL;
+}
+
+sw_rc
+sw_model_wrap(sw_model_kind kind, void *impl, sw_model **out, sw_err *err)
+{
+    const sw_model_methods *mm = sw_model_methods_of(kind);
+    sw_model *m;
+
+    *out = NULL;
+    SW_ASSERT(mm != NULL);
+    m = sw_calloc(1, sizeof(*m));
+    if (m == NULL) {
+        mm->free(impl);
+        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", mm->name);
+    }
+    m->kind = kind;
+    m->methods = mm;
+    m->u.impl = impl;
+    *out = m;
+    return SW_OK;
+}
+
 sw_model_kind
 sw_model_kind_of(const sw_model *m)
 {
     return m->kind;
 }
 
-/* An ALS model scores (user, item) pairs: two features, one output. */
 int64_t
 sw_model_n_features(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS    ? 2
-           : m->kind == SW_MODEL_GBDT ? m->u.gbdt->n_features
-                                      : sw_linear_n_features(m->u.linear);
+    return m->methods->n_features(m->u.impl);
 }
 
 int64_t
 sw_model_n_outputs(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS ? 1
-           : m->kind == SW_MODEL_GBDT
-               ? (m->u.gbdt->n_classes > 1 ? m->u.gbdt->n_classes : 1)
-               : sw_linear_n_outputs(m->u.linear);
+    return m->methods->n_outputs(m->u.impl);
 }
 
 int64_t
 sw_model_n_classes(const sw_model *m)
 {
-    return m->kind == SW_MODEL_ALS ? 0
-           : m->kind == SW_MODEL_GBDT
-               ? (m->u.gbdt->objective == SW_GBDT_BINARY ? 2
-                  : m->u.gbdt->objective == SW_GBDT_MULTICLASS
-                      ? m->u.gbdt->n_classes
-                      : 0)
-               : sw_linear_n_classes(m->u.linear);
+    return m->methods->n_classes(m->u.impl);
 }
 
 sw_rc
@@ -77,16 +91,7 @@ sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
 {
     if (m == NULL || x == NULL || (out == NULL && n_out > 0))
         return sw_fail(err, SW_E_INVAL, "predict: NULL argument");
-    switch (m->kind) {
-    case SW_MODEL_LINEAR:
-        return sw_linear_predict(m->u.linear, x, out, n_out, err);
-    case SW_MODEL_ALS:
-        return sw_als_predict(m->u.als, x, out, n_out, err);
-    case SW_MODEL_GBDT:
-        return sw_gbdt_predict(m->u.gbdt, x, out, n_out, err);
-    }
-    return sw_fail(err, SW_E_INTERNAL, "predict: unknown model kind %d",
-                   (int)m->kind);
+    return m->methods->predict(m->u.impl, x, out, n_out, err);
 }
 
 sw_rc
@@ -244,14 +249,10 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
     if (c == NULL)
         return sw_fail(err, SW_E_NOMEM, "dup: out of memory");
     c->kind = m->kind;
-    if (m->kind == SW_MODEL_ALS)
-        rc = sw_als_dup(m->u.als, &c->u.als, err);
-    else if (m->kind == SW_MODEL_GBDT)
-        rc = sw_gbdt_dup(m->u.gbdt, &c->u.gbdt, err);
-    else
-        rc = sw_linear_dup(m->u.linear, &c->u.linear, err);
+    rc = m->methods->dup(m->u.impl, &c->u.impl, err);
     if (rc != SW_OK)
         goto done;
+    c->methods = m->methods; /* set once there is an impl to free */
     if (m->metadata != NULL) {
         c->metadata = sw_strdup(m->metadata);
         if (c->metadata == NULL) {

@@ -330,6 +330,25 @@ nomem:
     return sw_fail(err, SW_E_NOMEM, "golden: out of memory");
 }
 
+/* The golden rows of a model saved without any: its kind's, or eight
+ * seeded rows over its features. Owned by the caller (free_rows). */
+static sw_rc
+default_rows(const sw_model *m, sw_rows *x, sw_err *err)
+{
+    if (m->methods->default_golden != NULL)
+        return m->methods->default_golden(m->u.impl, x, err);
+    return default_golden(sw_model_n_features(m), x, err);
+}
+
+static void
+free_rows(sw_rows *x)
+{
+    sw_free((void *)x->data);
+    sw_free((void *)x->indptr);
+    sw_free((void *)x->indices);
+    memset(x, 0, sizeof(*x));
+}
+
 /* GOLDEN layout: u32 layout, u32 0, u64 n_rows, n_cols, n_outputs; dense:
  * f64 data[n_rows * n_cols]; CSR: u64 nnz, u64 indptr[n_rows + 1],
  * u64 indices[nnz], f64 data[nnz]; then f64 out[n_rows * n_outputs]. */
@@ -345,9 +364,7 @@ write_golden(const sw_model *m, sw_buf *b, sw_err *err)
     if (m->golden.data != NULL) {
         x = (sw_rows *)&m->golden;
     } else {
-        rc = m->kind == SW_MODEL_ALS
-                 ? sw_als_default_golden(m->u.als, &gen, err)
-                 : default_golden(sw_model_n_features(m), &gen, err);
+        rc = default_rows(m, &gen, err);
         if (rc != SW_OK)
             return rc;
         x = &gen;
@@ -385,9 +402,22 @@ write_golden(const sw_model *m, sw_buf *b, sw_err *err)
         rc = sw_buf_put_f64s(b, out, (size_t)n_out, err);
 done:
     sw_free(out);
-    sw_free((void *)gen.data);
-    sw_free((void *)gen.indptr);
-    sw_free((void *)gen.indices);
+    free_rows(&gen);
+    return rc;
+}
+
+/* *ok: whether m may carry no golden rows (its kind's defaults have
+ * none: it can score nothing yet). */
+static sw_rc
+no_rows_allowed(const sw_model *m, int *ok, sw_err *err)
+{
+    sw_rows gen;
+    sw_rc rc;
+
+    memset(&gen, 0, sizeof(gen));
+    rc = default_rows(m, &gen, err);
+    *ok = rc == SW_OK && gen.n_rows == 0;
+    free_rows(&gen);
     return rc;
 }
 
@@ -402,6 +432,7 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
     double *data = NULL, *want = NULL, *got = NULL;
     int64_t *indptr = NULL, *indices = NULL;
     size_t n_out;
+    int empty_ok = 0;
     sw_rc rc;
 
     memset(&x, 0, sizeof(x));
@@ -411,11 +442,11 @@ check_golden(sw_model *m, sw_cursor *c, sw_err *err)
         (rc = sw_cur_u64(c, &n_cols, err)) != SW_OK ||
         (rc = sw_cur_u64(c, &n_outputs, err)) != SW_OK)
         goto done;
-    /* at least one row: a model that can score nothing (an ALS model
-     * without users or items) has none to give */
-    if (layout > 1 || n_rows > 4096 ||
-        (n_rows < 1 && !(m->kind == SW_MODEL_ALS &&
-                         (sw_als_n_users(m) == 0 || sw_als_n_items(m) == 0))) ||
+    /* at least one row, unless the model can score nothing yet (an ALS
+     * model without users or items): then its kind's defaults are none */
+    if (n_rows < 1 && (rc = no_rows_allowed(m, &empty_ok, err)) != SW_OK)
+        goto done;
+    if (layout > 1 || n_rows > 4096 || (n_rows < 1 && !empty_ok) ||
         n_cols != (uint64_t)sw_model_n_features(m) ||
         n_outputs != (uint64_t)sw_model_n_outputs(m)) {
         rc = sw_fail(err, SW_E_FORMAT,
@@ -667,16 +698,7 @@ done:
 static sw_rc
 write_model_section(const sw_model *m, sw_buf *b, sw_err *err)
 {
-    switch (m->kind) {
-    case SW_MODEL_LINEAR:
-        return sw_linear_write(m->u.linear, b, err);
-    case SW_MODEL_ALS:
-        return sw_als_write(m->u.als, b, err);
-    case SW_MODEL_GBDT:
-        return sw_gbdt_write(m->u.gbdt, b, err);
-    }
-    return sw_fail(err, SW_E_INTERNAL, "save: unknown model kind %d",
-                   (int)m->kind);
+    return m->methods->write(m->u.impl, b, err);
 }
 
 /* The bytes of m's .swm file into file (empty on entry). */
@@ -941,7 +963,9 @@ static sw_rc
 build_model(const unsigned char *p, const parsed *f, sw_model **out,
             sw_err *err)
 {
+    const sw_model_methods *mm;
     sw_model *m = NULL;
+    void *impl = NULL;
     sw_cursor c;
     int s_model = find_section(f, SEC_MODEL);
     int s_meta = find_section(f, SEC_METADATA);
@@ -954,26 +978,20 @@ build_model(const unsigned char *p, const parsed *f, sw_model **out,
                        s_model < 0  ? "MODEL"
                        : s_meta < 0 ? "METADATA"
                                     : "GOLDEN");
-    if (f->kind != SW_MODEL_LINEAR && f->kind != SW_MODEL_ALS &&
-        f->kind != SW_MODEL_GBDT)
+    mm = sw_model_methods_of(f->kind);
+    if (mm == NULL)
         return sw_fail(err, SW_E_FORMAT,
                        "model kind %u is not known to this build", f->kind);
-    m = sw_calloc(1, sizeof(*m));
-    if (m == NULL)
-        return sw_fail(err, SW_E_NOMEM, "load: out of memory");
-    m->kind = (sw_model_kind)f->kind;
     c.p = p + f->sec[s_model].off;
     c.len = (size_t)f->sec[s_model].len;
     c.pos = 0;
     c.what = "MODEL";
-    if (m->kind == SW_MODEL_ALS)
-        rc = sw_als_read(&c, &m->u.als, err);
-    else if (m->kind == SW_MODEL_GBDT)
-        rc = sw_gbdt_read(&c, &m->u.gbdt, err);
-    else
-        rc = sw_linear_read(&c, &m->u.linear, err);
+    rc = mm->read(&c, &impl, err);
     if (rc != SW_OK)
-        goto done;
+        return rc;
+    rc = sw_model_wrap(mm->kind, impl, &m, err);
+    if (rc != SW_OK)
+        return rc;
     if (c.pos != c.len) {
         rc = sw_fail(err, SW_E_FORMAT, "MODEL: %zu unread bytes at the end",
                      c.len - c.pos);
@@ -1136,10 +1154,8 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
             f.minor, SW_FORMAT_MAJOR);
     fprintf(fp, "  size         %zu bytes, SHA-256 verified\n", len);
     fprintf(fp, "  kind         %s\n",
-            f.kind == SW_MODEL_LINEAR ? "linear"
-            : f.kind == SW_MODEL_ALS  ? "als"
-            : f.kind == SW_MODEL_GBDT ? "gbdt"
-                                      : "unknown");
+            sw_model_methods_of(f.kind) ? sw_model_methods_of(f.kind)->name
+                                        : "unknown");
     fprintf(fp, "  features     %lld\n  outputs      %lld\n",
             (long long)f.n_features, (long long)f.n_outputs);
     fprintf(fp, "  model id     ");
@@ -1156,12 +1172,7 @@ sw_model_inspect(const char *path, FILE *fp, sw_err *err)
         goto done;
     fprintf(fp, "metadata\n  %s\n", sw_model_metadata(m));
     fprintf(fp, "model\n");
-    if (m->kind == SW_MODEL_ALS)
-        sw_als_describe(m->u.als, fp);
-    else if (m->kind == SW_MODEL_GBDT)
-        sw_gbdt_describe(m->u.gbdt, fp);
-    else
-        sw_linear_describe(m->u.linear, fp);
+    m->methods->describe(m->u.impl, fp);
     fprintf(fp, "golden\n  %lld rows re-scored: bit-identical\n",
             (long long)m->golden.n_rows);
     if (m->bundle != NULL)

@@ -163,8 +163,8 @@ als_of(const sw_model *m)
     return m != NULL && m->kind == SW_MODEL_ALS ? m->u.als : NULL;
 }
 
-void
-sw_als_free(sw_als *a)
+static void
+als_free(sw_als *a)
 {
     if (a == NULL)
         return;
@@ -210,7 +210,6 @@ sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
            sw_model **out, sw_err *err)
 {
     sw_als *a = NULL;
-    sw_model *m = NULL;
     uint64_t state;
     double scale;
     sw_rc rc;
@@ -251,18 +250,10 @@ sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
     state = a->seed;
     init_factors(a->X, n_users * a->k, &state, scale);
     init_factors(a->Y, n_items * a->k, &state, scale);
-    m = sw_calloc(1, sizeof(*m));
-    if (m == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
-        goto done;
-    }
-    m->kind = SW_MODEL_ALS;
-    m->u.als = a;
-    a = NULL;
-    *out = m;
-    rc = SW_OK;
+    rc = sw_model_wrap(SW_MODEL_ALS, a, out, err);
+    a = NULL; /* the model's now, or freed */
 done:
-    sw_als_free(a);
+    als_free(a);
     return rc;
 }
 
@@ -1076,8 +1067,8 @@ sw_als_has_liked(const sw_model *m)
 /* Copies, scoring pairs, the MODEL section                             */
 /* ------------------------------------------------------------------ */
 
-sw_rc
-sw_als_dup(const sw_als *a, sw_als **out, sw_err *err)
+static sw_rc
+als_dup(const sw_als *a, sw_als **out, sw_err *err)
 {
     sw_als *c = NULL;
     int64_t nnz = a->liked_ptr ? a->liked_ptr[a->liked_rows] : 0;
@@ -1100,7 +1091,7 @@ sw_als_dup(const sw_als *a, sw_als **out, sw_err *err)
     if (c->X == NULL || c->Y == NULL ||
         (a->liked_ptr != NULL &&
          (c->liked_ptr == NULL || c->liked_idx == NULL))) {
-        sw_als_free(c);
+        als_free(c);
         return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
     }
     memcpy(c->X, a->X, (size_t)(a->n_users * a->k) * sizeof(float));
@@ -1115,9 +1106,9 @@ sw_als_dup(const sw_als *a, sw_als **out, sw_err *err)
 }
 
 /* Score (user, item) pairs given as rows of two columns. */
-sw_rc
-sw_als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
-               sw_err *err)
+static sw_rc
+als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
+            sw_err *err)
 {
     sw_scratch scratch = {0};
     int64_t i;
@@ -1174,8 +1165,8 @@ done:
  * u64 k, cg_steps, seed, iterations, n_users, n_items; f32 X, f32 Y (as
  * u32 bit patterns); u64 liked rows (0: none), then u64 indptr[rows + 1]
  * and u32 indices[nnz]. */
-sw_rc
-sw_als_write(const sw_als *a, sw_buf *b, sw_err *err)
+static sw_rc
+als_write(const sw_als *a, sw_buf *b, sw_err *err)
 {
     const double par[2] = {a->reg, a->alpha};
     int64_t i, n;
@@ -1219,8 +1210,8 @@ sw_als_write(const sw_als *a, sw_buf *b, sw_err *err)
     return SW_OK;
 }
 
-sw_rc
-sw_als_read(sw_cursor *c, sw_als **out, sw_err *err)
+static sw_rc
+als_read(sw_cursor *c, sw_als **out, sw_err *err)
 {
     sw_als *a = NULL;
     uint32_t ex, solver, conf, regs;
@@ -1345,12 +1336,12 @@ sw_als_read(sw_cursor *c, sw_als **out, sw_err *err)
     a = NULL;
     rc = SW_OK;
 done:
-    sw_als_free(a);
+    als_free(a);
     return rc;
 }
 
-void
-sw_als_describe(const sw_als *a, FILE *fp)
+static void
+als_describe(const sw_als *a, FILE *fp)
 {
     fprintf(fp, "  learner      ALS, %s feedback, %s solver\n",
             a->explicit_ ? "explicit" : "implicit",
@@ -1374,8 +1365,8 @@ sw_als_describe(const sw_als *a, FILE *fp)
 }
 
 /* Eight (user, item) pairs from a fixed seed, for the golden vectors. */
-sw_rc
-sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err)
+static sw_rc
+als_default_golden(const sw_als *a, sw_rows *x, sw_err *err)
 {
     double *data;
     uint64_t s = 0x414c53; /* "ALS" */
@@ -1401,3 +1392,95 @@ sw_als_default_golden(const sw_als *a, sw_rows *x, sw_err *err)
     x->data = data;
     return SW_OK;
 }
+
+/* ------------------------------------------------------------------ */
+/* The ALS kind's methods (sw_model_methods)                            */
+/* ------------------------------------------------------------------ */
+
+static void
+m_free(void *impl)
+{
+    als_free(impl);
+}
+
+static sw_rc
+m_dup(const void *impl, void **out, sw_err *err)
+{
+    sw_als *c = NULL;
+    sw_rc rc = als_dup(impl, &c, err);
+
+    *out = c;
+    return rc;
+}
+
+static sw_rc
+m_predict(const void *impl, const sw_rows *x, double *out, int64_t n_out,
+          sw_err *err)
+{
+    return als_predict(impl, x, out, n_out, err);
+}
+
+/* An ALS model scores (user, item) pairs: two features, one output. */
+static int64_t
+m_n_features(const void *impl)
+{
+    (void)impl;
+    return 2;
+}
+
+static int64_t
+m_n_outputs(const void *impl)
+{
+    (void)impl;
+    return 1;
+}
+
+static int64_t
+m_n_classes(const void *impl)
+{
+    (void)impl;
+    return 0;
+}
+
+static sw_rc
+m_write(const void *impl, sw_buf *b, sw_err *err)
+{
+    return als_write(impl, b, err);
+}
+
+static sw_rc
+m_read(sw_cursor *c, void **out, sw_err *err)
+{
+    sw_als *a = NULL;
+    sw_rc rc = als_read(c, &a, err);
+
+    *out = a;
+    return rc;
+}
+
+static void
+m_describe(const void *impl, FILE *fp)
+{
+    als_describe(impl, fp);
+}
+
+static sw_rc
+m_default_golden(const void *impl, sw_rows *x, sw_err *err)
+{
+    return als_default_golden(impl, x, err);
+}
+
+const sw_model_methods sw_als_methods = {
+    .kind = SW_MODEL_ALS,
+    .name = "als",
+    .free = m_free,
+    .dup = m_dup,
+    .predict = m_predict,
+    .n_features = m_n_features,
+    .n_outputs = m_n_outputs,
+    .n_classes = m_n_classes,
+    .write = m_write,
+    .read = m_read,
+    .describe = m_describe,
+    .default_golden = m_default_golden,
+};

@@ -180,9 +180,9 @@ sw_gbdt_softmax(double *z, int64_t k)
         z[j] /= s;
 }
 
-sw_rc
-sw_gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out, int64_t n_out,
-                sw_err *err)
+static sw_rc
+gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out, int64_t n_out,
+             sw_err *err)
 {
     int64_t i, k = g->n_classes > 1 ? g->n_classes : 1;
     sw_rc rc;
@@ -249,8 +249,8 @@ sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
  * default_left, u64 left, u64 right), u64 edge_start[n_features + 1],
  * f64 edges[...], f64 importance_gain[n_features], u64
  * importance_split[n_features]. */
-sw_rc
-sw_gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
+static sw_rc
+gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
 {
     const double par[2] = {g->base_score, g->learning_rate};
     int64_t i, nf = g->n_features;
@@ -321,8 +321,8 @@ set_node(sw_gbdt *g, int64_t i, int64_t hi, uint32_t f, uint32_t dl, uint64_t l,
     return SW_OK;
 }
 
-sw_rc
-sw_gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
+static sw_rc
+gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
 {
     sw_gbdt *g = sw_calloc(1, sizeof(*g));
     uint32_t obj, pad;
@@ -435,8 +435,8 @@ done:
     return SW_OK;
 }
 
-void
-sw_gbdt_describe(const sw_gbdt *g, FILE *fp)
+static void
+gbdt_describe(const sw_gbdt *g, FILE *fp)
 {
     int64_t t, leaves = 0, depth = 0;
 
@@ -496,3 +496,91 @@ sw_gbdt_importance(const sw_model *m, sw_importance by_gain, double *out,
         out[i] = by_gain ? g->imp_gain[i] : (double)g->imp_split[i];
     return SW_OK;
 }
+
+/* ------------------------------------------------------------------ */
+/* The gbdt kind's methods (sw_model_methods)                           */
+/* ------------------------------------------------------------------ */
+
+static void
+m_free(void *impl)
+{
+    sw_gbdt_free(impl);
+}
+
+static sw_rc
+m_dup(const void *impl, void **out, sw_err *err)
+{
+    sw_gbdt *c = NULL;
+    sw_rc rc = sw_gbdt_dup(impl, &c, err);
+
+    *out = c;
+    return rc;
+}
+
+static sw_rc
+m_predict(const void *impl, const sw_rows *x, double *out, int64_t n_out,
+          sw_err *err)
+{
+    return gbdt_predict(impl, x, out, n_out, err);
+}
+
+static int64_t
+m_n_features(const void *impl)
+{
+    return ((const sw_gbdt *)impl)->n_features;
+}
+
+static int64_t
+m_n_outputs(const void *impl)
+{
+    const sw_gbdt *g = impl;
+
+    return g->n_classes > 1 ? g->n_classes : 1;
+}
+
+static int64_t
+m_n_classes(const void *impl)
+{
+    const sw_gbdt *g = impl;
+
+    return g->objective == SW_GBDT_BINARY       ? 2
+           : g->objective == SW_GBDT_MULTICLASS ? g->n_classes
+                                                : 0;
+}
+
+static sw_rc
+m_write(const void *impl, sw_buf *b, sw_err *err)
+{
+    return gbdt_write(impl, b, err);
+}
+
+static sw_rc
+m_read(sw_cursor *c, void **out, sw_err *err)
+{
+    sw_gbdt *g = NULL;
+    sw_rc rc = gbdt_read(c, &g, err);
+
+    *out = g;
+    return rc;
+}
+
+static void
+m_describe(const void *impl, FILE *fp)
+{
+    gbdt_describe(impl, fp);
+}
+
+const sw_model_methods sw_gbdt_methods = {
+    .kind = SW_MODEL_GBDT,
+    .name = "gbdt",
+    .free = m_free,
+    .dup = m_dup,
+    .predict = m_predict,
+    .n_features = m_n_features,
+    .n_outputs = m_n_outputs,
+    .n_classes = m_n_classes,
+    .write = m_write,
+    .read = m_read,
+    .describe = m_describe,
+    .default_golden = NULL,
+};

@@ -1601,7 +1601,6 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             sw_model **out, sw_err *err)
 {
     trainer t;
-    sw_model *m = NULL;
     double *vraw = NULL, best_loss = INFINITY;
     int64_t r, i, best_round = -1, first_tree;
     sw_rc rc;
@@ -1758,15 +1757,8 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             t.g->imp_gain[n->feature] += t.node_gain[i];
         }
     }
-    m = sw_calloc(1, sizeof(*m));
-    if (m == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
-        goto done;
-    }
-    m->kind = SW_MODEL_GBDT;
-    m->u.gbdt = t.g;
-    t.g = NULL;
-    *out = m;
+    rc = sw_model_wrap(SW_MODEL_GBDT, t.g, out, err);
+    t.g = NULL; /* the model's now, or freed */
 done:
     sw_free(vraw);
     sw_gbdt_free(t.g);

@@ -54,6 +54,8 @@
 
 #include "sw_internal.h"
 
+static void lin_free(sw_linear *lin);
+
 enum { TASK_CLASSIFY = 0, TASK_REGRESS = 1 };
 enum { ALGO_PA = 0, ALGO_SCW = 1 };
 enum { PA_PLAIN = 0, PA_1 = 1, PA_2 = 2 };
@@ -418,7 +420,6 @@ sw_linear_new(const sw_conf *conf, int64_t n_features, int64_t n_classes,
               sw_model **out, sw_err *err)
 {
     sw_linear *lin = NULL;
-    sw_model *m = NULL;
     sw_rc rc;
 
     *out = NULL;
@@ -462,23 +463,15 @@ sw_linear_new(const sw_conf *conf, int64_t n_features, int64_t n_classes,
         goto done;
     if (lin->sigma != NULL)
         init_sigma(lin, lin->sigma, lin->n_vec);
-    m = sw_calloc(1, sizeof(*m));
-    if (m == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "linear: out of memory");
-        goto done;
-    }
-    m->kind = SW_MODEL_LINEAR;
-    m->u.linear = lin;
-    lin = NULL;
-    *out = m;
-    rc = SW_OK;
+    rc = sw_model_wrap(SW_MODEL_LINEAR, lin, out, err);
+    lin = NULL; /* the model's now, or freed */
 done:
-    sw_linear_free(lin);
+    lin_free(lin);
     return rc;
 }
 
-void
-sw_linear_free(sw_linear *lin)
+static void
+lin_free(sw_linear *lin)
 {
     if (lin == NULL)
         return;
@@ -487,8 +480,8 @@ sw_linear_free(sw_linear *lin)
     sw_free(lin);
 }
 
-sw_rc
-sw_linear_dup(const sw_linear *lin, sw_linear **out, sw_err *err)
+static sw_rc
+lin_dup(const sw_linear *lin, sw_linear **out, sw_err *err)
 {
     sw_linear *c = NULL;
     sw_rc rc;
@@ -502,7 +495,7 @@ sw_linear_dup(const sw_linear *lin, sw_linear **out, sw_err *err)
     c->sigma = NULL;
     rc = alloc_params(c, err);
     if (rc != SW_OK) {
-        sw_linear_free(c);
+        lin_free(c);
         return rc;
     }
     memcpy(c->w, lin->w, (size_t)(lin->n_vec * lin->dim) * sizeof(double));
@@ -611,9 +604,9 @@ nonfinite_error(const sw_row *x, int64_t i, sw_err *err)
                    (long long)i);
 }
 
-sw_rc
-sw_linear_predict(const sw_linear *lin, const sw_rows *x, double *out,
-                  int64_t n_out, sw_err *err)
+static sw_rc
+lin_predict(const sw_linear *lin, const sw_rows *x, double *out,
+            int64_t n_out, sw_err *err)
 {
     sw_scratch scratch = {0};
     int64_t i, v;
@@ -1069,20 +1062,20 @@ sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma, sw_err *err)
     return SW_OK;
 }
 
-int64_t
-sw_linear_n_features(const sw_linear *lin)
+static int64_t
+lin_n_features(const sw_linear *lin)
 {
     return lin->n_features;
 }
 
-int64_t
-sw_linear_n_outputs(const sw_linear *lin)
+static int64_t
+lin_n_outputs(const sw_linear *lin)
 {
     return lin->n_vec;
 }
 
-int64_t
-sw_linear_n_classes(const sw_linear *lin)
+static int64_t
+lin_n_classes(const sw_linear *lin)
 {
     return lin->n_classes;
 }
@@ -1095,8 +1088,8 @@ sw_linear_n_classes(const sw_linear *lin)
  * 2 full covariance); f64 C, epsilon, eta, a, phi; i64 n_features,
  * n_classes, n_seen, n_updates; u64 n_w, f64 w[n_w]; u64 n_sigma,
  * f64 sigma[n_sigma]. */
-sw_rc
-sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err)
+static sw_rc
+lin_write(const sw_linear *lin, sw_buf *b, sw_err *err)
 {
     const double par[5] = {lin->C, lin->epsilon, lin->eta, lin->a, lin->phi};
     uint64_t n_w = (uint64_t)(lin->n_vec * lin->dim);
@@ -1120,8 +1113,8 @@ sw_linear_write(const sw_linear *lin, sw_buf *b, sw_err *err)
     return n_s ? sw_buf_put_f64s(b, lin->sigma, n_s, err) : SW_OK;
 }
 
-sw_rc
-sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err)
+static sw_rc
+lin_read(sw_cursor *c, sw_linear **out, sw_err *err)
 {
     sw_linear *lin = NULL;
     uint32_t task, algo, variant, flags;
@@ -1203,12 +1196,12 @@ sw_linear_read(sw_cursor *c, sw_linear **out, sw_err *err)
     lin = NULL;
     rc = SW_OK;
 done:
-    sw_linear_free(lin);
+    lin_free(lin);
     return rc;
 }
 
-void
-sw_linear_describe(const sw_linear *lin, FILE *fp)
+static void
+lin_describe(const sw_linear *lin, FILE *fp)
 {
     static const char *const pa_names[] = {"PA", "PA-I", "PA-II"};
     static const char *const scw_names[] = {"SCW-I", "SCW-II"};
@@ -1240,3 +1233,85 @@ sw_linear_describe(const sw_linear *lin, FILE *fp)
             (long long)lin->n_updates);
     fprintf(fp, "  |w|          %.6g\n", sqrt(norm));
 }
+
+/* ------------------------------------------------------------------ */
+/* The linear kind's methods (sw_model_methods)                         */
+/* ------------------------------------------------------------------ */
+
+static void
+m_free(void *impl)
+{
+    lin_free(impl);
+}
+
+static sw_rc
+m_dup(const void *impl, void **out, sw_err *err)
+{
+    sw_linear *c = NULL;
+    sw_rc rc = lin_dup(impl, &c, err);
+
+    *out = c;
+    return rc;
+}
+
+static sw_rc
+m_predict(const void *impl, const sw_rows *x, double *out, int64_t n_out,
+          sw_err *err)
+{
+    return lin_predict(impl, x, out, n_out, err);
+}
+
+static int64_t
+m_n_features(const void *impl)
+{
+    return lin_n_features(impl);
+}
+
+static int64_t
+m_n_outputs(const void *impl)
+{
+    return lin_n_outputs(impl);
+}
+
+static int64_t
+m_n_classes(const void *impl)
+{
+    return lin_n_classes(impl);
+}
+
+static sw_rc
+m_write(const void *impl, sw_buf *b, sw_err *err)
+{
+    return lin_write(impl, b, err);
+}
+
+static sw_rc
+m_read(sw_cursor *c, void **out, sw_err *err)
+{
+    sw_linear *lin = NULL;
+    sw_rc rc = lin_read(c, &lin, err);
+
+    *out = lin;
+    return rc;
+}
+
+static void
+m_describe(const void *impl, FILE *fp)
+{
+    lin_describe(impl, fp);
+}
+
+const sw_model_methods sw_linear_methods = {
+    .kind = SW_MODEL_LINEAR,
+    .name = "linear",
+    .free = m_free,
+    .dup = m_dup,
+    .predict = m_predict,
+    .n_features = m_n_features,
+    .n_outputs = m_n_outputs,
+    .n_classes = m_n_classes,
+    .write = m_write,
+    .read = m_read,
+    .describe = m_describe,
+    .default_golden = NULL,
+};
