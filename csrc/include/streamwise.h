@@ -701,6 +701,33 @@ sw_rc sw_registry_resolve(const char *store_dir, const char *ref, char *path,
                           size_t path_len, char *sha256_hex, int64_t *version,
                           sw_err *err);
 
+/* Watch a tracking store for writes, cheaply: poll sets *changed to 1 when
+ * another connection committed anything since the last poll (SQLite's
+ * data_version on one read-only connection; the first poll says 1). A
+ * runner following "name@alias" polls about once a second and resolves
+ * again only then. */
+typedef struct sw_registry_watch sw_registry_watch;
+
+sw_rc sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
+                             sw_err *err);
+sw_rc sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err);
+void sw_registry_watch_free(sw_registry_watch *w);
+
+/* What a deployment did with a version. */
+typedef enum sw_deploy_status {
+    SW_DEPLOY_SERVING = 0, /* the runner switched to it */
+    SW_DEPLOY_REFUSED = 1  /* it was refused; the old version kept serving */
+} sw_deploy_status;
+
+/* Append to the store's deployment log (schema 2) that runner (a name the
+ * operator recognises: host, pid, job) is serving, or refused, version
+ * (0: unknown) of ref with file SHA-256 sha256_hex (may be NULL), and why.
+ * SW_E_FORMAT for a store older than schema 2. */
+sw_rc sw_registry_record(const char *store_dir, const char *ref,
+                         int64_t version, const char *sha256_hex,
+                         const char *runner, sw_deploy_status status,
+                         const char *reason, sw_err *err);
+
 /* ------------------------------------------------------------------ */
 /* The embedded Kafka broker (io layer, libswio.a, librdkafka's mock)    */
 /* ------------------------------------------------------------------ */

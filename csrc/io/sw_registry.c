@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_registry.c - resolve "name@alias" in a tracking store, read-only.
+ * sw_registry.c - resolve "name@alias" in a tracking store, watch it for
+ * promotions, and log what a runner deploys.
  *
  * The runner must serve what the registry says is champion without any
  * Python: this file reads the store's SQLite database (written by
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sw_internal.h"
 
@@ -21,7 +23,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
-#define SCHEMA_KNOWN 1 /* newest store schema this build understands */
+#define SCHEMA_KNOWN 2 /* newest store schema this build understands */
 
 /* Split "name@sel" into name and selector; the name must be a registry
  * name (letters, digits, '_', '.', '-'). */
@@ -223,6 +225,131 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Watching for promotions                                              */
+/* ------------------------------------------------------------------ */
+
+struct sw_registry_watch {
+    sqlite3 *db;
+    sqlite3_stmt *q; /* PRAGMA data_version */
+    int64_t last;
+    int polled;
+};
+
+sw_rc
+sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
+                       sw_err *err)
+{
+    char db_path[4096];
+    sw_registry_watch *w;
+
+    *out = NULL;
+    if (store_dir == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry watch: NULL store");
+    w = sw_calloc(1, sizeof(*w));
+    if (w == NULL)
+        return sw_fail(err, SW_E_NOMEM, "registry watch: out of memory");
+    snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
+    if (sqlite3_open_v2(db_path, &w->db, SQLITE_OPEN_READONLY, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(w->db, "PRAGMA data_version", -1, &w->q, NULL) !=
+            SQLITE_OK) {
+        sw_rc rc = db_fail(w->db, db_path, err);
+
+        sw_registry_watch_free(w);
+        return rc;
+    }
+    sqlite3_busy_timeout(w->db, 1000);
+    *out = w;
+    return SW_OK;
+}
+
+sw_rc
+sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
+{
+    int64_t v;
+
+    *changed = 0;
+    if (sqlite3_step(w->q) != SQLITE_ROW) {
+        sqlite3_reset(w->q);
+        return sw_fail(err, SW_E_IO, "registry watch: %s",
+                       sqlite3_errmsg(w->db));
+    }
+    v = sqlite3_column_int64(w->q, 0);
+    sqlite3_reset(w->q);
+    *changed = !w->polled || v != w->last;
+    w->last = v;
+    w->polled = 1;
+    return SW_OK;
+}
+
+void
+sw_registry_watch_free(sw_registry_watch *w)
+{
+    if (w == NULL)
+        return;
+    sqlite3_finalize(w->q);
+    sqlite3_close(w->db);
+    sw_free(w);
+}
+
+sw_rc
+sw_registry_record(const char *store_dir, const char *ref, int64_t version,
+                   const char *sha256_hex, const char *runner,
+                   sw_deploy_status status, const char *reason, sw_err *err)
+{
+    char name[129], db_path[4096];
+    const char *sel;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    struct timespec ts;
+    sw_rc rc;
+
+    if (store_dir == NULL || ref == NULL || runner == NULL ||
+        reason == NULL ||
+        (status != SW_DEPLOY_SERVING && status != SW_DEPLOY_REFUSED))
+        return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
+    if ((rc = parse_ref(ref, name, sizeof(name), &sel, err)) != SW_OK)
+        return rc;
+    snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
+    /* read-write, but never create: a store is made by Python */
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO deployments (name, ref, version, "
+                           "sha256, runner, status, reason, at) VALUES "
+                           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = sw_fail(err, SW_E_FORMAT,
+                     "%s: no deployment log (%s): open the store with this "
+                     "streamwise's Python once to upgrade it",
+                     db_path, sqlite3_errmsg(db));
+        goto done;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, ref, -1, SQLITE_STATIC);
+    if (version > 0)
+        sqlite3_bind_int64(q, 3, version);
+    if (sha256_hex != NULL)
+        sqlite3_bind_text(q, 4, sha256_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, runner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 6,
+                      status == SW_DEPLOY_SERVING ? "serving" : "refused", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(q, 7, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 8, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    rc = sqlite3_step(q) == SQLITE_DONE ? SW_OK : db_fail(db, db_path, err);
+done:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}
+
 #else /* !SW_HAVE_SQLITE */
 
 sw_rc
@@ -243,4 +370,38 @@ sw_registry_resolve(const char *store_dir, const char *ref, char *path,
                    "libsqlite3-dev and rebuild)");
 }
 
-#endif
+
+sw_rc
+sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
+                       sw_err *err)
+{
+    (void)store_dir;
+    *out = NULL;
+    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+}
+
+sw_rc
+sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
+{
+    (void)w;
+    *changed = 0;
+    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+}
+
+void
+sw_registry_watch_free(sw_registry_watch *w)
+{
+    (void)w;
+}
+
+sw_rc
+sw_registry_record(const char *store_dir, const char *ref, int64_t version,
+                   const char *sha256_hex, const char *runner,
+                   sw_deploy_status status, const char *reason, sw_err *err)
+{
+    (void)store_dir, (void)ref, (void)version, (void)sha256_hex;
+    (void)runner, (void)status, (void)reason;
+    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+}
+
+#endif /* SW_HAVE_SQLITE */

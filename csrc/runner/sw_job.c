@@ -58,6 +58,18 @@ str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+static int
+all_digits(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+    }
+    return 1;
+}
+
 /* A number at key (def when absent); -1 return when not a number >= lo. */
 static int
 num(json_t *o, const char *key, double def, double lo, double *out)
@@ -271,9 +283,11 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "emission", "key",         "sinks",           "features",
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
-        "exactly_once", NULL};
+        "exactly_once", "reload", "runner_name", NULL};
     static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
                                             "keep", "background", NULL};
+    static const char *const reload_keys[] = {"poll_s", NULL};
+    const char *at;
     json_error_t jerr;
     json_t *v, *c;
     double d;
@@ -302,6 +316,32 @@ sw_job_load(const char *path, job *j, sw_err *err)
         return bad(err, "bundle",
                    "a .swm path, or a registry reference name@alias with "
                    "\"registry\"");
+    /* A reference to an alias (or to the latest version) is followed,
+     * unless the job pins it; a version number never moves. */
+    at = strchr(j->bundle, '@');
+    j->reload_seconds =
+        j->registry != NULL && (at == NULL || !all_digits(at + 1)) ? 1.0 : 0;
+    v = json_object_get(j->root, "reload");
+    if (v != NULL) {
+        if (json_is_object(v) &&
+            (rc = only(v, "reload", reload_keys, err)) != SW_OK)
+            return rc;
+        if (json_is_false(v)) {
+            j->reload_seconds = 0;
+        } else if (!json_is_object(v) ||
+                   !json_is_number(json_object_get(v, "poll_s")) ||
+                   json_number_value(json_object_get(v, "poll_s")) < 0.05 ||
+                   json_number_value(json_object_get(v, "poll_s")) > 3600) {
+            return bad(err, "reload",
+                       "false, or {\"poll_s\": seconds between registry "
+                       "polls, 0.05..3600}");
+        } else if (j->registry == NULL) {
+            return bad(err, "reload", "a \"registry\" to follow");
+        } else {
+            j->reload_seconds = json_number_value(json_object_get(v, "poll_s"));
+        }
+    }
+    j->runner_name = str(j->root, "runner_name");
     v = json_object_get(j->root, "emission");
     j->emission = -1;
     if (v != NULL) {

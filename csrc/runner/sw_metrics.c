@@ -60,7 +60,7 @@ now_ms(void)
 }
 
 static void
-prometheus(const run_metrics *m, text *t)
+prometheus(run_metrics *m, text *t)
 {
     int64_t ck = atomic_load(&m->ckpt_unix_ms), cum = 0;
     int i;
@@ -125,27 +125,40 @@ prometheus(const run_metrics *m, text *t)
         (double)atomic_load(&m->lat_sum_us) / 1e6);
     put(t, "sw_batch_latency_seconds_count %lld\n",
         (long long)atomic_load(&m->lat_count));
+    COUNTER("model_reloads_total",
+            "Versions swapped in from the registry since the start.",
+            atomic_load(&m->reloads));
+    COUNTER("model_refusals_total",
+            "Versions the registry named that were refused (corrupt, golden "
+            "mismatch, another pipeline); the old one kept serving.",
+            atomic_load(&m->reload_refusals));
+    GAUGE("model_swap_max_seconds",
+          "The longest the loop waited for a model swap.", "%.6f",
+          (double)atomic_load(&m->swap_max_us) / 1e6);
+    pthread_mutex_lock(&m->info_lock);
     put(t, "# HELP sw_model_info The model being served.\n# TYPE sw_model_info "
            "gauge\nsw_model_info{model=\"%s\",sha256=\"%s\",emission=\"%s\"} "
            "1\n",
         m->model, m->sha256, m->emission);
+    pthread_mutex_unlock(&m->info_lock);
 #undef COUNTER
 #undef GAUGE
 }
 
 static void
-status(const run_metrics *m, text *t)
+status(run_metrics *m, text *t)
 {
     int64_t ck = atomic_load(&m->ckpt_unix_ms);
     int i;
 
+    pthread_mutex_lock(&m->info_lock);
     put(t,
         "{\"running\": %s, \"model\": \"%s\", \"sha256\": \"%s\", "
         "\"emission\": \"%s\", \"source\": \"%s\", \"uptime_s\": %.3f, "
         "\"events_in\": %lld, \"predictions\": %lld, \"late\": %lld, "
         "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
         "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
-        "\"partitions\": [",
+        "\"reloads\": %lld, \"refusals\": %lld, \"partitions\": [",
         atomic_load(&m->running) ? "true" : "false", m->model, m->sha256,
         m->emission, m->source, (double)(now_ms() - m->started_unix_ms) / 1e3,
         (long long)atomic_load(&m->events_in),
@@ -154,7 +167,10 @@ status(const run_metrics *m, text *t)
         (long long)atomic_load(&m->checkpoints),
         ck ? (double)(now_ms() - ck) / 1e3 : -1.0,
         (long long)atomic_load(&m->watermark_us),
-        (long long)atomic_load(&m->keys));
+        (long long)atomic_load(&m->keys),
+        (long long)atomic_load(&m->reloads),
+        (long long)atomic_load(&m->reload_refusals));
+    pthread_mutex_unlock(&m->info_lock);
     for (i = 0; i < m->n_parts && i < 64; i++)
         put(t, "%s{\"partition\": %lld, \"next_offset\": %lld, \"lag\": %lld}",
             i ? ", " : "", (long long)atomic_load(&m->part_id[i]),

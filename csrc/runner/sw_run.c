@@ -277,6 +277,8 @@ typedef struct run {
     out outs[RUN_MAX_SINKS + 2];
     out *dead, *feats;
     char model[256], sha[65];
+    int64_t version; /* in the registry; 0 for a file */
+    reloader *rl;    /* following the registry, or NULL */
     char model_json[400]; /* ,"model":"...","sha256":"...","partition": */
     size_t model_json_len;
     /* the FIFO: arrival number base + i -> where event i came from */
@@ -1304,6 +1306,26 @@ file_sha256(const char *path, char hex[65], sw_err *err)
     return SW_OK;
 }
 
+/* The model's part of every output line, built once per model. */
+static sw_rc
+name_model(run *R, sw_err *err)
+{
+    buf mj = {NULL, 0, 0};
+
+    ADD_LIT(&mj, ",\"model\":");
+    add_json_str(&mj, R->model, strlen(R->model));
+    ADD_LIT(&mj, ",\"sha256\":\"");
+    add_mem(&mj, R->sha, 64);
+    ADD_LIT(&mj, "\",\"partition\":");
+    R->model_json_len = mj.len < sizeof(R->model_json) ? mj.len : 0;
+    memcpy(R->model_json, mj.p, R->model_json_len);
+    free(mj.p);
+    if (R->model_json_len == 0)
+        return fail(err, SW_E_INVAL, "model name too long: %.60s...",
+                    R->model);
+    return SW_OK;
+}
+
 /* Load the bundle (a path, or a registry reference) and name it. */
 static sw_rc
 load_bundle(run *R, sw_err *err)
@@ -1323,6 +1345,7 @@ load_bundle(run *R, sw_err *err)
         if ((rc = file_sha256(path, R->sha, err)) != SW_OK)
             return rc;
     }
+    R->version = version;
     if ((rc = sw_model_load(path, &R->m, err)) != SW_OK)
         return rc;
     if (sw_model_pipeline_spec(R->m) == NULL)
@@ -1344,22 +1367,34 @@ load_bundle(run *R, sw_err *err)
             n -= 4;
         snprintf(R->model, sizeof(R->model), "%.*s", (int)n, base);
     }
-    {
-        buf mj = {NULL, 0, 0};
+    return name_model(R, err);
+}
 
-        ADD_LIT(&mj, ",\"model\":");
-        add_json_str(&mj, R->model, strlen(R->model));
-        ADD_LIT(&mj, ",\"sha256\":\"");
-        add_mem(&mj, R->sha, 64);
-        ADD_LIT(&mj, "\",\"partition\":");
-        R->model_json_len = mj.len < sizeof(R->model_json) ? mj.len : 0;
-        memcpy(R->model_json, mj.p, R->model_json_len);
-        free(mj.p);
-        if (R->model_json_len == 0)
-            return fail(err, SW_E_INVAL, "model name too long: %.60s...",
-                        R->model);
-    }
-    return SW_OK;
+/* A swap between batches: what the reloader verified serves from the
+ * next event on. */
+static void
+swap_model(run *R)
+{
+    served cur = {R->m, "", "", R->version}, next;
+    sw_err err = {0};
+
+    if (!sw_reloader_take(R->rl, &cur, &next))
+        return;
+    R->m = next.m;
+    R->version = next.version;
+    memcpy(R->model, next.model, sizeof(R->model));
+    memcpy(R->sha, next.sha, sizeof(R->sha));
+    if (name_model(R, &err) != SW_OK) /* the name fits: checked at start */
+        fprintf(stderr, "sw-serve: %s\n", err.msg);
+    pthread_mutex_lock(&R->mt->info_lock);
+    snprintf(R->mt->model, sizeof(R->mt->model), "%s", R->model);
+    snprintf(R->mt->sha256, sizeof(R->mt->sha256), "%s", R->sha);
+    pthread_mutex_unlock(&R->mt->info_lock);
+    fprintf(stderr,
+            "sw-serve: now serving %s (sha256 %.16s...) from event %lld on; "
+            "the swap held the loop %lld us\n",
+            R->model, R->sha, (long long)R->n_in,
+            (long long)atomic_load(&R->mt->swap_last_us));
 }
 
 /* The spec with the job's emission mode (NULL: as the bundle has it,
@@ -1573,6 +1608,7 @@ free_run(run *R)
     sw_json_decoder_free(R->d);
     sw_result_free(R->r);
     sw_pipeline_free(R->p);
+    sw_reloader_stop(R->rl); /* before the model it may hand over */
     sw_model_free(R->m);
     free(R->f_part);
     free(R->f_off);
@@ -1610,8 +1646,10 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     R.n_outs = j->n_sinks + j->has_dead + j->has_features;
     if ((rc = load_bundle(&R, err)) != SW_OK)
         goto done;
+    pthread_mutex_lock(&mt->info_lock);
     snprintf(mt->model, sizeof(mt->model), "%s", R.model);
     snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.sha);
+    pthread_mutex_unlock(&mt->info_lock);
     if ((rc = restore(&R, keep, err)) != SW_OK)
         goto done;
     spec = spec_for_job(sw_model_pipeline_spec(R.m), j->emission);
@@ -1685,12 +1723,23 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
                     "emission\n",
             R.model, R.sha, mt->source, mt->emission);
+    {
+        served now = {R.m, "", "", R.version};
+
+        memcpy(now.sha, R.sha, sizeof(now.sha));
+        if ((rc = sw_reloader_start(j, &now, mt, &R.rl, err)) != SW_OK)
+            goto done;
+        if (R.rl != NULL)
+            fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
+                    j->bundle, j->registry, j->reload_seconds);
+    }
     atomic_store(&mt->running, 1);
     R.last_ckpt = last_log = now_s();
     while (!stop_asked) {
         int64_t count = 0;
         double t0;
 
+        swap_model(&R);
         if (R.hs != NULL)
             rc = sw_h5_source_next(R.hs, j->batch_max, &count, err);
         else
@@ -1793,6 +1842,7 @@ sw_run_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     mt.started_unix_ms = unix_ms();
+    pthread_mutex_init(&mt.info_lock, NULL);
     if (j.metrics_port > 0 &&
         sw_metrics_start(j.metrics_port, &mt, &ms, &err) != SW_OK) {
         fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));

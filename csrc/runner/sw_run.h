@@ -8,6 +8,7 @@
 #define SW_RUN_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
@@ -38,6 +39,8 @@ typedef struct job {
     json_t *avro_writers;
     /* what to run */
     const char *bundle, *registry, *name;
+    double reload_seconds; /* poll the registry this often; 0: pinned */
+    const char *runner_name; /* in the deployment log: host:pid if NULL */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
     const char *key_field;
     const char *secret_env;
@@ -72,8 +75,11 @@ typedef struct run_metrics {
     _Atomic int running;
     int n_parts;
     _Atomic int64_t part_id[64], part_next[64], part_lag[64];
+    /* model and sha256 change on a hot swap: info_lock guards them */
+    pthread_mutex_t info_lock;
     char model[300], sha256[65], source[300], emission[16];
     int64_t started_unix_ms;
+    _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
 } run_metrics;
 
 extern const double sw_lat_bounds_ms[LAT_BUCKETS];
@@ -85,5 +91,28 @@ sw_rc sw_metrics_start(int port, run_metrics *m, metrics_server **out,
 void sw_metrics_stop(metrics_server *s);
 
 int sw_run_main(int argc, char **argv);
+
+/* Following a registry alias (sw_reload.c): a thread polls the store,
+ * loads and verifies a newly promoted version off the scoring path, and
+ * hands it to the loop, which swaps it in between batches. A version that
+ * fails (corrupt, golden mismatch, another pipeline) is refused: logged,
+ * counted and written to the store's deployment log; the old version
+ * keeps serving. */
+typedef struct reloader reloader;
+
+/* Serving m (its name, SHA-256, version) from now on. */
+typedef struct served {
+    sw_model *m;
+    char model[256], sha[65];
+    int64_t version;
+} served;
+
+sw_rc sw_reloader_start(const job *j, const served *now, run_metrics *mt,
+                        reloader **out, sw_err *err);
+/* Between batches, cheap when nothing is pending: 1 and the new model in
+ * *next (the reloader takes cur->m back and frees it off the loop), or
+ * 0. */
+int sw_reloader_take(reloader *rl, const served *cur, served *next);
+void sw_reloader_stop(reloader *rl);
 
 #endif

@@ -135,19 +135,32 @@ def _models_versions(args):
 
 
 def _models_history(args):
+    """Promotions and deployments side by side, in time order: what people
+    decided and what the runners did about it."""
     from . import registry
     df = registry.history(args.name, store=args.store)
-    if len(df) == 0:
+    dep = registry.deployments(args.name, store=args.store)
+    if len(df) == 0 and len(dep) == 0:
         print(f"no promotions of {args.name}")
         return 0
-    for row in df.itertuples(index=False):
-        old = "-" if row.old_version is None or \
-            row.old_version != row.old_version else str(int(row.old_version))
-        print(f"generation {row.generation}  {row.at:%Y-%m-%d %H:%M:%S}  "
-              f"{args.name}@{row.alias}: {old} -> {row.new_version}  "
-              f"by {row.who}")
-        print(f"  reason:   {row.reason}")
-        print(f"  evidence: {json.dumps(row.evidence, sort_keys=True)}")
+    events = [(row.at, 0, row) for row in df.itertuples(index=False)] + \
+        [(row.at, 1, row) for row in dep.itertuples(index=False)]
+    for at, kind, row in sorted(events, key=lambda e: (e[0], e[1])):
+        if kind == 0:
+            old = "-" if row.old_version is None or \
+                row.old_version != row.old_version \
+                else str(int(row.old_version))
+            print(f"generation {row.generation}  {at:%Y-%m-%d %H:%M:%S}  "
+                  f"{args.name}@{row.alias}: {old} -> {row.new_version}  "
+                  f"by {row.who}")
+            print(f"  reason:   {row.reason}")
+            print(f"  evidence: {json.dumps(row.evidence, sort_keys=True)}")
+        else:
+            v = "?" if row.version != row.version or row.version is None \
+                else str(int(row.version))
+            print(f"deployment    {at:%Y-%m-%d %H:%M:%S}  {row.ref}: "
+                  f"{row.status} version {v} on {row.runner}")
+            print(f"  reason:   {row.reason}")
     return 0
 
 
@@ -244,7 +257,8 @@ def _parser():
     q.add_argument("name")
     store_arg(q)
     q.set_defaults(func=_models_versions)
-    q = models.add_parser("history", help="the promotion log of a model")
+    q = models.add_parser("history", help="the promotion and deployment "
+                          "log of a model")
     q.add_argument("name")
     store_arg(q)
     q.set_defaults(func=_models_history)

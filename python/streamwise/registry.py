@@ -238,6 +238,22 @@ def history(name, store=None):
     return df
 
 
+def deployments(name, store=None):
+    """The deployment log of a model, oldest first, as a DataFrame: what
+    each runner actually served (status "serving": it switched to that
+    version) and what it refused, with the reason. Runners write it
+    themselves (``sw-serve run`` following ``name@alias``)."""
+    import pandas as pd
+    st = get_store(store)
+    rows = st.read("SELECT at, runner, ref, version, sha256, status, reason "
+                   "FROM deployments WHERE name = ? ORDER BY at, "
+                   "deployment_id", (name,))
+    df = pd.DataFrame(rows, columns=["at", "runner", "ref", "version",
+                                     "sha256", "status", "reason"])
+    df["at"] = pd.to_datetime(df["at"], unit="s")
+    return df
+
+
 def versions(name, store=None):
     """Every registered version of a model, with its aliases."""
     import pandas as pd

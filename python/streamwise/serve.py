@@ -192,13 +192,18 @@ class Job:
     kafka_sink(...), jsonl(...), csv(...); features: one output for the
     feature rows; dead_letters: a kafka_sink or jsonl for what cannot be
     scored; checkpoint: {"dir": ..., "every_s": 10, "every_events": 0,
-    "keep": 3, "background": True}; metrics_port: the HTTP endpoint."""
+    "keep": 3, "background": True}; metrics_port: the HTTP endpoint.
+    reload: how a registry reference "name@alias" (or "name") is followed:
+    None polls the store every second, {"poll_s": 0.2} as often as said,
+    False pins the version found at start; runner_name: how the runner
+    signs the registry's deployment log (default host:pid)."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
                  dead_letters=None, checkpoint=None, metrics_port=None,
                  batch=None, wait_ms=None, broker_outage_s=None,
-                 log_every_s=None, secret_env=None):
+                 log_every_s=None, secret_env=None, reload=None,
+                 runner_name=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -212,7 +217,8 @@ class Job:
                      "dead_letters": dead_letters, "checkpoint": checkpoint,
                      "metrics_port": metrics_port, "batch": batch,
                      "wait_ms": wait_ms, "broker_outage_s": broker_outage_s,
-                     "log_every_s": log_every_s, "secret_env": secret_env}
+                     "log_every_s": log_every_s, "secret_env": secret_env,
+                     "reload": reload, "runner_name": runner_name}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()

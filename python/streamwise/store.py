@@ -122,6 +122,28 @@ MIGRATIONS = {
         """CREATE TRIGGER versions_no_update BEFORE UPDATE ON model_versions
            BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END""",
     ],
+    # What runners actually serve, written by the runners themselves
+    # (csrc/io/sw_registry.c): each switch to a version, and each version
+    # refused with its reason. Append-only, as the promotion log.
+    2: [
+        """CREATE TABLE deployments (
+               deployment_id INTEGER PRIMARY KEY,
+               name TEXT NOT NULL,
+               ref TEXT NOT NULL,
+               version INTEGER,
+               sha256 TEXT,
+               runner TEXT NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('serving', 'refused')),
+               reason TEXT NOT NULL,
+               at REAL NOT NULL)""",
+        "CREATE INDEX deployments_by_name ON deployments (name, at)",
+        """CREATE TRIGGER deployments_no_update BEFORE UPDATE ON deployments
+           BEGIN SELECT RAISE(ABORT, 'the deployment log is append-only');
+           END""",
+        """CREATE TRIGGER deployments_no_delete BEFORE DELETE ON deployments
+           BEGIN SELECT RAISE(ABORT, 'the deployment log is append-only');
+           END""",
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

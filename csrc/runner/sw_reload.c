@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_reload.c - the runner follows its registry alias: promotion deploys.
+ *
+ * A thread of its own polls the tracking store about once a second
+ * (SQLite's data_version: one small read when nothing changed) and, when
+ * the store was written, resolves the job's reference again. A version it
+ * is not serving is loaded and verified here, off the scoring path: the
+ * file's SHA-256 against the registry, the model file's own checks
+ * (checksums, golden vectors, the bundle's golden events replayed from
+ * empty state), and the pipeline. The loop takes the verified model
+ * between two batches (sw_reloader_take: a pointer swap), so every event
+ * is scored by exactly one version and the loop stalls for microseconds.
+ *
+ * A version whose pipeline differs from the running one is refused: the
+ * running state was built by the old spec, and features computed from it
+ * would not be the new model's features. Rebuilding state from retained
+ * history is the alternative; refusing says so plainly instead (deploy
+ * such a version with a new job and a fresh checkpoint directory). A
+ * refused version, like a corrupt one, is logged, counted, and written to
+ * the store's deployment log; the old version keeps serving and the same
+ * file is not tried again until the registry points elsewhere.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sw_run.h"
+
+struct reloader {
+    const job *j;
+    run_metrics *mt;
+    char runner[300];
+    uint64_t spec_hash; /* the running pipeline's */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stop;
+    /* guarded by lock */
+    served pending;        /* verified, waiting for the loop (m != NULL) */
+    sw_model *retired;     /* handed back by the loop, freed here */
+    char serving_sha[65];  /* what the loop serves (after the last take) */
+    int64_t serving_version;
+    int swapped;           /* the loop took pending: record it */
+    int started;           /* the first version's record is written */
+    _Atomic int has_pending;
+    char refused_sha[65];  /* the last refused file: not tried again */
+};
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+record(reloader *rl, int64_t version, const char *sha, sw_deploy_status st,
+       const char *reason)
+{
+    sw_err err = {0};
+
+    if (sw_registry_record(rl->j->registry, rl->j->bundle, version, sha,
+                           rl->runner, st, reason, &err) != SW_OK)
+        fprintf(stderr, "sw-serve: reload: could not write the deployment "
+                        "log: %s\n",
+                err.msg);
+}
+
+/* Load and check a candidate: NULL and a reason when it cannot serve. */
+static sw_model *
+verify(reloader *rl, const char *path, char *why, size_t why_len)
+{
+    sw_model *m = NULL;
+    uint64_t spec = 0, schema = 0;
+    sw_err err = {0};
+
+    if (sw_model_load(path, &m, &err) != SW_OK) {
+        snprintf(why, why_len, "%s", err.msg);
+        return NULL;
+    }
+    if (sw_model_pipeline_spec(m) == NULL) {
+        snprintf(why, why_len, "a model without a pipeline: the runner "
+                               "serves bundles (model.save(path, "
+                               "pipeline=p))");
+        sw_model_free(m);
+        return NULL;
+    }
+    sw_model_pipeline_hashes(m, &spec, &schema);
+    if (spec != rl->spec_hash) {
+        snprintf(why, why_len,
+                 "its pipeline (spec %016llx) is not the running one "
+                 "(%016llx): the state was built by another spec; deploy it "
+                 "with a new job and checkpoint directory",
+                 (unsigned long long)spec,
+                 (unsigned long long)rl->spec_hash);
+        sw_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* One look at the registry: a new version verified into pending, or a
+ * refusal recorded. */
+static void
+look(reloader *rl)
+{
+    char path[4096], sha[65], why[512];
+    int64_t version = 0;
+    sw_model *m;
+    sw_err err = {0};
+    const char *at = strchr(rl->j->bundle, '@');
+    char name[sizeof(rl->pending.model)];
+
+    if (sw_registry_resolve(rl->j->registry, rl->j->bundle, path,
+                            sizeof(path), sha, &version, &err) != SW_OK) {
+        /* a file changed after registration is a refusal (said once:
+         * "?" stands for the file no hash could name); a store being
+         * written is tried again at the next poll */
+        if (err.rc == SW_E_FORMAT && strcmp(rl->refused_sha, "?") != 0) {
+            fprintf(stderr, "sw-serve: reload: %s refused: %s\n",
+                    rl->j->bundle, err.msg);
+            atomic_fetch_add(&rl->mt->reload_refusals, 1);
+            record(rl, version, NULL, SW_DEPLOY_REFUSED, err.msg);
+            snprintf(rl->refused_sha, sizeof(rl->refused_sha), "?");
+        }
+        return;
+    }
+    pthread_mutex_lock(&rl->lock);
+    if (!strcmp(sha, rl->serving_sha) || !strcmp(sha, rl->refused_sha) ||
+        (rl->pending.m != NULL && !strcmp(sha, rl->pending.sha))) {
+        pthread_mutex_unlock(&rl->lock);
+        return;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    m = verify(rl, path, why, sizeof(why));
+    if (m == NULL) {
+        fprintf(stderr, "sw-serve: reload: %s version %lld (sha256 %.16s...) "
+                        "refused, still serving version %lld: %s\n",
+                rl->j->bundle, (long long)version, sha,
+                (long long)rl->serving_version, why);
+        atomic_fetch_add(&rl->mt->reload_refusals, 1);
+        record(rl, version, sha, SW_DEPLOY_REFUSED, why);
+        memcpy(rl->refused_sha, sha, sizeof(rl->refused_sha));
+        return;
+    }
+    rl->refused_sha[0] = '\0';
+    if (rl->j->name != NULL)
+        snprintf(name, sizeof(name), "%s", rl->j->name);
+    else
+        snprintf(name, sizeof(name), "%.*s@%lld",
+                 (int)(at ? (size_t)(at - rl->j->bundle)
+                          : strlen(rl->j->bundle)),
+                 rl->j->bundle, (long long)version);
+    pthread_mutex_lock(&rl->lock);
+    sw_model_free(rl->pending.m); /* superseded before the loop took it */
+    rl->pending.m = m;
+    snprintf(rl->pending.model, sizeof(rl->pending.model), "%s", name);
+    memcpy(rl->pending.sha, sha, sizeof(rl->pending.sha));
+    rl->pending.version = version;
+    atomic_store(&rl->has_pending, 1);
+    pthread_mutex_unlock(&rl->lock);
+}
+
+static void *
+reload_main(void *arg)
+{
+    reloader *rl = arg;
+    sw_registry_watch *w = NULL;
+    sw_err err = {0};
+    double next = 0;
+
+    pthread_mutex_lock(&rl->lock);
+    while (!rl->stop) {
+        struct timespec until;
+        sw_model *old = rl->retired;
+        int swapped = rl->swapped, changed = 0;
+        int64_t version = rl->serving_version;
+        char sha[65];
+
+        memcpy(sha, rl->serving_sha, sizeof(sha));
+        rl->retired = NULL;
+        rl->swapped = 0;
+        pthread_mutex_unlock(&rl->lock);
+        sw_model_free(old);
+        if (swapped)
+            record(rl, version, sha, SW_DEPLOY_SERVING,
+                   rl->started ? "the registry moved" : "started");
+        rl->started |= swapped;
+        if (mono_s() >= next) {
+            next = mono_s() + rl->j->reload_seconds;
+            if (w == NULL &&
+                sw_registry_watch_open(rl->j->registry, &w, &err) != SW_OK) {
+                fprintf(stderr, "sw-serve: reload: %s\n", err.msg);
+            } else if (w != NULL &&
+                       sw_registry_watch_poll(w, &changed, &err) != SW_OK) {
+                fprintf(stderr, "sw-serve: reload: %s\n", err.msg);
+                sw_registry_watch_free(w); /* reopen at the next poll */
+                w = NULL;
+            } else if (changed) {
+                look(rl);
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000000L; /* a swap is recorded within 50 ms */
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&rl->lock);
+        if (!rl->stop && rl->retired == NULL)
+            pthread_cond_timedwait(&rl->wake, &rl->lock, &until);
+    }
+    pthread_mutex_unlock(&rl->lock);
+    sw_registry_watch_free(w);
+    return NULL;
+}
+
+sw_rc
+sw_reloader_start(const job *j, const served *now, run_metrics *mt,
+                  reloader **out, sw_err *err)
+{
+    reloader *rl;
+    uint64_t schema;
+    char host[256] = "";
+
+    *out = NULL;
+    if (j->registry == NULL || j->reload_seconds <= 0)
+        return SW_OK;
+    rl = calloc(1, sizeof(*rl));
+    if (rl == NULL) {
+        err->rc = SW_E_NOMEM;
+        snprintf(err->msg, sizeof(err->msg), "reload: out of memory");
+        return SW_E_NOMEM;
+    }
+    rl->j = j;
+    rl->mt = mt;
+    sw_model_pipeline_hashes(now->m, &rl->spec_hash, &schema);
+    memcpy(rl->serving_sha, now->sha, sizeof(rl->serving_sha));
+    rl->serving_version = now->version;
+    gethostname(host, sizeof(host) - 1);
+    if (j->runner_name != NULL)
+        snprintf(rl->runner, sizeof(rl->runner), "%s", j->runner_name);
+    else
+        snprintf(rl->runner, sizeof(rl->runner), "%s:%ld", host,
+                 (long)getpid());
+    pthread_mutex_init(&rl->lock, NULL);
+    pthread_cond_init(&rl->wake, NULL);
+    /* the version it starts with is deployed too */
+    rl->swapped = 1;
+    if (pthread_create(&rl->thread, NULL, reload_main, rl) != 0) {
+        err->rc = SW_E_INTERNAL;
+        snprintf(err->msg, sizeof(err->msg), "reload: no thread: %s",
+                 strerror(errno));
+        pthread_mutex_destroy(&rl->lock);
+        pthread_cond_destroy(&rl->wake);
+        free(rl);
+        return SW_E_INTERNAL;
+    }
+    *out = rl;
+    return SW_OK;
+}
+
+int
+sw_reloader_take(reloader *rl, const served *cur, served *next)
+{
+    double t0;
+    int64_t us;
+
+    if (rl == NULL || !atomic_load(&rl->has_pending))
+        return 0;
+    t0 = mono_s();
+    pthread_mutex_lock(&rl->lock);
+    *next = rl->pending;
+    memset(&rl->pending, 0, sizeof(rl->pending));
+    atomic_store(&rl->has_pending, 0);
+    rl->retired = cur->m;
+    memcpy(rl->serving_sha, next->sha, sizeof(rl->serving_sha));
+    rl->serving_version = next->version;
+    rl->swapped = 1;
+    pthread_cond_signal(&rl->wake);
+    pthread_mutex_unlock(&rl->lock);
+    us = (int64_t)((mono_s() - t0) * 1e6);
+    atomic_fetch_add(&rl->mt->reloads, 1);
+    atomic_store(&rl->mt->swap_last_us, us);
+    if (us > atomic_load(&rl->mt->swap_max_us))
+        atomic_store(&rl->mt->swap_max_us, us);
+    return 1;
+}
+
+void
+sw_reloader_stop(reloader *rl)
+{
+    if (rl == NULL)
+        return;
+    pthread_mutex_lock(&rl->lock);
+    rl->stop = 1;
+    pthread_cond_signal(&rl->wake);
+    pthread_mutex_unlock(&rl->lock);
+    pthread_join(rl->thread, NULL);
+    sw_model_free(rl->pending.m);
+    sw_model_free(rl->retired);
+    pthread_mutex_destroy(&rl->lock);
+    pthread_cond_destroy(&rl->wake);
+    free(rl);
+}

@@ -1,0 +1,217 @@
+"""sw-serve run follows its registry alias: a promotion is deployed within
+seconds, between two batches, with no event lost or scored twice; a
+version that cannot serve is refused while the old one keeps serving; the
+registry's deployment log says what each runner did. On the embedded
+broker, loopback only, bounded in time."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import registry, serve
+
+from test_runner_live import (SPEC, events, free_port, lines_by_event,
+                              produce, train_bundle, wait_for)
+
+
+@pytest.fixture(autouse=True)
+def no_runner_left():
+    yield
+    serve._end_all()
+
+
+def status_says(run, **want):
+    """A condition: the runner's /status has these values (False while its
+    endpoint is not up yet)."""
+    def check():
+        try:
+            st = run.status()
+        except OSError:
+            return False
+        return all(st[k] >= v if isinstance(v, int) else st[k] == v
+                   for k, v in want.items())
+    return check
+
+
+def bundle_with_other_pipeline(path):
+    """A bundle whose pipeline lacks one feature: its state would differ."""
+    spec = dict(SPEC, features=SPEC["features"][:-2] + SPEC["features"][-1:])
+    _, _, cols = events(3000, seed=5)
+    p = sw.Pipeline(spec, emission="arrival")
+    out = p.push(cols)
+    m = sw.SCWClassifier().fit(serve.features(out), cols["click"][out.index])
+    m.save(path, pipeline=p)
+    return path
+
+
+def test_promotion_deploys_between_batches_and_a_bad_version_is_refused(
+        tmp_path):
+    store = str(tmp_path / "store")
+    files = {"v1": train_bundle(str(tmp_path / "v1.swm"), n=4000),
+             "v2": train_bundle(str(tmp_path / "v2.swm"), n=6000),
+             "other": bundle_with_other_pipeline(str(tmp_path / "o.swm")),
+             "v4": train_bundle(str(tmp_path / "v4.swm"), kind="scw")}
+    versions = {k: registry.register(f, "fraud", store=store)
+                for k, f in files.items()}
+    assert versions == {"v1": 1, "v2": 2, "other": 3, "v4": 4}
+    registry.promote("fraud", 1, reason="first", store=store)
+    keys, values, _ = events(8000, seed=11)
+    chunks = [(0, 2000), (2000, 4000), (4000, 6000), (6000, 8000)]
+    with sw.kafka.local_broker(partitions=2) as b:
+        b.create_topic("bets", 2)
+        port = free_port()
+        out = tmp_path / "live.jsonl"
+        job = serve.Job(serve.kafka_source("bets", b.bootstrap, group="g"),
+                        "fraud@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(out)], metrics_port=port,
+                        reload={"poll_s": 0.2}, runner_name="test-runner")
+        run = job.start(str(tmp_path / "job.json"))
+
+        def serving(model):
+            return status_says(run, model=model)
+
+        def scored(n):
+            return status_says(run, predictions=n)
+
+        try:
+            wait_for(serving("fraud@1"), 30, "the runner to start")
+            produce(b.bootstrap, "bets", keys[:2000], values[:2000])
+            wait_for(scored(2000), 60, "the first chunk")
+            registry.promote("fraud", 2, reason="better AUC", store=store)
+            wait_for(serving("fraud@2"), 5, "the promotion to deploy")
+            produce(b.bootstrap, "bets", keys[2000:4000], values[2000:4000])
+            wait_for(scored(4000), 60, "the second chunk")
+            # another pipeline: refused, version 2 keeps serving
+            registry.promote("fraud", 3, reason="try it", store=store)
+            wait_for(lambda: run.metrics().get("sw_model_refusals_total"),
+                     5, "the refusal")
+            produce(b.bootstrap, "bets", keys[4000:6000], values[4000:6000])
+            wait_for(scored(6000), 60, "the third chunk")
+            assert run.status()["model"] == "fraud@2"
+            registry.promote("fraud", 4, reason="scw", store=store)
+            wait_for(serving("fraud@4"), 5, "the second promotion")
+            produce(b.bootstrap, "bets", keys[6000:], values[6000:])
+            wait_for(scored(8000), 60, "the last chunk")
+            metrics = run.metrics()
+        finally:
+            run.stop()
+        # the notebook's scores of every version over the whole stream:
+        # the pipeline state runs on across swaps, so each event's
+        # prediction is the one its version gives it offline
+        offline = {}
+        for k in ("v1", "v2", "v4"):
+            nb = serve.score_stream(sw.learners.load(files[k]),
+                                    sw.replay.kafka("bets", b.bootstrap,
+                                                    schema=SPEC),
+                                    key="user", emission="arrival")
+            offline[k] = {(r.partition, r.offset): r.prediction
+                          for r in nb.itertuples()}
+    live = lines_by_event(out)           # asserts: no event twice
+    assert len(live) == 8000             # ... and none lost
+    by_version = {}
+    ts_of = {}
+    for key, line in live.items():
+        d = json.loads(line)
+        by_version.setdefault(d["model"], []).append(key)
+        ts_of[key] = d["time_us"]
+        want = offline[{"fraud@1": "v1", "fraud@2": "v2",
+                        "fraud@4": "v4"}[d["model"]]][key]
+        assert np.float64(d["prediction"]).tobytes() == \
+            np.float64(want).tobytes()
+    # each chunk was produced after its version was serving
+    t_chunk = [json.loads(v)["ts"] for v in values]
+    expect = ["fraud@1", "fraud@2", "fraud@2", "fraud@4"]
+    for (a, z), model in zip(chunks, expect):
+        lo, hi = t_chunk[a], t_chunk[z - 1]
+        got = {m for m, ks in by_version.items() for k in ks
+               if lo <= ts_of[k] <= hi}
+        assert got == {model}, (a, z, got)
+    assert set(by_version) == {"fraud@1", "fraud@2", "fraud@4"}
+    assert metrics["sw_model_reloads_total"] == 2
+    assert metrics["sw_model_refusals_total"] == 1
+    assert metrics["sw_model_swap_max_seconds"] < 0.05
+    # the registry's deployment log, as the runner wrote it
+    dep = registry.deployments("fraud", store=store)
+    rows = list(zip(dep["status"], dep["version"].astype(int), dep["runner"]))
+    assert rows == [("serving", 1, "test-runner"),
+                    ("serving", 2, "test-runner"),
+                    ("refused", 3, "test-runner"),
+                    ("serving", 4, "test-runner")]
+    assert "pipeline" in dep["reason"][2]
+    # promotions and deployments side by side
+    cli = subprocess.run([sys.executable, "-m", "streamwise", "models",
+                          "history", "fraud", "--store", store],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                             sys.path)))
+    assert cli.returncode == 0, cli.stderr
+    assert "fraud@champion: 2 -> 3" in cli.stdout
+    assert "refused version 3 on test-runner" in cli.stdout
+    assert cli.stdout.index("generation 2") < \
+        cli.stdout.index("serving version 2")
+
+
+def test_a_file_changed_after_registration_is_refused_and_a_pin_stays(
+        tmp_path):
+    store = str(tmp_path / "store")
+    v1 = train_bundle(str(tmp_path / "v1.swm"), n=3000)
+    v2 = train_bundle(str(tmp_path / "v2.swm"), n=4000)
+    registry.register(v1, "m", store=store)
+    registry.register(v2, "m", store=store)
+    registry.promote("m", 1, reason="first", store=store)
+    # the stored copy of version 2 is damaged after registration
+    stored = registry.resolve("m@2", store=store).path
+    with open(stored, "r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("t", 1)
+        port = free_port()
+        job = serve.Job(serve.kafka_source("t", b.bootstrap, group="g"),
+                        "m@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(tmp_path / "o.jsonl")],
+                        metrics_port=port, reload={"poll_s": 0.1})
+        run = job.start(str(tmp_path / "job.json"))
+        pinned = serve.Job(serve.kafka_source("t", b.bootstrap, group="g2"),
+                           "m@champion", registry=store, key="user",
+                           sinks=[serve.jsonl(tmp_path / "p.jsonl")],
+                           metrics_port=free_port(), reload=False)
+        prun = pinned.start(str(tmp_path / "pinned.json"))
+        try:
+            wait_for(status_says(run, model="m@1"), 30, "start")
+            wait_for(status_says(prun, model="m@1"), 30, "start")
+            registry.promote("m", 2, reason="damaged", store=store)
+            wait_for(lambda: run.metrics().get("sw_model_refusals_total"), 5,
+                     "the refusal")
+            assert run.status()["model"] == "m@1"
+            assert prun.status()["reloads"] == 0
+        finally:
+            run.stop()
+            prun.stop()
+    dep = registry.deployments("m", store=store)
+    assert list(dep["status"]) == ["serving", "refused"]
+    assert "changed after registration" in dep["reason"].iloc[1]
+
+
+def test_reload_settings_are_checked(tmp_path):
+    bundle = train_bundle(str(tmp_path / "b.swm"), n=2000)
+    for reload, registry_dir, msg in [
+            ({"poll_s": 0}, str(tmp_path), "job: reload: expected false, "
+                                           "or {\"poll_s\""),
+            ({"every": 1}, str(tmp_path), "job: reload.every: unknown key (known: poll_s)"),
+            ({"poll_s": 1}, None, "job: reload: expected a \"registry\" to "
+                                  "follow")]:
+        job = serve.Job(serve.hdf5_source(str(tmp_path / "x.h5"), "e"),
+                        bundle, registry=registry_dir, reload=reload)
+        job.save(tmp_path / "j.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "j.json")], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2
+        assert msg in r.stderr, r.stderr
