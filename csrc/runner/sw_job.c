@@ -283,10 +283,11 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "emission", "key",         "sinks",           "features",
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
-        "exactly_once", "reload", "runner_name", NULL};
+        "exactly_once", "reload", "runner_name", "shadow", "canary", NULL};
     static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
                                             "keep", "background", NULL};
     static const char *const reload_keys[] = {"poll_s", NULL};
+    static const char *const canary_keys[] = {"model", "fraction", NULL};
     const char *at;
     json_error_t jerr;
     json_t *v, *c;
@@ -342,6 +343,29 @@ sw_job_load(const char *path, job *j, sw_err *err)
         }
     }
     j->runner_name = str(j->root, "runner_name");
+    v = json_object_get(j->root, "shadow");
+    if (v != NULL && !json_is_string(v))
+        return bad(err, "shadow",
+                   "a .swm path, or a registry reference such as "
+                   "name@challenger");
+    j->shadow = json_string_value(v);
+    v = json_object_get(j->root, "canary");
+    if (v != NULL) {
+        if (!json_is_object(v))
+            return bad(err, "canary", "{\"model\": ref, \"fraction\": 0..1}");
+        if ((rc = only(v, "canary", canary_keys, err)) != SW_OK)
+            return rc;
+        j->canary = str(v, "model");
+        c = json_object_get(v, "fraction");
+        if (j->canary == NULL)
+            return bad(err, "canary.model",
+                       "a .swm path or a registry reference");
+        if (!json_is_number(c) || json_number_value(c) < 0 ||
+            json_number_value(c) > 1)
+            return bad(err, "canary.fraction",
+                       "the fraction of keys it scores, 0..1");
+        j->canary_fraction = json_number_value(c);
+    }
     v = json_object_get(j->root, "emission");
     j->emission = -1;
     if (v != NULL) {

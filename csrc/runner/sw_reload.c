@@ -32,6 +32,8 @@
 
 struct reloader {
     const job *j;
+    const char *ref;  /* the reference followed (borrowed from the job) */
+    const char *name; /* the name outputs give it, NULL: name@version */
     run_metrics *mt;
     char runner[300];
     uint64_t spec_hash; /* the running pipeline's */
@@ -65,7 +67,7 @@ record(reloader *rl, int64_t version, const char *sha, sw_deploy_status st,
 {
     sw_err err = {0};
 
-    if (sw_registry_record(rl->j->registry, rl->j->bundle, version, sha,
+    if (sw_registry_record(rl->j->registry, rl->ref, version, sha,
                            rl->runner, st, reason, &err) != SW_OK)
         fprintf(stderr, "sw-serve: reload: could not write the deployment "
                         "log: %s\n",
@@ -114,17 +116,17 @@ look(reloader *rl)
     int64_t version = 0;
     sw_model *m;
     sw_err err = {0};
-    const char *at = strchr(rl->j->bundle, '@');
+    const char *at = strchr(rl->ref, '@');
     char name[sizeof(rl->pending.model)];
 
-    if (sw_registry_resolve(rl->j->registry, rl->j->bundle, path,
+    if (sw_registry_resolve(rl->j->registry, rl->ref, path,
                             sizeof(path), sha, &version, &err) != SW_OK) {
         /* a file changed after registration is a refusal (said once:
          * "?" stands for the file no hash could name); a store being
          * written is tried again at the next poll */
         if (err.rc == SW_E_FORMAT && strcmp(rl->refused_sha, "?") != 0) {
             fprintf(stderr, "sw-serve: reload: %s refused: %s\n",
-                    rl->j->bundle, err.msg);
+                    rl->ref, err.msg);
             atomic_fetch_add(&rl->mt->reload_refusals, 1);
             record(rl, version, NULL, SW_DEPLOY_REFUSED, err.msg);
             snprintf(rl->refused_sha, sizeof(rl->refused_sha), "?");
@@ -142,7 +144,7 @@ look(reloader *rl)
     if (m == NULL) {
         fprintf(stderr, "sw-serve: reload: %s version %lld (sha256 %.16s...) "
                         "refused, still serving version %lld: %s\n",
-                rl->j->bundle, (long long)version, sha,
+                rl->ref, (long long)version, sha,
                 (long long)rl->serving_version, why);
         atomic_fetch_add(&rl->mt->reload_refusals, 1);
         record(rl, version, sha, SW_DEPLOY_REFUSED, why);
@@ -150,13 +152,13 @@ look(reloader *rl)
         return;
     }
     rl->refused_sha[0] = '\0';
-    if (rl->j->name != NULL)
-        snprintf(name, sizeof(name), "%s", rl->j->name);
+    if (rl->name != NULL)
+        snprintf(name, sizeof(name), "%s", rl->name);
     else
         snprintf(name, sizeof(name), "%.*s@%lld",
-                 (int)(at ? (size_t)(at - rl->j->bundle)
-                          : strlen(rl->j->bundle)),
-                 rl->j->bundle, (long long)version);
+                 (int)(at ? (size_t)(at - rl->ref)
+                          : strlen(rl->ref)),
+                 rl->ref, (long long)version);
     pthread_mutex_lock(&rl->lock);
     sw_model_free(rl->pending.m); /* superseded before the loop took it */
     rl->pending.m = m;
@@ -221,17 +223,28 @@ reload_main(void *arg)
     return NULL;
 }
 
+/* "name@7" never moves; "name@alias" and "name" (the latest) do. */
+static int
+pinned(const char *ref)
+{
+    const char *at = strchr(ref, '@');
+
+    return at != NULL && at[1] != '\0' &&
+           strspn(at + 1, "0123456789") == strlen(at + 1);
+}
+
 sw_rc
-sw_reloader_start(const job *j, const served *now, run_metrics *mt,
-                  reloader **out, sw_err *err)
+sw_reloader_start(const job *j, const char *ref, const char *name,
+                  const served *now, run_metrics *mt, reloader **out,
+                  sw_err *err)
 {
     reloader *rl;
     uint64_t schema;
     char host[256] = "";
 
     *out = NULL;
-    if (j->registry == NULL || j->reload_seconds <= 0)
-        return SW_OK;
+    if (j->registry == NULL || j->reload_seconds <= 0 || pinned(ref))
+        return SW_OK; /* nothing to follow: a file, or a version number */
     rl = calloc(1, sizeof(*rl));
     if (rl == NULL) {
         err->rc = SW_E_NOMEM;
@@ -239,6 +252,8 @@ sw_reloader_start(const job *j, const served *now, run_metrics *mt,
         return SW_E_NOMEM;
     }
     rl->j = j;
+    rl->ref = ref;
+    rl->name = name;
     rl->mt = mt;
     sw_model_pipeline_hashes(now->m, &rl->spec_hash, &schema);
     memcpy(rl->serving_sha, now->sha, sizeof(rl->serving_sha));

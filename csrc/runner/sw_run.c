@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "sw_run.h"
 
 static volatile sig_atomic_t stop_asked;
@@ -265,6 +267,17 @@ out_close(out *o)
 
 #define MAX_PARTS 1024
 
+/* A model the run scores with: what it is, how outputs name it, and the
+ * reloader following its registry reference. */
+typedef struct slot {
+    served s;           /* s.m NULL: the slot is unused */
+    reloader *rl;
+    char json[400];     /* ,"model":"...","sha256":"...","partition": */
+    size_t json_len;
+    double *pred;       /* its predictions of the current rows */
+    int64_t pred_cap;
+} slot;
+
 typedef struct run {
     job *j;
     sw_model *m;
@@ -276,11 +289,9 @@ typedef struct run {
     int n_outs; /* sinks, then dead letters, then features */
     out outs[RUN_MAX_SINKS + 2];
     out *dead, *feats;
-    char model[256], sha[65];
-    int64_t version; /* in the registry; 0 for a file */
-    reloader *rl;    /* following the registry, or NULL */
-    char model_json[400]; /* ,"model":"...","sha256":"...","partition": */
-    size_t model_json_len;
+    slot main;          /* the model every event is scored by */
+    slot shadow;        /* scored beside it, published as "shadow" */
+    slot canary;        /* scores a key-hashed fraction instead of main */
     /* the FIFO: arrival number base + i -> where event i came from */
     int64_t base, n, cap;
     int32_t *f_part;
@@ -302,8 +313,6 @@ typedef struct run {
     int64_t bg_next[MAX_PARTS];
     double bg_t0;
     /* scratch */
-    double *pred;
-    int64_t pred_cap;
     buf line, key;
     int64_t *sub_at, *sub_len, *sub_ts, *sub_idx, sub_cap;
     char *strbuf;
@@ -430,29 +439,78 @@ dead_letter(run *R, int32_t part, int64_t off, const char *reason,
     return out_write(R->dead, NULL, 0, R->line.p, R->line.len, NULL, err);
 }
 
-/* Write the predictions (and feature rows) of the rows of R->r. */
+/* The slot's predictions of the rows of R->r into its pred buffer. */
+static sw_rc
+predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
+{
+    int64_t n_o = sw_model_n_outputs(sl->s.m);
+
+    if (n * n_o > sl->pred_cap) {
+        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
+
+        if (p == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        sl->pred = p;
+        sl->pred_cap = n * n_o;
+    }
+    return sw_model_predict_result(sl->s.m, R->p, R->r, sl->pred, n * n_o,
+                                   err);
+}
+
+/* Row i's prediction: a number, or for several outputs a JSON list (sep
+ * ",") or a CSV field (sep ";"). */
+static void
+add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
+{
+    int64_t n_o = sw_model_n_outputs(sl->s.m), c;
+
+    if (n_o == 1) {
+        add_num(b, sl->pred[i]);
+        return;
+    }
+    if (list)
+        add(b, "[");
+    for (c = 0; c < n_o; c++) {
+        if (c)
+            add(b, sep);
+        add_num(b, sl->pred[i * n_o + c]);
+    }
+    if (list)
+        add(b, "]");
+}
+
+/* Whether the canary scores this key: the XXH3-64 hash of its bytes
+ * (seed 0) over 2^64 below the fraction, so a key always goes the same
+ * way, in every runner and every restart. */
+static int
+to_canary(const run *R, const char *key, size_t klen)
+{
+    return R->canary.s.m != NULL &&
+           (double)XXH3_64bits(key, klen) * 0x1p-64 < R->j->canary_fraction;
+}
+
+/* Write the predictions (and feature rows) of the rows of R->r: the main
+ * model's, or the canary's for its keys, and the shadow's beside them. */
 static sw_rc
 emit(run *R, sw_err *err)
 {
-    int64_t n = sw_result_rows(R->r), n_o = sw_model_n_outputs(R->m), i, c;
+    int64_t n = sw_result_rows(R->r), i, c;
     const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
     int o;
     sw_rc rc;
 
     if (n == 0)
         return SW_OK;
-    if (n * n_o > R->pred_cap) {
-        R->pred_cap = n * n_o;
-        R->pred = realloc(R->pred, (size_t)R->pred_cap * sizeof(double));
-        if (R->pred == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory");
-    }
-    rc = sw_model_predict_result(R->m, R->p, R->r, R->pred, n * n_o, err);
-    if (rc != SW_OK)
+    if ((rc = predict_slot(R, &R->main, n, err)) != SW_OK ||
+        (R->shadow.s.m != NULL &&
+         (rc = predict_slot(R, &R->shadow, n, err)) != SW_OK) ||
+        (R->canary.s.m != NULL &&
+         (rc = predict_slot(R, &R->canary, n, err)) != SW_OK))
         return rc;
     for (i = 0; i < n; i++) {
         int64_t k = seq[i] - R->base;
         const char *key;
+        const slot *use;
         int32_t part;
         int64_t off;
         size_t klen;
@@ -466,6 +524,7 @@ emit(run *R, sw_err *err)
         klen = (size_t)R->f_klen[k];
         part = R->f_part[k];
         off = R->f_off[k];
+        use = to_canary(R, key, klen) ? &R->canary : &R->main;
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
 
@@ -479,36 +538,37 @@ emit(run *R, sw_err *err)
                 ADD_LIT(&R->line, ",");
                 add_json_str(&R->line, key, klen);
                 ADD_LIT(&R->line, ",");
-                for (c = 0; c < n_o; c++) {
-                    if (c)
-                        ADD_LIT(&R->line, ";");
-                    add_num(&R->line, R->pred[i * n_o + c]);
+                add_prediction(&R->line, use, i, ";", 0);
+                ADD_LIT(&R->line, ",");
+                add_mem(&R->line, use->s.model, strlen(use->s.model));
+                ADD_LIT(&R->line, ",");
+                add_mem(&R->line, use->s.sha, 64);
+                if (R->shadow.s.m != NULL) {
+                    ADD_LIT(&R->line, ",");
+                    add_prediction(&R->line, &R->shadow, i, ";", 0);
+                    ADD_LIT(&R->line, ",");
+                    add_mem(&R->line, R->shadow.s.model,
+                            strlen(R->shadow.s.model));
                 }
-                ADD_LIT(&R->line, ",");
-                add_mem(&R->line, R->model, strlen(R->model));
-                ADD_LIT(&R->line, ",");
-                add_mem(&R->line, R->sha, 64);
             } else {
                 ADD_LIT(&R->line, "{\"key\":");
                 add_json_str(&R->line, key, klen);
                 ADD_LIT(&R->line, ",\"prediction\":");
-                if (n_o == 1) {
-                    add_num(&R->line, R->pred[i]);
-                } else {
-                    ADD_LIT(&R->line, "[");
-                    for (c = 0; c < n_o; c++) {
-                        if (c)
-                            ADD_LIT(&R->line, ",");
-                        add_num(&R->line, R->pred[i * n_o + c]);
-                    }
-                    ADD_LIT(&R->line, "]");
-                }
-                add_mem(&R->line, R->model_json, R->model_json_len);
+                add_prediction(&R->line, use, i, ",", 1);
+                add_mem(&R->line, use->json, use->json_len);
                 add_int(&R->line, part);
                 ADD_LIT(&R->line, ",\"offset\":");
                 add_int(&R->line, off);
                 ADD_LIT(&R->line, ",\"time_us\":");
                 add_int(&R->line, t[i]);
+                if (R->shadow.s.m != NULL) {
+                    ADD_LIT(&R->line, ",\"shadow\":{\"prediction\":");
+                    add_prediction(&R->line, &R->shadow, i, ",", 1);
+                    ADD_LIT(&R->line, ",\"model\":");
+                    add_json_str(&R->line, R->shadow.s.model,
+                                 strlen(R->shadow.s.model));
+                    ADD_LIT(&R->line, "}");
+                }
                 ADD_LIT(&R->line, "}");
             }
             /* the value names the model and its SHA-256 already: no
@@ -1308,92 +1368,111 @@ file_sha256(const char *path, char hex[65], sw_err *err)
 
 /* The model's part of every output line, built once per model. */
 static sw_rc
-name_model(run *R, sw_err *err)
+name_slot(slot *sl, sw_err *err)
 {
     buf mj = {NULL, 0, 0};
 
     ADD_LIT(&mj, ",\"model\":");
-    add_json_str(&mj, R->model, strlen(R->model));
+    add_json_str(&mj, sl->s.model, strlen(sl->s.model));
     ADD_LIT(&mj, ",\"sha256\":\"");
-    add_mem(&mj, R->sha, 64);
+    add_mem(&mj, sl->s.sha, 64);
     ADD_LIT(&mj, "\",\"partition\":");
-    R->model_json_len = mj.len < sizeof(R->model_json) ? mj.len : 0;
-    memcpy(R->model_json, mj.p, R->model_json_len);
+    sl->json_len = mj.len < sizeof(sl->json) ? mj.len : 0;
+    memcpy(sl->json, mj.p, sl->json_len);
     free(mj.p);
-    if (R->model_json_len == 0)
+    if (sl->json_len == 0)
         return fail(err, SW_E_INVAL, "model name too long: %.60s...",
-                    R->model);
+                    sl->s.model);
     return SW_OK;
 }
 
-/* Load the bundle (a path, or a registry reference) and name it. */
+/* Load a bundle into a slot (ref: a path, or a registry reference) and
+ * name it (name: the job's, or NULL for name@version or the file name).
+ * A slot beside the main one must share its pipeline: it scores the same
+ * feature rows. */
 static sw_rc
-load_bundle(run *R, sw_err *err)
+load_slot(run *R, slot *sl, const char *ref, const char *name, sw_err *err)
 {
     const job *j = R->j;
     char path[4096];
     int64_t version = 0;
+    uint64_t spec, main_spec, schema;
     sw_rc rc;
 
     if (j->registry != NULL) {
-        rc = sw_registry_resolve(j->registry, j->bundle, path, sizeof(path),
-                                 R->sha, &version, err);
+        rc = sw_registry_resolve(j->registry, ref, path, sizeof(path),
+                                 sl->s.sha, &version, err);
         if (rc != SW_OK)
             return rc;
     } else {
-        snprintf(path, sizeof(path), "%s", j->bundle);
-        if ((rc = file_sha256(path, R->sha, err)) != SW_OK)
+        snprintf(path, sizeof(path), "%s", ref);
+        if ((rc = file_sha256(path, sl->s.sha, err)) != SW_OK)
             return rc;
     }
-    R->version = version;
-    if ((rc = sw_model_load(path, &R->m, err)) != SW_OK)
+    sl->s.version = version;
+    if ((rc = sw_model_load(path, &sl->s.m, err)) != SW_OK)
         return rc;
-    if (sw_model_pipeline_spec(R->m) == NULL)
+    if (sw_model_pipeline_spec(sl->s.m) == NULL)
         return fail(err, SW_E_INVAL,
                     "%s is a model without a pipeline: save it with its "
                     "pipeline (model.save(path, pipeline=p)) to serve it "
                     "from raw events",
                     path);
-    if (j->name != NULL) {
-        snprintf(R->model, sizeof(R->model), "%s", j->name);
+    if (sl != &R->main) {
+        sw_model_pipeline_hashes(sl->s.m, &spec, &schema);
+        sw_model_pipeline_hashes(R->main.s.m, &main_spec, &schema);
+        if (spec != main_spec)
+            return fail(err, SW_E_INVAL,
+                        "%s: its pipeline (spec %016llx) is not the main "
+                        "bundle's (%016llx): a %s scores the main model's "
+                        "feature rows, so it must be trained on the same "
+                        "pipeline",
+                        ref, (unsigned long long)spec,
+                        (unsigned long long)main_spec,
+                        sl == &R->shadow ? "shadow" : "canary");
+    }
+    if (name != NULL) {
+        snprintf(sl->s.model, sizeof(sl->s.model), "%s", name);
     } else if (j->registry != NULL) {
-        snprintf(R->model, sizeof(R->model), "%.*s@%lld",
-                 (int)strcspn(j->bundle, "@"), j->bundle, (long long)version);
+        snprintf(sl->s.model, sizeof(sl->s.model), "%.*s@%lld",
+                 (int)strcspn(ref, "@"), ref, (long long)version);
     } else {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         size_t n = strlen(base);
 
         if (n > 4 && !strcmp(base + n - 4, ".swm"))
             n -= 4;
-        snprintf(R->model, sizeof(R->model), "%.*s", (int)n, base);
+        snprintf(sl->s.model, sizeof(sl->s.model), "%.*s", (int)n, base);
     }
-    return name_model(R, err);
+    return name_slot(sl, err);
 }
 
-/* A swap between batches: what the reloader verified serves from the
- * next event on. */
+/* A swap between batches: what the slot's reloader verified scores from
+ * the next event on. */
 static void
-swap_model(run *R)
+swap_slot(run *R, slot *sl)
 {
-    served cur = {R->m, "", "", R->version}, next;
+    served next;
     sw_err err = {0};
 
-    if (!sw_reloader_take(R->rl, &cur, &next))
+    if (!sw_reloader_take(sl->rl, &sl->s, &next))
         return;
-    R->m = next.m;
-    R->version = next.version;
-    memcpy(R->model, next.model, sizeof(R->model));
-    memcpy(R->sha, next.sha, sizeof(R->sha));
-    if (name_model(R, &err) != SW_OK) /* the name fits: checked at start */
+    sl->s = next;
+    if (name_slot(sl, &err) != SW_OK) /* the name fits: checked at start */
         fprintf(stderr, "sw-serve: %s\n", err.msg);
-    pthread_mutex_lock(&R->mt->info_lock);
-    snprintf(R->mt->model, sizeof(R->mt->model), "%s", R->model);
-    snprintf(R->mt->sha256, sizeof(R->mt->sha256), "%s", R->sha);
-    pthread_mutex_unlock(&R->mt->info_lock);
+    if (sl == &R->main) {
+        pthread_mutex_lock(&R->mt->info_lock);
+        snprintf(R->mt->model, sizeof(R->mt->model), "%s", sl->s.model);
+        snprintf(R->mt->sha256, sizeof(R->mt->sha256), "%s", sl->s.sha);
+        pthread_mutex_unlock(&R->mt->info_lock);
+    }
     fprintf(stderr,
-            "sw-serve: now serving %s (sha256 %.16s...) from event %lld on; "
+            "sw-serve: now %s %s (sha256 %.16s...) from event %lld on; "
             "the swap held the loop %lld us\n",
-            R->model, R->sha, (long long)R->n_in,
+            sl == &R->main     ? "serving"
+            : sl == &R->shadow ? "shadowing with"
+                               : "canarying",
+            sl->s.model, sl->s.sha, (long long)R->n_in,
             (long long)atomic_load(&R->mt->swap_last_us));
 }
 
@@ -1421,7 +1500,7 @@ spec_for_job(const char *spec_json, int emission)
 static void
 check_keys(const run *R)
 {
-    json_t *s = json_loads(sw_model_pipeline_spec(R->m), 0, NULL), *f;
+    json_t *s = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL), *f;
     size_t i;
     char bad[512] = "";
     size_t used = 0;
@@ -1511,7 +1590,7 @@ open_source(run *R, sw_err *err)
 static sw_rc
 make_decoder(run *R, sw_err *err)
 {
-    json_t *spec = json_loads(sw_model_pipeline_spec(R->m), 0, NULL);
+    json_t *spec = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL);
     char *events = spec ? json_dumps(json_object_get(spec, "events"),
                                      JSON_COMPACT)
                         : NULL;
@@ -1608,14 +1687,21 @@ free_run(run *R)
     sw_json_decoder_free(R->d);
     sw_result_free(R->r);
     sw_pipeline_free(R->p);
-    sw_reloader_stop(R->rl); /* before the model it may hand over */
-    sw_model_free(R->m);
+    /* each reloader stops before the model it may hand over is freed */
+    sw_reloader_stop(R->main.rl);
+    sw_reloader_stop(R->shadow.rl);
+    sw_reloader_stop(R->canary.rl);
+    sw_model_free(R->main.s.m);
+    sw_model_free(R->shadow.s.m);
+    sw_model_free(R->canary.s.m);
+    free(R->shadow.pred);
+    free(R->canary.pred);
     free(R->f_part);
     free(R->f_off);
     free(R->f_kat);
     free(R->f_klen);
     free(R->karena);
-    free(R->pred);
+    free(R->main.pred);
     free(R->line.p);
     free(R->key.p);
     free(R->sub_at);
@@ -1644,15 +1730,19 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     for (o = 0; o < RUN_MAX_SINKS + 2; o++)
         keep[o] = -1;
     R.n_outs = j->n_sinks + j->has_dead + j->has_features;
-    if ((rc = load_bundle(&R, err)) != SW_OK)
+    if ((rc = load_slot(&R, &R.main, j->bundle, j->name, err)) != SW_OK ||
+        (j->shadow != NULL &&
+         (rc = load_slot(&R, &R.shadow, j->shadow, NULL, err)) != SW_OK) ||
+        (j->canary != NULL &&
+         (rc = load_slot(&R, &R.canary, j->canary, NULL, err)) != SW_OK))
         goto done;
     pthread_mutex_lock(&mt->info_lock);
-    snprintf(mt->model, sizeof(mt->model), "%s", R.model);
-    snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.sha);
+    snprintf(mt->model, sizeof(mt->model), "%s", R.main.s.model);
+    snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.main.s.sha);
     pthread_mutex_unlock(&mt->info_lock);
     if ((rc = restore(&R, keep, err)) != SW_OK)
         goto done;
-    spec = spec_for_job(sw_model_pipeline_spec(R.m), j->emission);
+    spec = spec_for_job(sw_model_pipeline_spec(R.main.s.m), j->emission);
     if (spec == NULL) {
         rc = fail(err, SW_E_NOMEM, "run: out of memory");
         goto done;
@@ -1722,24 +1812,30 @@ run_job(job *j, run_metrics *mt, sw_err *err)
              j->src == SRC_HDF5 ? j->h5_path : j->topic);
     fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
                     "emission\n",
-            R.model, R.sha, mt->source, mt->emission);
-    {
-        served now = {R.m, "", "", R.version};
-
-        memcpy(now.sha, R.sha, sizeof(now.sha));
-        if ((rc = sw_reloader_start(j, &now, mt, &R.rl, err)) != SW_OK)
-            goto done;
-        if (R.rl != NULL)
-            fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
-                    j->bundle, j->registry, j->reload_seconds);
-    }
+            R.main.s.model, R.main.s.sha, mt->source, mt->emission);
+    if ((rc = sw_reloader_start(j, j->bundle, j->name, &R.main.s, mt,
+                                &R.main.rl, err)) != SW_OK ||
+        (j->shadow != NULL &&
+         (rc = sw_reloader_start(j, j->shadow, NULL, &R.shadow.s, mt,
+                                 &R.shadow.rl, err)) != SW_OK) ||
+        (j->canary != NULL &&
+         (rc = sw_reloader_start(j, j->canary, NULL, &R.canary.s, mt,
+                                 &R.canary.rl, err)) != SW_OK))
+        goto done;
+    if (R.main.rl != NULL)
+        fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
+                j->bundle, j->registry, j->reload_seconds);
     atomic_store(&mt->running, 1);
     R.last_ckpt = last_log = now_s();
     while (!stop_asked) {
         int64_t count = 0;
         double t0;
 
-        swap_model(&R);
+        swap_slot(&R, &R.main);
+        if (R.shadow.rl != NULL)
+            swap_slot(&R, &R.shadow);
+        if (R.canary.rl != NULL)
+            swap_slot(&R, &R.canary);
         if (R.hs != NULL)
             rc = sw_h5_source_next(R.hs, j->batch_max, &count, err);
         else

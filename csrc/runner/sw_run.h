@@ -39,6 +39,9 @@ typedef struct job {
     json_t *avro_writers;
     /* what to run */
     const char *bundle, *registry, *name;
+    const char *shadow;     /* scored beside the bundle, or NULL */
+    const char *canary;     /* scores canary_fraction of the keys, or NULL */
+    double canary_fraction;
     double reload_seconds; /* poll the registry this often; 0: pinned */
     const char *runner_name; /* in the deployment log: host:pid if NULL */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
@@ -107,8 +110,13 @@ typedef struct served {
     int64_t version;
 } served;
 
-sw_rc sw_reloader_start(const job *j, const served *now, run_metrics *mt,
-                        reloader **out, sw_err *err);
+/* Follow ref (a registry reference of the job: its bundle, shadow or
+ * canary; name: the outputs' name for it, NULL for name@version), serving
+ * now. *out stays NULL when there is nothing to follow (no registry, a
+ * version number, reload false). */
+sw_rc sw_reloader_start(const job *j, const char *ref, const char *name,
+                        const served *now, run_metrics *mt, reloader **out,
+                        sw_err *err);
 /* Between batches, cheap when nothing is pending: 1 and the new model in
  * *next (the reloader takes cur->m back and frees it off the loop), or
  * 0. */

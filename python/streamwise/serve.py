@@ -196,14 +196,19 @@ class Job:
     reload: how a registry reference "name@alias" (or "name") is followed:
     None polls the store every second, {"poll_s": 0.2} as often as said,
     False pins the version found at start; runner_name: how the runner
-    signs the registry's deployment log (default host:pid)."""
+    signs the registry's deployment log (default host:pid). shadow: a
+    bundle or reference (e.g. "name@challenger") scored beside the main
+    one on the same feature rows, its predictions published in each
+    output's "shadow"; canary: {"model": ref, "fraction": 0.05} scores
+    that fraction of the keys (by the XXH3-64 hash of the key) instead of
+    the main model. Both follow their registry aliases like the bundle."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
                  dead_letters=None, checkpoint=None, metrics_port=None,
                  batch=None, wait_ms=None, broker_outage_s=None,
                  log_every_s=None, secret_env=None, reload=None,
-                 runner_name=None):
+                 runner_name=None, shadow=None, canary=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -218,7 +223,9 @@ class Job:
                      "metrics_port": metrics_port, "batch": batch,
                      "wait_ms": wait_ms, "broker_outage_s": broker_outage_s,
                      "log_every_s": log_every_s, "secret_env": secret_env,
-                     "reload": reload, "runner_name": runner_name}
+                     "reload": reload, "runner_name": runner_name,
+                     "shadow": None if shadow is None else os.fspath(shadow),
+                     "canary": canary}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()

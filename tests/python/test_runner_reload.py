@@ -215,3 +215,81 @@ def test_reload_settings_are_checked(tmp_path):
                            text=True, timeout=30)
         assert r.returncode == 2
         assert msg in r.stderr, r.stderr
+
+
+def test_shadow_and_canary_score_beside_the_champion(tmp_path):
+    store = str(tmp_path / "store")
+    files = {"champ": train_bundle(str(tmp_path / "c.swm"), n=4000),
+             "chall": train_bundle(str(tmp_path / "s.swm"), kind="scw"),
+             "canary": train_bundle(str(tmp_path / "k.swm"), n=6000),
+             "chall2": train_bundle(str(tmp_path / "s2.swm"), n=5000),
+             "other": bundle_with_other_pipeline(str(tmp_path / "o.swm"))}
+    for k in ("champ", "chall", "canary", "chall2", "other"):
+        registry.register(files[k], "fraud", store=store)
+    registry.promote("fraud", 1, alias="champion", reason="a", store=store)
+    registry.promote("fraud", 2, alias="challenger", reason="b", store=store)
+    registry.promote("fraud", 3, alias="canary", reason="c", store=store)
+    keys, values, _ = events(6000, seed=21)
+    with sw.kafka.local_broker(partitions=2) as b:
+        b.create_topic("bets", 2)
+        # a shadow of another pipeline cannot score the same rows
+        bad = serve.Job(serve.kafka_source("bets", b.bootstrap, group="x"),
+                        "fraud@champion", registry=store, key="user",
+                        shadow="fraud@5", sinks=[serve.jsonl(tmp_path / "x")])
+        bad.save(tmp_path / "bad.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "bad.json")], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1
+        assert "fraud@5: its pipeline" in r.stderr
+        assert "so it must be trained on the same pipeline" in r.stderr
+        port = free_port()
+        out = tmp_path / "live.jsonl"
+        job = serve.Job(serve.kafka_source("bets", b.bootstrap, group="g"),
+                        "fraud@champion", registry=store, key="user",
+                        shadow="fraud@challenger",
+                        canary={"model": "fraud@canary", "fraction": 0.25},
+                        sinks=[serve.jsonl(out)], metrics_port=port,
+                        reload={"poll_s": 0.2})
+        run = job.start(str(tmp_path / "job.json"))
+        try:
+            wait_for(status_says(run, model="fraud@1"), 30, "start")
+            produce(b.bootstrap, "bets", keys[:3000], values[:3000])
+            wait_for(status_says(run, predictions=3000), 60, "chunk 1")
+            # the shadow follows its alias too
+            registry.promote("fraud", 4, alias="challenger", reason="d",
+                             store=store)
+            wait_for(lambda: run.metrics().get("sw_model_reloads_total"), 5,
+                     "the shadow's swap")
+            produce(b.bootstrap, "bets", keys[3000:], values[3000:])
+            wait_for(status_says(run, predictions=6000), 60, "chunk 2")
+        finally:
+            run.stop()
+        offline = {}
+        for k in ("champ", "chall", "canary", "chall2"):
+            nb = serve.score_stream(sw.learners.load(files[k]),
+                                    sw.replay.kafka("bets", b.bootstrap,
+                                                    schema=SPEC),
+                                    key="user", emission="arrival")
+            offline[k] = {(r.partition, r.offset): r.prediction
+                          for r in nb.itertuples()}
+    name = {"fraud@1": "champ", "fraud@2": "chall", "fraud@3": "canary",
+            "fraud@4": "chall2"}
+    live = lines_by_event(out)
+    assert len(live) == 6000
+    route, shadows = {}, set()
+    for key, line in live.items():
+        d = json.loads(line)
+        assert d["model"] in ("fraud@1", "fraud@3")
+        # a key always goes the same way
+        assert route.setdefault(d["key"], d["model"]) == d["model"]
+        want = offline[name[d["model"]]][key]
+        assert np.float64(d["prediction"]).tobytes() == \
+            np.float64(want).tobytes()
+        s = d["shadow"]
+        shadows.add(s["model"])
+        assert np.float64(s["prediction"]).tobytes() == \
+            np.float64(offline[name[s["model"]]][key]).tobytes()
+    assert shadows == {"fraud@2", "fraud@4"}
+    share = sum(m == "fraud@3" for m in route.values()) / len(route)
+    assert 0.15 < share < 0.35, share      # 300 keys, a quarter expected
