@@ -282,14 +282,24 @@ class Job:
 
 
 def read_predictions(path):
-    """A runner's JSON-lines predictions as a DataFrame."""
+    """A runner's JSON-lines predictions as a DataFrame (read with Python's
+    json, which parses each %.17g number back to the same double; pandas'
+    read_json does not). A job with a shadow adds shadow_prediction and
+    shadow_model."""
     import pandas as pd
     rows = []
     with open(path) as f:
         for line in f:
-            rows.append(json.loads(line))
+            d = json.loads(line)
+            s = d.pop("shadow", None)
+            if s is not None:
+                d["shadow_prediction"] = s["prediction"]
+                d["shadow_model"] = s["model"]
+            rows.append(d)
     cols = ["key", "prediction", "model", "sha256", "partition", "offset",
             "time_us"]
+    if rows and "shadow_model" in rows[0]:
+        cols += ["shadow_prediction", "shadow_model"]
     return pd.DataFrame(rows, columns=cols)
 
 
