@@ -683,6 +683,18 @@ sw_rc sw_model_predict_features(const sw_model *m, const sw_pipeline *p,
                                 int64_t n, double *out, int64_t n_out,
                                 sw_err *err);
 
+/* Learn n feature rows in p's layout (as sw_model_predict_features reads
+ * them) with targets y, in order: class numbers for a classifier, values
+ * for a regressor. pred (NULL, or n values) gets what the model predicted
+ * for each row just before learning it (a class number, or a value): test
+ * then train, as sw_linear_prequential. Online learning from a bundle's
+ * own features (the runner learns the label join's pairs this way).
+ * SW_E_UNSUPPORTED for a model kind that does not learn online. */
+sw_rc sw_model_learn_features(sw_model *m, const sw_pipeline *p,
+                              const double *dense, const int64_t *hashed,
+                              int64_t n, const double *y, double *pred,
+                              sw_err *err);
+
 /* ------------------------------------------------------------------ */
 /* The model registry (io layer, libswio.a)                             */
 /* ------------------------------------------------------------------ */

@@ -332,32 +332,116 @@ sw_model_predict_result(const sw_model *m, const sw_pipeline *p,
                                      n_out, err);
 }
 
+/* Model rows from n feature rows in p's layout: the view *x and what it
+ * owns (freed by rows_free). what names the caller in messages. */
+typedef struct model_rows {
+    sw_rows x;
+    double *vals;
+    int64_t *ind, *ptr;
+} model_rows;
+
+static void
+rows_free(model_rows *r)
+{
+    sw_free(r->vals);
+    sw_free(r->ind);
+    sw_free(r->ptr);
+}
+
+static sw_rc
+model_rows_of(const sw_model *m, const sw_pipeline *p, const double *dense,
+              const int64_t *hashed, int64_t n, const char *what,
+              model_rows *r, sw_err *err)
+{
+    const sw_bundle *b;
+    int64_t i, k, w;
+    int j;
+
+    memset(r, 0, sizeof(*r));
+    if (m == NULL || p == NULL || n < 0 ||
+        (n > 0 && (dense == NULL || (hashed == NULL && p->n_hash > 0))))
+        return sw_fail(err, SW_E_INVAL, "%s: NULL argument", what);
+    b = m->bundle;
+    if (b == NULL)
+        return sw_fail(err, SW_E_STATE, "%s: the model carries no pipeline",
+                       what);
+    if (p->spec_hash != b->spec_hash || p->n_dense != b->n_dense ||
+        p->sparse_dims != b->sparse_dims)
+        return sw_fail(err, SW_E_INVAL,
+                       "%s: the pipeline (spec hash %016llx) is not the one "
+                       "the model was trained on (%016llx)",
+                       what, (unsigned long long)p->spec_hash,
+                       (unsigned long long)b->spec_hash);
+    for (i = 0; b->sparse && i < n * b->n_hash; i++) {
+        if (hashed[i] < 0 || hashed[i] >= b->sparse_dims)
+            return sw_fail(err, SW_E_INVAL,
+                           "%s: hashed index %lld outside 0..%lld", what,
+                           (long long)hashed[i], (long long)b->sparse_dims - 1);
+    }
+    r->x.dtype = SW_F64;
+    r->x.itype = SW_I64;
+    r->x.n_rows = n;
+    r->x.n_cols = bundle_width(b);
+    for (j = 0; j < b->n_inputs && b->cols[j] == j; j++)
+        ;
+    if (!b->sparse && j == b->n_inputs) {
+        /* the inputs are the row's first columns: read it in place */
+        r->x.layout = SW_DENSE;
+        r->x.row_stride = b->n_dense;
+        r->x.data = dense;
+        return SW_OK;
+    }
+    w = b->n_inputs + (b->sparse ? b->n_hash : 0);
+    r->vals = sw_alloc_array((size_t)(n * w), sizeof(double));
+    if (b->sparse) {
+        r->ind = sw_alloc_array((size_t)(n * w), sizeof(int64_t));
+        r->ptr = sw_alloc_array((size_t)(n + 1), sizeof(int64_t));
+    }
+    if ((n * w > 0 && r->vals == NULL) ||
+        (b->sparse && ((n * w > 0 && r->ind == NULL) || r->ptr == NULL))) {
+        rows_free(r);
+        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
+    }
+    for (i = 0; i < n; i++) {
+        const double *row = dense + i * b->n_dense;
+        double *v = r->vals + i * w;
+
+        for (j = 0; j < b->n_inputs; j++)
+            v[j] = row[b->cols[j]];
+        if (!b->sparse)
+            continue;
+        r->ptr[i] = i * w;
+        for (j = 0; j < b->n_inputs; j++)
+            r->ind[i * w + j] = j;
+        for (k = 0; k < b->n_hash; k++) {
+            v[b->n_inputs + k] = 1.0;
+            r->ind[i * w + b->n_inputs + k] =
+                b->n_inputs + hashed[i * b->n_hash + k];
+        }
+    }
+    if (b->sparse) {
+        r->ptr[n] = n * w;
+        r->x.layout = SW_CSR;
+        r->x.indptr = r->ptr;
+        r->x.indices = r->ind;
+    } else {
+        r->x.layout = SW_DENSE;
+        r->x.row_stride = w;
+    }
+    r->x.data = r->vals;
+    return SW_OK;
+}
+
 sw_rc
 sw_model_predict_features(const sw_model *m, const sw_pipeline *p,
                           const double *dense, const int64_t *hashed,
                           int64_t n, double *out, int64_t n_out, sw_err *err)
 {
-    const sw_bundle *b;
-    double *vals = NULL;
-    int64_t *ptr = NULL, *ind = NULL, i, k, w;
-    sw_rows x;
-    int j;
+    model_rows r;
     sw_rc rc;
 
-    if (m == NULL || p == NULL || n < 0 || (out == NULL && n_out > 0) ||
-        (n > 0 && (dense == NULL || (hashed == NULL && p->n_hash > 0))))
+    if (m == NULL || (out == NULL && n_out > 0))
         return sw_fail(err, SW_E_INVAL, "predict_features: NULL argument");
-    b = m->bundle;
-    if (b == NULL)
-        return sw_fail(err, SW_E_STATE,
-                       "predict_features: the model carries no pipeline");
-    if (p->spec_hash != b->spec_hash || p->n_dense != b->n_dense ||
-        p->sparse_dims != b->sparse_dims)
-        return sw_fail(err, SW_E_INVAL,
-                       "predict_features: the pipeline (spec hash %016llx) "
-                       "is not the one the model was trained on (%016llx)",
-                       (unsigned long long)p->spec_hash,
-                       (unsigned long long)b->spec_hash);
     if (n_out != n * sw_model_n_outputs(m))
         return sw_fail(err, SW_E_SHAPE,
                        "predict_features: %lld outputs for %lld rows of "
@@ -365,69 +449,37 @@ sw_model_predict_features(const sw_model *m, const sw_pipeline *p,
                        (long long)n_out, (long long)n,
                        (long long)sw_model_n_outputs(m),
                        (long long)(n * sw_model_n_outputs(m)));
-    if (n == 0)
-        return SW_OK;
-    for (i = 0; b->sparse && i < n * b->n_hash; i++) {
-        if (hashed[i] < 0 || hashed[i] >= b->sparse_dims)
-            return sw_fail(err, SW_E_INVAL,
-                           "predict_features: hashed index %lld outside "
-                           "0..%lld",
-                           (long long)hashed[i], (long long)b->sparse_dims - 1);
-    }
-    memset(&x, 0, sizeof(x));
-    x.dtype = SW_F64;
-    x.itype = SW_I64;
-    x.n_rows = n;
-    x.n_cols = bundle_width(b);
-    for (j = 0; j < b->n_inputs && b->cols[j] == j; j++)
-        ;
-    if (!b->sparse && j == b->n_inputs) {
-        /* the inputs are the row's first columns: score it in place */
-        x.layout = SW_DENSE;
-        x.row_stride = b->n_dense;
-        x.data = dense;
-        return sw_model_predict(m, &x, out, n_out, err);
-    }
-    w = b->n_inputs + (b->sparse ? b->n_hash : 0);
-    vals = sw_alloc_array((size_t)(n * w), sizeof(double));
-    ind = b->sparse ? sw_alloc_array((size_t)(n * w), sizeof(int64_t)) : NULL;
-    ptr = b->sparse ? sw_alloc_array((size_t)(n + 1), sizeof(int64_t)) : NULL;
-    if (vals == NULL || (b->sparse && (ind == NULL || ptr == NULL))) {
-        rc = sw_fail(err, SW_E_NOMEM, "predict_features: out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++) {
-        const double *row = dense + i * b->n_dense;
-        double *v = vals + i * w;
+    rc = model_rows_of(m, p, dense, hashed, n, "predict_features", &r, err);
+    if (rc != SW_OK || n == 0)
+        return rc;
+    rc = sw_model_predict(m, &r.x, out, n_out, err);
+    rows_free(&r);
+    return rc;
+}
 
-        for (j = 0; j < b->n_inputs; j++)
-            v[j] = row[b->cols[j]];
-        if (!b->sparse)
-            continue;
-        ptr[i] = i * w;
-        for (j = 0; j < b->n_inputs; j++)
-            ind[i * w + j] = j;
-        for (k = 0; k < b->n_hash; k++) {
-            v[b->n_inputs + k] = 1.0;
-            ind[i * w + b->n_inputs + k] =
-                b->n_inputs + hashed[i * b->n_hash + k];
-        }
-    }
-    if (b->sparse) {
-        ptr[n] = n * w;
-        x.layout = SW_CSR;
-        x.indptr = ptr;
-        x.indices = ind;
-    } else {
-        x.layout = SW_DENSE;
-        x.row_stride = w;
-    }
-    x.data = vals;
-    rc = sw_model_predict(m, &x, out, n_out, err);
-done:
-    sw_free(vals);
-    sw_free(ind);
-    sw_free(ptr);
+sw_rc
+sw_model_learn_features(sw_model *m, const sw_pipeline *p,
+                        const double *dense, const int64_t *hashed,
+                        int64_t n, const double *y, double *pred,
+                        sw_err *err)
+{
+    model_rows r;
+    sw_rc rc;
+
+    if (m == NULL || (y == NULL && n > 0))
+        return sw_fail(err, SW_E_INVAL, "learn_features: NULL argument");
+    if (sw_model_kind_of(m) != SW_MODEL_LINEAR)
+        return sw_fail(err, SW_E_UNSUPPORTED,
+                       "learn_features: a %s model does not learn online; "
+                       "the passive-aggressive and SCW learners do",
+                       m->methods->name);
+    rc = model_rows_of(m, p, dense, hashed, n, "learn_features", &r, err);
+    if (rc != SW_OK || n == 0)
+        return rc;
+    rc = pred != NULL ? sw_linear_prequential(m, &r.x, y, n, pred, NULL,
+                                              NULL, err)
+                      : sw_linear_learn(m, &r.x, y, n, NULL, err);
+    rows_free(&r);
     return rc;
 }
 

@@ -283,7 +283,8 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "emission", "key",         "sinks",           "features",
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
-        "exactly_once", "reload", "runner_name", "shadow", "canary", NULL};
+        "exactly_once", "reload", "runner_name", "shadow", "canary",
+        "learn", NULL};
     static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
                                             "keep", "background", NULL};
     static const char *const reload_keys[] = {"poll_s", NULL};
@@ -343,6 +344,12 @@ sw_job_load(const char *path, job *j, sw_err *err)
         }
     }
     j->runner_name = str(j->root, "runner_name");
+    v = json_object_get(j->root, "learn");
+    if (v != NULL && !json_is_boolean(v))
+        return bad(err, "learn",
+                   "true (learn the bundle's label join pairs online) or "
+                   "false");
+    j->learn = json_is_true(v);
     v = json_object_get(j->root, "shadow");
     if (v != NULL && !json_is_string(v))
         return bad(err, "shadow",

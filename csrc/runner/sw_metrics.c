@@ -132,6 +132,14 @@ prometheus(run_metrics *m, text *t)
             "Versions the registry named that were refused (corrupt, golden "
             "mismatch, another pipeline); the old one kept serving.",
             atomic_load(&m->reload_refusals));
+    COUNTER("learned_total",
+            "Label join pairs learned online since the first checkpointed "
+            "state.",
+            atomic_load(&m->learned));
+    COUNTER("learn_hits_total",
+            "Pairs the model classified right just before learning them: "
+            "live prequential accuracy is this over learned_total.",
+            atomic_load(&m->learn_hits));
     GAUGE("model_swap_max_seconds",
           "The longest the loop waited for a model swap.", "%.6f",
           (double)atomic_load(&m->swap_max_us) / 1e6);

@@ -321,6 +321,7 @@ typedef struct run {
     int restored; /* started from a checkpoint */
     run_metrics *mt;
     int64_t n_late, n_invalid, n_dead, n_in, n_out;
+    int64_t n_learned, n_hits; /* online learning: pairs, right guesses */
 } run;
 
 static int
@@ -439,6 +440,82 @@ dead_letter(run *R, int32_t part, int64_t off, const char *reason,
     return out_write(R->dead, NULL, 0, R->line.p, R->line.len, NULL, err);
 }
 
+/* Online learning, test then train in processing order: each row is
+ * scored by the model as it is after every pair whose outcome came before
+ * it, and each pair (the label join's: the features its prediction event
+ * had, the outcome's label) is learned at its outcome's row. A label that
+ * directly follows its event therefore gives what
+ * streamwise.evaluate.prequential gives on the same order. Pairs no
+ * outcome claimed (the watermark passed their limit) are learned where
+ * they come. The counts of pairs learned and of pairs the model had right
+ * just before learning them are the live prequential accuracy. */
+static sw_rc
+learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
+{
+    const double *dense, *label;
+    const int64_t *ind, *seq, *t, *oseq;
+    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    double guess;
+    int64_t j;
+    sw_rc rc;
+
+    sw_result_pairs(R->r, &dense, &ind, &seq, &t, &label, &oseq);
+    for (j = a; j < z; j++) {
+        rc = sw_model_learn_features(R->main.s.m, R->p, dense + j * nd,
+                                     nh ? ind + j * nh : NULL, 1, &label[j],
+                                     &guess, err);
+        if (rc != SW_OK)
+            return rc;
+        R->n_learned++;
+        R->n_hits += guess == label[j];
+    }
+    return SW_OK;
+}
+
+static sw_rc
+learn_and_predict(run *R, int64_t n, sw_err *err)
+{
+    const double *pdense, *label, *dense = sw_result_dense(R->r);
+    const int64_t *pind, *pseq, *pt, *oseq;
+    const int64_t *seq = sw_result_seq(R->r), *ind = sw_result_indices(R->r);
+    int64_t n_pairs, n_o = sw_model_n_outputs(R->main.s.m), i, j = 0, a;
+    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    slot *sl = &R->main;
+    sw_rc rc;
+
+    n_pairs = sw_result_pairs(R->r, &pdense, &pind, &pseq, &pt, &label, &oseq);
+    if (n * n_o > sl->pred_cap) {
+        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
+
+        if (p == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        sl->pred = p;
+        sl->pred_cap = n * n_o;
+    }
+    for (i = 0; i < n; i++) {
+        /* pairs closed before this row: unclaimed ones the watermark let
+         * go, and those whose outcome is this row's event (matched pairs
+         * come in the order of their outcomes) */
+        for (a = j; j < n_pairs && oseq[j] < 0; j++)
+            ;
+        if ((rc = learn_pairs(R, a, j, err)) != SW_OK)
+            return rc;
+        rc = sw_model_predict_features(sl->s.m, R->p, dense + i * nd,
+                                       nh ? ind + i * nh : NULL, 1,
+                                       sl->pred + i * n_o, n_o, err);
+        if (rc != SW_OK)
+            return rc;
+        for (a = j; j < n_pairs && oseq[j] == seq[i]; j++)
+            ;
+        if ((rc = learn_pairs(R, a, j, err)) != SW_OK)
+            return rc;
+    }
+    rc = learn_pairs(R, j, n_pairs, err); /* what the flush closed */
+    atomic_store(&R->mt->learned, R->n_learned);
+    atomic_store(&R->mt->learn_hits, R->n_hits);
+    return rc;
+}
+
 /* The slot's predictions of the rows of R->r into its pred buffer. */
 static sw_rc
 predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
@@ -499,9 +576,10 @@ emit(run *R, sw_err *err)
     int o;
     sw_rc rc;
 
-    if (n == 0)
-        return SW_OK;
-    if ((rc = predict_slot(R, &R->main, n, err)) != SW_OK ||
+    if (n == 0) /* no rows; pairs the watermark closed may still come */
+        return R->j->learn ? learn_and_predict(R, 0, err) : SW_OK;
+    if ((rc = R->j->learn ? learn_and_predict(R, n, err)
+                          : predict_slot(R, &R->main, n, err)) != SW_OK ||
         (R->shadow.s.m != NULL &&
          (rc = predict_slot(R, &R->shadow, n, err)) != SW_OK) ||
         (R->canary.s.m != NULL &&
@@ -1012,6 +1090,27 @@ position(run *R, buf *b)
         memcpy(b->p + b->len, R->karena + R->f_kat[i], (size_t)R->f_klen[i]);
         b->len += (size_t)R->f_klen[i];
     }
+    /* a learning job's model is state like the pipeline's: the model file
+     * rides in the checkpoint, so a restart learns no pair twice */
+    put64(b, R->j->learn);
+    if (R->j->learn) {
+        unsigned char *m = NULL;
+        size_t mlen = 0;
+        sw_err e = {0};
+
+        put64(b, R->n_learned);
+        put64(b, R->n_hits);
+        if (sw_model_save_buffer(R->main.s.m, &m, &mlen, &e) != SW_OK)
+            return -1;
+        put64(b, (int64_t)mlen);
+        if (need(b, mlen) != 0) {
+            sw_buffer_free(m);
+            return -1;
+        }
+        memcpy(b->p + b->len, m, mlen);
+        b->len += mlen;
+        sw_buffer_free(m);
+    }
     return b->p == NULL ? -1 : 0;
 }
 
@@ -1085,6 +1184,35 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
         if (rc != SW_OK)
             return rc;
         r.at += (size_t)kl;
+    }
+    n = get64(&r);
+    if (!r.bad && n != R->j->learn)
+        return fail(err, SW_E_INVAL,
+                    "the checkpoint is of a job that %s online, this one "
+                    "%s: checkpoints belong to one job",
+                    n ? "learns" : "does not learn",
+                    R->j->learn ? "learns" : "does not");
+    if (!r.bad && n) {
+        int64_t learned = get64(&r), hits = get64(&r), mlen = get64(&r);
+        sw_model *m = NULL;
+        sw_err e = {0};
+
+        if (r.bad || mlen < 0 || (size_t)mlen > r.len - r.at ||
+            sw_model_load_buffer(r.p + r.at, (size_t)mlen, &m, &e) != SW_OK)
+            return fail(err, SW_E_FORMAT,
+                        "the checkpoint's learned model is damaged%s%s",
+                        e.msg[0] ? ": " : "", e.msg);
+        r.at += (size_t)mlen;
+        if (r.bad || r.at != r.len) {
+            sw_model_free(m);
+            return fail(err, SW_E_FORMAT,
+                        "the checkpoint's position is damaged");
+        }
+        sw_model_free(R->main.s.m);
+        R->main.s.m = m;
+        R->n_learned = learned;
+        R->n_hits = hits;
+        return SW_OK;
     }
     if (r.bad || r.at != r.len)
         return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
@@ -1711,6 +1839,32 @@ free_run(run *R)
     free(R->strbuf);
 }
 
+/* What online learning needs, said at start by name. */
+static sw_rc
+check_learning(const run *R, sw_err *err)
+{
+    json_t *spec = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL);
+    int has_join = spec != NULL && json_object_get(spec, "label_join");
+
+    json_decref(spec);
+    if (sw_model_kind_of(R->main.s.m) != SW_MODEL_LINEAR)
+        return fail(err, SW_E_INVAL,
+                    "job: learn: %s is not an online learner; the "
+                    "passive-aggressive and SCW models learn in the runner",
+                    R->main.s.model);
+    if (!has_join)
+        return fail(err, SW_E_INVAL,
+                    "job: learn: the bundle's pipeline has no label_join: "
+                    "nothing says which event labels which prediction "
+                    "(docs/pipelines.md, \"Delayed labels\")");
+    if (R->j->canary != NULL)
+        return fail(err, SW_E_INVAL,
+                    "job: learn: a canary beside a learning model is not "
+                    "supported: the canary's keys would teach the main "
+                    "model what another model scored");
+    return SW_OK;
+}
+
 /* The whole run; returns the exit status. */
 static int
 run_job(job *j, run_metrics *mt, sw_err *err)
@@ -1768,6 +1922,10 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         }
         sw_pipeline_free(want);
     }
+    if (j->learn && (rc = check_learning(&R, err)) != SW_OK)
+        goto done;
+    atomic_store(&mt->learned, R.n_learned);
+    atomic_store(&mt->learn_hits, R.n_hits);
     snprintf(mt->emission, sizeof(mt->emission), "%s",
              sw_pipeline_arrival(R.p) ? "arrival" : "watermark");
     secret = getenv(j->secret_env);
@@ -1813,8 +1971,9 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
                     "emission\n",
             R.main.s.model, R.main.s.sha, mt->source, mt->emission);
-    if ((rc = sw_reloader_start(j, j->bundle, j->name, &R.main.s, mt,
-                                &R.main.rl, err)) != SW_OK ||
+    if ((!j->learn &&
+         (rc = sw_reloader_start(j, j->bundle, j->name, &R.main.s, mt,
+                                 &R.main.rl, err)) != SW_OK) ||
         (j->shadow != NULL &&
          (rc = sw_reloader_start(j, j->shadow, NULL, &R.shadow.s, mt,
                                  &R.shadow.rl, err)) != SW_OK) ||

@@ -42,6 +42,7 @@ typedef struct job {
     const char *shadow;     /* scored beside the bundle, or NULL */
     const char *canary;     /* scores canary_fraction of the keys, or NULL */
     double canary_fraction;
+    int learn; /* learn the label join's pairs online (linear models) */
     double reload_seconds; /* poll the registry this often; 0: pinned */
     const char *runner_name; /* in the deployment log: host:pid if NULL */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
@@ -83,6 +84,7 @@ typedef struct run_metrics {
     char model[300], sha256[65], source[300], emission[16];
     int64_t started_unix_ms;
     _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
+    _Atomic int64_t learned, learn_hits; /* online learning, prequential */
 } run_metrics;
 
 extern const double sw_lat_bounds_ms[LAT_BUCKETS];

@@ -201,14 +201,18 @@ class Job:
     one on the same feature rows, its predictions published in each
     output's "shadow"; canary: {"model": ref, "fraction": 0.05} scores
     that fraction of the keys (by the XXH3-64 hash of the key) instead of
-    the main model. Both follow their registry aliases like the bundle."""
+    the main model. Both follow their registry aliases like the bundle.
+    learn: True makes a passive-aggressive or SCW bundle learn the pairs of
+    its pipeline's label join online, test then train in processing order;
+    the learned model is checkpointed with the state (watermark emission;
+    the main bundle's alias is then not followed)."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
                  dead_letters=None, checkpoint=None, metrics_port=None,
                  batch=None, wait_ms=None, broker_outage_s=None,
                  log_every_s=None, secret_env=None, reload=None,
-                 runner_name=None, shadow=None, canary=None):
+                 runner_name=None, shadow=None, canary=None, learn=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -225,7 +229,7 @@ class Job:
                      "log_every_s": log_every_s, "secret_env": secret_env,
                      "reload": reload, "runner_name": runner_name,
                      "shadow": None if shadow is None else os.fspath(shadow),
-                     "canary": canary}
+                     "canary": canary, "learn": learn}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()
