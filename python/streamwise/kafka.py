@@ -160,12 +160,21 @@ class Sink:
         sent, acked, failed = self._sink.flush(int(timeout * 1000))
         return {"sent": sent, "acked": acked, "failed": failed}
 
+    def close(self):
+        """Free the producer (flush first: what is queued is dropped)."""
+        if self._sink is not None:
+            self._sink.close()
+        self._sink = None
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is None:
-            self.flush()
+        try:
+            if exc[0] is None:
+                self.flush()
+        finally:
+            self.close()
 
 
 class Consumer:
