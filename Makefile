@@ -112,7 +112,8 @@ $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
 RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
-           csrc/runner/sw_metrics.c csrc/runner/sw_reload.c
+           csrc/runner/sw_metrics.c csrc/runner/sw_reload.c \
+           csrc/runner/sw_tenants.c
 $(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) -Icsrc/runner $(CFLAGS) $(RUN_SRC) $(ALL_LIBS) \

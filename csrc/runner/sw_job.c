@@ -284,11 +284,13 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
         "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", NULL};
+        "learn", "tenants", NULL};
     static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
                                             "keep", "background", NULL};
     static const char *const reload_keys[] = {"poll_s", NULL};
     static const char *const canary_keys[] = {"model", "fraction", NULL};
+    static const char *const tenant_keys[] = {"field", "model", "max_loaded",
+                                              NULL};
     const char *at;
     json_error_t jerr;
     json_t *v, *c;
@@ -350,6 +352,33 @@ sw_job_load(const char *path, job *j, sw_err *err)
                    "true (learn the bundle's label join pairs online) or "
                    "false");
     j->learn = json_is_true(v);
+    v = json_object_get(j->root, "tenants");
+    if (v != NULL) {
+        if (!json_is_object(v))
+            return bad(err, "tenants",
+                       "{\"field\": the tenant's event field, \"model\": "
+                       "\"shop-{}@champion\", \"max_loaded\": n}");
+        if ((rc = only(v, "tenants", tenant_keys, err)) != SW_OK)
+            return rc;
+        j->tenant_field = str(v, "field");
+        j->tenant_model = str(v, "model");
+        if (j->tenant_field == NULL)
+            return bad(err, "tenants.field", "the event field naming the "
+                                             "tenant");
+        if (j->tenant_model == NULL || strstr(j->tenant_model, "{}") == NULL)
+            return bad(err, "tenants.model",
+                       "a registry reference or path with {} where the "
+                       "tenant's name goes (\"shop-{}@champion\")");
+        c = json_object_get(v, "max_loaded");
+        if (c != NULL && (!json_is_integer(c) || json_integer_value(c) < 1))
+            return bad(err, "tenants.max_loaded",
+                       "how many tenant models to hold at most, >= 1");
+        j->tenant_max_loaded = c ? json_integer_value(c) : 0;
+        if (j->shadow != NULL || j->canary != NULL || j->learn)
+            return bad(err, "tenants",
+                       "no shadow, canary or learn beside them: each "
+                       "tenant has its own model");
+    }
     v = json_object_get(j->root, "shadow");
     if (v != NULL && !json_is_string(v))
         return bad(err, "shadow",

@@ -132,6 +132,15 @@ prometheus(run_metrics *m, text *t)
             "Versions the registry named that were refused (corrupt, golden "
             "mismatch, another pipeline); the old one kept serving.",
             atomic_load(&m->reload_refusals));
+    COUNTER("tenant_loads_total", "Tenant models loaded (again after an "
+            "eviction).", atomic_load(&m->tenant_loads));
+    COUNTER("tenant_refusals_total",
+            "Tenant models refused (each try); their events are dead "
+            "letters.",
+            atomic_load(&m->tenant_refusals));
+    COUNTER("tenant_evictions_total",
+            "Tenant models dropped for the max_loaded bound.",
+            atomic_load(&m->tenant_evictions));
     COUNTER("learned_total",
             "Label join pairs learned online since the first checkpointed "
             "state.",

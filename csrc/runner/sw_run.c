@@ -297,6 +297,7 @@ typedef struct run {
     int32_t *f_part;
     int64_t *f_off, *f_kat;
     int32_t *f_klen;
+    int32_t *f_tlen; /* the tenant's bytes follow the key's in karena */
     char *karena;
     size_t kused, kcap;
     /* where each partition resumes: offset of its next event */
@@ -318,6 +319,9 @@ typedef struct run {
     char *strbuf;
     size_t strcap;
     int key_col; /* decoder field of the job's key, -1: message key */
+    int tenant_col; /* decoder field (or column) of the tenant, -1: none */
+    buf tenant;
+    tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
     int restored; /* started from a checkpoint */
     run_metrics *mt;
     int64_t n_late, n_invalid, n_dead, n_in, n_out;
@@ -341,7 +345,7 @@ pos_index(run *R, int32_t part)
 /* A slot in the FIFO for the next arrival number. */
 static sw_rc
 fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
-          sw_err *err)
+          const char *tname, size_t tlen, sw_err *err)
 {
     if (R->n == R->cap) {
         int64_t c = R->cap ? 2 * R->cap : 4096;
@@ -350,23 +354,27 @@ fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
         R->f_off = realloc(R->f_off, (size_t)c * sizeof(int64_t));
         R->f_kat = realloc(R->f_kat, (size_t)c * sizeof(int64_t));
         R->f_klen = realloc(R->f_klen, (size_t)c * sizeof(int32_t));
-        if (!R->f_part || !R->f_off || !R->f_kat || !R->f_klen)
+        R->f_tlen = realloc(R->f_tlen, (size_t)c * sizeof(int32_t));
+        if (!R->f_part || !R->f_off || !R->f_kat || !R->f_klen || !R->f_tlen)
             return fail(err, SW_E_NOMEM, "run: out of memory (FIFO)");
         R->cap = c;
     }
-    if (R->kused + klen > R->kcap) {
-        while (R->kused + klen > R->kcap)
+    if (R->kused + klen + tlen > R->kcap) {
+        while (R->kused + klen + tlen > R->kcap)
             R->kcap = R->kcap ? 2 * R->kcap : 65536;
         R->karena = realloc(R->karena, R->kcap);
         if (R->karena == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory (keys)");
     }
     memcpy(R->karena + R->kused, key, klen);
+    if (tlen > 0)
+        memcpy(R->karena + R->kused + klen, tname, tlen);
     R->f_part[R->n] = part;
     R->f_off[R->n] = off;
     R->f_kat[R->n] = (int64_t)R->kused;
     R->f_klen[R->n] = (int32_t)klen;
-    R->kused += klen;
+    R->f_tlen[R->n] = (int32_t)tlen;
+    R->kused += klen + tlen;
     R->n++;
     return SW_OK;
 }
@@ -387,6 +395,7 @@ fifo_drop(run *R, int64_t oldest)
     memmove(R->f_part, R->f_part + k, (size_t)rest * sizeof(int32_t));
     memmove(R->f_off, R->f_off + k, (size_t)rest * sizeof(int64_t));
     memmove(R->f_klen, R->f_klen + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->f_tlen, R->f_tlen + k, (size_t)rest * sizeof(int32_t));
     memmove(R->karena, R->karena + kfrom, R->kused - kfrom);
     for (i = 0; i < rest; i++)
         R->f_kat[i] = R->f_kat[i + k] - (int64_t)kfrom;
@@ -566,6 +575,103 @@ to_canary(const run *R, const char *key, size_t klen)
            (double)XXH3_64bits(key, klen) * 0x1p-64 < R->j->canary_fraction;
 }
 
+/* A job of tenants: each row scored by its tenant's model alone, named in
+ * the output; a refused tenant's events are dead letters with its reason
+ * (the message is on the topic at its partition and offset). */
+static sw_rc
+emit_tenants(run *R, int64_t n, sw_err *err)
+{
+    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
+    const double *dense = sw_result_dense(R->r);
+    const int64_t *ind = sw_result_indices(R->r);
+    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    double pred[256];
+    int64_t i, c;
+    int o;
+    sw_rc rc;
+
+    for (i = 0; i < n; i++) {
+        int64_t k = seq[i] - R->base, n_o;
+        const char *key;
+        size_t klen;
+        tenant *tt;
+
+        if (k < 0 || k >= R->n)
+            return fail(err, SW_E_INTERNAL,
+                        "run: row of event %lld has no FIFO slot",
+                        (long long)seq[i]);
+        key = R->karena + R->f_kat[k];
+        klen = (size_t)R->f_klen[k];
+        tt = sw_tenants_get(R->tn, key + klen, (size_t)R->f_tlen[k], now_s());
+        if (tt == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
+        if (tt->m == NULL) {
+            atomic_fetch_add(&R->mt->tenant_dead, 1);
+            R->n_dead++;
+            rc = dead_letter(R, R->f_part[k], R->f_off[k], "tenant_refused",
+                             R->j->tenant_field, NULL, 0, err);
+            if (rc != SW_OK)
+                return rc;
+            continue;
+        }
+        n_o = sw_model_n_outputs(tt->m);
+        if (n_o > 256)
+            return fail(err, SW_E_INVAL, "tenant %s: %lld outputs, at most "
+                                         "256",
+                        tt->name, (long long)n_o);
+        rc = sw_model_predict_features(tt->m, R->p, dense + i * nd,
+                                       nh ? ind + i * nh : NULL, 1, pred, n_o,
+                                       err);
+        if (rc != SW_OK)
+            return rc;
+        for (o = 0; o < R->j->n_sinks; o++) {
+            out *s = &R->outs[o];
+
+            R->line.len = 0;
+            if (s->spec->kind == OUT_CSV) {
+                add(&R->line, "%d,%lld,%lld,", R->f_part[k],
+                    (long long)R->f_off[k], (long long)t[i]);
+                add_json_str(&R->line, key, klen);
+                ADD_LIT(&R->line, ",");
+                for (c = 0; c < n_o; c++) {
+                    if (c)
+                        ADD_LIT(&R->line, ";");
+                    add_num(&R->line, pred[c]);
+                }
+                add(&R->line, ",%s,%s", tt->model, tt->sha);
+            } else {
+                ADD_LIT(&R->line, "{\"key\":");
+                add_json_str(&R->line, key, klen);
+                ADD_LIT(&R->line, ",\"prediction\":");
+                if (n_o == 1) {
+                    add_num(&R->line, pred[0]);
+                } else {
+                    ADD_LIT(&R->line, "[");
+                    for (c = 0; c < n_o; c++) {
+                        if (c)
+                            ADD_LIT(&R->line, ",");
+                        add_num(&R->line, pred[c]);
+                    }
+                    ADD_LIT(&R->line, "]");
+                }
+                ADD_LIT(&R->line, ",\"tenant\":");
+                add_json_str(&R->line, tt->name, tt->name_len);
+                ADD_LIT(&R->line, ",\"model\":");
+                add_json_str(&R->line, tt->model, strlen(tt->model));
+                add(&R->line, ",\"sha256\":\"%s\",\"partition\":%d,"
+                              "\"offset\":%lld,\"time_us\":%lld}",
+                    tt->sha, R->f_part[k], (long long)R->f_off[k],
+                    (long long)t[i]);
+            }
+            rc = out_write(s, key, klen, R->line.p, R->line.len, NULL, err);
+            if (rc != SW_OK)
+                return rc;
+        }
+    }
+    R->n_out += n;
+    return SW_OK;
+}
+
 /* Write the predictions (and feature rows) of the rows of R->r: the main
  * model's, or the canary's for its keys, and the shadow's beside them. */
 static sw_rc
@@ -578,6 +684,8 @@ emit(run *R, sw_err *err)
 
     if (n == 0) /* no rows; pairs the watermark closed may still come */
         return R->j->learn ? learn_and_predict(R, 0, err) : SW_OK;
+    if (R->tn != NULL)
+        return emit_tenants(R, n, err);
     if ((rc = R->j->learn ? learn_and_predict(R, n, err)
                           : predict_slot(R, &R->main, n, err)) != SW_OK ||
         (R->shadow.s.m != NULL &&
@@ -924,8 +1032,12 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
                 R->key.len = (size_t)kl[m];
             }
         }
+        R->tenant.len = 0;
+        if (R->tenant_col >= 0)
+            key_text(&R->tenant, cols[R->tenant_col].type,
+                     cols[R->tenant_col].data, cols[R->tenant_col].width, i);
         rc = fifo_push(R, part, off[m], R->key.p ? R->key.p : "", R->key.len,
-                       err);
+                       R->tenant.p, R->tenant.len, err);
         if (rc != SW_OK)
             goto done;
     }
@@ -1009,6 +1121,14 @@ h5_batch(run *R, int64_t count, sw_err *err)
     }
     if (R->key_col == -2)
         R->key_col = -1;
+    for (c = 0; R->tenant_col == -2 && c < b->n_columns; c++) {
+        if (!strcmp(b->columns[c].name, R->j->tenant_field))
+            R->tenant_col = c;
+    }
+    if (R->tenant_col == -2)
+        return fail(err, SW_E_INVAL,
+                    "job: tenants.field '%s' is not a column of %s",
+                    R->j->tenant_field, R->j->h5_path);
     for (i = 0; i < count && rc == SW_OK; i++) {
         offs[i] = first_row + i;
         R->key.len = 0;
@@ -1017,8 +1137,14 @@ h5_batch(run *R, int64_t count, sw_err *err)
 
             key_text(&R->key, kc->type, kc->data, kc->width, i);
         }
+        R->tenant.len = 0;
+        if (R->tenant_col >= 0) {
+            const sw_column *tc = &b->columns[R->tenant_col];
+
+            key_text(&R->tenant, tc->type, tc->data, tc->width, i);
+        }
         rc = fifo_push(R, 0, first_row + i, R->key.p ? R->key.p : "",
-                       R->key.len, err);
+                       R->key.len, R->tenant.p, R->tenant.len, err);
     }
     if (rc != SW_OK)
         goto done;
@@ -1037,7 +1163,8 @@ done:
 /* Checkpoints                                                          */
 /* ------------------------------------------------------------------ */
 
-static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '1'};
+/* 2: each buffered event's tenant, and a learning job's model */
+static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '2'};
 
 static void
 put64(buf *b, int64_t v)
@@ -1085,10 +1212,12 @@ position(run *R, buf *b)
         put64(b, R->f_part[i]);
         put64(b, R->f_off[i]);
         put64(b, R->f_klen[i]);
-        if (need(b, (size_t)R->f_klen[i]) != 0)
+        put64(b, R->f_tlen[i]);
+        if (need(b, (size_t)(R->f_klen[i] + R->f_tlen[i])) != 0)
             return -1;
-        memcpy(b->p + b->len, R->karena + R->f_kat[i], (size_t)R->f_klen[i]);
-        b->len += (size_t)R->f_klen[i];
+        memcpy(b->p + b->len, R->karena + R->f_kat[i],
+               (size_t)(R->f_klen[i] + R->f_tlen[i]));
+        b->len += (size_t)(R->f_klen[i] + R->f_tlen[i]);
     }
     /* a learning job's model is state like the pipeline's: the model file
      * rides in the checkpoint, so a restart learns no pair twice */
@@ -1172,18 +1301,19 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
     n = get64(&r);
     for (i = 0; !r.bad && i < n; i++) {
         int32_t part = (int32_t)get64(&r);
-        int64_t off = get64(&r), kl = get64(&r);
+        int64_t off = get64(&r), kl = get64(&r), tl = get64(&r);
         sw_rc rc;
 
-        if (r.bad || kl < 0 || (size_t)kl > r.len - r.at) {
+        if (r.bad || kl < 0 || tl < 0 || kl > INT32_MAX || tl > INT32_MAX ||
+            (size_t)(kl + tl) > r.len - r.at) {
             r.bad = 1;
             break;
         }
         rc = fifo_push(R, part, off, (const char *)r.p + r.at, (size_t)kl,
-                       err);
+                       (const char *)r.p + r.at + kl, (size_t)tl, err);
         if (rc != SW_OK)
             return rc;
-        r.at += (size_t)kl;
+        r.at += (size_t)(kl + tl);
     }
     n = get64(&r);
     if (!r.bad && n != R->j->learn)
@@ -1756,6 +1886,23 @@ make_decoder(run *R, sw_err *err)
         if (!strcmp(name, R->j->key_field))
             R->key_col = f;
     }
+    R->tenant_col = -1;
+    for (f = 0; R->j->tenant_field && f < sw_json_decoder_n_fields(R->d);
+         f++) {
+        const char *name;
+        int type;
+        const double *num;
+        const int64_t *ints, *sat, *slen;
+
+        sw_json_decoder_field(R->d, f, &name, &type, &num, &ints, &sat, &slen);
+        if (!strcmp(name, R->j->tenant_field))
+            R->tenant_col = f;
+    }
+    if (rc == SW_OK && R->j->tenant_field && R->tenant_col < 0)
+        rc = fail(err, SW_E_INVAL,
+                  "job: tenants.field '%s' is not a field of the bundle's "
+                  "events",
+                  R->j->tenant_field);
     if (rc == SW_OK && R->j->key_field && R->key_col < 0)
         rc = fail(err, SW_E_INVAL,
                   "job: key '%s' is not a field of the bundle's events",
@@ -1828,6 +1975,9 @@ free_run(run *R)
     free(R->f_off);
     free(R->f_kat);
     free(R->f_klen);
+    free(R->f_tlen);
+    free(R->tenant.p);
+    sw_tenants_free(R->tn);
     free(R->karena);
     free(R->main.pred);
     free(R->line.p);
@@ -1881,6 +2031,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     R.j = j;
     R.mt = mt;
     R.key_col = -2;
+    R.tenant_col = j->tenant_field ? -2 : -1;
     for (o = 0; o < RUN_MAX_SINKS + 2; o++)
         keep[o] = -1;
     R.n_outs = j->n_sinks + j->has_dead + j->has_features;
@@ -1924,6 +2075,13 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     }
     if (j->learn && (rc = check_learning(&R, err)) != SW_OK)
         goto done;
+    if (j->tenant_field != NULL) {
+        uint64_t spec_hash, schema;
+
+        sw_model_pipeline_hashes(R.main.s.m, &spec_hash, &schema);
+        if ((rc = sw_tenants_new(j, spec_hash, mt, &R.tn, err)) != SW_OK)
+            goto done;
+    }
     atomic_store(&mt->learned, R.n_learned);
     atomic_store(&mt->learn_hits, R.n_hits);
     snprintf(mt->emission, sizeof(mt->emission), "%s",

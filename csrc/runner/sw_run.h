@@ -43,6 +43,9 @@ typedef struct job {
     const char *canary;     /* scores canary_fraction of the keys, or NULL */
     double canary_fraction;
     int learn; /* learn the label join's pairs online (linear models) */
+    /* tenants: route by this field to the model "{}" names, or NULL */
+    const char *tenant_field, *tenant_model;
+    int64_t tenant_max_loaded; /* 0: no bound */
     double reload_seconds; /* poll the registry this often; 0: pinned */
     const char *runner_name; /* in the deployment log: host:pid if NULL */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
@@ -85,6 +88,8 @@ typedef struct run_metrics {
     int64_t started_unix_ms;
     _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
+    _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
+    _Atomic int64_t tenant_dead; /* events of refused tenants */
 } run_metrics;
 
 extern const double sw_lat_bounds_ms[LAT_BUCKETS];
@@ -124,5 +129,30 @@ sw_rc sw_reloader_start(const job *j, const char *ref, const char *name,
  * 0. */
 int sw_reloader_take(reloader *rl, const served *cur, served *next);
 void sw_reloader_stop(reloader *rl);
+
+/* One model per tenant (sw_tenants.c): loaded on the tenant's first event,
+ * refused alone, dropped least recently used beyond the job's bound. */
+enum { TENANT_UNLOADED, TENANT_LOADED, TENANT_REFUSED };
+
+typedef struct tenant {
+    char *name;
+    size_t name_len;
+    int state;
+    sw_model *m;         /* when loaded */
+    char model[256], sha[65]; /* how outputs name it */
+    char why[400];       /* when refused */
+    double refused_at;
+    int64_t last_use, generation;
+} tenant;
+
+typedef struct tenants tenants;
+
+sw_rc sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
+                     tenants **out, sw_err *err);
+/* The tenant of that name, its model loaded (or refused) if need be; NULL
+ * only when out of memory. now: a monotonic clock in seconds. */
+tenant *sw_tenants_get(tenants *tn, const char *name, size_t len,
+                       double now);
+void sw_tenants_free(tenants *tn);
 
 #endif

@@ -205,14 +205,19 @@ class Job:
     learn: True makes a passive-aggressive or SCW bundle learn the pairs of
     its pipeline's label join online, test then train in processing order;
     the learned model is checkpointed with the state (watermark emission;
-    the main bundle's alias is then not followed)."""
+    the main bundle's alias is then not followed). tenants: {"field":
+    "shop", "model": "shop-{}@champion", "max_loaded": 64} scores each
+    event with its tenant's model (the bundle then defines the pipeline
+    every tenant's model shares); a tenant whose model cannot serve gets
+    its events dead-lettered with reason tenant_refused."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
                  dead_letters=None, checkpoint=None, metrics_port=None,
                  batch=None, wait_ms=None, broker_outage_s=None,
                  log_every_s=None, secret_env=None, reload=None,
-                 runner_name=None, shadow=None, canary=None, learn=None):
+                 runner_name=None, shadow=None, canary=None, learn=None,
+                 tenants=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -229,7 +234,7 @@ class Job:
                      "log_every_s": log_every_s, "secret_env": secret_env,
                      "reload": reload, "runner_name": runner_name,
                      "shadow": None if shadow is None else os.fspath(shadow),
-                     "canary": canary, "learn": learn}
+                     "canary": canary, "learn": learn, "tenants": tenants}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()

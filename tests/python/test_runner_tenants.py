@@ -1,0 +1,139 @@
+"""Tenants in sw-serve run: events routed by a field to each tenant's own
+model, loaded on the tenant's first event and held under a bound; a
+tenant whose model cannot serve gets its events dead-lettered with the
+reason and the others never notice. On the embedded broker, loopback
+only, bounded in time."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import registry, serve
+
+from test_runner_live import SPEC as BASE
+
+SPEC = dict(BASE, events={"time": "ts", "time_unit": "us",
+                          "fields": dict(BASE["events"]["fields"],
+                                         shop="str")})
+T0 = 1_700_000_000_000_000
+SHOPS = ["s0", "s1", "s2", "s3", "s4", "s5"]
+
+
+@pytest.fixture(autouse=True)
+def no_runner_left():
+    yield
+    serve._end_all()
+
+
+def events(n, seed):
+    rng = np.random.default_rng(seed)
+    shop = rng.choice(SHOPS, n)
+    user = rng.integers(0, 200, n)
+    values = [json.dumps({"ts": T0 + 30_000 * i, "user": f"u{user[i]}",
+                          "shop": str(shop[i]), "item": int(i % 50),
+                          "price": float(np.round(rng.gamma(2, 10), 2)),
+                          "click": int(rng.random() < 0.2)})
+              for i in range(n)]
+    return [f"u{u}" for u in user], values, shop
+
+
+def train(path, spec, seed, n_estimators):
+    _, values, _ = events(3000, seed)
+    cols = {k: [] for k in spec["events"]["fields"]}
+    cols["ts"] = []
+    for v in values:
+        d = json.loads(v)
+        for k in cols:
+            cols[k].append(d[k])
+    cols = {k: np.array(v, dtype=object if k in ("user", "shop") else None)
+            for k, v in cols.items()}
+    p = sw.Pipeline(spec, emission="arrival")
+    out = p.push(cols)
+    m = sw.GBDTClassifier(n_estimators=n_estimators, num_leaves=7).fit(
+        serve.features(out, sparse=False), cols["click"][out.index])
+    m.save(path, pipeline=p, sparse=False)
+    return path
+
+
+def test_each_tenant_its_model_and_a_refused_one_alone(tmp_path):
+    store = str(tmp_path / "store")
+    files = {}
+    for i, shop in enumerate(SHOPS[:5]):
+        spec = SPEC if shop != "s3" else dict(
+            SPEC, features=SPEC["features"][:-1])   # another pipeline
+        files[shop] = train(str(tmp_path / f"{shop}.swm"), spec, i, 5 + i)
+        v = registry.register(files[shop], f"shop-{shop}", store=store)
+        registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    # s5 has no model at all
+    keys, values, shop = events(6000, seed=9)
+    with sw.kafka.local_broker(partitions=2) as b:
+        b.create_topic("orders", 2)
+        with sw.kafka.Sink("orders", b.bootstrap) as s:
+            s.send(values, keys=keys)
+        out, dead = tmp_path / "o.jsonl", tmp_path / "dead.jsonl"
+        # the bundle (here s0's champion) defines the shared pipeline
+        job = serve.Job(serve.kafka_source("orders", b.bootstrap),
+                        "shop-s0@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(out)],
+                        dead_letters=serve.jsonl(dead), reload=False,
+                        tenants={"field": "shop", "model": "shop-{}@champion",
+                                 "max_loaded": 2})
+        job.save(tmp_path / "job.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "job.json")], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        offline = {}
+        for s_ in ("s0", "s1", "s2", "s4"):
+            nb = serve.score_stream(sw.learners.load(files[s_]),
+                                    sw.replay.kafka("orders", b.bootstrap,
+                                                    schema=SPEC),
+                                    key="user", emission="arrival")
+            offline[s_] = {(x.partition, x.offset): x.prediction
+                           for x in nb.itertuples()}
+        shop_of = {}
+        for bt in sw.replay.kafka("orders", b.bootstrap, schema=SPEC):
+            for p_, o_, s_ in zip(bt["partition"], bt["offset"], bt["shop"]):
+                shop_of[(int(p_), int(o_))] = s_
+    lines = [json.loads(x) for x in open(out)]
+    deads = [json.loads(x) for x in open(dead)]
+    # every event once: scored by its tenant's model, or a dead letter
+    assert len(lines) + len(deads) == 6000
+    counts = {s_: int((shop == s_).sum()) for s_ in SHOPS}
+    for d in lines:
+        key = (d["partition"], d["offset"])
+        assert d["tenant"] == shop_of[key]
+        assert d["model"] == f"shop-{d['tenant']}@1"
+        assert np.float64(d["prediction"]).tobytes() == \
+            np.float64(offline[d["tenant"]][key]).tobytes()
+    assert sorted({d["tenant"] for d in lines}) == ["s0", "s1", "s2", "s4"]
+    assert len(lines) == sum(counts[s_] for s_ in ("s0", "s1", "s2", "s4"))
+    assert {shop_of[(d["partition"], d["offset"])] for d in deads} == \
+        {"s3", "s5"}
+    assert all(d["reason"] == "tenant_refused" and d["field"] == "shop"
+               for d in deads)
+    assert len(deads) == counts["s3"] + counts["s5"]
+    assert "tenant s3 refused: shop-s3@champion: its pipeline" in r.stderr
+    assert "tenant s5 refused: registry" in r.stderr
+
+
+def test_tenant_settings_are_checked(tmp_path):
+    for tenants, msg in [
+            ({"field": "shop"}, "job: tenants.model: expected a registry "
+                                "reference or path with {}"),
+            ({"field": "shop", "model": "m@x"}, "with {} where"),
+            ({"model": "{}.swm"}, "job: tenants.field: expected"),
+            ({"field": "shop", "model": "{}.swm", "max_loaded": 0},
+             "job: tenants.max_loaded: expected"),
+            ({"field": "shop", "model": "{}.swm", "color": 1},
+             "job: tenants.color: unknown key")]:
+        job = {"source": {"hdf5": {"path": "x.h5", "event_type": "e"}},
+               "bundle": "b.swm", "tenants": tenants}
+        (tmp_path / "j.json").write_text(json.dumps(job))
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "j.json")], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2
+        assert msg in r.stderr, r.stderr
