@@ -134,6 +134,7 @@ class Sink:
         self.topic = topic
         self._headers = [str(x) for kv in (headers or {}).items()
                          for x in kv]
+        self._final = None
         self._sink = _sw.kafka_sink_open(
             bootstrap, topic,
             [str(x) for kv in (config or {}).items() for x in kv])
@@ -156,9 +157,15 @@ class Sink:
                         -1 if partition is None else int(partition), h)
 
     def flush(self, timeout=30.0):
-        """Wait for every acknowledgement; returns {sent, acked, failed}."""
+        """Wait for every acknowledgement; returns {sent, acked, failed}.
+        On a closed sink, the counts of its last flush."""
+        if self._sink is None:
+            if self._final is None:
+                raise _sw.StateError("kafka sink: closed before any flush")
+            return dict(self._final)
         sent, acked, failed = self._sink.flush(int(timeout * 1000))
-        return {"sent": sent, "acked": acked, "failed": failed}
+        self._final = {"sent": sent, "acked": acked, "failed": failed}
+        return dict(self._final)
 
     def close(self):
         """Free the producer (flush first: what is queued is dropped)."""
