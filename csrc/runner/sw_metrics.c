@@ -59,6 +59,47 @@ now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A tenant's name as a Prometheus label value: quotes, backslashes and
+ * line ends escaped, as the exposition format says. */
+static void
+put_label(text *t, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            put(t, "\\%c", *s);
+        else if (*s == '\n')
+            put(t, "\\n");
+        else
+            put(t, "%c", *s);
+    }
+}
+
+static void
+tenant_scored(void *ctx, const tenant *tt)
+{
+    put(ctx, "sw_tenant_predictions_total{tenant=\"");
+    put_label(ctx, tt->name);
+    put(ctx, "\"} %lld\n", (long long)atomic_load(&tt->n_scored));
+}
+
+static void
+tenant_dead(void *ctx, const tenant *tt)
+{
+    put(ctx, "sw_tenant_dead_letters_total{tenant=\"");
+    put_label(ctx, tt->name);
+    put(ctx, "\"} %lld\n", (long long)atomic_load(&tt->n_dead));
+}
+
+static void
+tenant_info(void *ctx, const tenant *tt)
+{
+    put(ctx, "sw_tenant_model_info{tenant=\"");
+    put_label(ctx, tt->name);
+    put(ctx, "\",model=\"");
+    put_label(ctx, tt->state == TENANT_REFUSED ? "" : tt->model);
+    put(ctx, "\"} %d\n", tt->state == TENANT_REFUSED ? 0 : 1);
+}
+
 static void
 prometheus(run_metrics *m, text *t)
 {
@@ -153,6 +194,18 @@ prometheus(run_metrics *m, text *t)
           "The longest the loop waited for a model swap.", "%.6f",
           (double)atomic_load(&m->swap_max_us) / 1e6);
     pthread_mutex_lock(&m->info_lock);
+    if (m->tn != NULL) {
+        put(t, "# HELP sw_tenant_predictions_total Events scored by the "
+               "tenant's model.\n# TYPE sw_tenant_predictions_total counter\n");
+        sw_tenants_each(m->tn, tenant_scored, t);
+        put(t, "# HELP sw_tenant_dead_letters_total Events dead-lettered "
+               "while the tenant's model was refused.\n# TYPE "
+               "sw_tenant_dead_letters_total counter\n");
+        sw_tenants_each(m->tn, tenant_dead, t);
+        put(t, "# HELP sw_tenant_model_info The tenant's model: loaded 1, "
+               "refused 0.\n# TYPE sw_tenant_model_info gauge\n");
+        sw_tenants_each(m->tn, tenant_info, t);
+    }
     put(t, "# HELP sw_model_info The model being served.\n# TYPE sw_model_info "
            "gauge\nsw_model_info{model=\"%s\",sha256=\"%s\",emission=\"%s\"} "
            "1\n",

@@ -606,6 +606,7 @@ emit_tenants(run *R, int64_t n, sw_err *err)
         if (tt == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
         if (tt->m == NULL) {
+            atomic_fetch_add(&tt->n_dead, 1);
             atomic_fetch_add(&R->mt->tenant_dead, 1);
             R->n_dead++;
             rc = dead_letter(R, R->f_part[k], R->f_off[k], "tenant_refused",
@@ -624,6 +625,8 @@ emit_tenants(run *R, int64_t n, sw_err *err)
                                        err);
         if (rc != SW_OK)
             return rc;
+        atomic_fetch_add(&tt->n_scored, 1);
+        R->n_out++;
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
 
@@ -668,7 +671,6 @@ emit_tenants(run *R, int64_t n, sw_err *err)
                 return rc;
         }
     }
-    R->n_out += n;
     return SW_OK;
 }
 
@@ -1977,6 +1979,9 @@ free_run(run *R)
     free(R->f_klen);
     free(R->f_tlen);
     free(R->tenant.p);
+    pthread_mutex_lock(&R->mt->info_lock); /* the endpoint lets go of it */
+    R->mt->tn = NULL;
+    pthread_mutex_unlock(&R->mt->info_lock);
     sw_tenants_free(R->tn);
     free(R->karena);
     free(R->main.pred);
@@ -2081,6 +2086,9 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         sw_model_pipeline_hashes(R.main.s.m, &spec_hash, &schema);
         if ((rc = sw_tenants_new(j, spec_hash, mt, &R.tn, err)) != SW_OK)
             goto done;
+        pthread_mutex_lock(&mt->info_lock);
+        mt->tn = R.tn;
+        pthread_mutex_unlock(&mt->info_lock);
     }
     atomic_store(&mt->learned, R.n_learned);
     atomic_store(&mt->learn_hits, R.n_hits);

@@ -90,6 +90,7 @@ typedef struct run_metrics {
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
     _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
     _Atomic int64_t tenant_dead; /* events of refused tenants */
+    struct tenants *tn; /* per-tenant counters; guarded by info_lock */
 } run_metrics;
 
 extern const double sw_lat_bounds_ms[LAT_BUCKETS];
@@ -143,6 +144,7 @@ typedef struct tenant {
     char why[400];       /* when refused */
     double refused_at;
     int64_t last_use, generation;
+    _Atomic int64_t n_scored, n_dead; /* read by the metrics endpoint */
 } tenant;
 
 typedef struct tenants tenants;
@@ -154,5 +156,9 @@ sw_rc sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
 tenant *sw_tenants_get(tenants *tn, const char *name, size_t len,
                        double now);
 void sw_tenants_free(tenants *tn);
+/* Call fn on every tenant, the table locked (the metrics endpoint's view,
+ * from its own thread). */
+void sw_tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
+                     void *ctx);
 
 #endif

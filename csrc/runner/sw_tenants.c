@@ -28,6 +28,7 @@
 #define RETRY_S 10.0 /* a refused tenant is tried again after this */
 
 struct tenants {
+    pthread_mutex_t lock; /* the table, against the metrics thread */
     const job *j;
     uint64_t spec_hash; /* the pipeline every tenant's model must have */
     run_metrics *mt;
@@ -51,6 +52,7 @@ sw_tenants_free(tenants *tn)
         }
     }
     free(tn->slots);
+    pthread_mutex_destroy(&tn->lock);
     free(tn);
 }
 
@@ -71,6 +73,7 @@ sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
         snprintf(err->msg, sizeof(err->msg), "tenants: out of memory");
         return SW_E_NOMEM;
     }
+    pthread_mutex_init(&tn->lock, NULL);
     tn->j = j;
     tn->spec_hash = spec_hash;
     tn->mt = mt;
@@ -221,8 +224,22 @@ refused:
     atomic_fetch_add(&tn->mt->tenant_refusals, 1);
 }
 
-tenant *
-sw_tenants_get(tenants *tn, const char *name, size_t len, double now)
+void
+sw_tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
+                void *ctx)
+{
+    size_t i;
+
+    pthread_mutex_lock(&tn->lock);
+    for (i = 0; i < tn->cap; i++) {
+        if (tn->slots[i] != NULL)
+            fn(ctx, tn->slots[i]);
+    }
+    pthread_mutex_unlock(&tn->lock);
+}
+
+static tenant *
+get_locked(tenants *tn, const char *name, size_t len, double now)
 {
     size_t i;
     tenant *t;
@@ -251,5 +268,16 @@ sw_tenants_get(tenants *tn, const char *name, size_t len, double now)
             t->refused_at = now;
         evict(tn);
     }
+    return t;
+}
+
+tenant *
+sw_tenants_get(tenants *tn, const char *name, size_t len, double now)
+{
+    tenant *t;
+
+    pthread_mutex_lock(&tn->lock);
+    t = get_locked(tn, name, len, now);
+    pthread_mutex_unlock(&tn->lock);
     return t;
 }

@@ -13,6 +13,14 @@ import streamwise as sw
 from streamwise import registry, serve
 
 from test_runner_live import SPEC as BASE
+from test_runner_live import free_port, wait_for
+
+
+def _scored(run):
+    try:
+        return run.status()["predictions"]
+    except OSError:
+        return 0
 
 SPEC = dict(BASE, events={"time": "ts", "time_unit": "us",
                           "fields": dict(BASE["events"]["fields"],
@@ -85,6 +93,34 @@ def test_each_tenant_its_model_and_a_refused_one_alone(tmp_path):
                             str(tmp_path / "job.json")], capture_output=True,
                            text=True, timeout=300)
         assert r.returncode == 0, r.stderr
+        # the same live, with the per-tenant counters on /metrics
+        port = free_port()
+        live = serve.Job(serve.kafka_source("orders", b.bootstrap,
+                                            group="live"),
+                         "shop-s0@champion", registry=store, key="user",
+                         sinks=[serve.jsonl(tmp_path / "live.jsonl")],
+                         dead_letters=serve.jsonl(tmp_path / "ld.jsonl"),
+                         reload=False, metrics_port=port,
+                         tenants={"field": "shop",
+                                  "model": "shop-{}@champion"})
+        run = live.start(str(tmp_path / "live.json"))
+        n_ok = int(sum((shop == s_).sum() for s_ in ("s0", "s1", "s2", "s4")))
+        try:
+            wait_for(lambda: _scored(run) >= n_ok, 60, "the live run")
+            metrics = run.metrics()
+        finally:
+            run.stop()
+        for s_ in ("s0", "s1", "s2", "s4"):
+            assert metrics[f'sw_tenant_predictions_total{{tenant="{s_}"}}'] \
+                == (shop == s_).sum()
+            assert metrics[f'sw_tenant_model_info{{tenant="{s_}",'
+                           f'model="shop-{s_}@1"}}'] == 1
+        for s_ in ("s3", "s5"):
+            assert metrics[f'sw_tenant_dead_letters_total{{tenant="{s_}"}}'] \
+                == (shop == s_).sum()
+            assert metrics[f'sw_tenant_model_info{{tenant="{s_}",'
+                           f'model=""}}'] == 0
+        assert metrics["sw_tenant_refusals_total"] == 2
         offline = {}
         for s_ in ("s0", "s1", "s2", "s4"):
             nb = serve.score_stream(sw.learners.load(files[s_]),
