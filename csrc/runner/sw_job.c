@@ -284,13 +284,14 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
         "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", "tenants", NULL};
+        "learn", "tenants", "control", NULL};
     static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
                                             "keep", "background", NULL};
     static const char *const reload_keys[] = {"poll_s", NULL};
     static const char *const canary_keys[] = {"model", "fraction", NULL};
     static const char *const tenant_keys[] = {"field", "model", "max_loaded",
                                               NULL};
+    static const char *const control_keys[] = {"topic", "bootstrap", NULL};
     const char *at;
     json_error_t jerr;
     json_t *v, *c;
@@ -346,6 +347,25 @@ sw_job_load(const char *path, job *j, sw_err *err)
         }
     }
     j->runner_name = str(j->root, "runner_name");
+    v = json_object_get(j->root, "control");
+    if (v != NULL) {
+        if (!json_is_object(v))
+            return bad(err, "control",
+                       "{\"topic\": the control topic, \"bootstrap\": "
+                       "servers (default: the source's)}");
+        if ((rc = only(v, "control", control_keys, err)) != SW_OK)
+            return rc;
+        j->control_topic = str(v, "topic");
+        j->control_bootstrap = str(v, "bootstrap") ? str(v, "bootstrap")
+                                                   : j->bootstrap;
+        if (j->control_topic == NULL)
+            return bad(err, "control.topic", "a topic name");
+        if (j->control_bootstrap == NULL)
+            return bad(err, "control.bootstrap",
+                       "bootstrap servers (the source is no Kafka topic)");
+        if (j->registry == NULL)
+            return bad(err, "control", "a \"registry\" it announces");
+    }
     v = json_object_get(j->root, "learn");
     if (v != NULL && !json_is_boolean(v))
         return bad(err, "learn",

@@ -12,6 +12,11 @@
  * between two batches (sw_reloader_take: a pointer swap), so every event
  * is scored by exactly one version and the loop stalls for microseconds.
  *
+ * With a control topic, registry.promote's announcements
+ * ({"model", "alias", "version", "action"}) make the thread look at once
+ * instead of at its next poll; the poll stays the safety net (a message
+ * read before the consumer joined its group, a broker that is down).
+ *
  * A version whose pipeline differs from the running one is refused: the
  * running state was built by the old spec, and features computed from it
  * would not be the new model's features. Rebuilding state from retained
@@ -169,11 +174,68 @@ look(reloader *rl)
     pthread_mutex_unlock(&rl->lock);
 }
 
+/* Whether the control topic's last batch names this reloader's model
+ * (its name; and its alias, when the message has one). */
+static int
+announced(reloader *rl, sw_kafka_source *ks, int64_t count)
+{
+    const int32_t *part;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl;
+    const unsigned char *bytes;
+    const char *at = strchr(rl->ref, '@');
+    size_t nlen = at ? (size_t)(at - rl->ref) : strlen(rl->ref);
+    int64_t i;
+    int hit = 0;
+
+    sw_kafka_source_batch(ks, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    for (i = 0; i < count; i++) {
+        json_t *msg = vl[i] > 0 ? json_loadb((const char *)bytes + va[i],
+                                             (size_t)vl[i], 0, NULL)
+                                : NULL;
+        const char *model = json_string_value(json_object_get(msg, "model"));
+        const char *alias = json_string_value(json_object_get(msg, "alias"));
+
+        if (model != NULL && strlen(model) == nlen &&
+            !strncmp(model, rl->ref, nlen) &&
+            (alias == NULL || at == NULL || !strcmp(alias, at + 1)))
+            hit = 1;
+        json_decref(msg);
+    }
+    return hit;
+}
+
+/* The control topic's consumer: every runner reads every announcement, so
+ * each has a group of its own; from the earliest offset, since a look is
+ * idempotent and a message sent while the group formed must not be lost. */
+static sw_kafka_source *
+control_open(reloader *rl)
+{
+    const char *conf[] = {"session.timeout.ms", "6000",
+                          "heartbeat.interval.ms", "500",
+                          "auto.offset.reset", "earliest", NULL};
+    char group[400];
+    sw_kafka_source *ks = NULL;
+    sw_err err = {0};
+
+    snprintf(group, sizeof(group), "sw-control-%s-%ld", rl->runner,
+             (long)getpid());
+    if (sw_kafka_source_subscribe(rl->j->control_bootstrap,
+                                  rl->j->control_topic, group, 50, conf, &ks,
+                                  &err) != SW_OK) {
+        fprintf(stderr, "sw-serve: reload: control topic %s: %s (polling "
+                        "the registry only)\n",
+                rl->j->control_topic, err.msg);
+        return NULL;
+    }
+    return ks;
+}
+
 static void *
 reload_main(void *arg)
 {
     reloader *rl = arg;
     sw_registry_watch *w = NULL;
+    sw_kafka_source *ks = rl->j->control_topic ? control_open(rl) : NULL;
     sw_err err = {0};
     double next = 0;
 
@@ -208,6 +270,24 @@ reload_main(void *arg)
                 look(rl);
             }
         }
+        if (ks != NULL) {
+            int64_t count = 0;
+
+            /* waits up to 50 ms: the loop's pace, as the timed wait's */
+            if (sw_kafka_source_next(ks, 64, &count, &err) != SW_OK) {
+                fprintf(stderr, "sw-serve: reload: control topic: %s "
+                                "(polling the registry only)\n",
+                        err.msg);
+                sw_kafka_source_free(ks);
+                ks = NULL;
+            } else if (count > 0 && announced(rl, ks, count)) {
+                fprintf(stderr, "sw-serve: reload: %s announced on %s\n",
+                        rl->ref, rl->j->control_topic);
+                look(rl);
+            }
+            pthread_mutex_lock(&rl->lock);
+            continue;
+        }
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 50 * 1000000L; /* a swap is recorded within 50 ms */
         if (until.tv_nsec >= 1000000000L) {
@@ -220,6 +300,7 @@ reload_main(void *arg)
     }
     pthread_mutex_unlock(&rl->lock);
     sw_registry_watch_free(w);
+    sw_kafka_source_free(ks);
     return NULL;
 }
 

@@ -47,6 +47,8 @@ typedef struct job {
     const char *tenant_field, *tenant_model;
     int64_t tenant_max_loaded; /* 0: no bound */
     double reload_seconds; /* poll the registry this often; 0: pinned */
+    /* the control topic: promotions announced, or NULL */
+    const char *control_topic, *control_bootstrap;
     const char *runner_name; /* in the deployment log: host:pid if NULL */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
     const char *key_field;

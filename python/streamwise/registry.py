@@ -131,10 +131,17 @@ def register(source, name, store=None):
 
 
 def promote(name, version, alias="champion", reason="", evidence=None,
-            who=None, store=None):
+            who=None, store=None, control=None):
     """Point alias at version and append the promotion to the log; returns
     the promotion's generation number. A reason is required: the log is
-    what people read when they ask why."""
+    what people read when they ask why.
+
+    control: {"topic": ..., "bootstrap": ...} (default: the environment's
+    STREAMWISE_CONTROL_TOPIC and STREAMWISE_KAFKA_BOOTSTRAP, when both are
+    set) announces the promotion on a control topic, keyed name@alias:
+    {"model", "alias", "version", "generation", "action": "deploy"}.
+    Runners whose job names that topic look at the registry at once
+    instead of at their next poll."""
     _check_name(name)
     if not reason or not str(reason).strip():
         raise _sw.InvalidArgument("promote: give a reason (it is kept in the "
@@ -167,7 +174,26 @@ def promote(name, version, alias="champion", reason="", evidence=None,
                     "generation = excluded.generation",
                     (name, alias, int(version), gen))
         return gen
-    return st.write(move)
+    gen = st.write(move)
+    _announce(control, name, alias, int(version), gen)
+    return gen
+
+
+def _announce(control, name, alias, version, gen):
+    """The promotion on the control topic, after it is in the store (a
+    runner that reads the message must find it there)."""
+    if control is None:
+        topic = os.environ.get("STREAMWISE_CONTROL_TOPIC")
+        bootstrap = os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
+        if not (topic and bootstrap):
+            return
+        control = {"topic": topic, "bootstrap": bootstrap}
+    from .kafka import Sink
+    msg = json.dumps({"model": name, "alias": alias, "version": version,
+                      "generation": gen, "action": "deploy"},
+                     sort_keys=True)
+    with Sink(control["topic"], control["bootstrap"]) as s:
+        s.send(msg, keys=f"{name}@{alias}")
 
 
 def _versions_text(con, name):

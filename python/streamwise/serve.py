@@ -209,7 +209,10 @@ class Job:
     "shop", "model": "shop-{}@champion", "max_loaded": 64} scores each
     event with its tenant's model (the bundle then defines the pipeline
     every tenant's model shares); a tenant whose model cannot serve gets
-    its events dead-lettered with reason tenant_refused."""
+    its events dead-lettered with reason tenant_refused. control:
+    {"topic": ..., "bootstrap": ...} a control topic on which
+    registry.promote(..., control=...) announces promotions: the runner
+    looks at the registry at once instead of at its next poll."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
@@ -217,7 +220,7 @@ class Job:
                  batch=None, wait_ms=None, broker_outage_s=None,
                  log_every_s=None, secret_env=None, reload=None,
                  runner_name=None, shadow=None, canary=None, learn=None,
-                 tenants=None):
+                 tenants=None, control=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -234,7 +237,8 @@ class Job:
                      "log_every_s": log_every_s, "secret_env": secret_env,
                      "reload": reload, "runner_name": runner_name,
                      "shadow": None if shadow is None else os.fspath(shadow),
-                     "canary": canary, "learn": learn, "tenants": tenants}
+                     "canary": canary, "learn": learn, "tenants": tenants,
+                     "control": control}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -293,3 +294,42 @@ def test_shadow_and_canary_score_beside_the_champion(tmp_path):
     assert shadows == {"fraud@2", "fraud@4"}
     share = sum(m == "fraud@3" for m in route.values()) / len(route)
     assert 0.15 < share < 0.35, share      # 300 keys, a quarter expected
+
+
+def test_a_control_topic_announcement_deploys_before_the_next_poll(tmp_path):
+    store = str(tmp_path / "store")
+    v1 = train_bundle(str(tmp_path / "v1.swm"), n=3000)
+    v2 = train_bundle(str(tmp_path / "v2.swm"), n=4000)
+    registry.register(v1, "m", store=store)
+    registry.register(v2, "m", store=store)
+    registry.promote("m", 1, reason="first", store=store)
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("t", 1)
+        b.create_topic("sw-control", 1)
+        control = {"topic": "sw-control", "bootstrap": b.bootstrap}
+        # a poll once a minute: only the announcement can be this quick
+        job = serve.Job(serve.kafka_source("t", b.bootstrap, group="g"),
+                        "m@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(tmp_path / "o.jsonl")],
+                        metrics_port=free_port(), reload={"poll_s": 60},
+                        control=control)
+        run = job.start(str(tmp_path / "job.json"))
+        try:
+            wait_for(status_says(run, model="m@1"), 30, "start")
+            time.sleep(1.5)            # past the first poll
+            t0 = time.time()
+            registry.promote("m", 2, reason="announced", store=store,
+                             control=control)
+            # the control consumer joins its group within seconds and
+            # reads from the earliest offset: nothing sent meanwhile is lost
+            wait_for(status_says(run, model="m@2"), 15, "the announcement")
+            took = time.time() - t0
+        finally:
+            log = run.stop()
+        got = [json.loads(v) for bt in sw.replay.kafka("sw-control",
+                                                       b.bootstrap)
+               for v in bt["value"]]
+    assert took < 15
+    assert got == [{"action": "deploy", "alias": "champion",
+                    "generation": 2, "model": "m", "version": 2}]
+    assert "m@champion announced on sw-control" in log
