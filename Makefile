@@ -69,6 +69,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3-nbclient python3-nbformat python3-ipykernel
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
+        print-link-flags \
         nbtest check-conf conf-doc bench clean fuzz fuzz-build fuzz-smoke
 
 all: lib runner ext $(BIN)/streamwise
@@ -254,6 +255,12 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 	        --no-install-recommends $$missing; \
 	fi
+
+# The link line of anything that links the archives, for setup.py: the
+# same library detection as the runner's, so the extension never names a
+# library this machine does not have.
+print-link-flags:
+	@echo $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS)
 
 clean:
 	rm -rf $(BUILD) python/streamwise/*.so python/streamwise/__pycache__

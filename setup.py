@@ -1,9 +1,12 @@
-"""Build streamwise._sw, linking the core archive that `make lib` builds.
+"""Build streamwise._sw, linking the core archives that `make lib` builds.
 
-The extension never compiles csrc/ itself: it links build/libswcore.a, the
-very archive the runner and the C tests link, so all three run identical
-object code. Build in place with `make` (or `python3 setup.py build_ext
---inplace`); `pip install --no-build-isolation .` also works offline.
+The extension never compiles csrc/ itself: it links build/libswcore.a and
+build/libswio.a, the very archives the runner and the C tests link, so all
+three run identical object code. `make` (or `make ext`) builds in place;
+`pip install --no-build-isolation .` also works offline. Nothing runs at
+import time: build_ext asks make for the archives and for the link line
+(`make print-link-flags`, the Makefile's own library detection: a library
+this machine lacks is never named, its adapter builds as a stub).
 """
 import glob
 import os
@@ -11,23 +14,32 @@ import subprocess
 
 import numpy
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = os.path.join(HERE, "build", "libswcore.a")
 IO = os.path.join(HERE, "build", "libswio.a")
 
-# Build (or refresh) the core archive first; make is the only build of csrc/.
-subprocess.check_call(["make", "--no-print-directory", "-C", HERE, "lib"])
+
+def _make(*args):
+    return subprocess.check_output(["make", "--no-print-directory", "-s",
+                                    "-C", HERE, *args], text=True)
 
 
+class BuildExt(build_ext):
+    """make lib first (make is the only build of csrc/), then link with the
+    Makefile's flags."""
 
-def _pkg_dirs(name):
-    try:
-        out = subprocess.check_output(["pkg-config", "--libs-only-L", name],
-                                      text=True)
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return [f[2:] for f in out.split() if f.startswith("-L")]
+    def run(self):
+        subprocess.check_call(["make", "--no-print-directory", "-C", HERE,
+                               "lib"])
+        flags = _make("print-link-flags").split()
+        for e in self.extensions:
+            e.libraries = [f[2:] for f in flags if f.startswith("-l")]
+            e.library_dirs = [f[2:] for f in flags if f.startswith("-L")]
+            e.extra_link_args = [f for f in flags
+                                 if not f.startswith(("-l", "-L"))]
+        super().run()
 
 
 ext = Extension(
@@ -40,11 +52,6 @@ ext = Extension(
     extra_objects=[IO, CORE],
     depends=[IO, CORE, "csrc/include/streamwise.h",     # relink on change
              "python/streamwise/_ext/module.h"],
-    libraries=["sqlite3", "rdkafka", "hdf5", "avro", "jansson", "yajl", "xxhash",
-               "sodium", "z", "openblas", "m"],
-    # Debian keeps the serial libhdf5 in a directory of its own
-    library_dirs=_pkg_dirs("hdf5"),
-    extra_link_args=["-pthread"],
     extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-ffp-contract=off"],
 )
 
@@ -52,4 +59,5 @@ setup(
     package_dir={"": "python"},
     packages=["streamwise", "streamwise.datasets"],
     ext_modules=[ext],
+    cmdclass={"build_ext": BuildExt},
 )

@@ -21,7 +21,9 @@ def data_dir(path=None):
     """The data directory: ``path``, else $STREAMWISE_DATA, else
     ``../shared/datasets`` beside the project or the working directory."""
     candidates = [path, os.environ.get("STREAMWISE_DATA"),
-                  os.path.join(_HERE, "..", "..", "shared", "datasets"),
+                  # python/streamwise/datasets -> the project's parent
+                  os.path.join(_HERE, "..", "..", "..", "..", "shared",
+                               "datasets"),
                   os.path.join(os.getcwd(), "..", "shared", "datasets")]
     for c in candidates:
         if c and os.path.isdir(c):
