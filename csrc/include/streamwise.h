@@ -725,6 +725,19 @@ sw_rc sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
 sw_rc sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err);
 void sw_registry_watch_free(sw_registry_watch *w);
 
+/* Register model file bytes buf (len) as the next version of name in the
+ * store, as streamwise.registry.register does: the file goes to
+ * models/<name>/<version>.swm (read-only, written atomically), the row to
+ * model_versions with source (a text: where it came from, e.g. a JSON
+ * lineage) and created_by, in one write transaction. Bytes already
+ * registered under name give their version and write nothing. *version
+ * receives the version. The bytes are not verified here: load them first
+ * (the runner registers what it has just saved). */
+sw_rc sw_registry_register(const char *store_dir, const char *name,
+                           const unsigned char *buf, size_t len,
+                           const char *source, const char *created_by,
+                           int64_t *version, sw_err *err);
+
 /* What a deployment did with a version. */
 typedef enum sw_deploy_status {
     SW_DEPLOY_SERVING = 0, /* the runner switched to it */

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_KNOWN 2 /* newest store schema this build understands */
 
@@ -350,6 +352,124 @@ done:
     return rc;
 }
 
+sw_rc
+sw_registry_register(const char *store_dir, const char *name,
+                     const unsigned char *buf, size_t len, const char *source,
+                     const char *created_by, int64_t *version, sw_err *err)
+{
+    char check[129], db_path[4096], folder[4096], path[4200], rel[512];
+    char hex[65];
+    const char *sel;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    struct timespec ts;
+    int64_t v = 0;
+    int i, began = 0;
+    sw_rc rc;
+
+    if (version != NULL)
+        *version = 0;
+    if (store_dir == NULL || name == NULL || buf == NULL || version == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry register: NULL argument");
+    if ((rc = parse_ref(name, check, sizeof(check), &sel, err)) != SW_OK)
+        return rc;
+    if (*sel != '\0' || strchr(name, '@') != NULL)
+        return sw_fail(err, SW_E_INVAL,
+                       "registry register: '%s' is a reference, not a name",
+                       name);
+    if (sodium_init() < 0)
+        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+    crypto_hash_sha256(digest, buf, len);
+    for (i = 0; i < (int)sizeof(digest); i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
+    snprintf(folder, sizeof(folder), "%s/models/%s", store_dir, name);
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    sqlite3_busy_timeout(db, 60000);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    began = 1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT version FROM model_versions WHERE name = "
+                           "?1 AND sha256 = ?2",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, hex, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        *version = sqlite3_column_int64(q, 0); /* the same bytes */
+        rc = SW_OK;
+        goto done;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT coalesce(max(version), 0) FROM "
+                           "model_versions WHERE name = ?1",
+                           -1, &q, NULL) != SQLITE_OK ||
+        (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC),
+         sqlite3_step(q) != SQLITE_ROW)) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    v = sqlite3_column_int64(q, 0) + 1;
+    sqlite3_finalize(q);
+    q = NULL;
+    snprintf(path, sizeof(path), "%s/models", store_dir);
+    if ((mkdir(path, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(folder, 0755) != 0 && errno != EEXIST)) {
+        rc = sw_fail(err, SW_E_IO, "%s: %s", folder, strerror(errno));
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s/%lld.swm", folder, (long long)v);
+    snprintf(rel, sizeof(rel), "models/%s/%lld.swm", name, (long long)v);
+    if ((rc = sw_write_atomic(path, buf, len, err)) != SW_OK)
+        goto done;
+    chmod(path, 0444);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO model_versions (name, version, "
+                           "sha256, path, size, source, source_run, created, "
+                           "created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, "
+                           "?7, ?8)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(db, db_path, err);
+        goto done;
+    }
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, v);
+    sqlite3_bind_text(q, 3, hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, rel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)len);
+    sqlite3_bind_text(q, 6, source ? source : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 7, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    sqlite3_bind_text(q, 8, created_by ? created_by : "sw-serve", -1,
+                      SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        rc = db_fail(db, db_path, err);
+        unlink(path);
+        goto done;
+    }
+    *version = v;
+    rc = SW_OK;
+done:
+    sqlite3_finalize(q);
+    if (began)
+        sqlite3_exec(db, rc == SW_OK ? "COMMIT" : "ROLLBACK", NULL, NULL,
+                     NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
 #else /* !SW_HAVE_SQLITE */
 
 sw_rc
@@ -401,6 +521,18 @@ sw_registry_record(const char *store_dir, const char *ref, int64_t version,
 {
     (void)store_dir, (void)ref, (void)version, (void)sha256_hex;
     (void)runner, (void)status, (void)reason;
+    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+}
+
+sw_rc
+sw_registry_register(const char *store_dir, const char *name,
+                     const unsigned char *buf, size_t len, const char *source,
+                     const char *created_by, int64_t *version, sw_err *err)
+{
+    (void)store_dir, (void)name, (void)buf, (void)len, (void)source;
+    (void)created_by;
+    if (version != NULL)
+        *version = 0;
     return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
 }
 

@@ -292,6 +292,7 @@ sw_job_load(const char *path, job *j, sw_err *err)
     static const char *const tenant_keys[] = {"field", "model", "max_loaded",
                                               NULL};
     static const char *const control_keys[] = {"topic", "bootstrap", NULL};
+    static const char *const learn_keys[] = {"snapshot_every", "name", NULL};
     const char *at;
     json_error_t jerr;
     json_t *v, *c;
@@ -367,11 +368,24 @@ sw_job_load(const char *path, job *j, sw_err *err)
             return bad(err, "control", "a \"registry\" it announces");
     }
     v = json_object_get(j->root, "learn");
-    if (v != NULL && !json_is_boolean(v))
+    if (v != NULL && !json_is_boolean(v) && !json_is_object(v))
         return bad(err, "learn",
-                   "true (learn the bundle's label join pairs online) or "
-                   "false");
-    j->learn = json_is_true(v);
+                   "true (learn the bundle's label join pairs online), false, "
+                   "or {\"snapshot_every\": pairs, \"name\": model name}");
+    j->learn = json_is_true(v) || json_is_object(v);
+    if (json_is_object(v)) {
+        if ((rc = only(v, "learn", learn_keys, err)) != SW_OK)
+            return rc;
+        c = json_object_get(v, "snapshot_every");
+        if (c != NULL && (!json_is_integer(c) || json_integer_value(c) < 1))
+            return bad(err, "learn.snapshot_every",
+                       "how many pairs between registered snapshots, >= 1");
+        j->snapshot_every = c ? json_integer_value(c) : 0;
+        j->snapshot_name = str(v, "name");
+        if (j->snapshot_every > 0 && j->registry == NULL)
+            return bad(err, "learn.snapshot_every",
+                       "a \"registry\" to register the snapshots in");
+    }
     v = json_object_get(j->root, "tenants");
     if (v != NULL) {
         if (!json_is_object(v))

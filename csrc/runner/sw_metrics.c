@@ -182,6 +182,9 @@ prometheus(run_metrics *m, text *t)
     COUNTER("tenant_evictions_total",
             "Tenant models dropped for the max_loaded bound.",
             atomic_load(&m->tenant_evictions));
+    COUNTER("learn_snapshots_total",
+            "Learned models registered as new versions.",
+            atomic_load(&m->snapshots));
     COUNTER("learned_total",
             "Label join pairs learned online since the first checkpointed "
             "state.",

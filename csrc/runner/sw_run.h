@@ -43,6 +43,8 @@ typedef struct job {
     const char *canary;     /* scores canary_fraction of the keys, or NULL */
     double canary_fraction;
     int learn; /* learn the label join's pairs online (linear models) */
+    int64_t snapshot_every; /* register the learned model every n pairs */
+    const char *snapshot_name; /* as versions of this name */
     /* tenants: route by this field to the model "{}" names, or NULL */
     const char *tenant_field, *tenant_model;
     int64_t tenant_max_loaded; /* 0: no bound */
@@ -90,6 +92,7 @@ typedef struct run_metrics {
     int64_t started_unix_ms;
     _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
+    _Atomic int64_t snapshots; /* learned models registered */
     _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
     _Atomic int64_t tenant_dead; /* events of refused tenants */
     struct tenants *tn; /* per-tenant counters; guarded by info_lock */

@@ -285,10 +285,14 @@ def versions(name, store=None):
     import pandas as pd
     st = get_store(store)
     rows = st.read("SELECT version, sha256, size, created, created_by, "
-                   "source_run FROM model_versions WHERE name = ? "
+                   "source_run, source FROM model_versions WHERE name = ? "
                    "ORDER BY version", (name,))
     df = pd.DataFrame(rows, columns=["version", "sha256", "size", "created",
-                                     "created_by", "source_run"])
+                                     "created_by", "source_run", "source"])
+    # a runner's learned snapshot records its lineage as JSON: the parent
+    # version, the pairs learned, the outcome offsets learned from
+    df["lineage"] = [json.loads(x) if isinstance(x, str) and
+                     x.startswith("{") else None for x in df["source"]]
     df["created"] = pd.to_datetime(df["created"], unit="s")
     aliases = {}
     for alias, v in st.read("SELECT alias, version FROM aliases WHERE "

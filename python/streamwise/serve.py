@@ -202,8 +202,10 @@ class Job:
     output's "shadow"; canary: {"model": ref, "fraction": 0.05} scores
     that fraction of the keys (by the XXH3-64 hash of the key) instead of
     the main model. Both follow their registry aliases like the bundle.
-    learn: True makes a passive-aggressive or SCW bundle learn the pairs of
-    its pipeline's label join online, test then train in processing order;
+    learn: True (or {"snapshot_every": n, "name": ...}: register the
+    learned model every n pairs, with lineage) makes a passive-aggressive
+    or SCW bundle learn the pairs of its pipeline's label join online,
+    test then train in processing order;
     the learned model is checkpointed with the state (watermark emission;
     the main bundle's alias is then not followed). tenants: {"field":
     "shop", "model": "shop-{}@champion", "max_loaded": 64} scores each

@@ -201,3 +201,41 @@ def test_learning_needs_a_linear_model_a_join_and_the_watermark(tmp_path):
                            text=True, timeout=60)
         assert r.returncode != 0
         assert msg in r.stderr, r.stderr
+
+
+def test_learned_snapshots_are_registered_with_their_lineage(tmp_path):
+    from streamwise import registry
+    X, y, _ = data()
+    store = str(tmp_path / "store")
+    model = bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
+    assert registry.register(str(tmp_path / "b.swm"), "notes",
+                             store=store) == 1
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("bets", 1)
+        with sw.kafka.Sink("bets", b.bootstrap) as s:
+            s.send(messages(X, y), partition=0)
+        job = serve.Job(serve.kafka_source("bets", b.bootstrap), "notes@1",
+                        registry=store, emission="watermark", key="id",
+                        learn={"snapshot_every": 500},
+                        sinks=[serve.jsonl(tmp_path / "o.jsonl")])
+        job.save(tmp_path / "job.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "job.json")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert "500 pairs learned, registered as notes@2" in r.stderr
+    v = registry.versions("notes", store=store)
+    assert list(v["version"]) == [1, 2, 3]
+    lin = v["lineage"][2]
+    assert lin["parent"]["version"] == 1
+    assert lin["parent"]["sha256"] == v["sha256"][0]
+    assert lin["learned_pairs"] == 1000
+    # the outcomes learned since the first snapshot: labels 500..999, at
+    # the odd offsets after each bet
+    assert lin["outcomes"] == [{"partition": 0, "first_offset": 1001,
+                                "last_offset": 1999}]
+    # the registered snapshot is the model after 1000 pairs, to the bit
+    reenact(model, X[:1000], y[:1000])
+    snap = sw.learners.load(registry.resolve("notes@3", store=store).path)
+    assert snap.decision_function(X).tobytes() == \
+        model.decision_function(X).tobytes()
