@@ -114,8 +114,10 @@ $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 
 RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
            csrc/runner/sw_metrics.c csrc/runner/sw_reload.c \
-           csrc/runner/sw_tenants.c
-$(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h $(ALL_LIBS)
+           csrc/runner/sw_tenants.c csrc/runner/sw_outputs.c \
+           csrc/runner/sw_emit.c csrc/runner/sw_learn.c \
+           csrc/runner/sw_checkpoint.c
+$(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h csrc/runner/sw_run_int.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) -Icsrc/runner $(CFLAGS) $(RUN_SRC) $(ALL_LIBS) \
 	    $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) -lmicrohttpd \

@@ -38,7 +38,7 @@
 
 #include <xxhash.h>
 
-#include "sw_run.h"
+#include "sw_run_int.h"
 
 static volatile sig_atomic_t stop_asked;
 
@@ -49,291 +49,13 @@ on_signal(int sig)
     stop_asked = 1;
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t
-unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static sw_rc
-fail(sw_err *err, sw_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static sw_rc
-fail(sw_err *err, sw_rc rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    err->rc = rc;
-    return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Text and outputs                                                     */
-/* ------------------------------------------------------------------ */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int
-need(buf *b, size_t n)
-{
-    if (b->len + n + 1 <= b->cap)
-        return 0;
-    while (b->cap < b->len + n + 1)
-        b->cap = b->cap ? 2 * b->cap : 4096;
-    b->p = realloc(b->p, b->cap);
-    if (b->p == NULL)
-        abort(); /* out of memory for a line of text */
-    return 0;
-}
-
-/* Output lines are most of the runner's own work: they are built with
- * memcpy and a digit loop, and printf only for the doubles (%.17g, which
- * parses back to the same bits). */
-static void
-add(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-add(buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    need(b, 64);
-    va_start(ap, fmt);
-    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort();
-    if ((size_t)n >= b->cap - b->len) {
-        need(b, (size_t)n);
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
-
-static void
-add_mem(buf *b, const char *s, size_t n)
-{
-    need(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-#define ADD_LIT(b, s) add_mem((b), (s), sizeof(s) - 1)
-
-static void
-add_int(buf *b, int64_t v)
-{
-    char tmp[24];
-    int i = 24;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u > 0);
-    if (v < 0)
-        tmp[--i] = '-';
-    add_mem(b, tmp + i, (size_t)(24 - i));
-}
-
-/* s as a JSON string, quotes included. */
-static void
-add_json_str(buf *b, const char *s, size_t n)
-{
-    size_t i, run = 0;
-
-    need(b, n + 2);
-    b->p[b->len++] = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        add_mem(b, s + run, i - run);
-        if (c == '"' || c == '\\')
-            add(b, "\\%c", c);
-        else
-            add(b, "\\u%04x", c);
-        run = i + 1;
-    }
-    add_mem(b, s + run, n - run);
-    ADD_LIT(b, "\"");
-}
-
-static void
-add_num(buf *b, double v)
-{
-    if (isfinite(v))
-        add(b, "%.17g", v);
-    else
-        ADD_LIT(b, "null");
-}
-
-typedef struct out {
-    const out_spec *spec;
-    sw_kafka_sink *k;
-    FILE *fp;
-    int64_t bytes; /* written to the file so far */
-} out;
-
-/* Open an output; a file is cut back to keep bytes (-1: emptied). */
-static sw_rc
-out_open(const out_spec *s, out *o, int64_t keep, int csv_header,
-         sw_err *err)
-{
-    memset(o, 0, sizeof(*o));
-    o->spec = s;
-    if (s->kind == OUT_KAFKA)
-        return sw_kafka_sink_open(s->bootstrap, s->topic, s->conf, &o->k, err);
-    o->fp = fopen(s->path, "a+");
-    if (o->fp == NULL)
-        return fail(err, SW_E_IO, "output %s: %s", s->path, strerror(errno));
-    if (ftruncate(fileno(o->fp), keep > 0 ? keep : 0) != 0)
-        return fail(err, SW_E_IO, "output %s: truncate: %s", s->path,
-                    strerror(errno));
-    o->bytes = keep > 0 ? keep : 0;
-    if (o->bytes == 0 && csv_header && s->kind == OUT_CSV) {
-        static const char h[] =
-            "partition,offset,time_us,key,prediction,model,sha256\n";
-
-        fputs(h, o->fp);
-        o->bytes += (int64_t)sizeof(h) - 1;
-    }
-    return SW_OK;
-}
-
-static sw_rc
-out_write(out *o, const char *key, size_t key_len, const char *line,
-          size_t len, const char *const *headers, sw_err *err)
-{
-    if (o->k != NULL)
-        return sw_kafka_sink_send(o->k, key, key_len, line, len, -1, 0,
-                                  headers, err);
-    if (fwrite(line, 1, len, o->fp) != len || fputc('\n', o->fp) == EOF)
-        return fail(err, SW_E_IO, "output %s: %s", o->spec->path,
-                    strerror(errno));
-    o->bytes += (int64_t)len + 1;
-    return SW_OK;
-}
-
-/* Everything written so far is durable: acknowledged, or on disk. */
-static sw_rc
-out_sync(out *o, sw_err *err)
-{
-    if (o->k != NULL)
-        return sw_kafka_sink_flush(o->k, 60000, err);
-    if (o->fp == NULL)
-        return SW_OK;
-    if (fflush(o->fp) != 0 || fsync(fileno(o->fp)) != 0)
-        return fail(err, SW_E_IO, "output %s: %s", o->spec->path,
-                    strerror(errno));
-    return SW_OK;
-}
-
-static void
-out_close(out *o)
-{
-    sw_kafka_sink_free(o->k);
-    if (o->fp != NULL)
-        fclose(o->fp);
-    memset(o, 0, sizeof(*o));
-}
 
 /* ------------------------------------------------------------------ */
 /* The run                                                              */
 /* ------------------------------------------------------------------ */
 
-#define MAX_PARTS 1024
-
-/* A model the run scores with: what it is, how outputs name it, and the
- * reloader following its registry reference. */
-typedef struct slot {
-    served s;           /* s.m NULL: the slot is unused */
-    reloader *rl;
-    char json[400];     /* ,"model":"...","sha256":"...","partition": */
-    size_t json_len;
-    double *pred;       /* its predictions of the current rows */
-    int64_t pred_cap;
-} slot;
-
-typedef struct run {
-    job *j;
-    sw_model *m;
-    sw_pipeline *p;
-    sw_result *r;
-    sw_json_decoder *d;
-    sw_kafka_source *ks;
-    sw_h5_source *hs;
-    int n_outs; /* sinks, then dead letters, then features */
-    out outs[RUN_MAX_SINKS + 2];
-    out *dead, *feats;
-    slot main;          /* the model every event is scored by */
-    slot shadow;        /* scored beside it, published as "shadow" */
-    slot canary;        /* scores a key-hashed fraction instead of main */
-    /* the FIFO: arrival number base + i -> where event i came from */
-    int64_t base, n, cap;
-    int32_t *f_part;
-    int64_t *f_off, *f_kat;
-    int32_t *f_klen;
-    int32_t *f_tlen; /* the tenant's bytes follow the key's in karena */
-    char *karena;
-    size_t kused, kcap;
-    /* where each partition resumes: offset of its next event */
-    int n_pos;
-    int32_t pos_part[MAX_PARTS];
-    int64_t pos_next[MAX_PARTS];
-    /* checkpoints */
-    int64_t ckpt_seq, events_since;
-    double last_ckpt;
-    int bg;                  /* a background checkpoint is being written */
-    char bg_path[4096];      /* ... to this file */
-    int bg_n;                /* with these offsets to commit after */
-    int32_t bg_part[MAX_PARTS];
-    int64_t bg_next[MAX_PARTS];
-    double bg_t0;
-    /* scratch */
-    buf line, key;
-    int64_t *sub_at, *sub_len, *sub_ts, *sub_idx, sub_cap;
-    char *strbuf;
-    size_t strcap;
-    int key_col; /* decoder field of the job's key, -1: message key */
-    int tenant_col; /* decoder field (or column) of the tenant, -1: none */
-    buf tenant;
-    tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
-    int restored; /* started from a checkpoint */
-    run_metrics *mt;
-    int64_t n_late, n_invalid, n_dead, n_in, n_out;
-    int64_t n_learned, n_hits; /* online learning: pairs, right guesses */
-    /* offsets learned from since the last snapshot, per partition */
-    int n_snap;
-    int32_t snap_part[MAX_PARTS];
-    int64_t snap_lo[MAX_PARTS], snap_hi[MAX_PARTS];
-} run;
-
-static int
-pos_index(run *R, int32_t part)
+int
+run_pos_index(run *R, int32_t part)
 {
     int i;
 
@@ -347,8 +69,8 @@ pos_index(run *R, int32_t part)
 }
 
 /* A slot in the FIFO for the next arrival number. */
-static sw_rc
-fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
+sw_rc
+run_fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
           const char *tname, size_t tlen, sw_err *err)
 {
     if (R->n == R->cap) {
@@ -384,8 +106,8 @@ fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
 }
 
 /* Forget the events below arrival number oldest: they are out. */
-static void
-fifo_drop(run *R, int64_t oldest)
+void
+run_fifo_drop(run *R, int64_t oldest)
 {
     int64_t k = oldest - R->base, rest, i;
     size_t kfrom;
@@ -410,8 +132,8 @@ fifo_drop(run *R, int64_t oldest)
 
 /* A dead letter: topic message (key = reason, headers say the rest, value
  * the raw bytes) or a JSON line. */
-static sw_rc
-dead_letter(run *R, int32_t part, int64_t off, const char *reason,
+sw_rc
+run_dead_letter(run *R, int32_t part, int64_t off, const char *reason,
             const char *field, const unsigned char *raw, int64_t raw_len,
             sw_err *err)
 {
@@ -426,7 +148,7 @@ dead_letter(run *R, int32_t part, int64_t off, const char *reason,
     snprintf(ps, sizeof(ps), "%d", part);
     snprintf(os, sizeof(os), "%lld", (long long)off);
     if (R->dead->k != NULL)
-        return out_write(R->dead, reason, strlen(reason), (const char *)raw,
+        return run_out_write(R->dead, reason, strlen(reason), (const char *)raw,
                          raw_len < 0 ? 0 : (size_t)raw_len, hdr, err);
     R->line.len = 0;
     add(&R->line, "{\"partition\":%d,\"offset\":%lld,\"reason\":", part,
@@ -450,432 +172,7 @@ dead_letter(run *R, int32_t part, int64_t off, const char *reason,
         R->line.len += b64 - 1;
         add(&R->line, "\"}");
     }
-    return out_write(R->dead, NULL, 0, R->line.p, R->line.len, NULL, err);
-}
-
-/* Register the learned model as a new version, with its lineage: the
- * version it grew from, the pairs learned in all, and the offsets of the
- * outcomes learned since the last snapshot. On the loop, between two
- * pairs: a save and a registry write (milliseconds for a linear model). A
- * failure is logged; scoring and learning go on. */
-static void
-snapshot(run *R)
-{
-    const char *name = R->j->snapshot_name;
-    char base[256];
-    unsigned char *bytes = NULL;
-    size_t len = 0;
-    int64_t version = 0;
-    json_t *lin = json_object(), *from = json_array();
-    char *text = NULL;
-    sw_err e = {0};
-    int i;
-
-    if (name == NULL) {
-        snprintf(base, sizeof(base), "%.*s", (int)strcspn(R->j->bundle, "@"),
-                 R->j->bundle);
-        name = base;
-    }
-    json_object_set_new(lin, "parent",
-                        json_pack("{s:s, s:I, s:s}", "ref", R->j->bundle,
-                                  "version", (json_int_t)R->main.s.version,
-                                  "sha256", R->main.s.sha));
-    json_object_set_new(lin, "learned_pairs", json_integer(R->n_learned));
-    for (i = 0; i < R->n_snap; i++)
-        json_array_append_new(
-            from, json_pack("{s:i, s:I, s:I}", "partition", R->snap_part[i],
-                            "first_offset", (json_int_t)R->snap_lo[i],
-                            "last_offset", (json_int_t)R->snap_hi[i]));
-    json_object_set_new(lin, "outcomes", from);
-    json_object_set_new(lin, "runner", json_string(R->main.s.model));
-    text = json_dumps(lin, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(lin);
-    if (text == NULL ||
-        sw_model_save_buffer(R->main.s.m, &bytes, &len, &e) != SW_OK ||
-        sw_registry_register(R->j->registry, name, bytes, len, text, "sw-serve",
-                             &version, &e) != SW_OK) {
-        fprintf(stderr, "sw-serve: learn: snapshot not registered: %s\n",
-                text ? e.msg : "out of memory");
-    } else {
-        fprintf(stderr, "sw-serve: learn: %lld pairs learned, registered as "
-                        "%s@%lld\n",
-                (long long)R->n_learned, name, (long long)version);
-        atomic_fetch_add(&R->mt->snapshots, 1);
-        R->n_snap = 0;
-    }
-    sw_buffer_free(bytes);
-    free(text);
-}
-
-/* Online learning, test then train in processing order: each row is
- * scored by the model as it is after every pair whose outcome came before
- * it, and each pair (the label join's: the features its prediction event
- * had, the outcome's label) is learned at its outcome's row. A label that
- * directly follows its event therefore gives what
- * streamwise.evaluate.prequential gives on the same order. Pairs no
- * outcome claimed (the watermark passed their limit) are learned where
- * they come. The counts of pairs learned and of pairs the model had right
- * just before learning them are the live prequential accuracy. */
-static sw_rc
-learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
-{
-    const double *dense, *label;
-    const int64_t *ind, *seq, *t, *oseq;
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
-    double guess;
-    int64_t j;
-    sw_rc rc;
-
-    sw_result_pairs(R->r, &dense, &ind, &seq, &t, &label, &oseq);
-    for (j = a; j < z; j++) {
-        rc = sw_model_learn_features(R->main.s.m, R->p, dense + j * nd,
-                                     nh ? ind + j * nh : NULL, 1, &label[j],
-                                     &guess, err);
-        if (rc != SW_OK)
-            return rc;
-        R->n_learned++;
-        R->n_hits += guess == label[j];
-        if (oseq[j] >= R->base && oseq[j] < R->base + R->n) {
-            int64_t k = oseq[j] - R->base, off = R->f_off[k];
-            int32_t part = R->f_part[k];
-            int s;
-
-            for (s = 0; s < R->n_snap && R->snap_part[s] != part; s++)
-                ;
-            if (s == R->n_snap && s < MAX_PARTS) {
-                R->n_snap++;
-                R->snap_part[s] = part;
-                R->snap_lo[s] = R->snap_hi[s] = off;
-            }
-            if (s < R->n_snap) {
-                R->snap_lo[s] = off < R->snap_lo[s] ? off : R->snap_lo[s];
-                R->snap_hi[s] = off > R->snap_hi[s] ? off : R->snap_hi[s];
-            }
-        }
-        if (R->j->snapshot_every > 0 &&
-            R->n_learned % R->j->snapshot_every == 0)
-            snapshot(R);
-    }
-    return SW_OK;
-}
-
-static sw_rc
-learn_and_predict(run *R, int64_t n, sw_err *err)
-{
-    const double *pdense, *label, *dense = sw_result_dense(R->r);
-    const int64_t *pind, *pseq, *pt, *oseq;
-    const int64_t *seq = sw_result_seq(R->r), *ind = sw_result_indices(R->r);
-    int64_t n_pairs, n_o = sw_model_n_outputs(R->main.s.m), i, j = 0, a;
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
-    slot *sl = &R->main;
-    sw_rc rc;
-
-    n_pairs = sw_result_pairs(R->r, &pdense, &pind, &pseq, &pt, &label, &oseq);
-    if (n * n_o > sl->pred_cap) {
-        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
-
-        if (p == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory");
-        sl->pred = p;
-        sl->pred_cap = n * n_o;
-    }
-    for (i = 0; i < n; i++) {
-        /* pairs closed before this row: unclaimed ones the watermark let
-         * go, and those whose outcome is this row's event (matched pairs
-         * come in the order of their outcomes) */
-        for (a = j; j < n_pairs && oseq[j] < 0; j++)
-            ;
-        if ((rc = learn_pairs(R, a, j, err)) != SW_OK)
-            return rc;
-        rc = sw_model_predict_features(sl->s.m, R->p, dense + i * nd,
-                                       nh ? ind + i * nh : NULL, 1,
-                                       sl->pred + i * n_o, n_o, err);
-        if (rc != SW_OK)
-            return rc;
-        for (a = j; j < n_pairs && oseq[j] == seq[i]; j++)
-            ;
-        if ((rc = learn_pairs(R, a, j, err)) != SW_OK)
-            return rc;
-    }
-    rc = learn_pairs(R, j, n_pairs, err); /* what the flush closed */
-    atomic_store(&R->mt->learned, R->n_learned);
-    atomic_store(&R->mt->learn_hits, R->n_hits);
-    return rc;
-}
-
-/* The slot's predictions of the rows of R->r into its pred buffer. */
-static sw_rc
-predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
-{
-    int64_t n_o = sw_model_n_outputs(sl->s.m);
-
-    if (n * n_o > sl->pred_cap) {
-        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
-
-        if (p == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory");
-        sl->pred = p;
-        sl->pred_cap = n * n_o;
-    }
-    return sw_model_predict_result(sl->s.m, R->p, R->r, sl->pred, n * n_o,
-                                   err);
-}
-
-/* Row i's prediction: a number, or for several outputs a JSON list (sep
- * ",") or a CSV field (sep ";"). */
-static void
-add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
-{
-    int64_t n_o = sw_model_n_outputs(sl->s.m), c;
-
-    if (n_o == 1) {
-        add_num(b, sl->pred[i]);
-        return;
-    }
-    if (list)
-        add(b, "[");
-    for (c = 0; c < n_o; c++) {
-        if (c)
-            add(b, sep);
-        add_num(b, sl->pred[i * n_o + c]);
-    }
-    if (list)
-        add(b, "]");
-}
-
-/* Whether the canary scores this key: the XXH3-64 hash of its bytes
- * (seed 0) over 2^64 below the fraction, so a key always goes the same
- * way, in every runner and every restart. */
-static int
-to_canary(const run *R, const char *key, size_t klen)
-{
-    return R->canary.s.m != NULL &&
-           (double)XXH3_64bits(key, klen) * 0x1p-64 < R->j->canary_fraction;
-}
-
-/* A job of tenants: each row scored by its tenant's model alone, named in
- * the output; a refused tenant's events are dead letters with its reason
- * (the message is on the topic at its partition and offset). */
-static sw_rc
-emit_tenants(run *R, int64_t n, sw_err *err)
-{
-    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
-    const double *dense = sw_result_dense(R->r);
-    const int64_t *ind = sw_result_indices(R->r);
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
-    double pred[256];
-    int64_t i, c;
-    int o;
-    sw_rc rc;
-
-    for (i = 0; i < n; i++) {
-        int64_t k = seq[i] - R->base, n_o;
-        const char *key;
-        size_t klen;
-        tenant *tt;
-
-        if (k < 0 || k >= R->n)
-            return fail(err, SW_E_INTERNAL,
-                        "run: row of event %lld has no FIFO slot",
-                        (long long)seq[i]);
-        key = R->karena + R->f_kat[k];
-        klen = (size_t)R->f_klen[k];
-        tt = sw_tenants_get(R->tn, key + klen, (size_t)R->f_tlen[k], now_s());
-        if (tt == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
-        if (tt->m == NULL) {
-            atomic_fetch_add(&tt->n_dead, 1);
-            atomic_fetch_add(&R->mt->tenant_dead, 1);
-            R->n_dead++;
-            rc = dead_letter(R, R->f_part[k], R->f_off[k], "tenant_refused",
-                             R->j->tenant_field, NULL, 0, err);
-            if (rc != SW_OK)
-                return rc;
-            continue;
-        }
-        n_o = sw_model_n_outputs(tt->m);
-        if (n_o > 256)
-            return fail(err, SW_E_INVAL, "tenant %s: %lld outputs, at most "
-                                         "256",
-                        tt->name, (long long)n_o);
-        rc = sw_model_predict_features(tt->m, R->p, dense + i * nd,
-                                       nh ? ind + i * nh : NULL, 1, pred, n_o,
-                                       err);
-        if (rc != SW_OK)
-            return rc;
-        atomic_fetch_add(&tt->n_scored, 1);
-        R->n_out++;
-        for (o = 0; o < R->j->n_sinks; o++) {
-            out *s = &R->outs[o];
-
-            R->line.len = 0;
-            if (s->spec->kind == OUT_CSV) {
-                add(&R->line, "%d,%lld,%lld,", R->f_part[k],
-                    (long long)R->f_off[k], (long long)t[i]);
-                add_json_str(&R->line, key, klen);
-                ADD_LIT(&R->line, ",");
-                for (c = 0; c < n_o; c++) {
-                    if (c)
-                        ADD_LIT(&R->line, ";");
-                    add_num(&R->line, pred[c]);
-                }
-                add(&R->line, ",%s,%s", tt->model, tt->sha);
-            } else {
-                ADD_LIT(&R->line, "{\"key\":");
-                add_json_str(&R->line, key, klen);
-                ADD_LIT(&R->line, ",\"prediction\":");
-                if (n_o == 1) {
-                    add_num(&R->line, pred[0]);
-                } else {
-                    ADD_LIT(&R->line, "[");
-                    for (c = 0; c < n_o; c++) {
-                        if (c)
-                            ADD_LIT(&R->line, ",");
-                        add_num(&R->line, pred[c]);
-                    }
-                    ADD_LIT(&R->line, "]");
-                }
-                ADD_LIT(&R->line, ",\"tenant\":");
-                add_json_str(&R->line, tt->name, tt->name_len);
-                ADD_LIT(&R->line, ",\"model\":");
-                add_json_str(&R->line, tt->model, strlen(tt->model));
-                add(&R->line, ",\"sha256\":\"%s\",\"partition\":%d,"
-                              "\"offset\":%lld,\"time_us\":%lld}",
-                    tt->sha, R->f_part[k], (long long)R->f_off[k],
-                    (long long)t[i]);
-            }
-            rc = out_write(s, key, klen, R->line.p, R->line.len, NULL, err);
-            if (rc != SW_OK)
-                return rc;
-        }
-    }
-    return SW_OK;
-}
-
-/* Write the predictions (and feature rows) of the rows of R->r: the main
- * model's, or the canary's for its keys, and the shadow's beside them. */
-static sw_rc
-emit(run *R, sw_err *err)
-{
-    int64_t n = sw_result_rows(R->r), i, c;
-    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
-    int o;
-    sw_rc rc;
-
-    if (n == 0) /* no rows; pairs the watermark closed may still come */
-        return R->j->learn ? learn_and_predict(R, 0, err) : SW_OK;
-    if (R->tn != NULL)
-        return emit_tenants(R, n, err);
-    if ((rc = R->j->learn ? learn_and_predict(R, n, err)
-                          : predict_slot(R, &R->main, n, err)) != SW_OK ||
-        (R->shadow.s.m != NULL &&
-         (rc = predict_slot(R, &R->shadow, n, err)) != SW_OK) ||
-        (R->canary.s.m != NULL &&
-         (rc = predict_slot(R, &R->canary, n, err)) != SW_OK))
-        return rc;
-    for (i = 0; i < n; i++) {
-        int64_t k = seq[i] - R->base;
-        const char *key;
-        const slot *use;
-        int32_t part;
-        int64_t off;
-        size_t klen;
-
-        if (k < 0 || k >= R->n)
-            return fail(err, SW_E_INTERNAL,
-                        "run: row of event %lld has no FIFO slot (%lld..%lld)",
-                        (long long)seq[i], (long long)R->base,
-                        (long long)(R->base + R->n));
-        key = R->karena + R->f_kat[k];
-        klen = (size_t)R->f_klen[k];
-        part = R->f_part[k];
-        off = R->f_off[k];
-        use = to_canary(R, key, klen) ? &R->canary : &R->main;
-        for (o = 0; o < R->j->n_sinks; o++) {
-            out *s = &R->outs[o];
-
-            R->line.len = 0;
-            if (s->spec->kind == OUT_CSV) {
-                add_int(&R->line, part);
-                ADD_LIT(&R->line, ",");
-                add_int(&R->line, off);
-                ADD_LIT(&R->line, ",");
-                add_int(&R->line, t[i]);
-                ADD_LIT(&R->line, ",");
-                add_json_str(&R->line, key, klen);
-                ADD_LIT(&R->line, ",");
-                add_prediction(&R->line, use, i, ";", 0);
-                ADD_LIT(&R->line, ",");
-                add_mem(&R->line, use->s.model, strlen(use->s.model));
-                ADD_LIT(&R->line, ",");
-                add_mem(&R->line, use->s.sha, 64);
-                if (R->shadow.s.m != NULL) {
-                    ADD_LIT(&R->line, ",");
-                    add_prediction(&R->line, &R->shadow, i, ";", 0);
-                    ADD_LIT(&R->line, ",");
-                    add_mem(&R->line, R->shadow.s.model,
-                            strlen(R->shadow.s.model));
-                }
-            } else {
-                ADD_LIT(&R->line, "{\"key\":");
-                add_json_str(&R->line, key, klen);
-                ADD_LIT(&R->line, ",\"prediction\":");
-                add_prediction(&R->line, use, i, ",", 1);
-                add_mem(&R->line, use->json, use->json_len);
-                add_int(&R->line, part);
-                ADD_LIT(&R->line, ",\"offset\":");
-                add_int(&R->line, off);
-                ADD_LIT(&R->line, ",\"time_us\":");
-                add_int(&R->line, t[i]);
-                if (R->shadow.s.m != NULL) {
-                    ADD_LIT(&R->line, ",\"shadow\":{\"prediction\":");
-                    add_prediction(&R->line, &R->shadow, i, ",", 1);
-                    ADD_LIT(&R->line, ",\"model\":");
-                    add_json_str(&R->line, R->shadow.s.model,
-                                 strlen(R->shadow.s.model));
-                    ADD_LIT(&R->line, "}");
-                }
-                ADD_LIT(&R->line, "}");
-            }
-            /* the value names the model and its SHA-256 already: no
-             * headers, which cost four allocations a message */
-            rc = out_write(s, key, klen, R->line.p, R->line.len, NULL, err);
-            if (rc != SW_OK)
-                return rc;
-        }
-        if (R->feats != NULL) {
-            const double *row =
-                sw_result_dense(R->r) + i * sw_pipeline_n_dense(R->p);
-            const int64_t *h = sw_result_indices(R->r);
-            int nh = sw_pipeline_n_hashed(R->p);
-
-            R->line.len = 0;
-            add(&R->line, "{\"key\":");
-            add_json_str(&R->line, key, klen);
-            add(&R->line, ",\"partition\":%d,\"offset\":%lld,\"time_us\":%lld,"
-                          "\"features\":{",
-                part, (long long)off, (long long)t[i]);
-            for (c = 0; c < sw_pipeline_n_dense(R->p); c++) {
-                const char *name = sw_pipeline_column_name(R->p, (int)c);
-
-                add(&R->line, c ? "," : "");
-                add_json_str(&R->line, name, strlen(name));
-                add(&R->line, ":");
-                add_num(&R->line, row[c]);
-            }
-            add(&R->line, "},\"hashed\":[");
-            for (c = 0; c < nh; c++)
-                add(&R->line, "%s%lld", c ? "," : "",
-                    (long long)h[i * nh + c]);
-            add(&R->line, "]}");
-            rc = out_write(R->feats, key, klen, R->line.p, R->line.len, NULL,
-                           err);
-            if (rc != SW_OK)
-                return rc;
-        }
-    }
-    R->n_out += n;
-    return SW_OK;
+    return run_out_write(R->dead, NULL, 0, R->line.p, R->line.len, NULL, err);
 }
 
 /* Late and invalid events of the last push go to dead letters. first is
@@ -901,7 +198,7 @@ route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
         int64_t k = seq[i] - first;
 
         R->n_late++;
-        rc = dead_letter(R, src->part[k], src->off[k], "late", NULL,
+        rc = run_dead_letter(R, src->part[k], src->off[k], "late", NULL,
                          src->bytes ? src->bytes + src->at[k] : NULL,
                          src->bytes ? src->len[k] : 0, err);
         if (rc != SW_OK)
@@ -912,7 +209,7 @@ route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
         int64_t k = seq[i] - first;
 
         R->n_invalid++;
-        rc = dead_letter(R, src->part[k], src->off[k],
+        rc = run_dead_letter(R, src->part[k], src->off[k],
                          *sw_invalid_reason(reason[i])
                              ? sw_invalid_reason(reason[i])
                              : "invalid",
@@ -973,9 +270,9 @@ push_and_emit(run *R, const sw_batch *b, int32_t part, const rawsrc *src,
     if (rc == SW_OK)
         rc = route_refused(R, first, src, err);
     if (rc == SW_OK)
-        rc = emit(R, err);
+        rc = run_emit(R, err);
     if (rc == SW_OK)
-        fifo_drop(R, sw_pipeline_oldest_pending(R->p));
+        run_fifo_drop(R, sw_pipeline_oldest_pending(R->p));
     return rc;
 }
 
@@ -1020,7 +317,7 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
     for (i = 0; i < n_dead; i++) {
         int64_t m = idx[drow[i]];
 
-        rc = dead_letter(R, part, off[m], sw_dead_reasons[why[i]],
+        rc = run_dead_letter(R, part, off[m], sw_dead_reasons[why[i]],
                          sw_json_decoder_dead_field(R->d, i), bytes + va[m],
                          vl[m], err);
         if (rc != SW_OK)
@@ -1116,7 +413,7 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
         if (R->tenant_col >= 0)
             key_text(&R->tenant, cols[R->tenant_col].type,
                      cols[R->tenant_col].data, cols[R->tenant_col].width, i);
-        rc = fifo_push(R, part, off[m], R->key.p ? R->key.p : "", R->key.len,
+        rc = run_fifo_push(R, part, off[m], R->key.p ? R->key.p : "", R->key.len,
                        R->tenant.p, R->tenant.len, err);
         if (rc != SW_OK)
             goto done;
@@ -1167,7 +464,7 @@ kafka_batch(run *R, int64_t count, sw_err *err)
         }
         rc = kafka_part(R, part, idx, n, err);
         if (rc == SW_OK)
-            R->pos_next[pos_index(R, part)] = off[idx[n - 1]] + 1;
+            R->pos_next[run_pos_index(R, part)] = off[idx[n - 1]] + 1;
     }
     free(idx);
     return rc;
@@ -1223,7 +520,7 @@ h5_batch(run *R, int64_t count, sw_err *err)
 
             key_text(&R->tenant, tc->type, tc->data, tc->width, i);
         }
-        rc = fifo_push(R, 0, first_row + i, R->key.p ? R->key.p : "",
+        rc = run_fifo_push(R, 0, first_row + i, R->key.p ? R->key.p : "",
                        R->key.len, R->tenant.p, R->tenant.len, err);
     }
     if (rc != SW_OK)
@@ -1232,451 +529,11 @@ h5_batch(run *R, int64_t count, sw_err *err)
     src.part = part;
     src.off = offs;
     rc = push_and_emit(R, b, 0, &src, err);
-    R->pos_next[pos_index(R, 0)] = next;
+    R->pos_next[run_pos_index(R, 0)] = next;
 done:
     free(part);
     free(offs);
     return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Checkpoints                                                          */
-/* ------------------------------------------------------------------ */
-
-/* 2: each buffered event's tenant, and a learning job's model */
-static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '2'};
-
-static void
-put64(buf *b, int64_t v)
-{
-    unsigned char x[8];
-    int i;
-
-    for (i = 0; i < 8; i++)
-        x[i] = (unsigned char)((uint64_t)v >> (8 * i));
-    if (need(b, 8) == 0) {
-        memcpy(b->p + b->len, x, 8);
-        b->len += 8;
-    }
-}
-
-/* The run's position: partitions' next offsets, output lengths,
- * counters, and the FIFO of buffered events. */
-static int
-position(run *R, buf *b)
-{
-    int64_t i;
-    int o;
-
-    b->len = 0;
-    if (need(b, 8) != 0)
-        return -1;
-    memcpy(b->p, pos_magic, 8);
-    b->len = 8;
-    put64(b, R->n_pos);
-    for (i = 0; i < R->n_pos; i++) {
-        put64(b, R->pos_part[i]);
-        put64(b, R->pos_next[i]);
-    }
-    put64(b, R->n_outs);
-    for (o = 0; o < R->n_outs; o++)
-        put64(b, R->outs[o].k ? -1 : R->outs[o].bytes);
-    put64(b, R->n_in);
-    put64(b, R->n_out);
-    put64(b, R->n_dead);
-    put64(b, R->n_late);
-    put64(b, R->n_invalid);
-    put64(b, R->base);
-    put64(b, R->n);
-    for (i = 0; i < R->n; i++) {
-        put64(b, R->f_part[i]);
-        put64(b, R->f_off[i]);
-        put64(b, R->f_klen[i]);
-        put64(b, R->f_tlen[i]);
-        if (need(b, (size_t)(R->f_klen[i] + R->f_tlen[i])) != 0)
-            return -1;
-        memcpy(b->p + b->len, R->karena + R->f_kat[i],
-               (size_t)(R->f_klen[i] + R->f_tlen[i]));
-        b->len += (size_t)(R->f_klen[i] + R->f_tlen[i]);
-    }
-    /* a learning job's model is state like the pipeline's: the model file
-     * rides in the checkpoint, so a restart learns no pair twice */
-    put64(b, R->j->learn);
-    if (R->j->learn) {
-        unsigned char *m = NULL;
-        size_t mlen = 0;
-        sw_err e = {0};
-
-        put64(b, R->n_learned);
-        put64(b, R->n_hits);
-        if (sw_model_save_buffer(R->main.s.m, &m, &mlen, &e) != SW_OK)
-            return -1;
-        put64(b, (int64_t)mlen);
-        if (need(b, mlen) != 0) {
-            sw_buffer_free(m);
-            return -1;
-        }
-        memcpy(b->p + b->len, m, mlen);
-        b->len += mlen;
-        sw_buffer_free(m);
-    }
-    return b->p == NULL ? -1 : 0;
-}
-
-typedef struct reader {
-    const unsigned char *p;
-    size_t len, at;
-    int bad;
-} reader;
-
-static int64_t
-get64(reader *r)
-{
-    uint64_t v = 0;
-    int i;
-
-    if (r->len - r->at < 8) {
-        r->bad = 1;
-        return 0;
-    }
-    for (i = 0; i < 8; i++)
-        v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
-    r->at += 8;
-    return (int64_t)v;
-}
-
-/* Read back a position into R (outs' lengths into keep[]). */
-static sw_rc
-restore_position(run *R, const void *pos, size_t len, int64_t *keep,
-                 sw_err *err)
-{
-    reader r = {pos, len, 8, 0};
-    int64_t n, i;
-
-    if (len < 8 || memcmp(pos, pos_magic, 8) != 0)
-        return fail(err, SW_E_FORMAT,
-                    "the checkpoint's position is not a runner's");
-    n = get64(&r);
-    if (n < 0 || n > MAX_PARTS)
-        r.bad = 1;
-    for (i = 0; !r.bad && i < n; i++) {
-        R->pos_part[i] = (int32_t)get64(&r);
-        R->pos_next[i] = get64(&r);
-    }
-    R->n_pos = (int)n;
-    n = get64(&r);
-    if (n != R->n_outs)
-        return fail(err, SW_E_INVAL,
-                    "the checkpoint has %lld outputs, the job %d: checkpoints "
-                    "belong to one job",
-                    (long long)n, R->n_outs);
-    for (i = 0; !r.bad && i < n; i++)
-        keep[i] = get64(&r);
-    R->n_in = get64(&r);
-    R->n_out = get64(&r);
-    R->n_dead = get64(&r);
-    R->n_late = get64(&r);
-    R->n_invalid = get64(&r);
-    R->base = get64(&r);
-    n = get64(&r);
-    for (i = 0; !r.bad && i < n; i++) {
-        int32_t part = (int32_t)get64(&r);
-        int64_t off = get64(&r), kl = get64(&r), tl = get64(&r);
-        sw_rc rc;
-
-        if (r.bad || kl < 0 || tl < 0 || kl > INT32_MAX || tl > INT32_MAX ||
-            (size_t)(kl + tl) > r.len - r.at) {
-            r.bad = 1;
-            break;
-        }
-        rc = fifo_push(R, part, off, (const char *)r.p + r.at, (size_t)kl,
-                       (const char *)r.p + r.at + kl, (size_t)tl, err);
-        if (rc != SW_OK)
-            return rc;
-        r.at += (size_t)(kl + tl);
-    }
-    n = get64(&r);
-    if (!r.bad && n != R->j->learn)
-        return fail(err, SW_E_INVAL,
-                    "the checkpoint is of a job that %s online, this one "
-                    "%s: checkpoints belong to one job",
-                    n ? "learns" : "does not learn",
-                    R->j->learn ? "learns" : "does not");
-    if (!r.bad && n) {
-        int64_t learned = get64(&r), hits = get64(&r), mlen = get64(&r);
-        sw_model *m = NULL;
-        sw_err e = {0};
-
-        if (r.bad || mlen < 0 || (size_t)mlen > r.len - r.at ||
-            sw_model_load_buffer(r.p + r.at, (size_t)mlen, &m, &e) != SW_OK)
-            return fail(err, SW_E_FORMAT,
-                        "the checkpoint's learned model is damaged%s%s",
-                        e.msg[0] ? ": " : "", e.msg);
-        r.at += (size_t)mlen;
-        if (r.bad || r.at != r.len) {
-            sw_model_free(m);
-            return fail(err, SW_E_FORMAT,
-                        "the checkpoint's position is damaged");
-        }
-        sw_model_free(R->main.s.m);
-        R->main.s.m = m;
-        R->n_learned = learned;
-        R->n_hits = hits;
-        return SW_OK;
-    }
-    if (r.bad || r.at != r.len)
-        return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
-    return SW_OK;
-}
-
-static int
-ckpt_name_seq(const char *name, int64_t *seq)
-{
-    char *end;
-    long long v;
-
-    if (strncmp(name, "ckpt-", 5) != 0)
-        return -1;
-    v = strtoll(name + 5, &end, 10);
-    if (strcmp(end, ".swc") != 0 || v < 0)
-        return -1;
-    *seq = v;
-    return 0;
-}
-
-static int
-cmp_desc(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The checkpoints' numbers in dir, newest first. */
-static int64_t
-list_ckpts(const char *dir, int64_t *seqs, int64_t max)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int64_t n = 0;
-
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (ckpt_name_seq(e->d_name, &seqs[n]) == 0)
-            n++;
-    }
-    closedir(d);
-    qsort(seqs, (size_t)n, sizeof(int64_t), cmp_desc);
-    return n;
-}
-
-static void
-ckpt_path(const job *j, int64_t seq, char *path, size_t len)
-{
-    snprintf(path, len, "%s/ckpt-%012lld.swc", j->ckpt_dir, (long long)seq);
-}
-
-/* Keep the newest keep checkpoints. */
-static void
-prune(run *R)
-{
-    int64_t seqs[256], n = list_ckpts(R->j->ckpt_dir, seqs, 256), i;
-    char path[4096];
-
-    for (i = R->j->ckpt_keep; i < n; i++) {
-        ckpt_path(R->j, seqs[i], path, sizeof(path));
-        unlink(path);
-    }
-}
-
-static void
-ckpt_done(run *R, const char *path, double t0)
-{
-    struct stat st;
-
-    atomic_fetch_add(&R->mt->checkpoints, 1);
-    atomic_store(&R->mt->ckpt_us, (int64_t)((now_s() - t0) * 1e6));
-    atomic_store(&R->mt->ckpt_unix_ms, unix_ms());
-    if (stat(path, &st) == 0)
-        atomic_store(&R->mt->ckpt_bytes, (int64_t)st.st_size);
-    prune(R);
-}
-
-static sw_rc
-commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
-{
-    if (R->ks == NULL || R->j->src != SRC_KAFKA)
-        return SW_OK;
-    return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
-}
-
-/* Finish a background checkpoint (block: wait for it). */
-static sw_rc
-ckpt_poll(run *R, int block, sw_err *err)
-{
-    int done = 0;
-    sw_rc rc;
-
-    if (!R->bg)
-        return SW_OK;
-    rc = sw_pipeline_checkpoint_wait(R->p, block, &done, err);
-    if (rc != SW_OK) {
-        R->bg = 0;
-        return rc;
-    }
-    if (!done)
-        return SW_OK;
-    R->bg = 0;
-    ckpt_done(R, R->bg_path, R->bg_t0);
-    return commit(R, R->bg_n, R->bg_part, R->bg_next, err);
-}
-
-/* How long scoring waited for the checkpoint begun at t0. */
-static void
-record_stall(run *R, double t0)
-{
-    int64_t stall = (int64_t)((now_s() - t0) * 1e6);
-
-    atomic_store(&R->mt->ckpt_stall_us, stall);
-    if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
-        atomic_store(&R->mt->ckpt_stall_max_us, stall);
-}
-
-/* Take a checkpoint: outputs durable first, then state and position,
- * then (when it is on disk) the offsets committed. */
-static sw_rc
-checkpoint(run *R, int background, sw_err *err)
-{
-    buf pos = {NULL, 0, 0};
-    char path[4096];
-    double t0 = now_s();
-    int o;
-    sw_rc rc;
-
-    if (R->j->ckpt_dir == NULL)
-        return SW_OK;
-    if (R->bg && (rc = ckpt_poll(R, 1, err)) != SW_OK)
-        return rc;
-    for (o = 0; o < R->n_outs; o++) {
-        if ((rc = out_sync(&R->outs[o], err)) != SW_OK)
-            return rc;
-    }
-    if (position(R, &pos) != 0) {
-        free(pos.p);
-        return fail(err, SW_E_NOMEM, "checkpoint: out of memory");
-    }
-    ckpt_path(R->j, ++R->ckpt_seq, path, sizeof(path));
-    R->events_since = 0;
-    R->last_ckpt = now_s();
-    if (background) {
-        rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
-        free(pos.p);
-        if (rc != SW_OK)
-            return rc;
-        record_stall(R, t0); /* outputs durable, position, fork */
-        R->bg = 1;
-        R->bg_t0 = t0;
-        snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
-        R->bg_n = R->n_pos;
-        memcpy(R->bg_part, R->pos_part, (size_t)R->n_pos * sizeof(int32_t));
-        memcpy(R->bg_next, R->pos_next, (size_t)R->n_pos * sizeof(int64_t));
-        return SW_OK;
-    }
-    rc = sw_pipeline_checkpoint(R->p, path, pos.p, pos.len, err);
-    free(pos.p);
-    if (rc != SW_OK)
-        return rc;
-    record_stall(R, t0);
-    ckpt_done(R, path, t0);
-    return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
-}
-
-/* The newest checkpoint that reads back, or none: *out the pipeline (NULL
- * without a checkpoint), keep[] the output lengths. */
-static sw_rc
-restore(run *R, int64_t *keep, sw_err *err)
-{
-    int64_t seqs[256], n, i;
-    char path[4096];
-
-    if (R->j->ckpt_dir == NULL)
-        return SW_OK;
-    if (mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
-        return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->j->ckpt_dir,
-                    strerror(errno));
-    {
-        /* the temporary files of checkpoints a crash interrupted */
-        DIR *d = opendir(R->j->ckpt_dir);
-        struct dirent *e;
-
-        while (d != NULL && (e = readdir(d)) != NULL) {
-            if (!strncmp(e->d_name, "ckpt-", 5) &&
-                strstr(e->d_name, ".swc.tmp.") != NULL) {
-                snprintf(path, sizeof(path), "%s/%s", R->j->ckpt_dir,
-                         e->d_name);
-                unlink(path);
-            }
-        }
-        if (d != NULL)
-            closedir(d);
-    }
-    n = list_ckpts(R->j->ckpt_dir, seqs, 256);
-    for (i = 0; i < n; i++) {
-        sw_pipeline *p = NULL;
-        const void *pos;
-        size_t len;
-        sw_err e = {0};
-        sw_rc rc;
-
-        ckpt_path(R->j, seqs[i], path, sizeof(path));
-        rc = sw_pipeline_restore(path, &p, &e);
-        if (rc == SW_OK) {
-            pos = sw_pipeline_position(p, &len);
-            R->n = 0;
-            R->kused = 0;
-            rc = restore_position(R, pos, len, keep, &e);
-            if (rc == SW_E_INVAL) { /* another job's: not a damage */
-                sw_pipeline_free(p);
-                *err = e;
-                return rc;
-            }
-        }
-        if (rc != SW_OK) {
-            int o;
-
-            fprintf(stderr,
-                    "sw-serve: warning: checkpoint %s is unusable (%s); "
-                    "trying the one before\n",
-                    path, e.msg);
-            sw_pipeline_free(p);
-            /* nothing of it may stay: positions, counters, lengths */
-            R->n_pos = 0;
-            R->n = 0;
-            R->kused = 0;
-            R->base = 0;
-            R->n_in = R->n_out = R->n_dead = R->n_late = R->n_invalid = 0;
-            for (o = 0; o < R->n_outs; o++)
-                keep[o] = -1;
-            continue;
-        }
-        R->p = p;
-        R->restored = 1;
-        R->ckpt_seq = seqs[0];
-        fprintf(stderr,
-                "sw-serve: restored %s: %lld events in, %lld predictions, "
-                "%lld events buffered\n",
-                path, (long long)R->n_in, (long long)R->n_out,
-                (long long)R->n);
-        return SW_OK;
-    }
-    if (n > 0)
-        fprintf(stderr, "sw-serve: warning: no usable checkpoint in %s; "
-                        "starting from the group's offsets\n",
-                R->j->ckpt_dir);
-    if (n > 0)
-        R->ckpt_seq = seqs[0];
-    return SW_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2036,7 +893,7 @@ free_run(run *R)
     int o;
 
     for (o = 0; o < R->n_outs; o++)
-        out_close(&R->outs[o]);
+        run_out_close(&R->outs[o]);
     sw_kafka_source_free(R->ks);
     sw_h5_source_free(R->hs);
     sw_json_decoder_free(R->d);
@@ -2072,32 +929,6 @@ free_run(run *R)
     free(R->strbuf);
 }
 
-/* What online learning needs, said at start by name. */
-static sw_rc
-check_learning(const run *R, sw_err *err)
-{
-    json_t *spec = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL);
-    int has_join = spec != NULL && json_object_get(spec, "label_join");
-
-    json_decref(spec);
-    if (sw_model_kind_of(R->main.s.m) != SW_MODEL_LINEAR)
-        return fail(err, SW_E_INVAL,
-                    "job: learn: %s is not an online learner; the "
-                    "passive-aggressive and SCW models learn in the runner",
-                    R->main.s.model);
-    if (!has_join)
-        return fail(err, SW_E_INVAL,
-                    "job: learn: the bundle's pipeline has no label_join: "
-                    "nothing says which event labels which prediction "
-                    "(docs/pipelines.md, \"Delayed labels\")");
-    if (R->j->canary != NULL)
-        return fail(err, SW_E_INVAL,
-                    "job: learn: a canary beside a learning model is not "
-                    "supported: the canary's keys would teach the main "
-                    "model what another model scored");
-    return SW_OK;
-}
-
 /* The whole run; returns the exit status. */
 static int
 run_job(job *j, run_metrics *mt, sw_err *err)
@@ -2128,7 +959,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     snprintf(mt->model, sizeof(mt->model), "%s", R.main.s.model);
     snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.main.s.sha);
     pthread_mutex_unlock(&mt->info_lock);
-    if ((rc = restore(&R, keep, err)) != SW_OK)
+    if ((rc = run_restore(&R, keep, err)) != SW_OK)
         goto done;
     spec = spec_for_job(sw_model_pipeline_spec(R.main.s.m), j->emission);
     if (spec == NULL) {
@@ -2156,7 +987,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         }
         sw_pipeline_free(want);
     }
-    if (j->learn && (rc = check_learning(&R, err)) != SW_OK)
+    if (j->learn && (rc = run_check_learning(&R, err)) != SW_OK)
         goto done;
     if (j->tenant_field != NULL) {
         uint64_t spec_hash, schema;
@@ -2183,19 +1014,19 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         goto done;
     check_keys(&R);
     for (o = 0; o < j->n_sinks; o++) {
-        if ((rc = out_open(&j->sinks[o], &R.outs[o], keep[o], 1, err)) !=
+        if ((rc = run_out_open(&j->sinks[o], &R.outs[o], keep[o], 1, err)) !=
             SW_OK)
             goto done;
     }
     if (j->has_dead) {
         R.dead = &R.outs[o];
-        if ((rc = out_open(&j->dead, &R.outs[o], keep[o], 0, err)) != SW_OK)
+        if ((rc = run_out_open(&j->dead, &R.outs[o], keep[o], 0, err)) != SW_OK)
             goto done;
         o++;
     }
     if (j->has_features) {
         R.feats = &R.outs[o];
-        if ((rc = out_open(&j->features, &R.outs[o], keep[o], 0, err)) !=
+        if ((rc = run_out_open(&j->features, &R.outs[o], keep[o], 0, err)) !=
             SW_OK)
             goto done;
     }
@@ -2260,13 +1091,13 @@ run_job(job *j, run_metrics *mt, sw_err *err)
             R.events_since += count;
             record_latency(&R, now_s() - t0);
         }
-        if ((rc = ckpt_poll(&R, 0, err)) != SW_OK)
+        if ((rc = run_ckpt_poll(&R, 0, err)) != SW_OK)
             goto done;
         if (j->ckpt_dir != NULL && !R.bg &&
             ((j->ckpt_events > 0 && R.events_since >= j->ckpt_events) ||
              (j->ckpt_seconds > 0 && now_s() - R.last_ckpt >= j->ckpt_seconds &&
               R.events_since > 0)) &&
-            (rc = checkpoint(&R, j->ckpt_background, err)) != SW_OK)
+            (rc = run_checkpoint(&R, j->ckpt_background, err)) != SW_OK)
             goto done;
         update_metrics(&R);
         if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
@@ -2284,18 +1115,18 @@ run_job(job *j, run_metrics *mt, sw_err *err)
      * checkpoint, offsets committed */
     if (!stop_asked && j->src != SRC_KAFKA) {
         if ((rc = sw_pipeline_flush(R.p, R.r, err)) != SW_OK ||
-            (rc = emit(&R, err)) != SW_OK)
+            (rc = run_emit(&R, err)) != SW_OK)
             goto done;
-        fifo_drop(&R, sw_pipeline_oldest_pending(R.p));
+        run_fifo_drop(&R, sw_pipeline_oldest_pending(R.p));
     }
-    if ((rc = ckpt_poll(&R, 1, err)) != SW_OK)
+    if ((rc = run_ckpt_poll(&R, 1, err)) != SW_OK)
         goto done;
     if (j->ckpt_dir != NULL) {
-        if ((rc = checkpoint(&R, 0, err)) != SW_OK)
+        if ((rc = run_checkpoint(&R, 0, err)) != SW_OK)
             goto done;
     } else {
         for (o = 0; o < R.n_outs; o++) {
-            if ((rc = out_sync(&R.outs[o], err)) != SW_OK)
+            if ((rc = run_out_sync(&R.outs[o], err)) != SW_OK)
                 goto done;
         }
     }

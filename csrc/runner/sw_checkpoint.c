@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_checkpoint.c - the loop's checkpoints: the pipeline's own file with the run's
+ * position inside (next offsets, output lengths, the FIFO, a learning
+ * job's model), taken after the outputs are durable and committed after
+ * it is on disk; at start the newest that reads back wins.
+ */
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sw_run_int.h"
+
+
+/* 2: each buffered event's tenant, and a learning job's model */
+static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '2'};
+
+static void
+put64(buf *b, int64_t v)
+{
+    unsigned char x[8];
+    int i;
+
+    for (i = 0; i < 8; i++)
+        x[i] = (unsigned char)((uint64_t)v >> (8 * i));
+    if (need(b, 8) == 0) {
+        memcpy(b->p + b->len, x, 8);
+        b->len += 8;
+    }
+}
+
+/* The run's position: partitions' next offsets, output lengths,
+ * counters, and the FIFO of buffered events. */
+static int
+position(run *R, buf *b)
+{
+    int64_t i;
+    int o;
+
+    b->len = 0;
+    if (need(b, 8) != 0)
+        return -1;
+    memcpy(b->p, pos_magic, 8);
+    b->len = 8;
+    put64(b, R->n_pos);
+    for (i = 0; i < R->n_pos; i++) {
+        put64(b, R->pos_part[i]);
+        put64(b, R->pos_next[i]);
+    }
+    put64(b, R->n_outs);
+    for (o = 0; o < R->n_outs; o++)
+        put64(b, R->outs[o].k ? -1 : R->outs[o].bytes);
+    put64(b, R->n_in);
+    put64(b, R->n_out);
+    put64(b, R->n_dead);
+    put64(b, R->n_late);
+    put64(b, R->n_invalid);
+    put64(b, R->base);
+    put64(b, R->n);
+    for (i = 0; i < R->n; i++) {
+        put64(b, R->f_part[i]);
+        put64(b, R->f_off[i]);
+        put64(b, R->f_klen[i]);
+        put64(b, R->f_tlen[i]);
+        if (need(b, (size_t)(R->f_klen[i] + R->f_tlen[i])) != 0)
+            return -1;
+        memcpy(b->p + b->len, R->karena + R->f_kat[i],
+               (size_t)(R->f_klen[i] + R->f_tlen[i]));
+        b->len += (size_t)(R->f_klen[i] + R->f_tlen[i]);
+    }
+    /* a learning job's model is state like the pipeline's: the model file
+     * rides in the checkpoint, so a restart learns no pair twice */
+    put64(b, R->j->learn);
+    if (R->j->learn) {
+        unsigned char *m = NULL;
+        size_t mlen = 0;
+        sw_err e = {0};
+
+        put64(b, R->n_learned);
+        put64(b, R->n_hits);
+        if (sw_model_save_buffer(R->main.s.m, &m, &mlen, &e) != SW_OK)
+            return -1;
+        put64(b, (int64_t)mlen);
+        if (need(b, mlen) != 0) {
+            sw_buffer_free(m);
+            return -1;
+        }
+        memcpy(b->p + b->len, m, mlen);
+        b->len += mlen;
+        sw_buffer_free(m);
+    }
+    return b->p == NULL ? -1 : 0;
+}
+
+typedef struct reader {
+    const unsigned char *p;
+    size_t len, at;
+    int bad;
+} reader;
+
+static int64_t
+get64(reader *r)
+{
+    uint64_t v = 0;
+    int i;
+
+    if (r->len - r->at < 8) {
+        r->bad = 1;
+        return 0;
+    }
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
+    r->at += 8;
+    return (int64_t)v;
+}
+
+/* Read back a position into R (outs' lengths into keep[]). */
+static sw_rc
+restore_position(run *R, const void *pos, size_t len, int64_t *keep,
+                 sw_err *err)
+{
+    reader r = {pos, len, 8, 0};
+    int64_t n, i;
+
+    if (len < 8 || memcmp(pos, pos_magic, 8) != 0)
+        return fail(err, SW_E_FORMAT,
+                    "the checkpoint's position is not a runner's");
+    n = get64(&r);
+    if (n < 0 || n > MAX_PARTS)
+        r.bad = 1;
+    for (i = 0; !r.bad && i < n; i++) {
+        R->pos_part[i] = (int32_t)get64(&r);
+        R->pos_next[i] = get64(&r);
+    }
+    R->n_pos = (int)n;
+    n = get64(&r);
+    if (n != R->n_outs)
+        return fail(err, SW_E_INVAL,
+                    "the checkpoint has %lld outputs, the job %d: checkpoints "
+                    "belong to one job",
+                    (long long)n, R->n_outs);
+    for (i = 0; !r.bad && i < n; i++)
+        keep[i] = get64(&r);
+    R->n_in = get64(&r);
+    R->n_out = get64(&r);
+    R->n_dead = get64(&r);
+    R->n_late = get64(&r);
+    R->n_invalid = get64(&r);
+    R->base = get64(&r);
+    n = get64(&r);
+    for (i = 0; !r.bad && i < n; i++) {
+        int32_t part = (int32_t)get64(&r);
+        int64_t off = get64(&r), kl = get64(&r), tl = get64(&r);
+        sw_rc rc;
+
+        if (r.bad || kl < 0 || tl < 0 || kl > INT32_MAX || tl > INT32_MAX ||
+            (size_t)(kl + tl) > r.len - r.at) {
+            r.bad = 1;
+            break;
+        }
+        rc = run_fifo_push(R, part, off, (const char *)r.p + r.at, (size_t)kl,
+                       (const char *)r.p + r.at + kl, (size_t)tl, err);
+        if (rc != SW_OK)
+            return rc;
+        r.at += (size_t)(kl + tl);
+    }
+    n = get64(&r);
+    if (!r.bad && n != R->j->learn)
+        return fail(err, SW_E_INVAL,
+                    "the checkpoint is of a job that %s online, this one "
+                    "%s: checkpoints belong to one job",
+                    n ? "learns" : "does not learn",
+                    R->j->learn ? "learns" : "does not");
+    if (!r.bad && n) {
+        int64_t learned = get64(&r), hits = get64(&r), mlen = get64(&r);
+        sw_model *m = NULL;
+        sw_err e = {0};
+
+        if (r.bad || mlen < 0 || (size_t)mlen > r.len - r.at ||
+            sw_model_load_buffer(r.p + r.at, (size_t)mlen, &m, &e) != SW_OK)
+            return fail(err, SW_E_FORMAT,
+                        "the checkpoint's learned model is damaged%s%s",
+                        e.msg[0] ? ": " : "", e.msg);
+        r.at += (size_t)mlen;
+        if (r.bad || r.at != r.len) {
+            sw_model_free(m);
+            return fail(err, SW_E_FORMAT,
+                        "the checkpoint's position is damaged");
+        }
+        sw_model_free(R->main.s.m);
+        R->main.s.m = m;
+        R->n_learned = learned;
+        R->n_hits = hits;
+        return SW_OK;
+    }
+    if (r.bad || r.at != r.len)
+        return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
+    return SW_OK;
+}
+
+static int
+ckpt_name_seq(const char *name, int64_t *seq)
+{
+    char *end;
+    long long v;
+
+    if (strncmp(name, "ckpt-", 5) != 0)
+        return -1;
+    v = strtoll(name + 5, &end, 10);
+    if (strcmp(end, ".swc") != 0 || v < 0)
+        return -1;
+    *seq = v;
+    return 0;
+}
+
+static int
+cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The checkpoints' numbers in dir, newest first. */
+static int64_t
+list_ckpts(const char *dir, int64_t *seqs, int64_t max)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int64_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (ckpt_name_seq(e->d_name, &seqs[n]) == 0)
+            n++;
+    }
+    closedir(d);
+    qsort(seqs, (size_t)n, sizeof(int64_t), cmp_desc);
+    return n;
+}
+
+static void
+ckpt_path(const job *j, int64_t seq, char *path, size_t len)
+{
+    snprintf(path, len, "%s/ckpt-%012lld.swc", j->ckpt_dir, (long long)seq);
+}
+
+/* Keep the newest keep checkpoints. */
+static void
+prune(run *R)
+{
+    int64_t seqs[256], n = list_ckpts(R->j->ckpt_dir, seqs, 256), i;
+    char path[4096];
+
+    for (i = R->j->ckpt_keep; i < n; i++) {
+        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        unlink(path);
+    }
+}
+
+static void
+ckpt_done(run *R, const char *path, double t0)
+{
+    struct stat st;
+
+    atomic_fetch_add(&R->mt->checkpoints, 1);
+    atomic_store(&R->mt->ckpt_us, (int64_t)((now_s() - t0) * 1e6));
+    atomic_store(&R->mt->ckpt_unix_ms, unix_ms());
+    if (stat(path, &st) == 0)
+        atomic_store(&R->mt->ckpt_bytes, (int64_t)st.st_size);
+    prune(R);
+}
+
+static sw_rc
+commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
+{
+    if (R->ks == NULL || R->j->src != SRC_KAFKA)
+        return SW_OK;
+    return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
+}
+
+/* Finish a background checkpoint (block: wait for it). */
+sw_rc
+run_ckpt_poll(run *R, int block, sw_err *err)
+{
+    int done = 0;
+    sw_rc rc;
+
+    if (!R->bg)
+        return SW_OK;
+    rc = sw_pipeline_checkpoint_wait(R->p, block, &done, err);
+    if (rc != SW_OK) {
+        R->bg = 0;
+        return rc;
+    }
+    if (!done)
+        return SW_OK;
+    R->bg = 0;
+    ckpt_done(R, R->bg_path, R->bg_t0);
+    return commit(R, R->bg_n, R->bg_part, R->bg_next, err);
+}
+
+/* How long scoring waited for the checkpoint begun at t0. */
+static void
+record_stall(run *R, double t0)
+{
+    int64_t stall = (int64_t)((now_s() - t0) * 1e6);
+
+    atomic_store(&R->mt->ckpt_stall_us, stall);
+    if (stall > atomic_load(&R->mt->ckpt_stall_max_us))
+        atomic_store(&R->mt->ckpt_stall_max_us, stall);
+}
+
+/* Take a checkpoint: outputs durable first, then state and position,
+ * then (when it is on disk) the offsets committed. */
+sw_rc
+run_checkpoint(run *R, int background, sw_err *err)
+{
+    buf pos = {NULL, 0, 0};
+    char path[4096];
+    double t0 = now_s();
+    int o;
+    sw_rc rc;
+
+    if (R->j->ckpt_dir == NULL)
+        return SW_OK;
+    if (R->bg && (rc = run_ckpt_poll(R, 1, err)) != SW_OK)
+        return rc;
+    for (o = 0; o < R->n_outs; o++) {
+        if ((rc = run_out_sync(&R->outs[o], err)) != SW_OK)
+            return rc;
+    }
+    if (position(R, &pos) != 0) {
+        free(pos.p);
+        return fail(err, SW_E_NOMEM, "checkpoint: out of memory");
+    }
+    ckpt_path(R->j, ++R->ckpt_seq, path, sizeof(path));
+    R->events_since = 0;
+    R->last_ckpt = now_s();
+    if (background) {
+        rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
+        free(pos.p);
+        if (rc != SW_OK)
+            return rc;
+        record_stall(R, t0); /* outputs durable, position, fork */
+        R->bg = 1;
+        R->bg_t0 = t0;
+        snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
+        R->bg_n = R->n_pos;
+        memcpy(R->bg_part, R->pos_part, (size_t)R->n_pos * sizeof(int32_t));
+        memcpy(R->bg_next, R->pos_next, (size_t)R->n_pos * sizeof(int64_t));
+        return SW_OK;
+    }
+    rc = sw_pipeline_checkpoint(R->p, path, pos.p, pos.len, err);
+    free(pos.p);
+    if (rc != SW_OK)
+        return rc;
+    record_stall(R, t0);
+    ckpt_done(R, path, t0);
+    return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
+}
+
+/* The newest checkpoint that reads back, or none: *out the pipeline (NULL
+ * without a checkpoint), keep[] the output lengths. */
+sw_rc
+run_restore(run *R, int64_t *keep, sw_err *err)
+{
+    int64_t seqs[256], n, i;
+    char path[4096];
+
+    if (R->j->ckpt_dir == NULL)
+        return SW_OK;
+    if (mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
+        return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->j->ckpt_dir,
+                    strerror(errno));
+    {
+        /* the temporary files of checkpoints a crash interrupted */
+        DIR *d = opendir(R->j->ckpt_dir);
+        struct dirent *e;
+
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (!strncmp(e->d_name, "ckpt-", 5) &&
+                strstr(e->d_name, ".swc.tmp.") != NULL) {
+                snprintf(path, sizeof(path), "%s/%s", R->j->ckpt_dir,
+                         e->d_name);
+                unlink(path);
+            }
+        }
+        if (d != NULL)
+            closedir(d);
+    }
+    n = list_ckpts(R->j->ckpt_dir, seqs, 256);
+    for (i = 0; i < n; i++) {
+        sw_pipeline *p = NULL;
+        const void *pos;
+        size_t len;
+        sw_err e = {0};
+        sw_rc rc;
+
+        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        rc = sw_pipeline_restore(path, &p, &e);
+        if (rc == SW_OK) {
+            pos = sw_pipeline_position(p, &len);
+            R->n = 0;
+            R->kused = 0;
+            rc = restore_position(R, pos, len, keep, &e);
+            if (rc == SW_E_INVAL) { /* another job's: not a damage */
+                sw_pipeline_free(p);
+                *err = e;
+                return rc;
+            }
+        }
+        if (rc != SW_OK) {
+            int o;
+
+            fprintf(stderr,
+                    "sw-serve: warning: checkpoint %s is unusable (%s); "
+                    "trying the one before\n",
+                    path, e.msg);
+            sw_pipeline_free(p);
+            /* nothing of it may stay: positions, counters, lengths */
+            R->n_pos = 0;
+            R->n = 0;
+            R->kused = 0;
+            R->base = 0;
+            R->n_in = R->n_out = R->n_dead = R->n_late = R->n_invalid = 0;
+            for (o = 0; o < R->n_outs; o++)
+                keep[o] = -1;
+            continue;
+        }
+        R->p = p;
+        R->restored = 1;
+        R->ckpt_seq = seqs[0];
+        fprintf(stderr,
+                "sw-serve: restored %s: %lld events in, %lld predictions, "
+                "%lld events buffered\n",
+                path, (long long)R->n_in, (long long)R->n_out,
+                (long long)R->n);
+        return SW_OK;
+    }
+    if (n > 0)
+        fprintf(stderr, "sw-serve: warning: no usable checkpoint in %s; "
+                        "starting from the group's offsets\n",
+                R->j->ckpt_dir);
+    if (n > 0)
+        R->ckpt_seq = seqs[0];
+    return SW_OK;
+}

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_run_int.h - what the files of the loop share, private to them: the
+ * run (sources, pipeline, models, FIFO, positions, outputs), the text
+ * builder of output lines, and the functions one file calls in another.
+ *
+ *   sw_run.c         setting up, the loop, sources -> pipeline, the FIFO
+ *   sw_outputs.c     topics and files written, made durable
+ *   sw_emit.c        rows -> predictions -> output lines (slots, tenants)
+ *   sw_learn.c       online learning from the label join, snapshots
+ *   sw_checkpoint.c  positions, checkpoints taken, restored, committed
+ */
+#ifndef SW_RUN_INT_H
+#define SW_RUN_INT_H
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sw_run.h"
+
+static inline sw_rc fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline sw_rc
+fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    err->rc = rc;
+    return rc;
+}
+
+static inline double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline int64_t
+unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text: output lines                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static inline int
+need(buf *b, size_t n)
+{
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    while (b->cap < b->len + n + 1)
+        b->cap = b->cap ? 2 * b->cap : 4096;
+    b->p = realloc(b->p, b->cap);
+    if (b->p == NULL)
+        abort(); /* out of memory for a line of text */
+    return 0;
+}
+
+/* Output lines are most of the runner's own work: they are built with
+ * memcpy and a digit loop, and printf only for the doubles (%.17g, which
+ * parses back to the same bits). */
+static inline void add(buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static inline void
+add(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    need(b, 64);
+    va_start(ap, fmt);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    if ((size_t)n >= b->cap - b->len) {
+        need(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+static inline void
+add_mem(buf *b, const char *s, size_t n)
+{
+    need(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+#define ADD_LIT(b, s) add_mem((b), (s), sizeof(s) - 1)
+
+static inline void
+add_int(buf *b, int64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    add_mem(b, tmp + i, (size_t)(24 - i));
+}
+
+/* s as a JSON string, quotes included. */
+static inline void
+add_json_str(buf *b, const char *s, size_t n)
+{
+    size_t i, run = 0;
+
+    need(b, n + 2);
+    b->p[b->len++] = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        add_mem(b, s + run, i - run);
+        if (c == '"' || c == '\\')
+            add(b, "\\%c", c);
+        else
+            add(b, "\\u%04x", c);
+        run = i + 1;
+    }
+    add_mem(b, s + run, n - run);
+    ADD_LIT(b, "\"");
+}
+
+static inline void
+add_num(buf *b, double v)
+{
+    if (isfinite(v))
+        add(b, "%.17g", v);
+    else
+        ADD_LIT(b, "null");
+}
+
+typedef struct out {
+    const out_spec *spec;
+    sw_kafka_sink *k;
+    FILE *fp;
+    int64_t bytes; /* written to the file so far */
+} out;
+
+#define MAX_PARTS 1024
+
+/* A model the run scores with: what it is, how outputs name it, and the
+ * reloader following its registry reference. */
+typedef struct slot {
+    served s;           /* s.m NULL: the slot is unused */
+    reloader *rl;
+    char json[400];     /* ,"model":"...","sha256":"...","partition": */
+    size_t json_len;
+    double *pred;       /* its predictions of the current rows */
+    int64_t pred_cap;
+} slot;
+
+typedef struct run {
+    job *j;
+    sw_pipeline *p;
+    sw_result *r;
+    sw_json_decoder *d;
+    sw_kafka_source *ks;
+    sw_h5_source *hs;
+    int n_outs; /* sinks, then dead letters, then features */
+    out outs[RUN_MAX_SINKS + 2];
+    out *dead, *feats;
+    slot main;          /* the model every event is scored by */
+    slot shadow;        /* scored beside it, published as "shadow" */
+    slot canary;        /* scores a key-hashed fraction instead of main */
+    /* the FIFO: arrival number base + i -> where event i came from */
+    int64_t base, n, cap;
+    int32_t *f_part;
+    int64_t *f_off, *f_kat;
+    int32_t *f_klen;
+    int32_t *f_tlen; /* the tenant's bytes follow the key's in karena */
+    char *karena;
+    size_t kused, kcap;
+    /* where each partition resumes: offset of its next event */
+    int n_pos;
+    int32_t pos_part[MAX_PARTS];
+    int64_t pos_next[MAX_PARTS];
+    /* checkpoints */
+    int64_t ckpt_seq, events_since;
+    double last_ckpt;
+    int bg;                  /* a background checkpoint is being written */
+    char bg_path[4096];      /* ... to this file */
+    int bg_n;                /* with these offsets to commit after */
+    int32_t bg_part[MAX_PARTS];
+    int64_t bg_next[MAX_PARTS];
+    double bg_t0;
+    /* scratch */
+    buf line, key;
+    int64_t *sub_at, *sub_len, *sub_ts, *sub_idx, sub_cap;
+    char *strbuf;
+    size_t strcap;
+    int key_col; /* decoder field of the job's key, -1: message key */
+    int tenant_col; /* decoder field (or column) of the tenant, -1: none */
+    buf tenant;
+    tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
+    int restored; /* started from a checkpoint */
+    run_metrics *mt;
+    int64_t n_late, n_invalid, n_dead, n_in, n_out;
+    int64_t n_learned, n_hits; /* online learning: pairs, right guesses */
+    /* offsets learned from since the last snapshot, per partition */
+    int n_snap;
+    int32_t snap_part[MAX_PARTS];
+    int64_t snap_lo[MAX_PARTS], snap_hi[MAX_PARTS];
+} run;
+
+/* sw_outputs.c */
+/* Open an output; a file is cut back to keep bytes (-1: emptied). */
+sw_rc run_out_open(const out_spec *s, out *o, int64_t keep, int csv_header,
+                   sw_err *err);
+sw_rc run_out_write(out *o, const char *key, size_t key_len, const char *line,
+                    size_t len, const char *const *headers, sw_err *err);
+/* Everything written so far is durable: acknowledged, or on disk. */
+sw_rc run_out_sync(out *o, sw_err *err);
+void run_out_close(out *o);
+
+/* sw_run.c */
+int run_pos_index(run *R, int32_t part);
+sw_rc run_fifo_push(run *R, int32_t part, int64_t off, const char *key,
+                    size_t klen, const char *tname, size_t tlen, sw_err *err);
+void run_fifo_drop(run *R, int64_t oldest);
+sw_rc run_dead_letter(run *R, int32_t part, int64_t off, const char *reason,
+                      const char *field, const unsigned char *raw,
+                      int64_t raw_len, sw_err *err);
+
+/* sw_emit.c: the predictions (and feature rows) of the rows of R->r */
+sw_rc run_emit(run *R, sw_err *err);
+
+/* sw_learn.c */
+sw_rc run_check_learning(const run *R, sw_err *err);
+/* Score rows 0..n of R->r into R->main.pred, learning the pairs between */
+sw_rc run_learn_predict(run *R, int64_t n, sw_err *err);
+
+/* sw_checkpoint.c */
+/* Take a checkpoint (background: from a forked child). */
+sw_rc run_checkpoint(run *R, int background, sw_err *err);
+/* Finish a background checkpoint (block: wait for it). */
+sw_rc run_ckpt_poll(run *R, int block, sw_err *err);
+/* The newest checkpoint that reads back, or none: R->p, the position,
+ * keep[] the output lengths. */
+sw_rc run_restore(run *R, int64_t *keep, sw_err *err);
+
+#endif /* SW_RUN_INT_H */
