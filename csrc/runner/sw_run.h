@@ -1,15 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sw_run.h - what the runner's files share with the rest of sw-serve: the
  * job as read from its JSON file (sw_job.c), the metrics endpoint
  * (sw_metrics.c), the reloader (sw_reload.c), the tenants (sw_tenants.c)
  * and the loop's entry point (sw_run.c; its own files share
  * sw_run_int.h).
- */
-/* SPDX-License-Identifier: MIT */
-/*
- * sw_run.h - what the files of `sw-serve run JOB` share: the job as read
- * from its JSON file (sw_job.c), the outputs (sw_outputs.c), the metrics
- * endpoint (sw_metrics.c) and the loop (sw_run.c).
  */
 #ifndef SW_RUN_H
 #define SW_RUN_H
