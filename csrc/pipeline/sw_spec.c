@@ -644,42 +644,27 @@ make_plan(sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
-sw_rc
-sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
+/* The events section: fields and their types, the time column (added as
+ * int64 when fields lacks it), the privacy settings, the time unit. */
+static sw_rc
+compile_events(sw_pipeline *p, json_t *root, sw_err *err)
 {
-    json_error_t jerr;
-    json_t *root = NULL, *ev, *fields, *feats, *v, *wm;
+    json_t *ev, *fields, *v;
     const char *name;
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    char *canon = NULL;
-    int i, n_dense = 0;
-    int64_t sparse = 0;
-    size_t idx;
+    int i;
     sw_rc rc;
 
-    root = json_loads(text, 0, &jerr);
-    if (root == NULL) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "spec: not JSON (line %d, column %d: "
-                     "%s)",
-                     jerr.line, jerr.column, jerr.text);
-        goto done;
-    }
     ev = json_object_get(root, "events");
-    if (!json_is_object(ev)) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "events: expected an object with "
-                     "time and fields");
-        goto done;
-    }
+    if (!json_is_object(ev))
+        return sw_fail(err, SW_E_INVAL,
+                       "events: expected an object with "
+                       "time and fields");
     fields = json_object_get(ev, "fields");
     if (!json_is_object(fields) || json_object_size(fields) < 1 ||
-        json_object_size(fields) >= SW_MAX_FIELDS) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "events.fields: expected {name: type} with 1..%d fields",
-                     SW_MAX_FIELDS - 1);
-        goto done;
-    }
+        json_object_size(fields) >= SW_MAX_FIELDS)
+        return sw_fail(err, SW_E_INVAL,
+                       "events.fields: expected {name: type} with 1..%d fields",
+                       SW_MAX_FIELDS - 1);
     json_object_foreach(fields, name, v)
     {
         int t;
@@ -688,35 +673,27 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
                               strcmp(type_names[t], json_string_value(v)));
              t++)
             ;
-        if (t == 7) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "events.fields.%s: unknown type '%s' (int64, int32, "
-                         "int8, float64, float32, bool, str)",
-                         name, json_is_string(v) ? json_string_value(v) : "?");
-            goto done;
-        }
+        if (t == 7)
+            return sw_fail(err, SW_E_INVAL,
+                           "events.fields.%s: unknown type '%s' (int64, int32, "
+                           "int8, float64, float32, bool, str)",
+                           name, json_is_string(v) ? json_string_value(v) : "?");
         p->fields[p->n_fields].name = sw_strdup(name);
-        if (p->fields[p->n_fields].name == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-            goto done;
-        }
+        if (p->fields[p->n_fields].name == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
         p->fields[p->n_fields++].type = t;
     }
     v = json_object_get(ev, "time");
-    if (!json_is_string(v)) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "events.time: expected the name of the "
-                     "event-time column");
-        goto done;
-    }
+    if (!json_is_string(v))
+        return sw_fail(err, SW_E_INVAL,
+                       "events.time: expected the name of the "
+                       "event-time column");
     p->time_field = find_field(p, json_string_value(v));
     if (p->time_field < 0) {
         /* the time column need not be listed among the fields */
         p->fields[p->n_fields].name = sw_strdup(json_string_value(v));
-        if (p->fields[p->n_fields].name == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-            goto done;
-        }
+        if (p->fields[p->n_fields].name == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
         p->fields[p->n_fields].type = SW_COL_I64;
         p->time_field = p->n_fields++;
     }
@@ -725,7 +702,7 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
             p->fields[i].name, strlen(p->fields[i].name), 0x6669656c64);
     v = json_object_get(root, "privacy");
     if (v != NULL && (rc = sw_privacy_parse(p, v, err)) != SW_OK)
-        goto done;
+        return rc;
     v = json_object_get(ev, "time_unit");
     if (v == NULL || (json_is_string(v) && !strcmp(json_string_value(v), "us")))
         p->time_unit = 0;
@@ -736,26 +713,33 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     else if (json_is_string(v) && !strcmp(json_string_value(v), "ns"))
         p->time_unit = 3;
     else {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "events.time_unit: expected us, ms, s or ns");
-        goto done;
+        return sw_fail(err, SW_E_INVAL,
+                       "events.time_unit: expected us, ms, s or ns");
     }
+    return SW_OK;
+}
 
-    feats = json_object_get(root, "features");
+/* The features, their layout in the dense row and the hashed block, the
+ * plan, the column names and the defaults' fill list. */
+static sw_rc
+compile_features(sw_pipeline *p, json_t *feats, sw_err *err)
+{
+    json_t *v;
+    int i, n_dense = 0;
+    int64_t sparse = 0;
+    size_t idx;
+    sw_rc rc;
+
     if (!json_is_array(feats) || json_array_size(feats) < 1 ||
-        json_array_size(feats) > 4096) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "features: expected a list of 1..4096 "
-                     "features");
-        goto done;
-    }
+        json_array_size(feats) > 4096)
+        return sw_fail(err, SW_E_INVAL,
+                       "features: expected a list of 1..4096 "
+                       "features");
     p->n_features = (int)json_array_size(feats);
     p->features = sw_calloc((size_t)p->n_features, sizeof(feature));
     p->tables = sw_calloc((size_t)p->n_features, sizeof(keytab));
-    if (p->features == NULL || p->tables == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        goto done;
-    }
+    if (p->features == NULL || p->tables == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     json_array_foreach(feats, idx, v)
     {
         feature *f = &p->features[idx];
@@ -763,14 +747,12 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 
         rc = compile_feature(p, v, (int)idx, f, err);
         if (rc != SW_OK)
-            goto done;
+            return rc;
         for (j = 0; j < (int)idx; j++) {
-            if (!strcmp(p->features[j].name, f->name)) {
-                rc = sw_fail(err, SW_E_INVAL,
-                             "features[%d].name: '%s' is used twice", (int)idx,
-                             f->name);
-                goto done;
-            }
+            if (!strcmp(p->features[j].name, f->name))
+                return sw_fail(err, SW_E_INVAL,
+                               "features[%d].name: '%s' is used twice", (int)idx,
+                               f->name);
         }
         if (f->kind == OP_HASH) {
             f->offset = sparse;
@@ -790,12 +772,10 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
     p->n_dense = n_dense;
     p->sparse_dims = sparse;
     if ((rc = make_plan(p, err)) != SW_OK)
-        goto done;
+        return rc;
     p->colnames = sw_calloc((size_t)(n_dense ? n_dense : 1), sizeof(char *));
-    if (p->colnames == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        goto done;
-    }
+    if (p->colnames == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     for (i = 0; i < p->n_features; i++) {
         const feature *f = &p->features[i];
         int c;
@@ -809,10 +789,8 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 
         p->fill_col = sw_alloc_array((size_t)p->n_fill, sizeof(int64_t));
         p->fill_val = sw_alloc_array((size_t)p->n_fill, sizeof(double));
-        if (p->fill_col == NULL || p->fill_val == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-            goto done;
-        }
+        if (p->fill_col == NULL || p->fill_val == NULL)
+            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
         for (i = 0; i < p->n_features; i++) {
             const feature *f = &p->features[i];
             int c;
@@ -823,6 +801,17 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
             }
         }
     }
+    return SW_OK;
+}
+
+/* The optional sections: watermark, ttl, label_join, max_keys, emission;
+ * and nothing else. */
+static sw_rc
+compile_sections(sw_pipeline *p, json_t *root, sw_err *err)
+{
+    json_t *v, *wm;
+    const char *name;
+    sw_rc rc;
 
     wm = json_object_get(root, "watermark");
     if (wm != NULL) {
@@ -838,119 +827,132 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
                    p->idle_timeout <= 0)) ||
             (np && (!json_is_integer(np) || json_integer_value(np) < 1 ||
                     json_integer_value(np) > SW_MAX_PARTITIONS)) ||
-            json_object_size(wm) != (size_t)(!!o + !!l + !!d + !!np)) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "watermark: expected {\"out_of_orderness\": \"5s\", "
-                         "\"allowed_lateness\": \"1m\", \"partitions\": "
-                         "1..%d, \"idle_timeout\": \"10m\"}",
-                         SW_MAX_PARTITIONS);
-            goto done;
-        }
+            json_object_size(wm) != (size_t)(!!o + !!l + !!d + !!np))
+            return sw_fail(err, SW_E_INVAL,
+                           "watermark: expected {\"out_of_orderness\": \"5s\", "
+                           "\"allowed_lateness\": \"1m\", \"partitions\": "
+                           "1..%d, \"idle_timeout\": \"10m\"}",
+                           SW_MAX_PARTITIONS);
     }
     if (wm != NULL && json_object_get(wm, "partitions") != NULL)
         p->declared_parts =
             (int)json_integer_value(json_object_get(wm, "partitions"));
     v = json_object_get(root, "ttl");
-    if (v != NULL && (sw_parse_duration(v, &p->ttl) != 0 || p->ttl <= 0)) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "ttl: expected a duration such as "
-                     "\"7d\"");
-        goto done;
-    }
+    if (v != NULL && (sw_parse_duration(v, &p->ttl) != 0 || p->ttl <= 0))
+        return sw_fail(err, SW_E_INVAL,
+                       "ttl: expected a duration such as "
+                       "\"7d\"");
     v = json_object_get(root, "label_join");
     if (v != NULL && (rc = sw_join_parse(p, v, err)) != SW_OK)
-        goto done;
+        return rc;
     v = json_object_get(root, "max_keys");
     if (v != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-            json_integer_value(v) > 0xfffffffeLL) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "max_keys: expected the most keys a key table may "
-                         "hold, 1..4294967294");
-            goto done;
-        }
+            json_integer_value(v) > 0xfffffffeLL)
+            return sw_fail(err, SW_E_INVAL,
+                           "max_keys: expected the most keys a key table may "
+                           "hold, 1..4294967294");
         p->max_keys = (int64_t)json_integer_value(v);
     }
     v = json_object_get(root, "emission");
     if (v != NULL) {
         if (!json_is_string(v) || (strcmp(json_string_value(v), "arrival") &&
-                                   strcmp(json_string_value(v), "watermark"))) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "emission: expected \"watermark\" (event-time "
-                         "exact, the default) or \"arrival\" (each event "
-                         "at once, in arrival order)");
-            goto done;
-        }
+                                   strcmp(json_string_value(v), "watermark")))
+            return sw_fail(err, SW_E_INVAL,
+                           "emission: expected \"watermark\" (event-time "
+                           "exact, the default) or \"arrival\" (each event "
+                           "at once, in arrival order)");
         p->arrival = !strcmp(json_string_value(v), "arrival");
-        if (p->arrival && p->join.on) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "emission: \"arrival\" does not go with label_join, "
-                         "which closes pairs by the watermark");
-            goto done;
-        }
+        if (p->arrival && p->join.on)
+            return sw_fail(err, SW_E_INVAL,
+                           "emission: \"arrival\" does not go with label_join, "
+                           "which closes pairs by the watermark");
     }
     json_object_foreach(root, name, v)
     {
         if (strcmp(name, "events") && strcmp(name, "features") &&
             strcmp(name, "watermark") && strcmp(name, "ttl") &&
             strcmp(name, "privacy") && strcmp(name, "label_join") &&
-            strcmp(name, "emission") && strcmp(name, "max_keys")) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "%s: not a spec section (events, features, "
-                         "watermark, ttl, privacy, label_join, emission, "
-                         "max_keys)",
-                         name);
-            goto done;
-        }
+            strcmp(name, "emission") && strcmp(name, "max_keys"))
+            return sw_fail(err, SW_E_INVAL,
+                           "%s: not a spec section (events, features, "
+                           "watermark, ttl, privacy, label_join, emission, "
+                           "max_keys)",
+                           name);
     }
-    {
-        int f;
+    return SW_OK;
+}
 
-        int t, k;
+/* Mark the fields whose values are hashed: key fields, hash features'
+ * fields, and the fields of value lists and distinct counts. */
+static void
+mark_hashed_fields(sw_pipeline *p)
+{
+    int f, t, k;
 
-        for (t = 0; t < p->n_tables; t++) {
-            for (k = 0; k < p->tables[t].n_keys; k++)
-                p->fields[p->tables[t].keys[k]].hashed = 1;
-        }
-        for (f = 0; f < p->n_features; f++) {
-            const feature *ft = &p->features[f];
-
-            for (k = 0; k < ft->n_hash; k++)
-                p->fields[ft->hash_fields[k]].hashed = 1;
-            if (ft->field >= 0 && ft->n_values + (ft->kind == OP_DISTINCT) > 0)
-                p->fields[ft->field].hashed = 1;
-        }
+    for (t = 0; t < p->n_tables; t++) {
+        for (k = 0; k < p->tables[t].n_keys; k++)
+            p->fields[p->tables[t].keys[k]].hashed = 1;
     }
-    /* kept in the user's order (for checkpoints), hashed sorted (so that
-     * the same spec written in another order has the same hash) */
-    canon = json_dumps(root, JSON_COMPACT);
-    if (canon == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        goto done;
+    for (f = 0; f < p->n_features; f++) {
+        const feature *ft = &p->features[f];
+
+        for (k = 0; k < ft->n_hash; k++)
+            p->fields[ft->hash_fields[k]].hashed = 1;
+        if (ft->field >= 0 && ft->n_values + (ft->kind == OP_DISTINCT) > 0)
+            p->fields[ft->field].hashed = 1;
     }
+}
+
+/* The spec's text as given, kept in the user's order (for checkpoints),
+ * and its identity: the hash of its canonical form, keys sorted so that
+ * the same spec written in another order has the same hash, and without
+ * the emission mode (how rows are released is not what they hold: a
+ * bundle's features served in either mode are the same features). */
+static sw_rc
+spec_identity(sw_pipeline *p, json_t *root, sw_err *err)
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    char *canon = json_dumps(root, JSON_COMPACT); /* jansson's allocation */
+
+    if (canon == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     p->spec_json = sw_strdup(canon);
     free(canon);
-    /* the emission mode is how rows are released, not what they hold: a
-     * bundle's features served in either mode are the same features */
+    if (p->spec_json == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     json_object_del(root, "emission");
     canon = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
-    if (canon == NULL || p->spec_json == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        goto done;
-    }
-    if (p->spec_json == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        goto done;
-    }
+    if (canon == NULL)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     if (sodium_init() < 0) {
-        rc = sw_fail(err, SW_E_INTERNAL, "spec: libsodium failed");
-        goto done;
+        free(canon);
+        return sw_fail(err, SW_E_INTERNAL, "spec: libsodium failed");
     }
     crypto_hash_sha256(digest, (const unsigned char *)canon, strlen(canon));
+    free(canon);
     p->spec_hash = sw_get_le64(digest);
-    rc = SW_OK;
-done:
-    free(canon); /* jansson's allocation */
+    return SW_OK;
+}
+
+sw_rc
+sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    sw_rc rc;
+
+    if (root == NULL)
+        return sw_fail(err, SW_E_INVAL,
+                       "spec: not JSON (line %d, column %d: %s)", jerr.line,
+                       jerr.column, jerr.text);
+    if ((rc = compile_events(p, root, err)) == SW_OK &&
+        (rc = compile_features(p, json_object_get(root, "features"), err)) ==
+            SW_OK &&
+        (rc = compile_sections(p, root, err)) == SW_OK) {
+        mark_hashed_fields(p);
+        rc = spec_identity(p, root, err);
+    }
     json_decref(root);
     return rc;
 }
