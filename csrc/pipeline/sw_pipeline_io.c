@@ -159,100 +159,109 @@ get_bytes(sw_cursor *c, size_t n, const unsigned char **out, sw_err *err)
     return SW_OK;
 }
 
-sw_rc
-sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
+/* The file's frame: magic and the XXH3 checksum over everything before
+ * it; then a cursor over the contents and the format version. */
+static sw_rc
+restore_frame(const char *path, const unsigned char *buf, size_t len,
+              sw_cursor *c, uint32_t *version, sw_err *err)
 {
-    unsigned char *buf = NULL;
-    const unsigned char *bytes = NULL;
-    sw_pipeline *p = NULL;
-    char *spec = NULL;
-    size_t len;
-    sw_cursor c;
-    uint32_t version, pad;
-    uint64_t hash, n, u;
-    int64_t counters[9], i;
-    int t;
+    uint32_t pad;
     sw_rc rc;
 
-    *out = NULL;
-    rc = sw_read_file(path, &buf, &len, err);
-    if (rc != SW_OK)
+    if (len < 8 + 8 || memcmp(buf, magic, 8) != 0)
+        return sw_fail(err, SW_E_FORMAT, "%s: not a streamwise checkpoint",
+                       path);
+    if ((uint64_t)XXH3_64bits(buf, len - 8) != sw_get_le64(buf + len - 8))
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: checksum mismatch (truncated or corrupt)", path);
+    c->p = buf;
+    c->len = len - 8;
+    c->pos = 8;
+    c->what = "checkpoint";
+    if ((rc = sw_cur_u32(c, version, err)) != SW_OK ||
+        (rc = sw_cur_u32(c, &pad, err)) != SW_OK)
         return rc;
-    if (len < 8 + 8 || memcmp(buf, magic, 8) != 0) {
-        rc = sw_fail(err, SW_E_FORMAT, "%s: not a streamwise checkpoint", path);
-        goto done;
-    }
-    if ((uint64_t)XXH3_64bits(buf, len - 8) != sw_get_le64(buf + len - 8)) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: checksum mismatch (truncated or corrupt)", path);
-        goto done;
-    }
-    c.p = buf;
-    c.len = len - 8;
-    c.pos = 8;
-    c.what = "checkpoint";
-    if ((rc = sw_cur_u32(&c, &version, err)) != SW_OK ||
-        (rc = sw_cur_u32(&c, &pad, err)) != SW_OK ||
-        (rc = sw_cur_u64(&c, &hash, err)) != SW_OK ||
-        (rc = sw_cur_u64(&c, &n, err)) != SW_OK)
-        goto done;
-    if (version != 1 && version != 2) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: checkpoint version %u, this build reads 1 and 2",
-                     path, version);
-        goto done;
-    }
-    if ((rc = get_bytes(&c, (size_t)n, &bytes, err)) != SW_OK)
-        goto done;
+    if (*version != 1 && *version != 2)
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: checkpoint version %u, this build reads 1 and 2",
+                       path, *version);
+    return SW_OK;
+}
+
+/* The spec, compiled again into a new pipeline, which must have the hash
+ * the file recorded. */
+static sw_rc
+restore_spec(const char *path, sw_cursor *c, sw_pipeline **out, sw_err *err)
+{
+    const unsigned char *bytes = NULL;
+    uint64_t hash, n;
+    char *spec;
+    sw_rc rc;
+
+    if ((rc = sw_cur_u64(c, &hash, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &n, err)) != SW_OK ||
+        (rc = get_bytes(c, (size_t)n, &bytes, err)) != SW_OK)
+        return rc;
     spec = sw_malloc((size_t)n + 1);
-    if (spec == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "restore: out of memory");
-        goto done;
-    }
+    if (spec == NULL)
+        return sw_fail(err, SW_E_NOMEM, "restore: out of memory");
     memcpy(spec, bytes, (size_t)n);
     spec[n] = '\0';
-    rc = sw_pipeline_new(spec, &p, err);
-    if (rc != SW_OK)
-        goto done;
-    if (p->spec_hash != hash) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: the spec does not match its "
-                     "hash",
+    rc = sw_pipeline_new(spec, out, err);
+    sw_free(spec);
+    if (rc == SW_OK && (*out)->spec_hash != hash)
+        rc = sw_fail(err, SW_E_FORMAT, "%s: the spec does not match its hash",
                      path);
-        goto done;
-    }
-    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK ||
-        (rc = get_bytes(&c, (size_t)n, &bytes, err)) != SW_OK)
-        goto done;
+    return rc;
+}
+
+/* The caller's position blob and (version 2) the privacy fingerprint. */
+static sw_rc
+restore_position(const char *path, sw_cursor *c, uint32_t version,
+                 sw_pipeline *p, sw_err *err)
+{
+    const unsigned char *bytes = NULL;
+    uint64_t n;
+    sw_rc rc;
+
+    if ((rc = sw_cur_u64(c, &n, err)) != SW_OK ||
+        (rc = get_bytes(c, (size_t)n, &bytes, err)) != SW_OK)
+        return rc;
     p->position = sw_malloc(n ? (size_t)n : 1);
-    if (p->position == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "restore: out of memory");
-        goto done;
-    }
+    if (p->position == NULL)
+        return sw_fail(err, SW_E_NOMEM, "restore: out of memory");
     memcpy(p->position, bytes, (size_t)n);
     p->position_len = (size_t)n;
-    if (version >= 2) { /* the privacy fingerprint */
+    if (version >= 2) {
         uint64_t has;
 
-        if ((rc = sw_cur_u64(&c, &has, err)) != SW_OK ||
-            (rc = get_bytes(&c, SW_FINGERPRINT_BYTES, &bytes, err)) != SW_OK)
-            goto done;
+        if ((rc = sw_cur_u64(c, &has, err)) != SW_OK ||
+            (rc = get_bytes(c, SW_FINGERPRINT_BYTES, &bytes, err)) != SW_OK)
+            return rc;
         p->has_fingerprint = has != 0;
         memcpy(p->fingerprint, bytes, SW_FINGERPRINT_BYTES);
     }
-    if (p->n_private > 0 && !p->has_fingerprint) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: private fields but no secret fingerprint", path);
-        goto done;
-    }
+    if (p->n_private > 0 && !p->has_fingerprint)
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: private fields but no secret fingerprint", path);
+    return SW_OK;
+}
+
+/* The counters, the watermark and each partition's latest time. */
+static sw_rc
+restore_clock(const char *path, sw_cursor *c, uint32_t version,
+              sw_pipeline *p, sw_err *err)
+{
+    int64_t counters[9], i;
+    uint64_t n;
+    sw_rc rc;
+
     for (i = 0; i < 9; i++) {
-        if ((rc = sw_cur_i64(&c, &counters[i], err)) != SW_OK)
-            goto done;
-        if (i != 1 && i != 2 && counters[i] < 0) { /* 1, 2 are times */
-            rc = sw_fail(err, SW_E_FORMAT, "%s: counter %lld is %lld", path,
-                         (long long)i, (long long)counters[i]);
-            goto done;
-        }
+        if ((rc = sw_cur_i64(c, &counters[i], err)) != SW_OK)
+            return rc;
+        if (i != 1 && i != 2 && counters[i] < 0) /* 1, 2 are times */
+            return sw_fail(err, SW_E_FORMAT, "%s: counter %lld is %lld", path,
+                           (long long)i, (long long)counters[i]);
     }
     p->next_seq = counters[0];
     p->max_t = counters[1];
@@ -261,20 +270,18 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     p->n_emitted = counters[4];
     for (i = 0; i < 4; i++)
         p->n_invalid[i + 1] = counters[5 + i];
-    if (version >= 2) { /* the watermark and each partition's latest time */
-        if ((rc = sw_cur_i64(&c, &p->wm, err)) != SW_OK ||
-            (rc = sw_cur_i64(&c, &p->first_t, err)) != SW_OK ||
-            (rc = sw_cur_u64(&c, &n, err)) != SW_OK)
-            goto done;
-        if (n > SW_MAX_PARTITIONS || (int64_t)n < p->declared_parts) {
-            rc = sw_fail(err, SW_E_FORMAT, "%s: %llu partitions", path,
-                         (unsigned long long)n);
-            goto done;
-        }
+    if (version >= 2) {
+        if ((rc = sw_cur_i64(c, &p->wm, err)) != SW_OK ||
+            (rc = sw_cur_i64(c, &p->first_t, err)) != SW_OK ||
+            (rc = sw_cur_u64(c, &n, err)) != SW_OK)
+            return rc;
+        if (n > SW_MAX_PARTITIONS || (int64_t)n < p->declared_parts)
+            return sw_fail(err, SW_E_FORMAT, "%s: %llu partitions", path,
+                           (unsigned long long)n);
         p->n_parts = (int)n;
         for (i = 0; i < p->n_parts; i++) {
-            if ((rc = sw_cur_i64(&c, &p->part_max[i], err)) != SW_OK)
-                goto done;
+            if ((rc = sw_cur_i64(c, &p->part_max[i], err)) != SW_OK)
+                return rc;
         }
     } else if (p->max_t != INT64_MIN) { /* one partition */
         p->n_parts = 1;
@@ -282,93 +289,119 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
         p->first_t = p->max_t; /* only its use for unseen partitions */
         p->wm = p->max_t - p->out_of_order - p->lateness;
     }
-    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK ||
-        (rc = sw_cur_u64(&c, &u, err)) != SW_OK)
-        goto done;
-    if (u != (uint64_t)p->rec || n > (c.len - c.pos) / u) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: buffered events do not fit the "
-                     "spec",
-                     path);
-        goto done;
-    }
-    rc = sw_pipeline_reserve(p, (int64_t)n, err);
-    if (rc != SW_OK)
-        goto done;
-    rc = sw_cur_words(&c, (uint64_t *)p->pend, (size_t)(n * u / 8), err);
-    if (rc != SW_OK)
-        goto done;
+    return SW_OK;
+}
+
+/* The events the watermark had not released, each checked: the checksum
+ * says the file is whole, not that it is ours, and a time outside what
+ * push accepts would index windows backwards. */
+static sw_rc
+restore_buffered(const char *path, sw_cursor *c, sw_pipeline *p,
+                 sw_err *err)
+{
+    uint64_t n, u;
+    int64_t i;
+    sw_rc rc;
+
+    if ((rc = sw_cur_u64(c, &n, err)) != SW_OK ||
+        (rc = sw_cur_u64(c, &u, err)) != SW_OK)
+        return rc;
+    if (u != (uint64_t)p->rec || n > (c->len - c->pos) / u)
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: buffered events do not fit the spec", path);
+    if ((rc = sw_pipeline_reserve(p, (int64_t)n, err)) != SW_OK ||
+        (rc = sw_cur_words(c, (uint64_t *)p->pend, (size_t)(n * u / 8),
+                           err)) != SW_OK)
+        return rc;
     for (i = 0; i < (int64_t)n; i++) {
-        /* the checksum says the file is whole, not that it is ours: a
-         * time outside what push accepts would index windows backwards */
         const int64_t *head = (const int64_t *)(p->pend + i * p->rec);
 
         if (head[0] < 0 || head[0] > TIME_MAX_US || head[1] < 0 ||
-            head[1] >= p->next_seq) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "%s: buffered event %lld has time %lld and arrival "
-                         "%lld (expected 0..%lld and 0..%lld)",
-                         path, (long long)i, (long long)head[0],
-                         (long long)head[1], (long long)TIME_MAX_US,
-                         (long long)p->next_seq - 1);
-            goto done;
-        }
+            head[1] >= p->next_seq)
+            return sw_fail(err, SW_E_FORMAT,
+                           "%s: buffered event %lld has time %lld and "
+                           "arrival %lld (expected 0..%lld and 0..%lld)",
+                           path, (long long)i, (long long)head[0],
+                           (long long)head[1], (long long)TIME_MAX_US,
+                           (long long)p->next_seq - 1);
     }
     p->n_pend = (int64_t)n;
-    if ((rc = sw_cur_u64(&c, &n, err)) != SW_OK)
-        goto done;
-    if (n != (uint64_t)p->n_tables) {
-        rc = sw_fail(err, SW_E_FORMAT, "%s: %llu tables, the spec has %d", path,
-                     (unsigned long long)n, p->n_tables);
-        goto done;
-    }
+    return SW_OK;
+}
+
+/* The key tables: every entry, each state checked against what an update
+ * could have made. */
+static sw_rc
+restore_tables(const char *path, sw_cursor *c, sw_pipeline *p, sw_err *err)
+{
+    uint64_t n;
+    int t;
+    sw_rc rc;
+
+    if ((rc = sw_cur_u64(c, &n, err)) != SW_OK)
+        return rc;
+    if (n != (uint64_t)p->n_tables)
+        return sw_fail(err, SW_E_FORMAT, "%s: %llu tables, the spec has %d",
+                       path, (unsigned long long)n, p->n_tables);
     for (t = 0; t < p->n_tables; t++) {
         keytab *kt = &p->tables[t];
         uint64_t cap, used, block, k;
 
-        if ((rc = sw_cur_u64(&c, &cap, err)) != SW_OK ||
-            (rc = sw_cur_u64(&c, &used, err)) != SW_OK ||
-            (rc = sw_cur_u64(&c, &block, err)) != SW_OK)
-            goto done;
+        if ((rc = sw_cur_u64(c, &cap, err)) != SW_OK ||
+            (rc = sw_cur_u64(c, &used, err)) != SW_OK ||
+            (rc = sw_cur_u64(c, &block, err)) != SW_OK)
+            return rc;
         if (block != (uint64_t)kt->block || used > cap ||
             (cap & (cap - 1)) != 0 ||
-            used > (c.len - c.pos) / (16 + 8 * (block ? block : 1))) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "%s: table %d does not fit the "
-                         "spec",
-                         path, t);
-            goto done;
-        }
-        if (cap > 0) {
-            rc = sw_keytab_init(kt, (int64_t)cap, err);
-            if (rc != SW_OK)
-                goto done;
-        }
+            used > (c->len - c->pos) / (16 + 8 * (block ? block : 1)))
+            return sw_fail(err, SW_E_FORMAT,
+                           "%s: table %d does not fit the spec", path, t);
+        if (cap > 0 && (rc = sw_keytab_init(kt, (int64_t)cap, err)) != SW_OK)
+            return rc;
         for (k = 0; k < used; k++) {
             uint64_t h, *ent;
 
-            if ((rc = sw_cur_u64(&c, &h, err)) != SW_OK)
-                goto done;
+            if ((rc = sw_cur_u64(c, &h, err)) != SW_OK)
+                return rc;
             ent = sw_keytab_put_raw(kt, h);
-            if (ent == NULL) {
-                rc = sw_fail(err, SW_E_FORMAT, "%s: table %d is overfull", path,
-                             t);
-                goto done;
-            }
-            if ((rc = sw_cur_words(&c, ent + 1, (size_t)kt->stride - 1, err)) !=
-                SW_OK)
-                goto done;
-            if (!sw_state_valid(p, t, (const double *)(ent + 2))) {
-                rc = sw_fail(err, SW_E_FORMAT,
-                             "%s: table %d, key %llu: a state no update could "
-                             "have made (a distinct count of more exact "
-                             "values than it holds)",
-                             path, t, (unsigned long long)k);
-                goto done;
-            }
+            if (ent == NULL)
+                return sw_fail(err, SW_E_FORMAT, "%s: table %d is overfull",
+                               path, t);
+            if ((rc = sw_cur_words(c, ent + 1, (size_t)kt->stride - 1,
+                                   err)) != SW_OK)
+                return rc;
+            if (!sw_state_valid(p, t, (const double *)(ent + 2)))
+                return sw_fail(err, SW_E_FORMAT,
+                               "%s: table %d, key %llu: a state no update "
+                               "could have made (a distinct count of more "
+                               "exact values than it holds)",
+                               path, t, (unsigned long long)k);
         }
     }
-    if (version >= 2 && (rc = sw_join_load(p, &c, err)) != SW_OK)
+    return SW_OK;
+}
+
+sw_rc
+sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
+{
+    unsigned char *buf = NULL;
+    sw_pipeline *p = NULL;
+    size_t len;
+    sw_cursor c;
+    uint32_t version = 0;
+    sw_rc rc;
+
+    *out = NULL;
+    rc = sw_read_file(path, &buf, &len, err);
+    if (rc != SW_OK)
+        return rc;
+    if ((rc = restore_frame(path, buf, len, &c, &version, err)) != SW_OK ||
+        (rc = restore_spec(path, &c, &p, err)) != SW_OK ||
+        (rc = restore_position(path, &c, version, p, err)) != SW_OK ||
+        (rc = restore_clock(path, &c, version, p, err)) != SW_OK ||
+        (rc = restore_buffered(path, &c, p, err)) != SW_OK ||
+        (rc = restore_tables(path, &c, p, err)) != SW_OK ||
+        (version >= 2 && (rc = sw_join_load(p, &c, err)) != SW_OK))
         goto done;
     if (c.pos != c.len) {
         rc = sw_fail(err, SW_E_FORMAT, "%s: %zu unread bytes", path,
@@ -377,10 +410,8 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     }
     *out = p;
     p = NULL;
-    rc = SW_OK;
 done:
     sw_pipeline_free(p);
-    sw_free(spec);
     sw_free(buf);
     return rc;
 }
