@@ -929,17 +929,252 @@ free_run(run *R)
     free(R->strbuf);
 }
 
+/* The models: the bundle, and the shadow and canary beside it. */
+static sw_rc
+setup_models(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    sw_rc rc;
+
+    if ((rc = load_slot(R, &R->main, j->bundle, j->name, err)) != SW_OK ||
+        (j->shadow != NULL &&
+         (rc = load_slot(R, &R->shadow, j->shadow, NULL, err)) != SW_OK) ||
+        (j->canary != NULL &&
+         (rc = load_slot(R, &R->canary, j->canary, NULL, err)) != SW_OK))
+        return rc;
+    pthread_mutex_lock(&R->mt->info_lock);
+    snprintf(R->mt->model, sizeof(R->mt->model), "%s", R->main.s.model);
+    snprintf(R->mt->sha256, sizeof(R->mt->sha256), "%s", R->main.s.sha);
+    pthread_mutex_unlock(&R->mt->info_lock);
+    return SW_OK;
+}
+
+/* The pipeline: restored from the newest checkpoint that reads back (which
+ * must be of this job's pipeline and emission mode), or new; then what the
+ * job adds to it (learning, tenants, the privacy secret). */
+static sw_rc
+setup_pipeline(run *R, int64_t *keep, sw_err *err)
+{
+    const job *j = R->j;
+    sw_pipeline *want = NULL;
+    const char *secret;
+    char *spec;
+    sw_rc rc;
+
+    if ((rc = run_restore(R, keep, err)) != SW_OK)
+        return rc;
+    spec = spec_for_job(sw_model_pipeline_spec(R->main.s.m), j->emission);
+    if (spec == NULL)
+        return fail(err, SW_E_NOMEM, "run: out of memory");
+    if ((R->p == NULL && (rc = sw_pipeline_new(spec, &R->p, err)) != SW_OK) ||
+        (rc = sw_pipeline_new(spec, &want, err)) != SW_OK) {
+        free(spec);
+        return rc;
+    }
+    free(spec);
+    if (sw_pipeline_spec_hash(want) != sw_pipeline_spec_hash(R->p) ||
+        sw_pipeline_arrival(want) != sw_pipeline_arrival(R->p))
+        rc = fail(err, SW_E_INVAL,
+                  "checkpoint.dir %s holds state of another pipeline or "
+                  "emission mode (%s) than this job's (%s): move the "
+                  "checkpoints away to start afresh",
+                  j->ckpt_dir,
+                  sw_pipeline_arrival(R->p) ? "arrival" : "watermark",
+                  sw_pipeline_arrival(want) ? "arrival" : "watermark");
+    sw_pipeline_free(want);
+    if (rc != SW_OK)
+        return rc;
+    if (j->learn && (rc = run_check_learning(R, err)) != SW_OK)
+        return rc;
+    if (j->tenant_field != NULL) {
+        uint64_t spec_hash, schema;
+
+        sw_model_pipeline_hashes(R->main.s.m, &spec_hash, &schema);
+        if ((rc = sw_tenants_new(j, spec_hash, R->mt, &R->tn, err)) != SW_OK)
+            return rc;
+        pthread_mutex_lock(&R->mt->info_lock);
+        R->mt->tn = R->tn;
+        pthread_mutex_unlock(&R->mt->info_lock);
+    }
+    atomic_store(&R->mt->learned, R->n_learned);
+    atomic_store(&R->mt->learn_hits, R->n_hits);
+    snprintf(R->mt->emission, sizeof(R->mt->emission), "%s",
+             sw_pipeline_arrival(R->p) ? "arrival" : "watermark");
+    secret = getenv(j->secret_env);
+    if (secret != NULL &&
+        (rc = sw_pipeline_set_secret(R->p, secret, strlen(secret), err)) !=
+            SW_OK)
+        return rc;
+    return sw_result_new(&R->r, err);
+}
+
+/* Decoder, outputs (cut back to the checkpoint's lengths: keep) and the
+ * source, every partition of which holds the watermark until it is read. */
+static sw_rc
+setup_io(run *R, const int64_t *keep, sw_err *err)
+{
+    const job *j = R->j;
+    int o;
+    sw_rc rc;
+
+    if (j->src != SRC_HDF5 && (rc = make_decoder(R, err)) != SW_OK)
+        return rc;
+    check_keys(R);
+    for (o = 0; o < j->n_sinks; o++) {
+        if ((rc = run_out_open(&j->sinks[o], &R->outs[o], keep[o], 1, err)) !=
+            SW_OK)
+            return rc;
+    }
+    if (j->has_dead) {
+        R->dead = &R->outs[o];
+        if ((rc = run_out_open(&j->dead, &R->outs[o], keep[o], 0, err)) !=
+            SW_OK)
+            return rc;
+        o++;
+    }
+    if (j->has_features) {
+        R->feats = &R->outs[o];
+        if ((rc = run_out_open(&j->features, &R->outs[o], keep[o], 0, err)) !=
+            SW_OK)
+            return rc;
+    }
+    if ((rc = open_source(R, err)) != SW_OK)
+        return rc;
+    if (R->ks != NULL) {
+        int n_parts;
+
+        if ((rc = sw_kafka_source_partition_count(R->ks, &n_parts, err)) !=
+                SW_OK ||
+            (rc = sw_pipeline_announce_partitions(R->p, n_parts, err)) !=
+                SW_OK)
+            return rc;
+    }
+    snprintf(R->mt->source, sizeof(R->mt->source), "%s",
+             j->src == SRC_HDF5 ? j->h5_path : j->topic);
+    return SW_OK;
+}
+
+/* The reloaders following the registry: the bundle's (unless it learns:
+ * the learned model is its state), the shadow's and the canary's. */
+static sw_rc
+start_reloaders(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    sw_rc rc;
+
+    if ((!j->learn &&
+         (rc = sw_reloader_start(j, j->bundle, j->name, &R->main.s, R->mt,
+                                 &R->main.rl, err)) != SW_OK) ||
+        (j->shadow != NULL &&
+         (rc = sw_reloader_start(j, j->shadow, NULL, &R->shadow.s, R->mt,
+                                 &R->shadow.rl, err)) != SW_OK) ||
+        (j->canary != NULL &&
+         (rc = sw_reloader_start(j, j->canary, NULL, &R->canary.s, R->mt,
+                                 &R->canary.rl, err)) != SW_OK))
+        return rc;
+    if (R->main.rl != NULL)
+        fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
+                j->bundle, j->registry, j->reload_seconds);
+    return SW_OK;
+}
+
+/* The loop: swaps between batches, a batch, checkpoints when due, the
+ * metrics, until SIGTERM or the end of a bounded source. */
+static sw_rc
+loop(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    double last_log = now_s();
+    int o;
+    sw_rc rc;
+
+    R->last_ckpt = last_log;
+    while (!stop_asked) {
+        int64_t count = 0;
+        double t0;
+
+        swap_slot(R, &R->main);
+        if (R->shadow.rl != NULL)
+            swap_slot(R, &R->shadow);
+        if (R->canary.rl != NULL)
+            swap_slot(R, &R->canary);
+        if (R->hs != NULL)
+            rc = sw_h5_source_next(R->hs, j->batch_max, &count, err);
+        else
+            rc = sw_kafka_source_next(R->ks, j->batch_max, &count, err);
+        if (rc != SW_OK)
+            return rc;
+        t0 = now_s();
+        if (count == 0 && j->src != SRC_KAFKA)
+            break; /* a file or a slice is done */
+        if (count > 0) {
+            rc = R->hs ? h5_batch(R, count, err) : kafka_batch(R, count, err);
+            if (rc != SW_OK)
+                return rc;
+            for (o = 0; o < j->n_sinks; o++) {
+                if (R->outs[o].fp != NULL)
+                    fflush(R->outs[o].fp); /* a long-running filter answers */
+            }
+            R->n_in += count;
+            R->events_since += count;
+            record_latency(R, now_s() - t0);
+        }
+        if ((rc = run_ckpt_poll(R, 0, err)) != SW_OK)
+            return rc;
+        if (j->ckpt_dir != NULL && !R->bg &&
+            ((j->ckpt_events > 0 && R->events_since >= j->ckpt_events) ||
+             (j->ckpt_seconds > 0 &&
+              now_s() - R->last_ckpt >= j->ckpt_seconds &&
+              R->events_since > 0)) &&
+            (rc = run_checkpoint(R, j->ckpt_background, err)) != SW_OK)
+            return rc;
+        update_metrics(R);
+        if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
+            last_log = now_s();
+            fprintf(stderr,
+                    "sw-serve: %lld in, %lld out, %lld dead, %lld late, "
+                    "%lld checkpoints\n",
+                    (long long)R->n_in, (long long)R->n_out,
+                    (long long)R->n_dead, (long long)R->n_late,
+                    (long long)atomic_load(&R->mt->checkpoints));
+        }
+    }
+    return SW_OK;
+}
+
+/* The end of a bounded source, or SIGTERM: everything out, a last
+ * checkpoint, offsets committed (or, without checkpoints, the outputs
+ * made durable). */
+static sw_rc
+finish(run *R, sw_err *err)
+{
+    int o;
+    sw_rc rc;
+
+    if (!stop_asked && R->j->src != SRC_KAFKA) {
+        if ((rc = sw_pipeline_flush(R->p, R->r, err)) != SW_OK ||
+            (rc = run_emit(R, err)) != SW_OK)
+            return rc;
+        run_fifo_drop(R, sw_pipeline_oldest_pending(R->p));
+    }
+    if ((rc = run_ckpt_poll(R, 1, err)) != SW_OK)
+        return rc;
+    if (R->j->ckpt_dir != NULL)
+        return run_checkpoint(R, 0, err);
+    for (o = 0; o < R->n_outs; o++) {
+        if ((rc = run_out_sync(&R->outs[o], err)) != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
 /* The whole run; returns the exit status. */
 static int
 run_job(job *j, run_metrics *mt, sw_err *err)
 {
     run R;
     int64_t keep[RUN_MAX_SINKS + 2];
-    double last_log;
     int o, status = 1;
-    const char *secret;
-    char *spec = NULL;
-    sw_rc rc;
 
     memset(&R, 0, sizeof(R));
     R.j = j;
@@ -949,187 +1184,21 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     for (o = 0; o < RUN_MAX_SINKS + 2; o++)
         keep[o] = -1;
     R.n_outs = j->n_sinks + j->has_dead + j->has_features;
-    if ((rc = load_slot(&R, &R.main, j->bundle, j->name, err)) != SW_OK ||
-        (j->shadow != NULL &&
-         (rc = load_slot(&R, &R.shadow, j->shadow, NULL, err)) != SW_OK) ||
-        (j->canary != NULL &&
-         (rc = load_slot(&R, &R.canary, j->canary, NULL, err)) != SW_OK))
+    if (setup_models(&R, err) != SW_OK ||
+        setup_pipeline(&R, keep, err) != SW_OK ||
+        setup_io(&R, keep, err) != SW_OK)
         goto done;
-    pthread_mutex_lock(&mt->info_lock);
-    snprintf(mt->model, sizeof(mt->model), "%s", R.main.s.model);
-    snprintf(mt->sha256, sizeof(mt->sha256), "%s", R.main.s.sha);
-    pthread_mutex_unlock(&mt->info_lock);
-    if ((rc = run_restore(&R, keep, err)) != SW_OK)
-        goto done;
-    spec = spec_for_job(sw_model_pipeline_spec(R.main.s.m), j->emission);
-    if (spec == NULL) {
-        rc = fail(err, SW_E_NOMEM, "run: out of memory");
-        goto done;
-    }
-    if (R.p == NULL && (rc = sw_pipeline_new(spec, &R.p, err)) != SW_OK)
-        goto done;
-    {
-        sw_pipeline *want = NULL;
-
-        if ((rc = sw_pipeline_new(spec, &want, err)) != SW_OK)
-            goto done;
-        if (sw_pipeline_spec_hash(want) != sw_pipeline_spec_hash(R.p) ||
-            sw_pipeline_arrival(want) != sw_pipeline_arrival(R.p)) {
-            rc = fail(err, SW_E_INVAL,
-                      "checkpoint.dir %s holds state of another pipeline or "
-                      "emission mode (%s) than this job's (%s): move the "
-                      "checkpoints away to start afresh",
-                      j->ckpt_dir,
-                      sw_pipeline_arrival(R.p) ? "arrival" : "watermark",
-                      sw_pipeline_arrival(want) ? "arrival" : "watermark");
-            sw_pipeline_free(want);
-            goto done;
-        }
-        sw_pipeline_free(want);
-    }
-    if (j->learn && (rc = run_check_learning(&R, err)) != SW_OK)
-        goto done;
-    if (j->tenant_field != NULL) {
-        uint64_t spec_hash, schema;
-
-        sw_model_pipeline_hashes(R.main.s.m, &spec_hash, &schema);
-        if ((rc = sw_tenants_new(j, spec_hash, mt, &R.tn, err)) != SW_OK)
-            goto done;
-        pthread_mutex_lock(&mt->info_lock);
-        mt->tn = R.tn;
-        pthread_mutex_unlock(&mt->info_lock);
-    }
-    atomic_store(&mt->learned, R.n_learned);
-    atomic_store(&mt->learn_hits, R.n_hits);
-    snprintf(mt->emission, sizeof(mt->emission), "%s",
-             sw_pipeline_arrival(R.p) ? "arrival" : "watermark");
-    secret = getenv(j->secret_env);
-    if (secret != NULL &&
-        (rc = sw_pipeline_set_secret(R.p, secret, strlen(secret), err)) !=
-            SW_OK)
-        goto done;
-    if ((rc = sw_result_new(&R.r, err)) != SW_OK)
-        goto done;
-    if (j->src != SRC_HDF5 && (rc = make_decoder(&R, err)) != SW_OK)
-        goto done;
-    check_keys(&R);
-    for (o = 0; o < j->n_sinks; o++) {
-        if ((rc = run_out_open(&j->sinks[o], &R.outs[o], keep[o], 1, err)) !=
-            SW_OK)
-            goto done;
-    }
-    if (j->has_dead) {
-        R.dead = &R.outs[o];
-        if ((rc = run_out_open(&j->dead, &R.outs[o], keep[o], 0, err)) != SW_OK)
-            goto done;
-        o++;
-    }
-    if (j->has_features) {
-        R.feats = &R.outs[o];
-        if ((rc = run_out_open(&j->features, &R.outs[o], keep[o], 0, err)) !=
-            SW_OK)
-            goto done;
-    }
-    if ((rc = open_source(&R, err)) != SW_OK)
-        goto done;
-    if (R.ks != NULL) {
-        int n_parts;
-
-        /* every partition holds the watermark back until it is read */
-        if ((rc = sw_kafka_source_partition_count(R.ks, &n_parts, err)) !=
-                SW_OK ||
-            (rc = sw_pipeline_announce_partitions(R.p, n_parts, err)) != SW_OK)
-            goto done;
-    }
-    snprintf(mt->source, sizeof(mt->source), "%s",
-             j->src == SRC_HDF5 ? j->h5_path : j->topic);
     fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
                     "emission\n",
             R.main.s.model, R.main.s.sha, mt->source, mt->emission);
-    if ((!j->learn &&
-         (rc = sw_reloader_start(j, j->bundle, j->name, &R.main.s, mt,
-                                 &R.main.rl, err)) != SW_OK) ||
-        (j->shadow != NULL &&
-         (rc = sw_reloader_start(j, j->shadow, NULL, &R.shadow.s, mt,
-                                 &R.shadow.rl, err)) != SW_OK) ||
-        (j->canary != NULL &&
-         (rc = sw_reloader_start(j, j->canary, NULL, &R.canary.s, mt,
-                                 &R.canary.rl, err)) != SW_OK))
+    if (start_reloaders(&R, err) != SW_OK)
         goto done;
-    if (R.main.rl != NULL)
-        fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
-                j->bundle, j->registry, j->reload_seconds);
     atomic_store(&mt->running, 1);
-    R.last_ckpt = last_log = now_s();
-    while (!stop_asked) {
-        int64_t count = 0;
-        double t0;
-
-        swap_slot(&R, &R.main);
-        if (R.shadow.rl != NULL)
-            swap_slot(&R, &R.shadow);
-        if (R.canary.rl != NULL)
-            swap_slot(&R, &R.canary);
-        if (R.hs != NULL)
-            rc = sw_h5_source_next(R.hs, j->batch_max, &count, err);
-        else
-            rc = sw_kafka_source_next(R.ks, j->batch_max, &count, err);
-        if (rc != SW_OK)
-            goto done;
-        t0 = now_s();
-        if (count == 0 && j->src != SRC_KAFKA)
-            break; /* a file or a slice is done */
-        if (count > 0) {
-            rc = R.hs ? h5_batch(&R, count, err) : kafka_batch(&R, count, err);
-            if (rc != SW_OK)
-                goto done;
-            for (o = 0; o < j->n_sinks; o++) {
-                if (R.outs[o].fp != NULL)
-                    fflush(R.outs[o].fp); /* a long-running filter answers */
-            }
-            R.n_in += count;
-            R.events_since += count;
-            record_latency(&R, now_s() - t0);
-        }
-        if ((rc = run_ckpt_poll(&R, 0, err)) != SW_OK)
-            goto done;
-        if (j->ckpt_dir != NULL && !R.bg &&
-            ((j->ckpt_events > 0 && R.events_since >= j->ckpt_events) ||
-             (j->ckpt_seconds > 0 && now_s() - R.last_ckpt >= j->ckpt_seconds &&
-              R.events_since > 0)) &&
-            (rc = run_checkpoint(&R, j->ckpt_background, err)) != SW_OK)
-            goto done;
-        update_metrics(&R);
-        if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
-            last_log = now_s();
-            fprintf(stderr,
-                    "sw-serve: %lld in, %lld out, %lld dead, %lld late, "
-                    "%lld checkpoints\n",
-                    (long long)R.n_in, (long long)R.n_out, (long long)R.n_dead,
-                    (long long)R.n_late,
-                    (long long)atomic_load(&mt->checkpoints));
-        }
-    }
-    atomic_store(&mt->running, 0);
-    /* the end of a bounded source, or SIGTERM: everything out, a last
-     * checkpoint, offsets committed */
-    if (!stop_asked && j->src != SRC_KAFKA) {
-        if ((rc = sw_pipeline_flush(R.p, R.r, err)) != SW_OK ||
-            (rc = run_emit(&R, err)) != SW_OK)
-            goto done;
-        run_fifo_drop(&R, sw_pipeline_oldest_pending(R.p));
-    }
-    if ((rc = run_ckpt_poll(&R, 1, err)) != SW_OK)
+    if (loop(&R, err) != SW_OK)
         goto done;
-    if (j->ckpt_dir != NULL) {
-        if ((rc = run_checkpoint(&R, 0, err)) != SW_OK)
-            goto done;
-    } else {
-        for (o = 0; o < R.n_outs; o++) {
-            if ((rc = run_out_sync(&R.outs[o], err)) != SW_OK)
-                goto done;
-        }
-    }
+    atomic_store(&mt->running, 0);
+    if (finish(&R, err) != SW_OK)
+        goto done;
     update_metrics(&R);
     fprintf(stderr,
             "sw-serve: stopped: %lld in, %lld out, %lld dead, %lld late\n",
@@ -1138,7 +1207,6 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     status = 0;
 done:
     atomic_store(&mt->running, 0);
-    free(spec);
     free_run(&R);
     return status;
 }
