@@ -275,46 +275,17 @@ source(job *j, json_t *src, sw_err *err)
                      &j->src_conf, err);
 }
 
-sw_rc
-sw_job_load(const char *path, job *j, sw_err *err)
+/* What to run: the bundle or registry reference, how it is followed
+ * (reload, control topic) and named. */
+static sw_rc
+job_model(job *j, sw_err *err)
 {
-    static const char *const keys[] = {
-        "source",  "bundle",       "registry",        "name",
-        "emission", "key",         "sinks",           "features",
-        "dead_letters", "checkpoint", "metrics_port", "batch",
-        "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
-        "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", "tenants", "control", NULL};
-    static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
-                                            "keep", "background", NULL};
     static const char *const reload_keys[] = {"poll_s", NULL};
-    static const char *const canary_keys[] = {"model", "fraction", NULL};
-    static const char *const tenant_keys[] = {"field", "model", "max_loaded",
-                                              NULL};
     static const char *const control_keys[] = {"topic", "bootstrap", NULL};
-    static const char *const learn_keys[] = {"snapshot_every", "name", NULL};
     const char *at;
-    json_error_t jerr;
-    json_t *v, *c;
-    double d;
-    size_t i;
+    json_t *v;
     sw_rc rc;
 
-    memset(j, 0, sizeof(*j));
-    j->root = json_load_file(path, 0, &jerr);
-    if (j->root == NULL) {
-        err->rc = SW_E_INVAL;
-        snprintf(err->msg, sizeof(err->msg),
-                 "job: %s: not JSON (line %d: %s)", path, jerr.line,
-                 jerr.text);
-        return SW_E_INVAL;
-    }
-    if (!json_is_object(j->root))
-        return bad(err, "the file", "a JSON object");
-    if ((rc = only(j->root, "job", keys, err)) != SW_OK)
-        return rc;
-    if ((rc = source(j, json_object_get(j->root, "source"), err)) != SW_OK)
-        return rc;
     j->bundle = str(j->root, "bundle");
     j->registry = str(j->root, "registry");
     j->name = str(j->root, "name");
@@ -367,6 +338,44 @@ sw_job_load(const char *path, job *j, sw_err *err)
         if (j->registry == NULL)
             return bad(err, "control", "a \"registry\" it announces");
     }
+    return SW_OK;
+}
+
+/* What runs beside the bundle: a shadow, a canary, online learning, or
+ * tenants (each with a model of its own, so none of the others). */
+static sw_rc
+job_alongside(job *j, sw_err *err)
+{
+    static const char *const canary_keys[] = {"model", "fraction", NULL};
+    static const char *const tenant_keys[] = {"field", "model", "max_loaded",
+                                              NULL};
+    static const char *const learn_keys[] = {"snapshot_every", "name", NULL};
+    json_t *v, *c;
+    sw_rc rc;
+
+    v = json_object_get(j->root, "shadow");
+    if (v != NULL && !json_is_string(v))
+        return bad(err, "shadow",
+                   "a .swm path, or a registry reference such as "
+                   "name@challenger");
+    j->shadow = json_string_value(v);
+    v = json_object_get(j->root, "canary");
+    if (v != NULL) {
+        if (!json_is_object(v))
+            return bad(err, "canary", "{\"model\": ref, \"fraction\": 0..1}");
+        if ((rc = only(v, "canary", canary_keys, err)) != SW_OK)
+            return rc;
+        j->canary = str(v, "model");
+        c = json_object_get(v, "fraction");
+        if (j->canary == NULL)
+            return bad(err, "canary.model",
+                       "a .swm path or a registry reference");
+        if (!json_is_number(c) || json_number_value(c) < 0 ||
+            json_number_value(c) > 1)
+            return bad(err, "canary.fraction",
+                       "the fraction of keys it scores, 0..1");
+        j->canary_fraction = json_number_value(c);
+    }
     v = json_object_get(j->root, "learn");
     if (v != NULL && !json_is_boolean(v) && !json_is_object(v))
         return bad(err, "learn",
@@ -413,29 +422,15 @@ sw_job_load(const char *path, job *j, sw_err *err)
                        "no shadow, canary or learn beside them: each "
                        "tenant has its own model");
     }
-    v = json_object_get(j->root, "shadow");
-    if (v != NULL && !json_is_string(v))
-        return bad(err, "shadow",
-                   "a .swm path, or a registry reference such as "
-                   "name@challenger");
-    j->shadow = json_string_value(v);
-    v = json_object_get(j->root, "canary");
-    if (v != NULL) {
-        if (!json_is_object(v))
-            return bad(err, "canary", "{\"model\": ref, \"fraction\": 0..1}");
-        if ((rc = only(v, "canary", canary_keys, err)) != SW_OK)
-            return rc;
-        j->canary = str(v, "model");
-        c = json_object_get(v, "fraction");
-        if (j->canary == NULL)
-            return bad(err, "canary.model",
-                       "a .swm path or a registry reference");
-        if (!json_is_number(c) || json_number_value(c) < 0 ||
-            json_number_value(c) > 1)
-            return bad(err, "canary.fraction",
-                       "the fraction of keys it scores, 0..1");
-        j->canary_fraction = json_number_value(c);
-    }
+    return SW_OK;
+}
+
+/* How rows come out: emission, the output key, the privacy secret. */
+static sw_rc
+job_rows(job *j, sw_err *err)
+{
+    json_t *v;
+
     v = json_object_get(j->root, "emission");
     j->emission = -1;
     if (v != NULL) {
@@ -456,6 +451,17 @@ sw_job_load(const char *path, job *j, sw_err *err)
                  "duplicates (docs/runner.md)");
         return SW_E_UNSUPPORTED;
     }
+    return SW_OK;
+}
+
+/* Where predictions, feature rows and dead letters go. */
+static sw_rc
+job_outputs(job *j, sw_err *err)
+{
+    json_t *v, *c;
+    size_t i;
+    sw_rc rc;
+
     v = json_object_get(j->root, "sinks");
     if (v != NULL && (!json_is_array(v) || json_array_size(v) > RUN_MAX_SINKS))
         return bad(err, "sinks", "a list of at most 8 outputs");
@@ -482,6 +488,19 @@ sw_job_load(const char *path, job *j, sw_err *err)
         if (j->dead.kind == OUT_CSV)
             return bad(err, "dead_letters", "a topic or a jsonl file");
     }
+    return SW_OK;
+}
+
+/* Checkpoints: where, how often, how many kept, in the background. */
+static sw_rc
+job_checkpoint(job *j, sw_err *err)
+{
+    static const char *const ckpt_keys[] = {"dir", "every_s", "every_events",
+                                            "keep", "background", NULL};
+    json_t *v, *c;
+    double d;
+    sw_rc rc;
+
     c = json_object_get(j->root, "checkpoint");
     j->ckpt_seconds = 10;
     j->ckpt_keep = 3;
@@ -508,6 +527,15 @@ sw_job_load(const char *path, job *j, sw_err *err)
             return bad(err, "checkpoint.background", "true or false");
         j->ckpt_background = v == NULL || json_is_true(v);
     }
+    return SW_OK;
+}
+
+/* Operation: the metrics port, batch size, waits, logging. */
+static sw_rc
+job_operation(job *j, sw_err *err)
+{
+    double d;
+
     if (num(j->root, "metrics_port", 0, 0, &d) != 0 || d > 65535)
         return bad(err, "metrics_port", "a port 1..65535 (0: none)");
     j->metrics_port = (int)d;
@@ -523,6 +551,41 @@ sw_job_load(const char *path, job *j, sw_err *err)
     if (num(j->root, "log_every_s", 10, 0, &j->log_seconds) != 0)
         return bad(err, "log_every_s", "seconds >= 0");
     return SW_OK;
+}
+
+sw_rc
+sw_job_load(const char *path, job *j, sw_err *err)
+{
+    static const char *const keys[] = {
+        "source",  "bundle",       "registry",        "name",
+        "emission", "key",         "sinks",           "features",
+        "dead_letters", "checkpoint", "metrics_port", "batch",
+        "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
+        "exactly_once", "reload", "runner_name", "shadow", "canary",
+        "learn", "tenants", "control", NULL};
+    json_error_t jerr;
+    sw_rc rc;
+
+    memset(j, 0, sizeof(*j));
+    j->root = json_load_file(path, 0, &jerr);
+    if (j->root == NULL) {
+        err->rc = SW_E_INVAL;
+        snprintf(err->msg, sizeof(err->msg),
+                 "job: %s: not JSON (line %d: %s)", path, jerr.line,
+                 jerr.text);
+        return SW_E_INVAL;
+    }
+    if (!json_is_object(j->root))
+        return bad(err, "the file", "a JSON object");
+    if ((rc = only(j->root, "job", keys, err)) != SW_OK ||
+        (rc = source(j, json_object_get(j->root, "source"), err)) != SW_OK ||
+        (rc = job_model(j, err)) != SW_OK ||
+        (rc = job_alongside(j, err)) != SW_OK ||
+        (rc = job_rows(j, err)) != SW_OK ||
+        (rc = job_outputs(j, err)) != SW_OK ||
+        (rc = job_checkpoint(j, err)) != SW_OK)
+        return rc;
+    return job_operation(j, err);
 }
 
 void

@@ -164,9 +164,14 @@ def test_tenant_settings_are_checked(tmp_path):
             ({"field": "shop", "model": "{}.swm", "max_loaded": 0},
              "job: tenants.max_loaded: expected"),
             ({"field": "shop", "model": "{}.swm", "color": 1},
-             "job: tenants.color: unknown key")]:
+             "job: tenants.color: unknown key"),
+            ({"field": "shop", "model": "{}.swm"},
+             "job: tenants: expected no shadow, canary or learn")]:
         job = {"source": {"hdf5": {"path": "x.h5", "event_type": "e"}},
                "bundle": "b.swm", "tenants": tenants}
+        if tenants.get("model") == "{}.swm" and "field" in tenants and \
+                len(tenants) == 2:
+            job["shadow"] = "s.swm"          # a tenant has its own model
         (tmp_path / "j.json").write_text(json.dumps(job))
         r = subprocess.run([serve.runner_program(), "run",
                             str(tmp_path / "j.json")], capture_output=True,
