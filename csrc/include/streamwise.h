@@ -167,6 +167,79 @@ typedef enum sw_model_kind {
     SW_MODEL_GBDT = 3    /* gradient-boosted decision trees */
 } sw_model_kind;
 
+/* What kind of model this is. */
+sw_model_kind sw_model_kind_of(const sw_model *m);
+/* Features each input row must have. */
+int64_t sw_model_n_features(const sw_model *m);
+/* Values sw_model_predict() writes per row: 1, or n_classes for a
+ * multiclass classifier. */
+int64_t sw_model_n_outputs(const sw_model *m);
+/* Classes of a classifier (0 for a regressor). */
+int64_t sw_model_n_classes(const sw_model *m);
+
+/* Score rows x into out, caller-allocated with n_out == x->n_rows *
+ * sw_model_n_outputs(m) values, row-major: the decision value (binary
+ * classifier: > 0 means class 1), the per-class scores (multiclass) or the
+ * prediction (regression). The model is not modified: concurrent calls on
+ * one model are safe. NaN in x gives SW_E_NUMERIC naming row and column. */
+sw_rc sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
+                       int64_t n_out, sw_err *err);
+
+/* Attach METADATA (a JSON text, copied) that sw_model_save() writes and
+ * sw_model_metadata() returns. The core stores it as given. */
+sw_rc sw_model_set_metadata(sw_model *m, const char *json, sw_err *err);
+
+/* The metadata JSON, or "{}" when none was set. Borrowed: valid until the
+ * model is freed or its metadata set again. */
+const char *sw_model_metadata(const sw_model *m);
+
+/* Use rows x (copied) as the golden inputs that sw_model_save() scores and
+ * stores with their exact outputs. Without this call, save generates eight
+ * rows from a fixed seed. */
+sw_rc sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err);
+
+/* Write the model to path as a .swm file (format SW_FORMAT_MAJOR.MINOR):
+ * header, section table with CRC-32 per section, METADATA, MODEL, GOLDEN,
+ * SHA-256 trailer. The file is written to path.tmp.<pid>, flushed, fsynced
+ * and renamed over path, so readers never see half a file. */
+sw_rc sw_model_save(const sw_model *m, const char *path, sw_err *err);
+
+/* The same file's bytes in memory (for pickling and for sending a model
+ * over a network), ready for sw_model_load_buffer(). *out is allocated by
+ * the library and owned by the caller, who frees it with sw_buffer_free();
+ * on failure *out is NULL and *len 0. */
+sw_rc sw_model_save_buffer(const sw_model *m, unsigned char **out,
+                           size_t *len, sw_err *err);
+
+/* Free a buffer the library allocated for the caller (NULL is a no-op). */
+void sw_buffer_free(void *p);
+
+/* Read a .swm file. Every length is checked before it is used, then the
+ * SHA-256 trailer, the header and section CRCs and the format version;
+ * finally the golden inputs are re-scored and must match the stored
+ * outputs bit for bit. Any failure is SW_E_FORMAT (or SW_E_IO) with a
+ * message naming what is wrong, and *out is NULL. */
+sw_rc sw_model_load(const char *path, sw_model **out, sw_err *err);
+
+/* The same from a buffer of len bytes (borrowed). */
+sw_rc sw_model_load_buffer(const void *buf, size_t len, sw_model **out,
+                           sw_err *err);
+
+/* A deep copy of m. */
+sw_rc sw_model_dup(const sw_model *m, sw_model **out, sw_err *err);
+
+/* Print a human description of a .swm file: header fields, sections with
+ * their CRCs, metadata and a model summary. Verifies the file as
+ * sw_model_load() does and reports the first problem. */
+sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
+
+/* Release a model. sw_model_free(NULL) is a harmless no-op. */
+void sw_model_free(sw_model *m);
+
+/* ------------------------------------------------------------------ */
+/* Online linear learners: passive-aggressive and SCW                   */
+/* ------------------------------------------------------------------ */
+
 /* Create an online linear learner over n_features features (the intercept
  * is extra, see linear.fit_intercept) for the task and update rule the
  * conf names (linear.task, linear.algorithm and the pa.* / scw.*
@@ -221,27 +294,8 @@ sw_rc sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma,
                       sw_err *err);
 
 /* ------------------------------------------------------------------ */
-/* ALS: alternating least squares for recommendations                   */
+/* Gradient-boosted trees                                               */
 /* ------------------------------------------------------------------ */
-
-/* Create an ALS model of n_users x n_items with als.factors factors,
- * initialized uniformly in [0, 0.01) from als.seed. Interactions come as
- * CSR views of n_users x n_items (any dtype; implicit: values >= 0, stored
- * zeros are ignored; explicit: ratings). As a sw_model it scores rows of
- * two columns (user id, item id): the dot product of their factors. */
-sw_rc sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
-                 sw_model **out, sw_err *err);
-
-/* One sweep: every user's factors solved against the item factors, then
- * every item's against the user factors. item_users is the transpose of
- * user_items (CSR n_items x n_users). If loss is not NULL it receives the
- * training loss after the sweep (implicit: the implicit library's
- * normalized weighted loss; explicit: (squared error + penalty) / nnz).
- * Runs on als.threads threads; the result does not depend on their number.
- * SW_E_NUMERIC if a Cholesky factorization fails (raise the
- * regularization); the factors may then be partly updated. */
-sw_rc sw_als_iterate(sw_model *m, const sw_rows *user_items,
-                     const sw_rows *item_users, double *loss, sw_err *err);
 
 /* Gradient-boosted trees (histogram, leaf-wise; see docs/gbdt.md), set by
  * the gbdt.* properties. X: dense rows (f32 or f64; NaN is missing), y:
@@ -284,6 +338,29 @@ sw_rc sw_gbdt_importance(const sw_model *m, sw_importance by, double *out,
  * .h files written. */
 sw_rc sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
                        int64_t trees_per_file, int *n_files, sw_err *err);
+
+/* ------------------------------------------------------------------ */
+/* ALS: alternating least squares for recommendations                   */
+/* ------------------------------------------------------------------ */
+
+/* Create an ALS model of n_users x n_items with als.factors factors,
+ * initialized uniformly in [0, 0.01) from als.seed. Interactions come as
+ * CSR views of n_users x n_items (any dtype; implicit: values >= 0, stored
+ * zeros are ignored; explicit: ratings). As a sw_model it scores rows of
+ * two columns (user id, item id): the dot product of their factors. */
+sw_rc sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
+                 sw_model **out, sw_err *err);
+
+/* One sweep: every user's factors solved against the item factors, then
+ * every item's against the user factors. item_users is the transpose of
+ * user_items (CSR n_items x n_users). If loss is not NULL it receives the
+ * training loss after the sweep (implicit: the implicit library's
+ * normalized weighted loss; explicit: (squared error + penalty) / nnz).
+ * Runs on als.threads threads; the result does not depend on their number.
+ * SW_E_NUMERIC if a Cholesky factorization fails (raise the
+ * regularization); the factors may then be partly updated. */
+sw_rc sw_als_iterate(sw_model *m, const sw_rows *user_items,
+                     const sw_rows *item_users, double *loss, sw_err *err);
 
 /* Sizes of an ALS model (0 for other kinds). */
 int64_t sw_als_n_users(const sw_model *m);
@@ -361,75 +438,6 @@ sw_rc sw_split_random(int64_t n, double test_fraction, uint64_t seed,
 sw_rc sw_split_leave_k_out(const sw_rows *x, int64_t k, uint64_t seed,
                            unsigned char *in_test, int64_t n_in_test,
                            sw_err *err);
-
-/* What kind of model this is. */
-sw_model_kind sw_model_kind_of(const sw_model *m);
-/* Features each input row must have. */
-int64_t sw_model_n_features(const sw_model *m);
-/* Values sw_model_predict() writes per row: 1, or n_classes for a
- * multiclass classifier. */
-int64_t sw_model_n_outputs(const sw_model *m);
-/* Classes of a classifier (0 for a regressor). */
-int64_t sw_model_n_classes(const sw_model *m);
-
-/* Score rows x into out, caller-allocated with n_out == x->n_rows *
- * sw_model_n_outputs(m) values, row-major: the decision value (binary
- * classifier: > 0 means class 1), the per-class scores (multiclass) or the
- * prediction (regression). The model is not modified: concurrent calls on
- * one model are safe. NaN in x gives SW_E_NUMERIC naming row and column. */
-sw_rc sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
-                       int64_t n_out, sw_err *err);
-
-/* Attach METADATA (a JSON text, copied) that sw_model_save() writes and
- * sw_model_metadata() returns. The core stores it as given. */
-sw_rc sw_model_set_metadata(sw_model *m, const char *json, sw_err *err);
-
-/* The metadata JSON, or "{}" when none was set. Borrowed: valid until the
- * model is freed or its metadata set again. */
-const char *sw_model_metadata(const sw_model *m);
-
-/* Use rows x (copied) as the golden inputs that sw_model_save() scores and
- * stores with their exact outputs. Without this call, save generates eight
- * rows from a fixed seed. */
-sw_rc sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err);
-
-/* Write the model to path as a .swm file (format SW_FORMAT_MAJOR.MINOR):
- * header, section table with CRC-32 per section, METADATA, MODEL, GOLDEN,
- * SHA-256 trailer. The file is written to path.tmp.<pid>, flushed, fsynced
- * and renamed over path, so readers never see half a file. */
-sw_rc sw_model_save(const sw_model *m, const char *path, sw_err *err);
-
-/* The same file's bytes in memory (for pickling and for sending a model
- * over a network), ready for sw_model_load_buffer(). *out is allocated by
- * the library and owned by the caller, who frees it with sw_buffer_free();
- * on failure *out is NULL and *len 0. */
-sw_rc sw_model_save_buffer(const sw_model *m, unsigned char **out,
-                           size_t *len, sw_err *err);
-
-/* Free a buffer the library allocated for the caller (NULL is a no-op). */
-void sw_buffer_free(void *p);
-
-/* Read a .swm file. Every length is checked before it is used, then the
- * SHA-256 trailer, the header and section CRCs and the format version;
- * finally the golden inputs are re-scored and must match the stored
- * outputs bit for bit. Any failure is SW_E_FORMAT (or SW_E_IO) with a
- * message naming what is wrong, and *out is NULL. */
-sw_rc sw_model_load(const char *path, sw_model **out, sw_err *err);
-
-/* The same from a buffer of len bytes (borrowed). */
-sw_rc sw_model_load_buffer(const void *buf, size_t len, sw_model **out,
-                           sw_err *err);
-
-/* A deep copy of m. */
-sw_rc sw_model_dup(const sw_model *m, sw_model **out, sw_err *err);
-
-/* Print a human description of a .swm file: header fields, sections with
- * their CRCs, metadata and a model summary. Verifies the file as
- * sw_model_load() does and reports the first problem. */
-sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
-
-/* Release a model. sw_model_free(NULL) is a harmless no-op. */
-void sw_model_free(sw_model *m);
 
 /* ------------------------------------------------------------------ */
 /* Streaming feature pipelines                                          */
