@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from . import _sw
-from .pipeline import _columns_of, _convert
+from ._events import columns_of, convert
 
 __all__ = ["EventWriter", "write_events", "COMPRESSION"]
 
@@ -48,14 +48,14 @@ def _typed(name, kind, values, unit):
     numbers out of range)."""
     a = np.asarray(values)
     if kind == "str":
-        t = _convert(name, "str", a)
+        t = convert(name, "str", a)
         if t[4] is not None:
             raise _sw.InvalidArgument(
                 f"column '{name}': row {int(np.flatnonzero(t[4])[0])} is not "
                 "text")
         return t
     if a.dtype.kind == "M":
-        t = _convert(name, "int64", a, unit)
+        t = convert(name, "int64", a, unit)
         if t[4] is not None:
             raise _sw.InvalidArgument(f"column '{name}': NaT in the time")
         a = t[2]
@@ -130,7 +130,7 @@ class EventWriter:
             raise _sw.InvalidArgument(f"no table {event_type!r}: add it "
                                       "with table() first")
         idx, fields, unit = self._tables[event_type]
-        cols = _columns_of(batch)
+        cols = columns_of(batch)
         missing = [f for f in fields if f not in cols]
         if missing:
             raise _sw.InvalidArgument(
@@ -160,7 +160,7 @@ def write_events(path, event_type, batch, schema, provenance=None,
     """Write one table of events in one call. sort: order the events by
     time first (stable: ties keep their order), as the layout requires."""
     ev = _events(schema)
-    cols = _columns_of(batch)
+    cols = columns_of(batch)
     if sort and ev["time"] in cols:
         t = np.asarray(cols[ev["time"]])
         if len(t) > 1 and (t[1:] < t[:-1]).any():

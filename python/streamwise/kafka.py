@@ -206,7 +206,7 @@ class Consumer:
         the checkpoint and the commit re-applies nothing. Partitions it
         does not name start at their beginning (the checkpoint has seen
         none of their events)."""
-        from .replay import _make_decoder
+        from ._events import make_decoder
         bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
         if not bootstrap:
             raise _sw.InvalidArgument(
@@ -214,7 +214,7 @@ class Consumer:
                 "set STREAMWISE_KAFKA_BOOTSTRAP)")
         self.topic, self.group = topic, group
         self.batch_size = int(batch_size)
-        self._decoder = _make_decoder(schema, avro)
+        self._decoder = make_decoder(schema, avro)
         self._src = _sw.kafka_subscribe(
             bootstrap, topic, group, int(wait * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])

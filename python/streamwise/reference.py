@@ -313,7 +313,7 @@ def _duration(v):
     raise ValueError(v)
 
 
-def _columns(f):
+def feature_columns(f):
     """The dense column names of a feature, as the C core names them."""
     if f["op"] == "one_hot" or (f["op"] == "histogram" and "values" in f):
         return [f"{f['name']}={v}" if isinstance(v, str)
@@ -414,7 +414,7 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
               "max": -math.inf, "last": None, "tl": None, "succ": 0.0,
               "w": None, "sess": None, "set": set()}
         if f["op"] == "histogram":
-            st["bins"] = [0.0] * len(_columns(f))
+            st["bins"] = [0.0] * len(feature_columns(f))
         if f["op"] == "daily_profile":
             st["ring"] = [[-1, 0.0] for _ in range(f.get("days", 7))]
         if "hopping" in f.get("window", {}):
@@ -474,7 +474,7 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
             raw = e.get(f["field"]) if "field" in f else None
             x = float(raw) if raw is not None and not isinstance(raw, str) \
                 else 1.0
-            cols = _columns(f)
+            cols = feature_columns(f)
             if op == "hash":
                 continue
             if op == "log1p":
@@ -616,7 +616,7 @@ def pipeline_reference(spec, events, partitions=None, pairs=None):
             if f["op"] not in ("hash",) + stateless:
                 seen[key_of(f, e)] = t
             if "default" in f:
-                for c in _columns(f):
+                for c in feature_columns(f):
                     if math.isnan(out[c]):
                         out[c] = float(f["default"])
         rows.append((seq, t, out))

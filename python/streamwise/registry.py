@@ -29,7 +29,7 @@ import time
 
 from . import _sw
 from .store import get_store
-from .track import _who
+from ._base import who as _current_user
 
 __all__ = ["register", "promote", "resolve", "history", "versions",
            "list_models", "ALIASES", "Resolved"]
@@ -125,7 +125,7 @@ def register(source, name, store=None):
             "source, source_run, created, created_by) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, version, digest, st.relpath(dest), len(blob),
-             os.fspath(source), run_id, time.time(), _who()))
+             os.fspath(source), run_id, time.time(), _current_user()))
         return version
     return st.write(add)
 
@@ -150,7 +150,7 @@ def promote(name, version, alias="champion", reason="", evidence=None,
         raise _sw.InvalidArgument(f"alias {alias!r}: use lower-case letters, "
                                   f"digits, '_' or '-'")
     evidence_text = json.dumps(evidence or {}, sort_keys=True, default=str)
-    who = who or _who()
+    who = who or _current_user()
     st = get_store(store)
 
     def move(con):

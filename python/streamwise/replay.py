@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from . import _sw
+from ._events import make_decoder
 
 __all__ = ["kafka", "KafkaReplay", "hdf5", "HDF5Replay"]
 
@@ -101,7 +102,7 @@ class KafkaReplay:
             None if partitions is None else [int(p) for p in partitions],
             sk, sv, tk, tv, int(timeout * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
-        self._decoder = _make_decoder(schema, avro)
+        self._decoder = make_decoder(schema, avro)
         self.dead_letters = []
 
         self._bar = None
@@ -218,41 +219,6 @@ class KafkaReplay:
                 return cols
 
 
-def _make_decoder(schema, avro):
-    """The C decoder of values into the schema's columns: JSON, or Avro
-    when avro is given; None without a schema."""
-    import json
-    if schema is None:
-        if avro is not None:
-            raise _sw.InvalidArgument("avro= needs schema= (the events "
-                                      "schema the records decode into)")
-        return None
-    d = _sw.json_decoder(json.dumps(schema.get("events", schema)))
-    if avro is not None:
-        _avro_decoder(d, avro)
-    return d
-
-
-def _avro_decoder(decoder, avro):
-    """avro: {"schema": the Avro record schema to read with (dict or JSON
-    text), "framing": "confluent" (the default: magic byte and schema id)
-    or "raw", "writers": {schema id (-1 for raw): the schema the records
-    were written with}}."""
-    import json
-
-    def text(s):
-        return s if isinstance(s, str) else json.dumps(s)
-    framing = avro.get("framing", "confluent")
-    if framing not in ("confluent", "raw"):
-        raise _sw.InvalidArgument(f"avro framing {framing!r}: 'confluent' "
-                                  "or 'raw'")
-    writers = [(int(k), text(v)) for k, v in
-               (avro.get("writers") or {}).items()]
-    decoder.avro(text(avro["schema"]),
-                 _sw.FRAMING_CONFLUENT if framing == "confluent"
-                 else _sw.FRAMING_RAW, writers)
-
-
 def kafka(topic, bootstrap=None, start="beginning", stop="end",
           partitions=None, batch_size=65536, timeout=30.0, progress=False,
           config=None, schema=None, order=None, avro=None):
@@ -264,7 +230,7 @@ def kafka(topic, bootstrap=None, start="beginning", stop="end",
     None reads each partition in offset order as fetched; "event_time"
     merges the partitions by message timestamp (ties by partition, then
     offset), the same sequence on every replay. avro: decode Avro records
-    instead of JSON (see _avro_decoder); the records' fields map by name
+    instead of JSON (see streamwise._events.avro_decoder); the records' fields map by name
     onto the schema's."""
     return KafkaReplay(topic, bootstrap=bootstrap, start=start, stop=stop,
                        partitions=partitions, batch_size=batch_size,

@@ -19,7 +19,6 @@ import atexit
 import collections
 import contextlib
 import datetime as _dt
-import getpass
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ import uuid
 import numpy as np
 
 from . import _sw
+from ._base import who
 from ._filter import compile_filter, compile_order
 from .store import get_store
 
@@ -83,14 +83,6 @@ def _git(cwd):
         return commit.stdout.strip(), int(bool(dirty.stdout.strip()))
     except (OSError, subprocess.SubprocessError):
         return None, None
-
-
-def _who():
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
 
 
 def _sha256(path):
@@ -429,7 +421,7 @@ def start_run(experiment="default", name=None, params=None, tags=None,
             "streamwise_version, core_build, seed) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, row[0], name or run_id[:8], parent_id, RUNNING,
-             time.time(), _who().split("@")[0], socket.gethostname(), commit,
+             time.time(), who().split("@")[0], socket.gethostname(), commit,
              dirty, _sw.__version__, _sw.build_id(), seed))
     st.write(create)
     r = Run(st, run_id)
