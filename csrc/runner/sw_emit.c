@@ -26,15 +26,15 @@ predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
                                    err);
 }
 
-/* Row i's prediction: a number, or for several outputs a JSON list (sep
- * ",") or a CSV field (sep ";"). */
+/* A row's n_o outputs p: a number, or for several outputs a JSON list
+ * (list, sep ",") or a CSV field (sep ";"). */
 static void
-add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
+add_outputs(buf *b, const double *p, int64_t n_o, const char *sep, int list)
 {
-    int64_t n_o = sw_model_n_outputs(sl->s.m), c;
+    int64_t c;
 
     if (n_o == 1) {
-        add_num(b, sl->pred[i]);
+        add_num(b, p[0]);
         return;
     }
     if (list)
@@ -42,10 +42,19 @@ add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
     for (c = 0; c < n_o; c++) {
         if (c)
             add(b, sep);
-        add_num(b, sl->pred[i * n_o + c]);
+        add_num(b, p[c]);
     }
     if (list)
         add(b, "]");
+}
+
+/* Row i's prediction by a slot's model. */
+static void
+add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
+{
+    int64_t n_o = sw_model_n_outputs(sl->s.m);
+
+    add_outputs(b, sl->pred + i * n_o, n_o, sep, list);
 }
 
 /* Whether the canary scores this key: the XXH3-64 hash of its bytes
@@ -69,7 +78,7 @@ emit_tenants(run *R, int64_t n, sw_err *err)
     const int64_t *ind = sw_result_indices(R->r);
     int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
     double pred[256];
-    int64_t i, c;
+    int64_t i;
     int o;
     sw_rc rc;
 
@@ -90,7 +99,6 @@ emit_tenants(run *R, int64_t n, sw_err *err)
             return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
         if (tt->m == NULL) {
             atomic_fetch_add(&tt->n_dead, 1);
-            atomic_fetch_add(&R->mt->tenant_dead, 1);
             R->n_dead++;
             rc = run_dead_letter(R, R->f_part[k], R->f_off[k], "tenant_refused",
                              R->j->tenant_field, NULL, 0, err);
@@ -119,27 +127,13 @@ emit_tenants(run *R, int64_t n, sw_err *err)
                     (long long)R->f_off[k], (long long)t[i]);
                 add_json_str(&R->line, key, klen);
                 ADD_LIT(&R->line, ",");
-                for (c = 0; c < n_o; c++) {
-                    if (c)
-                        ADD_LIT(&R->line, ";");
-                    add_num(&R->line, pred[c]);
-                }
+                add_outputs(&R->line, pred, n_o, ";", 0);
                 add(&R->line, ",%s,%s", tt->model, tt->sha);
             } else {
                 ADD_LIT(&R->line, "{\"key\":");
                 add_json_str(&R->line, key, klen);
                 ADD_LIT(&R->line, ",\"prediction\":");
-                if (n_o == 1) {
-                    add_num(&R->line, pred[0]);
-                } else {
-                    ADD_LIT(&R->line, "[");
-                    for (c = 0; c < n_o; c++) {
-                        if (c)
-                            ADD_LIT(&R->line, ",");
-                        add_num(&R->line, pred[c]);
-                    }
-                    ADD_LIT(&R->line, "]");
-                }
+                add_outputs(&R->line, pred, n_o, ",", 1);
                 ADD_LIT(&R->line, ",\"tenant\":");
                 add_json_str(&R->line, tt->name, tt->name_len);
                 ADD_LIT(&R->line, ",\"model\":");

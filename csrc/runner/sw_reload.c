@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sw_run.h"
+#include "sw_run_int.h"
 
 struct reloader {
     const job *j;
@@ -55,16 +55,8 @@ struct reloader {
     int started;           /* the first version's record is written */
     _Atomic int has_pending;
     char refused_sha[65];  /* the last refused file: not tried again */
+    char unresolved[256];  /* the last refusal before a file was found */
 };
-
-static double
-mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void
 record(reloader *rl, int64_t version, const char *sha, sw_deploy_status st,
@@ -126,15 +118,14 @@ look(reloader *rl)
 
     if (sw_registry_resolve(rl->j->registry, rl->ref, path,
                             sizeof(path), sha, &version, &err) != SW_OK) {
-        /* a file changed after registration is a refusal (said once:
-         * "?" stands for the file no hash could name); a store being
-         * written is tried again at the next poll */
-        if (err.rc == SW_E_FORMAT && strcmp(rl->refused_sha, "?") != 0) {
+        /* a file changed after registration is a refusal, said once per
+         * reason; a store being written is tried again at the next poll */
+        if (err.rc == SW_E_FORMAT && strcmp(rl->unresolved, err.msg) != 0) {
             fprintf(stderr, "sw-serve: reload: %s refused: %s\n",
                     rl->ref, err.msg);
             atomic_fetch_add(&rl->mt->reload_refusals, 1);
             record(rl, version, NULL, SW_DEPLOY_REFUSED, err.msg);
-            snprintf(rl->refused_sha, sizeof(rl->refused_sha), "?");
+            snprintf(rl->unresolved, sizeof(rl->unresolved), "%s", err.msg);
         }
         return;
     }
@@ -145,6 +136,7 @@ look(reloader *rl)
         return;
     }
     pthread_mutex_unlock(&rl->lock);
+    rl->unresolved[0] = '\0';
     m = verify(rl, path, why, sizeof(why));
     if (m == NULL) {
         fprintf(stderr, "sw-serve: reload: %s version %lld (sha256 %.16s...) "
@@ -256,8 +248,8 @@ reload_main(void *arg)
             record(rl, version, sha, SW_DEPLOY_SERVING,
                    rl->started ? "the registry moved" : "started");
         rl->started |= swapped;
-        if (mono_s() >= next) {
-            next = mono_s() + rl->j->reload_seconds;
+        if (now_s() >= next) {
+            next = now_s() + rl->j->reload_seconds;
             if (w == NULL &&
                 sw_registry_watch_open(rl->j->registry, &w, &err) != SW_OK) {
                 fprintf(stderr, "sw-serve: reload: %s\n", err.msg);
@@ -316,14 +308,14 @@ pinned(const char *ref)
 
 sw_rc
 sw_reloader_start(const job *j, const char *ref, const char *name,
-                  const served *now, run_metrics *mt, reloader **out,
+                  const served *now, run_metrics *mt, reloader **rlp,
                   sw_err *err)
 {
     reloader *rl;
     uint64_t schema;
     char host[256] = "";
 
-    *out = NULL;
+    *rlp = NULL;
     if (j->registry == NULL || j->reload_seconds <= 0 || pinned(ref))
         return SW_OK; /* nothing to follow: a file, or a version number */
     rl = calloc(1, sizeof(*rl));
@@ -358,7 +350,7 @@ sw_reloader_start(const job *j, const char *ref, const char *name,
         free(rl);
         return SW_E_INTERNAL;
     }
-    *out = rl;
+    *rlp = rl;
     return SW_OK;
 }
 
@@ -370,7 +362,7 @@ sw_reloader_take(reloader *rl, const served *cur, served *next)
 
     if (rl == NULL || !atomic_load(&rl->has_pending))
         return 0;
-    t0 = mono_s();
+    t0 = now_s();
     pthread_mutex_lock(&rl->lock);
     *next = rl->pending;
     memset(&rl->pending, 0, sizeof(rl->pending));
@@ -381,7 +373,7 @@ sw_reloader_take(reloader *rl, const served *cur, served *next)
     rl->swapped = 1;
     pthread_cond_signal(&rl->wake);
     pthread_mutex_unlock(&rl->lock);
-    us = (int64_t)((mono_s() - t0) * 1e6);
+    us = (int64_t)((now_s() - t0) * 1e6);
     atomic_fetch_add(&rl->mt->reloads, 1);
     atomic_store(&rl->mt->swap_last_us, us);
     if (us > atomic_load(&rl->mt->swap_max_us))

@@ -540,8 +540,8 @@ done:
 /* Setting up                                                           */
 /* ------------------------------------------------------------------ */
 
-static sw_rc
-file_sha256(const char *path, char hex[65], sw_err *err)
+sw_rc
+run_file_sha256(const char *path, char hex[65], sw_err *err)
 {
     unsigned char d[crypto_hash_sha256_BYTES], chunk[65536];
     crypto_hash_sha256_state st;
@@ -601,7 +601,7 @@ load_slot(run *R, slot *sl, const char *ref, const char *name, sw_err *err)
             return rc;
     } else {
         snprintf(path, sizeof(path), "%s", ref);
-        if ((rc = file_sha256(path, sl->s.sha, err)) != SW_OK)
+        if ((rc = run_file_sha256(path, sl->s.sha, err)) != SW_OK)
             return rc;
     }
     sl->s.version = version;

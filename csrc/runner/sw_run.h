@@ -96,7 +96,6 @@ typedef struct run_metrics {
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
     _Atomic int64_t snapshots; /* learned models registered */
     _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
-    _Atomic int64_t tenant_dead; /* events of refused tenants */
     struct tenants *tn; /* per-tenant counters; guarded by info_lock */
 } run_metrics;
 
@@ -138,6 +137,9 @@ sw_rc sw_reloader_start(const job *j, const char *ref, const char *name,
 int sw_reloader_take(reloader *rl, const served *cur, served *next);
 void sw_reloader_stop(reloader *rl);
 
+/* The SHA-256 of a file as 64 hex digits and a NUL (sw_run.c). */
+sw_rc run_file_sha256(const char *path, char hex[65], sw_err *err);
+
 /* One model per tenant (sw_tenants.c): loaded on the tenant's first event,
  * refused alone, dropped least recently used beyond the job's bound. */
 enum { TENANT_UNLOADED, TENANT_LOADED, TENANT_REFUSED };
@@ -150,7 +152,7 @@ typedef struct tenant {
     char model[256], sha[65]; /* how outputs name it */
     char why[400];       /* when refused */
     double refused_at;
-    int64_t last_use, generation;
+    int64_t last_use;
     _Atomic int64_t n_scored, n_dead; /* read by the metrics endpoint */
 } tenant;
 

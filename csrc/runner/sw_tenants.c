@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
 #include <xxhash.h>
 
 #include "sw_run.h"
@@ -190,20 +189,12 @@ load(tenants *tn, tenant *t)
         goto refused;
     }
     if (j->registry == NULL) {
-        /* name a file model by the SHA-256 of its bytes as well */
-        FILE *fp = fopen(path, "rb");
-        crypto_hash_sha256_state st;
-        unsigned char chunk[65536], d[32];
-        size_t n;
-
-        crypto_hash_sha256_init(&st);
-        while (fp != NULL && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-            crypto_hash_sha256_update(&st, chunk, n);
-        if (fp != NULL)
-            fclose(fp);
-        crypto_hash_sha256_final(&st, d);
-        for (i = 0; i < 32; i++)
-            snprintf(sha + 2 * i, 3, "%02x", d[i]);
+        /* a file model is named by the SHA-256 of its bytes as well */
+        if (run_file_sha256(path, sha, &err) != SW_OK) {
+            snprintf(t->why, sizeof(t->why), "%s", err.msg);
+            sw_model_free(m);
+            goto refused;
+        }
         snprintf(t->model, sizeof(t->model), "%.200s", ref);
     } else {
         snprintf(t->model, sizeof(t->model), "%.*s@%lld",
@@ -213,7 +204,6 @@ load(tenants *tn, tenant *t)
     memcpy(t->sha, sha, sizeof(t->sha));
     t->m = m;
     t->state = TENANT_LOADED;
-    t->generation++;
     tn->loaded++;
     atomic_fetch_add(&tn->mt->tenant_loads, 1);
     return;
