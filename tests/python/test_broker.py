@@ -70,11 +70,14 @@ def test_round_trip_with_confluent_kafka():
 def test_faults_lose_and_duplicate_nothing():
     with local_broker(topics=[("f", 2)]) as b:
         # produce requests fail and the connection drops; the idempotent
-        # producer retries without writing anything twice
+        # producer retries without writing anything twice (one request in
+        # flight: the mock does not check sequence numbers, docs/kafka.md)
         b.push_request_errors("Produce", 3, "NOT_LEADER_FOR_PARTITION")
         b.push_request_errors("Produce", 2, "_TRANSPORT")
         values = [f"v{i}".encode() for i in range(500)]
-        acked, failed, left = produce(b.bootstrap, "f", values)
+        acked, failed, left = produce(
+            b.bootstrap, "f", values,
+            **{"max.in.flight.requests.per.connection": 1})
         assert not failed and left == 0
         # the broker goes away for two seconds in the middle of a produce
         more = [f"w{i}".encode() for i in range(500)]

@@ -185,8 +185,11 @@ def test_sink_writes_acknowledged_messages_with_headers():
     from streamwise.kafka import Sink
     with local_broker(topics=[("out", 2)]) as b:
         b.push_request_errors("Produce", 2, "NOT_LEADER_FOR_PARTITION")
+        # one request in flight: the mock does not check the idempotent
+        # producer's sequence numbers (docs/kafka.md)
         with Sink("out", b.bootstrap,
-                  headers={"schema": "3", "model": "ctr@7"}) as s:
+                  headers={"schema": "3", "model": "ctr@7"},
+                  config={"max.in.flight.requests.per.connection": "1"}) as s:
             s.send([f"m{i}" for i in range(1000)],
                    keys=[f"u{i % 10}" for i in range(1000)],
                    timestamps=np.arange(1000) + T0)
