@@ -875,9 +875,17 @@ void sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms);
 int64_t sw_kafka_source_lag(const sw_kafka_source *s, int32_t partition,
                             int64_t next_offset);
 
+/* The partition Kafka's Java client, Kafka Streams and Flink give key
+ * among n (murmur2 of the key bytes, sign bit cleared, modulo n): the
+ * sink's partitioner, so a key lands where the rest of the Kafka world
+ * puts it. SW_E_INVAL for n < 1; SW_E_UNSUPPORTED without librdkafka. */
+sw_rc sw_kafka_partition(const void *key, size_t key_len, int32_t n,
+                         int32_t *out, sw_err *err);
+
 /* Produce to topic with an idempotent producer (acks=all): a message
  * counts as written only once acknowledged. send copies key and value;
- * partition -1 lets the partitioner choose by key; timestamp_ms 0 is now;
+ * partition -1 lets the partitioner choose: sw_kafka_partition() of the
+ * key, a random partition for a message without one; timestamp_ms 0 is now;
  * headers: NULL or a NULL-terminated array of names and string values
  * (schema version, model version). flush waits up to timeout_ms for every
  * acknowledgement and fails if any message was not written. conf_kv as

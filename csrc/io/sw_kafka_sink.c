@@ -41,12 +41,30 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 sw_rc
+sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
+                   sw_err *err)
+{
+    if (n < 1 || (key == NULL && key_len > 0))
+        return sw_fail(err, SW_E_INVAL,
+                       "kafka: a partition of %d partitions: expected a "
+                       "count >= 1 and a key",
+                       (int)n);
+    /* the topic and opaques are not read by the murmur2 partitioner */
+    *out = rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, n, NULL,
+                                            NULL);
+    return SW_OK;
+}
+
+sw_rc
 sw_kafka_sink_open(const char *bootstrap, const char *topic,
                    const char *const *conf_kv, sw_kafka_sink **out, sw_err *err)
 {
     static const char *const defaults[] = {
         "enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-        "log_level",          "3",    NULL};
+        "log_level", "3",
+        /* not librdkafka's CRC32 default: a key must land where the
+         * Java client, Kafka Streams and Flink put it */
+        "partitioner", "murmur2_random", NULL};
     char errstr[512];
     rd_kafka_conf_t *conf;
     sw_kafka_sink *s;
@@ -171,6 +189,15 @@ sw_kafka_sink_free(sw_kafka_sink *s)
 }
 
 #else
+
+sw_rc
+sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
+                   sw_err *err)
+{
+    (void)key, (void)key_len, (void)n;
+    *out = -1;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
 
 sw_rc
 sw_kafka_sink_open(const char *bootstrap, const char *topic,

@@ -22,7 +22,17 @@ import subprocess
 from . import _sw
 
 __all__ = ["LocalBroker", "local_broker", "broker_program", "Sink",
-           "Consumer"]
+           "Consumer", "partition_of"]
+
+
+def partition_of(keys, partitions):
+    """The partition of each key among ``partitions``, as Kafka's Java
+    client, Kafka Streams and Flink choose it (murmur2 of the key bytes;
+    str keys are UTF-8): where ``Sink`` and the runner's outputs put a
+    key, so a backtest can shard events the way a live topic does."""
+    return _sw.kafka_partition(
+        [k.encode() if isinstance(k, str) else bytes(k) for k in keys],
+        int(partitions))
 
 
 def broker_program():

@@ -401,3 +401,53 @@ def test_live_consumer_decodes_and_refuses_a_replay_commit():
         r = sw.replay.kafka("lj", bootstrap=b.bootstrap)
         with pytest.raises(sw.StateError, match="commits nothing"):
             r._src.commit()
+
+
+def _murmur2(data):
+    """Kafka's Utils.murmur2, written out here as the reference."""
+    m = 0x5bd1e995
+    h = (0x9747b28c ^ len(data)) & 0xffffffff
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rest = data[4 * n4:]
+    if len(rest) == 3:
+        h ^= rest[2] << 16
+    if len(rest) >= 2:
+        h ^= rest[1] << 8
+    if len(rest) >= 1:
+        h = ((h ^ rest[0]) * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h
+
+
+def test_keys_land_in_the_partition_the_java_client_chooses():
+    from streamwise.kafka import Sink, partition_of
+    # the reference against Kafka's own test vectors (UtilsTest.testMurmur2)
+    java = {b"21": -973932308, b"foobar": -790332482,
+            b"a-little-bit-long-string": -985981536,
+            b"a-little-bit-longer-string": -1486304829,
+            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+            b"abc": 479470107}
+    for k, v in java.items():
+        assert _murmur2(k) == v & 0xffffffff
+    keys = [f"user-{i}" for i in range(500)] + ["", "é", "21"]
+    want = [(_murmur2(k.encode()) & 0x7fffffff) % 7 for k in keys]
+    assert partition_of(keys, 7) == want
+    with local_broker(topics=[("m2", 7)]) as b:
+        with Sink("m2", b.bootstrap) as s:
+            s.send([f"v{i}" for i in range(len(keys))], keys=keys)
+        assert s.flush() == {"sent": len(keys), "acked": len(keys),
+                             "failed": 0}
+        got = collect(sw.replay.kafka("m2", bootstrap=b.bootstrap))
+        where = {bytes(k).decode(): int(p)
+                 for k, p in zip(got["key"], got["partition"])}
+        assert where == dict(zip(keys, want))
+    with pytest.raises(sw.InvalidArgument, match="count >= 1"):
+        partition_of(["a"], 0)

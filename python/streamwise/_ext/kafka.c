@@ -665,7 +665,56 @@ sw_kafka_sink_open_py(PyObject *module, PyObject *args)
     return wrap_handle(st->KafkaSink_Type, s, sink_free);
 }
 
+/* kafka_partition(keys, n) -> [partition of each key (bytes)] */
+static PyObject *
+sw_kafka_partition_py(PyObject *module, PyObject *args)
+{
+    sw_state *st = PyModule_GetState(module);
+    PyObject *keys, *seq, *out = NULL;
+    int n;
+    Py_ssize_t i, len;
+
+    if (!PyArg_ParseTuple(args, "Oi", &keys, &n))
+        return NULL;
+    seq = PySequence_Fast(keys, "kafka_partition: keys must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    len = PySequence_Fast_GET_SIZE(seq);
+    out = PyList_New(len);
+    for (i = 0; out != NULL && i < len; i++) {
+        PyObject *k = PySequence_Fast_GET_ITEM(seq, i), *v;
+        sw_err err = {0};
+        int32_t part;
+
+        if (!PyBytes_Check(k)) {
+            Py_CLEAR(out);
+            sw_raise_fmt(st, SW_E_INVAL,
+                         "kafka_partition: key %zd is %s, expected bytes", i,
+                         Py_TYPE(k)->tp_name);
+            break;
+        }
+        if (sw_kafka_partition(PyBytes_AS_STRING(k),
+                               (size_t)PyBytes_GET_SIZE(k), n, &part,
+                               &err) != SW_OK) {
+            Py_CLEAR(out);
+            sw_raise(st, &err);
+            break;
+        }
+        v = PyLong_FromLong(part);
+        if (v == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef kafka_functions[] = {
+    {"kafka_partition", sw_kafka_partition_py, METH_VARARGS,
+     "kafka_partition(keys, n) -> [partition]: murmur2, as Kafka's Java "
+     "client"},
     {"kafka_open", sw_kafka_open_py, METH_VARARGS,
      "kafka_open(bootstrap, topic, partitions, start_kind, start, stop_kind, "
      "stop, timeout_ms, [key, value, ...]) -> KafkaSource"},
