@@ -858,6 +858,19 @@ sw_rc sw_kafka_source_commit(sw_kafka_source *s, sw_err *err);
  * named starts at its beginning (a checkpoint has seen none of it). */
 sw_rc sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
                                int64_t offset, sw_err *err);
+/* A member of a group learns which partitions are its own: cb is called
+ * from next(), in librdkafka's rebalance, with the partitions assigned
+ * (start[i] where each begins: -1 for the group's committed offset, -2
+ * for the beginning, or what start_at() said; cb may set it, e.g. to a checkpoint's position)
+ * or revoked (before they are let go: the moment to checkpoint and commit
+ * them; messages of them already returned by next() but not yet processed
+ * must then be dropped: their new owner reads them). An error from cb
+ * stops the source: next() returns it. cb NULL: no callback. */
+typedef sw_rc (*sw_kafka_rebalance_cb)(void *opaque, int assigned,
+                                       const int32_t *partitions,
+                                       int64_t *start, int n, sw_err *err);
+void sw_kafka_source_on_rebalance(sw_kafka_source *s, sw_kafka_rebalance_cb cb,
+                                  void *opaque);
 /* Commit these offsets (the next to read, per partition) for the group:
  * what a checkpoint holds, once it is on disk. A rebalance under way or
  * a partition gone to another member is not an error (the checkpoint

@@ -60,6 +60,10 @@ struct sw_kafka_source {
     int64_t *start_off;
     int64_t outage_ms, down_since;
     rd_kafka_resp_err_t down_err;
+    /* the owner's rebalance callback, and its first error */
+    sw_kafka_rebalance_cb on_rebalance;
+    void *rebalance_opaque;
+    sw_err cb_err;
 };
 
 static int64_t
@@ -200,9 +204,32 @@ resolve(sw_kafka_source *s, int i, int kind, int64_t value, int is_stop,
     return offset_at_time(s, s->part[i], value, low, high, out, err);
 }
 
+/* Tell the owner of partitions assigned or revoked; start[] in and out
+ * for an assignment. 0, or -1 once the callback failed. */
+static int
+tell_owner(sw_kafka_source *s, int assigned,
+           rd_kafka_topic_partition_list_t *l, int64_t *start)
+{
+    int32_t parts[1024];
+    int i, n = l->cnt < 1024 ? l->cnt : 1024;
+
+    if (s->on_rebalance == NULL || s->cb_err.rc != SW_OK)
+        return s->cb_err.rc != SW_OK ? -1 : 0;
+    for (i = 0; i < n; i++)
+        parts[i] = l->elems[i].partition;
+    if (s->on_rebalance(s->rebalance_opaque, assigned, parts, start, n,
+                        &s->cb_err) != SW_OK) {
+        if (s->cb_err.rc == SW_OK)
+            s->cb_err.rc = SW_E_SOURCE;
+        return -1;
+    }
+    return 0;
+}
+
 /* A rebalance of a live source: assigned partitions start where
- * start_at() said (else at the group's offset), eagerly or incrementally
- * as the assignor wants. */
+ * start_at() or the owner's callback said (else at the group's offset),
+ * eagerly or incrementally as the assignor wants; revoked ones are the
+ * owner's to checkpoint first. */
 static void
 rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
           rd_kafka_topic_partition_list_t *l, void *opaque)
@@ -210,26 +237,34 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     sw_kafka_source *s = opaque;
     int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     rd_kafka_error_t *ke = NULL;
+    int64_t start[1024];
     int i, j;
 
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (i = 0; i < l->cnt; i++) {
-            if (s->start_rest)
-                l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        for (i = 0; i < l->cnt && i < 1024; i++) {
+            start[i] = s->start_rest ? RD_KAFKA_OFFSET_BEGINNING : -1;
             for (j = 0; j < s->n_start; j++) {
                 if (s->start_part[j] == l->elems[i].partition &&
                     !strcmp(l->elems[i].topic, s->topic))
-                    l->elems[i].offset = s->start_off[j];
+                    start[i] = s->start_off[j];
+            }
+        }
+        if (tell_owner(s, 1, l, start) == 0) {
+            for (i = 0; i < l->cnt && i < 1024; i++) {
+                if (start[i] != -1)
+                    l->elems[i].offset = start[i];
             }
         }
         if (coop)
             ke = rd_kafka_incremental_assign(rk, l);
         else
             rd_kafka_assign(rk, l);
-    } else if (coop) {
-        ke = rd_kafka_incremental_unassign(rk, l);
     } else {
-        rd_kafka_assign(rk, NULL);
+        tell_owner(s, 0, l, NULL);
+        if (coop)
+            ke = rd_kafka_incremental_unassign(rk, l);
+        else
+            rd_kafka_assign(rk, NULL);
     }
     if (ke != NULL)
         rd_kafka_error_destroy(ke);
@@ -636,6 +671,10 @@ live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
             return rc;
     }
     *count = s->count;
+    if (s->cb_err.rc != SW_OK) {
+        *err = s->cb_err;
+        return err->rc;
+    }
     if (s->count == 0 && s->down_since != 0 && s->outage_ms > 0 &&
         now_ms() - s->down_since > s->outage_ms) {
         const rd_kafka_metadata_t *md = NULL;
@@ -691,6 +730,14 @@ void
 sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms)
 {
     s->outage_ms = ms;
+}
+
+void
+sw_kafka_source_on_rebalance(sw_kafka_source *s, sw_kafka_rebalance_cb cb,
+                             void *opaque)
+{
+    s->on_rebalance = cb;
+    s->rebalance_opaque = opaque;
 }
 
 sw_rc
@@ -953,6 +1000,13 @@ void
 sw_kafka_source_set_outage_limit(sw_kafka_source *s, int64_t ms)
 {
     (void)s, (void)ms;
+}
+
+void
+sw_kafka_source_on_rebalance(sw_kafka_source *s, sw_kafka_rebalance_cb cb,
+                             void *opaque)
+{
+    (void)s, (void)cb, (void)opaque;
 }
 
 sw_rc

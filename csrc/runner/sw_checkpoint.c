@@ -42,10 +42,10 @@ position(run *R, buf *b)
         return -1;
     memcpy(b->p, pos_magic, 8);
     b->len = 8;
-    put64(b, R->n_pos);
-    for (i = 0; i < R->n_pos; i++) {
-        put64(b, R->pos_part[i]);
-        put64(b, R->pos_next[i]);
+    put64(b, R->t->n_pos);
+    for (i = 0; i < R->t->n_pos; i++) {
+        put64(b, R->t->pos_part[i]);
+        put64(b, R->t->pos_next[i]);
     }
     put64(b, R->n_outs);
     for (o = 0; o < R->n_outs; o++)
@@ -55,18 +55,18 @@ position(run *R, buf *b)
     put64(b, R->n_dead);
     put64(b, R->n_late);
     put64(b, R->n_invalid);
-    put64(b, R->base);
-    put64(b, R->n);
-    for (i = 0; i < R->n; i++) {
-        put64(b, R->f_part[i]);
-        put64(b, R->f_off[i]);
-        put64(b, R->f_klen[i]);
-        put64(b, R->f_tlen[i]);
-        if (need(b, (size_t)(R->f_klen[i] + R->f_tlen[i])) != 0)
+    put64(b, R->t->base);
+    put64(b, R->t->n);
+    for (i = 0; i < R->t->n; i++) {
+        put64(b, R->t->f_part[i]);
+        put64(b, R->t->f_off[i]);
+        put64(b, R->t->f_klen[i]);
+        put64(b, R->t->f_tlen[i]);
+        if (need(b, (size_t)(R->t->f_klen[i] + R->t->f_tlen[i])) != 0)
             return -1;
-        memcpy(b->p + b->len, R->karena + R->f_kat[i],
-               (size_t)(R->f_klen[i] + R->f_tlen[i]));
-        b->len += (size_t)(R->f_klen[i] + R->f_tlen[i]);
+        memcpy(b->p + b->len, R->t->karena + R->t->f_kat[i],
+               (size_t)(R->t->f_klen[i] + R->t->f_tlen[i]));
+        b->len += (size_t)(R->t->f_klen[i] + R->t->f_tlen[i]);
     }
     /* a learning job's model is state like the pipeline's: the model file
      * rides in the checkpoint, so a restart learns no pair twice */
@@ -129,10 +129,10 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
     if (n < 0 || n > MAX_PARTS)
         r.bad = 1;
     for (i = 0; !r.bad && i < n; i++) {
-        R->pos_part[i] = (int32_t)get64(&r);
-        R->pos_next[i] = get64(&r);
+        R->t->pos_part[i] = (int32_t)get64(&r);
+        R->t->pos_next[i] = get64(&r);
     }
-    R->n_pos = (int)n;
+    R->t->n_pos = (int)n;
     n = get64(&r);
     if (n != R->n_outs)
         return fail(err, SW_E_INVAL,
@@ -141,12 +141,21 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
                     (long long)n, R->n_outs);
     for (i = 0; !r.bad && i < n; i++)
         keep[i] = get64(&r);
-    R->n_in = get64(&r);
-    R->n_out = get64(&r);
-    R->n_dead = get64(&r);
-    R->n_late = get64(&r);
-    R->n_invalid = get64(&r);
-    R->base = get64(&r);
+    {
+        /* a task's counters are the member's that wrote it, not ours */
+        int64_t c[5];
+
+        for (i = 0; i < 5; i++)
+            c[i] = get64(&r);
+        if (!R->j->tasks) {
+            R->n_in = c[0];
+            R->n_out = c[1];
+            R->n_dead = c[2];
+            R->n_late = c[3];
+            R->n_invalid = c[4];
+        }
+    }
+    R->t->base = get64(&r);
     n = get64(&r);
     for (i = 0; !r.bad && i < n; i++) {
         int32_t part = (int32_t)get64(&r);
@@ -241,20 +250,20 @@ list_ckpts(const char *dir, int64_t *seqs, int64_t max)
 }
 
 static void
-ckpt_path(const job *j, int64_t seq, char *path, size_t len)
+ckpt_path(const task *t, int64_t seq, char *path, size_t len)
 {
-    snprintf(path, len, "%s/ckpt-%012lld.swc", j->ckpt_dir, (long long)seq);
+    snprintf(path, len, "%s/ckpt-%012lld.swc", t->dir, (long long)seq);
 }
 
 /* Keep the newest keep checkpoints. */
 static void
 prune(run *R)
 {
-    int64_t seqs[256], n = list_ckpts(R->j->ckpt_dir, seqs, 256), i;
+    int64_t seqs[256], n = list_ckpts(R->t->dir, seqs, 256), i;
     char path[4096];
 
     for (i = R->j->ckpt_keep; i < n; i++) {
-        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        ckpt_path(R->t, seqs[i], path, sizeof(path));
         unlink(path);
     }
 }
@@ -287,18 +296,18 @@ run_ckpt_poll(run *R, int block, sw_err *err)
     int done = 0;
     sw_rc rc;
 
-    if (!R->bg)
+    if (!R->t->bg)
         return SW_OK;
-    rc = sw_pipeline_checkpoint_wait(R->p, block, &done, err);
+    rc = sw_pipeline_checkpoint_wait(R->t->p, block, &done, err);
     if (rc != SW_OK) {
-        R->bg = 0;
+        R->t->bg = 0;
         return rc;
     }
     if (!done)
         return SW_OK;
-    R->bg = 0;
-    ckpt_done(R, R->bg_path, R->bg_t0);
-    return commit(R, R->bg_n, R->bg_part, R->bg_next, err);
+    R->t->bg = 0;
+    ckpt_done(R, R->t->bg_path, R->t->bg_t0);
+    return commit(R, R->t->bg_n, R->t->bg_part, R->t->bg_next, err);
 }
 
 /* How long scoring waited for the checkpoint begun at t0. */
@@ -312,53 +321,76 @@ record_stall(run *R, double t0)
         atomic_store(&R->mt->ckpt_stall_max_us, stall);
 }
 
-/* Take a checkpoint: outputs durable first, then state and position,
- * then (when it is on disk) the offsets committed. */
+/* Write the current task's checkpoint (its outputs already durable),
+ * then commit its offsets once it is on disk (in the background: when
+ * run_ckpt_poll sees it finished). */
 sw_rc
-run_checkpoint(run *R, int background, sw_err *err)
+run_checkpoint_task(run *R, int background, sw_err *err)
 {
     buf pos = {NULL, 0, 0};
     char path[4096];
     double t0 = now_s();
-    int o;
+    task *t = R->t;
     sw_rc rc;
 
-    if (R->j->ckpt_dir == NULL)
-        return SW_OK;
-    if (R->bg && (rc = run_ckpt_poll(R, 1, err)) != SW_OK)
-        return rc;
-    for (o = 0; o < R->n_outs; o++) {
-        if ((rc = run_out_sync(&R->outs[o], err)) != SW_OK)
-            return rc;
-    }
     if (position(R, &pos) != 0) {
         free(pos.p);
         return fail(err, SW_E_NOMEM, "checkpoint: out of memory");
     }
-    ckpt_path(R->j, ++R->ckpt_seq, path, sizeof(path));
-    R->events_since = 0;
-    R->last_ckpt = now_s();
+    ckpt_path(t, ++t->ckpt_seq, path, sizeof(path));
     if (background) {
-        rc = sw_pipeline_checkpoint_start(R->p, path, pos.p, pos.len, err);
+        rc = sw_pipeline_checkpoint_start(t->p, path, pos.p, pos.len, err);
         free(pos.p);
         if (rc != SW_OK)
             return rc;
         record_stall(R, t0); /* outputs durable, position, fork */
-        R->bg = 1;
-        R->bg_t0 = t0;
-        snprintf(R->bg_path, sizeof(R->bg_path), "%s", path);
-        R->bg_n = R->n_pos;
-        memcpy(R->bg_part, R->pos_part, (size_t)R->n_pos * sizeof(int32_t));
-        memcpy(R->bg_next, R->pos_next, (size_t)R->n_pos * sizeof(int64_t));
+        t->bg = 1;
+        t->bg_t0 = t0;
+        snprintf(t->bg_path, sizeof(t->bg_path), "%s", path);
+        t->bg_n = t->n_pos;
+        memcpy(t->bg_part, t->pos_part, (size_t)t->n_pos * sizeof(int32_t));
+        memcpy(t->bg_next, t->pos_next, (size_t)t->n_pos * sizeof(int64_t));
         return SW_OK;
     }
-    rc = sw_pipeline_checkpoint(R->p, path, pos.p, pos.len, err);
+    rc = sw_pipeline_checkpoint(t->p, path, pos.p, pos.len, err);
     free(pos.p);
     if (rc != SW_OK)
         return rc;
     record_stall(R, t0);
     ckpt_done(R, path, t0);
-    return commit(R, R->n_pos, R->pos_part, R->pos_next, err);
+    return commit(R, t->n_pos, t->pos_part, t->pos_next, err);
+}
+
+/* Every output durable: acknowledged, or on disk. */
+sw_rc
+run_outputs_sync(run *R, sw_err *err)
+{
+    int o;
+    sw_rc rc;
+
+    for (o = 0; o < R->n_outs; o++) {
+        if ((rc = run_out_sync(&R->outs[o], err)) != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
+/* Take a checkpoint: outputs durable first, then state and position,
+ * then (when it is on disk) the offsets committed. */
+sw_rc
+run_checkpoint(run *R, int background, sw_err *err)
+{
+    sw_rc rc;
+
+    if (R->j->ckpt_dir == NULL)
+        return SW_OK;
+    if (R->t->bg && (rc = run_ckpt_poll(R, 1, err)) != SW_OK)
+        return rc;
+    if ((rc = run_outputs_sync(R, err)) != SW_OK)
+        return rc;
+    R->events_since = 0;
+    R->last_ckpt = now_s();
+    return run_checkpoint_task(R, background, err);
 }
 
 /* The newest checkpoint that reads back, or none: *out the pipeline (NULL
@@ -371,18 +403,21 @@ run_restore(run *R, int64_t *keep, sw_err *err)
 
     if (R->j->ckpt_dir == NULL)
         return SW_OK;
-    if (mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
+    if (R->j->tasks && mkdir(R->j->ckpt_dir, 0755) != 0 && errno != EEXIST)
         return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->j->ckpt_dir,
+                    strerror(errno));
+    if (mkdir(R->t->dir, 0755) != 0 && errno != EEXIST)
+        return fail(err, SW_E_IO, "checkpoint.dir %s: %s", R->t->dir,
                     strerror(errno));
     {
         /* the temporary files of checkpoints a crash interrupted */
-        DIR *d = opendir(R->j->ckpt_dir);
+        DIR *d = opendir(R->t->dir);
         struct dirent *e;
 
         while (d != NULL && (e = readdir(d)) != NULL) {
             if (!strncmp(e->d_name, "ckpt-", 5) &&
                 strstr(e->d_name, ".swc.tmp.") != NULL) {
-                snprintf(path, sizeof(path), "%s/%s", R->j->ckpt_dir,
+                snprintf(path, sizeof(path), "%s/%s", R->t->dir,
                          e->d_name);
                 unlink(path);
             }
@@ -390,7 +425,7 @@ run_restore(run *R, int64_t *keep, sw_err *err)
         if (d != NULL)
             closedir(d);
     }
-    n = list_ckpts(R->j->ckpt_dir, seqs, 256);
+    n = list_ckpts(R->t->dir, seqs, 256);
     for (i = 0; i < n; i++) {
         sw_pipeline *p = NULL;
         const void *pos;
@@ -398,12 +433,12 @@ run_restore(run *R, int64_t *keep, sw_err *err)
         sw_err e = {0};
         sw_rc rc;
 
-        ckpt_path(R->j, seqs[i], path, sizeof(path));
+        ckpt_path(R->t, seqs[i], path, sizeof(path));
         rc = sw_pipeline_restore(path, &p, &e);
         if (rc == SW_OK) {
             pos = sw_pipeline_position(p, &len);
-            R->n = 0;
-            R->kused = 0;
+            R->t->n = 0;
+            R->t->kused = 0;
             rc = restore_position(R, pos, len, keep, &e);
             if (rc == SW_E_INVAL) { /* another job's: not a damage */
                 sw_pipeline_free(p);
@@ -420,30 +455,39 @@ run_restore(run *R, int64_t *keep, sw_err *err)
                     path, e.msg);
             sw_pipeline_free(p);
             /* nothing of it may stay: positions, counters, lengths */
-            R->n_pos = 0;
-            R->n = 0;
-            R->kused = 0;
-            R->base = 0;
-            R->n_in = R->n_out = R->n_dead = R->n_late = R->n_invalid = 0;
+            R->t->n_pos = 0;
+            R->t->n = 0;
+            R->t->kused = 0;
+            R->t->base = 0;
+            if (!R->j->tasks)
+                R->n_in = R->n_out = R->n_dead = R->n_late = R->n_invalid = 0;
             for (o = 0; o < R->n_outs; o++)
                 keep[o] = -1;
             continue;
         }
-        R->p = p;
+        R->t->p = p;
         R->restored = 1;
-        R->ckpt_seq = seqs[0];
-        fprintf(stderr,
-                "sw-serve: restored %s: %lld events in, %lld predictions, "
-                "%lld events buffered\n",
-                path, (long long)R->n_in, (long long)R->n_out,
-                (long long)R->n);
+        R->t->ckpt_seq = seqs[0];
+        if (R->j->tasks)
+            fprintf(stderr,
+                    "sw-serve: restored %s: partition %d at offset %lld, "
+                    "%lld events buffered\n",
+                    path, R->t->n_pos ? (int)R->t->pos_part[0] : -1,
+                    R->t->n_pos ? (long long)R->t->pos_next[0] : -1LL,
+                    (long long)R->t->n);
+        else
+            fprintf(stderr,
+                    "sw-serve: restored %s: %lld events in, %lld "
+                    "predictions, %lld events buffered\n",
+                    path, (long long)R->n_in, (long long)R->n_out,
+                    (long long)R->t->n);
         return SW_OK;
     }
     if (n > 0)
         fprintf(stderr, "sw-serve: warning: no usable checkpoint in %s; "
                         "starting from the group's offsets\n",
-                R->j->ckpt_dir);
+                R->t->dir);
     if (n > 0)
-        R->ckpt_seq = seqs[0];
+        R->t->ckpt_seq = seqs[0];
     return SW_OK;
 }

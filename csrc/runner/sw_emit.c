@@ -8,7 +8,7 @@
 
 #include "sw_run_int.h"
 
-/* The slot's predictions of the rows of R->r into its pred buffer. */
+/* The slot's predictions of the rows of R->t->r into its pred buffer. */
 static sw_rc
 predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
 {
@@ -22,7 +22,7 @@ predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
         sl->pred = p;
         sl->pred_cap = n * n_o;
     }
-    return sw_model_predict_result(sl->s.m, R->p, R->r, sl->pred, n * n_o,
+    return sw_model_predict_result(sl->s.m, R->t->p, R->t->r, sl->pred, n * n_o,
                                    err);
 }
 
@@ -73,34 +73,34 @@ to_canary(const run *R, const char *key, size_t klen)
 static sw_rc
 emit_tenants(run *R, int64_t n, sw_err *err)
 {
-    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
-    const double *dense = sw_result_dense(R->r);
-    const int64_t *ind = sw_result_indices(R->r);
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    const int64_t *seq = sw_result_seq(R->t->r), *t = sw_result_time(R->t->r);
+    const double *dense = sw_result_dense(R->t->r);
+    const int64_t *ind = sw_result_indices(R->t->r);
+    int nd = sw_pipeline_n_dense(R->t->p), nh = sw_pipeline_n_hashed(R->t->p);
     double pred[256];
     int64_t i;
     int o;
     sw_rc rc;
 
     for (i = 0; i < n; i++) {
-        int64_t k = seq[i] - R->base, n_o;
+        int64_t k = seq[i] - R->t->base, n_o;
         const char *key;
         size_t klen;
         tenant *tt;
 
-        if (k < 0 || k >= R->n)
+        if (k < 0 || k >= R->t->n)
             return fail(err, SW_E_INTERNAL,
                         "run: row of event %lld has no FIFO slot",
                         (long long)seq[i]);
-        key = R->karena + R->f_kat[k];
-        klen = (size_t)R->f_klen[k];
-        tt = sw_tenants_get(R->tn, key + klen, (size_t)R->f_tlen[k], now_s());
+        key = R->t->karena + R->t->f_kat[k];
+        klen = (size_t)R->t->f_klen[k];
+        tt = sw_tenants_get(R->tn, key + klen, (size_t)R->t->f_tlen[k], now_s());
         if (tt == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
         if (tt->m == NULL) {
             atomic_fetch_add(&tt->n_dead, 1);
             R->n_dead++;
-            rc = run_dead_letter(R, R->f_part[k], R->f_off[k], "tenant_refused",
+            rc = run_dead_letter(R, R->t->f_part[k], R->t->f_off[k], "tenant_refused",
                              R->j->tenant_field, NULL, 0, err);
             if (rc != SW_OK)
                 return rc;
@@ -111,7 +111,7 @@ emit_tenants(run *R, int64_t n, sw_err *err)
             return fail(err, SW_E_INVAL, "tenant %s: %lld outputs, at most "
                                          "256",
                         tt->name, (long long)n_o);
-        rc = sw_model_predict_features(tt->m, R->p, dense + i * nd,
+        rc = sw_model_predict_features(tt->m, R->t->p, dense + i * nd,
                                        nh ? ind + i * nh : NULL, 1, pred, n_o,
                                        err);
         if (rc != SW_OK)
@@ -123,8 +123,8 @@ emit_tenants(run *R, int64_t n, sw_err *err)
 
             R->line.len = 0;
             if (s->spec->kind == OUT_CSV) {
-                add(&R->line, "%d,%lld,%lld,", R->f_part[k],
-                    (long long)R->f_off[k], (long long)t[i]);
+                add(&R->line, "%d,%lld,%lld,", R->t->f_part[k],
+                    (long long)R->t->f_off[k], (long long)t[i]);
                 add_json_str(&R->line, key, klen);
                 ADD_LIT(&R->line, ",");
                 add_outputs(&R->line, pred, n_o, ";", 0);
@@ -140,7 +140,7 @@ emit_tenants(run *R, int64_t n, sw_err *err)
                 add_json_str(&R->line, tt->model, strlen(tt->model));
                 add(&R->line, ",\"sha256\":\"%s\",\"partition\":%d,"
                               "\"offset\":%lld,\"time_us\":%lld}",
-                    tt->sha, R->f_part[k], (long long)R->f_off[k],
+                    tt->sha, R->t->f_part[k], (long long)R->t->f_off[k],
                     (long long)t[i]);
             }
             rc = run_out_write(s, key, klen, R->line.p, R->line.len, NULL, err);
@@ -151,13 +151,13 @@ emit_tenants(run *R, int64_t n, sw_err *err)
     return SW_OK;
 }
 
-/* Write the predictions (and feature rows) of the rows of R->r: the main
+/* Write the predictions (and feature rows) of the rows of R->t->r: the main
  * model's, or the canary's for its keys, and the shadow's beside them. */
 sw_rc
 run_emit(run *R, sw_err *err)
 {
-    int64_t n = sw_result_rows(R->r), i, c;
-    const int64_t *seq = sw_result_seq(R->r), *t = sw_result_time(R->r);
+    int64_t n = sw_result_rows(R->t->r), i, c;
+    const int64_t *seq = sw_result_seq(R->t->r), *t = sw_result_time(R->t->r);
     int o;
     sw_rc rc;
 
@@ -173,22 +173,22 @@ run_emit(run *R, sw_err *err)
          (rc = predict_slot(R, &R->canary, n, err)) != SW_OK))
         return rc;
     for (i = 0; i < n; i++) {
-        int64_t k = seq[i] - R->base;
+        int64_t k = seq[i] - R->t->base;
         const char *key;
         const slot *use;
         int32_t part;
         int64_t off;
         size_t klen;
 
-        if (k < 0 || k >= R->n)
+        if (k < 0 || k >= R->t->n)
             return fail(err, SW_E_INTERNAL,
                         "run: row of event %lld has no FIFO slot (%lld..%lld)",
-                        (long long)seq[i], (long long)R->base,
-                        (long long)(R->base + R->n));
-        key = R->karena + R->f_kat[k];
-        klen = (size_t)R->f_klen[k];
-        part = R->f_part[k];
-        off = R->f_off[k];
+                        (long long)seq[i], (long long)R->t->base,
+                        (long long)(R->t->base + R->t->n));
+        key = R->t->karena + R->t->f_kat[k];
+        klen = (size_t)R->t->f_klen[k];
+        part = R->t->f_part[k];
+        off = R->t->f_off[k];
         use = to_canary(R, key, klen) ? &R->canary : &R->main;
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
@@ -244,9 +244,9 @@ run_emit(run *R, sw_err *err)
         }
         if (R->feats != NULL) {
             const double *row =
-                sw_result_dense(R->r) + i * sw_pipeline_n_dense(R->p);
-            const int64_t *h = sw_result_indices(R->r);
-            int nh = sw_pipeline_n_hashed(R->p);
+                sw_result_dense(R->t->r) + i * sw_pipeline_n_dense(R->t->p);
+            const int64_t *h = sw_result_indices(R->t->r);
+            int nh = sw_pipeline_n_hashed(R->t->p);
 
             R->line.len = 0;
             add(&R->line, "{\"key\":");
@@ -254,8 +254,8 @@ run_emit(run *R, sw_err *err)
             add(&R->line, ",\"partition\":%d,\"offset\":%lld,\"time_us\":%lld,"
                           "\"features\":{",
                 part, (long long)off, (long long)t[i]);
-            for (c = 0; c < sw_pipeline_n_dense(R->p); c++) {
-                const char *name = sw_pipeline_column_name(R->p, (int)c);
+            for (c = 0; c < sw_pipeline_n_dense(R->t->p); c++) {
+                const char *name = sw_pipeline_column_name(R->t->p, (int)c);
 
                 add(&R->line, c ? "," : "");
                 add_json_str(&R->line, name, strlen(name));

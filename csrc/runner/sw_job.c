@@ -512,8 +512,9 @@ job_checkpoint(job *j, sw_err *err)
                        ? rc
                        : bad(err, "checkpoint", "{\"dir\": path, ...}");
         j->ckpt_dir = str(c, "dir");
-        if (j->ckpt_dir == NULL)
-            return bad(err, "checkpoint.dir", "a directory");
+        if (j->ckpt_dir == NULL || strlen(j->ckpt_dir) >= 3000)
+            return bad(err, "checkpoint.dir",
+                       "a directory (a path shorter than 3000 bytes)");
         if (num(c, "every_s", 10, 0, &j->ckpt_seconds) != 0)
             return bad(err, "checkpoint.every_s", "seconds >= 0");
         if (num(c, "every_events", 0, 0, &d) != 0)
@@ -527,6 +528,47 @@ job_checkpoint(job *j, sw_err *err)
             return bad(err, "checkpoint.background", "true or false");
         j->ckpt_background = v == NULL || json_is_true(v);
     }
+    return SW_OK;
+}
+
+/* Tasks: a member of a consumer group keeps one task per partition it is
+ * given, so what a task owns must live in that partition and in Kafka or
+ * the checkpoint directory the members share; each is checked here. */
+static sw_rc
+job_tasks(job *j, sw_err *err)
+{
+    json_t *v = json_object_get(j->root, "tasks");
+    int o;
+
+    if (v != NULL && !json_is_boolean(v))
+        return bad(err, "tasks", "true (one task per assigned partition of "
+                                 "the consumer group) or false");
+    j->tasks = v != NULL && json_is_true(v);
+    if (!j->tasks)
+        return SW_OK;
+    if (j->src != SRC_KAFKA)
+        return bad(err, "tasks", "a live Kafka source with a group (a slice "
+                                 "or a file has no group to share)");
+    if (j->ckpt_dir == NULL)
+        return bad(err, "tasks", "a checkpoint.dir every member sees: a "
+                                 "partition's state moves through it");
+    if (j->key_field == NULL)
+        return bad(err, "tasks", "a \"key\": the field the messages are "
+                                 "keyed by, which every feature's state "
+                                 "must be keyed by");
+    if (j->learn || j->tenant_field != NULL)
+        return bad(err, "tasks", "no learn or tenants beside it: a learned "
+                                 "model or a tenant's is one state for all "
+                                 "partitions");
+    for (o = 0; o < j->n_sinks; o++) {
+        if (j->sinks[o].kind != OUT_KAFKA)
+            return bad(err, "tasks", "Kafka sinks only: a file belongs to "
+                                     "one process, and members come and go");
+    }
+    if ((j->has_dead && j->dead.kind != OUT_KAFKA) ||
+        (j->has_features && j->features.kind != OUT_KAFKA))
+        return bad(err, "tasks", "dead_letters and features on Kafka: a "
+                                 "file belongs to one process");
     return SW_OK;
 }
 
@@ -562,7 +604,7 @@ sw_job_load(const char *path, job *j, sw_err *err)
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
         "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", "tenants", "control", NULL};
+        "learn", "tenants", "control", "tasks", NULL};
     json_error_t jerr;
     sw_rc rc;
 
@@ -583,7 +625,8 @@ sw_job_load(const char *path, job *j, sw_err *err)
         (rc = job_alongside(j, err)) != SW_OK ||
         (rc = job_rows(j, err)) != SW_OK ||
         (rc = job_outputs(j, err)) != SW_OK ||
-        (rc = job_checkpoint(j, err)) != SW_OK)
+        (rc = job_checkpoint(j, err)) != SW_OK ||
+        (rc = job_tasks(j, err)) != SW_OK)
         return rc;
     return job_operation(j, err);
 }

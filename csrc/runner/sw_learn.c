@@ -75,23 +75,23 @@ learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
 {
     const double *dense, *label;
     const int64_t *ind, *seq, *t, *oseq;
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    int nd = sw_pipeline_n_dense(R->t->p), nh = sw_pipeline_n_hashed(R->t->p);
     double guess;
     int64_t j;
     sw_rc rc;
 
-    sw_result_pairs(R->r, &dense, &ind, &seq, &t, &label, &oseq);
+    sw_result_pairs(R->t->r, &dense, &ind, &seq, &t, &label, &oseq);
     for (j = a; j < z; j++) {
-        rc = sw_model_learn_features(R->main.s.m, R->p, dense + j * nd,
+        rc = sw_model_learn_features(R->main.s.m, R->t->p, dense + j * nd,
                                      nh ? ind + j * nh : NULL, 1, &label[j],
                                      &guess, err);
         if (rc != SW_OK)
             return rc;
         R->n_learned++;
         R->n_hits += guess == label[j];
-        if (oseq[j] >= R->base && oseq[j] < R->base + R->n) {
-            int64_t k = oseq[j] - R->base, off = R->f_off[k];
-            int32_t part = R->f_part[k];
+        if (oseq[j] >= R->t->base && oseq[j] < R->t->base + R->t->n) {
+            int64_t k = oseq[j] - R->t->base, off = R->t->f_off[k];
+            int32_t part = R->t->f_part[k];
             int s;
 
             for (s = 0; s < R->n_snap && R->snap_part[s] != part; s++)
@@ -116,15 +116,15 @@ learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
 sw_rc
 run_learn_predict(run *R, int64_t n, sw_err *err)
 {
-    const double *pdense, *label, *dense = sw_result_dense(R->r);
+    const double *pdense, *label, *dense = sw_result_dense(R->t->r);
     const int64_t *pind, *pseq, *pt, *oseq;
-    const int64_t *seq = sw_result_seq(R->r), *ind = sw_result_indices(R->r);
+    const int64_t *seq = sw_result_seq(R->t->r), *ind = sw_result_indices(R->t->r);
     int64_t n_pairs, n_o = sw_model_n_outputs(R->main.s.m), i, j = 0, a;
-    int nd = sw_pipeline_n_dense(R->p), nh = sw_pipeline_n_hashed(R->p);
+    int nd = sw_pipeline_n_dense(R->t->p), nh = sw_pipeline_n_hashed(R->t->p);
     slot *sl = &R->main;
     sw_rc rc;
 
-    n_pairs = sw_result_pairs(R->r, &pdense, &pind, &pseq, &pt, &label, &oseq);
+    n_pairs = sw_result_pairs(R->t->r, &pdense, &pind, &pseq, &pt, &label, &oseq);
     if (n * n_o > sl->pred_cap) {
         double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
 
@@ -141,7 +141,7 @@ run_learn_predict(run *R, int64_t n, sw_err *err)
             ;
         if ((rc = learn_pairs(R, a, j, err)) != SW_OK)
             return rc;
-        rc = sw_model_predict_features(sl->s.m, R->p, dense + i * nd,
+        rc = sw_model_predict_features(sl->s.m, R->t->p, dense + i * nd,
                                        nh ? ind + i * nh : NULL, 1,
                                        sl->pred + i * n_o, n_o, err);
         if (rc != SW_OK)

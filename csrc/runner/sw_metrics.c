@@ -126,6 +126,11 @@ prometheus(run_metrics *m, text *t)
             atomic_load(&m->dead));
     COUNTER("checkpoints_total", "Checkpoints written.",
             atomic_load(&m->checkpoints));
+    COUNTER("rebalances_total",
+            "Partitions assigned or revoked by the consumer group.",
+            atomic_load(&m->rebalances));
+    GAUGE("tasks", "Partitions this member owns (a job with tasks).", "%lld",
+          (long long)atomic_load(&m->tasks));
     GAUGE("checkpoint_duration_seconds", "Duration of the last checkpoint.",
           "%.6f", (double)atomic_load(&m->ckpt_us) / 1e6);
     GAUGE("checkpoint_stall_seconds",
@@ -231,7 +236,8 @@ status(run_metrics *m, text *t)
         "\"events_in\": %lld, \"predictions\": %lld, \"late\": %lld, "
         "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
         "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
-        "\"reloads\": %lld, \"refusals\": %lld, \"partitions\": [",
+        "\"reloads\": %lld, \"refusals\": %lld, \"rebalances\": %lld, "
+        "\"tasks\": %lld, \"partitions\": [",
         atomic_load(&m->running) ? "true" : "false", m->model, m->sha256,
         m->emission, m->source, (double)(now_ms() - m->started_unix_ms) / 1e3,
         (long long)atomic_load(&m->events_in),
@@ -242,7 +248,9 @@ status(run_metrics *m, text *t)
         (long long)atomic_load(&m->watermark_us),
         (long long)atomic_load(&m->keys),
         (long long)atomic_load(&m->reloads),
-        (long long)atomic_load(&m->reload_refusals));
+        (long long)atomic_load(&m->reload_refusals),
+        (long long)atomic_load(&m->rebalances),
+        (long long)atomic_load(&m->tasks));
     pthread_mutex_unlock(&m->info_lock);
     for (i = 0; i < m->n_parts && i < 64; i++)
         put(t, "%s{\"partition\": %lld, \"next_offset\": %lld, \"lag\": %lld}",

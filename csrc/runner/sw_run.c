@@ -59,11 +59,11 @@ run_pos_index(run *R, int32_t part)
 {
     int i;
 
-    for (i = 0; i < R->n_pos && R->pos_part[i] != part; i++)
+    for (i = 0; i < R->t->n_pos && R->t->pos_part[i] != part; i++)
         ;
-    if (i == R->n_pos && R->n_pos < MAX_PARTS) {
-        R->pos_part[R->n_pos] = part;
-        R->pos_next[R->n_pos++] = 0;
+    if (i == R->t->n_pos && R->t->n_pos < MAX_PARTS) {
+        R->t->pos_part[R->t->n_pos] = part;
+        R->t->pos_next[R->t->n_pos++] = 0;
     }
     return i < MAX_PARTS ? i : MAX_PARTS - 1;
 }
@@ -73,35 +73,35 @@ sw_rc
 run_fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
           const char *tname, size_t tlen, sw_err *err)
 {
-    if (R->n == R->cap) {
-        int64_t c = R->cap ? 2 * R->cap : 4096;
+    if (R->t->n == R->t->cap) {
+        int64_t c = R->t->cap ? 2 * R->t->cap : 4096;
 
-        R->f_part = realloc(R->f_part, (size_t)c * sizeof(int32_t));
-        R->f_off = realloc(R->f_off, (size_t)c * sizeof(int64_t));
-        R->f_kat = realloc(R->f_kat, (size_t)c * sizeof(int64_t));
-        R->f_klen = realloc(R->f_klen, (size_t)c * sizeof(int32_t));
-        R->f_tlen = realloc(R->f_tlen, (size_t)c * sizeof(int32_t));
-        if (!R->f_part || !R->f_off || !R->f_kat || !R->f_klen || !R->f_tlen)
+        R->t->f_part = realloc(R->t->f_part, (size_t)c * sizeof(int32_t));
+        R->t->f_off = realloc(R->t->f_off, (size_t)c * sizeof(int64_t));
+        R->t->f_kat = realloc(R->t->f_kat, (size_t)c * sizeof(int64_t));
+        R->t->f_klen = realloc(R->t->f_klen, (size_t)c * sizeof(int32_t));
+        R->t->f_tlen = realloc(R->t->f_tlen, (size_t)c * sizeof(int32_t));
+        if (!R->t->f_part || !R->t->f_off || !R->t->f_kat || !R->t->f_klen || !R->t->f_tlen)
             return fail(err, SW_E_NOMEM, "run: out of memory (FIFO)");
-        R->cap = c;
+        R->t->cap = c;
     }
-    if (R->kused + klen + tlen > R->kcap) {
-        while (R->kused + klen + tlen > R->kcap)
-            R->kcap = R->kcap ? 2 * R->kcap : 65536;
-        R->karena = realloc(R->karena, R->kcap);
-        if (R->karena == NULL)
+    if (R->t->kused + klen + tlen > R->t->kcap) {
+        while (R->t->kused + klen + tlen > R->t->kcap)
+            R->t->kcap = R->t->kcap ? 2 * R->t->kcap : 65536;
+        R->t->karena = realloc(R->t->karena, R->t->kcap);
+        if (R->t->karena == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory (keys)");
     }
-    memcpy(R->karena + R->kused, key, klen);
+    memcpy(R->t->karena + R->t->kused, key, klen);
     if (tlen > 0)
-        memcpy(R->karena + R->kused + klen, tname, tlen);
-    R->f_part[R->n] = part;
-    R->f_off[R->n] = off;
-    R->f_kat[R->n] = (int64_t)R->kused;
-    R->f_klen[R->n] = (int32_t)klen;
-    R->f_tlen[R->n] = (int32_t)tlen;
-    R->kused += klen + tlen;
-    R->n++;
+        memcpy(R->t->karena + R->t->kused + klen, tname, tlen);
+    R->t->f_part[R->t->n] = part;
+    R->t->f_off[R->t->n] = off;
+    R->t->f_kat[R->t->n] = (int64_t)R->t->kused;
+    R->t->f_klen[R->t->n] = (int32_t)klen;
+    R->t->f_tlen[R->t->n] = (int32_t)tlen;
+    R->t->kused += klen + tlen;
+    R->t->n++;
     return SW_OK;
 }
 
@@ -109,25 +109,25 @@ run_fifo_push(run *R, int32_t part, int64_t off, const char *key, size_t klen,
 void
 run_fifo_drop(run *R, int64_t oldest)
 {
-    int64_t k = oldest - R->base, rest, i;
+    int64_t k = oldest - R->t->base, rest, i;
     size_t kfrom;
 
     if (k <= 0)
         return;
-    if (k > R->n)
-        k = R->n;
-    rest = R->n - k;
-    kfrom = rest > 0 ? (size_t)R->f_kat[k] : R->kused;
-    memmove(R->f_part, R->f_part + k, (size_t)rest * sizeof(int32_t));
-    memmove(R->f_off, R->f_off + k, (size_t)rest * sizeof(int64_t));
-    memmove(R->f_klen, R->f_klen + k, (size_t)rest * sizeof(int32_t));
-    memmove(R->f_tlen, R->f_tlen + k, (size_t)rest * sizeof(int32_t));
-    memmove(R->karena, R->karena + kfrom, R->kused - kfrom);
+    if (k > R->t->n)
+        k = R->t->n;
+    rest = R->t->n - k;
+    kfrom = rest > 0 ? (size_t)R->t->f_kat[k] : R->t->kused;
+    memmove(R->t->f_part, R->t->f_part + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->t->f_off, R->t->f_off + k, (size_t)rest * sizeof(int64_t));
+    memmove(R->t->f_klen, R->t->f_klen + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->t->f_tlen, R->t->f_tlen + k, (size_t)rest * sizeof(int32_t));
+    memmove(R->t->karena, R->t->karena + kfrom, R->t->kused - kfrom);
     for (i = 0; i < rest; i++)
-        R->f_kat[i] = R->f_kat[i + k] - (int64_t)kfrom;
-    R->kused -= kfrom;
-    R->n = rest;
-    R->base += k;
+        R->t->f_kat[i] = R->t->f_kat[i + k] - (int64_t)kfrom;
+    R->t->kused -= kfrom;
+    R->t->n = rest;
+    R->t->base += k;
 }
 
 /* A dead letter: topic message (key = reason, headers say the rest, value
@@ -193,7 +193,7 @@ route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
     int64_t n, i;
     sw_rc rc;
 
-    n = sw_result_late(R->r, &seq);
+    n = sw_result_late(R->t->r, &seq);
     for (i = 0; i < n; i++) {
         int64_t k = seq[i] - first;
 
@@ -204,7 +204,7 @@ route_refused(run *R, int64_t first, const rawsrc *src, sw_err *err)
         if (rc != SW_OK)
             return rc;
     }
-    n = sw_result_invalid(R->r, &seq, &reason);
+    n = sw_result_invalid(R->t->r, &seq, &reason);
     for (i = 0; i < n; i++) {
         int64_t k = seq[i] - first;
 
@@ -262,17 +262,20 @@ static sw_rc
 push_and_emit(run *R, const sw_batch *b, int32_t part, const rawsrc *src,
               sw_err *err)
 {
-    int64_t first = sw_pipeline_arrivals(R->p);
-    int part_no = part < SW_MAX_PARTITIONS ? part : SW_MAX_PARTITIONS - 1;
+    int64_t first = sw_pipeline_arrivals(R->t->p);
+    /* a task's pipeline follows its one partition */
+    int part_no = R->j->tasks                 ? 0
+                  : part < SW_MAX_PARTITIONS ? part
+                                             : SW_MAX_PARTITIONS - 1;
     sw_rc rc;
 
-    rc = sw_pipeline_push_partition(R->p, b, part_no, R->r, err);
+    rc = sw_pipeline_push_partition(R->t->p, b, part_no, R->t->r, err);
     if (rc == SW_OK)
         rc = route_refused(R, first, src, err);
     if (rc == SW_OK)
         rc = run_emit(R, err);
     if (rc == SW_OK)
-        run_fifo_drop(R, sw_pipeline_oldest_pending(R->p));
+        run_fifo_drop(R, sw_pipeline_oldest_pending(R->t->p));
     return rc;
 }
 
@@ -458,13 +461,31 @@ kafka_batch(run *R, int64_t count, sw_err *err)
             continue;
         if (n_done < MAX_PARTS)
             done_parts[n_done++] = part;
-        for (k = i; k < count; k++) {
-            if (mp[k] == part)
-                idx[n++] = k;
+        if (R->j->tasks) {
+            int64_t from;
+
+            /* a partition given away while this batch was fetched is its
+             * new owner's to read; one given back has read some of it */
+            if ((R->t = run_task_of(R, part)) == NULL) {
+                R->t = &R->one;
+                continue;
+            }
+            from = R->t->pos_next[run_pos_index(R, part)];
+            for (k = i; k < count; k++) {
+                if (mp[k] == part && off[k] >= from)
+                    idx[n++] = k;
+            }
+        } else {
+            for (k = i; k < count; k++) {
+                if (mp[k] == part)
+                    idx[n++] = k;
+            }
         }
-        rc = kafka_part(R, part, idx, n, err);
-        if (rc == SW_OK)
-            R->pos_next[run_pos_index(R, part)] = off[idx[n - 1]] + 1;
+        if (n > 0)
+            rc = kafka_part(R, part, idx, n, err);
+        if (rc == SW_OK && n > 0)
+            R->t->pos_next[run_pos_index(R, part)] = off[idx[n - 1]] + 1;
+        R->t = &R->one;
     }
     free(idx);
     return rc;
@@ -529,7 +550,7 @@ h5_batch(run *R, int64_t count, sw_err *err)
     src.part = part;
     src.off = offs;
     rc = push_and_emit(R, b, 0, &src, err);
-    R->pos_next[run_pos_index(R, 0)] = next;
+    R->t->pos_next[run_pos_index(R, 0)] = next;
 done:
     free(part);
     free(offs);
@@ -691,9 +712,10 @@ spec_for_job(const char *spec_json, int emission)
 }
 
 /* Say at start which features' state depends on how partitions
- * interleave: those not keyed by the message's key. */
-static void
-check_keys(const run *R)
+ * interleave: those not keyed by the message's key. A group member's
+ * tasks cannot hold them at all: each would see a share of a key. */
+static sw_rc
+check_keys(const run *R, sw_err *err)
 {
     json_t *s = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL), *f;
     size_t i;
@@ -701,7 +723,7 @@ check_keys(const run *R)
     size_t used = 0;
 
     if (s == NULL)
-        return;
+        return SW_OK; /* no pipeline: the loader has said so */
     json_array_foreach(json_object_get(s, "features"), i, f)
     {
         const char *op = json_string_value(json_object_get(f, "op"));
@@ -728,7 +750,14 @@ check_keys(const run *R)
     }
     json_decref(s);
     if (bad[0] == '\0')
-        return;
+        return SW_OK;
+    if (R->j->tasks)
+        return fail(err, SW_E_INVAL,
+                    "job: tasks: features %s are not keyed by the message "
+                    "key '%s', so their state would be split between the "
+                    "tasks of the partitions a key's events arrive in; key "
+                    "the messages by their field, or run without tasks",
+                    bad, R->j->key_field);
     if (R->j->key_field == NULL)
         fprintf(stderr,
                 "sw-serve: note: the job names no \"key\" (the field the "
@@ -740,6 +769,7 @@ check_keys(const run *R)
                 "key '%s': their state depends on how the partitions "
                 "interleave, so a replay may differ from the live run\n",
                 bad, R->j->key_field);
+    return SW_OK;
 }
 
 static sw_rc
@@ -750,7 +780,7 @@ open_source(run *R, sw_err *err)
     int i;
 
     if (j->src == SRC_HDF5) {
-        int64_t start = R->n_pos > 0 ? R->pos_next[0] : 0;
+        int64_t start = R->t->n_pos > 0 ? R->t->pos_next[0] : 0;
 
         return sw_h5_source_open(j->h5_path, j->h5_type, 0, start, -1, &R->hs,
                                  err);
@@ -764,13 +794,38 @@ open_source(run *R, sw_err *err)
                                     j->start_kind, j->start, j->stop_kind,
                                     j->stop, 30000, j->src_conf, &R->ks, err);
     }
+    if (j->tasks) {
+        /* cooperative: a rebalance moves only the partitions that must
+         * move, and the others' tasks go on (the job's config may still
+         * say otherwise) */
+        const char **conf;
+        size_t n = 0;
+
+        while (j->src_conf != NULL && j->src_conf[n] != NULL)
+            n++;
+        conf = calloc(n + 3, sizeof(*conf));
+        if (conf == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        conf[0] = "partition.assignment.strategy";
+        conf[1] = "cooperative-sticky";
+        if (n > 0)
+            memcpy(conf + 2, j->src_conf, n * sizeof(*conf));
+        rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
+                                       j->wait_ms, conf, &R->ks, err);
+        free(conf);
+        if (rc != SW_OK)
+            return rc;
+        sw_kafka_source_set_outage_limit(R->ks, j->outage_ms);
+        run_tasks_start(R);
+        return SW_OK;
+    }
     rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
                                    j->wait_ms, j->src_conf, &R->ks, err);
     if (rc != SW_OK)
         return rc;
     sw_kafka_source_set_outage_limit(R->ks, j->outage_ms);
-    for (i = 0; i < R->n_pos; i++) {
-        rc = sw_kafka_source_start_at(R->ks, R->pos_part[i], R->pos_next[i],
+    for (i = 0; i < R->t->n_pos; i++) {
+        rc = sw_kafka_source_start_at(R->ks, R->t->pos_part[i], R->t->pos_next[i],
                                       err);
         if (rc != SW_OK)
             return rc;
@@ -847,30 +902,57 @@ make_decoder(run *R, sw_err *err)
     return rc;
 }
 
+/* A task's share of the metrics: keys, watermark, partitions. */
 static void
-update_metrics(run *R)
+task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
+             int64_t *wm, int *np)
 {
     int64_t st[9];
     int i;
+
+    if (t->p == NULL)
+        return;
+    sw_pipeline_stats(t->p, st);
+    *keys += st[4];
+    *evicted += sw_pipeline_evicted(t->p);
+    if (sw_pipeline_watermark(t->p) < *wm)
+        *wm = sw_pipeline_watermark(t->p);
+    for (i = 0; i < t->n_pos && *np < 64; i++) {
+        int k = (*np)++;
+
+        atomic_store(&R->mt->part_id[k], t->pos_part[i]);
+        atomic_store(&R->mt->part_next[k], t->pos_next[i]);
+        atomic_store(&R->mt->part_lag[k],
+                     R->ks ? sw_kafka_source_lag(R->ks, t->pos_part[i],
+                                                 t->pos_next[i])
+                           : 0);
+    }
+}
+
+static void
+update_metrics(run *R)
+{
+    int64_t keys = 0, evicted = 0, wm = INT64_MAX, n_tasks = 0;
+    int part, np = 0;
 
     atomic_store(&R->mt->events_in, R->n_in);
     atomic_store(&R->mt->rows_out, R->n_out);
     atomic_store(&R->mt->dead, R->n_dead);
     atomic_store(&R->mt->late, R->n_late);
     atomic_store(&R->mt->invalid, R->n_invalid);
-    atomic_store(&R->mt->watermark_us, sw_pipeline_watermark(R->p));
-    sw_pipeline_stats(R->p, st);
-    atomic_store(&R->mt->keys, st[4]);
-    atomic_store(&R->mt->evicted, sw_pipeline_evicted(R->p));
-    R->mt->n_parts = R->n_pos < 64 ? R->n_pos : 64;
-    for (i = 0; i < R->mt->n_parts; i++) {
-        atomic_store(&R->mt->part_id[i], R->pos_part[i]);
-        atomic_store(&R->mt->part_next[i], R->pos_next[i]);
-        atomic_store(&R->mt->part_lag[i],
-                     R->ks ? sw_kafka_source_lag(R->ks, R->pos_part[i],
-                                                 R->pos_next[i])
-                           : 0);
+    task_metrics(R, &R->one, &keys, &evicted, &wm, &np);
+    for (part = 0; R->j->tasks && part < MAX_PARTS; part++) {
+        if (R->tasks[part] != NULL) {
+            task_metrics(R, R->tasks[part], &keys, &evicted, &wm, &np);
+            n_tasks++;
+        }
     }
+    R->mt->n_parts = np;
+    /* a member's watermark: the least of its tasks' */
+    atomic_store(&R->mt->watermark_us, wm == INT64_MAX ? INT64_MIN : wm);
+    atomic_store(&R->mt->keys, keys);
+    atomic_store(&R->mt->evicted, evicted);
+    atomic_store(&R->mt->tasks, n_tasks);
 }
 
 static void
@@ -892,13 +974,20 @@ free_run(run *R)
 {
     int o;
 
+    /* closing the consumer revokes its partitions: a failed run hands
+     * over no task (its state may be half-applied), a finished one did */
+    run_tasks_stop(R);
+    sw_kafka_source_free(R->ks);
     for (o = 0; o < R->n_outs; o++)
         run_out_close(&R->outs[o]);
-    sw_kafka_source_free(R->ks);
     sw_h5_source_free(R->hs);
     sw_json_decoder_free(R->d);
-    sw_result_free(R->r);
-    sw_pipeline_free(R->p);
+    run_task_free(&R->one);
+    for (o = 0; o < MAX_PARTS; o++) {
+        if (R->tasks[o] != NULL)
+            run_task_free(R->tasks[o]);
+        free(R->tasks[o]);
+    }
     /* each reloader stops before the model it may hand over is freed */
     sw_reloader_stop(R->main.rl);
     sw_reloader_stop(R->shadow.rl);
@@ -908,17 +997,11 @@ free_run(run *R)
     sw_model_free(R->canary.s.m);
     free(R->shadow.pred);
     free(R->canary.pred);
-    free(R->f_part);
-    free(R->f_off);
-    free(R->f_kat);
-    free(R->f_klen);
-    free(R->f_tlen);
     free(R->tenant.p);
     pthread_mutex_lock(&R->mt->info_lock); /* the endpoint lets go of it */
     R->mt->tn = NULL;
     pthread_mutex_unlock(&R->mt->info_lock);
     sw_tenants_free(R->tn);
-    free(R->karena);
     free(R->main.pred);
     free(R->line.p);
     free(R->key.p);
@@ -949,13 +1032,14 @@ setup_models(run *R, sw_err *err)
     return SW_OK;
 }
 
-/* The pipeline: restored from the newest checkpoint that reads back (which
- * must be of this job's pipeline and emission mode), or new; then what the
- * job adds to it (learning, tenants, the privacy secret). */
-static sw_rc
-setup_pipeline(run *R, int64_t *keep, sw_err *err)
+/* The current task's pipeline: restored from the newest checkpoint of
+ * its directory that reads back (which must be of this job's pipeline and
+ * emission mode), or new; with the privacy secret, and a result. */
+sw_rc
+run_task_open(run *R, int64_t *keep, sw_err *err)
 {
     const job *j = R->j;
+    task *t = R->t;
     sw_pipeline *want = NULL;
     const char *secret;
     char *spec;
@@ -966,23 +1050,55 @@ setup_pipeline(run *R, int64_t *keep, sw_err *err)
     spec = spec_for_job(sw_model_pipeline_spec(R->main.s.m), j->emission);
     if (spec == NULL)
         return fail(err, SW_E_NOMEM, "run: out of memory");
-    if ((R->p == NULL && (rc = sw_pipeline_new(spec, &R->p, err)) != SW_OK) ||
+    if ((t->p == NULL && (rc = sw_pipeline_new(spec, &t->p, err)) != SW_OK) ||
         (rc = sw_pipeline_new(spec, &want, err)) != SW_OK) {
         free(spec);
         return rc;
     }
     free(spec);
-    if (sw_pipeline_spec_hash(want) != sw_pipeline_spec_hash(R->p) ||
-        sw_pipeline_arrival(want) != sw_pipeline_arrival(R->p))
+    if (sw_pipeline_spec_hash(want) != sw_pipeline_spec_hash(t->p) ||
+        sw_pipeline_arrival(want) != sw_pipeline_arrival(t->p))
         rc = fail(err, SW_E_INVAL,
                   "checkpoint.dir %s holds state of another pipeline or "
                   "emission mode (%s) than this job's (%s): move the "
                   "checkpoints away to start afresh",
-                  j->ckpt_dir,
-                  sw_pipeline_arrival(R->p) ? "arrival" : "watermark",
+                  t->dir, sw_pipeline_arrival(t->p) ? "arrival" : "watermark",
                   sw_pipeline_arrival(want) ? "arrival" : "watermark");
     sw_pipeline_free(want);
     if (rc != SW_OK)
+        return rc;
+    secret = getenv(j->secret_env);
+    if (secret != NULL &&
+        (rc = sw_pipeline_set_secret(t->p, secret, strlen(secret), err)) !=
+            SW_OK)
+        return rc;
+    return sw_result_new(&t->r, err);
+}
+
+void
+run_task_free(task *t)
+{
+    sw_result_free(t->r);
+    sw_pipeline_free(t->p);
+    free(t->f_part);
+    free(t->f_off);
+    free(t->f_kat);
+    free(t->f_klen);
+    free(t->f_tlen);
+    free(t->karena);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The pipeline of a run without tasks (its one task's), and what the
+ * job adds to it: learning, tenants. With tasks, pipelines come with
+ * their partitions (sw_tasks.c). */
+static sw_rc
+setup_pipeline(run *R, int64_t *keep, sw_err *err)
+{
+    const job *j = R->j;
+    sw_rc rc;
+
+    if (!j->tasks && (rc = run_task_open(R, keep, err)) != SW_OK)
         return rc;
     if (j->learn && (rc = run_check_learning(R, err)) != SW_OK)
         return rc;
@@ -998,14 +1114,23 @@ setup_pipeline(run *R, int64_t *keep, sw_err *err)
     }
     atomic_store(&R->mt->learned, R->n_learned);
     atomic_store(&R->mt->learn_hits, R->n_hits);
-    snprintf(R->mt->emission, sizeof(R->mt->emission), "%s",
-             sw_pipeline_arrival(R->p) ? "arrival" : "watermark");
-    secret = getenv(j->secret_env);
-    if (secret != NULL &&
-        (rc = sw_pipeline_set_secret(R->p, secret, strlen(secret), err)) !=
-            SW_OK)
-        return rc;
-    return sw_result_new(&R->r, err);
+    {
+        /* the emission mode the job asks for, whatever a task restores */
+        char *spec = spec_for_job(sw_model_pipeline_spec(R->main.s.m),
+                                  j->emission);
+        sw_pipeline *p = NULL;
+
+        if (spec == NULL)
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        rc = sw_pipeline_new(spec, &p, err);
+        free(spec);
+        if (rc != SW_OK)
+            return rc;
+        snprintf(R->mt->emission, sizeof(R->mt->emission), "%s",
+                 sw_pipeline_arrival(p) ? "arrival" : "watermark");
+        sw_pipeline_free(p);
+    }
+    return SW_OK;
 }
 
 /* Decoder, outputs (cut back to the checkpoint's lengths: keep) and the
@@ -1019,7 +1144,8 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
 
     if (j->src != SRC_HDF5 && (rc = make_decoder(R, err)) != SW_OK)
         return rc;
-    check_keys(R);
+    if ((rc = check_keys(R, err)) != SW_OK)
+        return rc;
     for (o = 0; o < j->n_sinks; o++) {
         if ((rc = run_out_open(&j->sinks[o], &R->outs[o], keep[o], 1, err)) !=
             SW_OK)
@@ -1040,12 +1166,12 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
     }
     if ((rc = open_source(R, err)) != SW_OK)
         return rc;
-    if (R->ks != NULL) {
+    if (R->ks != NULL && !j->tasks) {
         int n_parts;
 
         if ((rc = sw_kafka_source_partition_count(R->ks, &n_parts, err)) !=
                 SW_OK ||
-            (rc = sw_pipeline_announce_partitions(R->p, n_parts, err)) !=
+            (rc = sw_pipeline_announce_partitions(R->t->p, n_parts, err)) !=
                 SW_OK)
             return rc;
     }
@@ -1121,12 +1247,14 @@ loop(run *R, sw_err *err)
         }
         if ((rc = run_ckpt_poll(R, 0, err)) != SW_OK)
             return rc;
-        if (j->ckpt_dir != NULL && !R->bg &&
+        if (j->ckpt_dir != NULL && !R->t->bg &&
             ((j->ckpt_events > 0 && R->events_since >= j->ckpt_events) ||
              (j->ckpt_seconds > 0 &&
               now_s() - R->last_ckpt >= j->ckpt_seconds &&
               R->events_since > 0)) &&
-            (rc = run_checkpoint(R, j->ckpt_background, err)) != SW_OK)
+            (rc = j->tasks ? run_tasks_checkpoint(R, err)
+                           : run_checkpoint(R, j->ckpt_background, err)) !=
+                SW_OK)
             return rc;
         update_metrics(R);
         if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
@@ -1152,13 +1280,19 @@ finish(run *R, sw_err *err)
     sw_rc rc;
 
     if (!stop_asked && R->j->src != SRC_KAFKA) {
-        if ((rc = sw_pipeline_flush(R->p, R->r, err)) != SW_OK ||
+        if ((rc = sw_pipeline_flush(R->t->p, R->t->r, err)) != SW_OK ||
             (rc = run_emit(R, err)) != SW_OK)
             return rc;
-        run_fifo_drop(R, sw_pipeline_oldest_pending(R->p));
+        run_fifo_drop(R, sw_pipeline_oldest_pending(R->t->p));
     }
     if ((rc = run_ckpt_poll(R, 1, err)) != SW_OK)
         return rc;
+    if (R->j->tasks) {
+        /* every task handed over, as if each partition were revoked */
+        rc = run_tasks_checkpoint(R, err);
+        run_tasks_stop(R);
+        return rc;
+    }
     if (R->j->ckpt_dir != NULL)
         return run_checkpoint(R, 0, err);
     for (o = 0; o < R->n_outs; o++) {
@@ -1178,6 +1312,9 @@ run_job(job *j, run_metrics *mt, sw_err *err)
 
     memset(&R, 0, sizeof(R));
     R.j = j;
+    R.t = &R.one;
+    if (j->ckpt_dir != NULL)
+        snprintf(R.one.dir, sizeof(R.one.dir), "%s", j->ckpt_dir);
     R.mt = mt;
     R.key_col = -2;
     R.tenant_col = j->tenant_field ? -2 : -1;

@@ -67,6 +67,9 @@ typedef struct job {
     double ckpt_seconds;
     int64_t ckpt_events;
     int ckpt_keep, ckpt_background;
+    /* a consumer group's member: one task per assigned partition, whose
+     * state moves with it (sw_tasks.c) */
+    int tasks;
     /* operation */
     int metrics_port;
     int64_t batch_max, wait_ms, outage_ms;
@@ -81,6 +84,7 @@ void sw_job_free(job *j);
 typedef struct run_metrics {
     _Atomic int64_t events_in, rows_out, dead, late, invalid, batches;
     _Atomic int64_t checkpoints, ckpt_us, ckpt_bytes, ckpt_unix_ms;
+    _Atomic int64_t rebalances, tasks; /* a group member's ("tasks") */
     _Atomic int64_t ckpt_stall_us, ckpt_stall_max_us; /* the loop waited */
     _Atomic int64_t watermark_us, keys, evicted;
     _Atomic int64_t lat_count, lat_sum_us;

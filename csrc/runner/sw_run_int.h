@@ -9,6 +9,7 @@
  *   sw_emit.c        rows -> predictions -> output lines (slots, tenants)
  *   sw_learn.c       online learning from the label join, snapshots
  *   sw_checkpoint.c  positions, checkpoints taken, restored, committed
+ *   sw_tasks.c       a group member's tasks: one per partition it owns
  */
 #ifndef SW_RUN_INT_H
 #define SW_RUN_INT_H
@@ -183,19 +184,13 @@ typedef struct slot {
     int64_t pred_cap;
 } slot;
 
-typedef struct run {
-    job *j;
+/* A task: the state of the partitions it owns and where they resume.
+ * A run has one task for every partition it reads, or with "tasks" in
+ * the job one per assigned partition of a consumer group, whose state
+ * moves with the partition (sw_tasks.c). */
+typedef struct task {
     sw_pipeline *p;
     sw_result *r;
-    sw_json_decoder *d;
-    sw_kafka_source *ks;
-    sw_h5_source *hs;
-    int n_outs; /* sinks, then dead letters, then features */
-    out outs[RUN_MAX_SINKS + 2];
-    out *dead, *feats;
-    slot main;          /* the model every event is scored by */
-    slot shadow;        /* scored beside it, published as "shadow" */
-    slot canary;        /* scores a key-hashed fraction instead of main */
     /* the FIFO: arrival number base + i -> where event i came from */
     int64_t base, n, cap;
     int32_t *f_part;
@@ -208,15 +203,33 @@ typedef struct run {
     int n_pos;
     int32_t pos_part[MAX_PARTS];
     int64_t pos_next[MAX_PARTS];
-    /* checkpoints */
-    int64_t ckpt_seq, events_since;
-    double last_ckpt;
+    /* checkpoints, in dir */
+    char dir[3072]; /* job.c keeps checkpoint.dir shorter than 3000 */
+    int64_t ckpt_seq;
     int bg;                  /* a background checkpoint is being written */
     char bg_path[4096];      /* ... to this file */
     int bg_n;                /* with these offsets to commit after */
     int32_t bg_part[MAX_PARTS];
     int64_t bg_next[MAX_PARTS];
     double bg_t0;
+} task;
+
+typedef struct run {
+    job *j;
+    sw_json_decoder *d;
+    sw_kafka_source *ks;
+    sw_h5_source *hs;
+    int n_outs; /* sinks, then dead letters, then features */
+    out outs[RUN_MAX_SINKS + 2];
+    out *dead, *feats;
+    slot main;          /* the model every event is scored by */
+    slot shadow;        /* scored beside it, published as "shadow" */
+    slot canary;        /* scores a key-hashed fraction instead of main */
+    task one;           /* every partition's, without "tasks" */
+    task *t;            /* the task being worked on */
+    task *tasks[MAX_PARTS]; /* with "tasks": the task of each partition */
+    int64_t events_since;
+    double last_ckpt;
     /* scratch */
     buf line, key;
     int64_t *sub_at, *sub_len, *sub_ts, *sub_idx, sub_cap;
@@ -248,6 +261,9 @@ void run_out_close(out *o);
 
 /* sw_run.c */
 int run_pos_index(run *R, int32_t part);
+/* The current task's pipeline, restored from its directory or new. */
+sw_rc run_task_open(run *R, int64_t *keep, sw_err *err);
+void run_task_free(task *t);
 sw_rc run_fifo_push(run *R, int32_t part, int64_t off, const char *key,
                     size_t klen, const char *tname, size_t tlen, sw_err *err);
 void run_fifo_drop(run *R, int64_t oldest);
@@ -266,10 +282,24 @@ sw_rc run_learn_predict(run *R, int64_t n, sw_err *err);
 /* sw_checkpoint.c */
 /* Take a checkpoint (background: from a forked child). */
 sw_rc run_checkpoint(run *R, int background, sw_err *err);
+/* The current task's checkpoint, outputs already durable; then its
+ * offsets committed. */
+sw_rc run_checkpoint_task(run *R, int background, sw_err *err);
+sw_rc run_outputs_sync(run *R, sw_err *err);
 /* Finish a background checkpoint (block: wait for it). */
 sw_rc run_ckpt_poll(run *R, int block, sw_err *err);
 /* The newest checkpoint that reads back, or none: R->p, the position,
  * keep[] the output lengths. */
 sw_rc run_restore(run *R, int64_t *keep, sw_err *err);
+
+/* sw_tasks.c */
+/* Join the group as a member whose tasks follow their partitions. */
+void run_tasks_start(run *R);
+/* The task of partition part, or NULL when this member does not own it. */
+task *run_task_of(run *R, int32_t part);
+/* Checkpoint every task (outputs made durable once, first). */
+sw_rc run_tasks_checkpoint(run *R, sw_err *err);
+/* Stop following rebalances (before the source is closed). */
+void run_tasks_stop(run *R);
 
 #endif /* SW_RUN_INT_H */

@@ -214,7 +214,12 @@ class Job:
     its events dead-lettered with reason tenant_refused. control:
     {"topic": ..., "bootstrap": ...} a control topic on which
     registry.promote(..., control=...) announces promotions: the runner
-    looks at the registry at once instead of at its next poll."""
+    looks at the registry at once instead of at its next poll. tasks:
+    True makes the runner one member of its consumer group, with one task
+    per partition it is given (state, watermark, checkpoints in
+    checkpoint["dir"]/partition-N, which every member must see), so that
+    several runners share a topic and a partition's state moves with it;
+    see docs/scaling.md."""
 
     def __init__(self, source, bundle, registry=None, name=None,
                  emission="arrival", key=None, sinks=(), features=None,
@@ -222,7 +227,7 @@ class Job:
                  batch=None, wait_ms=None, broker_outage_s=None,
                  log_every_s=None, secret_env=None, reload=None,
                  runner_name=None, shadow=None, canary=None, learn=None,
-                 tenants=None, control=None):
+                 tenants=None, control=None, tasks=None):
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -240,7 +245,7 @@ class Job:
                      "reload": reload, "runner_name": runner_name,
                      "shadow": None if shadow is None else os.fspath(shadow),
                      "canary": canary, "learn": learn, "tenants": tenants,
-                     "control": control}
+                     "control": control, "tasks": tasks}
 
     def to_json(self):
         return json.dumps({k: v for k, v in self.spec.items()

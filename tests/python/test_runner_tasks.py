@@ -1,0 +1,203 @@
+"""sw-serve run with "tasks": runners as members of one consumer group, one
+task per partition, whose state moves with the partition. Three members on
+eight partitions, one killed with SIGKILL mid-stream and a new one joining
+later, give the per-key state and (after dropping identical duplicates) the
+output of one uninterrupted runner. Embedded broker, loopback, bounded."""
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+import streamwise as sw
+from streamwise import serve
+
+from test_runner_live import (SPEC, T0, _up, events, free_port, produce,
+                              topic_values, train_bundle, wait_for)
+
+
+@pytest.fixture(autouse=True)
+def no_runner_left():
+    yield
+    serve._end_all()
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with sw.kafka.local_broker(partitions=4) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return train_bundle(str(tmp_path_factory.mktemp("b") / "gbdt.swm"))
+
+
+def ends(bootstrap, topic, n):
+    """The end offset of each partition of a topic."""
+    r = sw.replay.kafka(topic, bootstrap)
+    out = {p["partition"]: p["stop"] for p in r.slice["partitions"]}
+    assert len(out) == n
+    return out
+
+
+def members_done(runs, want):
+    """Every partition's end reached by the member that owns it now."""
+    def check():
+        seen = {}
+        for r in runs:
+            try:
+                st = r.status()
+            except OSError:
+                continue
+            for p in st["partitions"]:
+                seen[p["partition"]] = max(seen.get(p["partition"], -1),
+                                           p["next_offset"])
+        return all(seen.get(p, -1) >= end for p, end in want.items())
+    return check
+
+
+def task_probe(ckpt, users, part_of):
+    """Each user's feature row from the newest checkpoint of the task of its
+    partition, one more event an hour later (which reads every feature's
+    state), and the keys every task holds."""
+    rows, keys = {}, 0
+    for part in sorted(set(part_of.values())):
+        d = os.path.join(ckpt, f"partition-{part}")
+        names = sorted(n for n in os.listdir(d) if n.endswith(".swc"))
+        p, _ = sw.Pipeline.restore(os.path.join(d, names[-1]))
+        keys += p.stats["keys"]
+        mine = [u for u in users if part_of[u] == part]
+        out = probe(p, mine)
+        rows.update(zip(mine, out))
+    return rows, keys
+
+
+def probe(p, users):
+    out = p.push({"ts": np.full(len(users), T0 + 10**13, np.int64),
+                  "user": np.array(users, dtype=object),
+                  "item": np.arange(len(users)) % 60,
+                  "price": np.ones(len(users)),
+                  "click": np.zeros(len(users), np.int8)})
+    assert len(out) == len(users)
+    return [row.tobytes() for row in out.dense]
+
+
+def test_three_members_one_killed_one_joining_equal_one_runner(
+        broker, bundle, tmp_path):
+    n = 300_000
+    keys, values, _ = events(n, seed=5, users=3000)
+    users = sorted(set(keys))
+    broker.create_topic("g", 8)
+    # the embedded broker keeps about 5 MiB a partition: outputs spread
+    broker.create_topic("g-preds", 32)
+    broker.create_topic("ref-preds", 32)
+    session = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+    def job(group, topic_out, d, tasks):
+        return serve.Job(
+            serve.kafka_source("g", broker.bootstrap, group=group,
+                               config=session),
+            bundle, key="user", sinks=[serve.kafka_sink(topic_out)],
+            checkpoint={"dir": str(d), "every_s": 0.5}, tasks=tasks,
+            metrics_port=free_port(), batch=2000, log_every_s=0)
+
+    # one uninterrupted runner without tasks is the reference
+    ref = job("ref", "ref-preds", tmp_path / "ref", None).start(
+        str(tmp_path / "ref.json"))
+    shared = tmp_path / "group"
+    members = [job("grp", "g-preds", shared, True).start(
+        str(tmp_path / f"m{i}.json")) for i in range(3)]
+    for m in members + [ref]:
+        wait_for(lambda: _up(m), 60, "the metrics endpoint")
+    wait_for(lambda: sum(m.status()["tasks"] for m in members) == 8, 60,
+             "eight tasks among three members")
+
+    third = n // 3
+    produce(broker.bootstrap, "g", keys[:third], values[:third])
+    victim = members[1]
+    wait_for(lambda: victim.status()["predictions"] > 20_000, 60,
+             "the victim scoring")
+    victim.kill()                                  # SIGKILL, mid-stream
+    produce(broker.bootstrap, "g", keys[third:2 * third],
+            values[third:2 * third])
+    joiner = job("grp", "g-preds", shared, True).start(
+        str(tmp_path / "m3.json"))
+    wait_for(lambda: _up(joiner), 60, "the joiner's metrics endpoint")
+    wait_for(lambda: joiner.status()["tasks"] > 0, 60,
+             "the joiner given partitions")
+    produce(broker.bootstrap, "g", keys[2 * third:], values[2 * third:])
+    live = [members[0], members[2], joiner]
+    want_ends = ends(broker.bootstrap, "g", 8)
+    assert sum(want_ends.values()) == n
+    wait_for(members_done(live, want_ends), 180, "the group at the end")
+    assert joiner.status()["predictions"] > 0
+    wait_for(lambda: ref.status()["predictions"] >= n, 120, "the reference")
+    errs = [m.stop() for m in live]
+    ref_err = ref.stop()
+    assert "restored" in "".join(errs)              # B's tasks moved
+    assert "handed over" in "".join(errs)           # the joiner took some
+
+    # state: exactly once, whoever ended up with each partition
+    part_of = dict(zip(keys, [None] * n))
+    for b in sw.replay.kafka("g", broker.bootstrap):
+        for k, p in zip(b["key"], b["partition"]):
+            part_of[bytes(k).decode()] = int(p)
+    assert len(set(part_of.values())) == 8
+    rows, task_keys = task_probe(str(shared), users, part_of)
+    names = sorted(x for x in os.listdir(tmp_path / "ref")
+                   if x.endswith(".swc"))
+    p, _ = sw.Pipeline.restore(str(tmp_path / "ref" / names[-1]))
+    assert task_keys == p.stats["keys"] == len(users)
+    want_rows = dict(zip(users, probe(p, users)))
+    assert rows == want_rows
+
+    # output: at least once, every duplicate identical, and after dropping
+    # them the reference's
+    got = topic_values(broker.bootstrap, "g-preds")
+    want = topic_values(broker.bootstrap, "ref-preds")
+    assert all(len(v) == 1 for v in want.values()) and len(want) == n
+    assert all(len(set(v)) == 1 for v in got.values())
+    assert {k: v[0] for k, v in got.items()} == \
+        {k: v[0] for k, v in want.items()}
+    dups = sum(len(v) - 1 for v in got.values())
+    print(f"members 3 + 1 joining, 1 killed; duplicates {dups}; "
+          f"events {n}; reference: {ref_err.strip().splitlines()[-1]}")
+
+
+def test_tasks_refuse_what_one_task_cannot_hold(broker, bundle, tmp_path):
+    def start(**kw):
+        args = dict(source=serve.kafka_source("g2", broker.bootstrap,
+                                              group="x"),
+                    bundle=bundle, key="user",
+                    sinks=[serve.kafka_sink("g2-out")],
+                    checkpoint={"dir": str(tmp_path / "c")}, tasks=True,
+                    log_every_s=0)
+        args.update(kw)
+        r = serve.Job(**args).start(str(tmp_path / "j.json"))
+        t0 = time.time()
+        while r.alive():
+            assert time.time() - t0 < 30, "the runner did not refuse"
+            time.sleep(0.05)
+        with pytest.raises(sw.Error) as e:
+            r.stop()
+        return str(e.value)
+    err = start(sinks=[serve.jsonl(tmp_path / "o.jsonl")])
+    assert "job: tasks: expected Kafka sinks only" in err
+    err = start(checkpoint=None)
+    assert "a checkpoint.dir every member sees" in err
+    err = start(key=None)
+    assert "the field the messages are keyed by" in err
+    spec = json.loads(json.dumps(SPEC))
+    spec["features"].append({"name": "item_n", "op": "count",
+                             "key": "item"})
+    p = sw.Pipeline(spec, emission="arrival")
+    _, _, cols = events(2000, seed=1)
+    out = p.push(cols)
+    m = sw.GBDTClassifier(n_estimators=3).fit(
+        serve.features(out, sparse=False), cols["click"][out.index])
+    other = str(tmp_path / "item.swm")
+    m.save(other, pipeline=p, sparse=False)
+    err = start(bundle=other)
+    assert "features item_n are not keyed by the message key 'user'" in err
