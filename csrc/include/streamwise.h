@@ -611,6 +611,43 @@ sw_rc sw_pipeline_checkpoint_wait(sw_pipeline *p, int block, int *done,
 sw_rc sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err);
 const void *sw_pipeline_position(const sw_pipeline *p, size_t *len);
 
+/* Changes, for a changelog (Kafka Streams' state store changelogs): with
+ * tracking on, the pipeline remembers which keys' state changed and which
+ * keys it dropped (ttl, max_keys) since the changes were last handed out.
+ * sw_pipeline_changes calls cb once per key, in table then arrival order:
+ * key: 12 bytes (u32 table, u64 key hash, little-endian); value: the
+ * entry's last update time and state as little-endian 8-byte words, or
+ * NULL and 0 for a key dropped. Then it forgets them. A cb error stops it
+ * (the changes not yet handed out stay). */
+typedef sw_rc (*sw_change_cb)(void *opaque, const void *key, size_t key_len,
+                              const void *value, size_t value_len,
+                              sw_err *err);
+sw_rc sw_pipeline_track_changes(sw_pipeline *p, int on, sw_err *err);
+sw_rc sw_pipeline_changes(sw_pipeline *p, sw_change_cb cb, void *opaque,
+                          sw_err *err);
+/* Apply n such records in order (a restore replaying a changelog's tail
+ * onto a checkpoint): each value replaces its key's state, NULL drops the
+ * key. A record that does not fit the spec (table, length, or a state no
+ * update could have made) is SW_E_FORMAT, naming it; the records before
+ * it stay applied. */
+sw_rc sw_pipeline_apply_changes(sw_pipeline *p, int64_t n,
+                                const void *const *keys,
+                                const size_t *key_lens,
+                                const void *const *values,
+                                const size_t *value_lens, sw_err *err);
+/* The checkpoint of everything but the keyed state (the watermark,
+ * buffered events, label join, counters, position) as bytes, owned by the
+ * caller (sw_buffer_free): a changelog's record of where its changes
+ * stand. sw_pipeline_restore_buffer reads it (or a whole checkpoint file's
+ * bytes) back; sw_pipeline_take_tables then moves the keyed state of src
+ * (a pipeline of the same spec) into p, leaving src without any. */
+sw_rc sw_pipeline_save_meta(const sw_pipeline *p, const void *pos,
+                            size_t pos_len, unsigned char **out, size_t *len,
+                            sw_err *err);
+sw_rc sw_pipeline_restore_buffer(const void *buf, size_t len,
+                                 sw_pipeline **out, sw_err *err);
+sw_rc sw_pipeline_take_tables(sw_pipeline *p, sw_pipeline *src, sw_err *err);
+
 /* The label join's training pairs in a result (spec label_join): for each,
  * the dense row (n_dense) and hashed indices (n_hash) the prediction event
  * had, its arrival number and time, the label (the outcome's label field,
@@ -915,6 +952,9 @@ sw_rc sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
 sw_rc sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err);
 /* sent, acknowledged, failed */
 void sw_kafka_sink_stats(const sw_kafka_sink *s, int64_t out[3]);
+/* The offset after the last message of partition (0..1023) acknowledged
+ * so far, -1 before any: where what is sent next will be. */
+int64_t sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition);
 void sw_kafka_sink_free(sw_kafka_sink *s);
 
 /* JSON event messages into columns by a pipeline spec's "events" schema

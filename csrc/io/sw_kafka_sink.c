@@ -23,7 +23,12 @@ struct sw_kafka_sink {
     char topic[256];
     int64_t sent, acked, failed;
     char first_error[256];
+    /* per partition (up to SINK_PARTS), the offset after the last message
+     * acknowledged: where a reader finds what was written after it */
+    int64_t *acked_next;
 };
+
+#define SINK_PARTS 1024
 
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -37,6 +42,10 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                      m->partition, rd_kafka_err2str(m->err));
     } else {
         s->acked++;
+        if (s->acked_next != NULL && m->partition >= 0 &&
+            m->partition < SINK_PARTS &&
+            m->offset + 1 > s->acked_next[m->partition])
+            s->acked_next[m->partition] = m->offset + 1;
     }
 }
 
@@ -73,11 +82,17 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     if (bootstrap == NULL || topic == NULL || !topic[0] || strlen(topic) >= 256)
         return sw_fail(err, SW_E_INVAL, "kafka sink: bad arguments");
     s = sw_calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (s != NULL)
+        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
+    if (s == NULL || s->acked_next == NULL) {
+        sw_free(s);
         return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
+    }
+    memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     conf = sw_kafka_conf("kafka sink", bootstrap, defaults, conf_kv, err);
     if (conf == NULL) {
+        sw_free(s->acked_next);
         sw_free(s);
         return SW_E_INVAL;
     }
@@ -86,6 +101,7 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
+        sw_free(s->acked_next);
         sw_free(s);
         return sw_fail(err, SW_E_INVAL, "kafka sink: %s", errstr);
     }
@@ -94,6 +110,7 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     s->rkt = rd_kafka_topic_new(s->rk, topic, NULL);
     if (s->rkt == NULL) {
         rd_kafka_destroy(s->rk);
+        sw_free(s->acked_next);
         sw_free(s);
         return sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", topic,
                        rd_kafka_err2str(rd_kafka_last_error()));
@@ -185,7 +202,17 @@ sw_kafka_sink_free(sw_kafka_sink *s)
         return;
     rd_kafka_topic_destroy(s->rkt);
     rd_kafka_destroy(s->rk);
+    sw_free(s->acked_next);
     sw_free(s);
+}
+
+int64_t
+sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition)
+{
+    if (s == NULL || s->acked_next == NULL || partition < 0 ||
+        partition >= SINK_PARTS)
+        return -1;
+    return s->acked_next[partition];
 }
 
 #else
@@ -240,5 +267,12 @@ void
 sw_kafka_sink_free(sw_kafka_sink *s)
 {
     (void)s;
+}
+
+int64_t
+sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition)
+{
+    (void)s, (void)partition;
+    return -1;
 }
 #endif

@@ -75,6 +75,7 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
 void
 sw_keytab_free(keytab *kt)
 {
+    sw_keytab_changes_free(kt);
     sw_free_big(kt->idx, (size_t)kt->cap * 8);
     sw_free_big(kt->e, entries_bytes(kt, kt->room));
     kt->idx = NULL;
@@ -154,10 +155,21 @@ sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
         for (i = 0; i < kt->n; i++) {
             const uint64_t *src = kt_entry(kt, i);
 
-            if ((int64_t)src[1] < min_seen)
+            if ((int64_t)src[1] < min_seen) {
+                /* a tracked drop becomes a tombstone in the changes */
+                if (kt->track && sw_keytab_note_gone(kt, src[0], err) != SW_OK)
+                    return SW_E_NOMEM;
                 continue;
-            if (kept != i)
+            }
+            if (kept != i) {
                 memcpy(kt_entry(kt, kept), src, (size_t)kt->stride * 8);
+                /* kept < i: a dirty mark moves with its entry */
+                if (kt->track && kept < kt->dirty_cap) {
+                    kt->dirty[kept] = i < kt->dirty_cap ? kt->dirty[i] : 0;
+                    if (i < kt->dirty_cap)
+                        kt->dirty[i] = 0;
+                }
+            }
             kept++;
         }
         kt->n = kept;

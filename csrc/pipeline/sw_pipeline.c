@@ -919,7 +919,7 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
                 return SW_E_NOMEM;
         }
         e = sw_keytab_get(kt, kh[tb], tinit, err);
-        if (e == NULL)
+        if (e == NULL || sw_keytab_touch(kt, e, err) != SW_OK)
             return SW_E_NOMEM;
         s = (double *)(e + 2);
         if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&

@@ -130,6 +130,13 @@ typedef struct keytab {
     int64_t room; /* entries e has room for: the most cap allows */
     uint64_t *e;  /* n entries in order of arrival: key hash (never 0),
                    * last update time, state */
+    /* changes (sw_changes.c), when tracked: a byte per entry updated
+     * since they were last handed out, and the hashes of keys dropped */
+    int track;
+    unsigned char *dirty;
+    int64_t dirty_cap;
+    uint64_t *gone;
+    int64_t n_gone, cap_gone;
 } keytab;
 
 /* Entry i, 0 <= i < n. */
@@ -313,6 +320,9 @@ uint64_t *sw_keytab_put_raw(keytab *kt, uint64_t h);
 /* Ask for h's index cell; some events later, for its entry. */
 void sw_keytab_prefetch(const keytab *kt, uint64_t h);
 void sw_keytab_prefetch_entry(const keytab *kt, uint64_t h);
+/* Entry e was updated: remember it when changes are tracked. */
+static inline sw_rc sw_keytab_touch(keytab *kt, const uint64_t *e,
+                                    sw_err *err);
 sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
                         sw_err *err);
 
@@ -322,5 +332,24 @@ uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
 uint64_t sw_mix64(uint64_t a, uint64_t b);
 void sw_feature_init_state(const feature *f, double *s);
 int sw_state_valid(const sw_pipeline *p, int tb, const double *block);
+
+/* sw_changes.c */
+sw_rc sw_keytab_grow_dirty(keytab *kt, int64_t i, sw_err *err);
+sw_rc sw_keytab_note_gone(keytab *kt, uint64_t h, sw_err *err);
+void sw_keytab_changes_free(keytab *kt);
+
+static inline sw_rc
+sw_keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
+{
+    int64_t i;
+
+    if (!kt->track)
+        return SW_OK;
+    i = (int64_t)(e - kt->e) / kt->stride;
+    if (i >= kt->dirty_cap && sw_keytab_grow_dirty(kt, i, err) != SW_OK)
+        return SW_E_NOMEM;
+    kt->dirty[i] = 1;
+    return SW_OK;
+}
 
 #endif

@@ -28,15 +28,98 @@
 static const unsigned char magic[8] = {'S', 'W', 'C',  'K',
                                        'P', 'T', '\r', '\n'};
 
+/* Everything before the tables: header, spec, position, fingerprint,
+ * clock, buffered events, and the table count. */
+static sw_rc
+put_head(const sw_pipeline *p, const void *pos, size_t pos_len, sw_buf *b,
+         sw_err *err)
+{
+    size_t spec_len = strlen(p->spec_json);
+    int64_t i;
+    sw_rc rc;
+
+    if ((rc = sw_buf_put(b, magic, 8, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, 2, err)) != SW_OK ||
+        (rc = sw_buf_put_u32(b, 0, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, p->spec_hash, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, spec_len, err)) != SW_OK ||
+        (rc = sw_buf_put(b, p->spec_json, spec_len, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, pos_len, err)) != SW_OK ||
+        (rc = sw_buf_put(b, pos, pos_len, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)p->has_fingerprint, err)) != SW_OK ||
+        (rc = sw_buf_put(b, p->fingerprint, SW_FINGERPRINT_BYTES, err)) !=
+            SW_OK)
+        return rc;
+    {
+        const int64_t counters[9] = {
+            p->next_seq,     p->max_t,        p->now,
+            p->n_late,       p->n_emitted,    p->n_invalid[1],
+            p->n_invalid[2], p->n_invalid[3], p->n_invalid[4]};
+
+        for (i = 0; i < 9 && rc == SW_OK; i++)
+            rc = sw_buf_put_u64(b, (uint64_t)counters[i], err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(b, (uint64_t)p->wm, err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(b, (uint64_t)p->first_t, err);
+        if (rc == SW_OK)
+            rc = sw_buf_put_u64(b, (uint64_t)p->n_parts, err);
+        for (i = 0; i < p->n_parts && rc == SW_OK; i++)
+            rc = sw_buf_put_u64(b, (uint64_t)p->part_max[i], err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    if ((rc = sw_buf_put_u64(b, (uint64_t)p->n_pend, err)) != SW_OK ||
+        (rc = sw_buf_put_u64(b, (uint64_t)p->rec, err)) != SW_OK ||
+        (rc = sw_buf_put_words(b, (const uint64_t *)p->pend,
+                               (size_t)(p->n_pend * p->rec / 8), err)) !=
+            SW_OK)
+        return rc;
+    return sw_buf_put_u64(b, (uint64_t)p->n_tables, err);
+}
+
+sw_rc
+sw_pipeline_save_meta(const sw_pipeline *p, const void *pos, size_t pos_len,
+                      unsigned char **out, size_t *len, sw_err *err)
+{
+    sw_buf b = {0};
+    unsigned char sum[8];
+    int t;
+    sw_rc rc;
+
+    *out = NULL;
+    *len = 0;
+    if (p == NULL || (pos == NULL && pos_len > 0))
+        return sw_fail(err, SW_E_INVAL, "checkpoint: NULL argument");
+    if ((rc = put_head(p, pos, pos_len, &b, err)) != SW_OK)
+        goto done;
+    /* the tables' shapes, without their entries */
+    for (t = 0; t < p->n_tables && rc == SW_OK; t++) {
+        if ((rc = sw_buf_put_u64(&b, 0, err)) == SW_OK &&
+            (rc = sw_buf_put_u64(&b, 0, err)) == SW_OK)
+            rc = sw_buf_put_u64(&b, (uint64_t)p->tables[t].block, err);
+    }
+    if (rc != SW_OK || (rc = sw_join_save(p, &b, err)) != SW_OK)
+        goto done;
+    sw_put_le64(sum, XXH3_64bits(b.p, b.len));
+    if ((rc = sw_buf_put(&b, sum, 8, err)) != SW_OK)
+        goto done;
+    *out = b.p;
+    *len = b.len;
+    return SW_OK;
+done:
+    sw_buf_free(&b);
+    return rc;
+}
+
 sw_rc
 sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
                        size_t pos_len, sw_err *err)
 {
     sw_buf b = {0};
-    size_t spec_len, *at;
+    size_t *at;
     sw_part *parts;
     unsigned char sum[8];
-    int64_t i;
     int t, n_at = 0;
     sw_rc rc;
 
@@ -51,44 +134,7 @@ sw_pipeline_checkpoint(const sw_pipeline *p, const char *path, const void *pos,
         sw_free(parts);
         return sw_fail(err, SW_E_NOMEM, "checkpoint: out of memory");
     }
-    spec_len = strlen(p->spec_json);
-    if ((rc = sw_buf_put(&b, magic, 8, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(&b, 2, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(&b, 0, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(&b, p->spec_hash, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(&b, spec_len, err)) != SW_OK ||
-        (rc = sw_buf_put(&b, p->spec_json, spec_len, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(&b, pos_len, err)) != SW_OK ||
-        (rc = sw_buf_put(&b, pos, pos_len, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(&b, (uint64_t)p->has_fingerprint, err)) != SW_OK ||
-        (rc = sw_buf_put(&b, p->fingerprint, SW_FINGERPRINT_BYTES, err)) !=
-            SW_OK)
-        goto done;
-    {
-        const int64_t counters[9] = {
-            p->next_seq,     p->max_t,        p->now,
-            p->n_late,       p->n_emitted,    p->n_invalid[1],
-            p->n_invalid[2], p->n_invalid[3], p->n_invalid[4]};
-
-        for (i = 0; i < 9 && rc == SW_OK; i++)
-            rc = sw_buf_put_u64(&b, (uint64_t)counters[i], err);
-        if (rc == SW_OK)
-            rc = sw_buf_put_u64(&b, (uint64_t)p->wm, err);
-        if (rc == SW_OK)
-            rc = sw_buf_put_u64(&b, (uint64_t)p->first_t, err);
-        if (rc == SW_OK)
-            rc = sw_buf_put_u64(&b, (uint64_t)p->n_parts, err);
-        for (i = 0; i < p->n_parts && rc == SW_OK; i++)
-            rc = sw_buf_put_u64(&b, (uint64_t)p->part_max[i], err);
-        if (rc != SW_OK)
-            goto done;
-    }
-    if ((rc = sw_buf_put_u64(&b, (uint64_t)p->n_pend, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(&b, (uint64_t)p->rec, err)) != SW_OK ||
-        (rc = sw_buf_put_words(&b, (const uint64_t *)p->pend,
-                               (size_t)(p->n_pend * p->rec / 8), err)) !=
-            SW_OK ||
-        (rc = sw_buf_put_u64(&b, (uint64_t)p->n_tables, err)) != SW_OK)
+    if ((rc = put_head(p, pos, pos_len, &b, err)) != SW_OK)
         goto done;
     for (t = 0; t < p->n_tables; t++) {
         const keytab *kt = &p->tables[t];
@@ -381,20 +427,17 @@ restore_tables(const char *path, sw_cursor *c, sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
-sw_rc
-sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
+/* A checkpoint's bytes (named path in messages) back into a pipeline. */
+static sw_rc
+restore_bytes(const char *path, const unsigned char *buf, size_t len,
+              sw_pipeline **out, sw_err *err)
 {
-    unsigned char *buf = NULL;
     sw_pipeline *p = NULL;
-    size_t len;
     sw_cursor c;
     uint32_t version = 0;
     sw_rc rc;
 
     *out = NULL;
-    rc = sw_read_file(path, &buf, &len, err);
-    if (rc != SW_OK)
-        return rc;
     if ((rc = restore_frame(path, buf, len, &c, &version, err)) != SW_OK ||
         (rc = restore_spec(path, &c, &p, err)) != SW_OK ||
         (rc = restore_position(path, &c, version, p, err)) != SW_OK ||
@@ -412,8 +455,32 @@ sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
     p = NULL;
 done:
     sw_pipeline_free(p);
+    return rc;
+}
+
+sw_rc
+sw_pipeline_restore(const char *path, sw_pipeline **out, sw_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len;
+    sw_rc rc;
+
+    *out = NULL;
+    rc = sw_read_file(path, &buf, &len, err);
+    if (rc != SW_OK)
+        return rc;
+    rc = restore_bytes(path, buf, len, out, err);
     sw_free(buf);
     return rc;
+}
+
+sw_rc
+sw_pipeline_restore_buffer(const void *buf, size_t len, sw_pipeline **out,
+                           sw_err *err)
+{
+    if (buf == NULL || out == NULL)
+        return sw_fail(err, SW_E_INVAL, "restore: NULL argument");
+    return restore_bytes("checkpoint bytes", buf, len, out, err);
 }
 
 /* A background checkpoint is Redis's BGSAVE: fork, and let the child write

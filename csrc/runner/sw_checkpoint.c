@@ -12,8 +12,10 @@
 #include "sw_run_int.h"
 
 
-/* 2: each buffered event's tenant, and a learning job's model */
-static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '2'};
+/* 2: each buffered event's tenant, and a learning job's model; 3: then
+ * the offset of the task's changelog the state includes */
+static const char pos_magic2[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '2'};
+static const char pos_magic[8] = {'S', 'W', 'R', 'U', 'N', 'P', 'O', '3'};
 
 static void
 put64(buf *b, int64_t v)
@@ -31,8 +33,8 @@ put64(buf *b, int64_t v)
 
 /* The run's position: partitions' next offsets, output lengths,
  * counters, and the FIFO of buffered events. */
-static int
-position(run *R, buf *b)
+int
+run_position(run *R, buf *b)
 {
     int64_t i;
     int o;
@@ -89,6 +91,7 @@ position(run *R, buf *b)
         b->len += mlen;
         sw_buffer_free(m);
     }
+    put64(b, R->t->clog_next);
     return b->p == NULL ? -1 : 0;
 }
 
@@ -115,16 +118,19 @@ get64(reader *r)
 }
 
 /* Read back a position into R (outs' lengths into keep[]). */
-static sw_rc
-restore_position(run *R, const void *pos, size_t len, int64_t *keep,
+sw_rc
+run_restore_position(run *R, const void *pos, size_t len, int64_t *keep,
                  sw_err *err)
 {
     reader r = {pos, len, 8, 0};
     int64_t n, i;
 
-    if (len < 8 || memcmp(pos, pos_magic, 8) != 0)
+    int v3 = len >= 8 && memcmp(pos, pos_magic, 8) == 0;
+
+    if (len < 8 || (!v3 && memcmp(pos, pos_magic2, 8) != 0))
         return fail(err, SW_E_FORMAT,
                     "the checkpoint's position is not a runner's");
+    R->t->clog_next = -1;
     n = get64(&r);
     if (n < 0 || n > MAX_PARTS)
         r.bad = 1;
@@ -191,6 +197,8 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
                         "the checkpoint's learned model is damaged%s%s",
                         e.msg[0] ? ": " : "", e.msg);
         r.at += (size_t)mlen;
+        if (v3)
+            R->t->clog_next = get64(&r);
         if (r.bad || r.at != r.len) {
             sw_model_free(m);
             return fail(err, SW_E_FORMAT,
@@ -202,7 +210,9 @@ restore_position(run *R, const void *pos, size_t len, int64_t *keep,
         R->n_hits = hits;
         return SW_OK;
     }
-    if (r.bad || r.at != r.len)
+    if (v3)
+        R->t->clog_next = get64(&r);
+    if (r.bad || r.at != r.len || R->t->clog_next < -1)
         return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
     return SW_OK;
 }
@@ -289,6 +299,12 @@ commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
     return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
 }
 
+sw_rc
+run_commit_task(run *R, sw_err *err)
+{
+    return commit(R, R->t->n_pos, R->t->pos_part, R->t->pos_next, err);
+}
+
 /* Finish a background checkpoint (block: wait for it). */
 sw_rc
 run_ckpt_poll(run *R, int block, sw_err *err)
@@ -333,7 +349,7 @@ run_checkpoint_task(run *R, int background, sw_err *err)
     task *t = R->t;
     sw_rc rc;
 
-    if (position(R, &pos) != 0) {
+    if (run_position(R, &pos) != 0) {
         free(pos.p);
         return fail(err, SW_E_NOMEM, "checkpoint: out of memory");
     }
@@ -439,7 +455,7 @@ run_restore(run *R, int64_t *keep, sw_err *err)
             pos = sw_pipeline_position(p, &len);
             R->t->n = 0;
             R->t->kused = 0;
-            rc = restore_position(R, pos, len, keep, &e);
+            rc = run_restore_position(R, pos, len, keep, &e);
             if (rc == SW_E_INVAL) { /* another job's: not a damage */
                 sw_pipeline_free(p);
                 *err = e;

@@ -537,15 +537,38 @@ job_checkpoint(job *j, sw_err *err)
 static sw_rc
 job_tasks(job *j, sw_err *err)
 {
-    json_t *v = json_object_get(j->root, "tasks");
+    static const char *const task_keys[] = {"changelog", "snapshot_every_s",
+                                            NULL};
+    json_t *v = json_object_get(j->root, "tasks"), *c;
     int o;
+    sw_rc rc;
 
-    if (v != NULL && !json_is_boolean(v))
+    if (v != NULL && !json_is_boolean(v) && !json_is_object(v))
         return bad(err, "tasks", "true (one task per assigned partition of "
-                                 "the consumer group) or false");
-    j->tasks = v != NULL && json_is_true(v);
+                                 "the consumer group), {\"changelog\", "
+                                 "\"snapshot_every_s\"} or false");
+    j->tasks = v != NULL && (json_is_true(v) || json_is_object(v));
     if (!j->tasks)
         return SW_OK;
+    if (json_is_object(v) && (rc = only(v, "tasks", task_keys, err)) != SW_OK)
+        return rc;
+    c = json_is_object(v) ? json_object_get(v, "changelog") : NULL;
+    if (c != NULL && !json_is_boolean(c) &&
+        (!json_is_string(c) || !json_string_length(c) ||
+         json_string_length(c) >= 256))
+        return bad(err, "tasks.changelog",
+                   "true (the topic <group>-changelog), a topic name, or "
+                   "false (checkpoints hold all the state)");
+    if (json_is_string(c))
+        j->changelog = json_string_value(c);
+    else if (c == NULL || json_is_true(c)) {
+        snprintf(j->changelog_name, sizeof(j->changelog_name),
+                 "%.256s-changelog", j->group ? j->group : "");
+        j->changelog = j->changelog_name;
+    }
+    if (num(json_is_object(v) ? v : NULL, "snapshot_every_s", 60, 0.05,
+            &j->snapshot_seconds) != 0)
+        return bad(err, "tasks.snapshot_every_s", "seconds >= 0.05");
     if (j->src != SRC_KAFKA)
         return bad(err, "tasks", "a live Kafka source with a group (a slice "
                                  "or a file has no group to share)");

@@ -131,6 +131,16 @@ prometheus(run_metrics *m, text *t)
             atomic_load(&m->rebalances));
     GAUGE("tasks", "Partitions this member owns (a job with tasks).", "%lld",
           (long long)atomic_load(&m->tasks));
+    COUNTER("changelog_records_total",
+            "Records written to the tasks' changelog (changed keys and "
+            "meta records).",
+            atomic_load(&m->clog_records));
+    COUNTER("restore_records_total",
+            "Changelog records read back by task restores.",
+            atomic_load(&m->restore_records));
+    COUNTER("restore_bytes_total",
+            "Changelog bytes (keys and values) read back by task restores.",
+            atomic_load(&m->restore_bytes));
     GAUGE("checkpoint_duration_seconds", "Duration of the last checkpoint.",
           "%.6f", (double)atomic_load(&m->ckpt_us) / 1e6);
     GAUGE("checkpoint_stall_seconds",
@@ -237,7 +247,8 @@ status(run_metrics *m, text *t)
         "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
         "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
         "\"reloads\": %lld, \"refusals\": %lld, \"rebalances\": %lld, "
-        "\"tasks\": %lld, \"partitions\": [",
+        "\"tasks\": %lld, \"restore_records\": %lld, \"restore_bytes\": "
+        "%lld, \"partitions\": [",
         atomic_load(&m->running) ? "true" : "false", m->model, m->sha256,
         m->emission, m->source, (double)(now_ms() - m->started_unix_ms) / 1e3,
         (long long)atomic_load(&m->events_in),
@@ -250,7 +261,9 @@ status(run_metrics *m, text *t)
         (long long)atomic_load(&m->reloads),
         (long long)atomic_load(&m->reload_refusals),
         (long long)atomic_load(&m->rebalances),
-        (long long)atomic_load(&m->tasks));
+        (long long)atomic_load(&m->tasks),
+        (long long)atomic_load(&m->restore_records),
+        (long long)atomic_load(&m->restore_bytes));
     pthread_mutex_unlock(&m->info_lock);
     for (i = 0; i < m->n_parts && i < 64; i++)
         put(t, "%s{\"partition\": %lld, \"next_offset\": %lld, \"lag\": %lld}",

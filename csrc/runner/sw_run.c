@@ -806,6 +806,12 @@ open_source(run *R, sw_err *err)
         conf = calloc(n + 3, sizeof(*conf));
         if (conf == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory");
+        if (j->changelog != NULL &&
+            (rc = sw_kafka_sink_open(j->bootstrap, j->changelog, j->src_conf,
+                                     &R->clog, err)) != SW_OK) {
+            free(conf);
+            return rc;
+        }
         conf[0] = "partition.assignment.strategy";
         conf[1] = "cooperative-sticky";
         if (n > 0)
@@ -978,6 +984,7 @@ free_run(run *R)
      * over no task (its state may be half-applied), a finished one did */
     run_tasks_stop(R);
     sw_kafka_source_free(R->ks);
+    sw_kafka_sink_free(R->clog);
     for (o = 0; o < R->n_outs; o++)
         run_out_close(&R->outs[o]);
     sw_h5_source_free(R->hs);
@@ -1252,7 +1259,7 @@ loop(run *R, sw_err *err)
              (j->ckpt_seconds > 0 &&
               now_s() - R->last_ckpt >= j->ckpt_seconds &&
               R->events_since > 0)) &&
-            (rc = j->tasks ? run_tasks_checkpoint(R, err)
+            (rc = j->tasks ? run_tasks_checkpoint(R, 0, err)
                            : run_checkpoint(R, j->ckpt_background, err)) !=
                 SW_OK)
             return rc;
@@ -1288,8 +1295,9 @@ finish(run *R, sw_err *err)
     if ((rc = run_ckpt_poll(R, 1, err)) != SW_OK)
         return rc;
     if (R->j->tasks) {
-        /* every task handed over, as if each partition were revoked */
-        rc = run_tasks_checkpoint(R, err);
+        /* every task handed over, as if each partition were revoked; a
+         * clean stop leaves snapshots, so a restart reads no changelog */
+        rc = run_tasks_checkpoint(R, 1, err);
         run_tasks_stop(R);
         return rc;
     }
@@ -1313,6 +1321,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     memset(&R, 0, sizeof(R));
     R.j = j;
     R.t = &R.one;
+    R.one.clog_next = -1;
     if (j->ckpt_dir != NULL)
         snprintf(R.one.dir, sizeof(R.one.dir), "%s", j->ckpt_dir);
     R.mt = mt;

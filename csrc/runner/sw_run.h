@@ -70,6 +70,12 @@ typedef struct job {
     /* a consumer group's member: one task per assigned partition, whose
      * state moves with it (sw_tasks.c) */
     int tasks;
+    /* its state's changes go to this compacted topic (NULL: none; a
+     * checkpoint then holds all of it), and a whole checkpoint is taken
+     * this often */
+    const char *changelog;
+    char changelog_name[320];
+    double snapshot_seconds;
     /* operation */
     int metrics_port;
     int64_t batch_max, wait_ms, outage_ms;
@@ -85,6 +91,8 @@ typedef struct run_metrics {
     _Atomic int64_t events_in, rows_out, dead, late, invalid, batches;
     _Atomic int64_t checkpoints, ckpt_us, ckpt_bytes, ckpt_unix_ms;
     _Atomic int64_t rebalances, tasks; /* a group member's ("tasks") */
+    /* changelog records written, and read back by restores */
+    _Atomic int64_t clog_records, restore_records, restore_bytes;
     _Atomic int64_t ckpt_stall_us, ckpt_stall_max_us; /* the loop waited */
     _Atomic int64_t watermark_us, keys, evicted;
     _Atomic int64_t lat_count, lat_sum_us;

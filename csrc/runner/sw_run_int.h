@@ -206,6 +206,11 @@ typedef struct task {
     /* checkpoints, in dir */
     char dir[3072]; /* job.c keeps checkpoint.dir shorter than 3000 */
     int64_t ckpt_seq;
+    /* a task with a changelog: the offset after its last record the state
+     * includes (-1: none), and when its last whole checkpoint was taken */
+    int64_t clog_next;
+    double last_snapshot;
+    int from_changelog; /* restored from changelog records */
     int bg;                  /* a background checkpoint is being written */
     char bg_path[4096];      /* ... to this file */
     int bg_n;                /* with these offsets to commit after */
@@ -239,6 +244,7 @@ typedef struct run {
     int tenant_col; /* decoder field (or column) of the tenant, -1: none */
     buf tenant;
     tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
+    sw_kafka_sink *clog; /* with tasks: the changelog's producer */
     int restored; /* started from a checkpoint */
     run_metrics *mt;
     int64_t n_late, n_invalid, n_dead, n_in, n_out;
@@ -286,6 +292,14 @@ sw_rc run_checkpoint(run *R, int background, sw_err *err);
  * offsets committed. */
 sw_rc run_checkpoint_task(run *R, int background, sw_err *err);
 sw_rc run_outputs_sync(run *R, sw_err *err);
+/* The current task's position as bytes in b; -1 out of memory. */
+int run_position(run *R, buf *b);
+/* Commit the current task's offsets. */
+sw_rc run_commit_task(run *R, sw_err *err);
+/* A position (a checkpoint's, or a changelog's last record's) into the
+ * current task; keep[] the output lengths. */
+sw_rc run_restore_position(run *R, const void *pos, size_t len, int64_t *keep,
+                           sw_err *err);
 /* Finish a background checkpoint (block: wait for it). */
 sw_rc run_ckpt_poll(run *R, int block, sw_err *err);
 /* The newest checkpoint that reads back, or none: R->p, the position,
@@ -297,8 +311,10 @@ sw_rc run_restore(run *R, int64_t *keep, sw_err *err);
 void run_tasks_start(run *R);
 /* The task of partition part, or NULL when this member does not own it. */
 task *run_task_of(run *R, int32_t part);
-/* Checkpoint every task (outputs made durable once, first). */
-sw_rc run_tasks_checkpoint(run *R, sw_err *err);
+/* Checkpoint every task (outputs made durable once, first): changes to
+ * the changelog, and a snapshot of those whose last is old (every task's:
+ * snapshot). */
+sw_rc run_tasks_checkpoint(run *R, int snapshot, sw_err *err);
 /* Stop following rebalances (before the source is closed). */
 void run_tasks_stop(run *R);
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
 #include "sw_internal.h"
 #include "sw_test.h"
 
@@ -335,10 +337,162 @@ test_label_join(void)
     sw_pipeline_free(p);
 }
 
+/* Changelog records collected by the callback. */
+typedef struct records {
+    int n;
+    unsigned char key[64][12];
+    unsigned char *val[64];
+    size_t len[64];
+} records;
+
+static sw_rc
+collect(void *opaque, const void *key, size_t key_len, const void *value,
+        size_t value_len, sw_err *err)
+{
+    records *c = opaque;
+
+    if (c->n == 64 || key_len != 12)
+        return sw_fail(err, SW_E_INVAL, "collect: %zu", key_len);
+    memcpy(c->key[c->n], key, 12);
+    c->val[c->n] = NULL;
+    if (value != NULL) {
+        c->val[c->n] = malloc(value_len);
+        memcpy(c->val[c->n], value, value_len);
+    }
+    c->len[c->n++] = value_len;
+    return SW_OK;
+}
+
+static void
+records_free(records *c)
+{
+    int i;
+
+    for (i = 0; i < c->n; i++)
+        free(c->val[i]);
+    c->n = 0;
+}
+
+static void
+apply_records(sw_pipeline *p, const records *c, sw_rc want, sw_err *err)
+{
+    const void *k[64], *v[64];
+    size_t kl[64];
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        k[i] = c->key[i];
+        kl[i] = 12;
+        v[i] = c->val[i];
+    }
+    CHECK_RC(sw_pipeline_apply_changes(p, c->n, k, kl, v, c->len, err), want,
+             err);
+}
+
+/* A snapshot plus the changes after it, then the last meta record, give
+ * back the pipeline that made them; hostile records are refused. */
+static void
+test_changes(void)
+{
+    sw_pipeline *p = NULL, *q = NULL, *m = NULL, *other = NULL;
+    sw_result *r = NULL, *r2 = NULL;
+    sw_column cols[3];
+    sw_batch b;
+    sw_err err = {0};
+    records c1 = {0}, c2 = {0};
+    unsigned char *meta = NULL;
+    size_t len = 0, plen;
+    const void *pos;
+    int64_t st[9], st2[9];
+
+    CHECK_RC(sw_pipeline_new(SPEC, &p, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r2, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_track_changes(p, 1, &err), SW_OK, &err);
+    b = batch(0, 3, cols);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_changes(p, collect, &c1, &err), SW_OK, &err);
+    /* a at 8 and 10 are out (the watermark holds b at 12): one key */
+    CHECK(c1.n == 1 && c1.len[0] > 8);
+    records_free(&c1);
+    CHECK_RC(sw_pipeline_changes(p, collect, &c1, &err), SW_OK, &err);
+    CHECK(c1.n == 0); /* handed out once */
+    CHECK_RC(sw_pipeline_checkpoint(p, "snap.swc", "pos1", 4, &err), SW_OK,
+             &err);
+    b = batch(3, 3, cols);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_changes(p, collect, &c2, &err), SW_OK, &err);
+    CHECK(c2.n == 1); /* b at 12 released; a at 14 still buffered */
+    CHECK_RC(sw_pipeline_save_meta(p, "pos2", 4, &meta, &len, &err), SW_OK,
+             &err);
+    /* restore: the snapshot, the changes, the meta record over them */
+    CHECK_RC(sw_pipeline_restore("snap.swc", &q, &err), SW_OK, &err);
+    apply_records(q, &c2, SW_OK, &err);
+    CHECK_RC(sw_pipeline_restore_buffer(meta, len, &m, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_take_tables(m, q, &err), SW_OK, &err);
+    pos = sw_pipeline_position(m, &plen);
+    CHECK(plen == 4 && memcmp(pos, "pos2", 4) == 0);
+    sw_pipeline_stats(p, st);
+    sw_pipeline_stats(m, st2);
+    CHECK(memcmp(st, st2, sizeof(st)) == 0);
+    CHECK_RC(sw_pipeline_flush(p, r, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_flush(m, r2, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 1 && sw_result_rows(r2) == 1 &&
+          memcmp(sw_result_dense(r), sw_result_dense(r2),
+                 2 * sizeof(double)) == 0);
+    /* a record applied twice is the same state */
+    apply_records(m, &c2, SW_OK, &err);
+    /* hostile records: each named, none half-applied into a crash */
+    {
+        records bad = {0};
+        unsigned char v[256] = {0};
+
+        memcpy(bad.key[0], c2.key[0], 12);
+        bad.key[0][0] = 9; /* table 9 */
+        bad.val[0] = v;
+        bad.len[0] = 32;
+        bad.n = 1;
+        apply_records(m, &bad, SW_E_FORMAT, &err);
+        CHECK(strstr(err.msg, "table 9") != NULL);
+        bad.key[0][0] = 0;
+        bad.len[0] = c2.len[0] - 8;
+        apply_records(m, &bad, SW_E_FORMAT, &err);
+        CHECK(strstr(err.msg, "bytes of state for table 0, expected") !=
+              NULL);
+        v[7] = 0x80; /* a negative time */
+        bad.len[0] = c2.len[0];
+        apply_records(m, &bad, SW_E_FORMAT, &err);
+        CHECK(strstr(err.msg, "a state no update could have made") != NULL);
+        /* a tombstone drops the key */
+        bad.val[0] = NULL;
+        bad.len[0] = 0;
+        apply_records(m, &bad, SW_OK, &err);
+        sw_pipeline_stats(m, st2);
+        CHECK(st2[4] == st[4] - 1);
+    }
+    meta[20] ^= 1;
+    CHECK_RC(sw_pipeline_restore_buffer(meta, len, &other, &err),
+             SW_E_FORMAT, &err);
+    CHECK(strstr(err.msg, "checksum") != NULL);
+    CHECK_RC(sw_pipeline_new(SPEC_ALL, &other, &err), SW_OK, &err);
+    CHECK_RC(sw_pipeline_take_tables(other, m, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "another spec") != NULL);
+    records_free(&c2);
+    sw_buffer_free(meta);
+    sw_pipeline_free(other);
+    sw_pipeline_free(q);
+    sw_pipeline_free(m);
+    sw_pipeline_free(p);
+    sw_result_free(r);
+    sw_result_free(r2);
+    unlink("snap.swc");
+}
+
 void
 test_pipeline(void)
 {
     test_stream();
+    test_changes();
     test_label_join();
     test_privacy();
     test_spec_errors();

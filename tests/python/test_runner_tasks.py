@@ -5,6 +5,7 @@ later, give the per-key state and (after dropping identical duplicates) the
 output of one uninterrupted runner. Embedded broker, loopback, bounded."""
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -90,6 +91,7 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
     keys, values, _ = events(n, seed=5, users=3000)
     users = sorted(set(keys))
     broker.create_topic("g", 8)
+    broker.create_topic("grp-changelog", 8)
     # the embedded broker keeps about 5 MiB a partition: outputs spread
     broker.create_topic("g-preds", 32)
     broker.create_topic("ref-preds", 32)
@@ -100,7 +102,8 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
             serve.kafka_source("g", broker.bootstrap, group=group,
                                config=session),
             bundle, key="user", sinks=[serve.kafka_sink(topic_out)],
-            checkpoint={"dir": str(d), "every_s": 0.5}, tasks=tasks,
+            checkpoint={"dir": str(d), "every_s": 0.5},
+            tasks={"snapshot_every_s": 2} if tasks else None,
             metrics_port=free_port(), batch=2000, log_every_s=0)
 
     # one uninterrupted runner without tasks is the reference
@@ -131,13 +134,23 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
     live = [members[0], members[2], joiner]
     want_ends = ends(broker.bootstrap, "g", 8)
     assert sum(want_ends.values()) == n
-    wait_for(members_done(live, want_ends), 180, "the group at the end")
+    try:
+        wait_for(members_done(live, want_ends), 180, "the group at the end")
+    except AssertionError as e:
+        logs = "\n".join(open(m.log).read()[-3000:] for m in live)
+        raise AssertionError(f"{e}\n{logs}") from None
     assert joiner.status()["predictions"] > 0
     wait_for(lambda: ref.status()["predictions"] >= n, 120, "the reference")
     errs = [m.stop() for m in live]
     ref_err = ref.stop()
     assert "restored" in "".join(errs)              # B's tasks moved
     assert "handed over" in "".join(errs)           # the joiner took some
+    # a moved task reads its snapshot, then only the changelog after it
+    tails = [(int(a), int(b)) for a, b in re.findall(
+        r"changelog tail from offset (\d+): (\d+) records", "".join(errs))]
+    clog = ends(broker.bootstrap, "grp-changelog", 8)
+    assert any(a > 0 and b > 0 for a, b in tails)
+    assert sum(b for _, b in tails) < sum(clog.values()) / 2
 
     # state: exactly once, whoever ended up with each partition
     part_of = dict(zip(keys, [None] * n))
