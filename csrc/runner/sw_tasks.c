@@ -235,6 +235,21 @@ replay_changelog(run *R, int32_t part, sw_err *err)
                               from >= 0 ? SW_POINT_OFFSET : SW_POINT_EDGE,
                               from >= 0 ? from : 0, SW_POINT_EDGE, 0, 30000,
                               j->src_conf, &src, err);
+    if (rc == SW_OK && from >= 0) {
+        const int32_t *sp;
+        const int64_t *lo, *hi, *nx;
+
+        /* a snapshot's offset the log no longer holds: the records after
+         * it were deleted before any snapshot held them */
+        if (sw_kafka_source_slice(src, &sp, &lo, &hi, &nx) == 1 &&
+            lo[0] > from)
+            rc = fail(err, SW_E_SOURCE,
+                      "it starts at offset %lld, after the snapshot's %lld: "
+                      "records were deleted (retention) before a snapshot "
+                      "held them; give the topic cleanup.policy=compact "
+                      "and no time limit",
+                      (long long)lo[0], (long long)from);
+    }
     while (rc == SW_OK) {
         const int32_t *mp;
         const int64_t *off, *ts, *ka, *kl, *va, *vl;
