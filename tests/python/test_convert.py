@@ -218,3 +218,37 @@ def test_movielens_and_airline_convert(tmp_path):
             a["dep_delayed_15min"][:2].tolist()) == \
         ([8, 4], [b"ATL", b"PIT"], [0, 0])
     assert 0.15 < a["dep_delayed_15min"].mean() < 0.25
+
+
+def test_topic_to_hdf5_records_each_events_partition_and_offset(tmp_path):
+    b = generated(6000, seed=4)
+    path = str(tmp_path / "in.h5")
+    sw.hdf5.write_events(path, "click", b, SCHEMA)
+    with local_broker(topics=[("t", 5)]) as broker:
+        datasets.hdf5_to_topic(path, "click", "t", broker.bootstrap,
+                               key="user")
+        out = str(tmp_path / "back.h5")
+        sl = datasets.topic_to_hdf5("t", out, "click", SCHEMA,
+                                    broker.bootstrap)
+        assert sl["complete"] and sl["messages"] == 6000
+        live = [(int(p), int(o), bytes(k).decode())
+                for x in replay.kafka("t", broker.bootstrap)
+                for p, o, k in zip(x["partition"], x["offset"], x["key"])]
+    h = read(out, "click")
+    users = [u.decode() if isinstance(u, bytes) else u for u in h["user"]]
+    # every event once, where the live topic had it, in each partition's
+    # order; and the partition is the key's murmur2 partition
+    assert sorted(zip(h["partition"].tolist(), h["offset"].tolist(),
+                      users)) == sorted(live)
+    assert h["partition"].tolist() == sw.kafka.partition_of(users, 5)
+    for p in range(5):
+        mine = h["partition"] == p
+        assert np.all(np.diff(h["offset"][mine]) > 0)
+    assert np.all(np.diff(h["ts"]) >= 0)
+    assert sorted(zip(h["ts"].tolist(), h["price"].tolist())) == \
+        sorted(zip(b["ts"].tolist(), b["price"].tolist()))
+    with pytest.raises(ValueError, match="a field 'offset'"):
+        datasets.topic_to_hdf5("t", out, "click",
+                               dict(SCHEMA, fields=dict(SCHEMA["fields"],
+                                                        offset="int64")),
+                               "127.0.0.1:1")

@@ -14,7 +14,8 @@ from .loaders import (DataNotFound, data_dir, load_a8a, load_airline,
                       load_movielens_100k, load_talkingdata)
 from .convert import (AIRLINE_SCHEMA, MOVIELENS_SCHEMA, TALKINGDATA_SCHEMA,
                       airline_to_hdf5, csv_to_hdf5, hdf5_to_topic,
-                      libsvm_to_hdf5, movielens_to_hdf5, talkingdata_to_hdf5)
+                      libsvm_to_hdf5, movielens_to_hdf5, talkingdata_to_hdf5,
+                      topic_to_hdf5)
 from .generators import dense_stream, hashed_stream, multiclass_stream
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "multiclass_stream", "load_talkingdata", "load_airline",
     "csv_to_hdf5", "libsvm_to_hdf5", "movielens_to_hdf5",
     "talkingdata_to_hdf5", "airline_to_hdf5", "hdf5_to_topic",
-    "TALKINGDATA_SCHEMA", "MOVIELENS_SCHEMA", "AIRLINE_SCHEMA",
+    "topic_to_hdf5", "TALKINGDATA_SCHEMA", "MOVIELENS_SCHEMA", "AIRLINE_SCHEMA",
 ]

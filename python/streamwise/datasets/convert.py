@@ -9,7 +9,9 @@ directory (see ``loaders.data_dir``); nothing is downloaded.
 ``hdf5_to_topic`` publishes a table to Kafka as JSON values, each message
 stamped with its event time (milliseconds since 1970) so a replay from a
 timestamp finds it, and keyed by a field so one key stays in one
-partition and in order.
+partition and in order. ``topic_to_hdf5`` goes the other way and records
+each event's partition and offset, so a backtest of one partition reads
+what that partition held.
 """
 import json
 import os
@@ -20,7 +22,7 @@ from . import loaders
 
 __all__ = ["csv_to_hdf5", "libsvm_to_hdf5", "movielens_to_hdf5",
            "talkingdata_to_hdf5", "airline_to_hdf5", "hdf5_to_topic",
-           "TALKINGDATA_SCHEMA", "MOVIELENS_SCHEMA", "AIRLINE_SCHEMA"]
+           "topic_to_hdf5", "TALKINGDATA_SCHEMA", "MOVIELENS_SCHEMA", "AIRLINE_SCHEMA"]
 
 TALKINGDATA_SCHEMA = {
     "time": "ts", "time_unit": "s",
@@ -225,3 +227,41 @@ def hdf5_to_topic(h5_path, event_type, topic, bootstrap=None, key=None,
                   timestamps=_ms(cols[r.schema["time"]], unit).tolist())
     counts = sink.flush(timeout)
     return {"slice": r.slice, **counts}
+
+
+def topic_to_hdf5(topic, h5_path, event_type, schema, bootstrap=None,
+                  start="beginning", stop="end", config=None, avro=None,
+                  provenance=None, compression="gzip", timeout=30.0):
+    """Write a topic's events (JSON, or Avro with ``avro=``, decoded by the
+    pipeline spec or "events" entry ``schema``) to table
+    /events/<event_type> of a new HDF5 file, with two more fields:
+    ``partition`` (int32) and ``offset`` (int64), where each event was. The
+    rows of one partition are then exactly that partition's events, in
+    its order (a backtest shard equals a live partition; a key's partition
+    is ``kafka.partition_of``). Rows are sorted by event time (stable), as
+    the layout requires, so the topic is read into memory first. Returns
+    the replay's slice; a message that does not decode is not written and
+    is counted in ``slice["dead_letters"]``."""
+    from streamwise import hdf5, replay
+    ev = dict(schema.get("events", schema))
+    fields = dict(ev["fields"])
+    for name in ("partition", "offset"):
+        if name in fields or name == ev["time"]:
+            raise ValueError(f"the events have a field {name!r}: "
+                             "topic_to_hdf5 adds its own")
+    bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
+    r = replay.kafka(topic, bootstrap, start=start, stop=stop,
+                     config=config, schema={"events": ev}, avro=avro,
+                     timeout=timeout)
+    parts = [b for b in r if len(b["offset"])]
+    names = list(fields) + [ev["time"], "partition", "offset"]
+    cols = {n: (np.concatenate([b[n] for b in parts]) if parts else
+                np.zeros(0)) for n in names}
+    cols["partition"] = cols["partition"].astype(np.int32)
+    cols["offset"] = cols["offset"].astype(np.int64)
+    out = dict(ev, fields=dict(fields, partition="int32", offset="int64"))
+    info = dict(provenance or {}, source=f"kafka topic {topic}",
+                bootstrap=str(bootstrap))
+    hdf5.write_events(h5_path, event_type, cols, out, provenance=info,
+                      compression=compression)
+    return r.slice
