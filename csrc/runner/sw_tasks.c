@@ -80,8 +80,11 @@ save_tasks(run *R, const int32_t *parts, int n, int snapshot, sw_err *err)
     if ((rc = run_outputs_sync(R, err)) != SW_OK)
         return rc;
     for (i = 0; i < n && j->changelog != NULL; i++) {
-        if ((R->t = run_task_of(R, parts[i])) == NULL || R->t->n_pos == 0)
+        task *t = run_task_of(R, parts[i]);
+
+        if (t == NULL || t->n_pos == 0)
             continue;
+        R->t = t;
         rc = log_changes(R, parts[i], err);
         R->t = &R->one;
         if (rc != SW_OK)
@@ -329,6 +332,7 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
 
     for (i = 0; i < n; i++) {
         int32_t part = parts[i];
+        double t0 = now_s();
         task *t;
 
         if (part < 0 || part >= MAX_PARTS)
@@ -368,12 +372,13 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
          * member may have committed ahead of a checkpoint that never
          * reached the directory */
         start[i] = k < t->n_pos ? t->pos_next[k] : -1;
-        fprintf(stderr, "sw-serve: task of partition %d %s at %s\n",
+        fprintf(stderr, "sw-serve: task of partition %d %s at %s (%.3f s)\n",
                 (int)part,
                 t->ckpt_seq > 0 || t->from_changelog ? "restored" : "started",
                 k >= t->n_pos        ? "the group's offset"
                 : t->from_changelog ? "its changelog's offset"
-                                     : "its checkpoint's offset");
+                                     : "its checkpoint's offset",
+                now_s() - t0);
     }
     return SW_OK;
 }
