@@ -116,7 +116,8 @@ RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
            csrc/runner/sw_metrics.c csrc/runner/sw_reload.c \
            csrc/runner/sw_tenants.c csrc/runner/sw_outputs.c \
            csrc/runner/sw_emit.c csrc/runner/sw_learn.c \
-           csrc/runner/sw_checkpoint.c csrc/runner/sw_tasks.c
+           csrc/runner/sw_checkpoint.c csrc/runner/sw_tasks.c \
+           csrc/runner/sw_repartition.c
 $(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h csrc/runner/sw_run_int.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) -Icsrc/runner $(CFLAGS) $(RUN_SRC) $(ALL_LIBS) \

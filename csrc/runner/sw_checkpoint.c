@@ -92,6 +92,20 @@ run_position(run *R, buf *b)
         sw_buffer_free(m);
     }
     put64(b, R->t->clog_next);
+    {
+        /* repartitioned: the highest source offset applied per source */
+        int64_t n_src = 0, s;
+
+        for (s = 0; R->t->src_max != NULL && s < MAX_PARTS; s++)
+            n_src += R->t->src_max[s] >= 0;
+        put64(b, n_src);
+        for (s = 0; n_src > 0 && s < MAX_PARTS; s++) {
+            if (R->t->src_max[s] >= 0) {
+                put64(b, s);
+                put64(b, R->t->src_max[s]);
+            }
+        }
+    }
     return b->p == NULL ? -1 : 0;
 }
 
@@ -115,6 +129,29 @@ get64(reader *r)
         v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
     r->at += 8;
     return (int64_t)v;
+}
+
+/* Version 3's end: the changelog offset and the source offsets applied
+ * (refused by a task that keeps none, or past a source it cannot hold). */
+static void
+read_v3(run *R, reader *r)
+{
+    int64_t n, i;
+
+    R->t->clog_next = get64(r);
+    n = get64(r);
+    if (n < 0 || n > MAX_PARTS || (n > 0 && R->t->src_max == NULL)) {
+        r->bad = 1;
+        return;
+    }
+    for (i = 0; i < n && !r->bad; i++) {
+        int64_t part = get64(r), max = get64(r);
+
+        if (part < 0 || part >= MAX_PARTS || max < -1)
+            r->bad = 1;
+        else
+            R->t->src_max[part] = max;
+    }
 }
 
 /* Read back a position into R (outs' lengths into keep[]). */
@@ -198,7 +235,7 @@ run_restore_position(run *R, const void *pos, size_t len, int64_t *keep,
                         e.msg[0] ? ": " : "", e.msg);
         r.at += (size_t)mlen;
         if (v3)
-            R->t->clog_next = get64(&r);
+            read_v3(R, &r);
         if (r.bad || r.at != r.len) {
             sw_model_free(m);
             return fail(err, SW_E_FORMAT,
@@ -211,7 +248,7 @@ run_restore_position(run *R, const void *pos, size_t len, int64_t *keep,
         return SW_OK;
     }
     if (v3)
-        R->t->clog_next = get64(&r);
+        read_v3(R, &r);
     if (r.bad || r.at != r.len || R->t->clog_next < -1)
         return fail(err, SW_E_FORMAT, "the checkpoint's position is damaged");
     return SW_OK;

@@ -281,6 +281,12 @@ push_and_emit(run *R, const sw_batch *b, int32_t part, const rawsrc *src,
 
 /* Messages idx[0..n) of the fetched batch, all of partition part: decode,
  * push, emit. */
+/* Where message m of the batch came from: its own partition and offset,
+ * or, read from the repartition topic, the input's it was forwarded from
+ * (outputs and dead letters name that, as a run without it would). */
+#define SRC_P(m) (R->fwd != NULL ? R->src_part[m] : part)
+#define SRC_O(m) (R->fwd != NULL ? R->src_off[m] : off[m])
+
 static sw_rc
 kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
 {
@@ -320,7 +326,7 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
     for (i = 0; i < n_dead; i++) {
         int64_t m = idx[drow[i]];
 
-        rc = run_dead_letter(R, part, off[m], sw_dead_reasons[why[i]],
+        rc = run_dead_letter(R, SRC_P(m), SRC_O(m), sw_dead_reasons[why[i]],
                          sw_json_decoder_dead_field(R->d, i), bytes + va[m],
                          vl[m], err);
         if (rc != SW_OK)
@@ -400,8 +406,8 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
 
         ev_at[i] = va[m];
         ev_len[i] = vl[m];
-        ev_off[i] = off[m];
-        ev_part[i] = part;
+        ev_off[i] = SRC_O(m);
+        ev_part[i] = SRC_P(m);
         if (R->key_col >= 0)
             key_text(&R->key, cols[R->key_col].type, cols[R->key_col].data,
                      cols[R->key_col].width, i);
@@ -416,7 +422,8 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
         if (R->tenant_col >= 0)
             key_text(&R->tenant, cols[R->tenant_col].type,
                      cols[R->tenant_col].data, cols[R->tenant_col].width, i);
-        rc = run_fifo_push(R, part, off[m], R->key.p ? R->key.p : "", R->key.len,
+        rc = run_fifo_push(R, SRC_P(m), SRC_O(m), R->key.p ? R->key.p : "",
+                           R->key.len,
                        R->tenant.p, R->tenant.len, err);
         if (rc != SW_OK)
             goto done;
@@ -435,6 +442,27 @@ done:
     return rc;
 }
 
+/* A repartitioned message k: where it came from (into R->src_part and
+ * src_off at k), and whether the current task has not applied it yet (a
+ * forwarder that crashed before its commit forwards some twice). A key
+ * that names no source is malformed: taken, as its own source. */
+static int
+first_time(run *R, int64_t k, const int64_t *ka, const int64_t *kl,
+           const unsigned char *bytes)
+{
+    int32_t sp;
+    int64_t so;
+
+    if (run_repart_source(bytes + ka[k], kl[k], &sp, &so) != 0)
+        return 1;
+    R->src_part[k] = sp;
+    R->src_off[k] = so;
+    if (so <= R->t->src_max[sp])
+        return 0;
+    R->t->src_max[sp] = so;
+    return 1;
+}
+
 /* One fetched batch of the Kafka source, partition by partition in the
  * order fetched. */
 static sw_rc
@@ -451,6 +479,23 @@ kafka_batch(run *R, int64_t count, sw_err *err)
     idx = malloc((size_t)count * sizeof(int64_t));
     if (idx == NULL)
         return fail(err, SW_E_NOMEM, "run: out of memory");
+    if (R->fwd != NULL && count > R->src_cap) {
+        int32_t *sp = realloc(R->src_part, (size_t)count * sizeof(int32_t));
+        int64_t *so = sp ? realloc(R->src_off, (size_t)count * 8) : NULL;
+
+        if (sp != NULL)
+            R->src_part = sp;
+        if (so == NULL) {
+            free(idx);
+            return fail(err, SW_E_NOMEM, "run: out of memory");
+        }
+        R->src_off = so;
+        R->src_cap = count;
+    }
+    for (i = 0; R->fwd != NULL && i < count; i++) {
+        R->src_part[i] = mp[i];
+        R->src_off[i] = off[i];
+    }
     for (i = 0; i < count && rc == SW_OK; i++) {
         int32_t part = mp[i];
         int64_t n = 0;
@@ -472,7 +517,8 @@ kafka_batch(run *R, int64_t count, sw_err *err)
             }
             from = R->t->pos_next[run_pos_index(R, part)];
             for (k = i; k < count; k++) {
-                if (mp[k] == part && off[k] >= from)
+                if (mp[k] == part && off[k] >= from &&
+                    (R->fwd == NULL || first_time(R, k, ka, kl, bytes)))
                     idx[n++] = k;
             }
         } else {
@@ -483,8 +529,18 @@ kafka_batch(run *R, int64_t count, sw_err *err)
         }
         if (n > 0)
             rc = kafka_part(R, part, idx, n, err);
-        if (rc == SW_OK && n > 0)
+        if (rc == SW_OK && R->j->tasks) {
+            /* past what was read, whether it was new or a repeat */
+            for (k = count; k-- > i;) {
+                if (mp[k] == part) {
+                    if (off[k] + 1 > R->t->pos_next[run_pos_index(R, part)])
+                        R->t->pos_next[run_pos_index(R, part)] = off[k] + 1;
+                    break;
+                }
+            }
+        } else if (rc == SW_OK && n > 0) {
             R->t->pos_next[run_pos_index(R, part)] = off[idx[n - 1]] + 1;
+        }
         R->t = &R->one;
     }
     free(idx);
@@ -714,10 +770,30 @@ spec_for_job(const char *spec_json, int emission)
 /* Say at start which features' state depends on how partitions
  * interleave: those not keyed by the message's key. A group member's
  * tasks cannot hold them at all: each would see a share of a key. */
+/* Whether key (a field name or an array of them) holds field. */
+static int
+key_has(json_t *key, const char *field)
+{
+    json_t *e;
+    size_t x;
+
+    if (field == NULL)
+        return 0;
+    if (json_is_string(key))
+        return !strcmp(json_string_value(key), field);
+    json_array_foreach(key, x, e)
+    {
+        if (json_is_string(e) && !strcmp(json_string_value(e), field))
+            return 1;
+    }
+    return 0;
+}
+
 static sw_rc
-check_keys(const run *R, sw_err *err)
+check_keys(run *R, sw_err *err)
 {
     json_t *s = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL), *f;
+    json_t *common = NULL; /* the fields every stateful feature is keyed by */
     size_t i;
     char bad[512] = "";
     size_t used = 0;
@@ -727,36 +803,51 @@ check_keys(const run *R, sw_err *err)
     json_array_foreach(json_object_get(s, "features"), i, f)
     {
         const char *op = json_string_value(json_object_get(f, "op"));
-        json_t *k = json_object_get(f, "key"), *e;
-        int has = 0;
+        json_t *k = json_object_get(f, "key");
         size_t x;
 
         if (op == NULL || !strcmp(op, "hash") || !strcmp(op, "log1p") ||
             !strcmp(op, "bucketize") || !strcmp(op, "one_hot") ||
             !strcmp(op, "value"))
             continue;
-        if (R->j->key_field != NULL && json_is_string(k))
-            has = !strcmp(json_string_value(k), R->j->key_field);
-        json_array_foreach(k, x, e)
-        {
-            if (R->j->key_field && json_is_string(e) &&
-                !strcmp(json_string_value(e), R->j->key_field))
-                has = 1;
+        if (common == NULL) { /* the first: its own fields */
+            common = json_array();
+            if (json_is_string(k))
+                json_array_append(common, k);
+            else if (json_is_array(k))
+                json_array_extend(common, k);
         }
-        if (!has && used < sizeof(bad))
+        for (x = json_array_size(common); x-- > 0;) {
+            if (!key_has(k, json_string_value(json_array_get(common, x))))
+                json_array_remove(common, x);
+        }
+        if (!key_has(k, R->j->key_field) && used < sizeof(bad))
             used += (size_t)snprintf(
                 bad + used, sizeof(bad) - used, "%s%s", used ? ", " : "",
                 json_string_value(json_object_get(f, "name")));
     }
+    if (bad[0] != '\0' && R->j->tasks && json_array_size(common) > 0) {
+        /* every key's state in one task: the events go by that field */
+        snprintf(R->repart_field, sizeof(R->repart_field), "%s",
+                 json_string_value(json_array_get(common, 0)));
+        fprintf(stderr,
+                "sw-serve: features %s are not keyed by the message key "
+                "'%s': events go through topic %s-repartition keyed by "
+                "'%s'\n",
+                bad, R->j->key_field, R->j->group, R->repart_field);
+        bad[0] = '\0';
+    }
+    json_decref(common);
     json_decref(s);
     if (bad[0] == '\0')
         return SW_OK;
     if (R->j->tasks)
         return fail(err, SW_E_INVAL,
                     "job: tasks: features %s are not keyed by the message "
-                    "key '%s', so their state would be split between the "
-                    "tasks of the partitions a key's events arrive in; key "
-                    "the messages by their field, or run without tasks",
+                    "key '%s', nor do all stateful features share a key "
+                    "field to repartition the events by, so their state "
+                    "would be split between tasks; key the features by one "
+                    "field, or run without tasks",
                     bad, R->j->key_field);
     if (R->j->key_field == NULL)
         fprintf(stderr,
@@ -816,8 +907,21 @@ open_source(run *R, sw_err *err)
         conf[1] = "cooperative-sticky";
         if (n > 0)
             memcpy(conf + 2, j->src_conf, n * sizeof(*conf));
-        rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
-                                       j->wait_ms, conf, &R->ks, err);
+        if (R->repart_field[0]) {
+            /* the tasks read the repartition topic, as a group of their
+             * own; the input is read to be forwarded to it */
+            char topic[320], group[320];
+
+            snprintf(topic, sizeof(topic), "%.256s-repartition", j->group);
+            snprintf(group, sizeof(group), "%.256s-tasks", j->group);
+            rc = sw_kafka_source_subscribe(j->bootstrap, topic, group,
+                                           j->wait_ms, conf, &R->ks, err);
+            if (rc == SW_OK)
+                rc = run_repart_open(R, conf, err);
+        } else {
+            rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
+                                           j->wait_ms, conf, &R->ks, err);
+        }
         free(conf);
         if (rc != SW_OK)
             return rc;
@@ -983,8 +1087,13 @@ free_run(run *R)
     /* closing the consumer revokes its partitions: a failed run hands
      * over no task (its state may be half-applied), a finished one did */
     run_tasks_stop(R);
+    run_repart_stop(R);
     sw_kafka_source_free(R->ks);
+    sw_kafka_source_free(R->fwd);
+    sw_kafka_sink_free(R->rpk);
     sw_kafka_sink_free(R->clog);
+    free(R->src_part);
+    free(R->src_off);
     for (o = 0; o < R->n_outs; o++)
         run_out_close(&R->outs[o]);
     sw_h5_source_free(R->hs);
@@ -1085,6 +1194,7 @@ run_task_open(run *R, int64_t *keep, sw_err *err)
 void
 run_task_free(task *t)
 {
+    free(t->src_max);
     sw_result_free(t->r);
     sw_pipeline_free(t->p);
     free(t->f_part);
@@ -1233,7 +1343,7 @@ loop(run *R, sw_err *err)
             swap_slot(R, &R->canary);
         if (R->hs != NULL)
             rc = sw_h5_source_next(R->hs, j->batch_max, &count, err);
-        else
+        else if ((rc = run_repart_forward(R, err)) == SW_OK)
             rc = sw_kafka_source_next(R->ks, j->batch_max, &count, err);
         if (rc != SW_OK)
             return rc;

@@ -210,6 +210,9 @@ typedef struct task {
      * includes (-1: none), and when its last whole checkpoint was taken */
     int64_t clog_next;
     double last_snapshot;
+    /* repartitioned: the highest source offset applied, per source
+     * partition (-1: none), so a message forwarded twice counts once */
+    int64_t *src_max;
     int from_changelog; /* restored from changelog records */
     int bg;                  /* a background checkpoint is being written */
     char bg_path[4096];      /* ... to this file */
@@ -245,6 +248,20 @@ typedef struct run {
     buf tenant;
     tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
     sw_kafka_sink *clog; /* with tasks: the changelog's producer */
+    /* with tasks, features keyed by a field not the message key's: the
+     * events go by it through <group>-repartition (sw_repartition.c) */
+    char repart_field[128];
+    int repart_col;        /* its decoder field */
+    sw_kafka_source *fwd;  /* the input, read to be forwarded */
+    sw_kafka_sink *rpk;    /* the repartition topic */
+    int32_t n_rep;         /* its partitions */
+    int n_fwd;             /* the input's partitions forwarded: next offset */
+    int32_t fwd_part[MAX_PARTS];
+    int64_t fwd_next[MAX_PARTS];
+    /* the current repartitioned batch: each message's source partition and
+     * offset (from its key), which outputs and dead letters name */
+    int32_t *src_part;
+    int64_t *src_off, src_cap;
     int restored; /* started from a checkpoint */
     run_metrics *mt;
     int64_t n_late, n_invalid, n_dead, n_in, n_out;
@@ -305,6 +322,20 @@ sw_rc run_ckpt_poll(run *R, int block, sw_err *err);
 /* The newest checkpoint that reads back, or none: R->p, the position,
  * keep[] the output lengths. */
 sw_rc run_restore(run *R, int64_t *keep, sw_err *err);
+
+/* sw_repartition.c */
+/* Open the forwarder (the input, group <group>) and the repartition
+ * topic's producer; R->ks already reads the repartition topic. */
+sw_rc run_repart_open(run *R, const char *const *conf, sw_err *err);
+/* Forward what the input has now (no wait). */
+sw_rc run_repart_forward(run *R, sw_err *err);
+/* Forwarded events acknowledged, then the input's offsets committed. */
+sw_rc run_repart_commit(run *R, sw_err *err);
+void run_repart_stop(run *R);
+/* The source partition and offset a forwarded message's key carries; -1
+ * if it carries none. */
+int run_repart_source(const unsigned char *key, int64_t len, int32_t *part,
+                      int64_t *off);
 
 /* sw_tasks.c */
 /* Join the group as a member whose tasks follow their partitions. */

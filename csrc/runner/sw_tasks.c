@@ -351,6 +351,17 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
             keep[k] = -1;
         t->clog_next = -1;
         t->last_snapshot = now_s();
+        if (R->fwd != NULL) {
+            /* what it has applied of each source, once restored */
+            t->src_max = malloc(MAX_PARTS * sizeof(int64_t));
+            if (t->src_max == NULL) {
+                free(t);
+                R->t = &R->one;
+                return fail(err, SW_E_NOMEM, "tasks: out of memory");
+            }
+            for (k = 0; k < MAX_PARTS; k++)
+                t->src_max[k] = -1;
+        }
         rc = run_task_open(R, keep, err);
         /* its watermark is its partition's alone */
         if (rc == SW_OK)
@@ -441,6 +452,7 @@ run_tasks_checkpoint(run *R, int snapshot, sw_err *err)
 {
     int32_t parts[MAX_PARTS];
     int n = 0, part;
+    sw_rc rc;
 
     for (part = 0; part < MAX_PARTS; part++) {
         if (R->tasks[part] != NULL)
@@ -448,5 +460,7 @@ run_tasks_checkpoint(run *R, int snapshot, sw_err *err)
     }
     R->events_since = 0;
     R->last_ckpt = now_s();
-    return save_tasks(R, parts, n, snapshot, err);
+    if ((rc = save_tasks(R, parts, n, snapshot, err)) != SW_OK)
+        return rc;
+    return run_repart_commit(R, err);
 }

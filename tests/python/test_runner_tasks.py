@@ -214,3 +214,117 @@ def test_tasks_refuse_what_one_task_cannot_hold(broker, bundle, tmp_path):
     m.save(other, pipeline=p, sparse=False)
     err = start(bundle=other)
     assert "features item_n are not keyed by the message key 'user'" in err
+
+
+RSPEC = {
+    "events": {"time": "ts", "time_unit": "us",
+               "fields": {"ip": "str", "app": "str", "price": "float64"}},
+    "features": [
+        {"name": "app_n", "op": "count", "key": "app"},
+        {"name": "app_spend", "op": "sum", "key": "app", "field": "price"},
+        {"name": "app_ip_n", "op": "count", "key": ["app", "ip"]},
+        {"name": "price", "op": "value", "field": "price"},
+    ],
+    # events of many partitions interleave; none of them is late
+    "watermark": {"out_of_orderness": "1h"},
+}
+
+
+def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
+        broker, tmp_path):
+    """Messages keyed by ip, state keyed by app: the members forward the
+    events by app; one is killed mid-stream (so some events are forwarded
+    twice) and another joins; the counts and sums are one runner's."""
+    n, n_rep = 60_000, 6
+    rng = np.random.default_rng(8)
+    ips = [f"10.0.{i % 250}.{i % 7}" for i in rng.integers(0, 5000, n)]
+    apps = [f"app{a}" for a in rng.integers(0, 150, n)]
+    price = rng.integers(1, 100, n)          # whole: sums in any order
+    values = [json.dumps({"ts": T0 + i * 1000, "ip": ips[i], "app": apps[i],
+                          "price": float(price[i])}, separators=(",", ":"))
+              for i in range(n)]
+    p = sw.Pipeline(RSPEC, emission="arrival")
+    cols = {"ts": T0 + np.arange(2000) * 1000,
+            "ip": np.array(ips[:2000], dtype=object),
+            "app": np.array(apps[:2000], dtype=object),
+            "price": price[:2000].astype(float)}
+    out = p.push(cols)
+    m = sw.GBDTClassifier(n_estimators=3).fit(
+        serve.features(out, sparse=False), (price[:2000] > 50).astype(int))
+    model = str(tmp_path / "app.swm")
+    m.save(model, pipeline=p, sparse=False)
+    broker.create_topic("rin", 4)
+    broker.create_topic("rp-repartition", n_rep)
+    broker.create_topic("rp-changelog", n_rep)
+    broker.create_topic("rp-out", 16)
+    broker.create_topic("rref-out", 16)
+    session = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+    def job(group, out_topic, d, tasks):
+        return serve.Job(
+            serve.kafka_source("rin", broker.bootstrap, group=group,
+                               config=session),
+            model, key="ip", sinks=[serve.kafka_sink(out_topic)],
+            checkpoint={"dir": str(d), "every_s": 0.5},
+            tasks={"snapshot_every_s": 2} if tasks else None,
+            metrics_port=free_port(), batch=2000, log_every_s=0)
+
+    ref = job("rref", "rref-out", tmp_path / "ref", False).start()
+    shared = tmp_path / "rp"
+    members = [job("rp", "rp-out", shared, True).start() for _ in range(2)]
+    for r in members + [ref]:
+        wait_for(lambda: _up(r), 60, "the metrics endpoint")
+    half = n // 2
+    produce(broker.bootstrap, "rin", ips[:half], values[:half])
+    wait_for(lambda: members[1].status()["predictions"] > 3000, 60,
+             "the victim scoring")
+    members[1].kill()
+    produce(broker.bootstrap, "rin", ips[half:], values[half:])
+    joiner = job("rp", "rp-out", shared, True).start()
+    live = [members[0], joiner]
+
+    def forwarded_and_scored():
+        # every event forwarded (some twice), and every task at the end
+        e = ends(broker.bootstrap, "rp-repartition", n_rep)
+        if sum(e.values()) < n:
+            return False
+        seen = set()
+        for b in sw.replay.kafka("rp-repartition", broker.bootstrap):
+            seen.update(bytes(k)[-12:] for k in b["key"])
+        return len(seen) == n and members_done(live, e)()
+    wait_for(forwarded_and_scored, 180, "the group at the end")
+    wait_for(lambda: ref.status()["predictions"] >= n, 120, "the reference")
+    errs = "".join(r.stop() for r in live)
+    ref.stop()
+    assert "events go through topic rp-repartition keyed by 'app'" in errs
+
+    # per app: the count and sum the task of its partition holds
+    app_list = sorted(set(apps))
+    part = dict(zip(app_list, sw.kafka.partition_of(app_list, n_rep)))
+    got = {}
+    for p_ in range(n_rep):
+        d = shared / f"partition-{p_}"
+        names = sorted(x for x in os.listdir(d) if x.endswith(".swc"))
+        q, _ = sw.Pipeline.restore(str(d / names[-1]))
+        mine = [a for a in app_list if part[a] == p_]
+        got.update(zip(mine, probe_apps(q, mine)))
+    names = sorted(x for x in os.listdir(tmp_path / "ref")
+                   if x.endswith(".swc"))
+    q, _ = sw.Pipeline.restore(str(tmp_path / "ref" / names[-1]))
+    want = dict(zip(app_list, probe_apps(q, app_list)))
+    assert sum(c for c, _ in want.values()) == n
+    assert got == want
+    again = sum(ends(broker.bootstrap, "rp-repartition", n_rep).values()) - n
+    print(f"repartitioned {n} events; forwarded twice after the kill: "
+          f"{again}")
+
+
+def probe_apps(p, apps):
+    """(count, sum) of each app's state, read by one more event."""
+    out = p.push({"ts": np.full(len(apps), T0 + 10**13, np.int64),
+                  "ip": np.array(["probe"] * len(apps), dtype=object),
+                  "app": np.array(apps, dtype=object),
+                  "price": np.zeros(len(apps))})
+    d = out.dense
+    assert len(d) == len(apps)
+    return [(int(r[0]), float(r[1])) for r in d]
