@@ -230,8 +230,8 @@ replay_changelog(run *R, int32_t part, sw_err *err)
     unsigned char *meta = NULL;
     size_t meta_len = 0;
     int64_t records = 0, bytes = 0, flushes = 0, meta_end = -1, end = -1;
-    int64_t from = t->clog_next;
-    double t0 = now_s();
+    int64_t from = t->clog_next, total = 0;
+    double t0 = now_s(), said = t0;
     sw_rc rc;
 
     rc = sw_kafka_source_open(j->bootstrap, j->changelog, &part, 1,
@@ -253,6 +253,13 @@ replay_changelog(run *R, int32_t part, sw_err *err)
                       "and no time limit",
                       (long long)lo[0], (long long)from);
     }
+    if (rc == SW_OK) {
+        const int32_t *sp;
+        const int64_t *lo, *hi, *nx;
+
+        if (sw_kafka_source_slice(src, &sp, &lo, &hi, &nx) == 1)
+            total = hi[0] - lo[0];
+    }
     while (rc == SW_OK) {
         const int32_t *mp;
         const int64_t *off, *ts, *ka, *kl, *va, *vl;
@@ -262,6 +269,18 @@ replay_changelog(run *R, int32_t part, sw_err *err)
         if ((rc = sw_kafka_source_next(src, 65536, &count, err)) != SW_OK ||
             count == 0)
             break;
+        if (now_s() - said >= 1.0 && records > 0 && total > records) {
+            /* a long restore says how far it is */
+            double rate = (double)records / (now_s() - t0);
+
+            said = now_s();
+            fprintf(stderr,
+                    "sw-serve: task of partition %d: restoring, %lld of "
+                    "%lld changelog records (%lld bytes), about %.0f s "
+                    "left\n",
+                    (int)part, (long long)records, (long long)total,
+                    (long long)bytes, (double)(total - records) / rate);
+        }
         sw_kafka_source_batch(src, &mp, &off, &ts, &b, &ka, &kl, &va, &vl);
         for (i = 0; i < count && rc == SW_OK; i++) {
             records++;
