@@ -216,9 +216,11 @@ class _GBDT(Params):
         double *out) writing name_N_CLASSES probabilities) and name_0.c,
         name_1.c, ... of at most trees_per_file trees each. The code
         computes what predict does, bit for bit (compile it without
-        -ffast-math). Returns the paths written."""
+        -ffast-math). The directory is created if need be. Returns the
+        paths written."""
         import os
         directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
         n = self._fitted().gbdt_export_c(directory, name,
                                          int(trees_per_file))
         paths = [os.path.join(directory, f"{name}.h"),

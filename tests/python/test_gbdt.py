@@ -1,6 +1,7 @@
 """Gradient-boosted trees: gains and leaf values against a slow exact
 reference, NaN defaults, determinism across threads, early stopping,
 continued training, the file and the C runner, bad input."""
+import os
 import subprocess
 
 import numpy as np
@@ -413,8 +414,12 @@ def test_c_export_refuses_bad_names(tmp_path, rng):
     m = GBDTRegressor(n_estimators=2).fit(X, X[:, 0])
     with pytest.raises(sw.InvalidArgument, match="not a C identifier"):
         m.export_c(tmp_path, name="9lives")
-    with pytest.raises(sw.IOError, match="no-such-dir"):
-        m.export_c(tmp_path / "no-such-dir", name="ok")
+    # a folder that is not there yet is made, as a user expects
+    paths = m.export_c(tmp_path / "new" / "dir", name="ok")
+    assert all(os.path.getsize(p) > 0 for p in paths)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError):
+        m.export_c(tmp_path / "a-file" / "dir", name="ok")
 
 
 def test_cli_export_c_writes_what_the_method_writes(tmp_path, rng):
