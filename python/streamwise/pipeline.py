@@ -218,6 +218,18 @@ class Pipeline:
 
     def _encode(self, batch):
         cols = columns_of(batch)
+        missing = [f for f in self._fields if f not in cols]
+        if missing and cols:
+            # a whole column absent is a mistake, not events lacking it
+            import difflib
+            extra = [c for c in cols if c not in self._fields]
+            hints = [f"'{c}' for '{m}'" for m in missing
+                     for c in difflib.get_close_matches(m, extra, 1, 0.6)]
+            raise _sw.InvalidArgument(
+                f"the batch has no column {', '.join(map(repr, missing))} "
+                f"(a field of the spec's events); its columns are "
+                f"{sorted(cols)}"
+                + (f"; misspelled? {', '.join(hints)}" if hints else ""))
         out = []
         for name, kind in self._fields.items():
             if name in cols:

@@ -258,8 +258,13 @@ def test_late_and_invalid_are_routed_not_dropped():
     out = [o] + [p.flush()]
     assert sum(len(x) for x in out) == 2
     assert p.stats["late"] == 1 and p.stats["nan"] == 1
-    o = p.push({"ts": [30_000_000], "k": [1]})          # x missing
-    assert o.invalid["reason"].tolist() == ["missing"]
+    # a column the batch lacks altogether is named, with a near miss
+    with pytest.raises(sw.InvalidArgument,
+                       match=r"no column 'x' .* misspelled\? 'xx' for 'x'"):
+        p.push({"ts": [30_000_000], "k": [1], "xx": [1.0]})
+    with pytest.raises(sw.InvalidArgument, match=r"no column 'x'"):
+        p.push({"ts": [30_000_000], "k": [1]})
+    assert p.stats["arrivals"] == 4                 # nothing was taken
 
 
 def test_profile_and_ttl():
