@@ -100,6 +100,59 @@ db_fail(sqlite3 *db, const char *db_path, sw_err *err)
                    db ? sqlite3_errmsg(db) : "cannot open");
 }
 
+/* What the store holds under name (its versions and aliases), or, for a
+ * name it does not know, the names it does: for a mistyped reference. */
+static void
+known(sqlite3 *db, const char *name, char *out, size_t len)
+{
+    sqlite3_stmt *q = NULL;
+    long long lo = 0, hi = 0, n = 0;
+    const char *aliases = NULL;
+
+    snprintf(out, len, "the store could not say what it holds");
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), min(version), max(version) "
+                           "FROM model_versions WHERE name = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        n = sqlite3_column_int64(q, 0);
+        lo = sqlite3_column_int64(q, 1);
+        hi = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (n > 0 && sqlite3_prepare_v2(db,
+                                    "SELECT group_concat(alias || ' -> ' || "
+                                    "version, ', ') FROM (SELECT alias, "
+                                    "version FROM aliases WHERE name = ?1 "
+                                    "ORDER BY alias)",
+                                    -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            aliases = (const char *)sqlite3_column_text(q, 0);
+        snprintf(out, len, "'%.100s' has versions %lld..%lld and %s%.400s",
+                 name,
+                 lo, hi, aliases ? "aliases " : "no alias",
+                 aliases ? aliases : "");
+    } else if (n == 0 &&
+               sqlite3_prepare_v2(db,
+                                  "SELECT group_concat(name, ', ') FROM "
+                                  "(SELECT DISTINCT name FROM model_versions "
+                                  "ORDER BY name LIMIT 20)",
+                                  -1, &q, NULL) == SQLITE_OK) {
+        const char *names = NULL;
+
+        if (sqlite3_step(q) == SQLITE_ROW)
+            names = (const char *)sqlite3_column_text(q, 0);
+        snprintf(out, len, "the store has no model '%.100s'; its models: "
+                           "%.400s",
+                 name, names ? names : "none");
+    }
+    sqlite3_finalize(q);
+}
+
 sw_rc
 sw_registry_resolve(const char *store_dir, const char *ref, char *path,
                     size_t path_len, char *sha256_hex, int64_t *version,
@@ -185,10 +238,12 @@ sw_registry_resolve(const char *store_dir, const char *ref, char *path,
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     step = sqlite3_step(q);
     if (step == SQLITE_DONE) {
+        char what[1024];
+
+        known(db, name, what, sizeof(what));
         rc = sw_fail(err, SW_E_INVAL,
-                     "registry %s: '%s' names no model "
-                     "version",
-                     store_dir, ref);
+                     "registry %s: '%s' names no model version; %s",
+                     store_dir, ref, what);
         goto done;
     }
     if (step != SQLITE_ROW) {

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "streamwise.h"
 #include "sw_run.h"
 
@@ -214,7 +216,10 @@ usage(FILE *fp)
             "Scores one row per input line and prints one line per row: the\n"
             "decision value, or comma-separated class scores, with %%.17g.\n"
             "  --format csv     dense rows of comma-separated numbers "
-            "(default)\n"
+            "(default); a\n"
+            "                   first line of names (pandas' to_csv) is "
+            "matched to\n"
+            "                   the model's feature names, in any order\n"
             "  --format libsvm  'label idx:val ...' rows; the label is "
             "ignored\n"
             "  --zero-based     libsvm column numbers start at 0, not 1\n"
@@ -461,11 +466,113 @@ flush(const sw_model *m, batch *b, int fmt, FILE *out, long long *n_bad,
     return SW_OK;
 }
 
+/* A CSV header (pandas' to_csv writes one): the model's features by name
+ * among its columns. perm[j]: the column of feature j; n_cols: the
+ * columns a row has. */
+typedef struct header {
+    int64_t n_cols;
+    int64_t *perm;
+    double *row; /* n_cols values of the row being read */
+} header;
+
+/* Whether line 1 is a header: some field of it is not a number. */
+static int
+is_header(const char *line)
+{
+    const char *p = line;
+
+    for (;;) {
+        char *end;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        strtod(p, &end);
+        if (end == p && *p != ',' && *p != '\0')
+            return 1; /* text: a name */
+        p = strchr(end, ',');
+        if (p == NULL)
+            return 0;
+        p++;
+    }
+}
+
+/* The header's columns matched to the model's feature names (the
+ * metadata's "feature_names"), or, without names, taken in order when
+ * there are as many as the model's features. */
+static sw_rc
+read_header(const sw_model *m, char *line, header *h, sw_err *err)
+{
+    json_t *meta = json_loads(sw_model_metadata(m) ? sw_model_metadata(m)
+                                                   : "{}",
+                              0, NULL);
+    json_t *names = json_object_get(meta, "feature_names");
+    int64_t n_feat = sw_model_n_features(m), j, c;
+    char *cols[4096], *p = line;
+    sw_rc rc = SW_OK;
+
+    h->n_cols = 0;
+    while (p != NULL && h->n_cols < 4096) {
+        char *comma = strchr(p, ','), *e;
+
+        if (comma != NULL)
+            *comma = '\0';
+        while (*p == ' ' || *p == '\t' || *p == '"')
+            p++;
+        e = p + strlen(p);
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '"'))
+            *--e = '\0';
+        cols[h->n_cols++] = p;
+        p = comma ? comma + 1 : NULL;
+    }
+    h->perm = malloc((size_t)n_feat * sizeof(int64_t));
+    h->row = malloc((size_t)h->n_cols * sizeof(double));
+    if (h->perm == NULL || h->row == NULL) {
+        json_decref(meta);
+        err->rc = SW_E_NOMEM;
+        snprintf(err->msg, sizeof(err->msg), "out of memory for a header");
+        return SW_E_NOMEM;
+    }
+    if (!json_is_array(names) || (int64_t)json_array_size(names) != n_feat) {
+        if (h->n_cols != n_feat)
+            rc = SW_E_INVAL;
+        for (j = 0; j < n_feat; j++)
+            h->perm[j] = j;
+        if (rc != SW_OK)
+            snprintf(err->msg, sizeof(err->msg),
+                     "line 1: a header of %lld columns; the model keeps no "
+                     "feature names, so it takes %lld columns in order",
+                     (long long)h->n_cols, (long long)n_feat);
+    }
+    for (j = 0; rc == SW_OK && json_is_array(names) &&
+                (int64_t)json_array_size(names) == n_feat && j < n_feat;
+         j++) {
+        const char *want = json_string_value(json_array_get(names, j));
+
+        for (c = 0; want != NULL && c < h->n_cols && strcmp(cols[c], want);
+             c++)
+            ;
+        if (want == NULL || c == h->n_cols) {
+            rc = SW_E_INVAL;
+            snprintf(err->msg, sizeof(err->msg),
+                     "line 1: the header has no column '%.100s', a feature "
+                     "of the model (columns are matched to the model's "
+                     "feature names, in any order)",
+                     want ? want : "?");
+        } else {
+            h->perm[j] = c;
+        }
+    }
+    json_decref(meta);
+    err->rc = rc;
+    return rc;
+}
+
 static sw_rc
 score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
              long long *n_bad, sw_err *err)
 {
     batch b;
+    header hd = {0, NULL, NULL};
     char *line = NULL, why[200];
     ssize_t len;
     long long lineno = 0;
@@ -490,8 +597,23 @@ score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
             b.first_line = lineno;
         while (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
+        if (lineno == 1 && fmt == FMT_CSV && len > 0 && is_header(line)) {
+            /* column names, not a row: no output line for it */
+            if ((rc = read_header(m, line, &hd, err)) != SW_OK)
+                goto done;
+            continue;
+        }
         if (len == 0) {
             bad = "empty line";
+        } else if (fmt == FMT_CSV && hd.perm != NULL) {
+            double *row = b.dense + b.n_rows * b.n_features;
+            int64_t j;
+
+            bad = parse_csv(line, hd.row, hd.n_cols,
+                            sw_model_kind_of(m) == SW_MODEL_GBDT, why,
+                            sizeof(why));
+            for (j = 0; bad == NULL && j < b.n_features; j++)
+                row[j] = hd.row[hd.perm[j]];
         } else if (fmt == FMT_CSV) {
             bad = parse_csv(line, b.dense + b.n_rows * b.n_features,
                             b.n_features, sw_model_kind_of(m) == SW_MODEL_GBDT,
@@ -527,6 +649,8 @@ score_stream(const sw_model *m, int fmt, int zero_based, lines *in, FILE *out,
     }
     rc = flush(m, &b, fmt, out, n_bad, err);
 done:
+    free(hd.perm);
+    free(hd.row);
     free(b.dense);
     free(b.densified);
     free(b.indices);
@@ -596,6 +720,17 @@ main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (argv[i][0] == '-' || path != NULL) {
+            if (argv[i][0] != '-')
+                fprintf(stderr, "sw-serve: one model only: %s, then %s\n",
+                        path, argv[i]);
+            else if (i + 1 == argc && (!strcmp(argv[i], "--format") ||
+                                       !strcmp(argv[i], "--registry") ||
+                                       !strcmp(argv[i], "--resolve") ||
+                                       !strcmp(argv[i], "--recommend") ||
+                                       !strcmp(argv[i], "--inspect")))
+                fprintf(stderr, "sw-serve: %s needs a value\n", argv[i]);
+            else
+                fprintf(stderr, "sw-serve: unknown option %s\n", argv[i]);
             usage(stderr);
             return 2;
         } else {

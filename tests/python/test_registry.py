@@ -132,8 +132,23 @@ def test_c_lookup_agrees_with_python(tmp_path, rng, store, serve):
     got = np.array([float(v) for v in out.stdout.split()])
     assert got.tobytes() == est.decision_function(X).tobytes()
     # errors
-    with pytest.raises(sw.InvalidArgument, match="names no model version"):
+    # a mistyped reference is told what there is
+    with pytest.raises(sw.InvalidArgument,
+                       match=r"names no model version; 'clf' has versions "
+                             r"1\.\.2 and aliases champion -> 1"):
         sw._sw.registry_resolve(store, "clf@challenger")
+    with pytest.raises(sw.InvalidArgument,
+                       match=r"no model 'cfl'; its models: clf"):
+        sw._sw.registry_resolve(store, "cfl@champion")
+    out = subprocess.run([serve, "--registry", store, "clf@champoin"],
+                         input="", capture_output=True, text=True)
+    assert out.returncode != 0 and "aliases champion -> 1" in out.stderr
+    out = subprocess.run([serve, "--frobnicate", "x.swm"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and \
+        "unknown option --frobnicate" in out.stderr
+    out = subprocess.run([serve, "--format"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--format needs a value" in out.stderr
     with pytest.raises(sw.InvalidArgument, match="not allowed"):
         sw._sw.registry_resolve(store, "c l f@x")
     with pytest.raises(sw.IOError):

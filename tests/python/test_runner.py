@@ -199,3 +199,35 @@ def test_tree_models_take_libsvm_rows(rng, tmp_path, serve):
     assert got.returncode == 0, got.stderr
     assert np.array([float(v) for v in got.stdout.split()]).tobytes() == \
         g.predict_proba(X)[:, 1].tobytes()
+
+
+def test_a_csv_header_matches_columns_to_the_models_feature_names(
+        rng, tmp_path, serve):
+    import pandas as pd         # a dependency (make deps)
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] - 2 * X[:, 3] > 0).astype(int)
+    df = pd.DataFrame(X, columns=["age", "spend", "visits", "tenure"])
+    m = sw.GBDTClassifier(n_estimators=10).fit(df, y)
+    path = tmp_path / "named.swm"
+    m.save(path)
+    want = m.predict_proba(df)[:, 1]
+    # pandas' own CSV: an unnamed index column first, columns reordered
+    text = df[["tenure", "visits", "age", "spend"]].to_csv()
+    out = run(serve, path, text)
+    assert out.returncode == 0, out.stderr
+    got = parse(out.stdout).ravel()
+    assert len(got) == len(df) and got.tobytes() == want.tobytes()
+    # a column the model needs is named when the header lacks it
+    out = run(serve, path, df[["tenure", "age", "spend"]].to_csv())
+    assert out.returncode != 0
+    assert "the header has no column 'visits'" in out.stderr
+    # a model without names takes a header of as many columns, in order
+    plain = sw.SCWClassifier().fit(X, y)
+    plain.save(tmp_path / "plain.swm")
+    out = run(serve, tmp_path / "plain.swm",
+              "a,b,c,d\n" + csv_text(X[:5]))
+    assert out.returncode == 0, out.stderr
+    assert parse(out.stdout).ravel().tobytes() == \
+        plain.decision_function(X[:5]).tobytes()
+    out = run(serve, tmp_path / "plain.swm", "a,b,c\n" + csv_text(X[:5]))
+    assert out.returncode != 0 and "takes 4 columns in order" in out.stderr
