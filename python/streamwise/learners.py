@@ -89,6 +89,14 @@ class Params:
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def __repr__(self):
+        """scikit-learn's: the class and the parameters not at their
+        defaults, e.g. GBDTClassifier(n_estimators=3)."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if defaults[k].default is not v and defaults[k].default != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     def set_params(self, **params):
         names = self._param_names()
         for key, value in params.items():
@@ -113,12 +121,6 @@ class _Linear(Params):
     _model = None        # the core handle; an instance attribute once made
 
     # ---- scikit-learn plumbing ------------------------------------------
-
-    def __repr__(self):
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if defaults[k].default is not v and defaults[k].default != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     def _conf(self):
         conf = dict(self._fixed)

@@ -161,6 +161,13 @@ class PipelineOutput:
 class Pipeline:
     """A compiled spec and its state; see the module documentation."""
 
+    def __repr__(self):
+        st = self._core.stats
+        return (f"Pipeline({len(self.columns)} columns, "
+                f"{self.spec.get('emission', 'watermark')} emission, "
+                f"{st['keys']} keys, {st['emitted']} events out, "
+                f"{st['buffered']} buffered)")
+
     def __init__(self, spec, secret=None, emission=None, partitions=None,
                  _core=None):
         """secret (bytes or str, at least 16 bytes) keys the hashes that

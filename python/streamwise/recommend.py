@@ -208,8 +208,8 @@ class ALS(Params):
 
     # ---- inference -----------------------------------------------------------
 
-    def recommend(self, userid, N=10, filter_already_liked=True,
-                  filter_items=None, items=None, user_items=None,
+    def recommend(self, userid, user_items=None, N=10,
+                  filter_already_liked=True, filter_items=None, items=None,
                   recalculate_user=False, filter_already_liked_items=None):
         """Top-N items for one user id (returns ids (N,), scores (N,)) or an
         array of ids (returns (n, N) arrays, padded with id -1 / NaN).
@@ -223,7 +223,12 @@ class ALS(Params):
         'nan' (row of -1 / NaN), 'drop' (rows removed; the result then has
         a third element, the ids kept) or 'zero' (a zero vector).
         filter_already_liked_items is implicit's name for
-        filter_already_liked, accepted for code written for implicit."""
+        filter_already_liked, accepted for code written for implicit, as is
+        its call style recommend(userid, user_items, N=10); the older
+        recommend(userid, N) still works."""
+        if user_items is not None and np.ndim(user_items) == 0 and \
+                not hasattr(user_items, "tocsr"):
+            N, user_items = int(user_items), None      # recommend(id, N)
         if filter_already_liked_items is not None:
             filter_already_liked = filter_already_liked_items
         m = self._fitted()

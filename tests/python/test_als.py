@@ -296,3 +296,18 @@ def test_save_load_and_runner(rng, tmp_path, serve):
         assert got_ids == list(ids[row][valid])
         assert got.tobytes() == scores[row][valid].tobytes()
     assert lines[4] == ""
+
+
+def test_implicits_call_style_and_the_older_one_agree():
+    R = sp.random(60, 40, density=0.2, format="csr", random_state=4)
+    est = sw.ALS(factors=4, iterations=3, random_state=0).fit(R)
+    # implicit: recommend(userid, user_items, N=...), user_items the row
+    a_ids, a_sc = est.recommend(3, R[3], N=5)
+    b_ids, b_sc = est.recommend(3, N=5, user_items=R[3])
+    assert a_ids.tolist() == b_ids.tolist()
+    assert a_sc.tobytes() == b_sc.tobytes()
+    assert not set(a_ids.tolist()) & set(R[3].indices.tolist())
+    # the older recommend(userid, N) still means N
+    c_ids, c_sc = est.recommend(3, 5)
+    d_ids, d_sc = est.recommend(3, N=5)
+    assert c_ids.tolist() == d_ids.tolist() and len(c_ids) == 5

@@ -559,3 +559,9 @@ def test_file_with_too_many_bin_edges_is_refused(rng, tmp_path):
     bad.write_bytes(bytes(b))
     with pytest.raises(sw.FormatError, match="bin edges out of range"):
         sw.load(bad)
+
+
+def test_repr_shows_the_parameters_set():
+    assert repr(GBDTClassifier(n_estimators=3, num_leaves=7)) == \
+        "GBDTClassifier(n_estimators=3, num_leaves=7)"
+    assert repr(GBDTRegressor()) == "GBDTRegressor()"

@@ -1040,3 +1040,13 @@ def test_a_key_budget_drops_the_keys_seen_least_recently(tmp_path):
     assert np.concatenate(got).tobytes() == want.tobytes()
     with pytest.raises(sw.InvalidArgument, match="max_keys: expected"):
         sw.Pipeline(dict(spec, max_keys=0))
+
+
+def test_repr_says_what_the_pipeline_holds():
+    spec = {"events": {"time": "ts", "time_unit": "s",
+                       "fields": {"u": "str"}},
+            "features": [{"name": "n", "op": "count", "key": "u"}]}
+    p = sw.Pipeline(spec, emission="arrival")
+    p.push({"ts": [1, 2, 3], "u": ["a", "b", "a"]})
+    assert repr(p) == ("Pipeline(1 columns, arrival emission, 2 keys, "
+                       "3 events out, 0 buffered)")
