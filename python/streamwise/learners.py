@@ -135,6 +135,51 @@ class _Linear(Params):
         self._classes = []
         self._class_index = {}
 
+    def _named(self, X):
+        """X with its columns in the model's order when they have names: a
+        DataFrame's columns or a dict's str keys, matched to the names the
+        model learned first (which the first named input sets). Columns in
+        another order are reordered; a name the model does not know, or
+        one it needs that is missing from a DataFrame, is refused."""
+        names = getattr(self, "feature_names_in_", None)
+        if isinstance(X, dict):
+            keys = list(X)
+            if not keys or not all(isinstance(k, str) for k in keys):
+                return X
+            if names is None:
+                if self._model is not None:
+                    raise _sw.InvalidArgument(
+                        "this model learned from columns without names; "
+                        "give a dict keyed by column number")
+                self.feature_names_in_ = names = keys
+            where = {n: i for i, n in enumerate(names)}
+            unknown = [k for k in keys if k not in where]
+            if unknown:
+                raise _sw.InvalidArgument(
+                    f"unknown feature {unknown[0]!r}; the model's features: "
+                    f"{', '.join(names)}")
+            return {where[k]: v for k, v in X.items()}
+        cols = getattr(X, "columns", None)
+        if cols is None or not hasattr(X, "to_numpy") or \
+                not all(isinstance(c, str) for c in cols):
+            return X
+        cols = list(cols)
+        if names is None:
+            if self._model is not None:
+                raise _sw.InvalidArgument(
+                    "this model learned from columns without names; a "
+                    "DataFrame's names cannot be matched to them")
+            self.feature_names_in_ = names = cols
+        if cols == names:
+            return X
+        missing = [n for n in names if n not in cols]
+        extra = [c for c in cols if c not in names]
+        if missing or extra:
+            raise _sw.ShapeError(
+                f"the columns are not the model's features: missing "
+                f"{missing}, unknown {extra} (the model's: {names})")
+        return X[names]
+
     def _ensure(self, X, n_classes=0):
         """The core model, created on first use with X's width."""
         m = self._model
@@ -143,6 +188,8 @@ class _Linear(Params):
         if not hasattr(self, "_classes"):
             self._reset()
         width = self.n_features if self.n_features is not None else _n_cols(X)
+        if width is None and getattr(self, "feature_names_in_", None):
+            width = len(self.feature_names_in_)   # dicts keyed by name
         if width is None:
             width = DEFAULT_SPARSE_FEATURES
         self._model = _sw.linear_new(self._conf(), int(width), n_classes)
@@ -187,7 +234,8 @@ class _Linear(Params):
     def fit(self, X, y):
         """Forget everything, then learn X, y in order, max_iter times."""
         self._reset()
-        X = _as_input(X)
+        self.feature_names_in_ = None
+        X = _as_input(self._named(X))
         y = np.asarray(y)
         if _n_rows(X) == 0:
             raise _sw.InvalidArgument("fit: X has no rows")
@@ -213,6 +261,7 @@ class _Linear(Params):
         ones (in order of arrival), so with learn_one alone classes_ is in
         arrival order; partial_fit(..., classes=[...]) fixes it up front.
         """
+        x = self._named(x)
         m = self._model
         if m is None:
             m = self._ensure(x, 0)
@@ -227,7 +276,7 @@ class _Linear(Params):
 
     def _prequential(self, X, y):
         """Test-then-train over X, y in C: (predictions, running metric)."""
-        X = _as_input(X)
+        X = _as_input(self._named(X))
         y = np.asarray(y)
         if self._is_classifier:
             self._register([v for v in np.unique(y)
@@ -243,7 +292,8 @@ class _Linear(Params):
     # ---- scoring ---------------------------------------------------------
 
     def _scores(self, X):
-        return self._fitted().predict(_as_input(X))
+        self._fitted()
+        return self._model.predict(_as_input(self._named(X)))
 
     # ---- persistence -----------------------------------------------------
 
@@ -256,6 +306,8 @@ class _Linear(Params):
         }
         if self._is_classifier:
             meta["classes"] = [_plain(c) for c in self._classes]
+        if getattr(self, "feature_names_in_", None) is not None:
+            meta["feature_names"] = list(self.feature_names_in_)
         return meta
 
     def save(self, path, golden=None, pipeline=None, inputs=None,
@@ -332,7 +384,7 @@ class _Classifier(_Linear):
 
     def partial_fit(self, X, y, classes=None):
         """Learn X, y in order. Labels never seen before are accepted."""
-        X = _as_input(X)
+        X = _as_input(self._named(X))
         if classes is not None:
             self._register(list(np.unique(np.asarray(classes))))
         self._learn(X, np.asarray(y))
@@ -359,9 +411,10 @@ class _Classifier(_Linear):
         return self._labels(s)
 
     def predict_one(self, x):
-        """The label predicted for one row (1-D array or dict)."""
+        """The label predicted for one row (1-D array or dict, keyed by
+        column number or, once the model has names, by name)."""
         m = self._fitted()
-        s = m.predict(x)
+        s = m.predict(self._named(x))
         if isinstance(s, float):
             if len(self._classes) < 2:
                 return self._classes[0]
@@ -378,14 +431,15 @@ class _Regressor(_Linear):
     _is_classifier = False
 
     def partial_fit(self, X, y):
-        self._learn(_as_input(X), y)
+        self._learn(_as_input(self._named(X)), y)
         return self
 
     def predict(self, X):
         return self._scores(X)
 
     def predict_one(self, x):
-        return float(self._fitted().predict(x))
+        m = self._fitted()
+        return float(m.predict(self._named(x)))
 
     def score(self, X, y):
         """R^2 of the predictions on X, y."""
@@ -508,6 +562,7 @@ def load(path):
     est._reset()
     est._model = m
     est._n_features_in = m.n_features
+    est.feature_names_in_ = meta.get("feature_names")
     if est._is_classifier:
         for label in meta.get("classes", []):
             est._class_index[label] = len(est._classes)

@@ -92,7 +92,8 @@ def test_dict_and_pair_inputs(rng):
     dense[[1, 7]] = [2.0, -1.0]
     assert est.decision_function({1: 2.0, 7: -1.0}) == \
         est.decision_function(dense)
-    with pytest.raises(TypeError, match="integer column"):
+    with pytest.raises(sw.InvalidArgument,
+                       match="learned from columns without names"):
         est.learn_one({"a": 1.0}, 1)
     with pytest.raises(sw.InvalidArgument, match="column 10"):
         est.learn_one({10: 1.0}, 1)
@@ -262,3 +263,37 @@ def test_docstrings_come_from_the_property_table():
         for name, _, default, accepted, doc in sw.conf_table():
             if name in cls._conf_keys.values():
                 assert doc in cls.__doc__ and accepted in cls.__doc__
+
+
+def test_linear_learners_keep_feature_names_and_match_by_name(tmp_path):
+    import pandas as pd
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 3))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    df = pd.DataFrame(X, columns=["age", "spend", "visits"])
+    m = sw.SCWClassifier().fit(df, y)
+    assert m.feature_names_in_ == ["age", "spend", "visits"]
+    want = m.decision_function(df)
+    # another column order gives the same scores, not silently wrong ones
+    got = m.decision_function(df[["visits", "age", "spend"]])
+    assert got.tobytes() == want.tobytes()
+    with pytest.raises(sw.ShapeError, match=r"missing \['visits'\]"):
+        m.decision_function(df[["age", "spend"]])
+    # River's style: one row as a dict keyed by name, in any order
+    row = {"visits": X[0, 2], "age": X[0, 0], "spend": X[0, 1]}
+    assert m.predict_one(row) == m.predict(df.iloc[:1])[0]
+    with pytest.raises(sw.InvalidArgument, match="unknown feature 'agee'"):
+        m.predict_one({"agee": 1.0})
+    # the names survive save and load
+    m.save(tmp_path / "named.swm")
+    back = sw.load(tmp_path / "named.swm")
+    assert back.feature_names_in_ == m.feature_names_in_
+    assert back.decision_function(df[["spend", "visits", "age"]]).tobytes() \
+        == want.tobytes()
+    # learn_one with dicts alone: the first dict's keys name the columns
+    r = sw.PassiveAggressiveRegressor()
+    for i in range(50):
+        r.learn_one({"b": X[i, 1], "a": X[i, 0]}, X[i, 0] + 2 * X[i, 1])
+    assert r.feature_names_in_ == ["b", "a"]
+    assert r.predict_one({"a": 1.0, "b": 0.0}) == \
+        r.predict(np.array([[0.0, 1.0]]))[0]
