@@ -66,7 +66,8 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             libhdf5-dev python3-h5py libavro-dev python3-avro python3-xgboost \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
-            python3-nbclient python3-nbformat python3-ipykernel
+            python3-nbclient python3-nbformat python3-ipykernel \
+            python3-pip python3-venv
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
         print-link-flags \

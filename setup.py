@@ -31,8 +31,17 @@ class BuildExt(build_ext):
     Makefile's flags."""
 
     def run(self):
+        # the archives, and the runner and broker installed beside the
+        # package (streamwise/bin), so an installed streamwise serves and
+        # starts its embedded broker with no checkout around
         subprocess.check_call(["make", "--no-print-directory", "-C", HERE,
-                               "lib"])
+                               "lib", "runner"])
+        if not self.inplace:
+            dest = os.path.join(self.build_lib, "streamwise", "bin")
+            os.makedirs(dest, exist_ok=True)
+            for name in ("sw-serve", "sw-broker"):
+                self.copy_file(os.path.join(HERE, "build", "bin", name),
+                               os.path.join(dest, name))
         flags = _make("print-link-flags").split()
         for e in self.extensions:
             e.libraries = [f[2:] for f in flags if f.startswith("-l")]

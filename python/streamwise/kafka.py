@@ -16,10 +16,10 @@ connections and refuse new ones, ``push_request_errors("Produce", 3,
 "NOT_LEADER_FOR_PARTITION")`` fails the next requests of a kind.
 """
 import os
-import shutil
 import subprocess
 
 from . import _sw
+from ._base import program
 
 __all__ = ["LocalBroker", "local_broker", "broker_program", "Sink",
            "Consumer", "partition_of"]
@@ -37,20 +37,9 @@ def partition_of(keys, partitions):
 
 def broker_program():
     """The sw-broker executable: $STREAMWISE_BROKER, the build in place
-    (build/bin/sw-broker next to python/), or one on PATH."""
-    env = os.environ.get("STREAMWISE_BROKER")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    built = os.path.join(here, "..", "..", "build", "bin", "sw-broker")
-    if os.path.exists(built):
-        return os.path.normpath(built)
-    found = shutil.which("sw-broker")
-    if found:
-        return found
-    raise _sw.UnsupportedError(
-        "sw-broker not found: run make (it builds build/bin/sw-broker) or "
-        "set STREAMWISE_BROKER")
+    (build/bin/sw-broker next to python/), the one pip installed with the
+    package, or one on PATH."""
+    return program("sw-broker", "STREAMWISE_BROKER")
 
 
 class LocalBroker:

@@ -115,22 +115,10 @@ def score(model, pipeline, out):
 # ---------------------------------------------------------------------------
 
 def runner_program():
-    """The sw-serve executable: $STREAMWISE_SERVE, the build in place, or
-    one on PATH."""
-    import shutil
-    env = os.environ.get("STREAMWISE_SERVE")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    built = os.path.normpath(os.path.join(here, "..", "..", "build", "bin",
-                                          "sw-serve"))
-    if os.path.exists(built):
-        return built
-    found = shutil.which("sw-serve")
-    if found:
-        return found
-    raise _sw.UnsupportedError("sw-serve not found: run make (it builds "
-                               "build/bin/sw-serve) or set STREAMWISE_SERVE")
+    """The sw-serve executable: $STREAMWISE_SERVE, the build in place, the
+    one pip installed with the package, or one on PATH."""
+    from ._base import program
+    return program("sw-serve", "STREAMWISE_SERVE")
 
 
 def kafka_source(topic, bootstrap=None, group=None, start=None, stop=None,
