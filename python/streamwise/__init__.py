@@ -22,10 +22,13 @@ from .pipeline import Pipeline
 
 __version__ = _sw.__version__
 
+# streamwise.IOError stays out of `import *`: it would shadow the builtin
+# (it is an OSError, so `except OSError` catches it anyway)
 __all__ = [
     "PassiveAggressiveClassifier", "PassiveAggressiveRegressor",
-    "SCWClassifier", "ALS", "GBDTClassifier", "GBDTRegressor", "Pipeline", "load", "inspect", "conf_table", "build_info",
-    "evaluate", "Error", "FormatError", "IOError", "InternalError",
+    "SCWClassifier", "ALS", "GBDTClassifier", "GBDTRegressor", "Pipeline",
+    "load", "inspect", "conf_table", "build_info",
+    "evaluate", "Error", "FormatError", "InternalError",
     "InvalidArgument", "NumericError", "ShapeError", "SourceError",
     "StateError", "UnsupportedError",
 ]

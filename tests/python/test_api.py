@@ -297,3 +297,10 @@ def test_linear_learners_keep_feature_names_and_match_by_name(tmp_path):
     assert r.feature_names_in_ == ["b", "a"]
     assert r.predict_one({"a": 1.0, "b": 0.0}) == \
         r.predict(np.array([[0.0, 1.0]]))[0]
+
+
+def test_import_star_does_not_shadow_builtins():
+    ns = {}
+    exec("from streamwise import *", ns)
+    assert "IOError" not in ns and "SCWClassifier" in ns
+    assert issubclass(sw.IOError, OSError)
