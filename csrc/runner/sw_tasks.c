@@ -358,8 +358,14 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
             return fail(err, SW_E_SOURCE,
                         "tasks: partition %d: at most %d partitions", part,
                         MAX_PARTS);
-        if (R->tasks[part] != NULL)
-            continue; /* an eager assignor repeats what we hold */
+        if ((t = R->tasks[part]) != NULL) {
+            /* held already: it goes on from where it is */
+            for (k = 0; k < t->n_pos && t->pos_part[k] != part; k++)
+                ;
+            if (k < t->n_pos)
+                start[i] = t->pos_next[k];
+            continue;
+        }
         t = calloc(1, sizeof(*t));
         if (t == NULL)
             return fail(err, SW_E_NOMEM, "tasks: out of memory");
