@@ -375,7 +375,6 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
         for (k = 0; k < RUN_MAX_SINKS + 2; k++)
             keep[k] = -1;
         t->clog_next = -1;
-        t->last_snapshot = now_s();
         if (R->fwd != NULL) {
             /* what it has applied of each source, once restored */
             t->src_max = malloc(MAX_PARTS * sizeof(int64_t));
@@ -395,6 +394,8 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
             rc = replay_changelog(R, part, err);
         if (rc == SW_OK)
             rc = sw_pipeline_track_changes(t->p, 1, err);
+        /* a task with no snapshot yet takes one at its first save */
+        t->last_snapshot = t->ckpt_seq > 0 ? now_s() : 0;
         R->t = &R->one;
         if (rc != SW_OK) {
             run_task_free(t);
