@@ -197,6 +197,7 @@ bench: all
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
 	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention --callgrind
 	PYTHONPATH=python $(PYTHON) benchmarks/runner.py
+	PYTHONPATH=python $(PYTHON) benchmarks/scaleout.py
 
 # ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------
 
