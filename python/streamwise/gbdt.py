@@ -66,7 +66,10 @@ class _GBDT(Params):
                  min_sum_hessian_in_leaf=1e-3, lambda_l1=0.0, lambda_l2=0.0,
                  min_gain_to_split=0.0, max_delta_step=0.0,
                  bagging_fraction=1.0, feature_fraction=1.0, n_jobs=0,
-                 random_state=None, grow_policy="leafwise"):
+                 random_state=None, grow_policy="leafwise",
+                 min_child_samples=None, min_child_weight=None,
+                 reg_alpha=None, reg_lambda=None, subsample=None,
+                 colsample_bytree=None, min_split_gain=None):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -83,11 +86,45 @@ class _GBDT(Params):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.grow_policy = grow_policy
+        # LightGBM's scikit-learn names (None: the native one's value)
+        self.min_child_samples = min_child_samples
+        self.min_child_weight = min_child_weight
+        self.reg_alpha = reg_alpha
+        self.reg_lambda = reg_lambda
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_split_gain = min_split_gain
         self._model = None
         self.feature_names_in_ = None
         self.evals_result_ = None
 
+    # LightGBM's scikit-learn parameter names -> the native ones
+    _ALIASES = {"min_child_samples": "min_data_in_leaf",
+                "min_child_weight": "min_sum_hessian_in_leaf",
+                "reg_alpha": "lambda_l1", "reg_lambda": "lambda_l2",
+                "subsample": "bagging_fraction",
+                "colsample_bytree": "feature_fraction",
+                "min_split_gain": "min_gain_to_split"}
+
+    def _param(self, native):
+        """A parameter's value: its LightGBM scikit-learn alias when set,
+        else the native one; both set to different values is refused."""
+        value = getattr(self, native)
+        for alias, name in self._ALIASES.items():
+            given = getattr(self, alias, None)
+            if name != native or given is None:
+                continue
+            default = type(self).__init__.__defaults__[
+                self._param_names().index(native)]
+            if value != default and value != given:
+                raise _sw.InvalidArgument(
+                    f"{alias}={given!r} and {native}={value!r} are the same "
+                    f"parameter; give one")
+            return given
+        return value
+
     def _conf(self, early_stopping_rounds):
+        p = self._param
         return {
             "gbdt.objective": self._fit_objective(),
             "gbdt.num_class": str(self._num_class()),
@@ -97,15 +134,15 @@ class _GBDT(Params):
             "gbdt.max_depth": str(int(self.max_depth)),
             "gbdt.grow_policy": str(self.grow_policy),
             "gbdt.max_bin": str(int(self.max_bin)),
-            "gbdt.min_data_in_leaf": str(int(self.min_data_in_leaf)),
+            "gbdt.min_data_in_leaf": str(int(p("min_data_in_leaf"))),
             "gbdt.min_sum_hessian_in_leaf":
-                repr(float(self.min_sum_hessian_in_leaf)),
-            "gbdt.lambda_l1": repr(float(self.lambda_l1)),
-            "gbdt.lambda_l2": repr(float(self.lambda_l2)),
-            "gbdt.min_gain_to_split": repr(float(self.min_gain_to_split)),
+                repr(float(p("min_sum_hessian_in_leaf"))),
+            "gbdt.lambda_l1": repr(float(p("lambda_l1"))),
+            "gbdt.lambda_l2": repr(float(p("lambda_l2"))),
+            "gbdt.min_gain_to_split": repr(float(p("min_gain_to_split"))),
             "gbdt.max_delta_step": repr(float(self.max_delta_step)),
-            "gbdt.bagging_fraction": repr(float(self.bagging_fraction)),
-            "gbdt.feature_fraction": repr(float(self.feature_fraction)),
+            "gbdt.bagging_fraction": repr(float(p("bagging_fraction"))),
+            "gbdt.feature_fraction": repr(float(p("feature_fraction"))),
             "gbdt.seed": str(int(self.random_state or 0)),
             "gbdt.early_stopping_rounds": str(int(early_stopping_rounds or 0)),
             "gbdt.threads": str(int(self.n_jobs)),
@@ -261,6 +298,7 @@ class GBDTClassifier(_GBDT):
     distinct values mapped in sorted order), softmax with one tree per class
     and round for three or more (classes_ in sorted order)."""
     _objective = "binary"
+    _estimator_type = "classifier"        # scikit-learn's is_classifier
 
     def _n_classes(self):
         classes = getattr(self, "classes_", None)
@@ -309,6 +347,10 @@ class GBDTClassifier(_GBDT):
             return self.classes_[np.argmax(p, axis=-1)]
         return self.classes_[(np.asarray(p) > 0.5).astype(int)]
 
+    def score(self, X, y):
+        """Mean accuracy on X, y (scikit-learn's classifier score)."""
+        return float(np.mean(self.predict(X) == np.asarray(y).ravel()))
+
     def save(self, path, golden=None, pipeline=None, inputs=None,
              sparse=None, golden_events=None):
         super().save(path, golden, pipeline, inputs, sparse, golden_events)
@@ -329,6 +371,16 @@ class GBDTClassifier(_GBDT):
 class GBDTRegressor(_GBDT):
     """L2 regression."""
     _objective = "regression"
+    _estimator_type = "regressor"
 
     def predict(self, X):
         return self._raw_output(X)
+
+    def score(self, X, y):
+        """R^2 of the predictions on X, y (scikit-learn's regressor
+        score)."""
+        y = np.asarray(y, dtype=np.float64).ravel()
+        p = np.asarray(self.predict(X), dtype=np.float64)
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - float(np.sum((y - p) ** 2)) / ss_tot if ss_tot > 0 \
+            else 0.0

@@ -565,3 +565,40 @@ def test_repr_shows_the_parameters_set():
     assert repr(GBDTClassifier(n_estimators=3, num_leaves=7)) == \
         "GBDTClassifier(n_estimators=3, num_leaves=7)"
     assert repr(GBDTRegressor()) == "GBDTRegressor()"
+
+
+def test_lightgbm_scikit_learn_names_are_aliases(rng):
+    import sklearn.base
+    X = rng.standard_normal((600, 5))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    native = GBDTClassifier(n_estimators=8, min_data_in_leaf=7,
+                            lambda_l2=2.0, bagging_fraction=0.8,
+                            feature_fraction=0.6, lambda_l1=0.5,
+                            min_gain_to_split=0.01,
+                            min_sum_hessian_in_leaf=0.01,
+                            random_state=3).fit(X, y)
+    alias = GBDTClassifier(n_estimators=8, min_child_samples=7,
+                           reg_lambda=2.0, subsample=0.8,
+                           colsample_bytree=0.6, reg_alpha=0.5,
+                           min_split_gain=0.01, min_child_weight=0.01,
+                           random_state=3).fit(X, y)
+    # the same trees (the files differ only in the parameters recorded)
+    assert alias.predict_proba(X).tobytes() == \
+        native.predict_proba(X).tobytes()
+    assert alias.feature_importance("gain").tobytes() == \
+        native.feature_importance("gain").tobytes()
+    assert alias.predict_proba(X).tobytes() != \
+        GBDTClassifier(n_estimators=8, random_state=3).fit(X, y)\
+        .predict_proba(X).tobytes()
+    assert repr(alias).startswith("GBDTClassifier(n_estimators=8, ")
+    with pytest.raises(sw.InvalidArgument, match="same parameter"):
+        GBDTClassifier(min_data_in_leaf=5, min_child_samples=9).fit(X, y)
+    # scikit-learn knows what they are, and score says what it says there
+    assert sklearn.base.is_classifier(native)
+    assert sklearn.base.is_regressor(GBDTRegressor())
+    assert native.score(X, y) == float(np.mean(native.predict(X) == y))
+    r = GBDTRegressor(n_estimators=20).fit(X, X[:, 0])
+    p = r.predict(X)
+    want = 1 - np.sum((X[:, 0] - p) ** 2) / np.sum(
+        (X[:, 0] - X[:, 0].mean()) ** 2)
+    assert abs(r.score(X, X[:, 0]) - want) < 1e-12
