@@ -280,6 +280,8 @@ class ALS(Params):
         if single:
             if len(out_ids) == 0:
                 return out_ids.reshape(0), scores.reshape(0)
+            if not known[0] and self.unknown == "nan":
+                return out_ids[0], scores[0]    # N times -1 / NaN, as said
             valid = out_ids[0] >= 0
             return out_ids[0][valid], scores[0][valid]
         if self.unknown == "drop" and not known.all():

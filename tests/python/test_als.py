@@ -154,7 +154,12 @@ def test_unknown_ids_policy(rng):
     est = sw.ALS(factors=4, iterations=2, random_state=0).fit(R)
     ids, scores = est.recommend([1, 999], N=3)
     assert list(ids[1]) == [-1, -1, -1] and np.isnan(scores[1]).all()
+    # one id alone: the same row, not an empty answer
+    one, sc = est.recommend(999, N=3)
+    assert list(one) == [-1, -1, -1] and np.isnan(sc).all()
     est.unknown = "drop"
+    one, sc = est.recommend(999, N=3)
+    assert len(one) == 0 and len(sc) == 0
     ids, scores, kept = est.recommend([1, 999], N=3)
     assert list(kept) == [1] and ids.shape == (1, 3)
     est.unknown = "zero"
