@@ -222,6 +222,7 @@ usage(FILE *fp)
             "                   the model's feature names, in any order\n"
             "  --format libsvm  'label idx:val ...' rows; the label is "
             "ignored\n"
+            "  ALS models       'user,item' rows: the predicted preference\n"
             "  --zero-based     libsvm column numbers start at 0, not 1\n"
             "  --registry DIR   the model is a registry reference in the\n"
             "                   tracking store DIR (read-only; the file's\n"

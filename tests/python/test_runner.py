@@ -136,6 +136,10 @@ def test_runner_usage(serve, tmp_path):
     assert out.returncode == 2 and "expected csv or libsvm" in out.stderr
     out = subprocess.run([serve, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "streamwise 0.1.0" in out.stdout
+    out = subprocess.run([serve, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for what in ("'user,item' rows", "--recommend N", "pandas' to_csv"):
+        assert what in out.stdout, what
     out = subprocess.run([serve, str(tmp_path / "none.swm")],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "No such file" in out.stderr
