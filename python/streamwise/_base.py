@@ -35,3 +35,18 @@ def program(name, env):
         f"{name} not found: run make (it builds build/bin/{name}), pip "
         f"install the package (it installs streamwise/bin/{name}), or set "
         f"{env}")
+
+
+def progress_bar(total, unit, desc=None):
+    """The package's one progress bar (tqdm): the notebook widget where
+    ipywidgets is installed, text otherwise (tqdm.auto would warn
+    "IProgress not found" when it has to fall back); None without tqdm."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        try:
+            from tqdm import tqdm
+        except ImportError:                           # pragma: no cover
+            return None
+    return tqdm(total=total, unit=unit, desc=desc)

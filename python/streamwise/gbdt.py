@@ -35,8 +35,10 @@ class _Bar:
     """A tqdm bar fed by the C core's per-round callback."""
 
     def __init__(self, rounds, desc):
-        from tqdm.auto import tqdm
-        self._bar = tqdm(total=rounds, unit="round", desc=desc)
+        from ._base import progress_bar
+        self._bar = progress_bar(rounds, "round", desc)
+        if self._bar is None:
+            raise ImportError("progress=True needs tqdm")
 
     def step(self, done, rounds, loss):
         self._bar.update(done - self._bar.n)

@@ -56,11 +56,8 @@ class _Progress:
         self.total = total
         self.n = 0
         if show:
-            try:
-                from tqdm.auto import tqdm
-                self.bar = tqdm(total=total, unit="sweep")
-            except ImportError:
-                pass
+            from ._base import progress_bar
+            self.bar = progress_bar(total, "sweep")
 
     def update(self, loss):
         self.n += 1

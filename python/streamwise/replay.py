@@ -29,24 +29,10 @@ import os
 import numpy as np
 
 from . import _sw
+from ._base import progress_bar
 from ._events import make_decoder
 
 __all__ = ["kafka", "KafkaReplay", "hdf5", "HDF5Replay"]
-
-
-def _progress_bar(total, unit, desc):
-    """A tqdm bar: the notebook widget where ipywidgets is installed, text
-    otherwise (tqdm.auto warns when it has to fall back); None without
-    tqdm."""
-    try:
-        import ipywidgets  # noqa: F401
-        from tqdm.auto import tqdm
-    except ImportError:
-        try:
-            from tqdm import tqdm
-        except ImportError:                           # pragma: no cover
-            return None
-    return tqdm(total=total, unit=unit, desc=desc)
 
 
 def _point(value, is_stop):
@@ -108,7 +94,7 @@ class KafkaReplay:
         self._bar = None
         if progress:
             total = sum(s[2] - s[1] for s in self._src.slice())
-            self._bar = _progress_bar(total, "msg", topic)
+            self._bar = progress_bar(total, "msg", topic)
 
     @property
     def slice(self):
@@ -308,7 +294,7 @@ class HDF5Replay:
         self._sha = None
         self._bar = None
         if progress:
-            self._bar = _progress_bar(
+            self._bar = progress_bar(
                 info[5] - info[4], "row",
                 f"{os.path.basename(self.path)}{self.dataset}")
 
