@@ -219,6 +219,29 @@ class _GBDT(Params):
                 f"{cols} vs {self.feature_names_in_}")
         return X
 
+    def _row(self, x):
+        """One row for the *_one methods: a 1-D array, or a dict keyed by
+        feature name (the model's names) or column number; a feature
+        missing from a dict is missing (NaN), as the trees route it."""
+        if not isinstance(x, dict):
+            return np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+        m = self._fitted()
+        names = self.feature_names_in_ or []
+        where = {n: i for i, n in enumerate(names)}
+        row = np.full(m.n_features, np.nan)
+        for k, v in x.items():
+            i = where.get(k, k if isinstance(k, (int, np.integer)) else None)
+            if i is None or not 0 <= i < m.n_features:
+                raise _sw.InvalidArgument(
+                    f"unknown feature {k!r}; the model's features: "
+                    f"{', '.join(map(str, names)) or m.n_features}")
+            row[i] = float(v)
+        return row
+
+    def predict_one(self, x):
+        """River's call: the prediction for one row (a dict or 1-D array)."""
+        return self.predict(self._row(x)[None, :])[0]
+
     def _raw_output(self, X):
         x = np.asarray(X)
         if x.ndim == 1 and not hasattr(X, "columns"):   # one row
@@ -342,6 +365,13 @@ class GBDTClassifier(_GBDT):
         if np.ndim(p) == 0:
             return np.array([1.0 - p, p])
         return np.column_stack([1.0 - p, p])
+
+    def predict_proba_one(self, x):
+        """River's call: {class: probability} for one row (a dict keyed by
+        feature name or column number, or a 1-D array)."""
+        p = self.predict_proba(self._row(x)[None, :])[0]
+        return {c.item() if hasattr(c, "item") else c: float(q)
+                for c, q in zip(self.classes_, p)}
 
     def predict(self, X):
         p = self._raw_output(X)

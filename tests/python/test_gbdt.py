@@ -602,3 +602,26 @@ def test_lightgbm_scikit_learn_names_are_aliases(rng):
     want = 1 - np.sum((X[:, 0] - p) ** 2) / np.sum(
         (X[:, 0] - X[:, 0].mean()) ** 2)
     assert abs(r.score(X, X[:, 0]) - want) < 1e-12
+
+
+def test_one_row_river_style(rng):
+    import pandas as pd
+    X = rng.standard_normal((400, 3))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    m = GBDTClassifier(n_estimators=10).fit(df, y)
+    row = {"c": X[5, 2], "a": X[5, 0], "b": X[5, 1]}    # any order
+    got = m.predict_proba_one(row)
+    want = m.predict_proba(df.iloc[5:6])[0]
+    assert list(got) == [0, 1]
+    assert np.array([got[0], got[1]]).tobytes() == want.tobytes()
+    assert m.predict_one(row) == m.predict(df.iloc[5:6])[0]
+    # a feature left out is missing, as NaN is
+    nan_row = df.iloc[5:6].copy()
+    nan_row["b"] = np.nan
+    assert m.predict_proba_one({"a": X[5, 0], "c": X[5, 2]})[1] == \
+        m.predict_proba(nan_row)[0, 1]
+    with pytest.raises(sw.InvalidArgument, match="unknown feature 'd'"):
+        m.predict_one({"d": 1.0})
+    r = GBDTRegressor(n_estimators=5).fit(X, X[:, 1])
+    assert r.predict_one(X[7]) == r.predict(X[7:8])[0]
