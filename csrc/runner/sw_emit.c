@@ -13,15 +13,10 @@ static sw_rc
 predict_slot(run *R, slot *sl, int64_t n, sw_err *err)
 {
     int64_t n_o = sw_model_n_outputs(sl->s.m);
+    sw_rc rc;
 
-    if (n * n_o > sl->pred_cap) {
-        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
-
-        if (p == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory");
-        sl->pred = p;
-        sl->pred_cap = n * n_o;
-    }
+    if ((rc = slot_room(sl, n * n_o, err)) != SW_OK)
+        return rc;
     return sw_model_predict_result(sl->s.m, R->t->p, R->t->r, sl->pred, n * n_o,
                                    err);
 }

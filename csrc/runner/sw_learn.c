@@ -125,14 +125,8 @@ run_learn_predict(run *R, int64_t n, sw_err *err)
     sw_rc rc;
 
     n_pairs = sw_result_pairs(R->t->r, &pdense, &pind, &pseq, &pt, &label, &oseq);
-    if (n * n_o > sl->pred_cap) {
-        double *p = realloc(sl->pred, (size_t)(n * n_o) * sizeof(double));
-
-        if (p == NULL)
-            return fail(err, SW_E_NOMEM, "run: out of memory");
-        sl->pred = p;
-        sl->pred_cap = n * n_o;
-    }
+    if ((rc = slot_room(sl, n * n_o, err)) != SW_OK)
+        return rc;
     for (i = 0; i < n; i++) {
         /* pairs closed before this row: unclaimed ones the watermark let
          * go, and those whose outcome is this row's event (matched pairs

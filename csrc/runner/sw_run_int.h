@@ -272,6 +272,22 @@ typedef struct run {
     int64_t snap_lo[MAX_PARTS], snap_hi[MAX_PARTS];
 } run;
 
+/* Room in the slot's pred buffer for n values. */
+static inline sw_rc
+slot_room(slot *sl, int64_t n, sw_err *err)
+{
+    double *p;
+
+    if (n <= sl->pred_cap)
+        return SW_OK;
+    p = realloc(sl->pred, (size_t)n * sizeof(double));
+    if (p == NULL)
+        return fail(err, SW_E_NOMEM, "run: out of memory");
+    sl->pred = p;
+    sl->pred_cap = n;
+    return SW_OK;
+}
+
 /* sw_outputs.c */
 /* Open an output; a file is cut back to keep bytes (-1: emptied). */
 sw_rc run_out_open(const out_spec *s, out *o, int64_t keep, int csv_header,

@@ -14,20 +14,24 @@ import pytest
 import streamwise as sw
 from streamwise import serve
 
-from test_runner_live import (SPEC, T0, _up, events, free_port, produce,
+# the live tests' fixtures (a killed runner left behind, one broker) too
+from test_runner_live import (SPEC, T0, _up, broker,  # noqa: F401
+                              events, free_port, no_runner_left, produce,
                               topic_values, train_bundle, wait_for)
 
-
-@pytest.fixture(autouse=True)
-def no_runner_left():
-    yield
-    serve._end_all()
+SESSION = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with sw.kafka.local_broker(partitions=4) as b:
-        yield b
+def group_job(broker, topic, model, key, group, out_topic, ckpt, tasks):
+    """A runner of topic in group, with tasks (snapshots every 2 s) or
+    without (the reference), checkpointing every half second."""
+    return serve.Job(
+        serve.kafka_source(topic, broker.bootstrap, group=group,
+                           config=SESSION),
+        model, key=key, sinks=[serve.kafka_sink(out_topic)],
+        checkpoint={"dir": str(ckpt), "every_s": 0.5},
+        tasks={"snapshot_every_s": 2} if tasks else None,
+        metrics_port=free_port(), batch=2000, log_every_s=0)
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +99,10 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
     # the embedded broker keeps about 5 MiB a partition: outputs spread
     broker.create_topic("g-preds", 32)
     broker.create_topic("ref-preds", 32)
-    session = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
     def job(group, topic_out, d, tasks):
-        return serve.Job(
-            serve.kafka_source("g", broker.bootstrap, group=group,
-                               config=session),
-            bundle, key="user", sinks=[serve.kafka_sink(topic_out)],
-            checkpoint={"dir": str(d), "every_s": 0.5},
-            tasks={"snapshot_every_s": 2} if tasks else None,
-            metrics_port=free_port(), batch=2000, log_every_s=0)
+        return group_job(broker, "g", bundle, "user", group, topic_out, d,
+                         tasks)
 
     # one uninterrupted runner without tasks is the reference
     ref = job("ref", "ref-preds", tmp_path / "ref", None).start(
@@ -253,16 +251,10 @@ def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
     broker.create_topic("rp-changelog", n_rep)
     broker.create_topic("rp-out", 16)
     broker.create_topic("rref-out", 16)
-    session = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
     def job(group, out_topic, d, tasks):
-        return serve.Job(
-            serve.kafka_source("rin", broker.bootstrap, group=group,
-                               config=session),
-            model, key="ip", sinks=[serve.kafka_sink(out_topic)],
-            checkpoint={"dir": str(d), "every_s": 0.5},
-            tasks={"snapshot_every_s": 2} if tasks else None,
-            metrics_port=free_port(), batch=2000, log_every_s=0)
+        return group_job(broker, "rin", model, "ip", group, out_topic, d,
+                         tasks)
 
     ref = job("rref", "rref-out", tmp_path / "ref", False).start()
     shared = tmp_path / "rp"
@@ -340,8 +332,7 @@ def test_a_moved_task_reads_its_snapshot_then_only_the_changelog_after_it(
     def member():
         r = serve.Job(
             serve.kafka_source("solo", broker.bootstrap, group="solo",
-                               config={"session.timeout.ms": "6000",
-                                       "heartbeat.interval.ms": "500"}),
+                               config=SESSION),
             bundle, key="user", sinks=[serve.kafka_sink("solo-out")],
             checkpoint={"dir": str(tmp_path / "ck"), "every_s": 0.3},
             tasks={"snapshot_every_s": 3600}, metrics_port=free_port(),
