@@ -22,14 +22,16 @@ LIBS    := -ljansson -lyajl -lxxhash -lsodium -lz -lopenblas -lm -pthread
 # The io adapters (build/libswio.a) and what they link; each adapter builds
 # as a stub returning SW_E_UNSUPPORTED when its library is missing.
 HAVE_SQLITE := $(shell pkg-config --exists sqlite3 && echo 1)
+HAVE_PQ := $(shell pkg-config --exists libpq && echo 1)
 HAVE_RDKAFKA := $(shell pkg-config --exists rdkafka && echo 1)
 HAVE_HDF5 := $(shell pkg-config --exists hdf5 && echo 1)
 HAVE_AVRO := $(shell pkg-config --exists avro-c && echo 1)
 IO_CFLAGS := $(if $(HAVE_SQLITE),-DSW_HAVE_SQLITE) \
+             $(if $(HAVE_PQ),-DSW_HAVE_PQ $(shell pkg-config --cflags libpq)) \
              $(if $(HAVE_RDKAFKA),-DSW_HAVE_RDKAFKA) \
              $(if $(HAVE_HDF5),-DSW_HAVE_HDF5 $(shell pkg-config --cflags hdf5)) \
              $(if $(HAVE_AVRO),-DSW_HAVE_AVRO)
-IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3)
+IO_LIBS := $(if $(HAVE_SQLITE),-lsqlite3) $(if $(HAVE_PQ),-lpq)
 KAFKA_LIBS := $(if $(HAVE_RDKAFKA),-lrdkafka)
 HDF5_LIBS := $(if $(HAVE_HDF5),$(shell pkg-config --libs hdf5))
 AVRO_LIBS := $(if $(HAVE_AVRO),-lavro)
@@ -44,7 +46,7 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c \
             csrc/pipeline/sw_bundle.c csrc/pipeline/sw_changes.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_broker.c \
+IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_registry_pg.c csrc/io/sw_broker.c \
             csrc/io/sw_kafka_conf.c csrc/io/sw_kafka_source.c \
             csrc/io/sw_kafka_sink.c \
             csrc/io/sw_json_decode.c csrc/io/sw_avro_decode.c \
@@ -56,7 +58,8 @@ ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
             csrc/pipeline/sw_pipeline_int.h csrc/io/sw_kafka_conf.h \
-            csrc/io/sw_events_schema.h csrc/io/sw_hdf5.h csrc/io/sw_avro.h
+            csrc/io/sw_events_schema.h csrc/io/sw_hdf5.h csrc/io/sw_avro.h \
+            csrc/io/sw_registry_int.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
@@ -67,7 +70,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel \
-            python3-pip python3-venv
+            python3-pip python3-venv postgresql libpq-dev python3-psycopg2
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
         print-link-flags \

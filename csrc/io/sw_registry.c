@@ -16,21 +16,35 @@
 #include <string.h>
 #include <time.h>
 
-#include "sw_internal.h"
-
-#ifdef SW_HAVE_SQLITE
 #include <errno.h>
 #include <sodium.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define SCHEMA_KNOWN 2 /* newest store schema this build understands */
+#include "sw_registry_int.h"
+#ifdef SW_HAVE_SQLITE
+#include <sqlite3.h>
+#endif
+
+struct sw_registry_watch {
+    sw__pg_watch *pg; /* a PostgreSQL store's, or NULL */
+#ifdef SW_HAVE_SQLITE
+    sqlite3 *db;
+    sqlite3_stmt *q; /* PRAGMA data_version */
+#endif
+    int64_t last;
+    int polled;
+};
+
+int
+sw__registry_is_pg(const char *store)
+{
+    return strncmp(store, "postgresql://", 13) == 0 ||
+           strncmp(store, "postgres://", 11) == 0;
+}
 
 /* Split "name@sel" into name and selector; the name must be a registry
  * name (letters, digits, '_', '.', '-'). */
-static sw_rc
-parse_ref(const char *ref, char *name, size_t name_len, const char **sel,
+sw_rc
+sw__registry_parse_ref(const char *ref, char *name, size_t name_len, const char **sel,
           sw_err *err)
 {
     const char *at = strchr(ref, '@');
@@ -55,8 +69,8 @@ parse_ref(const char *ref, char *name, size_t name_len, const char **sel,
     return SW_OK;
 }
 
-static int
-all_digits(const char *s)
+int
+sw__registry_all_digits(const char *s)
 {
     if (*s == '\0')
         return 0;
@@ -68,8 +82,8 @@ all_digits(const char *s)
 }
 
 /* SHA-256 of a file as 64 hex digits. */
-static sw_rc
-hash_file(const char *path, char *hex, sw_err *err)
+sw_rc
+sw__registry_hash_file(const char *path, char *hex, sw_err *err)
 {
     crypto_hash_sha256_state st;
     unsigned char buf[1 << 16], digest[crypto_hash_sha256_BYTES];
@@ -92,6 +106,17 @@ hash_file(const char *path, char *hex, sw_err *err)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     return SW_OK;
 }
+
+#ifdef SW_HAVE_SQLITE
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SCHEMA_KNOWN SW_REGISTRY_SCHEMA_KNOWN
+#define parse_ref sw__registry_parse_ref
+#define all_digits sw__registry_all_digits
+#define hash_file sw__registry_hash_file
+
+static void sqlite_watch_free(sw_registry_watch *w);
 
 static sw_rc
 db_fail(sqlite3 *db, const char *db_path, sw_err *err)
@@ -153,8 +178,8 @@ known(sqlite3 *db, const char *name, char *out, size_t len)
     sqlite3_finalize(q);
 }
 
-sw_rc
-sw_registry_resolve(const char *store_dir, const char *ref, char *path,
+static sw_rc
+sqlite_resolve(const char *store_dir, const char *ref, char *path,
                     size_t path_len, char *sha256_hex, int64_t *version,
                     sw_err *err)
 {
@@ -286,15 +311,9 @@ done:
 /* Watching for promotions                                              */
 /* ------------------------------------------------------------------ */
 
-struct sw_registry_watch {
-    sqlite3 *db;
-    sqlite3_stmt *q; /* PRAGMA data_version */
-    int64_t last;
-    int polled;
-};
 
-sw_rc
-sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
+static sw_rc
+sqlite_watch_open(const char *store_dir, sw_registry_watch **out,
                        sw_err *err)
 {
     char db_path[4096];
@@ -313,7 +332,7 @@ sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
             SQLITE_OK) {
         sw_rc rc = db_fail(w->db, db_path, err);
 
-        sw_registry_watch_free(w);
+        sqlite_watch_free(w);
         return rc;
     }
     sqlite3_busy_timeout(w->db, 1000);
@@ -321,8 +340,8 @@ sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
     return SW_OK;
 }
 
-sw_rc
-sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
+static sw_rc
+sqlite_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
 {
     int64_t v;
 
@@ -340,8 +359,8 @@ sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
     return SW_OK;
 }
 
-void
-sw_registry_watch_free(sw_registry_watch *w)
+static void
+sqlite_watch_free(sw_registry_watch *w)
 {
     if (w == NULL)
         return;
@@ -350,8 +369,8 @@ sw_registry_watch_free(sw_registry_watch *w)
     sw_free(w);
 }
 
-sw_rc
-sw_registry_record(const char *store_dir, const char *ref, int64_t version,
+static sw_rc
+sqlite_record(const char *store_dir, const char *ref, int64_t version,
                    const char *sha256_hex, const char *runner,
                    sw_deploy_status status, const char *reason, sw_err *err)
 {
@@ -407,8 +426,8 @@ done:
     return rc;
 }
 
-sw_rc
-sw_registry_register(const char *store_dir, const char *name,
+static sw_rc
+sqlite_register(const char *store_dir, const char *name,
                      const unsigned char *buf, size_t len, const char *source,
                      const char *created_by, int64_t *version, sw_err *err)
 {
@@ -527,8 +546,8 @@ done:
 
 #else /* !SW_HAVE_SQLITE */
 
-sw_rc
-sw_registry_resolve(const char *store_dir, const char *ref, char *path,
+static sw_rc
+sqlite_resolve(const char *store_dir, const char *ref, char *path,
                     size_t path_len, char *sha256_hex, int64_t *version,
                     sw_err *err)
 {
@@ -546,8 +565,8 @@ sw_registry_resolve(const char *store_dir, const char *ref, char *path,
 }
 
 
-sw_rc
-sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
+static sw_rc
+sqlite_watch_open(const char *store_dir, sw_registry_watch **out,
                        sw_err *err)
 {
     (void)store_dir;
@@ -555,22 +574,22 @@ sw_registry_watch_open(const char *store_dir, sw_registry_watch **out,
     return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
 }
 
-sw_rc
-sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
+static sw_rc
+sqlite_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
 {
     (void)w;
     *changed = 0;
     return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
 }
 
-void
-sw_registry_watch_free(sw_registry_watch *w)
+static void
+sqlite_watch_free(sw_registry_watch *w)
 {
     (void)w;
 }
 
-sw_rc
-sw_registry_record(const char *store_dir, const char *ref, int64_t version,
+static sw_rc
+sqlite_record(const char *store_dir, const char *ref, int64_t version,
                    const char *sha256_hex, const char *runner,
                    sw_deploy_status status, const char *reason, sw_err *err)
 {
@@ -579,8 +598,8 @@ sw_registry_record(const char *store_dir, const char *ref, int64_t version,
     return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
 }
 
-sw_rc
-sw_registry_register(const char *store_dir, const char *name,
+static sw_rc
+sqlite_register(const char *store_dir, const char *name,
                      const unsigned char *buf, size_t len, const char *source,
                      const char *created_by, int64_t *version, sw_err *err)
 {
@@ -592,3 +611,110 @@ sw_registry_register(const char *store_dir, const char *name,
 }
 
 #endif /* SW_HAVE_SQLITE */
+
+/* ------------------------------------------------------------------ */
+/* The public functions: a postgresql:// store or a store directory    */
+/* ------------------------------------------------------------------ */
+
+sw_rc
+sw_registry_resolve(const char *store, const char *ref, char *path,
+                    size_t path_len, char *sha256_hex, int64_t *version,
+                    sw_err *err)
+{
+    if (version != NULL)
+        *version = 0;
+    if (path == NULL || path_len == 0 || sha256_hex == NULL || store == NULL ||
+        ref == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry: NULL argument");
+    path[0] = '\0';
+    sha256_hex[0] = '\0';
+    if (sw__registry_is_pg(store))
+        return sw__pg_resolve(store, ref, path, path_len, sha256_hex, version,
+                              err);
+    return sqlite_resolve(store, ref, path, path_len, sha256_hex, version, err);
+}
+
+sw_rc
+sw_registry_watch_open(const char *store, sw_registry_watch **out,
+                       sw_err *err)
+{
+    sw_registry_watch *w;
+    sw_rc rc;
+
+    *out = NULL;
+    if (store == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry watch: NULL store");
+    if (!sw__registry_is_pg(store))
+        return sqlite_watch_open(store, out, err);
+    if ((w = sw_calloc(1, sizeof(*w))) == NULL)
+        return sw_fail(err, SW_E_NOMEM, "registry watch: out of memory");
+    if ((rc = sw__pg_watch_open(store, &w->pg, err)) != SW_OK) {
+        sw_free(w);
+        return rc;
+    }
+    *out = w;
+    return SW_OK;
+}
+
+sw_rc
+sw_registry_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
+{
+    if (w->pg != NULL)
+        return sw__pg_watch_poll(w->pg, changed, err);
+    return sqlite_watch_poll(w, changed, err);
+}
+
+void
+sw_registry_watch_free(sw_registry_watch *w)
+{
+    if (w == NULL)
+        return;
+    if (w->pg != NULL) {
+        sw__pg_watch_free(w->pg);
+        sw_free(w);
+        return;
+    }
+    sqlite_watch_free(w);
+}
+
+sw_rc
+sw_registry_record(const char *store, const char *ref, int64_t version,
+                   const char *sha256_hex, const char *runner,
+                   sw_deploy_status status, const char *reason, sw_err *err)
+{
+    if (store == NULL || ref == NULL || runner == NULL || reason == NULL ||
+        (status != SW_DEPLOY_SERVING && status != SW_DEPLOY_REFUSED))
+        return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
+    if (sw__registry_is_pg(store))
+        return sw__pg_record(store, ref, version, sha256_hex, runner, status,
+                             reason, err);
+    return sqlite_record(store, ref, version, sha256_hex, runner, status,
+                         reason, err);
+}
+
+sw_rc
+sw_registry_register(const char *store, const char *name,
+                     const unsigned char *buf, size_t len, const char *source,
+                     const char *created_by, int64_t *version, sw_err *err)
+{
+    char check[129];
+    const char *sel;
+    sw_rc rc;
+
+    if (version != NULL)
+        *version = 0;
+    if (store == NULL || name == NULL || buf == NULL || version == NULL)
+        return sw_fail(err, SW_E_INVAL, "registry register: NULL argument");
+    if ((rc = sw__registry_parse_ref(name, check, sizeof(check), &sel, err)) !=
+        SW_OK)
+        return rc;
+    if (*sel != '\0' || strchr(name, '@') != NULL)
+        return sw_fail(err, SW_E_INVAL,
+                       "registry register: '%s' is a reference, not a name",
+                       name);
+    if (sw__registry_is_pg(store))
+        return sw__pg_register(store, name, buf, len, source, created_by,
+                               version, err);
+    return sqlite_register(store, name, buf, len, source, created_by, version,
+                           err);
+}

@@ -65,7 +65,17 @@ def _tokens(text):
     return out
 
 
-def _field_sql(kind, tok, text, pos, numeric, args):
+#: How each store's SQL spells what the two databases spell differently:
+#: a text made a number (SQLite's CAST gives 0 for "abc", PostgreSQL's
+#: fails the whole query, so its store defines sw_num, NULL for "abc"), and
+#: a LIKE that ignores ASCII case as SQLite's does.
+DIALECTS = {
+    "sqlite": {"num": "CAST({} AS REAL)", "like": "LIKE"},
+    "postgresql": {"num": "sw_num({})", "like": "ILIKE"},
+}
+
+
+def _field_sql(kind, tok, text, pos, numeric, args, dialect="sqlite"):
     """SQL for a field token, appending its bound names to args."""
     if kind == "word":
         col = ATTRIBUTES.get(tok.lower())
@@ -78,13 +88,13 @@ def _field_sql(kind, tok, text, pos, numeric, args):
     if key.startswith("`"):
         key = key[1:-1]
     if prefix in ("attributes", "attribute", "run"):
-        return _field_sql("word", key, text, pos, numeric, args)
+        return _field_sql("word", key, text, pos, numeric, args, dialect)
     table, column = TABLES[prefix]
     args.append(key)
     sql = (f"(SELECT x.{column} FROM {table} x WHERE x.run_id = r.run_id "
            f"AND x.key = ?)")
     if numeric and table != "metrics":
-        sql = f"CAST({sql} AS REAL)"
+        sql = DIALECTS[dialect]["num"].format(sql)
     return sql
 
 
@@ -97,8 +107,9 @@ def _value(tok):
 
 
 class _Parser:
-    def __init__(self, text):
+    def __init__(self, text, dialect="sqlite"):
         self.text = text
+        self.dialect = dialect
         self.toks = _tokens(text)
         self.i = 0
         self.args = []
@@ -166,7 +177,7 @@ class _Parser:
             neg = self.keyword("NOT")
             if not self.keyword("NULL"):
                 _fail(self.text, self.peek()[2], "expected NULL after IS")
-            col = _field_sql(kind, field, self.text, fpos, False, self.args)
+            col = self.field(kind, field, fpos, False)
             return f"({col} IS {'NOT ' if neg else ''}NULL)"
         if self.keyword("IN"):
             self.expect("(", "'(' after IN")
@@ -176,26 +187,29 @@ class _Parser:
                 values.append(self.value())
             self.expect(")", "')' closing the IN list")
             numeric = all(isinstance(v, (int, float)) for v in values)
-            col = _field_sql(kind, field, self.text, fpos, numeric, self.args)
+            col = self.field(kind, field, fpos, numeric)
             self.args.extend(values)
             return f"({col} IN ({', '.join('?' * len(values))}))"
         if self.keyword("LIKE"):
             v = self.value()
             if not isinstance(v, str):
                 _fail(self.text, opos, "LIKE needs a quoted pattern")
-            col = _field_sql(kind, field, self.text, fpos, False, self.args)
+            col = self.field(kind, field, fpos, False)
             self.args.append(v)
-            return f"({col} LIKE ?)"
+            return f"({col} {DIALECTS[self.dialect]['like']} ?)"
         if okind != "op":
             _fail(self.text, opos, f"expected a comparison (=, !=, <, <=, >, "
                                    f">=, LIKE, IN, IS) after {field!r}, found "
                                    f"{op or 'the end'!r}")
         self.take()
         v = self.value()
-        col = _field_sql(kind, field, self.text, fpos,
-                         isinstance(v, (int, float)), self.args)
+        col = self.field(kind, field, fpos, isinstance(v, (int, float)))
         self.args.append(v)
         return f"({col} {OPS[op]} ?)"
+
+    def field(self, kind, field, pos, numeric):
+        return _field_sql(kind, field, self.text, pos, numeric, self.args,
+                          self.dialect)
 
     def value(self):
         tok = self.take()
@@ -205,11 +219,11 @@ class _Parser:
         return _value(tok)
 
 
-def compile_filter(text):
+def compile_filter(text, dialect="sqlite"):
     """(SQL boolean expression over runs r / experiments e, arguments)."""
     if text is None or not text.strip():
         return "1 = 1", []
-    return _Parser(text).parse()
+    return _Parser(text, dialect).parse()
 
 
 def compile_order(items):

@@ -20,7 +20,7 @@ def compare_runs(runs, metric, x="step", ax=None, store=None):
         if not isinstance(r, track.Run):
             r = track.open_run(r, store=store)
         h = r.metric_history(metric)
-        info = track.get_run(r.id, store=r.store.root)
+        info = track.get_run(r.id, store=r.store)
         ax.plot(h[x], h["value"], label=f"{info['name']} ({r.id[:8]})")
     ax.set_xlabel({"step": "step (events consumed)", "event_time":
                    "event time", "wall_time": "wall time"}[x])

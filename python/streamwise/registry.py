@@ -233,7 +233,7 @@ def resolve(ref, at=None, store=None, verify=True):
         version = row[0][0] if row else None
     if version is None:
         raise _sw.InvalidArgument(f"resolve: {ref!r} names no version in "
-                                  f"{st.root}")
+                                  f"{st.name}")
     row = st.read("SELECT path, sha256 FROM model_versions WHERE name = ? "
                   "AND version = ?", (name, version))
     if not row:

@@ -34,10 +34,10 @@ import numpy as np
 from . import _sw
 from ._base import who
 from ._filter import compile_filter, compile_order
-from .store import get_store
+from .store import StoreError, get_store, set_store
 
 __all__ = ["run", "start_run", "get_run", "search_runs", "Run",
-           "active_run", "flush"]
+           "active_run", "flush", "set_store"]
 
 #: One metric point in a series file: numpy can read a file back whole.
 POINT = np.dtype([("step", "<i8"), ("event_time", "<i8"),
@@ -114,6 +114,9 @@ class _Writer:
         self._thread = None
         self._pid = None
         self._error = None
+        # Runs whose end the store did not take (server away): recorded
+        # when it is back, as FAILED, with the reason in a tag.
+        self._ends = {}
 
     def _ensure_thread(self):
         if self._thread is None or self._pid != os.getpid():
@@ -140,9 +143,16 @@ class _Writer:
                 self.flush()
             except Exception as e:          # noqa: BLE001 - kept for flush()
                 self._error = e
+            else:
+                # points a database store refused are written now: the
+                # error they met cost nothing
+                if self._error is not None and getattr(self._error,
+                                                       "retried", False):
+                    self._error = None
 
     def flush(self):
-        """Write out everything buffered so far; raise a write error that
+        """Write out everything buffered so far, then the end of any run
+        that could not be recorded when it ended; raise a write error that
         the background thread met since the last flush."""
         with self._flush_lock:
             buf, pop = [], self._buf.popleft
@@ -150,9 +160,26 @@ class _Writer:
                 buf.append(pop())
             if buf:
                 self._write(buf)
+            self._write_ends()
         if self._error is not None:
             err, self._error = self._error, None
             raise err
+
+    def end_later(self, run_, status, when, why):
+        self._ends[run_.id] = (run_, status, when, why)
+        self._ensure_thread()
+
+    def _write_ends(self):
+        for rid, (run_, status, when, why) in list(self._ends.items()):
+            def put(con, run_=run_, status=status, when=when, why=why):
+                con.execute("UPDATE runs SET status = ?, end_time = ? "
+                            "WHERE run_id = ?", (status, when, run_.id))
+                con.execute("INSERT INTO tags VALUES (?, ?, ?) ON CONFLICT "
+                            "(run_id, key) DO UPDATE SET value = "
+                            "excluded.value",
+                            (run_.id, "streamwise.failure", why))
+            run_.store.write(put)
+            del self._ends[rid]
 
     @staticmethod
     def _write(buf):
@@ -162,14 +189,17 @@ class _Writer:
         by_store = {}
         for (run_, key), pts in groups.items():
             arr = np.array(pts, dtype=POINT)
-            path = run_._series_path(key)
-            with open(path, "ab") as f:
-                arr.tofile(f)
+            if not run_.store.points_in_db:
+                with open(run_._series_path(key), "ab") as f:
+                    arr.tofile(f)
             by_store.setdefault(run_.store, []).append((run_, key, arr))
 
+        failed = None
         for store, items in by_store.items():
-            def update(con, items=items):
+            def update(con, items=items, store=store):
                 for run_, key, arr in items:
+                    if store.points_in_db:
+                        store.copy_points(con, run_.id, key, arr)
                     row = con.execute(
                         "SELECT n, min_value, max_value FROM metrics "
                         "WHERE run_id = ? AND key = ?",
@@ -182,13 +212,14 @@ class _Writer:
                     et = None if last["event_time"] == NO_TIME else int(
                         last["event_time"])
                     if row is None:
+                        series = ("metric_points" if store.points_in_db else
+                                  store.relpath(run_._series_path(key)))
                         con.execute(
                             "INSERT INTO metrics (run_id, key, series, n, "
                             "last_value, min_value, max_value, last_step, "
                             "last_event_time, last_wall_time) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (run_.id, key,
-                             store.relpath(run_._series_path(key)), len(arr),
+                            (run_.id, key, series, len(arr),
                              float(last["value"]), lo, hi, int(last["step"]),
                              et, float(last["wall_time"])))
                     else:
@@ -202,7 +233,20 @@ class _Writer:
                              _pick(min, lo, old_lo), _pick(max, hi, old_hi),
                              int(last["step"]), et, float(last["wall_time"]),
                              run_.id, key))
-            store.write(update)
+            try:
+                store.write(update)
+            except StoreError as e:
+                if not store.points_in_db:
+                    raise
+                e.retried = True
+                # A database store wrote none of them (one transaction):
+                # they wait for the server, in order, ahead of newer ones.
+                failed = failed or e
+                for run_, key, arr in reversed(items):
+                    for p in reversed(arr.tolist()):
+                        _WRITER._buf.appendleft((run_, key, *p))
+        if failed is not None:
+            raise failed
 
 
 def _pick(fn, a, b):
@@ -362,7 +406,9 @@ class Run:
         flush()
         rows = self.store.read("SELECT series FROM metrics WHERE run_id = ? "
                                "AND key = ?", (self.id, key))
-        if rows:
+        if rows and self.store.points_in_db:
+            arr = np.array(self.store.read_points(self.id, key), dtype=POINT)
+        elif rows:
             arr = np.fromfile(self.store.abspath(rows[0][0]), dtype=POINT)
         else:
             arr = np.zeros(0, dtype=POINT)
@@ -376,7 +422,7 @@ class Run:
     def info(self):
         """The run's attributes, params, tags, metric summaries and inputs."""
         flush()
-        return get_run(self.id, store=self.store.root, _run=self)
+        return get_run(self.id, store=self.store, _run=self)
 
     @property
     def status(self):
@@ -384,13 +430,33 @@ class Run:
                                (self.id,))[0][0]
 
     def end(self, status=FINISHED):
-        """Flush the metrics and close the run with a status."""
+        """Flush the metrics and close the run with a status. When a
+        database store cannot be reached, the error is raised and the run
+        is recorded as FAILED (why in its tag streamwise.failure) once the
+        server is back, its metric points before it: nothing is lost while
+        this process lives."""
+        when = time.time()
+
+        def close(con):
+            con.execute("UPDATE runs SET status = ?, end_time = ? WHERE "
+                        "run_id = ?", (status, when, self.id))
         try:
             flush()
-        finally:
-            self.store.write(lambda con: con.execute(
-                "UPDATE runs SET status = ?, end_time = ? WHERE run_id = ?",
-                (status, time.time(), self.id)))
+        except StoreError as e:
+            if not self.store.points_in_db:
+                self.store.write(close)
+                raise
+            _WRITER.end_later(self, FAILED, when, f"the tracking store was "
+                              f"unreachable when the run ended: {e}")
+            raise
+        try:
+            self.store.write(close)
+        except StoreError as e:
+            if not self.store.points_in_db:
+                raise
+            _WRITER.end_later(self, FAILED, when, f"the tracking store was "
+                              f"unreachable when the run ended: {e}")
+            raise
 
 
 def start_run(experiment="default", name=None, params=None, tags=None,
@@ -503,7 +569,7 @@ def search_runs(filter=None, order_by=None, max_results=100,
     """
     flush()
     st = get_store(store)
-    where, args = compile_filter(filter)
+    where, args = compile_filter(filter, st.dialect)
     order, oargs = compile_order(order_by)
     if experiment is not None:
         where = f"({where}) AND e.name = ?"
@@ -525,7 +591,7 @@ def get_run(run_id, store=None, _run=None):
     if len(rows) != 1:
         raise _sw.InvalidArgument(
             f"run {run_id!r}: {'no such run' if not rows else 'ambiguous'} "
-            f"in {st.root}")
+            f"in {st.name}")
     rid = rows[0][0]
     info = _frame(st, [rid]).iloc[0].dropna().to_dict()
     info = {k: v for k, v in info.items() if "." not in k}
@@ -552,11 +618,12 @@ def open_run(run_id, store=None):
     rows = st.read("SELECT run_id FROM runs WHERE run_id = ? OR "
                    "run_id LIKE ?", (run_id, f"{run_id}%"))
     if len(rows) != 1:
-        raise _sw.InvalidArgument(f"run {run_id!r}: no such run in {st.root}"
+        raise _sw.InvalidArgument(f"run {run_id!r}: no such run in {st.name}"
                                   if not rows else f"run {run_id!r}: "
                                   "ambiguous prefix")
     r = Run(st, rows[0][0])
-    for key, series in st.read("SELECT key, series FROM metrics WHERE "
-                               "run_id = ?", (r.id,)):
-        r._series[key] = st.abspath(series)
+    if not st.points_in_db:
+        for key, series in st.read("SELECT key, series FROM metrics WHERE "
+                                   "run_id = ?", (r.id,)):
+            r._series[key] = st.abspath(series)
     return r

@@ -2,7 +2,6 @@
 promotion log, and the C lookup the runner uses."""
 import datetime as dt
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,12 +12,13 @@ import pytest
 import streamwise as sw
 from streamwise import registry, track
 
-from conftest import ROOT, separable
+from conftest import STORE_KINDS, make_store, raw_errors, raw_sql, ROOT, separable
 
 
-@pytest.fixture
-def store(tmp_path):
-    return str(tmp_path / "runs")
+@pytest.fixture(params=STORE_KINDS)
+def store(request, tmp_path):
+    """Every test here runs on both stores."""
+    return make_store(request.param, tmp_path, request)
 
 
 def model_file(tmp_path, rng, name, C=1.0):
@@ -40,10 +40,8 @@ def test_versions_are_immutable(tmp_path, rng, store):
     assert open(v1.path, "rb").read() == open(a, "rb").read()
     assert not os.access(v1.path, os.W_OK) or os.geteuid() == 0
     assert oct(os.stat(v1.path).st_mode & 0o777) == "0o444"
-    con = sqlite3.connect(os.path.join(store, "streamwise.db"))
-    with pytest.raises(sqlite3.DatabaseError, match="immutable"):
-        con.execute("UPDATE model_versions SET sha256 = 'x'")
-    con.close()
+    with pytest.raises(raw_errors(), match="immutable"):
+        raw_sql(store, "UPDATE model_versions SET sha256 = 'x'")
     assert registry.resolve("m", store=store).version == 2   # latest
 
 
@@ -92,12 +90,13 @@ def test_promotions_are_logged_and_append_only(tmp_path, rng, store):
                             store=store).version == 1
     assert registry.resolve("m@champion", at=dt.datetime.now(),
                             store=store).version == 2
-    con = sqlite3.connect(os.path.join(store, "streamwise.db"))
-    for sql in ("UPDATE promotions SET reason = 'rewritten'",
-                "DELETE FROM promotions"):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            con.execute(sql)
-    con.close()
+    sqls = ["UPDATE promotions SET reason = 'rewritten'",
+            "DELETE FROM promotions"]
+    if store.startswith("postgresql:"):
+        sqls.append("TRUNCATE promotions")
+    for sql in sqls:
+        with pytest.raises(raw_errors(), match="append-only"):
+            raw_sql(store, sql)
     assert len(registry.history("m", store=store)) == 3
 
 

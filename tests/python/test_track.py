@@ -16,12 +16,13 @@ import streamwise as sw
 from streamwise import track
 from streamwise.store import StoreError
 
-from conftest import ROOT
+from conftest import STORE_KINDS, make_store, raw_errors, raw_sql, ROOT
 
 
-@pytest.fixture
-def store(tmp_path):
-    return str(tmp_path / "runs")
+@pytest.fixture(params=STORE_KINDS)
+def store(request, tmp_path):
+    """Every test here runs on both stores."""
+    return make_store(request.param, tmp_path, request)
 
 
 def child_env(store):
@@ -156,10 +157,7 @@ def test_corrupt_database_is_refused_untouched(tmp_path):
 def test_newer_schema_is_refused(store):
     with track.run(store=store):
         pass
-    con = sqlite3.connect(os.path.join(store, "streamwise.db"))
-    con.execute("UPDATE schema_version SET version = 99")
-    con.commit()
-    con.close()
+    raw_sql(store, "UPDATE schema_version SET version = 99")
     code = ("from streamwise import track\n"
             "track.search_runs()\n")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(store),
