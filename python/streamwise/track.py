@@ -163,7 +163,9 @@ class _Writer:
             self._write_ends()
         if self._error is not None:
             err, self._error = self._error, None
-            raise err
+            # what a database store refused was kept and is written now
+            if not getattr(err, "retried", False):
+                raise err
 
     def end_later(self, run_, status, when, why):
         self._ends[run_.id] = (run_, status, when, why)
@@ -178,7 +180,11 @@ class _Writer:
                             "(run_id, key) DO UPDATE SET value = "
                             "excluded.value",
                             (run_.id, "streamwise.failure", why))
-            run_.store.write(put)
+            try:
+                run_.store.write(put)
+            except StoreError as e:
+                e.retried = True           # still kept in _ends
+                raise
             del self._ends[rid]
 
     @staticmethod

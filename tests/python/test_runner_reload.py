@@ -15,6 +15,7 @@ import pytest
 import streamwise as sw
 from streamwise import registry, serve
 
+from conftest import STORE_KINDS, make_store
 from test_runner_live import (SPEC, events, free_port, lines_by_event,
                               produce, train_bundle, wait_for)
 
@@ -49,9 +50,12 @@ def bundle_with_other_pipeline(path):
     return path
 
 
+@pytest.mark.parametrize("kind", STORE_KINDS)
 def test_promotion_deploys_between_batches_and_a_bad_version_is_refused(
-        tmp_path):
-    store = str(tmp_path / "store")
+        tmp_path, kind, request):
+    # on PostgreSQL the runner finds the registry through libpq and hears
+    # promotions by LISTEN; the same test, the same bits
+    store = make_store(kind, tmp_path, request)
     files = {"v1": train_bundle(str(tmp_path / "v1.swm"), n=4000),
              "v2": train_bundle(str(tmp_path / "v2.swm"), n=6000),
              "other": bundle_with_other_pipeline(str(tmp_path / "o.swm")),

@@ -14,7 +14,8 @@ import pytest
 
 import streamwise as sw
 from streamwise import track
-from streamwise.store import StoreError
+from streamwise import registry
+from streamwise.store import StoreError, get_store
 
 from conftest import STORE_KINDS, make_store, raw_errors, raw_sql, ROOT
 
@@ -105,10 +106,19 @@ def test_ctrl_c_marks_killed_and_keeps_data(store):
         info["metrics"]["x"]["n"]
 
 
-def test_eight_processes_at_once(store):
+def test_eight_processes_at_once(store, tmp_path, rng):
+    # each registers a model of its own and promotes it, while the others
+    # create their runs in one new experiment and log metrics
+    files = []
+    for k in range(8):
+        X = rng.standard_normal((60, 3))
+        path = str(tmp_path / f"m{k}.swm")
+        sw.PassiveAggressiveClassifier(C=0.1 * (k + 1)).fit(
+            X, (X[:, 0] > 0).astype(int)).save(path)
+        files.append(path)
     code = textwrap.dedent("""
         import sys
-        from streamwise import track
+        from streamwise import registry, track
         k = int(sys.argv[1])
         with track.run(experiment="stress", name=f"w{k}",
                        params={"worker": k}) as r:
@@ -116,8 +126,11 @@ def test_eight_processes_at_once(store):
                 r.log_metric("v", float(i), step=i)
                 if i % 2500 == 0:
                     r.set_tag(f"t{i}", i)
+                if i == 5000:
+                    v = registry.register(sys.argv[2], "shared")
+                    registry.promote("shared", v, reason=f"w{k}")
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(k)],
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k), files[k]],
                               env=child_env(store), stderr=subprocess.PIPE,
                               text=True) for k in range(8)]
     errs = [p.communicate(timeout=300)[1] for p in procs]
@@ -125,11 +138,78 @@ def test_eight_processes_at_once(store):
     assert not any("locked" in e for e in errs)
     df = track.search_runs(experiment="stress", store=store)
     assert len(df) == 8 and set(df["status"]) == {"FINISHED"}
+    assert sorted(df["name"]) == [f"w{k}" for k in range(8)]
     assert list(df["metrics.v"]) == [9999.0] * 8
     for rid in df["run_id"]:
         h = track.open_run(rid, store=store).metric_history("v")
         assert h["step"].tolist() == list(range(10000))
         assert track.get_run(rid, store=store)["metrics"]["v"]["n"] == 10000
+    # one experiment, created once; 8 versions; 8 promotions, generations
+    # 1..8 each once, the alias at the last one
+    st = get_store(store)
+    assert st.read("SELECT count(*) FROM experiments WHERE name = ?",
+                   ("stress",)) == [(1,)]
+    vs = registry.versions("shared", store=store)
+    assert sorted(vs["version"]) == list(range(1, 9))
+    h = registry.history("shared", store=store)
+    assert sorted(h["generation"]) == list(range(1, 9))
+    assert sorted(h["reason"]) == [f"w{k}" for k in range(8)]
+    last = h.sort_values("generation").iloc[-1]
+    assert registry.resolve("shared@champion", store=store).version == \
+        last["new_version"]
+    assert list(h.sort_values("generation")["old_version"][1:]) == \
+        list(h.sort_values("generation")["new_version"][:-1])
+
+
+def test_an_unknown_scheme_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for uri in ("mysql://me@host/db", "s3://bucket/runs"):
+        with pytest.raises(StoreError, match=r"unknown scheme .* postgresql"):
+            track.search_runs(store=uri)
+        monkeypatch.setenv("STREAMWISE_TRACKING_URI", uri)
+        with pytest.raises(StoreError, match="unknown scheme"):
+            with track.run():
+                pass
+    assert os.listdir(tmp_path) == []      # no directory named "mysql:"
+    monkeypatch.setenv("STREAMWISE_TRACKING_URI", f"file:{tmp_path}/r")
+    with track.run():
+        pass
+    assert os.path.exists(tmp_path / "r" / "streamwise.db")
+
+
+def test_a_postgresql_server_that_goes_away_mid_run(tmp_path):
+    # a server of its own, stopped as by a crash and started again
+    from streamwise._pgserver import LocalPostgres
+    pg = LocalPostgres(port=None, settings={"fsync": "off"}).start()
+    try:
+        uri = pg.database("gone")
+        get_store(uri, artifact_root=str(tmp_path / "art"))
+        r = track.start_run(experiment="e", store=uri)
+        for i in range(1000):
+            r.log_metric("x", float(i), step=i)
+        track.flush()
+        pg.stop(mode="immediate")
+        for i in range(1000, 1500):
+            r.log_metric("x", float(i), step=i)
+        with pytest.raises(StoreError, match="cannot be reached"):
+            r.end()
+        # back: the points kept in this process go in, in order, once;
+        # the run is FAILED and says why
+        pg.start()
+        track.flush()
+        info = track.get_run(r.id, store=uri)
+        assert info["status"] == "FAILED"
+        assert "unreachable when the run ended" in \
+            info["tags"]["streamwise.failure"]
+        h = track.open_run(r.id, store=uri).metric_history("x")
+        assert h["step"].tolist() == list(range(1500))
+        assert info["metrics"]["x"]["n"] == 1500
+        # nothing half-written: a write cut by the server's going away
+        # leaves no points without their summary
+        st = get_store(uri)
+        assert st.read("SELECT count(*) FROM metric_points") == [(1500,)]
+    finally:
+        pg.close()
 
 
 def test_corrupt_database_is_refused_untouched(tmp_path):
