@@ -224,9 +224,11 @@ usage(FILE *fp)
             "ignored\n"
             "  ALS models       'user,item' rows: the predicted preference\n"
             "  --zero-based     libsvm column numbers start at 0, not 1\n"
-            "  --registry DIR   the model is a registry reference in the\n"
-            "                   tracking store DIR (read-only; the file's\n"
-            "                   SHA-256 is checked against the registry)\n"
+            "  --registry STORE the model is a registry reference in the\n"
+            "                   tracking store STORE: a directory, or a\n"
+            "                   postgresql://user@host/db URI (read-only;\n"
+            "                   the file's SHA-256 is checked against the\n"
+            "                   registry)\n"
             "  --resolve REF    print the resolved path, SHA-256 and "
             "version\n"
             "  --recommend N    ALS models: read user ids, one a line, and "
@@ -740,7 +742,7 @@ main(int argc, char **argv)
     }
     if (resolve != NULL) {
         if (registry == NULL) {
-            fprintf(stderr, "sw-serve: --resolve needs --registry DIR\n");
+            fprintf(stderr, "sw-serve: --resolve needs --registry STORE\n");
             return 2;
         }
         if (sw_registry_resolve(registry, resolve, resolved, sizeof(resolved),

@@ -13,8 +13,9 @@
                               [--evidence JSON]
     streamwise models resolve NAME@ALIAS
 
-Every command that reads the tracking store takes --store DIR (default
-$STREAMWISE_TRACKING_URI or ./streamwise-runs).
+Every command that reads the tracking store takes --store DIR|URI (a
+directory, or postgresql://user@host/db; default $STREAMWISE_TRACKING_URI
+or ./streamwise-runs).
 """
 import argparse
 import json
@@ -224,7 +225,8 @@ def _parser():
 
     def store_arg(q):
         q.add_argument("--store", default=None,
-                       help="tracking store directory (default "
+                       help="tracking store: a directory or a "
+                            "postgresql://user@host/db URI (default "
                             "$STREAMWISE_TRACKING_URI or ./streamwise-runs)")
 
     runs = sub.add_parser("runs", help="tracked runs").add_subparsers(

@@ -245,6 +245,48 @@ def test_newer_schema_is_refused(store):
     assert out.returncode != 0 and "schema 99 is newer" in out.stderr
 
 
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_an_older_store_is_migrated_in_place(kind, tmp_path, request):
+    # a store as streamwise wrote it at schema 2, with a run in it
+    from streamwise.store import render
+    if kind == "sqlite":
+        root = str(tmp_path / "old")
+        os.makedirs(root)
+        con = sqlite3.connect(os.path.join(root, "streamwise.db"))
+        run = con.execute
+    else:
+        import psycopg2
+        root = request.getfixturevalue("pg_server").database("old_schema")
+        con = psycopg2.connect(root)
+        cur = con.cursor()
+        run = cur.execute
+    run("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    run("INSERT INTO schema_version VALUES (2)")
+    for v in (1, 2):
+        for sql in render(v, kind):
+            run(sql)
+    if kind == "postgresql":
+        run("INSERT INTO settings VALUES ('artifact_root', %s)",
+            (str(tmp_path / "art"),))
+    run("INSERT INTO experiments (name, created) VALUES ('old', 1.0)")
+    run("INSERT INTO runs (run_id, experiment_id, name, status, start_time) "
+        f"VALUES ('{'a' * 32}', 1, 'before', 'FINISHED', 1.0)")
+    con.commit()
+    con.close()
+    with track.run(experiment="old", name="after", store=root) as r:
+        for i in range(1000):
+            r.log_metric("m", float(i), step=i)
+    assert get_store(root).read("SELECT version FROM schema_version") == \
+        [(3,)]
+    assert sorted(track.search_runs(store=root)["name"]) == ["after",
+                                                            "before"]
+    assert r.metric_history("m")["step"].tolist() == list(range(1000))
+    if kind == "postgresql":
+        assert get_store(root).read(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+            "'metric_points'::regclass AND contype = 'f'") == [(0,)]
+
+
 def test_search_filters(store):
     specs = [("a", "pa", 0.1, 0.91, "ads"), ("b", "pa", 1.0, 0.72, "ads"),
              ("c", "gbdt", 0.1, 0.95, None), ("d", "scw", 1.0, 0.55, "x"),
