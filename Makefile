@@ -74,7 +74,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
         print-link-flags \
-        nbtest check-conf conf-doc bench clean fuzz fuzz-build fuzz-smoke
+        nbtest check-conf conf-doc bench peers clean fuzz fuzz-build fuzz-smoke
 
 all: lib runner ext $(BIN)/streamwise
 
@@ -192,15 +192,32 @@ demo: deps
 	$(MAKE) --no-print-directory all
 	PYTHONPATH=python $(PYTHON) experiments/demo.py
 
-bench: all
-	PYTHONPATH=python $(PYTHON) benchmarks/online_linear.py
-	PYTHONPATH=python $(PYTHON) benchmarks/tracking.py
-	PYTHONPATH=python $(PYTHON) benchmarks/pipeline.py
-	PYTHONPATH=python $(PYTHON) benchmarks/replay.py
-	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PYTHON) benchmarks/als.py
-	PYTHONPATH=python $(PYTHON) benchmarks/gbdt.py --contention --callgrind
-	PYTHONPATH=python $(PYTHON) benchmarks/runner.py
-	PYTHONPATH=python $(PYTHON) benchmarks/scaleout.py
+# The peers (LightGBM, implicit, River, MLflow, xgboost, scikit-learn),
+# pinned in benchmarks/peers.txt, in a virtual environment over Debian's
+# Python that keeps Debian's numpy and scipy, which the extension is built
+# against. The benchmarks run on its interpreter.
+PEERS    := $(BUILD)/peers
+PEERS_PY := $(PEERS)/bin/python
+
+peers: $(PEERS)/.installed
+
+$(PEERS)/.installed: benchmarks/peers.txt
+	$(PYTHON) -m venv --system-site-packages $(PEERS)
+	$(PYTHON) -c 'import numpy, scipy; print(f"numpy=={numpy.__version__}\nscipy=={scipy.__version__}")' > $(BUILD)/peers-constraints.txt
+	$(PEERS_PY) -m pip install -q --disable-pip-version-check -c $(BUILD)/peers-constraints.txt -r benchmarks/peers.txt
+	touch $@
+
+bench: all peers
+	@echo "load average before: $$(cat /proc/loadavg)"
+	PYTHONPATH=python $(PEERS_PY) benchmarks/online_linear.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/tracking.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/pipeline.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/replay.py
+	OPENBLAS_NUM_THREADS=1 PYTHONPATH=python $(PEERS_PY) benchmarks/als.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/gbdt.py --contention --callgrind
+	PYTHONPATH=python $(PEERS_PY) benchmarks/runner.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/scaleout.py
+	@echo "load average after: $$(cat /proc/loadavg)"
 
 # ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------
 

@@ -1,8 +1,10 @@
 """The tracking store on both backends in one run: SQLite (the embedded
-default) and PostgreSQL (a team's shared store), beside the per-point
-commit loggers that a tracking client without batching amounts to.
+default) and PostgreSQL (a team's shared store), beside MLflow and the
+per-point commit loggers that a tracking client without batching amounts
+to.
 
-    PYTHONPATH=python /usr/bin/python3 benchmarks/tracking.py
+    make bench     # or, after make peers:
+    PYTHONPATH=python build/peers/bin/python benchmarks/tracking.py
         [--points 100000] [--writers 8] [--runs 10000] [--repeat 3]
 
 What each row times:
@@ -17,6 +19,14 @@ What each row times:
   A per-point commit on PostgreSQL waits for a WAL flush, so that peer
   logs --peer-points points (the table says how many) and its time is
   per point as measured on those.
+- MLflow (the peer a user would pick instead; `make peers` installs it):
+  `mlflow.log_metric(key, value, step=i)` per point in an active run, on
+  its file store and on its SQLite and PostgreSQL (the same server)
+  backends, over --mlflow-points points;
+  and `MlflowClient.log_batch` with 1,000 metrics a call (its limit) over
+  --points points. Creating the store (MLflow's SQLite backend runs its
+  migrations then) is outside the time; starting and ending the run is
+  inside, as for streamwise.
 - 8 concurrent writers: --writers processes at once, each creating a run
   in one shared experiment, logging points/writers points and a tag,
   and ending it; wall time from the first start to the last exit,
@@ -129,6 +139,42 @@ def peer_pg(pg, n):
     return wall
 
 
+def mlflow_points(tmp, backend, n, batch, pg):
+    """MLflow logging n points: one log_metric call a point (batch=None)
+    or log_batch calls of `batch` metrics."""
+    # MLflow 3 keeps its file store in maintenance mode behind this switch
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+    where = os.path.join(tmp, f"mlflow{uuid.uuid4().hex[:8]}")
+    os.makedirs(where)
+    uri = {"sqlite": f"sqlite:///{where}/mlflow.db",
+           "file": f"file://{where}/mlruns",
+           # psycopg2 (Debian's), which streamwise uses too
+           "postgresql": pg.database(f"mlflow{uuid.uuid4().hex[:8]}")
+           .replace("postgresql://", "postgresql+psycopg2://")
+           if backend == "postgresql" else None}[backend]
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("bench")
+    t0 = time.perf_counter()
+    with mlflow.start_run(experiment_id=exp) as r:
+        if batch is None:
+            for i in range(n):
+                mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
+        else:
+            ts = int(time.time() * 1000)
+            for lo in range(0, n, batch):
+                client.log_batch(r.info.run_id, metrics=[
+                    Metric("loss", 1.0 / (i + 1), ts, i)
+                    for i in range(lo, min(n, lo + batch))])
+    wall = time.perf_counter() - t0
+    got = client.get_metric_history(r.info.run_id, "loss")
+    assert len(got) == n, (len(got), n)
+    return wall
+
+
 WRITER = """
 import sys, time
 from streamwise import track
@@ -203,6 +249,11 @@ def search(st, flt, order):
     return statistics.median(times), found
 
 
+MLFLOW_BACKENDS = ("file", "sqlite", "postgresql")
+MLFLOW_ONE = "peer: MLflow log_metric per point"
+MLFLOW_BATCH = "peer: MLflow log_batch, 1,000 a call"
+
+
 def fmt(xs, unit=1.0):
     xs = [x * unit for x in xs]
     med = statistics.median(xs)
@@ -214,12 +265,25 @@ def main():
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--peer-points", type=int, default=20_000,
                     help="points the per-point-commit PostgreSQL peer logs")
+    ap.add_argument("--mlflow-points", type=int, default=2_000,
+                    help="points MLflow's per-point loggers log")
     ap.add_argument("--writers", type=int, default=8)
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
     res = {}
+    try:
+        import logging
+        import mlflow  # noqa: F401
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.ERROR)
+        have_mlflow = True
+    except ImportError:
+        have_mlflow = False
+        print("tracking.py: MLflow is not installed here; `make peers` "
+              "installs it and `make bench` runs this on build/peers",
+              file=sys.stderr)
 
     def rec(key, v):
         res.setdefault(key, []).append(v)
@@ -241,10 +305,18 @@ def main():
                     rec(("search", b.kind, name), t)
                     res[("found", b.kind, name)] = found
             # the peers, alternating too
-            peers = [("sqlite", lambda: peer_sqlite(tmp, args.points)),
-                     ("postgresql", lambda: peer_pg(pg, args.peer_points))]
-            for kind, fn in (peers if rep % 2 == 0 else peers[::-1]):
-                rec(("peer", kind), fn())
+            peers = [(("peer", "sqlite"),
+                      lambda: peer_sqlite(tmp, args.points)),
+                     (("peer", "postgresql"),
+                      lambda: peer_pg(pg, args.peer_points))]
+            if have_mlflow:
+                for be in MLFLOW_BACKENDS:
+                    peers.append(((MLFLOW_ONE, be), lambda be=be: mlflow_points(
+                        tmp, be, args.mlflow_points, None, pg)))
+                    peers.append(((MLFLOW_BATCH, be), lambda be=be: mlflow_points(
+                        tmp, be, args.points, 1000, pg)))
+            for key, fn in (peers if rep % 2 == 0 else peers[::-1]):
+                rec(key, fn())
         server = subprocess.run(
             [os.path.join(pg._bin, "postgres"), "--version"],
             capture_output=True, text=True).stdout.strip()
@@ -255,29 +327,42 @@ def main():
     print(f"SQLite {sqlite3.sqlite_version}; {server}, fsync on, "
           f"synchronous_commit on, loopback; load average "
           f"{os.getloadavg()[0]:.2f}\n")
-    print(f"{'what':52s} {'backend':10s} {'n':>7s} {'seconds':>22s} "
+    print(f"{'what':52s} {'backend':17s} {'n':>7s} {'seconds':>22s} "
           f"{'us/point':>9s} {'vs sw':>7s}")
     for kind in ("sqlite", "postgresql"):
         base, s = fmt(res[("points", kind)])
-        print(f"{f'streamwise log_metric, {n:,} points':52s} {kind:10s} "
+        print(f"{f'streamwise log_metric, {n:,} points':52s} {kind:17s} "
               f"{n:7d} {s:>22s} {base / n * 1e6:9.2f} {1.0:6.1f}x")
         pn = n if kind == "sqlite" else args.peer_points
         m, s = fmt(res[("peer", kind)])
-        print(f"{'peer: INSERT + COMMIT per point':52s} {kind:10s} "
+        print(f"{'peer: INSERT + COMMIT per point':52s} {kind:17s} "
               f"{pn:7d} {s:>22s} {m / pn * 1e6:9.2f} "
               f"{(m / pn) / (base / n):6.1f}x")
+    if have_mlflow:
+        import mlflow
+        for label, pn in ((MLFLOW_ONE, args.mlflow_points),
+                          (MLFLOW_BATCH, n)):
+            for be in MLFLOW_BACKENDS:
+                ours = "postgresql" if be == "postgresql" else "sqlite"
+                sw_point = statistics.median(res[("points", ours)]) / n
+                m, s = fmt(res[(label, be)])
+                print(f"{label + ' ' + mlflow.__version__:52s} "
+                      f"{'mlflow ' + be:17s} {pn:7d} {s:>22s} "
+                      f"{m / pn * 1e6:9.2f} {(m / pn) / sw_point:6.1f}x")
+        print("(MLflow's 'vs sw' is against streamwise on the same database "
+              "kind; its file store against streamwise's SQLite store)")
     print()
     for kind in ("sqlite", "postgresql"):
         m, s = fmt(res[("writers", kind)])
         print(f"{f'{w} processes at once, {n // w:,} points each':52s} "
-              f"{kind:10s} {n // w * w:7d} {s:>22s} "
+              f"{kind:17s} {n // w * w:7d} {s:>22s} "
               f"{m / (n // w * w) * 1e6:9.2f}")
     print()
     for name, _, _ in SEARCHES:
         for kind in ("sqlite", "postgresql"):
             m, s = fmt(res[("search", kind, name)])
             label = f"search {args.runs:,} runs: {name}"
-            print(f"{label:52s} {kind:10s} "
+            print(f"{label:52s} {kind:17s} "
                   f"{res[('found', kind, name)]:7d} {s:>22s}")
     print("\n(n for searches: runs returned, at most 100)")
 
