@@ -275,6 +275,18 @@ sw_rc sw_linear_prequential(sw_model *m, const sw_rows *x, const double *y,
                             int64_t n_y, double *pred, double *metric,
                             int64_t *n_done, sw_err *err);
 
+/* As sw_linear_prequential, and scores (NULL, or n_y * n_scores values)
+ * gets each row's scores before it is learned: n_scores is
+ * sw_linear_n_vectors(m) (the decision value for a binary classifier or a
+ * regressor, one score per class otherwise), row i at scores[i *
+ * n_scores]; SW_E_SHAPE if n_scores is not that count. What log-loss and
+ * AUC of a test-then-train run are computed from. */
+sw_rc sw_linear_prequential_scores(sw_model *m, const sw_rows *x,
+                                   const double *y, int64_t n_y,
+                                   double *pred, double *scores,
+                                   int64_t n_scores, double *metric,
+                                   int64_t *n_done, sw_err *err);
+
 /* Counters of a linear learner: rows learned and rows that changed the
  * weights. Either pointer may be NULL. */
 void sw_linear_counts(const sw_model *m, int64_t *n_seen, int64_t *n_updates);
@@ -318,6 +330,17 @@ sw_rc sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
                   sw_gbdt_progress progress, void *progress_ctx, sw_model **out,
                   sw_err *err);
 int64_t sw_gbdt_n_trees(const sw_model *m);
+/* Raw scores (before the sigmoid or softmax) of the n_trees trees from
+ * first (0-based, in the order training added them; K trees a round for K
+ * classes, tree t scoring class t % K), with the base score when first is
+ * 0: first 0 and all the trees give what sw_model_predict squashes, and
+ * consecutive ranges add up to it (up to rounding), which is how a
+ * validation metric is followed round by round, one pass over the rows a
+ * round. out gets n_rows values, or n_rows * K for K classes. Dense rows
+ * only, as sw_model_predict takes for gbdt. */
+sw_rc sw_gbdt_predict_raw(const sw_model *m, const sw_rows *x, int64_t first,
+                          int64_t n_trees, double *out, int64_t n_out,
+                          sw_err *err);
 /* The 0-based round early stopping kept, -1 without early stopping. */
 int64_t sw_gbdt_best_iteration(const sw_model *m);
 /* What a feature's importance counts. */

@@ -889,10 +889,12 @@ learn_row(sw_linear *lin, const sw_row *x, double y, int64_t i, work *wk,
     return SW_OK;
 }
 
-/* The loop behind learn and prequential: pred and metric may be NULL. */
+/* The loop behind learn and prequential: pred, scores and metric may be
+ * NULL; scores takes n_vec values a row. */
 static sw_rc
 learn_rows(sw_model *m, const sw_rows *x, const double *y, int64_t n_y,
-           double *pred, double *metric, int64_t *n_done, sw_err *err)
+           double *pred, double *scores, double *metric, int64_t *n_done,
+           sw_err *err)
 {
     sw_linear *lin = linear_of(m);
     work wk = {0};
@@ -948,6 +950,9 @@ learn_rows(sw_model *m, const sw_rows *x, const double *y, int64_t n_y,
             }
         }
         p = decide(lin, wk.scores);
+        if (scores != NULL) /* the scores the prediction was made on */
+            memcpy(scores + i * lin->n_vec, wk.scores,
+                   (size_t)lin->n_vec * sizeof(double));
         rc = learn_row(lin, &row, yi, i, &wk, err);
         if (rc != SW_OK)
             goto done;
@@ -976,7 +981,7 @@ sw_rc
 sw_linear_learn(sw_model *m, const sw_rows *x, const double *y, int64_t n_y,
                 int64_t *n_done, sw_err *err)
 {
-    return learn_rows(m, x, y, n_y, NULL, NULL, n_done, err);
+    return learn_rows(m, x, y, n_y, NULL, NULL, NULL, n_done, err);
 }
 
 sw_rc
@@ -989,7 +994,26 @@ sw_linear_prequential(sw_model *m, const sw_rows *x, const double *y,
             *n_done = 0;
         return sw_fail(err, SW_E_INVAL, "prequential: pred is NULL");
     }
-    return learn_rows(m, x, y, n_y, pred, metric, n_done, err);
+    return learn_rows(m, x, y, n_y, pred, NULL, metric, n_done, err);
+}
+
+sw_rc
+sw_linear_prequential_scores(sw_model *m, const sw_rows *x, const double *y,
+                             int64_t n_y, double *pred, double *scores,
+                             int64_t n_scores, double *metric,
+                             int64_t *n_done, sw_err *err)
+{
+    const sw_linear *lin = linear_of(m);
+
+    if (n_done != NULL)
+        *n_done = 0;
+    if (pred == NULL)
+        return sw_fail(err, SW_E_INVAL, "prequential: pred is NULL");
+    if (lin != NULL && scores != NULL && n_scores != lin->n_vec)
+        return sw_fail(err, SW_E_SHAPE,
+                       "prequential: %lld scores a row, the model has %lld",
+                       (long long)n_scores, (long long)lin->n_vec);
+    return learn_rows(m, x, y, n_y, pred, scores, metric, n_done, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -60,6 +60,32 @@ def _bar(progress, work, rounds, desc):
         return None
 
 
+def _metric(name, y, raw):
+    """LightGBM's validation metric `name` of raw scores against y (0/1,
+    class numbers, or values)."""
+    if name in ("l2", "l1", "rmse"):
+        e = y - raw
+        v = float(np.mean(np.abs(e))) if name == "l1" else \
+            float(np.mean(e * e))
+        return float(np.sqrt(v)) if name == "rmse" else v
+    if raw.ndim == 1:
+        if name == "auc":
+            from .evaluate import roc_auc
+            return roc_auc(y == 1, raw)
+        p = 1.0 / (1.0 + np.exp(-raw))
+        if name == "binary_error":
+            return float(np.mean((p > 0.5) != (y == 1)))
+        p = np.clip(p, 1e-15, 1 - 1e-15)
+        return float(np.mean(-np.where(y == 1, np.log(p), np.log1p(-p))))
+    z = np.exp(raw - raw.max(axis=1, keepdims=True))
+    p = z / z.sum(axis=1, keepdims=True)
+    yi = y.astype(np.intp)
+    if name == "multi_error":
+        return float(np.mean(np.argmax(p, axis=1) != yi))
+    return float(np.mean(-np.log(np.clip(p[np.arange(len(yi)), yi], 1e-15,
+                                         None))))
+
+
 class _GBDT(Params):
     _objective = None
 
@@ -99,6 +125,7 @@ class _GBDT(Params):
         self._model = None
         self.feature_names_in_ = None
         self.evals_result_ = None
+        self.validation_loss_ = None
 
     # LightGBM's scikit-learn parameter names -> the native ones
     _ALIASES = {"min_child_samples": "min_data_in_leaf",
@@ -160,11 +187,17 @@ class _GBDT(Params):
         return 0
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, progress=None):
+            init_model=None, progress=None, eval_metric=None):
         """Train on X (array or DataFrame, NaN = missing) and y. eval_set:
         [(X_valid, y_valid)], whose loss per round lands in
-        evals_result_; early_stopping_rounds: stop when it has not improved
-        for that many rounds and keep the best trees (best_iteration_).
+        evals_result_ as LightGBM's dict, {"valid_0": {"binary_logloss":
+        [...]}} (multi_logloss, l2 for the other objectives), and in
+        validation_loss_ as an array; eval_metric: more of LightGBM's
+        metric names for that dict (binary_logloss, binary_error, auc,
+        multi_logloss, multi_error, l2, l1, rmse), computed on the rounds
+        the model keeps; early_stopping_rounds: stop when the loss has not
+        improved for that many rounds and keep the best trees
+        (best_iteration_).
         init_model: a fitted estimator of the same kind to continue (its
         bins and trees kept, rounds added). progress: a tqdm bar of the
         rounds (None: when rows x rounds reach 20M). Ctrl-C stops the fit
@@ -196,10 +229,47 @@ class _GBDT(Params):
         self._model = model
         self.feature_names_in_ = cols
         self.n_features_in_ = X.shape[1]
-        self.evals_result_ = None
+        self.evals_result_ = self.validation_loss_ = None
         if Xv is not None:
-            self.evals_result_ = curve[~np.isnan(curve)]
+            self.validation_loss_ = curve[~np.isnan(curve)]
+            self.evals_result_ = {"valid_0": self._eval_curves(
+                eval_metric, Xv, yvv, self.validation_loss_)}
         return self
+
+    _LOSS = {"binary": "binary_logloss", "multiclass": "multi_logloss",
+             "regression": "l2"}
+    _METRICS = {"binary": ("binary_logloss", "binary_error", "auc"),
+                "multiclass": ("multi_logloss", "multi_error"),
+                "regression": ("l2", "l1", "rmse")}
+
+    def _eval_curves(self, eval_metric, Xv, yv, loss):
+        """The validation loss the trainer followed under its LightGBM
+        name, and each further metric asked for, round by round over the
+        rounds kept: one pass of gbdt_raw over Xv a round."""
+        objective = self._fit_objective()
+        names = [eval_metric] if isinstance(eval_metric, str) else \
+            list(eval_metric or [])
+        known = self._METRICS[objective]
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise _sw.InvalidArgument(
+                f"eval_metric {bad[0]!r} is not a metric of the {objective} "
+                f"objective; expected one of {', '.join(known)}")
+        out = {self._LOSS[objective]: loss.tolist()}
+        names = [n for n in names if n not in out]
+        if not names:
+            return out
+        m = self._fitted()
+        k = max(1, self._num_class())
+        raw = None
+        curves = {n: [] for n in names}
+        for r in range(m.gbdt_info[0] // k):
+            part = m.gbdt_raw(Xv, r * k, k)
+            raw = part if raw is None else raw + part
+            for n in names:
+                curves[n].append(_metric(n, yv, raw))
+        out.update(curves)
+        return out
 
     def _fitted(self):
         if self._model is None:
@@ -237,6 +307,17 @@ class _GBDT(Params):
                     f"{', '.join(map(str, names)) or m.n_features}")
             row[i] = float(v)
         return row
+
+    def decision_function(self, X):
+        """The raw scores, before the sigmoid or softmax: (rows,) for a
+        binary classifier or a regressor, (rows, classes) otherwise (as
+        LightGBM's predict(raw_score=True))."""
+        m = self._fitted()
+        x = np.asarray(X)
+        if x.ndim == 1 and not hasattr(X, "columns"):   # one row
+            x = np.ascontiguousarray(x, dtype=np.float64)[None, :]
+            return m.gbdt_raw(x, 0, m.gbdt_info[0])[0]
+        return m.gbdt_raw(self._check(X), 0, m.gbdt_info[0])
 
     def predict_one(self, x):
         """River's call: the prediction for one row (a dict or 1-D array)."""
@@ -352,10 +433,10 @@ class GBDTClassifier(_GBDT):
         return (y == self.classes_[1]).astype(np.float64)
 
     def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, progress=None):
+            init_model=None, progress=None, eval_metric=None):
         self.classes_ = None if init_model is None else init_model.classes_
         return super().fit(X, y, eval_set, early_stopping_rounds,
-                           init_model, progress)
+                           init_model, progress, eval_metric)
 
     def predict_proba(self, X):
         """(rows, classes) probabilities; one row: (classes,)."""

@@ -72,6 +72,23 @@ def _n_cols(X):
     return shape[-1]
 
 
+def _proba(scores, n_classes):
+    """Probabilities from scores (rows of n_vectors values): logistic for
+    one decision value, softmax for one score per class."""
+    if n_classes < 2:
+        return np.ones((scores.shape[0], 1))
+    if scores.ndim == 1:
+        scores = scores.reshape(-1, 1)
+    if scores.shape[1] == 1:
+        # 1 / (1 + e^-d), written so that neither side overflows
+        d = scores[:, 0]
+        e = np.exp(-np.abs(d))
+        p1 = np.where(d >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return np.column_stack([1.0 - p1, p1])
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def _plain(v):
     """A label as a JSON-able Python value."""
     return v.item() if isinstance(v, np.generic) else v
@@ -135,6 +152,15 @@ class _Linear(Params):
         self._classes = []
         self._class_index = {}
 
+    def _name_index(self, names):
+        """name -> column number, made once per list of names rather than
+        on every learn_one/predict_one call."""
+        cache = self.__dict__.get("_names_cache")
+        if cache is None or cache[0] is not names:
+            cache = self._names_cache = (names,
+                                         {n: i for i, n in enumerate(names)})
+        return cache[1]
+
     def _named(self, X):
         """X with its columns in the model's order when they have names: a
         DataFrame's columns or a dict's str keys, matched to the names the
@@ -152,7 +178,7 @@ class _Linear(Params):
                         "this model learned from columns without names; "
                         "give a dict keyed by column number")
                 self.feature_names_in_ = names = keys
-            where = {n: i for i, n in enumerate(names)}
+            where = self._name_index(names)
             unknown = [k for k in keys if k not in where]
             if unknown:
                 raise _sw.InvalidArgument(
@@ -274,8 +300,10 @@ class _Linear(Params):
             m.learn_one(x, float(y))
         return self
 
-    def _prequential(self, X, y):
-        """Test-then-train over X, y in C: (predictions, running metric)."""
+    def _prequential(self, X, y, scores=False):
+        """Test-then-train over X, y in C: (predictions, running metric),
+        and with scores the scores before learning each row (n, n_vectors)
+        and, for a classifier, y's class numbers."""
         X = _as_input(self._named(X))
         y = np.asarray(y)
         if self._is_classifier:
@@ -284,10 +312,12 @@ class _Linear(Params):
         m = self._ensure(X, len(self._classes) if self._is_classifier else 0)
         if self._is_classifier:
             codes = self._encode(y.reshape(-1))
-            pred, metric = m.prequential(X, codes)
-            return np.asarray(self._classes, dtype=object)[
-                pred.astype(np.intp)] if pred.size else pred, metric
-        return m.prequential(X, np.asarray(y, dtype=np.float64).reshape(-1))
+            out = m.prequential(X, codes, scores)
+            labels = np.asarray(self._classes, dtype=object)[
+                out[0].astype(np.intp)] if out[0].size else out[0]
+            return (labels, *out[1:], codes) if scores else (labels, out[1])
+        return m.prequential(X, np.asarray(y, dtype=np.float64).reshape(-1),
+                             scores)
 
     # ---- scoring ---------------------------------------------------------
 
@@ -409,6 +439,29 @@ class _Classifier(_Linear):
         if isinstance(X, dict) or (isinstance(X, np.ndarray) and X.ndim == 1):
             return self._labels(s[None, :])[0]
         return self._labels(s)
+
+    def predict_proba(self, X):
+        """Class probabilities, (n, n_classes), in classes_ order, by
+        squashing the scores: the logistic function of the decision value
+        (binary), the softmax of the class scores (multiclass), as River's
+        PAClassifier does. PA and SCW are margin learners, so these are
+        not calibrated; sklearn.calibration.CalibratedClassifierCV
+        calibrates them. Their argmax is always predict's label."""
+        s = np.asarray(self._scores(X), dtype=np.float64)
+        k = len(self._classes)
+        if isinstance(X, dict) or (isinstance(X, np.ndarray) and
+                                   X.ndim == 1):
+            return _proba(s.reshape(1, -1), k)[0]
+        return _proba(s if s.ndim == 2 else s.reshape(-1, 1), k)
+
+    def predict_proba_one(self, x):
+        """River's call: {label: probability} for one row (see
+        predict_proba)."""
+        m = self._fitted()
+        s = np.atleast_1d(np.asarray(m.predict(self._named(x)),
+                                     dtype=np.float64))
+        p = _proba(s.reshape(1, -1), len(self._classes))[0]
+        return dict(zip(self._classes, p.tolist()))
 
     def predict_one(self, x):
         """The label predicted for one row (1-D array or dict, keyed by

@@ -174,7 +174,8 @@ def test_early_stopping_keeps_the_best_round(rng):
                        min_data_in_leaf=5).fit(
         X[:400], y[:400], eval_set=[(X[400:], y[400:])],
         early_stopping_rounds=10)
-    curve = m.evals_result_
+    curve = m.validation_loss_
+    assert m.evals_result_ == {"valid_0": {"binary_logloss": list(curve)}}
     assert m.best_iteration_ == int(np.argmin(curve))
     assert m.n_trees_ == m.best_iteration_ + 1
     assert len(curve) == m.best_iteration_ + 11 < 500
@@ -503,7 +504,8 @@ def test_multiclass_labels_threads_continuation_and_runner(tmp_path, serve):
         Xtr[:400], ytr[:400], eval_set=[(Xtr[400:], ytr[400:])],
         early_stopping_rounds=5)
     assert es.n_trees_ == 4 * (es.best_iteration_ + 1)
-    assert es.evals_result_.argmin() == es.best_iteration_
+    assert es.validation_loss_.argmin() == es.best_iteration_
+    assert list(es.evals_result_["valid_0"]) == ["multi_logloss"]
     path = whole.save(tmp_path / "m.swm")
     back = sw.load(path)
     probe = Xte[:200]
@@ -625,3 +627,61 @@ def test_one_row_river_style(rng):
         m.predict_one({"d": 1.0})
     r = GBDTRegressor(n_estimators=5).fit(X, X[:, 1])
     assert r.predict_one(X[7]) == r.predict(X[7:8])[0]
+
+
+def test_decision_function_is_the_raw_score(rng):
+    X = rng.standard_normal((600, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    m = GBDTClassifier(n_estimators=30, num_leaves=7).fit(X, y)
+    d = m.decision_function(X)
+    assert d.shape == (600,)
+    assert np.allclose(1 / (1 + np.exp(-d)), m.predict_proba(X)[:, 1],
+                       rtol=1e-13, atol=0)
+    assert m.decision_function(X[3]) == pytest.approx(d[3], rel=1e-15)
+    # ranges of trees add up to the whole; a range past the end is refused
+    raw = m._fitted().gbdt_raw
+    assert np.allclose(raw(X, 0, 10) + raw(X, 10, 20), d, rtol=1e-12)
+    with pytest.raises(sw.InvalidArgument, match=r"trees 25 \.\. 34, the "
+                                                  r"model has 30"):
+        raw(X, 25, 10)
+    y3 = np.digitize(X[:, 0], [-0.5, 0.5])
+    m3 = GBDTClassifier(n_estimators=20, num_leaves=7).fit(X, y3)
+    d3 = m3.decision_function(X)
+    z = np.exp(d3 - d3.max(axis=1, keepdims=True))
+    assert np.allclose(z / z.sum(axis=1, keepdims=True),
+                       m3.predict_proba(X), rtol=1e-12, atol=1e-15)
+    r = GBDTRegressor(n_estimators=10).fit(X, X[:, 0])
+    assert np.array_equal(r.decision_function(X), r.predict(X))
+
+
+def test_eval_metric_curves_match_sklearn_on_shorter_fits(rng):
+    from sklearn.metrics import log_loss, roc_auc_score
+    X = rng.standard_normal((1500, 5))
+    y = (X[:, 0] - X[:, 2] + 0.5 * rng.standard_normal(1500) > 0).astype(int)
+    Xt, yt, Xv, yv = X[:1000], y[:1000], X[1000:], y[1000:]
+    m = GBDTClassifier(n_estimators=12, num_leaves=7).fit(
+        Xt, yt, eval_set=[(Xv, yv)], eval_metric=["auc", "binary_error"])
+    res = m.evals_result_["valid_0"]
+    assert sorted(res) == ["auc", "binary_error", "binary_logloss"]
+    assert all(len(v) == 12 for v in res.values())
+    for r in (0, 5, 11):
+        # the first r + 1 rounds are the model a fit of r + 1 rounds makes
+        p = GBDTClassifier(n_estimators=r + 1, num_leaves=7).fit(
+            Xt, yt).predict_proba(Xv)[:, 1]
+        assert res["auc"][r] == pytest.approx(roc_auc_score(yv, p),
+                                              rel=1e-9)
+        assert res["binary_logloss"][r] == pytest.approx(log_loss(yv, p),
+                                                         rel=1e-9)
+        assert res["binary_error"][r] == pytest.approx(
+            np.mean((p > 0.5) != yv))
+    with pytest.raises(sw.InvalidArgument, match="'l2'.*binary_logloss, "
+                                                  "binary_error, auc"):
+        GBDTClassifier(n_estimators=2).fit(Xt, yt, eval_set=[(Xv, yv)],
+                                           eval_metric="l2")
+    reg = GBDTRegressor(n_estimators=5).fit(
+        Xt, X[:1000, 0], eval_set=[(Xv, X[1000:, 0])],
+        eval_metric=["l1", "rmse"])
+    res = reg.evals_result_["valid_0"]
+    assert np.allclose(np.sqrt(res["l2"]), res["rmse"], rtol=1e-9)
+    assert res["l1"][-1] == pytest.approx(
+        np.mean(np.abs(reg.predict(Xv) - X[1000:, 0])), rel=1e-9)

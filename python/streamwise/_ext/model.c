@@ -180,24 +180,28 @@ done:
     return result;
 }
 
-/* prequential(X, y) -> (predictions, running metric) */
+/* prequential(X, y[, scores]) -> (predictions, running metric[,
+ * scores before learning, (n, n_vectors)]) */
 static PyObject *
 Model_prequential(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     sw_state *st = sw_ext_state((PyObject *)self);
-    PyArrayObject *y = NULL, *pred = NULL, *metric = NULL;
+    PyArrayObject *y = NULL, *pred = NULL, *metric = NULL, *scores = NULL;
     PyObject *result = NULL;
-    npy_intp n;
+    npy_intp n, dims[2];
+    int want_scores = 0;
     sw_rows v;
     sw_err err = {0};
     hold h;
     sw_rc rc;
 
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "prequential(X, y) takes 2 "
-                                         "arguments");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "prequential(X, y[, scores]) "
+                                         "takes 2 or 3 arguments");
         return NULL;
     }
+    if (nargs == 3 && (want_scores = PyObject_IsTrue(args[2])) < 0)
+        return NULL;
     if (to_rows(st, args[0], sw_model_n_features(self->model), &h, &v) < 0)
         goto done;
     y = to_targets(st, args[1], v.n_rows);
@@ -208,23 +212,34 @@ Model_prequential(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
     metric = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_FLOAT64);
     if (pred == NULL || metric == NULL)
         goto done;
+    if (want_scores) {
+        dims[0] = n;
+        dims[1] = (npy_intp)sw_linear_n_vectors(self->model);
+        scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64);
+        if (scores == NULL)
+            goto done;
+    }
     model_write_lock(self);
     Py_BEGIN_ALLOW_THREADS
-    rc = sw_linear_prequential(
+    rc = sw_linear_prequential_scores(
         self->model, &v, PyArray_DATA(y), n, PyArray_DATA(pred),
-        PyArray_DATA(metric), NULL, &err);
+        scores != NULL ? PyArray_DATA(scores) : NULL,
+        scores != NULL ? (int64_t)dims[1] : 0, PyArray_DATA(metric), NULL,
+        &err);
     Py_END_ALLOW_THREADS
     model_unlock(self);
     if (rc != SW_OK) {
         sw_raise(st, &err);
         goto done;
     }
-    result = PyTuple_Pack(2, pred, metric);
+    result = scores != NULL ? PyTuple_Pack(3, pred, metric, scores)
+                            : PyTuple_Pack(2, pred, metric);
 done:
     hold_release(&h);
     Py_XDECREF(y);
     Py_XDECREF(pred);
     Py_XDECREF(metric);
+    Py_XDECREF(scores);
     return result;
 }
 
@@ -529,6 +544,50 @@ Model_gbdt_info(ModelObject *self, void *Py_UNUSED(c))
 {
     return Py_BuildValue("(LL)", (long long)sw_gbdt_n_trees(self->model),
                          (long long)sw_gbdt_best_iteration(self->model));
+}
+
+/* gbdt_raw(X, first, n_trees) -> float64 (n_rows,) or (n_rows, K): the raw
+ * scores of trees first .. first + n_trees - 1 */
+static PyObject *
+Model_gbdt_raw(ModelObject *self, PyObject *args)
+{
+    sw_state *st = sw_ext_state((PyObject *)self);
+    PyObject *x, *result = NULL;
+    PyArrayObject *out = NULL;
+    long long first, n_trees;
+    int64_t k = sw_model_n_outputs(self->model);
+    npy_intp dims[2];
+    sw_rows v;
+    sw_err err = {0};
+    hold h;
+    sw_rc rc;
+
+    if (!PyArg_ParseTuple(args, "OLL:gbdt_raw", &x, &first, &n_trees))
+        return NULL;
+    if (to_rows(st, x, sw_model_n_features(self->model), &h, &v) < 0)
+        goto done;
+    dims[0] = v.n_rows;
+    dims[1] = k;
+    out = (PyArrayObject *)PyArray_SimpleNew(k == 1 ? 1 : 2, dims,
+                                             NPY_FLOAT64);
+    if (out == NULL)
+        goto done;
+    model_read_lock(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_gbdt_predict_raw(self->model, &v, first, n_trees,
+                             PyArray_DATA(out), v.n_rows * k, &err);
+    Py_END_ALLOW_THREADS
+    model_unlock(self);
+    if (rc != SW_OK) {
+        sw_raise(st, &err);
+        goto done;
+    }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    hold_release(&h);
+    Py_XDECREF(out);
+    return result;
 }
 
 /* gbdt_importance(by_gain) -> float64 array (n_features) */
@@ -1064,7 +1123,8 @@ static PyMethodDef Model_methods[] = {
      "learn_one(x, y): the same for one row (1-D array or dict)."},
     {"prequential", (PyCFunction)(void (*)(void))Model_prequential,
      METH_FASTCALL,
-     "prequential(X, y) -> (predictions, running metric): test, then "
+     "prequential(X, y[, scores]) -> (predictions, running metric[, "
+     "scores]): test, then "
      "train, row by row."},
     {"predict", (PyCFunction)Model_predict, METH_O,
      "predict(X): decision values, per-class scores, or predictions."},
@@ -1085,6 +1145,9 @@ static PyMethodDef Model_methods[] = {
      "A deep copy (sw_model_dup, no file round trip)."},
     {"als_iterate", (PyCFunction)Model_als_iterate, METH_VARARGS,
      "als_iterate(user_items, item_users, want_loss) -> loss or None"},
+    {"gbdt_raw", (PyCFunction)Model_gbdt_raw, METH_VARARGS,
+     "gbdt_raw(X, first, n_trees): raw scores of those trees (with the "
+     "base score when first is 0)."},
     {"gbdt_importance", (PyCFunction)Model_gbdt_importance, METH_O,
      "gbdt_importance(by_gain) -> per-feature split counts or gains"},
     {"gbdt_export_c", (PyCFunction)Model_gbdt_export_c, METH_VARARGS,
