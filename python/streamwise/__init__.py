@@ -14,7 +14,8 @@ from . import hdf5
 from . import kafka
 from . import replay
 from . import serve
-from .learners import (PassiveAggressiveClassifier, PassiveAggressiveRegressor,
+from .learners import (DataConversionWarning, NotFittedError,
+                       PassiveAggressiveClassifier, PassiveAggressiveRegressor,
                        SCWClassifier, load)
 from .recommend import ALS
 from .gbdt import GBDTClassifier, GBDTRegressor
@@ -30,7 +31,8 @@ __all__ = [
     "load", "inspect", "conf_table", "build_info",
     "evaluate", "Error", "FormatError", "InternalError",
     "InvalidArgument", "NumericError", "ShapeError", "SourceError",
-    "StateError", "UnsupportedError",
+    "StateError", "UnsupportedError", "NotFittedError",
+    "DataConversionWarning",
 ]
 
 

@@ -11,7 +11,8 @@ import json
 import numpy as np
 
 from . import _sw
-from .learners import Params
+from .learners import (NotFittedError, Params, _check_fit_X, _check_y,
+                       _numeric, _sklearn_flavour)
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
 
@@ -23,7 +24,7 @@ def _matrix(X, names=None):
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)
     elif hasattr(X, "toarray"):
         X = X.toarray()
-    X = np.asarray(X)
+    X = _numeric(np.asarray(X))
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if X.ndim != 2:
@@ -122,10 +123,18 @@ class _GBDT(Params):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.min_split_gain = min_split_gain
-        self._model = None
-        self.feature_names_in_ = None
-        self.evals_result_ = None
-        self.validation_loss_ = None
+
+    # What fit sets, None until then: class attributes, so that __init__
+    # sets parameters only (scikit-learn's convention, which check_is_fitted
+    # relies on).
+    _model = None
+    feature_names_in_ = None
+    evals_result_ = None
+    validation_loss_ = None
+
+    def _more_tags(self):
+        # NaN is a missing value, routed by every split (as LightGBM)
+        return {"allow_nan": True}
 
     # LightGBM's scikit-learn parameter names -> the native ones
     _ALIASES = {"min_child_samples": "min_data_in_leaf",
@@ -178,7 +187,7 @@ class _GBDT(Params):
         }
 
     def _labels(self, y):
-        return np.asarray(y, dtype=np.float64).ravel()
+        return np.asarray(_check_y(y, False), dtype=np.float64)
 
     def _fit_objective(self):
         return self._objective
@@ -203,6 +212,7 @@ class _GBDT(Params):
         rounds (None: when rows x rounds reach 20M). Ctrl-C stops the fit
         (KeyboardInterrupt; the estimator keeps its previous model)."""
         X, cols = _matrix(X)
+        _check_fit_X(X)
         yv = self._labels(y)
         Xv = yvv = None
         if eval_set:
@@ -273,7 +283,8 @@ class _GBDT(Params):
 
     def _fitted(self):
         if self._model is None:
-            raise _sw.StateError(f"{type(self).__name__} is not fitted")
+            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
+                f"{type(self).__name__} is not fitted")
         return self._model
 
     def _check(self, X):
@@ -307,17 +318,6 @@ class _GBDT(Params):
                     f"{', '.join(map(str, names)) or m.n_features}")
             row[i] = float(v)
         return row
-
-    def decision_function(self, X):
-        """The raw scores, before the sigmoid or softmax: (rows,) for a
-        binary classifier or a regressor, (rows, classes) otherwise (as
-        LightGBM's predict(raw_score=True))."""
-        m = self._fitted()
-        x = np.asarray(X)
-        if x.ndim == 1 and not hasattr(X, "columns"):   # one row
-            x = np.ascontiguousarray(x, dtype=np.float64)[None, :]
-            return m.gbdt_raw(x, 0, m.gbdt_info[0])[0]
-        return m.gbdt_raw(self._check(X), 0, m.gbdt_info[0])
 
     def predict_one(self, x):
         """River's call: the prediction for one row (a dict or 1-D array)."""
@@ -417,7 +417,7 @@ class GBDTClassifier(_GBDT):
         return self._n_classes() if self._n_classes() > 2 else 0
 
     def _labels(self, y):
-        y = np.asarray(y).ravel()
+        y = _check_y(y, True)
         if y.dtype.kind == "f" and np.isnan(y).any():
             raise _sw.NumericError("labels contain NaN")
         classes = np.unique(y)
@@ -437,6 +437,18 @@ class GBDTClassifier(_GBDT):
         self.classes_ = None if init_model is None else init_model.classes_
         return super().fit(X, y, eval_set, early_stopping_rounds,
                            init_model, progress, eval_metric)
+
+    def decision_function(self, X):
+        """The raw scores, before the sigmoid or softmax: (rows,) for two
+        classes (the log-odds of classes_[1]), (rows, classes) otherwise
+        (as LightGBM's predict(raw_score=True)); a regressor's predict is
+        its raw score."""
+        m = self._fitted()
+        x = np.asarray(X)
+        if x.ndim == 1 and not hasattr(X, "columns"):   # one row
+            x = np.ascontiguousarray(x, dtype=np.float64)[None, :]
+            return m.gbdt_raw(x, 0, m.gbdt_info[0])[0]
+        return m.gbdt_raw(self._check(X), 0, m.gbdt_info[0])
 
     def predict_proba(self, X):
         """(rows, classes) probabilities; one row: (classes,)."""

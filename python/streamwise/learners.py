@@ -34,26 +34,111 @@ def _text(value):
     return str(value)
 
 
+class NotFittedError(_sw.StateError, ValueError, AttributeError):
+    """An estimator used before it learned anything. A StateError, and a
+    ValueError and AttributeError as scikit-learn's NotFittedError is, so
+    that code written for scikit-learn (and hasattr on fitted attributes)
+    behaves the same; when scikit-learn is loaded, what is raised is also
+    its NotFittedError (see _sklearn_flavour)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input that was converted to what the estimator expects (a column
+    vector y, raveled), as scikit-learn's warning of the same name."""
+
+
+_FLAVOURED = {}
+
+
+def _sklearn_flavour(cls, name):
+    """cls, or, once scikit-learn is imported (never by streamwise: it
+    costs 0.6 s), a subclass of cls and of scikit-learn's class of the same
+    name, so that `except sklearn.exceptions.NotFittedError` and
+    scikit-learn's own checks see theirs."""
+    import sys
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return cls
+    got = _FLAVOURED.get(name)
+    if got is None:
+        got = _FLAVOURED[name] = type(name, (cls, getattr(sk, name)),
+                                      {"__module__": cls.__module__})
+    return got
+
+
 def _is_sparse(X):
-    return hasattr(X, "indptr") and hasattr(X, "indices")
+    # scipy.sparse in every format (dok_matrix is also a dict: look first)
+    return hasattr(X, "tocsr") and hasattr(X, "format")
 
 
 def _as_input(X):
     """X as the extension takes it: ndarray, CSR, dict or (idx, val)."""
-    if isinstance(X, (dict, tuple, np.ndarray)):
-        return X
     if _is_sparse(X):
-        if getattr(X, "format", "csr") != "csr":
-            X = X.tocsr()
+        return X if X.format == "csr" else X.tocsr()
+    if isinstance(X, (dict, tuple)):
         return X
-    if hasattr(X, "tocsr"):          # other scipy.sparse formats
-        return X.tocsr()
-    if hasattr(X, "to_numpy"):       # pandas
-        return X.to_numpy()
-    return np.asarray(X)
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
+        X = X.to_numpy()
+    return _numeric(np.asarray(X))
+
+
+def _numeric(X):
+    """An array of numbers: object arrays of numbers converted (anything
+    else in them raises the TypeError float() raises), complex refused."""
+    if X.dtype.kind == "c":
+        raise _sw.InvalidArgument("Complex data not supported: X holds "
+                                  f"{X.dtype} values, expected real numbers")
+    if X.dtype.kind == "O":
+        return X.astype(np.float64)
+    return X
+
+
+def _check_fit_X(X, what="fit"):
+    """Training data that holds something: scikit-learn's messages for no
+    rows and no columns."""
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        return
+    if shape[0] == 0:
+        raise _sw.InvalidArgument(
+            f"{what}: X has no rows: Found array with 0 sample(s) "
+            f"(shape={shape}) while a minimum of 1 is required.")
+    if shape[1] == 0:
+        raise _sw.InvalidArgument(
+            f"{what}: 0 feature(s) (shape={shape}) while a minimum of 1 is "
+            "required.")
+
+
+def _check_y(y, classifier):
+    """y as one column: a column vector is raveled with a warning, more
+    columns are refused; a classifier refuses continuous values (labels
+    are classes, and a float target is almost always a regression
+    mistake: scikit-learn's "Unknown label type")."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        import warnings
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. "
+            "Please change the shape of y to (n_samples, ), for example "
+            "using ravel().",
+            _sklearn_flavour(DataConversionWarning, "DataConversionWarning"),
+            stacklevel=3)
+        y = y.ravel()
+    elif y.ndim > 1:
+        raise _sw.ShapeError(f"y has shape {y.shape}; expected one target "
+                             "per row (1-D)")
+    if classifier and y.dtype.kind == "f" and y.size and \
+            np.all(np.isfinite(y)) and np.any(y != np.floor(y)):
+        raise _sw.InvalidArgument(
+            "Unknown label type: continuous. A classifier's labels are "
+            f"classes, and y holds values such as {y[y != np.floor(y)][0]!r}"
+            "; use a regressor for a continuous target")
+    return y
 
 
 def _n_rows(X):
+    if _is_sparse(X):
+        return X.shape[0]
     if isinstance(X, dict) or isinstance(X, tuple):
         return 1
     shape = getattr(X, "shape", None)
@@ -62,7 +147,15 @@ def _n_rows(X):
     return len(X)
 
 
+def _one_row(X):
+    """Whether X is one row (a dict, or a 1-D array) rather than rows."""
+    return not _is_sparse(X) and (isinstance(X, dict) or (
+        isinstance(X, np.ndarray) and X.ndim == 1))
+
+
 def _n_cols(X):
+    if _is_sparse(X):
+        return X.shape[1]
     if isinstance(X, (dict, tuple)):
         return None
     shape = getattr(X, "shape", None)
@@ -168,7 +261,7 @@ class _Linear(Params):
         another order are reordered; a name the model does not know, or
         one it needs that is missing from a DataFrame, is refused."""
         names = getattr(self, "feature_names_in_", None)
-        if isinstance(X, dict):
+        if isinstance(X, dict) and not _is_sparse(X):
             keys = list(X)
             if not keys or not all(isinstance(k, str) for k in keys):
                 return X
@@ -225,7 +318,7 @@ class _Linear(Params):
     def _fitted(self):
         m = self._model
         if m is None:
-            raise _sw.StateError(
+            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
                 f"this {type(self).__name__} has not learned anything yet: "
                 "call fit, partial_fit or learn_one first")
         return m
@@ -262,13 +355,15 @@ class _Linear(Params):
         self._reset()
         self.feature_names_in_ = None
         X = _as_input(self._named(X))
-        y = np.asarray(y)
+        _check_fit_X(X)
+        y = _check_y(y, self._is_classifier)
         if _n_rows(X) == 0:
             raise _sw.InvalidArgument("fit: X has no rows")
         if self._is_classifier:
             self._register(np.unique(y))
         for _ in range(int(self.max_iter)):
             self._learn(X, y)
+        self.n_iter_ = int(self.max_iter)
         return self
 
     def _learn(self, X, y):
@@ -415,9 +510,12 @@ class _Classifier(_Linear):
     def partial_fit(self, X, y, classes=None):
         """Learn X, y in order. Labels never seen before are accepted."""
         X = _as_input(self._named(X))
+        _check_fit_X(X, "partial_fit")
+        y = _check_y(y, True)
         if classes is not None:
             self._register(list(np.unique(np.asarray(classes))))
-        self._learn(X, np.asarray(y))
+        self._learn(X, y)
+        self.n_iter_ = 1
         return self
 
     def decision_function(self, X):
@@ -436,7 +534,7 @@ class _Classifier(_Linear):
         s = self._scores(X)
         if np.ndim(s) == 0:
             return self._labels(np.array([s]))[0]
-        if isinstance(X, dict) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        if _one_row(X):
             return self._labels(s[None, :])[0]
         return self._labels(s)
 
@@ -449,8 +547,7 @@ class _Classifier(_Linear):
         calibrates them. Their argmax is always predict's label."""
         s = np.asarray(self._scores(X), dtype=np.float64)
         k = len(self._classes)
-        if isinstance(X, dict) or (isinstance(X, np.ndarray) and
-                                   X.ndim == 1):
+        if _one_row(X):
             return _proba(s.reshape(1, -1), k)[0]
         return _proba(s if s.ndim == 2 else s.reshape(-1, 1), k)
 
@@ -484,7 +581,10 @@ class _Regressor(_Linear):
     _is_classifier = False
 
     def partial_fit(self, X, y):
-        self._learn(_as_input(self._named(X)), y)
+        X = _as_input(self._named(X))
+        _check_fit_X(X, "partial_fit")
+        self._learn(X, _check_y(y, False))
+        self.n_iter_ = 1
         return self
 
     def predict(self, X):

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _sw
-from .learners import Params
+from .learners import NotFittedError, Params, _sklearn_flavour
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
            "ranking_metrics_at_k", "rmse"]
@@ -138,7 +138,8 @@ class ALS(Params):
 
     def _fitted(self):
         if self._model is None:
-            raise _sw.StateError("this ALS model is not fitted yet: call fit")
+            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
+                "this ALS model is not fitted yet: call fit")
         return self._model
 
     # ---- training ----------------------------------------------------------
