@@ -17,6 +17,8 @@ __all__ = [
     "PassiveAggressiveClassifier",
     "PassiveAggressiveRegressor",
     "SCWClassifier",
+    "NotFittedError",
+    "DataConversionWarning",
     "load",
 ]
 

@@ -45,6 +45,9 @@ import time
 
 from . import _sw
 
+__all__ = ["StoreError", "Store", "PgStore", "get_store", "set_store",
+           "parse_uri", "default_root", "local_postgres", "SCHEMA_VERSION"]
+
 
 class Refuse:
     """Triggers that make a table refuse some operations, with a message."""
