@@ -6,10 +6,14 @@ Notebooks run in their own folder, on a kernel started with this very
 interpreter (a temporary kernelspec, so a `python3` elsewhere on PATH is
 never picked up). Committed notebooks must carry no outputs: a notebook with
 outputs or execution counts fails, so results are always produced here.
-Prints `notebooks: N passed, N failed` last.
+The kernel draws with matplotlib's inline backend, as Jupyter does, and
+every cell that plots must have shown an image: a notebook that forces a
+backend that shows nothing (Agg) fails. Prints `notebooks: N passed, N
+failed` last.
 """
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -32,6 +36,22 @@ def kernel_dir():
     return root
 
 
+# a cell that draws: pyplot, an Axes' or DataFrame's plot, streamwise.plots
+PLOTS = re.compile(r"\bplt\.(plot|subplots|figure|bar|hist|scatter)\b|"
+                   r"\.plot\(|\bplots\.\w+\(")
+
+
+def missing_images(nb):
+    """Indices of the cells that draw but showed no image."""
+    bad = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or not PLOTS.search(c.source):
+            continue
+        if not any("image/png" in o.get("data", {}) for o in c.outputs):
+            bad.append(i)
+    return bad
+
+
 def has_outputs(nb):
     return any(c.get("outputs") or c.get("execution_count")
                for c in nb.cells if c.cell_type == "code")
@@ -39,7 +59,8 @@ def has_outputs(nb):
 
 def main(folder):
     os.environ["JUPYTER_PATH"] = kernel_dir()
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # the kernel's own default, inline, is what a user sees
+    os.environ.pop("MPLBACKEND", None)
     paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
                    if n.endswith(".ipynb"))
     passed = failed = 0
@@ -58,6 +79,11 @@ def main(folder):
             client.execute()
         except CellExecutionError as e:
             print(f"FAIL {path}:\n{e}")
+            failed += 1
+            continue
+        bad = missing_images(nb)
+        if bad:
+            print(f"FAIL {path}: cells {bad} plot but showed no image")
             failed += 1
             continue
         print(f"ok   {path} ({time.perf_counter() - t0:.1f} s)")

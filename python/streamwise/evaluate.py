@@ -1,5 +1,12 @@
 """Evaluation of online learners on streams."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["prequential", "roc_auc", "ranking_metrics_at_k",
            "train_test_split", "leave_k_out_split", "rmse"]
@@ -8,7 +15,9 @@ CLASSIFIER_METRICS = ("accuracy", "log_loss", "roc_auc")
 REGRESSOR_METRICS = ("mae", "rmse")
 
 
-def prequential(model, X, y, return_predictions=False, metrics=None):
+def prequential(model: Any, X: Any, y: npt.ArrayLike,
+                return_predictions: bool = False,
+                metrics: str | Sequence[str] | None = None) -> Any:
     """Test-then-train over the rows of X in order, in C.
 
     For each row the model first predicts, then learns it. The model keeps
@@ -88,7 +97,7 @@ def _classifier_metrics(names, accuracy, scores, codes, n_classes):
     return out
 
 
-def roc_auc(positive, score):
+def roc_auc(positive: npt.ArrayLike, score: npt.ArrayLike) -> float:
     """Area under the ROC curve: the probability that a positive row
     scores above a negative one, ties counting one half (the Mann-Whitney
     statistic from average ranks). NaN when one side is empty."""

@@ -6,7 +6,10 @@ the same table-driven interpreter that ``build/bin/sw-serve`` runs, and
 saves as a ``.swm`` file. Parameters keep LightGBM's names and meanings.
 See docs/gbdt.md.
 """
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -15,6 +18,14 @@ from .learners import (NotFittedError, Params, _check_fit_X, _check_y,
                        _numeric, _sklearn_flavour)
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
+
+if TYPE_CHECKING:
+    import os
+    from typing import Self
+
+    import numpy.typing as npt
+
+    from .learners import Row, Rows
 
 def _matrix(X, names=None):
     """(float array C-contiguous 2-D, column names or None)."""
@@ -88,7 +99,7 @@ def _metric(name, y, raw):
 
 
 class _GBDT(Params):
-    _objective = None
+    _objective: str | None = None
 
     def __init__(self, n_estimators=100, learning_rate=0.1, num_leaves=31,
                  max_depth=-1, max_bin=255, min_data_in_leaf=20,
@@ -127,7 +138,7 @@ class _GBDT(Params):
     # What fit sets, None until then: class attributes, so that __init__
     # sets parameters only (scikit-learn's convention, which check_is_fitted
     # relies on).
-    _model = None
+    _model: Any = None
     feature_names_in_ = None
     evals_result_ = None
     validation_loss_ = None
@@ -195,8 +206,11 @@ class _GBDT(Params):
     def _num_class(self):
         return 0
 
-    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, progress=None, eval_metric=None):
+    def fit(self, X: Rows, y: npt.ArrayLike,
+            eval_set: Sequence[tuple[Rows, npt.ArrayLike]] | None = None,
+            early_stopping_rounds: int | None = None,
+            init_model: _GBDT | None = None, progress: Any = None,
+            eval_metric: str | Sequence[str] | None = None) -> Self:
         """Train on X (array or DataFrame, NaN = missing) and y. eval_set:
         [(X_valid, y_valid)], whose loss per round lands in
         evals_result_ as LightGBM's dict, {"valid_0": {"binary_logloss":
@@ -319,7 +333,10 @@ class _GBDT(Params):
             row[i] = float(v)
         return row
 
-    def predict_one(self, x):
+    def predict(self, X: Rows | Row) -> np.ndarray:
+        raise NotImplementedError     # GBDTClassifier's, GBDTRegressor's
+
+    def predict_one(self, x: Row) -> Any:
         """River's call: the prediction for one row (a dict or 1-D array)."""
         return self.predict(self._row(x)[None, :])[0]
 
@@ -331,27 +348,29 @@ class _GBDT(Params):
         return self._fitted().predict(self._check(X))
 
     @property
-    def n_trees_(self):
+    def n_trees_(self) -> int:
         return self._fitted().gbdt_info[0]
 
     @property
-    def best_iteration_(self):
+    def best_iteration_(self) -> int | None:
         """The 0-based round early stopping kept (None without)."""
         b = self._fitted().gbdt_info[1]
         return None if b < 0 else b
 
     @property
-    def feature_importances_(self):
+    def feature_importances_(self) -> np.ndarray:
         """Split counts per feature (importance_type="gain": see
         feature_importance)."""
         return self._fitted().gbdt_importance(False)
 
-    def feature_importance(self, importance_type="split"):
+    def feature_importance(self, importance_type: str = "split"
+                           ) -> np.ndarray:
         if importance_type not in ("split", "gain"):
             raise _sw.InvalidArgument("importance_type: 'split' or 'gain'")
         return self._fitted().gbdt_importance(importance_type == "gain")
 
-    def export_c(self, directory, name="model", trees_per_file=50):
+    def export_c(self, directory: str | os.PathLike, name: str = "model",
+                 trees_per_file: int = 50) -> Any:
         """Write the model as C source into directory: name.h, name.c
         (double name_predict(const double *x): the probability of class 1
         for a binary classifier, the prediction for a regressor; name_raw:
@@ -372,8 +391,9 @@ class _GBDT(Params):
                   for k in range(n - 2)]
         return paths
 
-    def save(self, path, golden=None, pipeline=None, inputs=None,
-             sparse=None, golden_events=None):
+    def save(self, path: str | os.PathLike, golden: Rows | None = None,
+             pipeline: Any = None, inputs: Any = None, sparse: Any = None,
+             golden_events: Any = None) -> str | os.PathLike:
         """Write the model to a .swm file; with pipeline, a bundle (see
         streamwise.serve.attach)."""
         m = self._fitted()
@@ -432,13 +452,16 @@ class GBDTClassifier(_GBDT):
             return np.searchsorted(self.classes_, y).astype(np.float64)
         return (y == self.classes_[1]).astype(np.float64)
 
-    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, progress=None, eval_metric=None):
+    def fit(self, X: Rows, y: npt.ArrayLike,
+            eval_set: Sequence[tuple[Rows, npt.ArrayLike]] | None = None,
+            early_stopping_rounds: int | None = None,
+            init_model: Any = None, progress: Any = None,
+            eval_metric: str | Sequence[str] | None = None) -> Self:
         self.classes_ = None if init_model is None else init_model.classes_
         return super().fit(X, y, eval_set, early_stopping_rounds,
                            init_model, progress, eval_metric)
 
-    def decision_function(self, X):
+    def decision_function(self, X: Rows | Row) -> np.ndarray:
         """The raw scores, before the sigmoid or softmax: (rows,) for two
         classes (the log-odds of classes_[1]), (rows, classes) otherwise
         (as LightGBM's predict(raw_score=True)); a regressor's predict is
@@ -450,7 +473,7 @@ class GBDTClassifier(_GBDT):
             return m.gbdt_raw(x, 0, m.gbdt_info[0])[0]
         return m.gbdt_raw(self._check(X), 0, m.gbdt_info[0])
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Rows | Row) -> np.ndarray:
         """(rows, classes) probabilities; one row: (classes,)."""
         p = self._raw_output(X)
         if len(self.classes_) > 2:
@@ -459,25 +482,26 @@ class GBDTClassifier(_GBDT):
             return np.array([1.0 - p, p])
         return np.column_stack([1.0 - p, p])
 
-    def predict_proba_one(self, x):
+    def predict_proba_one(self, x: Row) -> dict[Any, float]:
         """River's call: {class: probability} for one row (a dict keyed by
         feature name or column number, or a 1-D array)."""
         p = self.predict_proba(self._row(x)[None, :])[0]
         return {c.item() if hasattr(c, "item") else c: float(q)
                 for c, q in zip(self.classes_, p)}
 
-    def predict(self, X):
+    def predict(self, X: Rows | Row) -> np.ndarray:
         p = self._raw_output(X)
         if len(self.classes_) > 2:
             return self.classes_[np.argmax(p, axis=-1)]
         return self.classes_[(np.asarray(p) > 0.5).astype(int)]
 
-    def score(self, X, y):
+    def score(self, X: Rows, y: npt.ArrayLike) -> float:
         """Mean accuracy on X, y (scikit-learn's classifier score)."""
         return float(np.mean(self.predict(X) == np.asarray(y).ravel()))
 
-    def save(self, path, golden=None, pipeline=None, inputs=None,
-             sparse=None, golden_events=None):
+    def save(self, path: str | os.PathLike, golden: Rows | None = None,
+             pipeline: Any = None, inputs: Any = None, sparse: Any = None,
+             golden_events: Any = None) -> str | os.PathLike:
         super().save(path, golden, pipeline, inputs, sparse, golden_events)
         meta = json.loads(self._fitted().metadata)
         meta["classes"] = [c.item() if hasattr(c, "item") else c
@@ -498,10 +522,10 @@ class GBDTRegressor(_GBDT):
     _objective = "regression"
     _estimator_type = "regressor"
 
-    def predict(self, X):
+    def predict(self, X: Rows | Row) -> np.ndarray:
         return self._raw_output(X)
 
-    def score(self, X, y):
+    def score(self, X: Rows, y: npt.ArrayLike) -> float:
         """R^2 of the predictions on X, y (scikit-learn's regressor
         score)."""
         y = np.asarray(y, dtype=np.float64).ravel()

@@ -6,12 +6,28 @@ they produce is computed in C by the same code the runner uses. Settings go
 to the core as text through its property table (``streamwise.conf_table()``),
 which validates them and documents them in CONFIGURATION.md.
 """
+from __future__ import annotations
+
 import inspect
 import json
+from typing import TYPE_CHECKING, Any, Mapping, Union
 
 import numpy as np
 
 from . import _sw
+
+if TYPE_CHECKING:
+    import os
+    from typing import Self
+
+    import numpy.typing as npt
+    import pandas
+    import scipy.sparse
+
+    #: rows: an array (n, d), a scipy.sparse matrix or a DataFrame
+    Rows = Union[npt.ArrayLike, scipy.sparse.spmatrix, pandas.DataFrame]
+    #: one row: a 1-D array, or {column number or name: value}
+    Row = Union[npt.ArrayLike, Mapping[Any, float]]
 
 __all__ = [
     "PassiveAggressiveClassifier",
@@ -49,7 +65,7 @@ class DataConversionWarning(UserWarning):
     vector y, raveled), as scikit-learn's warning of the same name."""
 
 
-_FLAVOURED = {}
+_FLAVOURED: dict[str, type] = {}
 
 
 def _sklearn_flavour(cls, name):
@@ -198,7 +214,7 @@ class Params:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def __repr__(self):
@@ -209,7 +225,7 @@ class Params:
                    if defaults[k].default is not v and defaults[k].default != v]
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         names = self._param_names()
         for key, value in params.items():
             if key not in names:
@@ -227,10 +243,11 @@ class _Linear(Params):
     ``_conf_keys`` (keyword argument -> property name).
     """
 
-    _fixed = {}
-    _conf_keys = {}
+    _fixed: dict[str, str] = {}
+    _conf_keys: dict[str, str] = {}
     _is_classifier = True
-    _model = None        # the core handle; an instance attribute once made
+    _model: Any = None   # the core handle; an instance attribute once made
+    max_iter: int
 
     # ---- scikit-learn plumbing ------------------------------------------
 
@@ -239,6 +256,10 @@ class _Linear(Params):
         for arg, key in self._conf_keys.items():
             conf[key] = _text(getattr(self, arg))
         return conf
+
+    def _register(self, labels: Any) -> dict:
+        raise TypeError(f"{type(self).__name__} is a regressor: it has no "
+                        "classes")
 
     # ---- state ---------------------------------------------------------
 
@@ -326,33 +347,33 @@ class _Linear(Params):
         return m
 
     @property
-    def n_features_in_(self):
+    def n_features_in_(self) -> int:
         return self._fitted().n_features
 
     @property
-    def coef_(self):
+    def coef_(self) -> np.ndarray:
         """Weights, one row per weight vector (intercept excluded)."""
         w = self._fitted().weights
         return w[:, :self._model.n_features]
 
     @property
-    def intercept_(self):
+    def intercept_(self) -> np.ndarray:
         w = self._fitted().weights
         if w.shape[1] == self._model.n_features:
             return np.zeros(w.shape[0])
         return w[:, -1].copy()
 
     @property
-    def n_updates_(self):
+    def n_updates_(self) -> int:
         return self._fitted().counts[1]
 
     @property
-    def n_seen_(self):
+    def n_seen_(self) -> int:
         return self._fitted().counts[0]
 
     # ---- learning --------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X: Rows, y: npt.ArrayLike) -> Self:
         """Forget everything, then learn X, y in order, max_iter times."""
         self._reset()
         self.feature_names_in_ = None
@@ -377,7 +398,7 @@ class _Linear(Params):
             m = self._ensure(X, 0)
         m.learn(X, y)
 
-    def learn_one(self, x, y):
+    def learn_one(self, x: Row, y: Any) -> Self:
         """Learn one example: x a 1-D array or {column: value}.
 
         A label never seen before is accepted and numbered after the known
@@ -437,8 +458,10 @@ class _Linear(Params):
             meta["feature_names"] = list(self.feature_names_in_)
         return meta
 
-    def save(self, path, golden=None, pipeline=None, inputs=None,
-             sparse=None, golden_events=None):
+    def save(self, path: str | os.PathLike, golden: Rows | None = None,
+             pipeline: Any = None, inputs: Any = None,
+             sparse: Any = None,
+             golden_events: Any = None) -> str | os.PathLike:
         """Write the model to a .swm file; golden rows are optional. With
         pipeline (the streamwise.Pipeline it was trained on) the file is a
         bundle the runner serves from raw events: see
@@ -467,7 +490,7 @@ class _Classifier(_Linear):
     _estimator_type = "classifier"
 
     @property
-    def classes_(self):
+    def classes_(self) -> np.ndarray:
         self._fitted()
         return np.asarray(self._classes)
 
@@ -509,7 +532,8 @@ class _Classifier(_Linear):
         lut = np.array([self._class_index[v] for v in uniq], dtype=np.float64)
         return lut[inv]
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X: Rows, y: npt.ArrayLike,
+                    classes: npt.ArrayLike | None = None) -> Self:
         """Learn X, y in order. Labels never seen before are accepted."""
         X = _as_input(self._named(X))
         _check_fit_X(X, "partial_fit")
@@ -520,7 +544,7 @@ class _Classifier(_Linear):
         self.n_iter_ = 1
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: Rows | Row) -> np.ndarray | float:
         """Binary: w.x + b, shape (n,); multiclass: (n, n_classes)."""
         return self._scores(X)
 
@@ -532,7 +556,7 @@ class _Classifier(_Linear):
             return classes[(scores > 0).astype(np.intp)]
         return classes[np.argmax(scores, axis=1)]
 
-    def predict(self, X):
+    def predict(self, X: Rows | Row) -> np.ndarray | Any:
         s = self._scores(X)
         if np.ndim(s) == 0:
             return self._labels(np.array([s]))[0]
@@ -540,7 +564,7 @@ class _Classifier(_Linear):
             return self._labels(s[None, :])[0]
         return self._labels(s)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Rows | Row) -> np.ndarray:
         """Class probabilities, (n, n_classes), in classes_ order, by
         squashing the scores: the logistic function of the decision value
         (binary), the softmax of the class scores (multiclass), as River's
@@ -553,7 +577,7 @@ class _Classifier(_Linear):
             return _proba(s.reshape(1, -1), k)[0]
         return _proba(s if s.ndim == 2 else s.reshape(-1, 1), k)
 
-    def predict_proba_one(self, x):
+    def predict_proba_one(self, x: Row) -> dict[Any, float]:
         """River's call: {label: probability} for one row (see
         predict_proba)."""
         m = self._fitted()
@@ -562,7 +586,7 @@ class _Classifier(_Linear):
         p = _proba(s.reshape(1, -1), len(self._classes))[0]
         return dict(zip(self._classes, p.tolist()))
 
-    def predict_one(self, x):
+    def predict_one(self, x: Row) -> Any:
         """The label predicted for one row (1-D array or dict, keyed by
         column number or, once the model has names, by name)."""
         m = self._fitted()
@@ -573,7 +597,7 @@ class _Classifier(_Linear):
             return self._classes[1] if s > 0 else self._classes[0]
         return self._classes[int(np.argmax(s))]
 
-    def score(self, X, y):
+    def score(self, X: Rows, y: npt.ArrayLike) -> float:
         """Mean accuracy on X, y."""
         return float(np.mean(self.predict(X) == np.asarray(y)))
 
@@ -582,21 +606,21 @@ class _Regressor(_Linear):
     _estimator_type = "regressor"
     _is_classifier = False
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: Rows, y: npt.ArrayLike) -> Self:
         X = _as_input(self._named(X))
         _check_fit_X(X, "partial_fit")
         self._learn(X, _check_y(y, False))
         self.n_iter_ = 1
         return self
 
-    def predict(self, X):
+    def predict(self, X: Rows | Row) -> np.ndarray | float:
         return self._scores(X)
 
-    def predict_one(self, x):
+    def predict_one(self, x: Row) -> float:
         m = self._fitted()
         return float(m.predict(self._named(x)))
 
-    def score(self, X, y):
+    def score(self, X: Rows, y: npt.ArrayLike) -> float:
         """R^2 of the predictions on X, y."""
         y = np.asarray(y, dtype=np.float64)
         p = self.predict(X)
@@ -618,8 +642,9 @@ class PassiveAggressiveClassifier(_Classifier):
     _conf_keys = {"C": "pa.C", "variant": "pa.variant",
                   "fit_intercept": "linear.fit_intercept"}
 
-    def __init__(self, C=1.0, variant="pa1", fit_intercept=True,
-                 n_features=None, max_iter=1):
+    def __init__(self, C: float = 1.0, variant: str = "pa1",
+                 fit_intercept: bool = True, n_features: int | None = None,
+                 max_iter: int = 1) -> None:
         self.C = C
         self.variant = variant
         self.fit_intercept = fit_intercept
@@ -635,8 +660,9 @@ class PassiveAggressiveRegressor(_Regressor):
                   "variant": "pa.variant",
                   "fit_intercept": "linear.fit_intercept"}
 
-    def __init__(self, C=1.0, epsilon=0.1, variant="pa1", fit_intercept=True,
-                 n_features=None, max_iter=1):
+    def __init__(self, C: float = 1.0, epsilon: float = 0.1,
+                 variant: str = "pa1", fit_intercept: bool = True,
+                 n_features: int | None = None, max_iter: int = 1) -> None:
         self.C = C
         self.epsilon = epsilon
         self.variant = variant
@@ -658,8 +684,10 @@ class SCWClassifier(_Classifier):
                   "covariance": "scw.covariance", "a": "scw.a",
                   "fit_intercept": "linear.fit_intercept"}
 
-    def __init__(self, C=1.0, eta=0.9, variant="scw1", covariance="diag",
-                 a=1.0, fit_intercept=True, n_features=None, max_iter=1):
+    def __init__(self, C: float = 1.0, eta: float = 0.9, variant: str = "scw1",
+                 covariance: str = "diag", a: float = 1.0,
+                 fit_intercept: bool = True, n_features: int | None = None,
+                 max_iter: int = 1) -> None:
         self.C = C
         self.eta = eta
         self.variant = variant
@@ -697,7 +725,7 @@ _CLASSES = {c.__name__: c for c in (PassiveAggressiveClassifier,
                                     SCWClassifier)}
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Any:
     """Load a .swm file (verified: checksums, version, golden vectors) and
     return the estimator that saved it, ready to predict and keep learning."""
     m = _sw.load(str(path))

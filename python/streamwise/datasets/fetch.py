@@ -20,12 +20,15 @@ checked); the publishers are named in each entry and in
 samples have no-redistribution terms: their loaders read them from a
 data directory that you fill from the publisher's site.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from typing import Any
 
 from .loaders import DataNotFound, load_a8a, load_banknote
 
@@ -35,7 +38,7 @@ __all__ = ["DATASETS", "fetch", "fetch_banknote", "fetch_a8a",
 
 #: name -> files: (path in the data set's folder, address, SHA-256 of the
 #: content as downloaded, gzip the stored copy), and the publisher
-DATASETS = {
+DATASETS: dict[str, dict[str, Any]] = {
     "banknote": {
         "publisher": "UCI Machine Learning Repository, Banknote "
                      "Authentication (V. Lohweg, 2012), CC BY 4.0",
@@ -60,7 +63,7 @@ DATASETS = {
 }
 
 
-def default_data_home(data_home=None):
+def default_data_home(data_home: str | None = None) -> str:
     """data_home, else $STREAMWISE_DATA, else ~/streamwise_data."""
     return os.path.abspath(os.path.expanduser(
         data_home or os.environ.get("STREAMWISE_DATA") or
@@ -115,8 +118,9 @@ def _download(url, dest, sha256, gz, name, timeout):
             os.unlink(tmp)
 
 
-def fetch(name, data_home=None, download_if_missing=True, mirror=None,
-          timeout=60):
+def fetch(name: str, data_home: str | None = None,
+          download_if_missing: bool = True, mirror: str | None = None,
+          timeout: float = 60) -> str:
     """The data directory holding data set `name` (a key of DATASETS),
     downloaded into it first if missing; pass it to the loaders as
     ``data=``."""
@@ -142,8 +146,9 @@ def fetch(name, data_home=None, download_if_missing=True, mirror=None,
     return home
 
 
-def fetch_banknote(data_home=None, shuffle=True, seed=0,
-                   download_if_missing=True, mirror=None):
+def fetch_banknote(data_home: str | None = None, shuffle: bool = True,
+                   seed: int = 0, download_if_missing: bool = True,
+                   mirror: str | None = None):
     """UCI banknote authentication, fetched if missing: X (1372, 4), y in
     {0, 1}, shuffled with default_rng(seed) (the file lists one class
     first)."""
@@ -151,7 +156,8 @@ def fetch_banknote(data_home=None, shuffle=True, seed=0,
                                mirror), shuffle=shuffle, seed=seed)
 
 
-def fetch_a8a(data_home=None, download_if_missing=True, mirror=None):
+def fetch_a8a(data_home: str | None = None, download_if_missing: bool = True,
+              mirror: str | None = None):
     """LIBSVM a8a, fetched if missing: X CSR (22696, 123), y in {-1, +1}."""
     return load_a8a(fetch("libsvm-a8a", data_home, download_if_missing,
                           mirror))
