@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from . import _sw
-from .learners import (NotFittedError, Params, _check_fit_X, _check_y,
-                       _numeric, _sklearn_flavour)
+from ._base import (NotFittedError, Params, check_fit_X, check_y, numeric,
+                    sklearn_flavour)
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from .learners import Row, Rows
+    from ._base import Row, Rows
 
 def _matrix(X, names=None):
     """(float array C-contiguous 2-D, column names or None)."""
@@ -35,7 +35,7 @@ def _matrix(X, names=None):
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)
     elif hasattr(X, "toarray"):
         X = X.toarray()
-    X = _numeric(np.asarray(X))
+    X = numeric(np.asarray(X))
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if X.ndim != 2:
@@ -198,7 +198,7 @@ class _GBDT(Params):
         }
 
     def _labels(self, y):
-        return np.asarray(_check_y(y, False), dtype=np.float64)
+        return np.asarray(check_y(y, False), dtype=np.float64)
 
     def _fit_objective(self):
         return self._objective
@@ -226,7 +226,7 @@ class _GBDT(Params):
         rounds (None: when rows x rounds reach 20M). Ctrl-C stops the fit
         (KeyboardInterrupt; the estimator keeps its previous model)."""
         X, cols = _matrix(X)
-        _check_fit_X(X)
+        check_fit_X(X)
         yv = self._labels(y)
         Xv = yvv = None
         if eval_set:
@@ -297,7 +297,7 @@ class _GBDT(Params):
 
     def _fitted(self):
         if self._model is None:
-            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
+            raise sklearn_flavour(NotFittedError, "NotFittedError")(
                 f"{type(self).__name__} is not fitted")
         return self._model
 
@@ -437,7 +437,7 @@ class GBDTClassifier(_GBDT):
         return self._n_classes() if self._n_classes() > 2 else 0
 
     def _labels(self, y):
-        y = _check_y(y, True)
+        y = check_y(y, True)
         if y.dtype.kind == "f" and np.isnan(y).any():
             raise _sw.NumericError("labels contain NaN")
         classes = np.unique(y)

@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import TYPE_CHECKING, Any, Mapping, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _sw
+from ._base import (DataConversionWarning, NotFittedError, Params,
+                    check_fit_X, check_y, numeric, proba, sklearn_flavour,
+                    text)
 
 if TYPE_CHECKING:
     import os
     from typing import Self
 
     import numpy.typing as npt
-    import pandas
-    import scipy.sparse
 
-    #: rows: an array (n, d), a scipy.sparse matrix or a DataFrame
-    Rows = Union[npt.ArrayLike, scipy.sparse.spmatrix, pandas.DataFrame]
-    #: one row: a 1-D array, or {column number or name: value}
-    Row = Union[npt.ArrayLike, Mapping[Any, float]]
+    from ._base import Row, Rows
 
 __all__ = [
     "PassiveAggressiveClassifier",
@@ -43,47 +41,6 @@ __all__ = [
 DEFAULT_SPARSE_FEATURES = 1 << 20
 
 
-def _text(value):
-    """A keyword value as the property table's text (exact for floats)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    return str(value)
-
-
-class NotFittedError(_sw.StateError, ValueError, AttributeError):
-    """An estimator used before it learned anything. A StateError, and a
-    ValueError and AttributeError as scikit-learn's NotFittedError is, so
-    that code written for scikit-learn (and hasattr on fitted attributes)
-    behaves the same; when scikit-learn is loaded, what is raised is also
-    its NotFittedError (see _sklearn_flavour)."""
-
-
-class DataConversionWarning(UserWarning):
-    """Input that was converted to what the estimator expects (a column
-    vector y, raveled), as scikit-learn's warning of the same name."""
-
-
-_FLAVOURED: dict[str, type] = {}
-
-
-def _sklearn_flavour(cls, name):
-    """cls, or, once scikit-learn is imported (never by streamwise: it
-    costs 0.6 s), a subclass of cls and of scikit-learn's class of the same
-    name, so that `except sklearn.exceptions.NotFittedError` and
-    scikit-learn's own checks see theirs."""
-    import sys
-    sk = sys.modules.get("sklearn.exceptions")
-    if sk is None:
-        return cls
-    got = _FLAVOURED.get(name)
-    if got is None:
-        got = _FLAVOURED[name] = type(name, (cls, getattr(sk, name)),
-                                      {"__module__": cls.__module__})
-    return got
-
-
 def _is_sparse(X):
     # scipy.sparse in every format (dok_matrix is also a dict: look first)
     return hasattr(X, "tocsr") and hasattr(X, "format")
@@ -97,61 +54,7 @@ def _as_input(X):
         return X
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
         X = X.to_numpy()
-    return _numeric(np.asarray(X))
-
-
-def _numeric(X):
-    """An array of numbers: object arrays of numbers converted (anything
-    else in them raises the TypeError float() raises), complex refused."""
-    if X.dtype.kind == "c":
-        raise _sw.InvalidArgument("Complex data not supported: X holds "
-                                  f"{X.dtype} values, expected real numbers")
-    if X.dtype.kind == "O":
-        return X.astype(np.float64)
-    return X
-
-
-def _check_fit_X(X, what="fit"):
-    """Training data that holds something: scikit-learn's messages for no
-    rows and no columns."""
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2:
-        return
-    if shape[0] == 0:
-        raise _sw.InvalidArgument(
-            f"{what}: X has no rows: Found array with 0 sample(s) "
-            f"(shape={shape}) while a minimum of 1 is required.")
-    if shape[1] == 0:
-        raise _sw.InvalidArgument(
-            f"{what}: 0 feature(s) (shape={shape}) while a minimum of 1 is "
-            "required.")
-
-
-def _check_y(y, classifier):
-    """y as one column: a column vector is raveled with a warning, more
-    columns are refused; a classifier refuses continuous values (labels
-    are classes, and a float target is almost always a regression
-    mistake: scikit-learn's "Unknown label type")."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        import warnings
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected. "
-            "Please change the shape of y to (n_samples, ), for example "
-            "using ravel().",
-            _sklearn_flavour(DataConversionWarning, "DataConversionWarning"),
-            stacklevel=3)
-        y = y.ravel()
-    elif y.ndim > 1:
-        raise _sw.ShapeError(f"y has shape {y.shape}; expected one target "
-                             "per row (1-D)")
-    if classifier and y.dtype.kind == "f" and y.size and \
-            np.all(np.isfinite(y)) and np.any(y != np.floor(y)):
-        raise _sw.InvalidArgument(
-            "Unknown label type: continuous. A classifier's labels are "
-            f"classes, and y holds values such as {y[y != np.floor(y)][0]!r}"
-            "; use a regressor for a continuous target")
-    return y
+    return numeric(np.asarray(X))
 
 
 def _n_rows(X):
@@ -183,57 +86,9 @@ def _n_cols(X):
     return shape[-1]
 
 
-def _proba(scores, n_classes):
-    """Probabilities from scores (rows of n_vectors values): logistic for
-    one decision value, softmax for one score per class."""
-    if n_classes < 2:
-        return np.ones((scores.shape[0], 1))
-    if scores.ndim == 1:
-        scores = scores.reshape(-1, 1)
-    if scores.shape[1] == 1:
-        # 1 / (1 + e^-d), written so that neither side overflows
-        d = scores[:, 0]
-        e = np.exp(-np.abs(d))
-        p1 = np.where(d >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        return np.column_stack([1.0 - p1, p1])
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def _plain(v):
     """A label as a JSON-able Python value."""
     return v.item() if isinstance(v, np.generic) else v
-
-
-class Params:
-    """scikit-learn's parameter protocol for every estimator here: the
-    parameters are the arguments of __init__, kept as attributes."""
-
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def __repr__(self):
-        """scikit-learn's: the class and the parameters not at their
-        defaults, e.g. GBDTClassifier(n_estimators=3)."""
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if defaults[k].default is not v and defaults[k].default != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def set_params(self, **params: Any) -> Self:
-        names = self._param_names()
-        for key, value in params.items():
-            if key not in names:
-                raise _sw.InvalidArgument(
-                    f"invalid parameter {key!r} for {type(self).__name__}; "
-                    f"valid parameters: {', '.join(names)}")
-            setattr(self, key, value)
-        return self
 
 
 class _Linear(Params):
@@ -254,7 +109,7 @@ class _Linear(Params):
     def _conf(self):
         conf = dict(self._fixed)
         for arg, key in self._conf_keys.items():
-            conf[key] = _text(getattr(self, arg))
+            conf[key] = text(getattr(self, arg))
         return conf
 
     def _register(self, labels: Any) -> dict:
@@ -341,7 +196,7 @@ class _Linear(Params):
     def _fitted(self):
         m = self._model
         if m is None:
-            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
+            raise sklearn_flavour(NotFittedError, "NotFittedError")(
                 f"this {type(self).__name__} has not learned anything yet: "
                 "call fit, partial_fit or learn_one first")
         return m
@@ -378,8 +233,8 @@ class _Linear(Params):
         self._reset()
         self.feature_names_in_ = None
         X = _as_input(self._named(X))
-        _check_fit_X(X)
-        y = _check_y(y, self._is_classifier)
+        check_fit_X(X)
+        y = check_y(y, self._is_classifier)
         if _n_rows(X) == 0:
             raise _sw.InvalidArgument("fit: X has no rows")
         if self._is_classifier:
@@ -536,8 +391,8 @@ class _Classifier(_Linear):
                     classes: npt.ArrayLike | None = None) -> Self:
         """Learn X, y in order. Labels never seen before are accepted."""
         X = _as_input(self._named(X))
-        _check_fit_X(X, "partial_fit")
-        y = _check_y(y, True)
+        check_fit_X(X, "partial_fit")
+        y = check_y(y, True)
         if classes is not None:
             self._register(list(np.unique(np.asarray(classes))))
         self._learn(X, y)
@@ -574,8 +429,8 @@ class _Classifier(_Linear):
         s = np.asarray(self._scores(X), dtype=np.float64)
         k = len(self._classes)
         if _one_row(X):
-            return _proba(s.reshape(1, -1), k)[0]
-        return _proba(s if s.ndim == 2 else s.reshape(-1, 1), k)
+            return proba(s.reshape(1, -1), k)[0]
+        return proba(s if s.ndim == 2 else s.reshape(-1, 1), k)
 
     def predict_proba_one(self, x: Row) -> dict[Any, float]:
         """River's call: {label: probability} for one row (see
@@ -583,7 +438,7 @@ class _Classifier(_Linear):
         m = self._fitted()
         s = np.atleast_1d(np.asarray(m.predict(self._named(x)),
                                      dtype=np.float64))
-        p = _proba(s.reshape(1, -1), len(self._classes))[0]
+        p = proba(s.reshape(1, -1), len(self._classes))[0]
         return dict(zip(self._classes, p.tolist()))
 
     def predict_one(self, x: Row) -> Any:
@@ -608,8 +463,8 @@ class _Regressor(_Linear):
 
     def partial_fit(self, X: Rows, y: npt.ArrayLike) -> Self:
         X = _as_input(self._named(X))
-        _check_fit_X(X, "partial_fit")
-        self._learn(X, _check_y(y, False))
+        check_fit_X(X, "partial_fit")
+        self._learn(X, check_y(y, False))
         self.n_iter_ = 1
         return self
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _sw
-from .learners import NotFittedError, Params, _sklearn_flavour
+from ._base import NotFittedError, Params, sklearn_flavour, text
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
            "ranking_metrics_at_k", "rmse"]
@@ -37,14 +37,6 @@ def _csr(m, what):
     if m.format != "csr":
         m = m.tocsr()
     return m
-
-
-def _text(v):
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    return str(v)
 
 
 class _Progress:
@@ -132,13 +124,13 @@ class ALS(Params):
         return self.seed_
 
     def _conf(self):
-        conf = {key: _text(getattr(self, arg)) for arg, key in _CONF.items()}
+        conf = {key: text(getattr(self, arg)) for arg, key in _CONF.items()}
         conf["als.seed"] = str(self._seed())
         return conf
 
     def _fitted(self):
         if self._model is None:
-            raise _sklearn_flavour(NotFittedError, "NotFittedError")(
+            raise sklearn_flavour(NotFittedError, "NotFittedError")(
                 "this ALS model is not fitted yet: call fit")
         return self._model
 
