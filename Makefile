@@ -70,7 +70,8 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3 python3-dev python3-setuptools python3-numpy python3-scipy \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel \
-            python3-pip python3-venv postgresql libpq-dev python3-psycopg2
+            python3-pip python3-venv postgresql libpq-dev python3-psycopg2 \
+            python3-mypy
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
         print-link-flags \

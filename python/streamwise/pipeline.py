@@ -19,8 +19,11 @@ the event went into; ``out.index`` gives each row's arrival number and
 ``out.events`` the event's own columns (labels included). The output does
 not depend on how the stream is cut into batches. See docs/pipelines.md.
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -147,7 +150,7 @@ class PipelineOutput:
     def __len__(self):
         return len(self.index)
 
-    def to_frame(self):
+    def to_frame(self) -> Any:
         """The dense features as a pandas DataFrame indexed by arrival."""
         import pandas as pd
         return pd.DataFrame(self.dense, columns=self.columns,
@@ -168,8 +171,10 @@ class Pipeline:
                 f"{st['keys']} keys, {st['emitted']} events out, "
                 f"{st['buffered']} buffered)")
 
-    def __init__(self, spec, secret=None, emission=None, partitions=None,
-                 _core=None):
+    def __init__(self, spec: Mapping[str, Any],
+                 secret: bytes | str | None = None,
+                 emission: str | None = None, partitions: int | None = None,
+                 _core: Any = None) -> None:
         """secret (bytes or str, at least 16 bytes) keys the hashes that
         replace the ids of the spec's privacy.fields; without it the
         STREAMWISE_PRIVACY_SECRET environment variable is used. It is never
@@ -182,7 +187,7 @@ class Pipeline:
         read, as the runner does."""
         if emission is not None:
             spec = dict(spec, emission=emission)
-        self.spec = spec
+        self.spec: Mapping[str, Any] = spec
         self._core = _core if _core is not None else _sw.pipeline_new(
             json.dumps(spec))
         self._private = set(spec.get("privacy", {}).get("fields", []))
@@ -203,14 +208,14 @@ class Pipeline:
         self._unit = ev.get("time_unit", "us")
         self._fields.setdefault(self._time, "int64")
         self._n_hash = sum(f.get("op") == "hash" for f in spec["features"])
-        self._batches = []     # (first arrival number, {name: array})
+        self._batches: list[Any] = []  # (first arrival, {name: array})
         self._first = None     # the first batch pushed, encoded
         self._next = self._core.stats["arrivals"]
         if partitions is not None:
             self._core.announce_partitions(int(partitions))
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         return self._core.columns
 
     @property
@@ -218,7 +223,7 @@ class Pipeline:
         return self._core.sparse_dims
 
     @property
-    def stats(self):
+    def stats(self) -> dict[str, Any]:
         """Counters: rows emitted, late, invalid (and by reason), events
         buffered, keys held."""
         return self._core.stats
@@ -249,7 +254,7 @@ class Pipeline:
                                  f"{sorted(n)}")
         return out, cols, (n.pop() if n else 0)
 
-    def push(self, batch, partition=0):
+    def push(self, batch: Any, partition: int = 0) -> PipelineOutput:
         """Feed a batch of events; returns a PipelineOutput. partition
         (0..1023) says which partition of the source the batch comes from
         when the source's partitions are ordered separately (Kafka): the
@@ -271,7 +276,7 @@ class Pipeline:
         self._drop_done()
         return out
 
-    def flush(self):
+    def flush(self) -> PipelineOutput:
         """Emit every buffered event (at the end of a stream)."""
         out = PipelineOutput(self, self._core.flush(), self._next)
         self._drop_done()
@@ -283,7 +288,7 @@ class Pipeline:
                 <= oldest:
             self._batches.pop(0)
 
-    def state(self, key):
+    def state(self, key: Any) -> dict[str, Any] | None:
         """The current profile of one key, e.g. state({"user": "u1"}):
         {feature: value} for the features keyed by exactly those fields,
         as of the last processed event time."""
@@ -314,7 +319,9 @@ class Pipeline:
                     self._colkeys[c] = k
         return self._colkeys
 
-    def checkpoint(self, path, source_position=b"", background=False):
+    def checkpoint(self, path: str | os.PathLike,
+                   source_position: bytes = b"",
+                   background: bool = False) -> str | os.PathLike:
         """Write state, watermark, buffered events, the spec hash and your
         source position atomically (temporary file, fsync, rename).
 
@@ -330,13 +337,15 @@ class Pipeline:
             self._core.checkpoint(str(path), bytes(source_position))
         return path
 
-    def checkpoint_wait(self, block=True):
+    def checkpoint_wait(self, block: bool = True) -> bool:
         """Whether the background checkpoint is written (True also when
         none is running); raises its error if it failed."""
         return self._core.checkpoint_wait(block)
 
     @classmethod
-    def restore(cls, path, secret=None):
+    def restore(cls, path: str | os.PathLike,
+                secret: bytes | str | None = None
+                ) -> tuple[Pipeline, bytes]:
         """(pipeline, source_position) from a checkpoint. Rows of events
         that were buffered at the checkpoint come out without their input
         columns in ``events`` (re-read them from the source if needed)."""

@@ -9,9 +9,12 @@ All the numerics run in the C core (csrc/learn/sw_als*.c) with the GIL
 released; this file converts arguments, loops over sweeps (so Ctrl-C stops
 a fit between sweeps), reports progress, and applies the unknown-id policy.
 """
+from __future__ import annotations
+
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -20,6 +23,14 @@ from ._base import NotFittedError, Params, sklearn_flavour, text
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
            "ranking_metrics_at_k", "rmse"]
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    import numpy.typing as npt
+    import scipy.sparse
+
+    Ids = npt.ArrayLike          # one id, or an array of ids
 
 _CONF = {"factors": "als.factors", "regularization": "als.regularization",
          "alpha": "als.alpha", "iterations": "als.iterations",
@@ -86,11 +97,13 @@ class ALS(Params):
     ``num_threads`` (0: every CPU).
     """
 
-    def __init__(self, factors=64, regularization=0.01, alpha=1.0,
-                 iterations=15, solver="cg", cg_steps=3, confidence="linear",
-                 reg_scaling="none", explicit=False, random_state=None,
-                 num_threads=0, keep_liked=True, unknown="nan",
-                 init_scale=0.0):
+    def __init__(self, factors: int = 64, regularization: float = 0.01,
+                 alpha: float = 1.0, iterations: int = 15, solver: str = "cg",
+                 cg_steps: int = 3, confidence: str = "linear",
+                 reg_scaling: str = "none", explicit: bool = False,
+                 random_state: int | None = None, num_threads: int = 0,
+                 keep_liked: bool = True, unknown: str = "nan",
+                 init_scale: float = 0.0) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -136,8 +149,10 @@ class ALS(Params):
 
     # ---- training ----------------------------------------------------------
 
-    def fit(self, user_items, callback=None, show_progress=False,
-            calculate_training_loss=False):
+    def fit(self, user_items: scipy.sparse.spmatrix,
+            callback: Callable[[int, float, float | None], Any] | None = None,
+            show_progress: bool = False,
+            calculate_training_loss: bool = False) -> Self:
         """Fit on a users x items scipy CSR matrix of interactions (counts,
         weights or ratings). callback(iteration, elapsed_seconds, loss) runs
         after every sweep; loss is computed when a callback or
@@ -168,21 +183,21 @@ class ALS(Params):
     # ---- factors -----------------------------------------------------------
 
     @property
-    def user_factors(self):
+    def user_factors(self) -> np.ndarray:
         """Users' factors, float32 (n_users, factors): a copy."""
         return self._fitted().als_factors(_sw.USERS)
 
     @property
-    def item_factors(self):
+    def item_factors(self) -> np.ndarray:
         """Items' factors, float32 (n_items, factors): a copy."""
         return self._fitted().als_factors(_sw.ITEMS)
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return self._fitted().als_info[0]
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return self._fitted().als_info[1]
 
     # ---- the unknown-id policy -----------------------------------------------
@@ -198,9 +213,14 @@ class ALS(Params):
 
     # ---- inference -----------------------------------------------------------
 
-    def recommend(self, userid, user_items=None, N=10,
-                  filter_already_liked=True, filter_items=None, items=None,
-                  recalculate_user=False, filter_already_liked_items=None):
+    def recommend(self, userid: Ids,
+                  user_items: scipy.sparse.spmatrix | None = None,
+                  N: int = 10, filter_already_liked: bool = True,
+                  filter_items: npt.ArrayLike | None = None,
+                  items: npt.ArrayLike | None = None,
+                  recalculate_user: bool = False,
+                  filter_already_liked_items: bool | None = None
+                  ) -> tuple[np.ndarray, ...]:
         """Top-N items for one user id (returns ids (N,), scores (N,)) or an
         array of ids (returns (n, N) arrays, padded with id -1 / NaN).
 
@@ -290,12 +310,16 @@ class ALS(Params):
             return out[0][valid], scores[0][valid]
         return out, scores
 
-    def similar_items(self, itemid, N=10, items=None):
+    def similar_items(self, itemid: Ids, N: int = 10,
+                      items: npt.ArrayLike | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """The N items closest to itemid by cosine of factors (itself
         included, first)."""
         return self._similar(_sw.ITEMS, itemid, N, items)
 
-    def similar_users(self, userid, N=10, users=None):
+    def similar_users(self, userid: Ids, N: int = 10,
+                      users: npt.ArrayLike | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """The N users closest to userid by cosine of factors."""
         return self._similar(_sw.USERS, userid, N, users)
 
@@ -308,17 +332,20 @@ class ALS(Params):
         f = m.als_solve_rows(side, rows)
         return f[0] if np.ndim(ids) == 0 else f
 
-    def recalculate_user(self, userid, user_items):
+    def recalculate_user(self, userid: Ids,
+                         user_items: scipy.sparse.spmatrix) -> np.ndarray:
         """Fold-in: factors for users from their interactions (rows of
         user_items, one per id, or the full matrix), solved exactly against
         the current item factors; the model is not changed."""
         return self._fold_in(0, userid, user_items)
 
-    def recalculate_item(self, itemid, item_users):
+    def recalculate_item(self, itemid: Ids,
+                         item_users: scipy.sparse.spmatrix) -> np.ndarray:
         """Fold-in for items from their users (rows over users)."""
         return self._fold_in(1, itemid, item_users)
 
-    def partial_fit_users(self, userids, user_items):
+    def partial_fit_users(self, userids: npt.ArrayLike,
+                          user_items: scipy.sparse.spmatrix) -> Self:
         """Solve and store the factors of these users (new ids grow the
         model) from their rows of interactions."""
         m = self._fitted()
@@ -329,7 +356,8 @@ class ALS(Params):
         m.als_put_rows(_sw.USERS, ids, m.als_solve_rows(_sw.USERS, rows))
         return self
 
-    def partial_fit_items(self, itemids, item_users):
+    def partial_fit_items(self, itemids: npt.ArrayLike,
+                          item_users: scipy.sparse.spmatrix) -> Self:
         """Solve and store the factors of these items from their users."""
         m = self._fitted()
         ids = np.atleast_1d(np.asarray(itemids, dtype=np.int64))
@@ -339,7 +367,8 @@ class ALS(Params):
         m.als_put_rows(_sw.ITEMS, ids, m.als_solve_rows(_sw.ITEMS, rows))
         return self
 
-    def predict(self, userids, itemids):
+    def predict(self, userids: npt.ArrayLike,
+                itemids: npt.ArrayLike) -> np.ndarray:
         """Scores of (user, item) pairs: the dot products of their factors
         (float32, summed in factor order), NaN for unknown ids ('nan')."""
         m = self._fitted()
@@ -357,7 +386,7 @@ class ALS(Params):
 
     # ---- persistence ---------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> str | os.PathLike:
         import json
         m = self._fitted()
         meta = {"class": "ALS", "params": {k: v for k, v in
@@ -394,7 +423,10 @@ def _from_mask(m, mask):
     return part(~keep), part(keep)
 
 
-def train_test_split(ratings, train_percentage=0.8, random_state=0):
+def train_test_split(ratings: scipy.sparse.spmatrix,
+                     train_percentage: float = 0.8, random_state: int = 0
+                     ) -> tuple[scipy.sparse.csr_matrix,
+                                scipy.sparse.csr_matrix]:
     """Each interaction goes to test with probability 1 - train_percentage,
     by a seeded draw in C; returns (train, test) CSR matrices."""
     m = _csr(ratings, "ratings")
@@ -405,7 +437,10 @@ def train_test_split(ratings, train_percentage=0.8, random_state=0):
     return _from_mask(m, mask)
 
 
-def leave_k_out_split(ratings, K=1, random_state=0):
+def leave_k_out_split(ratings: scipy.sparse.spmatrix, K: int = 1,
+                      random_state: int = 0
+                      ) -> tuple[scipy.sparse.csr_matrix,
+                                 scipy.sparse.csr_matrix]:
     """K interactions of every user with more than K go to test (seeded, in
     C); returns (train, test)."""
     m = _csr(ratings, "ratings").tocsr(copy=True)
@@ -414,7 +449,10 @@ def leave_k_out_split(ratings, K=1, random_state=0):
     return _from_mask(m, mask)
 
 
-def ranking_metrics_at_k(model, train_user_items, test_user_items, K=10):
+def ranking_metrics_at_k(model: ALS,
+                         train_user_items: scipy.sparse.spmatrix | None,
+                         test_user_items: scipy.sparse.spmatrix,
+                         K: int = 10) -> dict[str, float]:
     """precision@K, MAP@K, NDCG@K and AUC@K with the implicit library's
     definitions, computed in C; train interactions are left out of the
     recommendations."""
@@ -427,7 +465,8 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K=10):
             "users": n}
 
 
-def rmse(model, test_ratings, clip=(1.0, 5.0)):
+def rmse(model: ALS, test_ratings: scipy.sparse.spmatrix,
+         clip: tuple[float, float] | None = (1.0, 5.0)) -> float:
     """Root mean squared error of predicted ratings on the test entries,
     predictions clipped to clip (None: unclipped)."""
     t = _csr(test_ratings, "test").tocoo()
