@@ -203,6 +203,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--only", choices=["sw"])
+    ap.add_argument("--engines", default=None,
+                    help="comma-separated subset of " + ",".join(ENGINES) +
+                         " (default: every one installed)")
     ap.add_argument("--contention", action="store_true")
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--repeat", type=int, default=3,
@@ -214,8 +217,15 @@ def main():
     X, y, Xte, yte = higgs_like(args.rows, 200_000)
     keys = ["sw"] if args.only else [
         k for k in ENGINES if k == "sw" or _version(VERSION_OF[k])]
+    if args.engines:
+        want = args.engines.split(",")
+        bad = [k for k in want if k not in ENGINES]
+        if bad:
+            raise SystemExit(f"gbdt.py: unknown engine {bad[0]!r}; "
+                             f"expected {', '.join(ENGINES)}")
+        keys = [k for k in keys if k in want]
     missing = [k for k in ENGINES if k not in keys]
-    if missing and not args.only:
+    if missing and not args.only and not args.engines:
         print(f"gbdt.py: not installed here: {', '.join(missing)}; `make "
               "peers` installs the peers", file=sys.stderr)
     paired = [k for k in keys if k in ("sw", "lgbm", "xgb-lg")]
