@@ -8,8 +8,10 @@ never picked up). Committed notebooks must carry no outputs: a notebook with
 outputs or execution counts fails, so results are always produced here.
 The kernel draws with matplotlib's inline backend, as Jupyter does, and
 every cell that plots must have shown an image: a notebook that forces a
-backend that shows nothing (Agg) fails. Prints `notebooks: N passed, N
-failed` last.
+backend that shows nothing (Agg) fails; so does one whose outputs carry
+known noise (tqdm's "IProgress not found", librdkafka's "Disconnected" or
+"brokers are down" from the embedded broker's shutdown). Prints
+`notebooks: N passed, N failed` last.
 """
 import json
 import os
@@ -39,6 +41,23 @@ def kernel_dir():
 # a cell that draws: pyplot, an Axes' or DataFrame's plot, streamwise.plots
 PLOTS = re.compile(r"\bplt\.(plot|subplots|figure|bar|hist|scatter)\b|"
                    r"\.plot\(|\bplots\.\w+\(")
+
+
+# lines a notebook user should never see: tqdm falling back from its widget,
+# librdkafka reporting the embedded broker's shutdown as an error
+NOISE = re.compile(r"IProgress not found|Disconnected|brokers are down")
+
+
+def noise(nb):
+    """(cell, line) of the first noise line in the outputs, or None."""
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            text = o.get("text", "") or "".join(
+                str(v) for v in o.get("data", {}).values())
+            m = NOISE.search(text)
+            if m:
+                return i, text[max(0, m.start() - 60):m.end() + 20]
+    return None
 
 
 def missing_images(nb):
@@ -84,6 +103,11 @@ def main(folder):
         bad = missing_images(nb)
         if bad:
             print(f"FAIL {path}: cells {bad} plot but showed no image")
+            failed += 1
+            continue
+        loud = noise(nb)
+        if loud:
+            print(f"FAIL {path}: cell {loud[0]} printed {loud[1]!r}")
             failed += 1
             continue
         print(f"ok   {path} ({time.perf_counter() - t0:.1f} s)")
