@@ -81,6 +81,24 @@ sw__registry_all_digits(const char *s)
     return 1;
 }
 
+sw_rc
+sw__registry_check_file(const char *path, const char *want, char *sha256_hex,
+                        sw_err *err)
+{
+    char actual[65];
+    sw_rc rc = sw__registry_hash_file(path, actual, err);
+
+    if (rc != SW_OK)
+        return rc;
+    if (strcmp(actual, want) != 0)
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: SHA-256 %.16s... but the registry recorded "
+                       "%.16s...: the file changed after registration",
+                       path, actual, want);
+    memcpy(sha256_hex, actual, 65);
+    return SW_OK;
+}
+
 /* SHA-256 of a file as 64 hex digits. */
 sw_rc
 sw__registry_hash_file(const char *path, char *hex, sw_err *err)
@@ -114,7 +132,6 @@ sw__registry_hash_file(const char *path, char *hex, sw_err *err)
 #define SCHEMA_KNOWN SW_REGISTRY_SCHEMA_KNOWN
 #define parse_ref sw__registry_parse_ref
 #define all_digits sw__registry_all_digits
-#define hash_file sw__registry_hash_file
 
 static void sqlite_watch_free(sw_registry_watch *w);
 
@@ -183,7 +200,7 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
                     size_t path_len, char *sha256_hex, int64_t *version,
                     sw_err *err)
 {
-    char name[129], db_path[4096], actual[65], rel[4096], want[65];
+    char name[129], db_path[4096], rel[4096], want[65];
     const char *sel = "";
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
@@ -286,18 +303,11 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
                      path_len);
         goto done;
     }
-    rc = hash_file(path, actual, err);
-    if (rc != SW_OK)
-        goto done;
-    if (strcmp(actual, want) != 0) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: SHA-256 %.16s... but the registry recorded "
-                     "%.16s...: the file changed after registration",
-                     path, actual, want);
+    rc = sw__registry_check_file(path, want, sha256_hex, err);
+    if (rc != SW_OK) {
         path[0] = '\0';
         goto done;
     }
-    memcpy(sha256_hex, actual, 65);
     if (version != NULL)
         *version = v;
     rc = SW_OK;

@@ -22,6 +22,11 @@ sw_rc sw__registry_parse_ref(const char *ref, char *name, size_t name_len,
                              const char **sel, sw_err *err);
 int sw__registry_all_digits(const char *s);
 sw_rc sw__registry_hash_file(const char *path, char *hex, sw_err *err);
+/* The file at path has the SHA-256 the registry recorded (want, 64 hex
+ * digits): SW_OK and the digest in sha256_hex (65 bytes), or SW_E_FORMAT
+ * naming both when it changed after registration. */
+sw_rc sw__registry_check_file(const char *path, const char *want,
+                              char *sha256_hex, sw_err *err);
 
 typedef struct sw__pg_watch sw__pg_watch;
 

@@ -204,7 +204,7 @@ sw_rc
 sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
                char *sha256_hex, int64_t *version, sw_err *err)
 {
-    char name[129], root[4096], actual[65], want[65], where[512];
+    char name[129], root[4096], want[65], where[512];
     const char *sel = "", *p[2];
     PGconn *conn = NULL;
     PGresult *r = NULL;
@@ -263,17 +263,11 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
                      path_len);
         goto done;
     }
-    if ((rc = sw__registry_hash_file(path, actual, err)) != SW_OK)
-        goto done;
-    if (strcmp(actual, want) != 0) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: SHA-256 %.16s... but the registry recorded "
-                     "%.16s...: the file changed after registration",
-                     path, actual, want);
+    if ((rc = sw__registry_check_file(path, want, sha256_hex, err)) !=
+        SW_OK) {
         path[0] = '\0';
         goto done;
     }
-    memcpy(sha256_hex, actual, 65);
     if (version != NULL)
         *version = v;
 done:

@@ -270,6 +270,23 @@ MIGRATIONS = {
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
+
+def _migrate(execute, name, v, dialect, mark):
+    """Bring a store at schema v to SCHEMA_VERSION inside the caller's
+    transaction: execute(sql[, args]) is the driver's, mark its parameter
+    placeholder. A store newer than this streamwise is refused."""
+    if v > SCHEMA_VERSION:
+        raise StoreError(
+            f"tracking store {name}: schema {v} is newer than this "
+            f"streamwise reads ({SCHEMA_VERSION}); upgrade streamwise")
+    if v == 0:
+        execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        execute("INSERT INTO schema_version VALUES (0)")
+    for target in range(v + 1, SCHEMA_VERSION + 1):
+        for sql in render(target, dialect):
+            execute(sql)
+        execute(f"UPDATE schema_version SET version = {mark}", (target,))
+
 DB_NAME = "streamwise.db"
 DEFAULT_ROOT = "streamwise-runs"
 BUSY_TIMEOUT_MS = 60_000
@@ -455,21 +472,8 @@ class Store:
 
     def _migrate(self):
         def step(con):
-            v = self._version(con)
-            if v > SCHEMA_VERSION:
-                raise StoreError(
-                    f"tracking store {self.db_path}: schema {v} is newer than "
-                    f"this streamwise reads ({SCHEMA_VERSION}); upgrade "
-                    "streamwise")
-            if v == 0:
-                con.execute("CREATE TABLE schema_version (version INTEGER "
-                            "NOT NULL)")
-                con.execute("INSERT INTO schema_version VALUES (0)")
-            for target in range(v + 1, SCHEMA_VERSION + 1):
-                for sql in render(target, "sqlite"):
-                    con.execute(sql)
-                con.execute("UPDATE schema_version SET version = ?",
-                            (target,))
+            _migrate(con.execute, self.db_path, self._version(con), "sqlite",
+                     "?")
         try:
             # One read transaction, so that both look-ups in _version see the
             # same snapshot even while another process is migrating.
@@ -657,21 +661,8 @@ class PgStore:
                 cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
                 try:
                     cur.execute("BEGIN")
-                    v = self._version(cur)
-                    if v > SCHEMA_VERSION:
-                        raise StoreError(
-                            f"tracking store {self.name}: schema {v} is "
-                            f"newer than this streamwise reads "
-                            f"({SCHEMA_VERSION}); upgrade streamwise")
-                    if v == 0:
-                        cur.execute("CREATE TABLE schema_version (version "
-                                    "INTEGER NOT NULL)")
-                        cur.execute("INSERT INTO schema_version VALUES (0)")
-                    for target in range(v + 1, SCHEMA_VERSION + 1):
-                        for sql in render(target, "postgresql"):
-                            cur.execute(sql)
-                        cur.execute("UPDATE schema_version SET version = %s",
-                                    (target,))
+                    _migrate(cur.execute, self.name, self._version(cur),
+                             "postgresql", "%s")
                     cur.execute("COMMIT")
                 except BaseException:
                     if not con.closed:
