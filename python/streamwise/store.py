@@ -353,7 +353,21 @@ def _redact(uri):
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", uri)
 
 
-class Store:
+class _Files:
+    """Where a store keeps its files, under self.root: the store's
+    directory (SQLite) or its artifact directory (PostgreSQL)."""
+
+    def run_dir(self, run_id, *parts):
+        return os.path.join(self.root, "runs", run_id, *parts)
+
+    def relpath(self, path):
+        return os.path.relpath(path, self.root)
+
+    def abspath(self, rel):
+        return os.path.join(self.root, rel)
+
+
+class Store(_Files):
     """A handle on one SQLite store directory, safe to share between
     threads (one SQLite connection per thread) and between processes (WAL +
     immediate transactions)."""
@@ -490,19 +504,9 @@ class Store:
         if current != SCHEMA_VERSION:
             self.write(step)
 
-    # ---- paths -----------------------------------------------------------
-
-    def run_dir(self, run_id, *parts):
-        return os.path.join(self.root, "runs", run_id, *parts)
-
-    def relpath(self, path):
-        return os.path.relpath(path, self.root)
-
-    def abspath(self, rel):
-        return os.path.join(self.root, rel)
 
 
-class PgStore:
+class PgStore(_Files):
     """A handle on a PostgreSQL store (through psycopg2, Debian's
     python3-psycopg2): one connection per thread and process, the same
     read/write interface and SQL as Store (``?`` placeholders are
@@ -714,16 +718,6 @@ class PgStore:
                          "metric_points WHERE run_id = ? AND key = ? "
                          "ORDER BY point_id", (run_id, key))
 
-    # ---- paths -----------------------------------------------------------
-
-    def run_dir(self, run_id, *parts):
-        return os.path.join(self.root, "runs", run_id, *parts)
-
-    def relpath(self, path):
-        return os.path.relpath(path, self.root)
-
-    def abspath(self, rel):
-        return os.path.join(self.root, rel)
 
 
 def _copy_text(s):
