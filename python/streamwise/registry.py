@@ -17,6 +17,8 @@ reason, the evidence as JSON and a generation number that only grows, so
 ``resolve("name@champion", at=datetime(...))``. The C runner resolves the
 same references read-only (``sw_registry_resolve``, ``sw-serve --registry``).
 """
+from __future__ import annotations
+
 import collections
 import datetime as _dt
 import hashlib
@@ -26,10 +28,19 @@ import re
 import shutil
 import stat
 import time
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _sw
 from .store import get_store
 from ._base import who as _current_user
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .store import PgStore, Store
+
+    #: a store: a directory, a postgresql:// URI, or a handle
+    StoreLike = Union[str, os.PathLike, Store, PgStore, None]
 
 __all__ = ["register", "promote", "resolve", "history", "versions",
            "list_models", "ALIASES", "Resolved"]
@@ -85,7 +96,8 @@ def _remove_stale_tmp(folder):
             pass                       # alive, someone else's
 
 
-def register(source, name, store=None):
+def register(source: str | os.PathLike, name: str,
+             store: StoreLike = None) -> int:
     """Register a model file under name and return its version number.
 
     source: a .swm path, or ``runs:/<run_id>/<name>`` for a model logged
@@ -130,8 +142,9 @@ def register(source, name, store=None):
     return st.write(add)
 
 
-def promote(name, version, alias="champion", reason="", evidence=None,
-            who=None, store=None, control=None):
+def promote(name: str, version: int, alias: str = "champion",
+            reason: str = "", evidence: Any = None, who: str | None = None,
+            store: StoreLike = None, control: Any = None) -> int:
     """Point alias at version and append the promotion to the log; returns
     the promotion's generation number. A reason is required: the log is
     what people read when they ask why.
@@ -209,7 +222,8 @@ def _parse_ref(ref):
     return name, sel
 
 
-def resolve(ref, at=None, store=None, verify=True):
+def resolve(ref: str, at: _dt.datetime | float | None = None,
+            store: StoreLike = None, verify: bool = True) -> Resolved:
     """``name@alias``, ``name@<version>`` or ``name`` (the latest version)
     -> Resolved(path, sha256, version). With ``at`` (a datetime or unix
     seconds), the version the alias pointed to at that moment, from the
@@ -249,7 +263,7 @@ def resolve(ref, at=None, store=None, verify=True):
     return Resolved(path, digest, version)
 
 
-def history(name, store=None):
+def history(name: str, store: StoreLike = None) -> pandas.DataFrame:
     """The promotion log of a model, oldest first, as a DataFrame."""
     import pandas as pd
     st = get_store(store)
@@ -264,7 +278,7 @@ def history(name, store=None):
     return df
 
 
-def deployments(name, store=None):
+def deployments(name: str, store: StoreLike = None) -> pandas.DataFrame:
     """The deployment log of a model, oldest first, as a DataFrame: what
     each runner actually served (status "serving": it switched to that
     version) and what it refused, with the reason. Runners write it
@@ -280,7 +294,7 @@ def deployments(name, store=None):
     return df
 
 
-def versions(name, store=None):
+def versions(name: str, store: StoreLike = None) -> pandas.DataFrame:
     """Every registered version of a model, with its aliases."""
     import pandas as pd
     st = get_store(store)
@@ -294,7 +308,7 @@ def versions(name, store=None):
     df["lineage"] = [json.loads(x) if isinstance(x, str) and
                      x.startswith("{") else None for x in df["source"]]
     df["created"] = pd.to_datetime(df["created"], unit="s")
-    aliases = {}
+    aliases: dict[int, list[str]] = {}
     for alias, v in st.read("SELECT alias, version FROM aliases WHERE "
                             "name = ?", (name,)):
         aliases.setdefault(v, []).append(alias)
@@ -303,7 +317,7 @@ def versions(name, store=None):
     return df
 
 
-def list_models(store=None):
+def list_models(store: StoreLike = None) -> pandas.DataFrame:
     """Registered models: name, latest version, aliases."""
     import pandas as pd
     st = get_store(store)
@@ -319,7 +333,8 @@ def list_models(store=None):
                                       "aliases"])
 
 
-def copy_out(ref, dest, store=None):
+def copy_out(ref: str, dest: str | os.PathLike,
+             store: StoreLike = None) -> str | os.PathLike:
     """Copy a resolved model to dest (a path), verified."""
     r = resolve(ref, store=store)
     shutil.copyfile(r.path, dest)

@@ -10,7 +10,7 @@ from conftest import ROOT
 TYPED = ["streamwise/_base.py", "streamwise/learners.py",
          "streamwise/gbdt.py", "streamwise/recommend.py",
          "streamwise/evaluate.py", "streamwise/pipeline.py",
-         "streamwise/datasets/fetch.py"]
+         "streamwise/datasets/fetch.py", "streamwise/registry.py"]
 
 
 def test_mypy_finds_no_error_in_the_typed_modules(tmp_path):
@@ -36,3 +36,15 @@ def test_public_methods_of_the_typed_estimators_are_annotated():
                 continue          # LightGBM's 23 parameters: documented
             hints = fn.__annotations__
             assert "return" in hints, f"{cls.__name__}.{name}"
+
+
+def test_public_functions_of_the_typed_modules_are_annotated():
+    import inspect
+    import importlib
+    from streamwise import evaluate, registry
+    fetch = importlib.import_module("streamwise.datasets.fetch")
+    for mod in (registry, evaluate, fetch):
+        for name in mod.__all__:
+            fn = getattr(mod, name)
+            if inspect.isfunction(fn) and fn.__module__ == mod.__name__:
+                assert "return" in fn.__annotations__, f"{mod.__name__}.{name}"

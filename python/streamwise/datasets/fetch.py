@@ -148,7 +148,7 @@ def fetch(name: str, data_home: str | None = None,
 
 def fetch_banknote(data_home: str | None = None, shuffle: bool = True,
                    seed: int = 0, download_if_missing: bool = True,
-                   mirror: str | None = None):
+                   mirror: str | None = None) -> tuple[Any, Any]:
     """UCI banknote authentication, fetched if missing: X (1372, 4), y in
     {0, 1}, shuffled with default_rng(seed) (the file lists one class
     first)."""
@@ -157,7 +157,7 @@ def fetch_banknote(data_home: str | None = None, shuffle: bool = True,
 
 
 def fetch_a8a(data_home: str | None = None, download_if_missing: bool = True,
-              mirror: str | None = None):
+              mirror: str | None = None) -> tuple[Any, Any]:
     """LIBSVM a8a, fetched if missing: X CSR (22696, 123), y in {-1, +1}."""
     return load_a8a(fetch("libsvm-a8a", data_home, download_if_missing,
                           mirror))
