@@ -143,6 +143,14 @@ def proba(scores, n_classes):
     return z / z.sum(axis=1, keepdims=True)
 
 
+def row_log_loss(p, codes):
+    """Each row's log-loss: -log of the probability p (rows x classes) gave
+    its class number, clipped to [1e-15, 1 - 1e-15] as scikit-learn does."""
+    codes = np.asarray(codes, dtype=np.intp)
+    return -np.log(np.clip(p[np.arange(len(codes)), codes], 1e-15,
+                           1 - 1e-15))
+
+
 class Params:
     """scikit-learn's parameter protocol for every estimator here: the
     parameters are the arguments of __init__, kept as attributes."""

@@ -75,25 +75,23 @@ def prequential(model: Any, X: Any, y: npt.ArrayLike,
 
 
 def _classifier_metrics(names, accuracy, scores, codes, n_classes):
-    from ._base import proba
+    from ._base import proba, row_log_loss
+    p = proba(scores, n_classes)          # once, for log-loss and AUC
     out = {}
     for name in names:
         if name == "accuracy":
             out[name] = accuracy
         elif name == "log_loss":
-            p = proba(scores, n_classes)
-            pt = np.clip(p[np.arange(len(codes)), codes], 1e-15, 1 - 1e-15)
-            out[name] = np.cumsum(-np.log(pt)) / np.arange(1, len(codes) + 1)
+            out[name] = np.cumsum(row_log_loss(p, codes)) / \
+                np.arange(1, len(codes) + 1)
+        elif n_classes <= 2:
+            out[name] = roc_auc(codes == 1, scores[:, 0])
         else:
-            if n_classes <= 2:
-                out[name] = roc_auc(codes == 1, scores[:, 0])
-            else:
-                p = proba(scores, n_classes)
-                present = [c for c in range(n_classes)
-                           if 0 < np.sum(codes == c) < len(codes)]
-                out[name] = float(np.mean([roc_auc(codes == c, p[:, c])
-                                           for c in present])) \
-                    if present else float("nan")
+            present = [c for c in range(n_classes)
+                       if 0 < np.sum(codes == c) < len(codes)]
+            out[name] = float(np.mean([roc_auc(codes == c, p[:, c])
+                                       for c in present])) \
+                if present else float("nan")
     return out
 
 

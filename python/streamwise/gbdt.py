@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _sw
 from ._base import (NotFittedError, Params, check_fit_X, check_y, numeric,
-                    sklearn_flavour)
+                    proba, row_log_loss, sklearn_flavour)
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
 
@@ -80,22 +80,14 @@ def _metric(name, y, raw):
         v = float(np.mean(np.abs(e))) if name == "l1" else \
             float(np.mean(e * e))
         return float(np.sqrt(v)) if name == "rmse" else v
-    if raw.ndim == 1:
-        if name == "auc":
-            from .evaluate import roc_auc
-            return roc_auc(y == 1, raw)
-        p = 1.0 / (1.0 + np.exp(-raw))
-        if name == "binary_error":
-            return float(np.mean((p > 0.5) != (y == 1)))
-        p = np.clip(p, 1e-15, 1 - 1e-15)
-        return float(np.mean(-np.where(y == 1, np.log(p), np.log1p(-p))))
-    z = np.exp(raw - raw.max(axis=1, keepdims=True))
-    p = z / z.sum(axis=1, keepdims=True)
-    yi = y.astype(np.intp)
-    if name == "multi_error":
-        return float(np.mean(np.argmax(p, axis=1) != yi))
-    return float(np.mean(-np.log(np.clip(p[np.arange(len(yi)), yi], 1e-15,
-                                         None))))
+    if name == "auc":
+        from .evaluate import roc_auc
+        return roc_auc(y == 1, raw)
+    # the sigmoid or softmax the model applies, as predict_proba would
+    p = proba(raw, 2 if raw.ndim == 1 else raw.shape[1])
+    if name in ("binary_error", "multi_error"):
+        return float(np.mean(np.argmax(p, axis=1) != y.astype(np.intp)))
+    return float(np.mean(row_log_loss(p, y)))
 
 
 class _GBDT(Params):
