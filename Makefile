@@ -146,7 +146,7 @@ ext: $(ALL_LIBS) $(wildcard python/streamwise/_ext/*.[ch])
 
 $(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/c $(TEST_SRC) $(ALL_LIBS) \
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(IO_CFLAGS) -Itests/c $(TEST_SRC) $(ALL_LIBS) \
 	    $(IO_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
 ctest: $(BIN)/sw-tests
@@ -222,7 +222,7 @@ bench: all peers
 
 # ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------
 
-FUZZ_TARGETS := model spec checkpoint decode
+FUZZ_TARGETS := model spec checkpoint decode avro
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 600

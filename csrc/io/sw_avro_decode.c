@@ -305,6 +305,143 @@ to_json(avro_value_t *v)
     }
 }
 
+/* libavro allocates the length a string, bytes or array block declares
+ * before it looks at how many bytes remain (a 12-byte message declaring
+ * a 10 MB string cost 10 MB, never freed on the error path), so each
+ * message is first walked here against its writer schema: every length,
+ * count, branch and symbol index is checked against what remains. A
+ * message that passes is one libavro reads without asking for more
+ * memory than the message's own size implies. */
+typedef struct cursor {
+    const unsigned char *p, *end;
+} cursor;
+
+#define WALK_DEPTH 64
+
+/* A zig-zag varint of at most max_bytes (5 for int, 10 for long). */
+static int
+walk_varint(cursor *c, int max_bytes, int64_t *out)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < max_bytes && c->p < c->end; i++) {
+        unsigned char b = *c->p++;
+
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int
+walk_skip(cursor *c, int64_t n)
+{
+    if (n < 0 || n > c->end - c->p)
+        return -1;
+    c->p += n;
+    return 0;
+}
+
+static int walk(avro_schema_t s, cursor *c, int depth);
+
+/* Arrays and maps come in blocks: a count (negative: a byte size
+ * follows), its items, and a zero count at the end. An item takes at
+ * least one byte here, so no block may claim more items than bytes
+ * remain (an array of nulls longer than its message is refused: event
+ * columns hold no arrays, and such a record would be a dead letter
+ * anyway). */
+static int
+walk_blocks(avro_schema_t item, int is_map, cursor *c, int depth)
+{
+    for (;;) {
+        int64_t count, size, i;
+
+        if (walk_varint(c, 10, &count) != 0)
+            return -1;
+        if (count == 0)
+            return 0;
+        if (count < 0) {
+            if (count == INT64_MIN || walk_varint(c, 10, &size) != 0 ||
+                size < 0 || size > c->end - c->p)
+                return -1;
+            count = -count;
+        }
+        if (count > c->end - c->p)
+            return -1;
+        for (i = 0; i < count; i++) {
+            int64_t len;
+
+            if (is_map && (walk_varint(c, 10, &len) != 0 ||
+                           walk_skip(c, len) != 0))
+                return -1;
+            if (walk(item, c, depth + 1) != 0)
+                return -1;
+        }
+    }
+}
+
+static int
+walk(avro_schema_t s, cursor *c, int depth)
+{
+    int64_t v;
+    size_t i, n;
+
+    if (depth > WALK_DEPTH)
+        return -1;
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        if (c->p == c->end || *c->p > 1)
+            return -1;
+        c->p++;
+        return 0;
+    case AVRO_INT32:
+        return walk_varint(c, 5, &v) != 0 || v != (int32_t)v ? -1 : 0;
+    case AVRO_INT64:
+        return walk_varint(c, 10, &v);
+    case AVRO_FLOAT:
+        return walk_skip(c, 4);
+    case AVRO_DOUBLE:
+        return walk_skip(c, 8);
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return walk_varint(c, 10, &v) != 0 ? -1 : walk_skip(c, v);
+    case AVRO_FIXED:
+        return walk_skip(c, avro_schema_fixed_size(s));
+    case AVRO_ENUM:
+        return walk_varint(c, 10, &v) != 0 || v < 0 ||
+                       v >= avro_schema_enum_number_of_symbols(s)
+                   ? -1
+                   : 0;
+    case AVRO_UNION:
+        if (walk_varint(c, 10, &v) != 0 || v < 0 ||
+            (uint64_t)v >= avro_schema_union_size(s))
+            return -1;
+        return walk(avro_schema_union_branch(s, (int)v), c, depth + 1);
+    case AVRO_RECORD:
+        n = avro_schema_record_size(s);
+        for (i = 0; i < n; i++) {
+            if (walk(avro_schema_record_field_get_by_index(s, (int)i), c,
+                     depth + 1) != 0)
+                return -1;
+        }
+        return 0;
+    case AVRO_ARRAY:
+        return walk_blocks(avro_schema_array_items(s), 0, c, depth);
+    case AVRO_MAP:
+        return walk_blocks(avro_schema_map_values(s), 1, c, depth);
+    case AVRO_LINK:
+        return walk(avro_schema_link_target(s), c, depth + 1);
+    default:
+        return -1;
+    }
+}
+
 json_t *
 sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
 {
@@ -339,11 +476,18 @@ sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
         a->n = 1;
     }
     w = &a->w[k];
+    {
+        cursor c = {p, p + n};
+
+        /* a record must use the whole message: bytes left over mean
+         * another schema wrote it */
+        if (walk(w->schema, &c, 0) != 0 || c.p != c.end)
+            return NULL;
+    }
     avro_value_reset(&w->value);
     avro_reader_memory_set_source(a->reader, (const char *)p, (int64_t)n);
-    /* a record must use the whole message: bytes left over mean another
-     * schema wrote it (avro-c cannot say where a memory reader stopped, so
-     * the record's encoded size is compared) */
+    /* the walk and libavro agree on where the record ends (avro-c cannot
+     * say where a memory reader stopped, so the encoded size is compared) */
     if (avro_value_read(a->reader, &w->value) != 0 ||
         avro_value_sizeof(&w->value, &used) != 0 || used != n)
         return NULL;

@@ -60,6 +60,7 @@ void test_pipeline(void);
 void test_hdf5(void);
 void test_bundle(void);
 void test_crafted_checkpoints(void);
+void test_avro(void);
 
 /* Run op with the n-th allocation failing for n = 0, 1, ... until it
  * succeeds: each failure must be SW_E_NOMEM and leak nothing

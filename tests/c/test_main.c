@@ -63,6 +63,7 @@ static const struct {
     {"hdf5", test_hdf5},
     {"bundle", test_bundle},
     {"crafted", test_crafted_checkpoints},
+    {"avro", test_avro},
 };
 
 int

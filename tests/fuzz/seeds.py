@@ -4,7 +4,8 @@
 
 writes DIR/model (model files of every kind, a bundle), DIR/spec (specs
 of every operator), DIR/checkpoint (checkpoints of those pipelines) and
-DIR/decode (JSON event lines, good and bad)."""
+DIR/decode (JSON event lines, good and bad) and DIR/avro (Avro event
+messages, written by Apache Avro's Python encoder, python3-avro)."""
 import json
 import os
 import sys
@@ -91,6 +92,51 @@ def main(out):
     write(os.path.join(out, "decode"), "lines", b"\n".join(lines))
     for k, line in enumerate(lines):
         write(os.path.join(out, "decode"), f"line{k}", line)
+    for k, msg in enumerate(avro_messages()):
+        write(os.path.join(out, "avro"), f"msg{k}", msg)
+
+
+# fuzz_avro.c's schemas: id 2 reads, id 1 wrote with every Avro type
+AVRO_BASE = [{"name": "ts", "type": "long"},
+             {"name": "user", "type": "string"},
+             {"name": "amount", "type": "double"},
+             {"name": "n", "type": "int"},
+             {"name": "promo", "type": ["null", "boolean"], "default": None}]
+AVRO_READER = {"type": "record", "name": "E", "fields": AVRO_BASE}
+AVRO_RICH = {"type": "record", "name": "E", "fields": AVRO_BASE + [
+    {"name": "c", "type": {"type": "enum", "name": "C",
+                           "symbols": ["a", "b", "c"]}},
+    {"name": "tags", "type": {"type": "array", "items": "string"}},
+    {"name": "attrs", "type": {"type": "map", "values": "long"}},
+    {"name": "h", "type": {"type": "fixed", "name": "H", "size": 4}},
+    {"name": "f", "type": "float"},
+    {"name": "raw", "type": "bytes"},
+    {"name": "sub", "type": {"type": "record", "name": "S", "fields": [
+        {"name": "x", "type": ["null", "int", "string"]}]}}]}
+
+
+def avro_messages():
+    import io
+    import struct
+
+    import avro.io
+    import avro.schema
+
+    def enc(schema, sid, rec):
+        buf = io.BytesIO()
+        buf.write(b"\0" + struct.pack(">i", sid))
+        avro.io.DatumWriter(avro.schema.parse(json.dumps(schema))).write(
+            rec, avro.io.BinaryEncoder(buf))
+        return buf.getvalue()
+    base = {"ts": 1600000000000, "user": "bob", "amount": 12.5, "n": 7,
+            "promo": True}
+    yield enc(AVRO_READER, 2, base)
+    yield enc(AVRO_READER, 2, dict(base, user="", promo=None, n=-2**31))
+    yield enc(AVRO_RICH, 1, dict(base, c="b", tags=["x", "yz"],
+                                 attrs={"k": 3, "l": -1}, h=b"abcd", f=1.5,
+                                 raw=b"\x00\xff", sub={"x": "s"}))
+    yield enc(AVRO_RICH, 1, dict(base, c="a", tags=[], attrs={}, h=b"\0" * 4,
+                                 f=-0.0, raw=b"", sub={"x": None}))
 
 
 if __name__ == "__main__":
