@@ -117,13 +117,14 @@ $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(ALL_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
-RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
+RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_rows.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
            csrc/runner/sw_metrics.c csrc/runner/sw_reload.c \
            csrc/runner/sw_tenants.c csrc/runner/sw_outputs.c \
            csrc/runner/sw_emit.c csrc/runner/sw_learn.c \
            csrc/runner/sw_checkpoint.c csrc/runner/sw_tasks.c \
            csrc/runner/sw_repartition.c
-$(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h csrc/runner/sw_run_int.h $(ALL_LIBS)
+$(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h csrc/runner/sw_run_int.h \
+                 csrc/runner/sw_rows.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) -Icsrc/runner $(CFLAGS) $(RUN_SRC) $(ALL_LIBS) \
 	    $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) -lmicrohttpd \
@@ -222,20 +223,22 @@ bench: all peers
 
 # ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------
 
-FUZZ_TARGETS := model spec checkpoint decode avro
+FUZZ_TARGETS := model spec checkpoint decode avro rows
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 600
 
-# The core and io archives again, instrumented, and one binary a target.
+# The core and io archives again, instrumented, and one binary a target
+# (fuzz_rows also takes sw-serve's row parsers, csrc/runner/sw_rows.c).
 fuzz-build: all
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
 	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
 	    $(FUZZ_BUILD)/libswcore.a $(FUZZ_BUILD)/libswio.a
 	@mkdir -p $(FUZZ_BUILD)/bin
 	@for t in $(FUZZ_TARGETS); do \
-	    clang $(CPPFLAGS) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) \
-	        tests/fuzz/fuzz_$$t.c $(FUZZ_BUILD)/libswio.a \
+	    extra=""; [ $$t = rows ] && extra=csrc/runner/sw_rows.c; \
+	    clang $(CPPFLAGS) -Icsrc/runner -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) \
+	        tests/fuzz/fuzz_$$t.c $$extra $(FUZZ_BUILD)/libswio.a \
 	        $(FUZZ_BUILD)/libswcore.a $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) \
 	        $(AVRO_LIBS) $(LIBS) -o $(FUZZ_BUILD)/bin/fuzz_$$t || exit 1; \
 	done

@@ -4,8 +4,9 @@
 
 writes DIR/model (model files of every kind, a bundle), DIR/spec (specs
 of every operator), DIR/checkpoint (checkpoints of those pipelines) and
-DIR/decode (JSON event lines, good and bad) and DIR/avro (Avro event
-messages, written by Apache Avro's Python encoder, python3-avro)."""
+DIR/decode (JSON event lines, good and bad), DIR/avro (Avro event
+messages, written by Apache Avro's Python encoder, python3-avro) and
+DIR/rows (sw-serve's input rows, after fuzz_rows.c's mode byte)."""
 import json
 import os
 import sys
@@ -57,6 +58,10 @@ def main(out):
               "als": sw.ALS(factors=2, iterations=1).fit(
                   sp.random(8, 6, density=0.5, random_state=0,
                             format="csr"))}
+    # a linear model that keeps feature names, for sw-serve's CSV header
+    import pandas as pd
+    models["named"] = sw.PassiveAggressiveClassifier().fit(
+        pd.DataFrame(X, columns=["a", "b", "c", "d"]), y)
     for name, m in models.items():
         m.save(os.path.join(tmp, name))
         write(os.path.join(out, "model"), name,
@@ -92,6 +97,17 @@ def main(out):
     write(os.path.join(out, "decode"), "lines", b"\n".join(lines))
     for k, line in enumerate(lines):
         write(os.path.join(out, "decode"), f"line{k}", line)
+    rows = {"csv": b"\x00" + b"\n".join([b"0.5,1,-2,3e-3", b"1, 2 ,3,4\r",
+                                          b"nan,1,2,3", b"1,2,3", b"", b"x"]),
+            "libsvm": b"\x01" + b"\n".join([b"1 1:0.5 3:2", b"0 4:1e3 # c",
+                                            b"1", b"2 0:1", b"1 9:1"]),
+            "gbdt": b"\x03" + b"\n".join([b"0.5,,2,nan", b"1,2,3,4"]),
+            "als": b"\x05" + b"\n".join([b"0,1", b"7,5", b"8,0", b"-1,2"]),
+            "recommend": b"\x07" + b"\n".join([b"0", b"3", b"99", b"a"]),
+            "header": b"\x08" + b"\n".join([b'"d",c,b,a', b"1,2,3,4",
+                                            b"1,2,3"])}
+    for name, data in rows.items():
+        write(os.path.join(out, "rows"), name, data)
     for k, msg in enumerate(avro_messages()):
         write(os.path.join(out, "avro"), f"msg{k}", msg)
 

@@ -188,6 +188,24 @@ def test_one_bad_row_loses_only_its_own_answer(rng, tmp_path, serve):
     assert float(out[0]) == want[0] and float(out[9]) == want[1]
 
 
+def test_label_only_libsvm_lines_are_rows_of_zeros(rng, tmp_path, serve):
+    """A LIBSVM line with a label and no columns is an all-zero row; a
+    batch made only of such lines used to be refused whole ("rows: data is
+    NULL"), every line answered empty. fuzz_rows found it."""
+    X, y = separable(rng, n=200, d=6, k=3)
+    for est in (sw.SCWClassifier().fit(X, y),
+                sw.GBDTClassifier(n_estimators=3).fit(X, y)):
+        path = str(tmp_path / "m.swm")
+        est.save(path)
+        got = run(serve, path, "1\n0\n", "--format", "libsvm")
+        assert got.returncode == 0, got.stderr
+        zero = np.zeros((2, 6))
+        want = est.decision_function(zero) if isinstance(
+            est, sw.SCWClassifier) else est.predict_proba(zero)
+        assert parse(got.stdout).tobytes() == \
+            np.asarray(want).reshape(2, -1).tobytes()
+
+
 def test_tree_models_take_libsvm_rows(rng, tmp_path, serve):
     """A GBDT scored from LIBSVM lines (an absent column is 0) used to
     fail every batch."""
