@@ -43,6 +43,8 @@ import sqlite3
 import threading
 import time
 
+import numpy as np
+
 from . import _sw
 
 __all__ = ["StoreError", "Store", "PgStore", "get_store", "set_store",
@@ -297,6 +299,49 @@ MIGRATE_LOCK = 0x73774D47
 WRITE_LOCK = 0x73775752
 
 
+#: One metric point in a series file: numpy can read a file back whole.
+POINT = np.dtype([("step", "<i8"), ("event_time", "<i8"),
+                  ("wall_time", "<f8"), ("value", "<f8")])
+NO_TIME = np.iinfo(np.int64).min   # event_time not given
+
+
+def fold_summary(con, run_id, key, series, arr):
+    """Add points to the (run, key) summary (n, last, min, max), inside a
+    write transaction; series names where the points live (a file, or
+    the metric_points table)."""
+    row = con.execute("SELECT n, min_value, max_value FROM metrics "
+                      "WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()
+    vals = arr["value"]
+    finite = vals[np.isfinite(vals)]
+    lo = float(finite.min()) if finite.size else None
+    hi = float(finite.max()) if finite.size else None
+    last = arr[-1]
+    et = None if last["event_time"] == NO_TIME else int(last["event_time"])
+    if row is None:
+        con.execute(
+            "INSERT INTO metrics (run_id, key, series, n, last_value, "
+            "min_value, max_value, last_step, last_event_time, "
+            "last_wall_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, key, series, len(arr), float(last["value"]), lo, hi,
+             int(last["step"]), et, float(last["wall_time"])))
+    else:
+        n, old_lo, old_hi = row
+        con.execute(
+            "UPDATE metrics SET n = ?, last_value = ?, min_value = ?, "
+            "max_value = ?, last_step = ?, last_event_time = ?, "
+            "last_wall_time = ? WHERE run_id = ? AND key = ?",
+            (n + len(arr), float(last["value"]), _pick(min, lo, old_lo),
+             _pick(max, hi, old_hi), int(last["step"]), et,
+             float(last["wall_time"]), run_id, key))
+
+
+def _pick(fn, a, b):
+    """min/max that skip missing values (NaN points leave no summary)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return fn(a, b)
+
+
 class StoreError(_sw.FormatError):
     """The tracking store cannot be used as it is (corrupt, too new,
     unreachable...)."""
@@ -382,6 +427,7 @@ class Store(_Files):
         self._local = threading.local()
         os.makedirs(self.root, exist_ok=True)
         self._migrate()
+        self.reconcile()
 
     # ---- connections ---------------------------------------------------
 
@@ -504,6 +550,68 @@ class Store(_Files):
         if current != SCHEMA_VERSION:
             self.write(step)
 
+    # ---- metric points -----------------------------------------------------
+    #
+    # A series file is appended inside the write transaction that updates
+    # its summary, so a writer killed between the two leaves points the
+    # summary has not taken: the next append to that series takes them
+    # first, and opening the store takes those of runs still RUNNING
+    # (their writer may be gone for good). A series' row is committed,
+    # with n = 0, before its first points, so that no file is ever without
+    # the row that names its key.
+
+    def register_series(self, items):
+        """items: (run_id, key, series path) of series about to get their
+        first points."""
+        def put(con):
+            for run_id, key, path in items:
+                con.execute("INSERT INTO metrics (run_id, key, series, n) "
+                            "VALUES (?, ?, ?, 0) ON CONFLICT (run_id, key) "
+                            "DO NOTHING", (run_id, key, self.relpath(path)))
+        self.write(put)
+
+    def add_points(self, con, run_id, key, arr):
+        """Append arr to the series file (inside a write); return the
+        series and the points its summary has yet to take: any a killed
+        writer appended after the last summary, then arr."""
+        series, n = con.execute("SELECT series, n FROM metrics WHERE "
+                                "run_id = ? AND key = ?",
+                                (run_id, key)).fetchone()
+        path, size = self.abspath(series), POINT.itemsize
+        with open(path, "ab") as f:
+            end = f.seek(0, os.SEEK_END)
+            have = end // size
+            if end % size:
+                f.truncate(have * size)        # a torn point: never counted
+            arr.tofile(f)
+        if have > n:
+            lost = np.fromfile(path, dtype=POINT, offset=n * size,
+                               count=have - n)
+            arr = np.concatenate([lost, arr])
+        return series, arr
+
+    def reconcile(self, run_id=None):
+        """Summaries of RUNNING runs (or of run_id) that lag their series
+        files (a writer killed between an append and its summary) catch
+        up: a stat per series, a write only where one lags."""
+        rows = self.read("SELECT m.run_id, m.key, m.series, m.n FROM "
+                         "metrics m JOIN runs r ON r.run_id = m.run_id "
+                         "WHERE r.status = 'RUNNING' AND "
+                         "(? IS NULL OR r.run_id = ?)", (run_id, run_id))
+        for run_id, key, series, n in rows:
+            try:
+                size = os.path.getsize(self.abspath(series))
+            except OSError:
+                continue
+            if size == n * POINT.itemsize:
+                continue
+
+            def catch_up(con, run_id=run_id, key=key):
+                series, arr = self.add_points(con, run_id, key,
+                                              np.zeros(0, dtype=POINT))
+                if len(arr):
+                    fold_summary(con, run_id, key, series, arr)
+            self.write(catch_up)
 
 
 class PgStore(_Files):
@@ -701,6 +809,18 @@ class PgStore(_Files):
         return root
 
     # ---- metric points -----------------------------------------------------
+
+    def register_series(self, items):
+        """Nothing to do: points and summary share one transaction."""
+
+    def reconcile(self, run_id=None):
+        """Nothing to do: points and summary share one transaction."""
+
+    def add_points(self, con, run_id, key, arr):
+        """Store points inside a write; return the series and the points
+        for the summary (all of them: one transaction holds both)."""
+        self.copy_points(con, run_id, key, arr)
+        return "metric_points", arr
 
     def copy_points(self, con, run_id, key, arr):
         """Append a series' points inside a write (COPY: 100k points in a

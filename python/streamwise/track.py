@@ -34,15 +34,12 @@ import numpy as np
 from . import _sw
 from ._base import who
 from ._filter import compile_filter, compile_order
-from .store import StoreError, get_store, set_store
+from .store import (NO_TIME, POINT, StoreError, fold_summary, get_store,
+                    set_store)
 
 __all__ = ["run", "start_run", "get_run", "search_runs", "Run",
            "active_run", "flush", "set_store"]
 
-#: One metric point in a series file: numpy can read a file back whole.
-POINT = np.dtype([("step", "<i8"), ("event_time", "<i8"),
-                  ("wall_time", "<f8"), ("value", "<f8")])
-NO_TIME = np.iinfo(np.int64).min   # event_time not given
 
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
 
@@ -194,52 +191,23 @@ class _Writer:
             groups.setdefault((run_, key), []).append((step, et, wt, value))
         by_store = {}
         for (run_, key), pts in groups.items():
-            arr = np.array(pts, dtype=POINT)
-            if not run_.store.points_in_db:
-                with open(run_._series_path(key), "ab") as f:
-                    arr.tofile(f)
-            by_store.setdefault(run_.store, []).append((run_, key, arr))
+            by_store.setdefault(run_.store, []).append(
+                (run_, key, np.array(pts, dtype=POINT)))
 
         failed = None
         for store, items in by_store.items():
+            new = [(r, k) for r, k, _ in items if k not in r._registered]
+
             def update(con, items=items, store=store):
                 for run_, key, arr in items:
-                    if store.points_in_db:
-                        store.copy_points(con, run_.id, key, arr)
-                    row = con.execute(
-                        "SELECT n, min_value, max_value FROM metrics "
-                        "WHERE run_id = ? AND key = ?",
-                        (run_.id, key)).fetchone()
-                    vals = arr["value"]
-                    finite = vals[np.isfinite(vals)]
-                    lo = float(finite.min()) if finite.size else None
-                    hi = float(finite.max()) if finite.size else None
-                    last = arr[-1]
-                    et = None if last["event_time"] == NO_TIME else int(
-                        last["event_time"])
-                    if row is None:
-                        series = ("metric_points" if store.points_in_db else
-                                  store.relpath(run_._series_path(key)))
-                        con.execute(
-                            "INSERT INTO metrics (run_id, key, series, n, "
-                            "last_value, min_value, max_value, last_step, "
-                            "last_event_time, last_wall_time) VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (run_.id, key, series, len(arr),
-                             float(last["value"]), lo, hi, int(last["step"]),
-                             et, float(last["wall_time"])))
-                    else:
-                        n, old_lo, old_hi = row
-                        con.execute(
-                            "UPDATE metrics SET n = ?, last_value = ?, "
-                            "min_value = ?, max_value = ?, last_step = ?, "
-                            "last_event_time = ?, last_wall_time = ? "
-                            "WHERE run_id = ? AND key = ?",
-                            (n + len(arr), float(last["value"]),
-                             _pick(min, lo, old_lo), _pick(max, hi, old_hi),
-                             int(last["step"]), et, float(last["wall_time"]),
-                             run_.id, key))
+                    series, arr = store.add_points(con, run_.id, key, arr)
+                    fold_summary(con, run_.id, key, series, arr)
             try:
+                if new and not store.points_in_db:
+                    store.register_series([(r.id, k, r._series_path(k))
+                                           for r, k in new])
+                for r, k in new:
+                    r._registered.add(k)
                 store.write(update)
             except StoreError as e:
                 if not store.points_in_db:
@@ -253,13 +221,6 @@ class _Writer:
                         _WRITER._buf.appendleft((run_, key, *p))
         if failed is not None:
             raise failed
-
-
-def _pick(fn, a, b):
-    """min/max that skip missing values (NaN points leave no summary)."""
-    if a is None or b is None:
-        return a if b is None else b
-    return fn(a, b)
 
 
 _WRITER = _Writer()
@@ -292,6 +253,7 @@ class Run:
         self.id = run_id
         self._steps = {}
         self._series = {}
+        self._registered = set()   # keys whose metrics row exists
 
     def __repr__(self):
         return f"Run({self.id!r})"
@@ -599,6 +561,7 @@ def get_run(run_id, store=None, _run=None):
             f"run {run_id!r}: {'no such run' if not rows else 'ambiguous'} "
             f"in {st.name}")
     rid = rows[0][0]
+    st.reconcile(rid)
     info = _frame(st, [rid]).iloc[0].dropna().to_dict()
     info = {k: v for k, v in info.items() if "." not in k}
     info["params"] = dict(st.read("SELECT key, value FROM params WHERE "
@@ -609,7 +572,7 @@ def get_run(run_id, store=None, _run=None):
         k: {"last": last, "min": lo, "max": hi, "n": n, "last_step": s}
         for k, n, last, lo, hi, s in st.read(
             "SELECT key, n, last_value, min_value, max_value, last_step "
-            "FROM metrics WHERE run_id = ?", (rid,))}
+            "FROM metrics WHERE run_id = ? AND n > 0", (rid,))}
     info["inputs"] = [dict(kind=k, slice=json.loads(s)) for k, s in st.read(
         "SELECT kind, slice FROM inputs WHERE run_id = ? ORDER BY input_id",
         (rid,))]
