@@ -294,6 +294,15 @@ restore_position(const char *path, sw_cursor *c, uint32_t version,
 }
 
 /* The counters, the watermark and each partition's latest time. */
+/* A time a checkpoint may hold: never (INT64_MIN), or what push accepts;
+ * lo is below 0 for the watermark (latest time less the lateness). Any
+ * other value would overflow the "now - then" of a ttl or a window. */
+static int
+time_ok(int64_t t, int64_t lo)
+{
+    return t == INT64_MIN || (t >= lo && t <= TIME_MAX_US);
+}
+
 static sw_rc
 restore_clock(const char *path, sw_cursor *c, uint32_t version,
               sw_pipeline *p, sw_err *err)
@@ -328,8 +337,22 @@ restore_clock(const char *path, sw_cursor *c, uint32_t version,
         for (i = 0; i < p->n_parts; i++) {
             if ((rc = sw_cur_i64(c, &p->part_max[i], err)) != SW_OK)
                 return rc;
+            if (!time_ok(p->part_max[i], 0))
+                return sw_fail(err, SW_E_FORMAT,
+                               "%s: partition %lld's clock is %lld (expected "
+                               "0..%lld)",
+                               path, (long long)i, (long long)p->part_max[i],
+                               (long long)TIME_MAX_US);
         }
-    } else if (p->max_t != INT64_MIN) { /* one partition */
+    }
+    if (!time_ok(p->max_t, 0) || !time_ok(p->now, 0) ||
+        !time_ok(p->first_t, 0) || !time_ok(p->wm, -TIME_MAX_US))
+        return sw_fail(err, SW_E_FORMAT,
+                       "%s: a clock outside 1970..9999 (latest %lld, now "
+                       "%lld, first %lld, watermark %lld)",
+                       path, (long long)p->max_t, (long long)p->now,
+                       (long long)p->first_t, (long long)p->wm);
+    if (version < 2 && p->max_t != INT64_MIN) { /* one partition */
         p->n_parts = 1;
         p->part_max[0] = p->max_t;
         p->first_t = p->max_t; /* only its use for unseen partitions */
@@ -416,6 +439,13 @@ restore_tables(const char *path, sw_cursor *c, sw_pipeline *p, sw_err *err)
             if ((rc = sw_cur_words(c, ent + 1, (size_t)kt->stride - 1,
                                    err)) != SW_OK)
                 return rc;
+            if (!time_ok((int64_t)ent[1], 0))
+                return sw_fail(err, SW_E_FORMAT,
+                               "%s: table %d, key %llu: last seen at %lld "
+                               "(expected 0..%lld)",
+                               path, t, (unsigned long long)k,
+                               (long long)(int64_t)ent[1],
+                               (long long)TIME_MAX_US);
             if (!sw_state_valid(p, t, (const double *)(ent + 2)))
                 return sw_fail(err, SW_E_FORMAT,
                                "%s: table %d, key %llu: a state no update "

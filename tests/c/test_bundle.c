@@ -275,6 +275,28 @@ test_crafted_checkpoints(void)
     CHECK_RC(sw_pipeline_restore("crafted.swc", &q, &err), SW_E_FORMAT, &err);
     CHECK(q == NULL && strstr(err.msg, "buffered event 0 has time") != NULL);
     ((int64_t *)p->pend)[0] = t_saved;
+    /* a key last seen near INT64_MIN (fuzz_checkpoint: a ttl's "now -
+     * last seen" overflowed) */
+    e = kt_entry(&p->tables[0], 0);
+    saved = e[1];
+    e[1] = (uint64_t)(INT64_MIN + 34000000);
+    CHECK_RC(sw_pipeline_checkpoint(p, "crafted.swc", NULL, 0, &err), SW_OK,
+             &err);
+    CHECK_RC(sw_pipeline_restore("crafted.swc", &q, &err), SW_E_FORMAT, &err);
+    CHECK(q == NULL && strstr(err.msg, "last seen at") != NULL);
+    e[1] = saved;
+    /* a clock past 9999 */
+    t_saved = p->max_t;
+    p->max_t = INT64_MAX - 5;
+    CHECK_RC(sw_pipeline_checkpoint(p, "crafted.swc", NULL, 0, &err), SW_OK,
+             &err);
+    CHECK_RC(sw_pipeline_restore("crafted.swc", &q, &err), SW_E_FORMAT, &err);
+    CHECK(q == NULL && strstr(err.msg, "clock") != NULL);
+    p->max_t = t_saved;
+    CHECK_RC(sw_pipeline_checkpoint(p, "crafted.swc", NULL, 0, &err), SW_OK,
+             &err);
+    CHECK_RC(sw_pipeline_restore("crafted.swc", &q, &err), SW_OK, &err);
+    sw_pipeline_free(q);
     sw_result_free(r);
     sw_pipeline_free(p);
     unlink("crafted.swc");
