@@ -73,7 +73,8 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3-pip python3-venv postgresql libpq-dev python3-psycopg2 \
             python3-mypy
 
-.PHONY: FORCE all lib runner ext deps demo test ctest sanitize memcheck pytest \
+.PHONY: FORCE all lib runner ext deps demo test ctest sanitize sanitize-python \
+        memcheck pytest \
         print-link-flags \
         nbtest check-conf conf-doc bench peers clean fuzz fuzz-build fuzz-smoke
 
@@ -161,6 +162,37 @@ sanitize:
 	cd tests/c && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    ../../$(BUILD)/asan/bin/sw-tests
+
+# The Python tests against an ASan/UBSan build of the extension and of the
+# core it links (Python itself is not instrumented: libasan is preloaded,
+# leaks are not checked, since CPython keeps its objects at exit). The
+# package is a directory of links to python/streamwise beside the
+# instrumented _sw, so nothing in the tree changes; PYTEST_ARGS narrows.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all
+SAN_PY    := $(BUILD)/asan/python
+EXT_SUFFIX = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+sanitize-python: all
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+	    OPT="-O1 -g $(SAN_FLAGS)" LIBS="$(SAN_FLAGS) $(LIBS)" \
+	    $(BUILD)/asan/libswcore.a $(BUILD)/asan/libswio.a
+	rm -rf $(SAN_PY) && mkdir -p $(SAN_PY)/streamwise
+	for f in python/streamwise/*; do \
+	    case $$f in *.so) ;; *) ln -s $(CURDIR)/$$f $(SAN_PY)/streamwise/ ;; esac; \
+	done
+	ln -s $(CURDIR)/$(BIN) $(SAN_PY)/streamwise/bin
+	$(CC) -shared -fPIC -std=c11 -O1 -g $(SAN_FLAGS) -ffp-contract=off \
+	    -Icsrc/include -Ipython/streamwise/_ext \
+	    -I$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
+	    -I$$($(PYTHON) -c 'import numpy; print(numpy.get_include())') \
+	    python/streamwise/_ext/*.c $(BUILD)/asan/libswio.a $(BUILD)/asan/libswcore.a \
+	    $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) \
+	    -o $(SAN_PY)/streamwise/_sw$(EXT_SUFFIX)
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	PYTHONPATH=$(SAN_PY) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(or $(PYTEST_ARGS),tests/python)
 
 memcheck: $(BIN)/sw-tests
 	cd tests/c && valgrind -q --leak-check=full --error-exitcode=3 \

@@ -588,6 +588,11 @@ int64_t sw_pipeline_watermark(const sw_pipeline *p);
 /* Keys dropped for the spec's max_keys budget since the pipeline was made
  * or restored. */
 int64_t sw_pipeline_evicted(const sw_pipeline *p);
+/* Bytes the pipeline's state holds, as allocated: key tables, their index
+ * and change tracking (what max_keys and a ttl bound; a key's share is
+ * fixed by the spec), the room for buffered events (as large as the
+ * largest push has needed), predictions awaiting labels. */
+int64_t sw_pipeline_state_bytes(const sw_pipeline *p);
 
 /* The current profile of one key: key is a one-row batch holding the key
  * fields. out (n_dense values) gets, for every dense feature keyed by

@@ -507,11 +507,13 @@ keep(sw_kafka_source *s, const rd_kafka_message_t *m, sw_err *err)
     s->b_ts[s->count] = rd_kafka_message_timestamp(m, NULL);
     s->b_key[s->count] = (int64_t)s->used;
     s->b_key_len[s->count] = m->key ? (int64_t)kl : -1;
-    memcpy(s->arena + s->used, m->key, kl);
+    if (kl > 0) /* a NULL key (or arena) may not even be memcpy'd by 0 */
+        memcpy(s->arena + s->used, m->key, kl);
     s->used += kl;
     s->b_val[s->count] = (int64_t)s->used;
     s->b_val_len[s->count] = m->payload ? (int64_t)vl : -1;
-    memcpy(s->arena + s->used, m->payload, vl);
+    if (vl > 0)
+        memcpy(s->arena + s->used, m->payload, vl);
     s->used += vl;
     s->count++;
     return SW_OK;

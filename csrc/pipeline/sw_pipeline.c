@@ -1674,3 +1674,20 @@ sw_pipeline_evicted(const sw_pipeline *p)
 {
     return p->n_evicted;
 }
+
+int64_t
+sw_pipeline_state_bytes(const sw_pipeline *p)
+{
+    const joinq *q = &p->join.q;
+    int64_t bytes = p->cap_pend * p->rec, t;
+
+    for (t = 0; t < p->n_tables; t++) {
+        const keytab *kt = &p->tables[t];
+
+        bytes += kt->room * kt->stride * 8 + kt->cap * 8 + kt->dirty_cap +
+                 kt->cap_gone * 8;
+    }
+    bytes += q->cap * (8 * 3 + 8 * (int64_t)(p->n_dense + p->n_hash)) +
+             q->mcap * 8;
+    return bytes;
+}

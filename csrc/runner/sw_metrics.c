@@ -160,6 +160,10 @@ prometheus(run_metrics *m, text *t)
     COUNTER("keys_evicted_total",
             "Keys dropped for the spec's max_keys budget since the start.",
             atomic_load(&m->evicted));
+    GAUGE("state_bytes",
+          "Bytes the pipeline's keyed state holds, as allocated (what "
+          "max_keys and ttl bound).",
+          "%lld", (long long)atomic_load(&m->state_bytes));
     put(t, "# HELP sw_partition_lag Messages behind the partition's end.\n"
            "# TYPE sw_partition_lag gauge\n");
     for (i = 0; i < m->n_parts && i < 64; i++)
@@ -246,6 +250,7 @@ status(run_metrics *m, text *t)
         "\"events_in\": %lld, \"predictions\": %lld, \"late\": %lld, "
         "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
         "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
+        "\"state_bytes\": %lld, "
         "\"reloads\": %lld, \"refusals\": %lld, \"rebalances\": %lld, "
         "\"tasks\": %lld, \"restore_records\": %lld, \"restore_bytes\": "
         "%lld, \"partitions\": [",
@@ -258,6 +263,7 @@ status(run_metrics *m, text *t)
         ck ? (double)(now_ms() - ck) / 1e3 : -1.0,
         (long long)atomic_load(&m->watermark_us),
         (long long)atomic_load(&m->keys),
+        (long long)atomic_load(&m->state_bytes),
         (long long)atomic_load(&m->reloads),
         (long long)atomic_load(&m->reload_refusals),
         (long long)atomic_load(&m->rebalances),

@@ -1015,7 +1015,7 @@ make_decoder(run *R, sw_err *err)
 /* A task's share of the metrics: keys, watermark, partitions. */
 static void
 task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
-             int64_t *wm, int *np)
+             int64_t *bytes, int64_t *wm, int *np)
 {
     int64_t st[9];
     int i;
@@ -1025,6 +1025,7 @@ task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
     sw_pipeline_stats(t->p, st);
     *keys += st[4];
     *evicted += sw_pipeline_evicted(t->p);
+    *bytes += sw_pipeline_state_bytes(t->p);
     if (sw_pipeline_watermark(t->p) < *wm)
         *wm = sw_pipeline_watermark(t->p);
     for (i = 0; i < t->n_pos && *np < 64; i++) {
@@ -1042,7 +1043,7 @@ task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
 static void
 update_metrics(run *R)
 {
-    int64_t keys = 0, evicted = 0, wm = INT64_MAX, n_tasks = 0;
+    int64_t keys = 0, evicted = 0, bytes = 0, wm = INT64_MAX, n_tasks = 0;
     int part, np = 0;
 
     atomic_store(&R->mt->events_in, R->n_in);
@@ -1050,10 +1051,11 @@ update_metrics(run *R)
     atomic_store(&R->mt->dead, R->n_dead);
     atomic_store(&R->mt->late, R->n_late);
     atomic_store(&R->mt->invalid, R->n_invalid);
-    task_metrics(R, &R->one, &keys, &evicted, &wm, &np);
+    task_metrics(R, &R->one, &keys, &evicted, &bytes, &wm, &np);
     for (part = 0; R->j->tasks && part < MAX_PARTS; part++) {
         if (R->tasks[part] != NULL) {
-            task_metrics(R, R->tasks[part], &keys, &evicted, &wm, &np);
+            task_metrics(R, R->tasks[part], &keys, &evicted, &bytes, &wm,
+                         &np);
             n_tasks++;
         }
     }
@@ -1062,6 +1064,7 @@ update_metrics(run *R)
     atomic_store(&R->mt->watermark_us, wm == INT64_MAX ? INT64_MIN : wm);
     atomic_store(&R->mt->keys, keys);
     atomic_store(&R->mt->evicted, evicted);
+    atomic_store(&R->mt->state_bytes, bytes);
     atomic_store(&R->mt->tasks, n_tasks);
 }
 

@@ -94,7 +94,7 @@ typedef struct run_metrics {
     /* changelog records written, and read back by restores */
     _Atomic int64_t clog_records, restore_records, restore_bytes;
     _Atomic int64_t ckpt_stall_us, ckpt_stall_max_us; /* the loop waited */
-    _Atomic int64_t watermark_us, keys, evicted;
+    _Atomic int64_t watermark_us, keys, evicted, state_bytes;
     _Atomic int64_t lat_count, lat_sum_us;
     _Atomic int64_t lat_bucket[LAT_BUCKETS]; /* cumulative below bounds */
     _Atomic int running;

@@ -60,9 +60,13 @@ class LocalPostgres:
         self.running = False
 
     def _run(self, *args, timeout=120):
+        # make sanitize-python preloads libasan into Python; the server
+        # is not ours to instrument (initdb hangs with it preloaded)
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
         r = subprocess.run(self._as + [os.path.join(self._bin, args[0]),
                                        *args[1:]],
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout,
+                           env=env)
         if r.returncode != 0:
             raise _sw.IOError(f"local_postgres: {args[0]} failed: "
                               f"{(r.stderr or r.stdout).strip()[-2000:]}")

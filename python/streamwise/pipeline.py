@@ -225,7 +225,8 @@ class Pipeline:
     @property
     def stats(self) -> dict[str, Any]:
         """Counters: rows emitted, late, invalid (and by reason), events
-        buffered, keys held."""
+        buffered, keys held, keys evicted for max_keys, and state_bytes
+        (what the state holds, as allocated)."""
         return self._core.stats
 
     def _encode(self, batch):

@@ -1042,6 +1042,33 @@ def test_a_key_budget_drops_the_keys_seen_least_recently(tmp_path):
         sw.Pipeline(dict(spec, max_keys=0))
 
 
+def test_state_bytes_grow_with_keys_and_stop_at_the_budget():
+    """The state's size is reported (p.stats, the runner's sw_state_bytes):
+    it grows with new keys without a budget and stays put with one."""
+    spec = {"events": {"time": "ts", "fields": {"user": "int64",
+                                                "x": "float64"}},
+            "features": [{"name": "n", "op": "count", "key": "user"},
+                         {"name": "m", "op": "mean", "key": "user",
+                          "field": "x", "window": {"tumbling": "1h"}}]}
+    free, capped = sw.Pipeline(spec), sw.Pipeline(dict(spec, max_keys=1000))
+    sizes = {"free": [], "capped": []}
+    for k in range(5):
+        users = np.arange(k * 20000, (k + 1) * 20000)
+        ev = {"ts": users * 1000, "user": users, "x": np.ones(len(users))}
+        for name, p in (("free", free), ("capped", capped)):
+            p.push(ev)
+            sizes[name].append(p.stats["state_bytes"])
+    assert free.stats["keys"] == 100000 and capped.stats["keys"] <= 1000
+    # about 32 bytes or more a key, and monotone without a budget
+    assert sizes["free"][-1] >= 100000 * 32
+    assert sizes["free"] == sorted(sizes["free"])
+    assert sizes["free"][-1] > 3 * sizes["free"][0]   # capacity doubles
+    # with one: no growth after the first batch filled it
+    assert len(set(sizes["capped"][1:])) == 1
+    # the keys' share: 80,000 keys more cost at least 32 bytes each
+    assert sizes["free"][-1] - sizes["free"][0] >= 80000 * 32
+
+
 def test_repr_says_what_the_pipeline_holds():
     spec = {"events": {"time": "ts", "time_unit": "s",
                        "fields": {"u": "str"}},

@@ -121,6 +121,9 @@ def test_each_tenant_its_model_and_a_refused_one_alone(tmp_path):
             assert metrics[f'sw_tenant_model_info{{tenant="{s_}",'
                            f'model=""}}'] == 0
         assert metrics["sw_tenant_refusals_total"] == 2
+        # the state's size beside its keys (issue 15)
+        assert metrics["sw_keys"] > 0
+        assert metrics["sw_state_bytes"] >= 24 * metrics["sw_keys"]
         offline = {}
         for s_ in ("s0", "s1", "s2", "s4"):
             nb = serve.score_stream(sw.learners.load(files[s_]),

@@ -404,24 +404,25 @@ Pipeline_get_sparse_dims(PipelineObject *self, void *Py_UNUSED(c))
 static PyObject *
 Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
 {
-    int64_t s[9], j[3], evicted, arrivals, oldest;
+    int64_t s[9], j[3], evicted, arrivals, oldest, bytes;
 
     lock_pipeline(self);
     sw_pipeline_stats(self->p, s);
     sw_pipeline_join_stats(self->p, j);
     evicted = sw_pipeline_evicted(self->p);
+    bytes = sw_pipeline_state_bytes(self->p);
     arrivals = sw_pipeline_arrivals(self->p);
     oldest = sw_pipeline_oldest_pending(self->p);
     unlock_pipeline(self);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0],
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0],
         "evicted", (long long)evicted, "unmatched",
         (long long)j[1], "arrivals", (long long)arrivals,
         "emitted", (long long)s[0], "late", (long long)s[1], "invalid",
         (long long)s[2], "buffered", (long long)s[3], "keys", (long long)s[4],
         "missing", (long long)s[5], "wrong_type", (long long)s[6], "nan",
         (long long)s[7], "bad_time", (long long)s[8], "oldest_pending",
-        (long long)oldest);
+        (long long)oldest, "state_bytes", (long long)bytes);
 }
 
 static PyMethodDef Pipeline_methods[] = {
