@@ -71,7 +71,7 @@ APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
             python3-pytest python3-sklearn python3-matplotlib python3-pandas \
             python3-nbclient python3-nbformat python3-ipykernel \
             python3-pip python3-venv postgresql libpq-dev python3-psycopg2 \
-            python3-mypy
+            python3-mypy python3-dask python3-distributed
 
 .PHONY: FORCE all lib runner ext deps demo test ctest sanitize sanitize-c \
         sanitize-python \

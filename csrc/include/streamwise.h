@@ -408,6 +408,19 @@ sw_rc sw_als_set_factors(sw_model *m, sw_side side, const float *in,
 sw_rc sw_als_solve_rows(const sw_model *m, sw_side side, const sw_rows *rows,
                         float *out, int64_t n_out, sw_err *err);
 
+/* One half-sweep over a block of rows, for a fit spread over processes or
+ * machines (python/streamwise/dask.py): rows (CSR, the block's
+ * interactions over all n_other rows of the other side) solved against
+ * other (n_other x n_factors) with m's settings (factors, regularization,
+ * alpha, confidence, solver; m's own factors are neither read nor
+ * changed), the block's current factors in factors (n_rows x n_factors;
+ * the CG solver starts from them) replaced by the new ones. Row for row
+ * what sw_als_iterate computes, so a sweep cut into blocks anywhere gives
+ * the same bits. */
+sw_rc sw_als_solve_block(const sw_model *m, const sw_rows *rows,
+                         const float *other, int64_t n_other, float *factors,
+                         int64_t n, sw_err *err);
+
 /* Write vecs (n x n_factors) as the factors of ids on a side, growing the
  * model when an id is beyond its size (new rows start at zero). */
 sw_rc sw_als_put_rows(sw_model *m, sw_side side, const int64_t *ids, int64_t n,

@@ -949,6 +949,37 @@ sw_als_solve_rows(const sw_model *m, sw_side side, const sw_rows *rows, float *o
 }
 
 sw_rc
+sw_als_solve_block(const sw_model *m, const sw_rows *rows, const float *other,
+                   int64_t n_other, float *factors, int64_t n, sw_err *err)
+{
+    const sw_als *a = als_of(m);
+    int64_t i;
+    sw_rc rc;
+
+    if (a == NULL)
+        return sw_fail(err, SW_E_INVAL, "solve_block: not an ALS model");
+    if (other == NULL || factors == NULL || n_other < 0)
+        return sw_fail(err, SW_E_INVAL, "solve_block: NULL factors");
+    rc = sw_als_check_csr(a, rows, -1, n_other, "solve_block rows", err);
+    if (rc != SW_OK)
+        return rc;
+    if (n != rows->n_rows * a->k)
+        return sw_fail(err, SW_E_SHAPE,
+                       "solve_block: %lld factor values for %lld rows of "
+                       "%lld factors",
+                       (long long)n, (long long)rows->n_rows, (long long)a->k);
+    for (i = 0; i < n_other * a->k; i++) {
+        if (!isfinite(other[i]))
+            return sw_fail(err, SW_E_NUMERIC,
+                           "solve_block: other side's value %lld is %g",
+                           (long long)i, (double)other[i]);
+    }
+    return sw_als_solve_side(a, rows, factors, other, n_other,
+                             a->solver == SOLVER_CHOLESKY, sw_als_threads(a),
+                             err);
+}
+
+sw_rc
 sw_als_put_rows(sw_model *m, sw_side side, const int64_t *ids, int64_t n,
                 const float *vecs, sw_err *err)
 {

@@ -733,6 +733,58 @@ done:
     return (PyObject *)out;
 }
 
+/* als_solve_block(csr, other, factors) -> float32 (n_rows, k): the
+ * block's new factors (a distributed sweep's share; factors is not
+ * changed) */
+static PyObject *
+Model_als_solve_block(ModelObject *self, PyObject *args)
+{
+    sw_state *st = sw_ext_state((PyObject *)self);
+    PyObject *o, *other_o, *fac_o;
+    PyArrayObject *other = NULL, *out = NULL;
+    hold h;
+    sw_rows v;
+    sw_err err = {0};
+    sw_rc rc;
+    int64_t k = sw_als_n_factors(self->model);
+
+    memset(&h, 0, sizeof(h));
+    if (!PyArg_ParseTuple(args, "OOO", &o, &other_o, &fac_o))
+        return NULL;
+    if (csr_arg(st, o, &h, &v, "rows") < 0)
+        goto done;
+    other = (PyArrayObject *)PyArray_FROM_OTF(other_o, NPY_FLOAT32,
+                                              NPY_ARRAY_IN_ARRAY);
+    /* a fresh copy: the solve writes the new factors over it */
+    out = (PyArrayObject *)PyArray_FROM_OTF(
+        fac_o, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
+    if (other == NULL || out == NULL)
+        goto fail;
+    if (PyArray_NDIM(other) != 2 || PyArray_DIM(other, 1) != k ||
+        PyArray_NDIM(out) != 2 || PyArray_DIM(out, 1) != k) {
+        sw_raise_fmt(st, SW_E_SHAPE,
+                     "als_solve_block: factors must be (n, %lld) arrays",
+                     (long long)k);
+        goto fail;
+    }
+    model_read_lock(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = sw_als_solve_block(self->model, &v, PyArray_DATA(other),
+                            PyArray_DIM(other, 0), PyArray_DATA(out),
+                            PyArray_SIZE(out), &err);
+    Py_END_ALLOW_THREADS
+    model_unlock(self);
+    if (rc == SW_OK)
+        goto done;
+    sw_raise(st, &err);
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(other);
+    hold_release(&h);
+    return (PyObject *)out;
+}
+
 /* als_put_rows(side, ids, vecs) */
 static PyObject *
 Model_als_put_rows(ModelObject *self, PyObject *args)
@@ -1158,6 +1210,9 @@ static PyMethodDef Model_methods[] = {
      "als_set_factors(side, array)"},
     {"als_solve_rows", (PyCFunction)Model_als_solve_rows, METH_VARARGS,
      "als_solve_rows(side, csr) -> float32 (n, k), exact fold-in"},
+    {"als_solve_block", (PyCFunction)Model_als_solve_block, METH_VARARGS,
+     "als_solve_block(csr, other, factors) -> float32 (n, k): one block of "
+     "a sweep"},
     {"als_put_rows", (PyCFunction)Model_als_put_rows, METH_VARARGS,
      "als_put_rows(side, ids, vecs): write (and grow)"},
     {"als_set_liked", (PyCFunction)Model_als_set_liked, METH_O,
