@@ -22,7 +22,7 @@ from . import _sw
 from ._base import NotFittedError, Params, sklearn_flavour, text
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
-           "ranking_metrics_at_k", "rmse"]
+           "ranking_metrics_at_k", "rmse", "read_topn"]
 
 if TYPE_CHECKING:
     from typing import Self
@@ -398,6 +398,73 @@ class ALS(Params):
         m.save(str(path))
         return path
 
+    def recommend_all(self, path: str | os.PathLike, N: int = 10,
+                      user_items: scipy.sparse.spmatrix | None = None,
+                      block_users: int = 65536, client: Any = None,
+                      filter_already_liked: bool = True) -> list[str]:
+        """Top-N for every user into HDF5 shards under the directory path,
+        one per block of block_users users (``users-<first>-<end>.h5``:
+        datasets ``user`` int64 (n,), ``item`` int32 (n, N), -1 padded,
+        ``score`` float32 (n, N)), each written whole (a temporary file
+        fsynced and renamed). A run cut short restarts where it stopped:
+        shards already there are kept and never written again, so every
+        user is in exactly one shard. The user's history is left out (rows
+        of user_items, else the interactions kept at fit). client: a
+        dask.distributed client to spread the blocks over its workers
+        (each loads the model once); without it they run here. Returns
+        the shard paths in user order; read them back with read_topn."""
+        import json
+        m = self._fitted()
+        n_users = m.als_info[0]
+        N, block_users = int(N), int(block_users)
+        if N < 1 or block_users < 1:
+            raise _sw.InvalidArgument(f"recommend_all: N={N} and "
+                                      f"block_users={block_users}, expected "
+                                      f">= 1")
+        if user_items is not None:
+            user_items = _csr(user_items, "user_items")
+            if user_items.shape[0] != n_users:
+                raise _sw.ShapeError(f"recommend_all: user_items has "
+                                     f"{user_items.shape[0]} rows, the model "
+                                     f"{n_users} users")
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+        import hashlib
+        digest = hashlib.sha256(m.als_factors(_sw.USERS).tobytes())
+        digest.update(m.als_factors(_sw.ITEMS).tobytes())
+        plan = {"n_users": n_users, "N": N, "block_users": block_users,
+                "model": digest.hexdigest()[:32],
+                "filter": bool(filter_already_liked)}
+        manifest = os.path.join(path, "topn.json")
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                had = json.load(f)
+            if had != plan:
+                raise _sw.InvalidArgument(
+                    f"recommend_all: {path} holds shards of another run "
+                    f"({had}); this one is {plan}: give another directory")
+        else:
+            _write_whole(manifest, json.dumps(plan, sort_keys=True).encode())
+        _drop_stale_tmp(path)
+        todo, shards = [], []
+        for lo in range(0, n_users, block_users):
+            hi = min(n_users, lo + block_users)
+            out = os.path.join(path, f"users-{lo:012d}-{hi:012d}.h5")
+            shards.append(out)
+            if not os.path.exists(out):
+                liked = user_items[lo:hi] if user_items is not None else None
+                todo.append((lo, hi, liked, out))
+        if client is None:
+            for lo, hi, liked, out in todo:
+                _topn_shard(self, lo, hi, liked, N, filter_already_liked, out)
+        elif todo:
+            est = client.scatter(self, broadcast=True, hash=False)
+            futs = [client.submit(_topn_shard, est, lo, hi, liked, N,
+                                  filter_already_liked, out, pure=False)
+                    for lo, hi, liked, out in todo]
+            client.gather(futs)
+        return shards
+
     @classmethod
     def _from_model(cls, m, meta):
         est = cls(**meta.get("params", {}))
@@ -406,6 +473,88 @@ class ALS(Params):
         est.random_state = est.seed_
         est.loss_ = meta.get("loss")
         return est
+
+
+# ---------------------------------------------------------------------------
+# Batch top-N (recommend_all)
+# ---------------------------------------------------------------------------
+
+def _write_whole(path, data=None, write=None):
+    """path written whole: a temporary file (bytes data, or write(tmp))
+    fsynced and renamed, so a reader (or a restart) sees all or nothing."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    if write is not None:
+        write(tmp)
+    else:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _drop_stale_tmp(path):
+    """Temporary shards of writers that are gone (killed mid-shard)."""
+    for name in os.listdir(path):
+        head, sep, pid = name.rpartition(".tmp.")
+        if not sep or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            os.unlink(os.path.join(path, name))
+        except PermissionError:
+            pass
+
+
+def _topn_shard(est, lo, hi, liked, N, filter_liked, out):
+    """One block's top N into its shard (runs here or on a worker)."""
+    import h5py
+    users = np.arange(lo, hi, dtype=np.int64)
+    items, scores = est.recommend(users, liked, N=N,
+                                  filter_already_liked=filter_liked)
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("user", data=users)
+            f.create_dataset("item", data=np.asarray(items, np.int32))
+            f.create_dataset("score", data=np.asarray(scores, np.float32))
+            f.attrs["N"] = N
+    _write_whole(out, write=write)
+    return out
+
+
+def read_topn(path: str | os.PathLike) -> tuple[np.ndarray, ...]:
+    """The shards recommend_all wrote under path, in user order: (user
+    (n,), item (n, N), score (n, N)). Refuses a directory whose shards
+    are missing or overlap."""
+    import json
+
+    import h5py
+    path = os.fspath(path)
+    with open(os.path.join(path, "topn.json")) as f:
+        plan = json.load(f)
+    names = sorted(n for n in os.listdir(path)
+                   if n.startswith("users-") and n.endswith(".h5"))
+    want = -(-plan["n_users"] // plan["block_users"])
+    if len(names) != want:
+        raise _sw.FormatError(f"read_topn: {path} has {len(names)} shards of "
+                              f"{want}: recommend_all did not finish")
+    parts = []
+    for n in names:
+        with h5py.File(os.path.join(path, n), "r") as f:
+            parts.append((f["user"][:], f["item"][:], f["score"][:]))
+    users = np.concatenate([p[0] for p in parts])
+    if not np.array_equal(users, np.arange(plan["n_users"])):
+        raise _sw.FormatError(f"read_topn: {path}: the shards do not cover "
+                              f"every user once")
+    return (users, np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
 
 
 # ---------------------------------------------------------------------------

@@ -90,3 +90,79 @@ def test_loss_is_refused_by_name():
     with pytest.raises(sw.InvalidArgument, match="calculate_training_loss"):
         ALS().fit(interactions(), client=object(),
                   calculate_training_loss=True)
+
+
+def test_top_n_for_every_user_into_shards_on_the_workers(tmp_path):
+    from streamwise.recommend import read_topn
+    R = interactions(3000, 700)
+    als = sw.ALS(factors=8, iterations=2, random_state=1).fit(R)
+    want_items, want_scores = als.recommend(np.arange(3000), N=25)
+    with cluster(2) as c, distributed.Client(c) as client:
+        shards = als.recommend_all(tmp_path / "topn", N=25, block_users=400,
+                                   client=client)
+    assert len(shards) == 8 and all(os.path.exists(s) for s in shards)
+    users, items, scores = read_topn(tmp_path / "topn")
+    assert users.tolist() == list(range(3000))
+    assert (items == want_items).all()
+    assert np.array_equal(scores, want_scores, equal_nan=True)
+    # what a user already has is never recommended
+    for u in range(0, 3000, 97):
+        assert not set(R[u].indices) & set(items[u][items[u] >= 0])
+    # another run's directory is refused, not mixed
+    with pytest.raises(sw.InvalidArgument, match="another run"):
+        als.recommend_all(tmp_path / "topn", N=10, block_users=400)
+
+
+def test_top_n_restarts_after_a_kill_without_duplicates(tmp_path):
+    """A run killed with SIGKILL mid-way leaves whole shards (and maybe a
+    temporary one); the rerun keeps those, writes the rest once."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from streamwise.recommend import read_topn
+    R = interactions(6000, 800)
+    sp.save_npz(tmp_path / "R.npz", R)
+    sw.ALS(factors=8, iterations=2, random_state=4).fit(R).save(
+        tmp_path / "als.swm")
+    out = tmp_path / "topn"
+    code = textwrap.dedent(f"""
+        import time
+        import scipy.sparse as sp
+        import streamwise as sw
+        import streamwise.recommend as rec
+        slow_down = rec._topn_shard
+        def slow(*args):
+            time.sleep(0.1)
+            return slow_down(*args)
+        rec._topn_shard = slow
+        als = sw.load({str(tmp_path / "als.swm")!r})
+        als.recommend_all({str(out)!r}, N=20, block_users=250,
+                          user_items=sp.load_npz({str(tmp_path / "R.npz")!r}))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.monotonic() + 60
+    while len([n for n in os.listdir(out) if n.endswith(".h5")]
+              if out.exists() else []) < 5:
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.01)
+    p.kill()
+    p.wait(timeout=30)
+    before = {n: os.stat(out / n).st_mtime_ns for n in os.listdir(out)
+              if n.endswith(".h5")}
+    assert 5 <= len(before) < 24
+    with pytest.raises(sw.FormatError, match="did not finish"):
+        read_topn(out)
+    als = sw.load(tmp_path / "als.swm")
+    with cluster(2) as c, distributed.Client(c) as client:
+        als.recommend_all(out, N=20, block_users=250, user_items=R,
+                          client=client)
+    for n, t in before.items():                  # kept, not written again
+        assert os.stat(out / n).st_mtime_ns == t
+    assert not [n for n in os.listdir(out) if ".tmp." in n]
+    users, items, scores = read_topn(out)
+    want_items, want_scores = als.recommend(np.arange(6000), R, N=20)
+    assert users.tolist() == list(range(6000))
+    assert (items == want_items).all()
+    assert np.array_equal(scores, want_scores, equal_nan=True)
