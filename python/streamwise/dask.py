@@ -134,29 +134,40 @@ class ALS(_ALS):
 
     def _half(self, client, conf, blocks, other, it, side):
         from distributed import wait
-        other_f = client.scatter(other, broadcast=True, hash=False)
-        futs = [client.submit(_solve_block, conf, rows, other_f, fac,
-                              workers=[w], allow_other_workers=False,
-                              pure=False)
-                for lo, hi, w, rows, fac in blocks]
+        futs, cause = [], None
         try:
-            done, not_done = wait(futs, timeout=self.timeout)
-        except Exception:                       # noqa: BLE001 - timeouts
-            not_done = set(futs)
-        bad = [b for b, f in zip(blocks, futs)
-               if f in not_done or f.status != "finished"]
-        if bad:
-            who = sorted({b[2] for b in bad})
-            status = sorted({f.status for f in futs if f.status !=
-                             "finished"} or {"pending"})
-            for f in futs:
-                f.cancel()
-            raise _sw.IOError(
-                f"dask ALS: sweep {it + 1} ({side}) did not finish within "
-                f"{self.timeout:g} s: {len(bad)} of {len(blocks)} blocks "
-                f"({', '.join(status)}) on worker(s) {', '.join(who)}; the "
-                f"factors of sweep {self.iterations_done_} are kept: "
-                f"fit(..., init=this model) continues from them")
-        new = client.gather(futs)
-        return ([(lo, hi, w, rows, f) for (lo, hi, w, rows, _), f
-                 in zip(blocks, futs)], np.concatenate(new))
+            other_f = client.scatter(other, broadcast=True, hash=False,
+                                     timeout=self.timeout)
+            futs = [client.submit(_solve_block, conf, rows, other_f, fac,
+                                  workers=[w], allow_other_workers=False,
+                                  pure=False)
+                    for lo, hi, w, rows, fac in blocks]
+            wait(futs, timeout=self.timeout)
+        except Exception as e:          # noqa: BLE001 - named below
+            cause = e
+        bad = [b for b, f in zip(blocks, futs) if f.status != "finished"]
+        if cause is None and not bad and len(futs) == len(blocks):
+            try:
+                new = client.gather(futs)
+            except Exception as e:      # noqa: BLE001 - named below
+                cause = e
+            else:
+                return ([(lo, hi, w, rows, f) for (lo, hi, w, rows, _), f
+                         in zip(blocks, futs)], np.concatenate(new))
+        for f in futs:
+            f.cancel()
+        try:
+            alive = set(client.scheduler_info()["workers"])
+        except Exception:               # noqa: BLE001 - the scheduler too
+            alive = set()
+        gone = sorted({b[2] for b in blocks} - alive)
+        stuck = sorted({b[2] for b in bad})
+        who = gone or stuck or sorted({b[2] for b in blocks})
+        why = (f"{type(cause).__name__}: {cause}" if cause is not None else
+               f"{len(bad)} of {len(blocks)} blocks unfinished")
+        raise _sw.IOError(
+            f"dask ALS: sweep {it + 1} ({side}) did not finish within "
+            f"{self.timeout:g} s on worker(s) {', '.join(who)}"
+            f"{' (gone)' if gone else ''}: {why}; the factors of sweep "
+            f"{self.iterations_done_} are kept: fit(..., init=this model) "
+            f"continues from them")
