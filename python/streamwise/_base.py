@@ -230,3 +230,22 @@ def progress_bar(total, unit, desc=None):
         except ImportError:                           # pragma: no cover
             return None
     return tqdm(total=total, unit=unit, desc=desc)
+
+
+def remove_stale_tmp(folder):
+    """Temporary files (``name.tmp.<pid>``) of writers killed between
+    writing and renaming (registrations, top-N shards): nobody else would
+    ever remove them."""
+    for f in os.listdir(folder):
+        head, sep, pid = f.rpartition(".tmp.")
+        if not sep or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, f))
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            pass                       # alive, someone else's

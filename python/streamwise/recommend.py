@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import _sw
-from ._base import NotFittedError, Params, sklearn_flavour, text
+from ._base import (NotFittedError, Params, remove_stale_tmp,
+                    sklearn_flavour, text)
 
 __all__ = ["ALS", "train_test_split", "leave_k_out_split",
            "ranking_metrics_at_k", "rmse", "read_topn"]
@@ -445,7 +446,7 @@ class ALS(Params):
                     f"({had}); this one is {plan}: give another directory")
         else:
             _write_whole(manifest, json.dumps(plan, sort_keys=True).encode())
-        _drop_stale_tmp(path)
+        remove_stale_tmp(path)
         todo, shards = [], []
         for lo in range(0, n_users, block_users):
             hi = min(n_users, lo + block_users)
@@ -496,20 +497,6 @@ def _write_whole(path, data=None, write=None):
         os.fsync(dfd)
     finally:
         os.close(dfd)
-
-
-def _drop_stale_tmp(path):
-    """Temporary shards of writers that are gone (killed mid-shard)."""
-    for name in os.listdir(path):
-        head, sep, pid = name.rpartition(".tmp.")
-        if not sep or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            os.unlink(os.path.join(path, name))
-        except PermissionError:
-            pass
 
 
 def _topn_shard(est, lo, hi, liked, N, filter_liked, out):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import _sw
 from .store import get_store
-from ._base import who as _current_user
+from ._base import who as _current_user, remove_stale_tmp
 
 if TYPE_CHECKING:
     import pandas
@@ -78,24 +78,6 @@ def _source_path(source, store):
     return source, run_id
 
 
-def _remove_stale_tmp(folder):
-    """Temporary files of registrations whose process was killed between
-    writing and renaming: nobody else would ever remove them."""
-    for f in os.listdir(folder):
-        head, sep, pid = f.rpartition(".tmp.")
-        if not sep or not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            try:
-                os.unlink(os.path.join(folder, f))
-            except FileNotFoundError:
-                pass
-        except PermissionError:
-            pass                       # alive, someone else's
-
-
 def register(source: str | os.PathLike, name: str,
              store: StoreLike = None) -> int:
     """Register a model file under name and return its version number.
@@ -125,7 +107,7 @@ def register(source: str | os.PathLike, name: str,
         version = top + 1
         dest = os.path.join(folder, f"{version}.swm")
         tmp = f"{dest}.tmp.{os.getpid()}"
-        _remove_stale_tmp(folder)
+        remove_stale_tmp(folder)
         with open(tmp, "wb") as f:
             f.write(blob)
             f.flush()
