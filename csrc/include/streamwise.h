@@ -329,6 +329,22 @@ sw_rc sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
                   const sw_model *init, double *valid_loss,
                   sw_gbdt_progress progress, void *progress_ctx, sw_model **out,
                   sw_err *err);
+/* One rank's part of a distributed fit: X and y are this rank's rows,
+ * row_ids their 0-based places among all the ranks' rows (strictly
+ * increasing; NULL: 0 .. n - 1), coll joins the ranks (NULL: this rank
+ * is alone, and the call is sw_gbdt_fit). Every rank passes the same conf,
+ * the same X_valid/y_valid and init, and gets the same model: the one
+ * sw_gbdt_fit gives on all the rows in row_ids order, byte for byte (the
+ * bin sample, the bags and the sums are drawn and summed by row id, and
+ * histogram sums are exact integers). A rank that fails makes the others
+ * fail within coll's timeout. */
+typedef struct sw_coll sw_coll;
+sw_rc sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
+                        const int64_t *row_ids, sw_coll *coll,
+                        const sw_rows *X_valid, const double *y_valid,
+                        const sw_model *init, double *valid_loss,
+                        sw_gbdt_progress progress, void *progress_ctx,
+                        sw_model **out, sw_err *err);
 int64_t sw_gbdt_n_trees(const sw_model *m);
 /* Raw scores (before the sigmoid or softmax) of the n_trees trees from
  * first (0-based, in the order training added them; K trees a round for K
@@ -361,6 +377,40 @@ sw_rc sw_gbdt_importance(const sw_model *m, sw_importance by, double *out,
  * .h files written. */
 sw_rc sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
                        int64_t trees_per_file, int *n_files, sw_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Collective: the ranks of a distributed fit                           */
+/* ------------------------------------------------------------------ */
+
+/* size ranks in a ring of connected stream sockets, made by the caller:
+ * fd_next connected to the next rank's fd_prev (ranks mod size). The
+ * handle works on copies of the two sockets (the caller keeps and closes
+ * its own) and checks the ring at once (each rank greets the next).
+ * Every call waits at most timeout_ms without progress; a closed
+ * connection, a socket error or the timeout fails it with SW_E_IO naming
+ * the rank on the other side, and a failed call shuts the sockets (the
+ * neighbours then fail at once) and makes every later call fail. The
+ * calls are collective: every rank makes the same calls in the same order.
+ * size 1 takes fd -1 and makes every call a copy. */
+#define SW_COLL_MAX_RANKS 1024
+sw_rc sw_coll_new(int rank, int size, int fd_prev, int fd_next, int timeout_ms,
+                  sw_coll **out, sw_err *err);
+void sw_coll_free(sw_coll *c);
+int sw_coll_rank(const sw_coll *c);
+int sw_coll_size(const sw_coll *c);
+/* v[0..n) replaced by its sum (int64, exact, wrapping) or maximum (double;
+ * NaN loses) over the ranks. */
+sw_rc sw_coll_sum_i64(sw_coll *c, int64_t *v, int64_t n, sw_err *err);
+sw_rc sw_coll_max_f64(sw_coll *c, double *v, int64_t n, sw_err *err);
+/* Every rank's block, rank order, concatenated into *all (the caller frees
+ * it with sw_buffer_free), lens[k] (size entries) rank k's byte count. */
+sw_rc sw_coll_gather(sw_coll *c, const void *mine, int64_t len, void **all,
+                     int64_t *lens, sw_err *err);
+typedef struct sw_coll_stats {
+    int64_t calls, bytes_sent, bytes_received;
+    double seconds; /* in calls, waiting included */
+} sw_coll_stats;
+void sw_coll_get_stats(const sw_coll *c, sw_coll_stats *s);
 
 /* ------------------------------------------------------------------ */
 /* ALS: alternating least squares for recommendations                   */

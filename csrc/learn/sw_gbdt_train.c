@@ -81,6 +81,13 @@ typedef struct trainer {
     const sw_rows *X;
     const double *y;
     int64_t n, nf;
+    /* a distributed fit (see sw_gbdt_fit_shard): this rank's rows are
+     * rows row_ids (NULL: 0 .. n - 1) of n_all; coll sums the ranks'
+     * histograms. Alone: coll NULL, n_all n. */
+    const int64_t *row_ids;
+    sw_coll *coll;
+    int64_t n_all;
+    int ahead_want; /* leaves split at a time, the same on every rank */
     uint8_t *bins;     /* n x nf, row-major: histograms read whole rows */
     uint8_t *bins_col; /* nf x n: a split reads one feature of its rows */
     int *nbins;        /* value bins of feature f; bin nbins[f] is NaN */
@@ -115,6 +122,22 @@ mix(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+/* What the (k + 1)-th mix(&s) from state s returns: row k's draw, made
+ * by its row id on whichever rank holds it. */
+static uint64_t
+mix_at(uint64_t s, uint64_t k)
+{
+    uint64_t z = s + k * 0x9e3779b97f4a7c15ULL;
+
+    return mix(&z);
+}
+
+static int64_t
+row_id(const trainer *t, int64_t i)
+{
+    return t->row_ids ? t->row_ids[i] : i;
 }
 
 static double
@@ -172,6 +195,7 @@ sort_doubles(double *v, double *tmp, int64_t n)
 
 typedef struct bin_job {
     trainer *t;
+    const sw_rows *src; /* the rows sample indexes */
     const int64_t *sample;
     int64_t n_sample;
     double *scratch; /* per thread: 2 n_sample doubles */
@@ -190,7 +214,7 @@ edges_of(void *ctx, int64_t f, int thread)
     int64_t m = 0, k, distinct = 0, ne = 0;
 
     for (k = 0; k < j->n_sample; k++) {
-        double x = x_at(t->X, j->sample[k], f);
+        double x = x_at(j->src, j->sample[k], f);
 
         if (x == x)
             v[m++] = x;
@@ -283,44 +307,111 @@ fill_rows(void *ctx, int64_t chunk, int thread)
     }
 }
 
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* A distributed fit's bin sample: the rows at sample[0..n_sample) (row
+ * ids) that this rank holds, gathered from every rank into *vals (n_sample
+ * x nf doubles, in rank order: edges do not depend on the order). */
+static sw_rc
+gather_sample(trainer *t, int64_t *sample, int64_t n_sample, double **vals,
+              sw_err *err)
+{
+    int64_t lens[SW_COLL_MAX_RANKS], k, i = 0, m = 0, f;
+    double *mine;
+    void *all = NULL;
+    sw_rc rc;
+
+    qsort(sample, (size_t)n_sample, sizeof(int64_t), cmp_i64);
+    mine = sw_alloc_array((size_t)(t->n < n_sample ? t->n : n_sample) + 1,
+                          (size_t)t->nf * sizeof(double));
+    if (mine == NULL)
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    for (k = 0; k < n_sample && i < t->n; k++) {
+        while (i < t->n && row_id(t, i) < sample[k])
+            i++;
+        if (i < t->n && row_id(t, i) == sample[k]) {
+            for (f = 0; f < t->nf; f++)
+                mine[m * t->nf + f] = x_at(t->X, i, f);
+            m++;
+        }
+    }
+    rc = sw_coll_gather(t->coll, mine, m * t->nf * (int64_t)sizeof(double),
+                        &all, lens, err);
+    sw_free(mine);
+    if (rc != SW_OK)
+        return rc;
+    for (k = 0, m = 0; k < sw_coll_size(t->coll); k++)
+        m += lens[k];
+    if (m != n_sample * t->nf * (int64_t)sizeof(double)) {
+        sw_free(all);
+        return sw_fail(err, SW_E_INVAL,
+                       "gbdt: the ranks hold %lld of the %lld sampled rows "
+                       "(row ids overlap or are out of range)",
+                       (long long)(m / (t->nf * (int64_t)sizeof(double))),
+                       (long long)n_sample);
+    }
+    *vals = all;
+    return SW_OK;
+}
+
 /* Edges from a sample (unless continuing a model, whose edges stay), then
  * every row's bins. */
 static sw_rc
 make_bins(trainer *t, int have_edges, sw_err *err)
 {
     sw_gbdt *g = t->g;
-    int64_t f, n_sample = t->n < t->bin_sample ? t->n : t->bin_sample;
+    int64_t f, n_sample = t->n_all < t->bin_sample ? t->n_all : t->bin_sample;
     sw_rc rc = SW_OK;
 
     if (!have_edges) {
-        int64_t *sample = sw_alloc_array((size_t)t->n, sizeof(int64_t));
+        int64_t *sample = sw_alloc_array((size_t)t->n_all, sizeof(int64_t));
         double *scratch =
             sw_alloc_array((size_t)(2 * n_sample * t->threads), sizeof(double));
         double *edges =
             sw_alloc_array((size_t)(t->nf * t->max_bin), sizeof(double));
         int64_t *n_edges = sw_alloc_array((size_t)t->nf, sizeof(int64_t)), k;
         uint64_t s = t->seed ^ 0x62696e73ULL; /* "bins" */
+        double *vals = NULL;
+        sw_rows gathered;
         bin_job j;
 
         if (!sample || !scratch || !edges || !n_edges) {
             rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
             goto done;
         }
-        for (k = 0; k < t->n; k++)
+        for (k = 0; k < t->n_all; k++)
             sample[k] = k;
-        /* a seeded partial shuffle picks the sample; sorted back so the
-         * reads go forward */
-        if (n_sample < t->n) {
+        /* a seeded partial shuffle of the row ids picks the sample */
+        if (n_sample < t->n_all) {
             for (k = 0; k < n_sample; k++) {
-                int64_t r = k + (int64_t)(mix(&s) % (uint64_t)(t->n - k)),
+                int64_t r = k + (int64_t)(mix(&s) % (uint64_t)(t->n_all - k)),
                         tmp = sample[k];
 
                 sample[k] = sample[r];
                 sample[r] = tmp;
             }
         }
-        j = (bin_job){t, sample, n_sample, scratch, edges, n_edges};
-        rc = sw_parallel(t->threads, t->nf, edges_of, &j, err);
+        j = (bin_job){t, t->X, sample, n_sample, scratch, edges, n_edges};
+        if (t->coll != NULL) {
+            rc = gather_sample(t, sample, n_sample, &vals, err);
+            memset(&gathered, 0, sizeof(gathered));
+            gathered.layout = SW_DENSE;
+            gathered.dtype = SW_F64;
+            gathered.n_rows = n_sample;
+            gathered.n_cols = gathered.row_stride = t->nf;
+            gathered.data = vals;
+            j.src = &gathered;
+            for (k = 0; k < n_sample; k++)
+                sample[k] = k;
+        }
+        if (rc == SW_OK)
+            rc = sw_parallel(t->threads, t->nf, edges_of, &j, err);
         if (rc == SW_OK) {
             int64_t total = 0;
 
@@ -336,6 +427,7 @@ make_bins(trainer *t, int have_edges, sw_err *err)
                        (size_t)n_edges[f] * sizeof(double));
         }
     done:
+        sw_free(vals);
         sw_free(sample);
         sw_free(scratch);
         sw_free(edges);
@@ -500,6 +592,14 @@ build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
     sw_pool_run(t->workers, (n_rows + HIST_CHUNK - 1) / HIST_CHUNK, hist_chunk,
                 &j);
     add_partials(t, &j);
+}
+
+/* A histogram of this rank's rows made the histogram of every rank's:
+ * integer sums, the same bits whoever added what. */
+static sw_rc
+sum_hist(const trainer *t, hbin *hist, sw_err *err)
+{
+    return sw_coll_sum_i64(t->coll, (int64_t *)hist, t->nf * 256 * 2, err);
 }
 
 /* The row count and the gradient sum packed in a bin's gn. The shift of a
@@ -838,12 +938,12 @@ place_chunk(void *ctx, int64_t c, int thread)
 
 /* Leaf p's rows partitioned and the smaller child's histogram summed into
  * hist, by all the threads. */
-static void
+static int64_t
 split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
 {
     part_job j;
     int64_t n_chunks = (p->end - p->begin + PART_CHUNK - 1) / PART_CHUNK, c,
-            left_at = p->begin, right_at = p->begin + p->best.nl;
+            left_at = p->begin, right_at = p->begin, mid;
 
     memset(&j, 0, sizeof(j));
     j.h.t = t;
@@ -856,6 +956,10 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
     j.left_at = t->part_at + n_chunks;
     j.right_at = t->part_at + 2 * n_chunks;
     sw_pool_run(t->workers, n_chunks, part_chunk, &j);
+    /* this rank's rows gone left (best.nl counts every rank's) */
+    for (c = 0; c < n_chunks; c++)
+        right_at += j.nl[c];
+    mid = right_at;
     for (c = 0; c < n_chunks; c++) {
         int64_t n = p->end - p->begin - c * PART_CHUNK;
 
@@ -866,6 +970,7 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
     }
     sw_pool_run(t->workers, n_chunks, place_chunk, &j);
     add_partials(t, &j.h);
+    return mid;
 }
 
 /* A leaf's split computed ahead of its turn (see split_next). */
@@ -875,25 +980,24 @@ typedef struct ahead {
     hbin *fresh; /* for the smaller child, until the split is computed */
 } ahead;
 
-/* Leaf p split by its best split into *L and *R: rows partitioned, the
- * smaller child's histogram summed into fresh, the larger's by subtraction
- * in p's, both children's best splits. Everything but the tree's nodes,
+/* Leaf p split by its best split into *L and *R, first half: this
+ * rank's rows partitioned, and the smaller child's histogram of them
+ * summed into fresh (see finish_split). Everything but the tree's nodes,
  * which commit_split() numbers: a leaf can be split ahead of its turn,
  * beside another, and the tree is the same. pooled: the histogram by the
- * pool's threads; otherwise this thread (number thread) alone. */
+ * pool's threads; otherwise this thread (number thread) alone. Which
+ * child is smaller goes by the counts of every rank's rows, so that every
+ * rank sums the same child. */
 static void
-compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
-              leaf *L, leaf *R)
+split_rows(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
+           leaf *L, leaf *R)
 {
     const split *s = &p->best;
     leaf *small, *large;
-    int64_t mid = p->begin + s->nl, k;
+    int64_t mid;
 
     memset(L, 0, sizeof(*L));
     memset(R, 0, sizeof(*R));
-    L->begin = p->begin;
-    L->end = R->begin = mid;
-    R->end = p->end;
     L->g = s->gl;
     L->h = s->hl;
     L->n = s->nl;
@@ -906,18 +1010,42 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     large = small == L ? R : L;
     large->hist = p->hist;
     small->hist = fresh;
+    L->begin = p->begin;
+    R->end = p->end;
     if (pooled && t->workers != NULL && p->end - p->begin >= SPLIT_POOLED) {
-        split_pooled(t, p, fresh, small == L);
+        L->end = R->begin = split_pooled(t, p, fresh, small == L);
     } else {
-        partition(t, p, s, t->tmp + thread * t->n);
+        mid = partition(t, p, s, t->tmp + thread * t->n);
+        L->end = R->begin = mid;
         build_hist(t, t->idx + small->begin, small->end - small->begin,
                    small->hist, pooled);
     }
+}
+
+/* The second half, once the smaller child's histogram is every rank's:
+ * the larger's by subtraction in the parent's, both children's best
+ * splits. */
+static void
+finish_split(trainer *t, leaf *L, leaf *R)
+{
+    leaf *small = L->n <= R->n ? L : R, *large = small == L ? R : L;
+    int64_t k;
+
     for (k = 0; k < t->nf * 256; k++) {
         large->hist[k].gn -= small->hist[k].gn;
         large->hist[k].h -= small->hist[k].h;
     }
     find_best2(t, L, R);
+}
+
+/* Both halves, for a split whose smaller histogram needs no other rank's
+ * rows. */
+static void
+compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
+              leaf *L, leaf *R)
+{
+    split_rows(t, p, fresh, pooled, thread, L, R);
+    finish_split(t, L, R);
 }
 
 /* Put the computed children of leaf i into the tree: its node becomes the
@@ -1014,15 +1142,34 @@ group_split(void *ctx, int64_t c, int thread)
     group_job *j = ctx;
     ahead *a = &j->t->ahead[j->leaf[c]];
 
-    compute_split(j->t, &j->t->leaves[j->leaf[c]], a->fresh, 0, thread, &a->L,
-                  &a->R);
+    if (j->t->coll != NULL) /* the sums across ranks come after */
+        split_rows(j->t, &j->t->leaves[j->leaf[c]], a->fresh, 0, thread,
+                   &a->L, &a->R);
+    else
+        compute_split(j->t, &j->t->leaves[j->leaf[c]], a->fresh, 0, thread,
+                      &a->L, &a->R);
     a->fresh = NULL; /* the smaller child's now */
 }
 
+/* Leaf i's rows on every rank: what grouping goes by, so that every rank
+ * groups alike and makes the same sums in the same order. */
 static int64_t
 rows_of(const trainer *t, int i)
 {
-    return t->leaves[i].end - t->leaves[i].begin;
+    return t->leaves[i].n;
+}
+
+/* A leaf split's sums across the ranks, then its second half. */
+static sw_rc
+finish_shared(trainer *t, ahead *a, sw_err *err)
+{
+    leaf *small = a->L.n <= a->R.n ? &a->L : &a->R;
+    sw_rc rc;
+
+    if ((rc = sum_hist(t, small->hist, err)) != SW_OK)
+        return rc;
+    finish_split(t, &a->L, &a->R);
+    return SW_OK;
 }
 
 /* Split leaf best: compute it unless done ahead - with threads, together
@@ -1040,9 +1187,8 @@ split_next(trainer *t, int best, sw_err *err)
     if (!a->ready) {
         j.t = t;
         j.leaf[0] = best;
-        want = sw_pool_threads(t->workers) * AHEAD_PER_THREAD;
-        want = want < AHEAD_MAX ? want : AHEAD_MAX;
-        if (t->workers != NULL && rows_of(t, best) < PAIR_MAX) {
+        want = t->ahead_want;
+        if (want > 1 && rows_of(t, best) < PAIR_MAX) {
             int64_t total = rows_of(t, best);
 
             while (n < want && t->n_leaves + n < t->num_leaves) {
@@ -1074,8 +1220,27 @@ split_next(trainer *t, int best, sw_err *err)
                 }
             }
             sw_pool_run(t->workers, n, group_split, &j);
-            for (k = 0; k < n; k++)
+            for (k = 0; k < n; k++) {
+                sw_rc rc;
+
+                /* the group's order is the same on every rank */
+                if (t->coll != NULL &&
+                    (rc = finish_shared(t, &t->ahead[j.leaf[k]], err)) !=
+                        SW_OK) {
+                    while (k < n) /* its histograms are the children's */
+                        t->ahead[j.leaf[k++]].ready = 1;
+                    return rc;
+                }
                 t->ahead[j.leaf[k]].ready = 1;
+            }
+        } else if (t->coll != NULL) {
+            sw_rc rc;
+
+            split_rows(t, &t->leaves[best], a->fresh, 1, 0, &a->L, &a->R);
+            a->fresh = NULL;
+            a->ready = 1;
+            if ((rc = finish_shared(t, a, err)) != SW_OK)
+                return rc;
         } else {
             compute_split(t, &t->leaves[best], a->fresh, 1, 0, &a->L, &a->R);
             a->fresh = NULL;
@@ -1238,32 +1403,36 @@ fixed_scale(double bound, int64_t n)
     return ldexp(1.0, 62 - e);
 }
 
-static void
-gradients(trainer *t)
+static sw_rc
+gradients(trainer *t, sw_err *err)
 {
     int64_t c, chunks = (t->n + ROW_CHUNK - 1) / ROW_CHUNK;
     double gbound = 1.0;
+    sw_rc rc;
 
     if (t->objective == SW_GBDT_REGRESSION) {
         sw_pool_run(t->workers, chunks, gmax_of, t);
         for (gbound = 0, c = 0; c < chunks; c++)
             gbound = t->gmax[c] > gbound ? t->gmax[c] : gbound;
+        if ((rc = sw_coll_max_f64(t->coll, &gbound, 1, err)) != SW_OK)
+            return rc;
     }
     /* binary: |g| <= 1 and h <= 1/4; multiclass: h <= 1/2; L2: h = 1.
      * The gradients' sums leave cbits for the count below them: a row's
      * gradient keeps 62 - cbits - log2(n) bits (22 at a million rows;
      * float32, which LightGBM's gradients are, keeps 24). */
-    for (t->cbits = 1; t->cbits < 62 && ((int64_t)1 << t->cbits) <= t->n;
+    for (t->cbits = 1; t->cbits < 62 && ((int64_t)1 << t->cbits) <= t->n_all;
          t->cbits++)
         ;
-    t->gscale = ldexp(fixed_scale(gbound, t->n), -t->cbits);
+    t->gscale = ldexp(fixed_scale(gbound, t->n_all), -t->cbits);
     t->hscale = fixed_scale(t->objective == SW_GBDT_BINARY       ? 0.25
                             : t->objective == SW_GBDT_MULTICLASS ? 0.5
                                                                  : 1.0,
-                            t->n);
+                            t->n_all);
     t->ginv = 1.0 / t->gscale;
     t->hinv = 1.0 / t->hscale;
     sw_pool_run(t->workers, chunks, gradients_of, t);
+    return SW_OK;
 }
 
 /* Leaf c's value into the scores of its rows. */
@@ -1287,13 +1456,18 @@ draw(trainer *t, int64_t round)
     uint64_t s = t->seed * 0x100000001b3ULL + (uint64_t)round + 1;
     int64_t i, f, k, want;
 
+    /* row i's draw by its row id: the same bag on any number of ranks */
     t->n_bag = t->n_oob = 0;
     for (i = 0; i < t->n; i++) {
-        if (t->bag >= 1.0 || (double)(mix(&s) >> 11) * 0x1.0p-53 < t->bag)
+        if (t->bag >= 1.0 ||
+            (double)(mix_at(s, (uint64_t)row_id(t, i)) >> 11) * 0x1.0p-53 <
+                t->bag)
             t->idx[t->n_bag++] = i;
         else
             t->oob[t->n_oob++] = i;
     }
+    if (t->bag < 1.0) /* past all the rows' draws, as one rank would be */
+        s += (uint64_t)t->n_all * 0x9e3779b97f4a7c15ULL;
     if (t->ffrac >= 1.0) {
         memset(t->use, 1, (size_t)t->nf);
         return;
@@ -1318,7 +1492,8 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
     int i;
     sw_rc rc;
 
-    gradients(t);
+    if ((rc = gradients(t, err)) != SW_OK)
+        return rc;
     draw(t, (t->round0 + round) * t->K + t->cls);
     if ((rc = new_node(t, &root_id, err)) != SW_OK)
         return rc;
@@ -1330,6 +1505,8 @@ grow_tree(trainer *t, int64_t round, sw_err *err)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
     build_hist(t, t->idx, t->n_bag, root->hist, 1);
+    if ((rc = sum_hist(t, root->hist, err)) != SW_OK)
+        return rc;
     /* every row is in one bin of feature 0: its bins sum the tree's rows */
     for (k = 0, gn = 0; k < 256; k++) {
         gn += root->hist[k].gn;
@@ -1594,14 +1771,131 @@ add_root(trainer *t, sw_err *err)
     return SW_OK;
 }
 
+/* What every rank of a distributed fit must agree on, checked before any
+ * work: a rank given other data or settings would otherwise make sums
+ * that mean nothing. */
+static sw_rc
+check_ranks(const trainer *t, const sw_rows *X_valid, const sw_model *init,
+            sw_err *err)
+{
+    int64_t mine[8], lens[SW_COLL_MAX_RANKS], *all, k, i;
+    static const char *const what[8] = {
+        "features",  "gbdt.objective",  "gbdt.num_class", "gbdt.n_estimators",
+        "gbdt.seed", "validation rows", "initial trees",  "gbdt.num_leaves"};
+    void *buf = NULL;
+    sw_rc rc;
+
+    mine[0] = t->nf;
+    mine[1] = t->objective;
+    mine[2] = t->K;
+    mine[3] = t->rounds;
+    mine[4] = (int64_t)t->seed;
+    mine[5] = X_valid ? X_valid->n_rows : -1;
+    mine[6] = init ? sw_gbdt_n_trees(init) : -1;
+    mine[7] = t->num_leaves;
+    if ((rc = sw_coll_gather(t->coll, mine, sizeof(mine), &buf, lens, err)) !=
+        SW_OK)
+        return rc;
+    all = buf;
+    for (k = 1; k < sw_coll_size(t->coll); k++) {
+        for (i = 0; i < 8; i++) {
+            if (all[k * 8 + i] != all[i]) {
+                rc = sw_fail(err, SW_E_INVAL,
+                             "gbdt: rank %lld has %lld %s, rank 0 %lld; every "
+                             "rank needs the same",
+                             (long long)k, (long long)all[k * 8 + i], what[i],
+                             (long long)all[i]);
+                sw_free(buf);
+                return rc;
+            }
+        }
+    }
+    sw_free(buf);
+    return SW_OK;
+}
+
+/* A distributed fit's labels, every rank's, in row id order (the base
+ * score sums them in that order, as one rank would); the row ids checked
+ * to cover 0 .. n_all - 1 once. */
+static sw_rc
+gather_labels(trainer *t, double **y_all, sw_err *err)
+{
+    int64_t lens[SW_COLL_MAX_RANKS], i, total = 0, k;
+    double *pairs, *ys;
+    uint8_t *seen;
+    void *buf = NULL;
+    sw_rc rc;
+
+    *y_all = NULL;
+    pairs = sw_alloc_array((size_t)t->n + 1, 2 * sizeof(double));
+    if (pairs == NULL)
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    for (i = 0; i < t->n; i++) {
+        int64_t id = row_id(t, i);
+
+        memcpy(&pairs[2 * i], &id, 8);
+        pairs[2 * i + 1] = t->y[i];
+    }
+    rc = sw_coll_gather(t->coll, pairs, t->n * 16, &buf, lens, err);
+    sw_free(pairs);
+    if (rc != SW_OK)
+        return rc;
+    for (k = 0; k < sw_coll_size(t->coll); k++)
+        total += lens[k] / 16;
+    ys = sw_alloc_array((size_t)total + 1, sizeof(double));
+    seen = sw_calloc((size_t)total + 1, 1);
+    if (ys == NULL || seen == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        goto done;
+    }
+    pairs = buf;
+    for (i = 0; i < total; i++) {
+        int64_t id;
+
+        memcpy(&id, &pairs[2 * i], 8);
+        if (id < 0 || id >= total || seen[id]) {
+            rc = sw_fail(err, SW_E_INVAL,
+                         "gbdt: row id %lld is %s; the ranks' row ids must "
+                         "cover 0 .. %lld once",
+                         (long long)id,
+                         id < 0 || id >= total ? "out of range" : "repeated",
+                         (long long)total - 1);
+            goto done;
+        }
+        seen[id] = 1;
+        ys[id] = pairs[2 * i + 1];
+    }
+    t->n_all = total;
+    *y_all = ys;
+    ys = NULL;
+done:
+    sw_free(buf);
+    sw_free(seen);
+    sw_free(ys);
+    return rc;
+}
+
 sw_rc
 sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             const sw_rows *X_valid, const double *y_valid, const sw_model *init,
             double *valid_loss, sw_gbdt_progress progress, void *progress_ctx,
             sw_model **out, sw_err *err)
 {
+    return sw_gbdt_fit_shard(conf, X, y, NULL, NULL, X_valid, y_valid, init,
+                             valid_loss, progress, progress_ctx, out, err);
+}
+
+sw_rc
+sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
+                  const int64_t *row_ids, sw_coll *coll,
+                  const sw_rows *X_valid, const double *y_valid,
+                  const sw_model *init, double *valid_loss,
+                  sw_gbdt_progress progress, void *progress_ctx,
+                  sw_model **out, sw_err *err)
+{
     trainer t;
-    double *vraw = NULL, best_loss = INFINITY;
+    double *vraw = NULL, best_loss = INFINITY, *y_all = NULL;
+    const double *ys;
     int64_t r, i, best_round = -1, first_tree;
     sw_rc rc;
 
@@ -1611,15 +1905,37 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
         return sw_fail(err, SW_E_INVAL, "gbdt: NULL argument");
     read_conf(&t, conf);
     t.X = X;
-    t.y = y;
-    t.n = X->n_rows;
+    t.y = ys = y;
+    t.n = t.n_all = X->n_rows;
     t.nf = X->n_cols;
+    t.row_ids = row_ids;
+    t.coll = sw_coll_size(coll) > 1 ? coll : NULL;
+    if (t.coll == NULL && row_ids != NULL) /* alone, the ids are 0 .. n - 1 */
+        for (i = 0; i < t.n; i++)
+            if (row_ids[i] != i)
+                return sw_fail(err, SW_E_INVAL,
+                               "gbdt: row id %lld of a fit on one rank is "
+                               "%lld; one rank holds rows 0 .. n - 1",
+                               (long long)i, (long long)row_ids[i]);
+    for (i = 1; row_ids != NULL && i < t.n; i++)
+        if (row_ids[i] <= row_ids[i - 1])
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: row ids must increase: id %lld is %lld "
+                           "after %lld",
+                           (long long)i, (long long)row_ids[i],
+                           (long long)row_ids[i - 1]);
     if ((rc = check_input(&t, X, y, "training", err)) != SW_OK)
         return rc;
+    if (t.coll != NULL) {
+        if ((rc = check_ranks(&t, X_valid, init, err)) != SW_OK ||
+            (rc = gather_labels(&t, &y_all, err)) != SW_OK)
+            return rc;
+        ys = y_all;
+    }
     if (t.objective == SW_GBDT_MULTICLASS) {
         if (t.K == 0) /* gbdt.num_class 0: from the labels */
-            for (i = 0; i < t.n; i++)
-                t.K = y[i] + 1 > (double)t.K ? (int64_t)y[i] + 1 : t.K;
+            for (i = 0; i < t.n_all; i++)
+                t.K = ys[i] + 1 > (double)t.K ? (int64_t)ys[i] + 1 : t.K;
         if (t.K < 3)
             return sw_fail(err, SW_E_INVAL,
                            "gbdt: multiclass needs at least 3 classes, the "
@@ -1650,6 +1966,19 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     if ((rc = alloc_all(&t, err)) != SW_OK ||
         (rc = start_model(&t, init, err)) != SW_OK)
         goto done;
+    /* leaves split at a time: a few per pool thread, as many on every
+     * rank (a rank without a pool splits its share of them in turn) */
+    t.ahead_want = sw_pool_threads(t.workers) * AHEAD_PER_THREAD;
+    t.ahead_want = t.workers == NULL       ? 1
+                   : t.ahead_want < AHEAD_MAX ? t.ahead_want
+                                              : AHEAD_MAX;
+    if (t.coll != NULL) {
+        double w = t.ahead_want;
+
+        if ((rc = sw_coll_max_f64(t.coll, &w, 1, err)) != SW_OK)
+            goto done;
+        t.ahead_want = (int)w;
+    }
     if ((rc = make_bins(&t, init != NULL, err)) != SW_OK)
         goto done;
     if (init == NULL && t.K > 1) {
@@ -1662,10 +1991,10 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
             rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
             goto done;
         }
-        for (i = 0; i < t.n; i++)
-            t.g->base_scores[(int64_t)y[i]] += 1.0;
+        for (i = 0; i < t.n_all; i++)
+            t.g->base_scores[(int64_t)ys[i]] += 1.0;
         for (k = 0; k < t.K; k++) {
-            double p = t.g->base_scores[k] / (double)t.n;
+            double p = t.g->base_scores[k] / (double)t.n_all;
 
             t.g->base_scores[k] = log(p > 1e-15 ? p : 1e-15);
         }
@@ -1675,9 +2004,9 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     } else if (init == NULL) {
         double s = 0;
 
-        for (i = 0; i < t.n; i++)
-            s += y[i];
-        s /= (double)t.n;
+        for (i = 0; i < t.n_all; i++)
+            s += ys[i];
+        s /= (double)t.n_all;
         if (t.objective == SW_GBDT_BINARY) {
             s = s < 1e-15 ? 1e-15 : s > 1 - 1e-15 ? 1 - 1e-15 : s;
             s = log(s / (1 - s));
@@ -1761,6 +2090,7 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
     t.g = NULL; /* the model's now, or freed */
 done:
     sw_free(vraw);
+    sw_free(y_all);
     sw_gbdt_free(t.g);
     trainer_free(&t);
     return rc;

@@ -64,6 +64,7 @@ static const struct {
     {"bundle", test_bundle},
     {"crafted", test_crafted_checkpoints},
     {"avro", test_avro},
+    {"coll", test_coll},
 };
 
 int

@@ -166,16 +166,21 @@ gbdt_progress(void *ctx, int64_t round, int64_t rounds, double loss)
     return stop;
 }
 
-/* gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds, progress) ->
- * (Model, validation losses): X dense float32/float64, NaN missing;
- * X_valid, y_valid, init and progress may be None. */
+/* gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds, progress,
+ * row_ids, coll) -> (Model, validation losses): X dense float32/float64,
+ * NaN missing; X_valid, y_valid, init and progress may be None. row_ids
+ * (int64) and coll (a Collective): this rank's part of a distributed fit
+ * (sw_gbdt_fit_shard); None for a fit alone. */
 static PyObject *
 sw_gbdt_fit_py(PyObject *module, PyObject *args)
 {
     sw_state *st = PyModule_GetState(module);
     PyObject *conf_d, *X_o, *y_o, *Xv_o, *yv_o, *init_o, *result = NULL;
+    PyObject *ids_o = Py_None, *coll_o = Py_None;
     fit_progress prog = {Py_None, 0};
-    PyArrayObject *y = NULL, *yv = NULL, *curve = NULL;
+    PyArrayObject *y = NULL, *yv = NULL, *curve = NULL, *ids = NULL;
+    HandleObject *coll_h = NULL;
+    sw_coll *coll = NULL;
     const sw_model *init = NULL;
     ModelObject *init_m = NULL;
     long long rounds;
@@ -189,9 +194,15 @@ sw_gbdt_fit_py(PyObject *module, PyObject *args)
 
     memset(&h, 0, sizeof(h));
     memset(&hv, 0, sizeof(hv));
-    if (!PyArg_ParseTuple(args, "O!OOOOOL|O", &PyDict_Type, &conf_d, &X_o, &y_o,
-                          &Xv_o, &yv_o, &init_o, &rounds, &prog.fn))
+    if (!PyArg_ParseTuple(args, "O!OOOOOL|OOO", &PyDict_Type, &conf_d, &X_o,
+                          &y_o, &Xv_o, &yv_o, &init_o, &rounds, &prog.fn,
+                          &ids_o, &coll_o))
         return NULL;
+    if (coll_o != Py_None &&
+        !PyObject_TypeCheck(coll_o, st->Collective_Type)) {
+        PyErr_SetString(PyExc_TypeError, "coll must be a Collective");
+        return NULL;
+    }
     if (init_o != Py_None) {
         if (!PyObject_TypeCheck(init_o, st->Model_Type)) {
             PyErr_SetString(PyExc_TypeError, "init must be a Model");
@@ -209,6 +220,17 @@ sw_gbdt_fit_py(PyObject *module, PyObject *args)
         sw_raise_fmt(st, SW_E_SHAPE, "%lld labels for %lld rows",
                      (long long)PyArray_SIZE(y), (long long)xv.n_rows);
         goto done;
+    }
+    if (ids_o != Py_None) {
+        ids = (PyArrayObject *)PyArray_FROM_OTF(ids_o, NPY_INT64,
+                                                NPY_ARRAY_IN_ARRAY);
+        if (ids == NULL)
+            goto done;
+        if (PyArray_SIZE(ids) != xv.n_rows) {
+            sw_raise_fmt(st, SW_E_SHAPE, "%lld row ids for %lld rows",
+                         (long long)PyArray_SIZE(ids), (long long)xv.n_rows);
+            goto done;
+        }
     }
     if (Xv_o != Py_None) {
         if (to_rows(st, Xv_o, 0, &hv, &xvv) < 0)
@@ -235,15 +257,28 @@ sw_gbdt_fit_py(PyObject *module, PyObject *args)
     }
     if ((conf = conf_from_dict(st, conf_d)) == NULL)
         goto done;
+    if (coll_o != Py_None) {
+        coll_h = (HandleObject *)coll_o;
+        if ((coll = handle_enter(coll_h, "collective")) == NULL) {
+            coll_h = NULL;
+            goto done;
+        }
+    }
     if (init_m != NULL)
         model_read_lock(init_m); /* continued training reads it */
     Py_BEGIN_ALLOW_THREADS
-    rc = sw_gbdt_fit(conf, &xv, PyArray_DATA(y), yv ? &xvv : NULL,
-                     yv ? PyArray_DATA(yv) : NULL, init, PyArray_DATA(curve),
-                     gbdt_progress, &prog, &m, &err);
+    rc = sw_gbdt_fit_shard(conf, &xv, PyArray_DATA(y),
+                           ids ? PyArray_DATA(ids) : NULL, coll,
+                           yv ? &xvv : NULL, yv ? PyArray_DATA(yv) : NULL,
+                           init, PyArray_DATA(curve), gbdt_progress, &prog, &m,
+                           &err);
     Py_END_ALLOW_THREADS
     if (init_m != NULL)
         model_unlock(init_m);
+    if (coll_h != NULL) {
+        handle_leave(coll_h);
+        coll_h = NULL;
+    }
     if (rc != SW_OK) {
         if (!prog.failed || !PyErr_Occurred())
             sw_raise(st, &err);
@@ -257,6 +292,9 @@ done:
     Py_XDECREF(y);
     Py_XDECREF(yv);
     Py_XDECREF(curve);
+    Py_XDECREF(ids);
+    if (coll_h != NULL)
+        handle_leave(coll_h);
     return result;
 }
 
@@ -328,8 +366,8 @@ static PyMethodDef model_functions[] = {
     {"als_new", sw_als_new_py, METH_VARARGS,
      "als_new(conf, n_users, n_items) -> Model"},
     {"gbdt_fit", sw_gbdt_fit_py, METH_VARARGS,
-     "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds[, progress]) -> "
-     "(Model, validation losses)"},
+     "gbdt_fit(conf, X, y, X_valid, y_valid, init, rounds[, progress, "
+     "row_ids, coll]) -> (Model, validation losses)"},
     {"load", sw_load_py, METH_O, "load(path) -> Model (verified)"},
     {"load_buffer", sw_load_buffer_py, METH_O,
      "load_buffer(bytes) -> Model (verified as load verifies a file)"},

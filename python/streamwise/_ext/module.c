@@ -236,7 +236,8 @@ sw_exec(PyObject *m)
         sw_ext_model_setup(m, st) < 0 || sw_ext_model_new_setup(m, st) < 0 ||
         sw_ext_pipeline_setup(m, st) < 0 ||
         sw_ext_kafka_setup(m, st) < 0 || sw_ext_decoder_setup(m, st) < 0 ||
-        sw_ext_hdf5_setup(m, st) < 0 || sw_ext_util_setup(m, st) < 0)
+        sw_ext_hdf5_setup(m, st) < 0 || sw_ext_util_setup(m, st) < 0 ||
+        sw_ext_coll_setup(m, st) < 0)
         return -1;
     return PyModule_AddStringConstant(m, "__version__", sw_version_str());
 }
@@ -254,6 +255,7 @@ sw_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->Decoder_Type);
     Py_VISIT(st->H5Source_Type);
     Py_VISIT(st->H5Writer_Type);
+    Py_VISIT(st->Collective_Type);
     Py_VISIT(st->Error);
     for (i = 0; i < SW_RC_COUNT; i++)
         Py_VISIT(st->exc[i]);
@@ -273,6 +275,7 @@ sw_clear(PyObject *m)
     Py_CLEAR(st->Decoder_Type);
     Py_CLEAR(st->H5Source_Type);
     Py_CLEAR(st->H5Writer_Type);
+    Py_CLEAR(st->Collective_Type);
     Py_CLEAR(st->Error);
     for (i = 0; i < SW_RC_COUNT; i++)
         Py_CLEAR(st->exc[i]);

@@ -15,6 +15,7 @@
  *   kafka.c     KafkaSource (sw_kafka_source), KafkaSink (sw_kafka_sink)
  *   decoder.c   Decoder (sw_json_decoder, JSON or Avro)
  *   hdf5.c      H5Source (sw_h5_source), H5Writer (sw_h5_writer)
+ *   coll.c      Collective (sw_coll): one rank of a distributed fit
  *   util.c      the stateless functions: splits, registry lookup, build info
  *
  * Every C handle is a Python type (no capsules). Errors: an sw_err becomes
@@ -58,6 +59,7 @@ typedef struct {
     PyTypeObject *Decoder_Type;
     PyTypeObject *H5Source_Type;
     PyTypeObject *H5Writer_Type;
+    PyTypeObject *Collective_Type;
     PyObject *Error;
     PyObject *exc[SW_RC_COUNT];
 } sw_state;
@@ -194,6 +196,7 @@ int sw_ext_kafka_setup(PyObject *m, sw_state *st);
 int sw_ext_decoder_setup(PyObject *m, sw_state *st);
 int sw_ext_hdf5_setup(PyObject *m, sw_state *st);
 int sw_ext_util_setup(PyObject *m, sw_state *st);
+int sw_ext_coll_setup(PyObject *m, sw_state *st);
 
 /* Make a type from a spec into *slot and add it to the module. */
 int sw_ext_add_type(PyObject *m, PyType_Spec *spec, PyTypeObject **slot);
