@@ -8,6 +8,7 @@ See docs/gbdt.md.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -155,8 +156,8 @@ class _GBDT(Params):
             given = getattr(self, alias, None)
             if name != native or given is None:
                 continue
-            default = type(self).__init__.__defaults__[
-                self._param_names().index(native)]
+            default = inspect.signature(
+                type(self).__init__).parameters[native].default
             if value != default and value != given:
                 raise _sw.InvalidArgument(
                     f"{alias}={given!r} and {native}={value!r} are the same "

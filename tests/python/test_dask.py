@@ -15,7 +15,7 @@ import streamwise as sw
 
 distributed = pytest.importorskip("distributed")   # Debian python3-distributed
 
-from streamwise.dask import ALS  # noqa: E402
+from streamwise.dask import ALS, GBDTClassifier, GBDTRegressor  # noqa: E402
 
 
 def interactions(n_users=2000, n_items=600, seed=2):
@@ -166,3 +166,176 @@ def test_top_n_restarts_after_a_kill_without_duplicates(tmp_path):
     assert users.tolist() == list(range(6000))
     assert (items == want_items).all()
     assert np.array_equal(scores, want_scores, equal_nan=True)
+
+
+# ---- GBDT ------------------------------------------------------------------
+
+def gbdt_data(n=12000, f=7, seed=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    z = np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1]) ** 2
+    yb = (z + rng.normal(size=n) > 0.5).astype(int)
+    yr = 3.3 * z + np.sin(np.nan_to_num(X[:, 2])) + rng.normal(size=n)
+    ym = np.digitize(z + 0.3 * rng.normal(size=n), [0.0, 1.0]) * 10 + 1
+    return X, yb, yr, ym
+
+
+def model_id(est):
+    """The header's model id: the SHA-256 of the MODEL section (the files
+    of two fits differ only in their creation time)."""
+    return est._model.to_bytes()[56:72]
+
+
+# (estimator, labels, parameters): bagging, feature fraction and a bin
+# sample smaller than the rows make every rank draw by global row number
+GBDT_CASES = {
+    "binary": (GBDTClassifier, 1, dict(n_estimators=12, num_leaves=15,
+                                       bagging_fraction=0.7,
+                                       feature_fraction=0.8,
+                                       random_state=3)),
+    "regression": (GBDTRegressor, 2, dict(n_estimators=12, n_jobs=2)),
+    "multiclass": (GBDTClassifier, 3, dict(n_estimators=5, num_leaves=7)),
+}
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_gbdt_model_bytes_are_the_one_process_bytes(n_workers):
+    da = pytest.importorskip("dask.array")
+    data = gbdt_data()
+    X = data[0]
+    ranks = set()       # Dask places the chunks: ranks <= workers
+    with cluster(n_workers) as c, distributed.Client(c) as client:
+        for name, (cls, which, params) in GBDT_CASES.items():
+            y = data[which]
+            local = getattr(sw, cls.__name__)(**params).fit(X, y)
+            for chunks in (5000, 1700):     # parts per worker: 1 or several
+                d = cls(**params).fit(da.from_array(X, chunks=(chunks, 3)),
+                                      da.from_array(y, chunks=chunks),
+                                      client=client)
+                assert model_id(d) == model_id(local), (name, chunks)
+                ranks.add(d.transfer_[0]["ranks"])
+            if name != "regression":
+                assert list(d.classes_) == list(local.classes_)
+            # predictions: numpy in, numpy out; Dask in, Dask out
+            p = d.predict(X[:50])
+            assert p.tobytes() == local.predict(X[:50]).tobytes()
+            lazy = d.predict(da.from_array(X[:50], chunks=20)).compute()
+            assert lazy.tobytes() == p.tobytes()
+    assert max(ranks) <= n_workers
+    assert max(ranks) > 1 or n_workers == 1
+    t = d.transfer_[0]
+    if t["ranks"] > 1:
+        assert t["bytes_per_tree"] > 0 and t["collective_calls"] > 0
+    else:
+        assert t["bytes_per_tree"] == 0
+
+
+def test_gbdt_takes_dask_dataframes_and_validation_sets(tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, yb, _, _ = gbdt_data(8000, 5)
+    cols = [f"f{i}" for i in range(5)]
+    df = pd.DataFrame(X, columns=cols)
+    params = dict(n_estimators=30, random_state=1)
+    Xv, yv = X[:1000], yb[:1000]
+    local = sw.GBDTClassifier(**params).fit(
+        df, yb, eval_set=[(Xv, yv)], early_stopping_rounds=3,
+        eval_metric="auc")
+    with cluster(2) as c, distributed.Client(c) as client:
+        d = GBDTClassifier(**params).fit(
+            dd.from_pandas(df, npartitions=4),
+            dd.from_pandas(pd.Series(yb), npartitions=4),
+            eval_set=[(Xv, yv)], early_stopping_rounds=3, eval_metric="auc",
+            client=client)
+    assert model_id(d) == model_id(local)
+    assert d.feature_names_in_ == cols
+    assert d.best_iteration_ == local.best_iteration_
+    assert d.evals_result_ == local.evals_result_
+    # saved, it loads as streamwise's own estimator
+    d.save(tmp_path / "m.swm")
+    back = sw.load(tmp_path / "m.swm")
+    assert type(back) is sw.GBDTClassifier
+    assert back.predict_proba(X[:9]).tobytes() == \
+        local.predict_proba(X[:9]).tobytes()
+
+
+def test_gbdt_bad_labels_on_a_worker_raise_as_one_process_would():
+    da = pytest.importorskip("dask.array")
+    X, _, yr, _ = gbdt_data(4000, 4)
+    yr[3500] = np.nan
+    with cluster(2) as c, distributed.Client(c) as client:
+        t0 = time.monotonic()
+        with pytest.raises(sw.NumericError, match="label"):
+            GBDTRegressor(n_estimators=3, timeout=20).fit(
+                da.from_array(X, chunks=2000), da.from_array(yr, chunks=2000),
+                client=client)
+        assert time.monotonic() - t0 < 15     # not the 20 s timeout
+
+
+def test_gbdt_a_killed_worker_fails_in_time_and_the_fit_continues():
+    X, yb, _, _ = gbdt_data(60000, 8)
+    params = dict(n_estimators=240, num_leaves=31, random_state=7)
+    full = sw.GBDTClassifier(**params).fit(X, yb)
+    with cluster(2) as c, distributed.Client(c) as client:
+        pids = client.run(os.getpid)
+        victim = sorted(pids)[1]
+        d = GBDTClassifier(**params, timeout=10, checkpoint_every=20)
+
+        def kill_after_a_stretch():
+            deadline = time.monotonic() + 120
+            while getattr(d, "rounds_done_", 0) < 20:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)
+            os.kill(pids[victim], signal.SIGKILL)
+        killer = threading.Thread(target=kill_after_a_stretch)
+        killer.start()
+        t0 = time.monotonic()
+        with pytest.raises(sw.IOError, match="left the fit") as e:
+            d.fit(X, yb, client=client)
+        killer.join()
+        assert time.monotonic() - t0 < 100
+        assert victim in str(e.value) and "(gone)" in str(e.value)
+        done = d.rounds_done_
+        assert 20 <= done < 240 and done % 20 == 0
+        assert d.n_trees_ == done
+        # the nanny brought a worker back: continue from the kept rounds
+        client.wait_for_workers(2, timeout=30)
+        rest = GBDTClassifier(**{**params, "n_estimators": 240 - done}).fit(
+            X, yb, init_model=d, client=client)
+    assert model_id(rest) == model_id(full)
+
+
+def test_gbdt_a_stalled_worker_fails_within_the_timeout():
+    X, yb, _, _ = gbdt_data(60000, 8)
+    with cluster(2) as c, distributed.Client(c) as client:
+        pids = client.run(os.getpid)
+        victim = sorted(pids)[0]
+        d = GBDTClassifier(n_estimators=400, timeout=3, checkpoint_every=10)
+
+        def stop_after_a_stretch():
+            deadline = time.monotonic() + 120
+            while getattr(d, "rounds_done_", 0) < 10:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)
+            time.sleep(0.2)     # into the next stretch, most times
+            os.kill(pids[victim], signal.SIGSTOP)
+        stopper = threading.Thread(target=stop_after_a_stretch)
+        stopper.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(sw.IOError, match="left the fit") as e:
+                d.fit(X, yb, client=client)
+            assert time.monotonic() - t0 < 60
+        finally:
+            stopper.join()
+            try:
+                os.kill(pids[victim], signal.SIGCONT)
+            except ProcessLookupError:      # the nanny replaced it
+                pass
+        assert victim in str(e.value) and "(stalled)" in str(e.value)
+        # in a stretch (the ring's timeout) or while the next stretch's
+        # ring is made: either way after the 3 s given
+        assert "timeout 3 s" in str(e.value) or "within 3 s" in str(e.value)
