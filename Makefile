@@ -264,6 +264,7 @@ bench: all peers
 	PYTHONPATH=python $(PEERS_PY) benchmarks/gbdt.py --contention --callgrind
 	PYTHONPATH=python $(PEERS_PY) benchmarks/runner.py
 	PYTHONPATH=python $(PEERS_PY) benchmarks/scaleout.py
+	PYTHONPATH=python $(PEERS_PY) benchmarks/dask_gbdt.py
 	@echo "load average after: $$(cat /proc/loadavg)"
 
 # ---- fuzzing (libFuzzer, clang; docs/security.md) -------------------------

@@ -215,7 +215,9 @@ def _listen(token, dask_worker=None):
     return host, s.getsockname()[1]
 
 
-def _forget(token):
+async def _forget(token):
+    """On a worker: drop a fit's listening socket if its task never took
+    it (a coroutine: client.run only sends those without waiting)."""
     s = _LISTENERS.pop(token, None)
     if s is not None:
         s.close()
