@@ -50,11 +50,15 @@ and XGBoost's Dask fits.
 from __future__ import annotations
 
 import inspect
+import os
 import secrets
 import socket
 import struct
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from typing import Self
 
 import numpy as np
 
@@ -83,8 +87,9 @@ class ALS(_ALS):
         self.block_rows = block_rows
         self.timeout = timeout
 
-    def fit(self, user_items, client=None, init: _ALS | None = None,
-            callback=None, show_progress: bool = False,
+    def fit(self, user_items: Any, client: Any = None,  # type: ignore[override]
+            init: _ALS | None = None,
+            callback: Any = None, show_progress: bool = False,
             calculate_training_loss: bool = False) -> "ALS":
         """Fit on a users x items scipy sparse matrix, on the workers of
         client (default: the current dask.distributed client). init: a
@@ -367,11 +372,20 @@ def _dask_params(base):
     return __init__
 
 
-class _DaskGBDT:
+class _DaskGBDT(_gbdt._GBDT):
     """The fit on a Dask cluster; everything else is the local class's."""
+    timeout: float
+    checkpoint_every: int | None
+    classes_: Any
+    rounds_done_: int
+    transfer_: list[dict[str, Any]]
 
-    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, eval_metric=None, client=None):
+    def fit(self, X: Any, y: Any,  # type: ignore[override]
+            eval_set: Sequence[tuple[Any, Any]] | None = None,
+            early_stopping_rounds: int | None = None,
+            init_model: Any = None,
+            eval_metric: str | Sequence[str] | None = None,
+            client: Any = None) -> Self:
         """Fit on X (a Dask array or DataFrame, or numpy/pandas, cut into
         one part per worker) and y (a Dask array or Series partitioned as
         X, or numpy), on the workers of client (default: the current
@@ -437,7 +451,7 @@ class _DaskGBDT:
                 eval_metric, Xv, yv, self.validation_loss_)}
         return self
 
-    def to_local(self):
+    def to_local(self) -> _gbdt._GBDT:
         """The fitted model as streamwise's own estimator (no Dask)."""
         base = _local_class(type(self).__name__)
         est = base(**{k: v for k, v in self.get_params().items()
@@ -448,7 +462,8 @@ class _DaskGBDT:
                 setattr(est, a, getattr(self, a))
         return est
 
-    def save(self, path, *args, **kwargs):
+    def save(self, path: str | os.PathLike, *args: Any,
+             **kwargs: Any) -> str | os.PathLike:
         """As streamwise's estimator saves (it loads as one)."""
         return self.to_local().save(path, *args, **kwargs)
 
@@ -617,11 +632,12 @@ class _DaskGBDT:
                 f"fit(X, y, init_model=this estimator, n_estimators="
                 f"remaining) continues" if self.rounds_done_ else "")
         if own and not gone:
-            e = errors[own[0]]
-            if isinstance(e, _sw.Error):
-                raise e
+            err = errors[own[0]]
+            if isinstance(err, _sw.Error):
+                raise err
             raise _sw.IOError(f"dask GBDT: rank {own[0]} on worker "
-                              f"{workers[own[0]]}: {type(e).__name__}: {e}")
+                              f"{workers[own[0]]}: {type(err).__name__}: "
+                              f"{err}")
         blame = gone or stuck or sorted(errors)
         what = " (gone)" if gone else " (stalled)" if stuck else ""
         seen = "; ".join(f"rank {r}: {e}" for r, e in sorted(errors.items()))
@@ -646,8 +662,8 @@ class _DaskGBDT:
                             if not hasattr(self, "classes_")
                             else np.asarray(self.classes_).dtype)
 
-    def predict(self, X):
-        local = self.to_local()
+    def predict(self, X: Any) -> Any:
+        local: Any = self.to_local()
         return self._blocks(X, local.predict, False)
 
 
@@ -657,13 +673,17 @@ class GBDTClassifier(_DaskGBDT, _gbdt.GBDTClassifier):
     checkpoint_every: rounds per stretch), the same model bytes."""
     __init__ = _dask_params(_gbdt.GBDTClassifier)
 
-    def fit(self, X, y, eval_set=None, early_stopping_rounds=None,
-            init_model=None, eval_metric=None, client=None):
+    def fit(self, X: Any, y: Any,  # type: ignore[override]
+            eval_set: Sequence[tuple[Any, Any]] | None = None,
+            early_stopping_rounds: int | None = None,
+            init_model: Any = None,
+            eval_metric: str | Sequence[str] | None = None,
+            client: Any = None) -> Self:
         return _DaskGBDT.fit(self, X, y, eval_set, early_stopping_rounds,
                              init_model, eval_metric, client)
 
-    def predict_proba(self, X):
-        local = self.to_local()
+    def predict_proba(self, X: Any) -> Any:
+        local: Any = self.to_local()
         return self._blocks(X, local.predict_proba, True)
 
 

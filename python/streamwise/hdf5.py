@@ -13,9 +13,15 @@ same layout replay through ``streamwise.replay.hdf5``. See docs/hdf5.md.
 
 or in one call: ``write_events("clicks.h5", "click", batch, schema)``.
 """
+from __future__ import annotations
+
 import datetime as _dt
 import json
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
 
 import numpy as np
 
@@ -99,13 +105,15 @@ class EventWriter:
     ``close()`` succeeds (leaving the ``with`` block without an exception).
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
         self._w = _sw.h5_writer(self.path)
-        self._tables = {}
+        self._tables: dict[str, tuple[int, dict[str, str], str]] = {}
 
-    def table(self, event_type, schema, provenance=None, compression="gzip",
-              chunk_rows=65536):
+    def table(self, event_type: str, schema: Any,
+              provenance: dict[str, Any] | None = None,
+              compression: str | int | None = "gzip",
+              chunk_rows: int = 65536) -> None:
         """Add table /events/<event_type> for events of ``schema`` (a spec
         or its "events" entry). compression: "gzip" (shuffle+gzip level 4,
         the default), None, or a gzip level 1-9."""
@@ -123,7 +131,7 @@ class EventWriter:
         fields.setdefault(ev["time"], "int64")
         self._tables[event_type] = (idx, fields, ev.get("time_unit", "us"))
 
-    def append(self, event_type, batch):
+    def append(self, event_type: str, batch: Any) -> None:
         """Append events (a dict of arrays, a DataFrame or a structured
         array holding every schema field); times must not go back."""
         if event_type not in self._tables:
@@ -138,25 +146,28 @@ class EventWriter:
         self._w.append(idx, [_typed(f, k, cols[f], unit)
                              for f, k in fields.items()])
 
-    def close(self):
+    def close(self) -> None:
         self._w.close()
 
-    def abandon(self):
+    def abandon(self) -> None:
         """Drop the file being written; nothing appears at path."""
         self._w.abandon()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
         else:
             self.abandon()
 
 
-def write_events(path, event_type, batch, schema, provenance=None,
-                 compression="gzip", chunk_rows=65536, sort=True):
+def write_events(path: str | os.PathLike, event_type: str, batch: Any,
+                 schema: Any, provenance: dict[str, Any] | None = None,
+                 compression: str | int | None = "gzip",
+                 chunk_rows: int = 65536,
+                 sort: bool = True) -> str | os.PathLike:
     """Write one table of events in one call. sort: order the events by
     time first (stable: ties keep their order), as the layout requires."""
     ev = _events(schema)

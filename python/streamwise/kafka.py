@@ -15,17 +15,23 @@ injects faults for tests: ``set_down()``/``set_up()`` drop a broker's
 connections and refuse new ones, ``push_request_errors("Produce", 3,
 "NOT_LEADER_FOR_PARTITION")`` fails the next requests of a kind.
 """
+from __future__ import annotations
+
 import os
 import subprocess
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 from . import _sw
 from ._base import program
+
+if TYPE_CHECKING:
+    from typing import Self
 
 __all__ = ["LocalBroker", "local_broker", "broker_program", "Sink",
            "Consumer", "partition_of"]
 
 
-def partition_of(keys, partitions):
+def partition_of(keys: Iterable[str | bytes], partitions: int) -> list[int]:
     """The partition of each key among ``partitions``, as Kafka's Java
     client, Kafka Streams and Flink choose it (murmur2 of the key bytes;
     str keys are UTF-8): where ``Sink`` and the runner's outputs put a
@@ -35,7 +41,7 @@ def partition_of(keys, partitions):
         int(partitions))
 
 
-def broker_program():
+def broker_program() -> str:
     """The sw-broker executable: $STREAMWISE_BROKER, the build in place
     (build/bin/sw-broker next to python/), the one pip installed with the
     package, or one on PATH."""
@@ -45,7 +51,9 @@ def broker_program():
 class LocalBroker:
     """A running embedded broker (a child process driven over a pipe)."""
 
-    def __init__(self, partitions=4, topics=(), brokers=1):
+    def __init__(self, partitions: int = 4,
+                 topics: Iterable[str | tuple[str, int]] = (),
+                 brokers: int = 1) -> None:
         self.partitions = int(partitions)
         args = [broker_program(), "--control", "--brokers", str(brokers),
                 "--partitions", str(self.partitions)]
@@ -55,9 +63,13 @@ class LocalBroker:
                                       stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True,
                                       bufsize=1)
-        line = self._proc.stdout.readline().strip()
+        # the three pipes asked for above
+        self._stdin: IO[str] = self._proc.stdin  # type: ignore[assignment]
+        self._stdout: IO[str] = self._proc.stdout  # type: ignore[assignment]
+        self._stderr: IO[str] = self._proc.stderr  # type: ignore[assignment]
+        line = self._stdout.readline().strip()
         if not line:
-            err = self._proc.stderr.read().strip()
+            err = self._stderr.read().strip()
             self._proc.wait()
             raise _sw.SourceError(f"embedded broker did not start: {err}")
         self.bootstrap = line
@@ -65,57 +77,60 @@ class LocalBroker:
     def _command(self, text):
         if self._proc.poll() is not None:
             raise _sw.SourceError("the embedded broker has stopped")
-        self._proc.stdin.write(text + "\n")
-        self._proc.stdin.flush()
-        answer = self._proc.stdout.readline().strip()
+        self._stdin.write(text + "\n")
+        self._stdin.flush()
+        answer = self._stdout.readline().strip()
         if answer != "ok":
             raise _sw.InvalidArgument(answer.removeprefix("error: ")
                                       or "the embedded broker stopped")
 
-    def create_topic(self, name, partitions=None):
+    def create_topic(self, name: str, partitions: int | None = None) -> None:
         """Create a topic (topics a client writes to are also created on
         first use, with 4 partitions)."""
         self._command(f"topic {name} {partitions or self.partitions}")
 
-    def set_down(self, broker=-1):
+    def set_down(self, broker: int = -1) -> None:
         """Disconnect broker (1..n, -1: all) and refuse new connections."""
         self._command(f"down {int(broker)}")
 
-    def set_up(self, broker=-1):
+    def set_up(self, broker: int = -1) -> None:
         self._command(f"up {int(broker)}")
 
-    def push_request_errors(self, request, count, error):
+    def push_request_errors(self, request: str, count: int,
+                            error: str) -> None:
         """Fail the next count requests of a kind ("Produce", "Fetch",
         "ListOffsets", "Metadata", ...) with error, a librdkafka error name
         ("NOT_LEADER_FOR_PARTITION", "_TRANSPORT" to disconnect, ...)."""
         self._command(f"errors {request} {int(count)} {error}")
 
-    def clear_request_errors(self, request):
+    def clear_request_errors(self, request: str) -> None:
         self._command(f"clear {request}")
 
-    def close(self):
+    def close(self) -> None:
         """Stop the broker (its messages are gone)."""
         if self._proc.poll() is None:
-            self._proc.stdin.close()        # it stops at end of input
+            self._stdin.close()             # it stops at end of input
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        for f in (self._proc.stdout, self._proc.stderr):
+        for f in (self._stdout, self._stderr):
             f.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LocalBroker({self.bootstrap})"
 
 
-def local_broker(partitions=4, topics=(), brokers=1):
+def local_broker(partitions: int = 4,
+                 topics: Iterable[str | tuple[str, int]] = (),
+                 brokers: int = 1) -> LocalBroker:
     """Start an embedded broker; use it as a context manager. topics: names
     or (name, partitions) pairs to create up front."""
     return LocalBroker(partitions=partitions, topics=topics, brokers=brokers)
@@ -129,17 +144,20 @@ class Sink:
     ``headers`` (a dict of str) go on every message, e.g. the schema and
     model versions."""
 
-    def __init__(self, topic, bootstrap, config=None, headers=None):
+    def __init__(self, topic: str, bootstrap: str,
+                 config: dict[str, str] | None = None,
+                 headers: dict[str, str | bytes] | None = None) -> None:
         self.topic = topic
         self._headers = [str(x) for kv in (headers or {}).items()
                          for x in kv]
-        self._final = None
+        self._final: dict[str, int] | None = None
         self._sink = _sw.kafka_sink_open(
             bootstrap, topic,
             [str(x) for kv in (config or {}).items() for x in kv])
 
-    def send(self, values, keys=None, timestamps=None, partition=None,
-             headers=None):
+    def send(self, values: Any, keys: Any = None, timestamps: Any = None,
+             partition: int | None = None,
+             headers: dict[str, str | bytes] | None = None) -> None:
         """Queue messages: values (bytes or str, one or a sequence), keys
         likewise or None, timestamps in ms (int64) or None for now."""
         one = isinstance(values, (bytes, str))
@@ -155,7 +173,7 @@ class Sink:
         self._sink.send(values, keys, timestamps,
                         -1 if partition is None else int(partition), h)
 
-    def flush(self, timeout=30.0):
+    def flush(self, timeout: float = 30.0) -> dict[str, int]:
         """Wait for every acknowledgement; returns {sent, acked, failed}.
         On a closed sink, the counts of its last flush."""
         if self._sink is None:
@@ -166,16 +184,16 @@ class Sink:
         self._final = {"sent": sent, "acked": acked, "failed": failed}
         return dict(self._final)
 
-    def close(self):
+    def close(self) -> None:
         """Free the producer (flush first: what is queued is dropped)."""
         if self._sink is not None:
             self._sink.close()
         self._sink = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             if exc[0] is None:
                 self.flush()
@@ -197,8 +215,11 @@ class Consumer:
     ``auto.offset.reset``. For reproducible experiments use
     ``streamwise.replay.kafka`` instead (exact slices, no group)."""
 
-    def __init__(self, topic, group, bootstrap=None, schema=None, avro=None,
-                 batch_size=65536, wait=1.0, config=None, start_at=None):
+    def __init__(self, topic: str, group: str, bootstrap: str | None = None,
+                 schema: Any = None, avro: Any = None,
+                 batch_size: int = 65536, wait: float = 1.0,
+                 config: dict[str, str] | None = None,
+                 start_at: dict[int, int] | None = None) -> None:
         """start_at: {partition: offset} where partitions resume when
         assigned, winning over the group's committed offsets: the
         positions a restored checkpoint holds, so that a crash between
@@ -221,9 +242,9 @@ class Consumer:
             self._src.start_at(-1, 0)
             for part, off in start_at.items():
                 self._src.start_at(int(part), int(off))
-        self.dead_letters = []
+        self.dead_letters: list[dict[str, Any]] = []
 
-    def poll(self):
+    def poll(self) -> dict[str, Any]:
         if self._src is None:
             raise _sw.StateError("kafka consumer: closed")
         if self._decoder is None:
@@ -236,28 +257,28 @@ class Consumer:
                                "value": v} for p, o, r, v in dead]
         return cols
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:
             b = self.poll()
             if len(b["offset"]):
                 yield b
 
-    def commit(self):
+    def commit(self) -> None:
         self._src.commit()
 
     @property
-    def positions(self):
+    def positions(self) -> dict[int, int]:
         """{partition: the offset after the last message returned}."""
         return {p: n for p, a, z, n in self._src.slice()}
 
-    def close(self):
+    def close(self) -> None:
         """Leave the group (its partitions go to the other members)."""
         if self._src is not None:
             self._src.close()
         self._src = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

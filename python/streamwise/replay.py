@@ -23,10 +23,21 @@ the broker answers it, else a binary search on message timestamps
 (librdkafka's mock broker answers -1, so the embedded broker always uses
 the search).
 """
+from __future__ import annotations
+
 import datetime as _dt
 import os
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing import Self
+
+#: where a replay starts or stops: an edge ("beginning", "end"), an offset
+#: or row number, or a time (datetime, numpy or pandas): checked at run
+#: time, so Any to the type checker
+Point = Any
 
 from . import _sw
 from ._base import progress_bar
@@ -58,10 +69,13 @@ def _point(value, is_stop):
 class KafkaReplay:
     """An iterator of batches; see the module documentation."""
 
-    def __init__(self, topic, bootstrap=None, start="beginning", stop="end",
-                 partitions=None, batch_size=65536, timeout=30.0,
-                 progress=False, config=None, schema=None, order=None,
-                 avro=None):
+    def __init__(self, topic: str, bootstrap: str | None = None,
+                 start: Point = "beginning", stop: Point = "end",
+                 partitions: Iterable[int] | None = None,
+                 batch_size: int = 65536, timeout: float = 30.0,
+                 progress: bool = False, config: dict[str, str] | None = None,
+                 schema: Any = None, order: str | None = None,
+                 avro: Any = None) -> None:
         if order not in (None, "partition", "event_time"):
             raise _sw.InvalidArgument(
                 f"order={order!r}: None (each partition in offset order, as "
@@ -71,7 +85,7 @@ class KafkaReplay:
                                       "schema the records decode into)")
         self.order = order
         self._pending = None
-        self._latest = {}
+        self._latest: dict[int, Any] = {}
         bootstrap = bootstrap or os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
         if not bootstrap:
             raise _sw.InvalidArgument(
@@ -89,7 +103,7 @@ class KafkaReplay:
             sk, sv, tk, tv, int(timeout * 1000),
             [str(x) for kv in (config or {}).items() for x in kv])
         self._decoder = make_decoder(schema, avro)
-        self.dead_letters = []
+        self.dead_letters: list[dict[str, Any]] = []
 
         self._bar = None
         if progress:
@@ -97,7 +111,7 @@ class KafkaReplay:
             self._bar = progress_bar(total, "msg", topic)
 
     @property
-    def slice(self):
+    def slice(self) -> dict[str, Any]:
         """What has been read: topic, bootstrap, and per partition the
         first offset, the stop, and the offset after the last message read
         (equal to stop once the replay is complete)."""
@@ -112,10 +126,10 @@ class KafkaReplay:
                 "dead_letters": len(self.dead_letters),
                 "complete": all(p["next"] >= p["stop"] for p in parts)}
 
-    def __iter__(self):
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self):
+    def __next__(self) -> dict[str, np.ndarray]:
         if self.order == "event_time":
             return self._next_merged()
         return self._next_fetched()
@@ -205,9 +219,13 @@ class KafkaReplay:
                 return cols
 
 
-def kafka(topic, bootstrap=None, start="beginning", stop="end",
-          partitions=None, batch_size=65536, timeout=30.0, progress=False,
-          config=None, schema=None, order=None, avro=None):
+def kafka(topic: str, bootstrap: str | None = None,
+          start: Point = "beginning", stop: Point = "end",
+          partitions: Iterable[int] | None = None,
+          batch_size: int = 65536, timeout: float = 30.0,
+          progress: bool = False, config: dict[str, str] | None = None,
+          schema: Any = None, order: str | None = None,
+          avro: Any = None) -> KafkaReplay:
     """Replay a topic; see the module documentation. config: further
     librdkafka properties (security.protocol, sasl.*, fetch sizes...);
     timeout: seconds the broker may make no progress before an error.
@@ -248,8 +266,10 @@ class HDF5Replay:
     """An iterator of batches from an HDF5 event table; see the module
     documentation."""
 
-    def __init__(self, path, event_type, start=None, stop=None,
-                 batch_size=65536, progress=False, by=None):
+    def __init__(self, path: str | os.PathLike, event_type: str,
+                 start: Point | None = None, stop: Point | None = None,
+                 batch_size: int = 65536, progress: bool = False,
+                 by: str | None = None) -> None:
         import json
         self.path = os.path.realpath(os.fspath(path))
         self.event_type = event_type
@@ -299,7 +319,7 @@ class HDF5Replay:
                 f"{os.path.basename(self.path)}{self.dataset}")
 
     @property
-    def slice(self):
+    def slice(self) -> dict[str, Any]:
         """Exactly what has been read: the file (path, SHA-256 of its
         bytes), the dataset, the rows [start, stop) asked for and the row
         after the last one read (``next`` == ``stop`` once complete)."""
@@ -311,10 +331,10 @@ class HDF5Replay:
                 "next": nxt, "rows": nxt - start,
                 "complete": nxt >= stop}
 
-    def __iter__(self):
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self):
+    def __next__(self) -> dict[str, np.ndarray]:
         cols = self._src.next(self.batch_size)
         n = len(next(iter(cols.values())))
         if n == 0:
@@ -326,21 +346,23 @@ class HDF5Replay:
             self._bar.update(n)
         return cols
 
-    def read_all(self):
+    def read_all(self) -> dict[str, np.ndarray]:
         """The rest of the slice as one dict of arrays."""
         parts = list(self)
         if not parts:
             return self._src.next(1)
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def count(self):
+    def count(self) -> int:
         """Read the rest of the slice in C without keeping it; the rows
         read (what the C path costs)."""
         return self._src.drain(self.batch_size)
 
 
-def hdf5(path, event_type, start=None, stop=None, batch_size=65536,
-         progress=False, by=None):
+def hdf5(path: str | os.PathLike, event_type: str,
+         start: Point | None = None, stop: Point | None = None,
+         batch_size: int = 65536, progress: bool = False,
+         by: str | None = None) -> HDF5Replay:
     """Replay table /events/<event_type> of an HDF5 event dataset.
 
     start/stop: None (the first row / the end), a row number (int; stop is

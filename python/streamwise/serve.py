@@ -19,8 +19,11 @@ letters and checkpoints. ``Job(...).save(path)`` writes one,
 ``.start()`` runs it and ``.backtest(...)`` runs it over recorded events
 and returns the predictions as a DataFrame. See docs/runner.md.
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -40,7 +43,8 @@ def _core_of(model):
     return model
 
 
-def features(out, inputs=None, sparse=None):
+def features(out: Any, inputs: Sequence[str] | None = None,
+             sparse: bool | None = None) -> Any:
     """The matrix a bundle's model reads from a PipelineOutput: the dense
     columns named in inputs (default: all), then, with sparse (default:
     when the pipeline hashes), the hashed block, as a scipy CSR matrix;
@@ -63,7 +67,8 @@ def features(out, inputs=None, sparse=None):
     return sp.hstack([sp.csr_matrix(X), out.sparse], format="csr")
 
 
-def attach(model, pipeline, inputs=None, sparse=None, golden_events=None):
+def attach(model: Any, pipeline: Any, inputs: Sequence[str] | None = None,
+           sparse: bool | None = None, golden_events: Any = None) -> Any:
     """Make model (an estimator or a core model) a bundle of pipeline:
     inputs are the dense columns it reads (default: all), sparse whether
     the hashed block follows them (default: when the model's width says
@@ -101,7 +106,7 @@ def _valid_head(encoded):
              None) for name, kind, a, width, _ in encoded]
 
 
-def score(model, pipeline, out):
+def score(model: Any, pipeline: Any, out: Any) -> np.ndarray:
     """The bundle's predictions for the rows of a PipelineOutput, computed
     by the core function the runner calls (sw_model_predict_features):
     the same bits the runner writes. Binary GBDT: the probability of class
@@ -114,15 +119,17 @@ def score(model, pipeline, out):
 # Jobs for the C runner
 # ---------------------------------------------------------------------------
 
-def runner_program():
+def runner_program() -> str:
     """The sw-serve executable: $STREAMWISE_SERVE, the build in place, the
     one pip installed with the package, or one on PATH."""
     from ._base import program
     return program("sw-serve", "STREAMWISE_SERVE")
 
 
-def kafka_source(topic, bootstrap=None, group=None, start=None, stop=None,
-                 config=None, avro=None):
+def kafka_source(topic: str, bootstrap: str | None = None,
+                 group: str | None = None, start: Any = None,
+                 stop: Any = None, config: dict[str, str] | None = None,
+                 avro: Any = None) -> dict[str, Any]:
     """A Kafka source for a job: live as a member of group, or (without a
     group) the slice from start ("beginning" or an offset) to stop ("end"
     or an offset), a backtest."""
@@ -131,7 +138,7 @@ def kafka_source(topic, bootstrap=None, group=None, start=None, stop=None,
         raise _sw.InvalidArgument("kafka_source: no bootstrap servers (pass "
                                   "bootstrap= or set "
                                   "STREAMWISE_KAFKA_BOOTSTRAP)")
-    src = {"bootstrap": bootstrap, "topic": topic}
+    src: dict[str, Any] = {"bootstrap": bootstrap, "topic": topic}
     if group is not None:
         if start is not None or stop is not None:
             raise _sw.InvalidArgument("kafka_source: a group (live) or "
@@ -147,13 +154,14 @@ def kafka_source(topic, bootstrap=None, group=None, start=None, stop=None,
     return {"kafka": src}
 
 
-def hdf5_source(path, event_type):
+def hdf5_source(path: str | os.PathLike, event_type: str) -> dict[str, Any]:
     """An HDF5 event table (streamwise.hdf5) as a job's source."""
     return {"hdf5": {"path": os.fspath(path), "event_type": event_type}}
 
 
-def kafka_sink(topic, bootstrap=None, config=None):
-    out = {"topic": topic}
+def kafka_sink(topic: str, bootstrap: str | None = None,
+               config: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"topic": topic}
     if bootstrap:
         out["bootstrap"] = bootstrap
     if config:
@@ -161,11 +169,11 @@ def kafka_sink(topic, bootstrap=None, config=None):
     return {"kafka": out}
 
 
-def jsonl(path):
+def jsonl(path: str | os.PathLike) -> dict[str, str]:
     return {"jsonl": os.fspath(path)}
 
 
-def csv(path):
+def csv(path: str | os.PathLike) -> dict[str, str]:
     return {"csv": os.fspath(path)}
 
 
@@ -209,13 +217,24 @@ class Job:
     several runners share a topic and a partition's state moves with it;
     see docs/scaling.md."""
 
-    def __init__(self, source, bundle, registry=None, name=None,
-                 emission="arrival", key=None, sinks=(), features=None,
-                 dead_letters=None, checkpoint=None, metrics_port=None,
-                 batch=None, wait_ms=None, broker_outage_s=None,
-                 log_every_s=None, secret_env=None, reload=None,
-                 runner_name=None, shadow=None, canary=None, learn=None,
-                 tenants=None, control=None, tasks=None):
+    def __init__(self, source: dict[str, Any], bundle: str | os.PathLike,
+                 registry: str | os.PathLike | None = None,
+                 name: str | None = None, emission: str = "arrival",
+                 key: str | None = None, sinks: Sequence[dict[str, Any]] = (),
+                 features: dict[str, Any] | None = None,
+                 dead_letters: dict[str, Any] | None = None,
+                 checkpoint: str | os.PathLike | dict[str, Any] | None = None,
+                 metrics_port: int | None = None, batch: int | None = None,
+                 wait_ms: int | None = None,
+                 broker_outage_s: float | None = None,
+                 log_every_s: float | None = None,
+                 secret_env: str | None = None, reload: Any = None,
+                 runner_name: str | None = None,
+                 shadow: str | os.PathLike | None = None, canary: Any = None,
+                 learn: dict[str, Any] | None = None,
+                 tenants: dict[str, Any] | None = None,
+                 control: dict[str, Any] | None = None,
+                 tasks: int | None = None) -> None:
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -235,17 +254,18 @@ class Job:
                      "canary": canary, "learn": learn, "tenants": tenants,
                      "control": control, "tasks": tasks}
 
-    def to_json(self):
+    def to_json(self) -> str:
         return json.dumps({k: v for k, v in self.spec.items()
                            if v is not None}, indent=2)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> str | os.PathLike:
         """Write the job file sw-serve runs."""
         with open(path, "w") as f:
             f.write(self.to_json() + "\n")
         return path
 
-    def start(self, path=None, log=None):
+    def start(self, path: str | os.PathLike | None = None,
+              log: str | os.PathLike | None = None) -> RunningJob:
         """Run the job in a sw-serve process; returns a RunningJob. path:
         where the job file goes (a temporary file by default); log: a file
         for the runner's messages (default: kept in memory)."""
@@ -256,7 +276,8 @@ class Job:
         self.save(path)
         return RunningJob(path, self.spec.get("metrics_port"), log)
 
-    def backtest(self, source=None, timeout=600):
+    def backtest(self, source: dict[str, Any] | None = None,
+                 timeout: float = 600) -> Any:
         """Run the job over recorded events (source: an hdf5_source or a
         kafka_source slice; default: this job's source, which must be one)
         to its end, with no checkpoint, and return its predictions as a
@@ -289,7 +310,7 @@ class Job:
             return read_predictions(out)
 
 
-def read_predictions(path):
+def read_predictions(path: str | os.PathLike) -> Any:
     """A runner's JSON-lines predictions as a DataFrame (read with Python's
     json, which parses each %.17g number back to the same double; pandas'
     read_json does not). A job with a shadow adds shadow_prediction and
@@ -311,7 +332,7 @@ def read_predictions(path):
     return pd.DataFrame(rows, columns=cols)
 
 
-_RUNNING = []              # runners started here, ended at exit
+_RUNNING: list[Any] = []  # runners started here, ended at exit
 
 
 def _end_all():
@@ -324,7 +345,8 @@ class RunningJob:
     """A sw-serve process running a job. One still running when Python
     exits is killed, so a failed notebook or test leaves none behind."""
 
-    def __init__(self, path, metrics_port=None, log=None):
+    def __init__(self, path: str | os.PathLike, metrics_port: int | None = None,
+                 log: str | os.PathLike | None = None) -> None:
         import subprocess
         import tempfile
         self.path = path
@@ -355,7 +377,7 @@ class RunningJob:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.read().decode()
 
-    def metrics(self):
+    def metrics(self) -> dict[str, float]:
         """The Prometheus metrics as {name{labels}: value}."""
         out = {}
         for line in self._get("metrics").splitlines():
@@ -364,13 +386,13 @@ class RunningJob:
                 out[name] = float(value)
         return out
 
-    def status(self):
+    def status(self) -> dict[str, Any]:
         return json.loads(self._get("status"))
 
-    def alive(self):
+    def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, timeout=60):
+    def stop(self, timeout: float = 60) -> str:
         """SIGTERM: the runner checkpoints, flushes, commits and exits;
         returns its stderr (raises if it failed)."""
         import signal
@@ -388,7 +410,7 @@ class RunningJob:
                             f"{err.strip()}")
         return err
 
-    def kill(self):
+    def kill(self) -> str:
         """SIGKILL to the runner and any checkpoint it is writing, as a
         crash; returns what it had written to stderr."""
         import signal
@@ -406,8 +428,9 @@ class RunningJob:
             return "".join(x for x in f if not x.startswith("%"))
 
 
-def score_stream(model, batches, key=None, emission="arrival",
-                 partitions=None):
+def score_stream(model: Any, batches: Iterable[dict[str, Any]],
+                 key: str | None = None, emission: str = "arrival",
+                 partitions: int | None = None) -> Any:
     """The notebook's twin of a runner: replayed batches (from
     streamwise.replay.kafka(..., schema=spec) or replay.hdf5) through the
     bundle's pipeline, partition by partition, scored with score(); returns
@@ -425,7 +448,7 @@ def score_stream(model, batches, key=None, emission="arrival",
                                   "pipeline")
     spec = json.loads(m.pipeline[0])
     p = Pipeline(spec, emission=emission, partitions=partitions)
-    meta = {}              # arrival number -> (partition, offset, key)
+    meta: dict[int, Any] = {}  # arrival number -> (partition, offset, key)
     frames = []
 
     def collect(out):
@@ -451,7 +474,7 @@ def score_stream(model, batches, key=None, emission="arrival",
             sel = np.flatnonzero(part == q)
             sub = {k: np.asarray(v)[sel] for k, v in b.items()}
             first = p._next
-            keys = sub[key] if key is not None else [""] * len(sel)
+            keys: Any = sub[key] if key is not None else [""] * len(sel)
             for i in range(len(sel)):
                 k = keys[i]
                 k = k.decode() if isinstance(k, bytes) else str(k)

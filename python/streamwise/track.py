@@ -15,6 +15,8 @@ flush everything and record the status: FINISHED, FAILED on an exception,
 KILLED on Ctrl-C. Everything lands in the store described in
 ``streamwise.store`` (``$STREAMWISE_TRACKING_URI`` or ./streamwise-runs).
 """
+from __future__ import annotations
+
 import atexit
 import collections
 import contextlib
@@ -28,6 +30,7 @@ import subprocess
 import threading
 import time
 import uuid
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -227,7 +230,7 @@ _WRITER = _Writer()
 atexit.register(lambda: _WRITER.flush() if _WRITER._buf else None)
 
 
-def flush():
+def flush() -> None:
     """Write out every buffered metric point now."""
     _WRITER.flush()
 
@@ -239,7 +242,7 @@ def flush():
 _ACTIVE = threading.local()
 
 
-def active_run():
+def active_run() -> Run | None:
     """The innermost run this thread is inside, or None."""
     stack = getattr(_ACTIVE, "stack", [])
     return stack[-1] if stack else None
@@ -248,39 +251,40 @@ def active_run():
 class Run:
     """One run: what was tried, on which data, and what came out."""
 
-    def __init__(self, store, run_id):
+    def __init__(self, store: Any, run_id: str) -> None:
         self.store = store
         self.id = run_id
-        self._steps = {}
-        self._series = {}
-        self._registered = set()   # keys whose metrics row exists
+        self._steps: dict[str, int] = {}
+        self._series: dict[str, Any] = {}
+        self._registered: set[str] = set()  # keys whose metrics row exists
 
     def __repr__(self):
         return f"Run({self.id!r})"
 
     # ---- logging ---------------------------------------------------------
 
-    def log_metric(self, key, value, step=None, event_time=None):
+    def log_metric(self, key: str, value: float, step: int | None = None,
+                   event_time: Any = None) -> None:
         """Record value for key. step defaults to the number of points of
         this key logged so far (for streams: pass the events consumed);
         event_time (datetime, numpy datetime64 or int microseconds) is kept
         beside the wall time."""
-        if step is None:
-            step = self._steps.get(key, 0)
-        self._steps[key] = step + 1
-        _WRITER.add((self, key, int(step), _event_us(event_time),
+        at = self._steps.get(key, 0) if step is None else int(step)
+        self._steps[key] = at + 1
+        _WRITER.add((self, key, at, _event_us(event_time),
                      time.time(), float(value)))
 
-    def log_metrics(self, metrics, step=None, event_time=None):
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None,
+                    event_time: Any = None) -> None:
         for key, value in metrics.items():
             self.log_metric(key, value, step=step, event_time=event_time)
 
-    def log_param(self, key, value):
+    def log_param(self, key: str, value: Any) -> None:
         """Params are write-once: logging a different value for a key is an
         error; the same value again is fine."""
         self.log_params({key: value})
 
-    def log_params(self, params):
+    def log_params(self, params: dict[str, Any]) -> None:
         items = [(str(k), _param_text(v)) for k, v in params.items()]
 
         def put(con):
@@ -296,10 +300,10 @@ class Run:
                         f"are write-once, so {v!r} cannot replace it")
         self.store.write(put)
 
-    def set_tag(self, key, value):
+    def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
-    def set_tags(self, tags):
+    def set_tags(self, tags: dict[str, Any]) -> None:
         items = [(str(k), _param_text(v)) for k, v in tags.items()]
 
         def put(con):
@@ -309,7 +313,8 @@ class Run:
                             "excluded.value", (self.id, k, v))
         self.store.write(put)
 
-    def log_artifact(self, path, name=None):
+    def log_artifact(self, path: str | os.PathLike,
+                     name: str | None = None) -> str:
         """Copy a file into the run's artifacts; returns the copy's path."""
         name = name or os.path.basename(path)
         dest = self.store.run_dir(self.id, "artifacts", name)
@@ -323,7 +328,7 @@ class Run:
             (self.id, self.store.relpath(dest), digest, size)))
         return dest
 
-    def log_model(self, model, name):
+    def log_model(self, model: Any, name: str) -> str:
         """Save a streamwise model into the run (a verified .swm); returns
         its path, which registry.register() accepts, as does
         ``runs:/<run_id>/<name>``."""
@@ -338,7 +343,8 @@ class Run:
              os.path.getsize(dest))))
         return dest
 
-    def log_input(self, data_slice, kind=None):
+    def log_input(self, data_slice: dict[str, Any],
+                  kind: str | None = None) -> None:
         """Record exactly which data the run read: a replay's ``.slice``, or
         a dict such as {"kind": "hdf5", "sha256": ..., "path": ...,
         "rows": [start, stop]} or {"kind": "kafka", "topic": ...,
@@ -367,7 +373,7 @@ class Run:
             self._series[key] = path
         return path
 
-    def metric_history(self, key):
+    def metric_history(self, key: str) -> Any:
         """Every point of a metric as a DataFrame: step, event_time
         (datetime64[us], NaT when not given), wall_time, value."""
         import pandas as pd
@@ -387,17 +393,17 @@ class Run:
             "wall_time": pd.to_datetime(arr["wall_time"], unit="s"),
             "value": arr["value"]})
 
-    def info(self):
+    def info(self) -> dict[str, Any]:
         """The run's attributes, params, tags, metric summaries and inputs."""
         flush()
         return get_run(self.id, store=self.store, _run=self)
 
     @property
-    def status(self):
+    def status(self) -> str:
         return self.store.read("SELECT status FROM runs WHERE run_id = ?",
                                (self.id,))[0][0]
 
-    def end(self, status=FINISHED):
+    def end(self, status: str = FINISHED) -> None:
         """Flush the metrics and close the run with a status. When a
         database store cannot be reached, the error is raised and the run
         is recorded as FAILED (why in its tag streamwise.failure) once the
@@ -427,8 +433,10 @@ class Run:
             raise
 
 
-def start_run(experiment="default", name=None, params=None, tags=None,
-              parent=None, seed=None, store=None):
+def start_run(experiment: str = "default", name: str | None = None,
+              params: dict[str, Any] | None = None,
+              tags: dict[str, Any] | None = None, parent: Any = None,
+              seed: int | None = None, store: Any = None) -> Run:
     """Open a run (prefer the ``run`` context manager, which closes it)."""
     st = get_store(store)
     run_id = uuid.uuid4().hex
@@ -438,8 +446,9 @@ def start_run(experiment="default", name=None, params=None, tags=None,
             if params and isinstance(params.get(k), (int, np.integer)):
                 seed = int(params[k])
     parent_id = parent.id if isinstance(parent, Run) else parent
-    if parent_id is None and active_run() is not None:
-        parent_id = active_run().id
+    outer = active_run()
+    if parent_id is None and outer is not None:
+        parent_id = outer.id
 
     def create(con):
         row = con.execute("SELECT experiment_id FROM experiments WHERE "
@@ -467,8 +476,10 @@ def start_run(experiment="default", name=None, params=None, tags=None,
 
 
 @contextlib.contextmanager
-def run(experiment="default", name=None, params=None, tags=None, parent=None,
-        seed=None, store=None):
+def run(experiment: str = "default", name: str | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None, parent: Any = None,
+        seed: int | None = None, store: Any = None) -> Iterator[Run]:
     """A run as a context manager: FINISHED when the block ends, FAILED on
     an exception, KILLED on Ctrl-C (the exception goes on); metrics are
     flushed in every case."""
@@ -526,8 +537,10 @@ def _frame(store, run_ids):
     return df
 
 
-def search_runs(filter=None, order_by=None, max_results=100,
-                experiment=None, store=None):
+def search_runs(filter: str | None = None,
+                order_by: str | Sequence[str] | None = None,
+                max_results: int = 100, experiment: str | None = None,
+                store: Any = None) -> Any:
     """Runs matching a filter (see streamwise._filter for the language),
     as a pandas DataFrame, newest first unless order_by says otherwise:
 
@@ -549,7 +562,8 @@ def search_runs(filter=None, order_by=None, max_results=100,
     return _frame(st, [r[0] for r in rows])
 
 
-def get_run(run_id, store=None, _run=None):
+def get_run(run_id: str, store: Any = None,
+            _run: Run | None = None) -> dict[str, Any]:
     """One run as a dict: attributes, params, tags, metrics (summaries),
     inputs and artifacts."""
     flush()
@@ -581,7 +595,7 @@ def get_run(run_id, store=None, _run=None):
     return info
 
 
-def open_run(run_id, store=None):
+def open_run(run_id: str, store: Any = None) -> Run:
     """A Run handle for an existing run (to read its metric history)."""
     st = get_store(store)
     rows = st.read("SELECT run_id FROM runs WHERE run_id = ? OR "

@@ -10,7 +10,10 @@ from conftest import ROOT
 TYPED = ["streamwise/_base.py", "streamwise/learners.py",
          "streamwise/gbdt.py", "streamwise/recommend.py",
          "streamwise/evaluate.py", "streamwise/pipeline.py",
-         "streamwise/datasets/fetch.py", "streamwise/registry.py"]
+         "streamwise/datasets/fetch.py", "streamwise/registry.py",
+         "streamwise/kafka.py", "streamwise/track.py",
+         "streamwise/replay.py", "streamwise/hdf5.py",
+         "streamwise/serve.py", "streamwise/dask.py"]
 
 
 def test_mypy_finds_no_error_in_the_typed_modules(tmp_path):
@@ -41,10 +44,18 @@ def test_public_methods_of_the_typed_estimators_are_annotated():
 def test_public_functions_of_the_typed_modules_are_annotated():
     import inspect
     import importlib
-    from streamwise import evaluate, registry
+    from streamwise import (evaluate, hdf5, kafka, registry, replay, serve,
+                            track)
     fetch = importlib.import_module("streamwise.datasets.fetch")
-    for mod in (registry, evaluate, fetch):
+    for mod in (registry, evaluate, fetch, kafka, track, replay, hdf5,
+                serve):
         for name in mod.__all__:
             fn = getattr(mod, name)
             if inspect.isfunction(fn) and fn.__module__ == mod.__name__:
                 assert "return" in fn.__annotations__, f"{mod.__name__}.{name}"
+            if inspect.isclass(fn) and fn.__module__ == mod.__name__:
+                for m, f in inspect.getmembers(fn, inspect.isfunction):
+                    if not m.startswith("_") or m in ("__init__",
+                                                      "__enter__"):
+                        assert "return" in f.__annotations__, \
+                            f"{mod.__name__}.{name}.{m}"
