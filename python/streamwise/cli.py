@@ -17,6 +17,8 @@ Every command that reads the tracking store takes --store DIR|URI (a
 directory, or postgresql://user@host/db; default $STREAMWISE_TRACKING_URI
 or ./streamwise-runs).
 """
+from __future__ import annotations
+
 import argparse
 import json
 import sys
@@ -279,7 +281,7 @@ def _parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.show_version:

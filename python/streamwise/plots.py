@@ -1,10 +1,15 @@
 """Plots for people comparing runs (matplotlib, imported when used)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 from . import track
 
 __all__ = ["compare_runs"]
 
 
-def compare_runs(runs, metric, x="step", ax=None, store=None):
+def compare_runs(runs: Iterable[Any], metric: str, x: str = "step",
+                 ax: Any = None, store: Any = None) -> Any:
     """One line per run of metric against x ("step", "event_time" or
     "wall_time"); runs are Run objects or run ids (prefixes work).
     Returns the matplotlib Figure."""

@@ -36,8 +36,11 @@ PostgreSQL by a transaction-scoped advisory lock. Reads never wait. The
 migrations run under an advisory lock on PostgreSQL, so processes starting
 at once never race; the append-only logs are enforced by triggers on both.
 """
+from __future__ import annotations
+
 import io
 import os
+from typing import Any
 import re
 import sqlite3
 import threading
@@ -347,10 +350,11 @@ class StoreError(_sw.FormatError):
     unreachable...)."""
 
 
-_DEFAULT = None        # set_store's choice, ahead of the environment
+_DEFAULT: tuple[Any, Any] | None = None  # set_store's choice, first
 
 
-def set_store(uri=None, artifact_root=None):
+def set_store(uri: str | os.PathLike | None = None,
+              artifact_root: str | os.PathLike | None = None) -> Any:
     """Choose the store of this process: a path or ``file:`` URI (SQLite),
     ``postgresql://user@host:port/db`` (PostgreSQL; artifact_root names
     the directory every machine sees, recorded in the store when it is
@@ -361,7 +365,7 @@ def set_store(uri=None, artifact_root=None):
     return get_store()
 
 
-def parse_uri(uri):
+def parse_uri(uri: str | os.PathLike | None) -> tuple[str, str]:
     """("sqlite", absolute directory) or ("postgresql", uri)."""
     if not uri:
         return "sqlite", os.path.abspath(DEFAULT_ROOT)
@@ -383,11 +387,11 @@ def parse_uri(uri):
         f"postgresql:// (a shared PostgreSQL store)")
 
 
-def default_root():
+def default_root() -> str:
     """Where the default store is: $STREAMWISE_TRACKING_URI (a path, a
     file: URI or a postgresql:// URI), else ./streamwise-runs."""
     if _DEFAULT is not None:
-        return _DEFAULT[0]
+        return os.fspath(_DEFAULT[0])
     uri = os.environ.get("STREAMWISE_TRACKING_URI")
     kind, where = parse_uri(uri)
     return where
@@ -857,11 +861,12 @@ class _PgTx:
         return self.cur
 
 
-_STORES = {}
+_STORES: dict[Any, Any] = {}
 _STORES_LOCK = threading.Lock()
 
 
-def get_store(root=None, artifact_root=None):
+def get_store(root: Any = None,
+              artifact_root: str | os.PathLike | None = None) -> Any:
     """The shared store handle for a path or URI (default: set_store's
     choice, else $STREAMWISE_TRACKING_URI, else ./streamwise-runs); a
     store handle is returned as it is."""
@@ -881,7 +886,9 @@ def get_store(root=None, artifact_root=None):
         return st
 
 
-def local_postgres(dir=None, port=None, settings=None):
+def local_postgres(dir: str | os.PathLike | None = None,
+                   port: int | None = None,
+                   settings: dict[str, str] | None = None) -> Any:
     """A throwaway PostgreSQL server on loopback (see _pgserver)."""
     from ._pgserver import local_postgres as start
     return start(dir, port, settings)
