@@ -290,23 +290,48 @@ def _join_ring(token, rank, addrs, timeout):
         listener.close()
 
 
-def _listen_all(client, token, workers, timeout):
+def _alive(client, workers, settle=0.0):
+    """The workers the scheduler still knows; with settle, waits up to
+    that many seconds for one that failed to answer to be noticed gone."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            alive = set(client.scheduler_info()["workers"])
+        except Exception:                   # noqa: BLE001 - scheduler too
+            return set()
+        if time.monotonic() >= deadline or not set(workers) <= alive:
+            return alive
+        time.sleep(0.1)
+
+
+def _listen_all(client, token, workers, timeout, kept):
     """Every worker's ring address, asked of each worker in a thread of
     its own: client.run waits for its workers without bound, and a
-    stalled one never answers; one that does not within timeout seconds
-    is named."""
+    stalled one never answers. A worker that does not answer within
+    timeout seconds, or cannot be reached, is named."""
     import concurrent.futures as cf
     pool = cf.ThreadPoolExecutor(len(workers))
     try:
         futs = [pool.submit(client.run, _listen, token, workers=[w])
                 for w in workers]
         cf.wait(futs, timeout=timeout)
+        failed = [f for f in futs if not f.done() or f.exception()]
+        alive = _alive(client, workers, 5.0 if failed else 0.0)
         for rank, (w, f) in enumerate(zip(workers, futs)):
-            if not f.done():
+            why = None
+            if w not in alive:
+                why = "gone"
+            elif not f.done():
+                why = "stalled"
+            elif f.exception() is not None:
+                why = "unreachable"
+            if why is not None:
+                detail = f": {type(f.exception()).__name__}: " \
+                    f"{f.exception()}" if f.done() and f.exception() else ""
                 raise _sw.IOError(
-                    f"dask GBDT: rank {rank} on worker {w} (stalled) left "
-                    f"the fit: it did not open its ring socket within "
-                    f"{timeout:g} s")
+                    f"dask GBDT: rank {rank} on worker {w} ({why}) left the "
+                    f"fit: it did not open its ring socket within "
+                    f"{timeout:g} s{detail}{kept}")
         return [f.result()[w] for w, f in zip(workers, futs)]
     finally:
         pool.shutdown(wait=False)
@@ -558,7 +583,8 @@ class _DaskGBDT(_gbdt._GBDT):
         t0 = time.perf_counter()
         futs = []
         try:
-            addrs = _listen_all(client, token, workers, float(self.timeout))
+            addrs = _listen_all(client, token, workers, float(self.timeout),
+                                self._kept())
             params = {k: v for k, v in self.get_params().items()
                       if k not in ("timeout", "checkpoint_every")}
             for rank, w in enumerate(workers):
@@ -607,15 +633,20 @@ class _DaskGBDT(_gbdt._GBDT):
             except Exception:               # noqa: BLE001 - workers gone
                 pass
 
+    def _kept(self):
+        """What a failure leaves to continue from, said in its message."""
+        return (f"; {self.rounds_done_} rounds are kept (rounds_done_): "
+                f"fit(X, y, init_model=this estimator, n_estimators="
+                f"remaining) continues" if self.rounds_done_ else "")
+
     def _fail(self, client, workers, futs):
         """Raise what went wrong, naming the rank and worker to blame: one
         that is gone, else one that failed on its own (its error raised
         as it is: bad labels stay InvalidArgument), else one that never
         finished."""
-        try:
-            alive = set(client.scheduler_info()["workers"])
-        except Exception:                   # noqa: BLE001 - scheduler too
-            alive = set()
+        alive = _alive(client, workers,
+                       5.0 if any(f.status != "finished" for f in futs)
+                       else 0.0)
         errors = {}
         for r, f in enumerate(futs):
             if f.status == "error":
@@ -628,9 +659,7 @@ class _DaskGBDT(_gbdt._GBDT):
                if "collective:" not in str(e) and "dask GBDT" not in str(e)]
         stuck = [r for r, f in enumerate(futs)
                  if f.status not in ("finished", "error")]
-        kept = (f"; {self.rounds_done_} rounds are kept (rounds_done_): "
-                f"fit(X, y, init_model=this estimator, n_estimators="
-                f"remaining) continues" if self.rounds_done_ else "")
+        kept = self._kept()
         if own and not gone:
             err = errors[own[0]]
             if isinstance(err, _sw.Error):
