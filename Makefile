@@ -40,7 +40,8 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_coll.c csrc/sw_model.c \
             csrc/sw_model_io.c \
             csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \
-            csrc/learn/sw_gbdt.c csrc/learn/sw_gbdt_train.c \
+            csrc/learn/sw_gbdt.c csrc/learn/sw_gbdt_bins.c \
+            csrc/learn/sw_gbdt_grow.c csrc/learn/sw_gbdt_train.c \
             csrc/learn/sw_gbdt_export.c \
             csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
             csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_pipeline_io.c \
@@ -58,7 +59,8 @@ IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 ALL_LIBS := $(BUILD)/libswio.a $(BUILD)/libswcore.a
 TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
-            csrc/pipeline/sw_pipeline_int.h csrc/io/sw_kafka_conf.h \
+            csrc/pipeline/sw_pipeline_int.h csrc/learn/sw_gbdt_int.h \
+            csrc/io/sw_kafka_conf.h \
             csrc/io/sw_events_schema.h csrc/io/sw_hdf5.h csrc/io/sw_avro.h \
             csrc/io/sw_registry_int.h
 
