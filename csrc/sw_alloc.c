@@ -8,6 +8,11 @@
  * count allocations not yet freed. The levers are compiled into every build
  * (a relaxed atomic per call costs nothing measurable) so that the C tests,
  * the runner and the Python extension all link one and the same archive.
+ *
+ * jansson's allocations come here too (json_set_alloc_funcs, set before
+ * main or when the extension loads): the fault loop reaches the spec and
+ * schema parsers, a json_t leaked shows in the live count, and a string
+ * from json_dumps is released with sw_free.
  */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE, mremap */
 #include <stdint.h>
@@ -15,10 +20,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <jansson.h>
+
 #include "sw_internal.h"
 
 static long fail_countdown = -1; /* -1: never fail */
 static long live;                /* allocated and not yet freed */
+static long refused;             /* allocations that returned NULL */
 
 void
 sw_alloc_fail_after(long n)
@@ -32,6 +40,12 @@ sw_alloc_live(void)
     return __atomic_load_n(&live, __ATOMIC_RELAXED);
 }
 
+long
+sw_alloc_failures(void)
+{
+    return __atomic_load_n(&refused, __ATOMIC_RELAXED);
+}
+
 static int
 should_fail(void)
 {
@@ -39,8 +53,10 @@ should_fail(void)
 
     if (n < 0)
         return 0;
-    if (n == 0)
+    if (n == 0) {
+        __atomic_add_fetch(&refused, 1, __ATOMIC_RELAXED);
         return 1;
+    }
     __atomic_sub_fetch(&fail_countdown, 1, __ATOMIC_RELAXED);
     return 0;
 }
@@ -53,8 +69,7 @@ sw_malloc(size_t n)
     if (should_fail())
         return NULL;
     p = malloc(n ? n : 1);
-    if (p != NULL)
-        __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(p != NULL ? &live : &refused, 1, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -80,8 +95,7 @@ sw_calloc(size_t count, size_t size)
     if (should_fail())
         return NULL;
     p = calloc(count ? count : 1, size ? size : 1);
-    if (p != NULL)
-        __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(p != NULL ? &live : &refused, 1, __ATOMIC_RELAXED);
     return p;
 }
 
@@ -99,7 +113,9 @@ sw_realloc_array(void *p, size_t count, size_t size)
     if (should_fail())
         return NULL;
     q = realloc(p, n ? n : 1);
-    if (q != NULL && p == NULL)
+    if (q == NULL)
+        __atomic_add_fetch(&refused, 1, __ATOMIC_RELAXED);
+    else if (p == NULL)
         __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
     return q;
 }
@@ -222,4 +238,24 @@ sw_free_big(void *p, size_t n)
     }
     __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
     munmap(p, big_len(n));
+}
+
+static void *
+json_alloc(size_t n)
+{
+    return sw_malloc(n);
+}
+
+static void
+json_release(void *p)
+{
+    sw_free(p);
+}
+
+/* jansson keeps one pair of functions per process; set it before anything
+ * parses (libavro's schema code, which uses jansson, comes here too). */
+__attribute__((constructor)) static void
+route_jansson(void)
+{
+    json_set_alloc_funcs(json_alloc, json_release);
 }

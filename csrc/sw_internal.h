@@ -51,6 +51,11 @@ void *sw_realloc_big(void *p, size_t old_n, size_t n);
  * n-th allocation from now fail (-1: never), and count live blocks. */
 void sw_alloc_fail_after(long n);
 long sw_alloc_live(void);
+/* Allocations refused so far (by the lever or by the system). jansson,
+ * whose allocations come here too, reports a refused one as a syntax
+ * error or not at all: a step that parses or builds JSON compares this
+ * count before and after, and a change is SW_E_NOMEM. */
+long sw_alloc_failures(void);
 
 /* ---- threads (sw_thread.c) ----
  * fn(ctx, chunk, thread) runs once for every chunk 0..n_chunks-1 on up to

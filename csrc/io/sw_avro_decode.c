@@ -93,7 +93,7 @@ reader_defaults(sw_avro *a, const char *json, sw_err *err)
     size_t i;
 
     a->defaults = json_object();
-    if (a->defaults == NULL) {
+    if (a->defaults == NULL || root == NULL) { /* libavro parsed it */
         json_decref(root);
         return sw_fail(err, SW_E_NOMEM, "avro: out of memory");
     }

@@ -174,8 +174,12 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
             d->ms_scale = units[i].scale;
     }
     /* defaults for fields that older events lack: parsed already, so
-     * the text is JSON */
+     * only memory can fail the parse */
     root = json_loads(schema, 0, NULL);
+    if (root == NULL) {
+        rc = sw_fail(err, SW_E_NOMEM, "decoder: out of memory");
+        goto done;
+    }
     ev = json_object_get(root, "events");
     ev = json_is_object(ev) ? ev : root;
     json_object_foreach(json_object_get(ev, "defaults"), name, v)
@@ -559,12 +563,24 @@ static const yajl_callbacks callbacks = {
 
 /* yajl wants a new handle for every message and allocates the same few
  * blocks each time: they are kept for the next message instead of going
- * back to malloc (a block carries its capacity in front). */
+ * back to malloc (a block carries its capacity in front).
+ *
+ * yajl (2.1) does not check its own allocations: a NULL crashes it (the
+ * fault loop found this in yajl_alloc). So the pool never gives it one: an
+ * allocation refused is carved from a reserve made with the pool, the
+ * pool is marked starved, and the message's parse ends as out of memory
+ * once yajl is done with it. A message whose parse needs more than the
+ * reserve while memory is refused would still crash yajl. */
 #define POOL_MAX 16
+#define POOL_RESERVE (256 * 1024)
+#define FROM_RESERVE ((size_t)0x5265736572766521ULL) /* in b[-1] */
 
 typedef struct pool {
     int n;
     void *block[POOL_MAX];
+    unsigned char *reserve; /* POOL_RESERVE bytes */
+    size_t reserve_used;
+    int starved; /* the reserve was used for this message */
 } pool;
 
 static void *
@@ -582,9 +598,20 @@ pool_malloc(void *ctx, size_t sz)
         }
     }
     b = sw_malloc(sz + 16);
-    if (b == NULL)
-        return NULL;
-    b[0] = sz; /* b[1] pads the block to 16 bytes */
+    if (b == NULL) {
+        size_t need = (sz + 16 + 15) & ~(size_t)15;
+
+        if (pl->reserve == NULL || need > POOL_RESERVE - pl->reserve_used)
+            return NULL; /* past the reserve: yajl's own crash */
+        b = (size_t *)(void *)(pl->reserve + pl->reserve_used);
+        pl->reserve_used += need;
+        pl->starved = 1;
+        b[0] = sz;
+        b[1] = FROM_RESERVE;
+        return b + 2;
+    }
+    b[0] = sz;
+    b[1] = 0; /* pads the block to 16 bytes */
     return b + 2;
 }
 
@@ -593,8 +620,8 @@ pool_free(void *ctx, void *p)
 {
     pool *pl = ctx;
 
-    if (p == NULL)
-        return;
+    if (p == NULL || ((size_t *)p)[-1] == FROM_RESERVE)
+        return; /* the reserve is emptied whole after the message */
     if (pl->n < POOL_MAX) {
         pl->block[pl->n++] = p;
         return;
@@ -622,6 +649,8 @@ pool_clear(pool *pl)
 {
     while (pl->n > 0)
         sw_free((size_t *)pl->block[--pl->n] - 2);
+    sw_free(pl->reserve);
+    pl->reserve = NULL;
 }
 
 /* Parse one JSON message into ps->val: -1 not JSON, 1 not an object, 0
@@ -642,6 +671,11 @@ parse_json(pstate *ps, const unsigned char *p, size_t len)
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     yajl_free(h);
+    if (ps->pool->starved) {
+        ps->pool->starved = 0;
+        ps->pool->reserve_used = 0;
+        return -2;
+    }
     if (st == yajl_status_client_canceled)
         return -2;
     if (st != yajl_status_ok || ps->bad || ps->top == 0 || ps->top == 3)
@@ -666,6 +700,9 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
     if ((rc = room(d, n, err)) != SW_OK)
         return rc;
     if (d->pool == NULL && (d->pool = sw_calloc(1, sizeof(pool))) == NULL)
+        return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+    if (d->pool->reserve == NULL &&
+        (d->pool->reserve = sw_malloc(POOL_RESERVE)) == NULL)
         return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
     memset(&ps, 0, sizeof(ps));
     ps.pool = d->pool;

@@ -65,7 +65,7 @@ json_hash(const json_t *v, uint64_t *out)
     if (s == NULL)
         return -1;
     crypto_hash_sha256(d, (const unsigned char *)s, strlen(s));
-    free(s); /* jansson's allocation */
+    sw_free(s);
     *out = sw_get_le64(d);
     return 0;
 }
@@ -86,11 +86,10 @@ bundle_new(const char *spec_json, const char *const *inputs, int n_inputs,
     *out = NULL;
     if ((rc = sw_pipeline_new(spec_json, &p, err)) != SW_OK)
         return sw_fail_wrap(err, rc, rc, "bundle: ");
-    root = json_loads(spec_json, 0, NULL);
+    root = json_loads(spec_json, 0, NULL); /* parsed: only memory fails */
     b = sw_calloc(1, sizeof(*b));
     if (root == NULL || b == NULL) {
-        rc = sw_fail(err, root ? SW_E_NOMEM : SW_E_INTERNAL,
-                     "bundle: out of memory");
+        rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
     json_object_del(root, "emission");
@@ -139,7 +138,7 @@ bundle_new(const char *spec_json, const char *const *inputs, int n_inputs,
     b = NULL;
     rc = SW_OK;
 done:
-    free(text);
+    sw_free(text);
     json_decref(root);
     sw_pipeline_free(p);
     sw_bundle_free(b);
@@ -221,6 +220,7 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
     json_t *root = NULL, *cols = NULL;
     char *text = NULL;
     int c;
+    long refused = sw_alloc_failures();
     sw_rc rc;
 
     if (m == NULL || ev == NULL || ev->n_rows < 1 || ev->columns == NULL)
@@ -256,6 +256,10 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
             }
         }
         a = column_json(col, ev->n_rows);
+        if (a == NULL && sw_alloc_failures() != refused) {
+            rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+            goto done;
+        }
         if (a == NULL) {
             rc = sw_fail(err, SW_E_INVAL,
                          "set_golden_events: column '%s' is not valid UTF-8 "
@@ -267,7 +271,8 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
     }
     json_object_set(root, "events", cols);
     text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (text == NULL) {
+    /* a value jansson could not allocate is dropped without a word */
+    if (text == NULL || sw_alloc_failures() != refused) {
         rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
@@ -283,7 +288,7 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
         rc = SW_OK;
     }
 done:
-    free(text);
+    sw_free(text);
     json_decref(cols);
     json_decref(root);
     return rc;
@@ -626,7 +631,7 @@ done:
         *pred = NULL;
     }
     events_free(&e);
-    free(text);
+    sw_free(text);
     json_decref(spec);
     sw_result_free(r);
     sw_pipeline_free(p);
@@ -635,11 +640,13 @@ done:
 
 /* Bundles whose spec hashes private ids cannot be replayed without the
  * secret, which never travels: their golden events are not kept. */
+/* 1 or 0; -1 when the spec cannot be read (out of memory): golden
+ * events must not be written then, they may be private. */
 static int
 has_privacy(const sw_bundle *b)
 {
     json_t *spec = json_loads(b->spec, 0, NULL);
-    int yes = spec != NULL && json_object_get(spec, "privacy") != NULL;
+    int yes = spec == NULL ? -1 : json_object_get(spec, "privacy") != NULL;
 
     json_decref(spec);
     return yes;
@@ -653,19 +660,22 @@ sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
     int64_t *seq = NULL, n_rows = 0, i, n_o = sw_model_n_outputs(m);
     double *pred = NULL;
     char *text = NULL;
-    int j;
+    int j, private_ = has_privacy(b);
+    long refused = sw_alloc_failures();
     sw_rc rc = SW_OK;
 
     root = json_object();
-    if (root == NULL)
+    if (root == NULL || private_ < 0) {
+        json_decref(root);
         return sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+    }
     json_object_set_new(root, "spec", json_loads(b->spec, 0, NULL));
     a = json_array();
     for (j = 0; a != NULL && j < b->n_inputs; j++)
         json_array_append_new(a, json_string(b->inputs[j]));
     json_object_set_new(root, "inputs", a);
     json_object_set_new(root, "sparse", json_boolean(b->sparse));
-    if (b->golden != NULL && !has_privacy(b)) {
+    if (b->golden != NULL && !private_) {
         g = json_loads(b->golden, 0, NULL);
         ev = g ? json_incref(json_object_get(g, "events")) : NULL;
         json_decref(g);
@@ -691,13 +701,15 @@ sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
         json_object_set_new(root, "golden", g);
     }
     text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (text == NULL) {
+    /* jansson drops what it could not allocate without a word: a tree
+     * built while an allocation failed is not written */
+    if (text == NULL || sw_alloc_failures() != refused) {
         rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
     rc = sw_buf_put(out, text, strlen(text), err);
 done:
-    free(text);
+    sw_free(text);
     json_decref(ev);
     json_decref(root);
     sw_free(seq);
@@ -717,9 +729,12 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
     int64_t *seq = NULL, n_rows = 0, i, n_o = sw_model_n_outputs(m);
     double *pred = NULL;
     size_t j;
+    long refused = sw_alloc_failures();
     sw_rc rc;
 
     root = json_loadb((const char *)p, len, 0, &jerr);
+    if (root == NULL && sw_alloc_failures() != refused)
+        return sw_fail(err, SW_E_NOMEM, "PIPELINE: out of memory");
     if (root == NULL)
         return sw_fail(err, SW_E_FORMAT, "PIPELINE: not JSON (%s)", jerr.text);
     spec = json_object_get(root, "spec");
@@ -822,12 +837,12 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
             char *ev = json_dumps(g, JSON_COMPACT | JSON_REAL_PRECISION(17));
 
             m->bundle->golden = ev ? sw_strdup(ev) : NULL;
-            free(ev);
+            sw_free(ev);
         }
     }
     rc = SW_OK;
 done:
-    free(text);
+    sw_free(text);
     sw_free(names);
     sw_free(seq);
     sw_free(pred);

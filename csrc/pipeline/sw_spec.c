@@ -913,12 +913,12 @@ static sw_rc
 spec_identity(sw_pipeline *p, json_t *root, sw_err *err)
 {
     unsigned char digest[crypto_hash_sha256_BYTES];
-    char *canon = json_dumps(root, JSON_COMPACT); /* jansson's allocation */
+    char *canon = json_dumps(root, JSON_COMPACT);
 
     if (canon == NULL)
         return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     p->spec_json = sw_strdup(canon);
-    free(canon);
+    sw_free(canon);
     if (p->spec_json == NULL)
         return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     json_object_del(root, "emission");
@@ -926,11 +926,11 @@ spec_identity(sw_pipeline *p, json_t *root, sw_err *err)
     if (canon == NULL)
         return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     if (sodium_init() < 0) {
-        free(canon);
+        sw_free(canon);
         return sw_fail(err, SW_E_INTERNAL, "spec: libsodium failed");
     }
     crypto_hash_sha256(digest, (const unsigned char *)canon, strlen(canon));
-    free(canon);
+    sw_free(canon);
     p->spec_hash = sw_get_le64(digest);
     return SW_OK;
 }
@@ -939,9 +939,12 @@ sw_rc
 sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 {
     json_error_t jerr;
+    long refused = sw_alloc_failures();
     json_t *root = json_loads(text, 0, &jerr);
     sw_rc rc;
 
+    if (root == NULL && sw_alloc_failures() != refused)
+        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
     if (root == NULL)
         return sw_fail(err, SW_E_INVAL,
                        "spec: not JSON (line %d, column %d: %s)", jerr.line,

@@ -4,6 +4,7 @@
  * turn: each failure must be SW_E_NOMEM, with OUT parameters NULL, nothing
  * leaked, and the object the call works on unchanged.
  */
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@ typedef struct ctx {
     double pred[6 * 3];
     double w_before[64];
     int64_t n_classes;
+    double gx[60 * 3], gy[60]; /* the GBDT case's rows */
 } ctx;
 
 static sw_rc
@@ -252,6 +254,77 @@ test_realloc_big(void)
     CHECK(sw_alloc_live() == 0);
 }
 
+/* ---- the JSON decoder and a GBDT fit under the fault loop ---------- */
+
+static sw_rc
+op_decoder(void *p, sw_err *err)
+{
+    static const char *schema =
+        "{\"time\": \"ts\", \"time_unit\": \"ms\", \"fields\": "
+        "{\"user\": \"str\", \"x\": \"float64\", \"n\": \"int64\"}}";
+    static const char msgs[] =
+        "{\"ts\": 5, \"user\": \"ann\", \"x\": 1.5, \"n\": 3}"
+        "{\"ts\": 6, \"user\": \"bob\", \"x\": -2, \"n\": 4}"
+        "not json";
+    int64_t at[3] = {0, 42, 83}, len[3] = {42, 41, 8}, rows = 0;
+    sw_json_decoder *d = (sw_json_decoder *)&d;
+    sw_rc rc;
+
+    (void)p;
+    rc = sw_json_decoder_new(schema, &d, err);
+    if (rc != SW_OK)
+        return d == NULL ? rc : SW_E_INTERNAL;
+    rc = sw_json_decode(d, (const unsigned char *)msgs, at, len, NULL, 3, &rows,
+                        err);
+    if (rc == SW_OK && rows != 2)
+        rc = SW_E_INTERNAL;
+    sw_json_decoder_free(d);
+    return rc;
+}
+
+static sw_rc
+op_gbdt_fit(void *p, sw_err *err)
+{
+    ctx *c = p;
+    sw_model *m = (sw_model *)&m;
+    sw_rc rc = sw_gbdt_fit(c->conf, &c->x, c->gy, NULL, NULL, NULL, NULL,
+                           NULL, NULL, &m, err);
+
+    if (rc != SW_OK)
+        return m == NULL ? rc : SW_E_INTERNAL;
+    sw_model_free(m);
+    return rc;
+}
+
+static void
+test_oom_decoder_gbdt(void)
+{
+    ctx c;
+    int i;
+
+    memset(&c, 0, sizeof(c));
+    oom_loop("json decoder", op_decoder, &c);
+    for (i = 0; i < 60; i++) {
+        c.gx[i * 3] = i % 7;
+        c.gx[i * 3 + 1] = i % 5 == 0 ? NAN : (double)(i % 11) / 3;
+        c.gx[i * 3 + 2] = -i;
+        c.gy[i] = (i % 7) + (i % 11) / 3 > 5;
+    }
+    c.x.layout = SW_DENSE;
+    c.x.dtype = SW_F64;
+    c.x.n_rows = 60;
+    c.x.n_cols = c.x.row_stride = 3;
+    c.x.data = c.gx;
+    sw_conf_new(&c.conf, NULL);
+    sw_conf_set(c.conf, "gbdt.n_estimators", "3", NULL);
+    sw_conf_set(c.conf, "gbdt.min_data_in_leaf", "2", NULL);
+    sw_conf_set(c.conf, "gbdt.bagging_fraction", "0.8", NULL);
+    oom_loop("gbdt fit", op_gbdt_fit, &c);
+    sw_conf_set(c.conf, "gbdt.threads", "2", NULL);
+    oom_loop("gbdt fit, 2 threads", op_gbdt_fit, &c);
+    sw_conf_free(c.conf);
+}
+
 void
 test_oom(void)
 {
@@ -324,4 +397,6 @@ test_oom(void)
     unlink(c.mc.path);
     CHECK(sw_alloc_live() == 0);
     test_realloc_big();
+    test_oom_decoder_gbdt();
+    CHECK(sw_alloc_live() == 0);
 }
