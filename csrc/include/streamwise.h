@@ -628,10 +628,22 @@ sw_rc sw_pipeline_announce_partitions(sw_pipeline *p, int n, sw_err *err);
 /* Process every buffered event (end of stream). */
 sw_rc sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err);
 
-/* Counters: [0] rows emitted, [1] late, [2] invalid (all reasons),
- * [3] events buffered, [4] keys held (all tables), [5..8] invalid by
- * reason SW_INVALID_MISSING .. SW_INVALID_TIME. */
-void sw_pipeline_stats(const sw_pipeline *p, int64_t out[9]);
+/* A pipeline's counters since it was made (a restored pipeline's
+ * continue its checkpoint's). */
+typedef struct sw_pipeline_stats {
+    int64_t emitted;  /* rows emitted */
+    int64_t late;     /* events behind the watermark, dropped */
+    int64_t invalid;  /* invalid events, all reasons */
+    int64_t buffered; /* events waiting for the watermark */
+    int64_t keys;     /* keys held, all tables */
+    /* invalid events by reason: [SW_INVALID_MISSING] .. [SW_INVALID_TIME]
+     * ([0] is 0) */
+    int64_t invalid_by[SW_INVALID_TIME + 1];
+    /* the label join: pairs made, outcomes with no event, events still
+     * waiting for their outcome (claimed ones included) */
+    int64_t joined, unmatched, join_waiting;
+} sw_pipeline_stats;
+void sw_pipeline_get_stats(const sw_pipeline *p, sw_pipeline_stats *out);
 
 /* The lowest arrival number still buffered (the next one to arrive when
  * none is): every event numbered below it has been emitted, or was late
@@ -748,9 +760,6 @@ int64_t sw_result_pairs(const sw_result *r, const double **dense,
                         const int64_t **indices, const int64_t **seq,
                         const int64_t **t, const double **label,
                         const int64_t **outcome_seq);
-
-/* Label join counters: matched, unmatched, slots still waiting. */
-void sw_pipeline_join_stats(const sw_pipeline *p, int64_t out[3]);
 
 /* Results of push and flush (a caller-owned, reusable handle). */
 sw_rc sw_result_new(sw_result **out, sw_err *err);

@@ -1468,22 +1468,23 @@ sw_invalid_reason(int code)
 }
 
 void
-sw_pipeline_stats(const sw_pipeline *p, int64_t out[9])
+sw_pipeline_get_stats(const sw_pipeline *p, sw_pipeline_stats *out)
 {
-    int64_t keys = 0, inv = 0;
     int t;
 
+    memset(out, 0, sizeof(*out));
     for (t = 0; t < p->n_tables; t++)
-        keys += p->tables[t].n;
-    for (t = 1; t <= 4; t++)
-        inv += p->n_invalid[t];
-    out[0] = p->n_emitted;
-    out[1] = p->n_late;
-    out[2] = inv;
-    out[3] = p->n_pend;
-    out[4] = keys;
-    for (t = 1; t <= 4; t++)
-        out[4 + t] = p->n_invalid[t];
+        out->keys += p->tables[t].n;
+    for (t = SW_INVALID_MISSING; t <= SW_INVALID_TIME; t++) {
+        out->invalid_by[t] = p->n_invalid[t];
+        out->invalid += p->n_invalid[t];
+    }
+    out->emitted = p->n_emitted;
+    out->late = p->n_late;
+    out->buffered = p->n_pend;
+    out->joined = p->join.n_matched;
+    out->unmatched = p->join.n_unmatched;
+    out->join_waiting = p->join.q.n - p->join.q.head;
 }
 
 sw_rc
@@ -1627,14 +1628,6 @@ sw_result_pairs(const sw_result *r, const double **dense,
     *label = r->jlabel;
     *outcome_seq = r->joseq;
     return r->jn;
-}
-
-void
-sw_pipeline_join_stats(const sw_pipeline *p, int64_t out[3])
-{
-    out[0] = p->join.n_matched;
-    out[1] = p->join.n_unmatched;
-    out[2] = p->join.q.n - p->join.q.head; /* waiting, claimed included */
 }
 
 uint64_t

@@ -1017,13 +1017,13 @@ static void
 task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
              int64_t *bytes, int64_t *wm, int *np)
 {
-    int64_t st[9];
+    sw_pipeline_stats st;
     int i;
 
     if (t->p == NULL)
         return;
-    sw_pipeline_stats(t->p, st);
-    *keys += st[4];
+    sw_pipeline_get_stats(t->p, &st);
+    *keys += st.keys;
     *evicted += sw_pipeline_evicted(t->p);
     *bytes += sw_pipeline_state_bytes(t->p);
     if (sw_pipeline_watermark(t->p) < *wm)

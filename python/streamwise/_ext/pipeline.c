@@ -404,24 +404,26 @@ Pipeline_get_sparse_dims(PipelineObject *self, void *Py_UNUSED(c))
 static PyObject *
 Pipeline_get_stats(PipelineObject *self, void *Py_UNUSED(c))
 {
-    int64_t s[9], j[3], evicted, arrivals, oldest, bytes;
+    sw_pipeline_stats s;
+    int64_t evicted, arrivals, oldest, bytes;
 
     lock_pipeline(self);
-    sw_pipeline_stats(self->p, s);
-    sw_pipeline_join_stats(self->p, j);
+    sw_pipeline_get_stats(self->p, &s);
     evicted = sw_pipeline_evicted(self->p);
     bytes = sw_pipeline_state_bytes(self->p);
     arrivals = sw_pipeline_arrivals(self->p);
     oldest = sw_pipeline_oldest_pending(self->p);
     unlock_pipeline(self);
     return Py_BuildValue(
-        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)j[0],
-        "evicted", (long long)evicted, "unmatched",
-        (long long)j[1], "arrivals", (long long)arrivals,
-        "emitted", (long long)s[0], "late", (long long)s[1], "invalid",
-        (long long)s[2], "buffered", (long long)s[3], "keys", (long long)s[4],
-        "missing", (long long)s[5], "wrong_type", (long long)s[6], "nan",
-        (long long)s[7], "bad_time", (long long)s[8], "oldest_pending",
+        "{sLsLsLsLsLsLsLsLsLsLsLsLsLsLsL}", "joined", (long long)s.joined,
+        "evicted", (long long)evicted, "unmatched", (long long)s.unmatched,
+        "arrivals", (long long)arrivals, "emitted", (long long)s.emitted,
+        "late", (long long)s.late, "invalid", (long long)s.invalid,
+        "buffered", (long long)s.buffered, "keys", (long long)s.keys,
+        "missing", (long long)s.invalid_by[SW_INVALID_MISSING], "wrong_type",
+        (long long)s.invalid_by[SW_INVALID_TYPE], "nan",
+        (long long)s.invalid_by[SW_INVALID_NAN], "bad_time",
+        (long long)s.invalid_by[SW_INVALID_TIME], "oldest_pending",
         (long long)oldest, "state_bytes", (long long)bytes);
 }
 
