@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_hdf5_source.c - replay a table of an HDF5 event dataset (layout in
- * sw_hdf5.h and docs/hdf5.md) in batches of typed columns, bounded by a
+ * sw_h5_source.c - replay a table of an HDF5 event dataset (layout in
+ * sw_h5.h and docs/hdf5.md) in batches of typed columns, bounded by a
  * row range or an event-time range (binary search on the sorted time
  * column), and say afterwards exactly what was read: file SHA-256,
  * dataset path, row range.
@@ -23,7 +23,7 @@
 #include <sodium.h>
 
 #include "sw_events_schema.h"
-#include "sw_hdf5.h"
+#include "sw_h5.h"
 
 struct sw_h5_source {
     hid_t file, group;

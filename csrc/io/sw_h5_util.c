@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_hdf5_util.c - HDF5 error messages and string attributes for the
+ * sw_h5_util.c - HDF5 error messages and string attributes for the
  * event-dataset writer and source.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "sw_hdf5.h"
+#include "sw_h5.h"
 
 void
 sw_h5_quiet_on(sw_h5_quiet *q)

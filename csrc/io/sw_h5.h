@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_hdf5.h - what the HDF5 event-dataset writer and source share: the
+ * sw_h5.h - what the HDF5 event-dataset writer and source share: the
  * layout's names, HDF5's error stack as one message, string attributes.
+ * One word for HDF5 in C: files sw_h5_*, functions and types sw_h5_*
+ * (Python says hdf5: streamwise.hdf5, replay.hdf5).
  *
  * Layout (docs/hdf5.md): a table per event type, the group
  * /events/<type>, holding one chunked 1-D dataset per column (native
@@ -12,8 +14,8 @@
  * measured with h5py on 5M rows, it reads 266M rows/s into columns against
  * 60M for compound rows split after the read.
  */
-#ifndef SW_HDF5_H
-#define SW_HDF5_H
+#ifndef SW_H5_H
+#define SW_H5_H
 
 #include <hdf5.h>
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sw_hdf5_writer.c - write HDF5 event datasets (layout in sw_hdf5.h and
+ * sw_h5_writer.c - write HDF5 event datasets (layout in sw_h5.h and
  * docs/hdf5.md): tables of typed columns appended batch by batch, chunked,
  * shuffle+gzip by default, Fletcher-32 on every chunk so that a damaged
  * file is refused rather than read as other numbers. The file is written
@@ -16,7 +16,7 @@
 
 #ifdef SW_HAVE_HDF5
 #include "sw_events_schema.h"
-#include "sw_hdf5.h"
+#include "sw_h5.h"
 
 #define MAX_TABLES 64
 
