@@ -364,6 +364,217 @@ sw_gbdt_fit(const sw_conf *conf, const sw_rows *X, const double *y,
                              valid_loss, progress, progress_ctx, out, err);
 }
 
+/* Row ids (when given) increase, and alone they are 0 .. n - 1. */
+static sw_rc
+check_row_ids(const trainer *t, const int64_t *row_ids, sw_err *err)
+{
+    int64_t i;
+
+    if (t->coll == NULL && row_ids != NULL) /* alone, the ids are 0 .. n - 1 */
+        for (i = 0; i < t->n; i++)
+            if (row_ids[i] != i)
+                return sw_fail(err, SW_E_INVAL,
+                               "gbdt: row id %lld of a fit on one rank is "
+                               "%lld; one rank holds rows 0 .. n - 1",
+                               (long long)i, (long long)row_ids[i]);
+    for (i = 1; row_ids != NULL && i < t->n; i++)
+        if (row_ids[i] <= row_ids[i - 1])
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: row ids must increase: id %lld is %lld "
+                           "after %lld",
+                           (long long)i, (long long)row_ids[i],
+                           (long long)row_ids[i - 1]);
+    return SW_OK;
+}
+
+/* The settings and shapes checked against the labels (ys: every rank's),
+ * the validation set and the model continued; multiclass's class count
+ * from the labels when gbdt.num_class is 0. */
+static sw_rc
+check_setup(trainer *t, const double *ys, const sw_rows *X_valid,
+            const double *y_valid, const sw_model *init, sw_err *err)
+{
+    int64_t i;
+    sw_rc rc;
+
+    if (t->objective == SW_GBDT_MULTICLASS) {
+        if (t->K == 0) /* gbdt.num_class 0: from the labels */
+            for (i = 0; i < t->n_all; i++)
+                t->K = ys[i] + 1 > (double)t->K ? (int64_t)ys[i] + 1 : t->K;
+        if (t->K < 3)
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: multiclass needs at least 3 classes, the "
+                           "labels have %lld (use gbdt.objective=binary)",
+                           (long long)t->K);
+        if (init != NULL && init->kind == SW_MODEL_GBDT &&
+            init->u.gbdt->n_classes != t->K)
+            return sw_fail(err, SW_E_INVAL,
+                           "gbdt: the model has %lld classes, the labels "
+                           "%lld",
+                           (long long)init->u.gbdt->n_classes,
+                           (long long)t->K);
+    }
+    if (t->nf < 1)
+        return sw_fail(err, SW_E_SHAPE, "gbdt: rows without features");
+    if (t->depthwise && t->max_depth <= 0)
+        return sw_fail(err, SW_E_INVAL,
+                       "gbdt: depth-wise growth needs gbdt.max_depth > 0");
+    if (X_valid != NULL) {
+        if ((rc = check_input(t, X_valid, y_valid, "validation", err)) !=
+            SW_OK)
+            return rc;
+        if (X_valid->n_cols != t->nf)
+            return sw_fail(err, SW_E_SHAPE,
+                           "gbdt: validation rows have %lld features, "
+                           "training rows %lld",
+                           (long long)X_valid->n_cols, (long long)t->nf);
+    }
+    return SW_OK;
+}
+
+/* Leaves split at a time: a few per pool thread, as many on every rank
+ * (a rank without a pool splits its share of them in turn). */
+static sw_rc
+agree_ahead(trainer *t, sw_err *err)
+{
+    double w;
+    sw_rc rc;
+
+    t->ahead_want = sw_pool_threads(t->workers) * AHEAD_PER_THREAD;
+    t->ahead_want = t->workers == NULL          ? 1
+                    : t->ahead_want < AHEAD_MAX ? t->ahead_want
+                                                : AHEAD_MAX;
+    if (t->coll == NULL)
+        return SW_OK;
+    w = t->ahead_want;
+    if ((rc = sw_coll_max_f64(t->coll, &w, 1, err)) != SW_OK)
+        return rc;
+    t->ahead_want = (int)w;
+    return SW_OK;
+}
+
+/* The rows' starting scores: the model continued's, or a new model's base
+ * score from every rank's labels ys, summed in row order. */
+static sw_rc
+start_scores(trainer *t, const double *ys, const sw_model *init,
+             sw_err *err)
+{
+    int64_t i, k;
+
+    if (init != NULL)
+        return sw_gbdt_raw(t->g, t->X, t->g->n_trees, t->score, err);
+    if (t->K > 1) {
+        /* each class starts from the log of its share of the labels */
+        t->g->n_classes = t->K;
+        t->g->base_scores = sw_calloc((size_t)t->K, sizeof(double));
+        if (t->g->base_scores == NULL)
+            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        for (i = 0; i < t->n_all; i++)
+            t->g->base_scores[(int64_t)ys[i]] += 1.0;
+        for (k = 0; k < t->K; k++) {
+            double p = t->g->base_scores[k] / (double)t->n_all;
+
+            t->g->base_scores[k] = log(p > 1e-15 ? p : 1e-15);
+        }
+        for (i = 0; i < t->n; i++)
+            memcpy(t->score + i * t->K, t->g->base_scores,
+                   (size_t)t->K * sizeof(double));
+    } else {
+        double s = 0;
+
+        for (i = 0; i < t->n_all; i++)
+            s += ys[i];
+        s /= (double)t->n_all;
+        if (t->objective == SW_GBDT_BINARY) {
+            s = s < 1e-15 ? 1e-15 : s > 1 - 1e-15 ? 1 - 1e-15 : s;
+            s = log(s / (1 - s));
+        }
+        t->g->base_score = s;
+        for (i = 0; i < t->n; i++)
+            t->score[i] = s;
+    }
+    return SW_OK;
+}
+
+/* The rounds: K trees each, the validation loss after each (vraw: the
+ * validation rows' raw scores so far), early stopping, and the trees up
+ * to the best round kept. */
+static sw_rc
+run_rounds(trainer *t, const sw_rows *X_valid, const double *y_valid,
+           double *vraw, double *valid_loss, sw_gbdt_progress progress,
+           void *progress_ctx, sw_err *err)
+{
+    int64_t r, i, best_round = -1, first_tree = t->g->n_trees;
+    double best_loss = INFINITY;
+    sw_rc rc;
+
+    t->round0 = first_tree / t->K;
+    for (r = 0; r < t->rounds; r++) {
+        double l = NAN;
+        int stop = 0;
+
+        if (t->K > 1) {
+            /* every class's gradients from the round's starting scores */
+            for (i = 0; i < t->n; i++) {
+                memcpy(t->prob + i * t->K, t->score + i * t->K,
+                       (size_t)t->K * sizeof(double));
+                sw_gbdt_softmax(t->prob + i * t->K, t->K);
+            }
+        }
+        for (t->cls = 0; t->cls < t->K; t->cls++) {
+            int64_t root = t->g->n_nodes;
+
+            if ((rc = sw_gbdt_grow_tree(t, r, err)) != SW_OK ||
+                (rc = add_root(t, err)) != SW_OK)
+                return rc;
+            for (i = 0; X_valid != NULL && i < X_valid->n_rows; i++)
+                vraw[i * t->K + t->cls] +=
+                    sw_gbdt_tree_value(t->g, root, X_valid, i);
+        }
+        t->cls = 0;
+        if (X_valid != NULL) {
+            l = loss_of(t->objective, t->K, vraw, y_valid, X_valid->n_rows);
+            if (valid_loss != NULL)
+                valid_loss[r] = l;
+            if (l < best_loss) {
+                best_loss = l;
+                best_round = r;
+            } else if (t->early > 0 && r - best_round >= t->early) {
+                stop = 1;
+            }
+        }
+        if (progress != NULL && progress(progress_ctx, r + 1, t->rounds, l))
+            return sw_fail(err, SW_E_STATE,
+                           "gbdt: stopped by the caller after %lld rounds",
+                           (long long)r + 1);
+        if (stop)
+            break;
+    }
+    if (t->early > 0 && X_valid != NULL && best_round >= 0) {
+        /* keep the trees up to the best round */
+        t->g->n_trees = first_tree + (best_round + 1) * t->K;
+        t->g->n_nodes = t->g->roots[t->g->n_trees];
+        t->g->best_iteration = first_tree / t->K + best_round;
+    }
+    return SW_OK;
+}
+
+/* Split counts and gains per feature, of the nodes this fit added. */
+static void
+count_importance(trainer *t, const sw_model *init)
+{
+    int64_t i;
+
+    for (i = init ? init->u.gbdt->n_nodes : 0; i < t->g->n_nodes; i++) {
+        const sw_gbdt_node *n = &t->g->nodes[i];
+
+        if (n->feature >= 0) {
+            t->g->imp_split[n->feature]++;
+            t->g->imp_gain[n->feature] += t->node_gain[i];
+        }
+    }
+}
+
 sw_rc
 sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
                   const int64_t *row_ids, sw_coll *coll,
@@ -373,9 +584,8 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
                   sw_model **out, sw_err *err)
 {
     trainer t;
-    double *vraw = NULL, best_loss = INFINITY, *y_all = NULL;
+    double *vraw = NULL, *y_all = NULL;
     const double *ys;
-    int64_t r, i, best_round = -1, first_tree;
     sw_rc rc;
 
     *out = NULL;
@@ -389,21 +599,8 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
     t.nf = X->n_cols;
     t.row_ids = row_ids;
     t.coll = sw_coll_size(coll) > 1 ? coll : NULL;
-    if (t.coll == NULL && row_ids != NULL) /* alone, the ids are 0 .. n - 1 */
-        for (i = 0; i < t.n; i++)
-            if (row_ids[i] != i)
-                return sw_fail(err, SW_E_INVAL,
-                               "gbdt: row id %lld of a fit on one rank is "
-                               "%lld; one rank holds rows 0 .. n - 1",
-                               (long long)i, (long long)row_ids[i]);
-    for (i = 1; row_ids != NULL && i < t.n; i++)
-        if (row_ids[i] <= row_ids[i - 1])
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: row ids must increase: id %lld is %lld "
-                           "after %lld",
-                           (long long)i, (long long)row_ids[i],
-                           (long long)row_ids[i - 1]);
-    if ((rc = check_input(&t, X, y, "training", err)) != SW_OK)
+    if ((rc = check_row_ids(&t, row_ids, err)) != SW_OK ||
+        (rc = check_input(&t, X, y, "training", err)) != SW_OK)
         return rc;
     if (t.coll != NULL) {
         if ((rc = check_ranks(&t, X_valid, init, err)) != SW_OK ||
@@ -411,92 +608,13 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
             return rc;
         ys = y_all;
     }
-    if (t.objective == SW_GBDT_MULTICLASS) {
-        if (t.K == 0) /* gbdt.num_class 0: from the labels */
-            for (i = 0; i < t.n_all; i++)
-                t.K = ys[i] + 1 > (double)t.K ? (int64_t)ys[i] + 1 : t.K;
-        if (t.K < 3)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: multiclass needs at least 3 classes, the "
-                           "labels have %lld (use gbdt.objective=binary)",
-                           (long long)t.K);
-        if (init != NULL && init->kind == SW_MODEL_GBDT &&
-            init->u.gbdt->n_classes != t.K)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: the model has %lld classes, the labels "
-                           "%lld",
-                           (long long)init->u.gbdt->n_classes, (long long)t.K);
-    }
-    if (t.nf < 1)
-        return sw_fail(err, SW_E_SHAPE, "gbdt: rows without features");
-    if (t.depthwise && t.max_depth <= 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "gbdt: depth-wise growth needs gbdt.max_depth > 0");
-    if (X_valid != NULL) {
-        if ((rc = check_input(&t, X_valid, y_valid, "validation", err)) !=
-            SW_OK)
-            return rc;
-        if (X_valid->n_cols != t.nf)
-            return sw_fail(err, SW_E_SHAPE,
-                           "gbdt: validation rows have %lld features, "
-                           "training rows %lld",
-                           (long long)X_valid->n_cols, (long long)t.nf);
-    }
-    if ((rc = alloc_all(&t, err)) != SW_OK ||
-        (rc = start_model(&t, init, err)) != SW_OK)
+    if ((rc = check_setup(&t, ys, X_valid, y_valid, init, err)) != SW_OK ||
+        (rc = alloc_all(&t, err)) != SW_OK ||
+        (rc = start_model(&t, init, err)) != SW_OK ||
+        (rc = agree_ahead(&t, err)) != SW_OK ||
+        (rc = sw_gbdt_make_bins(&t, init != NULL, err)) != SW_OK ||
+        (rc = start_scores(&t, ys, init, err)) != SW_OK)
         goto done;
-    /* leaves split at a time: a few per pool thread, as many on every
-     * rank (a rank without a pool splits its share of them in turn) */
-    t.ahead_want = sw_pool_threads(t.workers) * AHEAD_PER_THREAD;
-    t.ahead_want = t.workers == NULL       ? 1
-                   : t.ahead_want < AHEAD_MAX ? t.ahead_want
-                                              : AHEAD_MAX;
-    if (t.coll != NULL) {
-        double w = t.ahead_want;
-
-        if ((rc = sw_coll_max_f64(t.coll, &w, 1, err)) != SW_OK)
-            goto done;
-        t.ahead_want = (int)w;
-    }
-    if ((rc = sw_gbdt_make_bins(&t, init != NULL, err)) != SW_OK)
-        goto done;
-    if (init == NULL && t.K > 1) {
-        /* each class starts from the log of its share of the labels */
-        int64_t k;
-
-        t.g->n_classes = t.K;
-        t.g->base_scores = sw_calloc((size_t)t.K, sizeof(double));
-        if (t.g->base_scores == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
-            goto done;
-        }
-        for (i = 0; i < t.n_all; i++)
-            t.g->base_scores[(int64_t)ys[i]] += 1.0;
-        for (k = 0; k < t.K; k++) {
-            double p = t.g->base_scores[k] / (double)t.n_all;
-
-            t.g->base_scores[k] = log(p > 1e-15 ? p : 1e-15);
-        }
-        for (i = 0; i < t.n; i++)
-            memcpy(t.score + i * t.K, t.g->base_scores,
-                   (size_t)t.K * sizeof(double));
-    } else if (init == NULL) {
-        double s = 0;
-
-        for (i = 0; i < t.n_all; i++)
-            s += ys[i];
-        s /= (double)t.n_all;
-        if (t.objective == SW_GBDT_BINARY) {
-            s = s < 1e-15 ? 1e-15 : s > 1 - 1e-15 ? 1 - 1e-15 : s;
-            s = log(s / (1 - s));
-        }
-        t.g->base_score = s;
-        for (i = 0; i < t.n; i++)
-            t.score[i] = s;
-    } else if ((rc = sw_gbdt_raw(t.g, X, t.g->n_trees, t.score, err)) !=
-               SW_OK) {
-        goto done;
-    }
     if (X_valid != NULL) {
         vraw = sw_alloc_array((size_t)X_valid->n_rows,
                               (size_t)t.K * sizeof(double));
@@ -507,65 +625,10 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
         if ((rc = sw_gbdt_raw(t.g, X_valid, t.g->n_trees, vraw, err)) != SW_OK)
             goto done;
     }
-    first_tree = t.g->n_trees;
-    t.round0 = first_tree / t.K;
-    for (r = 0; r < t.rounds; r++) {
-        double l = NAN;
-        int stop = 0;
-
-        if (t.K > 1) {
-            /* every class's gradients from the round's starting scores */
-            for (i = 0; i < t.n; i++) {
-                memcpy(t.prob + i * t.K, t.score + i * t.K,
-                       (size_t)t.K * sizeof(double));
-                sw_gbdt_softmax(t.prob + i * t.K, t.K);
-            }
-        }
-        for (t.cls = 0; t.cls < t.K; t.cls++) {
-            int64_t root = t.g->n_nodes;
-
-            if ((rc = sw_gbdt_grow_tree(&t, r, err)) != SW_OK ||
-                (rc = add_root(&t, err)) != SW_OK)
-                goto done;
-            for (i = 0; X_valid != NULL && i < X_valid->n_rows; i++)
-                vraw[i * t.K + t.cls] +=
-                    sw_gbdt_tree_value(t.g, root, X_valid, i);
-        }
-        t.cls = 0;
-        if (X_valid != NULL) {
-            l = loss_of(t.objective, t.K, vraw, y_valid, X_valid->n_rows);
-            if (valid_loss != NULL)
-                valid_loss[r] = l;
-            if (l < best_loss) {
-                best_loss = l;
-                best_round = r;
-            } else if (t.early > 0 && r - best_round >= t.early) {
-                stop = 1;
-            }
-        }
-        if (progress != NULL && progress(progress_ctx, r + 1, t.rounds, l)) {
-            rc = sw_fail(err, SW_E_STATE,
-                         "gbdt: stopped by the caller after %lld rounds",
-                         (long long)r + 1);
-            goto done;
-        }
-        if (stop)
-            break;
-    }
-    if (t.early > 0 && X_valid != NULL && best_round >= 0) {
-        /* keep the trees up to the best round */
-        t.g->n_trees = first_tree + (best_round + 1) * t.K;
-        t.g->n_nodes = t.g->roots[t.g->n_trees];
-        t.g->best_iteration = first_tree / t.K + best_round;
-    }
-    for (i = 0; i < t.g->n_nodes; i++) {
-        const sw_gbdt_node *n = &t.g->nodes[i];
-
-        if (n->feature >= 0 && i >= (init ? init->u.gbdt->n_nodes : 0)) {
-            t.g->imp_split[n->feature]++;
-            t.g->imp_gain[n->feature] += t.node_gain[i];
-        }
-    }
+    if ((rc = run_rounds(&t, X_valid, y_valid, vraw, valid_loss, progress,
+                         progress_ctx, err)) != SW_OK)
+        goto done;
+    count_importance(&t, init);
     rc = sw_model_wrap(SW_MODEL_GBDT, t.g, out, err);
     t.g = NULL; /* the model's now, or freed */
 done:
