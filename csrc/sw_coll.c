@@ -331,6 +331,47 @@ allreduce(sw_coll *c, void *buf, int64_t n, reduce_op op, sw_err *err)
     return end(c, SW_OK, t0);
 }
 
+/* Ring reduce-scatter of int64 sums: rank r ends with the sum over the
+ * ranks of v[bounds[r], bounds[r + 1]); the rest of v is left partial.
+ * The standard ring shifted by one chunk, so that rank r keeps chunk r. */
+sw_rc
+sw_coll_reduce_scatter_i64(sw_coll *c, int64_t *v, const int64_t *bounds,
+                           sw_err *err)
+{
+    double t0 = now_s();
+    int s, P, r;
+    int64_t i, max = 0;
+    sw_rc rc;
+
+    if (c == NULL)
+        return SW_OK;
+    P = c->size;
+    r = c->rank;
+    if ((rc = begin(c, err)) != SW_OK)
+        return rc;
+    if (P == 1)
+        return end(c, SW_OK, t0);
+    for (s = 0; s < P; s++)
+        max = bounds[s + 1] - bounds[s] > max ? bounds[s + 1] - bounds[s]
+                                              : max;
+    if ((rc = grow_tmp(c, (size_t)(max + 1) * 8, err)) != SW_OK)
+        return end(c, rc, t0);
+    for (s = 0; s < P - 1; s++) {
+        int ks = (r - s - 1 + 2 * P) % P, kr = (r - s - 2 + 2 * P) % P;
+        int64_t *d = v + bounds[kr];
+        const int64_t *t = c->tmp;
+
+        rc = exchange(c, v + bounds[ks],
+                      (size_t)(bounds[ks + 1] - bounds[ks]) * 8, c->tmp,
+                      (size_t)(bounds[kr + 1] - bounds[kr]) * 8, err);
+        if (rc != SW_OK)
+            return end(c, rc, t0);
+        for (i = 0; i < bounds[kr + 1] - bounds[kr]; i++)
+            d[i] += t[i];
+    }
+    return end(c, SW_OK, t0);
+}
+
 sw_rc
 sw_coll_sum_i64(sw_coll *c, int64_t *v, int64_t n, sw_err *err)
 {

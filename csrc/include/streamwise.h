@@ -402,6 +402,11 @@ int sw_coll_size(const sw_coll *c);
  * NaN loses) over the ranks. */
 sw_rc sw_coll_sum_i64(sw_coll *c, int64_t *v, int64_t n, sw_err *err);
 sw_rc sw_coll_max_f64(sw_coll *c, double *v, int64_t n, sw_err *err);
+/* Rank r's share of the sum: v[bounds[r], bounds[r + 1]) (bounds: size + 1
+ * increasing offsets from 0) replaced by its sum over the ranks; the rest
+ * of v is left holding partial sums. Half the bytes of sw_coll_sum_i64. */
+sw_rc sw_coll_reduce_scatter_i64(sw_coll *c, int64_t *v,
+                                 const int64_t *bounds, sw_err *err);
 /* Every rank's block, rank order, concatenated into *all (the caller frees
  * it with sw_buffer_free), lens[k] (size entries) rank k's byte count. */
 sw_rc sw_coll_gather(sw_coll *c, const void *mine, int64_t len, void **all,

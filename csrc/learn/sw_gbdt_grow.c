@@ -148,12 +148,16 @@ build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
     add_partials(t, &j);
 }
 
-/* A histogram of this rank's rows made the histogram of every rank's:
- * integer sums, the same bits whoever added what. */
+/* A histogram of this rank's rows made, on the features this rank
+ * searches ([f_lo, f_hi)), the histogram of every rank's rows: integer
+ * sums, the same bits whoever added what. The other features' bins are
+ * left partial: another rank searches them (LightGBM's data-parallel
+ * scheme: half the bytes of summing everything everywhere). */
 static sw_rc
 sum_hist(const trainer *t, hbin *hist, sw_err *err)
 {
-    return sw_coll_sum_i64(t->coll, (int64_t *)hist, t->nf * 256 * 2, err);
+    return sw_coll_reduce_scatter_i64(t->coll, (int64_t *)hist, t->hist_at,
+                                      err);
 }
 
 /* The row count and the gradient sum packed in a bin's gn. The shift of a
@@ -344,17 +348,44 @@ best_in(const trainer *t, const leaf *lf, int64_t f0, int64_t f1, split *out)
 /* The best splits of leaves a and b (b may be NULL). Serial: a leaf's
  * search is tens of microseconds, about what a hand-off to a pool thread
  * costs (measured: a parallel search made 2 threads slower). */
-static void
-find_best2(trainer *t, leaf *a, leaf *b)
+static sw_rc
+find_best2(trainer *t, leaf *a, leaf *b, sw_err *err)
 {
+    int64_t lens[SW_COLL_MAX_RANKS];
     leaf *lfs[2] = {a, b};
-    int c;
+    split mine[2];
+    void *all = NULL;
+    int c, k;
+    sw_rc rc;
 
+    memset(mine, 0, sizeof(mine));
     for (c = 0; c < 2 && lfs[c] != NULL; c++) {
         memset(&lfs[c]->best, 0, sizeof(split));
         if (splittable(t, lfs[c]))
-            best_in(t, lfs[c], 0, t->nf, &lfs[c]->best);
+            best_in(t, lfs[c], t->f_lo, t->f_hi, &lfs[c]->best);
+        mine[c] = lfs[c]->best;
     }
+    if (t->coll == NULL)
+        return SW_OK;
+    /* every rank's best on its features: the largest gain, ties to the
+     * lower rank's (lower features), as one search over all would pick */
+    if ((rc = sw_coll_gather(t->coll, mine, sizeof(mine), &all, lens, err)) !=
+        SW_OK)
+        return rc;
+    for (c = 0; c < 2 && lfs[c] != NULL; c++) {
+        split best;
+
+        memset(&best, 0, sizeof(best));
+        for (k = 0; k < sw_coll_size(t->coll); k++) {
+            const split *s = (const split *)all + 2 * k + c;
+
+            if (s->gain > best.gain)
+                best = *s;
+        }
+        lfs[c]->best = best;
+    }
+    sw_free(all);
+    return SW_OK;
 }
 
 /* ---- trees ------------------------------------------------------- */
@@ -569,20 +600,20 @@ split_rows(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     }
 }
 
-/* The second half, once the smaller child's histogram is every rank's:
- * the larger's by subtraction in the parent's, both children's best
- * splits. */
-static void
-finish_split(trainer *t, leaf *L, leaf *R)
+/* The second half, once the smaller child's histogram is every rank's
+ * (on this rank's features): the larger's by subtraction in the parent's,
+ * both children's best splits. */
+static sw_rc
+finish_split(trainer *t, leaf *L, leaf *R, sw_err *err)
 {
     leaf *small = L->n <= R->n ? L : R, *large = small == L ? R : L;
     int64_t k;
 
-    for (k = 0; k < t->nf * 256; k++) {
+    for (k = t->f_lo * 256; k < t->f_hi * 256; k++) {
         large->hist[k].gn -= small->hist[k].gn;
         large->hist[k].h -= small->hist[k].h;
     }
-    find_best2(t, L, R);
+    return find_best2(t, L, R, err);
 }
 
 /* Both halves, for a split whose smaller histogram needs no other rank's
@@ -592,7 +623,7 @@ compute_split(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
               leaf *L, leaf *R)
 {
     split_rows(t, p, fresh, pooled, thread, L, R);
-    finish_split(t, L, R);
+    (void)finish_split(t, L, R, NULL); /* alone: nothing can fail */
 }
 
 /* Put the computed children of leaf i into the tree: its node becomes the
@@ -705,8 +736,7 @@ finish_shared(trainer *t, ahead *a, sw_err *err)
 
     if ((rc = sum_hist(t, small->hist, err)) != SW_OK)
         return rc;
-    finish_split(t, &a->L, &a->R);
-    return SW_OK;
+    return finish_split(t, &a->L, &a->R, err);
 }
 
 /* Split leaf best: compute it unless done ahead - with threads, together
@@ -1042,16 +1072,25 @@ sw_gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
         return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
     build_hist(t, t->idx, t->n_bag, root->hist, 1);
-    if ((rc = sum_hist(t, root->hist, err)) != SW_OK)
-        return rc;
-    /* every row is in one bin of feature 0: its bins sum the tree's rows */
-    for (k = 0, gn = 0; k < 256; k++) {
-        gn += root->hist[k].gn;
-        root->h += root->hist[k].h;
+    {
+        /* every row is in one bin of feature 0: its bins sum the tree's
+         * rows (this rank's, then every rank's) */
+        int64_t tot[2] = {0, 0};
+
+        for (k = 0; k < 256; k++) {
+            tot[0] += root->hist[k].gn;
+            tot[1] += root->hist[k].h;
+        }
+        if ((rc = sw_coll_sum_i64(t->coll, tot, 2, err)) != SW_OK ||
+            (rc = sum_hist(t, root->hist, err)) != SW_OK)
+            return rc;
+        gn = tot[0];
+        root->h = tot[1];
     }
     root->g = grad_of(t, gn);
     root->n = count_of(t, gn);
-    find_best2(t, root, NULL);
+    if ((rc = find_best2(t, root, NULL, err)) != SW_OK)
+        return rc;
     t->ahead[0].ready = 0;
     while (t->n_leaves < t->num_leaves) {
         int best = next_leaf(t, NULL, 0);

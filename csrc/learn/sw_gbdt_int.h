@@ -79,6 +79,9 @@ typedef struct trainer {
     const int64_t *row_ids;
     sw_coll *coll;
     int64_t n_all;
+    /* the features whose splits this rank searches: [f_lo, f_hi) (all of
+     * them alone); hist_at[k], rank k's first histogram entry (int64) */
+    int64_t f_lo, f_hi, hist_at[SW_COLL_MAX_RANKS + 1];
     int ahead_want; /* leaves split at a time, the same on every rank */
     uint8_t *bins;     /* n x nf, row-major: histograms read whole rows */
     uint8_t *bins_col; /* nf x n: a split reads one feature of its rows */

@@ -599,6 +599,15 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
     t.nf = X->n_cols;
     t.row_ids = row_ids;
     t.coll = sw_coll_size(coll) > 1 ? coll : NULL;
+    {
+        /* rank r searches features [nf r / P, nf (r + 1) / P) */
+        int k, P = sw_coll_size(t.coll), r = sw_coll_rank(t.coll);
+
+        t.f_lo = t.nf * r / P;
+        t.f_hi = t.nf * (r + 1) / P;
+        for (k = 0; k <= P; k++)
+            t.hist_at[k] = t.nf * k / P * 256 * 2;
+    }
     if ((rc = check_row_ids(&t, row_ids, err)) != SW_OK ||
         (rc = check_input(&t, X, y, "training", err)) != SW_OK)
         return rc;

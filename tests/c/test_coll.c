@@ -54,6 +54,7 @@ typedef struct job {
     sw_rc rc;
     sw_err err;
     int64_t sums[1000];
+    int64_t rs[10], rs_lo, rs_hi; /* reduce-scattered: this rank's share */
     double maxes[3];
     char *gathered;
     int64_t lens[MAXR];
@@ -95,6 +96,21 @@ run(void *arg)
     j->rc = sw_coll_sum_i64(c, j->sums, 1000, &j->err);
     if (j->rc == SW_OK)
         j->rc = sw_coll_max_f64(c, j->maxes, 3, &j->err);
+    for (i = 0; i < 10; i++)
+        j->rs[i] = (int64_t)(j->rank + 1) * 100 + i;
+    {
+        /* uneven shares, rank 0's empty when there are 3 or more ranks */
+        int64_t bounds[MAXR + 1];
+        int k;
+
+        bounds[0] = 0;
+        for (k = 1; k <= j->r->P; k++)
+            bounds[k] = k == 1 && j->r->P > 2 ? 0 : 10 * k / j->r->P;
+        if (j->rc == SW_OK)
+            j->rc = sw_coll_reduce_scatter_i64(c, j->rs, bounds, &j->err);
+        j->rs_lo = bounds[j->rank];
+        j->rs_hi = bounds[j->rank + 1];
+    }
     memset(mine, 'a' + j->rank, sizeof(mine));
     if (j->rc == SW_OK)
         j->rc = sw_coll_gather(c, mine, j->rank + 1, &all, j->lens, &j->err);
@@ -145,6 +161,9 @@ test_reductions(void)
             CHECK(jobs[k].maxes[0] == P - 1);
             CHECK(jobs[k].maxes[1] == 0);
             CHECK(jobs[k].maxes[2] == 0.5); /* NaN loses */
+            for (i = (int)jobs[k].rs_lo; i < jobs[k].rs_hi; i++)
+                CHECK(jobs[k].rs[i] == 100 * P * (P + 1) / 2 + (int64_t)i * P);
+            CHECK(k != 0 || P < 3 || jobs[k].rs_hi == 0);
             for (i = 0; i < P && jobs[k].gathered; i++) {
                 CHECK(jobs[k].lens[i] == i + 1);
                 CHECK(jobs[k].gathered[at] == 'a' + i);
