@@ -2,8 +2,9 @@
 /*
  * sw_coll.c - the collective of a distributed fit: its ranks joined in a
  * ring of TCP connections (each rank sends to the next and receives from
- * the previous), with the three operations training needs: an integer sum
- * (histograms), a maximum and a gather of variable-sized blocks.
+ * the previous), with the operations training needs: an integer sum (all
+ * of it on every rank, or each rank its share: histograms), a maximum and
+ * a gather of variable-sized blocks.
  *
  * The caller makes the connections (streamwise.dask does, through Dask,
  * as LightGBM's Dask module does for its own ring) and hands over the two

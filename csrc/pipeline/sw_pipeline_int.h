@@ -328,6 +328,13 @@ sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
 
 /* sw_pipeline.c */
 sw_rc sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);
+
+/* sw_result.c: a result emptied for p's next push; room for n more rows;
+ * an arrival number (and its reason) appended to a late or invalid list. */
+void sw_result_reset(sw_result *r, const sw_pipeline *p);
+sw_rc sw_result_room(sw_result *r, int64_t n, sw_err *err);
+sw_rc sw_result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
+                        int reason, int64_t seq, sw_err *err);
 uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
 uint64_t sw_mix64(uint64_t a, uint64_t b);
 void sw_feature_init_state(const feature *f, double *s);

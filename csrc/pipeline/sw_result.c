@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sw_result.c - the results of push and flush: rows (dense features,
+ * hashed indices, arrival numbers, times), the late and invalid events
+ * with their reasons, and the label join's pairs; a caller-owned handle
+ * the pipeline reuses, growing it as batches need.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sw_pipeline_int.h"
+
+sw_rc
+sw_result_new(sw_result **out, sw_err *err)
+{
+    *out = sw_calloc(1, sizeof(sw_result));
+    return *out ? SW_OK : sw_fail(err, SW_E_NOMEM, "result: out of memory");
+}
+
+void
+sw_result_free(sw_result *r)
+{
+    if (r == NULL)
+        return;
+    sw_free(r->dense);
+    sw_free(r->seq);
+    sw_free(r->t);
+    sw_free(r->indptr);
+    sw_free(r->indices);
+    sw_free(r->late);
+    sw_free(r->inv);
+    sw_free(r->inv_reason);
+    sw_free(r->jdense);
+    sw_free(r->jlabel);
+    sw_free(r->jind);
+    sw_free(r->jseq);
+    sw_free(r->jt);
+    sw_free(r->joseq);
+    sw_free(r);
+}
+
+void
+sw_result_reset(sw_result *r, const sw_pipeline *p)
+{
+    r->n = r->n_late = r->n_inv = r->jn = 0;
+    r->n_dense = p->n_dense;
+    r->n_hash = p->n_hash;
+}
+
+/* Room for n more rows; allocation failures leave r as it was. */
+sw_rc
+sw_result_room(sw_result *r, int64_t n, sw_err *err)
+{
+    int64_t cap = r->cap ? r->cap : 256;
+    void *a, *b, *c, *d, *e;
+
+    if (r->n + n <= r->cap && r->indptr != NULL)
+        return SW_OK;
+    while (cap < r->n + n)
+        cap *= 2;
+    a = sw_realloc_array(r->dense, (size_t)cap,
+                         (size_t)(r->n_dense ? r->n_dense : 1) *
+                             sizeof(double));
+    if (a == NULL)
+        goto nomem;
+    r->dense = a;
+    b = sw_realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
+    if (b == NULL)
+        goto nomem;
+    r->seq = b;
+    c = sw_realloc_array(r->t, (size_t)cap, sizeof(int64_t));
+    if (c == NULL)
+        goto nomem;
+    r->t = c;
+    d = sw_realloc_array(r->indptr, (size_t)cap + 1, sizeof(int64_t));
+    if (d == NULL)
+        goto nomem;
+    r->indptr = d;
+    e = sw_realloc_array(r->indices, (size_t)cap,
+                         (size_t)(r->n_hash ? r->n_hash : 1) * sizeof(int64_t));
+    if (e == NULL)
+        goto nomem;
+    r->indices = e;
+    r->cap = cap;
+    return SW_OK;
+nomem:
+    return sw_fail(err, SW_E_NOMEM, "result: no memory for %lld rows",
+                   (long long)(r->n + n));
+}
+
+sw_rc
+sw_result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
+                  int reason, int64_t seq, sw_err *err)
+{
+    if (*n == *cap) {
+        int64_t c = *cap ? *cap * 2 : 64;
+        int64_t *a = sw_realloc_array(*arr, (size_t)c, sizeof(int64_t));
+
+        if (a == NULL)
+            return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+        *arr = a;
+        if (reasons != NULL) {
+            int *b = sw_realloc_array(*reasons, (size_t)c, sizeof(int));
+
+            if (b == NULL)
+                return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+            *reasons = b;
+        }
+        *cap = c;
+    }
+    (*arr)[*n] = seq;
+    if (reasons != NULL)
+        (*reasons)[*n] = reason;
+    (*n)++;
+    return SW_OK;
+}
+
+int64_t
+sw_result_rows(const sw_result *r)
+{
+    return r->n;
+}
+
+const double *
+sw_result_dense(const sw_result *r)
+{
+    return r->dense;
+}
+
+const int64_t *
+sw_result_seq(const sw_result *r)
+{
+    return r->seq;
+}
+
+const int64_t *
+sw_result_time(const sw_result *r)
+{
+    return r->t;
+}
+
+const int64_t *
+sw_result_indptr(const sw_result *r)
+{
+    return r->indptr;
+}
+
+const int64_t *
+sw_result_indices(const sw_result *r)
+{
+    return r->indices;
+}
+
+int64_t
+sw_result_late(const sw_result *r, const int64_t **seq)
+{
+    *seq = r->late;
+    return r->n_late;
+}
+
+int64_t
+sw_result_invalid(const sw_result *r, const int64_t **seq, const int **reason)
+{
+    *seq = r->inv;
+    *reason = r->inv_reason;
+    return r->n_inv;
+}
+
+int64_t
+sw_result_pairs(const sw_result *r, const double **dense,
+                const int64_t **indices, const int64_t **seq, const int64_t **t,
+                const double **label, const int64_t **outcome_seq)
+{
+    *dense = r->jdense;
+    *indices = r->jind;
+    *seq = r->jseq;
+    *t = r->jt;
+    *label = r->jlabel;
+    *outcome_seq = r->joseq;
+    return r->jn;
+}
