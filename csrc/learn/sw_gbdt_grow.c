@@ -379,6 +379,18 @@ find_best2(trainer *t, leaf *a, leaf *b, sw_err *err)
         for (k = 0; k < sw_coll_size(t->coll); k++) {
             const split *s = (const split *)all + 2 * k + c;
 
+            /* a peer's split indexes this rank's edges: checked */
+            if (s->gain > 0 &&
+                (s->feature < 0 || s->feature >= t->nf || s->bin < 0 ||
+                 s->bin >= t->nbins[s->feature] - 1 || s->nl < 0 ||
+                 s->nl > lfs[c]->n)) {
+                rc = sw_fail(err, SW_E_FORMAT,
+                             "gbdt: rank %d sent a split on feature %d, bin "
+                             "%d; not one of this fit's",
+                             k, (int)s->feature, (int)s->bin);
+                sw_free(all);
+                return rc;
+            }
             if (s->gain > best.gain)
                 best = *s;
         }
