@@ -154,7 +154,7 @@ ext: $(ALL_LIBS) $(wildcard python/streamwise/_ext/*.[ch])
 $(BIN)/sw-tests: $(TEST_SRC) tests/c/sw_test.h $(ALL_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(IO_CFLAGS) -Itests/c $(TEST_SRC) $(ALL_LIBS) \
-	    $(IO_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
+	    $(IO_LIBS) $(KAFKA_LIBS) $(HDF5_LIBS) $(AVRO_LIBS) $(LIBS) -o $@
 
 ctest: $(BIN)/sw-tests
 	cd tests/c && ../../$(BIN)/sw-tests

@@ -65,6 +65,7 @@ static const struct {
     {"crafted", test_crafted_checkpoints},
     {"avro", test_avro},
     {"coll", test_coll},
+    {"kafka", test_kafka},
 };
 
 int
