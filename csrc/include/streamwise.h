@@ -1055,8 +1055,12 @@ sw_rc sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
                          int64_t timestamp_ms, const char *const *headers,
                          sw_err *err);
 sw_rc sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err);
-/* sent, acknowledged, failed */
-void sw_kafka_sink_stats(const sw_kafka_sink *s, int64_t out[3]);
+typedef struct sw_kafka_sink_stats {
+    int64_t sent;  /* messages handed to librdkafka */
+    int64_t acked; /* acknowledged by the broker */
+    int64_t failed;
+} sw_kafka_sink_stats;
+void sw_kafka_sink_get_stats(const sw_kafka_sink *s, sw_kafka_sink_stats *out);
 /* The offset after the last message of partition (0..1023) acknowledged
  * so far, -1 before any: where what is sent next will be. */
 int64_t sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition);

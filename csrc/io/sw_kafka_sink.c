@@ -188,11 +188,11 @@ sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
 }
 
 void
-sw_kafka_sink_stats(const sw_kafka_sink *s, int64_t out[3])
+sw_kafka_sink_get_stats(const sw_kafka_sink *s, sw_kafka_sink_stats *out)
 {
-    out[0] = s->sent;
-    out[1] = s->acked;
-    out[2] = s->failed;
+    out->sent = s->sent;
+    out->acked = s->acked;
+    out->failed = s->failed;
 }
 
 void
@@ -257,10 +257,10 @@ sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
 }
 
 void
-sw_kafka_sink_stats(const sw_kafka_sink *s, int64_t out[3])
+sw_kafka_sink_get_stats(const sw_kafka_sink *s, sw_kafka_sink_stats *out)
 {
     (void)s;
-    out[0] = out[1] = out[2] = 0;
+    memset(out, 0, sizeof(*out));
 }
 
 void

@@ -594,7 +594,7 @@ KafkaSink_flush(HandleObject *self, PyObject *arg)
     sw_kafka_sink *s;
     sw_err err = {0};
     sw_rc rc;
-    int64_t n[3];
+    sw_kafka_sink_stats n;
 
     if (timeout == -1 && PyErr_Occurred())
         return NULL;
@@ -603,14 +603,14 @@ KafkaSink_flush(HandleObject *self, PyObject *arg)
     Py_BEGIN_ALLOW_THREADS
     rc = sw_kafka_sink_flush(s, timeout, &err);
     Py_END_ALLOW_THREADS
-    sw_kafka_sink_stats(s, n);
+    sw_kafka_sink_get_stats(s, &n);
     handle_leave(self);
     if (rc != SW_OK) {
         sw_raise(sw_ext_state((PyObject *)self), &err);
         return NULL;
     }
-    return Py_BuildValue("(LLL)", (long long)n[0], (long long)n[1],
-                         (long long)n[2]);
+    return Py_BuildValue("(LLL)", (long long)n.sent, (long long)n.acked,
+                         (long long)n.failed);
 }
 
 static PyMethodDef KafkaSink_methods[] = {
