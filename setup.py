@@ -7,6 +7,13 @@ three run identical object code. `make` (or `make ext`) builds in place;
 import time: build_ext asks make for the archives and for the link line
 (`make print-link-flags`, the Makefile's own library detection: a library
 this machine lacks is never named, its adapter builds as a stub).
+
+Why setuptools over meson-python (Debian's python3-mesonpy): the Makefile
+is the one description of the C build (the core, the runner, the tests,
+the sanitizer and fuzz builds, the library detection); meson-python would
+need a meson.build describing the same objects a second time, and the
+extension's own build is a dozen files that setuptools compiles with no
+configuration. This file only links what make built.
 """
 import glob
 import os
