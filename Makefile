@@ -37,6 +37,7 @@ HDF5_LIBS := $(if $(HAVE_HDF5),$(shell pkg-config --libs hdf5))
 AVRO_LIBS := $(if $(HAVE_AVRO),-lavro)
 
 CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
+            csrc/sw_events.c \
             csrc/sw_view.c csrc/sw_thread.c csrc/sw_coll.c csrc/sw_model.c \
             csrc/sw_model_io.c \
             csrc/learn/sw_linear.c csrc/learn/sw_als.c csrc/learn/sw_als_topn.c \

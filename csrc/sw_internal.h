@@ -57,6 +57,22 @@ long sw_alloc_live(void);
  * count before and after, and a change is SW_E_NOMEM. */
 long sw_alloc_failures(void);
 
+/* ---- the words of an events schema (sw_events.c) ----
+ * Column types by name (SW_COL_* order) and time units (0 us, 1 ms, 2 s,
+ * 3 ns: the pipeline's time_unit); *_of gives -1 for another word, and a
+ * NULL unit is microseconds. The messages name the choices from these
+ * tables: SW_COL_TYPE_CHOICES, SW_TIME_UNIT_CHOICES. */
+#define SW_COL_TYPES 7
+#define SW_TIME_UNITS 4
+#define SW_COL_TYPE_CHOICES "int64, int32, int8, float64, float32, bool, str"
+#define SW_TIME_UNIT_CHOICES "us, ms, s or ns"
+extern const char *const sw_col_type_names[SW_COL_TYPES];
+extern const char *const sw_time_unit_names[SW_TIME_UNITS];
+extern const int64_t sw_time_unit_us_num[SW_TIME_UNITS];
+extern const int64_t sw_time_unit_us_den[SW_TIME_UNITS];
+int sw_col_type_of(const char *name);
+int sw_time_unit_of(const char *name);
+
 /* ---- threads (sw_thread.c) ----
  * fn(ctx, chunk, thread) runs once for every chunk 0..n_chunks-1 on up to
  * n_threads threads (thread 0 is the caller); thread < n_threads indexes

@@ -8,9 +8,6 @@
 
 #include "sw_events_schema.h"
 
-const char *const sw_col_type_names[7] = {"int64",   "int32", "int8", "float64",
-                                          "float32", "bool",  "str"};
-
 void
 sw_events_schema_clear(sw_events_schema *s)
 {
@@ -77,16 +74,12 @@ sw_events_schema_parse(const char *json, const char *what, sw_events_schema *s,
     s->time = -1;
     json_object_foreach(fields, name, v)
     {
-        for (t = 0;
-             t < 7 && (!json_is_string(v) ||
-                       strcmp(sw_col_type_names[t], json_string_value(v)));
-             t++)
-            ;
-        if (t == 7) {
+        t = sw_col_type_of(json_string_value(v));
+        if (t < 0) {
             rc = sw_fail(err, SW_E_INVAL,
-                         "%s: fields.%s: unknown type (int64, int32, int8, "
-                         "float64, float32, bool, str)",
-                         what, name);
+                         "%s: fields.%s: unknown type '%s' (%s)", what, name,
+                         json_is_string(v) ? json_string_value(v) : "?",
+                         SW_COL_TYPE_CHOICES);
             goto done;
         }
         if ((rc = add(s, name, t, what, err)) != SW_OK)
@@ -104,14 +97,13 @@ sw_events_schema_parse(const char *json, const char *what, sw_events_schema *s,
         goto done;
     }
     unit = json_string_value(json_object_get(ev, "time_unit"));
-    unit = unit ? unit : "us";
-    if (strcmp(unit, "s") && strcmp(unit, "ms") && strcmp(unit, "us") &&
-        strcmp(unit, "ns")) {
-        rc = sw_fail(err, SW_E_INVAL, "%s: time_unit '%s' (s, ms, us, ns)",
-                     what, unit);
+    t = sw_time_unit_of(unit);
+    if (t < 0 || (unit == NULL && json_object_get(ev, "time_unit") != NULL)) {
+        rc = sw_fail(err, SW_E_INVAL, "%s: time_unit '%s' (%s)", what,
+                     unit ? unit : "?", SW_TIME_UNIT_CHOICES);
         goto done;
     }
-    strcpy(s->unit, unit);
+    strcpy(s->unit, sw_time_unit_names[t]);
 done:
     json_decref(root);
     if (rc != SW_OK)

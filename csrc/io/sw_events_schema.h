@@ -19,8 +19,6 @@ typedef struct sw_events_schema {
     char unit[4];                   /* s, ms, us, ns */
 } sw_events_schema;
 
-extern const char *const sw_col_type_names[7];
-
 /* Parse schema JSON (a spec's "events" entry, or a whole spec holding
  * one); the time column is added as int64 when fields lacks it. what
  * prefixes error messages. Free with sw_events_schema_clear. */

@@ -138,10 +138,6 @@ add_field(sw_json_decoder *d, const char *name, int type)
 sw_rc
 sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
 {
-    static const struct {
-        const char *unit;
-        int64_t scale;
-    } units[] = {{"us", 1000}, {"ms", 1}, {"ns", 1000000}, {"s", -1000}};
     sw_events_schema sc;
     json_t *root = NULL, *ev, *v;
     sw_json_decoder *d = NULL;
@@ -169,9 +165,13 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
         }
     }
     d->time_field = sc.time;
-    for (i = 0; i < 4; i++) {
-        if (!strcmp(units[i].unit, sc.unit))
-            d->ms_scale = units[i].scale;
+    {
+        /* the schema's unit per millisecond (read and checked above) */
+        int u = sw_time_unit_of(sc.unit);
+        int64_t per_ms = 1000 * sw_time_unit_us_den[u],
+                us = sw_time_unit_us_num[u];
+
+        d->ms_scale = per_ms >= us ? per_ms / us : -(us / per_ms);
     }
     /* defaults for fields that older events lack: parsed already, so
      * only memory can fail the parse */

@@ -22,9 +22,6 @@ static const char *const op_names[OP_N] = {
     "rate",        "hash",  "distinct",    "histogram",     "daily_profile",
     "standardize", "log1p", "bucketize",   "one_hot",       "value"};
 
-static const char *const type_names[] = {"int64",   "int32", "int8", "float64",
-                                         "float32", "bool",  "str"};
-
 /* Parse a duration: "250ms", "5s", "1m", "1h", "7d", "10us", or an
  * integer number of microseconds. */
 int
@@ -667,17 +664,13 @@ compile_events(sw_pipeline *p, json_t *root, sw_err *err)
                        SW_MAX_FIELDS - 1);
     json_object_foreach(fields, name, v)
     {
-        int t;
+        int t = sw_col_type_of(json_string_value(v));
 
-        for (t = 0; t < 7 && (!json_is_string(v) ||
-                              strcmp(type_names[t], json_string_value(v)));
-             t++)
-            ;
-        if (t == 7)
+        if (t < 0)
             return sw_fail(err, SW_E_INVAL,
-                           "events.fields.%s: unknown type '%s' (int64, int32, "
-                           "int8, float64, float32, bool, str)",
-                           name, json_is_string(v) ? json_string_value(v) : "?");
+                           "events.fields.%s: unknown type '%s' (%s)", name,
+                           json_is_string(v) ? json_string_value(v) : "?",
+                           SW_COL_TYPE_CHOICES);
         p->fields[p->n_fields].name = sw_strdup(name);
         if (p->fields[p->n_fields].name == NULL)
             return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
@@ -704,18 +697,12 @@ compile_events(sw_pipeline *p, json_t *root, sw_err *err)
     if (v != NULL && (rc = sw_privacy_parse(p, v, err)) != SW_OK)
         return rc;
     v = json_object_get(ev, "time_unit");
-    if (v == NULL || (json_is_string(v) && !strcmp(json_string_value(v), "us")))
-        p->time_unit = 0;
-    else if (json_is_string(v) && !strcmp(json_string_value(v), "ms"))
-        p->time_unit = 1;
-    else if (json_is_string(v) && !strcmp(json_string_value(v), "s"))
-        p->time_unit = 2;
-    else if (json_is_string(v) && !strcmp(json_string_value(v), "ns"))
-        p->time_unit = 3;
-    else {
-        return sw_fail(err, SW_E_INVAL,
-                       "events.time_unit: expected us, ms, s or ns");
-    }
+    p->time_unit = v == NULL            ? 0
+                   : json_is_string(v) ? sw_time_unit_of(json_string_value(v))
+                                       : -1;
+    if (p->time_unit < 0)
+        return sw_fail(err, SW_E_INVAL, "events.time_unit: expected %s",
+                       SW_TIME_UNIT_CHOICES);
     return SW_OK;
 }
 

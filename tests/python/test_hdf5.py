@@ -172,7 +172,9 @@ def test_unsorted_time_column_is_an_error_naming_the_row(tmp_path):
 @pytest.mark.parametrize("case,match", [
     ("no_schema", "no 'schema' attribute"),
     ("bad_json", "'schema' attribute: not JSON"),
-    ("bad_type", "fields.user: unknown type"),
+    ("bad_type", "fields.user: unknown type 'text' \\(int64, int32, int8, "
+                 "float64, float32, bool, str\\)"),
+    ("bad_unit", "time_unit 'minutes' \\(us, ms, s or ns\\)"),
     ("no_time", "the time column 'ts' is missing"),
     ("no_column", "the schema's column 'price' is missing"),
     ("vlen", "variable-length strings"),
@@ -188,6 +190,8 @@ def test_bad_tables_name_the_problem(tmp_path, case, match):
         schema = "{not json"
     elif case == "bad_type":
         schema = dict(SCHEMA, fields=dict(SCHEMA["fields"], user="text"))
+    elif case == "bad_unit":
+        schema = dict(SCHEMA, time_unit="minutes")
     elif case == "no_time":
         del b["ts"]
     elif case == "no_column":
