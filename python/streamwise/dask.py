@@ -702,15 +702,6 @@ class GBDTClassifier(_DaskGBDT, _gbdt.GBDTClassifier):
     checkpoint_every: rounds per stretch), the same model bytes."""
     __init__ = _dask_params(_gbdt.GBDTClassifier)
 
-    def fit(self, X: Any, y: Any,  # type: ignore[override]
-            eval_set: Sequence[tuple[Any, Any]] | None = None,
-            early_stopping_rounds: int | None = None,
-            init_model: Any = None,
-            eval_metric: str | Sequence[str] | None = None,
-            client: Any = None) -> Self:
-        return _DaskGBDT.fit(self, X, y, eval_set, early_stopping_rounds,
-                             init_model, eval_metric, client)
-
     def predict_proba(self, X: Any) -> Any:
         local: Any = self.to_local()
         return self._blocks(X, local.predict_proba, True)

@@ -25,6 +25,22 @@ def interactions(n_users=2000, n_items=600, seed=2):
     return R
 
 
+def signal_when(ready, pid, sig, after=0.0):
+    """A thread that sends sig to pid once ready() holds (after a further
+    `after` seconds), giving up after 120 s."""
+    def run():
+        deadline = time.monotonic() + 120
+        while not ready():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+        time.sleep(after)
+        os.kill(pid, sig)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
 def cluster(n):
     return distributed.LocalCluster(n_workers=n, threads_per_worker=1,
                                     processes=True, dashboard_address=None,
@@ -59,16 +75,8 @@ def test_a_dead_worker_fails_the_fit_in_time_and_it_continues():
         pids = client.run(os.getpid)
         victim = sorted(pids)[1]
         d = ALS(factors=16, iterations=30, random_state=3, timeout=8)
-
-        def kill_after_first_sweep():
-            deadline = time.monotonic() + 60
-            while getattr(d, "iterations_done_", 0) < 1:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.005)
-            os.kill(pids[victim], signal.SIGKILL)
-        killer = threading.Thread(target=kill_after_first_sweep)
-        killer.start()
+        killer = signal_when(lambda: getattr(d, "iterations_done_", 0) >= 1,
+                             pids[victim], signal.SIGKILL)
         t0 = time.monotonic()
         with pytest.raises(sw.IOError, match="did not finish within 8 s") \
                 as e:
@@ -281,16 +289,8 @@ def test_gbdt_a_killed_worker_fails_in_time_and_the_fit_continues():
         pids = client.run(os.getpid)
         victim = sorted(pids)[1]
         d = GBDTClassifier(**params, timeout=10, checkpoint_every=20)
-
-        def kill_after_a_stretch():
-            deadline = time.monotonic() + 120
-            while getattr(d, "rounds_done_", 0) < 20:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.005)
-            os.kill(pids[victim], signal.SIGKILL)
-        killer = threading.Thread(target=kill_after_a_stretch)
-        killer.start()
+        killer = signal_when(lambda: getattr(d, "rounds_done_", 0) >= 20,
+                             pids[victim], signal.SIGKILL)
         t0 = time.monotonic()
         with pytest.raises(sw.IOError, match="left the fit") as e:
             d.fit(X, yb, client=client)
@@ -313,17 +313,9 @@ def test_gbdt_a_stalled_worker_fails_within_the_timeout():
         pids = client.run(os.getpid)
         victim = sorted(pids)[0]
         d = GBDTClassifier(n_estimators=400, timeout=3, checkpoint_every=10)
-
-        def stop_after_a_stretch():
-            deadline = time.monotonic() + 120
-            while getattr(d, "rounds_done_", 0) < 10:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.005)
-            time.sleep(0.2)     # into the next stretch, most times
-            os.kill(pids[victim], signal.SIGSTOP)
-        stopper = threading.Thread(target=stop_after_a_stretch)
-        stopper.start()
+        # 0.2 s into the next stretch, most times
+        stopper = signal_when(lambda: getattr(d, "rounds_done_", 0) >= 10,
+                              pids[victim], signal.SIGSTOP, after=0.2)
         t0 = time.monotonic()
         try:
             with pytest.raises(sw.IOError, match="left the fit") as e:
