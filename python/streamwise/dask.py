@@ -696,7 +696,9 @@ class _DaskGBDT(_gbdt._GBDT):
         return self._blocks(X, local.predict, False)
 
 
-class GBDTClassifier(_DaskGBDT, _gbdt.GBDTClassifier):
+# _DaskGBDT.fit (with client=) comes first in the MRO, in place of the
+# local fit: mypy sees two fits of different signatures
+class GBDTClassifier(_DaskGBDT, _gbdt.GBDTClassifier):  # type: ignore[misc]
     """streamwise.GBDTClassifier fitted on a Dask cluster: the same
     parameters (plus timeout: seconds any wait between ranks may last;
     checkpoint_every: rounds per stretch), the same model bytes."""
