@@ -87,7 +87,8 @@ class ALS(_ALS):
         self.block_rows = block_rows
         self.timeout = timeout
 
-    def fit(self, user_items: Any, client: Any = None,  # type: ignore[override]
+    def fit(  # type: ignore[override]
+            self, user_items: Any, client: Any = None,
             init: _ALS | None = None,
             callback: Any = None, show_progress: bool = False,
             calculate_training_loss: bool = False) -> "ALS":
