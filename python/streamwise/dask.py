@@ -461,7 +461,8 @@ class _DaskGBDT(_gbdt._GBDT):
             model.set_golden(first)
             init = model
             self._model = local._model = model
-            self.classes_ = classes
+            if classes is not None:
+                self.classes_ = classes
             self.feature_names_in_ = local.feature_names_in_ = cols
             self.n_features_in_ = local.n_features_in_ = model.n_features
             self.rounds_done_ += rounds
@@ -688,9 +689,9 @@ class _DaskGBDT(_gbdt._GBDT):
             k = len(self.classes_)
             return X.map_blocks(fn, chunks=(X.chunks[0], (k,)),
                                 dtype=np.float64)
+        classes = getattr(self, "classes_", None)
         return X.map_blocks(fn, drop_axis=1, dtype=np.float64
-                            if not hasattr(self, "classes_")
-                            else np.asarray(self.classes_).dtype)
+                            if classes is None else np.asarray(classes).dtype)
 
     def predict(self, X: Any) -> Any:
         local: Any = self.to_local()

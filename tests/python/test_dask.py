@@ -228,8 +228,9 @@ def test_gbdt_model_bytes_are_the_one_process_bytes(n_workers):
             # predictions: numpy in, numpy out; Dask in, Dask out
             p = d.predict(X[:50])
             assert p.tobytes() == local.predict(X[:50]).tobytes()
-            lazy = d.predict(da.from_array(X[:50], chunks=20)).compute()
-            assert lazy.tobytes() == p.tobytes()
+            lazy = d.predict(da.from_array(X[:50], chunks=20))
+            assert lazy.dtype == p.dtype        # Dask's meta says it too
+            assert lazy.compute().tobytes() == p.tobytes()
     assert max(ranks) <= n_workers
     assert max(ranks) > 1 or n_workers == 1
     t = d.transfer_[0]
