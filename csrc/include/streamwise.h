@@ -8,7 +8,8 @@
  * call never leaves garbage behind. Inputs are borrowed for the duration of
  * the call and never retained; outputs are caller-allocated. A handle is not
  * internally locked: const calls may run concurrently on one handle, mutating
- * calls need exclusive access.
+ * calls need exclusive access. Every destructor (sw_*_free) takes NULL and
+ * does nothing.
  */
 #ifndef STREAMWISE_H
 #define STREAMWISE_H
@@ -94,7 +95,7 @@ sw_rc sw_conf_get(const sw_conf *conf, const char *name, char *buf,
 /* A copy of conf, freed by the caller with sw_conf_free(). */
 sw_rc sw_conf_dup(const sw_conf *conf, sw_conf **out, sw_err *err);
 
-/* Release a conf. sw_conf_free(NULL) is a harmless no-op. */
+/* Release a conf. */
 void sw_conf_free(sw_conf *conf);
 
 /* Property types, as reported by sw_conf_prop(). */
@@ -233,7 +234,7 @@ sw_rc sw_model_dup(const sw_model *m, sw_model **out, sw_err *err);
  * sw_model_load() does and reports the first problem. */
 sw_rc sw_model_inspect(const char *path, FILE *fp, sw_err *err);
 
-/* Release a model. sw_model_free(NULL) is a harmless no-op. */
+/* Release a model. */
 void sw_model_free(sw_model *m);
 
 /* ------------------------------------------------------------------ */

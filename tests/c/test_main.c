@@ -66,6 +66,7 @@ static const struct {
     {"avro", test_avro},
     {"coll", test_coll},
     {"kafka", test_kafka},
+    {"null_free", test_null_destructors},
 };
 
 int
