@@ -62,14 +62,16 @@ typedef struct bin_job {
     double *scratch; /* per thread: 2 n_sample doubles */
     double *edges;   /* nf x max_bin */
     int64_t *n_edges;
+    int64_t f0; /* chunk c is feature f0 + c */
 } bin_job;
 
-/* Edges of feature f: upper bounds of the value bins but the last. */
+/* Edges of feature f0 + c: upper bounds of the value bins but the last. */
 static void
-edges_of(void *ctx, int64_t f, int thread)
+edges_of(void *ctx, int64_t c, int thread)
 {
     bin_job *j = ctx;
     trainer *t = j->t;
+    int64_t f = j->f0 + c;
     double *v = j->scratch + 2 * (size_t)thread * (size_t)j->n_sample;
     double *e = j->edges + f * t->max_bin;
     int64_t m = 0, k, distinct = 0, ne = 0;
@@ -221,6 +223,54 @@ gather_sample(trainer *t, int64_t *sample, int64_t n_sample, double **vals,
     return SW_OK;
 }
 
+/* A distributed fit's edges: each rank computed those of its features
+ * ([f_lo, f_hi)), a count and the values per feature; every rank's are
+ * gathered, in rank order, which is feature order. */
+static sw_rc
+share_edges(trainer *t, double *edges, int64_t *n_edges, sw_err *err)
+{
+    int64_t lens[SW_COLL_MAX_RANKS], f, at = 0, total = 0, k;
+    double *mine, *all;
+    void *buf = NULL;
+    sw_rc rc;
+
+    mine = sw_alloc_array((size_t)((t->f_hi - t->f_lo) * (t->max_bin + 1) + 1),
+                          sizeof(double));
+    if (mine == NULL)
+        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+    for (f = t->f_lo; f < t->f_hi; f++) {
+        mine[at++] = (double)n_edges[f];
+        memcpy(mine + at, edges + f * t->max_bin,
+               (size_t)n_edges[f] * sizeof(double));
+        at += n_edges[f];
+    }
+    rc = sw_coll_gather(t->coll, mine, at * (int64_t)sizeof(double), &buf,
+                        lens, err);
+    sw_free(mine);
+    if (rc != SW_OK)
+        return rc;
+    all = buf;
+    for (k = 0; k < sw_coll_size(t->coll); k++)
+        total += lens[k] / (int64_t)sizeof(double);
+    for (f = 0, at = 0; f < t->nf; f++) {
+        int64_t ne = at < total ? (int64_t)all[at] : -1;
+
+        if (ne < 0 || ne >= t->max_bin || at + 1 + ne > total) {
+            sw_free(buf);
+            return sw_fail(err, SW_E_FORMAT,
+                           "gbdt: the ranks' bin edges stop at feature %lld "
+                           "of %lld",
+                           (long long)f, (long long)t->nf);
+        }
+        n_edges[f] = ne;
+        memcpy(edges + f * t->max_bin, all + at + 1,
+               (size_t)ne * sizeof(double));
+        at += 1 + ne;
+    }
+    sw_free(buf);
+    return SW_OK;
+}
+
 /* Edges from a sample (unless continuing a model, whose edges stay), then
  * every row's bins. */
 sw_rc
@@ -258,7 +308,7 @@ sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
                 sample[r] = tmp;
             }
         }
-        j = (bin_job){t, t->X, sample, n_sample, scratch, edges, n_edges};
+        j = (bin_job){t, t->X, sample, n_sample, scratch, edges, n_edges, 0};
         if (t->coll != NULL) {
             rc = gather_sample(t, sample, n_sample, &vals, err);
             memset(&gathered, 0, sizeof(gathered));
@@ -271,8 +321,13 @@ sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
             for (k = 0; k < n_sample; k++)
                 sample[k] = k;
         }
+        /* alone, every feature; a rank, its share, then the others' */
+        j.f0 = t->f_lo;
         if (rc == SW_OK)
-            rc = sw_parallel(t->threads, t->nf, edges_of, &j, err);
+            rc = sw_parallel(t->threads, t->f_hi - t->f_lo, edges_of, &j,
+                             err);
+        if (rc == SW_OK && t->coll != NULL)
+            rc = share_edges(t, edges, n_edges, err);
         if (rc == SW_OK) {
             int64_t total = 0;
 
