@@ -607,7 +607,7 @@ class _DaskGBDT(_gbdt._GBDT):
                         pass
                     break
             if all(f.status == "finished" for f in futs):
-                out = client.gather(futs)
+                out = self._results(client, workers, futs)
                 ids = {o[2] for o in out}
                 if len(ids) != 1:
                     raise _sw.InternalError(
@@ -634,6 +634,23 @@ class _DaskGBDT(_gbdt._GBDT):
                 client.run(_forget, token, workers=workers, wait=False)
             except Exception:               # noqa: BLE001 - workers gone
                 pass
+
+    def _results(self, client, workers, futs):
+        """The ranks' results, each fetched within the timeout: a worker
+        stalled or gone after its rank finished holds its result."""
+        out = []
+        for rank, (w, f) in enumerate(zip(workers, futs)):
+            try:
+                out.append(f.result(timeout=float(self.timeout)))
+            except Exception as e:          # noqa: BLE001 - named here
+                why = "gone" if w not in _alive(client, workers, 5.0) \
+                    else "stalled"
+                raise _sw.IOError(
+                    f"dask GBDT: rank {rank} on worker {w} ({why}) left the "
+                    f"fit: its result could not be fetched within "
+                    f"{self.timeout:g} s ({type(e).__name__}){self._kept()}"
+                ) from None
+        return out
 
     def _kept(self):
         """What a failure leaves to continue from, said in its message."""
@@ -669,7 +686,7 @@ class _DaskGBDT(_gbdt._GBDT):
             raise _sw.IOError(f"dask GBDT: rank {own[0]} on worker "
                               f"{workers[own[0]]}: {type(err).__name__}: "
                               f"{err}")
-        blame = gone or stuck or sorted(errors)
+        blame = gone or stuck or sorted(errors) or list(range(len(workers)))
         what = " (gone)" if gone else " (stalled)" if stuck else ""
         seen = "; ".join(f"rank {r}: {e}" for r, e in sorted(errors.items()))
         raise _sw.IOError(
