@@ -1022,6 +1022,16 @@ sw_rc sw_kafka_source_commit_offsets(sw_kafka_source *s,
                                      const int32_t *partitions,
                                      const int64_t *offsets, int n,
                                      sw_err *err);
+/* What group has committed for these partitions of topic (offsets[i] -1
+ * where nothing is), asked of the group coordinator without joining the
+ * group. Committed in a transaction, an offset is there once the
+ * transaction committed: how a restarted exactly-once runner learns which
+ * of its checkpoints the outputs agree with. */
+sw_rc sw_kafka_group_committed(const char *bootstrap, const char *topic,
+                               const char *group, const char *const *conf_kv,
+                               const int32_t *partitions, int n,
+                               int64_t *offsets, int64_t timeout_ms,
+                               sw_err *err);
 /* A subscribed source's next() fails with SW_E_SOURCE, naming the last
  * offsets read, once no broker has been reachable for ms (default 60000;
  * 0: wait for ever). */
@@ -1065,7 +1075,29 @@ void sw_kafka_sink_get_stats(const sw_kafka_sink *s, sw_kafka_sink_stats *out);
 /* The offset after the last message of partition (0..1023) acknowledged
  * so far, -1 before any: where what is sent next will be. */
 int64_t sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition);
+/* Frees a sink; one that others were opened on goes after them. */
 void sw_kafka_sink_free(sw_kafka_sink *s);
+
+/* Transactions: exactly once over topics and a group's offsets. A sink
+ * opened with a "transactional.id" in conf_kv owns a transactional
+ * producer; open_on gives another topic on the same producer, so one
+ * transaction spans both. init_transactions once (it fences an older
+ * producer of the same id and settles that one's open transaction), then
+ * begin, send, and commit: the offsets the source's group resumes from
+ * (partitions[i] of the source's topic at offsets[i]; n 0: none) and
+ * every message sent since begin become visible to read_committed
+ * consumers together, or none of them. A fenced producer fails with
+ * SW_E_STATE naming the transactional.id and can do nothing more; any
+ * other failure aborts the transaction (SW_E_IO). */
+sw_rc sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
+                            sw_kafka_sink **out, sw_err *err);
+sw_rc sw_kafka_sink_init_transactions(sw_kafka_sink *s, int64_t timeout_ms,
+                                      sw_err *err);
+sw_rc sw_kafka_sink_begin(sw_kafka_sink *s, sw_err *err);
+sw_rc sw_kafka_sink_commit(sw_kafka_sink *s, sw_kafka_source *src,
+                           const int32_t *partitions, const int64_t *offsets,
+                           int n, int64_t timeout_ms, sw_err *err);
+sw_rc sw_kafka_sink_abort(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err);
 
 /* JSON event messages into columns by a pipeline spec's "events" schema
  * ({"time", "time_unit", "fields", and optional "defaults" for fields that

@@ -17,4 +17,10 @@ rd_kafka_conf_t *sw_kafka_conf(const char *who, const char *bootstrap,
                                const char *const *defaults,
                                const char *const *user, sw_err *err);
 
+/* A source's consumer and topic, for the sink that commits its offsets
+ * in a transaction (send_offsets_to_transaction needs the group's
+ * metadata). */
+rd_kafka_t *sw_kafka_source_handle(const sw_kafka_source *s);
+const char *sw_kafka_source_topic(const sw_kafka_source *s);
+
 #endif

@@ -20,6 +20,10 @@
 struct sw_kafka_sink {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
+    sw_kafka_sink *owner; /* opened on another sink's producer, or NULL */
+    int transactional;    /* its producer has a transactional.id */
+    int fenced;           /* a newer producer took the transactional.id */
+    char txn_id[256];
     char topic[256];
     int64_t sent, acked, failed;
     char first_error[256];
@@ -30,10 +34,12 @@ struct sw_kafka_sink {
 
 #define SINK_PARTS 1024
 
+/* Each message carries its sink, so sinks sharing a producer (one
+ * transaction over several topics) count their own deliveries. */
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    sw_kafka_sink *s = opaque;
+    sw_kafka_sink *s = m->_private != NULL ? m->_private : opaque;
 
     (void)rk;
     if (m->err) {
@@ -105,6 +111,18 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
         sw_free(s);
         return sw_fail(err, SW_E_INVAL, "kafka sink: %s", errstr);
     }
+    {
+        char id[256];
+        size_t n = sizeof(id);
+        const rd_kafka_conf_t *c = rd_kafka_conf(s->rk);
+
+        if (rd_kafka_conf_get(c, "transactional.id", id, &n) ==
+                RD_KAFKA_CONF_OK &&
+            id[0] != '\0') {
+            s->transactional = 1;
+            snprintf(s->txn_id, sizeof(s->txn_id), "%s", id);
+        }
+    }
     /* the topic handle up front, so its metadata is on the way before
      * the first message waits for it */
     s->rkt = rd_kafka_topic_new(s->rk, topic, NULL);
@@ -144,7 +162,7 @@ sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
             /* librdkafka copies (F_COPY) but declares the value mutable */
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
             RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_HEADERS(h),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(s->rk, 50); /* let deliveries drain the queue */
@@ -201,9 +219,161 @@ sw_kafka_sink_free(sw_kafka_sink *s)
     if (s == NULL)
         return;
     rd_kafka_topic_destroy(s->rkt);
-    rd_kafka_destroy(s->rk);
+    if (s->owner == NULL)
+        rd_kafka_destroy(s->rk);
     sw_free(s->acked_next);
     sw_free(s);
+}
+
+sw_rc
+sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
+                      sw_kafka_sink **out, sw_err *err)
+{
+    sw_kafka_sink *s;
+
+    *out = NULL;
+    if (owner == NULL || owner->owner != NULL || topic == NULL || !topic[0] ||
+        strlen(topic) >= 256)
+        return sw_fail(err, SW_E_INVAL,
+                       "kafka sink: open_on: expected a sink that owns its "
+                       "producer and a topic name");
+    s = sw_calloc(1, sizeof(*s));
+    if (s != NULL)
+        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
+    if (s == NULL || s->acked_next == NULL) {
+        sw_free(s);
+        return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
+    }
+    memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->rk = owner->rk;
+    s->owner = owner;
+    s->transactional = owner->transactional;
+    snprintf(s->txn_id, sizeof(s->txn_id), "%s", owner->txn_id);
+    s->rkt = rd_kafka_topic_new(s->rk, topic, NULL);
+    if (s->rkt == NULL) {
+        sw_free(s->acked_next);
+        sw_free(s);
+        return sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+    }
+    *out = s;
+    return SW_OK;
+}
+
+/* A transaction API's error as ours: a newer producer with the same
+ * transactional.id (a restarted runner) fences this one for good. */
+static sw_rc
+txn_fail(sw_kafka_sink *s, const char *what, rd_kafka_error_t *e,
+         sw_err *err)
+{
+    sw_rc rc;
+
+    if (rd_kafka_error_is_fatal(e) &&
+        (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
+         rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+         rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)) {
+        s->fenced = 1;
+        rc = sw_fail(err, SW_E_STATE,
+                     "kafka sink: %s: fenced: another producer took "
+                     "transactional.id '%s' (a newer runner of this job); "
+                     "this one must stop (%s)",
+                     what, s->txn_id, rd_kafka_error_string(e));
+    } else {
+        rc = sw_fail(err, SW_E_IO, "kafka sink: %s: transactional.id '%s': "
+                                   "%s%s",
+                     what, s->txn_id, rd_kafka_error_string(e),
+                     rd_kafka_error_txn_requires_abort(e)
+                         ? " (the transaction was aborted)"
+                         : "");
+    }
+    if (rd_kafka_error_txn_requires_abort(e)) {
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, 30000);
+
+        rd_kafka_error_destroy(a);
+    }
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+static sw_rc
+need_txn(const sw_kafka_sink *s, const char *what, sw_err *err)
+{
+    if (s->owner != NULL || !s->transactional)
+        return sw_fail(err, SW_E_STATE,
+                       "kafka sink: %s: expected the sink that owns a "
+                       "producer with a transactional.id",
+                       what);
+    return SW_OK;
+}
+
+sw_rc
+sw_kafka_sink_init_transactions(sw_kafka_sink *s, int64_t timeout_ms,
+                                sw_err *err)
+{
+    rd_kafka_error_t *e;
+
+    if (need_txn(s, "init_transactions", err) != SW_OK)
+        return err->rc;
+    e = rd_kafka_init_transactions(s->rk, (int)timeout_ms);
+    return e ? txn_fail(s, "init_transactions", e, err) : SW_OK;
+}
+
+sw_rc
+sw_kafka_sink_begin(sw_kafka_sink *s, sw_err *err)
+{
+    rd_kafka_error_t *e;
+
+    if (need_txn(s, "begin", err) != SW_OK)
+        return err->rc;
+    e = rd_kafka_begin_transaction(s->rk);
+    return e ? txn_fail(s, "begin", e, err) : SW_OK;
+}
+
+sw_rc
+sw_kafka_sink_commit(sw_kafka_sink *s, sw_kafka_source *src,
+                     const int32_t *partitions, const int64_t *offsets, int n,
+                     int64_t timeout_ms, sw_err *err)
+{
+    rd_kafka_error_t *e;
+
+    if (need_txn(s, "commit", err) != SW_OK)
+        return err->rc;
+    if (src != NULL && n > 0) {
+        rd_kafka_consumer_group_metadata_t *md =
+            rd_kafka_consumer_group_metadata(sw_kafka_source_handle(src));
+        rd_kafka_topic_partition_list_t *l;
+        int i;
+
+        if (md == NULL)
+            return sw_fail(err, SW_E_STATE,
+                           "kafka sink: commit: the source is not a member "
+                           "of a consumer group");
+        l = rd_kafka_topic_partition_list_new(n);
+        for (i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, sw_kafka_source_topic(src),
+                                              partitions[i])
+                ->offset = offsets[i];
+        e = rd_kafka_send_offsets_to_transaction(s->rk, l, md,
+                                                 (int)timeout_ms);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_consumer_group_metadata_destroy(md);
+        if (e)
+            return txn_fail(s, "send_offsets_to_transaction", e, err);
+    }
+    e = rd_kafka_commit_transaction(s->rk, (int)timeout_ms);
+    return e ? txn_fail(s, "commit_transaction", e, err) : SW_OK;
+}
+
+sw_rc
+sw_kafka_sink_abort(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
+{
+    rd_kafka_error_t *e;
+
+    if (need_txn(s, "abort", err) != SW_OK)
+        return err->rc;
+    e = rd_kafka_abort_transaction(s->rk, (int)timeout_ms);
+    return e ? txn_fail(s, "abort_transaction", e, err) : SW_OK;
 }
 
 int64_t
@@ -274,5 +444,51 @@ sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition)
 {
     (void)s, (void)partition;
     return -1;
+}
+
+sw_rc
+sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
+                      sw_kafka_sink **out, sw_err *err)
+{
+    (void)owner, (void)topic;
+    *out = NULL;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_sink_init_transactions(sw_kafka_sink *s, int64_t timeout_ms,
+                                sw_err *err)
+{
+    (void)s, (void)timeout_ms;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_sink_begin(sw_kafka_sink *s, sw_err *err)
+{
+    (void)s;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_sink_commit(sw_kafka_sink *s, sw_kafka_source *src,
+                     const int32_t *partitions, const int64_t *offsets, int n,
+                     int64_t timeout_ms, sw_err *err)
+{
+    (void)s, (void)src, (void)partitions, (void)offsets, (void)n;
+    (void)timeout_ms;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_sink_abort(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
+{
+    (void)s, (void)timeout_ms;
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
 }
 #endif

@@ -811,6 +811,68 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
     return SW_OK;
 }
 
+rd_kafka_t *
+sw_kafka_source_handle(const sw_kafka_source *s)
+{
+    return s->rk;
+}
+
+const char *
+sw_kafka_source_topic(const sw_kafka_source *s)
+{
+    return s->topic;
+}
+
+sw_rc
+sw_kafka_group_committed(const char *bootstrap, const char *topic,
+                         const char *group, const char *const *conf_kv,
+                         const int32_t *partitions, int n, int64_t *offsets,
+                         int64_t timeout_ms, sw_err *err)
+{
+    static const char *const defaults[] = {"log_level", "3", NULL};
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_conf_t *conf;
+    rd_kafka_resp_err_t e;
+    rd_kafka_t *rk;
+    char errstr[512];
+    int i;
+
+    if (topic == NULL || group == NULL || !group[0] || n < 0 ||
+        (n > 0 && (partitions == NULL || offsets == NULL)))
+        return sw_fail(err, SW_E_INVAL,
+                       "kafka: committed offsets: expected a topic, a group "
+                       "and partitions");
+    conf = sw_kafka_conf("kafka committed offsets", bootstrap, defaults,
+                         conf_kv, err);
+    if (conf == NULL)
+        return SW_E_INVAL;
+    /* a consumer that never subscribes only asks the group coordinator
+     * (OffsetFetch): it joins nothing and moves no partition */
+    if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK ||
+        (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+                           sizeof(errstr))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return sw_fail(err, SW_E_INVAL, "kafka committed offsets: %s", errstr);
+    }
+    l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    for (i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, topic, partitions[i]);
+    e = rd_kafka_committed(rk, l, (int)timeout_ms);
+    for (i = 0; !e && i < n; i++) {
+        const rd_kafka_topic_partition_t *t = &l->elems[i];
+
+        offsets[i] = t->err || t->offset < 0 ? -1 : t->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    if (e)
+        return sw_fail(err, SW_E_SOURCE,
+                       "kafka: committed offsets of group '%s' on %s: %s",
+                       group, topic, rd_kafka_err2str(e));
+    return SW_OK;
+}
+
 sw_rc
 sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
 {
@@ -1032,6 +1094,17 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
                                const int64_t *offsets, int n, sw_err *err)
 {
     (void)s, (void)partitions, (void)offsets, (void)n;
+    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+}
+
+sw_rc
+sw_kafka_group_committed(const char *bootstrap, const char *topic,
+                         const char *group, const char *const *conf_kv,
+                         const int32_t *partitions, int n, int64_t *offsets,
+                         int64_t timeout_ms, sw_err *err)
+{
+    (void)bootstrap, (void)topic, (void)group, (void)conf_kv;
+    (void)partitions, (void)n, (void)offsets, (void)timeout_ms;
     return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 #endif

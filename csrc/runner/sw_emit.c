@@ -188,6 +188,13 @@ run_emit(run *R, sw_err *err)
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
 
+            if (s->h5 != NULL) { /* one output a row: setup_io checked */
+                rc = run_out_row(s, key, klen, use->pred[i], use->s.model,
+                                 use->s.sha, part, off, t[i], err);
+                if (rc != SW_OK)
+                    return rc;
+                continue;
+            }
             R->line.len = 0;
             if (s->spec->kind == OUT_CSV) {
                 add_int(&R->line, part);

@@ -58,6 +58,15 @@ str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+/* The job says something for key (null says nothing). */
+static int
+given(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return v != NULL && !json_is_null(v);
+}
+
 static int
 all_digits(const char *s)
 {
@@ -145,7 +154,8 @@ static sw_rc
 output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
        sw_err *err)
 {
-    static const char *const kinds[] = {"kafka", "jsonl", "csv", NULL};
+    static const char *const kinds[] = {"kafka", "jsonl", "csv", "hdf5",
+                                        NULL};
     static const char *const kafka_keys[] = {"topic", "bootstrap", "config",
                                              NULL};
     char sub[96];
@@ -155,8 +165,8 @@ output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
     memset(s, 0, sizeof(*s));
     if (!json_is_object(o) || json_object_size(o) != 1)
         return bad(err, path,
-                   "{\"kafka\": {\"topic\": ...}}, {\"jsonl\": path} or "
-                   "{\"csv\": path}");
+                   "{\"kafka\": {\"topic\": ...}}, {\"jsonl\": path}, "
+                   "{\"csv\": path} or {\"hdf5\": path}");
     if ((rc = only(o, path, kinds, err)) != SW_OK)
         return rc;
     if ((s->path = str(o, "jsonl")) != NULL) {
@@ -165,6 +175,10 @@ output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
     }
     if ((s->path = str(o, "csv")) != NULL) {
         s->kind = OUT_CSV;
+        return SW_OK;
+    }
+    if ((s->path = str(o, "hdf5")) != NULL) {
+        s->kind = OUT_HDF5;
         return SW_OK;
     }
     k = json_object_get(o, "kafka");
@@ -442,15 +456,6 @@ job_rows(job *j, sw_err *err)
     j->key_field = str(j->root, "key");
     j->secret_env = str(j->root, "secret_env") ? str(j->root, "secret_env")
                                                : "STREAMWISE_PRIVACY_SECRET";
-    if (json_is_true(json_object_get(j->root, "exactly_once"))) {
-        err->rc = SW_E_UNSUPPORTED;
-        snprintf(err->msg, sizeof(err->msg),
-                 "job: exactly_once: Kafka transactions are not in this "
-                 "build yet; outputs are at least once, byte-identical and "
-                 "keyed by (partition, offset) so consumers can drop "
-                 "duplicates (docs/runner.md)");
-        return SW_E_UNSUPPORTED;
-    }
     return SW_OK;
 }
 
@@ -474,18 +479,35 @@ job_outputs(job *j, sw_err *err)
                          err)) != SW_OK)
             return rc;
     }
+    for (i = 0; i < (size_t)j->n_sinks; i++) {
+        char sub[32];
+
+        if (j->sinks[i].kind != OUT_HDF5)
+            continue;
+        snprintf(sub, sizeof(sub), "sinks[%zu].hdf5", i);
+        if (j->src == SRC_KAFKA || given(j->root, "checkpoint"))
+            return bad(err, sub,
+                       "a backtest's sink (an HDF5 file or a topic slice "
+                       "for source, no checkpoint): the file is written "
+                       "whole at the end, as the HDF5 writer does");
+        if (given(j->root, "tenants") || given(j->root, "shadow"))
+            return bad(err, sub, "no tenants or shadow beside it (their "
+                                 "outputs go to jsonl or csv)");
+    }
     if ((v = json_object_get(j->root, "features")) != NULL) {
         j->has_features = 1;
         if ((rc = output(v, "features", j->bootstrap, &j->features, err)) !=
             SW_OK)
             return rc;
+        if (j->features.kind == OUT_HDF5)
+            return bad(err, "features", "a topic or a jsonl file");
     }
     if ((v = json_object_get(j->root, "dead_letters")) != NULL) {
         j->has_dead = 1;
         if ((rc = output(v, "dead_letters", j->bootstrap, &j->dead, err)) !=
             SW_OK)
             return rc;
-        if (j->dead.kind == OUT_CSV)
+        if (j->dead.kind == OUT_CSV || j->dead.kind == OUT_HDF5)
             return bad(err, "dead_letters", "a topic or a jsonl file");
     }
     return SW_OK;
@@ -618,6 +640,73 @@ job_operation(job *j, sw_err *err)
     return SW_OK;
 }
 
+/* Exactly once: every Kafka output and the group's offsets in one
+ * transaction per checkpoint, so what must hold for that is checked
+ * here: a live group, checkpoints (two kept: the newest may be of a
+ * transaction that never committed), and one cluster for all of it. */
+static sw_rc
+job_exactly_once(job *j, sw_err *err)
+{
+    static const char *const eos_keys[] = {"transactional_id", NULL};
+    json_t *v = json_object_get(j->root, "exactly_once");
+    const char *id = NULL;
+    int o;
+    sw_rc rc;
+
+    if (v == NULL || json_is_false(v))
+        return SW_OK;
+    if (json_is_object(v)) {
+        if ((rc = only(v, "exactly_once", eos_keys, err)) != SW_OK)
+            return rc;
+        id = str(v, "transactional_id");
+        if (json_object_get(v, "transactional_id") != NULL &&
+            (id == NULL || !id[0] || strlen(id) > 200))
+            return bad(err, "exactly_once.transactional_id",
+                       "a name of 1..200 bytes");
+    } else if (!json_is_true(v)) {
+        return bad(err, "exactly_once",
+                   "true, false or {\"transactional_id\": name}");
+    }
+    if (j->src != SRC_KAFKA)
+        return bad(err, "exactly_once",
+                   "a live Kafka source with a group (a file or a topic "
+                   "slice is a backtest: it writes no transaction)");
+    if (j->ckpt_dir == NULL)
+        return bad(err, "exactly_once",
+                   "a checkpoint.dir: each transaction ends at a checkpoint");
+    if (j->ckpt_keep < 2)
+        return bad(err, "checkpoint.keep",
+                   "2 or more with exactly_once: the newest checkpoint may "
+                   "be of a transaction that did not commit");
+    if (j->tasks)
+        return bad(err, "exactly_once",
+                   "no \"tasks\" beside it yet: a member's tasks "
+                   "checkpoint apart, a transaction spans them all");
+    for (o = 0; o < j->n_sinks + 2; o++) {
+        const out_spec *s = o < j->n_sinks ? &j->sinks[o]
+                            : o == j->n_sinks ? (j->has_dead ? &j->dead : NULL)
+                                : (j->has_features ? &j->features : NULL);
+
+        if (s != NULL && s->kind == OUT_KAFKA &&
+            strcmp(s->bootstrap, j->bootstrap) != 0)
+            return bad(err, "exactly_once",
+                       "every Kafka output on the source's cluster (one "
+                       "transaction holds the outputs and the group's "
+                       "offsets)");
+    }
+    if (id != NULL)
+        snprintf(j->txn_id, sizeof(j->txn_id), "%s", id);
+    else
+        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s%s%.100s",
+                 j->group, j->runner_name ? "-" : "",
+                 j->runner_name ? j->runner_name : "");
+    j->eos = 1;
+    /* the transaction commits once the checkpoint is on disk, and the
+     * next begins after: the write is not overlapped with scoring */
+    j->ckpt_background = 0;
+    return SW_OK;
+}
+
 sw_rc
 sw_job_load(const char *path, job *j, sw_err *err)
 {
@@ -649,7 +738,8 @@ sw_job_load(const char *path, job *j, sw_err *err)
         (rc = job_rows(j, err)) != SW_OK ||
         (rc = job_outputs(j, err)) != SW_OK ||
         (rc = job_checkpoint(j, err)) != SW_OK ||
-        (rc = job_tasks(j, err)) != SW_OK)
+        (rc = job_tasks(j, err)) != SW_OK ||
+        (rc = job_exactly_once(j, err)) != SW_OK)
         return rc;
     return job_operation(j, err);
 }

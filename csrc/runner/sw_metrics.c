@@ -126,6 +126,9 @@ prometheus(run_metrics *m, text *t)
             atomic_load(&m->dead));
     COUNTER("checkpoints_total", "Checkpoints written.",
             atomic_load(&m->checkpoints));
+    COUNTER("transactions_total",
+            "Kafka transactions committed (exactly_once: one per checkpoint).",
+            atomic_load(&m->transactions));
     COUNTER("rebalances_total",
             "Partitions assigned or revoked by the consumer group.",
             atomic_load(&m->rebalances));
@@ -249,8 +252,8 @@ status(run_metrics *m, text *t)
         "\"emission\": \"%s\", \"source\": \"%s\", \"uptime_s\": %.3f, "
         "\"events_in\": %lld, \"predictions\": %lld, \"late\": %lld, "
         "\"invalid\": %lld, \"dead_letters\": %lld, \"checkpoints\": %lld, "
-        "\"checkpoint_age_s\": %.3f, \"watermark_us\": %lld, \"keys\": %lld, "
-        "\"state_bytes\": %lld, "
+        "\"transactions\": %lld, \"checkpoint_age_s\": %.3f, "
+        "\"watermark_us\": %lld, \"keys\": %lld, \"state_bytes\": %lld, "
         "\"reloads\": %lld, \"refusals\": %lld, \"rebalances\": %lld, "
         "\"tasks\": %lld, \"restore_records\": %lld, \"restore_bytes\": "
         "%lld, \"partitions\": [",
@@ -260,6 +263,7 @@ status(run_metrics *m, text *t)
         (long long)atomic_load(&m->rows_out), (long long)atomic_load(&m->late),
         (long long)atomic_load(&m->invalid), (long long)atomic_load(&m->dead),
         (long long)atomic_load(&m->checkpoints),
+        (long long)atomic_load(&m->transactions),
         ck ? (double)(now_ms() - ck) / 1e3 : -1.0,
         (long long)atomic_load(&m->watermark_us),
         (long long)atomic_load(&m->keys),

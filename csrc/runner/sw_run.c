@@ -1099,6 +1099,7 @@ free_run(run *R)
     free(R->src_off);
     for (o = 0; o < R->n_outs; o++)
         run_out_close(&R->outs[o]);
+    sw_kafka_sink_free(R->tx.owner);
     sw_h5_source_free(R->hs);
     sw_json_decoder_free(R->d);
     run_task_free(&R->one);
@@ -1267,22 +1268,34 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
     if ((rc = check_keys(R, err)) != SW_OK)
         return rc;
     for (o = 0; o < j->n_sinks; o++) {
-        if ((rc = run_out_open(&j->sinks[o], &R->outs[o], keep[o], 1, err)) !=
+        if (R->outs[o].k == NULL &&
+            (rc = run_out_open(&j->sinks[o], &R->outs[o], keep[o], 1, err)) !=
             SW_OK)
             return rc;
     }
     if (j->has_dead) {
         R->dead = &R->outs[o];
-        if ((rc = run_out_open(&j->dead, &R->outs[o], keep[o], 0, err)) !=
+        if (R->outs[o].k == NULL &&
+            (rc = run_out_open(&j->dead, &R->outs[o], keep[o], 0, err)) !=
             SW_OK)
             return rc;
         o++;
     }
     if (j->has_features) {
         R->feats = &R->outs[o];
-        if ((rc = run_out_open(&j->features, &R->outs[o], keep[o], 0, err)) !=
+        if (R->outs[o].k == NULL &&
+            (rc = run_out_open(&j->features, &R->outs[o], keep[o], 0, err)) !=
             SW_OK)
             return rc;
+    }
+    for (o = 0; o < j->n_sinks; o++) {
+        if (j->sinks[o].kind == OUT_HDF5 &&
+            (sw_model_n_outputs(R->main.s.m) != 1 ||
+             (R->canary.s.m && sw_model_n_outputs(R->canary.s.m) != 1)))
+            return fail(err, SW_E_INVAL,
+                        "job: sinks[%d].hdf5: one number a prediction; this "
+                        "model gives %lld (a list: write jsonl or csv)",
+                        o, (long long)sw_model_n_outputs(R->main.s.m));
     }
     if ((rc = open_source(R, err)) != SW_OK)
         return rc;
@@ -1444,6 +1457,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         keep[o] = -1;
     R.n_outs = j->n_sinks + j->has_dead + j->has_features;
     if (setup_models(&R, err) != SW_OK ||
+        (j->eos && run_txn_open(&R, err) != SW_OK) ||
         setup_pipeline(&R, keep, err) != SW_OK ||
         setup_io(&R, keep, err) != SW_OK)
         goto done;

@@ -19,7 +19,7 @@
 #define RUN_MAX_SINKS 8
 
 enum { SRC_KAFKA, SRC_KAFKA_SLICE, SRC_HDF5 };
-enum { OUT_KAFKA, OUT_JSONL, OUT_CSV };
+enum { OUT_KAFKA, OUT_JSONL, OUT_CSV, OUT_HDF5 };
 
 /* Where outputs go: a topic or a file. */
 typedef struct out_spec {
@@ -76,6 +76,10 @@ typedef struct job {
     const char *changelog;
     char changelog_name[320];
     double snapshot_seconds;
+    /* exactly once: outputs and offsets in a transaction per checkpoint,
+     * by a producer of this transactional.id */
+    int eos;
+    char txn_id[256];
     /* operation */
     int metrics_port;
     int64_t batch_max, wait_ms, outage_ms;
@@ -90,6 +94,7 @@ void sw_job_free(job *j);
 typedef struct run_metrics {
     _Atomic int64_t events_in, rows_out, dead, late, invalid, batches;
     _Atomic int64_t checkpoints, ckpt_us, ckpt_bytes, ckpt_unix_ms;
+    _Atomic int64_t transactions; /* exactly_once: committed */
     _Atomic int64_t rebalances, tasks; /* a group member's ("tasks") */
     /* changelog records written, and read back by restores */
     _Atomic int64_t clog_records, restore_records, restore_bytes;

@@ -164,11 +164,23 @@ add_num(buf *b, double v)
         ADD_LIT(b, "null");
 }
 
+/* A run's transaction (exactly_once): the producer every Kafka output
+ * writes through, and whether a transaction is open on it. */
+typedef struct txn {
+    sw_kafka_sink *owner; /* the first Kafka output's sink */
+    int open;
+    int64_t commits;
+} txn;
+
+typedef struct h5rows h5rows; /* sw_outputs.c */
+
 typedef struct out {
     const out_spec *spec;
     sw_kafka_sink *k;
+    txn *tx;   /* exactly_once: begun before the first message */
     FILE *fp;
     int64_t bytes; /* written to the file so far */
+    h5rows *h5;    /* hdf5: the rows, written whole at the end */
 } out;
 
 #define MAX_PARTS 1024
@@ -248,6 +260,7 @@ typedef struct run {
     buf tenant;
     tenants *tn; /* per-tenant models (sw_tenants.c), or NULL */
     sw_kafka_sink *clog; /* with tasks: the changelog's producer */
+    txn tx;              /* exactly_once: the outputs' transaction */
     /* with tasks, features keyed by a field not the message key's: the
      * events go by it through <group>-repartition (sw_repartition.c) */
     char repart_field[128];
@@ -297,6 +310,11 @@ sw_rc run_out_write(out *o, const char *key, size_t key_len, const char *line,
 /* Everything written so far is durable: acknowledged, or on disk. */
 sw_rc run_out_sync(out *o, sw_err *err);
 void run_out_close(out *o);
+/* An hdf5 output's row (a backtest's: written whole by run_out_sync). */
+sw_rc run_out_row(out *o, const char *key, size_t key_len, double prediction,
+                  const char *model, const char *sha, int32_t part,
+                  int64_t off, int64_t time_us, sw_err *err);
+sw_rc run_txn_open(run *R, sw_err *err);
 
 /* sw_run.c */
 int run_pos_index(run *R, int32_t part);

@@ -31,7 +31,7 @@ from . import _sw
 
 __all__ = ["features", "score", "attach", "score_stream", "Job",
            "RunningJob", "kafka_source", "hdf5_source", "kafka_sink",
-           "jsonl", "csv", "read_predictions", "runner_program"]
+           "jsonl", "csv", "hdf5", "read_predictions", "runner_program"]
 
 _GOLDEN_EVENTS = 64
 
@@ -177,6 +177,13 @@ def csv(path: str | os.PathLike) -> dict[str, str]:
     return {"csv": os.fspath(path)}
 
 
+def hdf5(path: str | os.PathLike) -> dict[str, str]:
+    """A backtest's HDF5 sink: one event table /events/predictions (key,
+    prediction, model, sha256, partition, offset; time time_us), sorted
+    by time, written whole when the backtest ends."""
+    return {"hdf5": os.fspath(path)}
+
+
 class Job:
     """A job for ``sw-serve run``: see the module documentation and
     docs/runner.md for every setting.
@@ -215,7 +222,11 @@ class Job:
     per partition it is given (state, watermark, checkpoints in
     checkpoint["dir"]/partition-N, which every member must see), so that
     several runners share a topic and a partition's state moves with it;
-    see docs/scaling.md."""
+    see docs/scaling.md. exactly_once: True (or {"transactional_id":
+    name}) writes every Kafka output and the group's offsets in one Kafka
+    transaction per checkpoint, so read_committed consumers see each
+    prediction once after any crash (docs/runner.md says what the
+    embedded broker cannot show of it)."""
 
     def __init__(self, source: dict[str, Any], bundle: str | os.PathLike,
                  registry: str | os.PathLike | None = None,
@@ -234,7 +245,8 @@ class Job:
                  learn: dict[str, Any] | None = None,
                  tenants: dict[str, Any] | None = None,
                  control: dict[str, Any] | None = None,
-                 tasks: int | None = None) -> None:
+                 tasks: int | None = None,
+                 exactly_once: bool | dict[str, Any] | None = None) -> None:
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -252,7 +264,8 @@ class Job:
                      "reload": reload, "runner_name": runner_name,
                      "shadow": None if shadow is None else os.fspath(shadow),
                      "canary": canary, "learn": learn, "tenants": tenants,
-                     "control": control, "tasks": tasks}
+                     "control": control, "tasks": tasks,
+                     "exactly_once": exactly_once}
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in self.spec.items()
@@ -297,7 +310,8 @@ class Job:
         with tempfile.TemporaryDirectory(prefix="sw-backtest-") as tmp:
             out = os.path.join(tmp, "predictions.jsonl")
             spec.update(sinks=[jsonl(out)], checkpoint=None,
-                        metrics_port=None, features=None, dead_letters=None)
+                        metrics_port=None, features=None, dead_letters=None,
+                        exactly_once=None)
             job = os.path.join(tmp, "job.json")
             with open(job, "w") as f:
                 json.dump({k: v for k, v in spec.items() if v is not None},
@@ -313,9 +327,28 @@ class Job:
 def read_predictions(path: str | os.PathLike) -> Any:
     """A runner's JSON-lines predictions as a DataFrame (read with Python's
     json, which parses each %.17g number back to the same double; pandas'
-    read_json does not). A job with a shadow adds shadow_prediction and
+    read_json does not), or its HDF5 sink's (sorted by time). A job with a shadow adds shadow_prediction and
     shadow_model."""
     import pandas as pd
+    cols = ["key", "prediction", "model", "sha256", "partition", "offset",
+            "time_us"]
+    with open(path, "rb") as head:
+        is_hdf5 = head.read(8) == b"\x89HDF\r\n\x1a\n"
+    if is_hdf5:
+        from . import replay
+        def text(a):
+            a = np.asarray(a)
+            if a.dtype.kind == "S":
+                return np.char.decode(a, "utf-8").astype(object)
+            return np.array([v.decode() if isinstance(v, bytes) else v
+                             for v in a], dtype=object)
+        parts = [pd.DataFrame({c: text(b[c]) if c in ("key", "model",
+                                                      "sha256") else b[c]
+                               for c in cols})
+                 for b in replay.hdf5(path, "predictions")]
+        if not parts:
+            return pd.DataFrame(columns=cols)
+        return pd.concat(parts, ignore_index=True)
     rows = []
     with open(path) as f:
         for line in f:
@@ -325,8 +358,6 @@ def read_predictions(path: str | os.PathLike) -> Any:
                 d["shadow_prediction"] = s["prediction"]
                 d["shadow_model"] = s["model"]
             rows.append(d)
-    cols = ["key", "prediction", "model", "sha256", "partition", "offset",
-            "time_us"]
     if rows and "shadow_model" in rows[0]:
         cols += ["shadow_prediction", "shadow_model"]
     return pd.DataFrame(rows, columns=cols)

@@ -60,6 +60,7 @@ void test_pipeline(void);
 void test_hdf5(void);
 void test_coll(void);
 void test_kafka(void);
+void test_kafka_txn(void);
 void test_null_destructors(void);
 void test_bundle(void);
 void test_crafted_checkpoints(void);

@@ -66,6 +66,7 @@ static const struct {
     {"avro", test_avro},
     {"coll", test_coll},
     {"kafka", test_kafka},
+    {"kafka_txn", test_kafka_txn},
     {"null_free", test_null_destructors},
 };
 

@@ -205,7 +205,8 @@ def test_notebook_backtest_and_live_give_the_same_bytes(
     bt_out = tmp_path / "bt.jsonl"
     bt_job = serve.Job(serve.kafka_source(topic, broker.bootstrap),
                        bundle, emission=emission, key="user",
-                       sinks=[serve.jsonl(bt_out)])
+                       sinks=[serve.jsonl(bt_out),
+                              serve.hdf5(tmp_path / "bt.h5")])
     bt_job.save(tmp_path / "bt.json")
     r = subprocess.run([serve.runner_program(), "run",
                         str(tmp_path / "bt.json")],
@@ -230,6 +231,38 @@ def test_notebook_backtest_and_live_give_the_same_bytes(
     d = json.loads(next(iter(backtest.values())))
     assert d["model"] == os.path.basename(bundle)[:-4]
     assert len(d["sha256"]) == 64
+    # the HDF5 sink: the same predictions as an event table sorted by time
+    h5 = serve.read_predictions(tmp_path / "bt.h5")
+    assert len(h5) == 12000
+    assert (np.diff(h5["time_us"].to_numpy()) >= 0).all()
+    for row in h5.itertuples():
+        d = json.loads(backtest[(row.partition, row.offset)])
+        assert np.float64(d["prediction"]).tobytes() == \
+            np.float64(row.prediction).tobytes()
+        assert (d["key"], d["time_us"], d["model"], d["sha256"]) == \
+            (row.key, row.time_us, row.model, row.sha256)
+
+
+def test_an_hdf5_sink_is_a_backtests_and_holds_single_numbers(
+        broker, bundles, tmp_path):
+    live = serve.Job(serve.kafka_source("x", broker.bootstrap, group="g"),
+                     bundles["gbdt"], sinks=[serve.hdf5(tmp_path / "p.h5")])
+    live.save(tmp_path / "live.json")
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "live.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "sinks[0].hdf5: expected a backtest's sink" in r.stderr, r.stderr
+    dead = serve.Job(serve.kafka_source("x", broker.bootstrap, start=0,
+                                        stop=1),
+                     bundles["gbdt"], dead_letters=serve.hdf5(tmp_path / "d"))
+    dead.save(tmp_path / "dead.json")
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "dead.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "dead_letters: expected a topic or a jsonl file" in r.stderr
+    assert not os.path.exists(tmp_path / "p.h5")
 
 
 def final_state(ckpt_dir, users):
