@@ -117,7 +117,25 @@ emit_tenants(run *R, int64_t n, sw_err *err)
             out *s = &R->outs[o];
 
             R->line.len = 0;
-            if (s->spec->kind == OUT_CSV) {
+            if (s->spec->avro && n_o != sw_model_n_outputs(R->main.s.m))
+                return fail(err, SW_E_INVAL,
+                            "tenant %s: its model gives %lld outputs, the "
+                            "Avro schema of sinks[%d] the bundle's %lld",
+                            tt->name, (long long)n_o, o,
+                            (long long)sw_model_n_outputs(R->main.s.m));
+            if (s->spec->avro) {
+                avro_head(&R->line, s->spec->schema_id);
+                avro_str(&R->line, key, klen);
+                avro_outputs(&R->line, pred, n_o);
+                avro_str(&R->line, tt->model, strlen(tt->model));
+                avro_str(&R->line, tt->sha, 64);
+                avro_long(&R->line, R->t->f_part[k]);
+                avro_long(&R->line, R->t->f_off[k]);
+                avro_long(&R->line, t[i]);
+                avro_long(&R->line, 1); /* tenant: the string branch */
+                avro_str(&R->line, tt->name, tt->name_len);
+                avro_long(&R->line, 0); /* shadow: null */
+            } else if (s->spec->kind == OUT_CSV) {
                 add(&R->line, "%d,%lld,%lld,", R->t->f_part[k],
                     (long long)R->t->f_off[k], (long long)t[i]);
                 add_json_str(&R->line, key, klen);
@@ -196,7 +214,28 @@ run_emit(run *R, sw_err *err)
                 continue;
             }
             R->line.len = 0;
-            if (s->spec->kind == OUT_CSV) {
+            if (s->spec->avro) {
+                int64_t n_o = sw_model_n_outputs(use->s.m);
+
+                avro_head(&R->line, s->spec->schema_id);
+                avro_str(&R->line, key, klen);
+                avro_outputs(&R->line, use->pred + i * n_o, n_o);
+                avro_str(&R->line, use->s.model, strlen(use->s.model));
+                avro_str(&R->line, use->s.sha, 64);
+                avro_long(&R->line, part);
+                avro_long(&R->line, off);
+                avro_long(&R->line, t[i]);
+                avro_long(&R->line, 0); /* tenant: null */
+                if (R->shadow.s.m != NULL) {
+                    n_o = sw_model_n_outputs(R->shadow.s.m);
+                    avro_long(&R->line, 1);
+                    avro_outputs(&R->line, R->shadow.pred + i * n_o, n_o);
+                    avro_str(&R->line, R->shadow.s.model,
+                             strlen(R->shadow.s.model));
+                } else {
+                    avro_long(&R->line, 0);
+                }
+            } else if (s->spec->kind == OUT_CSV) {
                 add_int(&R->line, part);
                 ADD_LIT(&R->line, ",");
                 add_int(&R->line, off);

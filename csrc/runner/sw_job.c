@@ -157,12 +157,13 @@ output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
     static const char *const kinds[] = {"kafka", "jsonl", "csv", "hdf5",
                                         NULL};
     static const char *const kafka_keys[] = {"topic", "bootstrap", "config",
-                                             NULL};
+                                             "format", "schema_id", NULL};
     char sub[96];
-    json_t *k;
+    json_t *k, *f, *id;
     sw_rc rc;
 
     memset(s, 0, sizeof(*s));
+    s->schema_id = -1;
     if (!json_is_object(o) || json_object_size(o) != 1)
         return bad(err, path,
                    "{\"kafka\": {\"topic\": ...}}, {\"jsonl\": path}, "
@@ -188,6 +189,24 @@ output(json_t *o, const char *path, const char *bootstrap, out_spec *s,
     if ((rc = only(k, sub, kafka_keys, err)) != SW_OK)
         return rc;
     s->kind = OUT_KAFKA;
+    /* -1: the source's (Avro for an Avro source), decided by job_outputs */
+    s->avro = -1;
+    if ((f = json_object_get(k, "format")) != NULL) {
+        if (!json_is_string(f) || (strcmp(json_string_value(f), "json") &&
+                                   strcmp(json_string_value(f), "avro"))) {
+            snprintf(sub, sizeof(sub), "%s.kafka.format", path);
+            return bad(err, sub, "\"json\" or \"avro\"");
+        }
+        s->avro = !strcmp(json_string_value(f), "avro");
+    }
+    if ((id = json_object_get(k, "schema_id")) != NULL) {
+        snprintf(sub, sizeof(sub), "%s.kafka.schema_id", path);
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) > INT32_MAX)
+            return bad(err, sub, "a schema registry id 0..2147483647 (the "
+                                 "Confluent framing of Avro output)");
+        s->schema_id = json_integer_value(id);
+    }
     s->bootstrap = str(k, "bootstrap") ? str(k, "bootstrap") : bootstrap;
     if (s->bootstrap == NULL)
         return bad(err, sub, "a bootstrap (none from the source either)");
@@ -482,6 +501,16 @@ job_outputs(job *j, sw_err *err)
     for (i = 0; i < (size_t)j->n_sinks; i++) {
         char sub[32];
 
+        if (j->sinks[i].kind == OUT_KAFKA) {
+            out_spec *o = &j->sinks[i];
+
+            if (o->avro < 0)
+                o->avro = j->avro_schema != NULL;
+            snprintf(sub, sizeof(sub), "sinks[%zu].kafka", i);
+            if (o->schema_id >= 0 && !o->avro)
+                return bad(err, sub, "no schema_id with JSON output (it "
+                                     "frames Avro)");
+        }
         if (j->sinks[i].kind != OUT_HDF5)
             continue;
         snprintf(sub, sizeof(sub), "sinks[%zu].hdf5", i);
@@ -501,6 +530,10 @@ job_outputs(job *j, sw_err *err)
             return rc;
         if (j->features.kind == OUT_HDF5)
             return bad(err, "features", "a topic or a jsonl file");
+        if (j->features.kind == OUT_KAFKA && j->features.avro == 1)
+            return bad(err, "features.kafka.format",
+                       "\"json\": feature rows are JSON");
+        j->features.avro = 0;
     }
     if ((v = json_object_get(j->root, "dead_letters")) != NULL) {
         j->has_dead = 1;
@@ -509,6 +542,10 @@ job_outputs(job *j, sw_err *err)
             return rc;
         if (j->dead.kind == OUT_CSV || j->dead.kind == OUT_HDF5)
             return bad(err, "dead_letters", "a topic or a jsonl file");
+        if (j->dead.kind == OUT_KAFKA && j->dead.avro == 1)
+            return bad(err, "dead_letters.kafka.format",
+                       "no format: a dead letter is the message's own bytes");
+        j->dead.avro = 0;
     }
     return SW_OK;
 }

@@ -343,3 +343,31 @@ run_txn_open(run *R, sw_err *err)
             j->txn_id);
     return sw_kafka_sink_init_transactions(R->tx.owner, 60000, err);
 }
+
+/* The prediction record Avro output writes (sw_emit.c writes its fields
+ * in this order): tenant and shadow are null unless the job has them. */
+void
+run_avro_schema(buf *b, int64_t n_o)
+{
+    const char *num = n_o == 1 ? "\"double\""
+                               : "{\"type\": \"array\", \"items\": \"double\"}";
+
+    b->len = 0;
+    add(b,
+        "{\"type\": \"record\", \"name\": \"Prediction\", "
+        "\"namespace\": \"streamwise\", \"fields\": ["
+        "{\"name\": \"key\", \"type\": \"string\"}, "
+        "{\"name\": \"prediction\", \"type\": %s}, "
+        "{\"name\": \"model\", \"type\": \"string\"}, "
+        "{\"name\": \"sha256\", \"type\": \"string\"}, "
+        "{\"name\": \"partition\", \"type\": \"int\"}, "
+        "{\"name\": \"offset\", \"type\": \"long\"}, "
+        "{\"name\": \"time_us\", \"type\": \"long\"}, "
+        "{\"name\": \"tenant\", \"type\": [\"null\", \"string\"], "
+        "\"default\": null}, "
+        "{\"name\": \"shadow\", \"type\": [\"null\", {\"type\": \"record\", "
+        "\"name\": \"Shadow\", \"fields\": [{\"name\": \"prediction\", "
+        "\"type\": %s}, {\"name\": \"model\", \"type\": \"string\"}]}], "
+        "\"default\": null}]}",
+        num, num);
+}

@@ -1289,6 +1289,24 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
             return rc;
     }
     for (o = 0; o < j->n_sinks; o++) {
+        int64_t n_o = sw_model_n_outputs(R->main.s.m);
+
+        if (j->sinks[o].avro) {
+            /* one schema a topic: every model it names gives as many
+             * outputs (a tenant's model is checked as it loads) */
+            if ((R->canary.s.m && sw_model_n_outputs(R->canary.s.m) != n_o) ||
+                (R->shadow.s.m && sw_model_n_outputs(R->shadow.s.m) != n_o))
+                return fail(err, SW_E_INVAL,
+                            "job: sinks[%d]: Avro output has one schema; the "
+                            "canary or shadow gives another number of "
+                            "outputs than the bundle's %lld",
+                            o, (long long)n_o);
+            run_avro_schema(&R->line, n_o);
+            fprintf(stderr, "sw-serve: sinks[%d] %s: Avro%s, schema %.*s\n", o,
+                    j->sinks[o].topic,
+                    j->sinks[o].schema_id >= 0 ? " (Confluent framing)" : "",
+                    (int)R->line.len, R->line.p);
+        }
         if (j->sinks[o].kind == OUT_HDF5 &&
             (sw_model_n_outputs(R->main.s.m) != 1 ||
              (R->canary.s.m && sw_model_n_outputs(R->canary.s.m) != 1)))

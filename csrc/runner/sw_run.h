@@ -26,6 +26,8 @@ typedef struct out_spec {
     int kind;
     const char *topic, *path, *bootstrap; /* borrowed from the job's JSON */
     const char **conf;                    /* NULL-terminated name, value... */
+    int avro;          /* a topic's predictions as Avro (docs/runner.md) */
+    int64_t schema_id; /* Confluent framing with this id, or -1: none */
 } out_spec;
 
 typedef struct job {

@@ -172,6 +172,73 @@ typedef struct txn {
     int64_t commits;
 } txn;
 
+/* Avro's binary encoding (the specification's "Binary Encoding"): int and
+ * long as zig-zag varints, strings length first, doubles little-endian.
+ * The prediction record is fixed (run_avro_schema), so it is written
+ * field by field here rather than through libavro's generic values, which
+ * cost allocations per message on the scoring path. */
+static inline void
+avro_long(buf *b, int64_t v)
+{
+    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+
+    need(b, 10);
+    while (u >= 0x80) {
+        b->p[b->len++] = (char)(u | 0x80);
+        u >>= 7;
+    }
+    b->p[b->len++] = (char)u;
+}
+
+static inline void
+avro_str(buf *b, const char *s, size_t n)
+{
+    avro_long(b, (int64_t)n);
+    add_mem(b, s, n);
+}
+
+static inline void
+avro_double(buf *b, double d)
+{
+    uint64_t u;
+    int i;
+
+    memcpy(&u, &d, 8);
+    need(b, 8);
+    for (i = 0; i < 8; i++)
+        b->p[b->len++] = (char)(u >> (8 * i));
+}
+
+/* n_o outputs: a double, or an array of them (one block). */
+static inline void
+avro_outputs(buf *b, const double *p, int64_t n_o)
+{
+    int64_t c;
+
+    if (n_o == 1) {
+        avro_double(b, p[0]);
+        return;
+    }
+    avro_long(b, n_o);
+    for (c = 0; c < n_o; c++)
+        avro_double(b, p[c]);
+    avro_long(b, 0);
+}
+
+/* Confluent's wire format: magic byte 0 and the schema id, big-endian. */
+static inline void
+avro_head(buf *b, int64_t schema_id)
+{
+    if (schema_id < 0)
+        return;
+    need(b, 5);
+    b->p[b->len++] = 0;
+    b->p[b->len++] = (char)(schema_id >> 24);
+    b->p[b->len++] = (char)(schema_id >> 16);
+    b->p[b->len++] = (char)(schema_id >> 8);
+    b->p[b->len++] = (char)schema_id;
+}
+
 typedef struct h5rows h5rows; /* sw_outputs.c */
 
 typedef struct out {
@@ -315,6 +382,8 @@ sw_rc run_out_row(out *o, const char *key, size_t key_len, double prediction,
                   const char *model, const char *sha, int32_t part,
                   int64_t off, int64_t time_us, sw_err *err);
 sw_rc run_txn_open(run *R, sw_err *err);
+/* The Avro schema of a topic's predictions (n_o outputs a row), JSON. */
+void run_avro_schema(buf *b, int64_t n_o);
 
 /* sw_run.c */
 int run_pos_index(run *R, int32_t part);

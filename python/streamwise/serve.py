@@ -160,12 +160,22 @@ def hdf5_source(path: str | os.PathLike, event_type: str) -> dict[str, Any]:
 
 
 def kafka_sink(topic: str, bootstrap: str | None = None,
-               config: dict[str, str] | None = None) -> dict[str, Any]:
+               config: dict[str, str] | None = None,
+               format: str | None = None,
+               schema_id: int | None = None) -> dict[str, Any]:
+    """A topic for a job's outputs. format: "json" or "avro" (default:
+    Avro when the source is Avro; the record's schema is in docs/runner.md
+    and in the runner's log); schema_id: frame Avro as Confluent's wire
+    format with this registry id."""
     out: dict[str, Any] = {"topic": topic}
     if bootstrap:
         out["bootstrap"] = bootstrap
     if config:
         out["config"] = {str(k): str(v) for k, v in config.items()}
+    if format is not None:
+        out["format"] = format
+    if schema_id is not None:
+        out["schema_id"] = int(schema_id)
     return {"kafka": out}
 
 

@@ -486,6 +486,16 @@ def test_job_and_bundle_mistakes_are_named(broker, bundles, tmp_path):
     assert "emission: expected \"arrival\" or \"watermark\"" in r.stderr
     r = run({"source": src, "bundle": bundles["gbdt"], "key": "player"})
     assert "key 'player' is not a field" in r.stderr
+    r = run({"source": src, "bundle": bundles["gbdt"],
+             "sinks": [serve.kafka_sink("p", format="xml")]})
+    assert "sinks[0].kafka.format: expected \"json\" or \"avro\"" in r.stderr
+    r = run({"source": src, "bundle": bundles["gbdt"],
+             "sinks": [serve.kafka_sink("p", schema_id=3)]})
+    assert "sinks[0].kafka: expected no schema_id with JSON output" \
+        in r.stderr, r.stderr
+    r = run({"source": src, "bundle": bundles["gbdt"],
+             "features": serve.kafka_sink("f", format="avro")})
+    assert "features.kafka.format: expected \"json\"" in r.stderr
     # features keyed otherwise than the messages: said at start
     r = run({"source": src, "bundle": bundles["gbdt"], "key": "item"})
     assert r.returncode == 0, r.stderr
@@ -542,14 +552,16 @@ def test_avro_source_and_feature_logging(broker, bundles, tmp_path):
                                           avro.io.BinaryEncoder(buf))
         blobs.append(buf.getvalue())
     produce(broker.bootstrap, "av-avro", keys, blobs)
-    outs = {}
-    for topic, extra in (("av-json", {}),
-                         ("av-avro", {"avro": {"schema": AVRO,
-                                               "writers": {"7": AVRO}}})):
+    outs, logs = {}, {}
+    for topic, extra, sink in (
+            ("av-json", {}, serve.kafka_sink("av-json-p")),
+            ("av-avro", {"avro": {"schema": AVRO, "writers": {"7": AVRO}}},
+             serve.kafka_sink("av-avro-p", schema_id=8))):
+        broker.create_topic(sink["kafka"]["topic"], 1)
         src = serve.kafka_source(topic, broker.bootstrap)
         src["kafka"].update(extra)
         job = serve.Job(src, bundles["scw"], key="user",
-                        sinks=[serve.jsonl(tmp_path / f"{topic}.jsonl")],
+                        sinks=[serve.jsonl(tmp_path / f"{topic}.jsonl"), sink],
                         features=serve.jsonl(tmp_path / f"{topic}-f.jsonl"))
         job.save(tmp_path / f"{topic}.json")
         r = subprocess.run([serve.runner_program(), "run",
@@ -557,9 +569,35 @@ def test_avro_source_and_feature_logging(broker, bundles, tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         outs[topic] = lines_by_event(tmp_path / f"{topic}.jsonl")
+        logs[topic] = r.stderr
     # the same partitioner on the same keys: the same (partition, offset)
     assert len(outs["av-json"]) == 3000
     assert outs["av-json"] == outs["av-avro"]
+    # a JSON source's topic gets JSON; an Avro source's gets Avro records
+    # in Confluent's framing, read here by Apache's avro library with the
+    # schema the runner logged: the JSON twins' values, bit for bit
+    assert topic_values(broker.bootstrap, "av-json-p") == \
+        {k: [v] for k, v in outs["av-json"].items()}
+    line = [x for x in logs["av-avro"].splitlines() if "Avro" in x][0]
+    assert "sinks[1] av-avro-p: Avro (Confluent framing), schema " in line
+    out_schema = avro.schema.parse(line.split(" schema ", 1)[1])
+    reader = avro.io.DatumReader(out_schema)
+    n = 0
+    for b in sw.replay.kafka("av-avro-p", broker.bootstrap):
+        for k, v in zip(b["key"], b["value"]):
+            v = bytes(v)
+            assert v[:5] == b"\0" + struct.pack(">i", 8)
+            body = io.BytesIO(v[5:])
+            rec = reader.read(avro.io.BinaryDecoder(body))
+            assert body.tell() == len(v) - 5        # nothing after it
+            want = json.loads(outs["av-json"][(rec["partition"],
+                                               rec["offset"])])
+            assert rec.pop("tenant") is None and rec.pop("shadow") is None
+            assert np.float64(rec.pop("prediction")).tobytes() == \
+                np.float64(want.pop("prediction")).tobytes()
+            assert rec == want and bytes(k) == want["key"].encode()
+            n += 1
+    assert n == 3000
     # feature rows: what the notebook's pipeline computes, bit for bit
     nb_p = sw.Pipeline(json.loads(sw.learners.load(bundles["scw"])
                                   ._fitted().pipeline[0]),
