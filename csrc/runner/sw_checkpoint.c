@@ -385,37 +385,55 @@ fault_point(const char *name)
         raise(SIGKILL);
 }
 
-/* exactly_once: the outputs since the last commit and the offsets the
- * checkpoint holds, in one transaction; then the checkpoint is marked as
- * the one the outputs agree with. */
-static sw_rc
-txn_commit(run *R, int n, const int32_t *part, const int64_t *next,
-           sw_err *err)
+sw_rc
+run_txn_begin(run *R, sw_err *err)
+{
+    sw_rc rc;
+
+    if (R->tx.open)
+        return SW_OK;
+    if ((rc = sw_kafka_sink_begin(R->tx.owner, err)) != SW_OK)
+        return rc;
+    R->tx.open = 1;
+    return SW_OK;
+}
+
+/* exactly_once: everything written since the last commit (outputs, a
+ * member's changelog records) and these offsets, in one transaction. */
+sw_rc
+run_txn_commit(run *R, int n, const int32_t *part, const int64_t *next,
+               sw_err *err)
 {
     sw_rc rc;
 
     fault_point("kill_before_commit");
     /* with nothing written since, the offsets still move */
-    if (!R->tx.open) {
-        if ((rc = sw_kafka_sink_begin(R->tx.owner, err)) != SW_OK)
-            return rc;
-        R->tx.open = 1;
-    }
+    if ((rc = run_txn_begin(R, err)) != SW_OK)
+        return rc;
     rc = sw_kafka_sink_commit(R->tx.owner, R->ks, part, next, n, 60000, err);
     R->tx.open = 0;
     if (rc != SW_OK)
         return rc;
     atomic_fetch_add(&R->mt->transactions, 1);
-    return write_committed_seq(R->t, R->t->ckpt_seq, err);
+    return SW_OK;
 }
 
 static sw_rc
 commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
 {
+    sw_rc rc;
+
     if (R->ks == NULL || R->j->src != SRC_KAFKA)
         return SW_OK;
-    if (R->j->eos)
-        return txn_commit(R, n, part, next, err);
+    if (R->j->eos && R->j->tasks)
+        return SW_OK; /* sw_tasks.c committed every task's at once */
+    if (R->j->eos) {
+        /* then the checkpoint is marked as the one the outputs agree
+         * with */
+        if ((rc = run_txn_commit(R, n, part, next, err)) != SW_OK)
+            return rc;
+        return write_committed_seq(R->t, R->t->ckpt_seq, err);
+    }
     return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
 }
 
@@ -606,7 +624,7 @@ run_restore(run *R, int64_t *keep, sw_err *err)
             closedir(d);
     }
     n = list_ckpts(R->t->dir, seqs, 256);
-    if (R->j->eos) {
+    if (R->j->eos && !R->j->tasks) {
         /* the first exactly-once start: what is there was not written in
          * transactions, and stands as committed */
         committed = read_committed_seq(R->t);
@@ -636,7 +654,8 @@ run_restore(run *R, int64_t *keep, sw_err *err)
                 return rc;
             }
         }
-        if (rc == SW_OK && R->j->eos && seqs[i] > committed) {
+        if (rc == SW_OK && R->j->eos && !R->j->tasks &&
+            seqs[i] > committed) {
             int agrees = 0;
 
             if ((rc = txn_agrees(R, &agrees, &e)) != SW_OK) {

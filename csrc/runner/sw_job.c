@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "sw_run.h"
 
 static sw_rc
@@ -715,10 +717,6 @@ job_exactly_once(job *j, sw_err *err)
         return bad(err, "checkpoint.keep",
                    "2 or more with exactly_once: the newest checkpoint may "
                    "be of a transaction that did not commit");
-    if (j->tasks)
-        return bad(err, "exactly_once",
-                   "no \"tasks\" beside it yet: a member's tasks "
-                   "checkpoint apart, a transaction spans them all");
     for (o = 0; o < j->n_sinks + 2; o++) {
         const out_spec *s = o < j->n_sinks ? &j->sinks[o]
                             : o == j->n_sinks ? (j->has_dead ? &j->dead : NULL)
@@ -731,12 +729,22 @@ job_exactly_once(job *j, sw_err *err)
                        "transaction holds the outputs and the group's "
                        "offsets)");
     }
-    if (id != NULL)
+    if (id != NULL) {
         snprintf(j->txn_id, sizeof(j->txn_id), "%s", id);
-    else
-        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s%s%.100s",
-                 j->group, j->runner_name ? "-" : "",
-                 j->runner_name ? j->runner_name : "");
+    } else if (j->runner_name != NULL) {
+        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s-%.100s",
+                 j->group, j->runner_name);
+    } else if (j->tasks) {
+        /* members of a group fence by the group's generation (KIP-447),
+         * so each needs only an id of its own */
+        char host[64] = "host";
+
+        gethostname(host, sizeof(host) - 1);
+        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s-%.60s-%ld",
+                 j->group, host, (long)getpid());
+    } else {
+        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s", j->group);
+    }
     j->eos = 1;
     /* the transaction commits once the checkpoint is on disk, and the
      * next begins after: the write is not overlapped with scoring */

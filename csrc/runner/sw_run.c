@@ -897,9 +897,14 @@ open_source(run *R, sw_err *err)
         conf = calloc(n + 3, sizeof(*conf));
         if (conf == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory");
+        /* exactly_once: the changelog's records ride in the outputs'
+         * transaction */
         if (j->changelog != NULL &&
-            (rc = sw_kafka_sink_open(j->bootstrap, j->changelog, j->src_conf,
-                                     &R->clog, err)) != SW_OK) {
+            (rc = j->eos ? sw_kafka_sink_open_on(R->tx.owner, j->changelog,
+                                                 &R->clog, err)
+                         : sw_kafka_sink_open(j->bootstrap, j->changelog,
+                                              j->src_conf, &R->clog,
+                                              err)) != SW_OK) {
             free(conf);
             return rc;
         }
@@ -907,6 +912,14 @@ open_source(run *R, sw_err *err)
         conf[1] = "cooperative-sticky";
         if (n > 0)
             memcpy(conf + 2, j->src_conf, n * sizeof(*conf));
+        if (R->repart_field[0] && j->eos) {
+            free(conf);
+            return fail(err, SW_E_INVAL,
+                        "job: exactly_once: not yet beside a repartition "
+                        "topic (features keyed by '%s', not the message "
+                        "key): forwarding reads another group's offsets",
+                        R->repart_field);
+        }
         if (R->repart_field[0]) {
             /* the tasks read the repartition topic, as a group of their
              * own; the input is read to be forwarded to it */

@@ -416,6 +416,11 @@ sw_rc run_outputs_sync(run *R, sw_err *err);
 int run_position(run *R, buf *b);
 /* Commit the current task's offsets. */
 sw_rc run_commit_task(run *R, sw_err *err);
+/* exactly_once: the transaction begun (if it is not), and committed with
+ * these offsets of the source's group. */
+sw_rc run_txn_begin(run *R, sw_err *err);
+sw_rc run_txn_commit(run *R, int n, const int32_t *part, const int64_t *next,
+                     sw_err *err);
 /* A position (a checkpoint's, or a changelog's last record's) into the
  * current task; keep[] the output lengths. */
 sw_rc run_restore_position(run *R, const void *pos, size_t len, int64_t *keep,

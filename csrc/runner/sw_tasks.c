@@ -50,6 +50,8 @@ log_changes(run *R, int32_t part, sw_err *err)
     size_t len = 0;
     sw_rc rc;
 
+    if (R->j->eos && (rc = run_txn_begin(R, err)) != SW_OK)
+        return rc;
     if ((rc = sw_pipeline_changes(R->t->p, send_change, &c, err)) != SW_OK)
         return rc;
     if (run_position(R, &pos) != 0) {
@@ -66,6 +68,57 @@ log_changes(run *R, int32_t part, sw_err *err)
     return rc;
 }
 
+/* exactly_once: every task's changes and meta record, then one
+ * transaction commits them with every output since the last commit and
+ * every task's offsets; only then the snapshots due, which therefore never
+ * hold state the transaction did not commit. All tasks, whatever was
+ * asked: a transaction holds every task's outputs, so committing fewer
+ * tasks' offsets would make the others' outputs visible twice. */
+static sw_rc
+save_tasks_eos(run *R, int snapshot, sw_err *err)
+{
+    const job *j = R->j;
+    int32_t parts[MAX_PARTS], offp[MAX_PARTS];
+    int64_t offs[MAX_PARTS];
+    int n = 0, n_off = 0, i, k, part;
+    sw_rc rc;
+
+    for (part = 0; part < MAX_PARTS; part++) {
+        task *t = R->tasks[part];
+
+        if (t == NULL || t->n_pos == 0)
+            continue;
+        parts[n++] = part;
+        R->t = t;
+        rc = j->changelog != NULL ? log_changes(R, part, err) : SW_OK;
+        R->t = &R->one;
+        if (rc != SW_OK)
+            return rc;
+        for (k = 0; k < t->n_pos && n_off < MAX_PARTS; k++) {
+            offp[n_off] = t->pos_part[k];
+            offs[n_off++] = t->pos_next[k];
+        }
+    }
+    if ((rc = run_txn_commit(R, n_off, offp, offs, err)) != SW_OK)
+        return rc;
+    for (i = 0; i < n; i++) {
+        task *t = R->tasks[parts[i]];
+
+        if (j->changelog != NULL)
+            t->clog_next = sw_kafka_sink_next_offset(R->clog, parts[i]);
+        if (j->changelog != NULL && !snapshot &&
+            now_s() - t->last_snapshot < j->snapshot_seconds)
+            continue;
+        R->t = t;
+        rc = run_checkpoint_task(R, 0, err);
+        t->last_snapshot = now_s();
+        R->t = &R->one;
+        if (rc != SW_OK)
+            return rc;
+    }
+    return SW_OK;
+}
+
 /* Save the tasks of parts: outputs durable; with a changelog, each task's
  * changes and meta record sent and acknowledged, then a snapshot of each
  * whose last is older than snapshot_every_s (or every task: snapshot),
@@ -79,6 +132,8 @@ save_tasks(run *R, const int32_t *parts, int n, int snapshot, sw_err *err)
 
     if ((rc = run_outputs_sync(R, err)) != SW_OK)
         return rc;
+    if (j->eos)
+        return save_tasks_eos(R, snapshot, err);
     for (i = 0; i < n && j->changelog != NULL; i++) {
         task *t = run_task_of(R, parts[i]);
 
