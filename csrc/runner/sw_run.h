@@ -173,10 +173,21 @@ typedef struct tenant {
     double refused_at;
     int64_t last_use;
     _Atomic int64_t n_scored, n_dead; /* read by the metrics endpoint */
+    /* following its alias (sw_tenants.c's watcher, under the table's
+     * lock): a newer version verified off the scoring path, taken at the
+     * tenant's next event; the model it replaced, freed by the watcher */
+    sw_model *next;
+    char next_model[256], next_sha[65];
+    int64_t version, next_version;
+    sw_model *old;
+    int swapped;          /* taken: the watcher writes the deployment */
+    char bad_sha[65];     /* the last version refused: not tried again */
 } tenant;
 
 typedef struct tenants tenants;
 
+/* With a registry and reload not false, a thread of its own follows every
+ * loaded tenant's reference as sw_reload.c follows the bundle's. */
 sw_rc sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
                      tenants **out, sw_err *err);
 /* The tenant of that name, its model loaded (or refused) if need be; NULL

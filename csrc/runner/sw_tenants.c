@@ -15,10 +15,21 @@
  * held; the one used least recently is dropped first and loaded again
  * when its tenant comes back, so a platform of many small tenants runs in
  * bounded memory.
+ *
+ * With a registry, a watcher thread follows the tenants' references: when
+ * the store changes (PRAGMA data_version, as sw_reload.c watches it) each
+ * loaded tenant's reference is resolved again, and a new version is
+ * loaded and verified on the watcher's thread, off the scoring path, and
+ * taken at the tenant's next event (a pointer swap); a version that cannot
+ * serve is refused and the tenant's current one keeps serving. A refused
+ * tenant is tried again at its next event, not 10 s later. Both are
+ * written to the registry's deployment log.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -34,7 +45,14 @@ struct tenants {
     tenant **slots;     /* open addressing by name; NULL: empty */
     size_t cap, n, loaded;
     int64_t clock;      /* uses, for least-recently-used */
+    /* the watcher */
+    pthread_t thread;
+    pthread_cond_t wake;
+    int watching, stop;
+    char runner[300];   /* how the deployment log names this runner */
 };
+
+static void *watch_main(void *arg);
 
 void
 sw_tenants_free(tenants *tn)
@@ -43,14 +61,24 @@ sw_tenants_free(tenants *tn)
 
     if (tn == NULL)
         return;
+    if (tn->watching) {
+        pthread_mutex_lock(&tn->lock);
+        tn->stop = 1;
+        pthread_cond_signal(&tn->wake);
+        pthread_mutex_unlock(&tn->lock);
+        pthread_join(tn->thread, NULL);
+    }
     for (i = 0; i < tn->cap; i++) {
         if (tn->slots[i] != NULL) {
             sw_model_free(tn->slots[i]->m);
+            sw_model_free(tn->slots[i]->next);
+            sw_model_free(tn->slots[i]->old);
             free(tn->slots[i]->name);
             free(tn->slots[i]);
         }
     }
     free(tn->slots);
+    pthread_cond_destroy(&tn->wake);
     pthread_mutex_destroy(&tn->lock);
     free(tn);
 }
@@ -73,9 +101,29 @@ sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
         return SW_E_NOMEM;
     }
     pthread_mutex_init(&tn->lock, NULL);
+    pthread_cond_init(&tn->wake, NULL);
     tn->j = j;
     tn->spec_hash = spec_hash;
     tn->mt = mt;
+    if (j->runner_name != NULL) {
+        snprintf(tn->runner, sizeof(tn->runner), "%s", j->runner_name);
+    } else {
+        char host[256] = "host";
+
+        gethostname(host, sizeof(host) - 1);
+        snprintf(tn->runner, sizeof(tn->runner), "%s:%ld", host,
+                 (long)getpid());
+    }
+    if (j->registry != NULL && j->reload_seconds > 0) {
+        if (pthread_create(&tn->thread, NULL, watch_main, tn) != 0) {
+            sw_tenants_free(tn);
+            err->rc = SW_E_INTERNAL;
+            snprintf(err->msg, sizeof(err->msg),
+                     "tenants: the watcher thread did not start");
+            return SW_E_INTERNAL;
+        }
+        tn->watching = 1;
+    }
     *out = tn;
     return SW_OK;
 }
@@ -131,11 +179,22 @@ evict(tenants *tn)
         if (lru == NULL)
             return;
         sw_model_free(lru->m);
-        lru->m = NULL;
+        sw_model_free(lru->next);
+        lru->m = lru->next = NULL;
         lru->state = TENANT_UNLOADED;
         tn->loaded--;
         atomic_fetch_add(&tn->mt->tenant_evictions, 1);
     }
+}
+
+/* The tenant's reference: the job's template with its name for "{}". */
+static void
+tenant_ref(const job *j, const tenant *t, char *ref, size_t len)
+{
+    const char *at = strstr(j->tenant_model, "{}");
+
+    snprintf(ref, len, "%.*s%s%s", (int)(at - j->tenant_model),
+             j->tenant_model, t->name, at + 2);
 }
 
 /* Load t's model: t->m and its output naming, or a refusal in t->why. */
@@ -144,7 +203,6 @@ load(tenants *tn, tenant *t)
 {
     const job *j = tn->j;
     char ref[1024], path[4096], sha[65];
-    const char *at = strstr(j->tenant_model, "{}");
     int64_t version = 0;
     uint64_t spec = 0, schema;
     sw_model *m = NULL;
@@ -163,8 +221,7 @@ load(tenants *tn, tenant *t)
             goto refused;
         }
     }
-    snprintf(ref, sizeof(ref), "%.*s%s%s", (int)(at - j->tenant_model),
-             j->tenant_model, t->name, at + 2);
+    tenant_ref(j, t, ref, sizeof(ref));
     if (j->registry != NULL) {
         if (sw_registry_resolve(j->registry, ref, path, sizeof(path), sha,
                                 &version, &err) != SW_OK) {
@@ -202,6 +259,7 @@ load(tenants *tn, tenant *t)
                  ref, (long long)version);
     }
     memcpy(t->sha, sha, sizeof(t->sha));
+    t->version = version;
     t->m = m;
     t->state = TENANT_LOADED;
     tn->loaded++;
@@ -251,6 +309,19 @@ get_locked(tenants *tn, const char *name, size_t len, double now)
         tn->n++;
     }
     t->last_use = ++tn->clock;
+    if (t->next != NULL && t->state == TENANT_LOADED) {
+        /* the watcher's verified version: a pointer swap, the old model
+         * freed by the watcher, off the scoring path */
+        sw_model_free(t->old); /* a swap the watcher has not seen yet */
+        t->old = t->m;
+        t->m = t->next;
+        t->next = NULL;
+        memcpy(t->model, t->next_model, sizeof(t->model));
+        memcpy(t->sha, t->next_sha, sizeof(t->sha));
+        t->version = t->next_version;
+        t->swapped = 1;
+        atomic_fetch_add(&tn->mt->reloads, 1);
+    }
     if (t->state == TENANT_UNLOADED ||
         (t->state == TENANT_REFUSED && now - t->refused_at >= RETRY_S)) {
         load(tn, t);
@@ -270,4 +341,201 @@ sw_tenants_get(tenants *tn, const char *name, size_t len, double now)
     t = get_locked(tn, name, len, now);
     pthread_mutex_unlock(&tn->lock);
     return t;
+}
+
+/* The watcher: one look at every tenant after the store changed. */
+typedef struct look_item {
+    char name[256];
+    int state;
+    char sha[65], next_sha[65], bad_sha[65];
+    int64_t version;
+} look_item;
+
+static void
+record(tenants *tn, const char *ref, int64_t version, const char *sha,
+       sw_deploy_status st, const char *reason)
+{
+    sw_err err = {0};
+
+    if (sw_registry_record(tn->j->registry, ref, version, sha, tn->runner, st,
+                           reason, &err) != SW_OK)
+        fprintf(stderr, "sw-serve: tenants: could not write the deployment "
+                        "log: %s\n",
+                err.msg);
+}
+
+/* Resolve one tenant's reference again; a new version is verified here
+ * and handed to the table, a bad one refused. */
+static void
+look_tenant(tenants *tn, const look_item *it)
+{
+    const job *j = tn->j;
+    char ref[1024], path[4096], sha[65], why[600];
+    int64_t version = 0;
+    uint64_t spec = 0, schema;
+    sw_model *m = NULL;
+    sw_err err = {0};
+    tenant key, *t;
+
+    memset(&key, 0, sizeof(key));
+    key.name = (char *)it->name;
+    key.name_len = strlen(it->name);
+    tenant_ref(j, &key, ref, sizeof(ref));
+    if (it->state == TENANT_REFUSED) {
+        /* the store changed: try it again at its next event */
+        pthread_mutex_lock(&tn->lock);
+        t = tn->slots[slot_of(tn, it->name, strlen(it->name))];
+        if (t != NULL && t->state == TENANT_REFUSED)
+            t->refused_at = -1e18;
+        pthread_mutex_unlock(&tn->lock);
+        return;
+    }
+    if (sw_registry_resolve(j->registry, ref, path, sizeof(path), sha,
+                            &version, &err) != SW_OK)
+        return; /* gone or being written: the current version serves on */
+    if (!strcmp(sha, it->sha) || !strcmp(sha, it->next_sha) ||
+        !strcmp(sha, it->bad_sha))
+        return;
+    why[0] = '\0';
+    if (sw_model_load(path, &m, &err) != SW_OK)
+        snprintf(why, sizeof(why), "%s", err.msg);
+    else if (sw_model_pipeline_spec(m) != NULL &&
+             (sw_model_pipeline_hashes(m, &spec, &schema), spec) !=
+                 tn->spec_hash)
+        snprintf(why, sizeof(why),
+                 "its pipeline is not the job's bundle's: every tenant's "
+                 "model scores the shared pipeline's rows");
+    else if (sw_model_pipeline_spec(m) == NULL)
+        snprintf(why, sizeof(why), "a model without a pipeline");
+    if (why[0]) {
+        sw_model_free(m);
+        fprintf(stderr, "sw-serve: tenant %s: %s version %lld (sha256 "
+                        "%.16s...) refused, still serving version %lld: "
+                        "%s\n",
+                it->name, ref, (long long)version, sha,
+                (long long)it->version, why);
+        atomic_fetch_add(&tn->mt->reload_refusals, 1);
+        record(tn, ref, version, sha, SW_DEPLOY_REFUSED, why);
+        pthread_mutex_lock(&tn->lock);
+        t = tn->slots[slot_of(tn, it->name, strlen(it->name))];
+        if (t != NULL)
+            memcpy(t->bad_sha, sha, sizeof(t->bad_sha));
+        pthread_mutex_unlock(&tn->lock);
+        return;
+    }
+    pthread_mutex_lock(&tn->lock);
+    t = tn->slots[slot_of(tn, it->name, strlen(it->name))];
+    if (t != NULL && t->state == TENANT_LOADED) {
+        sw_model_free(t->next); /* superseded before its tenant came */
+        t->next = m;
+        m = NULL;
+        snprintf(t->next_model, sizeof(t->next_model), "%.*s@%lld",
+                 (int)(strcspn(ref, "@") < 200 ? strcspn(ref, "@") : 200),
+                 ref, (long long)version);
+        memcpy(t->next_sha, sha, sizeof(t->next_sha));
+        t->next_version = version;
+    }
+    pthread_mutex_unlock(&tn->lock);
+    sw_model_free(m); /* evicted meanwhile: its next load finds it */
+}
+
+/* The models the loop replaced freed, and its swaps written to the
+ * deployment log (by the watcher, and once more when it stops). */
+static void
+flush_swaps(tenants *tn)
+{
+    for (;;) {
+        sw_model *old = NULL;
+        char ref[1024], sha[65];
+        int64_t version = 0;
+        size_t i;
+        int found = 0;
+
+        pthread_mutex_lock(&tn->lock);
+        for (i = 0; i < tn->cap && !found; i++) {
+            tenant *t = tn->slots[i];
+
+            if (t == NULL || !t->swapped)
+                continue;
+            old = t->old;
+            t->old = NULL;
+            t->swapped = 0;
+            tenant_ref(tn->j, t, ref, sizeof(ref));
+            version = t->version;
+            memcpy(sha, t->sha, sizeof(sha));
+            found = 1;
+        }
+        pthread_mutex_unlock(&tn->lock);
+        if (!found)
+            return;
+        sw_model_free(old);
+        record(tn, ref, version, sha, SW_DEPLOY_SERVING,
+               "the registry moved");
+    }
+}
+
+static void *
+watch_main(void *arg)
+{
+    tenants *tn = arg;
+    sw_registry_watch *w = NULL;
+    sw_err err = {0};
+
+    pthread_mutex_lock(&tn->lock);
+    while (!tn->stop) {
+        struct timespec until;
+        look_item *items = NULL;
+        size_t i, n_items = 0;
+        int changed = 0;
+
+        pthread_mutex_unlock(&tn->lock);
+        flush_swaps(tn);
+        if (w == NULL &&
+            sw_registry_watch_open(tn->j->registry, &w, &err) != SW_OK) {
+            fprintf(stderr, "sw-serve: tenants: %s\n", err.msg);
+        } else if (w != NULL &&
+                   sw_registry_watch_poll(w, &changed, &err) != SW_OK) {
+            fprintf(stderr, "sw-serve: tenants: %s\n", err.msg);
+            sw_registry_watch_free(w); /* reopen at the next poll */
+            w = NULL;
+        }
+        pthread_mutex_lock(&tn->lock);
+        if (changed && tn->n > 0 &&
+            (items = calloc(tn->n, sizeof(*items))) != NULL) {
+            for (i = 0; i < tn->cap; i++) {
+                tenant *t = tn->slots[i];
+
+                if (t == NULL || t->state == TENANT_UNLOADED ||
+                    t->name_len >= sizeof(items->name))
+                    continue;
+                memcpy(items[n_items].name, t->name, t->name_len + 1);
+                items[n_items].state = t->state;
+                memcpy(items[n_items].sha, t->sha, 65);
+                snprintf(items[n_items].next_sha, 65, "%s",
+                         t->next != NULL ? t->next_sha : "");
+                memcpy(items[n_items].bad_sha, t->bad_sha, 65);
+                items[n_items].version = t->version;
+                n_items++;
+            }
+        }
+        pthread_mutex_unlock(&tn->lock);
+        for (i = 0; i < n_items; i++)
+            look_tenant(tn, &items[i]);
+        free(items);
+        clock_gettime(CLOCK_REALTIME, &until);
+        {
+            double s = tn->j->reload_seconds;
+            long ns = until.tv_nsec + (long)((s - (long)s) * 1e9);
+
+            until.tv_sec += (time_t)s + ns / 1000000000L;
+            until.tv_nsec = ns % 1000000000L;
+        }
+        pthread_mutex_lock(&tn->lock);
+        if (!tn->stop)
+            pthread_cond_timedwait(&tn->wake, &tn->lock, &until);
+    }
+    pthread_mutex_unlock(&tn->lock);
+    flush_swaps(tn);
+    sw_registry_watch_free(w);
+    return NULL;
 }

@@ -181,3 +181,82 @@ def test_tenant_settings_are_checked(tmp_path):
                            text=True, timeout=30)
         assert r.returncode == 2
         assert msg in r.stderr, r.stderr
+
+
+def test_tenants_follow_their_aliases_and_a_bad_version_is_refused_alone(
+        tmp_path):
+    """A tenant's alias moved while the runner serves it: the new version
+    is verified off the scoring path and serves the tenant's next events;
+    a version with another pipeline is refused and the tenant's old one
+    keeps serving; both go to the deployment log."""
+    store = str(tmp_path / "store")
+    files = {}
+    for i, shop in enumerate(SHOPS[:3]):
+        files[shop] = train(str(tmp_path / f"{shop}.swm"), SPEC, i, 5 + i)
+        v = registry.register(files[shop], f"shop-{shop}", store=store)
+        registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    files["s1v2"] = train(str(tmp_path / "s1v2.swm"), SPEC, 11, 9)
+    files["s2v2"] = train(str(tmp_path / "s2v2.swm"),
+                          dict(SPEC, features=SPEC["features"][:-1]), 12, 9)
+    keys, values, shop = events(4000, seed=19)
+    mine = np.isin(shop, SHOPS[:3])
+    keys = [k for k, m in zip(keys, mine) if m]
+    values = [v for v, m in zip(values, mine) if m]
+    half = len(values) // 2
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("shops", 1)
+        port = free_port()
+        job = serve.Job(serve.kafka_source("shops", b.bootstrap, group="g"),
+                        "shop-s0@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(tmp_path / "o.jsonl")],
+                        reload={"poll_s": 0.2}, metrics_port=port,
+                        runner_name="tenant-runner",
+                        tenants={"field": "shop",
+                                 "model": "shop-{}@champion"})
+        run = job.start(str(tmp_path / "job.json"))
+        try:
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[:half], keys=keys[:half])
+            wait_for(lambda: _scored(run) >= half, 60, "the first half")
+            v = registry.register(files["s1v2"], "shop-s1", store=store)
+            registry.promote("shop-s1", v, reason="better", store=store)
+            v = registry.register(files["s2v2"], "shop-s2", store=store)
+            registry.promote("shop-s2", v, reason="other pipeline",
+                             store=store)
+            wait_for(lambda: run.metrics()["sw_model_refusals_total"] >= 1,
+                     30, "the refusal of shop-s2's version 2")
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[half:], keys=keys[half:])
+            wait_for(lambda: _scored(run) >= len(values), 60,
+                     "the second half")
+        finally:
+            err = run.stop()
+        offline = {}
+        for name in ("s0", "s1", "s2", "s1v2"):
+            nb = serve.score_stream(sw.learners.load(files[name]),
+                                    sw.replay.kafka("shops", b.bootstrap,
+                                                    schema=SPEC),
+                                    key="user", emission="arrival")
+            offline[name] = {x.offset: x.prediction for x in nb.itertuples()}
+    lines = [json.loads(x) for x in open(tmp_path / "o.jsonl")]
+    assert len(lines) == len(values)
+    by_model = {"shop-s0@1": "s0", "shop-s1@1": "s1", "shop-s2@1": "s2",
+                "shop-s1@2": "s1v2"}
+    for d in lines:
+        # every event scored by exactly one version, and by its bits
+        assert np.float64(d["prediction"]).tobytes() == np.float64(
+            offline[by_model[d["model"]]][d["offset"]]).tobytes()
+    s1 = [d["model"] for d in lines if d["tenant"] == "s1"]
+    s1_first_half = [d["model"] for d in lines[:half] if d["tenant"] == "s1"]
+    assert set(s1_first_half) == {"shop-s1@1"}
+    # one switch, and the tenant's later events on version 2
+    switch = s1.index("shop-s1@2")
+    assert set(s1[switch:]) == {"shop-s1@2"} and switch >= len(s1_first_half)
+    assert {d["model"] for d in lines if d["tenant"] == "s2"} == {"shop-s2@1"}
+    assert "tenant s2: shop-s2@champion version 2" in err
+    assert "refused, still serving version 1" in err
+    dep = registry.deployments("shop-s1", store=store)
+    assert ((dep["version"] == 2) & (dep["status"] == "serving")
+            & (dep["runner"] == "tenant-runner")).any()
+    dep = registry.deployments("shop-s2", store=store)
+    assert ((dep["version"] == 2) & (dep["status"] == "refused")).any()
