@@ -276,56 +276,77 @@ sw_coll_get_stats(const sw_coll *c, sw_coll_stats *s)
 
 typedef enum { OP_SUM_I64, OP_MAX_F64 } reduce_op;
 
-static void
-chunk_of(const sw_coll *c, int64_t n, int k, int64_t *lo, int64_t *hi)
+
+/* The reduce-scatter phase of a ring over chunks k = [bounds[k],
+ * bounds[k + 1]): at step s rank r sends chunk r - s - shift and folds in
+ * the chunk r - s - shift - 1 it receives, so after size - 1 steps it
+ * holds the whole reduction of chunk r + 1 - shift (mod size). */
+static sw_rc
+ring_reduce(sw_coll *c, void *buf, const int64_t *bounds, int shift,
+            reduce_op op, sw_err *err)
 {
-    *lo = n * k / c->size;
-    *hi = n * (k + 1) / c->size;
+    int64_t i, max = 0;
+    int s, P = c->size, r = c->rank;
+    sw_rc rc;
+
+    for (s = 0; s < P; s++)
+        max = bounds[s + 1] - bounds[s] > max ? bounds[s + 1] - bounds[s]
+                                              : max;
+    if ((rc = grow_tmp(c, (size_t)(max + 1) * 8, err)) != SW_OK)
+        return rc;
+    for (s = 0; s < P - 1; s++) {
+        int ks = (r - s - shift + 2 * P) % P;
+        int kr = (r - s - shift - 1 + 2 * P) % P;
+        int64_t len = bounds[kr + 1] - bounds[kr];
+
+        rc = exchange(c, (char *)buf + bounds[ks] * 8,
+                      (size_t)(bounds[ks + 1] - bounds[ks]) * 8, c->tmp,
+                      (size_t)len * 8, err);
+        if (rc != SW_OK)
+            return rc;
+        if (op == OP_SUM_I64) {
+            int64_t *d = (int64_t *)buf + bounds[kr];
+            const int64_t *t = c->tmp;
+
+            for (i = 0; i < len; i++)
+                d[i] += t[i];
+        } else {
+            double *d = (double *)buf + bounds[kr];
+            const double *t = c->tmp;
+
+            for (i = 0; i < len; i++)
+                d[i] = t[i] > d[i] || d[i] != d[i] ? t[i] : d[i];
+        }
+    }
+    return SW_OK;
 }
 
-/* Ring allreduce of n 8-byte values: a reduce-scatter (each rank ends
- * with the whole reduction of one chunk), then an allgather of the
- * chunks; each rank sends and receives 2 (size - 1) / size of the buffer. */
+/* Ring allreduce of n 8-byte values: the reduce-scatter phase over equal
+ * chunks, then an allgather of the chunks; each rank sends and receives
+ * 2 (size - 1) / size of the buffer. */
 static sw_rc
 allreduce(sw_coll *c, void *buf, int64_t n, reduce_op op, sw_err *err)
 {
+    int64_t bounds[SW_COLL_MAX_RANKS + 1];
     double t0 = now_s();
-    int64_t lo, hi, rlo, rhi, i;
-    int s, P = c->size, r = c->rank;
+    int k, s, P = c->size, r = c->rank;
     sw_rc rc;
 
     if ((rc = begin(c, err)) != SW_OK)
         return rc;
     if (P == 1 || n == 0)
         return end(c, SW_OK, t0);
-    if ((rc = grow_tmp(c, (size_t)((n + P - 1) / P + 1) * 8, err)) != SW_OK)
+    for (k = 0; k <= P; k++)
+        bounds[k] = n * k / P;
+    if ((rc = ring_reduce(c, buf, bounds, 0, op, err)) != SW_OK)
         return end(c, rc, t0);
     for (s = 0; s < P - 1; s++) {
-        chunk_of(c, n, (r - s + P) % P, &lo, &hi);
-        chunk_of(c, n, (r - s - 1 + 2 * P) % P, &rlo, &rhi);
-        rc = exchange(c, (char *)buf + lo * 8, (size_t)(hi - lo) * 8, c->tmp,
-                      (size_t)(rhi - rlo) * 8, err);
-        if (rc != SW_OK)
-            return end(c, rc, t0);
-        if (op == OP_SUM_I64) {
-            int64_t *d = (int64_t *)buf + rlo;
-            const int64_t *t = c->tmp;
+        int ks = (r + 1 - s + P) % P, kr = (r - s + P) % P;
 
-            for (i = 0; i < rhi - rlo; i++)
-                d[i] += t[i];
-        } else {
-            double *d = (double *)buf + rlo;
-            const double *t = c->tmp;
-
-            for (i = 0; i < rhi - rlo; i++)
-                d[i] = t[i] > d[i] || d[i] != d[i] ? t[i] : d[i];
-        }
-    }
-    for (s = 0; s < P - 1; s++) {
-        chunk_of(c, n, (r + 1 - s + P) % P, &lo, &hi);
-        chunk_of(c, n, (r - s + P) % P, &rlo, &rhi);
-        rc = exchange(c, (char *)buf + lo * 8, (size_t)(hi - lo) * 8,
-                      (char *)buf + rlo * 8, (size_t)(rhi - rlo) * 8, err);
+        rc = exchange(c, (char *)buf + bounds[ks] * 8,
+                      (size_t)(bounds[ks + 1] - bounds[ks]) * 8,
+                      (char *)buf + bounds[kr] * 8,
+                      (size_t)(bounds[kr + 1] - bounds[kr]) * 8, err);
         if (rc != SW_OK)
             return end(c, rc, t0);
     }
@@ -333,44 +354,23 @@ allreduce(sw_coll *c, void *buf, int64_t n, reduce_op op, sw_err *err)
 }
 
 /* Ring reduce-scatter of int64 sums: rank r ends with the sum over the
- * ranks of v[bounds[r], bounds[r + 1]); the rest of v is left partial.
- * The standard ring shifted by one chunk, so that rank r keeps chunk r. */
+ * ranks of v[bounds[r], bounds[r + 1]); the rest of v is left partial
+ * (the reduce-scatter phase shifted by one chunk, so rank r keeps chunk
+ * r). */
 sw_rc
 sw_coll_reduce_scatter_i64(sw_coll *c, int64_t *v, const int64_t *bounds,
                            sw_err *err)
 {
     double t0 = now_s();
-    int s, P, r;
-    int64_t i, max = 0;
     sw_rc rc;
 
     if (c == NULL)
         return SW_OK;
-    P = c->size;
-    r = c->rank;
     if ((rc = begin(c, err)) != SW_OK)
         return rc;
-    if (P == 1)
+    if (c->size == 1)
         return end(c, SW_OK, t0);
-    for (s = 0; s < P; s++)
-        max = bounds[s + 1] - bounds[s] > max ? bounds[s + 1] - bounds[s]
-                                              : max;
-    if ((rc = grow_tmp(c, (size_t)(max + 1) * 8, err)) != SW_OK)
-        return end(c, rc, t0);
-    for (s = 0; s < P - 1; s++) {
-        int ks = (r - s - 1 + 2 * P) % P, kr = (r - s - 2 + 2 * P) % P;
-        int64_t *d = v + bounds[kr];
-        const int64_t *t = c->tmp;
-
-        rc = exchange(c, v + bounds[ks],
-                      (size_t)(bounds[ks + 1] - bounds[ks]) * 8, c->tmp,
-                      (size_t)(bounds[kr + 1] - bounds[kr]) * 8, err);
-        if (rc != SW_OK)
-            return end(c, rc, t0);
-        for (i = 0; i < bounds[kr + 1] - bounds[kr]; i++)
-            d[i] += t[i];
-    }
-    return end(c, SW_OK, t0);
+    return end(c, ring_reduce(c, v, bounds, 1, OP_SUM_I64, err), t0);
 }
 
 sw_rc
