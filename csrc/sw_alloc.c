@@ -259,3 +259,23 @@ route_jansson(void)
 {
     json_set_alloc_funcs(json_alloc, json_release);
 }
+
+sw_rc
+sw_json_parse(const char *text, size_t len, const char *what, sw_rc bad,
+              struct json_t **out, sw_err *err)
+{
+    long before = sw_alloc_failures();
+    json_error_t jerr;
+
+    *out = text == NULL ? NULL
+           : len == (size_t)-1 ? json_loads(text, 0, &jerr)
+                               : json_loadb(text, len, 0, &jerr);
+    if (*out != NULL)
+        return SW_OK;
+    if (sw_alloc_failures() != before)
+        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
+    if (text == NULL)
+        return sw_fail(err, bad, "%s: not JSON (none given)", what);
+    return sw_fail(err, bad, "%s: not JSON (line %d, column %d: %s)", what,
+                   jerr.line, jerr.column, jerr.text);
+}

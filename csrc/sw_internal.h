@@ -56,6 +56,13 @@ long sw_alloc_live(void);
  * error or not at all: a step that parses or builds JSON compares this
  * count before and after, and a change is SW_E_NOMEM. */
 long sw_alloc_failures(void);
+/* The one way the core parses JSON text (len (size_t)-1: NUL-terminated):
+ * *out the root, or NULL and SW_E_NOMEM ("<what>: out of memory") when an
+ * allocation was refused meanwhile, else bad ("<what>: not JSON (line L,
+ * column C: why)"). */
+struct json_t;
+sw_rc sw_json_parse(const char *text, size_t len, const char *what,
+                    sw_rc bad, struct json_t **out, sw_err *err);
 
 /* ---- the words of an events schema (sw_events.c) ----
  * Column types by name (SW_COL_* order) and time units (0 us, 1 ms, 2 s,

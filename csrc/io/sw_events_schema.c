@@ -48,19 +48,15 @@ sw_rc
 sw_events_schema_parse(const char *json, const char *what, sw_events_schema *s,
                        sw_err *err)
 {
-    json_error_t jerr;
-    long refused = sw_alloc_failures();
-    json_t *root = json_loads(json ? json : "", 0, &jerr), *ev, *fields, *v;
+    json_t *root, *ev, *fields, *v;
     const char *name, *tname, *unit;
-    sw_rc rc = SW_OK;
+    sw_rc rc;
     int t;
 
     memset(s, 0, sizeof(*s));
-    if (root == NULL && sw_alloc_failures() != refused)
-        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
-    if (root == NULL)
-        return sw_fail(err, SW_E_INVAL, "%s: not JSON: %s (line %d)", what,
-                       jerr.text, jerr.line);
+    if ((rc = sw_json_parse(json ? json : "", (size_t)-1, what, SW_E_INVAL,
+                            &root, err)) != SW_OK)
+        return rc;
     ev = json_object_get(root, "events");
     ev = json_is_object(ev) ? ev : root;
     fields = json_object_get(ev, "fields");

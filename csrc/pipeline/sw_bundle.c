@@ -722,21 +722,17 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
                uint64_t spec_hash, uint64_t schema_hash, sw_err *err)
 {
     json_t *root = NULL, *spec, *a, *g;
-    json_error_t jerr;
     const char **names = NULL;
     char *text = NULL;
     sw_bundle *b = NULL;
     int64_t *seq = NULL, n_rows = 0, i, n_o = sw_model_n_outputs(m);
     double *pred = NULL;
     size_t j;
-    long refused = sw_alloc_failures();
     sw_rc rc;
 
-    root = json_loadb((const char *)p, len, 0, &jerr);
-    if (root == NULL && sw_alloc_failures() != refused)
-        return sw_fail(err, SW_E_NOMEM, "PIPELINE: out of memory");
-    if (root == NULL)
-        return sw_fail(err, SW_E_FORMAT, "PIPELINE: not JSON (%s)", jerr.text);
+    if ((rc = sw_json_parse((const char *)p, len, "PIPELINE", SW_E_FORMAT,
+                            &root, err)) != SW_OK)
+        return rc;
     spec = json_object_get(root, "spec");
     a = json_object_get(root, "inputs");
     if (!json_is_object(spec) || !json_is_array(a) ||

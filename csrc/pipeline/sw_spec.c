@@ -925,17 +925,11 @@ spec_identity(sw_pipeline *p, json_t *root, sw_err *err)
 sw_rc
 sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 {
-    json_error_t jerr;
-    long refused = sw_alloc_failures();
-    json_t *root = json_loads(text, 0, &jerr);
-    sw_rc rc;
+    json_t *root;
+    sw_rc rc = sw_json_parse(text, (size_t)-1, "spec", SW_E_INVAL, &root, err);
 
-    if (root == NULL && sw_alloc_failures() != refused)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-    if (root == NULL)
-        return sw_fail(err, SW_E_INVAL,
-                       "spec: not JSON (line %d, column %d: %s)", jerr.line,
-                       jerr.column, jerr.text);
+    if (rc != SW_OK)
+        return rc;
     if ((rc = compile_events(p, root, err)) == SW_OK &&
         (rc = compile_features(p, json_object_get(root, "features"), err)) ==
             SW_OK &&
