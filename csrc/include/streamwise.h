@@ -911,7 +911,8 @@ sw_rc sw_registry_record(const char *store_dir, const char *ref,
 /* A Kafka-protocol broker cluster of n_brokers (1..16) in this process,
  * listening on loopback; kcat, confluent_kafka and librdkafka clients
  * connect to sw_broker_bootstrap(). In memory only; about 5 MiB or 100k
- * message sets per partition; no real transactions; no offsets_for_times.
+ * message sets per partition; transactions accepted but not isolated
+ * (aborted records stay visible, no fencing); no offsets_for_times.
  * SW_E_UNSUPPORTED when built without librdkafka. */
 typedef struct sw_broker sw_broker;
 

@@ -501,7 +501,7 @@ job_outputs(job *j, sw_err *err)
             return rc;
     }
     for (i = 0; i < (size_t)j->n_sinks; i++) {
-        char sub[32];
+        char sub[48];
 
         if (j->sinks[i].kind == OUT_KAFKA) {
             out_spec *o = &j->sinks[i];
