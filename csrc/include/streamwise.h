@@ -892,13 +892,19 @@ sw_rc sw_registry_register(const char *store_dir, const char *name,
 /* What a deployment did with a version. */
 typedef enum sw_deploy_status {
     SW_DEPLOY_SERVING = 0, /* the runner switched to it */
-    SW_DEPLOY_REFUSED = 1  /* it was refused; the old version kept serving */
+    SW_DEPLOY_REFUSED = 1, /* it was refused; the old version kept serving */
+    SW_DEPLOY_RETIRED = 2  /* retired on the control topic: no longer served */
 } sw_deploy_status;
 
-/* Append to the store's deployment log (schema 2) that runner (a name the
- * operator recognises: host, pid, job) is serving, or refused, version
- * (0: unknown) of ref with file SHA-256 sha256_hex (may be NULL), and why.
- * SW_E_FORMAT for a store older than schema 2. */
+/* The name the deployment log gives a status ("serving", "refused",
+ * "retired"), or NULL for another value. */
+const char *sw_deploy_status_name(sw_deploy_status s);
+
+/* Append to the store's deployment log (schema 2; "retired" schema 4) that
+ * runner (a name the operator recognises: host, pid, job) is serving,
+ * refused or retired version (0: unknown) of ref with file SHA-256
+ * sha256_hex (may be NULL), and why. SW_E_FORMAT for a store older than
+ * schema 2. */
 sw_rc sw_registry_record(const char *store_dir, const char *ref,
                          int64_t version, const char *sha256_hex,
                          const char *runner, sw_deploy_status status,

@@ -393,7 +393,7 @@ sqlite_record(const char *store_dir, const char *ref, int64_t version,
 
     if (store_dir == NULL || ref == NULL || runner == NULL ||
         reason == NULL ||
-        (status != SW_DEPLOY_SERVING && status != SW_DEPLOY_REFUSED))
+        sw_deploy_status_name(status) == NULL)
         return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
     if ((rc = parse_ref(ref, name, sizeof(name), &sel, err)) != SW_OK)
         return rc;
@@ -424,9 +424,7 @@ sqlite_record(const char *store_dir, const char *ref, int64_t version,
     if (sha256_hex != NULL)
         sqlite3_bind_text(q, 4, sha256_hex, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 5, runner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 6,
-                      status == SW_DEPLOY_SERVING ? "serving" : "refused", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(q, 6, sw_deploy_status_name(status), -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 7, reason, -1, SQLITE_STATIC);
     sqlite3_bind_double(q, 8, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
     rc = sqlite3_step(q) == SQLITE_DONE ? SW_OK : db_fail(db, db_path, err);
@@ -687,13 +685,27 @@ sw_registry_watch_free(sw_registry_watch *w)
     sqlite_watch_free(w);
 }
 
+const char *
+sw_deploy_status_name(sw_deploy_status s)
+{
+    switch (s) {
+    case SW_DEPLOY_SERVING:
+        return "serving";
+    case SW_DEPLOY_REFUSED:
+        return "refused";
+    case SW_DEPLOY_RETIRED:
+        return "retired";
+    }
+    return NULL;
+}
+
 sw_rc
 sw_registry_record(const char *store, const char *ref, int64_t version,
                    const char *sha256_hex, const char *runner,
                    sw_deploy_status status, const char *reason, sw_err *err)
 {
     if (store == NULL || ref == NULL || runner == NULL || reason == NULL ||
-        (status != SW_DEPLOY_SERVING && status != SW_DEPLOY_REFUSED))
+        sw_deploy_status_name(status) == NULL)
         return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
     if (sw__registry_is_pg(store))
         return sw__pg_record(store, ref, version, sha256_hex, runner, status,

@@ -11,7 +11,7 @@
 
 #include "sw_internal.h"
 
-#define SW_REGISTRY_SCHEMA_KNOWN 3 /* newest store schema this build reads */
+#define SW_REGISTRY_SCHEMA_KNOWN 4 /* newest store schema this build reads */
 
 /* The advisory lock every writer of a PostgreSQL store takes, the same
  * key as python/streamwise/store.py's WRITE_LOCK ("swWR"). */

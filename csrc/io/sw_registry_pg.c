@@ -360,7 +360,7 @@ sw__pg_record(const char *uri, const char *ref, int64_t version,
     p[2] = version > 0 ? vtext : NULL;
     p[3] = sha256_hex;
     p[4] = runner;
-    p[5] = status == SW_DEPLOY_SERVING ? "serving" : "refused";
+    p[5] = sw_deploy_status_name(status);
     p[6] = reason;
     p[7] = at;
     r = pg_exec(conn, uri,

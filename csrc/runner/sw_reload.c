@@ -56,6 +56,8 @@ struct reloader {
     _Atomic int has_pending;
     char refused_sha[65];  /* the last refused file: not tried again */
     char unresolved[256];  /* the last refusal before a file was found */
+    int64_t started_ms;    /* a retirement sent before this is not ours */
+    _Atomic int retire;    /* retired on the control topic: stop serving */
 };
 
 static void
@@ -167,7 +169,11 @@ look(reloader *rl)
 }
 
 /* Whether the control topic's last batch names this reloader's model
- * (its name; and its alias, when the message has one). */
+ * (its name; and its alias, when the message has one) to deploy. A
+ * retirement sent since the runner started ({"action": "retire"},
+ * registry.retire) asks the loop to stop serving it, and is written to
+ * the deployment log; one sent before is history: the runner was started
+ * after it on purpose. */
 static int
 announced(reloader *rl, sw_kafka_source *ks, int64_t count)
 {
@@ -186,11 +192,37 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
                                 : NULL;
         const char *model = json_string_value(json_object_get(msg, "model"));
         const char *alias = json_string_value(json_object_get(msg, "alias"));
+        const char *action =
+            json_string_value(json_object_get(msg, "action"));
+        const char *why = json_string_value(json_object_get(msg, "reason"));
 
         if (model != NULL && strlen(model) == nlen &&
             !strncmp(model, rl->ref, nlen) &&
-            (alias == NULL || at == NULL || !strcmp(alias, at + 1)))
-            hit = 1;
+            (alias == NULL || at == NULL || !strcmp(alias, at + 1))) {
+            if (action != NULL && !strcmp(action, "retire")) {
+                if (ts[i] >= rl->started_ms && !atomic_load(&rl->retire)) {
+                    char reason[400];
+
+                    snprintf(reason, sizeof(reason), "retired on %s%s%.300s",
+                             rl->j->control_topic, why ? ": " : "",
+                             why ? why : "");
+                    fprintf(stderr, "sw-serve: reload: %s %s\n", rl->ref,
+                            reason);
+                    pthread_mutex_lock(&rl->lock);
+                    {
+                        int64_t v = rl->serving_version;
+                        char sha[65];
+
+                        memcpy(sha, rl->serving_sha, sizeof(sha));
+                        pthread_mutex_unlock(&rl->lock);
+                        record(rl, v, sha, SW_DEPLOY_RETIRED, reason);
+                    }
+                    atomic_store(&rl->retire, 1);
+                }
+            } else {
+                hit = 1;
+            }
+        }
         json_decref(msg);
     }
     return hit;
@@ -209,8 +241,10 @@ control_open(reloader *rl)
     sw_kafka_source *ks = NULL;
     sw_err err = {0};
 
-    snprintf(group, sizeof(group), "sw-control-%s-%ld", rl->runner,
-             (long)getpid());
+    /* and each reloader of the runner (bundle, shadow, canary) its own:
+     * in one group they would share the topic's partitions */
+    snprintf(group, sizeof(group), "sw-control-%.200s-%ld-%.150s",
+             rl->runner, (long)getpid(), rl->ref);
     if (sw_kafka_source_subscribe(rl->j->control_bootstrap,
                                   rl->j->control_topic, group, 50, conf, &ks,
                                   &err) != SW_OK) {
@@ -331,6 +365,12 @@ sw_reloader_start(const job *j, const char *ref, const char *name,
     sw_model_pipeline_hashes(now->m, &rl->spec_hash, &schema);
     memcpy(rl->serving_sha, now->sha, sizeof(rl->serving_sha));
     rl->serving_version = now->version;
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rl->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     gethostname(host, sizeof(host) - 1);
     if (j->runner_name != NULL)
         snprintf(rl->runner, sizeof(rl->runner), "%s", j->runner_name);
@@ -379,6 +419,12 @@ sw_reloader_take(reloader *rl, const served *cur, served *next)
     if (us > atomic_load(&rl->mt->swap_max_us))
         atomic_store(&rl->mt->swap_max_us, us);
     return 1;
+}
+
+int
+sw_reloader_retired(reloader *rl)
+{
+    return rl != NULL && atomic_load(&rl->retire);
 }
 
 void

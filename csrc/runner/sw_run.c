@@ -748,6 +748,22 @@ swap_slot(run *R, slot *sl)
             (long long)atomic_load(&R->mt->swap_last_us));
 }
 
+/* A shadow or canary retired on the control topic: no longer scored. */
+static void
+retire_slot(run *R, slot *sl)
+{
+    if (sl->rl == NULL || !sw_reloader_retired(sl->rl))
+        return;
+    sw_reloader_stop(sl->rl); /* it may hold a model to hand over */
+    sl->rl = NULL;
+    fprintf(stderr, "sw-serve: %s %s retired: no longer scored, from event "
+                    "%lld on\n",
+            sl == &R->shadow ? "shadow" : "canary", sl->s.model,
+            (long long)R->n_in);
+    sw_model_free(sl->s.m);
+    sl->s.m = NULL;
+}
+
 /* The spec with the job's emission mode (NULL: as the bundle has it,
  * arrival when it says nothing). */
 static char *
@@ -1388,6 +1404,17 @@ loop(run *R, sw_err *err)
             swap_slot(R, &R->shadow);
         if (R->canary.rl != NULL)
             swap_slot(R, &R->canary);
+        if (sw_reloader_retired(R->main.rl)) {
+            /* what it serves is retired: the job ends as on SIGTERM */
+            fprintf(stderr, "sw-serve: %s retired: stopping (a last "
+                            "checkpoint, outputs flushed, offsets "
+                            "committed)\n",
+                    R->main.s.model);
+            stop_asked = 1;
+            break;
+        }
+        retire_slot(R, &R->shadow);
+        retire_slot(R, &R->canary);
         if (R->hs != NULL)
             rc = sw_h5_source_next(R->hs, j->batch_max, &count, err);
         else if ((rc = run_repart_forward(R, err)) == SW_OK)

@@ -154,6 +154,10 @@ sw_rc sw_reloader_start(const job *j, const char *ref, const char *name,
  * *next (the reloader takes cur->m back and frees it off the loop), or
  * 0. */
 int sw_reloader_take(reloader *rl, const served *cur, served *next);
+/* 1 once its model was retired on the control topic (registry.retire):
+ * the loop stops serving it (the bundle's: the runner stops as on
+ * SIGTERM; a shadow's or canary's: that slot is dropped). */
+int sw_reloader_retired(reloader *rl);
 void sw_reloader_stop(reloader *rl);
 
 /* The SHA-256 of a file as 64 hex digits and a NUL (sw_run.c). */

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     #: a store: a directory, a postgresql:// URI, or a handle
     StoreLike = Union[str, os.PathLike, Store, PgStore, None]
 
-__all__ = ["register", "promote", "resolve", "history", "versions",
-           "list_models", "ALIASES", "Resolved"]
+__all__ = ["register", "promote", "retire", "resolve", "history",
+           "versions", "list_models", "ALIASES", "Resolved"]
 
 #: Aliases with a meaning in serving; others are allowed too.
 ALIASES = ("champion", "challenger", "shadow")
@@ -174,21 +174,58 @@ def promote(name: str, version: int, alias: str = "champion",
     return gen
 
 
+def _control_of(control):
+    """The control topic given, or the environment's, or None."""
+    if control is not None:
+        return control
+    topic = os.environ.get("STREAMWISE_CONTROL_TOPIC")
+    bootstrap = os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
+    if not (topic and bootstrap):
+        return None
+    return {"topic": topic, "bootstrap": bootstrap}
+
+
+def _send_control(control, key, message):
+    from .kafka import Sink
+    with Sink(control["topic"], control["bootstrap"]) as s:
+        s.send(json.dumps(message, sort_keys=True), keys=key)
+
+
 def _announce(control, name, alias, version, gen):
     """The promotion on the control topic, after it is in the store (a
     runner that reads the message must find it there)."""
+    control = _control_of(control)
     if control is None:
-        topic = os.environ.get("STREAMWISE_CONTROL_TOPIC")
-        bootstrap = os.environ.get("STREAMWISE_KAFKA_BOOTSTRAP")
-        if not (topic and bootstrap):
-            return
-        control = {"topic": topic, "bootstrap": bootstrap}
-    from .kafka import Sink
-    msg = json.dumps({"model": name, "alias": alias, "version": version,
-                      "generation": gen, "action": "deploy"},
-                     sort_keys=True)
-    with Sink(control["topic"], control["bootstrap"]) as s:
-        s.send(msg, keys=f"{name}@{alias}")
+        return
+    _send_control(control, f"{name}@{alias}",
+                  {"model": name, "alias": alias, "version": version,
+                   "generation": gen, "action": "deploy"})
+
+
+def retire(name: str, alias: str = "champion", reason: str = "",
+           control: Any = None) -> None:
+    """Ask the runners serving name@alias to stop serving it: announced on
+    the control topic ({"model", "alias", "action": "retire", "reason"},
+    keyed name@alias; control as for promote, or the environment's). A
+    runner whose bundle follows name@alias ends as on SIGTERM (a last
+    checkpoint, outputs flushed, offsets committed, exit 0); one whose
+    shadow or canary does stops scoring with it. Each writes "retired" to
+    the deployment log. Runners started after the message are not
+    stopped by it; promoting again announces a deploy that supersedes it
+    on a compacted topic."""
+    _check_name(name)
+    if not isinstance(alias, str) or not alias or "@" in alias:
+        raise _sw.InvalidArgument(f"alias={alias!r}: a name such as "
+                                  "'champion'")
+    control = _control_of(control)
+    if control is None:
+        raise _sw.InvalidArgument(
+            "retire is announced on a control topic: give control={"
+            "'topic': ..., 'bootstrap': ...} or set STREAMWISE_CONTROL_TOPIC "
+            "and STREAMWISE_KAFKA_BOOTSTRAP")
+    _send_control(control, f"{name}@{alias}",
+                  {"model": name, "alias": alias, "action": "retire",
+                   "reason": str(reason)})
 
 
 def _versions_text(con, name):

@@ -93,7 +93,11 @@ class Only:
         self.dialect, self.sql = dialect, sql
 
     def render(self, dialect):
-        return [self.sql] if dialect == self.dialect else []
+        if dialect != self.dialect:
+            return []
+        if isinstance(self.sql, str):
+            return [self.sql]
+        return self.sql.render(dialect)
 
 
 TYPES = {
@@ -271,6 +275,35 @@ MIGRATIONS = {
     3: [
         Only("postgresql", "ALTER TABLE metric_points DROP CONSTRAINT "
                            "metric_points_run_id_fkey"),
+    ],
+    # A runner stops serving a model retired on the control topic
+    # (registry.retire) and says so in the deployment log. SQLite changes
+    # a CHECK only by building the table again (its triggers with it).
+    4: [
+        Only("sqlite", """CREATE TABLE deployments_v4 (
+               deployment_id INTEGER PRIMARY KEY,
+               name TEXT NOT NULL,
+               ref TEXT NOT NULL,
+               version INTEGER,
+               sha256 TEXT,
+               runner TEXT NOT NULL,
+               status TEXT NOT NULL
+                   CHECK (status IN ('serving', 'refused', 'retired')),
+               reason TEXT NOT NULL,
+               at REAL NOT NULL)"""),
+        Only("sqlite", "INSERT INTO deployments_v4 SELECT * FROM deployments"),
+        Only("sqlite", "DROP TABLE deployments"),
+        Only("sqlite", "ALTER TABLE deployments_v4 RENAME TO deployments"),
+        Only("sqlite", "CREATE INDEX deployments_by_name ON deployments "
+                       "(name, at)"),
+        Only("sqlite", Refuse("deployments", "deployments",
+                              ("UPDATE", "DELETE"),
+                              "the deployment log is append-only")),
+        Only("postgresql", "ALTER TABLE deployments DROP CONSTRAINT "
+                           "deployments_status_check"),
+        Only("postgresql", "ALTER TABLE deployments ADD CONSTRAINT "
+                           "deployments_status_check CHECK (status IN "
+                           "('serving', 'refused', 'retired'))"),
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

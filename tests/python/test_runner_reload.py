@@ -337,3 +337,80 @@ def test_a_control_topic_announcement_deploys_before_the_next_poll(tmp_path):
     assert got == [{"action": "deploy", "alias": "champion",
                     "generation": 2, "model": "m", "version": 2}]
     assert "m@champion announced on sw-control" in log
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_retire_on_the_control_topic_stops_a_shadow_then_the_runner(
+        kind, tmp_path, request):
+    """registry.retire: the shadow's name retired, the runner stops
+    scoring with it; the bundle's retired, the runner ends as on SIGTERM
+    (exit 0, last checkpoint); both written "retired" to the deployment
+    log. A retirement sent before a runner starts does not stop it."""
+    store = make_store(kind, tmp_path, request)
+    m = train_bundle(str(tmp_path / "m.swm"), n=3000)
+    s = train_bundle(str(tmp_path / "s.swm"), n=4000)
+    registry.register(m, "m", store=store)
+    registry.register(s, "s", store=store)
+    registry.promote("m", 1, reason="first", store=store)
+    registry.promote("s", 1, reason="first", store=store)
+    keys, values, _ = events(3000, seed=31)
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("t", 1)
+        b.create_topic("sw-control", 1)
+        control = {"topic": "sw-control", "bootstrap": b.bootstrap}
+
+        def job(d):
+            # the embedded broker holds a group's partitions for the
+            # session timeout after a member left: 6 s, not 45
+            return serve.Job(serve.kafka_source(
+                                 "t", b.bootstrap, group=d,
+                                 config={"session.timeout.ms": "6000",
+                                         "heartbeat.interval.ms": "500"}),
+                             "m@champion", registry=store, key="user",
+                             shadow="s@champion",
+                             sinks=[serve.jsonl(tmp_path / f"{d}.jsonl")],
+                             checkpoint={"dir": str(tmp_path / d)},
+                             metrics_port=free_port(), reload={"poll_s": 60},
+                             control=control, runner_name=f"r-{d}")
+        run = job("a").start(str(tmp_path / "a.json"))
+        try:
+            wait_for(status_says(run, model="m@1"), 30, "start")
+            produce(b.bootstrap, "t", keys[:1000], values[:1000])
+            wait_for(status_says(run, predictions=1000), 30, "1000")
+            time.sleep(1.5)        # the control consumer holds its partition
+            registry.retire("s", reason="compared enough", control=control)
+            wait_for(lambda: "shadow s@1 retired" in open(run.log).read(),
+                     15, "the shadow retired")
+            produce(b.bootstrap, "t", keys[1000:2000], values[1000:2000])
+            wait_for(status_says(run, predictions=2000), 30, "2000")
+            registry.retire("m", reason="decommissioned", control=control)
+            run.proc.wait(timeout=30)
+        finally:
+            log = run.stop()
+        assert run.proc.returncode == 0, log
+        assert "m@1 retired: stopping" in log
+        lines = [json.loads(x) for x in open(tmp_path / "a.jsonl")]
+        assert len(lines) == 2000
+        assert all("shadow" in d for d in lines[:1000])
+        assert not any("shadow" in d for d in lines[-500:])
+        # the checkpoint holds all of it: a runner started later resumes
+        # after event 2000, and the retirements sent before it started
+        # do not stop it
+        assert any(f.endswith(".swc") for f in os.listdir(tmp_path / "a"))
+        again = job("a").start(str(tmp_path / "a2.json"))
+        try:
+            wait_for(status_says(again, model="m@1"), 30, "restart")
+            produce(b.bootstrap, "t", keys[2000:], values[2000:])
+            wait_for(status_says(again, predictions=3000), 60, "3000")
+            assert again.alive()
+        finally:
+            log2 = again.stop()
+        assert "retired" not in log2
+    dep = registry.deployments("m", store=store)
+    row = dep[dep["status"] == "retired"]
+    assert len(row) == 1 and row["runner"].iloc[0] == "r-a"
+    assert row["reason"].iloc[0] == "retired on sw-control: decommissioned"
+    dep = registry.deployments("s", store=store)
+    assert (dep["status"] == "retired").sum() == 1
+    with pytest.raises(sw.InvalidArgument, match="control topic"):
+        registry.retire("m")

@@ -336,13 +336,32 @@ def test_an_older_store_is_migrated_in_place(kind, tmp_path, request):
     run("INSERT INTO experiments (name, created) VALUES ('old', 1.0)")
     run("INSERT INTO runs (run_id, experiment_id, name, status, start_time) "
         f"VALUES ('{'a' * 32}', 1, 'before', 'FINISHED', 1.0)")
+    run("INSERT INTO deployments (name, ref, version, runner, status, "
+        "reason, at) VALUES ('m', 'm@champion', 1, 'r', 'serving', 'x', 1.0)")
     con.commit()
     con.close()
     with track.run(experiment="old", name="after", store=root) as r:
         for i in range(1000):
             r.log_metric("m", float(i), step=i)
-    assert get_store(root).read("SELECT version FROM schema_version") == \
-        [(3,)]
+    st = get_store(root)
+    assert st.read("SELECT version FROM schema_version") == [(4,)]
+    # schema 4: the deployment log takes "retired", keeps its rows and
+    # stays append-only (SQLite built the table again)
+    assert st.read("SELECT name, status FROM deployments") == \
+        [("m", "serving")]
+
+    def retired(con):
+        con.execute("INSERT INTO deployments (name, ref, version, runner, "
+                    "status, reason, at) VALUES ('m', 'm@champion', 1, 'r', "
+                    "'retired', 'y', 2.0)")
+    st.write(retired)
+    with pytest.raises(Exception, match="append-only"):
+        st.write(lambda con: con.execute("UPDATE deployments SET "
+                                         "reason = 'z'"))
+    with pytest.raises(Exception, match="status"):
+        st.write(lambda con: con.execute(
+            "INSERT INTO deployments (name, ref, runner, status, reason, at) "
+            "VALUES ('m', 'm', 'r', 'gone', 'y', 3.0)"))
     assert sorted(track.search_runs(store=root)["name"]) == ["after",
                                                             "before"]
     assert r.metric_history("m")["step"].tolist() == list(range(1000))
