@@ -717,6 +717,11 @@ job_exactly_once(job *j, sw_err *err)
         return bad(err, "checkpoint.keep",
                    "2 or more with exactly_once: the newest checkpoint may "
                    "be of a transaction that did not commit");
+    if (j->ckpt_seconds <= 0 || j->ckpt_seconds >= 50)
+        return bad(err, "checkpoint.every_s",
+                   "0 < seconds < 50 with exactly_once: a transaction stays "
+                   "open until the next checkpoint, and the broker aborts "
+                   "one older than transaction.timeout.ms (60 s)");
     for (o = 0; o < j->n_sinks + 2; o++) {
         const out_spec *s = o < j->n_sinks ? &j->sinks[o]
                             : o == j->n_sinks ? (j->has_dead ? &j->dead : NULL)

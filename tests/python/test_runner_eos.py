@@ -145,6 +145,8 @@ def test_a_crash_between_a_checkpoint_and_its_commit_restores_the_one_before(
 @pytest.mark.parametrize("change, message", [
     ({"checkpoint": None}, "a checkpoint.dir"),
     ({"checkpoint": {"dir": "x", "keep": 1}}, "checkpoint.keep"),
+    ({"checkpoint": {"dir": "x", "every_s": 0, "every_events": 100}},
+     "checkpoint.every_s: expected 0 < seconds < 50"),
     ({"exactly_once": {"transactional_id": ""}}, "transactional_id"),
     ({"exactly_once": "yes"}, "true, false or"),
     ({"sinks": [{"kafka": {"topic": "p", "bootstrap": "other:9092"}}]},
