@@ -68,6 +68,17 @@ log_changes(run *R, int32_t part, sw_err *err)
     return rc;
 }
 
+/* A task's last snapshot before its member stops, in the log: which
+ * member left which state where (the kill test prints these lines). */
+static void
+said_snapshot(const task *t, int32_t part)
+{
+    fprintf(stderr, "sw-serve: task of partition %d snapshot %lld at offset "
+                    "%lld\n",
+            (int)part, (long long)t->ckpt_seq,
+            t->n_pos > 0 ? (long long)t->pos_next[0] : -1LL);
+}
+
 /* exactly_once: every task's changes and meta record, then one
  * transaction commits them with every output since the last commit and
  * every task's offsets; only then the snapshots due, which therefore never
@@ -112,6 +123,8 @@ save_tasks_eos(run *R, int snapshot, sw_err *err)
         R->t = t;
         rc = run_checkpoint_task(R, 0, err);
         t->last_snapshot = now_s();
+        if (rc == SW_OK && snapshot)
+            said_snapshot(t, parts[i]);
         R->t = &R->one;
         if (rc != SW_OK)
             return rc;
@@ -165,6 +178,8 @@ save_tasks(run *R, const int32_t *parts, int n, int snapshot, sw_err *err)
             now_s() - t->last_snapshot >= j->snapshot_seconds) {
             rc = run_checkpoint_task(R, 0, err);
             t->last_snapshot = now_s();
+            if (rc == SW_OK && snapshot)
+                said_snapshot(t, parts[i]);
         } else {
             rc = run_commit_task(R, err);
         }
