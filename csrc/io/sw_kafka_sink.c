@@ -70,6 +70,44 @@ sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
     return SW_OK;
 }
 
+/* A sink's own part, before or beside a producer: the topic's name and
+ * its acknowledged offsets; NULL if out of memory. */
+static sw_kafka_sink *
+sink_new(const char *topic)
+{
+    sw_kafka_sink *s = sw_calloc(1, sizeof(*s));
+
+    if (s != NULL)
+        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
+    if (s == NULL || s->acked_next == NULL) {
+        sw_free(s);
+        return NULL;
+    }
+    memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    return s;
+}
+
+/* The topic handle up front, so its metadata is on the way before the
+ * first message waits for it; on failure the sink is freed (its producer
+ * with it when it owns one). */
+static sw_rc
+sink_topic(sw_kafka_sink *s, sw_err *err)
+{
+    sw_rc rc;
+
+    s->rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
+    if (s->rkt != NULL)
+        return SW_OK;
+    rc = sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", s->topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+    if (s->owner == NULL)
+        rd_kafka_destroy(s->rk);
+    sw_free(s->acked_next);
+    sw_free(s);
+    return rc;
+}
+
 sw_rc
 sw_kafka_sink_open(const char *bootstrap, const char *topic,
                    const char *const *conf_kv, sw_kafka_sink **out, sw_err *err)
@@ -87,15 +125,8 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || !topic[0] || strlen(topic) >= 256)
         return sw_fail(err, SW_E_INVAL, "kafka sink: bad arguments");
-    s = sw_calloc(1, sizeof(*s));
-    if (s != NULL)
-        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
-    if (s == NULL || s->acked_next == NULL) {
-        sw_free(s);
+    if ((s = sink_new(topic)) == NULL)
         return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
-    }
-    memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
-    snprintf(s->topic, sizeof(s->topic), "%s", topic);
     conf = sw_kafka_conf("kafka sink", bootstrap, defaults, conf_kv, err);
     if (conf == NULL) {
         sw_free(s->acked_next);
@@ -123,16 +154,8 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
             snprintf(s->txn_id, sizeof(s->txn_id), "%s", id);
         }
     }
-    /* the topic handle up front, so its metadata is on the way before
-     * the first message waits for it */
-    s->rkt = rd_kafka_topic_new(s->rk, topic, NULL);
-    if (s->rkt == NULL) {
-        rd_kafka_destroy(s->rk);
-        sw_free(s->acked_next);
-        sw_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", topic,
-                       rd_kafka_err2str(rd_kafka_last_error()));
-    }
+    if (sink_topic(s, err) != SW_OK)
+        return SW_E_INVAL;
     *out = s;
     return SW_OK;
 }
@@ -237,26 +260,14 @@ sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
         return sw_fail(err, SW_E_INVAL,
                        "kafka sink: open_on: expected a sink that owns its "
                        "producer and a topic name");
-    s = sw_calloc(1, sizeof(*s));
-    if (s != NULL)
-        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
-    if (s == NULL || s->acked_next == NULL) {
-        sw_free(s);
+    if ((s = sink_new(topic)) == NULL)
         return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
-    }
-    memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
-    snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->rk = owner->rk;
     s->owner = owner;
     s->transactional = owner->transactional;
     snprintf(s->txn_id, sizeof(s->txn_id), "%s", owner->txn_id);
-    s->rkt = rd_kafka_topic_new(s->rk, topic, NULL);
-    if (s->rkt == NULL) {
-        sw_free(s->acked_next);
-        sw_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", topic,
-                       rd_kafka_err2str(rd_kafka_last_error()));
-    }
+    if (sink_topic(s, err) != SW_OK)
+        return SW_E_INVAL;
     *out = s;
     return SW_OK;
 }
@@ -387,6 +398,13 @@ sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition)
 
 #else
 
+static sw_rc
+unsupported(sw_err *err)
+{
+    return sw_fail(err, SW_E_UNSUPPORTED,
+                   "kafka sink: built without librdkafka");
+}
+
 sw_rc
 sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
                    sw_err *err)
@@ -402,8 +420,7 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
 {
     (void)bootstrap, (void)topic, (void)conf_kv;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
@@ -414,16 +431,14 @@ sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
 {
     (void)s, (void)key, (void)key_len, (void)value, (void)value_len;
     (void)partition, (void)timestamp_ms, (void)headers;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
 sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
 {
     (void)s, (void)timeout_ms;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 void
@@ -452,8 +467,7 @@ sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
 {
     (void)owner, (void)topic;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
@@ -461,16 +475,14 @@ sw_kafka_sink_init_transactions(sw_kafka_sink *s, int64_t timeout_ms,
                                 sw_err *err)
 {
     (void)s, (void)timeout_ms;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
 sw_kafka_sink_begin(sw_kafka_sink *s, sw_err *err)
 {
     (void)s;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
@@ -480,15 +492,13 @@ sw_kafka_sink_commit(sw_kafka_sink *s, sw_kafka_source *src,
 {
     (void)s, (void)src, (void)partitions, (void)offsets, (void)n;
     (void)timeout_ms;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 
 sw_rc
 sw_kafka_sink_abort(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
 {
     (void)s, (void)timeout_ms;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return unsupported(err);
 }
 #endif

@@ -354,6 +354,15 @@ job_model(job *j, sw_err *err)
         }
     }
     j->runner_name = str(j->root, "runner_name");
+    if (j->runner_name != NULL) {
+        snprintf(j->runner, sizeof(j->runner), "%s", j->runner_name);
+    } else {
+        char host[256] = "host";
+
+        gethostname(host, sizeof(host) - 1);
+        snprintf(j->runner, sizeof(j->runner), "%s:%ld", host,
+                 (long)getpid());
+    }
     v = json_object_get(j->root, "control");
     if (v != NULL) {
         if (!json_is_object(v))
@@ -736,17 +745,11 @@ job_exactly_once(job *j, sw_err *err)
     }
     if (id != NULL) {
         snprintf(j->txn_id, sizeof(j->txn_id), "%s", id);
-    } else if (j->runner_name != NULL) {
-        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s-%.100s",
-                 j->group, j->runner_name);
-    } else if (j->tasks) {
+    } else if (j->runner_name != NULL || j->tasks) {
         /* members of a group fence by the group's generation (KIP-447),
          * so each needs only an id of its own */
-        char host[64] = "host";
-
-        gethostname(host, sizeof(host) - 1);
-        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s-%.60s-%ld",
-                 j->group, host, (long)getpid());
+        snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s-%.120s",
+                 j->group, j->runner);
     } else {
         snprintf(j->txn_id, sizeof(j->txn_id), "streamwise-%.100s", j->group);
     }

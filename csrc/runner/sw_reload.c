@@ -347,7 +347,6 @@ sw_reloader_start(const job *j, const char *ref, const char *name,
 {
     reloader *rl;
     uint64_t schema;
-    char host[256] = "";
 
     *rlp = NULL;
     if (j->registry == NULL || j->reload_seconds <= 0 || pinned(ref))
@@ -371,12 +370,7 @@ sw_reloader_start(const job *j, const char *ref, const char *name,
         clock_gettime(CLOCK_REALTIME, &ts);
         rl->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     }
-    gethostname(host, sizeof(host) - 1);
-    if (j->runner_name != NULL)
-        snprintf(rl->runner, sizeof(rl->runner), "%s", j->runner_name);
-    else
-        snprintf(rl->runner, sizeof(rl->runner), "%s:%ld", host,
-                 (long)getpid());
+    snprintf(rl->runner, sizeof(rl->runner), "%s", j->runner);
     pthread_mutex_init(&rl->lock, NULL);
     pthread_cond_init(&rl->wake, NULL);
     /* the version it starts with is deployed too */

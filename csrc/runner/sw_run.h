@@ -56,6 +56,7 @@ typedef struct job {
     /* the control topic: promotions announced, or NULL */
     const char *control_topic, *control_bootstrap;
     const char *runner_name; /* in the deployment log: host:pid if NULL */
+    char runner[300];        /* runner_name, or host:pid: how logs name it */
     int emission; /* -1 the bundle spec's, 0 watermark, 1 arrival */
     const char *key_field;
     const char *secret_env;

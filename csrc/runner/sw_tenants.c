@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -49,7 +48,6 @@ struct tenants {
     pthread_t thread;
     pthread_cond_t wake;
     int watching, stop;
-    char runner[300];   /* how the deployment log names this runner */
 };
 
 static void *watch_main(void *arg);
@@ -105,15 +103,6 @@ sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
     tn->j = j;
     tn->spec_hash = spec_hash;
     tn->mt = mt;
-    if (j->runner_name != NULL) {
-        snprintf(tn->runner, sizeof(tn->runner), "%s", j->runner_name);
-    } else {
-        char host[256] = "host";
-
-        gethostname(host, sizeof(host) - 1);
-        snprintf(tn->runner, sizeof(tn->runner), "%s:%ld", host,
-                 (long)getpid());
-    }
     if (j->registry != NULL && j->reload_seconds > 0) {
         if (pthread_create(&tn->thread, NULL, watch_main, tn) != 0) {
             sw_tenants_free(tn);
@@ -197,6 +186,43 @@ tenant_ref(const job *j, const tenant *t, char *ref, size_t len)
              j->tenant_model, t->name, at + 2);
 }
 
+/* The model file at path, if it can serve ref's tenant: its pipeline
+ * must be the job's bundle's. NULL with the reason in why otherwise. */
+static sw_model *
+check_model(const tenants *tn, const char *path, const char *ref, char *why,
+            size_t why_len)
+{
+    uint64_t spec = 0, schema;
+    sw_model *m = NULL;
+    sw_err err = {0};
+
+    if (sw_model_load(path, &m, &err) != SW_OK) {
+        snprintf(why, why_len, "%s", err.msg);
+        return NULL;
+    }
+    if (sw_model_pipeline_spec(m) != NULL)
+        sw_model_pipeline_hashes(m, &spec, &schema);
+    if (spec != tn->spec_hash) {
+        snprintf(why, why_len,
+                 "%.200s: its pipeline is not the job's bundle's: every "
+                 "tenant's model scores the shared pipeline's rows",
+                 ref);
+        sw_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* How outputs name a registry version: "name@7". */
+static void
+name_version(char *out, size_t len, const char *ref, int64_t version)
+{
+    size_t n = strcspn(ref, "@");
+
+    snprintf(out, len, "%.*s@%lld", (int)(n < 200 ? n : 200), ref,
+             (long long)version);
+}
+
 /* Load t's model: t->m and its output naming, or a refusal in t->why. */
 static void
 load(tenants *tn, tenant *t)
@@ -204,7 +230,6 @@ load(tenants *tn, tenant *t)
     const job *j = tn->j;
     char ref[1024], path[4096], sha[65];
     int64_t version = 0;
-    uint64_t spec = 0, schema;
     sw_model *m = NULL;
     sw_err err = {0};
     size_t i;
@@ -231,20 +256,8 @@ load(tenants *tn, tenant *t)
     } else {
         snprintf(path, sizeof(path), "%s", ref);
     }
-    if (sw_model_load(path, &m, &err) != SW_OK) {
-        snprintf(t->why, sizeof(t->why), "%s", err.msg);
+    if ((m = check_model(tn, path, ref, t->why, sizeof(t->why))) == NULL)
         goto refused;
-    }
-    if (sw_model_pipeline_spec(m) != NULL)
-        sw_model_pipeline_hashes(m, &spec, &schema);
-    if (spec != tn->spec_hash) {
-        snprintf(t->why, sizeof(t->why),
-                 "%.200s: its pipeline is not the job's bundle's: every "
-                 "tenant's model scores the shared pipeline's rows",
-                 ref);
-        sw_model_free(m);
-        goto refused;
-    }
     if (j->registry == NULL) {
         /* a file model is named by the SHA-256 of its bytes as well */
         if (run_file_sha256(path, sha, &err) != SW_OK) {
@@ -254,9 +267,7 @@ load(tenants *tn, tenant *t)
         }
         snprintf(t->model, sizeof(t->model), "%.200s", ref);
     } else {
-        snprintf(t->model, sizeof(t->model), "%.*s@%lld",
-                 (int)(strcspn(ref, "@") < 200 ? strcspn(ref, "@") : 200),
-                 ref, (long long)version);
+        name_version(t->model, sizeof(t->model), ref, version);
     }
     memcpy(t->sha, sha, sizeof(t->sha));
     t->version = version;
@@ -357,7 +368,7 @@ record(tenants *tn, const char *ref, int64_t version, const char *sha,
 {
     sw_err err = {0};
 
-    if (sw_registry_record(tn->j->registry, ref, version, sha, tn->runner, st,
+    if (sw_registry_record(tn->j->registry, ref, version, sha, tn->j->runner, st,
                            reason, &err) != SW_OK)
         fprintf(stderr, "sw-serve: tenants: could not write the deployment "
                         "log: %s\n",
@@ -372,7 +383,6 @@ look_tenant(tenants *tn, const look_item *it)
     const job *j = tn->j;
     char ref[1024], path[4096], sha[65], why[600];
     int64_t version = 0;
-    uint64_t spec = 0, schema;
     sw_model *m = NULL;
     sw_err err = {0};
     tenant key, *t;
@@ -396,19 +406,7 @@ look_tenant(tenants *tn, const look_item *it)
     if (!strcmp(sha, it->sha) || !strcmp(sha, it->next_sha) ||
         !strcmp(sha, it->bad_sha))
         return;
-    why[0] = '\0';
-    if (sw_model_load(path, &m, &err) != SW_OK)
-        snprintf(why, sizeof(why), "%s", err.msg);
-    else if (sw_model_pipeline_spec(m) != NULL &&
-             (sw_model_pipeline_hashes(m, &spec, &schema), spec) !=
-                 tn->spec_hash)
-        snprintf(why, sizeof(why),
-                 "its pipeline is not the job's bundle's: every tenant's "
-                 "model scores the shared pipeline's rows");
-    else if (sw_model_pipeline_spec(m) == NULL)
-        snprintf(why, sizeof(why), "a model without a pipeline");
-    if (why[0]) {
-        sw_model_free(m);
+    if ((m = check_model(tn, path, ref, why, sizeof(why))) == NULL) {
         fprintf(stderr, "sw-serve: tenant %s: %s version %lld (sha256 "
                         "%.16s...) refused, still serving version %lld: "
                         "%s\n",
@@ -429,9 +427,7 @@ look_tenant(tenants *tn, const look_item *it)
         sw_model_free(t->next); /* superseded before its tenant came */
         t->next = m;
         m = NULL;
-        snprintf(t->next_model, sizeof(t->next_model), "%.*s@%lld",
-                 (int)(strcspn(ref, "@") < 200 ? strcspn(ref, "@") : 200),
-                 ref, (long long)version);
+        name_version(t->next_model, sizeof(t->next_model), ref, version);
         memcpy(t->next_sha, sha, sizeof(t->next_sha));
         t->next_version = version;
     }
