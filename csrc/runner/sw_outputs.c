@@ -313,18 +313,11 @@ run_txn_open(run *R, sw_err *err)
         x->spec = s;
         x->tx = &R->tx;
         if (R->tx.owner == NULL) {
-            const char **conf;
-            size_t n = 0;
+            const char **conf =
+                conf_with(s->conf, "transactional.id", j->txn_id, 0);
 
-            while (s->conf != NULL && s->conf[n] != NULL)
-                n++;
-            conf = calloc(n + 3, sizeof(*conf));
             if (conf == NULL)
                 return fail(err, SW_E_NOMEM, "run: out of memory");
-            if (n > 0)
-                memcpy(conf, s->conf, n * sizeof(*conf));
-            conf[n] = "transactional.id";
-            conf[n + 1] = j->txn_id;
             rc = sw_kafka_sink_open(s->bootstrap, s->topic, conf, &x->k, err);
             free(conf);
             if (rc != SW_OK)

@@ -905,12 +905,10 @@ open_source(run *R, sw_err *err)
         /* cooperative: a rebalance moves only the partitions that must
          * move, and the others' tasks go on (the job's config may still
          * say otherwise) */
-        const char **conf;
-        size_t n = 0;
+        const char **conf = conf_with(j->src_conf,
+                                      "partition.assignment.strategy",
+                                      "cooperative-sticky", 1);
 
-        while (j->src_conf != NULL && j->src_conf[n] != NULL)
-            n++;
-        conf = calloc(n + 3, sizeof(*conf));
         if (conf == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory");
         /* exactly_once: the changelog's records ride in the outputs'
@@ -924,10 +922,6 @@ open_source(run *R, sw_err *err)
             free(conf);
             return rc;
         }
-        conf[0] = "partition.assignment.strategy";
-        conf[1] = "cooperative-sticky";
-        if (n > 0)
-            memcpy(conf + 2, j->src_conf, n * sizeof(*conf));
         if (R->repart_field[0] && j->eos) {
             free(conf);
             return fail(err, SW_E_INVAL,

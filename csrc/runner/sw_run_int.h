@@ -56,6 +56,27 @@ unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* conf (NULL or NULL-terminated name, value, ...) with one more pair,
+ * before it (first: the job's own setting of the name wins) or after it
+ * (this one wins); NULL if out of memory. free() the array only. */
+static inline const char **
+conf_with(const char *const *conf, const char *name, const char *value,
+          int first)
+{
+    const char **out;
+    size_t n = 0;
+
+    while (conf != NULL && conf[n] != NULL)
+        n++;
+    if ((out = calloc(n + 3, sizeof(*out))) == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(out + (first ? 2 : 0), conf, n * sizeof(*out));
+    out[first ? 0 : n] = name;
+    out[first ? 1 : n + 1] = value;
+    return out;
+}
+
 /* ------------------------------------------------------------------ */
 /* Text: output lines                                                   */
 /* ------------------------------------------------------------------ */
