@@ -111,16 +111,20 @@ run_out_row(out *o, const char *key, size_t key_len, double prediction,
     return SW_OK;
 }
 
-static const int64_t *sort_time; /* for by_time: qsort has no context */
+/* A row's time beside its number, so qsort needs no context. */
+typedef struct timed {
+    int64_t t, row;
+} timed;
 
 static int
 by_time(const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    const timed *x = a, *y = b;
 
-    if (sort_time[x] != sort_time[y])
-        return sort_time[x] < sort_time[y] ? -1 : 1;
-    return x < y ? -1 : x > y; /* stable: arrival order within a time */
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    /* stable: arrival order within a time */
+    return x->row < y->row ? -1 : x->row > y->row;
 }
 
 /* The rows as an event table "predictions" (docs/runner.md): sorted by
@@ -135,7 +139,8 @@ h5_write(out *o, sw_err *err)
         "\"sha256\": \"str\", \"partition\": \"int32\", "
         "\"offset\": \"int64\"}}";
     h5rows *h = o->h5;
-    int64_t i, *ix = NULL, *t = NULL, *off = NULL, kw = 1, mw = 1;
+    int64_t i, *t = NULL, *off = NULL, kw = 1, mw = 1;
+    timed *ix = NULL;
     int32_t *part = NULL;
     double *pred = NULL;
     char *keys = NULL, *models = NULL, *shas = NULL;
@@ -166,12 +171,11 @@ h5_write(out *o, sw_err *err)
         }
     }
     for (i = 0; i < h->n; i++)
-        ix[i] = i;
-    sort_time = h->time;
+        ix[i] = (timed){h->time[i], i};
     if (h->n > 1)
         qsort(ix, (size_t)h->n, sizeof(*ix), by_time);
     for (i = 0; i < h->n; i++) {
-        int64_t r = ix[i];
+        int64_t r = ix[i].row;
         const char *mn = h->names[h->model[r]];
 
         t[i] = h->time[r];
