@@ -16,8 +16,6 @@
  */
 #include "sw_pipeline_int.h"
 
-#define CELL_TAG(h) ((h) & ~(uint64_t)0xffffffff)
-#define CELL_ENTRY(c) ((int64_t)((c)&0xffffffff) - 1)
 #define MAX_KEYS ((int64_t)0xfffffffe)
 
 /* Entries an index of cap cells can hold before it grows. */
@@ -83,27 +81,6 @@ sw_keytab_free(keytab *kt)
     kt->cap = kt->n = kt->room = 0;
 }
 
-/* The cell of hash h: its entry's, or the empty one where it would go. */
-static inline int64_t
-probe(const keytab *kt, uint64_t h, uint64_t **entry)
-{
-    uint64_t mask = (uint64_t)kt->cap - 1, i = h & mask, c;
-
-    while ((c = kt->idx[i]) != 0) {
-        if (CELL_TAG(c) == CELL_TAG(h)) {
-            uint64_t *e = kt_entry(kt, CELL_ENTRY(c));
-
-            if (e[0] == h) {
-                *entry = e;
-                return (int64_t)i;
-            }
-        }
-        i = (i + 1) & mask;
-    }
-    *entry = NULL;
-    return (int64_t)i;
-}
-
 /* Index entries 0..n-1 afresh in an index of cap cells. */
 static void
 reindex(keytab *kt)
@@ -115,7 +92,7 @@ reindex(keytab *kt)
     for (i = 0; i < kt->n; i++) {
         uint64_t h = kt_entry(kt, i)[0];
 
-        kt->idx[probe(kt, h, &dummy)] = CELL_TAG(h) | (uint64_t)(i + 1);
+        kt->idx[kt_probe(kt, h, &dummy)] = KT_CELL_TAG(h) | (uint64_t)(i + 1);
     }
 }
 
@@ -185,7 +162,7 @@ sw_keytab_find(const keytab *kt, uint64_t h)
 
     if (kt->cap == 0)
         return NULL;
-    probe(kt, h ? h : 1, &e);
+    kt_probe(kt, h ? h : 1, &e);
     return e;
 }
 
@@ -199,13 +176,13 @@ append(keytab *kt, int64_t i, uint64_t h)
         return NULL;
     e = kt_entry(kt, kt->n);
     kt->n++;
-    kt->idx[i] = CELL_TAG(h) | (uint64_t)kt->n;
+    kt->idx[i] = KT_CELL_TAG(h) | (uint64_t)kt->n;
     e[0] = h;
     return e;
 }
 
 uint64_t *
-sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
+sw_keytab_add(keytab *kt, uint64_t h, const double *init, sw_err *err)
 {
     uint64_t *e;
     int64_t i;
@@ -213,13 +190,13 @@ sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
     h = h ? h : 1;
     if (kt->cap == 0 && sw_keytab_init(kt, 1024, err) != SW_OK)
         return NULL;
-    i = probe(kt, h, &e);
+    i = kt_probe(kt, h, &e);
     if (e != NULL)
         return e;
     if ((kt->n + 1) * 10 > kt->cap * 7) {
         if (sw_keytab_rebuild(kt, kt->cap * 2, INT64_MIN, err) != SW_OK)
             return NULL;
-        i = probe(kt, h, &e);
+        i = kt_probe(kt, h, &e);
     }
     e = append(kt, i, h);
     if (e == NULL) {
@@ -232,6 +209,20 @@ sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
     return e;
 }
 
+uint64_t *
+sw_keytab_put_raw(keytab *kt, uint64_t h)
+{
+    uint64_t *e;
+    int64_t i;
+
+    if (kt->cap == 0 || h == 0 || (kt->n + 1) * 10 > kt->cap * 7 + 10)
+        return NULL;
+    i = kt_probe(kt, h, &e);
+    if (e != NULL)
+        return NULL;
+    return append(kt, i, h);
+}
+
 void
 sw_keytab_prefetch(const keytab *kt, uint64_t h)
 {
@@ -241,6 +232,8 @@ sw_keytab_prefetch(const keytab *kt, uint64_t h)
     }
 }
 
+/* a guess at the entry (the cell's own, the usual case) costs nothing if
+ * wrong */
 void
 sw_keytab_prefetch_entry(const keytab *kt, uint64_t h)
 {
@@ -248,29 +241,13 @@ sw_keytab_prefetch_entry(const keytab *kt, uint64_t h)
 
     if (kt->cap > 0) {
         h = h ? h : 1;
-        /* the index cell was asked for earlier; a guess at the entry
-         * (the cell's own, the usual case) costs nothing if wrong */
         c = kt->idx[h & (uint64_t)(kt->cap - 1)];
-        if (c != 0 && CELL_TAG(c) == CELL_TAG(h)) {
-            const char *e = (const char *)kt_entry(kt, CELL_ENTRY(c));
+        if (c != 0 && KT_CELL_TAG(c) == KT_CELL_TAG(h)) {
+            const char *e = (const char *)kt_entry(kt, KT_CELL_ENTRY(c));
 
             __builtin_prefetch(e);
             __builtin_prefetch(e + 64);
             __builtin_prefetch(e + 8 * kt->stride - 1);
         }
     }
-}
-
-uint64_t *
-sw_keytab_put_raw(keytab *kt, uint64_t h)
-{
-    uint64_t *e;
-    int64_t i;
-
-    if (kt->cap == 0 || h == 0 || (kt->n + 1) * 10 > kt->cap * 7 + 10)
-        return NULL;
-    i = probe(kt, h, &e);
-    if (e != NULL)
-        return NULL;
-    return append(kt, i, h);
 }

@@ -20,7 +20,8 @@
 
 #include "sw_pipeline_int.h"
 
-#define PUSH_CHUNK 2048 /* rows read column by column at a time */
+#define PUSH_CHUNK 256  /* rows read column by column at a time */
+#define DRAIN_MIN 1024  /* new records before a drain within a push */
 
 /* ------------------------------------------------------------------ */
 /* Hashing                                                              */
@@ -663,7 +664,13 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
         return;
     case STEP_TUMBLING_COUNT:
     case STEP_TUMBLING_SUM:
-        w = (double)(t / o->window);
+        /* below 2^53 us (year 2255) times and s[1] * window are exact
+         * doubles: an event within the key's window needs no division */
+        w = s[1];
+        if (t >= ((int64_t)1 << 53) ||
+            !((double)t >= w * (double)o->window &&
+              (double)t < (w + 1.0) * (double)o->window))
+            w = (double)(t / o->window);
         if (s[1] != w) { /* the key's first event in this window */
             out[0] = 0.0;
             s[0] = 0.0;
@@ -814,6 +821,9 @@ sort_pending(sw_pipeline *p, sw_err *err)
     unsigned char *q = NULL;
     const sw_pipeline *cp = p;
 
+    if (!p->pend_unsorted)
+        return SW_OK;
+    p->pend_unsorted = 0;
     for (i = 1; i < p->n_pend; i++) {
         if (rec_cmp(rec_head(p, i - 1), rec_head(p, i)) > 0)
             break;
@@ -980,7 +990,7 @@ to_us(const sw_pipeline *p, double v)
  * first event; one more than idle_timeout behind the newest event does not
  * hold it back), minus the delays, never going back. With one partition
  * it is the newest event time minus the delays. */
-static void
+static inline void
 advance_watermark(sw_pipeline *p, int part, int64_t t)
 {
     int64_t low = INT64_MAX;
@@ -990,6 +1000,16 @@ advance_watermark(sw_pipeline *p, int part, int64_t t)
         p->first_t = t;
     if (t > p->max_t)
         p->max_t = t;
+    if (p->n_parts == 1) {
+        /* the loop below with one partition, which is never idle (it
+         * holds the newest event) */
+        if (t > p->part_max[0])
+            p->part_max[0] = t;
+        low = p->part_max[0] - (p->out_of_order + p->lateness);
+        if (low > p->wm)
+            p->wm = low;
+        return;
+    }
     if (t <= p->part_max[part] && p->wm != INT64_MIN)
         return;
     if (t > p->part_max[part])
@@ -1018,7 +1038,14 @@ read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
 {
     const field *fd = &p->fields[f];
     unsigned char *why = p->why;
+    /* in locals: a store through p->pend could be one of p's words */
+    const int64_t rec = p->rec;
+    unsigned char *vq = p->pend + (base + lo) * rec + 16 + 8 * (int64_t)f;
+    unsigned char *hq = vq + 8 * (int64_t)p->n_fields;
     int64_t i;
+
+#define VAL(i) (*(double *)(vq + ((i)-lo) * rec))
+#define HASH(i) (*(uint64_t *)(hq + ((i)-lo) * rec))
 
     if (cl == NULL) {
         for (i = lo; i < n; i++) {
@@ -1037,26 +1064,35 @@ read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
     switch (cl->type) {
     case SW_COL_STR:
         for (i = lo; i < n; i++)
-            rec_vals(p, base + i)[f] = NAN;
+            VAL(i) = NAN;
         break;
     case SW_COL_I64:
         for (i = lo; i < n; i++)
-            rec_vals(p, base + i)[f] = (double)((const int64_t *)cl->data)[i];
+            VAL(i) = (double)((const int64_t *)cl->data)[i];
         break;
     case SW_COL_I32:
         for (i = lo; i < n; i++)
-            rec_vals(p, base + i)[f] = ((const int32_t *)cl->data)[i];
+            VAL(i) = ((const int32_t *)cl->data)[i];
         break;
     case SW_COL_I8:
     case SW_COL_BOOL:
         for (i = lo; i < n; i++)
-            rec_vals(p, base + i)[f] = ((const int8_t *)cl->data)[i];
+            VAL(i) = ((const int8_t *)cl->data)[i];
         break;
-    default: /* floats: NaN and infinities make the row invalid */
+    case SW_COL_F64: /* NaN and infinities make the row invalid */
+        for (i = lo; i < n; i++) {
+            double v = ((const double *)cl->data)[i];
+
+            VAL(i) = v;
+            if (!isfinite(v) && !why[i])
+                why[i] = f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
+        }
+        break;
+    default: /* other floats, as float64 */
         for (i = lo; i < n; i++) {
             double v = sw_column_number(cl, i);
 
-            rec_vals(p, base + i)[f] = v;
+            VAL(i) = v;
             if (!isfinite(v) && !why[i])
                 why[i] = f == p->time_field ? SW_INVALID_TIME : SW_INVALID_NAN;
         }
@@ -1065,20 +1101,22 @@ read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
     if (fd->private_) {
         /* only the keyed hash goes further */
         for (i = lo; i < n; i++) {
-            rec_vals(p, base + i)[f] = NAN;
-            rec_hash(p, base + i)[f] = sw_private_hash(p, cl, i, fd->salt);
+            VAL(i) = NAN;
+            HASH(i) = sw_private_hash(p, cl, i, fd->salt);
         }
     } else if (fd->hashed && cl->type == SW_COL_I64) {
         for (i = lo; i < n; i++)
-            rec_hash(p, base + i)[f] =
+            HASH(i) =
                 sw_mix64(fd->salt, (uint64_t)((const int64_t *)cl->data)[i]);
     } else if (fd->hashed) {
         for (i = lo; i < n; i++)
-            rec_hash(p, base + i)[f] = column_hash(cl, i, fd->salt);
+            HASH(i) = column_hash(cl, i, fd->salt);
     } else {
         for (i = lo; i < n; i++)
-            rec_hash(p, base + i)[f] = 0;
+            HASH(i) = 0;
     }
+#undef VAL
+#undef HASH
 }
 
 sw_rc
@@ -1092,9 +1130,9 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
                            sw_result *r, sw_err *err)
 {
     const sw_column *cols[SW_MAX_FIELDS];
-    int64_t i, base;
+    int64_t i, lo, end, left;
     int f, c;
-    sw_rc rc;
+    sw_rc rc, drain_rc = SW_OK;
 
     if (p == NULL || b == NULL || r == NULL || b->n_rows < 0 ||
         (b->n_rows > 0 && b->columns == NULL))
@@ -1144,56 +1182,69 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
     }
     if (rc != SW_OK)
         return rc;
-    /* column by column into records base.. (one type dispatch per column,
-     * not per value); why[i]: the first reason row i is invalid, in field
-     * order */
-    base = p->n_pend;
+    /* a chunk at a time, column by column into records (one type dispatch
+     * per column, not per value), then drained while they are in cache:
+     * an event arriving later has a time at or past the watermark it met,
+     * so draining early emits the rows a drain at the end would, in the
+     * same order. A drain costs the records it leaves buffered (sorting,
+     * moving), so the next waits until as many new ones have come.
+     * why[i]: the first reason row i is invalid, in field order. */
     if (b->n_rows > 0)
         memset(p->why, 0, (size_t)b->n_rows);
-    for (i = 0; i < b->n_rows; i++) {
-        int64_t seq = p->next_seq++, t = 0, k = p->n_pend;
-        int reason;
-        double tv;
+    left = p->n_pend;
+    for (lo = 0; lo < b->n_rows; lo = end) {
+        int64_t base = p->n_pend - lo; /* row i's record: base + i */
 
-        if (i % PUSH_CHUNK == 0) {
-            /* a chunk's records stay in cache between the passes */
-            int64_t end =
-                i + PUSH_CHUNK < b->n_rows ? i + PUSH_CHUNK : b->n_rows;
+        end = lo + PUSH_CHUNK < b->n_rows ? lo + PUSH_CHUNK : b->n_rows;
+        for (f = 0; f < p->n_fields; f++)
+            read_column(p, cols[f], f, lo, end, base);
+        for (i = lo; i < end; i++) {
+            int64_t seq = p->next_seq++, t = 0, k = p->n_pend;
+            int reason = p->why[i];
+            double tv;
 
-            for (f = 0; f < p->n_fields; f++)
-                read_column(p, cols[f], f, i, end, base);
+            if (!reason) {
+                tv = rec_vals(p, base + i)[p->time_field];
+                t = to_us(p, tv);
+                if (!(tv >= 0) || t < 0 || t > TIME_MAX_US)
+                    reason = SW_INVALID_TIME;
+            }
+            if (reason) {
+                p->n_invalid[reason]++;
+                rc = sw_result_push_id(&r->inv, &r->n_inv, &r->cap_inv,
+                                       &r->inv_reason, reason, seq, err);
+                if (rc != SW_OK)
+                    return rc;
+                continue;
+            }
+            if (t < p->wm) {
+                p->n_late++;
+                rc = sw_result_push_id(&r->late, &r->n_late, &r->cap_late,
+                                       NULL, 0, seq, err);
+                if (rc != SW_OK)
+                    return rc;
+                continue;
+            }
+            advance_watermark(p, part, t);
+            if (k > 0 && t < rec_head(p, k - 1)[0])
+                p->pend_unsorted = 1;
+            if (k != base + i)
+                memcpy(rec_head(p, k), rec_head(p, base + i), (size_t)p->rec);
+            rec_head(p, k)[0] = t;
+            rec_head(p, k)[1] = seq;
+            p->n_pend++;
         }
-        reason = p->why[i];
-
-        if (!reason) {
-            tv = rec_vals(p, base + i)[p->time_field];
-            t = to_us(p, tv);
-            if (!(tv >= 0) || t < 0 || t > TIME_MAX_US)
-                reason = SW_INVALID_TIME;
+        if (end < b->n_rows && drain_rc == SW_OK &&
+            (p->wm != INT64_MIN || p->arrival) &&
+            p->n_pend - left >= (left > DRAIN_MIN ? left : DRAIN_MIN)) {
+            /* a failed drain keeps its rest buffered; the rows after it
+             * are buffered too, and the error is the push's */
+            drain_rc = drain(p, p->wm, r, err);
+            left = p->n_pend;
         }
-        if (reason) {
-            p->n_invalid[reason]++;
-            rc = sw_result_push_id(&r->inv, &r->n_inv, &r->cap_inv,
-                                   &r->inv_reason, reason, seq, err);
-            if (rc != SW_OK)
-                return rc;
-            continue;
-        }
-        if (t < p->wm) {
-            p->n_late++;
-            rc = sw_result_push_id(&r->late, &r->n_late, &r->cap_late, NULL,
-                                   0, seq, err);
-            if (rc != SW_OK)
-                return rc;
-            continue;
-        }
-        advance_watermark(p, part, t);
-        if (k != base + i)
-            memcpy(rec_head(p, k), rec_head(p, base + i), (size_t)p->rec);
-        rec_head(p, k)[0] = t;
-        rec_head(p, k)[1] = seq;
-        p->n_pend++;
     }
+    if (drain_rc != SW_OK)
+        return drain_rc;
     if (p->wm == INT64_MIN && !p->arrival)
         return SW_OK;
     return drain(p, p->wm, r, err);

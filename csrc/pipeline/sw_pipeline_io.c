@@ -395,6 +395,7 @@ restore_buffered(const char *path, sw_cursor *c, sw_pipeline *p,
                            (long long)p->next_seq - 1);
     }
     p->n_pend = (int64_t)n;
+    p->pend_unsorted = n > 1; /* drain checks, and sorts if need be */
     return SW_OK;
 }
 

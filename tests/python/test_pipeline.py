@@ -161,12 +161,24 @@ def test_matches_reference(seed):
     assert ev["click"].tolist() == [events[s]["click"] for s in seq]
 
 
-def test_output_does_not_depend_on_batching():
-    events = stream(5, n=1500)
+@pytest.mark.parametrize("extra", [{}, {"ttl": "20s"}, {"max_keys": 15},
+                                   {"ttl": "20s", "max_keys": 15}])
+def test_output_does_not_depend_on_batching(extra):
+    """One batch is drained in groups (each feature run over many events);
+    one event at a time is the per-event order: the same bits, also when
+    keys are dropped for a budget or start afresh after a ttl mid-group."""
+    spec = dict(SPEC, **extra)
+    events = stream(5, n=3000)
     rng = np.random.default_rng(0)
-    a = run(SPEC, events, [len(events)])
-    b = run(SPEC, events, [1] * len(events))
-    c = run(SPEC, events, batch_sizes(rng, len(events)))
+    a = run(spec, events, [len(events)])
+    b = run(spec, events, [1] * len(events))
+    c = run(spec, events, batch_sizes(rng, len(events)))
+    if extra:
+        # the budget dropped keys, the ttl started keys afresh
+        plain = run(SPEC, events, [len(events)])
+        assert a[1].tobytes() != plain[1].tobytes()
+        assert ("max_keys" not in extra or
+                a[0].stats["keys"] < plain[0].stats["keys"])
     for other in (b, c):
         assert other[2].tolist() == a[2].tolist()
         assert other[1].tobytes() == a[1].tobytes()
