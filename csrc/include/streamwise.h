@@ -783,6 +783,22 @@ int64_t sw_result_late(const sw_result *r, const int64_t **seq);
 int64_t sw_result_invalid(const sw_result *r, const int64_t **seq,
                           const int **reason);
 
+/* A result's rows as a block of their own, for a binding that hands them
+ * on without a copy (an array over them, freed with the block).
+ * sw_result_detach() moves r's dense features, arrival numbers and
+ * times into *out (SW_E_STATE if r has none): r's other parts stay, and
+ * its next push makes new row arrays, or reuses a block given back by
+ * sw_result_attach() (one detached from a result of the same
+ * pipeline; r owns it then, and the rows r held are dropped). A block of
+ * another width is freed. Detach at most once between pushes. */
+typedef struct sw_rowbuf sw_rowbuf;
+sw_rc sw_result_detach(sw_result *r, sw_rowbuf **out, sw_err *err);
+void sw_result_attach(sw_result *r, sw_rowbuf *rows);
+double *sw_rowbuf_dense(sw_rowbuf *rows);   /* room x n_dense, row-major */
+int64_t *sw_rowbuf_seq(sw_rowbuf *rows);
+int64_t *sw_rowbuf_time(sw_rowbuf *rows);
+void sw_rowbuf_free(sw_rowbuf *rows);
+
 /* ------------------------------------------------------------------ */
 /* Bundles: a model that carries its feature pipeline                   */
 /* ------------------------------------------------------------------ */

@@ -267,7 +267,8 @@ struct sw_pipeline {
 
 /* A result: the rows emitted by one push (caller-owned handle). */
 struct sw_result {
-    int64_t n, cap;
+    int64_t n, cap; /* cap: of indptr and indices */
+    int64_t cap_rows; /* of dense, seq and t */
     double *dense;    /* n x n_dense */
     int64_t *seq, *t; /* n */
     int64_t *indptr;  /* n + 1 */

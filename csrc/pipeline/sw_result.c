@@ -47,31 +47,46 @@ sw_result_reset(sw_result *r, const sw_pipeline *p)
     r->n_hash = p->n_hash;
 }
 
-/* Room for n more rows; allocation failures leave r as it was. */
+/* The next capacity from cap (0: none yet) for need rows. */
+static int64_t
+grown(int64_t cap, int64_t need)
+{
+    cap = cap ? cap : 256;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+/* Room for n more rows; allocation failures leave r as it was. The row
+ * arrays (dense, seq, t) have their own capacity: they may have been
+ * detached, or attached with another. */
 sw_rc
 sw_result_room(sw_result *r, int64_t n, sw_err *err)
 {
-    int64_t cap = r->cap ? r->cap : 256;
+    int64_t cap;
     void *a, *b, *c, *d, *e;
 
+    if (r->n + n > r->cap_rows || r->dense == NULL) {
+        cap = grown(r->dense ? r->cap_rows : 0, r->n + n);
+        a = sw_realloc_array(r->dense, (size_t)cap,
+                             (size_t)(r->n_dense ? r->n_dense : 1) *
+                                 sizeof(double));
+        if (a == NULL)
+            goto nomem;
+        r->dense = a;
+        b = sw_realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
+        if (b == NULL)
+            goto nomem;
+        r->seq = b;
+        c = sw_realloc_array(r->t, (size_t)cap, sizeof(int64_t));
+        if (c == NULL)
+            goto nomem;
+        r->t = c;
+        r->cap_rows = cap;
+    }
     if (r->n + n <= r->cap && r->indptr != NULL)
         return SW_OK;
-    while (cap < r->n + n)
-        cap *= 2;
-    a = sw_realloc_array(r->dense, (size_t)cap,
-                         (size_t)(r->n_dense ? r->n_dense : 1) *
-                             sizeof(double));
-    if (a == NULL)
-        goto nomem;
-    r->dense = a;
-    b = sw_realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
-    if (b == NULL)
-        goto nomem;
-    r->seq = b;
-    c = sw_realloc_array(r->t, (size_t)cap, sizeof(int64_t));
-    if (c == NULL)
-        goto nomem;
-    r->t = c;
+    cap = grown(r->cap, r->n + n);
     d = sw_realloc_array(r->indptr, (size_t)cap + 1, sizeof(int64_t));
     if (d == NULL)
         goto nomem;
@@ -86,6 +101,87 @@ sw_result_room(sw_result *r, int64_t n, sw_err *err)
 nomem:
     return sw_fail(err, SW_E_NOMEM, "result: no memory for %lld rows",
                    (long long)(r->n + n));
+}
+
+/* A detached block of rows: the arrays sw_result_room() made, with room
+ * for cap rows of n_dense features. */
+struct sw_rowbuf {
+    double *dense;
+    int64_t *seq, *t;
+    int64_t cap;
+    int n_dense;
+};
+
+sw_rc
+sw_result_detach(sw_result *r, sw_rowbuf **out, sw_err *err)
+{
+    sw_rowbuf *b;
+
+    *out = NULL;
+    if (r->dense == NULL)
+        return sw_fail(err, SW_E_STATE, "result: no rows to detach");
+    b = sw_malloc(sizeof(*b));
+    if (b == NULL)
+        return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+    b->dense = r->dense;
+    b->seq = r->seq;
+    b->t = r->t;
+    b->cap = r->cap_rows;
+    b->n_dense = r->n_dense;
+    r->dense = NULL;
+    r->seq = r->t = NULL;
+    r->cap_rows = 0;
+    *out = b;
+    return SW_OK;
+}
+
+void
+sw_result_attach(sw_result *r, sw_rowbuf *rows)
+{
+    if (rows == NULL)
+        return;
+    if (rows->n_dense != r->n_dense && r->n_dense != 0) {
+        sw_rowbuf_free(rows); /* another layout: of no use here */
+        return;
+    }
+    sw_free(r->dense);
+    sw_free(r->seq);
+    sw_free(r->t);
+    r->dense = rows->dense;
+    r->seq = rows->seq;
+    r->t = rows->t;
+    r->cap_rows = rows->cap;
+    r->n = 0; /* the rows r held are gone */
+    sw_free(rows);
+}
+
+double *
+sw_rowbuf_dense(sw_rowbuf *rows)
+{
+    return rows->dense;
+}
+
+int64_t *
+sw_rowbuf_seq(sw_rowbuf *rows)
+{
+    return rows->seq;
+}
+
+int64_t *
+sw_rowbuf_time(sw_rowbuf *rows)
+{
+    return rows->t;
+}
+
+void
+sw_rowbuf_free(sw_rowbuf *rows)
+{
+    if (rows == NULL)
+        return;
+    sw_free(rows->dense);
+    sw_free(rows->seq);
+    sw_free(rows->t);
+    sw_free(rows);
 }
 
 sw_rc

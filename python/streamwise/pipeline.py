@@ -117,7 +117,11 @@ class PipelineOutput:
     microseconds); events: the input columns of the rows' events (labels
     included); late: positions in the pushed batch of late events;
     invalid: positions and reasons of refused events; pairs: the label
-    join's training pairs (LabelPairs) when the spec has label_join."""
+    join's training pairs (LabelPairs) when the spec has label_join.
+
+    dense, index and event_time are the core's own rows, not a copy: they
+    stay as they are through later pushes, and once every array over them
+    is gone the next push writes into the same memory."""
 
     def __init__(self, pipeline, res, start):
         dense, seq, t, indices, late, inv, why, pairs = res

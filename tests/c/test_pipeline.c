@@ -489,10 +489,85 @@ test_changes(void)
     unlink("snap.swc");
 }
 
+/* Detached rows are the result's (the same values, r without them), a
+ * push after it makes new ones, an attached block is written into, and
+ * wrong uses are refused or freed; none of it leaks under the fault loop. */
+static void
+test_detach(void)
+{
+    sw_pipeline *p = NULL, *q = NULL;
+    sw_result *r = NULL, *r2 = NULL;
+    sw_rowbuf *a = NULL, *c = NULL;
+    const double *ad;
+    sw_column cols[3];
+    sw_batch b = batch(0, 6, cols);
+    sw_err err = {0};
+    double want[8];
+    long n;
+
+    CHECK_RC(sw_pipeline_new(SPEC, &p, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+    CHECK_RC(sw_result_detach(r, &a, &err), SW_E_STATE, &err);
+    CHECK(a == NULL && strstr(err.msg, "no rows") != NULL);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 3);
+    memcpy(want, sw_result_dense(r), 6 * sizeof(double));
+    CHECK_RC(sw_result_detach(r, &a, &err), SW_OK, &err);
+    CHECK(sw_result_dense(r) == NULL && sw_result_rows(r) == 3);
+    CHECK(memcmp(sw_rowbuf_dense(a), want, 6 * sizeof(double)) == 0);
+    CHECK(sw_rowbuf_seq(a)[0] == 1 && sw_rowbuf_time(a)[2] == 12000000);
+    /* the flush makes rows anew; the block given back is used next */
+    CHECK_RC(sw_pipeline_flush(p, r, &err), SW_OK, &err);
+    CHECK(sw_result_rows(r) == 1 && sw_result_dense(r)[0] == 2);
+    ad = sw_rowbuf_dense(a);
+    sw_result_attach(r, a);
+    CHECK(sw_result_rows(r) == 0 && sw_result_dense(r) == ad);
+    b = batch(0, 6, cols);
+    CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+    /* the events again: all late but the one at the watermark */
+    CHECK(sw_result_dense(r) == ad && sw_result_rows(r) == 1);
+    sw_result_attach(r, NULL);
+    /* a block of another width (SPEC_ALL's rows) is freed, not used */
+    CHECK_RC(sw_pipeline_new(SPEC_ALL, &q, &err), SW_OK, &err);
+    CHECK_RC(sw_result_new(&r2, &err), SW_OK, &err);
+    b = batch(0, 6, cols);
+    CHECK_RC(sw_pipeline_push(q, &b, r2, &err), SW_OK, &err);
+    CHECK(sw_pipeline_n_dense(q) != sw_pipeline_n_dense(p));
+    CHECK_RC(sw_result_detach(r2, &c, &err), SW_OK, &err);
+    sw_result_attach(r, c);
+    CHECK(sw_result_dense(r) == ad);
+    sw_pipeline_free(q);
+    sw_result_free(r2);
+    sw_pipeline_free(p);
+    sw_result_free(r);
+    /* a detach that cannot allocate leaves r with its rows */
+    for (n = 0; n < 100; n++) {
+        CHECK_RC(sw_pipeline_new(SPEC, &p, &err), SW_OK, &err);
+        CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
+        b = batch(0, 6, cols);
+        CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
+        sw_alloc_fail_after(n);
+        if (sw_result_detach(r, &a, NULL) == SW_OK) {
+            sw_alloc_fail_after(-1);
+            sw_rowbuf_free(a);
+            sw_pipeline_free(p);
+            sw_result_free(r);
+            break;
+        }
+        sw_alloc_fail_after(-1);
+        CHECK(a == NULL && sw_result_dense(r) != NULL &&
+              memcmp(sw_result_dense(r), want, 6 * sizeof(double)) == 0);
+        sw_pipeline_free(p);
+        sw_result_free(r);
+    }
+    CHECK(sw_alloc_live() == 0);
+}
+
 void
 test_pipeline(void)
 {
     test_stream();
+    test_detach();
     test_changes();
     test_label_join();
     test_privacy();

@@ -1089,3 +1089,32 @@ def test_repr_says_what_the_pipeline_holds():
     p.push({"ts": [1, 2, 3], "u": ["a", "b", "a"]})
     assert repr(p) == ("Pipeline(1 columns, arrival emission, 2 keys, "
                        "3 events out, 0 buffered)")
+
+
+def test_push_rows_are_not_copied_and_their_memory_is_reused():
+    """A push's feature rows are the result's own arrays (no copy): held
+    results keep their values through later pushes, and the memory of a
+    dropped result is what the next push writes into."""
+    events = stream(3, n=2000, bad=False)
+    p = sw.Pipeline(SPEC)
+    first = p.push(as_batch(events[:800]))
+    want = first.dense.copy(), first.index.copy(), first.event_time.copy()
+    addr = first.dense.__array_interface__["data"][0]
+    second = p.push(as_batch(events[800:1600]))
+    assert second.dense.__array_interface__["data"][0] != addr
+    assert np.array_equal(first.dense, want[0], equal_nan=True)
+    assert (first.index == want[1]).all()
+    assert (first.event_time == want[2]).all()
+    addr2 = second.dense.__array_interface__["data"][0]
+    del first, second
+    third = p.push(as_batch(events[1600:]))
+    assert third.dense.__array_interface__["data"][0] in (addr, addr2)
+    # the same rows as a pipeline whose results were all kept
+    q = sw.Pipeline(SPEC)
+    ref = [q.push(as_batch(events[i:i + 800])) for i in (0, 800, 1600)]
+    assert third.dense.tobytes() == ref[2].dense.tobytes()
+    assert (third.index == ref[2].index).all()
+    # a result outliving its pipeline keeps its rows
+    keep = third.dense.copy()
+    del p
+    assert np.array_equal(third.dense, keep, equal_nan=True)

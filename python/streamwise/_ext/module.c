@@ -250,6 +250,7 @@ sw_traverse(PyObject *m, visitproc visit, void *arg)
 
     Py_VISIT(st->Model_Type);
     Py_VISIT(st->Pipeline_Type);
+    Py_VISIT(st->RowBuffer_Type);
     Py_VISIT(st->KafkaSource_Type);
     Py_VISIT(st->KafkaSink_Type);
     Py_VISIT(st->Decoder_Type);
@@ -270,6 +271,7 @@ sw_clear(PyObject *m)
 
     Py_CLEAR(st->Model_Type);
     Py_CLEAR(st->Pipeline_Type);
+    Py_CLEAR(st->RowBuffer_Type);
     Py_CLEAR(st->KafkaSource_Type);
     Py_CLEAR(st->KafkaSink_Type);
     Py_CLEAR(st->Decoder_Type);

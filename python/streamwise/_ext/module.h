@@ -54,6 +54,7 @@
 typedef struct {
     PyTypeObject *Model_Type;
     PyTypeObject *Pipeline_Type;
+    PyTypeObject *RowBuffer_Type;
     PyTypeObject *KafkaSource_Type;
     PyTypeObject *KafkaSink_Type;
     PyTypeObject *Decoder_Type;
@@ -75,11 +76,19 @@ typedef struct {
     int lock_ok;
 } ModelObject;
 
+/* A pipeline's spare block of result rows (pipeline.c), shared by the
+ * pipeline and the RowBuffers under its results (refs: theirs). */
+typedef struct {
+    Py_ssize_t refs;
+    sw_rowbuf *spare;
+} rows_pool;
+
 typedef struct {
     PyObject_HEAD
     sw_pipeline *p;
     sw_result *r;
     PyThread_type_lock lock; /* push and flush share r: one at a time */
+    rows_pool *pool;
 } PipelineObject;
 
 /* A handle used by one call at a time; ptr is NULL once closed. */

@@ -5,8 +5,80 @@
  *
  * A pipeline is changed by every push and reuses one sw_result for its
  * output, so its calls take the object's lock: one at a time.
+ *
+ * The feature rows of a push are not copied: the result's row arrays are
+ * detached (sw_result_detach) into a RowBuffer, the base of the numpy
+ * arrays returned over them. When those arrays are gone, the block goes
+ * back to its pipeline as the spare the next push writes into; a loop
+ * that drops each result so reuses the same pages instead of fresh ones
+ * the kernel must clear (a million rows of ten features are 80 MB).
  */
 #include "module.h"
+
+typedef struct {
+    PyObject_HEAD
+    sw_rowbuf *buf;
+    rows_pool *pool;
+} RowBufferObject;
+
+static void
+pool_release(rows_pool *pool)
+{
+    if (pool != NULL && --pool->refs == 0) {
+        sw_rowbuf_free(pool->spare);
+        PyMem_Free(pool);
+    }
+}
+
+static void
+RowBuffer_dealloc(RowBufferObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    rows_pool *pool = self->pool;
+
+    /* the pipeline still there (its reference and this one) and no spare
+     * yet: keep the block for its next push */
+    if (pool != NULL && pool->refs > 1 && pool->spare == NULL)
+        pool->spare = self->buf;
+    else
+        sw_rowbuf_free(self->buf);
+    pool_release(pool);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot RowBuffer_slots[] = {
+    {Py_tp_dealloc, RowBuffer_dealloc},
+    {Py_tp_doc, "The memory under a pipeline result's arrays."},
+    {0, NULL},
+};
+
+static PyType_Spec RowBuffer_spec = {
+    .name = "streamwise._sw.RowBuffer",
+    .basicsize = sizeof(RowBufferObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = RowBuffer_slots,
+};
+
+/* An array of n rows (of width columns when nd is 2) of type over data,
+ * which owner (a RowBuffer) keeps alive. */
+static PyArrayObject *
+rows_array(PyObject *owner, void *data, int nd, npy_intp n, npy_intp width,
+           int type)
+{
+    npy_intp dims[2] = {n, width};
+    PyArrayObject *a =
+        (PyArrayObject *)PyArray_SimpleNewFromData(nd, dims, type, data);
+
+    if (a == NULL)
+        return NULL;
+    Py_INCREF(owner);
+    if (PyArray_SetBaseObject(a, owner) < 0) { /* steals owner */
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
 
 PyObject *
 wrap_pipeline(sw_state *st, sw_pipeline *p)
@@ -20,8 +92,12 @@ wrap_pipeline(sw_state *st, sw_pipeline *p)
     }
     self->p = p;
     self->r = NULL;
+    self->pool = PyMem_Calloc(1, sizeof(rows_pool));
+    if (self->pool != NULL)
+        self->pool->refs = 1;
     self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL || sw_result_new(&self->r, &err) != SW_OK) {
+    if (self->lock == NULL || self->pool == NULL ||
+        sw_result_new(&self->r, &err) != SW_OK) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
@@ -35,6 +111,7 @@ Pipeline_dealloc(PipelineObject *self)
 
     sw_pipeline_free(self->p);
     sw_result_free(self->r);
+    pool_release(self->pool);
     if (self->lock != NULL)
         PyThread_free_lock(self->lock);
     PyObject_Free(self);
@@ -108,10 +185,13 @@ done:
 }
 
 /* The result as (dense, seq, time, indices, late, invalid_seq, reasons,
- * pairs). */
+ * pairs); the rows detached from r into arrays of their own. */
 static PyObject *
-result_tuple(const sw_pipeline *p, const sw_result *r)
+result_tuple(PipelineObject *self, sw_state *st)
 {
+    const sw_pipeline *p = self->p;
+    sw_result *r = self->r;
+    PyObject *owner = NULL;
     PyObject *pairs;
     npy_intp n = sw_result_rows(r), d2[2] = {n, sw_pipeline_n_dense(p)};
     npy_intp nh = 0, k;
@@ -125,12 +205,36 @@ result_tuple(const sw_pipeline *p, const sw_result *r)
 
     if (n > 0)
         nh = (sw_result_indptr(r)[n] - sw_result_indptr(r)[0]) / n;
-    {
-        npy_intp d3[2] = {n, nh};
+    if (n > 0) {
+        RowBufferObject *b =
+            PyObject_New(RowBufferObject, st->RowBuffer_Type);
+        sw_rowbuf *buf;
+        sw_err err = {0};
 
+        if (b == NULL)
+            goto done;
+        b->buf = NULL;
+        b->pool = NULL;
+        owner = (PyObject *)b;
+        if (sw_result_detach(r, &b->buf, &err) != SW_OK) {
+            sw_raise(st, &err);
+            goto done;
+        }
+        b->pool = self->pool;
+        self->pool->refs++;
+        buf = b->buf;
+        a[0] = rows_array(owner, sw_rowbuf_dense(buf), 2, n, d2[1],
+                          NPY_FLOAT64);
+        a[1] = rows_array(owner, sw_rowbuf_seq(buf), 1, n, 0, NPY_INT64);
+        a[2] = rows_array(owner, sw_rowbuf_time(buf), 1, n, 0, NPY_INT64);
+    } else {
         a[0] = (PyArrayObject *)PyArray_SimpleNew(2, d2, NPY_FLOAT64);
         a[1] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
         a[2] = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    }
+    {
+        npy_intp d3[2] = {n, nh};
+
         a[3] = (PyArrayObject *)PyArray_SimpleNew(2, d3, NPY_INT64);
         a[4] = (PyArrayObject *)PyArray_SimpleNew(1, &n_late, NPY_INT64);
         a[5] = (PyArrayObject *)PyArray_SimpleNew(1, &n_inv, NPY_INT64);
@@ -140,16 +244,9 @@ result_tuple(const sw_pipeline *p, const sw_result *r)
         if (a[i] == NULL)
             goto done;
     }
-    if (n > 0) {
-        memcpy(PyArray_DATA(a[0]), sw_result_dense(r),
-               (size_t)(d2[0] * d2[1]) * sizeof(double));
-        memcpy(PyArray_DATA(a[1]), sw_result_seq(r),
-               (size_t)n * sizeof(int64_t));
-        memcpy(PyArray_DATA(a[2]), sw_result_time(r),
-               (size_t)n * sizeof(int64_t));
+    if (n > 0)
         memcpy(PyArray_DATA(a[3]), sw_result_indices(r),
                (size_t)(n * nh) * sizeof(int64_t));
-    }
     if (n_late > 0)
         memcpy(PyArray_DATA(a[4]), late, (size_t)n_late * sizeof(int64_t));
     for (k = 0; k < n_inv; k++) {
@@ -163,7 +260,19 @@ result_tuple(const sw_pipeline *p, const sw_result *r)
 done:
     for (i = 0; i < 7; i++)
         Py_XDECREF(a[i]);
+    Py_XDECREF(owner);
     return out;
+}
+
+/* The spare block of rows, if a dropped result gave one back, for the
+ * push about to run (the GIL and the pipeline's lock held). */
+static void
+take_spare(PipelineObject *self)
+{
+    if (self->pool->spare != NULL) {
+        sw_result_attach(self->r, self->pool->spare);
+        self->pool->spare = NULL;
+    }
 }
 
 /* push(columns, partition=0) -> result tuple */
@@ -184,13 +293,14 @@ Pipeline_push(PipelineObject *self, PyObject *args)
     if (batch_arg(st, list, SW_MAX_COLUMNS, &b, &cols, arrs, &n_arrs) < 0)
         goto done;
     lock_pipeline(self);
+    take_spare(self);
     Py_BEGIN_ALLOW_THREADS
     rc = sw_pipeline_push_partition(self->p, &b, part, self->r, &err);
     Py_END_ALLOW_THREADS
     if (rc != SW_OK)
         sw_raise(st, &err);
     else
-        out = result_tuple(self->p, self->r);
+        out = result_tuple(self, st);
     unlock_pipeline(self);
 done:
     batch_release(cols, arrs, n_arrs);
@@ -205,13 +315,14 @@ Pipeline_flush(PipelineObject *self, PyObject *Py_UNUSED(ignored))
     sw_rc rc;
 
     lock_pipeline(self);
+    take_spare(self);
     Py_BEGIN_ALLOW_THREADS
     rc = sw_pipeline_flush(self->p, self->r, &err);
     Py_END_ALLOW_THREADS
     if (rc != SW_OK)
         sw_raise(sw_ext_state((PyObject *)self), &err);
     else
-        out = result_tuple(self->p, self->r);
+        out = result_tuple(self, sw_ext_state((PyObject *)self));
     unlock_pipeline(self);
     return out;
 }
@@ -539,7 +650,8 @@ static PyMethodDef pipeline_functions[] = {
 int
 sw_ext_pipeline_setup(PyObject *m, sw_state *st)
 {
-    if (sw_ext_add_type(m, &Pipeline_spec, &st->Pipeline_Type) < 0)
+    if (sw_ext_add_type(m, &Pipeline_spec, &st->Pipeline_Type) < 0 ||
+        sw_ext_add_type(m, &RowBuffer_spec, &st->RowBuffer_Type) < 0)
         return -1;
     return PyModule_AddFunctions(m, pipeline_functions);
 }
