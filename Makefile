@@ -54,7 +54,6 @@ IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_registry_pg.c csrc/io/sw_broker.c \
             csrc/io/sw_kafka_conf.c csrc/io/sw_kafka_source.c \
             csrc/io/sw_kafka_sink.c \
             csrc/io/sw_json_decode.c csrc/io/sw_avro_decode.c \
-            csrc/io/sw_events_schema.c \
             csrc/io/sw_h5_util.c csrc/io/sw_h5_writer.c \
             csrc/io/sw_h5_source.c
 IO_OBJ   := $(IO_SRC:csrc/%.c=$(BUILD)/obj/%.o)
@@ -63,7 +62,7 @@ TEST_SRC := $(wildcard tests/c/test_*.c)
 HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
             csrc/pipeline/sw_pipeline_int.h csrc/learn/sw_gbdt_int.h \
             csrc/io/sw_kafka_conf.h \
-            csrc/io/sw_events_schema.h csrc/io/sw_h5.h csrc/io/sw_avro.h \
+            csrc/io/sw_h5.h csrc/io/sw_avro.h \
             csrc/io/sw_registry_int.h
 
 # Debian packages the build, the tests and the demo need.

@@ -80,6 +80,34 @@ extern const int64_t sw_time_unit_us_den[SW_TIME_UNITS];
 int sw_col_type_of(const char *name);
 int sw_time_unit_of(const char *name);
 
+/* ---- the events schema (sw_events.c) ----
+ * The "events" entry of a spec ({"time": "ts", "time_unit": "us",
+ * "fields": {"user": "str", ...}}), walked once for the spec compiler and
+ * the io adapters: the columns in the order given, the time column among
+ * them (added as int64 when fields lacks it), the unit. Messages start
+ * with what (the entry's path, e.g. "events"), then the key:
+ * "events.fields.user: unknown type 'text' (int64, ...)". */
+#define SW_SCHEMA_MAX_FIELDS 1024
+
+typedef struct sw_events_schema {
+    int n;
+    char *name[SW_SCHEMA_MAX_FIELDS];
+    int type[SW_SCHEMA_MAX_FIELDS]; /* SW_COL_* */
+    int time;                       /* index of the time column */
+    int unit;                       /* index in sw_time_unit_names */
+} sw_events_schema;
+
+/* Read an events object (jansson). Free with sw_events_schema_clear. */
+sw_rc sw_events_schema_read(const struct json_t *ev, const char *what,
+                            sw_events_schema *s, sw_err *err);
+/* The same from JSON text holding the entry or a whole spec, for the io
+ * adapters, which also need the time column to be int64 (they give event
+ * times as integers). */
+sw_rc sw_events_schema_parse(const char *json, const char *what,
+                             sw_events_schema *s, sw_err *err);
+void sw_events_schema_clear(sw_events_schema *s);
+int sw_events_schema_find(const sw_events_schema *s, const char *name);
+
 /* ---- threads (sw_thread.c) ----
  * fn(ctx, chunk, thread) runs once for every chunk 0..n_chunks-1 on up to
  * n_threads threads (thread 0 is the caller); thread < n_threads indexes

@@ -22,7 +22,6 @@
 #ifdef SW_HAVE_HDF5
 #include <sodium.h>
 
-#include "sw_events_schema.h"
 #include "sw_h5.h"
 
 struct sw_h5_source {

@@ -15,7 +15,6 @@
 #include "sw_internal.h"
 
 #ifdef SW_HAVE_HDF5
-#include "sw_events_schema.h"
 #include "sw_h5.h"
 
 #define MAX_TABLES 64

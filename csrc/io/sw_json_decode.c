@@ -29,7 +29,6 @@
 #include <yajl/yajl_parse.h>
 
 #include "sw_avro.h"
-#include "sw_events_schema.h"
 #include "sw_internal.h"
 
 #define MAX_FIELDS 64
@@ -167,7 +166,7 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
     d->time_field = sc.time;
     {
         /* the schema's unit per millisecond (read and checked above) */
-        int u = sw_time_unit_of(sc.unit);
+        int u = sc.unit;
         int64_t per_ms = 1000 * sw_time_unit_us_den[u],
                 us = sw_time_unit_us_num[u];
 

@@ -641,69 +641,44 @@ make_plan(sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
-/* The events section: fields and their types, the time column (added as
- * int64 when fields lacks it), the privacy settings, the time unit. */
+/* The events section (sw_events_schema_read: fields and their types, the
+ * time column, the unit), the fields' salts, the privacy settings. */
 static sw_rc
 compile_events(sw_pipeline *p, json_t *root, sw_err *err)
 {
-    json_t *ev, *fields, *v;
-    const char *name;
+    sw_events_schema sc;
+    json_t *v;
     int i;
     sw_rc rc;
 
-    ev = json_object_get(root, "events");
-    if (!json_is_object(ev))
-        return sw_fail(err, SW_E_INVAL,
-                       "events: expected an object with "
-                       "time and fields");
-    fields = json_object_get(ev, "fields");
-    if (!json_is_object(fields) || json_object_size(fields) < 1 ||
-        json_object_size(fields) >= SW_MAX_FIELDS)
-        return sw_fail(err, SW_E_INVAL,
-                       "events.fields: expected {name: type} with 1..%d fields",
-                       SW_MAX_FIELDS - 1);
-    json_object_foreach(fields, name, v)
-    {
-        int t = sw_col_type_of(json_string_value(v));
-
-        if (t < 0)
-            return sw_fail(err, SW_E_INVAL,
-                           "events.fields.%s: unknown type '%s' (%s)", name,
-                           json_is_string(v) ? json_string_value(v) : "?",
-                           SW_COL_TYPE_CHOICES);
-        p->fields[p->n_fields].name = sw_strdup(name);
-        if (p->fields[p->n_fields].name == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        p->fields[p->n_fields++].type = t;
-    }
-    v = json_object_get(ev, "time");
-    if (!json_is_string(v))
-        return sw_fail(err, SW_E_INVAL,
-                       "events.time: expected the name of the "
-                       "event-time column");
-    p->time_field = find_field(p, json_string_value(v));
-    if (p->time_field < 0) {
-        /* the time column need not be listed among the fields */
-        p->fields[p->n_fields].name = sw_strdup(json_string_value(v));
-        if (p->fields[p->n_fields].name == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-        p->fields[p->n_fields].type = SW_COL_I64;
-        p->time_field = p->n_fields++;
-    }
-    for (i = 0; i < p->n_fields; i++)
-        p->fields[i].salt = sw_hash_bytes(
-            p->fields[i].name, strlen(p->fields[i].name), 0x6669656c64);
-    v = json_object_get(root, "privacy");
-    if (v != NULL && (rc = sw_privacy_parse(p, v, err)) != SW_OK)
+    rc = sw_events_schema_read(json_object_get(root, "events"), "events", &sc,
+                               err);
+    if (rc != SW_OK)
         return rc;
-    v = json_object_get(ev, "time_unit");
-    p->time_unit = v == NULL            ? 0
-                   : json_is_string(v) ? sw_time_unit_of(json_string_value(v))
-                                       : -1;
-    if (p->time_unit < 0)
-        return sw_fail(err, SW_E_INVAL, "events.time_unit: expected %s",
-                       SW_TIME_UNIT_CHOICES);
-    return SW_OK;
+    if (sc.n > SW_MAX_FIELDS) {
+        rc = sw_fail(err, SW_E_INVAL,
+                     "events.fields: %d fields with the time column, a "
+                     "pipeline takes at most %d",
+                     sc.n, SW_MAX_FIELDS);
+        goto done;
+    }
+    for (i = 0; i < sc.n; i++) {
+        /* the names move to the pipeline */
+        p->fields[i].name = sc.name[i];
+        p->fields[i].type = sc.type[i];
+        p->fields[i].salt = sw_hash_bytes(sc.name[i], strlen(sc.name[i]),
+                                          0x6669656c64);
+        sc.name[i] = NULL;
+    }
+    p->n_fields = sc.n;
+    p->time_field = sc.time;
+    p->time_unit = sc.unit;
+    v = json_object_get(root, "privacy");
+    if (v != NULL)
+        rc = sw_privacy_parse(p, v, err);
+done:
+    sw_events_schema_clear(&sc);
+    return rc;
 }
 
 /* The features, their layout in the dense row and the hashed block, the

@@ -563,10 +563,62 @@ test_detach(void)
     CHECK(sw_alloc_live() == 0);
 }
 
+/* One walk of the events entry: the spec compiler and an io adapter give
+ * the same message for the same mistake (after their own prefix), and the
+ * adapter alone asks for an int64 time column, saying why. */
+static void
+test_events_schema(void)
+{
+    static const char *bad[][2] = {
+        {"\"fields\": {\"u\": \"text\"}",
+         "fields.u: unknown type 'text' (int64, int32, int8, float64, "
+         "float32, bool, str)"},
+        {"\"time_unit\": \"minutes\", \"fields\": {\"u\": \"str\"}",
+         "time_unit: 'minutes', expected us, ms, s or ns"},
+        {"\"fields\": {}", "fields: expected {name: type} with at least one"},
+    };
+    char spec[512], schema[512];
+    sw_pipeline *p = NULL;
+    sw_json_decoder *d = NULL;
+    sw_err e1 = {0}, e2 = {0};
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(schema, sizeof(schema), "{\"time\": \"ts\", %s}",
+                 bad[i][0]);
+        snprintf(spec, sizeof(spec),
+                 "{\"events\": %s, \"features\": [{\"name\": \"n\", "
+                 "\"op\": \"count\", \"key\": \"u\"}]}",
+                 schema);
+        CHECK_RC(sw_pipeline_new(spec, &p, &e1), SW_E_INVAL, &e1);
+        CHECK_RC(sw_json_decoder_new(schema, &d, &e2), SW_E_INVAL, &e2);
+        CHECK(strncmp(e1.msg, "events.", 7) == 0 &&
+              strncmp(e2.msg, "schema.", 7) == 0);
+        CHECK(strstr(e1.msg, bad[i][1]) != NULL &&
+              strcmp(e1.msg + 7, e2.msg + 7) == 0);
+        if (strcmp(e1.msg + 7, e2.msg + 7) != 0)
+            fprintf(stderr, "  '%s' against '%s'\n", e1.msg, e2.msg);
+    }
+    /* a float time column: the pipeline takes it, an adapter says why not */
+    snprintf(schema, sizeof(schema),
+             "{\"time\": \"ts\", \"fields\": {\"ts\": \"float64\", "
+             "\"u\": \"str\"}}");
+    snprintf(spec, sizeof(spec),
+             "{\"events\": %s, \"features\": [{\"name\": \"n\", "
+             "\"op\": \"count\", \"key\": \"u\"}]}",
+             schema);
+    CHECK_RC(sw_pipeline_new(spec, &p, &e1), SW_OK, &e1);
+    sw_pipeline_free(p);
+    CHECK_RC(sw_json_decoder_new(schema, &d, &e2), SW_E_INVAL, &e2);
+    CHECK(strstr(e2.msg, "schema.fields.ts: the time field must be int64") !=
+          NULL);
+}
+
 void
 test_pipeline(void)
 {
     test_stream();
+    test_events_schema();
     test_detach();
     test_changes();
     test_label_join();

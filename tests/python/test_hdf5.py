@@ -174,7 +174,7 @@ def test_unsorted_time_column_is_an_error_naming_the_row(tmp_path):
     ("bad_json", "'schema' attribute: not JSON"),
     ("bad_type", "fields.user: unknown type 'text' \\(int64, int32, int8, "
                  "float64, float32, bool, str\\)"),
-    ("bad_unit", "time_unit 'minutes' \\(us, ms, s or ns\\)"),
+    ("bad_unit", "time_unit: 'minutes', expected us, ms, s or ns"),
     ("no_time", "the time column 'ts' is missing"),
     ("no_column", "the schema's column 'price' is missing"),
     ("vlen", "variable-length strings"),
