@@ -45,7 +45,8 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/learn/sw_gbdt_grow.c csrc/learn/sw_gbdt_train.c \
             csrc/learn/sw_gbdt_export.c \
             csrc/pipeline/sw_spec.c csrc/pipeline/sw_keytab.c \
-            csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_result.c \
+            csrc/pipeline/sw_pipeline.c csrc/pipeline/sw_ops.c \
+            csrc/pipeline/sw_result.c \
             csrc/pipeline/sw_pipeline_io.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c \
             csrc/pipeline/sw_bundle.c csrc/pipeline/sw_changes.c

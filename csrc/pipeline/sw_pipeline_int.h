@@ -364,8 +364,43 @@ sw_rc sw_result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
                         int reason, int64_t seq, sw_err *err);
 uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
 uint64_t sw_mix64(uint64_t a, uint64_t b);
+
+/* sw_ops.c: the operators (see there) */
 void sw_feature_init_state(const feature *f, double *s);
 int sw_state_valid(const sw_pipeline *p, int tb, const double *block);
+void sw_op_value(const feature *f, const double *s, int64_t t, double x,
+                 double *out);
+void sw_op_update(const feature *f, double *s, int64_t t, double x,
+                  uint64_t hx);
+void sw_op_transform(const feature *f, double x, uint64_t hx, double *out);
+
+/* The decay factor of a decayed feature's state s (s[1]: the last event's
+ * time) at t. */
+static inline double
+decay(const feature *f, const double *s, int64_t t)
+{
+    return isnan(s[1]) ? 1.0 : exp2(-((double)t - s[1]) / f->half_life);
+}
+
+/* Running moments {n, mean, sum of squared deviations} (Welford) take x,
+ * counted in n already: one copy of the arithmetic for update(), its
+ * hopping buckets and the step programs' fast path, so that all give the
+ * same bits. */
+static inline void
+mean_take(double *s, double x)
+{
+    s[1] += (x - s[1]) / s[0];
+}
+
+static inline void
+welford_take(double *s, double x)
+{
+    double d = x - s[1];
+
+    s[1] += d / s[0];
+    s[2] += d * (x - s[1]);
+}
+
 
 /* sw_changes.c */
 sw_rc sw_keytab_grow_dirty(keytab *kt, int64_t i, sw_err *err);
