@@ -95,8 +95,10 @@ emit_tenants(run *R, int64_t n, sw_err *err)
         if (tt->m == NULL) {
             atomic_fetch_add(&tt->n_dead, 1);
             R->n_dead++;
-            rc = run_dead_letter(R, R->t->f_part[k], R->t->f_off[k], "tenant_refused",
-                             R->j->tenant_field, NULL, 0, err);
+            rc = run_dead_letter(R, R->t->f_part[k], R->t->f_off[k],
+                                 tt->state == TENANT_RETIRED ? "tenant_retired"
+                                                             : "tenant_refused",
+                                 R->j->tenant_field, NULL, 0, err);
             if (rc != SW_OK)
                 return rc;
             continue;

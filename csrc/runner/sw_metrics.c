@@ -93,11 +93,13 @@ tenant_dead(void *ctx, const tenant *tt)
 static void
 tenant_info(void *ctx, const tenant *tt)
 {
+    int serving = tt->state != TENANT_REFUSED && tt->state != TENANT_RETIRED;
+
     put(ctx, "sw_tenant_model_info{tenant=\"");
     put_label(ctx, tt->name);
     put(ctx, "\",model=\"");
-    put_label(ctx, tt->state == TENANT_REFUSED ? "" : tt->model);
-    put(ctx, "\"} %d\n", tt->state == TENANT_REFUSED ? 0 : 1);
+    put_label(ctx, serving ? tt->model : "");
+    put(ctx, "\"} %d\n", serving);
 }
 
 static void

@@ -228,11 +228,10 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
     return hit;
 }
 
-/* The control topic's consumer: every runner reads every announcement, so
- * each has a group of its own; from the earliest offset, since a look is
- * idempotent and a message sent while the group formed must not be lost. */
-static sw_kafka_source *
-control_open(reloader *rl)
+/* From the earliest offset, since a look is idempotent and a message sent
+ * while the group formed must not be lost. */
+sw_kafka_source *
+sw_control_open(const job *j, const char *who)
 {
     const char *conf[] = {"session.timeout.ms", "6000",
                           "heartbeat.interval.ms", "500",
@@ -241,16 +240,15 @@ control_open(reloader *rl)
     sw_kafka_source *ks = NULL;
     sw_err err = {0};
 
-    /* and each reloader of the runner (bundle, shadow, canary) its own:
-     * in one group they would share the topic's partitions */
-    snprintf(group, sizeof(group), "sw-control-%.200s-%ld-%.150s",
-             rl->runner, (long)getpid(), rl->ref);
-    if (sw_kafka_source_subscribe(rl->j->control_bootstrap,
-                                  rl->j->control_topic, group, 50, conf, &ks,
-                                  &err) != SW_OK) {
-        fprintf(stderr, "sw-serve: reload: control topic %s: %s (polling "
-                        "the registry only)\n",
-                rl->j->control_topic, err.msg);
+    /* and each follower of the runner (bundle, shadow, canary, tenants)
+     * its own: in one group they would share the topic's partitions */
+    snprintf(group, sizeof(group), "sw-control-%.200s-%ld-%.150s", j->runner,
+             (long)getpid(), who);
+    if (sw_kafka_source_subscribe(j->control_bootstrap, j->control_topic,
+                                  group, 50, conf, &ks, &err) != SW_OK) {
+        fprintf(stderr, "sw-serve: %s: control topic %s: %s (polling the "
+                        "registry only)\n",
+                who, j->control_topic, err.msg);
         return NULL;
     }
     return ks;
@@ -261,7 +259,8 @@ reload_main(void *arg)
 {
     reloader *rl = arg;
     sw_registry_watch *w = NULL;
-    sw_kafka_source *ks = rl->j->control_topic ? control_open(rl) : NULL;
+    sw_kafka_source *ks =
+        rl->j->control_topic ? sw_control_open(rl->j, rl->ref) : NULL;
     sw_err err = {0};
     double next = 0;
 

@@ -159,6 +159,10 @@ int sw_reloader_take(reloader *rl, const served *cur, served *next);
  * the loop stops serving it (the bundle's: the runner stops as on
  * SIGTERM; a shadow's or canary's: that slot is dropped). */
 int sw_reloader_retired(reloader *rl);
+/* The control topic's consumer for one follower of the runner (who: its
+ * reference): every runner reads every announcement, so each follower
+ * has a group of its own. NULL (said on stderr) when it cannot be read. */
+sw_kafka_source *sw_control_open(const job *j, const char *who);
 void sw_reloader_stop(reloader *rl);
 
 /* The SHA-256 of a file as 64 hex digits and a NUL (sw_run.c). */
@@ -166,7 +170,7 @@ sw_rc run_file_sha256(const char *path, char hex[65], sw_err *err);
 
 /* One model per tenant (sw_tenants.c): loaded on the tenant's first event,
  * refused alone, dropped least recently used beyond the job's bound. */
-enum { TENANT_UNLOADED, TENANT_LOADED, TENANT_REFUSED };
+enum { TENANT_UNLOADED, TENANT_LOADED, TENANT_REFUSED, TENANT_RETIRED };
 
 typedef struct tenant {
     char *name;
@@ -187,6 +191,10 @@ typedef struct tenant {
     sw_model *old;
     int swapped;          /* taken: the watcher writes the deployment */
     char bad_sha[65];     /* the last version refused: not tried again */
+    /* the control topic (the watcher, under the lock): 1 retire (the
+     * reason in why), -1 serve again, taken at the tenant's next event;
+     * retired: taken, the watcher writes the deployment */
+    int retire, retired;
 } tenant;
 
 typedef struct tenants tenants;

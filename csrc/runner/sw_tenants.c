@@ -24,7 +24,16 @@
  * serve is refused and the tenant's current one keeps serving. A refused
  * tenant is tried again at its next event, not 10 s later. Both are
  * written to the registry's deployment log.
+ *
+ * With a control topic as well, the watcher reads it: a retirement of a
+ * tenant's reference ({"model": "shop-a", "alias": "champion", "action":
+ * "retire"}, registry.retire("shop-a")) sent since the runner started
+ * retires that tenant alone - its model is dropped at its next event, its
+ * events become dead letters ("tenant_retired"), the retirement goes to
+ * the deployment log - and a later deploy of the reference (a promotion)
+ * serves it again.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +57,7 @@ struct tenants {
     pthread_t thread;
     pthread_cond_t wake;
     int watching, stop;
+    int64_t started_ms; /* a retirement sent before this is not ours */
 };
 
 static void *watch_main(void *arg);
@@ -103,6 +113,12 @@ sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
     tn->j = j;
     tn->spec_hash = spec_hash;
     tn->mt = mt;
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tn->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     if (j->registry != NULL && j->reload_seconds > 0) {
         if (pthread_create(&tn->thread, NULL, watch_main, tn) != 0) {
             sw_tenants_free(tn);
@@ -297,8 +313,10 @@ sw_tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
     pthread_mutex_unlock(&tn->lock);
 }
 
+/* The entry of that name, made (unloaded) if new; NULL when out of
+ * memory. */
 static tenant *
-get_locked(tenants *tn, const char *name, size_t len, double now)
+entry_locked(tenants *tn, const char *name, size_t len)
 {
     size_t i;
     tenant *t;
@@ -319,7 +337,33 @@ get_locked(tenants *tn, const char *name, size_t len, double now)
         tn->slots[i] = t;
         tn->n++;
     }
+    return t;
+}
+
+static tenant *
+get_locked(tenants *tn, const char *name, size_t len, double now)
+{
+    tenant *t = entry_locked(tn, name, len);
+
+    if (t == NULL)
+        return NULL;
     t->last_use = ++tn->clock;
+    if (t->retire > 0) {
+        /* retired on the control topic: its models go now (this thread
+         * is their only user), the watcher writes the deployment */
+        if (t->m != NULL)
+            tn->loaded--;
+        sw_model_free(t->m);
+        sw_model_free(t->next);
+        t->m = t->next = NULL;
+        t->state = TENANT_RETIRED;
+        t->retire = 0;
+        t->retired = 1;
+    } else if (t->retire < 0) {
+        if (t->state == TENANT_RETIRED)
+            t->state = TENANT_UNLOADED; /* loaded below, at this event */
+        t->retire = 0;
+    }
     if (t->next != NULL && t->state == TENANT_LOADED) {
         /* the watcher's verified version: a pointer swap, the old model
          * freed by the watcher, off the scoring path */
@@ -435,14 +479,15 @@ look_tenant(tenants *tn, const look_item *it)
     sw_model_free(m); /* evicted meanwhile: its next load finds it */
 }
 
-/* The models the loop replaced freed, and its swaps written to the
- * deployment log (by the watcher, and once more when it stops). */
+/* The models the loop replaced freed, and its swaps and retirements
+ * written to the deployment log (by the watcher, and once more when it
+ * stops). */
 static void
 flush_swaps(tenants *tn)
 {
     for (;;) {
         sw_model *old = NULL;
-        char ref[1024], sha[65];
+        char ref[1024], sha[65], why[400];
         int64_t version = 0;
         size_t i;
         int found = 0;
@@ -451,22 +496,89 @@ flush_swaps(tenants *tn)
         for (i = 0; i < tn->cap && !found; i++) {
             tenant *t = tn->slots[i];
 
-            if (t == NULL || !t->swapped)
+            if (t == NULL || !(t->swapped || t->retired))
                 continue;
+            if (t->swapped) {
+                found = 1;
+                t->swapped = 0;
+            } else {
+                found = 2;
+                t->retired = 0;
+            }
             old = t->old;
             t->old = NULL;
-            t->swapped = 0;
             tenant_ref(tn->j, t, ref, sizeof(ref));
             version = t->version;
             memcpy(sha, t->sha, sizeof(sha));
-            found = 1;
+            memcpy(why, t->why, sizeof(why));
         }
         pthread_mutex_unlock(&tn->lock);
         if (!found)
             return;
         sw_model_free(old);
-        record(tn, ref, version, sha, SW_DEPLOY_SERVING,
-               "the registry moved");
+        if (found == 1)
+            record(tn, ref, version, sha, SW_DEPLOY_SERVING,
+                   "the registry moved");
+        else
+            record(tn, ref, version, sha, SW_DEPLOY_RETIRED, why);
+    }
+}
+
+/* The control topic's last batch: retirements and deploys of a tenant's
+ * reference (the job's template with a name for "{}"). */
+static void
+control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
+{
+    const char *tmpl = tn->j->tenant_model, *at = strstr(tmpl, "{}");
+    size_t pre = (size_t)(at - tmpl), slen = strlen(at + 2);
+    const int32_t *part;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl;
+    const unsigned char *bytes;
+    int64_t i;
+
+    sw_kafka_source_batch(ks, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    for (i = 0; i < count; i++) {
+        json_t *msg = vl[i] > 0 ? json_loadb((const char *)bytes + va[i],
+                                             (size_t)vl[i], 0, NULL)
+                                : NULL;
+        const char *model = json_string_value(json_object_get(msg, "model"));
+        const char *alias = json_string_value(json_object_get(msg, "alias"));
+        const char *action =
+            json_string_value(json_object_get(msg, "action"));
+        const char *reason = json_string_value(json_object_get(msg, "reason"));
+        char ref[600];
+        size_t rlen, nlen;
+        int retire = action != NULL && !strcmp(action, "retire");
+        tenant *t;
+
+        snprintf(ref, sizeof(ref), "%.250s%s%.250s", model ? model : "",
+                 alias ? "@" : "", alias ? alias : "");
+        rlen = strlen(ref);
+        nlen = rlen - pre - slen;
+        if (model == NULL || rlen <= pre + slen ||
+            strncmp(ref, tmpl, pre) != 0 || strcmp(ref + rlen - slen, at + 2) ||
+            memchr(ref + pre, '@', nlen) != NULL ||
+            (!retire && action != NULL && strcmp(action, "deploy")) ||
+            (retire && ts[i] < tn->started_ms)) {
+            json_decref(msg); /* another model's, or history */
+            continue;
+        }
+        pthread_mutex_lock(&tn->lock);
+        t = entry_locked(tn, ref + pre, nlen);
+        if (t != NULL && retire) {
+            t->retire = 1;
+            snprintf(t->why, sizeof(t->why), "retired on %.200s%s%.150s",
+                     tn->j->control_topic, reason ? ": " : "",
+                     reason ? reason : "");
+            fprintf(stderr, "sw-serve: tenant %s: %s\n", t->name, t->why);
+        } else if (t != NULL &&
+                   (t->state == TENANT_RETIRED || t->retire > 0)) {
+            t->retire = -1;
+            fprintf(stderr, "sw-serve: tenant %s: deployed again on %s\n",
+                    t->name, tn->j->control_topic);
+        }
+        pthread_mutex_unlock(&tn->lock);
+        json_decref(msg);
     }
 }
 
@@ -475,6 +587,8 @@ watch_main(void *arg)
 {
     tenants *tn = arg;
     sw_registry_watch *w = NULL;
+    sw_kafka_source *ks =
+        tn->j->control_topic ? sw_control_open(tn->j, "tenants") : NULL;
     sw_err err = {0};
 
     pthread_mutex_lock(&tn->lock);
@@ -483,9 +597,20 @@ watch_main(void *arg)
         look_item *items = NULL;
         size_t i, n_items = 0;
         int changed = 0;
+        int64_t count = 0;
 
         pthread_mutex_unlock(&tn->lock);
         flush_swaps(tn);
+        /* waits up to 50 ms */
+        if (ks != NULL && sw_kafka_source_next(ks, 64, &count, &err) != SW_OK) {
+            fprintf(stderr, "sw-serve: tenants: control topic: %s (polling "
+                            "the registry only)\n",
+                    err.msg);
+            sw_kafka_source_free(ks);
+            ks = NULL;
+        } else if (ks != NULL && count > 0) {
+            control_look(tn, ks, count);
+        }
         if (w == NULL &&
             sw_registry_watch_open(tn->j->registry, &w, &err) != SW_OK) {
             fprintf(stderr, "sw-serve: tenants: %s\n", err.msg);
@@ -533,5 +658,6 @@ watch_main(void *arg)
     pthread_mutex_unlock(&tn->lock);
     flush_swaps(tn);
     sw_registry_watch_free(w);
+    sw_kafka_source_free(ks);
     return NULL;
 }

@@ -209,8 +209,11 @@ def retire(name: str, alias: str = "champion", reason: str = "",
     keyed name@alias; control as for promote, or the environment's). A
     runner whose bundle follows name@alias ends as on SIGTERM (a last
     checkpoint, outputs flushed, offsets committed, exit 0); one whose
-    shadow or canary does stops scoring with it. Each writes "retired" to
-    the deployment log. Runners started after the message are not
+    shadow or canary does stops scoring with it; a multitenant runner
+    whose template gives name@alias for a tenant ("shop-{}@champion" and
+    "shop-s1") retires that tenant alone (its events become dead letters,
+    the others are served on) until name@alias is promoted again. Each
+    writes "retired" to the deployment log. Runners started after the message are not
     stopped by it; promoting again announces a deploy that supersedes it
     on a compacted topic."""
     _check_name(name)

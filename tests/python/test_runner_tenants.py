@@ -260,3 +260,95 @@ def test_tenants_follow_their_aliases_and_a_bad_version_is_refused_alone(
             & (dep["runner"] == "tenant-runner")).any()
     dep = registry.deployments("shop-s2", store=store)
     assert ((dep["version"] == 2) & (dep["status"] == "refused")).any()
+
+
+def test_one_tenant_retired_on_the_control_topic_then_deployed_again(
+        tmp_path):
+    """registry.retire of one tenant's reference: that tenant alone stops
+    being served at its next event (its events dead letters
+    "tenant_retired", "retired" in the deployment log), the others are
+    scored on by their models' bits and the runner keeps running; a later
+    promotion of the reference serves the tenant again."""
+    import time
+    store = str(tmp_path / "store")
+    files = {}
+    for i, shop in enumerate(SHOPS[:3]):
+        files[shop] = train(str(tmp_path / f"{shop}.swm"), SPEC, i, 5 + i)
+        v = registry.register(files[shop], f"shop-{shop}", store=store)
+        registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    keys, values, shop = events(4500, seed=23)
+    mine = np.isin(shop, SHOPS[:3])
+    keys = [k for k, m in zip(keys, mine) if m]
+    values = [v for v, m in zip(values, mine) if m]
+    shop = shop[mine]
+    third = len(values) // 3
+    out, dead = tmp_path / "o.jsonl", tmp_path / "dead.jsonl"
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("shops", 1)
+        b.create_topic("sw-control", 1)
+        control = {"topic": "sw-control", "bootstrap": b.bootstrap}
+        job = serve.Job(serve.kafka_source("shops", b.bootstrap, group="g"),
+                        "shop-s0@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(out)],
+                        dead_letters=serve.jsonl(dead),
+                        reload={"poll_s": 0.2}, control=control,
+                        metrics_port=free_port(), runner_name="tr",
+                        tenants={"field": "shop",
+                                 "model": "shop-{}@champion"})
+        run = job.start(str(tmp_path / "job.json"))
+
+        def done():
+            return _scored(run) + run.metrics().get(
+                "sw_dead_letters_total", 0)
+
+        try:
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[:third], keys=keys[:third])
+            wait_for(lambda: _scored(run) >= third, 60, "the first third")
+            time.sleep(1.5)        # the control consumer holds its partition
+            registry.retire("shop-s1", reason="shop closed", control=control)
+            wait_for(lambda: "tenant s1: retired on sw-control: shop closed"
+                     in open(run.log).read(), 15, "the retirement read")
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[third:2 * third], keys=keys[third:2 * third])
+            wait_for(lambda: done() >= 2 * third, 60, "the second third")
+            assert run.alive()
+            registry.promote("shop-s1", 1, reason="reopened", store=store,
+                             control=control)
+            wait_for(lambda: "tenant s1: deployed again on sw-control"
+                     in open(run.log).read(), 15, "the deploy read")
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[2 * third:], keys=keys[2 * third:])
+            wait_for(lambda: done() >= len(values), 60, "the last third")
+            metrics = run.metrics()
+        finally:
+            log = run.stop()
+        offline = {}
+        for name in SHOPS[:3]:
+            nb = serve.score_stream(sw.learners.load(files[name]),
+                                    sw.replay.kafka("shops", b.bootstrap,
+                                                    schema=SPEC),
+                                    key="user", emission="arrival")
+            offline[name] = {x.offset: x.prediction for x in nb.itertuples()}
+    lines = [json.loads(x) for x in open(out)]
+    deads = [json.loads(x) for x in open(dead)]
+    # every event once; the retired tenant's middle third dead-lettered
+    assert len(lines) + len(deads) == len(values)
+    want_dead = [o for o in range(third, 2 * third) if shop[o] == "s1"]
+    assert sorted(d["offset"] for d in deads) == want_dead
+    assert all(d["reason"] == "tenant_retired" and d["field"] == "shop"
+               for d in deads)
+    for d in lines:
+        assert d["model"] == f"shop-{d['tenant']}@1"
+        assert np.float64(d["prediction"]).tobytes() == np.float64(
+            offline[d["tenant"]][d["offset"]]).tobytes()
+    # the others never noticed; s1 served again in the last third
+    assert {d["tenant"] for d in lines if d["offset"] >= 2 * third} == \
+        set(SHOPS[:3])
+    assert metrics['sw_tenant_dead_letters_total{tenant="s1"}'] == \
+        len(want_dead)
+    assert "tenant s1: deployed again" in log
+    dep = registry.deployments("shop-s1", store=store)
+    row = dep[dep["status"] == "retired"]
+    assert len(row) == 1 and row["runner"].iloc[0] == "tr"
+    assert row["reason"].iloc[0] == "retired on sw-control: shop closed"
