@@ -177,30 +177,26 @@ look(reloader *rl)
 static int
 announced(reloader *rl, sw_kafka_source *ks, int64_t count)
 {
-    const int32_t *part;
-    const int64_t *off, *ts, *ka, *kl, *va, *vl;
-    const unsigned char *bytes;
     const char *at = strchr(rl->ref, '@');
     size_t nlen = at ? (size_t)(at - rl->ref) : strlen(rl->ref);
     int64_t i;
     int hit = 0;
 
-    sw_kafka_source_batch(ks, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
     for (i = 0; i < count; i++) {
-        json_t *msg = vl[i] > 0 ? json_loadb((const char *)bytes + va[i],
-                                             (size_t)vl[i], 0, NULL)
-                                : NULL;
-        const char *model = json_string_value(json_object_get(msg, "model"));
-        const char *alias = json_string_value(json_object_get(msg, "alias"));
-        const char *action =
-            json_string_value(json_object_get(msg, "action"));
-        const char *why = json_string_value(json_object_get(msg, "reason"));
+        control_msg c;
+        const char *model, *alias, *action, *why;
+
+        sw_control_msg(ks, i, &c);
+        model = c.model;
+        alias = c.alias;
+        action = c.action;
+        why = c.reason;
 
         if (model != NULL && strlen(model) == nlen &&
             !strncmp(model, rl->ref, nlen) &&
             (alias == NULL || at == NULL || !strcmp(alias, at + 1))) {
             if (action != NULL && !strcmp(action, "retire")) {
-                if (ts[i] >= rl->started_ms && !atomic_load(&rl->retire)) {
+                if (c.ts >= rl->started_ms && !atomic_load(&rl->retire)) {
                     char reason[400];
 
                     snprintf(reason, sizeof(reason), "retired on %s%s%.300s",
@@ -223,9 +219,27 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
                 hit = 1;
             }
         }
-        json_decref(msg);
+        json_decref(c.root);
     }
     return hit;
+}
+
+void
+sw_control_msg(sw_kafka_source *ks, int64_t i, control_msg *c)
+{
+    const int32_t *part;
+    const int64_t *off, *ts, *ka, *kl, *va, *vl;
+    const unsigned char *bytes;
+
+    sw_kafka_source_batch(ks, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    c->root = vl[i] > 0 ? json_loadb((const char *)bytes + va[i],
+                                     (size_t)vl[i], 0, NULL)
+                        : NULL;
+    c->model = json_string_value(json_object_get(c->root, "model"));
+    c->alias = json_string_value(json_object_get(c->root, "alias"));
+    c->action = json_string_value(json_object_get(c->root, "action"));
+    c->reason = json_string_value(json_object_get(c->root, "reason"));
+    c->ts = ts[i];
 }
 
 /* From the earliest offset, since a look is idempotent and a message sent

@@ -163,6 +163,15 @@ int sw_reloader_retired(reloader *rl);
  * reference): every runner reads every announcement, so each follower
  * has a group of its own. NULL (said on stderr) when it cannot be read. */
 sw_kafka_source *sw_control_open(const job *j, const char *who);
+/* Message i of the control consumer's last batch: its fields, borrowed
+ * from root (json_decref it when done), NULL when absent or not JSON; ts
+ * its Kafka timestamp (ms). */
+typedef struct control_msg {
+    json_t *root;
+    const char *model, *alias, *action, *reason;
+    int64_t ts;
+} control_msg;
+void sw_control_msg(sw_kafka_source *ks, int64_t i, control_msg *c);
 void sw_reloader_stop(reloader *rl);
 
 /* The SHA-256 of a file as 64 hex digits and a NUL (sw_run.c). */

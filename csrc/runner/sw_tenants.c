@@ -33,7 +33,6 @@
  * the deployment log - and a later deploy of the reference (a promotion)
  * serves it again.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,25 +530,22 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
 {
     const char *tmpl = tn->j->tenant_model, *at = strstr(tmpl, "{}");
     size_t pre = (size_t)(at - tmpl), slen = strlen(at + 2);
-    const int32_t *part;
-    const int64_t *off, *ts, *ka, *kl, *va, *vl;
-    const unsigned char *bytes;
     int64_t i;
 
-    sw_kafka_source_batch(ks, &part, &off, &ts, &bytes, &ka, &kl, &va, &vl);
     for (i = 0; i < count; i++) {
-        json_t *msg = vl[i] > 0 ? json_loadb((const char *)bytes + va[i],
-                                             (size_t)vl[i], 0, NULL)
-                                : NULL;
-        const char *model = json_string_value(json_object_get(msg, "model"));
-        const char *alias = json_string_value(json_object_get(msg, "alias"));
-        const char *action =
-            json_string_value(json_object_get(msg, "action"));
-        const char *reason = json_string_value(json_object_get(msg, "reason"));
+        control_msg c;
+        const char *model, *alias, *action, *reason;
         char ref[600];
         size_t rlen, nlen;
-        int retire = action != NULL && !strcmp(action, "retire");
+        int retire;
         tenant *t;
+
+        sw_control_msg(ks, i, &c);
+        model = c.model;
+        alias = c.alias;
+        action = c.action;
+        reason = c.reason;
+        retire = action != NULL && !strcmp(action, "retire");
 
         snprintf(ref, sizeof(ref), "%.250s%s%.250s", model ? model : "",
                  alias ? "@" : "", alias ? alias : "");
@@ -559,8 +555,8 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
             strncmp(ref, tmpl, pre) != 0 || strcmp(ref + rlen - slen, at + 2) ||
             memchr(ref + pre, '@', nlen) != NULL ||
             (!retire && action != NULL && strcmp(action, "deploy")) ||
-            (retire && ts[i] < tn->started_ms)) {
-            json_decref(msg); /* another model's, or history */
+            (retire && c.ts < tn->started_ms)) {
+            json_decref(c.root); /* another model's, or history */
             continue;
         }
         pthread_mutex_lock(&tn->lock);
@@ -578,7 +574,7 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
                     t->name, tn->j->control_topic);
         }
         pthread_mutex_unlock(&tn->lock);
-        json_decref(msg);
+        json_decref(c.root);
     }
 }
 

@@ -65,15 +65,23 @@ def train(path, spec, seed, n_estimators):
     return path
 
 
-def test_each_tenant_its_model_and_a_refused_one_alone(tmp_path):
+def champions(tmp_path, shops, specs=None):
+    """Each shop's model (trained on SPEC, or on specs[shop]) registered as
+    shop-<shop> and promoted to champion: (store, {shop: file})."""
     store = str(tmp_path / "store")
     files = {}
-    for i, shop in enumerate(SHOPS[:5]):
-        spec = SPEC if shop != "s3" else dict(
-            SPEC, features=SPEC["features"][:-1])   # another pipeline
+    for i, shop in enumerate(shops):
+        spec = (specs or {}).get(shop, SPEC)
         files[shop] = train(str(tmp_path / f"{shop}.swm"), spec, i, 5 + i)
         v = registry.register(files[shop], f"shop-{shop}", store=store)
         registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    return store, files
+
+
+def test_each_tenant_its_model_and_a_refused_one_alone(tmp_path):
+    store, files = champions(
+        tmp_path, SHOPS[:5],
+        {"s3": dict(SPEC, features=SPEC["features"][:-1])})  # another pipeline
     # s5 has no model at all
     keys, values, shop = events(6000, seed=9)
     with sw.kafka.local_broker(partitions=2) as b:
@@ -189,12 +197,7 @@ def test_tenants_follow_their_aliases_and_a_bad_version_is_refused_alone(
     is verified off the scoring path and serves the tenant's next events;
     a version with another pipeline is refused and the tenant's old one
     keeps serving; both go to the deployment log."""
-    store = str(tmp_path / "store")
-    files = {}
-    for i, shop in enumerate(SHOPS[:3]):
-        files[shop] = train(str(tmp_path / f"{shop}.swm"), SPEC, i, 5 + i)
-        v = registry.register(files[shop], f"shop-{shop}", store=store)
-        registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    store, files = champions(tmp_path, SHOPS[:3])
     files["s1v2"] = train(str(tmp_path / "s1v2.swm"), SPEC, 11, 9)
     files["s2v2"] = train(str(tmp_path / "s2v2.swm"),
                           dict(SPEC, features=SPEC["features"][:-1]), 12, 9)
@@ -270,12 +273,7 @@ def test_one_tenant_retired_on_the_control_topic_then_deployed_again(
     scored on by their models' bits and the runner keeps running; a later
     promotion of the reference serves the tenant again."""
     import time
-    store = str(tmp_path / "store")
-    files = {}
-    for i, shop in enumerate(SHOPS[:3]):
-        files[shop] = train(str(tmp_path / f"{shop}.swm"), SPEC, i, 5 + i)
-        v = registry.register(files[shop], f"shop-{shop}", store=store)
-        registry.promote(f"shop-{shop}", v, reason="t", store=store)
+    store, files = champions(tmp_path, SHOPS[:3])
     keys, values, shop = events(4500, seed=23)
     mine = np.isin(shop, SHOPS[:3])
     keys = [k for k, m in zip(keys, mine) if m]
