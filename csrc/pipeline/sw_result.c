@@ -17,14 +17,21 @@ sw_result_new(sw_result **out, sw_err *err)
     return *out ? SW_OK : sw_fail(err, SW_E_NOMEM, "result: out of memory");
 }
 
+/* The three row arrays of a result or of a detached block. */
+static void
+free_rows(double *dense, int64_t *seq, int64_t *t)
+{
+    sw_free(dense);
+    sw_free(seq);
+    sw_free(t);
+}
+
 void
 sw_result_free(sw_result *r)
 {
     if (r == NULL)
         return;
-    sw_free(r->dense);
-    sw_free(r->seq);
-    sw_free(r->t);
+    free_rows(r->dense, r->seq, r->t);
     sw_free(r->indptr);
     sw_free(r->indices);
     sw_free(r->late);
@@ -144,9 +151,7 @@ sw_result_attach(sw_result *r, sw_rowbuf *rows)
         sw_rowbuf_free(rows); /* another layout: of no use here */
         return;
     }
-    sw_free(r->dense);
-    sw_free(r->seq);
-    sw_free(r->t);
+    free_rows(r->dense, r->seq, r->t);
     r->dense = rows->dense;
     r->seq = rows->seq;
     r->t = rows->t;
@@ -178,9 +183,7 @@ sw_rowbuf_free(sw_rowbuf *rows)
 {
     if (rows == NULL)
         return;
-    sw_free(rows->dense);
-    sw_free(rows->seq);
-    sw_free(rows->t);
+    free_rows(rows->dense, rows->seq, rows->t);
     sw_free(rows);
 }
 
