@@ -577,7 +577,7 @@ test_events_schema(void)
          "time_unit: 'minutes', expected us, ms, s or ns"},
         {"\"fields\": {}", "fields: expected {name: type} with at least one"},
     };
-    char spec[512], schema[512];
+    char spec[640], schema[256];
     sw_pipeline *p = NULL;
     sw_json_decoder *d = NULL;
     sw_err e1 = {0}, e2 = {0};
