@@ -12,7 +12,7 @@
  * jansson's allocations come here too (json_set_alloc_funcs, set before
  * main or when the extension loads): the fault loop reaches the spec and
  * schema parsers, a json_t leaked shows in the live count, and a string
- * from json_dumps is released with sw_free.
+ * from json_dumps is released with sw__free.
  */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE, mremap */
 #include <stdint.h>
@@ -29,19 +29,19 @@ static long live;                /* allocated and not yet freed */
 static long refused;             /* allocations that returned NULL */
 
 void
-sw_alloc_fail_after(long n)
+sw__alloc_fail_after(long n)
 {
     __atomic_store_n(&fail_countdown, n, __ATOMIC_RELAXED);
 }
 
 long
-sw_alloc_live(void)
+sw__alloc_live(void)
 {
     return __atomic_load_n(&live, __ATOMIC_RELAXED);
 }
 
 long
-sw_alloc_failures(void)
+sw__alloc_failures(void)
 {
     return __atomic_load_n(&refused, __ATOMIC_RELAXED);
 }
@@ -62,7 +62,7 @@ should_fail(void)
 }
 
 void *
-sw_malloc(size_t n)
+sw__malloc(size_t n)
 {
     void *p;
 
@@ -75,18 +75,18 @@ sw_malloc(size_t n)
 
 /* malloc(count * size), or NULL if the product overflows size_t. */
 void *
-sw_alloc_array(size_t count, size_t size)
+sw__alloc_array(size_t count, size_t size)
 {
     if (size != 0 && count > SIZE_MAX / size)
         return NULL;
-    return sw_malloc(count * size);
+    return sw__malloc(count * size);
 }
 
 /* Zeroed memory. calloc itself, not malloc + memset: fresh pages from the
  * system come zeroed, so a large table is not touched (and faulted in)
  * twice. */
 void *
-sw_calloc(size_t count, size_t size)
+sw__calloc(size_t count, size_t size)
 {
     void *p;
 
@@ -102,7 +102,7 @@ sw_calloc(size_t count, size_t size)
 /* realloc(p, count * size); on failure p is untouched and still owned by
  * the caller. */
 void *
-sw_realloc_array(void *p, size_t count, size_t size)
+sw__realloc_array(void *p, size_t count, size_t size)
 {
     void *q;
     size_t n;
@@ -121,10 +121,10 @@ sw_realloc_array(void *p, size_t count, size_t size)
 }
 
 char *
-sw_strdup(const char *s)
+sw__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = sw_malloc(n);
+    char *p = sw__malloc(n);
 
     if (p != NULL)
         memcpy(p, s, n);
@@ -132,7 +132,7 @@ sw_strdup(const char *s)
 }
 
 void
-sw_free(void *p)
+sw__free(void *p)
 {
     if (p == NULL)
         return;
@@ -171,13 +171,13 @@ map_aligned(size_t len, int prot)
 }
 
 void *
-sw_calloc_big(size_t n)
+sw__calloc_big(size_t n)
 {
     size_t len;
     void *a;
 
     if (n < BIG)
-        return sw_calloc(1, n);
+        return sw__calloc(1, n);
     if (should_fail())
         return NULL;
     len = big_len(n);
@@ -192,20 +192,20 @@ sw_calloc_big(size_t n)
 }
 
 void *
-sw_realloc_big(void *p, size_t old_n, size_t n)
+sw__realloc_big(void *p, size_t old_n, size_t n)
 {
     void *q, *a;
 
     if (p == NULL)
-        return sw_calloc_big(n);
+        return sw__calloc_big(n);
     if (n <= old_n || (old_n >= BIG && big_len(n) == big_len(old_n)))
         return p;
     if (old_n < BIG) {
         /* small to big (or small to small): copy once */
-        if ((q = sw_calloc_big(n)) == NULL)
+        if ((q = sw__calloc_big(n)) == NULL)
             return NULL;
         memcpy(q, p, old_n);
-        sw_free_big(p, old_n);
+        sw__free_big(p, old_n);
         return q;
     }
     if (should_fail())
@@ -228,12 +228,12 @@ sw_realloc_big(void *p, size_t old_n, size_t n)
 }
 
 void
-sw_free_big(void *p, size_t n)
+sw__free_big(void *p, size_t n)
 {
     if (p == NULL)
         return;
     if (n < BIG) {
-        sw_free(p);
+        sw__free(p);
         return;
     }
     __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
@@ -243,13 +243,13 @@ sw_free_big(void *p, size_t n)
 static void *
 json_alloc(size_t n)
 {
-    return sw_malloc(n);
+    return sw__malloc(n);
 }
 
 static void
 json_release(void *p)
 {
-    sw_free(p);
+    sw__free(p);
 }
 
 /* jansson keeps one pair of functions per process; set it before anything
@@ -261,10 +261,10 @@ route_jansson(void)
 }
 
 sw_rc
-sw_json_parse(const char *text, size_t len, const char *what, sw_rc bad,
-              struct json_t **out, sw_err *err)
+sw__json_parse(const char *text, size_t len, const char *what, sw_rc bad,
+               struct json_t **out, sw_err *err)
 {
-    long before = sw_alloc_failures();
+    long before = sw__alloc_failures();
     json_error_t jerr;
 
     *out = text == NULL ? NULL
@@ -272,10 +272,10 @@ sw_json_parse(const char *text, size_t len, const char *what, sw_rc bad,
                                : json_loadb(text, len, 0, &jerr);
     if (*out != NULL)
         return SW_OK;
-    if (sw_alloc_failures() != before)
-        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
+    if (sw__alloc_failures() != before)
+        return sw__fail(err, SW_E_NOMEM, "%s: out of memory", what);
     if (text == NULL)
-        return sw_fail(err, bad, "%s: not JSON (none given)", what);
-    return sw_fail(err, bad, "%s: not JSON (line %d, column %d: %s)", what,
-                   jerr.line, jerr.column, jerr.text);
+        return sw__fail(err, bad, "%s: not JSON (none given)", what);
+    return sw__fail(err, bad, "%s: not JSON (line %d, column %d: %s)", what,
+                    jerr.line, jerr.column, jerr.text);
 }

@@ -87,18 +87,18 @@ exchange(sw_coll *c, const void *sbuf, size_t slen, void *rbuf, size_t rlen,
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return sw_fail(err, SW_E_IO, "collective: poll: %s",
-                           strerror(errno));
+            return sw__fail(err, SW_E_IO, "collective: poll: %s",
+                            strerror(errno));
         if (r == 0) {
             if (got < rlen)
-                return sw_fail(err, SW_E_IO,
-                               "collective: rank %d: no data from rank %d "
-                               "for %d ms (stalled or gone)",
-                               c->rank, prev_rank(c), c->timeout_ms);
-            return sw_fail(err, SW_E_IO,
-                           "collective: rank %d: rank %d took no data for %d "
-                           "ms (stalled or gone)",
-                           c->rank, next_rank(c), c->timeout_ms);
+                return sw__fail(err, SW_E_IO,
+                                "collective: rank %d: no data from rank %d "
+                                "for %d ms (stalled or gone)",
+                                c->rank, prev_rank(c), c->timeout_ms);
+            return sw__fail(err, SW_E_IO,
+                            "collective: rank %d: rank %d took no data for %d "
+                            "ms (stalled or gone)",
+                            c->rank, next_rank(c), c->timeout_ms);
         }
         if (is >= 0 && p[is].revents != 0) {
             ssize_t k = send(c->fd_next, (const char *)sbuf + sent,
@@ -106,10 +106,10 @@ exchange(sw_coll *c, const void *sbuf, size_t slen, void *rbuf, size_t rlen,
 
             if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                 errno != EINTR)
-                return sw_fail(err, SW_E_IO,
-                               "collective: rank %d: sending to rank %d: %s "
-                               "(the rank left the fit)",
-                               c->rank, next_rank(c), strerror(errno));
+                return sw__fail(err, SW_E_IO,
+                                "collective: rank %d: sending to rank %d: %s "
+                                "(the rank left the fit)",
+                                c->rank, next_rank(c), strerror(errno));
             if (k > 0) {
                 sent += (size_t)k;
                 c->stats.bytes_sent += k;
@@ -120,16 +120,16 @@ exchange(sw_coll *c, const void *sbuf, size_t slen, void *rbuf, size_t rlen,
                              MSG_DONTWAIT);
 
             if (k == 0)
-                return sw_fail(err, SW_E_IO,
-                               "collective: rank %d: rank %d closed the "
-                               "connection (the rank left the fit)",
-                               c->rank, prev_rank(c));
+                return sw__fail(err, SW_E_IO,
+                                "collective: rank %d: rank %d closed the "
+                                "connection (the rank left the fit)",
+                                c->rank, prev_rank(c));
             if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                 errno != EINTR)
-                return sw_fail(err, SW_E_IO,
-                               "collective: rank %d: receiving from rank %d: "
-                               "%s (the rank left the fit)",
-                               c->rank, prev_rank(c), strerror(errno));
+                return sw__fail(err, SW_E_IO,
+                                "collective: rank %d: receiving from rank %d: "
+                                "%s (the rank left the fit)",
+                                c->rank, prev_rank(c), strerror(errno));
             if (k > 0) {
                 got += (size_t)k;
                 c->stats.bytes_received += k;
@@ -146,9 +146,9 @@ static sw_rc
 begin(sw_coll *c, sw_err *err)
 {
     if (c->broken)
-        return sw_fail(err, SW_E_STATE,
-                       "collective: an earlier call failed; the ring is "
-                       "out of step");
+        return sw__fail(err, SW_E_STATE,
+                        "collective: an earlier call failed; the ring is "
+                        "out of step");
     c->stats.calls++;
     return SW_OK;
 }
@@ -172,9 +172,9 @@ grow_tmp(sw_coll *c, size_t bytes, sw_err *err)
 
     if (bytes <= c->cap_tmp)
         return SW_OK;
-    p = sw_realloc_array(c->tmp, bytes, 1);
+    p = sw__realloc_array(c->tmp, bytes, 1);
     if (p == NULL)
-        return sw_fail(err, SW_E_NOMEM, "collective: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "collective: out of memory");
     c->tmp = p;
     c->cap_tmp = bytes;
     return SW_OK;
@@ -190,23 +190,23 @@ sw_coll_new(int rank, int size, int fd_prev, int fd_next, int timeout_ms,
 
     *out = NULL;
     if (size < 1 || size > SW_COLL_MAX_RANKS || rank < 0 || rank >= size)
-        return sw_fail(err, SW_E_INVAL,
-                       "collective: rank %d of %d; ranks are 0 .. size - 1, "
-                       "and at most %d",
-                       rank, size, SW_COLL_MAX_RANKS);
+        return sw__fail(err, SW_E_INVAL,
+                        "collective: rank %d of %d; ranks are 0 .. size - 1, "
+                        "and at most %d",
+                        rank, size, SW_COLL_MAX_RANKS);
     if (timeout_ms <= 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "collective: timeout_ms is %d; a positive bound is "
-                       "needed",
-                       timeout_ms);
+        return sw__fail(err, SW_E_INVAL,
+                        "collective: timeout_ms is %d; a positive bound is "
+                        "needed",
+                        timeout_ms);
     if (size > 1 && (fd_prev < 0 || fd_next < 0))
-        return sw_fail(err, SW_E_INVAL,
-                       "collective: %d ranks need a socket to each "
-                       "neighbour",
-                       size);
-    c = sw_calloc(1, sizeof(*c));
+        return sw__fail(err, SW_E_INVAL,
+                        "collective: %d ranks need a socket to each "
+                        "neighbour",
+                        size);
+    c = sw__calloc(1, sizeof(*c));
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "collective: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "collective: out of memory");
     c->rank = rank;
     c->size = size;
     c->timeout_ms = timeout_ms;
@@ -216,7 +216,7 @@ sw_coll_new(int rank, int size, int fd_prev, int fd_next, int timeout_ms,
         c->fd_prev = fcntl(fd_prev, F_DUPFD_CLOEXEC, 0);
         c->fd_next = fcntl(fd_next, F_DUPFD_CLOEXEC, 0);
         if (c->fd_prev < 0 || c->fd_next < 0) {
-            rc = sw_fail(err, SW_E_IO, "collective: dup: %s", strerror(errno));
+            rc = sw__fail(err, SW_E_IO, "collective: dup: %s", strerror(errno));
             sw_coll_free(c);
             return rc;
         }
@@ -228,10 +228,10 @@ sw_coll_new(int rank, int size, int fd_prev, int fd_next, int timeout_ms,
         rc = exchange(c, hello, sizeof(hello), got, sizeof(got), err);
         if (rc == SW_OK &&
             (got[0] != HELLO_MAGIC || got[1] != prev_rank(c) || got[2] != size))
-            rc = sw_fail(err, SW_E_INVAL,
-                         "collective: rank %d of %d expected rank %d before "
-                         "it, and got a peer saying rank %d of %d",
-                         rank, size, prev_rank(c), (int)got[1], (int)got[2]);
+            rc = sw__fail(err, SW_E_INVAL,
+                          "collective: rank %d of %d expected rank %d before "
+                          "it, and got a peer saying rank %d of %d",
+                          rank, size, prev_rank(c), (int)got[1], (int)got[2]);
         if (rc != SW_OK) {
             sw_coll_free(c);
             return rc;
@@ -250,8 +250,8 @@ sw_coll_free(sw_coll *c)
         close(c->fd_prev);
     if (c->fd_next >= 0)
         close(c->fd_next);
-    sw_free(c->tmp);
-    sw_free(c);
+    sw__free(c->tmp);
+    sw__free(c);
 }
 
 int
@@ -406,22 +406,22 @@ sw_coll_gather(sw_coll *c, const void *mine, int64_t len, void **all,
     for (s = 0; s < P - 1 && rc == SW_OK; s++)
         rc = exchange(c, &lens[(r - s + P) % P], 8, &lens[(r - s - 1 + P) % P],
                       8, err);
-    if (rc == SW_OK && (at = sw_alloc_array((size_t)P + 1, 8)) == NULL)
-        rc = sw_fail(err, SW_E_NOMEM, "collective: out of memory");
+    if (rc == SW_OK && (at = sw__alloc_array((size_t)P + 1, 8)) == NULL)
+        rc = sw__fail(err, SW_E_NOMEM, "collective: out of memory");
     for (k = 0; rc == SW_OK && k < P; k++) {
         if (lens[k] < 0)
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "collective: rank %d sent a block of %lld bytes", k,
-                         (long long)lens[k]);
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "collective: rank %d sent a block of %lld bytes", k,
+                          (long long)lens[k]);
         at[k] = total;
         total += lens[k];
     }
     if (rc == SW_OK) {
         at[P] = total;
-        if ((buf = sw_alloc_array(total > 0 ? (size_t)total : 1, 1)) == NULL)
-            rc = sw_fail(err, SW_E_NOMEM,
-                         "collective: out of memory for %lld bytes",
-                         (long long)total);
+        if ((buf = sw__alloc_array(total > 0 ? (size_t)total : 1, 1)) == NULL)
+            rc = sw__fail(err, SW_E_NOMEM,
+                          "collective: out of memory for %lld bytes",
+                          (long long)total);
     }
     if (rc == SW_OK) {
         if (len > 0)
@@ -435,8 +435,8 @@ sw_coll_gather(sw_coll *c, const void *mine, int64_t len, void **all,
         if (rc == SW_OK)
             *all = buf;
         else
-            sw_free(buf);
+            sw__free(buf);
     }
-    sw_free(at);
+    sw__free(at);
     return c != NULL ? end(c, rc, t0) : rc;
 }

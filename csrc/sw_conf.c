@@ -208,8 +208,8 @@ parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
     case SW_T_ENUM:
         k = choice_index(p->choices, value);
         if (k < 0)
-            return sw_fail(err, SW_E_INVAL, "%s: '%s' is not one of %s",
-                           p->name, value, p->choices);
+            return sw__fail(err, SW_E_INVAL, "%s: '%s' is not one of %s",
+                            p->name, value, p->choices);
         *out = k;
         return SW_OK;
     case SW_T_BOOL:
@@ -220,9 +220,9 @@ parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
                    !strcmp(value, "no")) {
             *out = 0;
         } else {
-            return sw_fail(err, SW_E_INVAL,
-                           "%s: '%s' is not a boolean (true or false)", p->name,
-                           value);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s: '%s' is not a boolean (true or false)",
+                            p->name, value);
         }
         return SW_OK;
     case SW_T_DBL:
@@ -232,16 +232,16 @@ parse_value(const sw_prop *p, const char *value, double *out, sw_err *err)
     errno = 0;
     v = strtod(value, &end);
     if (end == value || *end != '\0' || errno == ERANGE || isnan(v))
-        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not a number", p->name,
-                       value);
+        return sw__fail(err, SW_E_INVAL, "%s: '%s' is not a number", p->name,
+                        value);
     if (p->type == SW_T_INT && (v != floor(v) || fabs(v) > 9.0e15))
-        return sw_fail(err, SW_E_INVAL, "%s: '%s' is not an integer", p->name,
-                       value);
+        return sw__fail(err, SW_E_INVAL, "%s: '%s' is not an integer", p->name,
+                        value);
     if (v < p->min || v > p->max || (p->min_open && v == p->min) ||
         (p->max_open && v == p->max))
-        return sw_fail(err, SW_E_INVAL, "%s: %s is outside %s%g, %g%s", p->name,
-                       value, p->min_open ? "(" : "[", p->min, p->max,
-                       p->max_open ? ")" : "]");
+        return sw__fail(err, SW_E_INVAL, "%s: %s is outside %s%g, %g%s",
+                        p->name, value, p->min_open ? "(" : "[", p->min, p->max,
+                        p->max_open ? ")" : "]");
     *out = v;
     return SW_OK;
 }
@@ -253,15 +253,15 @@ sw_conf_new(sw_conf **out, sw_err *err)
     int i;
 
     *out = NULL;
-    conf = sw_malloc(sizeof(*conf));
+    conf = sw__malloc(sizeof(*conf));
     if (conf == NULL)
-        return sw_fail(err, SW_E_NOMEM, "conf: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "conf: out of memory");
     for (i = 0; i < N_PROPS; i++) {
         /* The defaults are ours: a failure here is a bug in the table. */
         if (parse_value(&props[i], props[i].def, &conf->val[i], err) != SW_OK) {
-            sw_free(conf);
-            return sw_fail(err, SW_E_INTERNAL, "conf: bad default for %s",
-                           props[i].name);
+            sw__free(conf);
+            return sw__fail(err, SW_E_INTERNAL, "conf: bad default for %s",
+                            props[i].name);
         }
     }
     *out = conf;
@@ -276,10 +276,10 @@ sw_conf_set(sw_conf *conf, const char *name, const char *value, sw_err *err)
     sw_rc rc;
 
     if (conf == NULL || name == NULL || value == NULL)
-        return sw_fail(err, SW_E_INVAL, "sw_conf_set: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "sw_conf_set: NULL argument");
     p = find_prop(name);
     if (p == NULL)
-        return sw_fail(err, SW_E_INVAL, "unknown property '%s'", name);
+        return sw__fail(err, SW_E_INVAL, "unknown property '%s'", name);
     rc = parse_value(p, value, &v, err);
     if (rc != SW_OK)
         return rc;
@@ -295,10 +295,10 @@ sw_conf_get(const sw_conf *conf, const char *name, char *buf, size_t buf_len,
     double v;
 
     if (conf == NULL || name == NULL || buf == NULL || buf_len == 0)
-        return sw_fail(err, SW_E_INVAL, "sw_conf_get: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "sw_conf_get: NULL argument");
     p = find_prop(name);
     if (p == NULL)
-        return sw_fail(err, SW_E_INVAL, "unknown property '%s'", name);
+        return sw__fail(err, SW_E_INVAL, "unknown property '%s'", name);
     v = conf->val[p - props];
     switch (p->type) {
     case SW_T_ENUM:
@@ -323,9 +323,9 @@ sw_conf_dup(const sw_conf *conf, sw_conf **out, sw_err *err)
     sw_conf *c;
 
     *out = NULL;
-    c = sw_malloc(sizeof(*c));
+    c = sw__malloc(sizeof(*c));
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "conf: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "conf: out of memory");
     memcpy(c, conf, sizeof(*c));
     *out = c;
     return SW_OK;
@@ -334,12 +334,12 @@ sw_conf_dup(const sw_conf *conf, sw_conf **out, sw_err *err)
 void
 sw_conf_free(sw_conf *conf)
 {
-    sw_free(conf);
+    sw__free(conf);
 }
 
 /* Internal readers: the name must be in the table (a bug otherwise). */
 double
-sw_conf_num(const sw_conf *conf, const char *name)
+sw__conf_num(const sw_conf *conf, const char *name)
 {
     const sw_prop *p = find_prop(name);
 
@@ -348,9 +348,9 @@ sw_conf_num(const sw_conf *conf, const char *name)
 }
 
 int
-sw_conf_choice(const sw_conf *conf, const char *name)
+sw__conf_choice(const sw_conf *conf, const char *name)
 {
-    return (int)sw_conf_num(conf, name);
+    return (int)sw__conf_num(conf, name);
 }
 
 int
@@ -390,8 +390,8 @@ sw_conf_prop(int i, const char **name, sw_prop_type *type, const char **def,
     const sw_prop *p;
 
     if (i < 0 || i >= N_PROPS)
-        return sw_fail(err, SW_E_INVAL, "property %d: expected 0..%d", i,
-                       N_PROPS - 1);
+        return sw__fail(err, SW_E_INVAL, "property %d: expected 0..%d", i,
+                        N_PROPS - 1);
     p = &props[i];
     if (name != NULL)
         *name = p->name;

@@ -47,10 +47,10 @@ sw_rc_str(sw_rc rc)
 /* Record why a call failed and return the code, so that a failing branch is
  * one line:
  *
- *     return sw_fail(err, SW_E_INVAL, "pa.C must be > 0, got %g", c);
+ *     return sw__fail(err, SW_E_INVAL, "pa.C must be > 0, got %g", c);
  */
 sw_rc
-sw_fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+sw__fail(sw_err *err, sw_rc rc, const char *fmt, ...)
 {
     va_list ap;
 
@@ -65,9 +65,9 @@ sw_fail(sw_err *err, sw_rc rc, const char *fmt, ...)
 
 /* Re-tag a failure recorded in err with a prefix ("MODEL: ...") and a new
  * code, keeping out-of-memory as it is: callers must not pass err->msg to
- * sw_fail() themselves, since source and destination would overlap. */
+ * sw__fail() themselves, since source and destination would overlap. */
 sw_rc
-sw_fail_wrap(sw_err *err, sw_rc rc, sw_rc got, const char *prefix)
+sw__fail_wrap(sw_err *err, sw_rc rc, sw_rc got, const char *prefix)
 {
     char msg[sizeof(err->msg)];
 
@@ -76,5 +76,5 @@ sw_fail_wrap(sw_err *err, sw_rc rc, sw_rc got, const char *prefix)
     if (err == NULL)
         return rc;
     snprintf(msg, sizeof(msg), "%s", err->msg);
-    return sw_fail(err, rc, "%s%s", prefix, msg);
+    return sw__fail(err, rc, "%s%s", prefix, msg);
 }

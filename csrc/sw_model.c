@@ -19,18 +19,18 @@ sw_model_free(sw_model *m)
         return;
     if (m->methods != NULL)
         m->methods->free(m->u.impl);
-    sw_free(m->metadata);
-    sw_bundle_free(m->bundle);
-    sw_free((void *)m->golden.data);
-    sw_free((void *)m->golden.indptr);
-    sw_free((void *)m->golden.indices);
-    sw_free(m);
+    sw__free(m->metadata);
+    sw__bundle_free(m->bundle);
+    sw__free((void *)m->golden.data);
+    sw__free((void *)m->golden.indptr);
+    sw__free((void *)m->golden.indices);
+    sw__free(m);
 }
 
 /* The one table of kinds, indexed by the numbers the file format and
  * sw_model_kind freeze. */
 const sw_model_methods *
-sw_model_methods_of(uint32_t kind)
+sw__model_methods_of(uint32_t kind)
 {
     static const sw_model_methods *const kinds[] = {
         [SW_MODEL_LINEAR] = &sw_linear_methods,
@@ -42,17 +42,17 @@ sw_model_methods_of(uint32_t kind)
 }
 
 sw_rc
-sw_model_wrap(sw_model_kind kind, void *impl, sw_model **out, sw_err *err)
+sw__model_wrap(sw_model_kind kind, void *impl, sw_model **out, sw_err *err)
 {
-    const sw_model_methods *mm = sw_model_methods_of(kind);
+    const sw_model_methods *mm = sw__model_methods_of(kind);
     sw_model *m;
 
     *out = NULL;
     SW_ASSERT(mm != NULL);
-    m = sw_calloc(1, sizeof(*m));
+    m = sw__calloc(1, sizeof(*m));
     if (m == NULL) {
         mm->free(impl);
-        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", mm->name);
+        return sw__fail(err, SW_E_NOMEM, "%s: out of memory", mm->name);
     }
     m->kind = kind;
     m->methods = mm;
@@ -90,7 +90,7 @@ sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
                  int64_t n_out, sw_err *err)
 {
     if (m == NULL || x == NULL || (out == NULL && n_out > 0))
-        return sw_fail(err, SW_E_INVAL, "predict: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "predict: NULL argument");
     return m->methods->predict(m->u.impl, x, out, n_out, err);
 }
 
@@ -100,11 +100,11 @@ sw_model_set_metadata(sw_model *m, const char *json, sw_err *err)
     char *copy;
 
     if (m == NULL || json == NULL)
-        return sw_fail(err, SW_E_INVAL, "set_metadata: NULL argument");
-    copy = sw_strdup(json);
+        return sw__fail(err, SW_E_INVAL, "set_metadata: NULL argument");
+    copy = sw__strdup(json);
     if (copy == NULL)
-        return sw_fail(err, SW_E_NOMEM, "set_metadata: out of memory");
-    sw_free(m->metadata);
+        return sw__fail(err, SW_E_NOMEM, "set_metadata: out of memory");
+    sw__free(m->metadata);
     m->metadata = copy;
     return SW_OK;
 }
@@ -131,13 +131,13 @@ copy_rows(const sw_rows *x, sw_rows *dst, sw_err *err)
     if (rc != SW_OK)
         goto done;
     if (x->layout == SW_DENSE) {
-        data = sw_alloc_array((size_t)(x->n_rows * x->n_cols), sizeof(double));
+        data = sw__alloc_array((size_t)(x->n_rows * x->n_cols), sizeof(double));
         if (data == NULL && x->n_rows * x->n_cols > 0) {
-            rc = sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "golden: out of memory");
             goto done;
         }
         for (i = 0; i < x->n_rows; i++) {
-            rc = sw_row_get(x, i, &row, &scratch, err);
+            rc = sw__row_get(x, i, &row, &scratch, err);
             if (rc != SW_OK)
                 goto done;
             memcpy(data + i * x->n_cols, row.val,
@@ -146,27 +146,27 @@ copy_rows(const sw_rows *x, sw_rows *dst, sw_err *err)
         dst->layout = SW_DENSE;
         dst->row_stride = x->n_cols;
     } else {
-        indptr = sw_alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
+        indptr = sw__alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
         if (indptr == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "golden: out of memory");
             goto done;
         }
         indptr[0] = 0;
         for (i = 0; i < x->n_rows; i++) {
-            rc = sw_row_get(x, i, &row, &scratch, err);
+            rc = sw__row_get(x, i, &row, &scratch, err);
             if (rc != SW_OK)
                 goto done;
             nnz += row.n;
             indptr[i + 1] = nnz;
         }
-        data = sw_alloc_array((size_t)nnz, sizeof(double));
-        indices = sw_alloc_array((size_t)nnz, sizeof(int64_t));
+        data = sw__alloc_array((size_t)nnz, sizeof(double));
+        indices = sw__alloc_array((size_t)nnz, sizeof(int64_t));
         if (data == NULL || indices == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "golden: out of memory");
             goto done;
         }
         for (i = 0; i < x->n_rows; i++) {
-            rc = sw_row_get(x, i, &row, &scratch, err);
+            rc = sw__row_get(x, i, &row, &scratch, err);
             if (rc != SW_OK)
                 goto done;
             for (k = 0; k < row.n; k++) {
@@ -187,19 +187,19 @@ copy_rows(const sw_rows *x, sw_rows *dst, sw_err *err)
     indptr = indices = NULL;
     rc = SW_OK;
 done:
-    sw_scratch_free(&scratch);
-    sw_free(data);
-    sw_free(indptr);
-    sw_free(indices);
+    sw__scratch_free(&scratch);
+    sw__free(data);
+    sw__free(indptr);
+    sw__free(indices);
     return rc;
 }
 
 static void
 free_rows(sw_rows *x)
 {
-    sw_free((void *)x->data);
-    sw_free((void *)x->indptr);
-    sw_free((void *)x->indices);
+    sw__free((void *)x->data);
+    sw__free((void *)x->indptr);
+    sw__free((void *)x->indices);
     memset(x, 0, sizeof(*x));
 }
 
@@ -210,15 +210,15 @@ sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err)
     sw_rc rc;
 
     if (m == NULL || x == NULL)
-        return sw_fail(err, SW_E_INVAL, "set_golden: NULL argument");
-    rc = sw_rows_check_shape(x, sw_model_n_features(m), err);
+        return sw__fail(err, SW_E_INVAL, "set_golden: NULL argument");
+    rc = sw__rows_check_shape(x, sw_model_n_features(m), err);
     if (rc != SW_OK)
         return rc;
     if (x->n_rows < 1 || x->n_rows > 4096)
-        return sw_fail(err, SW_E_INVAL,
-                       "set_golden: %lld rows, expected "
-                       "1..4096",
-                       (long long)x->n_rows);
+        return sw__fail(err, SW_E_INVAL,
+                        "set_golden: %lld rows, expected "
+                        "1..4096",
+                        (long long)x->n_rows);
     rc = copy_rows(x, &copy, err);
     if (rc != SW_OK)
         return rc;
@@ -229,7 +229,7 @@ sw_model_set_golden(sw_model *m, const sw_rows *x, sw_err *err)
 
 /* Take the golden rows from src, leaving src empty. For the reader. */
 void
-sw_model_adopt_golden(sw_model *m, sw_rows *src)
+sw__model_adopt_golden(sw_model *m, sw_rows *src)
 {
     free_rows(&m->golden);
     m->golden = *src;
@@ -244,19 +244,19 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
 
     *out = NULL;
     if (m == NULL)
-        return sw_fail(err, SW_E_INVAL, "dup: NULL model");
-    c = sw_calloc(1, sizeof(*c));
+        return sw__fail(err, SW_E_INVAL, "dup: NULL model");
+    c = sw__calloc(1, sizeof(*c));
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "dup: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "dup: out of memory");
     c->kind = m->kind;
     rc = m->methods->dup(m->u.impl, &c->u.impl, err);
     if (rc != SW_OK)
         goto done;
     c->methods = m->methods; /* set once there is an impl to free */
     if (m->metadata != NULL) {
-        c->metadata = sw_strdup(m->metadata);
+        c->metadata = sw__strdup(m->metadata);
         if (c->metadata == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "dup: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "dup: out of memory");
             goto done;
         }
     }
@@ -265,7 +265,7 @@ sw_model_dup(const sw_model *m, sw_model **out, sw_err *err)
         if (rc != SW_OK)
             goto done;
     }
-    rc = sw_bundle_dup(m->bundle, &c->bundle, err);
+    rc = sw__bundle_dup(m->bundle, &c->bundle, err);
     if (rc != SW_OK)
         goto done;
     *out = c;

@@ -49,7 +49,7 @@ run_worker(void *arg)
 }
 
 int
-sw_n_cpus(void)
+sw__n_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -57,8 +57,8 @@ sw_n_cpus(void)
 }
 
 sw_rc
-sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
-            sw_err *err)
+sw__parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
+             sw_err *err)
 {
     pthread_t tid[SW_MAX_THREADS];
     worker w[SW_MAX_THREADS];
@@ -90,7 +90,7 @@ sw_parallel(int n_threads, int64_t n_chunks, sw_chunk_fn fn, void *ctx,
  * searches). Workers sleep on a condition variable between jobs: nothing
  * spins, so a pool on a busy machine costs its owner nothing but the
  * wake-ups. The caller runs chunks too, and chunks are taken in order from
- * an atomic counter, as in sw_parallel. */
+ * an atomic counter, as in sw__parallel. */
 struct sw_pool {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -131,14 +131,14 @@ pool_worker(void *arg)
 }
 
 sw_rc
-sw_pool_new(int n_threads, sw_pool **out, sw_err *err)
+sw__pool_new(int n_threads, sw_pool **out, sw_err *err)
 {
-    sw_pool *p = sw_calloc(1, sizeof(*p));
+    sw_pool *p = sw__calloc(1, sizeof(*p));
     int t;
 
     *out = NULL;
     if (p == NULL)
-        return sw_fail(err, SW_E_NOMEM, "threads: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "threads: out of memory");
     n_threads = n_threads < 1                ? 1
                 : n_threads > SW_MAX_THREADS ? SW_MAX_THREADS
                                              : n_threads;
@@ -174,7 +174,7 @@ now_us(void)
  * thread): telling the two apart by the workers' CPU time was slower on
  * this machine. Who runs a chunk never changes its result. */
 void
-sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
+sw__pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
 {
     int64_t t0;
 
@@ -203,13 +203,13 @@ sw_pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
 }
 
 int
-sw_pool_threads(const sw_pool *p)
+sw__pool_threads(const sw_pool *p)
 {
     return p == NULL ? 1 : p->started + 1;
 }
 
 void
-sw_pool_free(sw_pool *p)
+sw__pool_free(sw_pool *p)
 {
     int t;
 
@@ -224,5 +224,5 @@ sw_pool_free(sw_pool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
-    sw_free(p);
+    sw__free(p);
 }

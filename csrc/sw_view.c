@@ -21,30 +21,30 @@ static sw_rc
 check_frame(const sw_rows *x, sw_err *err)
 {
     if (x == NULL)
-        return sw_fail(err, SW_E_INVAL, "rows: NULL view");
+        return sw__fail(err, SW_E_INVAL, "rows: NULL view");
     if (x->n_rows < 0 || x->n_cols < 0)
-        return sw_fail(err, SW_E_SHAPE, "rows: negative shape %lld x %lld",
-                       (long long)x->n_rows, (long long)x->n_cols);
+        return sw__fail(err, SW_E_SHAPE, "rows: negative shape %lld x %lld",
+                        (long long)x->n_rows, (long long)x->n_cols);
     if (x->dtype != SW_F64 && x->dtype != SW_F32)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown dtype %d",
-                       (int)x->dtype);
+        return sw__fail(err, SW_E_INVAL, "rows: unknown dtype %d",
+                        (int)x->dtype);
     if (x->n_rows > 0 && x->data == NULL)
-        return sw_fail(err, SW_E_INVAL, "rows: data is NULL");
+        return sw__fail(err, SW_E_INVAL, "rows: data is NULL");
     if (x->layout == SW_DENSE) {
         if (x->n_rows > 1 && x->row_stride < x->n_cols)
-            return sw_fail(err, SW_E_SHAPE,
-                           "rows: row_stride %lld is less than n_cols %lld",
-                           (long long)x->row_stride, (long long)x->n_cols);
+            return sw__fail(err, SW_E_SHAPE,
+                            "rows: row_stride %lld is less than n_cols %lld",
+                            (long long)x->row_stride, (long long)x->n_cols);
         return SW_OK;
     }
     if (x->layout != SW_CSR)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown layout %d",
-                       (int)x->layout);
+        return sw__fail(err, SW_E_INVAL, "rows: unknown layout %d",
+                        (int)x->layout);
     if (x->itype != SW_I32 && x->itype != SW_I64)
-        return sw_fail(err, SW_E_INVAL, "rows: unknown index type %d",
-                       (int)x->itype);
+        return sw__fail(err, SW_E_INVAL, "rows: unknown index type %d",
+                        (int)x->itype);
     if (x->indptr == NULL || (x->n_rows > 0 && x->indices == NULL))
-        return sw_fail(err, SW_E_INVAL, "rows: CSR indptr/indices is NULL");
+        return sw__fail(err, SW_E_INVAL, "rows: CSR indptr/indices is NULL");
     return SW_OK;
 }
 
@@ -56,23 +56,23 @@ sw_rows_check(const sw_rows *x, sw_err *err)
 
     if (rc != SW_OK || x->layout == SW_DENSE)
         return rc;
-    prev = sw_csr_ptr(x, 0);
+    prev = sw__csr_ptr(x, 0);
     if (prev < 0)
-        return sw_fail(err, SW_E_FORMAT, "rows: indptr[0] is %lld",
-                       (long long)prev);
+        return sw__fail(err, SW_E_FORMAT, "rows: indptr[0] is %lld",
+                        (long long)prev);
     for (i = 1; i <= x->n_rows; i++) {
-        int64_t next = sw_csr_ptr(x, i);
+        int64_t next = sw__csr_ptr(x, i);
 
         if (next < prev)
-            return sw_fail(err, SW_E_FORMAT,
-                           "rows: indptr decreases at row %lld (%lld < %lld)",
-                           (long long)(i - 1), (long long)next,
-                           (long long)prev);
+            return sw__fail(err, SW_E_FORMAT,
+                            "rows: indptr decreases at row %lld (%lld < %lld)",
+                            (long long)(i - 1), (long long)next,
+                            (long long)prev);
         for (k = prev; k < next; k++) {
-            int64_t j = sw_csr_col(x, k);
+            int64_t j = sw__csr_col(x, k);
 
             if (j < 0 || j >= x->n_cols)
-                return sw_fail(
+                return sw__fail(
                     err, SW_E_INVAL, "row %lld: column %lld outside 0..%lld",
                     (long long)(i - 1), (long long)j, (long long)x->n_cols - 1);
         }
@@ -84,27 +84,27 @@ sw_rows_check(const sw_rows *x, sw_err *err)
 /* The checks every call that reads rows for a model makes up front: the
  * view is well formed and its width fits the model. A CSR view may be
  * narrower than the model (a hashed space read through a smaller matrix).
- * Column indices are checked row by row as sw_row_get() reads them. */
+ * Column indices are checked row by row as sw__row_get() reads them. */
 sw_rc
-sw_rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err)
+sw__rows_check_shape(const sw_rows *x, int64_t n_features, sw_err *err)
 {
     sw_rc rc = check_frame(x, err);
 
     if (rc != SW_OK)
         return rc;
     if (x->layout == SW_DENSE && x->n_cols != n_features)
-        return sw_fail(err, SW_E_SHAPE,
-                       "X has %lld features per row, the model expects %lld",
-                       (long long)x->n_cols, (long long)n_features);
+        return sw__fail(err, SW_E_SHAPE,
+                        "X has %lld features per row, the model expects %lld",
+                        (long long)x->n_cols, (long long)n_features);
     if (x->layout == SW_CSR && x->n_cols > n_features)
-        return sw_fail(err, SW_E_SHAPE,
-                       "X has %lld columns, the model expects at most %lld",
-                       (long long)x->n_cols, (long long)n_features);
+        return sw__fail(err, SW_E_SHAPE,
+                        "X has %lld columns, the model expects at most %lld",
+                        (long long)x->n_cols, (long long)n_features);
     return SW_OK;
 }
 
 sw_rc
-sw_scratch_reserve(sw_scratch *s, int64_t n, sw_err *err)
+sw__scratch_reserve(sw_scratch *s, int64_t n, sw_err *err)
 {
     double *val;
     int32_t *idx;
@@ -113,29 +113,29 @@ sw_scratch_reserve(sw_scratch *s, int64_t n, sw_err *err)
         return SW_OK;
     if (n < 16)
         n = 16;
-    val = sw_realloc_array(s->val, (size_t)n, sizeof(*val));
+    val = sw__realloc_array(s->val, (size_t)n, sizeof(*val));
     if (val == NULL)
-        return sw_fail(err, SW_E_NOMEM, "rows: no memory for a %lld-value row",
-                       (long long)n);
+        return sw__fail(err, SW_E_NOMEM, "rows: no memory for a %lld-value row",
+                        (long long)n);
     s->val = val;
-    idx = sw_realloc_array(s->idx, (size_t)n, sizeof(*idx));
+    idx = sw__realloc_array(s->idx, (size_t)n, sizeof(*idx));
     if (idx == NULL)
-        return sw_fail(err, SW_E_NOMEM, "rows: no memory for a %lld-value row",
-                       (long long)n);
+        return sw__fail(err, SW_E_NOMEM, "rows: no memory for a %lld-value row",
+                        (long long)n);
     s->idx = idx;
     s->cap = n;
     return SW_OK;
 }
 
 int64_t
-sw_rows_max_row(const sw_rows *x)
+sw__rows_max_row(const sw_rows *x)
 {
     int64_t i, most = 0;
 
     if (x->layout == SW_DENSE)
         return x->n_cols;
     for (i = 0; i < x->n_rows; i++) {
-        int64_t n = sw_csr_ptr(x, i + 1) - sw_csr_ptr(x, i);
+        int64_t n = sw__csr_ptr(x, i + 1) - sw__csr_ptr(x, i);
 
         if (n > most)
             most = n;
@@ -144,10 +144,10 @@ sw_rows_max_row(const sw_rows *x)
 }
 
 void
-sw_scratch_free(sw_scratch *s)
+sw__scratch_free(sw_scratch *s)
 {
-    sw_free(s->val);
-    sw_free(s->idx);
+    sw__free(s->val);
+    sw__free(s->idx);
     s->val = NULL;
     s->idx = NULL;
     s->cap = 0;
@@ -156,8 +156,8 @@ sw_scratch_free(sw_scratch *s)
 /* Row i of x as the kernels want it. The row points into x or into
  * scratch, and is valid until the next call with the same scratch. */
 sw_rc
-sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
-           sw_err *err)
+sw__row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
+            sw_err *err)
 {
     int64_t start, end, k, n;
     sw_rc rc;
@@ -169,7 +169,7 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
             row->val = (const double *)x->data + i * x->row_stride;
             return SW_OK;
         }
-        rc = sw_scratch_reserve(scratch, x->n_cols, err);
+        rc = sw__scratch_reserve(scratch, x->n_cols, err);
         if (rc != SW_OK)
             return rc;
         {
@@ -182,11 +182,11 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
         return SW_OK;
     }
 
-    start = sw_csr_ptr(x, i);
-    end = sw_csr_ptr(x, i + 1);
+    start = sw__csr_ptr(x, i);
+    end = sw__csr_ptr(x, i + 1);
     if (start < 0 || end < start)
-        return sw_fail(err, SW_E_FORMAT, "row %lld: bad indptr %lld..%lld",
-                       (long long)i, (long long)start, (long long)end);
+        return sw__fail(err, SW_E_FORMAT, "row %lld: bad indptr %lld..%lld",
+                        (long long)i, (long long)start, (long long)end);
     n = end - start;
     row->n = n;
     if (x->itype == SW_I32 && x->dtype == SW_F64) {
@@ -194,22 +194,22 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
 
         for (k = 0; k < n; k++) {
             if (ix[k] < 0 || ix[k] >= x->n_cols)
-                return sw_fail(err, SW_E_INVAL,
-                               "row %lld: column %d outside 0..%lld",
-                               (long long)i, ix[k], (long long)x->n_cols - 1);
+                return sw__fail(err, SW_E_INVAL,
+                                "row %lld: column %d outside 0..%lld",
+                                (long long)i, ix[k], (long long)x->n_cols - 1);
         }
         row->idx = ix;
         row->val = (const double *)x->data + start;
         return SW_OK;
     }
-    rc = sw_scratch_reserve(scratch, n, err);
+    rc = sw__scratch_reserve(scratch, n, err);
     if (rc != SW_OK)
         return rc;
     for (k = 0; k < n; k++) {
-        int64_t j = sw_csr_col(x, start + k);
+        int64_t j = sw__csr_col(x, start + k);
 
         if (j < 0 || j >= x->n_cols)
-            return sw_fail(
+            return sw__fail(
                 err, SW_E_INVAL, "row %lld: column %lld outside 0..%lld",
                 (long long)i, (long long)j, (long long)x->n_cols - 1);
         scratch->idx[k] = (int32_t)j;
@@ -223,7 +223,7 @@ sw_row_get(const sw_rows *x, int64_t i, sw_row *row, sw_scratch *scratch,
 }
 
 int64_t
-sw_row_find_nonfinite(const sw_row *row)
+sw__row_find_nonfinite(const sw_row *row)
 {
     int64_t k;
 

@@ -53,7 +53,7 @@ writer_clear(writer *w)
 }
 
 void
-sw_avro_free(sw_avro *a)
+sw__avro_free(sw_avro *a)
 {
     int i;
 
@@ -66,7 +66,7 @@ sw_avro_free(sw_avro *a)
     json_decref(a->defaults);
     if (a->reader != NULL)
         avro_reader_free(a->reader);
-    sw_free(a);
+    sw__free(a);
 }
 
 static sw_rc
@@ -74,13 +74,13 @@ parse(const char *json, avro_schema_t *s, const char *what, sw_err *err)
 {
     if (json == NULL ||
         avro_schema_from_json_length(json, strlen(json), s) != 0)
-        return sw_fail(err, SW_E_INVAL, "avro: %s schema: %s", what,
-                       avro_strerror());
+        return sw__fail(err, SW_E_INVAL, "avro: %s schema: %s", what,
+                        avro_strerror());
     if (avro_typeof(*s) != AVRO_RECORD) {
         avro_schema_decref(*s);
         *s = NULL;
-        return sw_fail(err, SW_E_INVAL, "avro: the %s schema must be a record",
-                       what);
+        return sw__fail(err, SW_E_INVAL, "avro: the %s schema must be a record",
+                        what);
     }
     return SW_OK;
 }
@@ -95,7 +95,7 @@ reader_defaults(sw_avro *a, const char *json, sw_err *err)
     a->defaults = json_object();
     if (a->defaults == NULL || root == NULL) { /* libavro parsed it */
         json_decref(root);
-        return sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "avro: out of memory");
     }
     json_array_foreach(json_object_get(root, "fields"), i, f)
     {
@@ -110,23 +110,23 @@ reader_defaults(sw_avro *a, const char *json, sw_err *err)
 }
 
 sw_rc
-sw_avro_new(const char *reader_schema_json, int framing, sw_avro **out,
-            sw_err *err)
+sw__avro_new(const char *reader_schema_json, int framing, sw_avro **out,
+             sw_err *err)
 {
-    sw_avro *a = sw_calloc(1, sizeof(*a));
+    sw_avro *a = sw__calloc(1, sizeof(*a));
     sw_rc rc;
 
     *out = NULL;
     if (a == NULL)
-        return sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "avro: out of memory");
     a->framing = framing;
     rc = parse(reader_schema_json, &a->schema, "reader", err);
     if (rc == SW_OK)
         rc = reader_defaults(a, reader_schema_json, err);
     if (rc == SW_OK && (a->reader = avro_reader_memory("", 0)) == NULL)
-        rc = sw_fail(err, SW_E_NOMEM, "avro: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "avro: out of memory");
     if (rc != SW_OK) {
-        sw_avro_free(a);
+        sw__avro_free(a);
         return rc;
     }
     *out = a;
@@ -173,19 +173,19 @@ check_resolves(const sw_avro *a, avro_schema_t w, int32_t id, sw_err *err)
 
         if (wf == NULL) {
             if (json_object_get(a->defaults, name) == NULL && rk != 'u')
-                return sw_fail(err, SW_E_INVAL,
-                               "avro: writer schema %d does not resolve to "
-                               "the reader schema: field '%s' is missing and "
-                               "has no default",
-                               (int)id, name);
+                return sw__fail(err, SW_E_INVAL,
+                                "avro: writer schema %d does not resolve to "
+                                "the reader schema: field '%s' is missing and "
+                                "has no default",
+                                (int)id, name);
             continue;
         }
         wk = kind(wf);
         if (rk != 'u' && wk != 'u' && rk != wk)
-            return sw_fail(err, SW_E_INVAL,
-                           "avro: writer schema %d does not resolve to the "
-                           "reader schema: field '%s' changed kind",
-                           (int)id, name);
+            return sw__fail(err, SW_E_INVAL,
+                            "avro: writer schema %d does not resolve to the "
+                            "reader schema: field '%s' changed kind",
+                            (int)id, name);
     }
     return SW_OK;
 }
@@ -200,14 +200,14 @@ writer_init(writer *w, avro_schema_t s, int32_t id, sw_err *err)
         w->have_value = 1;
     if (!w->have_value) {
         writer_clear(w);
-        return sw_fail(err, SW_E_NOMEM, "avro: %s", avro_strerror());
+        return sw__fail(err, SW_E_NOMEM, "avro: %s", avro_strerror());
     }
     return SW_OK;
 }
 
 sw_rc
-sw_avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
-                   sw_err *err)
+sw__avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
+                    sw_err *err)
 {
     avro_schema_t s = NULL;
     int i;
@@ -215,12 +215,12 @@ sw_avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
 
     for (i = 0; i < a->n; i++) {
         if (a->w[i].id == id)
-            return sw_fail(err, SW_E_INVAL,
-                           "avro: writer schema %d given twice", (int)id);
+            return sw__fail(err, SW_E_INVAL,
+                            "avro: writer schema %d given twice", (int)id);
     }
     if (a->n == MAX_WRITERS)
-        return sw_fail(err, SW_E_INVAL, "avro: more than %d writer schemas",
-                       MAX_WRITERS);
+        return sw__fail(err, SW_E_INVAL, "avro: more than %d writer schemas",
+                        MAX_WRITERS);
     if ((rc = parse(writer_schema_json, &s, "writer", err)) != SW_OK)
         return rc;
     rc = check_resolves(a, s, id, err);
@@ -443,7 +443,7 @@ walk(avro_schema_t s, cursor *c, int depth)
 }
 
 json_t *
-sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
+sw__avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
 {
     writer *w;
     json_t *o, *d;
@@ -518,24 +518,24 @@ sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
 #include "sw_avro.h"
 
 sw_rc
-sw_avro_new(const char *reader_schema_json, int framing, sw_avro **out,
-            sw_err *err)
+sw__avro_new(const char *reader_schema_json, int framing, sw_avro **out,
+             sw_err *err)
 {
     (void)reader_schema_json, (void)framing;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
+    return sw__fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
 }
 
 sw_rc
-sw_avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
-                   sw_err *err)
+sw__avro_add_writer(sw_avro *a, int32_t id, const char *writer_schema_json,
+                    sw_err *err)
 {
     (void)a, (void)id, (void)writer_schema_json;
-    return sw_fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
+    return sw__fail(err, SW_E_UNSUPPORTED, "avro: built without libavro");
 }
 
 json_t *
-sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
+sw__avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
 {
     (void)a, (void)p, (void)n;
     *why = SW_DEAD_NOT_AVRO;
@@ -543,7 +543,7 @@ sw_avro_to_json(sw_avro *a, const unsigned char *p, size_t n, int *why)
 }
 
 void
-sw_avro_free(sw_avro *a)
+sw__avro_free(sw_avro *a)
 {
     (void)a;
 }

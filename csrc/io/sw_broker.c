@@ -48,32 +48,32 @@ sw_broker_new(int n_brokers, sw_broker **out, sw_err *err)
 
     *out = NULL;
     if (n_brokers < 1 || n_brokers > 16)
-        return sw_fail(err, SW_E_INVAL, "broker: %d brokers (1..16)",
-                       n_brokers);
-    b = sw_calloc(1, sizeof(*b));
+        return sw__fail(err, SW_E_INVAL, "broker: %d brokers (1..16)",
+                        n_brokers);
+    b = sw__calloc(1, sizeof(*b));
     if (b == NULL)
-        return sw_fail(err, SW_E_NOMEM, "broker: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "broker: out of memory");
     conf = rd_kafka_conf_new();
     /* the bookkeeping handle talks to nobody: keep it quiet */
     if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) !=
         RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
-        sw_free(b);
-        return sw_fail(err, SW_E_INTERNAL, "broker: %s", errstr);
+        sw__free(b);
+        return sw__fail(err, SW_E_INTERNAL, "broker: %s", errstr);
     }
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (b->rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        sw_free(b);
-        return sw_fail(err, SW_E_INTERNAL, "broker: %s", errstr);
+        sw__free(b);
+        return sw__fail(err, SW_E_INTERNAL, "broker: %s", errstr);
     }
     b->mc = rd_kafka_mock_cluster_new(b->rk, n_brokers);
     if (b->mc == NULL) {
         rd_kafka_destroy(b->rk);
-        sw_free(b);
-        return sw_fail(err, SW_E_IO,
-                       "broker: the mock cluster could not listen on "
-                       "loopback");
+        sw__free(b);
+        return sw__fail(err, SW_E_IO,
+                        "broker: the mock cluster could not listen on "
+                        "loopback");
     }
     b->n_brokers = n_brokers;
     *out = b;
@@ -87,7 +87,7 @@ sw_broker_free(sw_broker *b)
         return;
     rd_kafka_mock_cluster_destroy(b->mc);
     rd_kafka_destroy(b->rk);
-    sw_free(b);
+    sw__free(b);
 }
 
 const char *
@@ -99,8 +99,8 @@ sw_broker_bootstrap(const sw_broker *b)
 static sw_rc
 kafka_fail(sw_err *err, const char *what, rd_kafka_resp_err_t e)
 {
-    return sw_fail(err, SW_E_INVAL, "broker: %s: %s (%s)", what,
-                   rd_kafka_err2str(e), rd_kafka_err2name(e));
+    return sw__fail(err, SW_E_INVAL, "broker: %s: %s (%s)", what,
+                    rd_kafka_err2str(e), rd_kafka_err2name(e));
 }
 
 sw_rc
@@ -111,9 +111,9 @@ sw_broker_create_topic(sw_broker *b, const char *topic, int partitions,
 
     if (topic == NULL || topic[0] == '\0' || partitions < 1 ||
         partitions > 10000)
-        return sw_fail(err, SW_E_INVAL,
-                       "broker: a topic needs a name and 1..10000 "
-                       "partitions");
+        return sw__fail(err, SW_E_INVAL,
+                        "broker: a topic needs a name and 1..10000 "
+                        "partitions");
     e = rd_kafka_mock_topic_create(b->mc, topic, partitions,
                                    b->n_brokers < 3 ? b->n_brokers : 3);
     return e ? kafka_fail(err, topic, e) : SW_OK;
@@ -125,8 +125,9 @@ sw_broker_set_down(sw_broker *b, int broker_id, int down, sw_err *err)
     rd_kafka_resp_err_t e;
 
     if (broker_id != -1 && (broker_id < 1 || broker_id > b->n_brokers))
-        return sw_fail(err, SW_E_INVAL, "broker: no broker %d (1..%d, -1: all)",
-                       broker_id, b->n_brokers);
+        return sw__fail(err, SW_E_INVAL,
+                        "broker: no broker %d (1..%d, -1: all)", broker_id,
+                        b->n_brokers);
     e = down ? rd_kafka_mock_broker_set_down(b->mc, broker_id)
              : rd_kafka_mock_broker_set_up(b->mc, broker_id);
     return e ? kafka_fail(err, down ? "down" : "up", e) : SW_OK;
@@ -169,17 +170,17 @@ sw_broker_push_errors(sw_broker *b, const char *request, int count,
          k++)
         ;
     if (k == sizeof(requests) / sizeof(requests[0]))
-        return sw_fail(err, SW_E_INVAL,
-                       "broker: unknown request '%s' (Produce, Fetch, "
-                       "ListOffsets, Metadata, ...)",
-                       request);
+        return sw__fail(err, SW_E_INVAL,
+                        "broker: unknown request '%s' (Produce, Fetch, "
+                        "ListOffsets, Metadata, ...)",
+                        request);
     if (count < 0 || count > 64)
-        return sw_fail(err, SW_E_INVAL, "broker: %d errors (0..64)", count);
+        return sw__fail(err, SW_E_INVAL, "broker: %d errors (0..64)", count);
     if (error_code(error, &code) != 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "broker: unknown error '%s' (a librdkafka error name "
-                       "such as NOT_LEADER_FOR_PARTITION or _TRANSPORT)",
-                       error);
+        return sw__fail(err, SW_E_INVAL,
+                        "broker: unknown error '%s' (a librdkafka error name "
+                        "such as NOT_LEADER_FOR_PARTITION or _TRANSPORT)",
+                        error);
     if (count == 0) {
         rd_kafka_mock_clear_request_errors(b->mc, requests[k].key);
         return SW_OK;
@@ -196,9 +197,9 @@ sw_broker_push_errors(sw_broker *b, const char *request, int count,
 static sw_rc
 missing(sw_err *err)
 {
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "broker: built without librdkafka (apt install "
-                   "librdkafka-dev, then make)");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "broker: built without librdkafka (apt install "
+                    "librdkafka-dev, then make)");
 }
 
 sw_rc

@@ -30,22 +30,22 @@ typedef struct sw_h5_quiet {
     void *data;
 } sw_h5_quiet;
 
-void sw_h5_quiet_on(sw_h5_quiet *q);
-void sw_h5_quiet_off(const sw_h5_quiet *q);
+void sw__h5_quiet_on(sw_h5_quiet *q);
+void sw__h5_quiet_off(const sw_h5_quiet *q);
 
-/* sw_fail with HDF5's innermost message appended ("...: truncated file:
+/* sw__fail with HDF5's innermost message appended ("...: truncated file:
  * eof = 1234, ..."). */
-sw_rc sw_h5_fail(sw_err *err, sw_rc rc, const char *fmt, ...) SW_PRINTF(3, 4);
+sw_rc sw__h5_fail(sw_err *err, sw_rc rc, const char *fmt, ...) SW_PRINTF(3, 4);
 
 /* A string attribute (variable or fixed length) of obj: 1 and a copy in
- * *out (sw_free it), 0 when absent, -1 when it is not a string, -2 when
+ * *out (sw__free it), 0 when absent, -1 when it is not a string, -2 when
  * out of memory. */
-int sw_h5_attr_get_str(hid_t obj, const char *name, char **out);
+int sw__h5_attr_get_str(hid_t obj, const char *name, char **out);
 /* An integer attribute: 1 found, 0 absent, -1 not an integer. */
-int sw_h5_attr_get_i64(hid_t obj, const char *name, int64_t *out);
-sw_rc sw_h5_attr_set_str(hid_t obj, const char *name, const char *value,
-                         sw_err *err);
-sw_rc sw_h5_attr_set_i64(hid_t obj, const char *name, int64_t value,
-                         sw_err *err);
+int sw__h5_attr_get_i64(hid_t obj, const char *name, int64_t *out);
+sw_rc sw__h5_attr_set_str(hid_t obj, const char *name, const char *value,
+                          sw_err *err);
+sw_rc sw__h5_attr_set_i64(hid_t obj, const char *name, int64_t value,
+                          sw_err *err);
 
 #endif

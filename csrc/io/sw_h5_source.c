@@ -46,24 +46,24 @@ sw_h5_source_free(sw_h5_source *s)
 
     if (s == NULL)
         return;
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     for (i = 0; i < s->sc.n; i++) {
         if (s->dset[i] > 0)
             H5Dclose(s->dset[i]);
         if (s->mtype[i] > 0)
             H5Tclose(s->mtype[i]);
-        sw_free(s->buf[i]);
+        sw__free(s->buf[i]);
     }
     if (s->group > 0)
         H5Gclose(s->group);
     if (s->file > 0)
         H5Fclose(s->file);
-    sw_h5_quiet_off(&q);
-    sw_events_schema_clear(&s->sc);
-    sw_free(s->path);
-    sw_free(s->schema);
-    sw_free(s->prov);
-    sw_free(s);
+    sw__h5_quiet_off(&q);
+    sw__events_schema_clear(&s->sc);
+    sw__free(s->path);
+    sw__free(s->schema);
+    sw__free(s->prov);
+    sw__free(s);
 }
 
 static herr_t
@@ -86,17 +86,17 @@ no_table(sw_h5_source *s, const char *type, sw_err *err)
 
     if (ev < 0) {
         H5Eclear2(H5E_DEFAULT);
-        return sw_fail(err, SW_E_FORMAT,
-                       "hdf5 source: '%s' is not an event dataset (no /events "
-                       "group)",
-                       s->path);
+        return sw__fail(err, SW_E_FORMAT,
+                        "hdf5 source: '%s' is not an event dataset (no /events "
+                        "group)",
+                        s->path);
     }
     H5Literate(ev, H5_INDEX_NAME, H5_ITER_INC, NULL, list_name, names);
     H5Gclose(ev);
     H5Eclear2(H5E_DEFAULT);
-    return sw_fail(err, SW_E_INVAL,
-                   "hdf5 source: '%s' has no table /events/%s (tables: %s)",
-                   s->path, type, names[0] ? names : "none");
+    return sw__fail(err, SW_E_INVAL,
+                    "hdf5 source: '%s' has no table /events/%s (tables: %s)",
+                    s->path, type, names[0] ? names : "none");
 }
 
 /* How column i is read: the schema's type in memory, converted by HDF5
@@ -133,22 +133,22 @@ column_type(sw_h5_source *s, int i, hid_t ft, sw_err *err)
         break;
     default:
         if (c == H5T_STRING && H5Tis_variable_str(ft) > 0)
-            return sw_fail(err, SW_E_FORMAT,
-                           "hdf5 source: %s column '%s': variable-length "
-                           "strings are not read; store fixed-length bytes "
-                           "(numpy 'S')",
-                           s->dpath, s->sc.name[i]);
+            return sw__fail(err, SW_E_FORMAT,
+                            "hdf5 source: %s column '%s': variable-length "
+                            "strings are not read; store fixed-length bytes "
+                            "(numpy 'S')",
+                            s->dpath, s->sc.name[i]);
         ok = c == H5T_STRING;
         s->mtype[i] = H5Tcopy(ft);
         break;
     }
     if (!ok)
-        return sw_fail(err, SW_E_FORMAT,
-                       "hdf5 source: %s column '%s' is stored as %s, the "
-                       "schema says %s",
-                       s->dpath, s->sc.name[i],
-                       c >= 0 && c < 11 ? cls[c] : "unknown",
-                       sw_col_type_names[ty]);
+        return sw__fail(err, SW_E_FORMAT,
+                        "hdf5 source: %s column '%s' is stored as %s, the "
+                        "schema says %s",
+                        s->dpath, s->sc.name[i],
+                        c >= 0 && c < 11 ? cls[c] : "unknown",
+                        sw_col_type_names[ty]);
     s->esize[i] = H5Tget_size(s->mtype[i]);
     s->col[i].name = s->sc.name[i];
     s->col[i].type = (sw_col_type)ty;
@@ -172,33 +172,33 @@ open_columns(sw_h5_source *s, sw_err *err)
 
         if (H5Lexists(s->group, s->sc.name[i], H5P_DEFAULT) <= 0) {
             H5Eclear2(H5E_DEFAULT);
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "hdf5 source: %s: %s column '%s' is missing", s->dpath,
-                         i == s->sc.time ? "the time" : "the schema's",
-                         s->sc.name[i]);
+            rc = sw__fail(
+                err, SW_E_FORMAT, "hdf5 source: %s: %s column '%s' is missing",
+                s->dpath, i == s->sc.time ? "the time" : "the schema's",
+                s->sc.name[i]);
             break;
         }
         s->dset[i] = H5Dopen2(s->group, s->sc.name[i], dapl);
         if (s->dset[i] < 0) {
-            rc = sw_h5_fail(err, SW_E_FORMAT, "hdf5 source: %s column '%s'",
-                            s->dpath, s->sc.name[i]);
+            rc = sw__h5_fail(err, SW_E_FORMAT, "hdf5 source: %s column '%s'",
+                             s->dpath, s->sc.name[i]);
             break;
         }
         sp = H5Dget_space(s->dset[i]);
         if (H5Sget_simple_extent_ndims(sp) != 1) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "hdf5 source: %s column '%s' is not 1-D", s->dpath,
-                         s->sc.name[i]);
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "hdf5 source: %s column '%s' is not 1-D", s->dpath,
+                          s->sc.name[i]);
         } else {
             H5Sget_simple_extent_dims(sp, &dim, NULL);
             if (i == 0)
                 s->total = (int64_t)dim;
             else if ((int64_t)dim != s->total)
-                rc = sw_fail(err, SW_E_FORMAT,
-                             "hdf5 source: %s column '%s' has %lld rows, "
-                             "column '%s' %lld",
-                             s->dpath, s->sc.name[i], (long long)dim,
-                             s->sc.name[0], (long long)s->total);
+                rc = sw__fail(err, SW_E_FORMAT,
+                              "hdf5 source: %s column '%s' has %lld rows, "
+                              "column '%s' %lld",
+                              s->dpath, s->sc.name[i], (long long)dim,
+                              s->sc.name[0], (long long)s->total);
         }
         H5Sclose(sp);
         if (rc != SW_OK)
@@ -225,7 +225,7 @@ read_rows(sw_h5_source *s, int i, int64_t row, int64_t count, void *dst,
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0)
-        return sw_h5_fail(
+        return sw__h5_fail(
             err, SW_E_FORMAT, "hdf5 source: %s column '%s' rows %lld-%lld",
             s->dpath, s->sc.name[i], (long long)row, (long long)(row + count));
     return SW_OK;
@@ -235,11 +235,11 @@ static sw_rc
 unsorted(const sw_h5_source *s, int64_t row, int64_t t, int64_t prev,
          sw_err *err)
 {
-    return sw_fail(err, SW_E_FORMAT,
-                   "hdf5 source: %s: time column '%s' is not sorted at row "
-                   "%lld (%lld after %lld)",
-                   s->dpath, s->sc.name[s->sc.time], (long long)row,
-                   (long long)t, (long long)prev);
+    return sw__fail(err, SW_E_FORMAT,
+                    "hdf5 source: %s: time column '%s' is not sorted at row "
+                    "%lld (%lld after %lld)",
+                    s->dpath, s->sc.name[s->sc.time], (long long)row,
+                    (long long)t, (long long)prev);
 }
 
 /* A table h5py wrote carries no "time_sorted" mark: check before trusting
@@ -248,11 +248,11 @@ static sw_rc
 check_sorted(sw_h5_source *s, sw_err *err)
 {
     enum { BLOCK = 1 << 20 };
-    int64_t *t = sw_alloc_array(BLOCK, sizeof(int64_t)), row, prev = INT64_MIN;
+    int64_t *t = sw__alloc_array(BLOCK, sizeof(int64_t)), row, prev = INT64_MIN;
     sw_rc rc = SW_OK;
 
     if (t == NULL)
-        return sw_fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
     for (row = 0; row < s->total && rc == SW_OK; row += BLOCK) {
         int64_t n = s->total - row < BLOCK ? s->total - row : BLOCK, k;
 
@@ -262,7 +262,7 @@ check_sorted(sw_h5_source *s, sw_err *err)
                 rc = unsorted(s, row + k, t[k], prev, err);
         }
     }
-    sw_free(t);
+    sw__free(t);
     return rc;
 }
 
@@ -298,14 +298,14 @@ open_range(sw_h5_source *s, int by_time, int64_t start, int64_t stop,
         if (stop < 0 || stop > s->total)
             stop = s->total;
         if (start < 0 || start > stop)
-            return sw_fail(err, SW_E_INVAL,
-                           "hdf5 source: %s: rows %lld-%lld out of 0-%lld",
-                           s->dpath, (long long)start, (long long)stop,
-                           (long long)s->total);
+            return sw__fail(err, SW_E_INVAL,
+                            "hdf5 source: %s: rows %lld-%lld out of 0-%lld",
+                            s->dpath, (long long)start, (long long)stop,
+                            (long long)s->total);
         s->start = start;
         s->stop = stop;
     } else {
-        if (sw_h5_attr_get_i64(s->group, "time_sorted", &sorted) <= 0 ||
+        if (sw__h5_attr_get_i64(s->group, "time_sorted", &sorted) <= 0 ||
             sorted != 1) {
             if ((rc = check_sorted(s, err)) != SW_OK)
                 return rc;
@@ -337,36 +337,36 @@ open_table(sw_h5_source *s, const char *type, sw_err *err)
         return no_table(s, type, err);
     s->group = H5Gopen2(s->file, s->dpath, H5P_DEFAULT);
     if (s->group < 0)
-        return sw_h5_fail(err, SW_E_FORMAT,
-                          "hdf5 source: %s in '%s' is not a table (a group of "
-                          "column datasets)",
-                          s->dpath, s->path);
-    if (sw_h5_attr_get_i64(s->group, "layout", &layout) > 0 &&
+        return sw__h5_fail(err, SW_E_FORMAT,
+                           "hdf5 source: %s in '%s' is not a table (a group of "
+                           "column datasets)",
+                           s->dpath, s->path);
+    if (sw__h5_attr_get_i64(s->group, "layout", &layout) > 0 &&
         layout > SW_H5_LAYOUT)
-        return sw_fail(err, SW_E_FORMAT,
-                       "hdf5 source: %s has layout %lld; this streamwise "
-                       "reads up to %d",
-                       s->dpath, (long long)layout, SW_H5_LAYOUT);
-    got = sw_h5_attr_get_str(s->group, "schema", &s->schema);
-    if (got == -2 ||
-        (got > 0 && sw_h5_attr_get_str(s->group, "provenance", &s->prov) == -2))
-        return sw_fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
+        return sw__fail(err, SW_E_FORMAT,
+                        "hdf5 source: %s has layout %lld; this streamwise "
+                        "reads up to %d",
+                        s->dpath, (long long)layout, SW_H5_LAYOUT);
+    got = sw__h5_attr_get_str(s->group, "schema", &s->schema);
+    if (got == -2 || (got > 0 && sw__h5_attr_get_str(s->group, "provenance",
+                                                     &s->prov) == -2))
+        return sw__fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
     if (got <= 0)
-        return sw_fail(err, SW_E_FORMAT,
-                       got == 0 ? "hdf5 source: %s has no 'schema' attribute "
-                                  "(the spec's events entry as JSON text)"
-                                : "hdf5 source: %s: the 'schema' attribute is "
-                                  "not text",
-                       s->dpath);
+        return sw__fail(err, SW_E_FORMAT,
+                        got == 0 ? "hdf5 source: %s has no 'schema' attribute "
+                                   "(the spec's events entry as JSON text)"
+                                 : "hdf5 source: %s: the 'schema' attribute is "
+                                   "not text",
+                        s->dpath);
     if (s->prov == NULL &&
-        sw_h5_attr_get_str(s->group, "provenance", &s->prov) < 0)
-        return sw_fail(err, SW_E_FORMAT,
-                       "hdf5 source: %s: the 'provenance' attribute is not "
-                       "text",
-                       s->dpath);
+        sw__h5_attr_get_str(s->group, "provenance", &s->prov) < 0)
+        return sw__fail(err, SW_E_FORMAT,
+                        "hdf5 source: %s: the 'provenance' attribute is not "
+                        "text",
+                        s->dpath);
     snprintf(what, sizeof(what), "hdf5 source: %s: 'schema' attribute",
              s->dpath);
-    rc = sw_events_schema_parse(s->schema, what, &s->sc, err);
+    rc = sw__events_schema_parse(s->schema, what, &s->sc, err);
     if (rc == SW_E_INVAL) { /* a bad file, not a bad argument */
         if (err != NULL)
             err->rc = SW_E_FORMAT;
@@ -381,29 +381,29 @@ sw_rc
 sw_h5_source_open(const char *path, const char *event_type, sw_h5_range by_time,
                   int64_t start, int64_t stop, sw_h5_source **out, sw_err *err)
 {
-    sw_h5_source *s = sw_calloc(1, sizeof(*s));
+    sw_h5_source *s = sw__calloc(1, sizeof(*s));
     sw_h5_quiet q;
     sw_rc rc;
 
     *out = NULL;
-    if (s == NULL || (s->path = sw_strdup(path)) == NULL) {
+    if (s == NULL || (s->path = sw__strdup(path)) == NULL) {
         sw_h5_source_free(s);
-        return sw_fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
     }
     if (stat(path, &s->st) != 0) {
         sw_h5_source_free(s);
-        return sw_fail(err, SW_E_IO, "hdf5 source: cannot open '%s'", path);
+        return sw__fail(err, SW_E_IO, "hdf5 source: cannot open '%s'", path);
     }
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (s->file < 0)
-        rc = sw_h5_fail(err, SW_E_FORMAT,
-                        "hdf5 source: '%s' is not a readable HDF5 file", path);
+        rc = sw__h5_fail(err, SW_E_FORMAT,
+                         "hdf5 source: '%s' is not a readable HDF5 file", path);
     else
         rc = open_table(s, event_type, err);
     if (rc == SW_OK)
         rc = open_range(s, by_time, start, stop, err);
-    sw_h5_quiet_off(&q);
+    sw__h5_quiet_off(&q);
     if (rc != SW_OK) {
         sw_h5_source_free(s);
         return rc;
@@ -423,10 +423,10 @@ room(sw_h5_source *s, int64_t n, sw_err *err)
     if (n <= s->cap)
         return SW_OK;
     for (i = 0; i < s->sc.n; i++) {
-        void *b = sw_realloc_array(s->buf[i], (size_t)n, s->esize[i]);
+        void *b = sw__realloc_array(s->buf[i], (size_t)n, s->esize[i]);
 
         if (b == NULL)
-            return sw_fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
         s->buf[i] = b;
         s->col[i].data = b;
     }
@@ -446,17 +446,17 @@ sw_h5_source_next(sw_h5_source *s, int64_t max, int64_t *count, sw_err *err)
     *count = 0;
     s->batch.n_rows = 0;
     if (max <= 0)
-        return sw_fail(err, SW_E_INVAL, "hdf5 source: batch size %lld",
-                       (long long)max);
+        return sw__fail(err, SW_E_INVAL, "hdf5 source: batch size %lld",
+                        (long long)max);
     n = n < max ? n : max;
     if (n == 0)
         return SW_OK;
     if ((rc = room(s, n, err)) != SW_OK)
         return rc;
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     for (i = 0; i < s->sc.n && rc == SW_OK; i++)
         rc = read_rows(s, i, s->next, n, s->buf[i], err);
-    sw_h5_quiet_off(&q);
+    sw__h5_quiet_off(&q);
     if (rc != SW_OK)
         return rc;
     t = s->buf[s->sc.time];
@@ -523,7 +523,7 @@ sw_h5_source_sha256(const sw_h5_source *s, char hex[65], sw_err *err)
     if (f == NULL || fstat(fileno(f), &st) != 0) {
         if (f != NULL)
             fclose(f);
-        return sw_fail(err, SW_E_IO, "hdf5 source: cannot read '%s'", s->path);
+        return sw__fail(err, SW_E_IO, "hdf5 source: cannot read '%s'", s->path);
     }
     /* the digest must be of the file that was replayed */
     if (st.st_dev != s->st.st_dev || st.st_ino != s->st.st_ino ||
@@ -531,22 +531,22 @@ sw_h5_source_sha256(const sw_h5_source *s, char hex[65], sw_err *err)
         st.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
         st.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec) {
         fclose(f);
-        return sw_fail(err, SW_E_IO,
-                       "hdf5 source: '%s' changed since it was opened",
-                       s->path);
+        return sw__fail(err, SW_E_IO,
+                        "hdf5 source: '%s' changed since it was opened",
+                        s->path);
     }
-    buf = sw_malloc(1 << 20);
+    buf = sw__malloc(1 << 20);
     if (buf == NULL) {
         fclose(f);
-        return sw_fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "hdf5 source: out of memory");
     }
     crypto_hash_sha256_init(&h);
     while ((n = fread(buf, 1, 1 << 20, f)) > 0)
         crypto_hash_sha256_update(&h, buf, n);
     if (ferror(f))
-        rc = sw_fail(err, SW_E_IO, "hdf5 source: cannot read '%s'", s->path);
+        rc = sw__fail(err, SW_E_IO, "hdf5 source: cannot read '%s'", s->path);
     crypto_hash_sha256_final(&h, digest);
-    sw_free(buf);
+    sw__free(buf);
     fclose(f);
     if (rc == SW_OK)
         sodium_bin2hex(hex, 65, digest, 32);
@@ -561,7 +561,7 @@ sw_h5_source_open(const char *path, const char *event_type, sw_h5_range by_time,
 {
     (void)path, (void)event_type, (void)by_time, (void)start, (void)stop;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 void
@@ -575,7 +575,7 @@ sw_h5_source_next(sw_h5_source *s, int64_t max, int64_t *count, sw_err *err)
 {
     (void)s, (void)max;
     *count = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 const sw_batch *
@@ -626,6 +626,6 @@ sw_h5_source_sha256(const sw_h5_source *s, char hex[65], sw_err *err)
 {
     (void)s;
     hex[0] = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 #endif

@@ -10,14 +10,14 @@
 #include "sw_h5.h"
 
 void
-sw_h5_quiet_on(sw_h5_quiet *q)
+sw__h5_quiet_on(sw_h5_quiet *q)
 {
     H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
 void
-sw_h5_quiet_off(const sw_h5_quiet *q)
+sw__h5_quiet_off(const sw_h5_quiet *q)
 {
     H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
 }
@@ -33,7 +33,7 @@ innermost(unsigned n, const H5E_error2_t *e, void *data)
 }
 
 sw_rc
-sw_h5_fail(sw_err *err, sw_rc rc, const char *fmt, ...)
+sw__h5_fail(sw_err *err, sw_rc rc, const char *fmt, ...)
 {
     char what[400], why[200] = "";
     va_list ap;
@@ -43,12 +43,12 @@ sw_h5_fail(sw_err *err, sw_rc rc, const char *fmt, ...)
     va_end(ap);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, why);
     H5Eclear2(H5E_DEFAULT);
-    return why[0] ? sw_fail(err, rc, "%s: %s", what, why)
-                  : sw_fail(err, rc, "%s", what);
+    return why[0] ? sw__fail(err, rc, "%s: %s", what, why)
+                  : sw__fail(err, rc, "%s", what);
 }
 
 int
-sw_h5_attr_get_str(hid_t obj, const char *name, char **out)
+sw__h5_attr_get_str(hid_t obj, const char *name, char **out)
 {
     hid_t a, t = -1, mt = -1;
     int r = -1;
@@ -69,13 +69,13 @@ sw_h5_attr_get_str(hid_t obj, const char *name, char **out)
         H5Tset_cset(mt, H5Tget_cset(t));
         if (H5Aread(a, mt, &v) < 0 || v == NULL)
             goto done;
-        *out = sw_strdup(v);
+        *out = sw__strdup(v);
         H5free_memory(v);
         r = *out != NULL ? 1 : -2;
     } else {
         size_t n = H5Tget_size(t);
 
-        *out = sw_malloc(n + 1);
+        *out = sw__malloc(n + 1);
         if (*out == NULL) {
             r = -2;
             goto done;
@@ -87,7 +87,7 @@ sw_h5_attr_get_str(hid_t obj, const char *name, char **out)
     }
 done:
     if (r < 0) {
-        sw_free(*out);
+        sw__free(*out);
         *out = NULL;
     }
     if (mt >= 0)
@@ -99,7 +99,7 @@ done:
 }
 
 int
-sw_h5_attr_get_i64(hid_t obj, const char *name, int64_t *out)
+sw__h5_attr_get_i64(hid_t obj, const char *name, int64_t *out)
 {
     hid_t a, t;
     int r = -1;
@@ -129,7 +129,7 @@ attr_set(hid_t obj, const char *name, hid_t t, const void *value, sw_err *err)
         H5Adelete(obj, name);
     a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, t, value) < 0)
-        rc = sw_h5_fail(err, SW_E_IO, "hdf5: attribute '%s'", name);
+        rc = sw__h5_fail(err, SW_E_IO, "hdf5: attribute '%s'", name);
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
@@ -137,7 +137,7 @@ attr_set(hid_t obj, const char *name, hid_t t, const void *value, sw_err *err)
 }
 
 sw_rc
-sw_h5_attr_set_str(hid_t obj, const char *name, const char *value, sw_err *err)
+sw__h5_attr_set_str(hid_t obj, const char *name, const char *value, sw_err *err)
 {
     /* variable-length UTF-8, as h5py writes a str: it reads back as str */
     hid_t t = H5Tcopy(H5T_C_S1);
@@ -151,7 +151,7 @@ sw_h5_attr_set_str(hid_t obj, const char *name, const char *value, sw_err *err)
 }
 
 sw_rc
-sw_h5_attr_set_i64(hid_t obj, const char *name, int64_t value, sw_err *err)
+sw__h5_attr_set_i64(hid_t obj, const char *name, int64_t value, sw_err *err)
 {
     return attr_set(obj, name, H5T_STD_I64LE, &value, err);
 }

@@ -49,9 +49,9 @@ table_free(h5table *t)
     }
     if (t->group > 0)
         H5Gclose(t->group);
-    sw_events_schema_clear(&t->sc);
-    sw_free(t->name);
-    sw_free(t);
+    sw__events_schema_clear(&t->sc);
+    sw__free(t->name);
+    sw__free(t);
 }
 
 void
@@ -62,48 +62,48 @@ sw_h5_writer_free(sw_h5_writer *w)
 
     if (w == NULL)
         return;
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     for (i = 0; i < w->n; i++)
         table_free(w->t[i]);
     if (w->file > 0) {
         H5Fclose(w->file);
         unlink(w->tmp); /* abandoned: nothing appears at path */
     }
-    sw_h5_quiet_off(&q);
-    sw_free(w->path);
-    sw_free(w->tmp);
-    sw_free(w);
+    sw__h5_quiet_off(&q);
+    sw__free(w->path);
+    sw__free(w->tmp);
+    sw__free(w);
 }
 
 sw_rc
 sw_h5_writer_open(const char *path, sw_h5_writer **out, sw_err *err)
 {
-    sw_h5_writer *w = sw_calloc(1, sizeof(*w));
+    sw_h5_writer *w = sw__calloc(1, sizeof(*w));
     size_t n = strlen(path) + 32;
     sw_h5_quiet q;
     hid_t g;
     sw_rc rc = SW_OK;
 
     *out = NULL;
-    if (w == NULL || (w->path = sw_strdup(path)) == NULL ||
-        (w->tmp = sw_malloc(n)) == NULL) {
+    if (w == NULL || (w->path = sw__strdup(path)) == NULL ||
+        (w->tmp = sw__malloc(n)) == NULL) {
         sw_h5_writer_free(w);
-        return sw_fail(err, SW_E_NOMEM, "hdf5 writer: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "hdf5 writer: out of memory");
     }
     snprintf(w->tmp, n, "%s.tmp-%ld", path, (long)getpid());
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
-        rc =
-            sw_h5_fail(err, SW_E_IO, "hdf5 writer: cannot create '%s'", w->tmp);
+        rc = sw__h5_fail(err, SW_E_IO, "hdf5 writer: cannot create '%s'",
+                         w->tmp);
     } else if ((g = H5Gcreate2(w->file, "events", H5P_DEFAULT, H5P_DEFAULT,
                                H5P_DEFAULT)) < 0) {
-        rc = sw_h5_fail(err, SW_E_IO, "hdf5 writer: '%s'", w->tmp);
+        rc = sw__h5_fail(err, SW_E_IO, "hdf5 writer: '%s'", w->tmp);
     } else {
         H5Gclose(g);
-        rc = sw_h5_attr_set_str(w->file, "streamwise", "events", err);
+        rc = sw__h5_attr_set_str(w->file, "streamwise", "events", err);
     }
-    sw_h5_quiet_off(&q);
+    sw__h5_quiet_off(&q);
     if (rc != SW_OK) {
         sw_h5_writer_free(w);
         return rc;
@@ -123,28 +123,29 @@ sw_h5_writer_table(sw_h5_writer *w, const char *event_type,
     int i;
 
     if (event_type == NULL || !event_type[0] || strchr(event_type, '/'))
-        return sw_fail(err, SW_E_INVAL,
-                       "hdf5 writer: event type '%s' (a name without '/')",
-                       event_type ? event_type : "");
+        return sw__fail(err, SW_E_INVAL,
+                        "hdf5 writer: event type '%s' (a name without '/')",
+                        event_type ? event_type : "");
     if (gzip_level < 0 || gzip_level > 9 || chunk_rows < 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "hdf5 writer: gzip level %d (0-9), chunk rows %lld",
-                       gzip_level, (long long)chunk_rows);
+        return sw__fail(err, SW_E_INVAL,
+                        "hdf5 writer: gzip level %d (0-9), chunk rows %lld",
+                        gzip_level, (long long)chunk_rows);
     for (i = 0; i < w->n; i++) {
         if (!strcmp(w->t[i]->name, event_type))
-            return sw_fail(err, SW_E_INVAL,
-                           "hdf5 writer: table '%s' already added", event_type);
+            return sw__fail(err, SW_E_INVAL,
+                            "hdf5 writer: table '%s' already added",
+                            event_type);
     }
     if (w->n == MAX_TABLES)
-        return sw_fail(err, SW_E_INVAL, "hdf5 writer: more than %d tables",
-                       MAX_TABLES);
-    t = sw_calloc(1, sizeof(*t));
-    if (t == NULL || (t->name = sw_strdup(event_type)) == NULL) {
+        return sw__fail(err, SW_E_INVAL, "hdf5 writer: more than %d tables",
+                        MAX_TABLES);
+    t = sw__calloc(1, sizeof(*t));
+    if (t == NULL || (t->name = sw__strdup(event_type)) == NULL) {
         table_free(t);
-        return sw_fail(err, SW_E_NOMEM, "hdf5 writer: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "hdf5 writer: out of memory");
     }
-    rc = sw_events_schema_parse(events_schema_json, "hdf5 writer: schema",
-                                &t->sc, err);
+    rc = sw__events_schema_parse(events_schema_json, "hdf5 writer: schema",
+                                 &t->sc, err);
     if (rc != SW_OK) {
         table_free(t);
         return rc;
@@ -152,7 +153,7 @@ sw_h5_writer_table(sw_h5_writer *w, const char *event_type,
     t->level = gzip_level;
     t->chunk = chunk_rows ? chunk_rows : 65536;
     t->last_t = INT64_MIN;
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     {
         char gpath[300];
 
@@ -161,15 +162,15 @@ sw_h5_writer_table(sw_h5_writer *w, const char *event_type,
             H5Gcreate2(w->file, gpath, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     }
     if (t->group < 0)
-        rc = sw_h5_fail(err, SW_E_IO, "hdf5 writer: table '%s'", event_type);
+        rc = sw__h5_fail(err, SW_E_IO, "hdf5 writer: table '%s'", event_type);
     if (rc == SW_OK)
-        rc = sw_h5_attr_set_str(t->group, "schema", events_schema_json, err);
+        rc = sw__h5_attr_set_str(t->group, "schema", events_schema_json, err);
     if (rc == SW_OK)
-        rc = sw_h5_attr_set_str(t->group, "provenance",
-                                provenance_json ? provenance_json : "{}", err);
+        rc = sw__h5_attr_set_str(t->group, "provenance",
+                                 provenance_json ? provenance_json : "{}", err);
     if (rc == SW_OK)
-        rc = sw_h5_attr_set_i64(t->group, "layout", SW_H5_LAYOUT, err);
-    sw_h5_quiet_off(&q);
+        rc = sw__h5_attr_set_i64(t->group, "layout", SW_H5_LAYOUT, err);
+    sw__h5_quiet_off(&q);
     if (rc != SW_OK) {
         table_free(t);
         return rc;
@@ -256,8 +257,8 @@ create_columns(h5table *t, const sw_column *const *col, sw_err *err)
         H5Pclose(dcpl);
         H5Sclose(sp);
         if (t->dset[i] < 0)
-            return sw_h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
-                              t->name, t->sc.name[i]);
+            return sw__h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
+                               t->name, t->sc.name[i]);
     }
     t->created = 1;
     return SW_OK;
@@ -276,27 +277,27 @@ match_columns(h5table *t, const sw_batch *b, const sw_column **col, sw_err *err)
              j < b->n_columns && strcmp(b->columns[j].name, t->sc.name[i]); j++)
             ;
         if (j == b->n_columns)
-            return sw_fail(err, SW_E_INVAL,
-                           "hdf5 writer: %s: column '%s' missing from the "
-                           "batch",
-                           t->name, t->sc.name[i]);
+            return sw__fail(err, SW_E_INVAL,
+                            "hdf5 writer: %s: column '%s' missing from the "
+                            "batch",
+                            t->name, t->sc.name[i]);
         col[i] = &b->columns[j];
         if ((int)col[i]->type != t->sc.type[i])
-            return sw_fail(err, SW_E_INVAL,
-                           "hdf5 writer: %s: column '%s' is %s, the schema "
-                           "says %s",
-                           t->name, t->sc.name[i],
-                           sw_col_type_names[col[i]->type],
-                           sw_col_type_names[t->sc.type[i]]);
+            return sw__fail(err, SW_E_INVAL,
+                            "hdf5 writer: %s: column '%s' is %s, the schema "
+                            "says %s",
+                            t->name, t->sc.name[i],
+                            sw_col_type_names[col[i]->type],
+                            sw_col_type_names[t->sc.type[i]]);
         if (col[i]->bad != NULL) {
             for (r = 0; r < b->n_rows && !col[i]->bad[r]; r++)
                 ;
             if (r < b->n_rows)
-                return sw_fail(err, SW_E_INVAL,
-                               "hdf5 writer: %s: column '%s' row %lld: a "
-                               "value that could not be converted",
-                               t->name, t->sc.name[i],
-                               (long long)(t->rows + r));
+                return sw__fail(err, SW_E_INVAL,
+                                "hdf5 writer: %s: column '%s' row %lld: a "
+                                "value that could not be converted",
+                                t->name, t->sc.name[i],
+                                (long long)(t->rows + r));
         }
     }
     {
@@ -305,13 +306,13 @@ match_columns(h5table *t, const sw_batch *b, const sw_column **col, sw_err *err)
 
         for (r = 0; r < b->n_rows; prev = ts[r++]) {
             if (ts[r] < prev)
-                return sw_fail(err, SW_E_INVAL,
-                               "hdf5 writer: %s: time column '%s' goes back "
-                               "at row %lld (%lld after %lld); sort the events "
-                               "by time first",
-                               t->name, t->sc.name[t->sc.time],
-                               (long long)(t->rows + r), (long long)ts[r],
-                               (long long)prev);
+                return sw__fail(
+                    err, SW_E_INVAL,
+                    "hdf5 writer: %s: time column '%s' goes back "
+                    "at row %lld (%lld after %lld); sort the events "
+                    "by time first",
+                    t->name, t->sc.name[t->sc.time], (long long)(t->rows + r),
+                    (long long)ts[r], (long long)prev);
         }
     }
     if (!t->created)
@@ -324,12 +325,13 @@ match_columns(h5table *t, const sw_batch *b, const sw_column **col, sw_err *err)
             continue;
         for (r = 0; r < b->n_rows; r++) {
             if (strnlen(s + r * wid, (size_t)wid) > (size_t)t->width[i])
-                return sw_fail(err, SW_E_INVAL,
-                               "hdf5 writer: %s: column '%s' row %lld: a "
-                               "string of more than %lld bytes (the width the "
-                               "first batch set)",
-                               t->name, t->sc.name[i], (long long)(t->rows + r),
-                               (long long)t->width[i]);
+                return sw__fail(err, SW_E_INVAL,
+                                "hdf5 writer: %s: column '%s' row %lld: a "
+                                "string of more than %lld bytes (the width the "
+                                "first batch set)",
+                                t->name, t->sc.name[i],
+                                (long long)(t->rows + r),
+                                (long long)t->width[i]);
         }
     }
     return SW_OK;
@@ -346,13 +348,13 @@ sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b, sw_err *err)
     int i;
 
     if (table < 0 || table >= w->n)
-        return sw_fail(err, SW_E_INVAL, "hdf5 writer: no table %d", table);
+        return sw__fail(err, SW_E_INVAL, "hdf5 writer: no table %d", table);
     t = w->t[table];
     if (b->n_rows == 0)
         return SW_OK;
     if ((rc = match_columns(t, b, col, err)) != SW_OK)
         return rc;
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     if (!t->created && (rc = create_columns(t, col, err)) != SW_OK)
         goto done;
     start = (hsize_t)t->rows;
@@ -363,8 +365,8 @@ sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b, sw_err *err)
         herr_t e;
 
         if (H5Dset_extent(t->dset[i], &total) < 0) {
-            rc = sw_h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
-                            t->name, t->sc.name[i]);
+            rc = sw__h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
+                             t->name, t->sc.name[i]);
             goto done;
         }
         fs = H5Dget_space(t->dset[i]);
@@ -376,15 +378,15 @@ sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b, sw_err *err)
         H5Sclose(ms);
         H5Sclose(fs);
         if (e < 0) {
-            rc = sw_h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
-                            t->name, t->sc.name[i]);
+            rc = sw__h5_fail(err, SW_E_IO, "hdf5 writer: %s column '%s'",
+                             t->name, t->sc.name[i]);
             goto done;
         }
     }
     t->rows += b->n_rows;
     t->last_t = ((const int64_t *)col[t->sc.time]->data)[b->n_rows - 1];
 done:
-    sw_h5_quiet_off(&q);
+    sw__h5_quiet_off(&q);
     return rc;
 }
 
@@ -396,7 +398,7 @@ sync_path(const char *path, sw_err *err)
     if (fd < 0 || fsync(fd) != 0) {
         if (fd >= 0)
             close(fd);
-        return sw_fail(err, SW_E_IO, "hdf5 writer: cannot sync '%s'", path);
+        return sw__fail(err, SW_E_IO, "hdf5 writer: cannot sync '%s'", path);
     }
     close(fd);
     return SW_OK;
@@ -409,16 +411,16 @@ sw_h5_writer_close(sw_h5_writer *w, sw_err *err)
     sw_rc rc = SW_OK;
     int i;
 
-    sw_h5_quiet_on(&q);
+    sw__h5_quiet_on(&q);
     for (i = 0; i < w->n && rc == SW_OK; i++) {
         h5table *t = w->t[i];
 
         if (!t->created)
             rc = create_columns(t, NULL, err);
         if (rc == SW_OK)
-            rc = sw_h5_attr_set_i64(t->group, "n_rows", t->rows, err);
+            rc = sw__h5_attr_set_i64(t->group, "n_rows", t->rows, err);
         if (rc == SW_OK)
-            rc = sw_h5_attr_set_i64(t->group, "time_sorted", 1, err);
+            rc = sw__h5_attr_set_i64(t->group, "time_sorted", 1, err);
     }
     for (i = 0; i < w->n; i++) {
         table_free(w->t[i]);
@@ -426,15 +428,16 @@ sw_h5_writer_close(sw_h5_writer *w, sw_err *err)
     }
     w->n = 0;
     if (rc == SW_OK && H5Fclose(w->file) < 0)
-        rc = sw_h5_fail(err, SW_E_IO, "hdf5 writer: cannot write '%s'", w->tmp);
+        rc =
+            sw__h5_fail(err, SW_E_IO, "hdf5 writer: cannot write '%s'", w->tmp);
     else if (rc == SW_OK)
         w->file = 0;
-    sw_h5_quiet_off(&q);
+    sw__h5_quiet_off(&q);
     if (rc == SW_OK)
         rc = sync_path(w->tmp, err);
     if (rc == SW_OK && rename(w->tmp, w->path) != 0)
-        rc = sw_fail(err, SW_E_IO, "hdf5 writer: cannot rename '%s' to '%s'",
-                     w->tmp, w->path);
+        rc = sw__fail(err, SW_E_IO, "hdf5 writer: cannot rename '%s' to '%s'",
+                      w->tmp, w->path);
     if (rc == SW_OK) {
         char dir[4096], *slash;
 
@@ -459,7 +462,7 @@ sw_h5_writer_open(const char *path, sw_h5_writer **out, sw_err *err)
 {
     (void)path;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 sw_rc
@@ -469,21 +472,21 @@ sw_h5_writer_table(sw_h5_writer *w, const char *event_type,
 {
     (void)w, (void)event_type, (void)events_schema_json, (void)provenance_json;
     (void)gzip_level, (void)chunk_rows, (void)table;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 sw_rc
 sw_h5_writer_append(sw_h5_writer *w, int table, const sw_batch *b, sw_err *err)
 {
     (void)w, (void)table, (void)b;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 sw_rc
 sw_h5_writer_close(sw_h5_writer *w, sw_err *err)
 {
     (void)w;
-    return sw_fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
+    return sw__fail(err, SW_E_UNSUPPORTED, "hdf5: built without libhdf5");
 }
 
 void

@@ -18,7 +18,7 @@
  * checked, no NUL in strings, an integer that overflows 64 bits or a real
  * that overflows a double makes the message not JSON, a duplicated key
  * keeps its last value. Avro records arrive as jansson values
- * (sw_avro_to_json) and go through the same typing.
+ * (sw__avro_to_json) and go through the same typing.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -76,25 +76,25 @@ sw_json_decoder_free(sw_json_decoder *d)
     if (d == NULL)
         return;
     for (i = 0; i < d->n; i++) {
-        sw_free(d->f[i].name);
+        sw__free(d->f[i].name);
         json_decref(d->f[i].dflt);
-        sw_free(d->f[i].num);
-        sw_free(d->f[i].i64);
-        sw_free(d->f[i].s_at);
-        sw_free(d->f[i].s_len);
+        sw__free(d->f[i].num);
+        sw__free(d->f[i].i64);
+        sw__free(d->f[i].s_at);
+        sw__free(d->f[i].s_len);
     }
-    sw_free(d->row_src);
-    sw_free(d->sbuf);
+    sw__free(d->row_src);
+    sw__free(d->sbuf);
     if (d->pool != NULL) {
         pool_clear(d->pool);
-        sw_free(d->pool);
+        sw__free(d->pool);
     }
-    sw_free(d->dead_row);
-    sw_free(d->dead_field);
-    sw_free(d->dead_why);
-    sw_free(d->arena);
-    sw_avro_free(d->avro);
-    sw_free(d);
+    sw__free(d->dead_row);
+    sw__free(d->dead_field);
+    sw__free(d->dead_why);
+    sw__free(d->arena);
+    sw__avro_free(d->avro);
+    sw__free(d);
 }
 
 sw_rc
@@ -102,11 +102,11 @@ sw_json_decoder_set_avro(sw_json_decoder *d, const char *reader_schema_json,
                          sw_framing framing, sw_err *err)
 {
     sw_avro *a;
-    sw_rc rc = sw_avro_new(reader_schema_json, framing, &a, err);
+    sw_rc rc = sw__avro_new(reader_schema_json, framing, &a, err);
 
     if (rc != SW_OK)
         return rc;
-    sw_avro_free(d->avro);
+    sw__avro_free(d->avro);
     d->avro = a;
     return SW_OK;
 }
@@ -116,9 +116,9 @@ sw_json_decoder_add_avro_writer(sw_json_decoder *d, int32_t schema_id,
                                 const char *writer_schema_json, sw_err *err)
 {
     if (d->avro == NULL)
-        return sw_fail(err, SW_E_STATE,
-                       "avro: set the reader schema before writer schemas");
-    return sw_avro_add_writer(d->avro, schema_id, writer_schema_json, err);
+        return sw__fail(err, SW_E_STATE,
+                        "avro: set the reader schema before writer schemas");
+    return sw__avro_add_writer(d->avro, schema_id, writer_schema_json, err);
 }
 
 static int
@@ -126,7 +126,7 @@ add_field(sw_json_decoder *d, const char *name, int type)
 {
     dfield *f = &d->f[d->n];
 
-    f->name = sw_strdup(name);
+    f->name = sw__strdup(name);
     if (f->name == NULL)
         return -1;
     f->name_len = strlen(name);
@@ -145,21 +145,21 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
     int i;
 
     *out = NULL;
-    if ((rc = sw_events_schema_parse(schema, "schema", &sc, err)) != SW_OK)
+    if ((rc = sw__events_schema_parse(schema, "schema", &sc, err)) != SW_OK)
         return rc;
     if (sc.n > MAX_FIELDS) {
-        rc =
-            sw_fail(err, SW_E_INVAL, "schema: more than %d fields", MAX_FIELDS);
+        rc = sw__fail(err, SW_E_INVAL, "schema: more than %d fields",
+                      MAX_FIELDS);
         goto done;
     }
-    d = sw_calloc(1, sizeof(*d));
+    d = sw__calloc(1, sizeof(*d));
     if (d == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "schema: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "schema: out of memory");
         goto done;
     }
     for (i = 0; i < sc.n; i++) {
         if (add_field(d, sc.name[i], sc.type[i]) < 0) {
-            rc = sw_fail(err, SW_E_NOMEM, "schema: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "schema: out of memory");
             goto done;
         }
     }
@@ -176,25 +176,25 @@ sw_json_decoder_new(const char *schema, sw_json_decoder **out, sw_err *err)
      * only memory can fail the parse */
     root = json_loads(schema, 0, NULL);
     if (root == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "decoder: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "decoder: out of memory");
         goto done;
     }
     ev = json_object_get(root, "events");
     ev = json_is_object(ev) ? ev : root;
     json_object_foreach(json_object_get(ev, "defaults"), name, v)
     {
-        int k = sw_events_schema_find(&sc, name);
+        int k = sw__events_schema_find(&sc, name);
 
         if (k < 0) {
-            rc = sw_fail(err, SW_E_INVAL, "schema: defaults.%s: not a field",
-                         name);
+            rc = sw__fail(err, SW_E_INVAL, "schema: defaults.%s: not a field",
+                          name);
             goto done;
         }
         d->f[k].dflt = json_incref(v);
     }
 done:
     json_decref(root);
-    sw_events_schema_clear(&sc);
+    sw__events_schema_clear(&sc);
     if (rc != SW_OK) {
         sw_json_decoder_free(d);
         return rc;
@@ -215,29 +215,29 @@ room(sw_json_decoder *d, int64_t n, sw_err *err)
         void *a, *b;
 
         if (f->type == SW_COL_STR) {
-            a = sw_realloc_array(f->s_at, (size_t)n, sizeof(int64_t));
+            a = sw__realloc_array(f->s_at, (size_t)n, sizeof(int64_t));
             if (a != NULL)
                 f->s_at = a;
-            b = sw_realloc_array(f->s_len, (size_t)n, sizeof(int64_t));
+            b = sw__realloc_array(f->s_len, (size_t)n, sizeof(int64_t));
             if (b != NULL)
                 f->s_len = b;
         } else if (f->type == SW_COL_F64 || f->type == SW_COL_F32) {
-            a = b = sw_realloc_array(f->num, (size_t)n, sizeof(double));
+            a = b = sw__realloc_array(f->num, (size_t)n, sizeof(double));
             if (a != NULL)
                 f->num = a;
         } else {
-            a = b = sw_realloc_array(f->i64, (size_t)n, sizeof(int64_t));
+            a = b = sw__realloc_array(f->i64, (size_t)n, sizeof(int64_t));
             if (a != NULL)
                 f->i64 = a;
         }
         if (a == NULL || b == NULL)
-            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
     }
     {
-        void *a = sw_realloc_array(d->row_src, (size_t)n, sizeof(int64_t));
+        void *a = sw__realloc_array(d->row_src, (size_t)n, sizeof(int64_t));
 
         if (a == NULL)
-            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
         d->row_src = a;
     }
     d->cap = n;
@@ -249,19 +249,19 @@ dead(sw_json_decoder *d, int64_t row, int why, int field, sw_err *err)
 {
     if (d->n_dead == d->cap_dead) {
         int64_t c = d->cap_dead ? 2 * d->cap_dead : 64;
-        int64_t *a = sw_realloc_array(d->dead_row, (size_t)c, sizeof(int64_t));
+        int64_t *a = sw__realloc_array(d->dead_row, (size_t)c, sizeof(int64_t));
         int *b, *f;
 
         if (a == NULL)
-            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
         d->dead_row = a;
-        b = sw_realloc_array(d->dead_why, (size_t)c, sizeof(int));
+        b = sw__realloc_array(d->dead_why, (size_t)c, sizeof(int));
         if (b == NULL)
-            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
         d->dead_why = b;
-        f = sw_realloc_array(d->dead_field, (size_t)c, sizeof(int));
+        f = sw__realloc_array(d->dead_field, (size_t)c, sizeof(int));
         if (f == NULL)
-            return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
         d->dead_field = f;
         d->cap_dead = c;
     }
@@ -331,7 +331,7 @@ put(sw_json_decoder *d, int i, int64_t r, const jv *v, const char *sbuf)
 
             while (c < d->used + n)
                 c *= 2;
-            a = sw_realloc_array(d->arena, c, 1);
+            a = sw__realloc_array(d->arena, c, 1);
             if (a == NULL)
                 return -2;
             d->arena = a;
@@ -438,7 +438,7 @@ cb_number(void *ctx, const char *t, size_t n)
             ps->bad = 1; /* an integer beyond 64 bits */
             return 1;
         }
-        tmp = sw_malloc(n + 1); /* a long real: rare, and exact */
+        tmp = sw__malloc(n + 1); /* a long real: rare, and exact */
         if (tmp == NULL)
             return 0;
     }
@@ -457,7 +457,7 @@ cb_number(void *ctx, const char *t, size_t n)
             ps->bad = 1;
     }
     if (tmp != small)
-        sw_free(tmp);
+        sw__free(tmp);
     return 1;
 }
 
@@ -480,7 +480,7 @@ cb_string(void *ctx, const unsigned char *t, size_t n)
 
         while (c < ps->sused + n)
             c *= 2;
-        b = sw_realloc_array(ps->sbuf, c, 1);
+        b = sw__realloc_array(ps->sbuf, c, 1);
         if (b == NULL)
             return 0; /* yajl stops: reported as out of memory */
         ps->sbuf = b;
@@ -596,7 +596,7 @@ pool_malloc(void *ctx, size_t sz)
             return b;
         }
     }
-    b = sw_malloc(sz + 16);
+    b = sw__malloc(sz + 16);
     if (b == NULL) {
         size_t need = (sz + 16 + 15) & ~(size_t)15;
 
@@ -625,7 +625,7 @@ pool_free(void *ctx, void *p)
         pl->block[pl->n++] = p;
         return;
     }
-    sw_free((size_t *)p - 2);
+    sw__free((size_t *)p - 2);
 }
 
 static void *
@@ -647,8 +647,8 @@ static void
 pool_clear(pool *pl)
 {
     while (pl->n > 0)
-        sw_free((size_t *)pl->block[--pl->n] - 2);
-    sw_free(pl->reserve);
+        sw__free((size_t *)pl->block[--pl->n] - 2);
+    sw__free(pl->reserve);
     pl->reserve = NULL;
 }
 
@@ -698,11 +698,11 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
     *rows = 0;
     if ((rc = room(d, n, err)) != SW_OK)
         return rc;
-    if (d->pool == NULL && (d->pool = sw_calloc(1, sizeof(pool))) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+    if (d->pool == NULL && (d->pool = sw__calloc(1, sizeof(pool))) == NULL)
+        return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
     if (d->pool->reserve == NULL &&
-        (d->pool->reserve = sw_malloc(POOL_RESERVE)) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+        (d->pool->reserve = sw__malloc(POOL_RESERVE)) == NULL)
+        return sw__fail(err, SW_E_NOMEM, "decode: out of memory");
     memset(&ps, 0, sizeof(ps));
     ps.pool = d->pool;
     ps.d = d;
@@ -719,7 +719,7 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
         if (len[k] < 0) {
             why = d->avro != NULL ? SW_DEAD_NOT_AVRO : 0;
         } else if (d->avro != NULL) {
-            o = sw_avro_to_json(d->avro, bytes + at[k], (size_t)len[k], &why);
+            o = sw__avro_to_json(d->avro, bytes + at[k], (size_t)len[k], &why);
             if (o == NULL && why < 0)
                 why = SW_DEAD_NOT_AVRO;
             for (i = 0; o != NULL && i < d->n; i++)
@@ -728,7 +728,7 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
             int got = parse_json(&ps, bytes + at[k], (size_t)len[k]);
 
             if (got == -2) {
-                rc = sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+                rc = sw__fail(err, SW_E_NOMEM, "decode: out of memory");
                 break;
             }
             if (got != 0)
@@ -767,7 +767,7 @@ sw_json_decode(sw_json_decoder *d, const unsigned char *bytes,
             }
             if (p == -2) {
                 json_decref(o);
-                rc = sw_fail(err, SW_E_NOMEM, "decode: out of memory");
+                rc = sw__fail(err, SW_E_NOMEM, "decode: out of memory");
                 goto done;
             }
             if (p < 0)

@@ -8,8 +8,9 @@
 #include "sw_kafka_conf.h"
 
 rd_kafka_conf_t *
-sw_kafka_conf(const char *who, const char *bootstrap,
-              const char *const *defaults, const char *const *user, sw_err *err)
+sw__kafka_conf(const char *who, const char *bootstrap,
+               const char *const *defaults, const char *const *user,
+               sw_err *err)
 {
     const char *const boot[] = {"bootstrap.servers", bootstrap, NULL};
     const char *const *lists[3] = {boot, defaults, user};
@@ -25,8 +26,8 @@ sw_kafka_conf(const char *who, const char *bootstrap,
                 rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr,
                                   sizeof(errstr)) != RD_KAFKA_CONF_OK) {
                 rd_kafka_conf_destroy(conf);
-                sw_fail(err, SW_E_INVAL, "%s: config %s: %s", who, kv[i],
-                        kv[i + 1] ? errstr : "no value");
+                sw__fail(err, SW_E_INVAL, "%s: config %s: %s", who, kv[i],
+                         kv[i + 1] ? errstr : "no value");
                 return NULL;
             }
         }

@@ -60,10 +60,10 @@ sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
                    sw_err *err)
 {
     if (n < 1 || (key == NULL && key_len > 0))
-        return sw_fail(err, SW_E_INVAL,
-                       "kafka: a partition of %d partitions: expected a "
-                       "count >= 1 and a key",
-                       (int)n);
+        return sw__fail(err, SW_E_INVAL,
+                        "kafka: a partition of %d partitions: expected a "
+                        "count >= 1 and a key",
+                        (int)n);
     /* the topic and opaques are not read by the murmur2 partitioner */
     *out = rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, n, NULL,
                                             NULL);
@@ -75,12 +75,12 @@ sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
 static sw_kafka_sink *
 sink_new(const char *topic)
 {
-    sw_kafka_sink *s = sw_calloc(1, sizeof(*s));
+    sw_kafka_sink *s = sw__calloc(1, sizeof(*s));
 
     if (s != NULL)
-        s->acked_next = sw_alloc_array(SINK_PARTS, sizeof(int64_t));
+        s->acked_next = sw__alloc_array(SINK_PARTS, sizeof(int64_t));
     if (s == NULL || s->acked_next == NULL) {
-        sw_free(s);
+        sw__free(s);
         return NULL;
     }
     memset(s->acked_next, 0xff, SINK_PARTS * sizeof(int64_t)); /* -1 */
@@ -99,12 +99,12 @@ sink_topic(sw_kafka_sink *s, sw_err *err)
     s->rkt = rd_kafka_topic_new(s->rk, s->topic, NULL);
     if (s->rkt != NULL)
         return SW_OK;
-    rc = sw_fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", s->topic,
-                 rd_kafka_err2str(rd_kafka_last_error()));
+    rc = sw__fail(err, SW_E_INVAL, "kafka sink: topic %s: %s", s->topic,
+                  rd_kafka_err2str(rd_kafka_last_error()));
     if (s->owner == NULL)
         rd_kafka_destroy(s->rk);
-    sw_free(s->acked_next);
-    sw_free(s);
+    sw__free(s->acked_next);
+    sw__free(s);
     return rc;
 }
 
@@ -124,13 +124,13 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
 
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || !topic[0] || strlen(topic) >= 256)
-        return sw_fail(err, SW_E_INVAL, "kafka sink: bad arguments");
+        return sw__fail(err, SW_E_INVAL, "kafka sink: bad arguments");
     if ((s = sink_new(topic)) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
-    conf = sw_kafka_conf("kafka sink", bootstrap, defaults, conf_kv, err);
+        return sw__fail(err, SW_E_NOMEM, "kafka sink: out of memory");
+    conf = sw__kafka_conf("kafka sink", bootstrap, defaults, conf_kv, err);
     if (conf == NULL) {
-        sw_free(s->acked_next);
-        sw_free(s);
+        sw__free(s->acked_next);
+        sw__free(s);
         return SW_E_INVAL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -138,9 +138,9 @@ sw_kafka_sink_open(const char *bootstrap, const char *topic,
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        sw_free(s->acked_next);
-        sw_free(s);
-        return sw_fail(err, SW_E_INVAL, "kafka sink: %s", errstr);
+        sw__free(s->acked_next);
+        sw__free(s);
+        return sw__fail(err, SW_E_INVAL, "kafka sink: %s", errstr);
     }
     {
         char id[256];
@@ -192,8 +192,8 @@ sw_kafka_sink_send(sw_kafka_sink *s, const void *key, size_t key_len,
     }
     if (e) {
         rd_kafka_headers_destroy(h); /* not taken over on failure */
-        return sw_fail(err, SW_E_IO, "kafka sink: %s: %s", s->topic,
-                       rd_kafka_err2str(e));
+        return sw__fail(err, SW_E_IO, "kafka sink: %s: %s", s->topic,
+                        rd_kafka_err2str(e));
     }
     s->sent++;
     rd_kafka_poll(s->rk, 0);
@@ -216,15 +216,15 @@ sw_kafka_sink_flush(sw_kafka_sink *s, int64_t timeout_ms, sw_err *err)
                  (t1.tv_nsec - t0.tv_nsec) / 1000000;
     }
     if (s->acked + s->failed < s->sent)
-        return sw_fail(err, SW_E_IO,
-                       "kafka sink: %s: %lld of %lld messages not "
-                       "acknowledged after %lld ms",
-                       s->topic, (long long)(s->sent - s->acked - s->failed),
-                       (long long)s->sent, (long long)timeout_ms);
+        return sw__fail(err, SW_E_IO,
+                        "kafka sink: %s: %lld of %lld messages not "
+                        "acknowledged after %lld ms",
+                        s->topic, (long long)(s->sent - s->acked - s->failed),
+                        (long long)s->sent, (long long)timeout_ms);
     if (s->failed > 0)
-        return sw_fail(err, SW_E_IO,
-                       "kafka sink: %s: %lld messages failed (first: %s)",
-                       s->topic, (long long)s->failed, s->first_error);
+        return sw__fail(err, SW_E_IO,
+                        "kafka sink: %s: %lld messages failed (first: %s)",
+                        s->topic, (long long)s->failed, s->first_error);
     return SW_OK;
 }
 
@@ -244,8 +244,8 @@ sw_kafka_sink_free(sw_kafka_sink *s)
     rd_kafka_topic_destroy(s->rkt);
     if (s->owner == NULL)
         rd_kafka_destroy(s->rk);
-    sw_free(s->acked_next);
-    sw_free(s);
+    sw__free(s->acked_next);
+    sw__free(s);
 }
 
 sw_rc
@@ -257,11 +257,11 @@ sw_kafka_sink_open_on(sw_kafka_sink *owner, const char *topic,
     *out = NULL;
     if (owner == NULL || owner->owner != NULL || topic == NULL || !topic[0] ||
         strlen(topic) >= 256)
-        return sw_fail(err, SW_E_INVAL,
-                       "kafka sink: open_on: expected a sink that owns its "
-                       "producer and a topic name");
+        return sw__fail(err, SW_E_INVAL,
+                        "kafka sink: open_on: expected a sink that owns its "
+                        "producer and a topic name");
     if ((s = sink_new(topic)) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "kafka sink: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "kafka sink: out of memory");
     s->rk = owner->rk;
     s->owner = owner;
     s->transactional = owner->transactional;
@@ -285,18 +285,19 @@ txn_fail(sw_kafka_sink *s, const char *what, rd_kafka_error_t *e,
          rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
          rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)) {
         s->fenced = 1;
-        rc = sw_fail(err, SW_E_STATE,
-                     "kafka sink: %s: fenced: another producer took "
-                     "transactional.id '%s' (a newer runner of this job); "
-                     "this one must stop (%s)",
-                     what, s->txn_id, rd_kafka_error_string(e));
+        rc = sw__fail(err, SW_E_STATE,
+                      "kafka sink: %s: fenced: another producer took "
+                      "transactional.id '%s' (a newer runner of this job); "
+                      "this one must stop (%s)",
+                      what, s->txn_id, rd_kafka_error_string(e));
     } else {
-        rc = sw_fail(err, SW_E_IO, "kafka sink: %s: transactional.id '%s': "
-                                   "%s%s",
-                     what, s->txn_id, rd_kafka_error_string(e),
-                     rd_kafka_error_txn_requires_abort(e)
-                         ? " (the transaction was aborted)"
-                         : "");
+        rc = sw__fail(err, SW_E_IO,
+                      "kafka sink: %s: transactional.id '%s': "
+                      "%s%s",
+                      what, s->txn_id, rd_kafka_error_string(e),
+                      rd_kafka_error_txn_requires_abort(e)
+                          ? " (the transaction was aborted)"
+                          : "");
     }
     if (rd_kafka_error_txn_requires_abort(e)) {
         rd_kafka_error_t *a = rd_kafka_abort_transaction(s->rk, 30000);
@@ -311,10 +312,10 @@ static sw_rc
 need_txn(const sw_kafka_sink *s, const char *what, sw_err *err)
 {
     if (s->owner != NULL || !s->transactional)
-        return sw_fail(err, SW_E_STATE,
-                       "kafka sink: %s: expected the sink that owns a "
-                       "producer with a transactional.id",
-                       what);
+        return sw__fail(err, SW_E_STATE,
+                        "kafka sink: %s: expected the sink that owns a "
+                        "producer with a transactional.id",
+                        what);
     return SW_OK;
 }
 
@@ -352,17 +353,17 @@ sw_kafka_sink_commit(sw_kafka_sink *s, sw_kafka_source *src,
         return err->rc;
     if (src != NULL && n > 0) {
         rd_kafka_consumer_group_metadata_t *md =
-            rd_kafka_consumer_group_metadata(sw_kafka_source_handle(src));
+            rd_kafka_consumer_group_metadata(sw__kafka_source_handle(src));
         rd_kafka_topic_partition_list_t *l;
         int i;
 
         if (md == NULL)
-            return sw_fail(err, SW_E_STATE,
-                           "kafka sink: commit: the source is not a member "
-                           "of a consumer group");
+            return sw__fail(err, SW_E_STATE,
+                            "kafka sink: commit: the source is not a member "
+                            "of a consumer group");
         l = rd_kafka_topic_partition_list_new(n);
         for (i = 0; i < n; i++)
-            rd_kafka_topic_partition_list_add(l, sw_kafka_source_topic(src),
+            rd_kafka_topic_partition_list_add(l, sw__kafka_source_topic(src),
                                               partitions[i])
                 ->offset = offsets[i];
         e = rd_kafka_send_offsets_to_transaction(s->rk, l, md,
@@ -401,8 +402,8 @@ sw_kafka_sink_next_offset(const sw_kafka_sink *s, int32_t partition)
 static sw_rc
 unsupported(sw_err *err)
 {
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka sink: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "kafka sink: built without librdkafka");
 }
 
 sw_rc
@@ -411,7 +412,7 @@ sw_kafka_partition(const void *key, size_t key_len, int32_t n, int32_t *out,
 {
     (void)key, (void)key_len, (void)n;
     *out = -1;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 sw_rc

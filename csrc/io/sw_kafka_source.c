@@ -78,7 +78,7 @@ now_ms(void)
 static sw_rc
 kerr(sw_err *err, const char *what, rd_kafka_resp_err_t e)
 {
-    return sw_fail(err, SW_E_IO, "kafka: %s: %s", what, rd_kafka_err2str(e));
+    return sw__fail(err, SW_E_IO, "kafka: %s: %s", what, rd_kafka_err2str(e));
 }
 
 /* The timestamp of the message at offset in partition p (one fetch). */
@@ -101,11 +101,11 @@ timestamp_at(sw_kafka_source *s, int32_t p, int64_t offset, int64_t *ts,
 
         if (m == NULL) {
             if (now_ms() - t0 > s->timeout_ms) {
-                rc = sw_fail(err, SW_E_IO,
-                             "kafka: %s [%d]: no message at offset %lld "
-                             "within %lld ms",
-                             s->topic, p, (long long)offset,
-                             (long long)s->timeout_ms);
+                rc = sw__fail(err, SW_E_IO,
+                              "kafka: %s [%d]: no message at offset %lld "
+                              "within %lld ms",
+                              s->topic, p, (long long)offset,
+                              (long long)s->timeout_ms);
                 break;
             }
             continue;
@@ -170,21 +170,21 @@ sw_kafka_source_free(sw_kafka_source *s)
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
-    sw_free(s->part);
-    sw_free(s->start);
-    sw_free(s->stop);
-    sw_free(s->next);
-    sw_free(s->b_part);
-    sw_free(s->b_off);
-    sw_free(s->b_ts);
-    sw_free(s->b_key);
-    sw_free(s->b_key_len);
-    sw_free(s->b_val);
-    sw_free(s->b_val_len);
-    sw_free(s->arena);
-    sw_free(s->start_part);
-    sw_free(s->start_off);
-    sw_free(s);
+    sw__free(s->part);
+    sw__free(s->start);
+    sw__free(s->stop);
+    sw__free(s->next);
+    sw__free(s->b_part);
+    sw__free(s->b_off);
+    sw__free(s->b_ts);
+    sw__free(s->b_key);
+    sw__free(s->b_key_len);
+    sw__free(s->b_val);
+    sw__free(s->b_val_len);
+    sw__free(s->arena);
+    sw__free(s->start_part);
+    sw__free(s->start_off);
+    sw__free(s);
 }
 
 /* Resolve one end of the range for partition i: kind 0 the beginning (or
@@ -295,7 +295,7 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
              sw_err *err)
 {
     rd_kafka_conf_t *conf =
-        sw_kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
+        sw__kafka_conf("kafka", bootstrap, defaults, conf_kv, err);
     char errstr[512];
 
     if (conf == NULL)
@@ -308,7 +308,7 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        return sw_fail(err, SW_E_INVAL, "kafka: %s", errstr);
+        return sw__fail(err, SW_E_INVAL, "kafka: %s", errstr);
     }
     return SW_OK;
 }
@@ -344,10 +344,10 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
     if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
         (unsigned)start_kind > SW_POINT_TIME ||
         (unsigned)stop_kind > SW_POINT_TIME)
-        return sw_fail(err, SW_E_INVAL, "kafka: bad replay arguments");
-    s = sw_calloc(1, sizeof(*s));
+        return sw__fail(err, SW_E_INVAL, "kafka: bad replay arguments");
+    s = sw__calloc(1, sizeof(*s));
     if (s == NULL)
-        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
     if ((rc = new_consumer(s, bootstrap, defaults, conf_kv, err)) != SW_OK) {
@@ -361,18 +361,18 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
         goto done;
     }
     if (md->topic_cnt != 1 || md->topics[0].err) {
-        rc = sw_fail(err, SW_E_INVAL, "kafka: topic '%s': %s", topic,
-                     md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
-                                   : "not in the metadata");
+        rc = sw__fail(err, SW_E_INVAL, "kafka: topic '%s': %s", topic,
+                      md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                    : "not in the metadata");
         goto done;
     }
     n = partitions ? n_partitions : md->topics[0].partition_cnt;
-    s->part = sw_alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
-    s->start = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
-    s->stop = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
-    s->next = sw_alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    s->part = sw__alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
+    s->start = sw__alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    s->stop = sw__alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
+    s->next = sw__alloc_array((size_t)(n ? n : 1), sizeof(int64_t));
     if (!s->part || !s->start || !s->stop || !s->next) {
-        rc = sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -383,9 +383,9 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
              j++)
             ;
         if (j == md->topics[0].partition_cnt) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "kafka: topic '%s' has no partition %d", topic,
-                         s->part[i]);
+            rc = sw__fail(err, SW_E_INVAL,
+                          "kafka: topic '%s' has no partition %d", topic,
+                          s->part[i]);
             goto done;
         }
     }
@@ -449,9 +449,9 @@ batch_room(sw_kafka_source *s, size_t bytes, sw_err *err)
 
 #define GROW(f, size)                                                          \
     do {                                                                       \
-        p = sw_realloc_array(s->f, (size_t)c, size);                           \
+        p = sw__realloc_array(s->f, (size_t)c, size);                          \
         if (p == NULL)                                                         \
-            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");           \
+            return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");          \
         s->f = p;                                                              \
     } while (0)
         GROW(b_part, sizeof(int32_t));
@@ -470,9 +470,9 @@ batch_room(sw_kafka_source *s, size_t bytes, sw_err *err)
 
         while (c < s->used + bytes)
             c *= 2;
-        a = sw_realloc_array(s->arena, c, 1);
+        a = sw__realloc_array(s->arena, c, 1);
         if (a == NULL)
-            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
         s->arena = a;
         s->arena_cap = c;
     }
@@ -531,19 +531,19 @@ part_index(sw_kafka_source *s, int32_t p, int64_t first_offset)
         return i;
     if (s->n == s->cap_parts) {
         int c = s->cap_parts ? 2 * s->cap_parts : 16;
-        int32_t *a = sw_realloc_array(s->part, (size_t)c, sizeof(int32_t));
+        int32_t *a = sw__realloc_array(s->part, (size_t)c, sizeof(int32_t));
         int64_t *b, *d, *e;
 
         if (a == NULL)
             return -1;
         s->part = a;
-        if ((b = sw_realloc_array(s->start, (size_t)c, 8)) == NULL)
+        if ((b = sw__realloc_array(s->start, (size_t)c, 8)) == NULL)
             return -1;
         s->start = b;
-        if ((d = sw_realloc_array(s->stop, (size_t)c, 8)) == NULL)
+        if ((d = sw__realloc_array(s->stop, (size_t)c, 8)) == NULL)
             return -1;
         s->stop = d;
-        if ((e = sw_realloc_array(s->next, (size_t)c, 8)) == NULL)
+        if ((e = sw__realloc_array(s->next, (size_t)c, 8)) == NULL)
             return -1;
         s->next = e;
         s->cap_parts = c;
@@ -599,12 +599,12 @@ sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
                 char where[512];
 
                 positions(s, where, sizeof(where));
-                return sw_fail(err, SW_E_IO,
-                               "kafka: %s: no progress for %lld ms (last "
-                               "offsets read: %s)%s%s",
-                               s->topic, (long long)s->timeout_ms, where,
-                               last_err ? ": " : "",
-                               last_err ? rd_kafka_err2str(last_err) : "");
+                return sw__fail(err, SW_E_IO,
+                                "kafka: %s: no progress for %lld ms (last "
+                                "offsets read: %s)%s%s",
+                                s->topic, (long long)s->timeout_ms, where,
+                                last_err ? ": " : "",
+                                last_err ? rd_kafka_err2str(last_err) : "");
             }
             continue;
         }
@@ -663,7 +663,7 @@ live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
         i = part_index(s, m->partition, m->offset);
         if (i < 0) {
             rd_kafka_message_destroy(m);
-            return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
         }
         rc = keep(s, m, err);
         if (rc == SW_OK)
@@ -689,11 +689,12 @@ live_next(sw_kafka_source *s, int64_t max, int64_t *count, sw_err *err)
             return SW_OK;
         }
         positions(s, where, sizeof(where));
-        return sw_fail(err, SW_E_SOURCE,
-                       "kafka: %s: no broker reachable for %lld ms (%s); last "
-                       "offsets read: %s",
-                       s->topic, (long long)(now_ms() - s->down_since),
-                       rd_kafka_err2str(s->down_err), where[0] ? where : "none");
+        return sw__fail(err, SW_E_SOURCE,
+                        "kafka: %s: no broker reachable for %lld ms (%s); last "
+                        "offsets read: %s",
+                        s->topic, (long long)(now_ms() - s->down_since),
+                        rd_kafka_err2str(s->down_err),
+                        where[0] ? where : "none");
     }
     return SW_OK;
 }
@@ -706,23 +707,23 @@ sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
     int64_t *o;
 
     if (!s->live || partition < -1 || offset < 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "kafka: start_at takes a subscribed source, a "
-                       "partition (or -1) and an offset >= 0");
+        return sw__fail(err, SW_E_INVAL,
+                        "kafka: start_at takes a subscribed source, a "
+                        "partition (or -1) and an offset >= 0");
     if (partition == -1) {
         s->start_rest = 1;
         return SW_OK;
     }
-    p = sw_realloc_array(s->start_part, (size_t)s->n_start + 1,
-                         sizeof(int32_t));
+    p = sw__realloc_array(s->start_part, (size_t)s->n_start + 1,
+                          sizeof(int32_t));
     if (p != NULL)
         s->start_part = p;
-    o = sw_realloc_array(s->start_off, (size_t)s->n_start + 1,
-                         sizeof(int64_t));
+    o = sw__realloc_array(s->start_off, (size_t)s->n_start + 1,
+                          sizeof(int64_t));
     if (o != NULL)
         s->start_off = o;
     if (p == NULL || o == NULL)
-        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
     s->start_part[s->n_start] = partition;
     s->start_off[s->n_start++] = offset;
     return SW_OK;
@@ -757,9 +758,9 @@ sw_kafka_source_partition_count(sw_kafka_source *s, int *n, sw_err *err)
     if (e)
         rc = kerr(err, "metadata", e);
     else if (md->topic_cnt != 1 || md->topics[0].err)
-        rc = sw_fail(err, SW_E_INVAL, "kafka: topic '%s': %s", s->topic,
-                     md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
-                                   : "not in the metadata");
+        rc = sw__fail(err, SW_E_INVAL, "kafka: topic '%s': %s", s->topic,
+                      md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+                                    : "not in the metadata");
     else
         *n = md->topics[0].partition_cnt;
     if (md != NULL)
@@ -790,9 +791,9 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
     int i;
 
     if (!s->live)
-        return sw_fail(err, SW_E_STATE,
-                       "kafka: a replay commits nothing (subscribe for a "
-                       "consumer group)");
+        return sw__fail(err, SW_E_STATE,
+                        "kafka: a replay commits nothing (subscribe for a "
+                        "consumer group)");
     if (n <= 0)
         return SW_OK;
     l = rd_kafka_topic_partition_list_new(n);
@@ -812,13 +813,13 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
 }
 
 rd_kafka_t *
-sw_kafka_source_handle(const sw_kafka_source *s)
+sw__kafka_source_handle(const sw_kafka_source *s)
 {
     return s->rk;
 }
 
 const char *
-sw_kafka_source_topic(const sw_kafka_source *s)
+sw__kafka_source_topic(const sw_kafka_source *s)
 {
     return s->topic;
 }
@@ -839,11 +840,11 @@ sw_kafka_group_committed(const char *bootstrap, const char *topic,
 
     if (topic == NULL || group == NULL || !group[0] || n < 0 ||
         (n > 0 && (partitions == NULL || offsets == NULL)))
-        return sw_fail(err, SW_E_INVAL,
-                       "kafka: committed offsets: expected a topic, a group "
-                       "and partitions");
-    conf = sw_kafka_conf("kafka committed offsets", bootstrap, defaults,
-                         conf_kv, err);
+        return sw__fail(err, SW_E_INVAL,
+                        "kafka: committed offsets: expected a topic, a group "
+                        "and partitions");
+    conf = sw__kafka_conf("kafka committed offsets", bootstrap, defaults,
+                          conf_kv, err);
     if (conf == NULL)
         return SW_E_INVAL;
     /* a consumer that never subscribes only asks the group coordinator
@@ -853,7 +854,7 @@ sw_kafka_group_committed(const char *bootstrap, const char *topic,
         (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
                            sizeof(errstr))) == NULL) {
         rd_kafka_conf_destroy(conf);
-        return sw_fail(err, SW_E_INVAL, "kafka committed offsets: %s", errstr);
+        return sw__fail(err, SW_E_INVAL, "kafka committed offsets: %s", errstr);
     }
     l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
     for (i = 0; i < n; i++)
@@ -867,9 +868,9 @@ sw_kafka_group_committed(const char *bootstrap, const char *topic,
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_destroy(rk);
     if (e)
-        return sw_fail(err, SW_E_SOURCE,
-                       "kafka: committed offsets of group '%s' on %s: %s",
-                       group, topic, rd_kafka_err2str(e));
+        return sw__fail(err, SW_E_SOURCE,
+                        "kafka: committed offsets of group '%s' on %s: %s",
+                        group, topic, rd_kafka_err2str(e));
     return SW_OK;
 }
 
@@ -905,12 +906,12 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
     *out = NULL;
     if (bootstrap == NULL || topic == NULL || strlen(topic) >= 256 ||
         group == NULL || !group[0])
-        return sw_fail(err, SW_E_INVAL,
-                       "kafka: subscribe needs a bootstrap, a topic and a "
-                       "group id");
-    s = sw_calloc(1, sizeof(*s));
+        return sw__fail(err, SW_E_INVAL,
+                        "kafka: subscribe needs a bootstrap, a topic and a "
+                        "group id");
+    s = sw__calloc(1, sizeof(*s));
     if (s == NULL)
-        return sw_fail(err, SW_E_NOMEM, "kafka: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "kafka: out of memory");
     s->live = 1;
     snprintf(s->topic, sizeof(s->topic), "%s", topic);
     s->timeout_ms = wait_ms >= 0 ? wait_ms : 1000;
@@ -982,9 +983,9 @@ sw_kafka_source_open(const char *bootstrap, const char *topic,
     (void)start_kind, (void)start, (void)stop_kind, (void)stop;
     (void)timeout_ms;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "kafka: built without librdkafka (apt install "
-                   "librdkafka-dev, then make)");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "kafka: built without librdkafka (apt install "
+                    "librdkafka-dev, then make)");
 }
 
 void
@@ -999,7 +1000,7 @@ sw_kafka_source_next(sw_kafka_source *s, int64_t max, int64_t *count,
 {
     (void)s, (void)max;
     *count = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 void
@@ -1042,14 +1043,14 @@ sw_kafka_source_subscribe(const char *bootstrap, const char *topic,
 {
     (void)bootstrap, (void)topic, (void)group, (void)wait_ms, (void)conf_kv;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 sw_rc
 sw_kafka_source_commit(sw_kafka_source *s, sw_err *err)
 {
     (void)s;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 sw_rc
@@ -1057,7 +1058,7 @@ sw_kafka_source_start_at(sw_kafka_source *s, int32_t partition,
                          int64_t offset, sw_err *err)
 {
     (void)s, (void)partition, (void)offset;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 void
@@ -1078,7 +1079,7 @@ sw_kafka_source_partition_count(sw_kafka_source *s, int *n, sw_err *err)
 {
     (void)s;
     *n = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 int64_t
@@ -1094,7 +1095,7 @@ sw_kafka_source_commit_offsets(sw_kafka_source *s, const int32_t *partitions,
                                const int64_t *offsets, int n, sw_err *err)
 {
     (void)s, (void)partitions, (void)offsets, (void)n;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 
 sw_rc
@@ -1105,6 +1106,6 @@ sw_kafka_group_committed(const char *bootstrap, const char *topic,
 {
     (void)bootstrap, (void)topic, (void)group, (void)conf_kv;
     (void)partitions, (void)n, (void)offsets, (void)timeout_ms;
-    return sw_fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
+    return sw__fail(err, SW_E_UNSUPPORTED, "kafka: built without librdkafka");
 }
 #endif

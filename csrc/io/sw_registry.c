@@ -51,17 +51,17 @@ sw__registry_parse_ref(const char *ref, char *name, size_t name_len, const char 
     size_t n = at ? (size_t)(at - ref) : strlen(ref), i;
 
     if (n == 0 || n >= name_len)
-        return sw_fail(err, SW_E_INVAL,
-                       "registry reference '%s': expected name@alias, "
-                       "name@version or name",
-                       ref);
+        return sw__fail(err, SW_E_INVAL,
+                        "registry reference '%s': expected name@alias, "
+                        "name@version or name",
+                        ref);
     for (i = 0; i < n; i++) {
         if (!isalnum((unsigned char)ref[i]) && ref[i] != '_' && ref[i] != '.' &&
             ref[i] != '-')
-            return sw_fail(err, SW_E_INVAL,
-                           "registry reference '%s': '%c' is not allowed in "
-                           "a model name",
-                           ref, ref[i]);
+            return sw__fail(err, SW_E_INVAL,
+                            "registry reference '%s': '%c' is not allowed in "
+                            "a model name",
+                            ref, ref[i]);
     }
     memcpy(name, ref, n);
     name[n] = '\0';
@@ -91,10 +91,10 @@ sw__registry_check_file(const char *path, const char *want, char *sha256_hex,
     if (rc != SW_OK)
         return rc;
     if (strcmp(actual, want) != 0)
-        return sw_fail(err, SW_E_FORMAT,
-                       "%s: SHA-256 %.16s... but the registry recorded "
-                       "%.16s...: the file changed after registration",
-                       path, actual, want);
+        return sw__fail(err, SW_E_FORMAT,
+                        "%s: SHA-256 %.16s... but the registry recorded "
+                        "%.16s...: the file changed after registration",
+                        path, actual, want);
     memcpy(sha256_hex, actual, 65);
     return SW_OK;
 }
@@ -110,13 +110,13 @@ sw__registry_hash_file(const char *path, char *hex, sw_err *err)
     int i;
 
     if (fp == NULL)
-        return sw_fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
+        return sw__fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
     crypto_hash_sha256_init(&st);
     while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
         crypto_hash_sha256_update(&st, buf, n);
     if (ferror(fp)) {
         fclose(fp);
-        return sw_fail(err, SW_E_IO, "%s: read error", path);
+        return sw__fail(err, SW_E_IO, "%s: read error", path);
     }
     fclose(fp);
     crypto_hash_sha256_final(&st, digest);
@@ -138,8 +138,8 @@ static void sqlite_watch_free(sw_registry_watch *w);
 static sw_rc
 db_fail(sqlite3 *db, const char *db_path, sw_err *err)
 {
-    return sw_fail(err, SW_E_IO, "%s: %s", db_path,
-                   db ? sqlite3_errmsg(db) : "cannot open");
+    return sw__fail(err, SW_E_IO, "%s: %s", db_path,
+                    db ? sqlite3_errmsg(db) : "cannot open");
 }
 
 /* What the store holds under name (its versions and aliases), or, for a
@@ -212,14 +212,14 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
         *version = 0;
     if (path == NULL || path_len == 0 || sha256_hex == NULL ||
         store_dir == NULL || ref == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "registry: NULL argument");
     path[0] = '\0';
     sha256_hex[0] = '\0';
     rc = parse_ref(ref, name, sizeof(name), &sel, err);
     if (rc != SW_OK)
         return rc;
     if (sodium_init() < 0)
-        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+        return sw__fail(err, SW_E_INTERNAL, "registry: libsodium failed");
     snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) !=
         SQLITE_OK) {
@@ -229,17 +229,17 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
     sqlite3_busy_timeout(db, 10000);
     if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q,
                            NULL) != SQLITE_OK) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: not a streamwise tracking store (%s)", db_path,
-                     sqlite3_errmsg(db));
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "%s: not a streamwise tracking store (%s)", db_path,
+                      sqlite3_errmsg(db));
         goto done;
     }
     if (sqlite3_step(q) != SQLITE_ROW ||
         sqlite3_column_int64(q, 0) > SCHEMA_KNOWN) {
-        rc =
-            sw_fail(err, SW_E_FORMAT,
-                    "%s: store schema %lld, this build reads up to %d", db_path,
-                    (long long)sqlite3_column_int64(q, 0), SCHEMA_KNOWN);
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "%s: store schema %lld, this build reads up to %d",
+                      db_path, (long long)sqlite3_column_int64(q, 0),
+                      SCHEMA_KNOWN);
         goto done;
     }
     sqlite3_finalize(q);
@@ -283,9 +283,9 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
         char what[1024];
 
         known(db, name, what, sizeof(what));
-        rc = sw_fail(err, SW_E_INVAL,
-                     "registry %s: '%s' names no model version; %s",
-                     store_dir, ref, what);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "registry %s: '%s' names no model version; %s", store_dir,
+                      ref, what);
         goto done;
     }
     if (step != SQLITE_ROW) {
@@ -297,10 +297,10 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
     snprintf(want, sizeof(want), "%s", (const char *)sqlite3_column_text(q, 2));
     if ((size_t)snprintf(path, path_len, "%s/%s", store_dir, rel) >= path_len) {
         path[0] = '\0';
-        rc = sw_fail(err, SW_E_INVAL,
-                     "registry: path buffer of %zu bytes "
-                     "is too small",
-                     path_len);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "registry: path buffer of %zu bytes "
+                      "is too small",
+                      path_len);
         goto done;
     }
     rc = sw__registry_check_file(path, want, sha256_hex, err);
@@ -331,10 +331,10 @@ sqlite_watch_open(const char *store_dir, sw_registry_watch **out,
 
     *out = NULL;
     if (store_dir == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry watch: NULL store");
-    w = sw_calloc(1, sizeof(*w));
+        return sw__fail(err, SW_E_INVAL, "registry watch: NULL store");
+    w = sw__calloc(1, sizeof(*w));
     if (w == NULL)
-        return sw_fail(err, SW_E_NOMEM, "registry watch: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "registry watch: out of memory");
     snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
     if (sqlite3_open_v2(db_path, &w->db, SQLITE_OPEN_READONLY, NULL) !=
             SQLITE_OK ||
@@ -358,8 +358,8 @@ sqlite_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
     *changed = 0;
     if (sqlite3_step(w->q) != SQLITE_ROW) {
         sqlite3_reset(w->q);
-        return sw_fail(err, SW_E_IO, "registry watch: %s",
-                       sqlite3_errmsg(w->db));
+        return sw__fail(err, SW_E_IO, "registry watch: %s",
+                        sqlite3_errmsg(w->db));
     }
     v = sqlite3_column_int64(w->q, 0);
     sqlite3_reset(w->q);
@@ -376,7 +376,7 @@ sqlite_watch_free(sw_registry_watch *w)
         return;
     sqlite3_finalize(w->q);
     sqlite3_close(w->db);
-    sw_free(w);
+    sw__free(w);
 }
 
 static sw_rc
@@ -394,7 +394,7 @@ sqlite_record(const char *store_dir, const char *ref, int64_t version,
     if (store_dir == NULL || ref == NULL || runner == NULL ||
         reason == NULL ||
         sw_deploy_status_name(status) == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
+        return sw__fail(err, SW_E_INVAL, "registry record: bad argument");
     if ((rc = parse_ref(ref, name, sizeof(name), &sel, err)) != SW_OK)
         return rc;
     snprintf(db_path, sizeof(db_path), "%s/streamwise.db", store_dir);
@@ -410,10 +410,10 @@ sqlite_record(const char *store_dir, const char *ref, int64_t version,
                            "sha256, runner, status, reason, at) VALUES "
                            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                            -1, &q, NULL) != SQLITE_OK) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "%s: no deployment log (%s): open the store with this "
-                     "streamwise's Python once to upgrade it",
-                     db_path, sqlite3_errmsg(db));
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "%s: no deployment log (%s): open the store with this "
+                      "streamwise's Python once to upgrade it",
+                      db_path, sqlite3_errmsg(db));
         goto done;
     }
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -453,15 +453,15 @@ sqlite_register(const char *store_dir, const char *name,
     if (version != NULL)
         *version = 0;
     if (store_dir == NULL || name == NULL || buf == NULL || version == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry register: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "registry register: NULL argument");
     if ((rc = parse_ref(name, check, sizeof(check), &sel, err)) != SW_OK)
         return rc;
     if (*sel != '\0' || strchr(name, '@') != NULL)
-        return sw_fail(err, SW_E_INVAL,
-                       "registry register: '%s' is a reference, not a name",
-                       name);
+        return sw__fail(err, SW_E_INVAL,
+                        "registry register: '%s' is a reference, not a name",
+                        name);
     if (sodium_init() < 0)
-        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+        return sw__fail(err, SW_E_INTERNAL, "registry: libsodium failed");
     crypto_hash_sha256(digest, buf, len);
     for (i = 0; i < (int)sizeof(digest); i++)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
@@ -509,12 +509,12 @@ sqlite_register(const char *store_dir, const char *name,
     snprintf(path, sizeof(path), "%s/models", store_dir);
     if ((mkdir(path, 0755) != 0 && errno != EEXIST) ||
         (mkdir(folder, 0755) != 0 && errno != EEXIST)) {
-        rc = sw_fail(err, SW_E_IO, "%s: %s", folder, strerror(errno));
+        rc = sw__fail(err, SW_E_IO, "%s: %s", folder, strerror(errno));
         goto done;
     }
     snprintf(path, sizeof(path), "%s/%lld.swm", folder, (long long)v);
     snprintf(rel, sizeof(rel), "models/%s/%lld.swm", name, (long long)v);
-    if ((rc = sw_write_atomic(path, buf, len, err)) != SW_OK)
+    if ((rc = sw__write_atomic(path, buf, len, err)) != SW_OK)
         goto done;
     chmod(path, 0444);
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -567,9 +567,9 @@ sqlite_resolve(const char *store_dir, const char *ref, char *path,
         sha256_hex[0] = '\0';
     if (version != NULL)
         *version = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED,
-                   "registry: this build has no SQLite (install "
-                   "libsqlite3-dev and rebuild)");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "registry: this build has no SQLite (install "
+                    "libsqlite3-dev and rebuild)");
 }
 
 
@@ -579,7 +579,8 @@ sqlite_watch_open(const char *store_dir, sw_registry_watch **out,
 {
     (void)store_dir;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "registry: this build has no SQLite");
 }
 
 static sw_rc
@@ -587,7 +588,8 @@ sqlite_watch_poll(sw_registry_watch *w, int *changed, sw_err *err)
 {
     (void)w;
     *changed = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "registry: this build has no SQLite");
 }
 
 static void
@@ -603,7 +605,8 @@ sqlite_record(const char *store_dir, const char *ref, int64_t version,
 {
     (void)store_dir, (void)ref, (void)version, (void)sha256_hex;
     (void)runner, (void)status, (void)reason;
-    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "registry: this build has no SQLite");
 }
 
 static sw_rc
@@ -615,7 +618,8 @@ sqlite_register(const char *store_dir, const char *name,
     (void)created_by;
     if (version != NULL)
         *version = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, "registry: this build has no SQLite");
+    return sw__fail(err, SW_E_UNSUPPORTED,
+                    "registry: this build has no SQLite");
 }
 
 #endif /* SW_HAVE_SQLITE */
@@ -633,7 +637,7 @@ sw_registry_resolve(const char *store, const char *ref, char *path,
         *version = 0;
     if (path == NULL || path_len == 0 || sha256_hex == NULL || store == NULL ||
         ref == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "registry: NULL argument");
     path[0] = '\0';
     sha256_hex[0] = '\0';
     if (sw__registry_is_pg(store))
@@ -651,13 +655,13 @@ sw_registry_watch_open(const char *store, sw_registry_watch **out,
 
     *out = NULL;
     if (store == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry watch: NULL store");
+        return sw__fail(err, SW_E_INVAL, "registry watch: NULL store");
     if (!sw__registry_is_pg(store))
         return sqlite_watch_open(store, out, err);
-    if ((w = sw_calloc(1, sizeof(*w))) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "registry watch: out of memory");
+    if ((w = sw__calloc(1, sizeof(*w))) == NULL)
+        return sw__fail(err, SW_E_NOMEM, "registry watch: out of memory");
     if ((rc = sw__pg_watch_open(store, &w->pg, err)) != SW_OK) {
-        sw_free(w);
+        sw__free(w);
         return rc;
     }
     *out = w;
@@ -679,7 +683,7 @@ sw_registry_watch_free(sw_registry_watch *w)
         return;
     if (w->pg != NULL) {
         sw__pg_watch_free(w->pg);
-        sw_free(w);
+        sw__free(w);
         return;
     }
     sqlite_watch_free(w);
@@ -706,7 +710,7 @@ sw_registry_record(const char *store, const char *ref, int64_t version,
 {
     if (store == NULL || ref == NULL || runner == NULL || reason == NULL ||
         sw_deploy_status_name(status) == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry record: bad argument");
+        return sw__fail(err, SW_E_INVAL, "registry record: bad argument");
     if (sw__registry_is_pg(store))
         return sw__pg_record(store, ref, version, sha256_hex, runner, status,
                              reason, err);
@@ -726,14 +730,14 @@ sw_registry_register(const char *store, const char *name,
     if (version != NULL)
         *version = 0;
     if (store == NULL || name == NULL || buf == NULL || version == NULL)
-        return sw_fail(err, SW_E_INVAL, "registry register: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "registry register: NULL argument");
     if ((rc = sw__registry_parse_ref(name, check, sizeof(check), &sel, err)) !=
         SW_OK)
         return rc;
     if (*sel != '\0' || strchr(name, '@') != NULL)
-        return sw_fail(err, SW_E_INVAL,
-                       "registry register: '%s' is a reference, not a name",
-                       name);
+        return sw__fail(err, SW_E_INVAL,
+                        "registry register: '%s' is a reference, not a name",
+                        name);
     if (sw__registry_is_pg(store))
         return sw__pg_register(store, name, buf, len, source, created_by,
                                version, err);

@@ -59,7 +59,7 @@ pg_fail(PGconn *conn, const char *uri, const char *what, sw_err *err)
     snprintf(msg, sizeof(msg), "%s", m && *m ? m : "unknown error");
     n = strcspn(msg, "\n");
     msg[n] = '\0';
-    return sw_fail(err, SW_E_IO, "registry %s: %s: %s", where, what, msg);
+    return sw__fail(err, SW_E_IO, "registry %s: %s: %s", where, what, msg);
 }
 
 static sw_rc
@@ -118,15 +118,15 @@ check_schema(PGconn *conn, const char *uri, sw_err *err)
     PQclear(r);
     redact(uri, where, sizeof(where));
     if (v < 0)
-        return sw_fail(err, SW_E_FORMAT,
-                       "registry %s: not a streamwise tracking store (no "
-                       "schema_version table)",
-                       where);
+        return sw__fail(err, SW_E_FORMAT,
+                        "registry %s: not a streamwise tracking store (no "
+                        "schema_version table)",
+                        where);
     if (v > SW_REGISTRY_SCHEMA_KNOWN)
-        return sw_fail(err, SW_E_FORMAT,
-                       "registry %s: store schema %lld, this build reads up "
-                       "to %d",
-                       where, v, SW_REGISTRY_SCHEMA_KNOWN);
+        return sw__fail(err, SW_E_FORMAT,
+                        "registry %s: store schema %lld, this build reads up "
+                        "to %d",
+                        where, v, SW_REGISTRY_SCHEMA_KNOWN);
     return SW_OK;
 }
 
@@ -151,11 +151,11 @@ artifact_root(PGconn *conn, const char *uri, char *out, size_t len,
     if (PQntuples(r) != 1) {
         PQclear(r);
         redact(uri, where, sizeof(where));
-        return sw_fail(err, SW_E_FORMAT,
-                       "registry %s: the store names no artifact directory "
-                       "(settings.artifact_root); set "
-                       "STREAMWISE_ARTIFACT_ROOT",
-                       where);
+        return sw__fail(err, SW_E_FORMAT,
+                        "registry %s: the store names no artifact directory "
+                        "(settings.artifact_root); set "
+                        "STREAMWISE_ARTIFACT_ROOT",
+                        where);
     }
     snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -215,7 +215,7 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
         SW_OK)
         return rc;
     if (sodium_init() < 0)
-        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+        return sw__fail(err, SW_E_INTERNAL, "registry: libsodium failed");
     if ((rc = pg_open(uri, &conn, err)) != SW_OK)
         return rc;
     if ((rc = check_schema(conn, uri, err)) != SW_OK ||
@@ -248,9 +248,9 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
 
         known(conn, uri, name, what, sizeof(what));
         redact(uri, where, sizeof(where));
-        rc = sw_fail(err, SW_E_INVAL,
-                     "registry %s: '%s' names no model version; %s", where,
-                     ref, what);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "registry %s: '%s' names no model version; %s", where,
+                      ref, what);
         goto done;
     }
     v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -258,9 +258,9 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
     if ((size_t)snprintf(path, path_len, "%s/%s", root, PQgetvalue(r, 0, 1)) >=
         path_len) {
         path[0] = '\0';
-        rc = sw_fail(err, SW_E_INVAL,
-                     "registry: path buffer of %zu bytes is too small",
-                     path_len);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "registry: path buffer of %zu bytes is too small",
+                      path_len);
         goto done;
     }
     if ((rc = sw__registry_check_file(path, want, sha256_hex, err)) !=
@@ -279,13 +279,13 @@ done:
 sw_rc
 sw__pg_watch_open(const char *uri, sw__pg_watch **out, sw_err *err)
 {
-    sw__pg_watch *w = sw_calloc(1, sizeof(*w));
+    sw__pg_watch *w = sw__calloc(1, sizeof(*w));
     PGresult *r;
     sw_rc rc;
 
     *out = NULL;
     if (w == NULL)
-        return sw_fail(err, SW_E_NOMEM, "registry watch: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "registry watch: out of memory");
     if ((rc = pg_open(uri, &w->conn, err)) != SW_OK ||
         (rc = check_schema(w->conn, uri, err)) != SW_OK) {
         sw__pg_watch_free(w);
@@ -316,8 +316,8 @@ sw__pg_watch_poll(sw__pg_watch *w, int *changed, sw_err *err)
 
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(w->conn));
         msg[strcspn(msg, "\n")] = '\0';
-        return sw_fail(err, SW_E_IO, "registry watch: %s",
-                       *msg ? msg : "connection lost");
+        return sw__fail(err, SW_E_IO, "registry watch: %s",
+                        *msg ? msg : "connection lost");
     }
     while ((n = PQnotifies(w->conn)) != NULL) {
         *changed = 1;
@@ -332,7 +332,7 @@ sw__pg_watch_free(sw__pg_watch *w)
     if (w == NULL)
         return;
     PQfinish(w->conn);
-    sw_free(w);
+    sw__free(w);
 }
 
 sw_rc
@@ -391,7 +391,7 @@ sw__pg_register(const char *uri, const char *name, const unsigned char *buf,
     sw_rc rc;
 
     if (sodium_init() < 0)
-        return sw_fail(err, SW_E_INTERNAL, "registry: libsodium failed");
+        return sw__fail(err, SW_E_INTERNAL, "registry: libsodium failed");
     crypto_hash_sha256(digest, buf, len);
     for (i = 0; i < (int)sizeof(digest); i++)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
@@ -437,13 +437,13 @@ sw__pg_register(const char *uri, const char *name, const unsigned char *buf,
     snprintf(path, sizeof(path), "%s/%s", folder, name);
     if ((mkdir(folder, 0755) != 0 && errno != EEXIST) ||
         (mkdir(path, 0755) != 0 && errno != EEXIST)) {
-        rc = sw_fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
+        rc = sw__fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
         goto done;
     }
     snprintf(path, sizeof(path), "%s/models/%s/%lld.swm", root, name,
              (long long)v);
     snprintf(rel, sizeof(rel), "models/%s/%lld.swm", name, (long long)v);
-    if ((rc = sw_write_atomic(path, buf, len, err)) != SW_OK)
+    if ((rc = sw__write_atomic(path, buf, len, err)) != SW_OK)
         goto done;
     chmod(path, 0444);
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -493,7 +493,7 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
 {
     (void)uri, (void)ref, (void)path, (void)path_len, (void)sha256_hex;
     (void)version;
-    return sw_fail(err, SW_E_UNSUPPORTED, NO_PQ);
+    return sw__fail(err, SW_E_UNSUPPORTED, NO_PQ);
 }
 
 sw_rc
@@ -501,7 +501,7 @@ sw__pg_watch_open(const char *uri, sw__pg_watch **out, sw_err *err)
 {
     (void)uri;
     *out = NULL;
-    return sw_fail(err, SW_E_UNSUPPORTED, NO_PQ);
+    return sw__fail(err, SW_E_UNSUPPORTED, NO_PQ);
 }
 
 sw_rc
@@ -509,7 +509,7 @@ sw__pg_watch_poll(sw__pg_watch *w, int *changed, sw_err *err)
 {
     (void)w;
     *changed = 0;
-    return sw_fail(err, SW_E_UNSUPPORTED, NO_PQ);
+    return sw__fail(err, SW_E_UNSUPPORTED, NO_PQ);
 }
 
 void
@@ -525,7 +525,7 @@ sw__pg_record(const char *uri, const char *ref, int64_t version,
 {
     (void)uri, (void)ref, (void)version, (void)sha256_hex, (void)runner;
     (void)status, (void)reason;
-    return sw_fail(err, SW_E_UNSUPPORTED, NO_PQ);
+    return sw__fail(err, SW_E_UNSUPPORTED, NO_PQ);
 }
 
 sw_rc
@@ -535,7 +535,7 @@ sw__pg_register(const char *uri, const char *name, const unsigned char *buf,
 {
     (void)uri, (void)name, (void)buf, (void)len, (void)source;
     (void)created_by, (void)version;
-    return sw_fail(err, SW_E_UNSUPPORTED, NO_PQ);
+    return sw__fail(err, SW_E_UNSUPPORTED, NO_PQ);
 }
 
 #endif /* SW_HAVE_PQ */

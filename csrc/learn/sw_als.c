@@ -168,11 +168,11 @@ als_free(sw_als *a)
 {
     if (a == NULL)
         return;
-    sw_free(a->X);
-    sw_free(a->Y);
-    sw_free(a->liked_ptr);
-    sw_free(a->liked_idx);
-    sw_free(a);
+    sw__free(a->X);
+    sw__free(a->Y);
+    sw__free(a->liked_ptr);
+    sw__free(a->liked_idx);
+    sw__free(a);
 }
 
 /* Fill n floats uniformly in [0, scale) from a splitmix64 stream. */
@@ -196,12 +196,12 @@ check_sizes(int64_t n_users, int64_t n_items, int64_t k, sw_err *err)
 {
     if (n_users < 0 || n_items < 0 || n_users > INT32_MAX ||
         n_items > INT32_MAX)
-        return sw_fail(err, SW_E_INVAL,
-                       "ALS: %lld users x %lld items, expected 0..%d each",
-                       (long long)n_users, (long long)n_items, INT32_MAX);
+        return sw__fail(err, SW_E_INVAL,
+                        "ALS: %lld users x %lld items, expected 0..%d each",
+                        (long long)n_users, (long long)n_items, INT32_MAX);
     if (k < 1 || k > 4096)
-        return sw_fail(err, SW_E_INVAL, "als.factors: %lld, expected 1..4096",
-                       (long long)k);
+        return sw__fail(err, SW_E_INVAL, "als.factors: %lld, expected 1..4096",
+                        (long long)k);
     return SW_OK;
 }
 
@@ -216,41 +216,41 @@ sw_als_new(const sw_conf *conf, int64_t n_users, int64_t n_items,
 
     *out = NULL;
     if (conf == NULL)
-        return sw_fail(err, SW_E_INVAL, "sw_als_new: conf is NULL");
-    a = sw_calloc(1, sizeof(*a));
+        return sw__fail(err, SW_E_INVAL, "sw_als_new: conf is NULL");
+    a = sw__calloc(1, sizeof(*a));
     if (a == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
         goto done;
     }
-    a->k = (int64_t)sw_conf_num(conf, "als.factors");
-    a->reg = sw_conf_num(conf, "als.regularization");
-    a->alpha = sw_conf_num(conf, "als.alpha");
-    a->solver = sw_conf_choice(conf, "als.solver");
-    a->cg_steps = (int64_t)sw_conf_num(conf, "als.cg_steps");
-    a->confidence = sw_conf_choice(conf, "als.confidence");
-    a->reg_scaling = sw_conf_choice(conf, "als.reg_scaling");
-    a->explicit_ = sw_conf_choice(conf, "als.explicit");
-    a->seed = (uint64_t)sw_conf_num(conf, "als.seed");
-    a->threads = (int)sw_conf_num(conf, "als.threads");
+    a->k = (int64_t)sw__conf_num(conf, "als.factors");
+    a->reg = sw__conf_num(conf, "als.regularization");
+    a->alpha = sw__conf_num(conf, "als.alpha");
+    a->solver = sw__conf_choice(conf, "als.solver");
+    a->cg_steps = (int64_t)sw__conf_num(conf, "als.cg_steps");
+    a->confidence = sw__conf_choice(conf, "als.confidence");
+    a->reg_scaling = sw__conf_choice(conf, "als.reg_scaling");
+    a->explicit_ = sw__conf_choice(conf, "als.explicit");
+    a->seed = (uint64_t)sw__conf_num(conf, "als.seed");
+    a->threads = (int)sw__conf_num(conf, "als.threads");
     a->n_users = n_users;
     a->n_items = n_items;
     rc = check_sizes(n_users, n_items, a->k, err);
     if (rc != SW_OK)
         goto done;
-    a->X = sw_alloc_array((size_t)(n_users * a->k), sizeof(float));
-    a->Y = sw_alloc_array((size_t)(n_items * a->k), sizeof(float));
+    a->X = sw__alloc_array((size_t)(n_users * a->k), sizeof(float));
+    a->Y = sw__alloc_array((size_t)(n_items * a->k), sizeof(float));
     if (a->X == NULL || a->Y == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: no memory for %lld x %lld factors",
-                     (long long)(n_users + n_items), (long long)a->k);
+        rc = sw__fail(err, SW_E_NOMEM, "ALS: no memory for %lld x %lld factors",
+                      (long long)(n_users + n_items), (long long)a->k);
         goto done;
     }
-    scale = sw_conf_num(conf, "als.init_scale");
+    scale = sw__conf_num(conf, "als.init_scale");
     if (scale == 0)
         scale = a->explicit_ ? 0.1 : 0.01;
     state = a->seed;
     init_factors(a->X, n_users * a->k, &state, scale);
     init_factors(a->Y, n_items * a->k, &state, scale);
-    rc = sw_model_wrap(SW_MODEL_ALS, a, out, err);
+    rc = sw__model_wrap(SW_MODEL_ALS, a, out, err);
     a = NULL; /* the model's now, or freed */
 done:
     als_free(a);
@@ -282,9 +282,9 @@ sw_als_n_factors(const sw_model *m)
 }
 
 int
-sw_als_threads(const sw_als *a)
+sw__als_threads(const sw_als *a)
 {
-    return a->threads > 0 ? a->threads : sw_n_cpus();
+    return a->threads > 0 ? a->threads : sw__n_cpus();
 }
 
 /* ------------------------------------------------------------------ */
@@ -294,37 +294,37 @@ sw_als_threads(const sw_als *a)
 /* A CSR view of n_rows x n_cols interactions: shape, indices in range,
  * finite values, and (implicit) no negative values. */
 sw_rc
-sw_als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
-                 int64_t n_cols, const char *what, sw_err *err)
+sw__als_check_csr(const sw_als *a, const sw_rows *x, int64_t n_rows,
+                  int64_t n_cols, const char *what, sw_err *err)
 {
     int64_t i, e;
     sw_rc rc;
 
     if (x == NULL || x->layout != SW_CSR)
-        return sw_fail(err, SW_E_INVAL, "%s: expected a CSR matrix", what);
+        return sw__fail(err, SW_E_INVAL, "%s: expected a CSR matrix", what);
     rc = sw_rows_check(x, err);
     if (rc != SW_OK)
         return rc;
     if ((n_rows >= 0 && x->n_rows != n_rows) || x->n_cols != n_cols)
-        return sw_fail(
+        return sw__fail(
             err, SW_E_SHAPE, "%s: %lld x %lld, the model expects %lld x %lld",
             what, (long long)x->n_rows, (long long)x->n_cols,
             (long long)(n_rows >= 0 ? n_rows : x->n_rows), (long long)n_cols);
     for (i = 0; i < x->n_rows; i++) {
-        for (e = sw_csr_ptr(x, i); e < sw_csr_ptr(x, i + 1); e++) {
-            double v = sw_csr_val(x, e);
+        for (e = sw__csr_ptr(x, i); e < sw__csr_ptr(x, i + 1); e++) {
+            double v = sw__csr_val(x, e);
 
             if (!isfinite(v))
-                return sw_fail(err, SW_E_NUMERIC,
-                               "%s: row %lld, column %lld: value is %g", what,
-                               (long long)i, (long long)sw_csr_col(x, e), v);
+                return sw__fail(err, SW_E_NUMERIC,
+                                "%s: row %lld, column %lld: value is %g", what,
+                                (long long)i, (long long)sw__csr_col(x, e), v);
             if (!a->explicit_ && v < 0)
-                return sw_fail(err, SW_E_INVAL,
-                               "%s: row %lld, column %lld: %g; implicit "
-                               "feedback must be >= 0 (use explicit=True "
-                               "for ratings)",
-                               what, (long long)i, (long long)sw_csr_col(x, e),
-                               v);
+                return sw__fail(err, SW_E_INVAL,
+                                "%s: row %lld, column %lld: %g; implicit "
+                                "feedback must be >= 0 (use explicit=True "
+                                "for ratings)",
+                                what, (long long)i,
+                                (long long)sw__csr_col(x, e), v);
         }
     }
     return SW_OK;
@@ -378,8 +378,8 @@ gram_chunk(void *ctx, int64_t c, int thread)
 
 /* G = F'F (k x k, float64, full symmetric) over n rows of F. */
 sw_rc
-sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
-            sw_err *err)
+sw__als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
+             sw_err *err)
 {
     int64_t n_chunks = (n + GRAM_CHUNK - 1) / GRAM_CHUNK, c, a, b;
     gram_job g = {F, n, k, NULL};
@@ -387,10 +387,10 @@ sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
     memset(G, 0, (size_t)(k * k) * sizeof(double));
     if (n_chunks == 0)
         return SW_OK;
-    g.partial = sw_alloc_array((size_t)(n_chunks * k * k), sizeof(double));
+    g.partial = sw__alloc_array((size_t)(n_chunks * k * k), sizeof(double));
     if (g.partial == NULL)
-        return sw_fail(err, SW_E_NOMEM, "ALS: no memory for Y'Y");
-    sw_parallel(threads, n_chunks, gram_chunk, &g, err);
+        return sw__fail(err, SW_E_NOMEM, "ALS: no memory for Y'Y");
+    sw__parallel(threads, n_chunks, gram_chunk, &g, err);
     for (c = 0; c < n_chunks; c++) {
         const double *P = g.partial + c * k * k;
 
@@ -403,7 +403,7 @@ sw_als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
         for (b = 0; b < a; b++)
             G[a * k + b] = G[b * k + a];
     }
-    sw_free(g.partial);
+    sw__free(g.partial);
     return SW_OK;
 }
 
@@ -440,7 +440,7 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
     int64_t k = a->k, e, it, j, n = 0;
-    int64_t lo = sw_csr_ptr(R, u), hi = sw_csr_ptr(R, u + 1);
+    int64_t lo = sw__csr_ptr(R, u), hi = sw__csr_ptr(R, u + 1);
     float *x = s->S + u * k, *r = t->r, *p = t->p, *Ap = t->Ap;
     float lam = (float)row_reg(a, hi - lo), rsold, rsnew, alpha;
 
@@ -449,11 +449,11 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
         return;
     }
     for (e = lo; e < hi; e++) {
-        double v = sw_csr_val(R, e);
+        double v = sw__csr_val(R, e);
 
         if (v == 0)
             continue;
-        memcpy(t->Yu + n * k, s->O + sw_csr_col(R, e) * k,
+        memcpy(t->Yu + n * k, s->O + sw__csr_col(R, e) * k,
                (size_t)k * sizeof(float));
         t->c[n++] = (float)confidence(a, v);
     }
@@ -517,7 +517,7 @@ solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
 {
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
-    int64_t k = a->k, lo = sw_csr_ptr(R, u), hi = sw_csr_ptr(R, u + 1), e, j;
+    int64_t k = a->k, lo = sw__csr_ptr(R, u), hi = sw__csr_ptr(R, u + 1), e, j;
     int64_t cols_pos[SYRK_BLOCK], cols_neg[SYRK_BLOCK];
     double w_pos[SYRK_BLOCK], w_neg[SYRK_BLOCK];
     int64_t n_pos = 0, n_neg = 0;
@@ -537,8 +537,8 @@ solve_cholesky(const sweep *s, int64_t u, solve_tmp *t)
         t->A[j * k + j] += lam;
     memset(t->b, 0, (size_t)k * sizeof(double));
     for (e = lo; e < hi; e++) {
-        double v = sw_csr_val(R, e), c, w;
-        int64_t col = sw_csr_col(R, e);
+        double v = sw__csr_val(R, e), c, w;
+        int64_t col = sw__csr_col(R, e);
         const float *y = s->O + col * k;
 
         if (a->explicit_) {
@@ -609,39 +609,39 @@ free_scratch(solve_tmp *tmp, int n)
     int i;
 
     for (i = 0; tmp != NULL && i < n; i++) {
-        sw_free(tmp[i].r);
-        sw_free(tmp[i].p);
-        sw_free(tmp[i].Ap);
-        sw_free(tmp[i].Yu);
-        sw_free(tmp[i].c);
-        sw_free(tmp[i].t);
-        sw_free(tmp[i].w);
-        sw_free(tmp[i].A);
-        sw_free(tmp[i].b);
-        sw_free(tmp[i].G);
+        sw__free(tmp[i].r);
+        sw__free(tmp[i].p);
+        sw__free(tmp[i].Ap);
+        sw__free(tmp[i].Yu);
+        sw__free(tmp[i].c);
+        sw__free(tmp[i].t);
+        sw__free(tmp[i].w);
+        sw__free(tmp[i].A);
+        sw__free(tmp[i].b);
+        sw__free(tmp[i].G);
     }
-    sw_free(tmp);
+    sw__free(tmp);
 }
 
 static solve_tmp *
 alloc_scratch(int n, int64_t k, int64_t max_n)
 {
-    solve_tmp *tmp = sw_calloc((size_t)n, sizeof(*tmp));
+    solve_tmp *tmp = sw__calloc((size_t)n, sizeof(*tmp));
     int i;
 
     if (tmp == NULL)
         return NULL;
     for (i = 0; i < n; i++) {
-        tmp[i].r = sw_alloc_array((size_t)k, sizeof(float));
-        tmp[i].p = sw_alloc_array((size_t)k, sizeof(float));
-        tmp[i].Ap = sw_alloc_array((size_t)k, sizeof(float));
-        tmp[i].Yu = sw_alloc_array((size_t)(max_n * k), sizeof(float));
-        tmp[i].c = sw_alloc_array((size_t)max_n, sizeof(float));
-        tmp[i].t = sw_alloc_array((size_t)max_n, sizeof(float));
-        tmp[i].w = sw_alloc_array((size_t)max_n, sizeof(float));
-        tmp[i].A = sw_alloc_array((size_t)(k * k), sizeof(double));
-        tmp[i].b = sw_alloc_array((size_t)k, sizeof(double));
-        tmp[i].G = sw_alloc_array((size_t)(SYRK_BLOCK * k), sizeof(double));
+        tmp[i].r = sw__alloc_array((size_t)k, sizeof(float));
+        tmp[i].p = sw__alloc_array((size_t)k, sizeof(float));
+        tmp[i].Ap = sw__alloc_array((size_t)k, sizeof(float));
+        tmp[i].Yu = sw__alloc_array((size_t)(max_n * k), sizeof(float));
+        tmp[i].c = sw__alloc_array((size_t)max_n, sizeof(float));
+        tmp[i].t = sw__alloc_array((size_t)max_n, sizeof(float));
+        tmp[i].w = sw__alloc_array((size_t)max_n, sizeof(float));
+        tmp[i].A = sw__alloc_array((size_t)(k * k), sizeof(double));
+        tmp[i].b = sw__alloc_array((size_t)k, sizeof(double));
+        tmp[i].G = sw__alloc_array((size_t)(SYRK_BLOCK * k), sizeof(double));
         if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].Yu || !tmp[i].c ||
             !tmp[i].t || !tmp[i].w || !tmp[i].A || !tmp[i].b || !tmp[i].G) {
             free_scratch(tmp, n);
@@ -654,8 +654,8 @@ alloc_scratch(int n, int64_t k, int64_t max_n)
 /* Solve every row of R (rows of S) against O. cholesky selects the exact
  * solver; the CG solver needs GfR (float32 Gram), Cholesky Gd. */
 sw_rc
-sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
-                  int64_t n_other, int cholesky, int threads, sw_err *err)
+sw__als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
+                   int64_t n_other, int cholesky, int threads, sw_err *err)
 {
     sweep s;
     double *Gd = NULL;
@@ -666,15 +666,15 @@ sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
 
     memset(&s, 0, sizeof(s));
     s.failed_row = -1;
-    Gd = sw_alloc_array((size_t)(k * k), sizeof(double));
-    Gf = sw_alloc_array((size_t)(k * k), sizeof(float));
-    s.tmp = alloc_scratch(threads, k, sw_rows_max_row(R) + 1);
+    Gd = sw__alloc_array((size_t)(k * k), sizeof(double));
+    Gf = sw__alloc_array((size_t)(k * k), sizeof(float));
+    s.tmp = alloc_scratch(threads, k, sw__rows_max_row(R) + 1);
     if (Gd == NULL || Gf == NULL || s.tmp == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory for a sweep");
+        rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory for a sweep");
         goto done;
     }
     if (!a->explicit_) {
-        rc = sw_als_gram(O, n_other, k, threads, Gd, err);
+        rc = sw__als_gram(O, n_other, k, threads, Gd, err);
         if (rc != SW_OK)
             goto done;
     }
@@ -688,20 +688,20 @@ sw_als_solve_side(const sw_als *a, const sw_rows *R, float *S, const float *O,
     s.Gd = Gd;
     s.cholesky = cholesky || a->explicit_;
     openblas_set_num_threads(1);
-    sw_parallel(threads, n_chunks, sweep_chunk, &s, err);
+    sw__parallel(threads, n_chunks, sweep_chunk, &s, err);
     openblas_set_num_threads(blas_threads);
     if (s.failed_row >= 0) {
-        rc = sw_fail(err, SW_E_NUMERIC,
-                     "ALS: the system of row %lld is not positive definite; "
-                     "raise als.regularization",
-                     (long long)s.failed_row);
+        rc = sw__fail(err, SW_E_NUMERIC,
+                      "ALS: the system of row %lld is not positive definite; "
+                      "raise als.regularization",
+                      (long long)s.failed_row);
         goto done;
     }
     rc = SW_OK;
 done:
     free_scratch(s.tmp, threads);
-    sw_free(Gd);
-    sw_free(Gf);
+    sw__free(Gd);
+    sw__free(Gf);
     return rc;
 }
 
@@ -731,12 +731,12 @@ loss_chunk(void *ctx, int64_t c, int thread)
         hi = R->n_rows;
     for (u = lo; u < hi; u++) {
         const float *x = a->X + u * k;
-        int64_t n_u = sw_csr_ptr(R, u + 1) - sw_csr_ptr(R, u);
+        int64_t n_u = sw__csr_ptr(R, u + 1) - sw__csr_ptr(R, u);
 
         if (a->explicit_) {
-            for (e = sw_csr_ptr(R, u); e < sw_csr_ptr(R, u + 1); e++) {
-                double d = sw_csr_val(R, e) -
-                           (double)dotf(x, a->Y + sw_csr_col(R, e) * k, k);
+            for (e = sw__csr_ptr(R, u); e < sw__csr_ptr(R, u + 1); e++) {
+                double d = sw__csr_val(R, e) -
+                           (double)dotf(x, a->Y + sw__csr_col(R, e) * k, k);
 
                 loss += d * d;
             }
@@ -744,13 +744,13 @@ loss_chunk(void *ctx, int64_t c, int thread)
             /* x'(Y'Y)x + sum c (1 - y.x)^2 - (y.x)^2, the implicit
              * library's form of sum over all items of c (p - x.y)^2 */
             symvf(L->Gf, x, r, k);
-            for (e = sw_csr_ptr(R, u); e < sw_csr_ptr(R, u + 1); e++) {
-                double v = sw_csr_val(R, e), cf, yx;
+            for (e = sw__csr_ptr(R, u); e < sw__csr_ptr(R, u + 1); e++) {
+                double v = sw__csr_val(R, e), cf, yx;
 
                 if (v == 0)
                     continue;
                 cf = confidence(a, v);
-                yx = dotf(a->Y + sw_csr_col(R, e) * k, x, k);
+                yx = dotf(a->Y + sw__csr_col(R, e) * k, x, k);
                 loss += cf * (1.0 - yx) * (1.0 - yx) - yx * yx;
                 conf += cf;
             }
@@ -766,8 +766,8 @@ loss_chunk(void *ctx, int64_t c, int thread)
 /* The loss of the current factors on user_items (see sw_als_iterate);
  * item_users supplies the items' penalty counts for reg_scaling n_u. */
 sw_rc
-sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
-               int threads, double *out, sw_err *err)
+sw__als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
+                int threads, double *out, sw_err *err)
 {
     int64_t k = a->k, n_chunks = (R->n_rows + ROW_CHUNK - 1) / ROW_CHUNK;
     int64_t c, i, nnz = 0;
@@ -775,32 +775,32 @@ sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
     double *G = NULL, loss = 0, conf = 0, pen = 0;
     sw_rc rc;
 
-    G = sw_alloc_array((size_t)(k * k), sizeof(double));
-    L.Gf = sw_alloc_array((size_t)(k * k), sizeof(float));
-    L.tmp = sw_alloc_array((size_t)(threads * k), sizeof(float));
-    L.part = sw_calloc((size_t)(3 * (n_chunks + 1)), sizeof(double));
+    G = sw__alloc_array((size_t)(k * k), sizeof(double));
+    L.Gf = sw__alloc_array((size_t)(k * k), sizeof(float));
+    L.tmp = sw__alloc_array((size_t)(threads * k), sizeof(float));
+    L.part = sw__calloc((size_t)(3 * (n_chunks + 1)), sizeof(double));
     if (G == NULL || L.Gf == NULL || L.tmp == NULL || L.part == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory for the loss");
+        rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory for the loss");
         goto done;
     }
-    rc = sw_als_gram(a->Y, a->n_items, k, threads, G, err);
+    rc = sw__als_gram(a->Y, a->n_items, k, threads, G, err);
     if (rc != SW_OK)
         goto done;
     for (i = 0; i < k * k; i++)
         ((float *)L.Gf)[i] = (float)G[i];
-    sw_parallel(threads, n_chunks, loss_chunk, &L, err);
+    sw__parallel(threads, n_chunks, loss_chunk, &L, err);
     for (c = 0; c < n_chunks; c++) {
         loss += L.part[3 * c];
         conf += L.part[3 * c + 1];
         pen += L.part[3 * c + 2];
     }
     for (i = 0; i < a->n_items; i++) {
-        int64_t n_i = sw_csr_ptr(RT, i + 1) - sw_csr_ptr(RT, i);
+        int64_t n_i = sw__csr_ptr(RT, i + 1) - sw__csr_ptr(RT, i);
 
         pen += row_reg(a, n_i) * (double)dotf(a->Y + i * k, a->Y + i * k, k);
     }
     for (i = 0; i < R->n_rows; i++)
-        nnz += sw_csr_ptr(R, i + 1) - sw_csr_ptr(R, i);
+        nnz += sw__csr_ptr(R, i + 1) - sw__csr_ptr(R, i);
     if (a->explicit_)
         *out = nnz > 0 ? (loss + pen) / (double)nnz : 0.0;
     else
@@ -808,10 +808,10 @@ sw_als_loss_of(const sw_als *a, const sw_rows *R, const sw_rows *RT,
                (conf + (double)a->n_users * (double)a->n_items - (double)nnz);
     rc = SW_OK;
 done:
-    sw_free(G);
-    sw_free((void *)L.Gf);
-    sw_free(L.tmp);
-    sw_free(L.part);
+    sw__free(G);
+    sw__free((void *)L.Gf);
+    sw__free(L.tmp);
+    sw__free(L.part);
     return rc;
 }
 
@@ -828,25 +828,25 @@ sw_als_iterate(sw_model *m, const sw_rows *user_items,
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "iterate: not an ALS model");
-    rc = sw_als_check_csr(a, user_items, a->n_users, a->n_items, "user_items",
-                          err);
+        return sw__fail(err, SW_E_INVAL, "iterate: not an ALS model");
+    rc = sw__als_check_csr(a, user_items, a->n_users, a->n_items, "user_items",
+                           err);
     if (rc == SW_OK)
-        rc = sw_als_check_csr(a, item_users, a->n_items, a->n_users,
-                              "item_users", err);
+        rc = sw__als_check_csr(a, item_users, a->n_items, a->n_users,
+                               "item_users", err);
     if (rc != SW_OK)
         return rc;
-    threads = sw_als_threads(a);
-    rc = sw_als_solve_side(a, user_items, a->X, a->Y, a->n_items,
-                           a->solver == SOLVER_CHOLESKY, threads, err);
+    threads = sw__als_threads(a);
+    rc = sw__als_solve_side(a, user_items, a->X, a->Y, a->n_items,
+                            a->solver == SOLVER_CHOLESKY, threads, err);
     if (rc == SW_OK)
-        rc = sw_als_solve_side(a, item_users, a->Y, a->X, a->n_users,
-                               a->solver == SOLVER_CHOLESKY, threads, err);
+        rc = sw__als_solve_side(a, item_users, a->Y, a->X, a->n_users,
+                                a->solver == SOLVER_CHOLESKY, threads, err);
     if (rc != SW_OK)
         return rc;
     a->iterations++;
     if (loss != NULL)
-        rc = sw_als_loss_of(a, user_items, item_users, threads, loss, err);
+        rc = sw__als_loss_of(a, user_items, item_users, threads, loss, err);
     return rc;
 }
 
@@ -858,10 +858,10 @@ static sw_rc
 side_of(const sw_als *a, int side, float **F, int64_t *n, sw_err *err)
 {
     if (side != SW_USERS && side != SW_ITEMS)
-        return sw_fail(err, SW_E_INVAL,
-                       "ALS: side %d, expected 0 (users) "
-                       "or 1 (items)",
-                       side);
+        return sw__fail(err, SW_E_INVAL,
+                        "ALS: side %d, expected 0 (users) "
+                        "or 1 (items)",
+                        side);
     *F = side == 0 ? a->X : a->Y;
     *n = side == 0 ? a->n_users : a->n_items;
     return SW_OK;
@@ -877,13 +877,13 @@ sw_als_get_factors(const sw_model *m, sw_side side, float *out, int64_t n,
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "factors: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "factors: not an ALS model");
     rc = side_of(a, side, &F, &rows, err);
     if (rc != SW_OK)
         return rc;
     if (n != rows * a->k)
-        return sw_fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
-                       (long long)n, (long long)(rows * a->k));
+        return sw__fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
+                        (long long)n, (long long)(rows * a->k));
     memcpy(out, F, (size_t)n * sizeof(float));
     return SW_OK;
 }
@@ -898,17 +898,17 @@ sw_als_set_factors(sw_model *m, sw_side side, const float *in, int64_t n,
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "factors: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "factors: not an ALS model");
     rc = side_of(a, side, &F, &rows, err);
     if (rc != SW_OK)
         return rc;
     if (n != rows * a->k)
-        return sw_fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
-                       (long long)n, (long long)(rows * a->k));
+        return sw__fail(err, SW_E_SHAPE, "factors: %lld values, expected %lld",
+                        (long long)n, (long long)(rows * a->k));
     for (i = 0; i < n; i++) {
         if (!isfinite(in[i]))
-            return sw_fail(err, SW_E_NUMERIC, "factors: value %lld is %g",
-                           (long long)i, (double)in[i]);
+            return sw__fail(err, SW_E_NUMERIC, "factors: value %lld is %g",
+                            (long long)i, (double)in[i]);
     }
     memcpy(F, in, (size_t)n * sizeof(float));
     return SW_OK;
@@ -924,28 +924,28 @@ sw_als_solve_rows(const sw_model *m, sw_side side, const sw_rows *rows, float *o
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "fold-in: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "fold-in: not an ALS model");
     rc = side_of(a, 1 - side, &O, &n_other, err);
     if (rc != SW_OK)
         return rc;
     /* Rows may be narrower than the other side: ids beyond their width
      * (added since) simply have no interactions in them. */
-    rc = sw_als_check_csr(a, rows, -1, rows ? rows->n_cols : 0, "fold-in rows",
-                          err);
+    rc = sw__als_check_csr(a, rows, -1, rows ? rows->n_cols : 0, "fold-in rows",
+                           err);
     if (rc != SW_OK)
         return rc;
     if (rows->n_cols > n_other)
-        return sw_fail(err, SW_E_SHAPE,
-                       "fold-in rows: %lld columns, the model has %lld %s",
-                       (long long)rows->n_cols, (long long)n_other,
-                       side == 0 ? "items" : "users");
+        return sw__fail(err, SW_E_SHAPE,
+                        "fold-in rows: %lld columns, the model has %lld %s",
+                        (long long)rows->n_cols, (long long)n_other,
+                        side == 0 ? "items" : "users");
     if (n_out != rows->n_rows * a->k)
-        return sw_fail(err, SW_E_SHAPE,
-                       "fold-in: output holds %lld values, "
-                       "expected %lld",
-                       (long long)n_out, (long long)(rows->n_rows * a->k));
-    return sw_als_solve_side(a, rows, out, O, n_other, 1, sw_als_threads(a),
-                             err);
+        return sw__fail(err, SW_E_SHAPE,
+                        "fold-in: output holds %lld values, "
+                        "expected %lld",
+                        (long long)n_out, (long long)(rows->n_rows * a->k));
+    return sw__als_solve_side(a, rows, out, O, n_other, 1, sw__als_threads(a),
+                              err);
 }
 
 sw_rc
@@ -957,26 +957,26 @@ sw_als_solve_block(const sw_model *m, const sw_rows *rows, const float *other,
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "solve_block: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "solve_block: not an ALS model");
     if (other == NULL || factors == NULL || n_other < 0)
-        return sw_fail(err, SW_E_INVAL, "solve_block: NULL factors");
-    rc = sw_als_check_csr(a, rows, -1, n_other, "solve_block rows", err);
+        return sw__fail(err, SW_E_INVAL, "solve_block: NULL factors");
+    rc = sw__als_check_csr(a, rows, -1, n_other, "solve_block rows", err);
     if (rc != SW_OK)
         return rc;
     if (n != rows->n_rows * a->k)
-        return sw_fail(err, SW_E_SHAPE,
-                       "solve_block: %lld factor values for %lld rows of "
-                       "%lld factors",
-                       (long long)n, (long long)rows->n_rows, (long long)a->k);
+        return sw__fail(err, SW_E_SHAPE,
+                        "solve_block: %lld factor values for %lld rows of "
+                        "%lld factors",
+                        (long long)n, (long long)rows->n_rows, (long long)a->k);
     for (i = 0; i < n_other * a->k; i++) {
         if (!isfinite(other[i]))
-            return sw_fail(err, SW_E_NUMERIC,
-                           "solve_block: other side's value %lld is %g",
-                           (long long)i, (double)other[i]);
+            return sw__fail(err, SW_E_NUMERIC,
+                            "solve_block: other side's value %lld is %g",
+                            (long long)i, (double)other[i]);
     }
-    return sw_als_solve_side(a, rows, factors, other, n_other,
-                             a->solver == SOLVER_CHOLESKY, sw_als_threads(a),
-                             err);
+    return sw__als_solve_side(a, rows, factors, other, n_other,
+                              a->solver == SOLVER_CHOLESKY, sw__als_threads(a),
+                              err);
 }
 
 sw_rc
@@ -988,43 +988,43 @@ sw_als_put_rows(sw_model *m, sw_side side, const int64_t *ids, int64_t n,
     float **F, *grown;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "put_rows: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "put_rows: not an ALS model");
     if (side != SW_USERS && side != SW_ITEMS)
-        return sw_fail(err, SW_E_INVAL, "put_rows: side %d", side);
+        return sw__fail(err, SW_E_INVAL, "put_rows: side %d", side);
     k = a->k;
     F = side == 0 ? &a->X : &a->Y;
     rows = side == 0 ? a->n_users : a->n_items;
     for (i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= INT32_MAX)
-            return sw_fail(err, SW_E_INVAL, "put_rows: id %lld out of range",
-                           (long long)ids[i]);
+            return sw__fail(err, SW_E_INVAL, "put_rows: id %lld out of range",
+                            (long long)ids[i]);
         if (ids[i] > top)
             top = ids[i];
     }
     for (i = 0; i < n * k; i++) {
         if (!isfinite(vecs[i]))
-            return sw_fail(err, SW_E_NUMERIC, "put_rows: value %lld is %g",
-                           (long long)i, (double)vecs[i]);
+            return sw__fail(err, SW_E_NUMERIC, "put_rows: value %lld is %g",
+                            (long long)i, (double)vecs[i]);
     }
     if (side == 0 && a->liked_ptr != NULL && top >= a->liked_rows) {
         /* new users have no kept interactions: empty rows */
         int64_t *p =
-            sw_realloc_array(a->liked_ptr, (size_t)(top + 2), sizeof(int64_t));
+            sw__realloc_array(a->liked_ptr, (size_t)(top + 2), sizeof(int64_t));
 
         if (p == NULL)
-            return sw_fail(err, SW_E_NOMEM, "put_rows: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "put_rows: out of memory");
         for (i = a->liked_rows + 1; i <= top + 1; i++)
             p[i] = p[a->liked_rows];
         a->liked_ptr = p;
         a->liked_rows = top + 1;
     }
     if (top >= rows) {
-        grown = sw_realloc_array(*F, (size_t)((top + 1) * k), sizeof(float));
+        grown = sw__realloc_array(*F, (size_t)((top + 1) * k), sizeof(float));
         if (grown == NULL)
-            return sw_fail(err, SW_E_NOMEM,
-                           "put_rows: no memory to grow to "
-                           "%lld rows",
-                           (long long)(top + 1));
+            return sw__fail(err, SW_E_NOMEM,
+                            "put_rows: no memory to grow to "
+                            "%lld rows",
+                            (long long)(top + 1));
         memset(grown + rows * k, 0,
                (size_t)((top + 1 - rows) * k) * sizeof(float));
         *F = grown;
@@ -1051,35 +1051,35 @@ sw_als_set_liked(sw_model *m, const sw_rows *x, sw_err *err)
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "set_liked: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "set_liked: not an ALS model");
     if (x == NULL || x->layout != SW_CSR)
-        return sw_fail(err, SW_E_INVAL, "set_liked: expected a CSR matrix");
+        return sw__fail(err, SW_E_INVAL, "set_liked: expected a CSR matrix");
     rc = sw_rows_check(x, err);
     if (rc != SW_OK)
         return rc;
     if (x->n_rows != a->n_users || x->n_cols != a->n_items)
-        return sw_fail(err, SW_E_SHAPE,
-                       "set_liked: %lld x %lld, the model is %lld x %lld",
-                       (long long)x->n_rows, (long long)x->n_cols,
-                       (long long)a->n_users, (long long)a->n_items);
-    nnz = sw_csr_ptr(x, x->n_rows) - sw_csr_ptr(x, 0);
-    ptr = sw_alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
-    idx = sw_alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
+        return sw__fail(err, SW_E_SHAPE,
+                        "set_liked: %lld x %lld, the model is %lld x %lld",
+                        (long long)x->n_rows, (long long)x->n_cols,
+                        (long long)a->n_users, (long long)a->n_items);
+    nnz = sw__csr_ptr(x, x->n_rows) - sw__csr_ptr(x, 0);
+    ptr = sw__alloc_array((size_t)(x->n_rows + 1), sizeof(int64_t));
+    idx = sw__alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
     if (ptr == NULL || idx == NULL) {
-        sw_free(ptr);
-        sw_free(idx);
-        return sw_fail(err, SW_E_NOMEM, "set_liked: out of memory");
+        sw__free(ptr);
+        sw__free(idx);
+        return sw__fail(err, SW_E_NOMEM, "set_liked: out of memory");
     }
     ptr[0] = 0;
     for (i = 0; i < x->n_rows; i++) {
         int64_t n = 0;
 
-        for (e = sw_csr_ptr(x, i); e < sw_csr_ptr(x, i + 1); e++)
-            idx[ptr[i] + n++] = (int32_t)sw_csr_col(x, e);
+        for (e = sw__csr_ptr(x, i); e < sw__csr_ptr(x, i + 1); e++)
+            idx[ptr[i] + n++] = (int32_t)sw__csr_col(x, e);
         ptr[i + 1] = ptr[i] + n;
     }
-    sw_free(a->liked_ptr);
-    sw_free(a->liked_idx);
+    sw__free(a->liked_ptr);
+    sw__free(a->liked_idx);
     a->liked_ptr = ptr;
     a->liked_idx = idx;
     a->liked_rows = x->n_rows;
@@ -1105,25 +1105,26 @@ als_dup(const sw_als *a, sw_als **out, sw_err *err)
     int64_t nnz = a->liked_ptr ? a->liked_ptr[a->liked_rows] : 0;
 
     *out = NULL;
-    c = sw_calloc(1, sizeof(*c));
+    c = sw__calloc(1, sizeof(*c));
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
     *c = *a;
     c->X = c->Y = NULL;
     c->liked_ptr = NULL;
     c->liked_idx = NULL;
-    c->X = sw_alloc_array((size_t)(a->n_users * a->k), sizeof(float));
-    c->Y = sw_alloc_array((size_t)(a->n_items * a->k), sizeof(float));
+    c->X = sw__alloc_array((size_t)(a->n_users * a->k), sizeof(float));
+    c->Y = sw__alloc_array((size_t)(a->n_items * a->k), sizeof(float));
     if (a->liked_ptr != NULL) {
         c->liked_ptr =
-            sw_alloc_array((size_t)(a->liked_rows + 1), sizeof(int64_t));
-        c->liked_idx = sw_alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
+            sw__alloc_array((size_t)(a->liked_rows + 1), sizeof(int64_t));
+        c->liked_idx =
+            sw__alloc_array((size_t)(nnz ? nnz : 1), sizeof(int32_t));
     }
     if (c->X == NULL || c->Y == NULL ||
         (a->liked_ptr != NULL &&
          (c->liked_ptr == NULL || c->liked_idx == NULL))) {
         als_free(c);
-        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
     }
     memcpy(c->X, a->X, (size_t)(a->n_users * a->k) * sizeof(float));
     memcpy(c->Y, a->Y, (size_t)(a->n_items * a->k) * sizeof(float));
@@ -1145,20 +1146,20 @@ als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
     int64_t i;
     sw_rc rc;
 
-    rc = sw_rows_check_shape(x, 2, err);
+    rc = sw__rows_check_shape(x, 2, err);
     if (rc != SW_OK)
         goto done;
     if (x->layout != SW_DENSE) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "ALS predict: rows must be dense "
-                     "(user, item) pairs");
+        rc = sw__fail(err, SW_E_INVAL,
+                      "ALS predict: rows must be dense "
+                      "(user, item) pairs");
         goto done;
     }
     if (n_out != x->n_rows) {
-        rc = sw_fail(err, SW_E_SHAPE,
-                     "ALS predict: output holds %lld "
-                     "values, expected %lld",
-                     (long long)n_out, (long long)x->n_rows);
+        rc = sw__fail(err, SW_E_SHAPE,
+                      "ALS predict: output holds %lld "
+                      "values, expected %lld",
+                      (long long)n_out, (long long)x->n_rows);
         goto done;
     }
     for (i = 0; i < x->n_rows; i++) {
@@ -1167,18 +1168,18 @@ als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
         float s = 0.0f;
         int64_t j;
 
-        rc = sw_row_get(x, i, &row, &scratch, err);
+        rc = sw__row_get(x, i, &row, &scratch, err);
         if (rc != SW_OK)
             goto done;
         u = row.val[0];
         it = row.val[1];
         if (!(u >= 0 && u < (double)a->n_users && u == floor(u)) ||
             !(it >= 0 && it < (double)a->n_items && it == floor(it))) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "row %lld: (user %g, item %g) outside %lld users x "
-                         "%lld items",
-                         (long long)i, u, it, (long long)a->n_users,
-                         (long long)a->n_items);
+            rc = sw__fail(err, SW_E_INVAL,
+                          "row %lld: (user %g, item %g) outside %lld users x "
+                          "%lld items",
+                          (long long)i, u, it, (long long)a->n_users,
+                          (long long)a->n_items);
             goto done;
         }
         /* sequential in factor order: the bits sw_als_recommend gives */
@@ -1188,7 +1189,7 @@ als_predict(const sw_als *a, const sw_rows *x, double *out, int64_t n_out,
     }
     rc = SW_OK;
 done:
-    sw_scratch_free(&scratch);
+    sw__scratch_free(&scratch);
     return rc;
 }
 
@@ -1203,17 +1204,17 @@ als_write(const sw_als *a, sw_buf *b, sw_err *err)
     int64_t i, n;
     sw_rc rc;
 
-    if ((rc = sw_buf_put_u32(b, (uint32_t)a->explicit_, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)a->solver, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)a->confidence, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)a->reg_scaling, err)) != SW_OK ||
-        (rc = sw_buf_put_f64s(b, par, 2, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)a->k, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)a->cg_steps, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, a->seed, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)a->iterations, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)a->n_users, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)a->n_items, err)) != SW_OK)
+    if ((rc = sw__buf_put_u32(b, (uint32_t)a->explicit_, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)a->solver, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)a->confidence, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)a->reg_scaling, err)) != SW_OK ||
+        (rc = sw__buf_put_f64s(b, par, 2, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)a->k, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)a->cg_steps, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, a->seed, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)a->iterations, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)a->n_users, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)a->n_items, err)) != SW_OK)
         return rc;
     n = (a->n_users + a->n_items) * a->k;
     for (i = 0; i < n; i++) {
@@ -1222,20 +1223,20 @@ als_write(const sw_als *a, sw_buf *b, sw_err *err)
         uint32_t u;
 
         memcpy(&u, f, 4);
-        if ((rc = sw_buf_put_u32(b, u, err)) != SW_OK)
+        if ((rc = sw__buf_put_u32(b, u, err)) != SW_OK)
             return rc;
     }
     /* 0 rows means "no liked items" to the reader: a model of no users
      * writes nothing more (it wrote an indptr the reader did not read) */
-    rc = sw_buf_put_u64(b, (uint64_t)(a->liked_ptr ? a->liked_rows : 0), err);
+    rc = sw__buf_put_u64(b, (uint64_t)(a->liked_ptr ? a->liked_rows : 0), err);
     if (rc != SW_OK || a->liked_ptr == NULL || a->liked_rows == 0)
         return rc;
     for (i = 0; i <= a->liked_rows; i++) {
-        if ((rc = sw_buf_put_u64(b, (uint64_t)a->liked_ptr[i], err)) != SW_OK)
+        if ((rc = sw__buf_put_u64(b, (uint64_t)a->liked_ptr[i], err)) != SW_OK)
             return rc;
     }
     for (i = 0; i < a->liked_ptr[a->liked_rows]; i++) {
-        if ((rc = sw_buf_put_u32(b, (uint32_t)a->liked_idx[i], err)) != SW_OK)
+        if ((rc = sw__buf_put_u32(b, (uint32_t)a->liked_idx[i], err)) != SW_OK)
             return rc;
     }
     return SW_OK;
@@ -1252,26 +1253,26 @@ als_read(sw_cursor *c, sw_als **out, sw_err *err)
     sw_rc rc;
 
     *out = NULL;
-    a = sw_calloc(1, sizeof(*a));
+    a = sw__calloc(1, sizeof(*a));
     if (a == NULL)
-        return sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
-    if ((rc = sw_cur_u32(c, &ex, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &solver, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &conf, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &regs, err)) != SW_OK ||
-        (rc = sw_cur_f64s(c, par, 2, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &k, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &steps, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &seed, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &iters, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &nu, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &ni, err)) != SW_OK)
+        return sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
+    if ((rc = sw__cur_u32(c, &ex, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &solver, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &conf, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &regs, err)) != SW_OK ||
+        (rc = sw__cur_f64s(c, par, 2, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &k, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &steps, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &seed, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &iters, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &nu, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &ni, err)) != SW_OK)
         goto done;
     if (ex > 1 || solver > 1 || conf > 1 || regs > 1 || !(par[0] >= 0) ||
         !(par[1] > 0) || !isfinite(par[0]) || !isfinite(par[1]) || steps < 1 ||
         steps > 1000 ||
         check_sizes((int64_t)nu, (int64_t)ni, (int64_t)k, err) != SW_OK) {
-        rc = sw_fail(err, SW_E_FORMAT, "MODEL: ALS settings out of range");
+        rc = sw__fail(err, SW_E_FORMAT, "MODEL: ALS settings out of range");
         goto done;
     }
     a->explicit_ = (int)ex;
@@ -1288,13 +1289,13 @@ als_read(sw_cursor *c, sw_als **out, sw_err *err)
     a->n_items = (int64_t)ni;
     n = (a->n_users + a->n_items) * a->k;
     if ((uint64_t)n > (c->len - c->pos) / 4) {
-        rc = sw_fail(err, SW_E_FORMAT, "MODEL: truncated in the factors");
+        rc = sw__fail(err, SW_E_FORMAT, "MODEL: truncated in the factors");
         goto done;
     }
-    a->X = sw_alloc_array((size_t)(a->n_users * a->k), sizeof(float));
-    a->Y = sw_alloc_array((size_t)(a->n_items * a->k), sizeof(float));
+    a->X = sw__alloc_array((size_t)(a->n_users * a->k), sizeof(float));
+    a->Y = sw__alloc_array((size_t)(a->n_items * a->k), sizeof(float));
     if (a->X == NULL || a->Y == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -1302,62 +1303,62 @@ als_read(sw_cursor *c, sw_als **out, sw_err *err)
             i < a->n_users * a->k ? a->X + i : a->Y + (i - a->n_users * a->k);
         uint32_t u;
 
-        if ((rc = sw_cur_u32(c, &u, err)) != SW_OK)
+        if ((rc = sw__cur_u32(c, &u, err)) != SW_OK)
             goto done;
         memcpy(f, &u, 4);
         if (!isfinite(*f)) {
-            rc = sw_fail(err, SW_E_FORMAT, "MODEL: factor %lld is %g",
-                         (long long)i, (double)*f);
+            rc = sw__fail(err, SW_E_FORMAT, "MODEL: factor %lld is %g",
+                          (long long)i, (double)*f);
             goto done;
         }
     }
-    if ((rc = sw_cur_u64(c, &rows, err)) != SW_OK)
+    if ((rc = sw__cur_u64(c, &rows, err)) != SW_OK)
         goto done;
     if (rows != 0) {
         if (rows != nu || rows + 1 > (c->len - c->pos) / 8) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "MODEL: liked rows %llu for %llu "
-                         "users",
-                         (unsigned long long)rows, (unsigned long long)nu);
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "MODEL: liked rows %llu for %llu "
+                          "users",
+                          (unsigned long long)rows, (unsigned long long)nu);
             goto done;
         }
         a->liked_rows = (int64_t)rows;
-        a->liked_ptr = sw_alloc_array((size_t)(rows + 1), sizeof(int64_t));
+        a->liked_ptr = sw__alloc_array((size_t)(rows + 1), sizeof(int64_t));
         if (a->liked_ptr == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
             goto done;
         }
         for (i = 0; i <= (int64_t)rows; i++) {
-            if ((rc = sw_cur_i64(c, &a->liked_ptr[i], err)) != SW_OK)
+            if ((rc = sw__cur_i64(c, &a->liked_ptr[i], err)) != SW_OK)
                 goto done;
             if (a->liked_ptr[i] < (i ? a->liked_ptr[i - 1] : 0) ||
                 (i == 0 && a->liked_ptr[0] != 0)) {
-                rc = sw_fail(err, SW_E_FORMAT,
-                             "MODEL: liked indptr "
-                             "decreases");
+                rc = sw__fail(err, SW_E_FORMAT,
+                              "MODEL: liked indptr "
+                              "decreases");
                 goto done;
             }
         }
         n = a->liked_ptr[rows];
         if ((uint64_t)n > (c->len - c->pos) / 4) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "MODEL: truncated in the liked "
-                         "items");
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "MODEL: truncated in the liked "
+                          "items");
             goto done;
         }
-        a->liked_idx = sw_alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
+        a->liked_idx = sw__alloc_array((size_t)(n ? n : 1), sizeof(int32_t));
         if (a->liked_idx == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "ALS: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "ALS: out of memory");
             goto done;
         }
         for (i = 0; i < n; i++) {
             uint32_t u;
 
-            if ((rc = sw_cur_u32(c, &u, err)) != SW_OK)
+            if ((rc = sw__cur_u32(c, &u, err)) != SW_OK)
                 goto done;
             if (u >= ni) {
-                rc = sw_fail(err, SW_E_FORMAT, "MODEL: liked item %u of %llu",
-                             u, (unsigned long long)ni);
+                rc = sw__fail(err, SW_E_FORMAT, "MODEL: liked item %u of %llu",
+                              u, (unsigned long long)ni);
                 goto done;
             }
             a->liked_idx[i] = (int32_t)u;
@@ -1404,9 +1405,9 @@ als_default_golden(const sw_als *a, sw_rows *x, sw_err *err)
     int i;
 
     memset(x, 0, sizeof(*x));
-    data = sw_alloc_array(16, sizeof(double));
+    data = sw__alloc_array(16, sizeof(double));
     if (data == NULL)
-        return sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "golden: out of memory");
     for (i = 0; i < 8; i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         data[2 * i] =

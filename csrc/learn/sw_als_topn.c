@@ -37,9 +37,9 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
     ts->n = n;
     ts->k = k;
     ts->n_blocks = (n + BLOCK - 1) / BLOCK;
-    ts->blocks = sw_calloc((size_t)(ts->n_blocks * k * BLOCK), sizeof(float));
+    ts->blocks = sw__calloc((size_t)(ts->n_blocks * k * BLOCK), sizeof(float));
     if (ts->blocks == NULL && ts->n_blocks > 0)
-        return sw_fail(err, SW_E_NOMEM, "recommend: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "recommend: out of memory");
     for (b = 0; b < ts->n_blocks; b++) {
         for (l = 0; l < BLOCK && b * BLOCK + l < n; l++) {
             const float *f = F + (b * BLOCK + l) * k;
@@ -211,9 +211,9 @@ mask_liked(const rank_job *J, int64_t q, float *s)
         r = J->liked_by_id ? J->ids[q] : q;
         if (r < 0 || r >= J->liked->n_rows)
             return;
-        for (e = sw_csr_ptr(J->liked, r); e < sw_csr_ptr(J->liked, r + 1);
+        for (e = sw__csr_ptr(J->liked, r); e < sw__csr_ptr(J->liked, r + 1);
              e++) {
-            int64_t c = sw_csr_col(J->liked, e);
+            int64_t c = sw__csr_col(J->liked, e);
 
             if (c >= 0 && c < J->ts->n)
                 s[c] = -INFINITY;
@@ -293,16 +293,16 @@ run_ranking(rank_job *J, int threads, sw_err *err)
 
     if (threads > n_chunks)
         threads = n_chunks > 0 ? (int)n_chunks : 1;
-    J->buf = sw_alloc_array((size_t)((int64_t)threads * TILE * J->ts->n),
-                            sizeof(float));
-    J->heap = sw_alloc_array((size_t)((int64_t)threads * (J->n ? J->n : 1)),
-                             sizeof(hit));
+    J->buf = sw__alloc_array((size_t)((int64_t)threads * TILE * J->ts->n),
+                             sizeof(float));
+    J->heap = sw__alloc_array((size_t)((int64_t)threads * (J->n ? J->n : 1)),
+                              sizeof(hit));
     if ((J->buf == NULL && J->ts->n > 0) || J->heap == NULL)
-        rc = sw_fail(err, SW_E_NOMEM, "recommend: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "recommend: out of memory");
     else
-        sw_parallel(threads, n_chunks, rank_chunk, J, err);
-    sw_free(J->buf);
-    sw_free(J->heap);
+        sw__parallel(threads, n_chunks, rank_chunk, J, err);
+    sw__free(J->buf);
+    sw__free(J->heap);
     return rc;
 }
 
@@ -314,8 +314,8 @@ check_ids(const int64_t *ids, int64_t n, int64_t limit, const char *what,
 
     for (i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= limit)
-            return sw_fail(err, SW_E_INVAL, "%s %lld is outside 0..%lld", what,
-                           (long long)ids[i], (long long)limit - 1);
+            return sw__fail(err, SW_E_INVAL, "%s %lld is outside 0..%lld", what,
+                            (long long)ids[i], (long long)limit - 1);
     }
     return SW_OK;
 }
@@ -332,7 +332,7 @@ gather(const float *F, const int64_t *ids, int64_t n_q, int64_t k,
        const float *vecs)
 {
     float *q =
-        sw_alloc_array((size_t)(n_q * k > 0 ? n_q * k : 1), sizeof(float));
+        sw__alloc_array((size_t)(n_q * k > 0 ? n_q * k : 1), sizeof(float));
     int64_t i;
 
     if (q == NULL)
@@ -360,7 +360,7 @@ recommend_impl(const sw_als *a, const int64_t *ids, int64_t n_q,
 
     memset(&J, 0, sizeof(J));
     if (n < 0 || n_q < 0)
-        return sw_fail(err, SW_E_INVAL, "recommend: negative count");
+        return sw__fail(err, SW_E_INVAL, "recommend: negative count");
     if (vecs == NULL) {
         rc = check_ids(ids, n_q, a->n_users, "user", err);
         if (rc != SW_OK)
@@ -382,13 +382,13 @@ recommend_impl(const sw_als *a, const int64_t *ids, int64_t n_q,
         if (rc != SW_OK)
             return rc;
         if (!liked_by_id && liked->n_rows != n_q)
-            return sw_fail(err, SW_E_SHAPE,
-                           "recommend: %lld liked rows for %lld users",
-                           (long long)liked->n_rows, (long long)n_q);
+            return sw__fail(err, SW_E_SHAPE,
+                            "recommend: %lld liked rows for %lld users",
+                            (long long)liked->n_rows, (long long)n_q);
     }
     q = gather(a->X, ids, n_q, a->k, vecs);
     if (q == NULL)
-        return sw_fail(err, SW_E_NOMEM, "recommend: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "recommend: out of memory");
     rc = targets_new(&ts, a->Y, a->n_items, a->k, err);
     if (rc != SW_OK)
         goto done;
@@ -410,10 +410,10 @@ recommend_impl(const sw_als *a, const int64_t *ids, int64_t n_q,
     J.n_cand = n_cand;
     J.ids_out = ids_out;
     J.scores_out = scores_out;
-    rc = run_ranking(&J, sw_als_threads(a), err);
+    rc = run_ranking(&J, sw__als_threads(a), err);
 done:
-    sw_free(ts.blocks);
-    sw_free(q);
+    sw__free(ts.blocks);
+    sw__free(q);
     return rc;
 }
 
@@ -427,9 +427,9 @@ sw_als_recommend(const sw_model *m, const int64_t *ids, int64_t n_q,
     const sw_als *a = als_of(m);
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "recommend: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "recommend: not an ALS model");
     if (ids == NULL && vecs == NULL && n_q > 0)
-        return sw_fail(err, SW_E_INVAL, "recommend: no users and no vectors");
+        return sw__fail(err, SW_E_INVAL, "recommend: no users and no vectors");
     return recommend_impl(a, ids, n_q, vecs, n, flags, liked, 0, exclude,
                           candidates, n_cand, items_out, scores_out, err);
 }
@@ -438,7 +438,7 @@ sw_als_recommend(const sw_model *m, const int64_t *ids, int64_t n_q,
 static float *
 normalized(const float *F, int64_t n, int64_t k)
 {
-    float *G = sw_alloc_array((size_t)(n * k > 0 ? n * k : 1), sizeof(float));
+    float *G = sw__alloc_array((size_t)(n * k > 0 ? n * k : 1), sizeof(float));
     int64_t i, j;
 
     if (G == NULL)
@@ -467,9 +467,9 @@ sw_als_similar(const sw_model *m, sw_side side, const int64_t *ids, int64_t n_q,
     sw_rc rc;
 
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "similar: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "similar: not an ALS model");
     if (side != SW_USERS && side != SW_ITEMS)
-        return sw_fail(err, SW_E_INVAL, "similar: side %d", side);
+        return sw__fail(err, SW_E_INVAL, "similar: side %d", side);
     rows = side == 0 ? a->n_users : a->n_items;
     rc = check_ids(ids, n_q, rows, side ? "item" : "user", err);
     if (rc == SW_OK && candidates != NULL)
@@ -479,7 +479,7 @@ sw_als_similar(const sw_model *m, sw_side side, const int64_t *ids, int64_t n_q,
     G = normalized(side == 0 ? a->X : a->Y, rows, a->k);
     q = G ? gather(G, ids, n_q, a->k, NULL) : NULL;
     if (G == NULL || q == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "similar: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "similar: out of memory");
         goto done;
     }
     rc = targets_new(&ts, G, rows, a->k, err);
@@ -495,11 +495,11 @@ sw_als_similar(const sw_model *m, sw_side side, const int64_t *ids, int64_t n_q,
     J.n_cand = n_cand;
     J.ids_out = ids_out;
     J.scores_out = scores_out;
-    rc = run_ranking(&J, sw_als_threads(a), err);
+    rc = run_ranking(&J, sw__als_threads(a), err);
 done:
-    sw_free(ts.blocks);
-    sw_free(G);
-    sw_free(q);
+    sw__free(ts.blocks);
+    sw__free(G);
+    sw__free(q);
     return rc;
 }
 
@@ -520,33 +520,33 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
     if (n_users_out != NULL)
         *n_users_out = 0;
     if (a == NULL)
-        return sw_fail(err, SW_E_INVAL, "metrics: not an ALS model");
+        return sw__fail(err, SW_E_INVAL, "metrics: not an ALS model");
     if (k < 1)
-        return sw_fail(err, SW_E_INVAL, "metrics: k = %lld, expected >= 1",
-                       (long long)k);
-    rc = sw_als_check_csr(a, test, a->n_users, a->n_items, "test", err);
+        return sw__fail(err, SW_E_INVAL, "metrics: k = %lld, expected >= 1",
+                        (long long)k);
+    rc = sw__als_check_csr(a, test, a->n_users, a->n_items, "test", err);
     if (rc == SW_OK && train != NULL)
-        rc = sw_als_check_csr(a, train, a->n_users, a->n_items, "train", err);
+        rc = sw__als_check_csr(a, train, a->n_users, a->n_items, "train", err);
     if (rc != SW_OK)
         return rc;
     users =
-        sw_alloc_array((size_t)(a->n_users ? a->n_users : 1), sizeof(int64_t));
-    cg = sw_alloc_array((size_t)k, sizeof(double));
-    cg_sum = sw_alloc_array((size_t)k, sizeof(double));
+        sw__alloc_array((size_t)(a->n_users ? a->n_users : 1), sizeof(int64_t));
+    cg = sw__alloc_array((size_t)k, sizeof(double));
+    cg_sum = sw__alloc_array((size_t)k, sizeof(double));
     if (users == NULL || cg == NULL || cg_sum == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "metrics: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "metrics: out of memory");
         goto done;
     }
     for (u = 0; u < a->n_users; u++) {
-        if (sw_csr_ptr(test, u + 1) > sw_csr_ptr(test, u))
+        if (sw__csr_ptr(test, u + 1) > sw__csr_ptr(test, u))
             users[n_users++] = u;
     }
-    rec = sw_alloc_array((size_t)(n_users * k > 0 ? n_users * k : 1),
-                         sizeof(int64_t));
-    scores = sw_alloc_array((size_t)(n_users * k > 0 ? n_users * k : 1),
-                            sizeof(float));
+    rec = sw__alloc_array((size_t)(n_users * k > 0 ? n_users * k : 1),
+                          sizeof(int64_t));
+    scores = sw__alloc_array((size_t)(n_users * k > 0 ? n_users * k : 1),
+                             sizeof(float));
     if (rec == NULL || scores == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "metrics: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "metrics: out of memory");
         goto done;
     }
     rc = recommend_impl(a, users, n_users, NULL, k,
@@ -559,16 +559,16 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
         cg_sum[i] = cg[i] + (i ? cg_sum[i - 1] : 0.0);
     }
     for (i = 0; i < n_users; i++) {
-        int64_t lo = sw_csr_ptr(test, users[i]),
-                hi = sw_csr_ptr(test, users[i] + 1);
+        int64_t lo = sw__csr_ptr(test, users[i]),
+                hi = sw__csr_ptr(test, users[i] + 1);
         int64_t n_pos = 0, r, hits = 0, miss = 0;
         double ap = 0, dcg = 0, au = 0, idcg;
 
         /* distinct test items (a CSR row may repeat a column) */
         for (e = lo; e < hi; e++) {
-            int64_t c = sw_csr_col(test, e), f;
+            int64_t c = sw__csr_col(test, e), f;
 
-            for (f = lo; f < e && sw_csr_col(test, f) != c; f++)
+            for (f = lo; f < e && sw__csr_col(test, f) != c; f++)
                 ;
             n_pos += f == e;
         }
@@ -578,7 +578,7 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
             int found = 0;
 
             for (e = lo; e < hi && item >= 0; e++) {
-                if (sw_csr_col(test, e) == item) {
+                if (sw__csr_col(test, e) == item) {
                     found = 1;
                     break;
                 }
@@ -610,11 +610,11 @@ sw_ranking_metrics(const sw_model *m, const sw_rows *train, const sw_rows *test,
         *n_users_out = n_users;
     rc = SW_OK;
 done:
-    sw_free(users);
-    sw_free(rec);
-    sw_free(scores);
-    sw_free(cg);
-    sw_free(cg_sum);
+    sw__free(users);
+    sw__free(rec);
+    sw__free(scores);
+    sw__free(cg);
+    sw__free(cg_sum);
     return rc;
 }
 
@@ -637,8 +637,9 @@ sw_split_random(int64_t n, double test_fraction, uint64_t seed,
     int64_t e;
 
     if (n < 0 || !(test_fraction >= 0 && test_fraction <= 1))
-        return sw_fail(err, SW_E_INVAL,
-                       "split: test_fraction %g, expected 0..1", test_fraction);
+        return sw__fail(err, SW_E_INVAL,
+                        "split: test_fraction %g, expected 0..1",
+                        test_fraction);
     for (e = 0; e < n; e++)
         in_test[e] =
             (double)(mix(seed, (uint64_t)e) >> 11) * 0x1.0p-53 < test_fraction;
@@ -653,31 +654,31 @@ sw_split_leave_k_out(const sw_rows *x, int64_t k, uint64_t seed,
     sw_rc rc;
 
     if (x == NULL || x->layout != SW_CSR)
-        return sw_fail(err, SW_E_INVAL, "leave_k_out: expected a CSR matrix");
+        return sw__fail(err, SW_E_INVAL, "leave_k_out: expected a CSR matrix");
     rc = sw_rows_check(x, err);
     if (rc != SW_OK)
         return rc;
     if (k < 1)
-        return sw_fail(err, SW_E_INVAL, "leave_k_out: k = %lld, expected >= 1",
-                       (long long)k);
-    if (n_in_test != sw_csr_ptr(x, x->n_rows))
-        return sw_fail(err, SW_E_SHAPE,
-                       "leave_k_out: %lld flags for %lld "
-                       "entries",
-                       (long long)n_in_test,
-                       (long long)sw_csr_ptr(x, x->n_rows));
+        return sw__fail(err, SW_E_INVAL, "leave_k_out: k = %lld, expected >= 1",
+                        (long long)k);
+    if (n_in_test != sw__csr_ptr(x, x->n_rows))
+        return sw__fail(err, SW_E_SHAPE,
+                        "leave_k_out: %lld flags for %lld "
+                        "entries",
+                        (long long)n_in_test,
+                        (long long)sw__csr_ptr(x, x->n_rows));
     memset(in_test, 0, (size_t)n_in_test);
     for (i = 0; i < x->n_rows; i++) {
-        int64_t lo = sw_csr_ptr(x, i), n = sw_csr_ptr(x, i + 1) - lo, j;
+        int64_t lo = sw__csr_ptr(x, i), n = sw__csr_ptr(x, i + 1) - lo, j;
 
         if (n <= k)
             continue;
         if (n > cap) {
-            int64_t *p = sw_realloc_array(pick, (size_t)n, sizeof(int64_t));
+            int64_t *p = sw__realloc_array(pick, (size_t)n, sizeof(int64_t));
 
             if (p == NULL) {
-                sw_free(pick);
-                return sw_fail(err, SW_E_NOMEM, "leave_k_out: out of memory");
+                sw__free(pick);
+                return sw__fail(err, SW_E_NOMEM, "leave_k_out: out of memory");
             }
             pick = p;
             cap = n;
@@ -696,6 +697,6 @@ sw_split_leave_k_out(const sw_rows *x, int64_t k, uint64_t seed,
             in_test[lo + pick[j]] = 1;
         }
     }
-    sw_free(pick);
+    sw__free(pick);
     return SW_OK;
 }

@@ -21,18 +21,18 @@
 #endif
 
 void
-sw_gbdt_free(sw_gbdt *g)
+sw__gbdt_free(sw_gbdt *g)
 {
     if (g == NULL)
         return;
-    sw_free(g->nodes);
-    sw_free(g->roots);
-    sw_free(g->edge_start);
-    sw_free(g->edges);
-    sw_free(g->imp_gain);
-    sw_free(g->imp_split);
-    sw_free(g->base_scores);
-    sw_free(g);
+    sw__free(g->nodes);
+    sw__free(g->roots);
+    sw__free(g->edge_start);
+    sw__free(g->edges);
+    sw__free(g->imp_gain);
+    sw__free(g->imp_split);
+    sw__free(g->base_scores);
+    sw__free(g);
 }
 
 /* Whether any of x[0..n) is NaN: two at a time where SSE2 is (a sixth
@@ -125,7 +125,7 @@ raw_score(const sw_gbdt *g, const double *x, int64_t first, int64_t n_trees,
 }
 
 double
-sw_gbdt_output(const sw_gbdt *g, double raw)
+sw__gbdt_output(const sw_gbdt *g, double raw)
 {
     return g->objective == SW_GBDT_BINARY ? 1.0 / (1.0 + exp(-raw)) : raw;
 }
@@ -134,8 +134,8 @@ static sw_rc gbdt_range(const sw_gbdt *g, const sw_rows *x, int64_t first,
                         int64_t n_trees, double *out, sw_err *err);
 
 sw_rc
-sw_gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees, double *out,
-            sw_err *err)
+sw__gbdt_raw(const sw_gbdt *g, const sw_rows *x, int64_t n_trees, double *out,
+             sw_err *err)
 {
     return gbdt_range(g, x, 0, n_trees, out, err);
 }
@@ -148,14 +148,14 @@ gbdt_range(const sw_gbdt *g, const sw_rows *x, int64_t first, int64_t n_trees,
     int64_t i, j, nf = g->n_features;
 
     if (x->layout != SW_DENSE)
-        return sw_fail(err, SW_E_INVAL,
-                       "gbdt: rows must be dense (NaN marks a missing value)");
+        return sw__fail(err, SW_E_INVAL,
+                        "gbdt: rows must be dense (NaN marks a missing value)");
     if (x->n_cols != nf)
-        return sw_fail(err, SW_E_SHAPE,
-                       "gbdt: rows have %lld features, the model %lld",
-                       (long long)x->n_cols, (long long)nf);
-    if (nf > 256 && (row = sw_alloc_array((size_t)nf, sizeof(double))) == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_SHAPE,
+                        "gbdt: rows have %lld features, the model %lld",
+                        (long long)x->n_cols, (long long)nf);
+    if (nf > 256 && (row = sw__alloc_array((size_t)nf, sizeof(double))) == NULL)
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     for (i = 0; i < x->n_rows; i++) {
         const double *xr;
 
@@ -172,13 +172,13 @@ gbdt_range(const sw_gbdt *g, const sw_rows *x, int64_t first, int64_t n_trees,
                   out + i * (g->n_classes > 1 ? g->n_classes : 1));
     }
     if (row != stack)
-        sw_free(row);
+        sw__free(row);
     return SW_OK;
 }
 
 /* Softmax of k raw scores in place: exp(z - max) / sum. */
 void
-sw_gbdt_softmax(double *z, int64_t k)
+sw__gbdt_softmax(double *z, int64_t k)
 {
     double m = z[0], s = 0;
     int64_t j;
@@ -201,46 +201,46 @@ gbdt_predict(const sw_gbdt *g, const sw_rows *x, double *out, int64_t n_out,
     sw_rc rc;
 
     if (n_out < x->n_rows * k)
-        return sw_fail(err, SW_E_SHAPE, "gbdt: %lld outputs for %lld rows",
-                       (long long)n_out, (long long)x->n_rows);
-    if ((rc = sw_gbdt_raw(g, x, g->n_trees, out, err)) != SW_OK)
+        return sw__fail(err, SW_E_SHAPE, "gbdt: %lld outputs for %lld rows",
+                        (long long)n_out, (long long)x->n_rows);
+    if ((rc = sw__gbdt_raw(g, x, g->n_trees, out, err)) != SW_OK)
         return rc;
     for (i = 0; i < x->n_rows; i++) {
         if (k > 1)
-            sw_gbdt_softmax(out + i * k, k);
+            sw__gbdt_softmax(out + i * k, k);
         else
-            out[i] = sw_gbdt_output(g, out[i]);
+            out[i] = sw__gbdt_output(g, out[i]);
     }
     return SW_OK;
 }
 
 sw_rc
-sw_gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
+sw__gbdt_dup(const sw_gbdt *g, sw_gbdt **out, sw_err *err)
 {
-    sw_gbdt *c = sw_calloc(1, sizeof(*c));
+    sw_gbdt *c = sw__calloc(1, sizeof(*c));
     int64_t nf = g->n_features, ne = g->edge_start[nf];
 
     *out = NULL;
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     *c = *g;
     c->base_scores = g->n_classes > 1
-                         ? sw_alloc_array((size_t)g->n_classes, sizeof(double))
+                         ? sw__alloc_array((size_t)g->n_classes, sizeof(double))
                          : NULL;
-    c->nodes = sw_alloc_array((size_t)(g->n_nodes ? g->n_nodes : 1),
-                              sizeof(sw_gbdt_node));
-    c->roots = sw_alloc_array((size_t)g->n_trees + 1, sizeof(int64_t));
-    c->edge_start = sw_alloc_array((size_t)nf + 1, sizeof(int64_t));
-    c->edges = sw_alloc_array((size_t)(ne ? ne : 1), sizeof(double));
-    c->imp_gain = sw_alloc_array((size_t)nf, sizeof(double));
-    c->imp_split = sw_alloc_array((size_t)nf, sizeof(int64_t));
+    c->nodes = sw__alloc_array((size_t)(g->n_nodes ? g->n_nodes : 1),
+                               sizeof(sw_gbdt_node));
+    c->roots = sw__alloc_array((size_t)g->n_trees + 1, sizeof(int64_t));
+    c->edge_start = sw__alloc_array((size_t)nf + 1, sizeof(int64_t));
+    c->edges = sw__alloc_array((size_t)(ne ? ne : 1), sizeof(double));
+    c->imp_gain = sw__alloc_array((size_t)nf, sizeof(double));
+    c->imp_split = sw__alloc_array((size_t)nf, sizeof(int64_t));
     c->cap_nodes = g->n_nodes;
     c->cap_trees = g->n_trees;
 
     if (!c->nodes || !c->roots || !c->edge_start || !c->edges || !c->imp_gain ||
         !c->imp_split || (g->n_classes > 1 && !c->base_scores)) {
-        sw_gbdt_free(c);
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        sw__gbdt_free(c);
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     }
     memcpy(c->nodes, g->nodes, (size_t)g->n_nodes * sizeof(sw_gbdt_node));
     memcpy(c->roots, g->roots, ((size_t)g->n_trees + 1) * sizeof(int64_t));
@@ -269,48 +269,48 @@ gbdt_write(const sw_gbdt *g, sw_buf *b, sw_err *err)
     int64_t i, nf = g->n_features;
     sw_rc rc;
 
-    if ((rc = sw_buf_put_u32(b, (uint32_t)g->objective, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, g->n_classes > 1 ? (uint32_t)g->n_classes : 0,
-                             err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)nf, err)) != SW_OK ||
-        (rc = sw_buf_put_f64s(b, par, 2, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)(g->best_iteration + 1), err)) !=
+    if ((rc = sw__buf_put_u32(b, (uint32_t)g->objective, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, g->n_classes > 1 ? (uint32_t)g->n_classes : 0,
+                              err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)nf, err)) != SW_OK ||
+        (rc = sw__buf_put_f64s(b, par, 2, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)(g->best_iteration + 1), err)) !=
             SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)g->n_trees, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)g->n_nodes, err)) != SW_OK)
+        (rc = sw__buf_put_u64(b, (uint64_t)g->n_trees, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)g->n_nodes, err)) != SW_OK)
         return rc;
     for (i = 0; rc == SW_OK && i <= g->n_trees; i++)
-        rc = sw_buf_put_u64(b, (uint64_t)g->roots[i], err);
+        rc = sw__buf_put_u64(b, (uint64_t)g->roots[i], err);
     for (i = 0; rc == SW_OK && i < g->n_nodes; i++) {
         const sw_gbdt_node *n = &g->nodes[i];
 
         uint64_t left = n->feature < 0 ? 0 : (uint64_t)i + (n->kids >> 1);
 
-        if ((rc = sw_buf_put_f64s(b, &n->value, 1, err)) != SW_OK ||
-            (rc = sw_buf_put_u32(b, (uint32_t)(n->feature + 1), err)) !=
+        if ((rc = sw__buf_put_f64s(b, &n->value, 1, err)) != SW_OK ||
+            (rc = sw__buf_put_u32(b, (uint32_t)(n->feature + 1), err)) !=
                 SW_OK ||
-            (rc = sw_buf_put_u32(b, n->kids & 1, err)) != SW_OK ||
-            (rc = sw_buf_put_u64(b, left, err)) != SW_OK)
+            (rc = sw__buf_put_u32(b, n->kids & 1, err)) != SW_OK ||
+            (rc = sw__buf_put_u64(b, left, err)) != SW_OK)
             break;
-        rc = sw_buf_put_u64(b, n->feature < 0 ? 0 : left + 1, err);
+        rc = sw__buf_put_u64(b, n->feature < 0 ? 0 : left + 1, err);
     }
     for (i = 0; rc == SW_OK && i <= nf; i++)
-        rc = sw_buf_put_u64(b, (uint64_t)g->edge_start[i], err);
+        rc = sw__buf_put_u64(b, (uint64_t)g->edge_start[i], err);
     if (rc == SW_OK)
-        rc = sw_buf_put_f64s(b, g->edges, (size_t)g->edge_start[nf], err);
+        rc = sw__buf_put_f64s(b, g->edges, (size_t)g->edge_start[nf], err);
     if (rc == SW_OK)
-        rc = sw_buf_put_f64s(b, g->imp_gain, (size_t)nf, err);
+        rc = sw__buf_put_f64s(b, g->imp_gain, (size_t)nf, err);
     for (i = 0; rc == SW_OK && i < nf; i++)
-        rc = sw_buf_put_u64(b, (uint64_t)g->imp_split[i], err);
+        rc = sw__buf_put_u64(b, (uint64_t)g->imp_split[i], err);
     if (rc == SW_OK && g->n_classes > 1)
-        rc = sw_buf_put_f64s(b, g->base_scores, (size_t)g->n_classes, err);
+        rc = sw__buf_put_f64s(b, g->base_scores, (size_t)g->n_classes, err);
     return rc;
 }
 
 static sw_rc
 bad(sw_err *err, const char *what)
 {
-    return sw_fail(err, SW_E_FORMAT, "MODEL: gbdt %s", what);
+    return sw__fail(err, SW_E_FORMAT, "MODEL: gbdt %s", what);
 }
 
 /* Node i of the tree [lo, hi) from its stored fields: children must be
@@ -337,7 +337,7 @@ set_node(sw_gbdt *g, int64_t i, int64_t hi, uint32_t f, uint32_t dl, uint64_t l,
 static sw_rc
 gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
 {
-    sw_gbdt *g = sw_calloc(1, sizeof(*g));
+    sw_gbdt *g = sw__calloc(1, sizeof(*g));
     uint32_t obj, pad;
     uint64_t nf, best, nt, nn, u;
     double par[2];
@@ -346,14 +346,14 @@ gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
 
     *out = NULL;
     if (g == NULL)
-        return sw_fail(err, SW_E_NOMEM, "load: out of memory");
-    if ((rc = sw_cur_u32(c, &obj, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &pad, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &nf, err)) != SW_OK ||
-        (rc = sw_cur_f64s(c, par, 2, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &best, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &nt, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &nn, err)) != SW_OK)
+        return sw__fail(err, SW_E_NOMEM, "load: out of memory");
+    if ((rc = sw__cur_u32(c, &obj, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &pad, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &nf, err)) != SW_OK ||
+        (rc = sw__cur_f64s(c, par, 2, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &best, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &nt, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &nn, err)) != SW_OK)
         goto done;
     /* every node takes 32 bytes: a count beyond the section is a lie */
     if (obj > 2 || nf == 0 || nf > (1u << 24) || nt > nn ||
@@ -371,18 +371,18 @@ gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
     g->best_iteration = (int64_t)best - 1; /* -1: no early stopping */
     g->n_trees = g->cap_trees = (int64_t)nt;
     g->n_nodes = g->cap_nodes = (int64_t)nn;
-    g->roots = sw_alloc_array(nt + 1, sizeof(int64_t));
-    g->nodes = sw_alloc_array(nn ? nn : 1, sizeof(sw_gbdt_node));
-    g->edge_start = sw_alloc_array(nf + 1, sizeof(int64_t));
-    g->imp_gain = sw_alloc_array(nf, sizeof(double));
-    g->imp_split = sw_alloc_array(nf, sizeof(int64_t));
+    g->roots = sw__alloc_array(nt + 1, sizeof(int64_t));
+    g->nodes = sw__alloc_array(nn ? nn : 1, sizeof(sw_gbdt_node));
+    g->edge_start = sw__alloc_array(nf + 1, sizeof(int64_t));
+    g->imp_gain = sw__alloc_array(nf, sizeof(double));
+    g->imp_split = sw__alloc_array(nf, sizeof(int64_t));
     if (!g->roots || !g->nodes || !g->edge_start || !g->imp_gain ||
         !g->imp_split) {
-        rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "load: out of memory");
         goto done;
     }
     for (i = 0; rc == SW_OK && i <= (int64_t)nt; i++) {
-        rc = sw_cur_u64(c, &u, err);
+        rc = sw__cur_u64(c, &u, err);
         g->roots[i] = (int64_t)u;
         if (rc == SW_OK && (u > nn || (i > 0 && g->roots[i] < g->roots[i - 1])))
             rc = bad(err, "tree offsets out of order");
@@ -396,17 +396,17 @@ gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
             uint32_t f, dl;
             uint64_t l, r;
 
-            if ((rc = sw_cur_f64(c, &g->nodes[i].value, err)) != SW_OK ||
-                (rc = sw_cur_u32(c, &f, err)) != SW_OK ||
-                (rc = sw_cur_u32(c, &dl, err)) != SW_OK ||
-                (rc = sw_cur_u64(c, &l, err)) != SW_OK ||
-                (rc = sw_cur_u64(c, &r, err)) != SW_OK)
+            if ((rc = sw__cur_f64(c, &g->nodes[i].value, err)) != SW_OK ||
+                (rc = sw__cur_u32(c, &f, err)) != SW_OK ||
+                (rc = sw__cur_u32(c, &dl, err)) != SW_OK ||
+                (rc = sw__cur_u64(c, &l, err)) != SW_OK ||
+                (rc = sw__cur_u64(c, &r, err)) != SW_OK)
                 break;
             rc = set_node(g, i, g->roots[t + 1], f, dl, l, r, err);
         }
     }
     for (i = 0; rc == SW_OK && i <= (int64_t)nf; i++) {
-        rc = sw_cur_u64(c, &u, err);
+        rc = sw__cur_u64(c, &u, err);
         g->edge_start[i] = (int64_t)u;
         if (rc == SW_OK &&
             (u > (c->len - c->pos) / 8 + g->edge_start[0] ||
@@ -418,30 +418,30 @@ gbdt_read(sw_cursor *c, sw_gbdt **out, sw_err *err)
     }
     if (rc != SW_OK)
         goto done;
-    g->edges = sw_alloc_array(
+    g->edges = sw__alloc_array(
         (size_t)(g->edge_start[nf] ? g->edge_start[nf] : 1), sizeof(double));
     if (g->edges == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "load: out of memory");
         goto done;
     }
-    if ((rc = sw_cur_f64s(c, g->edges, (size_t)g->edge_start[nf], err)) !=
+    if ((rc = sw__cur_f64s(c, g->edges, (size_t)g->edge_start[nf], err)) !=
             SW_OK ||
-        (rc = sw_cur_f64s(c, g->imp_gain, (size_t)nf, err)) != SW_OK)
+        (rc = sw__cur_f64s(c, g->imp_gain, (size_t)nf, err)) != SW_OK)
         goto done;
     for (i = 0; rc == SW_OK && i < (int64_t)nf; i++) {
-        rc = sw_cur_u64(c, &u, err);
+        rc = sw__cur_u64(c, &u, err);
         g->imp_split[i] = (int64_t)u;
     }
     if (rc == SW_OK && g->n_classes > 1) {
-        g->base_scores = sw_alloc_array((size_t)g->n_classes, sizeof(double));
+        g->base_scores = sw__alloc_array((size_t)g->n_classes, sizeof(double));
         if (g->base_scores == NULL)
-            rc = sw_fail(err, SW_E_NOMEM, "load: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "load: out of memory");
         else
-            rc = sw_cur_f64s(c, g->base_scores, (size_t)g->n_classes, err);
+            rc = sw__cur_f64s(c, g->base_scores, (size_t)g->n_classes, err);
     }
 done:
     if (rc != SW_OK) {
-        sw_gbdt_free(g);
+        sw__gbdt_free(g);
         return rc;
     }
     *out = g;
@@ -499,19 +499,19 @@ sw_gbdt_predict_raw(const sw_model *m, const sw_rows *x, int64_t first,
     int64_t k;
 
     if (g == NULL)
-        return sw_fail(err, SW_E_INVAL, "predict_raw: not a gbdt model");
+        return sw__fail(err, SW_E_INVAL, "predict_raw: not a gbdt model");
     if (first < 0 || n_trees < 0 || first > g->n_trees ||
         n_trees > g->n_trees - first)
-        return sw_fail(err, SW_E_INVAL,
-                       "predict_raw: trees %lld .. %lld, the model has %lld",
-                       (long long)first, (long long)(first + n_trees - 1),
-                       (long long)g->n_trees);
+        return sw__fail(err, SW_E_INVAL,
+                        "predict_raw: trees %lld .. %lld, the model has %lld",
+                        (long long)first, (long long)(first + n_trees - 1),
+                        (long long)g->n_trees);
     k = g->n_classes > 1 ? g->n_classes : 1;
     if (n_out != x->n_rows * k)
-        return sw_fail(err, SW_E_SHAPE,
-                       "predict_raw: %lld outputs for %lld rows, expected %lld",
-                       (long long)n_out, (long long)x->n_rows,
-                       (long long)(x->n_rows * k));
+        return sw__fail(
+            err, SW_E_SHAPE,
+            "predict_raw: %lld outputs for %lld rows, expected %lld",
+            (long long)n_out, (long long)x->n_rows, (long long)(x->n_rows * k));
     return gbdt_range(g, x, first, first + n_trees, out, err);
 }
 
@@ -523,12 +523,12 @@ sw_gbdt_importance(const sw_model *m, sw_importance by_gain, double *out,
     int64_t i;
 
     if (g == NULL)
-        return sw_fail(err, SW_E_INVAL, "importance: not a gbdt model");
+        return sw__fail(err, SW_E_INVAL, "importance: not a gbdt model");
     if (n != g->n_features)
-        return sw_fail(err, SW_E_SHAPE,
-                       "importance: %lld values for %lld "
-                       "features",
-                       (long long)n, (long long)g->n_features);
+        return sw__fail(err, SW_E_SHAPE,
+                        "importance: %lld values for %lld "
+                        "features",
+                        (long long)n, (long long)g->n_features);
     for (i = 0; i < n; i++)
         out[i] = by_gain ? g->imp_gain[i] : (double)g->imp_split[i];
     return SW_OK;
@@ -541,14 +541,14 @@ sw_gbdt_importance(const sw_model *m, sw_importance by_gain, double *out,
 static void
 m_free(void *impl)
 {
-    sw_gbdt_free(impl);
+    sw__gbdt_free(impl);
 }
 
 static sw_rc
 m_dup(const void *impl, void **out, sw_err *err)
 {
     sw_gbdt *c = NULL;
-    sw_rc rc = sw_gbdt_dup(impl, &c, err);
+    sw_rc rc = sw__gbdt_dup(impl, &c, err);
 
     *out = c;
     return rc;

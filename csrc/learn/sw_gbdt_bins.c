@@ -191,10 +191,10 @@ gather_sample(trainer *t, int64_t *sample, int64_t n_sample, double **vals,
     sw_rc rc;
 
     qsort(sample, (size_t)n_sample, sizeof(int64_t), cmp_i64);
-    mine = sw_alloc_array((size_t)(t->n < n_sample ? t->n : n_sample) + 1,
-                          (size_t)t->nf * sizeof(double));
+    mine = sw__alloc_array((size_t)(t->n < n_sample ? t->n : n_sample) + 1,
+                           (size_t)t->nf * sizeof(double));
     if (mine == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     for (k = 0; k < n_sample && i < t->n; k++) {
         while (i < t->n && row_id(t, i) < sample[k])
             i++;
@@ -206,18 +206,18 @@ gather_sample(trainer *t, int64_t *sample, int64_t n_sample, double **vals,
     }
     rc = sw_coll_gather(t->coll, mine, m * t->nf * (int64_t)sizeof(double),
                         &all, lens, err);
-    sw_free(mine);
+    sw__free(mine);
     if (rc != SW_OK)
         return rc;
     for (k = 0, m = 0; k < sw_coll_size(t->coll); k++)
         m += lens[k];
     if (m != n_sample * t->nf * (int64_t)sizeof(double)) {
-        sw_free(all);
-        return sw_fail(err, SW_E_INVAL,
-                       "gbdt: the ranks hold %lld of the %lld sampled rows "
-                       "(row ids overlap or are out of range)",
-                       (long long)(m / (t->nf * (int64_t)sizeof(double))),
-                       (long long)n_sample);
+        sw__free(all);
+        return sw__fail(err, SW_E_INVAL,
+                        "gbdt: the ranks hold %lld of the %lld sampled rows "
+                        "(row ids overlap or are out of range)",
+                        (long long)(m / (t->nf * (int64_t)sizeof(double))),
+                        (long long)n_sample);
     }
     *vals = all;
     return SW_OK;
@@ -234,10 +234,10 @@ share_edges(trainer *t, double *edges, int64_t *n_edges, sw_err *err)
     void *buf = NULL;
     sw_rc rc;
 
-    mine = sw_alloc_array((size_t)((t->f_hi - t->f_lo) * (t->max_bin + 1) + 1),
-                          sizeof(double));
+    mine = sw__alloc_array((size_t)((t->f_hi - t->f_lo) * (t->max_bin + 1) + 1),
+                           sizeof(double));
     if (mine == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     for (f = t->f_lo; f < t->f_hi; f++) {
         mine[at++] = (double)n_edges[f];
         memcpy(mine + at, edges + f * t->max_bin,
@@ -246,7 +246,7 @@ share_edges(trainer *t, double *edges, int64_t *n_edges, sw_err *err)
     }
     rc = sw_coll_gather(t->coll, mine, at * (int64_t)sizeof(double), &buf,
                         lens, err);
-    sw_free(mine);
+    sw__free(mine);
     if (rc != SW_OK)
         return rc;
     all = buf;
@@ -256,44 +256,44 @@ share_edges(trainer *t, double *edges, int64_t *n_edges, sw_err *err)
         int64_t ne = at < total ? (int64_t)all[at] : -1;
 
         if (ne < 0 || ne >= t->max_bin || at + 1 + ne > total) {
-            sw_free(buf);
-            return sw_fail(err, SW_E_FORMAT,
-                           "gbdt: the ranks' bin edges stop at feature %lld "
-                           "of %lld",
-                           (long long)f, (long long)t->nf);
+            sw__free(buf);
+            return sw__fail(err, SW_E_FORMAT,
+                            "gbdt: the ranks' bin edges stop at feature %lld "
+                            "of %lld",
+                            (long long)f, (long long)t->nf);
         }
         n_edges[f] = ne;
         memcpy(edges + f * t->max_bin, all + at + 1,
                (size_t)ne * sizeof(double));
         at += 1 + ne;
     }
-    sw_free(buf);
+    sw__free(buf);
     return SW_OK;
 }
 
 /* Edges from a sample (unless continuing a model, whose edges stay), then
  * every row's bins. */
 sw_rc
-sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
+sw__gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
 {
     sw_gbdt *g = t->g;
     int64_t f, n_sample = t->n_all < t->bin_sample ? t->n_all : t->bin_sample;
     sw_rc rc = SW_OK;
 
     if (!have_edges) {
-        int64_t *sample = sw_alloc_array((size_t)t->n_all, sizeof(int64_t));
-        double *scratch =
-            sw_alloc_array((size_t)(2 * n_sample * t->threads), sizeof(double));
+        int64_t *sample = sw__alloc_array((size_t)t->n_all, sizeof(int64_t));
+        double *scratch = sw__alloc_array((size_t)(2 * n_sample * t->threads),
+                                          sizeof(double));
         double *edges =
-            sw_alloc_array((size_t)(t->nf * t->max_bin), sizeof(double));
-        int64_t *n_edges = sw_alloc_array((size_t)t->nf, sizeof(int64_t)), k;
+            sw__alloc_array((size_t)(t->nf * t->max_bin), sizeof(double));
+        int64_t *n_edges = sw__alloc_array((size_t)t->nf, sizeof(int64_t)), k;
         uint64_t s = t->seed ^ 0x62696e73ULL; /* "bins" */
         double *vals = NULL;
         sw_rows gathered;
         bin_job j;
 
         if (!sample || !scratch || !edges || !n_edges) {
-            rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
             goto done;
         }
         for (k = 0; k < t->n_all; k++)
@@ -324,8 +324,7 @@ sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
         /* alone, every feature; a rank, its share, then the others' */
         j.f0 = t->f_lo;
         if (rc == SW_OK)
-            rc = sw_parallel(t->threads, t->f_hi - t->f_lo, edges_of, &j,
-                             err);
+            rc = sw__parallel(t->threads, t->f_hi - t->f_lo, edges_of, &j, err);
         if (rc == SW_OK && t->coll != NULL)
             rc = share_edges(t, edges, n_edges, err);
         if (rc == SW_OK) {
@@ -335,29 +334,29 @@ sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
             for (f = 0; f < t->nf; f++)
                 g->edge_start[f + 1] = (total += n_edges[f]);
             g->edges =
-                sw_alloc_array((size_t)(total ? total : 1), sizeof(double));
+                sw__alloc_array((size_t)(total ? total : 1), sizeof(double));
             if (g->edges == NULL)
-                rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+                rc = sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
             for (f = 0; rc == SW_OK && f < t->nf; f++)
                 memcpy(g->edges + g->edge_start[f], edges + f * t->max_bin,
                        (size_t)n_edges[f] * sizeof(double));
         }
     done:
-        sw_free(vals);
-        sw_free(sample);
-        sw_free(scratch);
-        sw_free(edges);
-        sw_free(n_edges);
+        sw__free(vals);
+        sw__free(sample);
+        sw__free(scratch);
+        sw__free(edges);
+        sw__free(n_edges);
         if (rc != SW_OK)
             return rc;
     }
     {
-        double *pad = sw_alloc_array((size_t)t->nf * 256, sizeof(double));
+        double *pad = sw__alloc_array((size_t)t->nf * 256, sizeof(double));
         fill_job j = {t, 16384, pad};
         int64_t k;
 
         if (pad == NULL)
-            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         for (f = 0; f < t->nf; f++) {
             int64_t a = g->edge_start[f], ne = g->edge_start[f + 1] - a;
 
@@ -365,9 +364,9 @@ sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err)
             for (k = 0; k < 256; k++)
                 pad[f * 256 + k] = k < ne ? g->edges[a + k] : INFINITY;
         }
-        rc = sw_parallel(t->threads, (t->n + j.block - 1) / j.block, fill_rows,
-                         &j, err);
-        sw_free(pad);
+        rc = sw__parallel(t->threads, (t->n + j.block - 1) / j.block, fill_rows,
+                          &j, err);
+        sw__free(pad);
         return rc;
     }
 }

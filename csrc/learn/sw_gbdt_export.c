@@ -80,12 +80,12 @@ open_out(const char *dir, const char *name, const char *suffix, char *path,
     FILE *fp;
 
     if ((size_t)snprintf(path, len, "%s/%s%s", dir, name, suffix) >= len) {
-        sw_fail(err, SW_E_INVAL, "export: path too long");
+        sw__fail(err, SW_E_INVAL, "export: path too long");
         return NULL;
     }
     fp = fopen(path, "w");
     if (fp == NULL)
-        sw_fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
+        sw__fail(err, SW_E_IO, "%s: %s", path, strerror(errno));
     return fp;
 }
 
@@ -95,13 +95,13 @@ close_out(FILE *fp, const char *path, sw_err *err)
     int bad = ferror(fp);
 
     if (fclose(fp) != 0 || bad)
-        return sw_fail(err, SW_E_IO, "%s: write failed", path);
+        return sw__fail(err, SW_E_IO, "%s: write failed", path);
     return SW_OK;
 }
 
 /* NAME_raw and NAME_predict of a multiclass model: the interpreter's
  * order of additions (tree t into class t mod K) and its softmax
- * (sw_gbdt_softmax), operation for operation. */
+ * (sw__gbdt_softmax), operation for operation. */
 static void
 put_multiclass(FILE *fp, const sw_gbdt *g, const char *name)
 {
@@ -154,14 +154,14 @@ sw_gbdt_export_c(const sw_model *m, const char *dir, const char *name,
     if (n_files != NULL)
         *n_files = 0;
     if (m == NULL || dir == NULL || m->kind != SW_MODEL_GBDT)
-        return sw_fail(err, SW_E_INVAL, "export: not a gbdt model");
+        return sw__fail(err, SW_E_INVAL, "export: not a gbdt model");
     if (!is_identifier(name))
-        return sw_fail(err, SW_E_INVAL,
-                       "export: name '%s' is not a C identifier (letters, "
-                       "digits, _; at most 64)",
-                       name ? name : "(null)");
+        return sw__fail(err, SW_E_INVAL,
+                        "export: name '%s' is not a C identifier (letters, "
+                        "digits, _; at most 64)",
+                        name ? name : "(null)");
     if (trees_per_file < 1)
-        return sw_fail(err, SW_E_INVAL, "export: trees_per_file must be >= 1");
+        return sw__fail(err, SW_E_INVAL, "export: trees_per_file must be >= 1");
     g = m->u.gbdt;
 
     if ((fp = open_out(dir, name, ".h", path, sizeof(path), err)) == NULL)

@@ -17,7 +17,7 @@ hist_get(trainer *t)
 {
     if (t->n_pool > 0)
         return t->pool[--t->n_pool];
-    return sw_alloc_array((size_t)(t->nf * 256), sizeof(hbin));
+    return sw__alloc_array((size_t)(t->nf * 256), sizeof(hbin));
 }
 
 static void
@@ -107,7 +107,7 @@ static void
 add_partials(const trainer *t, const hist_job *j)
 {
     int64_t len = t->nf * 256, k;
-    int th, n_threads = sw_pool_threads(t->workers);
+    int th, n_threads = sw__pool_threads(t->workers);
 
     if (!j->used[0])
         memset(j->hist, 0, (size_t)len * sizeof(hbin));
@@ -143,8 +143,8 @@ build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
     j.n_rows = n_rows;
     j.hist = hist;
     j.partials = t->partials;
-    sw_pool_run(t->workers, (n_rows + HIST_CHUNK - 1) / HIST_CHUNK, hist_chunk,
-                &j);
+    sw__pool_run(t->workers, (n_rows + HIST_CHUNK - 1) / HIST_CHUNK, hist_chunk,
+                 &j);
     add_partials(t, &j);
 }
 
@@ -384,11 +384,11 @@ find_best2(trainer *t, leaf *a, leaf *b, sw_err *err)
                 (s->feature < 0 || s->feature >= t->nf || s->bin < 0 ||
                  s->bin >= t->nbins[s->feature] - 1 || s->nl < 0 ||
                  s->nl > lfs[c]->n)) {
-                rc = sw_fail(err, SW_E_FORMAT,
-                             "gbdt: rank %d sent a split on feature %d, bin "
-                             "%d; not one of this fit's",
-                             k, (int)s->feature, (int)s->bin);
-                sw_free(all);
+                rc = sw__fail(err, SW_E_FORMAT,
+                              "gbdt: rank %d sent a split on feature %d, bin "
+                              "%d; not one of this fit's",
+                              k, (int)s->feature, (int)s->bin);
+                sw__free(all);
                 return rc;
             }
             if (s->gain > best.gain)
@@ -396,7 +396,7 @@ find_best2(trainer *t, leaf *a, leaf *b, sw_err *err)
         }
         lfs[c]->best = best;
     }
-    sw_free(all);
+    sw__free(all);
     return SW_OK;
 }
 
@@ -409,19 +409,19 @@ new_node(trainer *t, int64_t *id, sw_err *err)
 
     if (g->n_nodes == g->cap_nodes) {
         int64_t c = g->cap_nodes ? 2 * g->cap_nodes : 1024;
-        void *p = sw_realloc_array(g->nodes, (size_t)c, sizeof(sw_gbdt_node));
+        void *p = sw__realloc_array(g->nodes, (size_t)c, sizeof(sw_gbdt_node));
 
         if (p == NULL)
-            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         g->nodes = p;
         g->cap_nodes = c;
     }
     if (g->n_nodes >= t->cap_gain) {
         int64_t c = g->cap_nodes;
-        double *p = sw_realloc_array(t->node_gain, (size_t)c, sizeof(double));
+        double *p = sw__realloc_array(t->node_gain, (size_t)c, sizeof(double));
 
         if (p == NULL)
-            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         t->node_gain = p;
         t->cap_gain = c;
     }
@@ -551,7 +551,7 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
     j.nl = t->part_at;
     j.left_at = t->part_at + n_chunks;
     j.right_at = t->part_at + 2 * n_chunks;
-    sw_pool_run(t->workers, n_chunks, part_chunk, &j);
+    sw__pool_run(t->workers, n_chunks, part_chunk, &j);
     /* this rank's rows gone left (best.nl counts every rank's) */
     for (c = 0; c < n_chunks; c++)
         right_at += j.nl[c];
@@ -564,7 +564,7 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
         left_at += j.nl[c];
         right_at += (n < PART_CHUNK ? n : PART_CHUNK) - j.nl[c];
     }
-    sw_pool_run(t->workers, n_chunks, place_chunk, &j);
+    sw__pool_run(t->workers, n_chunks, place_chunk, &j);
     add_partials(t, &j.h);
     return mid;
 }
@@ -784,7 +784,7 @@ split_next(trainer *t, int best, sw_err *err)
         for (k = 0; k < n; k++) {
             t->ahead[j.leaf[k]].fresh = hist_get(t);
             if (t->ahead[j.leaf[k]].fresh == NULL)
-                return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+                return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         }
         if (n > 1) {
             /* largest first, so that the last taken are the shortest */
@@ -798,7 +798,7 @@ split_next(trainer *t, int best, sw_err *err)
                     j.leaf[m - 1] = x;
                 }
             }
-            sw_pool_run(t->workers, n, group_split, &j);
+            sw__pool_run(t->workers, n, group_split, &j);
             for (k = 0; k < n; k++) {
                 sw_rc rc;
 
@@ -831,8 +831,7 @@ split_next(trainer *t, int best, sw_err *err)
 
 /* The value one tree gives raw row i (out-of-bag rows, validation). */
 double
-sw_gbdt_tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X,
-                   int64_t i)
+sw__gbdt_tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X, int64_t i)
 {
     const sw_gbdt_node *n = g->nodes + root;
 
@@ -990,7 +989,7 @@ gradients(trainer *t, sw_err *err)
     sw_rc rc;
 
     if (t->objective == SW_GBDT_REGRESSION) {
-        sw_pool_run(t->workers, chunks, gmax_of, t);
+        sw__pool_run(t->workers, chunks, gmax_of, t);
         for (gbound = 0, c = 0; c < chunks; c++)
             gbound = t->gmax[c] > gbound ? t->gmax[c] : gbound;
         if ((rc = sw_coll_max_f64(t->coll, &gbound, 1, err)) != SW_OK)
@@ -1010,7 +1009,7 @@ gradients(trainer *t, sw_err *err)
                             t->n_all);
     t->ginv = 1.0 / t->gscale;
     t->hinv = 1.0 / t->hscale;
-    sw_pool_run(t->workers, chunks, gradients_of, t);
+    sw__pool_run(t->workers, chunks, gradients_of, t);
     return SW_OK;
 }
 
@@ -1063,7 +1062,7 @@ draw(trainer *t, int64_t round)
 }
 
 sw_rc
-sw_gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
+sw__gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
 {
     sw_gbdt *g = t->g;
     leaf *root = &t->leaves[0];
@@ -1081,7 +1080,7 @@ sw_gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
     root->node = root_id;
     root->hist = hist_get(t);
     if (root->hist == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
     build_hist(t, t->idx, t->n_bag, root->hist, 1);
     {
@@ -1130,9 +1129,9 @@ sw_gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
         hist_put(t, lf->hist);
         lf->hist = NULL;
     }
-    sw_pool_run(t->workers, t->n_leaves, leaf_scores, t);
+    sw__pool_run(t->workers, t->n_leaves, leaf_scores, t);
     for (k = 0; k < t->n_oob; k++)
         t->score[t->oob[k] * t->K + t->cls] +=
-            sw_gbdt_tree_value(g, root_id, t->X, t->oob[k]);
+            sw__gbdt_tree_value(g, root_id, t->X, t->oob[k]);
     return SW_OK;
 }

@@ -169,14 +169,14 @@ enum { PART_CHUNK = 8192, SPLIT_POOLED = 4 * PART_CHUNK };
 
 /* Edges from a sample (unless continuing a model, whose edges stay), then
  * every row's bins (sw_gbdt_bins.c). */
-sw_rc sw_gbdt_make_bins(trainer *t, int have_edges, sw_err *err);
+sw_rc sw__gbdt_make_bins(trainer *t, int have_edges, sw_err *err);
 
 /* One tree for round (and class t->cls) grown into t->g, and the rows'
  * scores moved by it (sw_gbdt_grow.c). */
-sw_rc sw_gbdt_grow_tree(trainer *t, int64_t round, sw_err *err);
+sw_rc sw__gbdt_grow_tree(trainer *t, int64_t round, sw_err *err);
 
 /* The value the tree at root gives raw row i. */
-double sw_gbdt_tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X,
-                          int64_t i);
+double sw__gbdt_tree_value(const sw_gbdt *g, int64_t root, const sw_rows *X,
+                           int64_t i);
 
 #endif /* SW_GBDT_INT_H */

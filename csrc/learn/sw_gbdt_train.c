@@ -37,29 +37,29 @@ check_input(const trainer *t, const sw_rows *X, const double *y,
     int64_t i;
 
     if (X->layout != SW_DENSE)
-        return sw_fail(err, SW_E_INVAL,
-                       "gbdt: %s rows must be dense (NaN marks a missing "
-                       "value)",
-                       what);
+        return sw__fail(err, SW_E_INVAL,
+                        "gbdt: %s rows must be dense (NaN marks a missing "
+                        "value)",
+                        what);
     if (X->n_rows == 0)
-        return sw_fail(err, SW_E_INVAL, "gbdt: the %s set is empty", what);
+        return sw__fail(err, SW_E_INVAL, "gbdt: the %s set is empty", what);
     if (y == NULL)
-        return sw_fail(err, SW_E_INVAL, "gbdt: no %s labels", what);
+        return sw__fail(err, SW_E_INVAL, "gbdt: no %s labels", what);
     for (i = 0; i < X->n_rows; i++) {
         if (!isfinite(y[i]))
-            return sw_fail(err, SW_E_NUMERIC, "gbdt: %s label %lld is %g", what,
-                           (long long)i, y[i]);
+            return sw__fail(err, SW_E_NUMERIC, "gbdt: %s label %lld is %g",
+                            what, (long long)i, y[i]);
         if (t->objective == SW_GBDT_BINARY && y[i] != 0.0 && y[i] != 1.0)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: %s label %lld is %g; binary labels are 0 "
-                           "or 1",
-                           what, (long long)i, y[i]);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: %s label %lld is %g; binary labels are 0 "
+                            "or 1",
+                            what, (long long)i, y[i]);
         if (t->objective == SW_GBDT_MULTICLASS &&
             (y[i] < 0 || y[i] != floor(y[i]) || (t->K > 0 && y[i] >= t->K)))
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: %s label %lld is %g; multiclass labels are "
-                           "0 .. %lld",
-                           what, (long long)i, y[i], (long long)t->K - 1);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: %s label %lld is %g; multiclass labels are "
+                            "0 .. %lld",
+                            what, (long long)i, y[i], (long long)t->K - 1);
     }
     return SW_OK;
 }
@@ -96,30 +96,30 @@ loss_of(int objective, int64_t K, const double *raw, const double *y, int64_t n)
 static void
 read_conf(trainer *t, const sw_conf *conf)
 {
-    t->objective = sw_conf_choice(conf, "gbdt.objective");
+    t->objective = sw__conf_choice(conf, "gbdt.objective");
     t->K = t->objective == SW_GBDT_MULTICLASS
-               ? (int64_t)sw_conf_num(conf, "gbdt.num_class")
+               ? (int64_t)sw__conf_num(conf, "gbdt.num_class")
                : 1;
-    t->rounds = (int64_t)sw_conf_num(conf, "gbdt.n_estimators");
-    t->lr = sw_conf_num(conf, "gbdt.learning_rate");
-    t->num_leaves = (int)sw_conf_num(conf, "gbdt.num_leaves");
-    t->max_depth = (int)sw_conf_num(conf, "gbdt.max_depth");
-    t->depthwise = sw_conf_choice(conf, "gbdt.grow_policy") == 1;
-    t->max_bin = (int)sw_conf_num(conf, "gbdt.max_bin");
-    t->bin_sample = (int64_t)sw_conf_num(conf, "gbdt.bin_sample");
-    t->min_data = (int64_t)sw_conf_num(conf, "gbdt.min_data_in_leaf");
-    t->min_hess = sw_conf_num(conf, "gbdt.min_sum_hessian_in_leaf");
-    t->l1 = sw_conf_num(conf, "gbdt.lambda_l1");
-    t->l2 = sw_conf_num(conf, "gbdt.lambda_l2");
-    t->min_gain = sw_conf_num(conf, "gbdt.min_gain_to_split");
-    t->max_delta = sw_conf_num(conf, "gbdt.max_delta_step");
-    t->bag = sw_conf_num(conf, "gbdt.bagging_fraction");
-    t->ffrac = sw_conf_num(conf, "gbdt.feature_fraction");
-    t->seed = (uint64_t)sw_conf_num(conf, "gbdt.seed");
-    t->early = (int64_t)sw_conf_num(conf, "gbdt.early_stopping_rounds");
-    t->threads = (int)sw_conf_num(conf, "gbdt.threads");
+    t->rounds = (int64_t)sw__conf_num(conf, "gbdt.n_estimators");
+    t->lr = sw__conf_num(conf, "gbdt.learning_rate");
+    t->num_leaves = (int)sw__conf_num(conf, "gbdt.num_leaves");
+    t->max_depth = (int)sw__conf_num(conf, "gbdt.max_depth");
+    t->depthwise = sw__conf_choice(conf, "gbdt.grow_policy") == 1;
+    t->max_bin = (int)sw__conf_num(conf, "gbdt.max_bin");
+    t->bin_sample = (int64_t)sw__conf_num(conf, "gbdt.bin_sample");
+    t->min_data = (int64_t)sw__conf_num(conf, "gbdt.min_data_in_leaf");
+    t->min_hess = sw__conf_num(conf, "gbdt.min_sum_hessian_in_leaf");
+    t->l1 = sw__conf_num(conf, "gbdt.lambda_l1");
+    t->l2 = sw__conf_num(conf, "gbdt.lambda_l2");
+    t->min_gain = sw__conf_num(conf, "gbdt.min_gain_to_split");
+    t->max_delta = sw__conf_num(conf, "gbdt.max_delta_step");
+    t->bag = sw__conf_num(conf, "gbdt.bagging_fraction");
+    t->ffrac = sw__conf_num(conf, "gbdt.feature_fraction");
+    t->seed = (uint64_t)sw__conf_num(conf, "gbdt.seed");
+    t->early = (int64_t)sw__conf_num(conf, "gbdt.early_stopping_rounds");
+    t->threads = (int)sw__conf_num(conf, "gbdt.threads");
     if (t->threads <= 0)
-        t->threads = sw_n_cpus();
+        t->threads = sw__n_cpus();
 }
 
 static void
@@ -127,36 +127,36 @@ trainer_free(trainer *t)
 {
     int i;
 
-    sw_free(t->bins);
-    sw_free(t->bins_col);
-    sw_free(t->nbins);
-    sw_free(t->gh);
-    sw_free(t->gmax);
-    sw_free(t->score);
-    sw_free(t->prob);
-    sw_free(t->idx);
-    sw_free(t->tmp);
-    sw_free(t->part_at);
-    sw_free(t->oob);
-    sw_free(t->use);
+    sw__free(t->bins);
+    sw__free(t->bins_col);
+    sw__free(t->nbins);
+    sw__free(t->gh);
+    sw__free(t->gmax);
+    sw__free(t->score);
+    sw__free(t->prob);
+    sw__free(t->idx);
+    sw__free(t->tmp);
+    sw__free(t->part_at);
+    sw__free(t->oob);
+    sw__free(t->use);
     for (i = 0; i < t->n_pool; i++)
-        sw_free(t->pool[i]);
+        sw__free(t->pool[i]);
     /* left by an error mid-tree: the leaves' histograms, and those of
      * children computed ahead (the larger one's is its leaf's) */
     for (i = 0; t->leaves != NULL && i < t->n_leaves; i++) {
-        sw_free(t->leaves[i].hist);
+        sw__free(t->leaves[i].hist);
         if (t->ahead != NULL && t->ahead[i].ready)
-            sw_free(t->ahead[i].L.n <= t->ahead[i].R.n ? t->ahead[i].L.hist
-                                                       : t->ahead[i].R.hist);
+            sw__free(t->ahead[i].L.n <= t->ahead[i].R.n ? t->ahead[i].L.hist
+                                                        : t->ahead[i].R.hist);
         else if (t->ahead != NULL)
-            sw_free(t->ahead[i].fresh);
+            sw__free(t->ahead[i].fresh);
     }
-    sw_free(t->leaves);
-    sw_free(t->ahead);
-    sw_free(t->pool);
-    sw_free(t->partials);
-    sw_pool_free(t->workers);
-    sw_free(t->node_gain);
+    sw__free(t->leaves);
+    sw__free(t->ahead);
+    sw__free(t->pool);
+    sw__free(t->partials);
+    sw__pool_free(t->workers);
+    sw__free(t->node_gain);
 }
 
 static sw_rc
@@ -164,34 +164,34 @@ alloc_all(trainer *t, sw_err *err)
 {
     size_t n = (size_t)t->n;
 
-    if (t->threads > 1 && sw_pool_new(t->threads, &t->workers, err) != SW_OK)
+    if (t->threads > 1 && sw__pool_new(t->threads, &t->workers, err) != SW_OK)
         return SW_E_NOMEM;
-    t->bins = sw_alloc_array(n, (size_t)t->nf);
-    t->bins_col = sw_alloc_array(n, (size_t)t->nf);
-    t->nbins = sw_alloc_array((size_t)t->nf, sizeof(int));
-    t->gh = sw_alloc_array(n, 2 * sizeof(int64_t));
-    t->gmax = sw_alloc_array(n / ROW_CHUNK + 1, sizeof(double));
-    t->score = sw_alloc_array(n, (size_t)t->K * sizeof(double));
+    t->bins = sw__alloc_array(n, (size_t)t->nf);
+    t->bins_col = sw__alloc_array(n, (size_t)t->nf);
+    t->nbins = sw__alloc_array((size_t)t->nf, sizeof(int));
+    t->gh = sw__alloc_array(n, 2 * sizeof(int64_t));
+    t->gmax = sw__alloc_array(n / ROW_CHUNK + 1, sizeof(double));
+    t->score = sw__alloc_array(n, (size_t)t->K * sizeof(double));
     if (t->K > 1)
-        t->prob = sw_alloc_array(n, (size_t)t->K * sizeof(double));
-    t->idx = sw_alloc_array(n, sizeof(int64_t));
-    t->tmp = sw_alloc_array(n * (size_t)sw_pool_threads(t->workers),
-                            sizeof(int64_t));
-    t->oob = sw_alloc_array(n, sizeof(int64_t));
-    t->part_at = sw_alloc_array(3 * (n / PART_CHUNK + 1), sizeof(int64_t));
-    t->use = sw_alloc_array((size_t)t->nf, 1);
-    t->leaves = sw_alloc_array((size_t)t->num_leaves, sizeof(leaf));
+        t->prob = sw__alloc_array(n, (size_t)t->K * sizeof(double));
+    t->idx = sw__alloc_array(n, sizeof(int64_t));
+    t->tmp = sw__alloc_array(n * (size_t)sw__pool_threads(t->workers),
+                             sizeof(int64_t));
+    t->oob = sw__alloc_array(n, sizeof(int64_t));
+    t->part_at = sw__alloc_array(3 * (n / PART_CHUNK + 1), sizeof(int64_t));
+    t->use = sw__alloc_array((size_t)t->nf, 1);
+    t->leaves = sw__alloc_array((size_t)t->num_leaves, sizeof(leaf));
     /* the leaves' histograms, and one per leaf split ahead */
-    t->pool = sw_alloc_array(2 * (size_t)t->num_leaves + 2, sizeof(hbin *));
-    t->ahead = sw_calloc((size_t)t->num_leaves + 1, sizeof(*t->ahead));
-    t->partials = sw_alloc_array(
-        (size_t)((sw_pool_threads(t->workers) - 1) * t->nf * 256 + 1),
+    t->pool = sw__alloc_array(2 * (size_t)t->num_leaves + 2, sizeof(hbin *));
+    t->ahead = sw__calloc((size_t)t->num_leaves + 1, sizeof(*t->ahead));
+    t->partials = sw__alloc_array(
+        (size_t)((sw__pool_threads(t->workers) - 1) * t->nf * 256 + 1),
         sizeof(hbin));
     if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
         !t->gmax || !t->score || (t->K > 1 && !t->prob) || !t->idx || !t->tmp ||
         !t->part_at || !t->oob || !t->use || !t->leaves || !t->pool ||
         !t->ahead)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
 
@@ -203,32 +203,32 @@ start_model(trainer *t, const sw_model *init, sw_err *err)
 
     if (init != NULL) {
         if (init->kind != SW_MODEL_GBDT)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: can only continue a gbdt model");
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: can only continue a gbdt model");
         if (init->u.gbdt->n_features != t->nf)
-            return sw_fail(err, SW_E_SHAPE,
-                           "gbdt: the model has %lld features, the data "
-                           "%lld",
-                           (long long)init->u.gbdt->n_features,
-                           (long long)t->nf);
+            return sw__fail(err, SW_E_SHAPE,
+                            "gbdt: the model has %lld features, the data "
+                            "%lld",
+                            (long long)init->u.gbdt->n_features,
+                            (long long)t->nf);
         if (init->u.gbdt->objective != t->objective)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: gbdt.objective differs from the model's");
-        return sw_gbdt_dup(init->u.gbdt, &t->g, err);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: gbdt.objective differs from the model's");
+        return sw__gbdt_dup(init->u.gbdt, &t->g, err);
     }
-    g = t->g = sw_calloc(1, sizeof(*g));
+    g = t->g = sw__calloc(1, sizeof(*g));
     if (g == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     g->objective = t->objective;
     g->n_features = t->nf;
     g->learning_rate = t->lr;
     g->best_iteration = -1;
-    g->roots = sw_calloc(1, sizeof(int64_t));
-    g->edge_start = sw_calloc((size_t)t->nf + 1, sizeof(int64_t));
-    g->imp_gain = sw_calloc((size_t)t->nf, sizeof(double));
-    g->imp_split = sw_calloc((size_t)t->nf, sizeof(int64_t));
+    g->roots = sw__calloc(1, sizeof(int64_t));
+    g->edge_start = sw__calloc((size_t)t->nf + 1, sizeof(int64_t));
+    g->imp_gain = sw__calloc((size_t)t->nf, sizeof(double));
+    g->imp_split = sw__calloc((size_t)t->nf, sizeof(int64_t));
     if (!g->roots || !g->edge_start || !g->imp_gain || !g->imp_split)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     return SW_OK;
 }
 
@@ -239,10 +239,11 @@ add_root(trainer *t, sw_err *err)
 
     if (g->n_trees + 1 >= g->cap_trees) {
         int64_t c = g->cap_trees ? 2 * g->cap_trees + 2 : 128;
-        int64_t *p = sw_realloc_array(g->roots, (size_t)c + 1, sizeof(int64_t));
+        int64_t *p =
+            sw__realloc_array(g->roots, (size_t)c + 1, sizeof(int64_t));
 
         if (p == NULL)
-            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         g->roots = p;
         g->cap_trees = c;
     }
@@ -279,17 +280,17 @@ check_ranks(const trainer *t, const sw_rows *X_valid, const sw_model *init,
     for (k = 1; k < sw_coll_size(t->coll); k++) {
         for (i = 0; i < 8; i++) {
             if (all[k * 8 + i] != all[i]) {
-                rc = sw_fail(err, SW_E_INVAL,
-                             "gbdt: rank %lld has %lld %s, rank 0 %lld; every "
-                             "rank needs the same",
-                             (long long)k, (long long)all[k * 8 + i], what[i],
-                             (long long)all[i]);
-                sw_free(buf);
+                rc = sw__fail(err, SW_E_INVAL,
+                              "gbdt: rank %lld has %lld %s, rank 0 %lld; every "
+                              "rank needs the same",
+                              (long long)k, (long long)all[k * 8 + i], what[i],
+                              (long long)all[i]);
+                sw__free(buf);
                 return rc;
             }
         }
     }
-    sw_free(buf);
+    sw__free(buf);
     return SW_OK;
 }
 
@@ -306,9 +307,9 @@ gather_labels(trainer *t, double **y_all, sw_err *err)
     sw_rc rc;
 
     *y_all = NULL;
-    pairs = sw_alloc_array((size_t)t->n + 1, 2 * sizeof(double));
+    pairs = sw__alloc_array((size_t)t->n + 1, 2 * sizeof(double));
     if (pairs == NULL)
-        return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     for (i = 0; i < t->n; i++) {
         int64_t id = row_id(t, i);
 
@@ -316,15 +317,15 @@ gather_labels(trainer *t, double **y_all, sw_err *err)
         pairs[2 * i + 1] = t->y[i];
     }
     rc = sw_coll_gather(t->coll, pairs, t->n * 16, &buf, lens, err);
-    sw_free(pairs);
+    sw__free(pairs);
     if (rc != SW_OK)
         return rc;
     for (k = 0; k < sw_coll_size(t->coll); k++)
         total += lens[k] / 16;
-    ys = sw_alloc_array((size_t)total + 1, sizeof(double));
-    seen = sw_calloc((size_t)total + 1, 1);
+    ys = sw__alloc_array((size_t)total + 1, sizeof(double));
+    seen = sw__calloc((size_t)total + 1, 1);
     if (ys == NULL || seen == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         goto done;
     }
     pairs = buf;
@@ -333,12 +334,12 @@ gather_labels(trainer *t, double **y_all, sw_err *err)
 
         memcpy(&id, &pairs[2 * i], 8);
         if (id < 0 || id >= total || seen[id]) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "gbdt: row id %lld is %s; the ranks' row ids must "
-                         "cover 0 .. %lld once",
-                         (long long)id,
-                         id < 0 || id >= total ? "out of range" : "repeated",
-                         (long long)total - 1);
+            rc = sw__fail(err, SW_E_INVAL,
+                          "gbdt: row id %lld is %s; the ranks' row ids must "
+                          "cover 0 .. %lld once",
+                          (long long)id,
+                          id < 0 || id >= total ? "out of range" : "repeated",
+                          (long long)total - 1);
             goto done;
         }
         seen[id] = 1;
@@ -348,9 +349,9 @@ gather_labels(trainer *t, double **y_all, sw_err *err)
     *y_all = ys;
     ys = NULL;
 done:
-    sw_free(buf);
-    sw_free(seen);
-    sw_free(ys);
+    sw__free(buf);
+    sw__free(seen);
+    sw__free(ys);
     return rc;
 }
 
@@ -373,17 +374,17 @@ check_row_ids(const trainer *t, const int64_t *row_ids, sw_err *err)
     if (t->coll == NULL && row_ids != NULL) /* alone, the ids are 0 .. n - 1 */
         for (i = 0; i < t->n; i++)
             if (row_ids[i] != i)
-                return sw_fail(err, SW_E_INVAL,
-                               "gbdt: row id %lld of a fit on one rank is "
-                               "%lld; one rank holds rows 0 .. n - 1",
-                               (long long)i, (long long)row_ids[i]);
+                return sw__fail(err, SW_E_INVAL,
+                                "gbdt: row id %lld of a fit on one rank is "
+                                "%lld; one rank holds rows 0 .. n - 1",
+                                (long long)i, (long long)row_ids[i]);
     for (i = 1; row_ids != NULL && i < t->n; i++)
         if (row_ids[i] <= row_ids[i - 1])
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: row ids must increase: id %lld is %lld "
-                           "after %lld",
-                           (long long)i, (long long)row_ids[i],
-                           (long long)row_ids[i - 1]);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: row ids must increase: id %lld is %lld "
+                            "after %lld",
+                            (long long)i, (long long)row_ids[i],
+                            (long long)row_ids[i - 1]);
     return SW_OK;
 }
 
@@ -402,32 +403,32 @@ check_setup(trainer *t, const double *ys, const sw_rows *X_valid,
             for (i = 0; i < t->n_all; i++)
                 t->K = ys[i] + 1 > (double)t->K ? (int64_t)ys[i] + 1 : t->K;
         if (t->K < 3)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: multiclass needs at least 3 classes, the "
-                           "labels have %lld (use gbdt.objective=binary)",
-                           (long long)t->K);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: multiclass needs at least 3 classes, the "
+                            "labels have %lld (use gbdt.objective=binary)",
+                            (long long)t->K);
         if (init != NULL && init->kind == SW_MODEL_GBDT &&
             init->u.gbdt->n_classes != t->K)
-            return sw_fail(err, SW_E_INVAL,
-                           "gbdt: the model has %lld classes, the labels "
-                           "%lld",
-                           (long long)init->u.gbdt->n_classes,
-                           (long long)t->K);
+            return sw__fail(err, SW_E_INVAL,
+                            "gbdt: the model has %lld classes, the labels "
+                            "%lld",
+                            (long long)init->u.gbdt->n_classes,
+                            (long long)t->K);
     }
     if (t->nf < 1)
-        return sw_fail(err, SW_E_SHAPE, "gbdt: rows without features");
+        return sw__fail(err, SW_E_SHAPE, "gbdt: rows without features");
     if (t->depthwise && t->max_depth <= 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "gbdt: depth-wise growth needs gbdt.max_depth > 0");
+        return sw__fail(err, SW_E_INVAL,
+                        "gbdt: depth-wise growth needs gbdt.max_depth > 0");
     if (X_valid != NULL) {
         if ((rc = check_input(t, X_valid, y_valid, "validation", err)) !=
             SW_OK)
             return rc;
         if (X_valid->n_cols != t->nf)
-            return sw_fail(err, SW_E_SHAPE,
-                           "gbdt: validation rows have %lld features, "
-                           "training rows %lld",
-                           (long long)X_valid->n_cols, (long long)t->nf);
+            return sw__fail(err, SW_E_SHAPE,
+                            "gbdt: validation rows have %lld features, "
+                            "training rows %lld",
+                            (long long)X_valid->n_cols, (long long)t->nf);
     }
     return SW_OK;
 }
@@ -440,7 +441,7 @@ agree_ahead(trainer *t, sw_err *err)
     double w;
     sw_rc rc;
 
-    t->ahead_want = sw_pool_threads(t->workers) * AHEAD_PER_THREAD;
+    t->ahead_want = sw__pool_threads(t->workers) * AHEAD_PER_THREAD;
     t->ahead_want = t->workers == NULL          ? 1
                     : t->ahead_want < AHEAD_MAX ? t->ahead_want
                                                 : AHEAD_MAX;
@@ -462,13 +463,13 @@ start_scores(trainer *t, const double *ys, const sw_model *init,
     int64_t i, k;
 
     if (init != NULL)
-        return sw_gbdt_raw(t->g, t->X, t->g->n_trees, t->score, err);
+        return sw__gbdt_raw(t->g, t->X, t->g->n_trees, t->score, err);
     if (t->K > 1) {
         /* each class starts from the log of its share of the labels */
         t->g->n_classes = t->K;
-        t->g->base_scores = sw_calloc((size_t)t->K, sizeof(double));
+        t->g->base_scores = sw__calloc((size_t)t->K, sizeof(double));
         if (t->g->base_scores == NULL)
-            return sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
         for (i = 0; i < t->n_all; i++)
             t->g->base_scores[(int64_t)ys[i]] += 1.0;
         for (k = 0; k < t->K; k++) {
@@ -518,18 +519,18 @@ run_rounds(trainer *t, const sw_rows *X_valid, const double *y_valid,
             for (i = 0; i < t->n; i++) {
                 memcpy(t->prob + i * t->K, t->score + i * t->K,
                        (size_t)t->K * sizeof(double));
-                sw_gbdt_softmax(t->prob + i * t->K, t->K);
+                sw__gbdt_softmax(t->prob + i * t->K, t->K);
             }
         }
         for (t->cls = 0; t->cls < t->K; t->cls++) {
             int64_t root = t->g->n_nodes;
 
-            if ((rc = sw_gbdt_grow_tree(t, r, err)) != SW_OK ||
+            if ((rc = sw__gbdt_grow_tree(t, r, err)) != SW_OK ||
                 (rc = add_root(t, err)) != SW_OK)
                 return rc;
             for (i = 0; X_valid != NULL && i < X_valid->n_rows; i++)
                 vraw[i * t->K + t->cls] +=
-                    sw_gbdt_tree_value(t->g, root, X_valid, i);
+                    sw__gbdt_tree_value(t->g, root, X_valid, i);
         }
         t->cls = 0;
         if (X_valid != NULL) {
@@ -544,9 +545,9 @@ run_rounds(trainer *t, const sw_rows *X_valid, const double *y_valid,
             }
         }
         if (progress != NULL && progress(progress_ctx, r + 1, t->rounds, l))
-            return sw_fail(err, SW_E_STATE,
-                           "gbdt: stopped by the caller after %lld rounds",
-                           (long long)r + 1);
+            return sw__fail(err, SW_E_STATE,
+                            "gbdt: stopped by the caller after %lld rounds",
+                            (long long)r + 1);
         if (stop)
             break;
     }
@@ -591,7 +592,7 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
     *out = NULL;
     memset(&t, 0, sizeof(t));
     if (conf == NULL || X == NULL)
-        return sw_fail(err, SW_E_INVAL, "gbdt: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "gbdt: NULL argument");
     read_conf(&t, conf);
     t.X = X;
     t.y = ys = y;
@@ -621,29 +622,29 @@ sw_gbdt_fit_shard(const sw_conf *conf, const sw_rows *X, const double *y,
         (rc = alloc_all(&t, err)) != SW_OK ||
         (rc = start_model(&t, init, err)) != SW_OK ||
         (rc = agree_ahead(&t, err)) != SW_OK ||
-        (rc = sw_gbdt_make_bins(&t, init != NULL, err)) != SW_OK ||
+        (rc = sw__gbdt_make_bins(&t, init != NULL, err)) != SW_OK ||
         (rc = start_scores(&t, ys, init, err)) != SW_OK)
         goto done;
     if (X_valid != NULL) {
-        vraw = sw_alloc_array((size_t)X_valid->n_rows,
-                              (size_t)t.K * sizeof(double));
+        vraw = sw__alloc_array((size_t)X_valid->n_rows,
+                               (size_t)t.K * sizeof(double));
         if (vraw == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "gbdt: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
             goto done;
         }
-        if ((rc = sw_gbdt_raw(t.g, X_valid, t.g->n_trees, vraw, err)) != SW_OK)
+        if ((rc = sw__gbdt_raw(t.g, X_valid, t.g->n_trees, vraw, err)) != SW_OK)
             goto done;
     }
     if ((rc = run_rounds(&t, X_valid, y_valid, vraw, valid_loss, progress,
                          progress_ctx, err)) != SW_OK)
         goto done;
     count_importance(&t, init);
-    rc = sw_model_wrap(SW_MODEL_GBDT, t.g, out, err);
+    rc = sw__model_wrap(SW_MODEL_GBDT, t.g, out, err);
     t.g = NULL; /* the model's now, or freed */
 done:
-    sw_free(vraw);
-    sw_free(y_all);
-    sw_gbdt_free(t.g);
+    sw__free(vraw);
+    sw__free(y_all);
+    sw__gbdt_free(t.g);
     trainer_free(&t);
     return rc;
 }

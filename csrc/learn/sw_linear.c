@@ -351,15 +351,15 @@ alloc_params(sw_linear *lin, sw_err *err)
     size_t n_w = (size_t)(lin->n_vec * lin->dim);
     size_t n_s = (size_t)sigma_len(lin, lin->n_vec);
 
-    lin->w = sw_calloc(n_w, sizeof(double));
+    lin->w = sw__calloc(n_w, sizeof(double));
     if (lin->w == NULL)
-        return sw_fail(err, SW_E_NOMEM, "linear: no memory for %zu weights",
-                       n_w);
+        return sw__fail(err, SW_E_NOMEM, "linear: no memory for %zu weights",
+                        n_w);
     if (n_s > 0) {
-        lin->sigma = sw_alloc_array(n_s, sizeof(double));
+        lin->sigma = sw__alloc_array(n_s, sizeof(double));
         if (lin->sigma == NULL)
-            return sw_fail(err, SW_E_NOMEM,
-                           "linear: no memory for %zu variances", n_s);
+            return sw__fail(err, SW_E_NOMEM,
+                            "linear: no memory for %zu variances", n_s);
     }
     return SW_OK;
 }
@@ -370,48 +370,48 @@ static sw_rc
 check_settings(const sw_linear *lin, sw_err *err)
 {
     if (lin->task != TASK_CLASSIFY && lin->task != TASK_REGRESS)
-        return sw_fail(err, SW_E_INVAL, "linear.task: unknown task %d",
-                       lin->task);
+        return sw__fail(err, SW_E_INVAL, "linear.task: unknown task %d",
+                        lin->task);
     if (lin->algo != ALGO_PA && lin->algo != ALGO_SCW)
-        return sw_fail(err, SW_E_INVAL, "linear.algorithm: unknown %d",
-                       lin->algo);
+        return sw__fail(err, SW_E_INVAL, "linear.algorithm: unknown %d",
+                        lin->algo);
     if (lin->algo == ALGO_SCW && lin->task == TASK_REGRESS)
-        return sw_fail(err, SW_E_INVAL,
-                       "linear.algorithm: scw is a classifier; regression "
-                       "needs linear.algorithm=pa");
+        return sw__fail(err, SW_E_INVAL,
+                        "linear.algorithm: scw is a classifier; regression "
+                        "needs linear.algorithm=pa");
     if (lin->variant < 0 || lin->variant > (lin->algo == ALGO_PA ? 2 : 1))
-        return sw_fail(err, SW_E_INVAL, "%s.variant: unknown variant %d",
-                       lin->algo == ALGO_PA ? "pa" : "scw", lin->variant);
+        return sw__fail(err, SW_E_INVAL, "%s.variant: unknown variant %d",
+                        lin->algo == ALGO_PA ? "pa" : "scw", lin->variant);
     if (!(lin->C > 0) || !isfinite(lin->C))
-        return sw_fail(err, SW_E_INVAL, "%s.C: %g, expected > 0",
-                       lin->algo == ALGO_PA ? "pa" : "scw", lin->C);
+        return sw__fail(err, SW_E_INVAL, "%s.C: %g, expected > 0",
+                        lin->algo == ALGO_PA ? "pa" : "scw", lin->C);
     if (!(lin->epsilon >= 0) || !isfinite(lin->epsilon))
-        return sw_fail(err, SW_E_INVAL, "pa.epsilon: %g, expected >= 0",
-                       lin->epsilon);
+        return sw__fail(err, SW_E_INVAL, "pa.epsilon: %g, expected >= 0",
+                        lin->epsilon);
     if (lin->algo == ALGO_SCW &&
         (!(lin->eta > 0.5 && lin->eta < 1) || !(lin->a > 0) ||
          !isfinite(lin->a) || !(lin->phi > 0) || !isfinite(lin->phi)))
-        return sw_fail(err, SW_E_INVAL,
-                       "scw: eta %g (expected 0.5 < eta < 1), a %g "
-                       "(expected > 0), phi %g",
-                       lin->eta, lin->a, lin->phi);
+        return sw__fail(err, SW_E_INVAL,
+                        "scw: eta %g (expected 0.5 < eta < 1), a %g "
+                        "(expected > 0), phi %g",
+                        lin->eta, lin->a, lin->phi);
     if (lin->n_features < 1 || lin->n_features > MAX_FEATURES)
-        return sw_fail(err, SW_E_INVAL, "n_features: %lld, expected 1..%lld",
-                       (long long)lin->n_features, (long long)MAX_FEATURES);
+        return sw__fail(err, SW_E_INVAL, "n_features: %lld, expected 1..%lld",
+                        (long long)lin->n_features, (long long)MAX_FEATURES);
     if (lin->full && lin->dim > MAX_FULL_DIM)
-        return sw_fail(err, SW_E_INVAL,
-                       "scw.covariance=full: %lld weights, at most %d; use "
-                       "diag",
-                       (long long)lin->dim, MAX_FULL_DIM);
+        return sw__fail(err, SW_E_INVAL,
+                        "scw.covariance=full: %lld weights, at most %d; use "
+                        "diag",
+                        (long long)lin->dim, MAX_FULL_DIM);
     if (lin->n_classes < 0 ||
         (lin->task == TASK_REGRESS && lin->n_classes != 0))
-        return sw_fail(err, SW_E_INVAL, "n_classes: %lld for a %s",
-                       (long long)lin->n_classes,
-                       lin->task == TASK_REGRESS ? "regressor" : "classifier");
+        return sw__fail(err, SW_E_INVAL, "n_classes: %lld for a %s",
+                        (long long)lin->n_classes,
+                        lin->task == TASK_REGRESS ? "regressor" : "classifier");
     if (lin->n_classes > 1000000 ||
         lin->n_vec > INT64_MAX / 8 / lin->dim / (lin->full ? lin->dim : 1))
-        return sw_fail(err, SW_E_INVAL, "n_classes: %lld is too many",
-                       (long long)lin->n_classes);
+        return sw__fail(err, SW_E_INVAL, "n_classes: %lld is too many",
+                        (long long)lin->n_classes);
     return SW_OK;
 }
 
@@ -424,34 +424,34 @@ sw_linear_new(const sw_conf *conf, int64_t n_features, int64_t n_classes,
 
     *out = NULL;
     if (conf == NULL)
-        return sw_fail(err, SW_E_INVAL, "sw_linear_new: conf is NULL");
-    lin = sw_calloc(1, sizeof(*lin));
+        return sw__fail(err, SW_E_INVAL, "sw_linear_new: conf is NULL");
+    lin = sw__calloc(1, sizeof(*lin));
     if (lin == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "linear: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "linear: out of memory");
         goto done;
     }
-    lin->task = sw_conf_choice(conf, "linear.task");
-    lin->algo = sw_conf_choice(conf, "linear.algorithm");
-    lin->intercept = sw_conf_choice(conf, "linear.fit_intercept");
+    lin->task = sw__conf_choice(conf, "linear.task");
+    lin->algo = sw__conf_choice(conf, "linear.algorithm");
+    lin->intercept = sw__conf_choice(conf, "linear.fit_intercept");
     if (lin->algo == ALGO_PA) {
-        lin->variant = sw_conf_choice(conf, "pa.variant");
-        lin->C = sw_conf_num(conf, "pa.C");
+        lin->variant = sw__conf_choice(conf, "pa.variant");
+        lin->C = sw__conf_num(conf, "pa.C");
     } else {
-        lin->variant = sw_conf_choice(conf, "scw.variant");
-        lin->C = sw_conf_num(conf, "scw.C");
-        lin->full = sw_conf_choice(conf, "scw.covariance") == 1;
+        lin->variant = sw__conf_choice(conf, "scw.variant");
+        lin->C = sw__conf_num(conf, "scw.C");
+        lin->full = sw__conf_choice(conf, "scw.covariance") == 1;
     }
-    lin->epsilon = sw_conf_num(conf, "pa.epsilon");
-    lin->eta = sw_conf_num(conf, "scw.eta");
-    lin->a = sw_conf_num(conf, "scw.a");
+    lin->epsilon = sw__conf_num(conf, "pa.epsilon");
+    lin->eta = sw__conf_num(conf, "scw.eta");
+    lin->a = sw__conf_num(conf, "scw.a");
     lin->phi = lin->algo == ALGO_SCW ? norm_ppf(lin->eta) : 0.0;
     lin->n_features = n_features;
     lin->dim = n_features + lin->intercept;
     lin->n_classes = lin->task == TASK_CLASSIFY ? n_classes : 0;
     if (lin->task == TASK_REGRESS && n_classes > 0) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "n_classes: %lld, but linear.task is regression",
-                     (long long)n_classes);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "n_classes: %lld, but linear.task is regression",
+                      (long long)n_classes);
         goto done;
     }
     lin->n_vec = vectors_for(lin->task, lin->n_classes);
@@ -463,7 +463,7 @@ sw_linear_new(const sw_conf *conf, int64_t n_features, int64_t n_classes,
         goto done;
     if (lin->sigma != NULL)
         init_sigma(lin, lin->sigma, lin->n_vec);
-    rc = sw_model_wrap(SW_MODEL_LINEAR, lin, out, err);
+    rc = sw__model_wrap(SW_MODEL_LINEAR, lin, out, err);
     lin = NULL; /* the model's now, or freed */
 done:
     lin_free(lin);
@@ -475,9 +475,9 @@ lin_free(sw_linear *lin)
 {
     if (lin == NULL)
         return;
-    sw_free(lin->w);
-    sw_free(lin->sigma);
-    sw_free(lin);
+    sw__free(lin->w);
+    sw__free(lin->sigma);
+    sw__free(lin);
 }
 
 static sw_rc
@@ -487,9 +487,9 @@ lin_dup(const sw_linear *lin, sw_linear **out, sw_err *err)
     sw_rc rc;
 
     *out = NULL;
-    c = sw_malloc(sizeof(*c));
+    c = sw__malloc(sizeof(*c));
     if (c == NULL)
-        return sw_fail(err, SW_E_NOMEM, "linear: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "linear: out of memory");
     *c = *lin;
     c->w = NULL;
     c->sigma = NULL;
@@ -520,11 +520,11 @@ sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err)
     sw_rc rc;
 
     if (lin == NULL)
-        return sw_fail(err, SW_E_INVAL, "add_classes: not a linear model");
+        return sw__fail(err, SW_E_INVAL, "add_classes: not a linear model");
     if (lin->task != TASK_CLASSIFY)
-        return sw_fail(err, SW_E_STATE,
-                       "add_classes: a regressor has no "
-                       "classes");
+        return sw__fail(err, SW_E_STATE,
+                        "add_classes: a regressor has no "
+                        "classes");
     if (n_classes <= lin->n_classes)
         return SW_OK;
     grown = *lin;
@@ -541,8 +541,8 @@ sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err)
     }
     rc = alloc_params(&grown, err);
     if (rc != SW_OK) {
-        sw_free(grown.w);
-        sw_free(grown.sigma);
+        sw__free(grown.w);
+        sw__free(grown.sigma);
         return rc;
     }
     old_vec = lin->n_vec;
@@ -570,8 +570,8 @@ sw_linear_add_classes(sw_model *m, int64_t n_classes, sw_err *err)
                        grown.n_vec - old_vec);
         }
     }
-    sw_free(lin->w);
-    sw_free(lin->sigma);
+    sw__free(lin->w);
+    sw__free(lin->sigma);
     *lin = grown;
     return SW_OK;
 }
@@ -593,15 +593,15 @@ row_scores(const sw_linear *lin, const sw_row *x, double *out)
 static sw_rc
 nonfinite_error(const sw_row *x, int64_t i, sw_err *err)
 {
-    int64_t j = sw_row_find_nonfinite(x);
+    int64_t j = sw__row_find_nonfinite(x);
 
     if (j >= 0)
-        return sw_fail(err, SW_E_NUMERIC,
-                       "row %lld, column %lld: value is NaN or infinite",
-                       (long long)i, (long long)j);
-    return sw_fail(err, SW_E_NUMERIC,
-                   "row %lld: the score overflowed (values too large)",
-                   (long long)i);
+        return sw__fail(err, SW_E_NUMERIC,
+                        "row %lld, column %lld: value is NaN or infinite",
+                        (long long)i, (long long)j);
+    return sw__fail(err, SW_E_NUMERIC,
+                    "row %lld: the score overflowed (values too large)",
+                    (long long)i);
 }
 
 static sw_rc
@@ -612,20 +612,20 @@ lin_predict(const sw_linear *lin, const sw_rows *x, double *out,
     int64_t i, v;
     sw_rc rc;
 
-    rc = sw_rows_check_shape(x, lin->n_features, err);
+    rc = sw__rows_check_shape(x, lin->n_features, err);
     if (rc != SW_OK)
         goto done;
     if (n_out != x->n_rows * lin->n_vec) {
-        rc = sw_fail(err, SW_E_SHAPE,
-                     "predict: output holds %lld values, "
-                     "expected %lld",
-                     (long long)n_out, (long long)(x->n_rows * lin->n_vec));
+        rc = sw__fail(err, SW_E_SHAPE,
+                      "predict: output holds %lld values, "
+                      "expected %lld",
+                      (long long)n_out, (long long)(x->n_rows * lin->n_vec));
         goto done;
     }
     for (i = 0; i < x->n_rows; i++) {
         sw_row row;
 
-        rc = sw_row_get(x, i, &row, &scratch, err);
+        rc = sw__row_get(x, i, &row, &scratch, err);
         if (rc != SW_OK)
             goto done;
         row_scores(lin, &row, out + i * lin->n_vec);
@@ -638,7 +638,7 @@ lin_predict(const sw_linear *lin, const sw_rows *x, double *out,
     }
     rc = SW_OK;
 done:
-    sw_scratch_free(&scratch);
+    sw__scratch_free(&scratch);
     return rc;
 }
 
@@ -667,38 +667,38 @@ typedef struct work {
 static void
 work_free(work *wk)
 {
-    sw_scratch_free(&wk->get);
-    sw_scratch_free(&wk->canon);
-    sw_free(wk->sort);
-    sw_free(wk->scores);
-    sw_free(wk->g);
+    sw__scratch_free(&wk->get);
+    sw__scratch_free(&wk->canon);
+    sw__free(wk->sort);
+    sw__free(wk->scores);
+    sw__free(wk->g);
 }
 
 static sw_rc
 work_alloc(work *wk, const sw_linear *lin, const sw_rows *x, sw_err *err)
 {
-    int64_t most = sw_rows_max_row(x);
+    int64_t most = sw__rows_max_row(x);
     sw_rc rc;
 
-    wk->scores = sw_alloc_array((size_t)lin->n_vec, sizeof(double));
+    wk->scores = sw__alloc_array((size_t)lin->n_vec, sizeof(double));
     if (wk->scores == NULL)
-        return sw_fail(err, SW_E_NOMEM, "learn: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "learn: out of memory");
     if (lin->full) {
-        wk->g = sw_alloc_array((size_t)(2 * lin->dim), sizeof(double));
+        wk->g = sw__alloc_array((size_t)(2 * lin->dim), sizeof(double));
         if (wk->g == NULL)
-            return sw_fail(err, SW_E_NOMEM, "learn: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "learn: out of memory");
     }
     if (x->layout == SW_DENSE && x->dtype == SW_F64)
         return SW_OK;
-    rc = sw_scratch_reserve(&wk->get, most, err);
+    rc = sw__scratch_reserve(&wk->get, most, err);
     if (rc != SW_OK || x->layout == SW_DENSE)
         return rc;
-    rc = sw_scratch_reserve(&wk->canon, most, err);
+    rc = sw__scratch_reserve(&wk->canon, most, err);
     if (rc != SW_OK)
         return rc;
-    wk->sort = sw_alloc_array((size_t)(most ? most : 1), sizeof(entry));
+    wk->sort = sw__alloc_array((size_t)(most ? most : 1), sizeof(entry));
     if (wk->sort == NULL)
-        return sw_fail(err, SW_E_NOMEM, "learn: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "learn: out of memory");
     return SW_OK;
 }
 
@@ -822,15 +822,15 @@ learn_row(sw_linear *lin, const sw_row *x, double y, int64_t i, work *wk,
             return SW_OK;
         q = row_wsq(lin, NULL, x);
         if (!isfinite(q))
-            return sw_fail(err, SW_E_NUMERIC,
-                           "row %lld: |x|^2 overflowed (values too large)",
-                           (long long)i);
+            return sw__fail(err, SW_E_NUMERIC,
+                            "row %lld: |x|^2 overflowed (values too large)",
+                            (long long)i);
         if (q == 0.0) /* no information in a zero row */
             return SW_OK;
         tau = pa_tau(lin, l, multi ? 2.0 * q : q);
         if (!isfinite(tau))
-            return sw_fail(err, SW_E_NUMERIC, "row %lld: step overflowed",
-                           (long long)i);
+            return sw__fail(err, SW_E_NUMERIC, "row %lld: step overflowed",
+                            (long long)i);
         if (multi) {
             row_axpy(lin, lin->w + yc * lin->dim, tau, x);
             row_axpy(lin, lin->w + r * lin->dim, -tau, x);
@@ -863,15 +863,15 @@ learn_row(sw_linear *lin, const sw_row *x, double y, int64_t i, work *wk,
         v = vy + vr;
         m = multi ? s[yc] - s[r] : sign * s[0];
         if (!isfinite(v))
-            return sw_fail(err, SW_E_NUMERIC, "row %lld: x' Sigma x overflowed",
-                           (long long)i);
+            return sw__fail(err, SW_E_NUMERIC,
+                            "row %lld: x' Sigma x overflowed", (long long)i);
         if (!(v > 0.0) || !(lin->phi * sqrt(v) - m > 0.0))
             return SW_OK;
         if (!scw_step(lin, m, v, &alpha, &beta))
             return SW_OK;
         if (!isfinite(alpha) || !isfinite(beta))
-            return sw_fail(err, SW_E_NUMERIC, "row %lld: step overflowed",
-                           (long long)i);
+            return sw__fail(err, SW_E_NUMERIC, "row %lld: step overflowed",
+                            (long long)i);
         if (lin->full) {
             full_update(lin, lin->w + vec_y * lin->dim, sy,
                         multi ? alpha : sign * alpha, beta, wk->g);
@@ -905,17 +905,17 @@ learn_rows(sw_model *m, const sw_rows *x, const double *y, int64_t n_y,
     if (n_done != NULL)
         *n_done = 0;
     if (lin == NULL)
-        return sw_fail(err, SW_E_INVAL, "learn: not a linear model");
-    rc = sw_rows_check_shape(x, lin->n_features, err);
+        return sw__fail(err, SW_E_INVAL, "learn: not a linear model");
+    rc = sw__rows_check_shape(x, lin->n_features, err);
     if (rc != SW_OK)
         goto done;
     if (n_y != x->n_rows) {
-        rc = sw_fail(err, SW_E_SHAPE, "learn: %lld rows but %lld targets",
-                     (long long)x->n_rows, (long long)n_y);
+        rc = sw__fail(err, SW_E_SHAPE, "learn: %lld rows but %lld targets",
+                      (long long)x->n_rows, (long long)n_y);
         goto done;
     }
     if (y == NULL && n_y > 0) {
-        rc = sw_fail(err, SW_E_INVAL, "learn: y is NULL");
+        rc = sw__fail(err, SW_E_INVAL, "learn: y is NULL");
         goto done;
     }
     rc = work_alloc(&wk, lin, x, err);
@@ -928,17 +928,17 @@ learn_rows(sw_model *m, const sw_rows *x, const double *y, int64_t n_y,
 
         if (lin->task == TASK_CLASSIFY) {
             if (!(yi >= 0) || yi != floor(yi) || yi >= (double)lin->n_classes) {
-                rc = sw_fail(err, SW_E_INVAL,
-                             "row %lld: class %g, expected 0..%lld",
-                             (long long)i, yi, (long long)lin->n_classes - 1);
+                rc = sw__fail(err, SW_E_INVAL,
+                              "row %lld: class %g, expected 0..%lld",
+                              (long long)i, yi, (long long)lin->n_classes - 1);
                 goto done;
             }
         } else if (!isfinite(yi)) {
-            rc = sw_fail(err, SW_E_NUMERIC, "row %lld: target is %g",
-                         (long long)i, yi);
+            rc = sw__fail(err, SW_E_NUMERIC, "row %lld: target is %g",
+                          (long long)i, yi);
             goto done;
         }
-        rc = sw_row_get(x, i, &row, &wk.get, err);
+        rc = sw__row_get(x, i, &row, &wk.get, err);
         if (rc != SW_OK)
             goto done;
         canonical_row(&row, &wk);
@@ -992,7 +992,7 @@ sw_linear_prequential(sw_model *m, const sw_rows *x, const double *y,
     if (pred == NULL) {
         if (n_done != NULL)
             *n_done = 0;
-        return sw_fail(err, SW_E_INVAL, "prequential: pred is NULL");
+        return sw__fail(err, SW_E_INVAL, "prequential: pred is NULL");
     }
     return learn_rows(m, x, y, n_y, pred, NULL, metric, n_done, err);
 }
@@ -1008,11 +1008,11 @@ sw_linear_prequential_scores(sw_model *m, const sw_rows *x, const double *y,
     if (n_done != NULL)
         *n_done = 0;
     if (pred == NULL)
-        return sw_fail(err, SW_E_INVAL, "prequential: pred is NULL");
+        return sw__fail(err, SW_E_INVAL, "prequential: pred is NULL");
     if (lin != NULL && scores != NULL && n_scores != lin->n_vec)
-        return sw_fail(err, SW_E_SHAPE,
-                       "prequential: %lld scores a row, the model has %lld",
-                       (long long)n_scores, (long long)lin->n_vec);
+        return sw__fail(err, SW_E_SHAPE,
+                        "prequential: %lld scores a row, the model has %lld",
+                        (long long)n_scores, (long long)lin->n_vec);
     return learn_rows(m, x, y, n_y, pred, scores, metric, n_done, err);
 }
 
@@ -1061,10 +1061,10 @@ sw_linear_weights(const sw_model *m, double *w, int64_t n_w, sw_err *err)
     const sw_linear *lin = linear_of(m);
 
     if (lin == NULL)
-        return sw_fail(err, SW_E_INVAL, "weights: not a linear model");
+        return sw__fail(err, SW_E_INVAL, "weights: not a linear model");
     if (n_w != lin->n_vec * lin->dim)
-        return sw_fail(err, SW_E_SHAPE, "weights: %lld values, expected %lld",
-                       (long long)n_w, (long long)(lin->n_vec * lin->dim));
+        return sw__fail(err, SW_E_SHAPE, "weights: %lld values, expected %lld",
+                        (long long)n_w, (long long)(lin->n_vec * lin->dim));
     memcpy(w, lin->w, (size_t)n_w * sizeof(double));
     return SW_OK;
 }
@@ -1075,13 +1075,13 @@ sw_linear_sigma(const sw_model *m, double *sigma, int64_t n_sigma, sw_err *err)
     const sw_linear *lin = linear_of(m);
 
     if (lin == NULL)
-        return sw_fail(err, SW_E_INVAL, "sigma: not a linear model");
+        return sw__fail(err, SW_E_INVAL, "sigma: not a linear model");
     if (lin->sigma == NULL)
-        return sw_fail(err, SW_E_STATE, "sigma: PA keeps no covariance");
+        return sw__fail(err, SW_E_STATE, "sigma: PA keeps no covariance");
     if (n_sigma != sigma_len(lin, lin->n_vec))
-        return sw_fail(err, SW_E_SHAPE, "sigma: %lld values, expected %lld",
-                       (long long)n_sigma,
-                       (long long)sigma_len(lin, lin->n_vec));
+        return sw__fail(err, SW_E_SHAPE, "sigma: %lld values, expected %lld",
+                        (long long)n_sigma,
+                        (long long)sigma_len(lin, lin->n_vec));
     memcpy(sigma, lin->sigma, (size_t)n_sigma * sizeof(double));
     return SW_OK;
 }
@@ -1120,21 +1120,21 @@ lin_write(const sw_linear *lin, sw_buf *b, sw_err *err)
     uint64_t n_s = (uint64_t)sigma_len(lin, lin->n_vec);
     sw_rc rc;
 
-    if ((rc = sw_buf_put_u32(b, (uint32_t)lin->task, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)lin->algo, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)lin->variant, err)) != SW_OK ||
-        (rc = sw_buf_put_u32(b, (uint32_t)(lin->intercept | lin->full << 1),
-                             err)) != SW_OK ||
-        (rc = sw_buf_put_f64s(b, par, 5, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)lin->n_features, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)lin->n_classes, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)lin->n_seen, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)lin->n_updates, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, n_w, err)) != SW_OK ||
-        (rc = sw_buf_put_f64s(b, lin->w, n_w, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, n_s, err)) != SW_OK)
+    if ((rc = sw__buf_put_u32(b, (uint32_t)lin->task, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)lin->algo, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)lin->variant, err)) != SW_OK ||
+        (rc = sw__buf_put_u32(b, (uint32_t)(lin->intercept | lin->full << 1),
+                              err)) != SW_OK ||
+        (rc = sw__buf_put_f64s(b, par, 5, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)lin->n_features, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)lin->n_classes, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)lin->n_seen, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)lin->n_updates, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, n_w, err)) != SW_OK ||
+        (rc = sw__buf_put_f64s(b, lin->w, n_w, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, n_s, err)) != SW_OK)
         return rc;
-    return n_s ? sw_buf_put_f64s(b, lin->sigma, n_s, err) : SW_OK;
+    return n_s ? sw__buf_put_f64s(b, lin->sigma, n_s, err) : SW_OK;
 }
 
 static sw_rc
@@ -1146,31 +1146,31 @@ lin_read(sw_cursor *c, sw_linear **out, sw_err *err)
     sw_rc rc;
 
     *out = NULL;
-    lin = sw_calloc(1, sizeof(*lin));
+    lin = sw__calloc(1, sizeof(*lin));
     if (lin == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "linear: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "linear: out of memory");
         goto done;
     }
-    if ((rc = sw_cur_u32(c, &task, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &algo, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &variant, err)) != SW_OK ||
-        (rc = sw_cur_u32(c, &flags, err)) != SW_OK ||
-        (rc = sw_cur_f64(c, &lin->C, err)) != SW_OK ||
-        (rc = sw_cur_f64(c, &lin->epsilon, err)) != SW_OK ||
-        (rc = sw_cur_f64(c, &lin->eta, err)) != SW_OK ||
-        (rc = sw_cur_f64(c, &lin->a, err)) != SW_OK ||
-        (rc = sw_cur_f64(c, &lin->phi, err)) != SW_OK ||
-        (rc = sw_cur_i64(c, &lin->n_features, err)) != SW_OK ||
-        (rc = sw_cur_i64(c, &lin->n_classes, err)) != SW_OK ||
-        (rc = sw_cur_i64(c, &lin->n_seen, err)) != SW_OK ||
-        (rc = sw_cur_i64(c, &lin->n_updates, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &n_w, err)) != SW_OK)
+    if ((rc = sw__cur_u32(c, &task, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &algo, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &variant, err)) != SW_OK ||
+        (rc = sw__cur_u32(c, &flags, err)) != SW_OK ||
+        (rc = sw__cur_f64(c, &lin->C, err)) != SW_OK ||
+        (rc = sw__cur_f64(c, &lin->epsilon, err)) != SW_OK ||
+        (rc = sw__cur_f64(c, &lin->eta, err)) != SW_OK ||
+        (rc = sw__cur_f64(c, &lin->a, err)) != SW_OK ||
+        (rc = sw__cur_f64(c, &lin->phi, err)) != SW_OK ||
+        (rc = sw__cur_i64(c, &lin->n_features, err)) != SW_OK ||
+        (rc = sw__cur_i64(c, &lin->n_classes, err)) != SW_OK ||
+        (rc = sw__cur_i64(c, &lin->n_seen, err)) != SW_OK ||
+        (rc = sw__cur_i64(c, &lin->n_updates, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &n_w, err)) != SW_OK)
         goto done;
     if (task > 1 || algo > 1 || variant > 2 || flags > 3) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "MODEL: unknown linear settings task %u algo %u "
-                     "variant %u flags %u",
-                     task, algo, variant, flags);
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "MODEL: unknown linear settings task %u algo %u "
+                      "variant %u flags %u",
+                      task, algo, variant, flags);
         goto done;
     }
     lin->task = (int)task;
@@ -1184,37 +1184,37 @@ lin_read(sw_cursor *c, sw_linear **out, sw_err *err)
         lin->full = 0;
     rc = check_settings(lin, err);
     if (rc != SW_OK) {
-        rc = sw_fail_wrap(err, SW_E_FORMAT, rc, "MODEL: ");
+        rc = sw__fail_wrap(err, SW_E_FORMAT, rc, "MODEL: ");
         goto done;
     }
     if (lin->n_seen < 0 || lin->n_updates < 0 ||
         n_w != (uint64_t)(lin->n_vec * lin->dim)) {
-        rc =
-            sw_fail(err, SW_E_FORMAT,
-                    "MODEL: %llu weights, expected %lld for %lld features",
-                    (unsigned long long)n_w, (long long)(lin->n_vec * lin->dim),
-                    (long long)lin->n_features);
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "MODEL: %llu weights, expected %lld for %lld features",
+                      (unsigned long long)n_w,
+                      (long long)(lin->n_vec * lin->dim),
+                      (long long)lin->n_features);
         goto done;
     }
     /* The weights must be there before we allocate for them, so that a
      * corrupt count cannot ask for terabytes. */
     if (n_w > (c->len - c->pos) / 8) {
-        rc = sw_fail(err, SW_E_FORMAT, "MODEL: truncated in the weights");
+        rc = sw__fail(err, SW_E_FORMAT, "MODEL: truncated in the weights");
         goto done;
     }
     rc = alloc_params(lin, err);
     if (rc != SW_OK)
         goto done;
-    if ((rc = sw_cur_f64s(c, lin->w, n_w, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &n_s, err)) != SW_OK)
+    if ((rc = sw__cur_f64s(c, lin->w, n_w, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &n_s, err)) != SW_OK)
         goto done;
     if (n_s != (uint64_t)sigma_len(lin, lin->n_vec)) {
-        rc = sw_fail(err, SW_E_FORMAT, "MODEL: %llu variances, expected %lld",
-                     (unsigned long long)n_s,
-                     (long long)sigma_len(lin, lin->n_vec));
+        rc = sw__fail(err, SW_E_FORMAT, "MODEL: %llu variances, expected %lld",
+                      (unsigned long long)n_s,
+                      (long long)sigma_len(lin, lin->n_vec));
         goto done;
     }
-    if (n_s > 0 && (rc = sw_cur_f64s(c, lin->sigma, n_s, err)) != SW_OK)
+    if (n_s > 0 && (rc = sw__cur_f64s(c, lin->sigma, n_s, err)) != SW_OK)
         goto done;
     *out = lin;
     lin = NULL;

@@ -40,19 +40,19 @@ struct sw_bundle {
 };
 
 void
-sw_bundle_free(sw_bundle *b)
+sw__bundle_free(sw_bundle *b)
 {
     int i;
 
     if (b == NULL)
         return;
     for (i = 0; b->inputs != NULL && i < b->n_inputs; i++)
-        sw_free(b->inputs[i]);
-    sw_free(b->inputs);
-    sw_free(b->cols);
-    sw_free(b->spec);
-    sw_free(b->golden);
-    sw_free(b);
+        sw__free(b->inputs[i]);
+    sw__free(b->inputs);
+    sw__free(b->cols);
+    sw__free(b->spec);
+    sw__free(b->golden);
+    sw__free(b);
 }
 
 /* The first 8 bytes of SHA-256 of a JSON value dumped with sorted keys. */
@@ -65,8 +65,8 @@ json_hash(const json_t *v, uint64_t *out)
     if (s == NULL)
         return -1;
     crypto_hash_sha256(d, (const unsigned char *)s, strlen(s));
-    sw_free(s);
-    *out = sw_get_le64(d);
+    sw__free(s);
+    *out = sw__get_le64(d);
     return 0;
 }
 
@@ -85,26 +85,26 @@ bundle_new(const char *spec_json, const char *const *inputs, int n_inputs,
 
     *out = NULL;
     if ((rc = sw_pipeline_new(spec_json, &p, err)) != SW_OK)
-        return sw_fail_wrap(err, rc, rc, "bundle: ");
+        return sw__fail_wrap(err, rc, rc, "bundle: ");
     root = json_loads(spec_json, 0, NULL); /* parsed: only memory fails */
-    b = sw_calloc(1, sizeof(*b));
+    b = sw__calloc(1, sizeof(*b));
     if (root == NULL || b == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
     json_object_del(root, "emission");
     if (json_hash(json_object_get(root, "events"), &b->schema_hash) != 0 ||
         (text = json_dumps(root, JSON_COMPACT)) == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
     b->spec_hash = p->spec_hash;
-    b->spec = sw_strdup(text);
+    b->spec = sw__strdup(text);
     b->n_inputs = n_inputs;
-    b->inputs = sw_calloc((size_t)(n_inputs ? n_inputs : 1), sizeof(char *));
-    b->cols = sw_alloc_array((size_t)(n_inputs ? n_inputs : 1), 8);
+    b->inputs = sw__calloc((size_t)(n_inputs ? n_inputs : 1), sizeof(char *));
+    b->cols = sw__alloc_array((size_t)(n_inputs ? n_inputs : 1), 8);
     if (b->spec == NULL || b->inputs == NULL || b->cols == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
     b->sparse = sparse != 0;
@@ -115,33 +115,33 @@ bundle_new(const char *spec_json, const char *const *inputs, int n_inputs,
         for (j = 0; j < p->n_dense && strcmp(p->colnames[j], inputs[i]); j++)
             ;
         if (j == p->n_dense) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "bundle: input %d '%.60s' is not a dense column of "
-                         "the pipeline (it has %d, the first '%.60s')",
-                         i, inputs[i], p->n_dense,
-                         p->n_dense ? p->colnames[0] : "");
+            rc = sw__fail(err, SW_E_INVAL,
+                          "bundle: input %d '%.60s' is not a dense column of "
+                          "the pipeline (it has %d, the first '%.60s')",
+                          i, inputs[i], p->n_dense,
+                          p->n_dense ? p->colnames[0] : "");
             goto done;
         }
         b->cols[i] = j;
-        if ((b->inputs[i] = sw_strdup(inputs[i])) == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+        if ((b->inputs[i] = sw__strdup(inputs[i])) == NULL) {
+            rc = sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
             goto done;
         }
     }
     if (b->sparse && p->n_hash == 0) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "bundle: sparse inputs asked for, but the pipeline has "
-                     "no hash feature");
+        rc = sw__fail(err, SW_E_INVAL,
+                      "bundle: sparse inputs asked for, but the pipeline has "
+                      "no hash feature");
         goto done;
     }
     *out = b;
     b = NULL;
     rc = SW_OK;
 done:
-    sw_free(text);
+    sw__free(text);
     json_decref(root);
     sw_pipeline_free(p);
-    sw_bundle_free(b);
+    sw__bundle_free(b);
     return rc;
 }
 
@@ -161,25 +161,25 @@ sw_model_set_pipeline(sw_model *m, const sw_pipeline *p,
     sw_rc rc;
 
     if (m == NULL || p == NULL || n_inputs < 0 || (inputs == NULL && n_inputs))
-        return sw_fail(err, SW_E_INVAL, "set_pipeline: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "set_pipeline: NULL argument");
     if (n_inputs == 0 && !sparse)
-        return sw_fail(err, SW_E_INVAL,
-                       "set_pipeline: no inputs: name the dense columns the "
-                       "model reads, or take the hashed block (sparse)");
+        return sw__fail(err, SW_E_INVAL,
+                        "set_pipeline: no inputs: name the dense columns the "
+                        "model reads, or take the hashed block (sparse)");
     rc = bundle_new(p->spec_json, inputs, n_inputs, sparse, &b, err);
     if (rc != SW_OK)
         return rc;
     if (bundle_width(b) != sw_model_n_features(m)) {
-        rc = sw_fail(err, SW_E_SHAPE,
-                     "set_pipeline: the model reads %lld features, the "
-                     "pipeline gives %d inputs%s (%lld)",
-                     (long long)sw_model_n_features(m), n_inputs,
-                     b->sparse ? " and the hashed block" : "",
-                     (long long)bundle_width(b));
-        sw_bundle_free(b);
+        rc = sw__fail(err, SW_E_SHAPE,
+                      "set_pipeline: the model reads %lld features, the "
+                      "pipeline gives %d inputs%s (%lld)",
+                      (long long)sw_model_n_features(m), n_inputs,
+                      b->sparse ? " and the hashed block" : "",
+                      (long long)bundle_width(b));
+        sw__bundle_free(b);
         return rc;
     }
-    sw_bundle_free(m->bundle);
+    sw__bundle_free(m->bundle);
     m->bundle = b;
     return SW_OK;
 }
@@ -202,9 +202,9 @@ column_json(const sw_column *c, int64_t n)
                 len++;
             v = json_stringn(s, len);
         } else if (c->type == SW_COL_F64 || c->type == SW_COL_F32) {
-            v = json_real(sw_column_number(c, i));
+            v = json_real(sw__column_number(c, i));
         } else {
-            v = json_integer((json_int_t)sw_column_number(c, i));
+            v = json_integer((json_int_t)sw__column_number(c, i));
         }
         if (v == NULL || json_array_append_new(a, v) != 0) {
             json_decref(a);
@@ -220,25 +220,25 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
     json_t *root = NULL, *cols = NULL;
     char *text = NULL;
     int c;
-    long refused = sw_alloc_failures();
+    long refused = sw__alloc_failures();
     sw_rc rc;
 
     if (m == NULL || ev == NULL || ev->n_rows < 1 || ev->columns == NULL)
-        return sw_fail(err, SW_E_INVAL,
-                       "set_golden_events: expected a batch of 1 or more "
-                       "events");
+        return sw__fail(err, SW_E_INVAL,
+                        "set_golden_events: expected a batch of 1 or more "
+                        "events");
     if (m->bundle == NULL)
-        return sw_fail(err, SW_E_STATE,
-                       "set_golden_events: the model has no pipeline; set "
-                       "it first (sw_model_set_pipeline)");
+        return sw__fail(err, SW_E_STATE,
+                        "set_golden_events: the model has no pipeline; set "
+                        "it first (sw_model_set_pipeline)");
     if (ev->n_rows > 10000)
-        return sw_fail(err, SW_E_INVAL,
-                       "set_golden_events: %lld events, at most 10000",
-                       (long long)ev->n_rows);
+        return sw__fail(err, SW_E_INVAL,
+                        "set_golden_events: %lld events, at most 10000",
+                        (long long)ev->n_rows);
     root = json_object();
     cols = json_object();
     if (root == NULL || cols == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
     for (c = 0; c < ev->n_columns; c++) {
@@ -248,23 +248,23 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
 
         for (i = 0; col->bad != NULL && i < ev->n_rows; i++) {
             if (col->bad[i]) {
-                rc = sw_fail(err, SW_E_INVAL,
-                             "set_golden_events: event %lld has a bad '%s' "
-                             "value; golden events must be valid",
-                             (long long)i, col->name);
+                rc = sw__fail(err, SW_E_INVAL,
+                              "set_golden_events: event %lld has a bad '%s' "
+                              "value; golden events must be valid",
+                              (long long)i, col->name);
                 goto done;
             }
         }
         a = column_json(col, ev->n_rows);
-        if (a == NULL && sw_alloc_failures() != refused) {
-            rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+        if (a == NULL && sw__alloc_failures() != refused) {
+            rc = sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
             goto done;
         }
         if (a == NULL) {
-            rc = sw_fail(err, SW_E_INVAL,
-                         "set_golden_events: column '%s' is not valid UTF-8 "
-                         "text",
-                         col->name);
+            rc = sw__fail(err, SW_E_INVAL,
+                          "set_golden_events: column '%s' is not valid UTF-8 "
+                          "text",
+                          col->name);
             goto done;
         }
         json_object_set_new(cols, col->name, a);
@@ -272,23 +272,23 @@ sw_model_set_golden_events(sw_model *m, const sw_batch *ev, sw_err *err)
     json_object_set(root, "events", cols);
     text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
     /* a value jansson could not allocate is dropped without a word */
-    if (text == NULL || sw_alloc_failures() != refused) {
-        rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+    if (text == NULL || sw__alloc_failures() != refused) {
+        rc = sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
     {
-        char *copy = sw_strdup(text); /* the old events stay on failure */
+        char *copy = sw__strdup(text); /* the old events stay on failure */
 
         if (copy == NULL) {
-            rc = sw_fail(err, SW_E_NOMEM, "golden: out of memory");
+            rc = sw__fail(err, SW_E_NOMEM, "golden: out of memory");
             goto done;
         }
-        sw_free(m->bundle->golden);
+        sw__free(m->bundle->golden);
         m->bundle->golden = copy;
         rc = SW_OK;
     }
 done:
-    sw_free(text);
+    sw__free(text);
     json_decref(cols);
     json_decref(root);
     return rc;
@@ -332,7 +332,7 @@ sw_model_predict_result(const sw_model *m, const sw_pipeline *p,
                         sw_err *err)
 {
     if (r == NULL)
-        return sw_fail(err, SW_E_INVAL, "predict_result: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "predict_result: NULL argument");
     return sw_model_predict_features(m, p, r->dense, r->indices, r->n, out,
                                      n_out, err);
 }
@@ -348,9 +348,9 @@ typedef struct model_rows {
 static void
 rows_free(model_rows *r)
 {
-    sw_free(r->vals);
-    sw_free(r->ind);
-    sw_free(r->ptr);
+    sw__free(r->vals);
+    sw__free(r->ind);
+    sw__free(r->ptr);
 }
 
 static sw_rc
@@ -365,23 +365,23 @@ model_rows_of(const sw_model *m, const sw_pipeline *p, const double *dense,
     memset(r, 0, sizeof(*r));
     if (m == NULL || p == NULL || n < 0 ||
         (n > 0 && (dense == NULL || (hashed == NULL && p->n_hash > 0))))
-        return sw_fail(err, SW_E_INVAL, "%s: NULL argument", what);
+        return sw__fail(err, SW_E_INVAL, "%s: NULL argument", what);
     b = m->bundle;
     if (b == NULL)
-        return sw_fail(err, SW_E_STATE, "%s: the model carries no pipeline",
-                       what);
+        return sw__fail(err, SW_E_STATE, "%s: the model carries no pipeline",
+                        what);
     if (p->spec_hash != b->spec_hash || p->n_dense != b->n_dense ||
         p->sparse_dims != b->sparse_dims)
-        return sw_fail(err, SW_E_INVAL,
-                       "%s: the pipeline (spec hash %016llx) is not the one "
-                       "the model was trained on (%016llx)",
-                       what, (unsigned long long)p->spec_hash,
-                       (unsigned long long)b->spec_hash);
+        return sw__fail(err, SW_E_INVAL,
+                        "%s: the pipeline (spec hash %016llx) is not the one "
+                        "the model was trained on (%016llx)",
+                        what, (unsigned long long)p->spec_hash,
+                        (unsigned long long)b->spec_hash);
     for (i = 0; b->sparse && i < n * b->n_hash; i++) {
         if (hashed[i] < 0 || hashed[i] >= b->sparse_dims)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s: hashed index %lld outside 0..%lld", what,
-                           (long long)hashed[i], (long long)b->sparse_dims - 1);
+            return sw__fail(
+                err, SW_E_INVAL, "%s: hashed index %lld outside 0..%lld", what,
+                (long long)hashed[i], (long long)b->sparse_dims - 1);
     }
     r->x.dtype = SW_F64;
     r->x.itype = SW_I64;
@@ -397,15 +397,15 @@ model_rows_of(const sw_model *m, const sw_pipeline *p, const double *dense,
         return SW_OK;
     }
     w = b->n_inputs + (b->sparse ? b->n_hash : 0);
-    r->vals = sw_alloc_array((size_t)(n * w), sizeof(double));
+    r->vals = sw__alloc_array((size_t)(n * w), sizeof(double));
     if (b->sparse) {
-        r->ind = sw_alloc_array((size_t)(n * w), sizeof(int64_t));
-        r->ptr = sw_alloc_array((size_t)(n + 1), sizeof(int64_t));
+        r->ind = sw__alloc_array((size_t)(n * w), sizeof(int64_t));
+        r->ptr = sw__alloc_array((size_t)(n + 1), sizeof(int64_t));
     }
     if ((n * w > 0 && r->vals == NULL) ||
         (b->sparse && ((n * w > 0 && r->ind == NULL) || r->ptr == NULL))) {
         rows_free(r);
-        return sw_fail(err, SW_E_NOMEM, "%s: out of memory", what);
+        return sw__fail(err, SW_E_NOMEM, "%s: out of memory", what);
     }
     for (i = 0; i < n; i++) {
         const double *row = dense + i * b->n_dense;
@@ -446,14 +446,14 @@ sw_model_predict_features(const sw_model *m, const sw_pipeline *p,
     sw_rc rc;
 
     if (m == NULL || (out == NULL && n_out > 0))
-        return sw_fail(err, SW_E_INVAL, "predict_features: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "predict_features: NULL argument");
     if (n_out != n * sw_model_n_outputs(m))
-        return sw_fail(err, SW_E_SHAPE,
-                       "predict_features: %lld outputs for %lld rows of "
-                       "%lld, expected %lld",
-                       (long long)n_out, (long long)n,
-                       (long long)sw_model_n_outputs(m),
-                       (long long)(n * sw_model_n_outputs(m)));
+        return sw__fail(err, SW_E_SHAPE,
+                        "predict_features: %lld outputs for %lld rows of "
+                        "%lld, expected %lld",
+                        (long long)n_out, (long long)n,
+                        (long long)sw_model_n_outputs(m),
+                        (long long)(n * sw_model_n_outputs(m)));
     rc = model_rows_of(m, p, dense, hashed, n, "predict_features", &r, err);
     if (rc != SW_OK || n == 0)
         return rc;
@@ -472,12 +472,12 @@ sw_model_learn_features(sw_model *m, const sw_pipeline *p,
     sw_rc rc;
 
     if (m == NULL || (y == NULL && n > 0))
-        return sw_fail(err, SW_E_INVAL, "learn_features: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "learn_features: NULL argument");
     if (sw_model_kind_of(m) != SW_MODEL_LINEAR)
-        return sw_fail(err, SW_E_UNSUPPORTED,
-                       "learn_features: a %s model does not learn online; "
-                       "the passive-aggressive and SCW learners do",
-                       m->methods->name);
+        return sw__fail(err, SW_E_UNSUPPORTED,
+                        "learn_features: a %s model does not learn online; "
+                        "the passive-aggressive and SCW learners do",
+                        m->methods->name);
     rc = model_rows_of(m, p, dense, hashed, n, "learn_features", &r, err);
     if (rc != SW_OK || n == 0)
         return rc;
@@ -508,7 +508,7 @@ events_free(events *e)
     int c;
 
     for (c = 0; c < e->b.n_columns; c++)
-        sw_free(e->data[c]);
+        sw__free(e->data[c]);
 }
 
 static sw_rc
@@ -522,8 +522,8 @@ events_parse(json_t *ev, events *e, sw_err *err)
     e->b.columns = e->cols;
     if (!json_is_object(ev) || json_object_size(ev) < 1 ||
         json_object_size(ev) >= SW_MAX_FIELDS)
-        return sw_fail(err, SW_E_FORMAT,
-                       "PIPELINE: golden events: expected {field: [values]}");
+        return sw__fail(err, SW_E_FORMAT,
+                        "PIPELINE: golden events: expected {field: [values]}");
     json_object_foreach(ev, name, a)
     {
         sw_column *c = &e->cols[e->b.n_columns];
@@ -532,10 +532,10 @@ events_parse(json_t *ev, events *e, sw_err *err)
 
         if (!json_is_array(a) || strlen(name) >= 64 ||
             (n >= 0 && (int64_t)json_array_size(a) != n))
-            return sw_fail(err, SW_E_FORMAT,
-                           "PIPELINE: golden events: column '%.60s' is not "
-                           "a list as long as the others",
-                           name);
+            return sw__fail(err, SW_E_FORMAT,
+                            "PIPELINE: golden events: column '%.60s' is not "
+                            "a list as long as the others",
+                            name);
         n = (int64_t)json_array_size(a);
         for (i = 0; i < n; i++) {
             json_t *v = json_array_get(a, (size_t)i);
@@ -546,29 +546,29 @@ events_parse(json_t *ev, events *e, sw_err *err)
                 (int64_t)json_string_length(v) + 1 > width)
                 width = (int64_t)json_string_length(v) + 1;
             if (!json_is_string(v) && !json_is_number(v))
-                return sw_fail(err, SW_E_FORMAT,
-                               "PIPELINE: golden events: '%.60s'[%lld] is "
-                               "neither text nor a number",
-                               name, (long long)i);
+                return sw__fail(err, SW_E_FORMAT,
+                                "PIPELINE: golden events: '%.60s'[%lld] is "
+                                "neither text nor a number",
+                                name, (long long)i);
         }
         snprintf(e->names[e->b.n_columns], 64, "%s", name);
         c->name = e->names[e->b.n_columns];
         c->type = is_str ? SW_COL_STR : is_int ? SW_COL_I64 : SW_COL_F64;
         c->width = is_str ? width : 0;
         e->data[e->b.n_columns] =
-            sw_calloc((size_t)(n ? n : 1), is_str ? (size_t)width : 8);
+            sw__calloc((size_t)(n ? n : 1), is_str ? (size_t)width : 8);
         e->b.n_columns++;
         if (e->data[e->b.n_columns - 1] == NULL)
-            return sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
         c->data = e->data[e->b.n_columns - 1];
         for (i = 0; i < n; i++) {
             json_t *v = json_array_get(a, (size_t)i);
 
             if (is_str && !json_is_string(v))
-                return sw_fail(err, SW_E_FORMAT,
-                               "PIPELINE: golden events: '%.60s' mixes text "
-                               "and numbers",
-                               name);
+                return sw__fail(err, SW_E_FORMAT,
+                                "PIPELINE: golden events: '%.60s' mixes text "
+                                "and numbers",
+                                name);
             if (is_str)
                 memcpy((char *)e->data[e->b.n_columns - 1] + i * width,
                        json_string_value(v), json_string_length(v));
@@ -605,7 +605,7 @@ replay(const sw_model *m, const sw_bundle *b, json_t *ev, int64_t **seq,
     if (spec == NULL ||
         json_object_set_new(spec, "emission", json_string("arrival")) != 0 ||
         (text = json_dumps(spec, JSON_COMPACT)) == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
     if ((rc = events_parse(ev, &e, err)) != SW_OK ||
@@ -614,10 +614,10 @@ replay(const sw_model *m, const sw_bundle *b, json_t *ev, int64_t **seq,
         (rc = sw_pipeline_push(p, &e.b, r, err)) != SW_OK)
         goto done;
     n_out = r->n * sw_model_n_outputs(m);
-    *seq = sw_alloc_array((size_t)(r->n ? r->n : 1), sizeof(int64_t));
-    *pred = sw_alloc_array((size_t)(n_out ? n_out : 1), sizeof(double));
+    *seq = sw__alloc_array((size_t)(r->n ? r->n : 1), sizeof(int64_t));
+    *pred = sw__alloc_array((size_t)(n_out ? n_out : 1), sizeof(double));
     if (*seq == NULL || *pred == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "golden events: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "golden events: out of memory");
         goto done;
     }
     memcpy(*seq, r->seq, (size_t)r->n * sizeof(int64_t));
@@ -625,13 +625,13 @@ replay(const sw_model *m, const sw_bundle *b, json_t *ev, int64_t **seq,
     *n_rows = r->n;
 done:
     if (rc != SW_OK) {
-        sw_free(*seq);
-        sw_free(*pred);
+        sw__free(*seq);
+        sw__free(*pred);
         *seq = NULL;
         *pred = NULL;
     }
     events_free(&e);
-    sw_free(text);
+    sw__free(text);
     json_decref(spec);
     sw_result_free(r);
     sw_pipeline_free(p);
@@ -653,7 +653,7 @@ has_privacy(const sw_bundle *b)
 }
 
 sw_rc
-sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
+sw__bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
 {
     const sw_bundle *b = m->bundle;
     json_t *root = NULL, *a, *g, *ev = NULL;
@@ -661,13 +661,13 @@ sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
     double *pred = NULL;
     char *text = NULL;
     int j, private_ = has_privacy(b);
-    long refused = sw_alloc_failures();
+    long refused = sw__alloc_failures();
     sw_rc rc = SW_OK;
 
     root = json_object();
     if (root == NULL || private_ < 0) {
         json_decref(root);
-        return sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
     }
     json_object_set_new(root, "spec", json_loads(b->spec, 0, NULL));
     a = json_array();
@@ -703,23 +703,23 @@ sw_bundle_write(const sw_model *m, sw_buf *out, sw_err *err)
     text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
     /* jansson drops what it could not allocate without a word: a tree
      * built while an allocation failed is not written */
-    if (text == NULL || sw_alloc_failures() != refused) {
-        rc = sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+    if (text == NULL || sw__alloc_failures() != refused) {
+        rc = sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
         goto done;
     }
-    rc = sw_buf_put(out, text, strlen(text), err);
+    rc = sw__buf_put(out, text, strlen(text), err);
 done:
-    sw_free(text);
+    sw__free(text);
     json_decref(ev);
     json_decref(root);
-    sw_free(seq);
-    sw_free(pred);
+    sw__free(seq);
+    sw__free(pred);
     return rc;
 }
 
 sw_rc
-sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
-               uint64_t spec_hash, uint64_t schema_hash, sw_err *err)
+sw__bundle_read(sw_model *m, const unsigned char *p, size_t len,
+                uint64_t spec_hash, uint64_t schema_hash, sw_err *err)
 {
     json_t *root = NULL, *spec, *a, *g;
     const char **names = NULL;
@@ -730,57 +730,57 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
     size_t j;
     sw_rc rc;
 
-    if ((rc = sw_json_parse((const char *)p, len, "PIPELINE", SW_E_FORMAT,
-                            &root, err)) != SW_OK)
+    if ((rc = sw__json_parse((const char *)p, len, "PIPELINE", SW_E_FORMAT,
+                             &root, err)) != SW_OK)
         return rc;
     spec = json_object_get(root, "spec");
     a = json_object_get(root, "inputs");
     if (!json_is_object(spec) || !json_is_array(a) ||
         json_array_size(a) > 1000000 ||
         !json_is_boolean(json_object_get(root, "sparse"))) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "PIPELINE: expected {\"spec\", \"inputs\", \"sparse\"}");
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "PIPELINE: expected {\"spec\", \"inputs\", \"sparse\"}");
         goto done;
     }
-    names = sw_calloc(json_array_size(a) + 1, sizeof(char *));
+    names = sw__calloc(json_array_size(a) + 1, sizeof(char *));
     text = json_dumps(spec, JSON_COMPACT);
     if (names == NULL || text == NULL) {
-        rc = sw_fail(err, SW_E_NOMEM, "PIPELINE: out of memory");
+        rc = sw__fail(err, SW_E_NOMEM, "PIPELINE: out of memory");
         goto done;
     }
     for (j = 0; j < json_array_size(a); j++) {
         names[j] = json_string_value(json_array_get(a, j));
         if (names[j] == NULL) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "PIPELINE: inputs[%zu] is not a column name", j);
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "PIPELINE: inputs[%zu] is not a column name", j);
             goto done;
         }
     }
     rc = bundle_new(text, names, (int)json_array_size(a),
                     json_is_true(json_object_get(root, "sparse")), &b, err);
     if (rc != SW_OK) {
-        rc = sw_fail_wrap(err, SW_E_FORMAT, rc, "PIPELINE: ");
+        rc = sw__fail_wrap(err, SW_E_FORMAT, rc, "PIPELINE: ");
         goto done;
     }
     if (b->spec_hash != spec_hash || b->schema_hash != schema_hash) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "PIPELINE: the header's spec and schema hashes "
-                     "(%016llx, %016llx) are not those of the spec it holds "
-                     "(%016llx, %016llx)",
-                     (unsigned long long)spec_hash,
-                     (unsigned long long)schema_hash,
-                     (unsigned long long)b->spec_hash,
-                     (unsigned long long)b->schema_hash);
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "PIPELINE: the header's spec and schema hashes "
+                      "(%016llx, %016llx) are not those of the spec it holds "
+                      "(%016llx, %016llx)",
+                      (unsigned long long)spec_hash,
+                      (unsigned long long)schema_hash,
+                      (unsigned long long)b->spec_hash,
+                      (unsigned long long)b->schema_hash);
         goto done;
     }
     if (bundle_width(b) != sw_model_n_features(m)) {
-        rc = sw_fail(err, SW_E_FORMAT,
-                     "PIPELINE: gives %lld features, the model reads %lld",
-                     (long long)bundle_width(b),
-                     (long long)sw_model_n_features(m));
+        rc = sw__fail(err, SW_E_FORMAT,
+                      "PIPELINE: gives %lld features, the model reads %lld",
+                      (long long)bundle_width(b),
+                      (long long)sw_model_n_features(m));
         goto done;
     }
-    sw_bundle_free(m->bundle);
+    sw__bundle_free(m->bundle);
     m->bundle = b;
     b = NULL;
     g = json_object_get(root, "golden");
@@ -789,22 +789,22 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
                *want = json_object_get(g, "out");
 
         if (!json_is_array(want_seq) || !json_is_array(want)) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "PIPELINE: golden: expected events, seq and out");
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "PIPELINE: golden: expected events, seq and out");
             goto done;
         }
         rc = replay(m, m->bundle, json_object_get(g, "events"), &seq, &pred,
                     &n_rows, err);
         if (rc != SW_OK) {
-            rc = sw_fail_wrap(err, SW_E_FORMAT, rc, "PIPELINE: golden: ");
+            rc = sw__fail_wrap(err, SW_E_FORMAT, rc, "PIPELINE: golden: ");
             goto done;
         }
         if ((int64_t)json_array_size(want_seq) != n_rows ||
             (int64_t)json_array_size(want) != n_rows * n_o) {
-            rc = sw_fail(err, SW_E_FORMAT,
-                         "PIPELINE: golden: %lld events scored here, the file "
-                         "has %zu",
-                         (long long)n_rows, json_array_size(want_seq));
+            rc = sw__fail(err, SW_E_FORMAT,
+                          "PIPELINE: golden: %lld events scored here, the file "
+                          "has %zu",
+                          (long long)n_rows, json_array_size(want_seq));
             goto done;
         }
         for (i = 0; i < n_rows * n_o; i++) {
@@ -820,11 +820,11 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
                                                   (size_t)(i / n_o))) !=
                     seq[i / n_o] ||
                 memcmp(&v, &pred[i], 8) != 0) {
-                rc = sw_fail(err, SW_E_FORMAT,
-                             "PIPELINE: golden event %lld scores %.17g here, "
-                             "the file says %.17g: this build does not "
-                             "compute the bundle's features and scores",
-                             (long long)seq[i / n_o], pred[i], v);
+                rc = sw__fail(err, SW_E_FORMAT,
+                              "PIPELINE: golden event %lld scores %.17g here, "
+                              "the file says %.17g: this build does not "
+                              "compute the bundle's features and scores",
+                              (long long)seq[i / n_o], pred[i], v);
                 goto done;
             }
         }
@@ -832,23 +832,23 @@ sw_bundle_read(sw_model *m, const unsigned char *p, size_t len,
         {
             char *ev = json_dumps(g, JSON_COMPACT | JSON_REAL_PRECISION(17));
 
-            m->bundle->golden = ev ? sw_strdup(ev) : NULL;
-            sw_free(ev);
+            m->bundle->golden = ev ? sw__strdup(ev) : NULL;
+            sw__free(ev);
         }
     }
     rc = SW_OK;
 done:
-    sw_free(text);
-    sw_free(names);
-    sw_free(seq);
-    sw_free(pred);
-    sw_bundle_free(b);
+    sw__free(text);
+    sw__free(names);
+    sw__free(seq);
+    sw__free(pred);
+    sw__bundle_free(b);
     json_decref(root);
     return rc;
 }
 
 sw_rc
-sw_bundle_dup(const sw_bundle *b, sw_bundle **out, sw_err *err)
+sw__bundle_dup(const sw_bundle *b, sw_bundle **out, sw_err *err)
 {
     sw_rc rc;
 
@@ -858,19 +858,19 @@ sw_bundle_dup(const sw_bundle *b, sw_bundle **out, sw_err *err)
     rc = bundle_new(b->spec, (const char *const *)b->inputs, b->n_inputs,
                     b->sparse, out, err);
     if (rc == SW_OK && b->golden != NULL) {
-        (*out)->golden = sw_strdup(b->golden);
+        (*out)->golden = sw__strdup(b->golden);
         (*out)->n_golden = b->n_golden;
         if ((*out)->golden == NULL) {
-            sw_bundle_free(*out);
+            sw__bundle_free(*out);
             *out = NULL;
-            return sw_fail(err, SW_E_NOMEM, "bundle: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "bundle: out of memory");
         }
     }
     return rc;
 }
 
 void
-sw_bundle_describe(const sw_bundle *b, FILE *fp)
+sw__bundle_describe(const sw_bundle *b, FILE *fp)
 {
     int j;
 

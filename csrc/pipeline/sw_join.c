@@ -21,7 +21,7 @@
 static int64_t
 map_home(const joinq *q, uint64_t key)
 {
-    return (int64_t)(sw_mix64(key, 0x6a6f696e) & (uint64_t)(q->mcap - 1));
+    return (int64_t)(sw__mix64(key, 0x6a6f696e) & (uint64_t)(q->mcap - 1));
 }
 
 static int64_t
@@ -83,19 +83,19 @@ rebuild_map(joinq *q)
 }
 
 void
-sw_join_free(joinq *q)
+sw__join_free(joinq *q)
 {
-    sw_free(q->t);
-    sw_free(q->seq);
-    sw_free(q->key);
-    sw_free(q->rows);
-    sw_free(q->ind);
-    sw_free(q->map);
+    sw__free(q->t);
+    sw__free(q->seq);
+    sw__free(q->key);
+    sw__free(q->rows);
+    sw__free(q->ind);
+    sw__free(q->map);
     memset(q, 0, sizeof(*q));
 }
 
 sw_rc
-sw_join_parse(sw_pipeline *p, json_t *v, sw_err *err)
+sw__join_parse(sw_pipeline *p, json_t *v, sw_err *err)
 {
     static const char *const keys[] = {
         "key", "type", "prediction", "outcome", "within", "label", "unmatched"};
@@ -106,19 +106,19 @@ sw_join_parse(sw_pipeline *p, json_t *v, sw_err *err)
     int k, f;
 
     if (!json_is_object(v))
-        return sw_fail(err, SW_E_INVAL,
-                       "label_join: expected {\"key\": ..., \"type\": ..., "
-                       "\"prediction\": ..., \"outcome\": ..., \"within\": "
-                       "\"30m\"}");
+        return sw__fail(err, SW_E_INVAL,
+                        "label_join: expected {\"key\": ..., \"type\": ..., "
+                        "\"prediction\": ..., \"outcome\": ..., \"within\": "
+                        "\"30m\"}");
     json_object_foreach(v, name, e)
     {
         for (k = 0; k < 7 && strcmp(name, keys[k]); k++)
             ;
         if (k == 7)
-            return sw_fail(err, SW_E_INVAL,
-                           "label_join.%s: not a setting (key, type, "
-                           "prediction, outcome, within, label, unmatched)",
-                           name);
+            return sw__fail(err, SW_E_INVAL,
+                            "label_join.%s: not a setting (key, type, "
+                            "prediction, outcome, within, label, unmatched)",
+                            name);
     }
     p->join.label_field = -1;
     for (k = 0; k < 3; k++) {
@@ -128,51 +128,51 @@ sw_join_parse(sw_pipeline *p, json_t *v, sw_err *err)
         if (e == NULL && k == 2)
             continue; /* no label field: an outcome is label 1 */
         if (!json_is_string(e))
-            return sw_fail(err, SW_E_INVAL, "label_join.%s: expected a field",
-                           what);
+            return sw__fail(err, SW_E_INVAL, "label_join.%s: expected a field",
+                            what);
         for (f = 0;
              f < p->n_fields && strcmp(p->fields[f].name, json_string_value(e));
              f++)
             ;
         if (f == p->n_fields)
-            return sw_fail(err, SW_E_INVAL,
-                           "label_join.%s: '%s' is not an event field", what,
-                           json_string_value(e));
+            return sw__fail(err, SW_E_INVAL,
+                            "label_join.%s: '%s' is not an event field", what,
+                            json_string_value(e));
         if (k == 2 && p->fields[f].type == SW_COL_STR)
-            return sw_fail(err, SW_E_INVAL,
-                           "label_join.label: '%s' is a string; a label is a "
-                           "number",
-                           json_string_value(e));
+            return sw__fail(err, SW_E_INVAL,
+                            "label_join.label: '%s' is a string; a label is a "
+                            "number",
+                            json_string_value(e));
         if (k > 0 && p->fields[f].private_)
-            return sw_fail(err, SW_E_INVAL, "label_join.%s: '%s' is private",
-                           what, json_string_value(e));
+            return sw__fail(err, SW_E_INVAL, "label_join.%s: '%s' is private",
+                            what, json_string_value(e));
         *slots[k] = f;
         if (k < 2)
             p->fields[f].hashed = 1;
     }
-    if (sw_value_hash(p, p->join.type_field, json_object_get(v, "prediction"),
-                      &p->join.pred_h) != 0 ||
-        sw_value_hash(p, p->join.type_field, json_object_get(v, "outcome"),
-                      &p->join.out_h) != 0 ||
+    if (sw__value_hash(p, p->join.type_field, json_object_get(v, "prediction"),
+                       &p->join.pred_h) != 0 ||
+        sw__value_hash(p, p->join.type_field, json_object_get(v, "outcome"),
+                       &p->join.out_h) != 0 ||
         p->join.pred_h == p->join.out_h)
-        return sw_fail(err, SW_E_INVAL,
-                       "label_join.prediction, outcome: two different values "
-                       "of field '%s'",
-                       p->fields[p->join.type_field].name);
+        return sw__fail(err, SW_E_INVAL,
+                        "label_join.prediction, outcome: two different values "
+                        "of field '%s'",
+                        p->fields[p->join.type_field].name);
     e = json_object_get(v, "within");
-    if (e == NULL || sw_parse_duration(e, &p->join.within) != 0 ||
+    if (e == NULL || sw__parse_duration(e, &p->join.within) != 0 ||
         p->join.within <= 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "label_join.within: expected a duration such as "
-                       "\"30m\"");
+        return sw__fail(err, SW_E_INVAL,
+                        "label_join.within: expected a duration such as "
+                        "\"30m\"");
     e = json_object_get(v, "unmatched");
     p->join.negatives = 1;
     if (e != NULL && json_is_string(e) && !strcmp(json_string_value(e), "drop"))
         p->join.negatives = 0;
     else if (e != NULL &&
              !(json_is_string(e) && !strcmp(json_string_value(e), "negative")))
-        return sw_fail(err, SW_E_INVAL,
-                       "label_join.unmatched: \"negative\" or \"drop\"");
+        return sw__fail(err, SW_E_INVAL,
+                        "label_join.unmatched: \"negative\" or \"drop\"");
     p->join.on = 1;
     return SW_OK;
 }
@@ -192,9 +192,9 @@ pairs_room(sw_result *r, const sw_pipeline *p, int64_t more, sw_err *err)
         cap *= 2;
 #define GROW(field, n, size)                                                   \
     do {                                                                       \
-        a = sw_realloc_array(r->field, (size_t)cap * (n), size);               \
+        a = sw__realloc_array(r->field, (size_t)cap * (n), size);              \
         if (a == NULL)                                                         \
-            return sw_fail(err, SW_E_NOMEM, "result: out of memory");          \
+            return sw__fail(err, SW_E_NOMEM, "result: out of memory");         \
         r->field = a;                                                          \
     } while (0)
     GROW(jdense, nd, sizeof(double));
@@ -237,9 +237,9 @@ queue_room(sw_pipeline *p, int64_t n, sw_err *err)
             cap *= 2;
 #define GROW(field, k, size)                                                   \
     do {                                                                       \
-        a = sw_realloc_array(q->field, (size_t)cap * (k), size);               \
+        a = sw__realloc_array(q->field, (size_t)cap * (k), size);              \
         if (a == NULL)                                                         \
-            return sw_fail(err, SW_E_NOMEM, "label join: out of memory");      \
+            return sw__fail(err, SW_E_NOMEM, "label join: out of memory");     \
         q->field = a;                                                          \
     } while (0)
         GROW(t, 1, sizeof(int64_t));
@@ -257,10 +257,10 @@ queue_room(sw_pipeline *p, int64_t n, sw_err *err)
         cap = 64;
         while (cap < need)
             cap *= 2;
-        m = sw_alloc_array((size_t)cap, sizeof(int64_t));
+        m = sw__alloc_array((size_t)cap, sizeof(int64_t));
         if (m == NULL)
-            return sw_fail(err, SW_E_NOMEM, "label join: out of memory");
-        sw_free(q->map);
+            return sw__fail(err, SW_E_NOMEM, "label join: out of memory");
+        sw__free(q->map);
         q->map = m;
         q->mcap = cap;
         rebuild_map(q);
@@ -269,7 +269,7 @@ queue_room(sw_pipeline *p, int64_t n, sw_err *err)
 }
 
 sw_rc
-sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err)
+sw__join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err)
 {
     sw_rc rc;
 
@@ -322,8 +322,8 @@ expire(sw_pipeline *p, sw_result *r, int64_t before)
 }
 
 void
-sw_join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
-              const uint64_t *h, sw_result *r, int64_t row)
+sw__join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
+               const uint64_t *h, sw_result *r, int64_t row)
 {
     joinq *q = &p->join.q;
     uint64_t type = h[p->join.type_field], key = h[p->join.key_field];
@@ -363,14 +363,14 @@ sw_join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
 }
 
 void
-sw_join_expire_all(sw_pipeline *p, sw_result *r)
+sw__join_expire_all(sw_pipeline *p, sw_result *r)
 {
     if (p->join.on)
         expire(p, r, INT64_MAX);
 }
 
 sw_rc
-sw_join_save(const sw_pipeline *p, sw_buf *b, sw_err *err)
+sw__join_save(const sw_pipeline *p, sw_buf *b, sw_err *err)
 {
     const joinq *q = &p->join.q;
     int64_t s, live = 0;
@@ -378,57 +378,58 @@ sw_join_save(const sw_pipeline *p, sw_buf *b, sw_err *err)
 
     for (s = q->head; s < q->n; s++)
         live += q->seq[s] >= 0;
-    if ((rc = sw_buf_put_u64(b, (uint64_t)p->join.n_matched, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)p->join.n_unmatched, err)) != SW_OK ||
-        (rc = sw_buf_put_u64(b, (uint64_t)live, err)) != SW_OK)
+    if ((rc = sw__buf_put_u64(b, (uint64_t)p->join.n_matched, err)) != SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)p->join.n_unmatched, err)) !=
+            SW_OK ||
+        (rc = sw__buf_put_u64(b, (uint64_t)live, err)) != SW_OK)
         return rc;
     for (s = q->head; s < q->n && rc == SW_OK; s++) {
         if (q->seq[s] < 0)
             continue;
-        if ((rc = sw_buf_put_u64(b, (uint64_t)q->t[s], err)) != SW_OK ||
-            (rc = sw_buf_put_u64(b, (uint64_t)q->seq[s], err)) != SW_OK ||
-            (rc = sw_buf_put_u64(b, q->key[s], err)) != SW_OK ||
-            (rc = sw_buf_put_words(b,
-                                   (const uint64_t *)(q->rows + s * p->n_dense),
-                                   (size_t)p->n_dense, err)) != SW_OK)
+        if ((rc = sw__buf_put_u64(b, (uint64_t)q->t[s], err)) != SW_OK ||
+            (rc = sw__buf_put_u64(b, (uint64_t)q->seq[s], err)) != SW_OK ||
+            (rc = sw__buf_put_u64(b, q->key[s], err)) != SW_OK ||
+            (rc = sw__buf_put_words(
+                 b, (const uint64_t *)(q->rows + s * p->n_dense),
+                 (size_t)p->n_dense, err)) != SW_OK)
             return rc;
-        rc = sw_buf_put_words(b, (const uint64_t *)(q->ind + s * p->n_hash),
-                              (size_t)p->n_hash, err);
+        rc = sw__buf_put_words(b, (const uint64_t *)(q->ind + s * p->n_hash),
+                               (size_t)p->n_hash, err);
     }
     return rc;
 }
 
 sw_rc
-sw_join_load(sw_pipeline *p, sw_cursor *c, sw_err *err)
+sw__join_load(sw_pipeline *p, sw_cursor *c, sw_err *err)
 {
     joinq *q = &p->join.q;
     uint64_t live, i;
     int64_t s;
     sw_rc rc;
 
-    if ((rc = sw_cur_i64(c, &p->join.n_matched, err)) != SW_OK ||
-        (rc = sw_cur_i64(c, &p->join.n_unmatched, err)) != SW_OK ||
-        (rc = sw_cur_u64(c, &live, err)) != SW_OK)
+    if ((rc = sw__cur_i64(c, &p->join.n_matched, err)) != SW_OK ||
+        (rc = sw__cur_i64(c, &p->join.n_unmatched, err)) != SW_OK ||
+        (rc = sw__cur_u64(c, &live, err)) != SW_OK)
         return rc;
     if (live > (c->len - c->pos) / 24 || (live > 0 && !p->join.on))
-        return sw_fail(err, SW_E_FORMAT,
-                       "checkpoint: %llu waiting predictions do not fit",
-                       (unsigned long long)live);
+        return sw__fail(err, SW_E_FORMAT,
+                        "checkpoint: %llu waiting predictions do not fit",
+                        (unsigned long long)live);
     if (live > 0 && (rc = queue_room(p, (int64_t)live, err)) != SW_OK)
         return rc;
     for (i = 0; i < live; i++) {
         s = q->n;
-        if ((rc = sw_cur_i64(c, &q->t[s], err)) != SW_OK ||
-            (rc = sw_cur_i64(c, &q->seq[s], err)) != SW_OK ||
-            (rc = sw_cur_u64(c, &q->key[s], err)) != SW_OK ||
-            (rc = sw_cur_words(c, (uint64_t *)(q->rows + s * p->n_dense),
-                               (size_t)p->n_dense, err)) != SW_OK ||
-            (rc = sw_cur_words(c, (uint64_t *)(q->ind + s * p->n_hash),
-                               (size_t)p->n_hash, err)) != SW_OK)
+        if ((rc = sw__cur_i64(c, &q->t[s], err)) != SW_OK ||
+            (rc = sw__cur_i64(c, &q->seq[s], err)) != SW_OK ||
+            (rc = sw__cur_u64(c, &q->key[s], err)) != SW_OK ||
+            (rc = sw__cur_words(c, (uint64_t *)(q->rows + s * p->n_dense),
+                                (size_t)p->n_dense, err)) != SW_OK ||
+            (rc = sw__cur_words(c, (uint64_t *)(q->ind + s * p->n_hash),
+                                (size_t)p->n_hash, err)) != SW_OK)
             return rc;
         if (q->seq[s] < 0 || map_find(q, q->key[s]) >= 0)
-            return sw_fail(err, SW_E_FORMAT,
-                           "checkpoint: a waiting prediction is damaged");
+            return sw__fail(err, SW_E_FORMAT,
+                            "checkpoint: a waiting prediction is damaged");
         q->n++;
         map_insert(q, q->key[s], s);
     }

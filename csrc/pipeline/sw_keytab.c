@@ -43,7 +43,7 @@ entries_bytes(const keytab *kt, int64_t n)
 }
 
 sw_rc
-sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
+sw__keytab_init(keytab *kt, int64_t cap, sw_err *err)
 {
     kt->stride = 2 + kt->block;
     kt->n = 0;
@@ -51,19 +51,19 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
     kt->idx = NULL;
     kt->e = NULL;
     if (!cap_ok(kt, cap))
-        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
-                       (long long)cap);
-    kt->idx = sw_calloc_big((size_t)cap * 8);
+        return sw__fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                        (long long)cap);
+    kt->idx = sw__calloc_big((size_t)cap * 8);
     /* the pages of entries not yet used are only reserved: the kernel
      * hands them out as they are first written */
-    kt->e = sw_calloc_big(entries_bytes(kt, room_for(cap)));
+    kt->e = sw__calloc_big(entries_bytes(kt, room_for(cap)));
     if (kt->idx == NULL || kt->e == NULL) {
-        sw_free_big(kt->idx, (size_t)cap * 8);
-        sw_free_big(kt->e, entries_bytes(kt, room_for(cap)));
+        sw__free_big(kt->idx, (size_t)cap * 8);
+        sw__free_big(kt->e, entries_bytes(kt, room_for(cap)));
         kt->idx = NULL;
         kt->e = NULL;
-        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
-                       (long long)cap);
+        return sw__fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                        (long long)cap);
     }
     kt->cap = cap;
     kt->room = room_for(cap);
@@ -71,11 +71,11 @@ sw_keytab_init(keytab *kt, int64_t cap, sw_err *err)
 }
 
 void
-sw_keytab_free(keytab *kt)
+sw__keytab_free(keytab *kt)
 {
-    sw_keytab_changes_free(kt);
-    sw_free_big(kt->idx, (size_t)kt->cap * 8);
-    sw_free_big(kt->e, entries_bytes(kt, kt->room));
+    sw__keytab_changes_free(kt);
+    sw__free_big(kt->idx, (size_t)kt->cap * 8);
+    sw__free_big(kt->e, entries_bytes(kt, kt->room));
     kt->idx = NULL;
     kt->e = NULL;
     kt->cap = kt->n = kt->room = 0;
@@ -99,32 +99,33 @@ reindex(keytab *kt)
 /* Drop the entries last updated before min_seen (keeping the others in
  * their order) and index the rest in new_cap cells. */
 sw_rc
-sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
+sw__keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
 {
     int64_t i, kept = 0;
     uint64_t *idx, *e;
 
     if (!cap_ok(kt, new_cap))
-        return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
-                       (long long)new_cap);
+        return sw__fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
+                        (long long)new_cap);
     if (new_cap != kt->cap) {
-        idx = sw_calloc_big((size_t)new_cap * 8);
+        idx = sw__calloc_big((size_t)new_cap * 8);
         if (idx == NULL)
-            return sw_fail(err, SW_E_NOMEM, "pipeline: no memory for %lld keys",
-                           (long long)new_cap);
+            return sw__fail(err, SW_E_NOMEM,
+                            "pipeline: no memory for %lld keys",
+                            (long long)new_cap);
         if (room_for(new_cap) > kt->room) {
-            e = sw_realloc_big(kt->e, entries_bytes(kt, kt->room),
-                               entries_bytes(kt, room_for(new_cap)));
+            e = sw__realloc_big(kt->e, entries_bytes(kt, kt->room),
+                                entries_bytes(kt, room_for(new_cap)));
             if (e == NULL) {
-                sw_free_big(idx, (size_t)new_cap * 8);
-                return sw_fail(err, SW_E_NOMEM,
-                               "pipeline: no memory for %lld keys",
-                               (long long)new_cap);
+                sw__free_big(idx, (size_t)new_cap * 8);
+                return sw__fail(err, SW_E_NOMEM,
+                                "pipeline: no memory for %lld keys",
+                                (long long)new_cap);
             }
             kt->e = e;
             kt->room = room_for(new_cap);
         }
-        sw_free_big(kt->idx, (size_t)kt->cap * 8);
+        sw__free_big(kt->idx, (size_t)kt->cap * 8);
         kt->idx = idx;
         kt->cap = new_cap;
     }
@@ -134,7 +135,7 @@ sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
 
             if ((int64_t)src[1] < min_seen) {
                 /* a tracked drop becomes a tombstone in the changes */
-                if (kt->track && sw_keytab_note_gone(kt, src[0], err) != SW_OK)
+                if (kt->track && sw__keytab_note_gone(kt, src[0], err) != SW_OK)
                     return SW_E_NOMEM;
                 continue;
             }
@@ -156,7 +157,7 @@ sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen, sw_err *err)
 }
 
 uint64_t *
-sw_keytab_find(const keytab *kt, uint64_t h)
+sw__keytab_find(const keytab *kt, uint64_t h)
 {
     uint64_t *e;
 
@@ -182,26 +183,26 @@ append(keytab *kt, int64_t i, uint64_t h)
 }
 
 uint64_t *
-sw_keytab_add(keytab *kt, uint64_t h, const double *init, sw_err *err)
+sw__keytab_add(keytab *kt, uint64_t h, const double *init, sw_err *err)
 {
     uint64_t *e;
     int64_t i;
 
     h = h ? h : 1;
-    if (kt->cap == 0 && sw_keytab_init(kt, 1024, err) != SW_OK)
+    if (kt->cap == 0 && sw__keytab_init(kt, 1024, err) != SW_OK)
         return NULL;
     i = kt_probe(kt, h, &e);
     if (e != NULL)
         return e;
     if ((kt->n + 1) * 10 > kt->cap * 7) {
-        if (sw_keytab_rebuild(kt, kt->cap * 2, INT64_MIN, err) != SW_OK)
+        if (sw__keytab_rebuild(kt, kt->cap * 2, INT64_MIN, err) != SW_OK)
             return NULL;
         i = kt_probe(kt, h, &e);
     }
     e = append(kt, i, h);
     if (e == NULL) {
-        sw_fail(err, SW_E_NOMEM, "pipeline: no room for key %lld",
-                (long long)kt->n + 1);
+        sw__fail(err, SW_E_NOMEM, "pipeline: no room for key %lld",
+                 (long long)kt->n + 1);
         return NULL;
     }
     e[1] = (uint64_t)INT64_MIN;
@@ -210,7 +211,7 @@ sw_keytab_add(keytab *kt, uint64_t h, const double *init, sw_err *err)
 }
 
 uint64_t *
-sw_keytab_put_raw(keytab *kt, uint64_t h)
+sw__keytab_put_raw(keytab *kt, uint64_t h)
 {
     uint64_t *e;
     int64_t i;
@@ -224,7 +225,7 @@ sw_keytab_put_raw(keytab *kt, uint64_t h)
 }
 
 void
-sw_keytab_prefetch(const keytab *kt, uint64_t h)
+sw__keytab_prefetch(const keytab *kt, uint64_t h)
 {
     if (kt->cap > 0) {
         h = h ? h : 1;
@@ -235,7 +236,7 @@ sw_keytab_prefetch(const keytab *kt, uint64_t h)
 /* a guess at the entry (the cell's own, the usual case) costs nothing if
  * wrong */
 void
-sw_keytab_prefetch_entry(const keytab *kt, uint64_t h)
+sw__keytab_prefetch_entry(const keytab *kt, uint64_t h)
 {
     uint64_t c;
 

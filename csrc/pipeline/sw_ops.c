@@ -5,8 +5,8 @@
  * and its update by the event, the stateless transforms, and the check of
  * a restored state. sw_pipeline.c runs them per event: the common codes
  * through its own fused step programs (same arithmetic, the shared
- * pieces in sw_pipeline_int.h), the others through sw_op_value and
- * sw_op_update.
+ * pieces in sw_pipeline_int.h), the others through sw__op_value and
+ * sw__op_update.
  */
 #include <math.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 static void distinct_init(double *s);
 
 void
-sw_feature_init_state(const feature *f, double *s)
+sw__feature_init_state(const feature *f, double *s)
 {
     int64_t i;
 
@@ -26,7 +26,7 @@ sw_feature_init_state(const feature *f, double *s)
         s[i] = 0.0;
     if (f->wkind == WIN_HOPPING) {
         for (i = 0; i < f->n_hop; i++)
-            s[sw_hop_width(f) * i] = -1.0; /* bucket index: none */
+            s[sw__hop_width(f) * i] = -1.0; /* bucket index: none */
         return;
     }
     switch (f->kind) {
@@ -123,7 +123,7 @@ hll_estimate(const double *s)
 static void
 hll_register(unsigned char *r, uint64_t h)
 {
-    uint64_t x = sw_mix64(h, 0x686c6c); /* spread the field's hash */
+    uint64_t x = sw__mix64(h, 0x686c6c); /* spread the field's hash */
     int j = (int)(x >> 57);             /* 7 bits: 128 registers */
     uint64_t w = (x << 7) | ((uint64_t)1 << 6);
     unsigned char rank = (unsigned char)(__builtin_clzll(w) + 1);
@@ -137,7 +137,7 @@ hll_register(unsigned char *r, uint64_t h)
  * count holds at most HLL_EXACT values (hll_add copies them to a stack
  * array of that size). For checkpoints, which may be crafted. */
 int
-sw_state_valid(const sw_pipeline *p, int tb, const double *block)
+sw__state_valid(const sw_pipeline *p, int tb, const double *block)
 {
     int j;
 
@@ -203,13 +203,14 @@ histogram_bin(const feature *f, double x, uint64_t hx)
 /* The feature's n_out values at time t from state s (s is not changed);
  * x and hx are the event's own value and hash (standardize reads x). */
 void
-sw_op_value(const feature *f, const double *s, int64_t t, double x, double *out)
+sw__op_value(const feature *f, const double *s, int64_t t, double x,
+             double *out)
 {
     int64_t i, bi, day;
     double c = 0, sum = 0;
 
     if (f->wkind == WIN_HOPPING) {
-        const int w = sw_hop_width(f);
+        const int w = sw__hop_width(f);
         double mean = 0, m2 = 0, ext = NAN;
 
         bi = t / f->every;
@@ -314,12 +315,12 @@ sw_op_value(const feature *f, const double *s, int64_t t, double x, double *out)
 
 /* Add one event (time t, value x, hash hx) to state s. */
 void
-sw_op_update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
+sw__op_update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
 {
     int64_t bi, j;
 
     if (f->wkind == WIN_HOPPING) {
-        const int w = sw_hop_width(f);
+        const int w = sw__hop_width(f);
         double *b;
 
         bi = t / f->every;
@@ -352,7 +353,7 @@ sw_op_update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
     }
     if ((f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION) &&
         window_stale(f, s, t))
-        sw_feature_init_state(f, s);
+        sw__feature_init_state(f, s);
     if (f->wkind == WIN_TUMBLING)
         s[f->n_slots - 1] = (double)(t / f->window);
     if (f->wkind == WIN_SESSION)
@@ -421,7 +422,7 @@ sw_op_update(const feature *f, double *s, int64_t t, double x, uint64_t hx)
 
 /* Stateless transforms of the event's own value. */
 void
-sw_op_transform(const feature *f, double x, uint64_t hx, double *out)
+sw__op_transform(const feature *f, double x, uint64_t hx, double *out)
 {
     int j;
 

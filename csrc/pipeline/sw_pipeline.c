@@ -29,7 +29,7 @@
 /* ------------------------------------------------------------------ */
 
 uint64_t
-sw_mix64(uint64_t a, uint64_t b)
+sw__mix64(uint64_t a, uint64_t b)
 {
     uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ULL + (a << 6) + (a >> 2));
 
@@ -41,14 +41,14 @@ sw_mix64(uint64_t a, uint64_t b)
 /* SipHash-2-4 (libsodium) of bytes, keyed by seed: strings are hashed with
  * it, so crafted keys cannot flood one bucket of the tables. */
 uint64_t
-sw_hash_bytes(const void *p, size_t n, uint64_t seed)
+sw__hash_bytes(const void *p, size_t n, uint64_t seed)
 {
     unsigned char key[crypto_shorthash_KEYBYTES] = {0}, out[8];
 
-    sw_put_le64(key, seed);
-    sw_put_le64(key + 8, 0x73747265616d7769ULL); /* "streamwi" */
+    sw__put_le64(key, seed);
+    sw__put_le64(key + 8, 0x73747265616d7769ULL); /* "streamwi" */
     crypto_shorthash(out, p, n, key);
-    return sw_get_le64(out);
+    return sw__get_le64(out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -85,24 +85,24 @@ column_hash(const sw_column *c, int64_t i, uint64_t salt)
 
         while (n < (size_t)c->width && s[n] != '\0')
             n++;
-        return sw_hash_bytes(s, n, salt);
+        return sw__hash_bytes(s, n, salt);
     }
     if (c->type == SW_COL_F64 || c->type == SW_COL_F32) {
-        double v = sw_column_number(c, i);
+        double v = sw__column_number(c, i);
         uint64_t u;
 
         if (v == floor(v) && fabs(v) < 9.0e15) /* 3.0 and 3 are one key */
-            return sw_mix64(salt, (uint64_t)(int64_t)v);
+            return sw__mix64(salt, (uint64_t)(int64_t)v);
         memcpy(&u, &v, 8);
-        return sw_mix64(salt ^ 0xF, u);
+        return sw__mix64(salt ^ 0xF, u);
     }
     if (c->type == SW_COL_I64)
-        return sw_mix64(salt, (uint64_t)((const int64_t *)c->data)[i]);
-    return sw_mix64(salt, (uint64_t)(int64_t)sw_column_number(c, i));
+        return sw__mix64(salt, (uint64_t)((const int64_t *)c->data)[i]);
+    return sw__mix64(salt, (uint64_t)(int64_t)sw__column_number(c, i));
 }
 
 sw_rc
-sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err)
+sw__pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err)
 {
     unsigned char *q;
     int64_t cap = p->cap_pend ? p->cap_pend : 1024;
@@ -111,12 +111,12 @@ sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err)
         return SW_OK;
     while (cap < need)
         cap *= 2;
-    q = sw_realloc_array(p->pend, (size_t)cap, (size_t)p->rec);
+    q = sw__realloc_array(p->pend, (size_t)cap, (size_t)p->rec);
     if (q == NULL)
-        return sw_fail(err, SW_E_NOMEM,
-                       "pipeline: no memory for %lld "
-                       "buffered events",
-                       (long long)need);
+        return sw__fail(err, SW_E_NOMEM,
+                        "pipeline: no memory for %lld "
+                        "buffered events",
+                        (long long)need);
     p->pend = q;
     p->cap_pend = cap;
     return SW_OK;
@@ -133,13 +133,13 @@ key_hash(const sw_pipeline *p, const keytab *kt, const uint64_t *h)
     int i;
 
     for (i = 0; i < kt->n_keys; i++)
-        k = sw_mix64(k, h[kt->keys[i]]);
+        k = sw__mix64(k, h[kt->keys[i]]);
     return k;
 }
 
 /* Read a feature's value(s) for an event at t into out, then add the event
  * (values v, hashes h of its fields) to its state s: the codes with the
- * same arithmetic as sw_op_value() then sw_op_update() in one pass over
+ * same arithmetic as sw__op_value() then sw__op_update() in one pass over
  * the state, the others through those (sw_ops.c). */
 static inline __attribute__((always_inline)) void
 step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
@@ -226,9 +226,9 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
             s[1] = (double)t;
             out[0] = s[0];
         } else {
-            sw_op_value(o->f, s, t, x, out);
+            sw__op_value(o->f, s, t, x, out);
         }
-        sw_op_update(o->f, s, t, x, o->field >= 0 ? h[o->field] : 0);
+        sw__op_update(o->f, s, t, x, o->field >= 0 ? h[o->field] : 0);
         return;
     }
 }
@@ -253,16 +253,15 @@ evict_oldest(sw_pipeline *p, keytab *kt, sw_err *err)
 
     if (k < 1)
         k = 1;
-    t = sw_alloc_array((size_t)n, sizeof(int64_t));
+    t = sw__alloc_array((size_t)n, sizeof(int64_t));
     if (t == NULL)
-        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory");
     for (i = 0; i < n; i++)
         t[i] = (int64_t)kt_entry(kt, i)[1];
     qsort(t, (size_t)n, sizeof(int64_t), cmp_i64);
     cut = t[k - 1];
-    sw_free(t);
-    rc = sw_keytab_rebuild(kt, kt->cap, cut == INT64_MAX ? cut : cut + 1,
-                           err);
+    sw__free(t);
+    rc = sw__keytab_rebuild(kt, kt->cap, cut == INT64_MAX ? cut : cut + 1, err);
     if (rc == SW_OK)
         p->n_evicted += before - kt->n;
     return rc;
@@ -289,7 +288,7 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         double *s;
 
         if (p->max_keys > 0 && kt->n >= p->max_keys &&
-            sw_keytab_find(kt, kh[tb]) == NULL &&
+            sw__keytab_find(kt, kh[tb]) == NULL &&
             evict_oldest(p, kt, err) != SW_OK)
             return SW_E_NOMEM;
         if (p->ttl > 0 && kt->cap > 0 && (kt->n + 1) * 10 > kt->cap * 7) {
@@ -301,11 +300,11 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
                 keep += (int64_t)kt_entry(kt, j)[1] >= t - p->ttl;
             while ((keep + 1) * 10 > c * 7)
                 c *= 2;
-            if (sw_keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
+            if (sw__keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
                 return SW_E_NOMEM;
         }
-        e = sw_keytab_get(kt, kh[tb], tinit, err);
-        if (e == NULL || sw_keytab_touch(kt, e, err) != SW_OK)
+        e = sw__keytab_get(kt, kh[tb], tinit, err);
+        if (e == NULL || sw__keytab_touch(kt, e, err) != SW_OK)
             return SW_E_NOMEM;
         s = (double *)(e + 2);
         if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&
@@ -319,7 +318,7 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
     for (k = p->plan_at[p->n_tables]; k < p->plan_at[p->n_tables + 1]; k++) {
         const feature *f = &p->features[p->plan[k]];
 
-        sw_op_transform(f, v[f->field], h[f->field], dense + f->offset);
+        sw__op_transform(f, v[f->field], h[f->field], dense + f->offset);
     }
     for (; k < p->plan_at[p->n_tables + 2]; k++) {
         const feature *f = &p->features[p->plan[k]];
@@ -327,7 +326,7 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         int m;
 
         for (m = 0; m < f->n_hash; m++)
-            x = sw_mix64(x, h[f->hash_fields[m]]);
+            x = sw__mix64(x, h[f->hash_fields[m]]);
         ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
     }
     for (k = 0; k < p->n_fill; k++) {
@@ -369,26 +368,26 @@ sort_pending(sw_pipeline *p, sw_err *err)
     }
     if (i >= p->n_pend)
         return SW_OK;
-    order = sw_alloc_array((size_t)p->n_pend, sizeof(int64_t));
-    q = sw_alloc_array((size_t)p->cap_pend, (size_t)p->rec);
+    order = sw__alloc_array((size_t)p->n_pend, sizeof(int64_t));
+    q = sw__alloc_array((size_t)p->cap_pend, (size_t)p->rec);
     if (order == NULL || q == NULL) {
-        sw_free(order);
-        sw_free(q);
-        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory sorting");
+        sw__free(order);
+        sw__free(q);
+        return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory sorting");
     }
     for (i = 0; i < p->n_pend; i++)
         order[i] = i;
     /* a simple merge sort on indices (qsort has no context argument) */
     {
-        int64_t *tmp = sw_alloc_array((size_t)p->n_pend, sizeof(int64_t));
+        int64_t *tmp = sw__alloc_array((size_t)p->n_pend, sizeof(int64_t));
         int64_t width;
 
         if (tmp == NULL) {
-            sw_free(order);
-            sw_free(q);
-            return sw_fail(err, SW_E_NOMEM,
-                           "pipeline: out of memory "
-                           "sorting");
+            sw__free(order);
+            sw__free(q);
+            return sw__fail(err, SW_E_NOMEM,
+                            "pipeline: out of memory "
+                            "sorting");
         }
         for (width = 1; width < p->n_pend; width *= 2) {
             int64_t lo;
@@ -411,13 +410,13 @@ sort_pending(sw_pipeline *p, sw_err *err)
             }
             memcpy(order, tmp, (size_t)p->n_pend * sizeof(int64_t));
         }
-        sw_free(tmp);
+        sw__free(tmp);
     }
     for (i = 0; i < p->n_pend; i++)
         memcpy(q + i * p->rec, p->pend + order[i] * p->rec, (size_t)p->rec);
-    sw_free(p->pend);
+    sw__free(p->pend);
     p->pend = q;
-    sw_free(order);
+    sw__free(order);
     return SW_OK;
 }
 
@@ -441,32 +440,32 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
         n++;
     if (n == 0)
         return SW_OK;
-    rc = sw_result_room(r, n, err);
+    rc = sw__result_room(r, n, err);
     if (rc == SW_OK)
-        rc = sw_join_reserve(p, r, n, err);
+        rc = sw__join_reserve(p, r, n, err);
     if (rc != SW_OK)
         return rc;
     /* the fresh state of an entry of every table, built once */
     for (tb = 0; tb < p->n_tables; tb++)
         block = p->tables[tb].block > block ? p->tables[tb].block : block;
     p->max_block = block;
-    init = sw_alloc_array((size_t)(block * (p->n_tables ? p->n_tables : 1)),
-                          sizeof(double));
+    init = sw__alloc_array((size_t)(block * (p->n_tables ? p->n_tables : 1)),
+                           sizeof(double));
     if (init == NULL)
-        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory");
     for (j = 0; j < p->n_features; j++) {
         const feature *f = &p->features[j];
 
         if (f->kind != OP_HASH)
-            sw_feature_init_state(f, init + f->table * block + f->slot);
+            sw__feature_init_state(f, init + f->table * block + f->slot);
     }
     if (p->n_tables > 0 && n * p->n_tables > p->cap_kh) {
-        uint64_t *kh = sw_realloc_array(p->kh, (size_t)(n * p->n_tables),
-                                        sizeof(uint64_t));
+        uint64_t *kh = sw__realloc_array(p->kh, (size_t)(n * p->n_tables),
+                                         sizeof(uint64_t));
 
         if (kh == NULL) {
-            sw_free(init);
-            return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+            sw__free(init);
+            return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory");
         }
         p->kh = kh;
         p->cap_kh = n * p->n_tables;
@@ -484,28 +483,29 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
             const keytab *kt = &p->tables[tb];
 
             if (i + 16 < n)
-                sw_keytab_prefetch(kt, p->kh[(i + 16) * p->n_tables + tb]);
+                sw__keytab_prefetch(kt, p->kh[(i + 16) * p->n_tables + tb]);
             if (i + 8 < n)
-                sw_keytab_prefetch_entry(kt, p->kh[(i + 8) * p->n_tables + tb]);
+                sw__keytab_prefetch_entry(kt,
+                                          p->kh[(i + 8) * p->n_tables + tb]);
         }
         /* no table, no key hashes: kh is NULL, and NULL + 0 is undefined */
         rc = process(p, i, p->n_tables ? p->kh + i * p->n_tables : NULL, r,
                      init, err);
         if (rc == SW_OK && p->join.on)
-            sw_join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
-                          rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
+            sw__join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
+                           rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
         if (rc != SW_OK) {
             /* the rows so far are out; keep the rest buffered */
             memmove(p->pend, p->pend + i * p->rec,
                     (size_t)((p->n_pend - i) * p->rec));
             p->n_pend -= i;
-            sw_free(init);
+            sw__free(init);
             return rc;
         }
     }
     memmove(p->pend, p->pend + n * p->rec, (size_t)((p->n_pend - n) * p->rec));
     p->n_pend -= n;
-    sw_free(init);
+    sw__free(init);
     return SW_OK;
 }
 
@@ -629,7 +629,7 @@ read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
         break;
     default: /* other floats, as float64 */
         for (i = lo; i < n; i++) {
-            double v = sw_column_number(cl, i);
+            double v = sw__column_number(cl, i);
 
             VAL(i) = v;
             if (!isfinite(v) && !why[i])
@@ -641,12 +641,12 @@ read_column(sw_pipeline *p, const sw_column *cl, int f, int64_t lo, int64_t n,
         /* only the keyed hash goes further */
         for (i = lo; i < n; i++) {
             VAL(i) = NAN;
-            HASH(i) = sw_private_hash(p, cl, i, fd->salt);
+            HASH(i) = sw__private_hash(p, cl, i, fd->salt);
         }
     } else if (fd->hashed && cl->type == SW_COL_I64) {
         for (i = lo; i < n; i++)
             HASH(i) =
-                sw_mix64(fd->salt, (uint64_t)((const int64_t *)cl->data)[i]);
+                sw__mix64(fd->salt, (uint64_t)((const int64_t *)cl->data)[i]);
     } else if (fd->hashed) {
         for (i = lo; i < n; i++)
             HASH(i) = column_hash(cl, i, fd->salt);
@@ -675,20 +675,20 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
 
     if (p == NULL || b == NULL || r == NULL || b->n_rows < 0 ||
         (b->n_rows > 0 && b->columns == NULL))
-        return sw_fail(err, SW_E_INVAL, "push: NULL or negative argument");
+        return sw__fail(err, SW_E_INVAL, "push: NULL or negative argument");
     if (part < 0 ||
         part >= (p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS))
-        return sw_fail(
+        return sw__fail(
             err, SW_E_INVAL, "push: partition %d outside 0..%d%s", part,
             (p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS) - 1,
             p->declared_parts ? " (watermark.partitions)" : "");
     while (p->n_parts <= part)
         p->part_max[p->n_parts++] = INT64_MIN;
     if (p->n_private > 0 && !p->has_secret)
-        return sw_fail(err, SW_E_INVAL,
-                       "push: the spec hashes private fields; set the secret "
-                       "first (sw_pipeline_set_secret)");
-    sw_result_reset(r, p);
+        return sw__fail(err, SW_E_INVAL,
+                        "push: the spec hashes private fields; set the secret "
+                        "first (sw_pipeline_set_secret)");
+    sw__result_reset(r, p);
     for (f = 0; f < p->n_fields; f++) {
         cols[f] = NULL;
         for (c = 0; c < b->n_columns; c++) {
@@ -697,25 +697,25 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
         }
         if (cols[f] != NULL &&
             (cols[f]->type == SW_COL_STR) != (p->fields[f].type == SW_COL_STR))
-            return sw_fail(
+            return sw__fail(
                 err, SW_E_INVAL, "push: column '%s' is %s, the spec says %s",
                 p->fields[f].name,
                 cols[f]->type == SW_COL_STR ? "text" : "numbers",
                 p->fields[f].type == SW_COL_STR ? "str" : "a number");
         if (cols[f] != NULL && cols[f]->type == SW_COL_STR &&
             cols[f]->width < 1)
-            return sw_fail(err, SW_E_INVAL, "push: column '%s' has width %lld",
-                           p->fields[f].name, (long long)cols[f]->width);
+            return sw__fail(err, SW_E_INVAL, "push: column '%s' has width %lld",
+                            p->fields[f].name, (long long)cols[f]->width);
         if (cols[f] != NULL && cols[f]->data == NULL && b->n_rows > 0)
-            return sw_fail(err, SW_E_INVAL, "push: column '%s' has no data",
-                           p->fields[f].name);
+            return sw__fail(err, SW_E_INVAL, "push: column '%s' has no data",
+                            p->fields[f].name);
     }
-    rc = sw_pipeline_reserve(p, p->n_pend + b->n_rows, err);
+    rc = sw__pipeline_reserve(p, p->n_pend + b->n_rows, err);
     if (rc == SW_OK && b->n_rows > p->cap_why) {
-        unsigned char *why = sw_realloc_array(p->why, (size_t)b->n_rows, 1);
+        unsigned char *why = sw__realloc_array(p->why, (size_t)b->n_rows, 1);
 
         if (why == NULL)
-            return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory");
         p->why = why;
         p->cap_why = b->n_rows;
     }
@@ -750,16 +750,16 @@ sw_pipeline_push_partition(sw_pipeline *p, const sw_batch *b, int part,
             }
             if (reason) {
                 p->n_invalid[reason]++;
-                rc = sw_result_push_id(&r->inv, &r->n_inv, &r->cap_inv,
-                                       &r->inv_reason, reason, seq, err);
+                rc = sw__result_push_id(&r->inv, &r->n_inv, &r->cap_inv,
+                                        &r->inv_reason, reason, seq, err);
                 if (rc != SW_OK)
                     return rc;
                 continue;
             }
             if (t < p->wm) {
                 p->n_late++;
-                rc = sw_result_push_id(&r->late, &r->n_late, &r->cap_late,
-                                       NULL, 0, seq, err);
+                rc = sw__result_push_id(&r->late, &r->n_late, &r->cap_late,
+                                        NULL, 0, seq, err);
                 if (rc != SW_OK)
                     return rc;
                 continue;
@@ -795,13 +795,13 @@ sw_pipeline_flush(sw_pipeline *p, sw_result *r, sw_err *err)
     sw_rc rc;
 
     if (p == NULL || r == NULL)
-        return sw_fail(err, SW_E_INVAL, "flush: NULL argument");
-    sw_result_reset(r, p);
+        return sw__fail(err, SW_E_INVAL, "flush: NULL argument");
+    sw__result_reset(r, p);
     rc = drain(p, INT64_MAX, r, err);
     if (rc == SW_OK)
-        rc = sw_join_reserve(p, r, 0, err);
+        rc = sw__join_reserve(p, r, 0, err);
     if (rc == SW_OK) /* the stream ends: nothing more will be claimed */
-        sw_join_expire_all(p, r);
+        sw__join_expire_all(p, r);
     return rc;
 }
 
@@ -817,13 +817,13 @@ sw_pipeline_new(const char *spec_json, sw_pipeline **out, sw_err *err)
 
     *out = NULL;
     if (spec_json == NULL)
-        return sw_fail(err, SW_E_INVAL, "pipeline: NULL spec");
+        return sw__fail(err, SW_E_INVAL, "pipeline: NULL spec");
     if (sodium_init() < 0)
-        return sw_fail(err, SW_E_INTERNAL, "pipeline: libsodium failed");
-    p = sw_calloc(1, sizeof(*p));
+        return sw__fail(err, SW_E_INTERNAL, "pipeline: libsodium failed");
+    p = sw__calloc(1, sizeof(*p));
     if (p == NULL)
-        return sw_fail(err, SW_E_NOMEM, "pipeline: out of memory");
-    rc = sw_spec_compile(spec_json, p, err);
+        return sw__fail(err, SW_E_NOMEM, "pipeline: out of memory");
+    rc = sw__spec_compile(spec_json, p, err);
     if (rc != SW_OK)
         goto done;
     p->rec = 16 + 16 * p->n_fields;
@@ -853,15 +853,15 @@ sw_pipeline_free(sw_pipeline *p)
         sw_pipeline_checkpoint_wait(p, 1, &done, NULL);
     }
     for (t = 0; p->tables && t < p->n_tables; t++)
-        sw_keytab_free(&p->tables[t]);
-    sw_free(p->tables);
-    sw_free(p->pend);
-    sw_free(p->kh);
-    sw_free(p->why);
-    sw_free(p->position);
-    sw_join_free(&p->join.q);
-    sw_spec_free(p);
-    sw_free(p);
+        sw__keytab_free(&p->tables[t]);
+    sw__free(p->tables);
+    sw__free(p->pend);
+    sw__free(p->kh);
+    sw__free(p->why);
+    sw__free(p->position);
+    sw__join_free(&p->join.q);
+    sw__spec_free(p);
+    sw__free(p);
 }
 
 int
@@ -926,28 +926,28 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
     int present[SW_MAX_FIELDS] = {0}, n_present = 0, f, c, tb, j;
 
     if (n_out != p->n_dense)
-        return sw_fail(err, SW_E_SHAPE, "profile: %d outputs, expected %d",
-                       n_out, p->n_dense);
+        return sw__fail(err, SW_E_SHAPE, "profile: %d outputs, expected %d",
+                        n_out, p->n_dense);
     if (key == NULL || key->n_rows != 1)
-        return sw_fail(err, SW_E_INVAL,
-                       "profile: expected one row of key "
-                       "fields");
+        return sw__fail(err, SW_E_INVAL,
+                        "profile: expected one row of key "
+                        "fields");
     for (c = 0; c < key->n_columns; c++) {
         for (f = 0;
              f < p->n_fields && strcmp(p->fields[f].name, key->columns[c].name);
              f++)
             ;
         if (f == p->n_fields)
-            return sw_fail(err, SW_E_INVAL,
-                           "profile: '%s' is not an event "
-                           "field",
-                           key->columns[c].name);
+            return sw__fail(err, SW_E_INVAL,
+                            "profile: '%s' is not an event "
+                            "field",
+                            key->columns[c].name);
         if (p->fields[f].private_ && !p->has_secret)
-            return sw_fail(err, SW_E_INVAL,
-                           "profile: '%s' is private; set the secret first",
-                           key->columns[c].name);
+            return sw__fail(err, SW_E_INVAL,
+                            "profile: '%s' is private; set the secret first",
+                            key->columns[c].name);
         h[f] = p->fields[f].private_
-                   ? sw_private_hash(p, &key->columns[c], 0, p->fields[f].salt)
+                   ? sw__private_hash(p, &key->columns[c], 0, p->fields[f].salt)
                    : column_hash(&key->columns[c], 0, p->fields[f].salt);
         present[f] = 1;
         n_present++;
@@ -964,7 +964,7 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
             all &= present[kt->keys[k]];
         if (!all)
             continue;
-        e = sw_keytab_find(kt, key_hash(p, kt, h));
+        e = sw__keytab_find(kt, key_hash(p, kt, h));
         s = e ? (const double *)(e + 2) : NULL;
         for (j = 0; j < p->n_features; j++) {
             const feature *f2 = &p->features[j];
@@ -973,15 +973,15 @@ sw_pipeline_profile(const sw_pipeline *p, const sw_batch *key, double *out,
                 continue;
             if (s == NULL || (p->ttl > 0 && p->now - (int64_t)e[1] > p->ttl)) {
                 double *fresh =
-                    sw_alloc_array((size_t)f2->n_slots + 1, sizeof(double));
+                    sw__alloc_array((size_t)f2->n_slots + 1, sizeof(double));
 
                 if (fresh == NULL)
-                    return sw_fail(err, SW_E_NOMEM, "profile: out of memory");
-                sw_feature_init_state(f2, fresh);
-                sw_op_value(f2, fresh, p->now, NAN, out + f2->offset);
-                sw_free(fresh);
+                    return sw__fail(err, SW_E_NOMEM, "profile: out of memory");
+                sw__feature_init_state(f2, fresh);
+                sw__op_value(f2, fresh, p->now, NAN, out + f2->offset);
+                sw__free(fresh);
             } else {
-                sw_op_value(f2, s + f2->slot, p->now, NAN, out + f2->offset);
+                sw__op_value(f2, s + f2->slot, p->now, NAN, out + f2->offset);
             }
         }
     }
@@ -1022,27 +1022,27 @@ sw_pipeline_hash_column(const sw_pipeline *p, const sw_column *col,
 
     if (p == NULL || col == NULL ||
         (n_rows > 0 && (out == NULL || col->data == NULL)))
-        return sw_fail(err, SW_E_INVAL, "hash_column: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "hash_column: NULL argument");
     for (f = 0; f < p->n_fields && strcmp(p->fields[f].name, col->name); f++)
         ;
     if (f == p->n_fields)
-        return sw_fail(err, SW_E_INVAL,
-                       "hash_column: '%s' is not an event "
-                       "field",
-                       col->name);
+        return sw__fail(err, SW_E_INVAL,
+                        "hash_column: '%s' is not an event "
+                        "field",
+                        col->name);
     if ((col->type == SW_COL_STR) != (p->fields[f].type == SW_COL_STR) ||
         (col->type == SW_COL_STR && col->width < 1))
-        return sw_fail(err, SW_E_INVAL,
-                       "hash_column: column '%s' does not "
-                       "have the spec's type",
-                       col->name);
+        return sw__fail(err, SW_E_INVAL,
+                        "hash_column: column '%s' does not "
+                        "have the spec's type",
+                        col->name);
     if (p->fields[f].private_ && !p->has_secret)
-        return sw_fail(err, SW_E_INVAL,
-                       "hash_column: '%s' is private; set the secret first",
-                       col->name);
+        return sw__fail(err, SW_E_INVAL,
+                        "hash_column: '%s' is private; set the secret first",
+                        col->name);
     for (i = 0; i < n_rows; i++)
         out[i] = p->fields[f].private_
-                     ? sw_private_hash(p, col, i, p->fields[f].salt)
+                     ? sw__private_hash(p, col, i, p->fields[f].salt)
                      : column_hash(col, i, p->fields[f].salt);
     return SW_OK;
 }
@@ -1071,9 +1071,9 @@ sw_pipeline_announce_partitions(sw_pipeline *p, int n, sw_err *err)
     int limit = p->declared_parts ? p->declared_parts : SW_MAX_PARTITIONS;
 
     if (n < 0 || n > limit)
-        return sw_fail(err, SW_E_INVAL,
-                       "announce_partitions: %d outside 0..%d%s", n, limit,
-                       p->declared_parts ? " (watermark.partitions)" : "");
+        return sw__fail(err, SW_E_INVAL,
+                        "announce_partitions: %d outside 0..%d%s", n, limit,
+                        p->declared_parts ? " (watermark.partitions)" : "");
     while (p->n_parts < n)
         p->part_max[p->n_parts++] = INT64_MIN;
     return SW_OK;

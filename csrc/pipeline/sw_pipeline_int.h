@@ -285,7 +285,7 @@ struct sw_result {
 
 /* A number column's value as a double (NaN for text). */
 static inline double
-sw_column_number(const sw_column *c, int64_t i)
+sw__column_number(const sw_column *c, int64_t i)
 {
     switch (c->type) {
     case SW_COL_I64:
@@ -307,72 +307,72 @@ sw_column_number(const sw_column *c, int64_t i)
 /* Doubles per bucket of a hopping window: its index, events, and the sum
  * (count, sum, mean), the extreme (min, max) or the mean and M2 (var). */
 static inline int
-sw_hop_width(const feature *f)
+sw__hop_width(const feature *f)
 {
     return f->kind == OP_VAR ? 4 : 3;
 }
 
 /* sw_privacy.c */
 struct json_t;
-sw_rc sw_privacy_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
-uint64_t sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
-                         uint64_t salt);
+sw_rc sw__privacy_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
+uint64_t sw__private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
+                          uint64_t salt);
 
 /* sw_join.c */
-sw_rc sw_join_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
-sw_rc sw_join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err);
-void sw_join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
-                   const uint64_t *h, sw_result *r, int64_t row);
-void sw_join_expire_all(sw_pipeline *p, sw_result *r);
-void sw_join_free(joinq *q);
-sw_rc sw_join_save(const sw_pipeline *p, sw_buf *b, sw_err *err);
-sw_rc sw_join_load(sw_pipeline *p, sw_cursor *c, sw_err *err);
+sw_rc sw__join_parse(sw_pipeline *p, struct json_t *v, sw_err *err);
+sw_rc sw__join_reserve(sw_pipeline *p, sw_result *r, int64_t n, sw_err *err);
+void sw__join_event(sw_pipeline *p, int64_t t, int64_t seq, const double *v,
+                    const uint64_t *h, sw_result *r, int64_t row);
+void sw__join_expire_all(sw_pipeline *p, sw_result *r);
+void sw__join_free(joinq *q);
+sw_rc sw__join_save(const sw_pipeline *p, sw_buf *b, sw_err *err);
+sw_rc sw__join_load(sw_pipeline *p, sw_cursor *c, sw_err *err);
 
 /* sw_spec.c */
-int sw_parse_duration(struct json_t *v, int64_t *out);
-int sw_value_hash(const sw_pipeline *p, int fi, struct json_t *v,
-                  uint64_t *out);
-sw_rc sw_spec_compile(const char *json, sw_pipeline *p, sw_err *err);
-void sw_spec_free(sw_pipeline *p);
+int sw__parse_duration(struct json_t *v, int64_t *out);
+int sw__value_hash(const sw_pipeline *p, int fi, struct json_t *v,
+                   uint64_t *out);
+sw_rc sw__spec_compile(const char *json, sw_pipeline *p, sw_err *err);
+void sw__spec_free(sw_pipeline *p);
 
 /* sw_keytab.c */
-sw_rc sw_keytab_init(keytab *kt, int64_t cap, sw_err *err);
-void sw_keytab_free(keytab *kt);
+sw_rc sw__keytab_init(keytab *kt, int64_t cap, sw_err *err);
+void sw__keytab_free(keytab *kt);
 /* The entry of hash h (words: hash, last update time, state), created
  * with state init if absent; NULL only on SW_E_NOMEM. find: NULL if
  * absent. put_raw: a new entry for restoring, NULL if full or present. */
-uint64_t *sw_keytab_add(keytab *kt, uint64_t h, const double *init,
-                        sw_err *err);
-uint64_t *sw_keytab_find(const keytab *kt, uint64_t h);
-uint64_t *sw_keytab_put_raw(keytab *kt, uint64_t h);
+uint64_t *sw__keytab_add(keytab *kt, uint64_t h, const double *init,
+                         sw_err *err);
+uint64_t *sw__keytab_find(const keytab *kt, uint64_t h);
+uint64_t *sw__keytab_put_raw(keytab *kt, uint64_t h);
 /* Ask for h's index cell; some events later, for its entry. */
 
 /* Entry e was updated: remember it when changes are tracked. */
-static inline sw_rc sw_keytab_touch(keytab *kt, const uint64_t *e,
-                                    sw_err *err);
-sw_rc sw_keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
-                        sw_err *err);
+static inline sw_rc sw__keytab_touch(keytab *kt, const uint64_t *e,
+                                     sw_err *err);
+sw_rc sw__keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
+                         sw_err *err);
 
 /* sw_pipeline.c */
-sw_rc sw_pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);
+sw_rc sw__pipeline_reserve(sw_pipeline *p, int64_t need, sw_err *err);
 
 /* sw_result.c: a result emptied for p's next push; room for n more rows;
  * an arrival number (and its reason) appended to a late or invalid list. */
-void sw_result_reset(sw_result *r, const sw_pipeline *p);
-sw_rc sw_result_room(sw_result *r, int64_t n, sw_err *err);
-sw_rc sw_result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
-                        int reason, int64_t seq, sw_err *err);
-uint64_t sw_hash_bytes(const void *p, size_t n, uint64_t seed);
-uint64_t sw_mix64(uint64_t a, uint64_t b);
+void sw__result_reset(sw_result *r, const sw_pipeline *p);
+sw_rc sw__result_room(sw_result *r, int64_t n, sw_err *err);
+sw_rc sw__result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
+                         int reason, int64_t seq, sw_err *err);
+uint64_t sw__hash_bytes(const void *p, size_t n, uint64_t seed);
+uint64_t sw__mix64(uint64_t a, uint64_t b);
 
 /* sw_ops.c: the operators (see there) */
-void sw_feature_init_state(const feature *f, double *s);
-int sw_state_valid(const sw_pipeline *p, int tb, const double *block);
-void sw_op_value(const feature *f, const double *s, int64_t t, double x,
-                 double *out);
-void sw_op_update(const feature *f, double *s, int64_t t, double x,
-                  uint64_t hx);
-void sw_op_transform(const feature *f, double x, uint64_t hx, double *out);
+void sw__feature_init_state(const feature *f, double *s);
+int sw__state_valid(const sw_pipeline *p, int tb, const double *block);
+void sw__op_value(const feature *f, const double *s, int64_t t, double x,
+                  double *out);
+void sw__op_update(const feature *f, double *s, int64_t t, double x,
+                   uint64_t hx);
+void sw__op_transform(const feature *f, double x, uint64_t hx, double *out);
 
 /* The decay factor of a decayed feature's state s (s[1]: the last event's
  * time) at t. */
@@ -403,14 +403,14 @@ welford_take(double *s, double x)
 
 
 /* sw_changes.c */
-sw_rc sw_keytab_grow_dirty(keytab *kt, int64_t i, sw_err *err);
-sw_rc sw_keytab_note_gone(keytab *kt, uint64_t h, sw_err *err);
-void sw_keytab_changes_free(keytab *kt);
+sw_rc sw__keytab_grow_dirty(keytab *kt, int64_t i, sw_err *err);
+sw_rc sw__keytab_note_gone(keytab *kt, uint64_t h, sw_err *err);
+void sw__keytab_changes_free(keytab *kt);
 
 /* The entry of key hash h, made from init (block doubles) if new; NULL
  * when out of memory. */
 static inline uint64_t *
-sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
+sw__keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
 {
     uint64_t *e;
 
@@ -420,25 +420,25 @@ sw_keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
         if (e != NULL)
             return e;
     }
-    return sw_keytab_add(kt, h, init, err);
+    return sw__keytab_add(kt, h, init, err);
 }
 
 /* Ask for the index cell of h, then (a few events later, once it is
  * there) for the entry it names. Not inline: inlined into the loops that
  * call them, they made a million keys 1.3-1.5x slower (same run,
  * alternating; the cell's load then waits in the loop). */
-void sw_keytab_prefetch(const keytab *kt, uint64_t h);
-void sw_keytab_prefetch_entry(const keytab *kt, uint64_t h);
+void sw__keytab_prefetch(const keytab *kt, uint64_t h);
+void sw__keytab_prefetch_entry(const keytab *kt, uint64_t h);
 
 static inline sw_rc
-sw_keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
+sw__keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
 {
     int64_t i;
 
     if (!kt->track)
         return SW_OK;
     i = (int64_t)(e - kt->e) / kt->stride;
-    if (i >= kt->dirty_cap && sw_keytab_grow_dirty(kt, i, err) != SW_OK)
+    if (i >= kt->dirty_cap && sw__keytab_grow_dirty(kt, i, err) != SW_OK)
         return SW_E_NOMEM;
     kt->dirty[i] = 1;
     return SW_OK;

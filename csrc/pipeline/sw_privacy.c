@@ -22,7 +22,7 @@ static const unsigned char ctx_key[16] = "sw.privacy.key..";
 static const unsigned char ctx_fingerprint[16] = "sw.privacy.fprnt";
 
 sw_rc
-sw_privacy_parse(sw_pipeline *p, json_t *v, sw_err *err)
+sw__privacy_parse(sw_pipeline *p, json_t *v, sw_err *err)
 {
     json_t *fs = json_is_object(v) ? json_object_get(v, "fields") : NULL;
     const char *name;
@@ -30,12 +30,12 @@ sw_privacy_parse(sw_pipeline *p, json_t *v, sw_err *err)
     size_t i;
 
     if (fs == NULL || !json_is_array(fs) || json_array_size(fs) == 0)
-        return sw_fail(err, SW_E_INVAL,
-                       "privacy: expected {\"fields\": [\"user\", ...]}");
+        return sw__fail(err, SW_E_INVAL,
+                        "privacy: expected {\"fields\": [\"user\", ...]}");
     json_object_foreach(v, name, e)
     {
         if (strcmp(name, "fields"))
-            return sw_fail(err, SW_E_INVAL, "privacy.%s: not a setting", name);
+            return sw__fail(err, SW_E_INVAL, "privacy.%s: not a setting", name);
     }
     json_array_foreach(fs, i, e)
     {
@@ -48,12 +48,13 @@ sw_privacy_parse(sw_pipeline *p, json_t *v, sw_err *err)
                 ;
         }
         if (f < 0 || f == p->n_fields)
-            return sw_fail(err, SW_E_INVAL,
-                           "privacy.fields[%zu]: '%s' is not an event field", i,
-                           json_is_string(e) ? json_string_value(e) : "?");
+            return sw__fail(err, SW_E_INVAL,
+                            "privacy.fields[%zu]: '%s' is not an event field",
+                            i, json_is_string(e) ? json_string_value(e) : "?");
         if (f == p->time_field)
-            return sw_fail(err, SW_E_INVAL,
-                           "privacy.fields[%zu]: the time cannot be hashed", i);
+            return sw__fail(err, SW_E_INVAL,
+                            "privacy.fields[%zu]: the time cannot be hashed",
+                            i);
         p->fields[f].private_ = 1;
         p->n_private++;
     }
@@ -67,17 +68,17 @@ sw_pipeline_set_secret(sw_pipeline *p, const void *secret, size_t len,
     unsigned char fp[SW_FINGERPRINT_BYTES];
 
     if (p == NULL || secret == NULL)
-        return sw_fail(err, SW_E_INVAL, "secret: NULL argument");
+        return sw__fail(err, SW_E_INVAL, "secret: NULL argument");
     if (len < 16)
-        return sw_fail(err, SW_E_INVAL,
-                       "secret: %zu bytes; a privacy secret needs at least 16",
-                       len);
+        return sw__fail(err, SW_E_INVAL,
+                        "secret: %zu bytes; a privacy secret needs at least 16",
+                        len);
     crypto_generichash(fp, sizeof(fp), secret, len, ctx_fingerprint,
                        sizeof(ctx_fingerprint));
     if (p->has_fingerprint && sodium_memcmp(fp, p->fingerprint, sizeof(fp)))
-        return sw_fail(err, SW_E_INVAL,
-                       "secret: not the secret this pipeline's state was "
-                       "hashed with");
+        return sw__fail(err, SW_E_INVAL,
+                        "secret: not the secret this pipeline's state was "
+                        "hashed with");
     crypto_generichash(p->secret_key, sizeof(p->secret_key), secret, len,
                        ctx_key, sizeof(ctx_key));
     memcpy(p->fingerprint, fp, sizeof(fp));
@@ -87,8 +88,8 @@ sw_pipeline_set_secret(sw_pipeline *p, const void *secret, size_t len,
 }
 
 uint64_t
-sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
-                uint64_t salt)
+sw__private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
+                 uint64_t salt)
 {
     unsigned char in[9], out[crypto_shorthash_BYTES];
     const void *msg = in;
@@ -103,7 +104,7 @@ sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
         msg = s;
     } else {
         /* the number rule of column_hash: 3 and 3.0 are one id */
-        double v = c->type == SW_COL_I64 ? 0 : sw_column_number(c, i);
+        double v = c->type == SW_COL_I64 ? 0 : sw__column_number(c, i);
 
         if (c->type == SW_COL_I64) {
             u = (uint64_t)((const int64_t *)c->data)[i];
@@ -115,8 +116,8 @@ sw_private_hash(const sw_pipeline *p, const sw_column *c, int64_t i,
             memcpy(&u, &v, 8);
             in[8] = 1;
         }
-        sw_put_le64(in, u);
+        sw__put_le64(in, u);
     }
     crypto_shorthash(out, msg, n, p->secret_key);
-    return sw_mix64(salt, sw_get_le64(out));
+    return sw__mix64(salt, sw__get_le64(out));
 }

@@ -13,17 +13,17 @@
 sw_rc
 sw_result_new(sw_result **out, sw_err *err)
 {
-    *out = sw_calloc(1, sizeof(sw_result));
-    return *out ? SW_OK : sw_fail(err, SW_E_NOMEM, "result: out of memory");
+    *out = sw__calloc(1, sizeof(sw_result));
+    return *out ? SW_OK : sw__fail(err, SW_E_NOMEM, "result: out of memory");
 }
 
 /* The three row arrays of a result or of a detached block. */
 static void
 free_rows(double *dense, int64_t *seq, int64_t *t)
 {
-    sw_free(dense);
-    sw_free(seq);
-    sw_free(t);
+    sw__free(dense);
+    sw__free(seq);
+    sw__free(t);
 }
 
 void
@@ -32,22 +32,22 @@ sw_result_free(sw_result *r)
     if (r == NULL)
         return;
     free_rows(r->dense, r->seq, r->t);
-    sw_free(r->indptr);
-    sw_free(r->indices);
-    sw_free(r->late);
-    sw_free(r->inv);
-    sw_free(r->inv_reason);
-    sw_free(r->jdense);
-    sw_free(r->jlabel);
-    sw_free(r->jind);
-    sw_free(r->jseq);
-    sw_free(r->jt);
-    sw_free(r->joseq);
-    sw_free(r);
+    sw__free(r->indptr);
+    sw__free(r->indices);
+    sw__free(r->late);
+    sw__free(r->inv);
+    sw__free(r->inv_reason);
+    sw__free(r->jdense);
+    sw__free(r->jlabel);
+    sw__free(r->jind);
+    sw__free(r->jseq);
+    sw__free(r->jt);
+    sw__free(r->joseq);
+    sw__free(r);
 }
 
 void
-sw_result_reset(sw_result *r, const sw_pipeline *p)
+sw__result_reset(sw_result *r, const sw_pipeline *p)
 {
     r->n = r->n_late = r->n_inv = r->jn = 0;
     r->n_dense = p->n_dense;
@@ -68,24 +68,24 @@ grown(int64_t cap, int64_t need)
  * arrays (dense, seq, t) have their own capacity: they may have been
  * detached, or attached with another. */
 sw_rc
-sw_result_room(sw_result *r, int64_t n, sw_err *err)
+sw__result_room(sw_result *r, int64_t n, sw_err *err)
 {
     int64_t cap;
     void *a, *b, *c, *d, *e;
 
     if (r->n + n > r->cap_rows || r->dense == NULL) {
         cap = grown(r->dense ? r->cap_rows : 0, r->n + n);
-        a = sw_realloc_array(r->dense, (size_t)cap,
-                             (size_t)(r->n_dense ? r->n_dense : 1) *
-                                 sizeof(double));
+        a = sw__realloc_array(r->dense, (size_t)cap,
+                              (size_t)(r->n_dense ? r->n_dense : 1) *
+                                  sizeof(double));
         if (a == NULL)
             goto nomem;
         r->dense = a;
-        b = sw_realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
+        b = sw__realloc_array(r->seq, (size_t)cap, sizeof(int64_t));
         if (b == NULL)
             goto nomem;
         r->seq = b;
-        c = sw_realloc_array(r->t, (size_t)cap, sizeof(int64_t));
+        c = sw__realloc_array(r->t, (size_t)cap, sizeof(int64_t));
         if (c == NULL)
             goto nomem;
         r->t = c;
@@ -94,23 +94,24 @@ sw_result_room(sw_result *r, int64_t n, sw_err *err)
     if (r->n + n <= r->cap && r->indptr != NULL)
         return SW_OK;
     cap = grown(r->cap, r->n + n);
-    d = sw_realloc_array(r->indptr, (size_t)cap + 1, sizeof(int64_t));
+    d = sw__realloc_array(r->indptr, (size_t)cap + 1, sizeof(int64_t));
     if (d == NULL)
         goto nomem;
     r->indptr = d;
-    e = sw_realloc_array(r->indices, (size_t)cap,
-                         (size_t)(r->n_hash ? r->n_hash : 1) * sizeof(int64_t));
+    e = sw__realloc_array(r->indices, (size_t)cap,
+                          (size_t)(r->n_hash ? r->n_hash : 1) *
+                              sizeof(int64_t));
     if (e == NULL)
         goto nomem;
     r->indices = e;
     r->cap = cap;
     return SW_OK;
 nomem:
-    return sw_fail(err, SW_E_NOMEM, "result: no memory for %lld rows",
-                   (long long)(r->n + n));
+    return sw__fail(err, SW_E_NOMEM, "result: no memory for %lld rows",
+                    (long long)(r->n + n));
 }
 
-/* A detached block of rows: the arrays sw_result_room() made, with room
+/* A detached block of rows: the arrays sw__result_room() made, with room
  * for cap rows of n_dense features. */
 struct sw_rowbuf {
     double *dense;
@@ -126,10 +127,10 @@ sw_result_detach(sw_result *r, sw_rowbuf **out, sw_err *err)
 
     *out = NULL;
     if (r->dense == NULL)
-        return sw_fail(err, SW_E_STATE, "result: no rows to detach");
-    b = sw_malloc(sizeof(*b));
+        return sw__fail(err, SW_E_STATE, "result: no rows to detach");
+    b = sw__malloc(sizeof(*b));
     if (b == NULL)
-        return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "result: out of memory");
     b->dense = r->dense;
     b->seq = r->seq;
     b->t = r->t;
@@ -157,7 +158,7 @@ sw_result_attach(sw_result *r, sw_rowbuf *rows)
     r->t = rows->t;
     r->cap_rows = rows->cap;
     r->n = 0; /* the rows r held are gone */
-    sw_free(rows);
+    sw__free(rows);
 }
 
 double *
@@ -184,25 +185,25 @@ sw_rowbuf_free(sw_rowbuf *rows)
     if (rows == NULL)
         return;
     free_rows(rows->dense, rows->seq, rows->t);
-    sw_free(rows);
+    sw__free(rows);
 }
 
 sw_rc
-sw_result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
-                  int reason, int64_t seq, sw_err *err)
+sw__result_push_id(int64_t **arr, int64_t *n, int64_t *cap, int **reasons,
+                   int reason, int64_t seq, sw_err *err)
 {
     if (*n == *cap) {
         int64_t c = *cap ? *cap * 2 : 64;
-        int64_t *a = sw_realloc_array(*arr, (size_t)c, sizeof(int64_t));
+        int64_t *a = sw__realloc_array(*arr, (size_t)c, sizeof(int64_t));
 
         if (a == NULL)
-            return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "result: out of memory");
         *arr = a;
         if (reasons != NULL) {
-            int *b = sw_realloc_array(*reasons, (size_t)c, sizeof(int));
+            int *b = sw__realloc_array(*reasons, (size_t)c, sizeof(int));
 
             if (b == NULL)
-                return sw_fail(err, SW_E_NOMEM, "result: out of memory");
+                return sw__fail(err, SW_E_NOMEM, "result: out of memory");
             *reasons = b;
         }
         *cap = c;

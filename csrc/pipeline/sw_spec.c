@@ -25,7 +25,7 @@ static const char *const op_names[OP_N] = {
 /* Parse a duration: "250ms", "5s", "1m", "1h", "7d", "10us", or an
  * integer number of microseconds. */
 int
-sw_parse_duration(json_t *v, int64_t *out)
+sw__parse_duration(json_t *v, int64_t *out)
 {
     /* 1,000 years: longer durations are mistakes, and sums of two of them
      * with an event time stay far from overflowing int64 */
@@ -93,9 +93,9 @@ bad_field(const sw_pipeline *p, const char *path, const char *name, sw_err *err)
     char list[160];
 
     field_list(p, list, sizeof(list));
-    return sw_fail(err, SW_E_INVAL,
-                   "%s: '%s' is not an event field (fields: %s)", path, name,
-                   list);
+    return sw__fail(err, SW_E_INVAL,
+                    "%s: '%s' is not an event field (fields: %s)", path, name,
+                    list);
 }
 
 static int
@@ -216,9 +216,9 @@ parse_key(sw_pipeline *p, json_t *fj, feature *f, const char *path, sw_err *err)
                                  err);
         }
     } else {
-        return sw_fail(err, SW_E_INVAL,
-                       "%s.key: expected a field name or a list of 1..%d", path,
-                       SW_MAX_KEY_FIELDS);
+        return sw__fail(err, SW_E_INVAL,
+                        "%s.key: expected a field name or a list of 1..%d",
+                        path, SW_MAX_KEY_FIELDS);
     }
     qsort(keys, (size_t)n, sizeof(int), cmp_int);
     f->table = table_for(p, keys, n);
@@ -246,19 +246,19 @@ parse_field(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         return SW_OK;
     snprintf(sub, sizeof(sub), "%s.field", path);
     if (!json_is_string(v))
-        return sw_fail(err, SW_E_INVAL, "%s: expected a field name", sub);
+        return sw__fail(err, SW_E_INVAL, "%s: expected a field name", sub);
     f->field = find_field(p, json_string_value(v));
     if (f->field < 0)
         return bad_field(p, sub, json_string_value(v), err);
     if (p->fields[f->field].private_ && f->kind != OP_DISTINCT)
-        return sw_fail(err, SW_E_INVAL,
-                       "%s: '%s' is private (privacy.fields): only keys, "
-                       "hash and distinct may use it",
-                       sub, json_string_value(v));
+        return sw__fail(err, SW_E_INVAL,
+                        "%s: '%s' is private (privacy.fields): only keys, "
+                        "hash and distinct may use it",
+                        sub, json_string_value(v));
     if (!categorical(f, fj) && !is_numeric(p->fields[f->field].type))
-        return sw_fail(err, SW_E_INVAL,
-                       "%s: '%s' is a string; %s needs numbers", sub,
-                       json_string_value(v), op_names[f->kind]);
+        return sw__fail(err, SW_E_INVAL,
+                        "%s: '%s' is a string; %s needs numbers", sub,
+                        json_string_value(v), op_names[f->kind]);
     return SW_OK;
 }
 
@@ -274,63 +274,64 @@ parse_window(json_t *fj, feature *f, const char *path, sw_err *err)
     if ((w = json_object_get(v, "tumbling")) != NULL &&
         json_object_size(v) == 1) {
         f->wkind = WIN_TUMBLING;
-        if (sw_parse_duration(w, &f->window) != 0 || f->window <= 0)
+        if (sw__parse_duration(w, &f->window) != 0 || f->window <= 0)
             goto bad;
         return SW_OK;
     }
     if ((w = json_object_get(v, "session")) != NULL &&
         json_object_size(v) == 1) {
         f->wkind = WIN_SESSION;
-        if (sw_parse_duration(w, &f->window) != 0 || f->window <= 0)
+        if (sw__parse_duration(w, &f->window) != 0 || f->window <= 0)
             goto bad;
         return SW_OK;
     }
     if ((w = json_object_get(v, "hopping")) != NULL &&
         json_object_size(v) == 2 && json_object_get(v, "every") != NULL) {
         f->wkind = WIN_HOPPING;
-        if (sw_parse_duration(w, &f->window) != 0 ||
-            sw_parse_duration(json_object_get(v, "every"), &f->every) != 0 ||
+        if (sw__parse_duration(w, &f->window) != 0 ||
+            sw__parse_duration(json_object_get(v, "every"), &f->every) != 0 ||
             f->every <= 0 || f->window < f->every ||
             f->window % f->every != 0 || f->window / f->every > 1024)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.window: a hopping window is a whole number "
-                           "(1..1024) of 'every' steps",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.window: a hopping window is a whole number "
+                            "(1..1024) of 'every' steps",
+                            path);
         if (f->kind != OP_COUNT && f->kind != OP_SUM && f->kind != OP_MEAN &&
             f->kind != OP_VAR && f->kind != OP_MIN && f->kind != OP_MAX)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.window: hopping windows take count, sum, "
-                           "mean, var, min and max",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.window: hopping windows take count, sum, "
+                            "mean, var, min and max",
+                            path);
         f->n_hop = f->window / f->every;
         return SW_OK;
     }
 bad:
-    return sw_fail(err, SW_E_INVAL,
-                   "%s.window: expected {\"tumbling\": \"1m\"}, {\"session\": "
-                   "\"30m\"} or {\"hopping\": \"10m\", \"every\": \"1m\"}",
-                   path);
+    return sw__fail(err, SW_E_INVAL,
+                    "%s.window: expected {\"tumbling\": \"1m\"}, {\"session\": "
+                    "\"30m\"} or {\"hopping\": \"10m\", \"every\": \"1m\"}",
+                    path);
 }
 
 /* The hash a listed value gets: the hash an event's value of the field
  * gets (see column_hash in sw_pipeline.c). */
 int
-sw_value_hash(const sw_pipeline *p, int fi, json_t *v, uint64_t *out)
+sw__value_hash(const sw_pipeline *p, int fi, json_t *v, uint64_t *out)
 {
     uint64_t salt = p->fields[fi].salt;
 
     if (p->fields[fi].type == SW_COL_STR) {
         if (!json_is_string(v))
             return -1;
-        *out = sw_hash_bytes(json_string_value(v), json_string_length(v), salt);
+        *out =
+            sw__hash_bytes(json_string_value(v), json_string_length(v), salt);
         return 0;
     }
     if (json_is_integer(v)) {
-        *out = sw_mix64(salt, (uint64_t)(int64_t)json_integer_value(v));
+        *out = sw__mix64(salt, (uint64_t)(int64_t)json_integer_value(v));
         return 0;
     }
     if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) {
-        *out = sw_mix64(salt, (uint64_t)(int64_t)json_real_value(v));
+        *out = sw__mix64(salt, (uint64_t)(int64_t)json_real_value(v));
         return 0;
     }
     return -1;
@@ -347,10 +348,10 @@ parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         int64_t hl = 0;
 
         v = json_object_get(fj, "half_life");
-        if (v == NULL || sw_parse_duration(v, &hl) != 0 || hl <= 0)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.half_life: expected a duration such as \"1h\"",
-                           path);
+        if (v == NULL || sw__parse_duration(v, &hl) != 0 || hl <= 0)
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.half_life: expected a duration such as \"1h\"",
+                            path);
         f->half_life = (double)hl;
     }
     if (f->kind == OP_RATE) {
@@ -360,59 +361,59 @@ parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         f->b = b ? json_number_value(b) : 1.0;
         if ((a && !json_is_number(a)) || (b && !json_is_number(b)) ||
             !(f->a > 0) || !(f->b > 0))
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.a, b: the Beta prior needs a > 0 and b > 0",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.a, b: the Beta prior needs a > 0 and b > 0",
+                            path);
     }
     if ((v = json_object_get(fj, "edges")) != NULL) {
         if (json_object_get(fj, "values"))
-            return sw_fail(err, SW_E_INVAL, "%s: edges or values, not both",
-                           path);
+            return sw__fail(err, SW_E_INVAL, "%s: edges or values, not both",
+                            path);
         if (!json_is_array(v) || json_array_size(v) < 1 ||
             json_array_size(v) > 255)
-            return sw_fail(err, SW_E_INVAL, "%s.edges: expected 1..255 numbers",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.edges: expected 1..255 numbers", path);
         f->n_edges = (int)json_array_size(v);
-        f->edges = sw_alloc_array((size_t)f->n_edges, sizeof(double));
+        f->edges = sw__alloc_array((size_t)f->n_edges, sizeof(double));
         if (f->edges == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
         for (i = 0; i < json_array_size(v); i++) {
             json_t *e = json_array_get(v, i);
 
             f->edges[i] = json_number_value(e);
             if (!json_is_number(e) || !isfinite(f->edges[i]) ||
                 (i > 0 && !(f->edges[i] > f->edges[i - 1])))
-                return sw_fail(err, SW_E_INVAL,
-                               "%s.edges[%zu]: expected finite numbers in "
-                               "ascending order",
-                               path, i);
+                return sw__fail(err, SW_E_INVAL,
+                                "%s.edges[%zu]: expected finite numbers in "
+                                "ascending order",
+                                path, i);
         }
         f->n_out = f->kind == OP_HISTOGRAM ? f->n_edges + 1 : 1;
     } else if (f->kind == OP_BUCKETIZE ||
                (f->kind == OP_HISTOGRAM && !json_object_get(fj, "values"))) {
-        return sw_fail(err, SW_E_INVAL, "%s: %s needs edges%s", path,
-                       op_names[f->kind],
-                       f->kind == OP_HISTOGRAM ? " or values" : "");
+        return sw__fail(err, SW_E_INVAL, "%s: %s needs edges%s", path,
+                        op_names[f->kind],
+                        f->kind == OP_HISTOGRAM ? " or values" : "");
     }
     if ((v = json_object_get(fj, "values")) != NULL) {
         if (!json_is_array(v) || json_array_size(v) < 1 ||
             json_array_size(v) > 256)
-            return sw_fail(err, SW_E_INVAL, "%s.values: expected 1..256 values",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.values: expected 1..256 values", path);
         f->n_values = (int)json_array_size(v);
-        f->values = sw_alloc_array((size_t)f->n_values, sizeof(uint64_t));
+        f->values = sw__alloc_array((size_t)f->n_values, sizeof(uint64_t));
         if (f->values == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
         for (i = 0; i < json_array_size(v); i++) {
-            if (sw_value_hash(p, f->field, json_array_get(v, i),
-                              &f->values[i]) != 0)
-                return sw_fail(err, SW_E_INVAL,
-                               "%s.values[%zu]: not a value of field '%s'",
-                               path, i, p->fields[f->field].name);
+            if (sw__value_hash(p, f->field, json_array_get(v, i),
+                               &f->values[i]) != 0)
+                return sw__fail(err, SW_E_INVAL,
+                                "%s.values[%zu]: not a value of field '%s'",
+                                path, i, p->fields[f->field].name);
         }
         f->n_out = f->n_values;
     } else if (f->kind == OP_ONE_HOT) {
-        return sw_fail(err, SW_E_INVAL, "%s: one_hot needs values", path);
+        return sw__fail(err, SW_E_INVAL, "%s: one_hot needs values", path);
     }
     if (f->kind == OP_DAILY_PROFILE) {
         json_t *d = json_object_get(fj, "days"),
@@ -423,10 +424,10 @@ parse_settings(sw_pipeline *p, json_t *fj, feature *f, const char *path,
         if ((d && !json_is_integer(d)) || f->days < 1 || f->days > 366 ||
             (k && !json_is_number(k)) || !(f->day_decay > 0) ||
             f->day_decay > 1)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s: daily_profile needs days in 1..366 and a "
-                           "decay in (0, 1]",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s: daily_profile needs days in 1..366 and a "
+                            "decay in (0, 1]",
+                            path);
     }
     return SW_OK;
 }
@@ -442,9 +443,9 @@ column_names(json_t *fj, feature *f, sw_err *err)
 
     if (f->kind == OP_HASH)
         return SW_OK;
-    f->cols = sw_calloc((size_t)f->n_out, sizeof(char *));
+    f->cols = sw__calloc((size_t)f->n_out, sizeof(char *));
     if (f->cols == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     for (c = 0; c < f->n_out; c++) {
         if (f->n_out == 1) {
             snprintf(buf, sizeof(buf), "%s", f->name);
@@ -465,9 +466,9 @@ column_names(json_t *fj, feature *f, sw_err *err)
             snprintf(buf, sizeof(buf), "%s[%g,%g)", f->name, f->edges[c - 1],
                      f->edges[c]);
         }
-        f->cols[c] = sw_strdup(buf);
+        f->cols[c] = sw__strdup(buf);
         if (f->cols[c] == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     }
     return SW_OK;
 }
@@ -483,16 +484,16 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
 
     snprintf(path, sizeof(path), "features[%d]", i);
     if (!json_is_object(fj))
-        return sw_fail(err, SW_E_INVAL, "%s: expected an object", path);
+        return sw__fail(err, SW_E_INVAL, "%s: expected an object", path);
     v = json_object_get(fj, "name");
     if (!json_is_string(v) || json_string_length(v) == 0)
-        return sw_fail(err, SW_E_INVAL, "%s.name: expected a name", path);
-    f->name = sw_strdup(json_string_value(v));
+        return sw__fail(err, SW_E_INVAL, "%s.name: expected a name", path);
+    f->name = sw__strdup(json_string_value(v));
     if (f->name == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     v = json_object_get(fj, "op");
     if (!json_is_string(v))
-        return sw_fail(err, SW_E_INVAL, "%s.op: expected an operator", path);
+        return sw__fail(err, SW_E_INVAL, "%s.op: expected an operator", path);
     for (k = 0; k < OP_N && strcmp(op_names[k], json_string_value(v)); k++)
         ;
     if (k == OP_N) {
@@ -502,17 +503,18 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
         for (k = 0; k < OP_N && used < sizeof(known); k++)
             used += (size_t)snprintf(known + used, sizeof(known) - used,
                                      "%s%s", k ? ", " : "", op_names[k]);
-        return sw_fail(err, SW_E_INVAL, "%s.op: unknown operator '%s' (known: %s)",
-                       path, json_string_value(v), known);
+        return sw__fail(err, SW_E_INVAL,
+                        "%s.op: unknown operator '%s' (known: %s)", path,
+                        json_string_value(v), known);
     }
     f->kind = (op)k;
     v = json_object_get(fj, "default");
     if (v != NULL) {
         if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.default: expected a finite number (the value "
-                           "given instead of NaN before there is history)",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.default: expected a finite number (the value "
+                            "given instead of NaN before there is history)",
+                            path);
         f->has_default = 1;
         f->dflt = json_number_value(v);
     }
@@ -521,8 +523,8 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     json_object_foreach(fj, key, v)
     {
         if (!allowed(f->kind, key))
-            return sw_fail(err, SW_E_INVAL, "%s.%s: not a setting of %s", path,
-                           key, op_names[f->kind]);
+            return sw__fail(err, SW_E_INVAL, "%s.%s: not a setting of %s", path,
+                            key, op_names[f->kind]);
     }
     if (f->kind == OP_HASH) {
         json_t *fs = json_object_get(fj, "fields");
@@ -530,9 +532,9 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
 
         if (!json_is_array(fs) || json_array_size(fs) < 1 ||
             json_array_size(fs) > SW_MAX_KEY_FIELDS)
-            return sw_fail(err, SW_E_INVAL,
-                           "%s.fields: expected 1..%d field names", path,
-                           SW_MAX_KEY_FIELDS);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.fields: expected 1..%d field names", path,
+                            SW_MAX_KEY_FIELDS);
         f->n_hash = (int)json_array_size(fs);
         for (k = 0; k < f->n_hash; k++) {
             json_t *e = json_array_get(fs, (size_t)k);
@@ -548,10 +550,10 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
         v = json_object_get(fj, "dims");
         dims = json_is_integer(v) ? json_integer_value(v) : 0;
         if (dims < 1 || dims > ((json_int_t)1 << 31))
-            return sw_fail(err, SW_E_INVAL, "%s.dims: expected 1..2^31 buckets",
-                           path);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s.dims: expected 1..2^31 buckets", path);
         f->dims = (int64_t)dims;
-        f->salt = sw_hash_bytes(f->name, strlen(f->name), 0x68617368);
+        f->salt = sw__hash_bytes(f->name, strlen(f->name), 0x68617368);
         return SW_OK;
     }
     f->table = -1;
@@ -573,7 +575,7 @@ compile_feature(sw_pipeline *p, json_t *fj, int i, feature *f, sw_err *err)
     if (f->wkind == WIN_TUMBLING || f->wkind == WIN_SESSION)
         f->n_slots += 1;
     if (f->wkind == WIN_HOPPING)
-        f->n_slots = sw_hop_width(f) * f->n_hop;
+        f->n_slots = sw__hop_width(f) * f->n_hop;
     return column_names(fj, f, err);
 }
 
@@ -616,10 +618,10 @@ make_plan(sw_pipeline *p, sw_err *err)
 {
     int g, i, k = 0, n_groups = p->n_tables + 2;
 
-    p->plan = sw_calloc((size_t)p->n_features, sizeof(int));
-    p->plan_at = sw_calloc((size_t)n_groups + 1, sizeof(int));
+    p->plan = sw__calloc((size_t)p->n_features, sizeof(int));
+    p->plan_at = sw__calloc((size_t)n_groups + 1, sizeof(int));
     if (p->plan == NULL || p->plan_at == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     for (g = 0; g < n_groups; g++) {
         p->plan_at[g] = k;
         for (i = 0; i < p->n_features; i++) {
@@ -633,15 +635,15 @@ make_plan(sw_pipeline *p, sw_err *err)
         }
     }
     p->plan_at[n_groups] = k;
-    p->ops = sw_calloc((size_t)(p->plan_at[p->n_tables] + 1), sizeof(step_op));
+    p->ops = sw__calloc((size_t)(p->plan_at[p->n_tables] + 1), sizeof(step_op));
     if (p->ops == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     for (k = 0; k < p->plan_at[p->n_tables]; k++)
         compile_step(&p->features[p->plan[k]], &p->ops[k]);
     return SW_OK;
 }
 
-/* The events section (sw_events_schema_read: fields and their types, the
+/* The events section (sw__events_schema_read: fields and their types, the
  * time column, the unit), the fields' salts, the privacy settings. */
 static sw_rc
 compile_events(sw_pipeline *p, json_t *root, sw_err *err)
@@ -651,23 +653,23 @@ compile_events(sw_pipeline *p, json_t *root, sw_err *err)
     int i;
     sw_rc rc;
 
-    rc = sw_events_schema_read(json_object_get(root, "events"), "events", &sc,
-                               err);
+    rc = sw__events_schema_read(json_object_get(root, "events"), "events", &sc,
+                                err);
     if (rc != SW_OK)
         return rc;
     if (sc.n > SW_MAX_FIELDS) {
-        rc = sw_fail(err, SW_E_INVAL,
-                     "events.fields: %d fields with the time column, a "
-                     "pipeline takes at most %d",
-                     sc.n, SW_MAX_FIELDS);
+        rc = sw__fail(err, SW_E_INVAL,
+                      "events.fields: %d fields with the time column, a "
+                      "pipeline takes at most %d",
+                      sc.n, SW_MAX_FIELDS);
         goto done;
     }
     for (i = 0; i < sc.n; i++) {
         /* the names move to the pipeline */
         p->fields[i].name = sc.name[i];
         p->fields[i].type = sc.type[i];
-        p->fields[i].salt = sw_hash_bytes(sc.name[i], strlen(sc.name[i]),
-                                          0x6669656c64);
+        p->fields[i].salt =
+            sw__hash_bytes(sc.name[i], strlen(sc.name[i]), 0x6669656c64);
         sc.name[i] = NULL;
     }
     p->n_fields = sc.n;
@@ -675,9 +677,9 @@ compile_events(sw_pipeline *p, json_t *root, sw_err *err)
     p->time_unit = sc.unit;
     v = json_object_get(root, "privacy");
     if (v != NULL)
-        rc = sw_privacy_parse(p, v, err);
+        rc = sw__privacy_parse(p, v, err);
 done:
-    sw_events_schema_clear(&sc);
+    sw__events_schema_clear(&sc);
     return rc;
 }
 
@@ -694,14 +696,14 @@ compile_features(sw_pipeline *p, json_t *feats, sw_err *err)
 
     if (!json_is_array(feats) || json_array_size(feats) < 1 ||
         json_array_size(feats) > 4096)
-        return sw_fail(err, SW_E_INVAL,
-                       "features: expected a list of 1..4096 "
-                       "features");
+        return sw__fail(err, SW_E_INVAL,
+                        "features: expected a list of 1..4096 "
+                        "features");
     p->n_features = (int)json_array_size(feats);
-    p->features = sw_calloc((size_t)p->n_features, sizeof(feature));
-    p->tables = sw_calloc((size_t)p->n_features, sizeof(keytab));
+    p->features = sw__calloc((size_t)p->n_features, sizeof(feature));
+    p->tables = sw__calloc((size_t)p->n_features, sizeof(keytab));
     if (p->features == NULL || p->tables == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     json_array_foreach(feats, idx, v)
     {
         feature *f = &p->features[idx];
@@ -712,9 +714,9 @@ compile_features(sw_pipeline *p, json_t *feats, sw_err *err)
             return rc;
         for (j = 0; j < (int)idx; j++) {
             if (!strcmp(p->features[j].name, f->name))
-                return sw_fail(err, SW_E_INVAL,
-                               "features[%d].name: '%s' is used twice", (int)idx,
-                               f->name);
+                return sw__fail(err, SW_E_INVAL,
+                                "features[%d].name: '%s' is used twice",
+                                (int)idx, f->name);
         }
         if (f->kind == OP_HASH) {
             f->offset = sparse;
@@ -735,9 +737,9 @@ compile_features(sw_pipeline *p, json_t *feats, sw_err *err)
     p->sparse_dims = sparse;
     if ((rc = make_plan(p, err)) != SW_OK)
         return rc;
-    p->colnames = sw_calloc((size_t)(n_dense ? n_dense : 1), sizeof(char *));
+    p->colnames = sw__calloc((size_t)(n_dense ? n_dense : 1), sizeof(char *));
     if (p->colnames == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     for (i = 0; i < p->n_features; i++) {
         const feature *f = &p->features[i];
         int c;
@@ -749,10 +751,10 @@ compile_features(sw_pipeline *p, json_t *feats, sw_err *err)
     if (p->n_fill > 0) {
         int k = 0;
 
-        p->fill_col = sw_alloc_array((size_t)p->n_fill, sizeof(int64_t));
-        p->fill_val = sw_alloc_array((size_t)p->n_fill, sizeof(double));
+        p->fill_col = sw__alloc_array((size_t)p->n_fill, sizeof(int64_t));
+        p->fill_val = sw__alloc_array((size_t)p->n_fill, sizeof(double));
         if (p->fill_col == NULL || p->fill_val == NULL)
-            return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+            return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
         for (i = 0; i < p->n_features; i++) {
             const feature *f = &p->features[i];
             int c;
@@ -783,52 +785,54 @@ compile_sections(sw_pipeline *p, json_t *root, sw_err *err)
         json_t *np = json_object_get(wm, "partitions");
 
         if (!json_is_object(wm) ||
-            (o && sw_parse_duration(o, &p->out_of_order)) ||
-            (l && sw_parse_duration(l, &p->lateness)) ||
-            (d && (sw_parse_duration(d, &p->idle_timeout) ||
+            (o && sw__parse_duration(o, &p->out_of_order)) ||
+            (l && sw__parse_duration(l, &p->lateness)) ||
+            (d && (sw__parse_duration(d, &p->idle_timeout) ||
                    p->idle_timeout <= 0)) ||
             (np && (!json_is_integer(np) || json_integer_value(np) < 1 ||
                     json_integer_value(np) > SW_MAX_PARTITIONS)) ||
             json_object_size(wm) != (size_t)(!!o + !!l + !!d + !!np))
-            return sw_fail(err, SW_E_INVAL,
-                           "watermark: expected {\"out_of_orderness\": \"5s\", "
-                           "\"allowed_lateness\": \"1m\", \"partitions\": "
-                           "1..%d, \"idle_timeout\": \"10m\"}",
-                           SW_MAX_PARTITIONS);
+            return sw__fail(
+                err, SW_E_INVAL,
+                "watermark: expected {\"out_of_orderness\": \"5s\", "
+                "\"allowed_lateness\": \"1m\", \"partitions\": "
+                "1..%d, \"idle_timeout\": \"10m\"}",
+                SW_MAX_PARTITIONS);
     }
     if (wm != NULL && json_object_get(wm, "partitions") != NULL)
         p->declared_parts =
             (int)json_integer_value(json_object_get(wm, "partitions"));
     v = json_object_get(root, "ttl");
-    if (v != NULL && (sw_parse_duration(v, &p->ttl) != 0 || p->ttl <= 0))
-        return sw_fail(err, SW_E_INVAL,
-                       "ttl: expected a duration such as "
-                       "\"7d\"");
+    if (v != NULL && (sw__parse_duration(v, &p->ttl) != 0 || p->ttl <= 0))
+        return sw__fail(err, SW_E_INVAL,
+                        "ttl: expected a duration such as "
+                        "\"7d\"");
     v = json_object_get(root, "label_join");
-    if (v != NULL && (rc = sw_join_parse(p, v, err)) != SW_OK)
+    if (v != NULL && (rc = sw__join_parse(p, v, err)) != SW_OK)
         return rc;
     v = json_object_get(root, "max_keys");
     if (v != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > 0xfffffffeLL)
-            return sw_fail(err, SW_E_INVAL,
-                           "max_keys: expected the most keys a key table may "
-                           "hold, 1..4294967294");
+            return sw__fail(err, SW_E_INVAL,
+                            "max_keys: expected the most keys a key table may "
+                            "hold, 1..4294967294");
         p->max_keys = (int64_t)json_integer_value(v);
     }
     v = json_object_get(root, "emission");
     if (v != NULL) {
         if (!json_is_string(v) || (strcmp(json_string_value(v), "arrival") &&
                                    strcmp(json_string_value(v), "watermark")))
-            return sw_fail(err, SW_E_INVAL,
-                           "emission: expected \"watermark\" (event-time "
-                           "exact, the default) or \"arrival\" (each event "
-                           "at once, in arrival order)");
+            return sw__fail(err, SW_E_INVAL,
+                            "emission: expected \"watermark\" (event-time "
+                            "exact, the default) or \"arrival\" (each event "
+                            "at once, in arrival order)");
         p->arrival = !strcmp(json_string_value(v), "arrival");
         if (p->arrival && p->join.on)
-            return sw_fail(err, SW_E_INVAL,
-                           "emission: \"arrival\" does not go with label_join, "
-                           "which closes pairs by the watermark");
+            return sw__fail(
+                err, SW_E_INVAL,
+                "emission: \"arrival\" does not go with label_join, "
+                "which closes pairs by the watermark");
     }
     json_object_foreach(root, name, v)
     {
@@ -836,11 +840,11 @@ compile_sections(sw_pipeline *p, json_t *root, sw_err *err)
             strcmp(name, "watermark") && strcmp(name, "ttl") &&
             strcmp(name, "privacy") && strcmp(name, "label_join") &&
             strcmp(name, "emission") && strcmp(name, "max_keys"))
-            return sw_fail(err, SW_E_INVAL,
-                           "%s: not a spec section (events, features, "
-                           "watermark, ttl, privacy, label_join, emission, "
-                           "max_keys)",
-                           name);
+            return sw__fail(err, SW_E_INVAL,
+                            "%s: not a spec section (events, features, "
+                            "watermark, ttl, privacy, label_join, emission, "
+                            "max_keys)",
+                            name);
     }
     return SW_OK;
 }
@@ -878,30 +882,30 @@ spec_identity(sw_pipeline *p, json_t *root, sw_err *err)
     char *canon = json_dumps(root, JSON_COMPACT);
 
     if (canon == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
-    p->spec_json = sw_strdup(canon);
-    sw_free(canon);
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
+    p->spec_json = sw__strdup(canon);
+    sw__free(canon);
     if (p->spec_json == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     json_object_del(root, "emission");
     canon = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
     if (canon == NULL)
-        return sw_fail(err, SW_E_NOMEM, "spec: out of memory");
+        return sw__fail(err, SW_E_NOMEM, "spec: out of memory");
     if (sodium_init() < 0) {
-        sw_free(canon);
-        return sw_fail(err, SW_E_INTERNAL, "spec: libsodium failed");
+        sw__free(canon);
+        return sw__fail(err, SW_E_INTERNAL, "spec: libsodium failed");
     }
     crypto_hash_sha256(digest, (const unsigned char *)canon, strlen(canon));
-    sw_free(canon);
-    p->spec_hash = sw_get_le64(digest);
+    sw__free(canon);
+    p->spec_hash = sw__get_le64(digest);
     return SW_OK;
 }
 
 sw_rc
-sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
+sw__spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 {
     json_t *root;
-    sw_rc rc = sw_json_parse(text, (size_t)-1, "spec", SW_E_INVAL, &root, err);
+    sw_rc rc = sw__json_parse(text, (size_t)-1, "spec", SW_E_INVAL, &root, err);
 
     if (rc != SW_OK)
         return rc;
@@ -917,29 +921,29 @@ sw_spec_compile(const char *text, sw_pipeline *p, sw_err *err)
 }
 
 void
-sw_spec_free(sw_pipeline *p)
+sw__spec_free(sw_pipeline *p)
 {
     int i;
 
     for (i = 0; i < p->n_fields; i++)
-        sw_free(p->fields[i].name);
+        sw__free(p->fields[i].name);
     for (i = 0; p->features && i < p->n_features; i++) {
         feature *f = &p->features[i];
         int c;
 
-        sw_free(f->name);
-        sw_free(f->edges);
-        sw_free(f->values);
+        sw__free(f->name);
+        sw__free(f->edges);
+        sw__free(f->values);
         for (c = 0; f->cols && c < f->n_out; c++)
-            sw_free(f->cols[c]);
-        sw_free(f->cols);
+            sw__free(f->cols[c]);
+        sw__free(f->cols);
     }
-    sw_free(p->colnames);
-    sw_free(p->fill_col);
-    sw_free(p->fill_val);
-    sw_free(p->plan);
-    sw_free(p->plan_at);
-    sw_free(p->ops);
-    sw_free(p->features);
-    sw_free(p->spec_json);
+    sw__free(p->colnames);
+    sw__free(p->fill_col);
+    sw__free(p->fill_val);
+    sw__free(p->plan);
+    sw__free(p->plan_at);
+    sw__free(p->ops);
+    sw__free(p->features);
+    sw__free(p->spec_json);
 }

@@ -89,7 +89,8 @@ emit_tenants(run *R, int64_t n, sw_err *err)
                         (long long)seq[i]);
         key = R->t->karena + R->t->f_kat[k];
         klen = (size_t)R->t->f_klen[k];
-        tt = sw_tenants_get(R->tn, key + klen, (size_t)R->t->f_tlen[k], now_s());
+        tt = sw__tenants_get(R->tn, key + klen, (size_t)R->t->f_tlen[k],
+                             now_s());
         if (tt == NULL)
             return fail(err, SW_E_NOMEM, "run: out of memory (tenants)");
         if (tt->m == NULL) {

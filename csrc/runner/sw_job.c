@@ -761,7 +761,7 @@ job_exactly_once(job *j, sw_err *err)
 }
 
 sw_rc
-sw_job_load(const char *path, job *j, sw_err *err)
+sw__job_load(const char *path, job *j, sw_err *err)
 {
     static const char *const keys[] = {
         "source",  "bundle",       "registry",        "name",
@@ -798,7 +798,7 @@ sw_job_load(const char *path, job *j, sw_err *err)
 }
 
 void
-sw_job_free(job *j)
+sw__job_free(job *j)
 {
     int i;
 

@@ -224,14 +224,14 @@ prometheus(run_metrics *m, text *t)
     if (m->tn != NULL) {
         put(t, "# HELP sw_tenant_predictions_total Events scored by the "
                "tenant's model.\n# TYPE sw_tenant_predictions_total counter\n");
-        sw_tenants_each(m->tn, tenant_scored, t);
+        sw__tenants_each(m->tn, tenant_scored, t);
         put(t, "# HELP sw_tenant_dead_letters_total Events dead-lettered "
                "while the tenant's model was refused.\n# TYPE "
                "sw_tenant_dead_letters_total counter\n");
-        sw_tenants_each(m->tn, tenant_dead, t);
+        sw__tenants_each(m->tn, tenant_dead, t);
         put(t, "# HELP sw_tenant_model_info The tenant's model: loaded 1, "
                "refused 0.\n# TYPE sw_tenant_model_info gauge\n");
-        sw_tenants_each(m->tn, tenant_info, t);
+        sw__tenants_each(m->tn, tenant_info, t);
     }
     put(t, "# HELP sw_model_info The model being served.\n# TYPE sw_model_info "
            "gauge\nsw_model_info{model=\"%s\",sha256=\"%s\",emission=\"%s\"} "
@@ -322,7 +322,7 @@ answer(void *cls, struct MHD_Connection *c, const char *url,
 }
 
 sw_rc
-sw_metrics_start(int port, run_metrics *m, metrics_server **out, sw_err *err)
+sw__metrics_start(int port, run_metrics *m, metrics_server **out, sw_err *err)
 {
     metrics_server *s = calloc(1, sizeof(*s));
 
@@ -350,7 +350,7 @@ sw_metrics_start(int port, run_metrics *m, metrics_server **out, sw_err *err)
 }
 
 void
-sw_metrics_stop(metrics_server *s)
+sw__metrics_stop(metrics_server *s)
 {
     if (s == NULL)
         return;

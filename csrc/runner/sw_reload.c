@@ -9,7 +9,7 @@
  * file's SHA-256 against the registry, the model file's own checks
  * (checksums, golden vectors, the bundle's golden events replayed from
  * empty state), and the pipeline. The loop takes the verified model
- * between two batches (sw_reloader_take: a pointer swap), so every event
+ * between two batches (sw__reloader_take: a pointer swap), so every event
  * is scored by exactly one version and the loop stalls for microseconds.
  *
  * With a control topic, registry.promote's announcements
@@ -186,7 +186,7 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
         control_msg c;
         const char *model, *alias, *action, *why;
 
-        sw_control_msg(ks, i, &c);
+        sw__control_msg(ks, i, &c);
         model = c.model;
         alias = c.alias;
         action = c.action;
@@ -225,7 +225,7 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
 }
 
 void
-sw_control_msg(sw_kafka_source *ks, int64_t i, control_msg *c)
+sw__control_msg(sw_kafka_source *ks, int64_t i, control_msg *c)
 {
     const int32_t *part;
     const int64_t *off, *ts, *ka, *kl, *va, *vl;
@@ -245,7 +245,7 @@ sw_control_msg(sw_kafka_source *ks, int64_t i, control_msg *c)
 /* From the earliest offset, since a look is idempotent and a message sent
  * while the group formed must not be lost. */
 sw_kafka_source *
-sw_control_open(const job *j, const char *who)
+sw__control_open(const job *j, const char *who)
 {
     const char *conf[] = {"session.timeout.ms", "6000",
                           "heartbeat.interval.ms", "500",
@@ -274,7 +274,7 @@ reload_main(void *arg)
     reloader *rl = arg;
     sw_registry_watch *w = NULL;
     sw_kafka_source *ks =
-        rl->j->control_topic ? sw_control_open(rl->j, rl->ref) : NULL;
+        rl->j->control_topic ? sw__control_open(rl->j, rl->ref) : NULL;
     sw_err err = {0};
     double next = 0;
 
@@ -354,9 +354,9 @@ pinned(const char *ref)
 }
 
 sw_rc
-sw_reloader_start(const job *j, const char *ref, const char *name,
-                  const served *now, run_metrics *mt, reloader **rlp,
-                  sw_err *err)
+sw__reloader_start(const job *j, const char *ref, const char *name,
+                   const served *now, run_metrics *mt, reloader **rlp,
+                   sw_err *err)
 {
     reloader *rl;
     uint64_t schema;
@@ -402,7 +402,7 @@ sw_reloader_start(const job *j, const char *ref, const char *name,
 }
 
 int
-sw_reloader_take(reloader *rl, const served *cur, served *next)
+sw__reloader_take(reloader *rl, const served *cur, served *next)
 {
     double t0;
     int64_t us;
@@ -429,13 +429,13 @@ sw_reloader_take(reloader *rl, const served *cur, served *next)
 }
 
 int
-sw_reloader_retired(reloader *rl)
+sw__reloader_retired(reloader *rl)
 {
     return rl != NULL && atomic_load(&rl->retire);
 }
 
 void
-sw_reloader_stop(reloader *rl)
+sw__reloader_stop(reloader *rl)
 {
     if (rl == NULL)
         return;

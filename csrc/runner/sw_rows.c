@@ -620,10 +620,9 @@ done:
     return rc;
 }
 
-
 sw_rc
-sw_rows_score(const sw_model *m, int fmt, int zero_based, int fd, FILE *out,
-              FILE *log, long long *n_bad, sw_err *err)
+sw__rows_score(const sw_model *m, int fmt, int zero_based, int fd, FILE *out,
+               FILE *log, long long *n_bad, sw_err *err)
 {
     lines in = {fd, NULL, 0, 0, 0, 0, 0, log};
     sw_rc rc = score_stream(m, fmt, zero_based, &in, out, n_bad, err);
@@ -633,8 +632,8 @@ sw_rows_score(const sw_model *m, int fmt, int zero_based, int fd, FILE *out,
 }
 
 sw_rc
-sw_rows_recommend(const sw_model *m, int64_t n, int fd, FILE *out,
-                  FILE *log, long long *n_bad, sw_err *err)
+sw__rows_recommend(const sw_model *m, int64_t n, int fd, FILE *out, FILE *log,
+                   long long *n_bad, sw_err *err)
 {
     lines in = {fd, NULL, 0, 0, 0, 0, 0, log};
     sw_rc rc = recommend_stream(m, n, &in, out, n_bad, err);

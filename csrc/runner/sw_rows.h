@@ -19,10 +19,10 @@ enum { SW_ROWS_CSV, SW_ROWS_LIBSVM };
 /* fmt: SW_ROWS_CSV (a first line of names is matched to the model's
  * feature names) or SW_ROWS_LIBSVM (column numbers from 1, or from 0
  * with zero_based). */
-sw_rc sw_rows_score(const sw_model *m, int fmt, int zero_based, int fd,
-                    FILE *out, FILE *log, long long *n_bad, sw_err *err);
+sw_rc sw__rows_score(const sw_model *m, int fmt, int zero_based, int fd,
+                     FILE *out, FILE *log, long long *n_bad, sw_err *err);
 /* An ALS model's top n items for each user id line. */
-sw_rc sw_rows_recommend(const sw_model *m, int64_t n, int fd, FILE *out,
-                        FILE *log, long long *n_bad, sw_err *err);
+sw_rc sw__rows_recommend(const sw_model *m, int64_t n, int fd, FILE *out,
+                         FILE *log, long long *n_bad, sw_err *err);
 
 #endif

@@ -727,7 +727,7 @@ swap_slot(run *R, slot *sl)
     served next;
     sw_err err = {0};
 
-    if (!sw_reloader_take(sl->rl, &sl->s, &next))
+    if (!sw__reloader_take(sl->rl, &sl->s, &next))
         return;
     sl->s = next;
     if (name_slot(sl, &err) != SW_OK) /* the name fits: checked at start */
@@ -752,9 +752,9 @@ swap_slot(run *R, slot *sl)
 static void
 retire_slot(run *R, slot *sl)
 {
-    if (sl->rl == NULL || !sw_reloader_retired(sl->rl))
+    if (sl->rl == NULL || !sw__reloader_retired(sl->rl))
         return;
-    sw_reloader_stop(sl->rl); /* it may hold a model to hand over */
+    sw__reloader_stop(sl->rl); /* it may hold a model to hand over */
     sl->rl = NULL;
     fprintf(stderr, "sw-serve: %s %s retired: no longer scored, from event "
                     "%lld on\n",
@@ -1132,9 +1132,9 @@ free_run(run *R)
         free(R->tasks[o]);
     }
     /* each reloader stops before the model it may hand over is freed */
-    sw_reloader_stop(R->main.rl);
-    sw_reloader_stop(R->shadow.rl);
-    sw_reloader_stop(R->canary.rl);
+    sw__reloader_stop(R->main.rl);
+    sw__reloader_stop(R->shadow.rl);
+    sw__reloader_stop(R->canary.rl);
     sw_model_free(R->main.s.m);
     sw_model_free(R->shadow.s.m);
     sw_model_free(R->canary.s.m);
@@ -1144,7 +1144,7 @@ free_run(run *R)
     pthread_mutex_lock(&R->mt->info_lock); /* the endpoint lets go of it */
     R->mt->tn = NULL;
     pthread_mutex_unlock(&R->mt->info_lock);
-    sw_tenants_free(R->tn);
+    sw__tenants_free(R->tn);
     free(R->main.pred);
     free(R->line.p);
     free(R->key.p);
@@ -1250,7 +1250,7 @@ setup_pipeline(run *R, int64_t *keep, sw_err *err)
         uint64_t spec_hash, schema;
 
         sw_model_pipeline_hashes(R->main.s.m, &spec_hash, &schema);
-        if ((rc = sw_tenants_new(j, spec_hash, R->mt, &R->tn, err)) != SW_OK)
+        if ((rc = sw__tenants_new(j, spec_hash, R->mt, &R->tn, err)) != SW_OK)
             return rc;
         pthread_mutex_lock(&R->mt->info_lock);
         R->mt->tn = R->tn;
@@ -1363,14 +1363,14 @@ start_reloaders(run *R, sw_err *err)
     sw_rc rc;
 
     if ((!j->learn &&
-         (rc = sw_reloader_start(j, j->bundle, j->name, &R->main.s, R->mt,
-                                 &R->main.rl, err)) != SW_OK) ||
+         (rc = sw__reloader_start(j, j->bundle, j->name, &R->main.s, R->mt,
+                                  &R->main.rl, err)) != SW_OK) ||
         (j->shadow != NULL &&
-         (rc = sw_reloader_start(j, j->shadow, NULL, &R->shadow.s, R->mt,
-                                 &R->shadow.rl, err)) != SW_OK) ||
+         (rc = sw__reloader_start(j, j->shadow, NULL, &R->shadow.s, R->mt,
+                                  &R->shadow.rl, err)) != SW_OK) ||
         (j->canary != NULL &&
-         (rc = sw_reloader_start(j, j->canary, NULL, &R->canary.s, R->mt,
-                                 &R->canary.rl, err)) != SW_OK))
+         (rc = sw__reloader_start(j, j->canary, NULL, &R->canary.s, R->mt,
+                                  &R->canary.rl, err)) != SW_OK))
         return rc;
     if (R->main.rl != NULL)
         fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
@@ -1398,7 +1398,7 @@ loop(run *R, sw_err *err)
             swap_slot(R, &R->shadow);
         if (R->canary.rl != NULL)
             swap_slot(R, &R->canary);
-        if (sw_reloader_retired(R->main.rl)) {
+        if (sw__reloader_retired(R->main.rl)) {
             /* what it serves is retired: the job ends as on SIGTERM */
             fprintf(stderr, "sw-serve: %s retired: stopping (a last "
                             "checkpoint, outputs flushed, offsets "
@@ -1537,7 +1537,7 @@ done:
 }
 
 int
-sw_run_main(int argc, char **argv)
+sw__run_main(int argc, char **argv)
 {
     static run_metrics mt;
     struct sigaction sa;
@@ -1554,9 +1554,9 @@ sw_run_main(int argc, char **argv)
         fprintf(stderr, "sw-serve: libsodium failed to start\n");
         return 1;
     }
-    if (sw_job_load(argv[2], &j, &err) != SW_OK) {
+    if (sw__job_load(argv[2], &j, &err) != SW_OK) {
         fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
-        sw_job_free(&j);
+        sw__job_free(&j);
         return 2;
     }
     memset(&sa, 0, sizeof(sa));
@@ -1567,15 +1567,15 @@ sw_run_main(int argc, char **argv)
     mt.started_unix_ms = unix_ms();
     pthread_mutex_init(&mt.info_lock, NULL);
     if (j.metrics_port > 0 &&
-        sw_metrics_start(j.metrics_port, &mt, &ms, &err) != SW_OK) {
+        sw__metrics_start(j.metrics_port, &mt, &ms, &err) != SW_OK) {
         fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
-        sw_job_free(&j);
+        sw__job_free(&j);
         return 1;
     }
     status = run_job(&j, &mt, &err);
     if (status != 0)
         fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
-    sw_metrics_stop(ms);
-    sw_job_free(&j);
+    sw__metrics_stop(ms);
+    sw__job_free(&j);
     return status;
 }

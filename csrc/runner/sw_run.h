@@ -89,8 +89,8 @@ typedef struct job {
     double log_seconds;
 } job;
 
-sw_rc sw_job_load(const char *path, job *j, sw_err *err);
-void sw_job_free(job *j);
+sw_rc sw__job_load(const char *path, job *j, sw_err *err);
+void sw__job_free(job *j);
 
 /* Counters the loop updates and the metrics endpoint reads. */
 #define LAT_BUCKETS 16
@@ -123,11 +123,11 @@ extern const double sw_lat_bounds_ms[LAT_BUCKETS];
 
 /* The metrics endpoint (libmicrohttpd): /metrics, /healthz, /status. */
 typedef struct metrics_server metrics_server;
-sw_rc sw_metrics_start(int port, run_metrics *m, metrics_server **out,
-                       sw_err *err);
-void sw_metrics_stop(metrics_server *s);
+sw_rc sw__metrics_start(int port, run_metrics *m, metrics_server **out,
+                        sw_err *err);
+void sw__metrics_stop(metrics_server *s);
 
-int sw_run_main(int argc, char **argv);
+int sw__run_main(int argc, char **argv);
 
 /* Following a registry alias (sw_reload.c): a thread polls the store,
  * loads and verifies a newly promoted version off the scoring path, and
@@ -148,21 +148,21 @@ typedef struct served {
  * canary; name: the outputs' name for it, NULL for name@version), serving
  * now. *out stays NULL when there is nothing to follow (no registry, a
  * version number, reload false). */
-sw_rc sw_reloader_start(const job *j, const char *ref, const char *name,
-                        const served *now, run_metrics *mt, reloader **out,
-                        sw_err *err);
+sw_rc sw__reloader_start(const job *j, const char *ref, const char *name,
+                         const served *now, run_metrics *mt, reloader **out,
+                         sw_err *err);
 /* Between batches, cheap when nothing is pending: 1 and the new model in
  * *next (the reloader takes cur->m back and frees it off the loop), or
  * 0. */
-int sw_reloader_take(reloader *rl, const served *cur, served *next);
+int sw__reloader_take(reloader *rl, const served *cur, served *next);
 /* 1 once its model was retired on the control topic (registry.retire):
  * the loop stops serving it (the bundle's: the runner stops as on
  * SIGTERM; a shadow's or canary's: that slot is dropped). */
-int sw_reloader_retired(reloader *rl);
+int sw__reloader_retired(reloader *rl);
 /* The control topic's consumer for one follower of the runner (who: its
  * reference): every runner reads every announcement, so each follower
  * has a group of its own. NULL (said on stderr) when it cannot be read. */
-sw_kafka_source *sw_control_open(const job *j, const char *who);
+sw_kafka_source *sw__control_open(const job *j, const char *who);
 /* Message i of the control consumer's last batch: its fields, borrowed
  * from root (json_decref it when done), NULL when absent or not JSON; ts
  * its Kafka timestamp (ms). */
@@ -171,8 +171,8 @@ typedef struct control_msg {
     const char *model, *alias, *action, *reason;
     int64_t ts;
 } control_msg;
-void sw_control_msg(sw_kafka_source *ks, int64_t i, control_msg *c);
-void sw_reloader_stop(reloader *rl);
+void sw__control_msg(sw_kafka_source *ks, int64_t i, control_msg *c);
+void sw__reloader_stop(reloader *rl);
 
 /* The SHA-256 of a file as 64 hex digits and a NUL (sw_run.c). */
 sw_rc run_file_sha256(const char *path, char hex[65], sw_err *err);
@@ -210,16 +210,15 @@ typedef struct tenants tenants;
 
 /* With a registry and reload not false, a thread of its own follows every
  * loaded tenant's reference as sw_reload.c follows the bundle's. */
-sw_rc sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
-                     tenants **out, sw_err *err);
+sw_rc sw__tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
+                      tenants **out, sw_err *err);
 /* The tenant of that name, its model loaded (or refused) if need be; NULL
  * only when out of memory. now: a monotonic clock in seconds. */
-tenant *sw_tenants_get(tenants *tn, const char *name, size_t len,
-                       double now);
-void sw_tenants_free(tenants *tn);
+tenant *sw__tenants_get(tenants *tn, const char *name, size_t len, double now);
+void sw__tenants_free(tenants *tn);
 /* Call fn on every tenant, the table locked (the metrics endpoint's view,
  * from its own thread). */
-void sw_tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
-                     void *ctx);
+void sw__tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
+                      void *ctx);
 
 #endif

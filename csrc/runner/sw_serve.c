@@ -74,7 +74,7 @@ main(int argc, char **argv)
     static char outbuf[1 << 16];
 
     if (argc >= 2 && !strcmp(argv[1], "run"))
-        return sw_run_main(argc, argv);
+        return sw__run_main(argc, argv);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             i++;
@@ -176,11 +176,11 @@ main(int argc, char **argv)
                      "--recommend needs an ALS model, %.200s is not one", path);
             goto done;
         }
-        if (sw_rows_recommend(m, recommend, 0, stdout, stderr, &n_bad,
-                              &err) != SW_OK)
+        if (sw__rows_recommend(m, recommend, 0, stdout, stderr, &n_bad, &err) !=
+            SW_OK)
             goto done;
-    } else if (sw_rows_score(m, fmt, zero_based, 0, stdout, stderr, &n_bad,
-                             &err) != SW_OK) {
+    } else if (sw__rows_score(m, fmt, zero_based, 0, stdout, stderr, &n_bad,
+                              &err) != SW_OK) {
         goto done;
     }
     if (fflush(stdout) != 0) {

@@ -62,7 +62,7 @@ struct tenants {
 static void *watch_main(void *arg);
 
 void
-sw_tenants_free(tenants *tn)
+sw__tenants_free(tenants *tn)
 {
     size_t i;
 
@@ -91,8 +91,8 @@ sw_tenants_free(tenants *tn)
 }
 
 sw_rc
-sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
-               tenants **out, sw_err *err)
+sw__tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
+                tenants **out, sw_err *err)
 {
     tenants *tn = calloc(1, sizeof(*tn));
 
@@ -120,7 +120,7 @@ sw_tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
     }
     if (j->registry != NULL && j->reload_seconds > 0) {
         if (pthread_create(&tn->thread, NULL, watch_main, tn) != 0) {
-            sw_tenants_free(tn);
+            sw__tenants_free(tn);
             err->rc = SW_E_INTERNAL;
             snprintf(err->msg, sizeof(err->msg),
                      "tenants: the watcher thread did not start");
@@ -299,8 +299,7 @@ refused:
 }
 
 void
-sw_tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t),
-                void *ctx)
+sw__tenants_each(tenants *tn, void (*fn)(void *ctx, const tenant *t), void *ctx)
 {
     size_t i;
 
@@ -387,7 +386,7 @@ get_locked(tenants *tn, const char *name, size_t len, double now)
 }
 
 tenant *
-sw_tenants_get(tenants *tn, const char *name, size_t len, double now)
+sw__tenants_get(tenants *tn, const char *name, size_t len, double now)
 {
     tenant *t;
 
@@ -540,7 +539,7 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
         int retire;
         tenant *t;
 
-        sw_control_msg(ks, i, &c);
+        sw__control_msg(ks, i, &c);
         model = c.model;
         alias = c.alias;
         action = c.action;
@@ -584,7 +583,7 @@ watch_main(void *arg)
     tenants *tn = arg;
     sw_registry_watch *w = NULL;
     sw_kafka_source *ks =
-        tn->j->control_topic ? sw_control_open(tn->j, "tenants") : NULL;
+        tn->j->control_topic ? sw__control_open(tn->j, "tenants") : NULL;
     sw_err err = {0};
 
     pthread_mutex_lock(&tn->lock);

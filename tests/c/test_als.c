@@ -269,13 +269,13 @@ test_als_oom(void)
 
         for (n = 0; n < 10000; n++) {
             sw_model *m = make_als(kv);
-            long live = sw_alloc_live();
+            long live = sw__alloc_live();
             sw_err err = {0};
             sw_rc rc;
 
-            sw_alloc_fail_after(n);
+            sw__alloc_fail_after(n);
             rc = ops[o].op(m, &R, &RT, &err);
-            sw_alloc_fail_after(-1);
+            sw__alloc_fail_after(-1);
             sw_model_free(m);
             if (rc == SW_OK)
                 break;
@@ -297,21 +297,21 @@ test_als_oom(void)
         sw_conf_new(&conf, NULL);
         for (n = 0; n < 100; n++) {
             sw_model *m = (sw_model *)&m;
-            long live = sw_alloc_live();
+            long live = sw__alloc_live();
             sw_rc rc;
 
-            sw_alloc_fail_after(n);
+            sw__alloc_fail_after(n);
             rc = sw_als_new(conf, 6, 5, &m, NULL);
-            sw_alloc_fail_after(-1);
+            sw__alloc_fail_after(-1);
             if (rc == SW_OK) {
                 sw_model_free(m);
                 break;
             }
-            CHECK(rc == SW_E_NOMEM && m == NULL && sw_alloc_live() == live);
+            CHECK(rc == SW_E_NOMEM && m == NULL && sw__alloc_live() == live);
         }
         sw_conf_free(conf);
     }
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }
 
 void

@@ -127,12 +127,12 @@ test_avro(void)
     };
 
     avro_set_allocator(counting, NULL);
-    CHECK_RC(sw_avro_new(WRITER, 0, &a, &err), SW_OK, &err);
+    CHECK_RC(sw__avro_new(WRITER, 0, &a, &err), SW_OK, &err);
     if (a == NULL)
         goto out;
 
     m = record(-1, 0);
-    o = sw_avro_to_json(a, m.b, m.n, &why);
+    o = sw__avro_to_json(a, m.b, m.n, &why);
     CHECK(o != NULL && why == -1);
     if (o != NULL) {
         CHECK(strcmp(json_string_value(json_object_get(o, "user")), "bob") ==
@@ -149,7 +149,7 @@ test_avro(void)
 
         m = record(bad[i].at, bad[i].over);
         for (rep = 0; rep < 200; rep++) {
-            o = sw_avro_to_json(a, m.b, m.n, &why);
+            o = sw__avro_to_json(a, m.b, m.n, &why);
             if (o != NULL || why != SW_DEAD_NOT_AVRO) {
                 fprintf(stderr, "crafted Avro message %d was accepted\n", i);
                 CHECK(0);
@@ -165,14 +165,14 @@ test_avro(void)
     /* cut anywhere, a good message is a dead letter and costs nothing */
     m = record(-1, 0);
     for (i = 0; i < (int)m.n; i++) {
-        o = sw_avro_to_json(a, m.b, (size_t)i, &why);
+        o = sw__avro_to_json(a, m.b, (size_t)i, &why);
         CHECK(o == NULL && why == SW_DEAD_NOT_AVRO);
     }
     /* and a trailing byte means another schema wrote it */
     m.b[m.n++] = 0;
-    CHECK(sw_avro_to_json(a, m.b, m.n, &why) == NULL);
+    CHECK(sw__avro_to_json(a, m.b, m.n, &why) == NULL);
     CHECK(live == before);
-    sw_avro_free(a);
+    sw__avro_free(a);
 out:
     avro_set_allocator(saved.alloc, saved.user_data);
 }

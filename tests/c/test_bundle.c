@@ -218,7 +218,7 @@ test_bundle(void)
     sw_result_free(r);
     sw_pipeline_free(p);
     unlink(path);
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }
 
 /* A checkpoint is checksummed, not signed: one written from a state no
@@ -300,5 +300,5 @@ test_crafted_checkpoints(void)
     sw_result_free(r);
     sw_pipeline_free(p);
     unlink("crafted.swc");
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }

@@ -326,7 +326,7 @@ test_bad_files(void)
 static void
 test_h5_oom(void)
 {
-    long live = sw_alloc_live(), k;
+    long live = sw__alloc_live(), k;
     int done = 0;
 
     for (k = 0; k < 200 && !done; k++) {
@@ -335,20 +335,20 @@ test_h5_oom(void)
         int64_t count;
         sw_rc rc;
 
-        sw_alloc_fail_after(k);
+        sw__alloc_fail_after(k);
         rc = sw_h5_source_open(PATH, "click", 1, ts[10], ts[9000], &s, &err);
         while (rc == SW_OK) {
             rc = sw_h5_source_next(s, 4096, &count, &err);
             if (count == 0)
                 break;
         }
-        sw_alloc_fail_after(-1);
+        sw__alloc_fail_after(-1);
         done = rc == SW_OK;
         CHECK(rc == SW_OK || rc == SW_E_NOMEM);
         if (rc != SW_OK && rc != SW_E_NOMEM)
             fprintf(stderr, "oom at %ld: %s\n", k, err.msg);
         sw_h5_source_free(s);
-        CHECK(sw_alloc_live() == live);
+        CHECK(sw__alloc_live() == live);
     }
     CHECK(done);
 }

@@ -142,7 +142,7 @@ test_kafka(void)
     c.topic = "more";
     oom_loop("kafka sink", op_send, &c);
     sw_broker_free(b);
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }
 
 /* Count the messages of topic (every partition, from the start). */
@@ -300,5 +300,5 @@ test_kafka_txn(void)
     sw_kafka_sink_free(out);
     sw_kafka_source_free(src);
     sw_broker_free(b);
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }

@@ -136,7 +136,7 @@ test_round_trip(void)
 static void
 reseal(unsigned char *buf, size_t len)
 {
-    sw_put_le32(buf + 124, (uint32_t)crc32(0L, buf, 124));
+    sw__put_le32(buf + 124, (uint32_t)crc32(0L, buf, 124));
     crypto_hash_sha256(buf + len - 32, buf, len - 32);
 }
 
@@ -144,12 +144,12 @@ static void
 expect_format_error(const unsigned char *buf, size_t len, const char *needle)
 {
     sw_model *m = (sw_model *)&m; /* must be cleared to NULL */
-    long live = sw_alloc_live();
+    long live = sw__alloc_live();
     sw_err err = {0};
 
     CHECK_RC(sw_model_load_buffer(buf, len, &m, &err), SW_E_FORMAT, &err);
     CHECK(m == NULL);
-    CHECK(sw_alloc_live() == live);
+    CHECK(sw__alloc_live() == live);
     if (needle != NULL && strstr(err.msg, needle) == NULL) {
         sw_test_failed++;
         fprintf(stderr, "  message '%s' lacks '%s'\n", err.msg, needle);
@@ -262,22 +262,22 @@ test_golden_mismatch(void)
         return;
     /* The GOLDEN section is last; its last 8 bytes before padding and
      * trailer are the last output (8 rows x 1 output, 8-byte aligned). */
-    u = sw_get_le64(buf + len - 32 - 8);
+    u = sw__get_le64(buf + len - 32 - 8);
     memcpy(&v, &u, 8);
     v = nextafter(v, 1e300);
     memcpy(&u, &v, 8);
-    sw_put_le64(buf + len - 32 - 8, u);
+    sw__put_le64(buf + len - 32 - 8, u);
     {
         /* fix the section CRC too: find the GOLDEN entry (type 3) */
-        uint32_t n_sec = sw_get_le32(buf + 112), k;
+        uint32_t n_sec = sw__get_le32(buf + 112), k;
 
         for (k = 0; k < n_sec; k++) {
             unsigned char *e = buf + 128 + 32 * k;
 
-            if (sw_get_le32(e) == 3)
-                sw_put_le32(e + 24,
-                            (uint32_t)crc32(0L, buf + sw_get_le64(e + 8),
-                                            (uInt)sw_get_le64(e + 16)));
+            if (sw__get_le32(e) == 3)
+                sw__put_le32(e + 24,
+                             (uint32_t)crc32(0L, buf + sw__get_le64(e + 8),
+                                             (uInt)sw__get_le64(e + 16)));
         }
     }
     reseal(buf, len);

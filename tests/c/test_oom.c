@@ -19,19 +19,19 @@ oom_loop(const char *what, op_fn op, void *ctx)
     long n;
 
     for (n = 0; n < 100000; n++) {
-        long live = sw_alloc_live();
+        long live = sw__alloc_live();
         sw_err err = {0};
         sw_rc rc;
 
-        sw_alloc_fail_after(n);
+        sw__alloc_fail_after(n);
         rc = op(ctx, &err);
-        sw_alloc_fail_after(-1);
+        sw__alloc_fail_after(-1);
         if (rc == SW_OK)
             return;
-        if (rc != SW_E_NOMEM || sw_alloc_live() != live) {
+        if (rc != SW_E_NOMEM || sw__alloc_live() != live) {
             sw_test_failed++;
             fprintf(stderr, "oom %s: allocation %ld: %s (%s), %ld leaked\n",
-                    what, n, sw_rc_name(rc), err.msg, sw_alloc_live() - live);
+                    what, n, sw_rc_name(rc), err.msg, sw__alloc_live() - live);
             return;
         }
         sw_test_passed++;
@@ -228,17 +228,17 @@ static void
 test_realloc_big(void)
 {
     size_t sizes[] = {1000, 3u << 20, 5u << 20, 9u << 20, 40u << 20}, i, k;
-    unsigned char *p = sw_calloc_big(sizes[0]), *q;
+    unsigned char *p = sw__calloc_big(sizes[0]), *q;
 
     CHECK(p != NULL);
     memset(p, 0xA5, sizes[0]);
     for (k = 1; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        sw_alloc_fail_after(0);
-        q = sw_realloc_big(p, sizes[k - 1], sizes[k]);
-        sw_alloc_fail_after(-1);
+        sw__alloc_fail_after(0);
+        q = sw__realloc_big(p, sizes[k - 1], sizes[k]);
+        sw__alloc_fail_after(-1);
         CHECK(q == NULL);
         CHECK(p[0] == 0xA5 && p[sizes[k - 1] - 1] == 0xA5);
-        q = sw_realloc_big(p, sizes[k - 1], sizes[k]);
+        q = sw__realloc_big(p, sizes[k - 1], sizes[k]);
         CHECK(q != NULL);
         if (q == NULL)
             break;
@@ -250,8 +250,8 @@ test_realloc_big(void)
         CHECK(p[sizes[k] - 1] == 0);
         memset(p, 0xA5, sizes[k]);
     }
-    sw_free_big(p, sizes[k - 1]);
-    CHECK(sw_alloc_live() == 0);
+    sw__free_big(p, sizes[k - 1]);
+    CHECK(sw__alloc_live() == 0);
 }
 
 /* ---- the JSON decoder and a GBDT fit under the fault loop ---------- */
@@ -395,8 +395,8 @@ test_oom(void)
     CHECK(sw_model_n_classes(c.mc.m) == 5);
     sw_model_free(c.mc.m);
     unlink(c.mc.path);
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
     test_realloc_big();
     test_oom_decoder_gbdt();
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }

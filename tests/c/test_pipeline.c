@@ -185,7 +185,7 @@ test_pipeline_oom(void)
             sw_result *r = NULL;
             sw_column cols[3];
             sw_batch b = batch(0, 6, cols);
-            long live = sw_alloc_live();
+            long live = sw__alloc_live();
             sw_rc rc;
 
             if (step % 4 > 0) {
@@ -196,7 +196,7 @@ test_pipeline_oom(void)
                 sw_pipeline_push(p, &b, r, NULL);
             if (step % 4 > 2)
                 sw_pipeline_checkpoint(p, "oom.swc", "x", 1, NULL);
-            sw_alloc_fail_after(n);
+            sw__alloc_fail_after(n);
             switch (step % 4) {
             case 0:
                 rc = sw_pipeline_new(spec, &p, NULL);
@@ -211,7 +211,7 @@ test_pipeline_oom(void)
                 rc = sw_pipeline_restore("oom.swc", &q, NULL);
                 break;
             }
-            sw_alloc_fail_after(-1);
+            sw__alloc_fail_after(-1);
             sw_pipeline_free(q);
             sw_pipeline_free(p);
             sw_result_free(r);
@@ -222,7 +222,7 @@ test_pipeline_oom(void)
         }
     }
     unlink("oom.swc");
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }
 
 /* The SPEC with user private: nothing runs before the secret is set, the
@@ -353,7 +353,7 @@ collect(void *opaque, const void *key, size_t key_len, const void *value,
     records *c = opaque;
 
     if (c->n == 64 || key_len != 12)
-        return sw_fail(err, SW_E_INVAL, "collect: %zu", key_len);
+        return sw__fail(err, SW_E_INVAL, "collect: %zu", key_len);
     memcpy(c->key[c->n], key, 12);
     c->val[c->n] = NULL;
     if (value != NULL) {
@@ -546,21 +546,21 @@ test_detach(void)
         CHECK_RC(sw_result_new(&r, &err), SW_OK, &err);
         b = batch(0, 6, cols);
         CHECK_RC(sw_pipeline_push(p, &b, r, &err), SW_OK, &err);
-        sw_alloc_fail_after(n);
+        sw__alloc_fail_after(n);
         if (sw_result_detach(r, &a, NULL) == SW_OK) {
-            sw_alloc_fail_after(-1);
+            sw__alloc_fail_after(-1);
             sw_rowbuf_free(a);
             sw_pipeline_free(p);
             sw_result_free(r);
             break;
         }
-        sw_alloc_fail_after(-1);
+        sw__alloc_fail_after(-1);
         CHECK(a == NULL && sw_result_dense(r) != NULL &&
               memcmp(sw_result_dense(r), want, 6 * sizeof(double)) == 0);
         sw_pipeline_free(p);
         sw_result_free(r);
     }
-    CHECK(sw_alloc_live() == 0);
+    CHECK(sw__alloc_live() == 0);
 }
 
 /* One walk of the events entry: the spec compiler and an io adapter give

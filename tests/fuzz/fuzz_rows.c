@@ -84,11 +84,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     close(fds[1]);
     if (modes[k].recommend)
-        sw_rows_recommend(models[modes[k].model], modes[k].recommend, fds[0],
-                          sink, sink, &n_bad, &err);
+        sw__rows_recommend(models[modes[k].model], modes[k].recommend, fds[0],
+                           sink, sink, &n_bad, &err);
     else
-        sw_rows_score(models[modes[k].model], modes[k].fmt,
-                      modes[k].zero_based, fds[0], sink, sink, &n_bad, &err);
+        sw__rows_score(models[modes[k].model], modes[k].fmt,
+                       modes[k].zero_based, fds[0], sink, sink, &n_bad, &err);
     close(fds[0]);
     return 0;
 }
