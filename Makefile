@@ -51,7 +51,8 @@ CORE_SRC := csrc/sw_err.c csrc/sw_alloc.c csrc/sw_version.c csrc/sw_conf.c \
             csrc/pipeline/sw_privacy.c csrc/pipeline/sw_join.c \
             csrc/pipeline/sw_bundle.c csrc/pipeline/sw_changes.c
 CORE_OBJ := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
-IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_registry_pg.c csrc/io/sw_broker.c \
+IO_SRC   := csrc/io/sw_registry.c csrc/io/sw_registry_pg.c csrc/io/sw_track.c \
+            csrc/io/sw_broker.c \
             csrc/io/sw_kafka_conf.c csrc/io/sw_kafka_source.c \
             csrc/io/sw_kafka_sink.c \
             csrc/io/sw_json_decode.c csrc/io/sw_avro_decode.c \
@@ -64,7 +65,7 @@ HDRS     := csrc/include/streamwise.h csrc/sw_internal.h csrc/sw_blas.h \
             csrc/pipeline/sw_pipeline_int.h csrc/learn/sw_gbdt_int.h \
             csrc/io/sw_kafka_conf.h \
             csrc/io/sw_h5.h csrc/io/sw_avro.h \
-            csrc/io/sw_registry_int.h
+            csrc/io/sw_registry_int.h csrc/io/sw_track.h
 
 # Debian packages the build, the tests and the demo need.
 APT_PKGS := build-essential pkg-config libsodium-dev zlib1g-dev valgrind \
@@ -127,7 +128,7 @@ $(BIN)/sw-broker: csrc/runner/sw_broker_cli.c $(ALL_LIBS)
 RUN_SRC := csrc/runner/sw_serve.c csrc/runner/sw_rows.c csrc/runner/sw_run.c csrc/runner/sw_job.c \
            csrc/runner/sw_metrics.c csrc/runner/sw_reload.c \
            csrc/runner/sw_tenants.c csrc/runner/sw_outputs.c \
-           csrc/runner/sw_emit.c csrc/runner/sw_learn.c \
+           csrc/runner/sw_emit.c csrc/runner/sw_learn.c csrc/runner/sw_evaluate.c \
            csrc/runner/sw_checkpoint.c csrc/runner/sw_tasks.c \
            csrc/runner/sw_repartition.c
 $(BIN)/sw-serve: $(RUN_SRC) csrc/runner/sw_run.h csrc/runner/sw_run_int.h \

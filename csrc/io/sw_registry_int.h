@@ -30,6 +30,16 @@ sw_rc sw__registry_check_file(const char *path, const char *want,
 
 typedef struct sw__pg_watch sw__pg_watch;
 
+/* The URI without its password, for messages. */
+void sw__pg_redact(const char *uri, char *out, size_t len);
+#ifdef SW_HAVE_PQ
+#include <libpq-fe.h>
+/* A connection to the store at uri, and the store's schema is one this
+ * build reads (the registry's and the runner's tracking writer's). */
+sw_rc sw__pg_open(const char *uri, PGconn **out, sw_err *err);
+sw_rc sw__pg_check_schema(PGconn *conn, const char *uri, sw_err *err);
+#endif
+
 sw_rc sw__pg_resolve(const char *uri, const char *ref, char *path,
                      size_t path_len, char *sha256_hex, int64_t *version,
                      sw_err *err);

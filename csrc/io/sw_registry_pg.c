@@ -20,21 +20,9 @@
 
 #include "sw_registry_int.h"
 
-#ifdef SW_HAVE_PQ
-#include <errno.h>
-#include <libpq-fe.h>
-#include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-struct sw__pg_watch {
-    PGconn *conn;
-    int polled;
-};
-
 /* The URI without its password, for messages. */
-static void
-redact(const char *uri, char *out, size_t len)
+void
+sw__pg_redact(const char *uri, char *out, size_t len)
 {
     const char *scheme = strstr(uri, "://"), *at, *colon;
 
@@ -47,6 +35,18 @@ redact(const char *uri, char *out, size_t len)
         snprintf(out, len, "%.*s:***%s", (int)(colon - uri), uri, at);
 }
 
+#ifdef SW_HAVE_PQ
+#include <errno.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sw__pg_watch {
+    PGconn *conn;
+    int polled;
+};
+
 /* The server's message, one line. */
 static sw_rc
 pg_fail(PGconn *conn, const char *uri, const char *what, sw_err *err)
@@ -55,15 +55,15 @@ pg_fail(PGconn *conn, const char *uri, const char *what, sw_err *err)
     const char *m = conn ? PQerrorMessage(conn) : "out of memory";
     size_t n;
 
-    redact(uri, where, sizeof(where));
+    sw__pg_redact(uri, where, sizeof(where));
     snprintf(msg, sizeof(msg), "%s", m && *m ? m : "unknown error");
     n = strcspn(msg, "\n");
     msg[n] = '\0';
     return sw__fail(err, SW_E_IO, "registry %s: %s: %s", where, what, msg);
 }
 
-static sw_rc
-pg_open(const char *uri, PGconn **out, sw_err *err)
+sw_rc
+sw__pg_open(const char *uri, PGconn **out, sw_err *err)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name",
                           NULL};
@@ -99,8 +99,8 @@ pg_exec(PGconn *conn, const char *uri, const char *sql, int n,
 }
 
 /* The schema is one this build reads. */
-static sw_rc
-check_schema(PGconn *conn, const char *uri, sw_err *err)
+sw_rc
+sw__pg_check_schema(PGconn *conn, const char *uri, sw_err *err)
 {
     PGresult *r = pg_exec(conn, uri,
                           "SELECT CASE WHEN to_regclass('schema_version') IS "
@@ -116,7 +116,7 @@ check_schema(PGconn *conn, const char *uri, sw_err *err)
             ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
             : -1;
     PQclear(r);
-    redact(uri, where, sizeof(where));
+    sw__pg_redact(uri, where, sizeof(where));
     if (v < 0)
         return sw__fail(err, SW_E_FORMAT,
                         "registry %s: not a streamwise tracking store (no "
@@ -150,7 +150,7 @@ artifact_root(PGconn *conn, const char *uri, char *out, size_t len,
         return err->rc;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        redact(uri, where, sizeof(where));
+        sw__pg_redact(uri, where, sizeof(where));
         return sw__fail(err, SW_E_FORMAT,
                         "registry %s: the store names no artifact directory "
                         "(settings.artifact_root); set "
@@ -216,9 +216,9 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
         return rc;
     if (sodium_init() < 0)
         return sw__fail(err, SW_E_INTERNAL, "registry: libsodium failed");
-    if ((rc = pg_open(uri, &conn, err)) != SW_OK)
+    if ((rc = sw__pg_open(uri, &conn, err)) != SW_OK)
         return rc;
-    if ((rc = check_schema(conn, uri, err)) != SW_OK ||
+    if ((rc = sw__pg_check_schema(conn, uri, err)) != SW_OK ||
         (rc = artifact_root(conn, uri, root, sizeof(root), err)) != SW_OK)
         goto done;
     p[0] = name;
@@ -247,7 +247,7 @@ sw__pg_resolve(const char *uri, const char *ref, char *path, size_t path_len,
         char what[1024];
 
         known(conn, uri, name, what, sizeof(what));
-        redact(uri, where, sizeof(where));
+        sw__pg_redact(uri, where, sizeof(where));
         rc = sw__fail(err, SW_E_INVAL,
                       "registry %s: '%s' names no model version; %s", where,
                       ref, what);
@@ -286,8 +286,8 @@ sw__pg_watch_open(const char *uri, sw__pg_watch **out, sw_err *err)
     *out = NULL;
     if (w == NULL)
         return sw__fail(err, SW_E_NOMEM, "registry watch: out of memory");
-    if ((rc = pg_open(uri, &w->conn, err)) != SW_OK ||
-        (rc = check_schema(w->conn, uri, err)) != SW_OK) {
+    if ((rc = sw__pg_open(uri, &w->conn, err)) != SW_OK ||
+        (rc = sw__pg_check_schema(w->conn, uri, err)) != SW_OK) {
         sw__pg_watch_free(w);
         return rc;
     }
@@ -350,7 +350,7 @@ sw__pg_record(const char *uri, const char *ref, int64_t version,
     if ((rc = sw__registry_parse_ref(ref, name, sizeof(name), &sel, err)) !=
         SW_OK)
         return rc;
-    if ((rc = pg_open(uri, &conn, err)) != SW_OK)
+    if ((rc = sw__pg_open(uri, &conn, err)) != SW_OK)
         return rc;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(vtext, sizeof(vtext), "%lld", (long long)version);
@@ -395,9 +395,9 @@ sw__pg_register(const char *uri, const char *name, const unsigned char *buf,
     crypto_hash_sha256(digest, buf, len);
     for (i = 0; i < (int)sizeof(digest); i++)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    if ((rc = pg_open(uri, &conn, err)) != SW_OK)
+    if ((rc = sw__pg_open(uri, &conn, err)) != SW_OK)
         return rc;
-    if ((rc = check_schema(conn, uri, err)) != SW_OK ||
+    if ((rc = sw__pg_check_schema(conn, uri, err)) != SW_OK ||
         (rc = artifact_root(conn, uri, root, sizeof(root), err)) != SW_OK)
         goto done;
     /* the same lock as every Python writer: version numbers are read and

@@ -177,6 +177,8 @@ run_emit(run *R, sw_err *err)
     int o;
     sw_rc rc;
 
+    if (R->main.ev != NULL && (rc = run_eval_pairs(R, err)) != SW_OK)
+        return rc;
     if (n == 0) /* no rows; pairs the watermark closed may still come */
         return R->j->learn ? run_learn_predict(R, 0, err) : SW_OK;
     if (R->tn != NULL)

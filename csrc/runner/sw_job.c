@@ -394,6 +394,8 @@ job_alongside(job *j, sw_err *err)
     static const char *const tenant_keys[] = {"field", "model", "max_loaded",
                                               NULL};
     static const char *const learn_keys[] = {"snapshot_every", "name", NULL};
+    static const char *const eval_keys[] = {"every_s", "window", "experiment",
+                                            NULL};
     json_t *v, *c;
     sw_rc rc;
 
@@ -439,6 +441,36 @@ job_alongside(job *j, sw_err *err)
             return bad(err, "learn.snapshot_every",
                        "a \"registry\" to register the snapshots in");
     }
+    v = json_object_get(j->root, "evaluate");
+    if (v != NULL && !json_is_boolean(v) && !json_is_object(v))
+        return bad(err, "evaluate",
+                   "true (evaluate the models on the label join's pairs "
+                   "live), false, or {\"every_s\": 5, \"window\": 10000, "
+                   "\"experiment\": \"deployments\"}");
+    j->evaluate = json_is_true(v) || json_is_object(v);
+    j->eval_seconds = 5;
+    j->eval_window = 10000;
+    j->eval_experiment = "deployments";
+    if (json_is_object(v)) {
+        if ((rc = only(v, "evaluate", eval_keys, err)) != SW_OK)
+            return rc;
+        if (num(v, "every_s", 5, 0.05, &j->eval_seconds) != 0)
+            return bad(err, "evaluate.every_s",
+                       "seconds between reports, >= 0.05");
+        c = json_object_get(v, "window");
+        if (c != NULL && (!json_is_integer(c) || json_integer_value(c) < 10 ||
+                          json_integer_value(c) > 10000000))
+            return bad(err, "evaluate.window",
+                       "how many of the last pairs the AUC and the drift "
+                       "figure cover, 10..10000000");
+        j->eval_window = c ? json_integer_value(c) : 10000;
+        c = json_object_get(v, "experiment");
+        if (c != NULL && (!json_is_string(c) || !json_string_length(c)))
+            return bad(err, "evaluate.experiment",
+                       "the tracking store experiment of the runs");
+        if (c != NULL)
+            j->eval_experiment = json_string_value(c);
+    }
     v = json_object_get(j->root, "tenants");
     if (v != NULL) {
         if (!json_is_object(v))
@@ -461,10 +493,11 @@ job_alongside(job *j, sw_err *err)
             return bad(err, "tenants.max_loaded",
                        "how many tenant models to hold at most, >= 1");
         j->tenant_max_loaded = c ? json_integer_value(c) : 0;
-        if (j->shadow != NULL || j->canary != NULL || j->learn)
+        if (j->shadow != NULL || j->canary != NULL || j->learn ||
+            j->evaluate)
             return bad(err, "tenants",
-                       "no shadow, canary or learn beside them: each "
-                       "tenant has its own model");
+                       "no shadow, canary, learn or evaluate beside them: "
+                       "each tenant has its own model");
     }
     return SW_OK;
 }
@@ -769,7 +802,7 @@ sw__job_load(const char *path, job *j, sw_err *err)
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
         "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", "tenants", "control", "tasks", NULL};
+        "learn", "tenants", "control", "tasks", "evaluate", NULL};
     json_error_t jerr;
     sw_rc rc;
 

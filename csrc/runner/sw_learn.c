@@ -82,6 +82,11 @@ learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
 
     sw_result_pairs(R->t->r, &dense, &ind, &seq, &t, &label, &oseq);
     for (j = a; j < z; j++) {
+        /* evaluated on what the model says before it learns the pair */
+        if (R->main.ev != NULL &&
+            (rc = run_eval_score(R, &R->main, dense + j * nd,
+                                 nh ? ind + j * nh : NULL, err)) != SW_OK)
+            return rc;
         rc = sw_model_learn_features(R->main.s.m, R->t->p, dense + j * nd,
                                      nh ? ind + j * nh : NULL, 1, &label[j],
                                      &guess, err);
@@ -89,6 +94,9 @@ learn_pairs(run *R, int64_t a, int64_t z, sw_err *err)
             return rc;
         R->n_learned++;
         R->n_hits += guess == label[j];
+        if (R->main.ev != NULL)
+            run_eval_add(R->main.ev, R->ev_scratch, label[j],
+                         guess == label[j]);
         if (oseq[j] >= R->t->base && oseq[j] < R->t->base + R->t->n) {
             int64_t k = oseq[j] - R->t->base, off = R->t->f_off[k];
             int32_t part = R->t->f_part[k];
@@ -151,20 +159,27 @@ run_learn_predict(run *R, int64_t n, sw_err *err)
     return rc;
 }
 
-/* What online learning needs, said at start by name. */
-sw_rc
-run_check_learning(const run *R, sw_err *err)
+/* Whether the bundle's pipeline joins labels to predictions. */
+int
+run_bundle_joins(const run *R)
 {
     json_t *spec = json_loads(sw_model_pipeline_spec(R->main.s.m), 0, NULL);
     int has_join = spec != NULL && json_object_get(spec, "label_join");
 
     json_decref(spec);
+    return has_join;
+}
+
+/* What online learning needs, said at start by name. */
+sw_rc
+run_check_learning(const run *R, sw_err *err)
+{
     if (sw_model_kind_of(R->main.s.m) != SW_MODEL_LINEAR)
         return fail(err, SW_E_INVAL,
                     "job: learn: %s is not an online learner; the "
                     "passive-aggressive and SCW models learn in the runner",
                     R->main.s.model);
-    if (!has_join)
+    if (!run_bundle_joins(R))
         return fail(err, SW_E_INVAL,
                     "job: learn: the bundle's pipeline has no label_join: "
                     "nothing says which event labels which prediction "

@@ -5,6 +5,7 @@
  * /status as JSON. It only reads the loop's atomic counters, so a scrape
  * never stalls scoring.
  */
+#include <math.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -232,6 +233,31 @@ prometheus(run_metrics *m, text *t)
         put(t, "# HELP sw_tenant_model_info The tenant's model: loaded 1, "
                "refused 0.\n# TYPE sw_tenant_model_info gauge\n");
         sw__tenants_each(m->tn, tenant_info, t);
+    }
+    for (i = 0; i < SW_LIVE_KEYS - 2; i++) {
+        int s, kind;
+
+        for (kind = 1; kind <= 2; kind++) {
+            int shown = 0;
+
+            for (s = 0; s < 2; s++) {
+                if (m->live_set[s] != kind)
+                    continue;
+                if (!shown++)
+                    put(t, "# HELP sw_%s Live evaluation on the label "
+                           "join's pairs (docs/runner.md).\n# TYPE sw_%s "
+                           "gauge\n",
+                        sw__live_keys[kind - 1][i],
+                        sw__live_keys[kind - 1][i]);
+                if (isnan(m->live[s][i])) /* Prometheus spells it so */
+                    put(t, "sw_%s{slot=\"%s\"} NaN\n",
+                        sw__live_keys[kind - 1][i], s ? "shadow" : "main");
+                else
+                    put(t, "sw_%s{slot=\"%s\"} %.17g\n",
+                        sw__live_keys[kind - 1][i], s ? "shadow" : "main",
+                        m->live[s][i]);
+            }
+        }
     }
     put(t, "# HELP sw_model_info The model being served.\n# TYPE sw_model_info "
            "gauge\nsw_model_info{model=\"%s\",sha256=\"%s\",emission=\"%s\"} "

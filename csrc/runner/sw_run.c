@@ -732,6 +732,7 @@ swap_slot(run *R, slot *sl)
     sl->s = next;
     if (name_slot(sl, &err) != SW_OK) /* the name fits: checked at start */
         fprintf(stderr, "sw-serve: %s\n", err.msg);
+    run_eval_swapped(R, sl);
     if (sl == &R->main) {
         pthread_mutex_lock(&R->mt->info_lock);
         snprintf(R->mt->model, sizeof(R->mt->model), "%s", sl->s.model);
@@ -760,6 +761,7 @@ retire_slot(run *R, slot *sl)
                     "%lld on\n",
             sl == &R->shadow ? "shadow" : "canary", sl->s.model,
             (long long)R->n_in);
+    run_eval_end(R, sl, 1);
     sw_model_free(sl->s.m);
     sl->s.m = NULL;
 }
@@ -1131,6 +1133,7 @@ free_run(run *R)
             run_task_free(R->tasks[o]);
         free(R->tasks[o]);
     }
+    run_eval_close(R, 0); /* a failed run's evaluations: FAILED */
     /* each reloader stops before the model it may hand over is freed */
     sw__reloader_stop(R->main.rl);
     sw__reloader_stop(R->shadow.rl);
@@ -1442,6 +1445,7 @@ loop(run *R, sw_err *err)
                 SW_OK)
             return rc;
         update_metrics(R);
+        run_eval_tick(R, 0);
         if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
             last_log = now_s();
             fprintf(stderr,
@@ -1516,7 +1520,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
                     "emission\n",
             R.main.s.model, R.main.s.sha, mt->source, mt->emission);
-    if (start_reloaders(&R, err) != SW_OK)
+    if (start_reloaders(&R, err) != SW_OK || run_eval_open(&R, err) != SW_OK)
         goto done;
     atomic_store(&mt->running, 1);
     if (loop(&R, err) != SW_OK)
@@ -1525,6 +1529,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     if (finish(&R, err) != SW_OK)
         goto done;
     update_metrics(&R);
+    run_eval_close(&R, 1);
     fprintf(stderr,
             "sw-serve: stopped: %lld in, %lld out, %lld dead, %lld late\n",
             (long long)R.n_in, (long long)R.n_out, (long long)R.n_dead,

@@ -48,6 +48,12 @@ typedef struct job {
     double canary_fraction;
     int learn; /* learn the label join's pairs online (linear models) */
     int64_t snapshot_every; /* register the learned model every n pairs */
+    /* live evaluation on the label join's pairs, reported this often over
+     * windows of this many pairs, to runs of this experiment */
+    int evaluate;
+    double eval_seconds;
+    int64_t eval_window;
+    const char *eval_experiment;
     const char *snapshot_name; /* as versions of this name */
     /* tenants: route by this field to the model "{}" names, or NULL */
     const char *tenant_field, *tenant_model;
@@ -92,6 +98,12 @@ typedef struct job {
 sw_rc sw__job_load(const char *path, job *j, sw_err *err);
 void sw__job_free(job *j);
 
+/* The figures of a live evaluation (sw_evaluate.c), as its tracking runs
+ * and /metrics name them: a classifier's [0], a regressor's [1]; the
+ * last two (events_per_s, batch_latency_s) /metrics has in other forms. */
+#define SW_LIVE_KEYS 7
+extern const char *const sw__live_keys[2][SW_LIVE_KEYS];
+
 /* Counters the loop updates and the metrics endpoint reads. */
 #define LAT_BUCKETS 16
 typedef struct run_metrics {
@@ -115,6 +127,10 @@ typedef struct run_metrics {
     _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
     _Atomic int64_t snapshots; /* learned models registered */
+    /* live evaluation of main [0] and shadow [1] (sw_evaluate.c's keys);
+     * live_set: 0 none yet, 1 a classifier's, 2 a regressor's */
+    double live[2][SW_LIVE_KEYS];
+    int live_set[2];
     _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
     struct tenants *tn; /* per-tenant counters; guarded by info_lock */
 } run_metrics;

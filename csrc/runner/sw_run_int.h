@@ -273,11 +273,14 @@ typedef struct out {
 
 #define MAX_PARTS 1024
 
+typedef struct evaluation evaluation; /* sw_evaluate.c */
+
 /* A model the run scores with: what it is, how outputs name it, and the
  * reloader following its registry reference. */
 typedef struct slot {
     served s;           /* s.m NULL: the slot is unused */
     reloader *rl;
+    evaluation *ev;     /* its live evaluation, or NULL */
     char json[400];     /* ,"model":"...","sha256":"...","partition": */
     size_t json_len;
     double *pred;       /* its predictions of the current rows */
@@ -371,6 +374,12 @@ typedef struct run {
     int n_snap;
     int32_t snap_part[MAX_PARTS];
     int64_t snap_lo[MAX_PARTS], snap_hi[MAX_PARTS];
+    /* live evaluation: scores of the pairs, and where the last report
+     * left the counters its rates are taken from */
+    double *ev_scratch;
+    int64_t ev_cap;
+    double ev_last;
+    int64_t ev_in, ev_lat_n, ev_lat_us;
 } run;
 
 /* Room in the slot's pred buffer for n values. */
@@ -422,9 +431,28 @@ sw_rc run_dead_letter(run *R, int32_t part, int64_t off, const char *reason,
 sw_rc run_emit(run *R, sw_err *err);
 
 /* sw_learn.c */
+int run_bundle_joins(const run *R);
 sw_rc run_check_learning(const run *R, sw_err *err);
 /* Score rows 0..n of R->r into R->main.pred, learning the pairs between */
 sw_rc run_learn_predict(run *R, int64_t n, sw_err *err);
+
+/* sw_evaluate.c: live evaluation of the main model and the shadow */
+sw_rc run_eval_open(run *R, sw_err *err);
+/* A slot's outputs for one feature row into R->ev_scratch. */
+sw_rc run_eval_score(run *R, const slot *sl, const double *dense,
+                     const int64_t *hashed, sw_err *err);
+/* One pair: the model's outputs for it before learning it, its label,
+ * and whether the learner's guess was right (-1: judge by the outputs). */
+void run_eval_add(evaluation *ev, const double *out, double label, int hit);
+/* The pairs of R->t->r, for the slots that do not learn them. */
+sw_rc run_eval_pairs(run *R, sw_err *err);
+/* The figures to /metrics and the tracking store, when they are due. */
+void run_eval_tick(run *R, int final);
+/* A slot's model swapped (a run of its own), or the slot retired. */
+void run_eval_swapped(run *R, slot *sl);
+void run_eval_end(run *R, slot *sl, int clean);
+/* The end of the run: every evaluation closed (clean: FINISHED). */
+void run_eval_close(run *R, int clean);
 
 /* sw_checkpoint.c */
 /* Take a checkpoint (background: from a forked child). */

@@ -236,7 +236,13 @@ class Job:
     name}) writes every Kafka output and the group's offsets in one Kafka
     transaction per checkpoint, so read_committed consumers see each
     prediction once after any crash (docs/runner.md says what the
-    embedded broker cannot show of it)."""
+    embedded broker cannot show of it). evaluate: True (or {"every_s": 5,
+    "window": 10000, "experiment": "deployments"}) scores every pair of
+    the bundle's label join with the main model (before it learns the
+    pair) and the shadow, and logs live accuracy, log-loss, AUC and drift
+    (or MAE and RMSE), volume and latency every every_s seconds to
+    /metrics and, with a registry, to a run of the tracking store per
+    model version served (streamwise.track reads it)."""
 
     def __init__(self, source: dict[str, Any], bundle: str | os.PathLike,
                  registry: str | os.PathLike | None = None,
@@ -256,7 +262,8 @@ class Job:
                  tenants: dict[str, Any] | None = None,
                  control: dict[str, Any] | None = None,
                  tasks: int | None = None,
-                 exactly_once: bool | dict[str, Any] | None = None) -> None:
+                 exactly_once: bool | dict[str, Any] | None = None,
+                 evaluate: bool | dict[str, Any] | None = None) -> None:
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -275,7 +282,7 @@ class Job:
                      "shadow": None if shadow is None else os.fspath(shadow),
                      "canary": canary, "learn": learn, "tenants": tenants,
                      "control": control, "tasks": tasks,
-                     "exactly_once": exactly_once}
+                     "exactly_once": exactly_once, "evaluate": evaluate}
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in self.spec.items()

@@ -83,6 +83,24 @@ def reenact(model, X, y):
     return np.array(out)
 
 
+def run_to_end(tmp_path, X, y, bundle_ref, **settings):
+    """Each bet and its label on a topic of one partition of the embedded
+    broker, read to its end by sw-serve run (watermark emission, keyed by
+    id, and the job settings given); the finished process."""
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("bets", 1)
+        with sw.kafka.Sink("bets", b.bootstrap) as s:
+            s.send(messages(X, y), partition=0)
+        job = serve.Job(serve.kafka_source("bets", b.bootstrap), bundle_ref,
+                        emission="watermark", key="id", **settings)
+        job.save(tmp_path / "job.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "job.json")],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
 def bet_predictions(path):
     got = {}
     with open(path) as f:
@@ -99,21 +117,9 @@ def bet_predictions(path):
 def test_learning_in_the_runner_is_prequential(tmp_path, cls, floor):
     X, y, banknote = data()
     model = bundle(str(tmp_path / "b.swm"), cls, X, y)
-    with sw.kafka.local_broker(partitions=1) as b:
-        b.create_topic("bets", 1)
-        with sw.kafka.Sink("bets", b.bootstrap) as s:
-            s.send(messages(X, y), partition=0)
-        out = tmp_path / "o.jsonl"
-        port = free_port()
-        job = serve.Job(serve.kafka_source("bets", b.bootstrap),
-                        str(tmp_path / "b.swm"), emission="watermark",
-                        key="id", learn=True, sinks=[serve.jsonl(out)],
-                        metrics_port=port)
-        job.save(tmp_path / "job.json")
-        r = subprocess.run([serve.runner_program(), "run",
-                            str(tmp_path / "job.json")],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
+    out = tmp_path / "o.jsonl"
+    run_to_end(tmp_path, X, y, str(tmp_path / "b.swm"), learn=True,
+               sinks=[serve.jsonl(out)], metrics_port=free_port())
     live = bet_predictions(out)
     # the same decisions, bit for bit, as predict-then-learn in Python
     want = reenact(model, X, y)
@@ -210,19 +216,9 @@ def test_learned_snapshots_are_registered_with_their_lineage(tmp_path):
     model = bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
     assert registry.register(str(tmp_path / "b.swm"), "notes",
                              store=store) == 1
-    with sw.kafka.local_broker(partitions=1) as b:
-        b.create_topic("bets", 1)
-        with sw.kafka.Sink("bets", b.bootstrap) as s:
-            s.send(messages(X, y), partition=0)
-        job = serve.Job(serve.kafka_source("bets", b.bootstrap), "notes@1",
-                        registry=store, emission="watermark", key="id",
-                        learn={"snapshot_every": 500},
-                        sinks=[serve.jsonl(tmp_path / "o.jsonl")])
-        job.save(tmp_path / "job.json")
-        r = subprocess.run([serve.runner_program(), "run",
-                            str(tmp_path / "job.json")],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
+    r = run_to_end(tmp_path, X, y, "notes@1", registry=store,
+                   learn={"snapshot_every": 500},
+                   sinks=[serve.jsonl(tmp_path / "o.jsonl")])
     assert "500 pairs learned, registered as notes@2" in r.stderr
     v = registry.versions("notes", store=store)
     assert list(v["version"]) == [1, 2, 3]
