@@ -126,7 +126,7 @@ exec_sql(sw__track *t, const char *sql, int n, const param *p, int ncol,
 #ifdef SW_HAVE_SQLITE
     {
         sqlite3_stmt *q = NULL;
-        char name[8];
+        char name[16];
         int rc;
 
         if (sqlite3_prepare_v2(t->db, sql, -1, &q, NULL) != SQLITE_OK)
