@@ -434,6 +434,23 @@ commit(run *R, int n, const int32_t *part, const int64_t *next, sw_err *err)
             return rc;
         return write_committed_seq(R->t, R->t->ckpt_seq, err);
     }
+    if (R->fb != NULL) {
+        /* the labels' offsets to their own group, the events' to theirs */
+        int32_t fp[MAX_PARTS], ip[MAX_PARTS];
+        int64_t fn[MAX_PARTS], in[MAX_PARTS];
+        int i, nf = 0, ni = 0;
+
+        for (i = 0; i < n; i++) {
+            if (part[i] >= FB_PART0)
+                fp[nf] = part[i] - FB_PART0, fn[nf++] = next[i];
+            else
+                ip[ni] = part[i], in[ni++] = next[i];
+        }
+        if ((rc = sw_kafka_source_commit_offsets(R->ks, ip, in, ni, err)) !=
+            SW_OK)
+            return rc;
+        return sw_kafka_source_commit_offsets(R->fb, fp, fn, nf, err);
+    }
     return sw_kafka_source_commit_offsets(R->ks, part, next, n, err);
 }
 

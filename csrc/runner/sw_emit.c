@@ -172,7 +172,7 @@ emit_tenants(run *R, int64_t n, sw_err *err)
 sw_rc
 run_emit(run *R, sw_err *err)
 {
-    int64_t n = sw_result_rows(R->t->r), i, c;
+    int64_t n = sw_result_rows(R->t->r), i, c, n_labels = 0;
     const int64_t *seq = sw_result_seq(R->t->r), *t = sw_result_time(R->t->r);
     int o;
     sw_rc rc;
@@ -207,6 +207,10 @@ run_emit(run *R, sw_err *err)
         klen = (size_t)R->t->f_klen[k];
         part = R->t->f_part[k];
         off = R->t->f_off[k];
+        if (part >= FB_PART0) { /* a label from the feedback topic */
+            n_labels++;
+            continue;
+        }
         use = to_canary(R, key, klen) ? &R->canary : &R->main;
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
@@ -319,6 +323,6 @@ run_emit(run *R, sw_err *err)
                 return rc;
         }
     }
-    R->n_out += n;
+    R->n_out += n - n_labels;
     return SW_OK;
 }

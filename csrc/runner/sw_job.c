@@ -502,6 +502,68 @@ job_alongside(job *j, sw_err *err)
     return SW_OK;
 }
 
+/* The labels on a topic of their own: "labels" or {"topic", "bootstrap",
+ * "config"}, read as a second source beside the events'. */
+static sw_rc
+job_feedback(job *j, sw_err *err)
+{
+    static const char *const fb_keys[] = {"topic", "bootstrap", "config",
+                                          NULL};
+    json_t *v = json_object_get(j->root, "feedback");
+    sw_rc rc;
+
+    if (v == NULL || json_is_null(v))
+        return SW_OK;
+    if (json_is_string(v)) {
+        j->fb_topic = json_string_value(v);
+    } else if (json_is_object(v)) {
+        if ((rc = only(v, "feedback", fb_keys, err)) != SW_OK)
+            return rc;
+        j->fb_topic = str(v, "topic");
+        j->fb_bootstrap = str(v, "bootstrap");
+        if ((rc = conf_list(json_object_get(v, "config"), "feedback.config",
+                            &j->fb_conf, err)) != SW_OK)
+            return rc;
+    }
+    if (j->fb_topic == NULL || !j->fb_topic[0] || strlen(j->fb_topic) >= 250)
+        return bad(err, "feedback",
+                   "the topic of the labels, or {\"topic\", \"bootstrap\", "
+                   "\"config\"}");
+    if (j->fb_bootstrap == NULL)
+        j->fb_bootstrap = j->bootstrap;
+    if (j->src_conf != NULL && !strcmp(j->fb_bootstrap, j->bootstrap)) {
+        /* on the source's cluster, the source's settings (security, the
+         * session timeout...), then its own, which win */
+        size_t a = 0, b = 0;
+        const char **kv;
+
+        while (j->src_conf[a])
+            a++;
+        while (j->fb_conf && j->fb_conf[b])
+            b++;
+        if ((kv = calloc(a + b + 1, sizeof(char *))) == NULL)
+            return bad(err, "feedback", "memory");
+        memcpy(kv, j->src_conf, a * sizeof(char *));
+        if (b)
+            memcpy(kv + a, j->fb_conf, b * sizeof(char *));
+        free(j->fb_conf);
+        j->fb_conf = kv;
+    }
+    if (j->src != SRC_KAFKA && j->src != SRC_KAFKA_SLICE)
+        return bad(err, "feedback", "a Kafka source beside it: the labels are "
+                                    "read beside the events");
+    if (!j->learn && !j->evaluate)
+        return bad(err, "feedback",
+                   "\"learn\" or \"evaluate\" beside it: the labels are "
+                   "joined to predictions for them alone");
+    if (j->tasks || j->eos)
+        return bad(err, "feedback",
+                   "no tasks or exactly_once beside it yet: a task's labels "
+                   "would have to move with its partition, and their offsets "
+                   "belong to another group than the transaction's");
+    return SW_OK;
+}
+
 /* How rows come out: emission, the output key, the privacy secret. */
 static sw_rc
 job_rows(job *j, sw_err *err)
@@ -802,7 +864,8 @@ sw__job_load(const char *path, job *j, sw_err *err)
         "dead_letters", "checkpoint", "metrics_port", "batch",
         "wait_ms", "broker_outage_s", "log_every_s", "secret_env",
         "exactly_once", "reload", "runner_name", "shadow", "canary",
-        "learn", "tenants", "control", "tasks", "evaluate", NULL};
+        "learn", "tenants", "control", "tasks", "evaluate", "feedback",
+        NULL};
     json_error_t jerr;
     sw_rc rc;
 
@@ -825,7 +888,8 @@ sw__job_load(const char *path, job *j, sw_err *err)
         (rc = job_outputs(j, err)) != SW_OK ||
         (rc = job_checkpoint(j, err)) != SW_OK ||
         (rc = job_tasks(j, err)) != SW_OK ||
-        (rc = job_exactly_once(j, err)) != SW_OK)
+        (rc = job_exactly_once(j, err)) != SW_OK ||
+        (rc = job_feedback(j, err)) != SW_OK)
         return rc;
     return job_operation(j, err);
 }
@@ -836,6 +900,7 @@ sw__job_free(job *j)
     int i;
 
     free(j->src_conf);
+    free(j->fb_conf);
     for (i = 0; i < j->n_sinks; i++)
         free(j->sinks[i].conf);
     free(j->features.conf);

@@ -140,19 +140,28 @@ run_dead_letter(run *R, int32_t part, int64_t off, const char *reason,
     char ps[24], os[24];
     const char *hdr[] = {"reason", reason,         "field", field ? field : "",
                          "partition", ps,          "offset", os,
-                         NULL};
+                         NULL, NULL, NULL};
+    int fb = part >= FB_PART0;
 
     R->n_dead++;
     if (R->dead == NULL)
         return SW_OK;
+    if (fb) /* a label's: the topic says whose partition */
+        part -= FB_PART0, hdr[8] = "topic", hdr[9] = R->j->fb_topic;
     snprintf(ps, sizeof(ps), "%d", part);
     snprintf(os, sizeof(os), "%lld", (long long)off);
     if (R->dead->k != NULL)
         return run_out_write(R->dead, reason, strlen(reason), (const char *)raw,
                          raw_len < 0 ? 0 : (size_t)raw_len, hdr, err);
     R->line.len = 0;
-    add(&R->line, "{\"partition\":%d,\"offset\":%lld,\"reason\":", part,
+    add(&R->line, "{\"partition\":%d,\"offset\":%lld,", part,
         (long long)off);
+    if (fb) {
+        add(&R->line, "\"topic\":");
+        add_json_str(&R->line, R->j->fb_topic, strlen(R->j->fb_topic));
+        add(&R->line, ",");
+    }
+    add(&R->line, "\"reason\":");
     add_json_str(&R->line, reason, strlen(reason));
     add(&R->line, ",\"field\":");
     if (field)
@@ -263,8 +272,10 @@ push_and_emit(run *R, const sw_batch *b, int32_t part, const rawsrc *src,
               sw_err *err)
 {
     int64_t first = sw_pipeline_arrivals(R->t->p);
-    /* a task's pipeline follows its one partition */
+    /* a task's pipeline follows its one partition; the labels' come
+     * after the source's */
     int part_no = R->j->tasks                 ? 0
+                  : part >= FB_PART0          ? R->n_in_parts + part - FB_PART0
                   : part < SW_MAX_PARTITIONS ? part
                                              : SW_MAX_PARTITIONS - 1;
     sw_rc rc;
@@ -304,7 +315,7 @@ kafka_part(run *R, int32_t part, const int64_t *idx, int64_t n, sw_err *err)
     rawsrc src;
     sw_rc rc;
 
-    sw_kafka_source_batch(R->ks, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    sw_kafka_source_batch(R->cur, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
     if (n > R->sub_cap) {
         R->sub_cap = n;
         R->sub_at = realloc(R->sub_at, (size_t)n * 8);
@@ -474,8 +485,9 @@ kafka_batch(run *R, int64_t count, sw_err *err)
     int64_t *idx, i, k;
     sw_rc rc = SW_OK;
     int done_parts[MAX_PARTS], n_done = 0, d;
+    int32_t base = R->cur == R->fb ? FB_PART0 : 0; /* how the run names them */
 
-    sw_kafka_source_batch(R->ks, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
+    sw_kafka_source_batch(R->cur, &mp, &off, &ts, &bytes, &ka, &kl, &va, &vl);
     idx = malloc((size_t)count * sizeof(int64_t));
     if (idx == NULL)
         return fail(err, SW_E_NOMEM, "run: out of memory");
@@ -528,7 +540,7 @@ kafka_batch(run *R, int64_t count, sw_err *err)
             }
         }
         if (n > 0)
-            rc = kafka_part(R, part, idx, n, err);
+            rc = kafka_part(R, base + part, idx, n, err);
         if (rc == SW_OK && R->j->tasks) {
             /* past what was read, whether it was new or a repeat */
             for (k = count; k-- > i;) {
@@ -539,7 +551,8 @@ kafka_batch(run *R, int64_t count, sw_err *err)
                 }
             }
         } else if (rc == SW_OK && n > 0) {
-            R->t->pos_next[run_pos_index(R, part)] = off[idx[n - 1]] + 1;
+            R->t->pos_next[run_pos_index(R, base + part)] =
+                off[idx[n - 1]] + 1;
         }
         R->t = &R->one;
     }
@@ -960,6 +973,8 @@ open_source(run *R, sw_err *err)
         return rc;
     sw_kafka_source_set_outage_limit(R->ks, j->outage_ms);
     for (i = 0; i < R->t->n_pos; i++) {
+        if (R->t->pos_part[i] >= FB_PART0)
+            continue; /* the feedback topic's: open_feedback */
         rc = sw_kafka_source_start_at(R->ks, R->t->pos_part[i], R->t->pos_next[i],
                                       err);
         if (rc != SW_OK)
@@ -970,6 +985,38 @@ open_source(run *R, sw_err *err)
     if (R->restored)
         return sw_kafka_source_start_at(R->ks, -1, 0, err);
     return SW_OK;
+}
+
+/* The feedback topic, read as the source is (the same slice, or a group
+ * of its own, <group>-feedback, from the checkpoint's positions). */
+static sw_rc
+open_feedback(run *R, sw_err *err)
+{
+    const job *j = R->j;
+    char group[320];
+    int i;
+    sw_rc rc;
+
+    if (j->src == SRC_KAFKA_SLICE)
+        return sw_kafka_source_open(j->fb_bootstrap, j->fb_topic, NULL, 0,
+                                    j->start_kind, j->start, j->stop_kind,
+                                    j->stop, 30000, j->fb_conf, &R->fb, err);
+    snprintf(group, sizeof(group), "%.256s-feedback", j->group);
+    /* it waits for nothing: the source's wait paces the loop */
+    rc = sw_kafka_source_subscribe(j->fb_bootstrap, j->fb_topic, group, 0,
+                                   j->fb_conf, &R->fb, err);
+    if (rc != SW_OK)
+        return rc;
+    sw_kafka_source_set_outage_limit(R->fb, j->outage_ms);
+    for (i = 0; i < R->t->n_pos; i++) {
+        if (R->t->pos_part[i] < FB_PART0)
+            continue;
+        rc = sw_kafka_source_start_at(R->fb, R->t->pos_part[i] - FB_PART0,
+                                      R->t->pos_next[i], err);
+        if (rc != SW_OK)
+            return rc;
+    }
+    return R->restored ? sw_kafka_source_start_at(R->fb, -1, 0, err) : SW_OK;
 }
 
 static sw_rc
@@ -1059,9 +1106,12 @@ task_metrics(run *R, const task *t, int64_t *keys, int64_t *evicted,
         atomic_store(&R->mt->part_id[k], t->pos_part[i]);
         atomic_store(&R->mt->part_next[k], t->pos_next[i]);
         atomic_store(&R->mt->part_lag[k],
-                     R->ks ? sw_kafka_source_lag(R->ks, t->pos_part[i],
-                                                 t->pos_next[i])
-                           : 0);
+                     t->pos_part[i] >= FB_PART0
+                         ? sw_kafka_source_lag(R->fb, t->pos_part[i] - FB_PART0,
+                                               t->pos_next[i])
+                     : R->ks ? sw_kafka_source_lag(R->ks, t->pos_part[i],
+                                                   t->pos_next[i])
+                             : 0);
     }
 }
 
@@ -1117,6 +1167,7 @@ free_run(run *R)
     run_tasks_stop(R);
     run_repart_stop(R);
     sw_kafka_source_free(R->ks);
+    sw_kafka_source_free(R->fb);
     sw_kafka_source_free(R->fwd);
     sw_kafka_sink_free(R->rpk);
     sw_kafka_sink_free(R->clog);
@@ -1343,14 +1394,31 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
     }
     if ((rc = open_source(R, err)) != SW_OK)
         return rc;
+    R->cur = R->ks;
+    if (j->fb_topic != NULL && (rc = open_feedback(R, err)) != SW_OK)
+        return rc;
     if (R->ks != NULL && !j->tasks) {
-        int n_parts;
+        int n_parts, n_fb = 0;
 
         if ((rc = sw_kafka_source_partition_count(R->ks, &n_parts, err)) !=
                 SW_OK ||
-            (rc = sw_pipeline_announce_partitions(R->t->p, n_parts, err)) !=
-                SW_OK)
+            (R->fb != NULL &&
+             (rc = sw_kafka_source_partition_count(R->fb, &n_fb, err)) !=
+                 SW_OK))
             return rc;
+        if (n_parts + n_fb > SW_MAX_PARTITIONS)
+            return fail(err, SW_E_INVAL,
+                        "job: feedback: %d partitions with the source's %d; "
+                        "a pipeline follows at most %d",
+                        n_fb, n_parts, SW_MAX_PARTITIONS);
+        R->n_in_parts = n_parts;
+        if ((rc = sw_pipeline_announce_partitions(R->t->p, n_parts + n_fb,
+                                                  err)) != SW_OK)
+            return rc;
+        if (R->fb != NULL)
+            fprintf(stderr, "sw-serve: labels from %s (%d partitions), "
+                            "joined to the events of %s\n",
+                    j->fb_topic, n_fb, j->topic);
     }
     snprintf(R->mt->source, sizeof(R->mt->source), "%s",
              j->src == SRC_HDF5 ? j->h5_path : j->topic);
@@ -1419,9 +1487,8 @@ loop(run *R, sw_err *err)
         if (rc != SW_OK)
             return rc;
         t0 = now_s();
-        if (count == 0 && j->src != SRC_KAFKA)
-            break; /* a file or a slice is done */
         if (count > 0) {
+            R->cur = R->ks;
             rc = R->hs ? h5_batch(R, count, err) : kafka_batch(R, count, err);
             if (rc != SW_OK)
                 return rc;
@@ -1433,6 +1500,26 @@ loop(run *R, sw_err *err)
             R->events_since += count;
             record_latency(R, now_s() - t0);
         }
+        if (R->fb != NULL) {
+            /* the labels, as far as they have come */
+            int64_t fcount = 0;
+
+            if ((rc = sw_kafka_source_next(R->fb, j->batch_max, &fcount,
+                                           err)) != SW_OK)
+                return rc;
+            if (fcount > 0) {
+                R->cur = R->fb;
+                rc = kafka_batch(R, fcount, err);
+                R->cur = R->ks;
+                if (rc != SW_OK)
+                    return rc;
+                R->n_in += fcount;
+                R->events_since += fcount;
+            }
+            count += fcount;
+        }
+        if (count == 0 && j->src != SRC_KAFKA)
+            break; /* a file or a slice is done */
         if ((rc = run_ckpt_poll(R, 0, err)) != SW_OK)
             return rc;
         if (j->ckpt_dir != NULL && !R->t->bg &&

@@ -48,6 +48,10 @@ typedef struct job {
     double canary_fraction;
     int learn; /* learn the label join's pairs online (linear models) */
     int64_t snapshot_every; /* register the learned model every n pairs */
+    /* the labels on a topic of their own, read beside the source's (NULL:
+     * they come with the events) */
+    const char *fb_topic, *fb_bootstrap;
+    const char **fb_conf;
     /* live evaluation on the label join's pairs, reported this often over
      * windows of this many pairs, to runs of this experiment */
     int evaluate;

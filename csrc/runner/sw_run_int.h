@@ -273,6 +273,12 @@ typedef struct out {
 
 #define MAX_PARTS 1024
 
+/* A feedback topic's partition p is FB_PART0 + p wherever the run names a
+ * partition (the FIFO, positions, checkpoints, dead letters), and
+ * partition n_in_parts + p of the pipeline, whose watermark holds the
+ * events back until the labels have caught up. */
+#define FB_PART0 SW_MAX_PARTITIONS
+
 typedef struct evaluation evaluation; /* sw_evaluate.c */
 
 /* A model the run scores with: what it is, how outputs name it, and the
@@ -329,6 +335,9 @@ typedef struct run {
     job *j;
     sw_json_decoder *d;
     sw_kafka_source *ks;
+    sw_kafka_source *fb;  /* the feedback topic's, or NULL */
+    sw_kafka_source *cur; /* the one whose batch is being worked on */
+    int n_in_parts;       /* the source topic's partitions */
     sw_h5_source *hs;
     int n_outs; /* sinks, then dead letters, then features */
     out outs[RUN_MAX_SINKS + 2];

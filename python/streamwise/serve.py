@@ -242,7 +242,12 @@ class Job:
     pair) and the shadow, and logs live accuracy, log-loss, AUC and drift
     (or MAE and RMSE), volume and latency every every_s seconds to
     /metrics and, with a registry, to a run of the tracking store per
-    model version served (streamwise.track reads it)."""
+    model version served (streamwise.track reads it). feedback: the topic
+    of the labels (or {"topic", "bootstrap", "config"}) when they do not
+    come with the events: read beside the source (the same slice, or the
+    group <group>-feedback), its partitions after the source's in the
+    pipeline's watermark, its events joined but never scored into the
+    outputs (learn or evaluate)."""
 
     def __init__(self, source: dict[str, Any], bundle: str | os.PathLike,
                  registry: str | os.PathLike | None = None,
@@ -263,7 +268,8 @@ class Job:
                  control: dict[str, Any] | None = None,
                  tasks: int | None = None,
                  exactly_once: bool | dict[str, Any] | None = None,
-                 evaluate: bool | dict[str, Any] | None = None) -> None:
+                 evaluate: bool | dict[str, Any] | None = None,
+                 feedback: str | dict[str, Any] | None = None) -> None:
         if emission not in ("arrival", "watermark"):
             raise _sw.InvalidArgument(f"emission={emission!r}: 'arrival' or "
                                       "'watermark'")
@@ -282,7 +288,8 @@ class Job:
                      "shadow": None if shadow is None else os.fspath(shadow),
                      "canary": canary, "learn": learn, "tenants": tenants,
                      "control": control, "tasks": tasks,
-                     "exactly_once": exactly_once, "evaluate": evaluate}
+                     "exactly_once": exactly_once, "evaluate": evaluate,
+                     "feedback": feedback}
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in self.spec.items()

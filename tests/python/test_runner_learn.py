@@ -83,16 +83,30 @@ def reenact(model, X, y):
     return np.array(out)
 
 
-def run_to_end(tmp_path, X, y, bundle_ref, **settings):
+def send(bootstrap, msgs, feedback):
+    """Bets and labels to "bets", or with feedback the labels to a topic
+    of their own, "labels"."""
+    if not feedback:
+        with sw.kafka.Sink("bets", bootstrap) as s:
+            s.send(msgs, partition=0)
+        return
+    for topic, part in (("bets", msgs[0::2]), ("labels", msgs[1::2])):
+        with sw.kafka.Sink(topic, bootstrap) as s:
+            s.send(part, partition=0)
+
+
+def run_to_end(tmp_path, X, y, bundle_ref, feedback=False, **settings):
     """Each bet and its label on a topic of one partition of the embedded
-    broker, read to its end by sw-serve run (watermark emission, keyed by
-    id, and the job settings given); the finished process."""
+    broker (with feedback the labels on a topic of their own), read to its
+    end by sw-serve run (watermark emission, keyed by id, and the job
+    settings given); the finished process."""
     with sw.kafka.local_broker(partitions=1) as b:
         b.create_topic("bets", 1)
-        with sw.kafka.Sink("bets", b.bootstrap) as s:
-            s.send(messages(X, y), partition=0)
+        b.create_topic("labels", 1)
+        send(b.bootstrap, messages(X, y), feedback)
         job = serve.Job(serve.kafka_source("bets", b.bootstrap), bundle_ref,
-                        emission="watermark", key="id", **settings)
+                        emission="watermark", key="id",
+                        feedback="labels" if feedback else None, **settings)
         job.save(tmp_path / "job.json")
         r = subprocess.run([serve.runner_program(), "run",
                             str(tmp_path / "job.json")],
@@ -101,26 +115,34 @@ def run_to_end(tmp_path, X, y, bundle_ref, **settings):
     return r
 
 
-def bet_predictions(path):
+def bet_predictions(path, feedback=False):
     got = {}
     with open(path) as f:
         for line in f:
             d = json.loads(line)
             assert d["offset"] not in got, "an event scored twice"
             got[d["offset"]] = d["prediction"]
+    if feedback:               # the labels' topic is read, never scored
+        return np.array([got[o] for o in sorted(got)])
     # bets are the even offsets: each is followed by its label
     return np.array([got[o] for o in sorted(got) if o % 2 == 0])
 
 
+@pytest.mark.parametrize("feedback", [False, True],
+                         ids=["labels-with-events", "feedback-topic"])
 @pytest.mark.parametrize("cls, floor", [
     (sw.PassiveAggressiveClassifier, 0.95), (sw.SCWClassifier, 0.97)])
-def test_learning_in_the_runner_is_prequential(tmp_path, cls, floor):
+def test_learning_in_the_runner_is_prequential(tmp_path, cls, floor,
+                                               feedback):
+    """With the labels on a topic of their own the pipeline's watermark
+    holds the bets until the labels have caught up, so the same pairs are
+    learned in the same order: the same bits as one topic."""
     X, y, banknote = data()
     model = bundle(str(tmp_path / "b.swm"), cls, X, y)
     out = tmp_path / "o.jsonl"
-    run_to_end(tmp_path, X, y, str(tmp_path / "b.swm"), learn=True,
+    run_to_end(tmp_path, X, y, str(tmp_path / "b.swm"), feedback, learn=True,
                sinks=[serve.jsonl(out)], metrics_port=free_port())
-    live = bet_predictions(out)
+    live = bet_predictions(out, feedback)
     # the same decisions, bit for bit, as predict-then-learn in Python
     want = reenact(model, X, y)
     assert live.tobytes() == want.tobytes()
@@ -133,7 +155,11 @@ def test_learning_in_the_runner_is_prequential(tmp_path, cls, floor):
         assert acc >= floor
 
 
-def test_sigkill_while_learning_learns_no_pair_twice(tmp_path):
+@pytest.mark.parametrize("feedback", [False, True],
+                         ids=["labels-with-events", "feedback-topic"])
+def test_sigkill_while_learning_learns_no_pair_twice(tmp_path, feedback):
+    """With a feedback topic its offsets ride in the checkpoint beside the
+    events': a restart reads neither again."""
     X, y, _ = data()
     X, y = np.tile(X, (3, 1)), np.tile(y, 3)
     model = bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
@@ -141,6 +167,7 @@ def test_sigkill_while_learning_learns_no_pair_twice(tmp_path):
     out = tmp_path / "o.jsonl"
     with sw.kafka.local_broker(partitions=1) as b:
         b.create_topic("bets", 1)
+        b.create_topic("labels", 1)
         port = free_port()
         job = serve.Job(serve.kafka_source(
                             "bets", b.bootstrap, group="learn",
@@ -150,12 +177,12 @@ def test_sigkill_while_learning_learns_no_pair_twice(tmp_path):
                         key="id", learn=True, sinks=[serve.jsonl(out)],
                         checkpoint={"dir": str(tmp_path / "ckpt"),
                                     "every_events": 500},
-                        metrics_port=port)
+                        metrics_port=port,
+                        feedback="labels" if feedback else None)
         run = job.start(str(tmp_path / "job.json"))
         cut = [0, len(msgs) // 3, 2 * len(msgs) // 3, len(msgs)]
         for k in range(3):
-            with sw.kafka.Sink("bets", b.bootstrap) as s:
-                s.send(msgs[cut[k]:cut[k + 1]], partition=0)
+            send(b.bootstrap, msgs[cut[k]:cut[k + 1]], feedback)
             if k < 2:
                 # killed while it learns, then started again
                 wait_for(lambda: _learned(run) > cut[k] // 2 + 50, 60,
@@ -167,10 +194,12 @@ def test_sigkill_while_learning_learns_no_pair_twice(tmp_path):
         metrics = run.metrics()
         run.stop()
     want = reenact(model, X, y)
-    live = bet_predictions(out)
+    live = bet_predictions(out, feedback)
     assert len(live) == len(y)
     assert live.tobytes() == want.tobytes()
-    assert metrics["sw_learned_total"] == len(y)
+    # learned once each; with a topic of their own, the last label (1 ms
+    # after the last bet) waits for the bets to move past it
+    assert metrics["sw_learned_total"] == len(y) - (1 if feedback else 0)
 
 
 def _learned(run):
@@ -235,3 +264,26 @@ def test_learned_snapshots_are_registered_with_their_lineage(tmp_path):
     snap = sw.learners.load(registry.resolve("notes@3", store=store).path)
     assert snap.decision_function(X).tobytes() == \
         model.decision_function(X).tobytes()
+
+
+def test_a_feedback_topic_is_refused_where_it_cannot_work(tmp_path):
+    X, y, _ = data()
+    bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
+    src = serve.kafka_source("bets", "127.0.0.1:1", group="g")
+    for settings, msg in [
+            ({}, "job: feedback: expected \"learn\" or \"evaluate\" beside "
+                 "it"),
+            ({"learn": True, "feedback": {"topic": ""}},
+             "job: feedback: expected the topic of the labels"),
+            ({"evaluate": True, "tasks": True, "key": "id",
+              "checkpoint": str(tmp_path / "c")},
+             "job: feedback: expected no tasks or exactly_once beside it")]:
+        settings.setdefault("feedback", "labels")
+        job = serve.Job(src, str(tmp_path / "b.swm"), emission="watermark",
+                        **settings)
+        job.save(tmp_path / "j.json")
+        r = subprocess.run([serve.runner_program(), "run",
+                            str(tmp_path / "j.json")], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0
+        assert msg in r.stderr, r.stderr
