@@ -179,10 +179,12 @@ int64_t sw_model_n_outputs(const sw_model *m);
 int64_t sw_model_n_classes(const sw_model *m);
 
 /* Score rows x into out, caller-allocated with n_out == x->n_rows *
- * sw_model_n_outputs(m) values, row-major: the decision value (binary
- * classifier: > 0 means class 1), the per-class scores (multiclass) or the
- * prediction (regression). The model is not modified: concurrent calls on
- * one model are safe. NaN in x gives SW_E_NUMERIC naming row and column. */
+ * sw_model_n_outputs(m) values, row-major: a linear classifier's decision
+ * value (binary: > 0 means class 1) or per-class scores, a GBDT
+ * classifier's probability of class 1 (binary) or class probabilities, or
+ * the prediction (regression). The model is not modified: concurrent calls
+ * on one model are safe. NaN in x gives SW_E_NUMERIC naming row and
+ * column. */
 sw_rc sw_model_predict(const sw_model *m, const sw_rows *x, double *out,
                        int64_t n_out, sw_err *err);
 

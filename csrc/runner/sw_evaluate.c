@@ -20,6 +20,7 @@ struct scored {
 /* What a model is evaluated on, and the run its figures go to. */
 struct evaluation {
     int64_t n_o, n_classes;   /* n_classes 0: a regressor */
+    int proba;                /* the outputs are probabilities (GBDT) */
     int64_t n, hits;          /* pairs, right guesses (classifiers) */
     double loss, sq;          /* log-loss or |error|, squared errors */
     /* the last window pairs: score (the decision value, the top class's
@@ -27,8 +28,10 @@ struct evaluation {
     double *win;
     unsigned char *pos;
     int64_t cap, len, at;
-    /* drift: the first full window's deciles and how it filled them */
-    int has_base;
+    /* drift: the deciles of the training scores the model file carries
+     * (score_reference in its metadata, from save(reference=...)), else
+     * of the first full window, and how those scores fill them */
+    int has_base, base_training;
     double edges[9], base[10];
     struct scored *sorted; /* scratch of cap */
     sw__track *tr;
@@ -57,7 +60,7 @@ open_run(run *R, slot *sl)
 {
     evaluation *ev = sl->ev;
     char name[600], version[32];
-    const char *tags[13];
+    const char *tags[15];
     sw_err err = {0};
     const char *const *keys = sw__live_keys[ev->n_classes ? 0 : 1];
 
@@ -73,7 +76,9 @@ open_run(run *R, slot *sl)
     tags[8] = "streamwise.sha256", tags[9] = sl->s.sha;
     tags[10] = "streamwise.learning", tags[11] =
         sl == &R->main && R->j->learn ? "true" : "false";
-    tags[12] = NULL;
+    tags[12] = "streamwise.drift_baseline";
+    tags[13] = ev->base_training ? "training scores" : "first window";
+    tags[14] = NULL;
     if (sw__track_start(R->j->registry, R->j->eval_experiment, name, tags,
                         keys, N_KEYS, &ev->tr, &err) != SW_OK)
         fprintf(stderr, "sw-serve: evaluate: %s: no tracking run: %s\n",
@@ -83,6 +88,37 @@ open_run(run *R, slot *sl)
                         "experiment '%s'\n",
                 slot_name(R, sl), sl->s.model, sw__track_run_id(ev->tr),
                 R->j->eval_experiment);
+}
+
+/* The baseline of the drift figure the model file carries, if any: nine
+ * increasing decile edges and ten fractions (python/streamwise/_base.py's
+ * score_reference). */
+static void
+load_reference(evaluation *ev, const sw_model *m)
+{
+    json_t *meta = json_loads(sw_model_metadata(m), 0, NULL);
+    json_t *ref = json_object_get(meta, "score_reference");
+    json_t *e = json_object_get(ref, "edges"), *f = json_object_get(ref,
+                                                                   "fractions");
+    int b, ok = json_array_size(e) == 9 && json_array_size(f) == 10;
+
+    for (b = 0; ok && b < 10; b++) {
+        ok = json_is_number(json_array_get(f, (size_t)b)) &&
+             (b == 9 || (json_is_number(json_array_get(e, (size_t)b)) &&
+                         (b == 0 || json_number_value(json_array_get(
+                                        e, (size_t)b)) >=
+                                        json_number_value(json_array_get(
+                                            e, (size_t)b - 1)))));
+    }
+    ev->has_base = ev->base_training = 0;
+    for (b = 0; ok && b < 10; b++) {
+        if (b < 9)
+            ev->edges[b] = json_number_value(json_array_get(e, (size_t)b));
+        ev->base[b] = json_number_value(json_array_get(f, (size_t)b));
+    }
+    if (ok)
+        ev->has_base = ev->base_training = 1;
+    json_decref(meta);
 }
 
 static sw_rc
@@ -100,6 +136,8 @@ eval_new(run *R, slot *sl, sw_err *err)
     ev->cap = w;
     ev->n_o = sw_model_n_outputs(sl->s.m);
     ev->n_classes = sw_model_n_classes(sl->s.m);
+    ev->proba = sw_model_kind_of(sl->s.m) == SW_MODEL_GBDT;
+    load_reference(ev, sl->s.m);
     sl->ev = ev;
     open_run(R, sl);
     return SW_OK;
@@ -196,7 +234,11 @@ window_psi(evaluation *ev)
     double now[10], psi = 0;
     int b;
 
-    if (!ev->has_base)
+    /* against training, once the window holds enough to say; against
+     * the first window, once a window has come */
+    int64_t enough = ev->base_training && ev->cap > 100 ? 100 : ev->cap;
+
+    if (!ev->has_base || ev->len < enough)
         return NAN;
     fill_bins(ev, ev->win, ev->len, now);
     for (b = 0; b < 10; b++) {
@@ -225,14 +267,15 @@ run_eval_add(evaluation *ev, const double *o, double label, int hit)
         ev->loss += fabs(e);
         ev->sq += e * e;
     } else if (ev->n_o == 1) {
-        /* 1 / (1 + e^-d), as _base.proba writes it */
+        /* a GBDT's probability, or 1 / (1 + e^-d) of a decision value as
+         * _base.proba writes it */
         double d = o[0], e = exp(-fabs(d));
-        double p1 = d >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+        double p1 = ev->proba ? d : d >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
         double p = code == 1 ? p1 : 1.0 - p1;
 
         p = p < 1e-15 ? 1e-15 : p > 1 - 1e-15 ? 1 - 1e-15 : p;
         ev->loss += -log(p);
-        ev->hits += hit >= 0 ? hit : (d > 0) == (code == 1);
+        ev->hits += hit >= 0 ? hit : (ev->proba ? d > 0.5 : d > 0) == (code == 1);
     } else {
         double mx = o[0], sum = 0, p;
         int64_t best = 0;
@@ -241,13 +284,16 @@ run_eval_add(evaluation *ev, const double *o, double label, int hit)
             if (o[c] > mx)
                 mx = o[c], best = c;
         }
-        for (c = 0; c < ev->n_o; c++)
+        for (c = 0; c < ev->n_o && !ev->proba; c++)
             sum += exp(o[c] - mx);
-        p = code >= 0 && code < ev->n_o ? exp(o[code] - mx) / sum : 0;
+        p = code < 0 || code >= ev->n_o ? 0
+            : ev->proba                 ? o[code]
+                                        : exp(o[code] - mx) / sum;
         p = p < 1e-15 ? 1e-15 : p > 1 - 1e-15 ? 1 - 1e-15 : p;
         ev->loss += -log(p);
         ev->hits += hit >= 0 ? hit : best == code;
-        score = 1.0 / sum; /* the top class's probability */
+        /* the top class's probability */
+        score = ev->proba ? mx : 1.0 / sum;
     }
     ev->n++;
     ev->win[ev->at] = score;
@@ -255,8 +301,8 @@ run_eval_add(evaluation *ev, const double *o, double label, int hit)
     ev->at = (ev->at + 1) % ev->cap;
     if (ev->len < ev->cap)
         ev->len++;
-    if (ev->n == ev->cap) {
-        /* the baseline of the drift figure: the first window's deciles */
+    if (ev->n == ev->cap && !ev->has_base) {
+        /* no training scores: the baseline is the first window's */
         int b;
 
         sort_window(ev);
@@ -403,9 +449,10 @@ run_eval_swapped(run *R, slot *sl)
     ev->tr = NULL;
     ev->n = ev->hits = ev->len = ev->at = 0;
     ev->loss = ev->sq = 0;
-    ev->has_base = 0;
     ev->n_o = sw_model_n_outputs(sl->s.m);
     ev->n_classes = sw_model_n_classes(sl->s.m);
+    ev->proba = sw_model_kind_of(sl->s.m) == SW_MODEL_GBDT;
+    load_reference(ev, sl->s.m);
     open_run(R, sl);
 }
 

@@ -143,6 +143,35 @@ def proba(scores, n_classes):
     return z / z.sum(axis=1, keepdims=True)
 
 
+def score_reference(raw, proba=False):
+    """What a runner's live evaluation measures drift against
+    (docs/runner.md, "Live evaluation"), from the core's outputs on
+    reference rows (n x outputs): the nine decile edges of the scores
+    (one output: the value itself, a decision value, a probability or a
+    prediction; several: the top class's probability, softmax of scores
+    unless proba says they are probabilities already, as
+    csrc/runner/sw_evaluate.c takes them) and the fractions of the rows in
+    the ten bins they make (a score equal to an edge falls below it)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    raw = raw.reshape(len(raw), -1)
+    if len(raw) < 10 or not np.all(np.isfinite(raw)):
+        from . import _sw
+        raise _sw.InvalidArgument(
+            f"reference: {len(raw)} rows; expected at least 10 with finite "
+            f"scores, to make deciles of")
+    if raw.shape[1] == 1:
+        s = raw[:, 0]
+    elif proba:
+        s = raw.max(axis=1)
+    else:
+        s = 1.0 / np.exp(raw - raw.max(axis=1, keepdims=True)).sum(axis=1)
+    n = len(s)
+    edges = np.sort(s)[[(n * (b + 1)) // 10 for b in range(9)]]
+    frac = np.bincount(np.searchsorted(edges, s, side="left"),
+                       minlength=10) / n
+    return {"edges": edges.tolist(), "fractions": frac.tolist(), "rows": n}
+
+
 def row_log_loss(p, codes):
     """Each row's log-loss: -log of the probability p (rows x classes) gave
     its class number, clipped to [1e-15, 1 - 1e-15] as scikit-learn does."""

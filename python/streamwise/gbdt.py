@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _sw
 from ._base import (NotFittedError, Params, check_fit_X, check_y, numeric,
-                    proba, row_log_loss, sklearn_flavour)
+                    proba, row_log_loss, score_reference, sklearn_flavour)
 
 __all__ = ["GBDTClassifier", "GBDTRegressor"]
 
@@ -386,9 +386,11 @@ class _GBDT(Params):
 
     def save(self, path: str | os.PathLike, golden: Rows | None = None,
              pipeline: Any = None, inputs: Any = None, sparse: Any = None,
-             golden_events: Any = None) -> str | os.PathLike:
+             golden_events: Any = None,
+             reference: Rows | None = None) -> str | os.PathLike:
         """Write the model to a .swm file; with pipeline, a bundle (see
-        streamwise.serve.attach)."""
+        streamwise.serve.attach). reference: rows whose score deciles the
+        runner's live evaluation measures drift against."""
         m = self._fitted()
         if pipeline is not None:
             from .serve import attach
@@ -397,6 +399,11 @@ class _GBDT(Params):
                 "params": self.get_params(),
                 "feature_names": self.feature_names_in_,
                 "streamwise_version": _sw.__version__}
+        if reference is not None:
+            # a classifier's outputs are probabilities already
+            meta["score_reference"] = score_reference(
+                m.predict(self._check(reference)),
+                proba=m.n_classes > 0)
         m.set_metadata(json.dumps(meta, sort_keys=True))
         if golden is not None:
             m.set_golden(self._check(golden))
@@ -494,8 +501,10 @@ class GBDTClassifier(_GBDT):
 
     def save(self, path: str | os.PathLike, golden: Rows | None = None,
              pipeline: Any = None, inputs: Any = None, sparse: Any = None,
-             golden_events: Any = None) -> str | os.PathLike:
-        super().save(path, golden, pipeline, inputs, sparse, golden_events)
+             golden_events: Any = None,
+             reference: Rows | None = None) -> str | os.PathLike:
+        super().save(path, golden, pipeline, inputs, sparse, golden_events,
+                     reference)
         meta = json.loads(self._fitted().metadata)
         meta["classes"] = [c.item() if hasattr(c, "item") else c
                            for c in self.classes_]

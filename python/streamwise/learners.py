@@ -16,8 +16,8 @@ import numpy as np
 
 from . import _sw
 from ._base import (DataConversionWarning, NotFittedError, Params,
-                    check_fit_X, check_y, numeric, proba, sklearn_flavour,
-                    text)
+                    check_fit_X, check_y, numeric, proba, score_reference,
+                    sklearn_flavour, text)
 
 if TYPE_CHECKING:
     import os
@@ -316,17 +316,23 @@ class _Linear(Params):
     def save(self, path: str | os.PathLike, golden: Rows | None = None,
              pipeline: Any = None, inputs: Any = None,
              sparse: Any = None,
-             golden_events: Any = None) -> str | os.PathLike:
+             golden_events: Any = None,
+             reference: Rows | None = None) -> str | os.PathLike:
         """Write the model to a .swm file; golden rows are optional. With
         pipeline (the streamwise.Pipeline it was trained on) the file is a
         bundle the runner serves from raw events: see
-        streamwise.serve.attach for inputs, sparse and golden_events."""
+        streamwise.serve.attach for inputs, sparse and golden_events.
+        reference: rows (training or validation) whose score deciles the
+        runner's live evaluation measures drift against."""
         m = self._fitted()
         if pipeline is not None:
             from .serve import attach
             attach(m, pipeline, inputs, sparse, golden_events)
+        meta = self._metadata()
+        if reference is not None:
+            meta["score_reference"] = score_reference(self._scores(reference))
         try:
-            text = json.dumps(self._metadata(), sort_keys=True)
+            text = json.dumps(meta, sort_keys=True)
         except TypeError as e:
             raise _sw.InvalidArgument(
                 f"save: labels and parameters must be JSON values ({e})"

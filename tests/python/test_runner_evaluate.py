@@ -47,8 +47,14 @@ def test_live_evaluation_of_a_learner_and_its_shadow_goes_to_the_store(
     X, y, _ = data()
     store = make_store(kind, tmp_path, request)
     model = bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
-    shadow = bundle(str(tmp_path / "s.swm"), sw.PassiveAggressiveClassifier,
-                    X, y)
+    # the shadow's file carries the deciles of its scores on training rows:
+    # its drift is measured against them, the main model's against its
+    # first window
+    shadow = sw.PassiveAggressiveClassifier().partial_fit(
+        X[:10], y[:10], classes=[0, 1])
+    shadow.save(tmp_path / "s.swm", reference=X[:200],
+                pipeline=sw.Pipeline(bundle.__globals__["SPEC"],
+                                     emission="watermark"))
     assert registry.register(str(tmp_path / "b.swm"), "notes",
                              store=store) == 1
     assert registry.register(str(tmp_path / "s.swm"), "notes-pa",
@@ -66,6 +72,8 @@ def test_live_evaluation_of_a_learner_and_its_shadow_goes_to_the_store(
     assert main["tags.streamwise.runner"] == "live-1"
     assert main["tags.streamwise.learning"] == "true"
     assert sh["tags.streamwise.learning"] == "false"
+    assert main["tags.streamwise.drift_baseline"] == "first window"
+    assert sh["tags.streamwise.drift_baseline"] == "training scores"
 
     # the learner: what evaluate.prequential says on the same order, each
     # pair scored before it is learned
@@ -92,6 +100,9 @@ def test_live_evaluation_of_a_learner_and_its_shadow_goes_to_the_store(
     assert history(store, sh["run_id"], "live_auc").iloc[-1] == \
         pytest.approx(sw.evaluate.roc_auc(y[-WINDOW:] == 1, d[-WINDOW:]),
                       rel=1e-12)
+    assert history(store, sh["run_id"], "live_psi").iloc[-1] == \
+        pytest.approx(psi(shadow.decision_function(X[:200]), d[-WINDOW:]),
+                      rel=1e-9)
     # a notebook compares them on the same events
     assert acc.iloc[-1] > history(store, sh["run_id"],
                                   "live_accuracy").iloc[-1] - 0.2
@@ -187,3 +198,52 @@ def _live(run, slot):
         return run.metrics().get(f'sw_live_pairs{{slot="{slot}"}}', 0)
     except OSError:
         return 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda X, y: sw.SCWClassifier().partial_fit(X[:50], y[:50],
+                                                classes=[0, 1]),
+    lambda X, y: sw.GBDTClassifier(n_estimators=5).fit(X, y)],
+    ids=["scw", "gbdt"])
+def test_a_saved_reference_is_the_deciles_of_the_models_scores(tmp_path,
+                                                               make):
+    import json
+    X, y, _ = data()
+    m = make(X, y)
+    m.save(tmp_path / "m.swm", reference=X[:400])
+    ref = json.loads(sw._sw.load(str(tmp_path / "m.swm")).metadata)[
+        "score_reference"]
+    # the outputs the runner scores with: a decision value, a probability
+    s = np.sort(m.decision_function(X[:400])
+                if not isinstance(m, sw.GBDTClassifier)
+                else m.predict_proba(X[:400])[:, 1])
+    assert ref["edges"] == [float(s[(400 * (b + 1)) // 10]) for b in range(9)]
+    assert sum(ref["fractions"]) == pytest.approx(1.0)
+    assert ref["rows"] == 400
+    with pytest.raises(sw.InvalidArgument, match="reference: 5 rows"):
+        m.save(tmp_path / "m.swm", reference=X[:5])
+
+
+def test_a_gbdt_is_evaluated_on_its_probabilities(tmp_path):
+    """A GBDT classifier's outputs are probabilities, not decision
+    values: its accuracy and log-loss are taken from them as they are."""
+    X, y, _ = data()
+    store = str(tmp_path / "store")
+    g = sw.GBDTClassifier(n_estimators=5).fit(X[:300], y[:300])
+    g.save(tmp_path / "g.swm", reference=X[:300],
+           pipeline=sw.Pipeline(bundle.__globals__["SPEC"],
+                                emission="watermark"))
+    registry.register(str(tmp_path / "g.swm"), "notes-gbdt", store=store)
+    run_to_end(tmp_path, X, y, "notes-gbdt@1", registry=store,
+               evaluate={"every_s": 1, "window": WINDOW},
+               sinks=[serve.jsonl(tmp_path / "o.jsonl")])
+    main = runs_of(store)["main"]
+    p = g.predict_proba(X)[:, 1]
+    clip = np.clip(np.where(y == 1, p, 1 - p), 1e-15, 1 - 1e-15)
+    assert history(store, main["run_id"], "live_accuracy").iloc[-1] == \
+        np.mean((p > 0.5) == (y == 1))
+    assert history(store, main["run_id"], "live_log_loss").iloc[-1] == \
+        pytest.approx(-np.mean(np.log(clip)), rel=1e-12)
+    assert history(store, main["run_id"], "live_psi").iloc[-1] == \
+        pytest.approx(psi(g.predict_proba(X[:300])[:, 1], p[-WINDOW:]),
+                      rel=1e-9)
