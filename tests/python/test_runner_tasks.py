@@ -158,6 +158,18 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
     # B's tasks moved (handed over by the live members only when the
     # joiner's arrival took partitions from them, which timing decides)
     assert "restored" in "".join(errs)
+    # A task handed over as the others left (a rebalance while they stop)
+    # is its last snapshot plus the changelog after it, not a snapshot
+    # alone: one more member takes every partition as a new owner would
+    # (snapshot + changelog tail), reads nothing new, and stops with a
+    # snapshot of each, which the probe below reads.
+    audit = job(grp, f"{g}-preds", shared, True).start(
+        str(tmp_path / "audit.json"))
+    wait_for(lambda: _up(audit) and audit.status()["tasks"] == 8, 60,
+             "the auditor given every partition")
+    assert audit.status()["events_in"] == 0
+    audit_err = audit.stop()
+    assert audit_err.count("snapshot") >= 8, audit_err
 
     # state: exactly once, whoever ended up with each partition
     part_of = dict(zip(keys, [None] * n))
@@ -183,7 +195,7 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
             files = sorted(os.listdir(shared / f"partition-{part}"))
             said.append(f"partition {part}: {n_bad} users differ; files "
                         f"{files}")
-        for m in members + [joiner]:
+        for m in members + [joiner, audit]:
             for line in open(m.log):
                 if any(f"partition {q} " in line or f"partition-{q}/" in line
                        for q in bad):
