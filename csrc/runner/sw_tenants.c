@@ -27,11 +27,14 @@
  *
  * With a control topic as well, the watcher reads it: a retirement of a
  * tenant's reference ({"model": "shop-a", "alias": "champion", "action":
- * "retire"}, registry.retire("shop-a")) sent since the runner started
- * retires that tenant alone - its model is dropped at its next event, its
- * events become dead letters ("tenant_retired"), the retirement goes to
- * the deployment log - and a later deploy of the reference (a promotion)
- * serves it again.
+ * "retire"}, registry.retire("shop-a")) retires that tenant alone - its
+ * model is dropped at its next event, its events become dead letters
+ * ("tenant_retired"), the retirement goes to the deployment log - and a
+ * later deploy of the reference (a promotion) serves it again. The topic
+ * is the tenants' state: before the first event is served the whole of it
+ * is read, so a runner started again (after a crash, a deploy) keeps a
+ * retired tenant retired until a deploy comes; the watcher goes on from
+ * where that reading ended.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +59,64 @@ struct tenants {
     pthread_t thread;
     pthread_cond_t wake;
     int watching, stop;
-    int64_t started_ms; /* a retirement sent before this is not ours */
+    /* where the control topic's reading at start ended, per partition */
+    int n_ctl;
+    int32_t ctl_part[64];
+    int64_t ctl_next[64];
 };
 
+static void control_look(tenants *tn, sw_kafka_source *ks, int64_t count);
+
 static void *watch_main(void *arg);
+
+/* The control topic from its beginning to its end as of now, applied in
+ * order before anything is served: the retirements no deploy lifted since
+ * hold (a tenant is not served again by a restart). */
+static sw_rc
+control_history(tenants *tn, sw_err *err)
+{
+    const job *j = tn->j;
+    sw_kafka_source *ks = NULL;
+    const int32_t *sp;
+    const int64_t *lo, *hi, *nx;
+    int64_t count = 0, seen = 0;
+    int i, n;
+    sw_rc rc;
+
+    if (j->control_topic == NULL)
+        return SW_OK;
+    rc = sw_kafka_source_open(j->control_bootstrap, j->control_topic, NULL,
+                              0, SW_POINT_EDGE, 0, SW_POINT_EDGE, 0, 30000,
+                              NULL, &ks, err);
+    while (rc == SW_OK &&
+           (rc = sw_kafka_source_next(ks, 256, &count, err)) == SW_OK &&
+           count > 0) {
+        control_look(tn, ks, count);
+        seen += count;
+    }
+    if (rc == SW_OK) {
+        n = sw_kafka_source_slice(ks, &sp, &lo, &hi, &nx);
+        for (i = 0; i < n && tn->n_ctl < 64; i++) {
+            tn->ctl_part[tn->n_ctl] = sp[i];
+            tn->ctl_next[tn->n_ctl++] = hi[i];
+        }
+        fprintf(stderr, "sw-serve: tenants: control topic %s read to its "
+                        "end (%lld messages) before serving\n",
+                j->control_topic, (long long)seen);
+    }
+    sw_kafka_source_free(ks);
+    if (rc != SW_OK) {
+        char why[sizeof(err->msg)];
+
+        snprintf(why, sizeof(why), "%s", err->msg);
+        snprintf(err->msg, sizeof(err->msg),
+                 "tenants: control topic %.60s: %.120s (a retirement it "
+                 "holds must not be missed)",
+                 j->control_topic, why);
+        err->rc = rc;
+    }
+    return rc;
+}
 
 void
 sw__tenants_free(tenants *tn)
@@ -112,13 +169,13 @@ sw__tenants_new(const job *j, uint64_t spec_hash, run_metrics *mt,
     tn->j = j;
     tn->spec_hash = spec_hash;
     tn->mt = mt;
-    {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        tn->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
     if (j->registry != NULL && j->reload_seconds > 0) {
+        sw_rc rc = control_history(tn, err);
+
+        if (rc != SW_OK) {
+            sw__tenants_free(tn);
+            return rc;
+        }
         if (pthread_create(&tn->thread, NULL, watch_main, tn) != 0) {
             sw__tenants_free(tn);
             err->rc = SW_E_INTERNAL;
@@ -553,9 +610,8 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
         if (model == NULL || rlen <= pre + slen ||
             strncmp(ref, tmpl, pre) != 0 || strcmp(ref + rlen - slen, at + 2) ||
             memchr(ref + pre, '@', nlen) != NULL ||
-            (!retire && action != NULL && strcmp(action, "deploy")) ||
-            (retire && c.ts < tn->started_ms)) {
-            json_decref(c.root); /* another model's, or history */
+            (!retire && action != NULL && strcmp(action, "deploy"))) {
+            json_decref(c.root); /* another model's */
             continue;
         }
         pthread_mutex_lock(&tn->lock);
@@ -585,6 +641,15 @@ watch_main(void *arg)
     sw_kafka_source *ks =
         tn->j->control_topic ? sw__control_open(tn->j, "tenants") : NULL;
     sw_err err = {0};
+    int c;
+
+    /* on from where the reading before serving ended */
+    for (c = 0; ks != NULL && c < tn->n_ctl; c++) {
+        if (sw_kafka_source_start_at(ks, tn->ctl_part[c], tn->ctl_next[c],
+                                     &err) != SW_OK)
+            fprintf(stderr, "sw-serve: tenants: control topic: %s\n",
+                    err.msg);
+    }
 
     pthread_mutex_lock(&tn->lock);
     while (!tn->stop) {

@@ -350,3 +350,73 @@ def test_one_tenant_retired_on_the_control_topic_then_deployed_again(
     row = dep[dep["status"] == "retired"]
     assert len(row) == 1 and row["runner"].iloc[0] == "tr"
     assert row["reason"].iloc[0] == "retired on sw-control: shop closed"
+
+
+def test_a_retired_tenant_stays_retired_after_sigkill_and_restart(
+        tmp_path):
+    """The control topic is the tenants' state: a runner killed after a
+    retirement and started again reads it to its end before serving, so
+    the retired tenant's events stay dead letters from the first one
+    after the restart (no event of it scored), and the others are served
+    as before."""
+    store, files = champions(tmp_path, SHOPS[:3])
+    keys, values, shop = events(4500, seed=29)
+    mine = np.isin(shop, SHOPS[:3])
+    keys = [k for k, m in zip(keys, mine) if m]
+    values = [v for v, m in zip(values, mine) if m]
+    shop = shop[mine]
+    half = len(values) // 2
+    out, dead = tmp_path / "o.jsonl", tmp_path / "dead.jsonl"
+    with sw.kafka.local_broker(partitions=1) as b:
+        b.create_topic("shops", 1)
+        b.create_topic("sw-control", 1)
+        control = {"topic": "sw-control", "bootstrap": b.bootstrap}
+        job = serve.Job(serve.kafka_source(
+                            "shops", b.bootstrap, group="g",
+                            config={"session.timeout.ms": "6000",
+                                    "heartbeat.interval.ms": "500"}),
+                        "shop-s0@champion", registry=store, key="user",
+                        sinks=[serve.jsonl(out)],
+                        dead_letters=serve.jsonl(dead),
+                        checkpoint={"dir": str(tmp_path / "ckpt"),
+                                    "every_s": 0.2},
+                        reload={"poll_s": 0.2}, control=control,
+                        metrics_port=free_port(), runner_name="tr",
+                        tenants={"field": "shop",
+                                 "model": "shop-{}@champion"})
+        run = job.start(str(tmp_path / "job.json"))
+        try:
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[:half], keys=keys[:half])
+            wait_for(lambda: _scored(run) >= half, 60, "the first half")
+            registry.retire("shop-s1", reason="shop closed", control=control)
+            wait_for(lambda: "tenant s1: retired on sw-control: shop closed"
+                     in open(run.log).read(), 15, "the retirement read")
+            run.kill()                                 # SIGKILL
+            run = job.start(str(tmp_path / "job.json"))
+            wait_for(lambda: "tenant s1: retired on sw-control: shop closed"
+                     in open(run.log).read(), 30,
+                     "the retirement read again before serving")
+            with sw.kafka.Sink("shops", b.bootstrap) as s:
+                s.send(values[half:], keys=keys[half:])
+            want = len(values) - half
+
+            def after():
+                got = {json.loads(x)["offset"] for x in open(out)}
+                got |= {json.loads(x)["offset"] for x in open(dead)}
+                return sum(o >= half for o in got) >= want
+            wait_for(after, 60, "the second half")
+        finally:
+            log = run.stop()
+    assert "control topic sw-control read to its end" in log
+    lines = [json.loads(x) for x in open(out)]
+    deads = [json.loads(x) for x in open(dead)]
+    # after the restart: no event of s1 scored, every one dead-lettered
+    assert not [d for d in lines if d["offset"] >= half and
+                d["tenant"] == "s1"]
+    assert {d["offset"] for d in deads if d["offset"] >= half} == \
+        {o for o in range(half, len(values)) if shop[o] == "s1"}
+    assert all(d["reason"] == "tenant_retired" for d in deads)
+    # the others were served, each event of them at least once
+    assert {d["offset"] for d in lines if d["offset"] >= half} == \
+        {o for o in range(half, len(values)) if shop[o] != "s1"}
