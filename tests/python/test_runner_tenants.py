@@ -177,7 +177,7 @@ def test_tenant_settings_are_checked(tmp_path):
             ({"field": "shop", "model": "{}.swm", "color": 1},
              "job: tenants.color: unknown key"),
             ({"field": "shop", "model": "{}.swm"},
-             "job: tenants: expected no shadow, canary or learn")]:
+             "job: tenants: expected no shadow, canary, learn or evaluate")]:
         job = {"source": {"hdf5": {"path": "x.h5", "event_type": "e"}},
                "bundle": "b.swm", "tenants": tenants}
         if tenants.get("model") == "{}.swm" and "field" in tenants and \
