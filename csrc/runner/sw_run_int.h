@@ -8,6 +8,7 @@
  *   sw_outputs.c     topics and files written, made durable
  *   sw_emit.c        rows -> predictions -> output lines (slots, tenants)
  *   sw_learn.c       online learning from the label join, snapshots
+ *   sw_evaluate.c    live evaluation of the models on the pairs, tracking runs
  *   sw_checkpoint.c  positions, checkpoints taken, restored, committed
  *   sw_tasks.c       a group member's tasks: one per partition it owns
  */
