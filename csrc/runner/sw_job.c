@@ -393,7 +393,8 @@ job_alongside(job *j, sw_err *err)
     static const char *const canary_keys[] = {"model", "fraction", NULL};
     static const char *const tenant_keys[] = {"field", "model", "max_loaded",
                                               NULL};
-    static const char *const learn_keys[] = {"snapshot_every", "name", NULL};
+    static const char *const learn_keys[] = {"snapshot_every",
+                                             "snapshot_every_s", "name", NULL};
     static const char *const eval_keys[] = {"every_s", "window", "experiment",
                                             NULL};
     json_t *v, *c;
@@ -426,7 +427,8 @@ job_alongside(job *j, sw_err *err)
     if (v != NULL && !json_is_boolean(v) && !json_is_object(v))
         return bad(err, "learn",
                    "true (learn the bundle's label join pairs online), false, "
-                   "or {\"snapshot_every\": pairs, \"name\": model name}");
+                   "or {\"snapshot_every\": pairs, \"snapshot_every_s\": "
+                   "seconds, \"name\": model name}");
     j->learn = json_is_true(v) || json_is_object(v);
     if (json_is_object(v)) {
         if ((rc = only(v, "learn", learn_keys, err)) != SW_OK)
@@ -436,6 +438,15 @@ job_alongside(job *j, sw_err *err)
             return bad(err, "learn.snapshot_every",
                        "how many pairs between registered snapshots, >= 1");
         j->snapshot_every = c ? json_integer_value(c) : 0;
+        c = json_object_get(v, "snapshot_every_s");
+        if (c != NULL && (!json_is_number(c) || json_number_value(c) <= 0))
+            return bad(err, "learn.snapshot_every_s",
+                       "seconds between registered snapshots, > 0 (one "
+                       "more at a clean stop)");
+        j->snapshot_seconds_learned = c ? json_number_value(c) : 0;
+        if (j->snapshot_seconds_learned > 0 && j->registry == NULL)
+            return bad(err, "learn.snapshot_every_s",
+                       "a \"registry\" to register the snapshots in");
         j->snapshot_name = str(v, "name");
         if (j->snapshot_every > 0 && j->registry == NULL)
             return bad(err, "learn.snapshot_every",

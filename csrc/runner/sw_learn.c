@@ -41,6 +41,7 @@ snapshot(run *R)
                             "first_offset", (json_int_t)R->snap_lo[i],
                             "last_offset", (json_int_t)R->snap_hi[i]));
     json_object_set_new(lin, "outcomes", from);
+    R->snap_t = now_s(); /* tried: a failing store is not asked each batch */
     json_object_set_new(lin, "runner", json_string(R->main.s.model));
     text = json_dumps(lin, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(lin);
@@ -56,6 +57,7 @@ snapshot(run *R)
                 (long long)R->n_learned, name, (long long)version);
         atomic_fetch_add(&R->mt->snapshots, 1);
         R->n_snap = 0;
+        R->snap_learned = R->n_learned;
     }
     sw_buffer_free(bytes);
     free(text);
@@ -156,7 +158,26 @@ run_learn_predict(run *R, int64_t n, sw_err *err)
     rc = learn_pairs(R, j, n_pairs, err); /* what the flush closed */
     atomic_store(&R->mt->learned, R->n_learned);
     atomic_store(&R->mt->learn_hits, R->n_hits);
+    if (rc == SW_OK && R->j->snapshot_seconds_learned > 0 &&
+        R->n_learned > R->snap_learned &&
+        now_s() - R->snap_t >= R->j->snapshot_seconds_learned)
+        snapshot(R); /* between two batches */
     return rc;
+}
+
+void
+run_learn_start(run *R)
+{
+    R->snap_t = now_s();
+    R->snap_learned = R->n_learned;
+}
+
+void
+run_learn_stop(run *R)
+{
+    if (R->j->learn && R->j->snapshot_seconds_learned > 0 &&
+        R->n_learned > R->snap_learned)
+        snapshot(R);
 }
 
 /* Whether the bundle's pipeline joins labels to predictions. */

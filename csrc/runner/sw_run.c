@@ -1609,6 +1609,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
             R.main.s.model, R.main.s.sha, mt->source, mt->emission);
     if (start_reloaders(&R, err) != SW_OK || run_eval_open(&R, err) != SW_OK)
         goto done;
+    run_learn_start(&R);
     atomic_store(&mt->running, 1);
     if (loop(&R, err) != SW_OK)
         goto done;
@@ -1616,6 +1617,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     if (finish(&R, err) != SW_OK)
         goto done;
     update_metrics(&R);
+    run_learn_stop(&R);
     run_eval_close(&R, 1);
     fprintf(stderr,
             "sw-serve: stopped: %lld in, %lld out, %lld dead, %lld late\n",

@@ -48,6 +48,8 @@ typedef struct job {
     double canary_fraction;
     int learn; /* learn the label join's pairs online (linear models) */
     int64_t snapshot_every; /* register the learned model every n pairs */
+    double snapshot_seconds_learned; /* ... every so many seconds, and at a
+                                      * clean stop (0: not by time) */
     /* the labels on a topic of their own, read beside the source's (NULL:
      * they come with the events) */
     const char *fb_topic, *fb_bootstrap;

@@ -382,6 +382,8 @@ typedef struct run {
     int64_t n_learned, n_hits; /* online learning: pairs, right guesses */
     /* offsets learned from since the last snapshot, per partition */
     int n_snap;
+    double snap_t;        /* when the last snapshot was registered (tried) */
+    int64_t snap_learned; /* n_learned then */
     int32_t snap_part[MAX_PARTS];
     int64_t snap_lo[MAX_PARTS], snap_hi[MAX_PARTS];
     /* live evaluation: scores of the pairs, and where the last report
@@ -445,6 +447,10 @@ int run_bundle_joins(const run *R);
 sw_rc run_check_learning(const run *R, sw_err *err);
 /* Score rows 0..n of R->r into R->main.pred, learning the pairs between */
 sw_rc run_learn_predict(run *R, int64_t n, sw_err *err);
+/* Learning from now on (after a restore): the time snapshots count from;
+ * and at a clean stop, the snapshot of what was learned since the last. */
+void run_learn_start(run *R);
+void run_learn_stop(run *R);
 
 /* sw_evaluate.c: live evaluation of the main model and the shadow */
 sw_rc run_eval_open(run *R, sw_err *err);

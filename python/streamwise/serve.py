@@ -215,8 +215,9 @@ class Job:
     output's "shadow"; canary: {"model": ref, "fraction": 0.05} scores
     that fraction of the keys (by the XXH3-64 hash of the key) instead of
     the main model. Both follow their registry aliases like the bundle.
-    learn: True (or {"snapshot_every": n, "name": ...}: register the
-    learned model every n pairs, with lineage) makes a passive-aggressive
+    learn: True (or {"snapshot_every": n, "snapshot_every_s": s, "name":
+    ...}: register the learned model every n pairs, or every s seconds and
+    at a clean stop, with lineage) makes a passive-aggressive
     or SCW bundle learn the pairs of its pipeline's label join online,
     test then train in processing order;
     the learned model is checkpointed with the state (watermark emission;

@@ -287,3 +287,30 @@ def test_a_feedback_topic_is_refused_where_it_cannot_work(tmp_path):
                            text=True, timeout=60)
         assert r.returncode != 0
         assert msg in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("every_s", [3600, 0.001])
+def test_learned_snapshots_by_time_and_at_a_clean_stop(tmp_path, every_s):
+    """learn.snapshot_every_s registers the learned model every so many
+    seconds (between batches) and once more at a clean stop: the last
+    version is the model after every pair, to the bit."""
+    from streamwise import registry
+    X, y, _ = data()
+    store = str(tmp_path / "store")
+    model = bundle(str(tmp_path / "b.swm"), sw.SCWClassifier, X, y)
+    registry.register(str(tmp_path / "b.swm"), "notes", store=store)
+    run_to_end(tmp_path, X, y, "notes@1", registry=store, batch=300,
+               learn={"snapshot_every_s": every_s},
+               sinks=[serve.jsonl(tmp_path / "o.jsonl")])
+    v = registry.versions("notes", store=store)
+    learned = [lin["learned_pairs"] for lin in v["lineage"][1:]]
+    if every_s == 3600:
+        assert learned == [len(y)]             # at the stop only
+    else:
+        assert len(learned) >= 2 and learned[-1] == len(y)
+        assert learned == sorted(set(learned))
+    reenact(model, X, y)
+    last = sw.learners.load(registry.resolve(
+        f"notes@{int(v['version'].iloc[-1])}", store=store).path)
+    assert last.decision_function(X).tobytes() == \
+        model.decision_function(X).tobytes()
