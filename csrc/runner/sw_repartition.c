@@ -60,7 +60,11 @@ run_repart_commit(run *R, sw_err *err)
 
 /* The forwarder's partitions come and go: what it forwarded of those
  * going is acknowledged and committed first; those coming start at the
- * group's offset. */
+ * group's offset. With exactly_once the forwarder's dead letters ride in
+ * the tasks' open transaction, so its offsets are committed only after a
+ * transaction commits (run_tasks_checkpoint): one going now is left at
+ * its last such commit, and its next owner forwards the rest again (the
+ * tasks skip what they applied). */
 static sw_rc
 on_fwd_rebalance(void *opaque, int assigned, const int32_t *parts,
                  int64_t *start, int n, sw_err *err)
@@ -71,7 +75,8 @@ on_fwd_rebalance(void *opaque, int assigned, const int32_t *parts,
 
     (void)start;
     if (!assigned) {
-        rc = run_repart_commit(R, err);
+        if (!R->j->eos)
+            rc = run_repart_commit(R, err);
         for (i = 0; i < n; i++)
             R->fwd_next[fwd_index(R, parts[i])] = -1;
     }

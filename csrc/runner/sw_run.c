@@ -937,14 +937,6 @@ open_source(run *R, sw_err *err)
             free(conf);
             return rc;
         }
-        if (R->repart_field[0] && j->eos) {
-            free(conf);
-            return fail(err, SW_E_INVAL,
-                        "job: exactly_once: not yet beside a repartition "
-                        "topic (features keyed by '%s', not the message "
-                        "key): forwarding reads another group's offsets",
-                        R->repart_field);
-        }
         if (R->repart_field[0]) {
             /* the tasks read the repartition topic, as a group of their
              * own; the input is read to be forwarded to it */

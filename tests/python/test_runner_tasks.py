@@ -65,6 +65,22 @@ def members_done(runs, want):
     return check
 
 
+def final_snapshots(member, n_parts, reads_nothing=True):
+    """A task handed over as the others left (a rebalance while they stop)
+    is its last snapshot plus the changelog after it, not a snapshot
+    alone: one more member (started by member()) takes every partition as
+    a new owner would (snapshot + changelog tail), reads no new event, and
+    stops with a snapshot of each, which the probes then read."""
+    audit = member()
+    wait_for(lambda: _up(audit) and audit.status()["tasks"] == n_parts, 60,
+             "the auditor given every partition")
+    if reads_nothing:
+        assert audit.status()["events_in"] == 0
+    said = audit.stop()
+    assert said.count(" snapshot ") >= n_parts, said
+    return audit, said
+
+
 def task_probe(ckpt, users, part_of):
     """Each user's feature row from the newest checkpoint of the task of its
     partition, one more event an hour later (which reads every feature's
@@ -158,18 +174,9 @@ def test_three_members_one_killed_one_joining_equal_one_runner(
     # B's tasks moved (handed over by the live members only when the
     # joiner's arrival took partitions from them, which timing decides)
     assert "restored" in "".join(errs)
-    # A task handed over as the others left (a rebalance while they stop)
-    # is its last snapshot plus the changelog after it, not a snapshot
-    # alone: one more member takes every partition as a new owner would
-    # (snapshot + changelog tail), reads nothing new, and stops with a
-    # snapshot of each, which the probe below reads.
-    audit = job(grp, f"{g}-preds", shared, True).start(
-        str(tmp_path / "audit.json"))
-    wait_for(lambda: _up(audit) and audit.status()["tasks"] == 8, 60,
-             "the auditor given every partition")
-    assert audit.status()["events_in"] == 0
-    audit_err = audit.stop()
-    assert audit_err.count("snapshot") >= 8, audit_err
+    audit, _ = final_snapshots(
+        lambda: job(grp, f"{g}-preds", shared, True).start(
+            str(tmp_path / "audit.json")), 8)
 
     # state: exactly once, whoever ended up with each partition
     part_of = dict(zip(keys, [None] * n))
@@ -267,11 +274,15 @@ RSPEC = {
 }
 
 
+@pytest.mark.parametrize("eos", [False, True],
+                         ids=["at-least-once", "exactly-once"])
 def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
-        broker, tmp_path):
+        broker, tmp_path, eos):
     """Messages keyed by ip, state keyed by app: the members forward the
     events by app; one is killed mid-stream (so some events are forwarded
-    twice) and another joins; the counts and sums are one runner's."""
+    twice) and another joins; the counts and sums are one runner's. With
+    exactly_once the tasks' outputs, changelog and offsets go in their
+    transaction and the forwarder commits only after one commits."""
     n, n_rep = 60_000, 6
     rng = np.random.default_rng(8)
     ips = [f"10.0.{i % 250}.{i % 7}" for i in rng.integers(0, 5000, n)]
@@ -290,44 +301,51 @@ def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
         serve.features(out, sparse=False), (price[:2000] > 50).astype(int))
     model = str(tmp_path / "app.swm")
     m.save(model, pipeline=p, sparse=False)
-    broker.create_topic("rin", 4)
-    broker.create_topic("rp-repartition", n_rep)
-    broker.create_topic("rp-changelog", n_rep)
-    broker.create_topic("rp-out", 16)
-    broker.create_topic("rref-out", 16)
+    x = "e" if eos else ""
+    rin, rp, rref = x + "rin", x + "rp", x + "rref"
+    broker.create_topic(rin, 4)
+    broker.create_topic(f"{rp}-repartition", n_rep)
+    broker.create_topic(f"{rp}-changelog", n_rep)
+    broker.create_topic(f"{rp}-out", 16)
+    broker.create_topic(f"{rref}-out", 16)
 
     def job(group, out_topic, d, tasks):
-        return group_job(broker, "rin", model, "ip", group, out_topic, d,
-                         tasks)
+        return group_job(broker, rin, model, "ip", group, out_topic, d,
+                         tasks, exactly_once=True if eos and tasks else None)
 
-    ref = job("rref", "rref-out", tmp_path / "ref", False).start()
-    shared = tmp_path / "rp"
-    members = [job("rp", "rp-out", shared, True).start() for _ in range(2)]
+    ref = job(rref, f"{rref}-out", tmp_path / "ref", False).start()
+    shared = tmp_path / rp
+    members = [job(rp, f"{rp}-out", shared, True).start() for _ in range(2)]
     for r in members + [ref]:
         wait_for(lambda: _up(r), 60, "the metrics endpoint")
     half = n // 2
-    produce(broker.bootstrap, "rin", ips[:half], values[:half])
+    produce(broker.bootstrap, rin, ips[:half], values[:half])
     wait_for(lambda: members[1].status()["predictions"] > 3000, 60,
              "the victim scoring")
     members[1].kill()
-    produce(broker.bootstrap, "rin", ips[half:], values[half:])
-    joiner = job("rp", "rp-out", shared, True).start()
+    produce(broker.bootstrap, rin, ips[half:], values[half:])
+    joiner = job(rp, f"{rp}-out", shared, True).start()
     live = [members[0], joiner]
 
     def forwarded_and_scored():
         # every event forwarded (some twice), and every task at the end
-        e = ends(broker.bootstrap, "rp-repartition", n_rep)
+        e = ends(broker.bootstrap, f"{rp}-repartition", n_rep)
         if sum(e.values()) < n:
             return False
         seen = set()
-        for b in sw.replay.kafka("rp-repartition", broker.bootstrap):
+        for b in sw.replay.kafka(f"{rp}-repartition", broker.bootstrap):
             seen.update(bytes(k)[-12:] for k in b["key"])
         return len(seen) == n and members_done(live, e)()
     wait_for(forwarded_and_scored, 180, "the group at the end")
     wait_for(lambda: ref.status()["predictions"] >= n, 120, "the reference")
     errs = "".join(r.stop() for r in live)
     ref.stop()
-    assert "events go through topic rp-repartition keyed by 'app'" in errs
+    assert f"events go through topic {rp}-repartition keyed by 'app'" \
+        in errs
+    # its forwarder may forward again what the group had not committed:
+    # the tasks skip what they applied, so it may read events
+    final_snapshots(lambda: job(rp, f"{rp}-out", shared, True).start(),
+                    n_rep, reads_nothing=False)
 
     # per app: the count and sum the task of its partition holds
     app_list = sorted(set(apps))
@@ -345,7 +363,8 @@ def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
     want = dict(zip(app_list, probe_apps(q, app_list)))
     assert sum(c for c, _ in want.values()) == n
     assert got == want
-    again = sum(ends(broker.bootstrap, "rp-repartition", n_rep).values()) - n
+    again = sum(ends(broker.bootstrap, f"{rp}-repartition",
+                     n_rep).values()) - n
     print(f"repartitioned {n} events; forwarded twice after the kill: "
           f"{again}")
 
@@ -420,3 +439,4 @@ def test_a_moved_task_reads_its_snapshot_then_only_the_changelog_after_it(
     p.push(cols)
     users = sorted(set(keys))
     assert probe(q, users) == probe(p, users)
+
