@@ -4,8 +4,6 @@ accuracy, log-loss, AUC and drift, and logged to the tracking store as one
 run per model served, where streamwise.track reads it. The figures are
 checked against evaluate.prequential, evaluate.roc_auc and the drift
 formula computed here. Embedded broker, loopback, bounded in time."""
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -13,7 +11,8 @@ import streamwise as sw
 from streamwise import registry, serve, track
 
 from conftest import STORE_KINDS, make_store
-from test_runner_learn import bundle, data, messages, reenact, run_to_end
+from test_runner_learn import (bundle, data, messages, reenact, refusal,
+                               run_to_end)
 from test_runner_live import free_port, wait_for
 
 WINDOW = 500
@@ -117,16 +116,11 @@ def test_evaluation_needs_a_label_join(tmp_path):
         tmp_path / "nj.swm", pipeline=p)
     with sw.kafka.local_broker(partitions=1) as b:
         b.create_topic("bets", 1)
-        job = serve.Job(serve.kafka_source("bets", b.bootstrap),
-                        str(tmp_path / "nj.swm"), emission="watermark",
-                        evaluate=True)
-        job.save(tmp_path / "j.json")
-        r = subprocess.run([serve.runner_program(), "run",
-                            str(tmp_path / "j.json")], capture_output=True,
-                           text=True, timeout=60)
-    assert r.returncode != 0
+        said = refusal(tmp_path, serve.Job(
+            serve.kafka_source("bets", b.bootstrap),
+            str(tmp_path / "nj.swm"), emission="watermark", evaluate=True))
     assert "job: evaluate: the bundle's pipeline has no label_join" in \
-        r.stderr, r.stderr
+        said, said
 
 
 def test_a_swapped_shadow_is_evaluated_in_a_run_of_its_own(tmp_path):

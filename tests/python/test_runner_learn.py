@@ -115,6 +115,17 @@ def run_to_end(tmp_path, X, y, bundle_ref, feedback=False, **settings):
     return r
 
 
+def refusal(tmp_path, job):
+    """What sw-serve run says of a job it refuses (it must exit non-zero
+    at once)."""
+    job.save(tmp_path / "j.json")
+    r = subprocess.run([serve.runner_program(), "run",
+                        str(tmp_path / "j.json")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0
+    return r.stderr
+
+
 def bet_predictions(path, feedback=False):
     got = {}
     with open(path) as f:
@@ -228,14 +239,9 @@ def test_learning_needs_a_linear_model_a_join_and_the_watermark(tmp_path):
             ("g.swm", "watermark", "job: learn: g is not an online learner"),
             ("b.swm", "arrival", "emission: \"arrival\" does not go with "
                                  "label_join")]:
-        job = serve.Job(src, str(tmp_path / path), emission=emission,
-                        learn=True)
-        job.save(tmp_path / "j.json")
-        r = subprocess.run([serve.runner_program(), "run",
-                            str(tmp_path / "j.json")], capture_output=True,
-                           text=True, timeout=60)
-        assert r.returncode != 0
-        assert msg in r.stderr, r.stderr
+        said = refusal(tmp_path, serve.Job(src, str(tmp_path / path),
+                                           emission=emission, learn=True))
+        assert msg in said, said
 
 
 def test_learned_snapshots_are_registered_with_their_lineage(tmp_path):
@@ -279,14 +285,9 @@ def test_a_feedback_topic_is_refused_where_it_cannot_work(tmp_path):
               "checkpoint": str(tmp_path / "c")},
              "job: feedback: expected no tasks or exactly_once beside it")]:
         settings.setdefault("feedback", "labels")
-        job = serve.Job(src, str(tmp_path / "b.swm"), emission="watermark",
-                        **settings)
-        job.save(tmp_path / "j.json")
-        r = subprocess.run([serve.runner_program(), "run",
-                            str(tmp_path / "j.json")], capture_output=True,
-                           text=True, timeout=60)
-        assert r.returncode != 0
-        assert msg in r.stderr, r.stderr
+        said = refusal(tmp_path, serve.Job(src, str(tmp_path / "b.swm"),
+                                           emission="watermark", **settings))
+        assert msg in said, said
 
 
 @pytest.mark.parametrize("every_s", [3600, 0.001])

@@ -65,6 +65,14 @@ def train(path, spec, seed, n_estimators):
     return path
 
 
+def events_of(shops, n, seed):
+    """The events of those shops among n: keys, values, shop."""
+    keys, values, shop = events(n, seed)
+    mine = np.isin(shop, shops)
+    return ([k for k, m in zip(keys, mine) if m],
+            [v for v, m in zip(values, mine) if m], shop[mine])
+
+
 def champions(tmp_path, shops, specs=None):
     """Each shop's model (trained on SPEC, or on specs[shop]) registered as
     shop-<shop> and promoted to champion: (store, {shop: file})."""
@@ -274,11 +282,7 @@ def test_one_tenant_retired_on_the_control_topic_then_deployed_again(
     promotion of the reference serves the tenant again."""
     import time
     store, files = champions(tmp_path, SHOPS[:3])
-    keys, values, shop = events(4500, seed=23)
-    mine = np.isin(shop, SHOPS[:3])
-    keys = [k for k, m in zip(keys, mine) if m]
-    values = [v for v, m in zip(values, mine) if m]
-    shop = shop[mine]
+    keys, values, shop = events_of(SHOPS[:3], 4500, seed=23)
     third = len(values) // 3
     out, dead = tmp_path / "o.jsonl", tmp_path / "dead.jsonl"
     with sw.kafka.local_broker(partitions=1) as b:
@@ -360,11 +364,7 @@ def test_a_retired_tenant_stays_retired_after_sigkill_and_restart(
     after the restart (no event of it scored), and the others are served
     as before."""
     store, files = champions(tmp_path, SHOPS[:3])
-    keys, values, shop = events(4500, seed=29)
-    mine = np.isin(shop, SHOPS[:3])
-    keys = [k for k, m in zip(keys, mine) if m]
-    values = [v for v, m in zip(values, mine) if m]
-    shop = shop[mine]
+    keys, values, shop = events_of(SHOPS[:3], 4500, seed=29)
     half = len(values) // 2
     out, dead = tmp_path / "o.jsonl", tmp_path / "dead.jsonl"
     with sw.kafka.local_broker(partitions=1) as b:
