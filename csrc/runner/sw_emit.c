@@ -55,8 +55,8 @@ add_prediction(buf *b, const slot *sl, int64_t i, const char *sep, int list)
 /* Whether the canary scores this key: the XXH3-64 hash of its bytes
  * (seed 0) over 2^64 below the fraction, so a key always goes the same
  * way, in every runner and every restart. */
-static int
-to_canary(const run *R, const char *key, size_t klen)
+int
+run_to_canary(const run *R, const char *key, size_t klen)
 {
     return R->canary.s.m != NULL &&
            (double)XXH3_64bits(key, klen) * 0x1p-64 < R->j->canary_fraction;
@@ -211,7 +211,7 @@ run_emit(run *R, sw_err *err)
             n_labels++;
             continue;
         }
-        use = to_canary(R, key, klen) ? &R->canary : &R->main;
+        use = run_to_canary(R, key, klen) ? &R->canary : &R->main;
         for (o = 0; o < R->j->n_sinks; o++) {
             out *s = &R->outs[o];
 

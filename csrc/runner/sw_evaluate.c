@@ -46,10 +46,13 @@ const char *const sw__live_keys[2][N_KEYS] = {
     {"live_mae", "live_rmse", "live_auc", "live_psi", "live_pairs",
      "events_per_s", "batch_latency_s"}};
 
+const char *const sw__live_slots[SW_LIVE_SLOTS] = {"main", "shadow",
+                                                   "canary"};
+
 static const char *
 slot_name(const run *R, const slot *sl)
 {
-    return sl == &R->main ? "main" : "shadow";
+    return sw__live_slots[sl == &R->main ? 0 : sl == &R->shadow ? 1 : 2];
 }
 
 /* The run of a slot's model in the tracking store (none without a
@@ -158,8 +161,10 @@ run_eval_open(run *R, sw_err *err)
     R->ev_last = now_s();
     if ((rc = eval_new(R, &R->main, err)) != SW_OK)
         return rc;
-    if (R->shadow.s.m != NULL)
-        return eval_new(R, &R->shadow, err);
+    if (R->shadow.s.m != NULL && (rc = eval_new(R, &R->shadow, err)) != SW_OK)
+        return rc;
+    if (R->canary.s.m != NULL)
+        return eval_new(R, &R->canary, err);
     return SW_OK;
 }
 
@@ -339,6 +344,22 @@ run_eval_score(run *R, const slot *sl, const double *dense,
                                      R->ev_scratch, sl->ev->n_o, err);
 }
 
+/* Whether a pair is the canary's: the key of its outcome event (labels
+ * are keyed like what they label, so they land in its partition), or,
+ * unmatched, of its prediction event, while the FIFO still holds it;
+ * else the main model's. */
+static int
+canary_pair(const run *R, int64_t pseq, int64_t oseq)
+{
+    const task *t = R->t;
+    int64_t k = oseq >= t->base && oseq < t->base + t->n ? oseq - t->base
+                : pseq >= t->base && pseq < t->base + t->n ? pseq - t->base
+                                                            : -1;
+
+    return k >= 0 && run_to_canary(R, t->karena + t->f_kat[k],
+                                   (size_t)t->f_klen[k]);
+}
+
 /* The pairs of the current result, scored by the slots that do not learn
  * them (the learning main model is evaluated as it learns). */
 sw_rc
@@ -348,11 +369,11 @@ run_eval_pairs(run *R, sw_err *err)
     const int64_t *ind, *seq, *t, *oseq;
     int64_t n = sw_result_pairs(R->t->r, &dense, &ind, &seq, &t, &label,
                                 &oseq);
-    slot *slots[2] = {&R->main, &R->shadow};
+    slot *slots[SW_LIVE_SLOTS] = {&R->main, &R->shadow, &R->canary};
     int s;
     sw_rc rc;
 
-    for (s = 0; s < 2 && n > 0; s++) {
+    for (s = 0; s < SW_LIVE_SLOTS && n > 0; s++) {
         slot *sl = slots[s];
         int64_t i, n_o;
 
@@ -365,8 +386,14 @@ run_eval_pairs(run *R, sw_err *err)
                  sw_pipeline_n_hashed(R->t->p) ? ind : NULL, n, R->ev_scratch,
                  n * n_o, err)) != SW_OK)
             return rc;
-        for (i = 0; i < n; i++)
+        for (i = 0; i < n; i++) {
+            /* the shadow scores every pair; the main model and the canary
+             * those whose key went their way */
+            if (sl != &R->shadow && R->canary.ev != NULL &&
+                canary_pair(R, seq[i], oseq[i]) != (sl == &R->canary))
+                continue;
             run_eval_add(sl->ev, R->ev_scratch + i * n_o, label[i], -1);
+        }
     }
     return SW_OK;
 }
@@ -396,7 +423,7 @@ figures(evaluation *ev, double rate, double latency, double *v)
 void
 run_eval_tick(run *R, int final)
 {
-    slot *slots[2] = {&R->main, &R->shadow};
+    slot *slots[SW_LIVE_SLOTS] = {&R->main, &R->shadow, &R->canary};
     double now = now_s(), dt = now - R->ev_last, rate, lat;
     int64_t in = atomic_load(&R->mt->events_in);
     int64_t lc = atomic_load(&R->mt->lat_count);
@@ -410,7 +437,7 @@ run_eval_tick(run *R, int final)
                                  (double)(lc - R->ev_lat_n) / 1e6
                            : NAN;
     R->ev_last = now, R->ev_in = in, R->ev_lat_n = lc, R->ev_lat_us = ls;
-    for (s = 0; s < 2; s++) {
+    for (s = 0; s < SW_LIVE_SLOTS; s++) {
         evaluation *ev = slots[s]->ev;
         double v[N_KEYS];
         sw_err err = {0};
@@ -483,6 +510,7 @@ run_eval_close(run *R, int clean)
         run_eval_tick(R, 1);
     run_eval_end(R, &R->main, clean);
     run_eval_end(R, &R->shadow, clean);
+    run_eval_end(R, &R->canary, clean);
     free(R->ev_scratch);
     R->ev_scratch = NULL;
     R->ev_cap = 0;

@@ -240,7 +240,7 @@ prometheus(run_metrics *m, text *t)
         for (kind = 1; kind <= 2; kind++) {
             int shown = 0;
 
-            for (s = 0; s < 2; s++) {
+            for (s = 0; s < SW_LIVE_SLOTS; s++) {
                 if (m->live_set[s] != kind)
                     continue;
                 if (!shown++)
@@ -251,10 +251,10 @@ prometheus(run_metrics *m, text *t)
                         sw__live_keys[kind - 1][i]);
                 if (isnan(m->live[s][i])) /* Prometheus spells it so */
                     put(t, "sw_%s{slot=\"%s\"} NaN\n",
-                        sw__live_keys[kind - 1][i], s ? "shadow" : "main");
+                        sw__live_keys[kind - 1][i], sw__live_slots[s]);
                 else
                     put(t, "sw_%s{slot=\"%s\"} %.17g\n",
-                        sw__live_keys[kind - 1][i], s ? "shadow" : "main",
+                        sw__live_keys[kind - 1][i], sw__live_slots[s],
                         m->live[s][i]);
             }
         }

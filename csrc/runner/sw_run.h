@@ -109,6 +109,9 @@ void sw__job_free(job *j);
  * last two (events_per_s, batch_latency_s) /metrics has in other forms. */
 #define SW_LIVE_KEYS 7
 extern const char *const sw__live_keys[2][SW_LIVE_KEYS];
+/* The models evaluated: main, shadow, canary. */
+#define SW_LIVE_SLOTS 3
+extern const char *const sw__live_slots[SW_LIVE_SLOTS];
 
 /* Counters the loop updates and the metrics endpoint reads. */
 #define LAT_BUCKETS 16
@@ -133,10 +136,10 @@ typedef struct run_metrics {
     _Atomic int64_t reloads, reload_refusals, swap_max_us, swap_last_us;
     _Atomic int64_t learned, learn_hits; /* online learning, prequential */
     _Atomic int64_t snapshots; /* learned models registered */
-    /* live evaluation of main [0] and shadow [1] (sw_evaluate.c's keys);
+    /* live evaluation of main, shadow and canary (sw_evaluate.c's keys);
      * live_set: 0 none yet, 1 a classifier's, 2 a regressor's */
-    double live[2][SW_LIVE_KEYS];
-    int live_set[2];
+    double live[SW_LIVE_SLOTS][SW_LIVE_KEYS];
+    int live_set[SW_LIVE_SLOTS];
     _Atomic int64_t tenant_loads, tenant_refusals, tenant_evictions;
     struct tenants *tn; /* per-tenant counters; guarded by info_lock */
 } run_metrics;

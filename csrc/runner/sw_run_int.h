@@ -441,6 +441,8 @@ sw_rc run_dead_letter(run *R, int32_t part, int64_t off, const char *reason,
 
 /* sw_emit.c: the predictions (and feature rows) of the rows of R->r */
 sw_rc run_emit(run *R, sw_err *err);
+/* Whether the canary scores the events of this key. */
+int run_to_canary(const run *R, const char *key, size_t klen);
 
 /* sw_learn.c */
 int run_bundle_joins(const run *R);

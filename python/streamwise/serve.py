@@ -240,7 +240,7 @@ class Job:
     embedded broker cannot show of it). evaluate: True (or {"every_s": 5,
     "window": 10000, "experiment": "deployments"}) scores every pair of
     the bundle's label join with the main model (before it learns the
-    pair) and the shadow, and logs live accuracy, log-loss, AUC and drift
+    pair; the canary for the canary's keys) and the shadow, and logs live accuracy, log-loss, AUC and drift
     (or MAE and RMSE), volume and latency every every_s seconds to
     /metrics and, with a registry, to a run of the tracking store per
     model version served (streamwise.track reads it). feedback: the topic

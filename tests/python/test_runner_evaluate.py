@@ -241,3 +241,42 @@ def test_a_gbdt_is_evaluated_on_its_probabilities(tmp_path):
     assert history(store, main["run_id"], "live_psi").iloc[-1] == \
         pytest.approx(psi(g.predict_proba(X[:300])[:, 1], p[-WINDOW:]),
                       rel=1e-9)
+
+
+def test_the_canary_is_evaluated_on_the_pairs_of_its_keys(tmp_path):
+    """A canary scores a key-hashed share of the events; each pair goes to
+    the model that scored its key (its label is keyed like its bet): the
+    main model's and the canary's figures are each over their own bets, as
+    the outputs name them."""
+    import json
+    X, y, _ = data()
+    store = str(tmp_path / "store")
+    spec = sw.Pipeline(bundle.__globals__["SPEC"], emission="watermark")
+    models = {}
+    for name, cls, n in [("main", sw.SCWClassifier, 10),
+                         ("canary", sw.PassiveAggressiveClassifier, 300)]:
+        models[name] = cls().partial_fit(X[:n], y[:n], classes=[0, 1])
+        models[name].save(tmp_path / f"{name}.swm", pipeline=spec)
+        registry.register(str(tmp_path / f"{name}.swm"), f"notes-{name}",
+                          store=store)
+    out = tmp_path / "o.jsonl"
+    run_to_end(tmp_path, X, y, "notes-main@1", registry=store,
+               canary={"model": "notes-canary@1", "fraction": 0.3},
+               evaluate={"every_s": 60, "window": WINDOW},
+               sinks=[serve.jsonl(out)])
+    by = {}
+    for line in open(out):
+        d = json.loads(line)
+        if d["offset"] % 2 == 0:                  # the bets
+            by[d["offset"] // 2] = d["model"]
+    canary = np.array([by[i] == "notes-canary@1" for i in range(len(y))])
+    assert 0.2 < canary.mean() < 0.4
+    runs = runs_of(store)
+    assert set(runs) == {"main", "canary"}
+    for name, mine in (("main", ~canary), ("canary", canary)):
+        d = models[name].decision_function(X[mine])
+        assert history(store, runs[name]["run_id"],
+                       "live_pairs").iloc[-1] == mine.sum()
+        assert history(store, runs[name]["run_id"],
+                       "live_accuracy").iloc[-1] == \
+            np.mean((d > 0) == (y[mine] == 1))
