@@ -46,8 +46,6 @@ struct sw_kafka_source {
     int64_t *start, *stop, *next; /* next: the offset after the last read */
     int64_t timeout_ms;
     int live, cap_parts; /* live: subscribed; partitions appear as assigned */
-    int assigned_once;   /* live: the group has given it partitions */
-    int sticky;          /* live: with the cooperative-sticky assignor */
     /* the current batch (valid until the next call) */
     int64_t count, cap;
     int32_t *b_part;
@@ -169,21 +167,6 @@ sw_kafka_source_free(sw_kafka_source *s)
         /* no broker to leave the group with: closing would wait for one */
         rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     } else if (s->rk != NULL) {
-        /* librdkafka before 2.3 aborts when a cooperative-sticky consumer
-         * is destroyed between joining its group and its first
-         * assignment (an assertion on the assignor's state, librdkafka
-         * issue 4312; Debian 12 has 2.0.2): one stopped that early waits
-         * for its assignment, at most 10 s, telling its owner nothing and
-         * reading nothing */
-        int64_t until = now_ms() + 10000;
-
-        s->on_rebalance = NULL;
-        while (s->sticky && !s->assigned_once && now_ms() < until) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
-
-            if (m != NULL)
-                rd_kafka_message_destroy(m);
-        }
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
@@ -258,7 +241,6 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     int i, j;
 
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        s->assigned_once = 1;
         for (i = 0; i < l->cnt && i < 1024; i++) {
             start[i] = s->start_rest ? RD_KAFKA_OFFSET_BEGINNING : -1;
             for (j = 0; j < s->n_start; j++) {
@@ -319,12 +301,6 @@ new_consumer(sw_kafka_source *s, const char *bootstrap,
     if (conf == NULL)
         return SW_E_INVAL;
     if (s->live) {
-        char strategy[256] = "";
-        size_t len = sizeof(strategy);
-
-        if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy,
-                              &len) == RD_KAFKA_CONF_OK)
-            s->sticky = strstr(strategy, "cooperative-sticky") != NULL;
         rd_kafka_conf_set_rebalance_cb(conf, rebalance);
         rd_kafka_conf_set_error_cb(conf, on_error);
         rd_kafka_conf_set_opaque(conf, s);

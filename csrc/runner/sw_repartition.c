@@ -84,7 +84,7 @@ on_fwd_rebalance(void *opaque, int assigned, const int32_t *parts,
 }
 
 sw_rc
-run_repart_open(run *R, const char *const *conf, sw_err *err)
+run_repart_open(run *R, sw_err *err)
 {
     const job *j = R->j;
     char topic[320];
@@ -92,10 +92,16 @@ run_repart_open(run *R, const char *const *conf, sw_err *err)
     sw_rc rc;
 
     snprintf(topic, sizeof(topic), "%.256s-repartition", j->group);
+    /* the forwarder holds no state: the job's own settings (librdkafka's
+     * eager assignors by default), not the tasks' cooperative-sticky,
+     * whose 2.0.2 aborts a consumer stopped before its first assignment
+     * (librdkafka issue 4312), as a forwarder often is when its group
+     * waits for members that left */
     if ((rc = sw_kafka_sink_open(j->bootstrap, topic, j->src_conf, &R->rpk,
                                  err)) != SW_OK ||
         (rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
-                                        0, conf, &R->fwd, err)) != SW_OK)
+                                        0, j->src_conf, &R->fwd, err)) !=
+            SW_OK)
         return rc;
     sw_kafka_source_set_outage_limit(R->fwd, j->outage_ms);
     sw_kafka_source_on_rebalance(R->fwd, on_fwd_rebalance, R);

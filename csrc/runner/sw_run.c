@@ -947,7 +947,7 @@ open_source(run *R, sw_err *err)
             rc = sw_kafka_source_subscribe(j->bootstrap, topic, group,
                                            j->wait_ms, conf, &R->ks, err);
             if (rc == SW_OK)
-                rc = run_repart_open(R, conf, err);
+                rc = run_repart_open(R, err);
         } else {
             rc = sw_kafka_source_subscribe(j->bootstrap, j->topic, j->group,
                                            j->wait_ms, conf, &R->ks, err);

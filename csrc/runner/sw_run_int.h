@@ -501,7 +501,7 @@ sw_rc run_restore(run *R, int64_t *keep, sw_err *err);
 /* sw_repartition.c */
 /* Open the forwarder (the input, group <group>) and the repartition
  * topic's producer; R->ks already reads the repartition topic. */
-sw_rc run_repart_open(run *R, const char *const *conf, sw_err *err);
+sw_rc run_repart_open(run *R, sw_err *err);
 /* Forward what the input has now (no wait). */
 sw_rc run_repart_forward(run *R, sw_err *err);
 /* Forwarded events acknowledged, then the input's offsets committed. */
