@@ -164,16 +164,3 @@ def test_exactly_once_mistakes_are_named(broker, bundle, tmp_path, change,
     assert run.proc.returncode == 2, err
     assert message in err, err
 
-
-def test_exactly_once_is_refused_beside_a_repartition_topic(
-        broker, bundle, tmp_path):
-    """Features keyed by user while messages are keyed by item go through
-    a repartition topic, read by another group: not in one transaction
-    yet, and said so."""
-    j = job(broker, bundle, tmp_path, "eos-rep", tasks=True)
-    j.spec.update(key="item", sinks=[serve.kafka_sink("eos-rep-p")])
-    run = j.start(str(tmp_path / "j.json"))
-    run.proc.wait(timeout=60)
-    err = run._messages()
-    assert run.proc.returncode == 1, err
-    assert "exactly_once: not yet beside a repartition topic" in err, err
