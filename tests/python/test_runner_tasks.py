@@ -338,6 +338,9 @@ def test_a_feature_keyed_by_another_field_goes_through_a_repartition_topic(
         return len(seen) == n and members_done(live, e)()
     wait_for(forwarded_and_scored, 180, "the group at the end")
     wait_for(lambda: ref.status()["predictions"] >= n, 120, "the reference")
+    if eos:
+        # the combination a job was refused before: really transactional
+        assert all(r.status()["transactions"] > 0 for r in live)
     errs = "".join(r.stop() for r in live)
     ref.stop()
     assert f"events go through topic {rp}-repartition keyed by 'app'" \
