@@ -132,6 +132,31 @@ void sw__pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx);
 int sw__pool_threads(const sw_pool *p);
 void sw__pool_free(sw_pool *p);
 
+/* Two threads are slower than one when another process holds the second
+ * core: each wait for a descheduled worker costs more than the worker
+ * gives. A caller whose work comes in units of like cost (a fit's trees)
+ * brackets each in sw__pool_unit_begin/end; the pool's pacer times them,
+ * done with its workers and done in the caller alone, and says which way
+ * the next unit goes (sw__pool_unit_begin returns 1: alone, as with no
+ * pool at all, so that none of the work that only threads repay is done).
+ * The way that was faster lately wins; the other is tried again now and
+ * then (more often when the two were close), so that a load that comes or
+ * goes is followed. The caller's results must not depend on the way. */
+typedef struct sw_pacer {
+    double took[2][3]; /* [solo][k]: the last unit times (us) of each way */
+    int n_took[2];     /* how many of took[] hold a time (at most 3) */
+    int64_t units;     /* units ended */
+    int64_t next_try;  /* the unit at which the other way is tried again */
+    int64_t every;     /* units between tries */
+    int solo;          /* the current unit's way: 1 in the caller alone */
+    int trying;        /* the current unit tries the way not chosen */
+} sw_pacer;
+void sw__pacer_init(sw_pacer *pc);
+int sw__pacer_next(sw_pacer *pc); /* the next unit's way: 1 solo */
+void sw__pacer_took(sw_pacer *pc, double us);
+int sw__pool_unit_begin(sw_pool *p);
+void sw__pool_unit_end(sw_pool *p);
+
 /* ---- configuration (sw_conf.c) ---- */
 double sw__conf_num(const sw_conf *conf, const char *name);
 int sw__conf_choice(const sw_conf *conf, const char *name);

@@ -9,7 +9,9 @@
  * milliseconds to seconds per call, against microseconds for a
  * pthread_create. Threads wait on nothing and never spin.
  */
+#include <math.h>
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +100,8 @@ struct sw_pool {
     uint64_t generation; /* a new job when it changes */
     int busy;            /* workers still on the current job */
     int64_t serial;      /* jobs left to run in the caller alone */
+    sw_pacer pace;       /* the way of the current unit, when paced */
+    int64_t unit_t0;     /* when it began (us); -1 outside a unit */
     job j;
     pthread_t tid[SW_MAX_THREADS];
     struct pool_seat {
@@ -142,6 +146,8 @@ sw__pool_new(int n_threads, sw_pool **out, sw_err *err)
     n_threads = n_threads < 1                ? 1
                 : n_threads > SW_MAX_THREADS ? SW_MAX_THREADS
                                              : n_threads;
+    sw__pacer_init(&p->pace);
+    p->unit_t0 = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -200,6 +206,99 @@ sw__pool_run(sw_pool *p, int64_t n_chunks, sw_chunk_fn fn, void *ctx)
     pthread_mutex_unlock(&p->mu);
     if (now_us() - t0 > 2000)
         p->serial = 256;
+}
+
+enum {
+    PACE_EVERY = 16, /* units between tries of the way not chosen... */
+    PACE_MOST = 64   /* ...up to this many while it keeps losing clearly */
+};
+
+void
+sw__pacer_init(sw_pacer *pc)
+{
+    memset(pc, 0, sizeof(*pc));
+    pc->every = PACE_EVERY;
+    pc->next_try = -1;
+}
+
+/* The median of a way's last times (the mean of two): one unit slowed by
+ * a passing process does not turn the choice. */
+static double
+pace_typical(const sw_pacer *pc, int solo)
+{
+    const double *t = pc->took[solo];
+
+    if (pc->n_took[solo] == 1)
+        return t[0];
+    if (pc->n_took[solo] == 2)
+        return (t[0] + t[1]) / 2;
+    return fmax(fmin(t[0], t[1]), fmin(fmax(t[0], t[1]), t[2]));
+}
+
+int
+sw__pacer_next(sw_pacer *pc)
+{
+    int best;
+
+    pc->trying = 0;
+    if (pc->units == 0) {
+        /* the first unit warms caches and pages for both ways: untimed */
+        pc->solo = 0;
+    } else if (pc->n_took[0] < 2 || pc->n_took[1] < 2) {
+        /* two of each to begin with, alternating */
+        pc->solo = pc->n_took[1] < pc->n_took[0];
+    } else {
+        best = pace_typical(pc, 1) < pace_typical(pc, 0);
+        if (pc->next_try < 0)
+            pc->next_try = pc->units + pc->every;
+        pc->trying = pc->units >= pc->next_try;
+        pc->solo = pc->trying ? !best : best;
+    }
+    return pc->solo;
+}
+
+void
+sw__pacer_took(sw_pacer *pc, double us)
+{
+    int w = pc->solo;
+
+    if (pc->units++ == 0)
+        return;
+    memmove(pc->took[w] + 1, pc->took[w], 2 * sizeof(double));
+    pc->took[w][0] = us;
+    if (pc->n_took[w] < 3)
+        pc->n_took[w]++;
+    if (pc->trying) {
+        /* a way that lost by a fifth is tried half as often, down to
+         * PACE_MOST; one that came close, every PACE_EVERY units */
+        double other = pace_typical(pc, !w);
+
+        pc->every = us > 1.2 * other ? (pc->every * 2 < PACE_MOST
+                                             ? pc->every * 2
+                                             : PACE_MOST)
+                                     : PACE_EVERY;
+        pc->next_try = pc->units + pc->every;
+    }
+}
+
+int
+sw__pool_unit_begin(sw_pool *p)
+{
+    if (p == NULL || p->started == 0)
+        return 0;
+    sw__pacer_next(&p->pace);
+    p->serial = 0; /* a unit's way is the pacer's alone */
+    p->unit_t0 = now_us();
+    return p->pace.solo;
+}
+
+void
+sw__pool_unit_end(sw_pool *p)
+{
+    if (p == NULL || p->unit_t0 < 0)
+        return;
+    sw__pacer_took(&p->pace, (double)(now_us() - p->unit_t0));
+    p->unit_t0 = -1;
 }
 
 int

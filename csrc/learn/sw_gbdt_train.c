@@ -507,6 +507,8 @@ run_rounds(trainer *t, const sw_rows *X_valid, const double *y_valid,
 {
     int64_t r, i, best_round = -1, first_tree = t->g->n_trees;
     double best_loss = INFINITY;
+    sw_pool *pool;
+    int want;
     sw_rc rc;
 
     t->round0 = first_tree / t->K;
@@ -525,8 +527,22 @@ run_rounds(trainer *t, const sw_rows *X_valid, const double *y_valid,
         for (t->cls = 0; t->cls < t->K; t->cls++) {
             int64_t root = t->g->n_nodes;
 
-            if ((rc = sw__gbdt_grow_tree(t, r, err)) != SW_OK ||
-                (rc = add_root(t, err)) != SW_OK)
+            /* trees cost about the same: the pool times them grown with
+             * its workers and without, and says which way is faster now;
+             * without, the tree grows as in a 1-thread fit (no splits
+             * ahead, no pooled partitions), and is the same tree. Ranks
+             * split in step: they do not pace. */
+            pool = t->workers;
+            want = t->ahead_want;
+            if (t->coll == NULL && sw__pool_unit_begin(pool)) {
+                t->workers = NULL;
+                t->ahead_want = 1;
+            }
+            rc = sw__gbdt_grow_tree(t, r, err);
+            t->workers = pool;
+            t->ahead_want = want;
+            sw__pool_unit_end(pool);
+            if (rc != SW_OK || (rc = add_root(t, err)) != SW_OK)
                 return rc;
             for (i = 0; X_valid != NULL && i < X_valid->n_rows; i++)
                 vraw[i * t->K + t->cls] +=

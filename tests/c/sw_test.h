@@ -58,6 +58,7 @@ void test_oom(void);
 void test_als(void);
 void test_pipeline(void);
 void test_hdf5(void);
+void test_thread(void);
 void test_coll(void);
 void test_kafka(void);
 void test_kafka_txn(void);

@@ -65,6 +65,7 @@ static const struct {
     {"crafted", test_crafted_checkpoints},
     {"avro", test_avro},
     {"coll", test_coll},
+    {"thread", test_thread},
     {"kafka", test_kafka},
     {"kafka_txn", test_kafka_txn},
     {"null_free", test_null_destructors},

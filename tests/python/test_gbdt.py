@@ -148,7 +148,9 @@ def test_same_model_at_any_thread_count(rng):
                                          ("classifier", "depthwise")])
 def test_same_model_at_any_thread_count_other_modes(rng, kind, policy):
     """Splits computed ahead of their turn on other threads, fixed-point
-    sums of unbounded regression gradients: the same bytes at 1-3 threads."""
+    sums of unbounded regression gradients, and trees 3 and 5 of a 2- or
+    3-thread fit grown by the caller alone (the pool's pacer tries that
+    way there): the same bytes at 1-3 threads."""
     from streamwise.datasets.generators import higgs_like
     X, y, Xt, _ = higgs_like(40_000, 2000, seed=6)
     if kind == "regressor":
