@@ -71,6 +71,25 @@ def test_new_classes_are_accepted(rng):
     assert before.shape == (5,)
 
 
+def test_known_labels_keep_their_class_numbers(rng):
+    """Labels that are all known are coded by a comparison per label, not
+    np.unique: their class numbers are still those of registration (here
+    not in sorted order), whatever the labels' dtype."""
+    X, y = separable(rng, n=300, d=4, k=4)
+    a, b = sw.PassiveAggressiveClassifier(), sw.PassiveAggressiveClassifier()
+    for est in (a, b):
+        est.partial_fit(X[:3], [0, 1, 3])
+        est.partial_fit(X[3:4], [2])
+    a.partial_fit(X[4:], y[4:].astype(np.float64))
+    for xi, yi in zip(X[4:], y[4:]):
+        b.learn_one(xi, int(yi))
+    assert list(a.classes_) == [0, 1, 3, 2]
+    assert a.decision_function(X).tobytes() == \
+        b.decision_function(X).tobytes()
+    a.partial_fit(X[:2], [7, 0])                      # one unknown: registered
+    assert list(a.classes_) == [0, 1, 3, 2, 7]
+
+
 def test_string_labels_and_learn_one(rng):
     X, y = separable(rng, n=200, d=4, k=3)
     names = np.array(["red", "green", "blue"])[y]
