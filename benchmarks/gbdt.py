@@ -7,7 +7,7 @@ and 2 threads; then prediction latency and throughput.
 
     make bench     # or, after make peers:
     PYTHONPATH=python build/peers/bin/python benchmarks/gbdt.py [--rows N]
-        [--only sw] [--contention] [--callgrind]
+        [--seed S] [--only sw] [--contention] [--callgrind]
 
 Every fit runs in a process of its own, started with OMP_NUM_THREADS set
 to its thread count: an OpenMP runtime reads it once, when it starts, so
@@ -202,6 +202,10 @@ def main():
         return child(engine, int(threads), data, save or None)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=20240601,
+                    help="the data's draw (higgs_like's seed): the test "
+                         "AUCs of two engines differ by a few thousandths "
+                         "from one draw to another")
     ap.add_argument("--only", choices=["sw"])
     ap.add_argument("--engines", default=None,
                     help="comma-separated subset of " + ",".join(ENGINES) +
@@ -214,7 +218,7 @@ def main():
                          "peers run once)")
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
-    X, y, Xte, yte = higgs_like(args.rows, 200_000)
+    X, y, Xte, yte = higgs_like(args.rows, 200_000, seed=args.seed)
     keys = ["sw"] if args.only else [
         k for k in ENGINES if k == "sw" or _version(VERSION_OF[k])]
     if args.engines:
@@ -270,7 +274,8 @@ def main():
         v = _version(VERSION_OF[e]) if e in VERSION_OF else sw.__version__
         return f"{ENGINES[e][0]} {v}"
 
-    print(f"\nGBDT, Higgs-like {args.rows:,} x 28 train, 200,000 test; 100 "
+    print(f"\nGBDT, Higgs-like {args.rows:,} x 28 train, 200,000 test "
+          f"(seed {args.seed}); 100 "
           "trees, 255 leaves (depth 8 where named), 255 bins, lr 0.1; "
           "wall s of fit incl. binning, one process per fit; "
           f"{'/'.join(ENGINES[e][0] for e in paired)} {args.repeat} "
