@@ -23,6 +23,7 @@
 
 #define PUSH_CHUNK 256  /* rows read column by column at a time */
 #define DRAIN_MIN 1024  /* new records before a drain within a push */
+#define PREFETCH_BYTES ((int64_t)4 << 20) /* key tables asked for ahead */
 
 /* ------------------------------------------------------------------ */
 /* Hashing                                                              */
@@ -420,6 +421,18 @@ sort_pending(sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
+/* The bytes of the key tables' indexes and entries. */
+static int64_t
+tables_bytes(const sw_pipeline *p)
+{
+    int64_t b = 0;
+    int tb;
+
+    for (tb = 0; tb < p->n_tables; tb++)
+        b += 8 * (p->tables[tb].cap + p->tables[tb].n * p->tables[tb].stride);
+    return b;
+}
+
 /* Process the pending events with time <= bound, in order: (time,
  * arrival), or arrival alone in arrival emission, where every pending
  * event goes at once. */
@@ -428,7 +441,7 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
 {
     double *init = NULL;
     int64_t n = 0, i, j, block = 1;
-    int tb;
+    int tb, ahead = 0;
     sw_rc rc;
 
     if (p->arrival)
@@ -478,8 +491,12 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
     for (i = 0; i < n; i++) {
         /* at a million keys every event is a cache miss: ask for the
          * index cells of an event a few ahead, and for the entries of a
-         * nearer one, while this one is processed */
-        for (tb = 0; tb < p->n_tables; tb++) {
+         * nearer one, while this one is processed. Tables that fit in
+         * the caches are not asked ahead: there the calls cost more than
+         * they save. */
+        if ((i & 1023) == 0)
+            ahead = tables_bytes(p) > PREFETCH_BYTES;
+        for (tb = 0; ahead && tb < p->n_tables; tb++) {
             const keytab *kt = &p->tables[tb];
 
             if (i + 16 < n)
