@@ -185,12 +185,16 @@ def instructions_per_row(model, Xte, n=2000):
         subprocess.run(["valgrind", "--tool=callgrind",
                         f"--callgrind-out-file={out}", serve, path],
                        input=rows.encode(), capture_output=True, check=True)
+        # --threshold=100: every function, however small a share; the
+        # dynamic linker's start-up alone can be most of the total
         text = subprocess.run(["callgrind_annotate", "--inclusive=yes",
-                               "--tree=caller", out], capture_output=True,
-                              text=True, check=True).stdout
-    # "  18,156,719 (..)  < .../sw_serve.c:flush (8x) [...]" above the
-    # "*  .../sw_model.c:sw_model_predict" line
-    m = re.search(r"([\d,]+) \([^)]*\)\s+<\s+\S*sw_serve\.c:\w+ "
+                               "--tree=caller", "--threshold=100", out],
+                              capture_output=True, text=True,
+                              check=True).stdout
+    # "  18,156,719 (..)  < .../sw_rows.c:flush (8x) [...]" above the
+    # "*  .../sw_model.c:sw_model_predict" line (sw-serve's batch loop,
+    # in sw_rows.c since the runner's files were split)
+    m = re.search(r"([\d,]+) \([^)]*\)\s+<\s+\S*sw_(?:serve|rows)\.c:\w+ "
                   r"\((\d+)x\)[^\n]*\n(?:[^\n]*<[^\n]*\n)*"
                   r"[^\n]*\*\s+\S*sw_model\.c:sw_model_predict", text)
     return int(m.group(1).replace(",", "")) / n if m else None
@@ -322,7 +326,9 @@ def main():
     if args.callgrind:
         print("instructions per row, sw-serve scoring 2,000 test rows "
               "(callgrind): " + (f"{ipr:,.0f}" if ipr else
-                                 "valgrind or build/bin/sw-serve missing"))
+                                 "valgrind or build/bin/sw-serve missing, "
+                                 "or sw-serve's batch call not found in "
+                                 "callgrind_annotate's caller tree"))
 
 
 if __name__ == "__main__":
