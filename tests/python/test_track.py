@@ -79,8 +79,11 @@ def test_failed_status_and_nesting(store):
 
 
 def test_ctrl_c_marks_killed_and_keeps_data(store):
+    # Ctrl-C as a terminal gives it: a shell that starts the tests in the
+    # background leaves SIGINT ignored, and the child would inherit that
     code = textwrap.dedent("""
-        import sys, time
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from streamwise import track
         with track.run(experiment="long", params={"p": 1}) as r:
             for i in range(500):
