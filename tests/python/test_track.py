@@ -97,10 +97,16 @@ def test_ctrl_c_marks_killed_and_keeps_data(store):
     p = subprocess.Popen([sys.executable, "-c", code], env=child_env(store),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
-    run_id = p.stdout.readline().strip()
-    time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=30)
+    try:
+        run_id = p.stdout.readline().strip()
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        # a child that outlives a failed test would log forever
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode != 0 and "KeyboardInterrupt" in err
     info = track.get_run(run_id, store=store)
     assert info["status"] == "KILLED"
