@@ -62,8 +62,12 @@ test_pacer_ways(void)
     pace(&pc, 100, 60.0, 100.0, 0);
     CHECK(pace(&pc, 10, 130.0, 100.0, 7) == 7);
 
+    /* while it stays, the workers are tried less and less often: at
+     * most two tries in the last 100 of 200 units (every 64 by then) */
+    k = pace(&pc, 200, 130.0, 100.0, 100);
+    CHECK(k >= 98 && k < 100);
+
     /* and goes: back to them within two tries (at most 64 + 16 units) */
-    CHECK(pace(&pc, 200, 130.0, 100.0, 0) >= 0);
     k = pace(&pc, 200, 60.0, 100.0, 100);
     CHECK(k <= 2);
 
