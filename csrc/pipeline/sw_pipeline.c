@@ -421,7 +421,9 @@ sort_pending(sw_pipeline *p, sw_err *err)
     return SW_OK;
 }
 
-/* The bytes of the key tables' indexes and entries. */
+/* The bytes of the key tables' indexes and entries in use: what the
+ * lookups touch (sw_pipeline_state_bytes counts the allocation, with the
+ * event buffer's room, which says nothing of what stays in cache). */
 static int64_t
 tables_bytes(const sw_pipeline *p)
 {
