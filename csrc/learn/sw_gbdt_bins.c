@@ -2,8 +2,8 @@
 /*
  * sw_gbdt_bins.c - the trainer's first stage: each feature's bin edges
  * from the quantiles of a seeded row sample (gathered from every rank of
- * a distributed fit), then every row's bins, a byte per feature, row-major
- * for histograms and column-major for splits.
+ * a distributed fit), then every row's bins, a byte per feature,
+ * row-major (sw_gbdt_grow.c copies them in the order of the leaves).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -164,7 +164,6 @@ fill_rows(void *ctx, int64_t chunk, int thread)
                 uint8_t b = (uint8_t)(x[k] != x[k] ? t->nbins[f0 + k] : at[k]);
 
                 t->bins[i * t->nf + f0 + k] = b;
-                t->bins_col[(f0 + k) * t->n + i] = b;
             }
         }
     }

@@ -36,55 +36,87 @@ enum { HIST_CHUNK = 2048, HIST_PARALLEL = 6144 };
 
 typedef struct hist_job {
     const trainer *t;
-    const int64_t *rows;
+    int ordered; /* rows [lo, lo + n_rows) of a leaf (see leaf.ordered) */
+    int64_t lo;
     int64_t n_rows;
     hbin *hist;     /* the caller's (thread 0) histogram */
     hbin *partials; /* thread k > 0 sums into partials + (k - 1) * len */
     int used[SW_MAX_THREADS]; /* thread k took a chunk (its sums zeroed) */
 } hist_job;
 
-/* Add rows into hist. */
+/* Four features a step, each histogram 256 bins past the last:
+ * independent adds, and a quarter of the loop's own work (measured 10-25%
+ * faster than one at a time). */
+static inline void
+hist_row(const uint8_t *b, int64_t nf, int64_t gnr, int64_t hr, hbin *hist)
+{
+    hbin *h;
+    int64_t f;
+
+    for (f = 0, h = hist; f + 4 <= nf; f += 4, h += 4 * 256) {
+        hbin *e0 = h + b[f], *e1 = h + 256 + b[f + 1],
+             *e2 = h + 512 + b[f + 2], *e3 = h + 768 + b[f + 3];
+
+        e0->gn += gnr;
+        e0->h += hr;
+        e1->gn += gnr;
+        e1->h += hr;
+        e2->gn += gnr;
+        e2->h += hr;
+        e3->gn += gnr;
+        e3->h += hr;
+    }
+    for (; f < nf; f++, h += 256) {
+        h[b[f]].gn += gnr;
+        h[b[f]].h += hr;
+    }
+}
+
+/* Add rows[0, n_rows) of bins and gh into hist. */
 static void
 hist_rows(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist)
 {
     const uint8_t *bins = t->bins;
     const int64_t *gh = t->gh;
-    int64_t nf = t->nf, k, f;
+    int64_t nf = t->nf, k;
 
     for (k = 0; k < n_rows; k++) {
         int64_t r = rows[k];
         const uint8_t *b = bins + r * nf;
         int64_t gnr = gh[2 * r], hr = gh[2 * r + 1];
-        hbin *h;
 
-        /* a deep leaf's rows are scattered: ask for them early */
+        /* a bag's rows are scattered: ask for them early */
         if (k + 16 < n_rows) {
             int64_t soon = rows[k + 16];
 
             __builtin_prefetch(bins + soon * nf);
             __builtin_prefetch(gh + 2 * soon);
         }
-        /* four features a step, each histogram 256 bins past the last:
-         * independent adds, and a quarter of the loop's own work
-         * (measured 10-25% faster than one at a time) */
-        for (f = 0, h = hist; f + 4 <= nf; f += 4, h += 4 * 256) {
-            hbin *e0 = h + b[f], *e1 = h + 256 + b[f + 1],
-                 *e2 = h + 512 + b[f + 2], *e3 = h + 768 + b[f + 3];
-
-            e0->gn += gnr;
-            e0->h += hr;
-            e1->gn += gnr;
-            e1->h += hr;
-            e2->gn += gnr;
-            e2->h += hr;
-            e3->gn += gnr;
-            e3->h += hr;
-        }
-        for (; f < nf; f++, h += 256) {
-            h[b[f]].gn += gnr;
-            h[b[f]].h += hr;
-        }
+        hist_row(b, nf, gnr, hr, hist);
     }
+}
+
+/* Add positions [lo, lo + n) of the leaf-ordered copy into hist: one
+ * sweep. */
+static void
+hist_ordered(const trainer *t, int64_t lo, int64_t n, hbin *hist)
+{
+    const uint8_t *b = t->lbins + lo * t->bstride;
+    const int64_t *gh = t->lgh + 2 * lo;
+    int64_t k;
+
+    for (k = 0; k < n; k++, b += t->bstride, gh += 2)
+        hist_row(b, t->nf, gh[0], gh[1], hist);
+}
+
+/* Add a leaf's rows [lo, lo + n) into hist (see leaf.ordered). */
+static void
+hist_of(const trainer *t, int ordered, int64_t lo, int64_t n, hbin *hist)
+{
+    if (ordered)
+        hist_ordered(t, lo, n, hist);
+    else
+        hist_rows(t, t->idx + lo, n, hist);
 }
 
 static void
@@ -99,7 +131,7 @@ hist_chunk(void *ctx, int64_t c, int thread)
         memset(h, 0, (size_t)len * sizeof(hbin));
         j->used[thread] = 1;
     }
-    hist_rows(j->t, j->rows + lo, n, h);
+    hist_of(j->t, j->ordered, j->lo + lo, n, h);
 }
 
 /* The histogram of a pooled job: the caller's, plus the other threads'. */
@@ -123,23 +155,25 @@ add_partials(const trainer *t, const hist_job *j)
     }
 }
 
-/* A leaf's histogram: by the calling thread alone, or (pooled) by chunks
- * of rows among the pool's threads. */
+/* The histogram of a leaf's rows [lo, lo + n_rows) (see leaf.ordered): by
+ * the calling thread alone, or (pooled) by chunks of rows among the pool's
+ * threads. */
 static void
-build_hist(const trainer *t, const int64_t *rows, int64_t n_rows, hbin *hist,
-           int pooled)
+build_hist(const trainer *t, int ordered, int64_t lo, int64_t n_rows,
+           hbin *hist, int pooled)
 {
     int64_t len = t->nf * 256;
     hist_job j;
 
     if (!pooled || t->workers == NULL || n_rows < HIST_PARALLEL) {
         memset(hist, 0, (size_t)len * sizeof(hbin));
-        hist_rows(t, rows, n_rows, hist);
+        hist_of(t, ordered, lo, n_rows, hist);
         return;
     }
     memset(&j, 0, sizeof(j));
     j.t = t;
-    j.rows = rows;
+    j.ordered = ordered;
+    j.lo = lo;
     j.n_rows = n_rows;
     j.hist = hist;
     j.partials = t->partials;
@@ -440,96 +474,225 @@ goes_left(const split *s, int b, int nan_bin)
     return b == nan_bin ? s->default_left : b <= s->bin;
 }
 
-/* Rows of lf with bin <= s->bin (NaN: by the default) first, in order;
- * tmp: the calling thread's scratch. */
-static int64_t
-partition(trainer *t, const leaf *lf, const split *s, int64_t *tmp)
+/* Whether a row of bin b goes left: goes_left() with the split's fields
+ * in locals (byte stores could alias them, and the compiler would load
+ * them again for every row). */
+static inline int
+left_of(int b, int bin, int nan_bin, int nan_left)
 {
-    int64_t k, nl = 0, nr = 0, f = s->feature;
-    const uint8_t *col = t->bins_col + f * t->n;
-    int nan_bin = t->nbins[f];
+    return b == nan_bin ? nan_left : b <= bin;
+}
 
-    for (k = lf->begin; k < lf->end; k++) {
-        int64_t r = t->idx[k];
-        int left = goes_left(s, col[r], nan_bin);
+/* The first split of a tree: rows idx[lo, hi), which are the root's
+ * (bins and gh by row), copied into positions [lo, hi) of the leaf-ordered
+ * copy, those with bin <= sp->bin (NaN: by the default) from lo up, the
+ * others from hi down; returns how many went left. The order within a
+ * child does not matter: a histogram's integer sums are the same in any
+ * order. */
+static int64_t
+take_rows(trainer *t, int64_t lo, int64_t hi, const split *sp)
+{
+    const int64_t nf = t->nf, stride = t->bstride, f = sp->feature;
+    const int64_t *idx = t->idx, *gh = t->gh;
+    const uint8_t *bins = t->bins;
+    uint8_t *lb = t->lbins;
+    int64_t *lg = t->lgh, *lr = t->lrow, k, w, nl = 0, nr = 0;
+    const int bin = sp->bin, nan_bin = t->nbins[f],
+              nan_left = sp->default_left;
 
-        /* both stores, one kept: a branch here is a coin flip the
-         * predictor loses half the time */
-        t->idx[lf->begin + nl] = r;
-        tmp[nr] = r;
+    for (k = lo; k < hi; k++) {
+        int64_t r = idx[k];
+        const uint8_t *b = bins + r * nf;
+        int left = left_of(b[f], bin, nan_bin, nan_left);
+        /* a select, not a branch: which way a row goes is a coin flip
+         * the predictor loses half the time */
+        int64_t at = left ? lo + nl : hi - 1 - nr;
+
+        for (w = 0; w < stride; w += 8) /* bins has room past its end */
+            memcpy(lb + at * stride + w, b + w, 8);
+        lg[2 * at] = gh[2 * r];
+        lg[2 * at + 1] = gh[2 * r + 1];
+        lr[at] = r;
         nl += left;
         nr += !left;
     }
-    memcpy(t->idx + lf->begin + nl, tmp, (size_t)nr * sizeof(int64_t));
-    return lf->begin + nl;
+    return nl;
+}
+
+/* Positions k and m of the leaf-ordered copy swapped. */
+static inline void
+swap_rows(uint8_t *lb, int64_t *lg, int64_t *lr, int64_t stride, int64_t k,
+          int64_t m)
+{
+    uint8_t x[8];
+    int64_t w, y;
+
+    for (w = 0; w < stride; w += 8) {
+        memcpy(x, lb + k * stride + w, 8);
+        memcpy(lb + k * stride + w, lb + m * stride + w, 8);
+        memcpy(lb + m * stride + w, x, 8);
+    }
+    y = lg[2 * k], lg[2 * k] = lg[2 * m], lg[2 * m] = y;
+    y = lg[2 * k + 1], lg[2 * k + 1] = lg[2 * m + 1], lg[2 * m + 1] = y;
+    y = lr[k], lr[k] = lr[m], lr[m] = y;
+}
+
+/* Positions [lo, hi) of the leaf-ordered copy split in place: those with
+ * bin <= sp->bin (NaN: by the default) first; returns how many. Each row
+ * is read once and only misplaced rows are written; a copy into a second
+ * array wrote every row, into lines it first had to read (1.9 times the
+ * time at 1M rows). Blocks of B rows from both ends: the misplaced rows
+ * of each found without a branch, then swapped in pairs (Edelkamp and
+ * Weiss's BlockQuicksort); the fewer than 2B rows left in the middle go
+ * through the calling thread's buffer. */
+static int64_t
+partition_in(trainer *t, int64_t lo, int64_t hi, const split *sp, int thread)
+{
+    enum { B = MID_ROWS / 2 };
+    const int64_t stride = t->bstride, f = sp->feature;
+    uint8_t *lb = t->lbins;
+    int64_t *lg = t->lgh, *lr = t->lrow;
+    const int bin = sp->bin, nan_bin = t->nbins[f],
+              nan_left = sp->default_left;
+    uint8_t offl[B], offr[B];
+    int nl = 0, nr = 0, sl = 0, sr = 0, i, m;
+    int64_t l = lo, r = hi, k, w, a, z, n;
+    uint8_t *mb;
+    int64_t *mg, *mr;
+
+    while (r - l >= 2 * B) {
+        if (nl == 0) { /* the left block's rows that go right */
+            for (sl = 0, i = 0; i < B; i++) {
+                offl[nl] = (uint8_t)i;
+                nl += !left_of(lb[(l + i) * stride + f], bin, nan_bin,
+                               nan_left);
+            }
+        }
+        if (nr == 0) { /* the right block's rows that go left */
+            for (sr = 0, i = 0; i < B; i++) {
+                offr[nr] = (uint8_t)i;
+                nr += left_of(lb[(r - 1 - i) * stride + f], bin, nan_bin,
+                              nan_left);
+            }
+        }
+        m = nl < nr ? nl : nr;
+        for (i = 0; i < m; i++)
+            swap_rows(lb, lg, lr, stride, l + offl[sl + i],
+                      r - 1 - offr[sr + i]);
+        nl -= m, nr -= m, sl += m, sr += m;
+        if (nl == 0)
+            l += B;
+        if (nr == 0)
+            r -= B;
+    }
+    /* [lo, l) goes left, [r, hi) right; the middle through the buffer */
+    n = r - l;
+    mb = t->mid_bins + thread * MID_ROWS * stride;
+    mg = t->mid_gh + thread * 2 * MID_ROWS;
+    mr = t->mid_row + thread * MID_ROWS;
+    memcpy(mb, lb + l * stride, (size_t)(n * stride));
+    memcpy(mg, lg + 2 * l, (size_t)n * 2 * sizeof(int64_t));
+    memcpy(mr, lr + l, (size_t)n * sizeof(int64_t));
+    for (a = l, z = r - 1, k = 0; k < n; k++) {
+        int left = left_of(mb[k * stride + f], bin, nan_bin, nan_left);
+        int64_t at = left ? a : z;
+
+        for (w = 0; w < stride; w += 8)
+            memcpy(lb + at * stride + w, mb + k * stride + w, 8);
+        lg[2 * at] = mg[2 * k];
+        lg[2 * at + 1] = mg[2 * k + 1];
+        lr[at] = mr[k];
+        a += left;
+        z -= !left;
+    }
+    return a - lo;
 }
 
 /* A leaf of at least SPLIT_POOLED rows split alone is split by all the
- * threads: each partitions chunks of PART_CHUNK rows into scratch and sums
- * those of the smaller child into its histogram at once (the rows just
- * read); then the chunks' rows are placed. The same rows in the same
- * order as partition(): the tree does not depend on the thread count. */
+ * threads: each splits chunks of PART_CHUNK rows in place (a chunk's left
+ * rows, then its right ones) and sums those of the smaller child into its
+ * histogram at once (the rows just read). Then the right rows before the
+ * children's boundary and the left rows after it, as many of each, are
+ * swapped in pairs, again by all the threads: only those rows move. */
 
 typedef struct part_job {
-    hist_job h; /* the smaller child's histogram (h.rows unused) */
+    hist_job h; /* the smaller child's histogram (h.ordered, h.lo unused) */
     const leaf *p;
     int small_left;
     int64_t n_chunks;
-    int64_t *nl, *left_at, *right_at; /* per chunk: rows gone left, where
-                                       * its left and right rows go */
+    int64_t *nl; /* per chunk: rows gone left */
+    /* the misplaced rows, in runs of positions: before the boundary,
+     * run k is [fa[k], fa[k] + fn[k]); after it, [ba[k], ba[k] + bn[k]) */
+    int64_t *fa, *fn, *ba, *bn, n_front, n_back, misplaced, n_pieces;
 } part_job;
 
 static void
 part_chunk(void *ctx, int64_t c, int thread)
 {
     part_job *j = ctx;
-    const trainer *t = j->h.t;
-    const split *s = &j->p->best;
-    const uint8_t *col = t->bins_col + s->feature * t->n;
-    const int nan_bin = t->nbins[s->feature];
+    trainer *t = (trainer *)j->h.t;
     int64_t lo = j->p->begin + c * PART_CHUNK,
             n = j->p->end - lo < PART_CHUNK ? j->p->end - lo : PART_CHUNK,
-            *out = t->tmp + lo, /* pooled splits run alone: tmp is free */
-        k, nl = 0, nr = 0, len = t->nf * 256;
+            nl, len = t->nf * 256;
     hbin *h = thread == 0 ? j->h.hist : j->h.partials + (thread - 1) * len;
 
-    /* left rows from out[0] up, right ones from out[n - 1] down; both
-     * stores, one kept, as in partition() */
-    for (k = 0; k < n; k++) {
-        int64_t r = t->idx[lo + k];
-        int left = goes_left(s, col[r], nan_bin);
-
-        out[nl] = r;
-        out[n - 1 - nr] = r;
-        nl += left;
-        nr += !left;
-    }
+    nl = j->p->ordered ? partition_in(t, lo, lo + n, &j->p->best, thread)
+                       : take_rows(t, lo, lo + n, &j->p->best);
     j->nl[c] = nl;
     if (!j->h.used[thread]) {
         memset(h, 0, (size_t)len * sizeof(hbin));
         j->h.used[thread] = 1;
     }
     if (j->small_left)
-        hist_rows(t, out, nl, h);
+        hist_ordered(t, lo, nl, h);
     else
-        hist_rows(t, out + nl, nr, h);
+        hist_ordered(t, lo + nl, n - nl, h);
 }
 
+/* Position of the m-th misplaced row in runs at[0..n), of lengths len. */
+static int64_t
+run_pos(const int64_t *at, const int64_t *len, int64_t n, int64_t m,
+        int64_t *run)
+{
+    int64_t k = 0;
+
+    while (k < n && m >= len[k])
+        m -= len[k++];
+    *run = k;
+    return k < n ? at[k] + m : 0;
+}
+
+/* Piece c of the misplaced rows: its rows before the boundary swapped
+ * with as many after it. */
 static void
-place_chunk(void *ctx, int64_t c, int thread)
+swap_piece(void *ctx, int64_t c, int thread)
 {
     part_job *j = ctx;
     const trainer *t = j->h.t;
-    int64_t lo = j->p->begin + c * PART_CHUNK,
-            n = j->p->end - lo < PART_CHUNK ? j->p->end - lo : PART_CHUNK,
-            nl = j->nl[c], k;
-    const int64_t *in = t->tmp + lo;
-    int64_t *right = t->idx + j->right_at[c];
+    int64_t m0 = j->misplaced * c / j->n_pieces,
+            m1 = j->misplaced * (c + 1) / j->n_pieces, fk, bk, f, b, fend,
+            bend;
 
     (void)thread;
-    memcpy(t->idx + j->left_at[c], in, (size_t)nl * sizeof(int64_t));
-    for (k = 0; k < n - nl; k++) /* back in order */
-        right[k] = in[n - 1 - k];
+    if (m0 == m1)
+        return;
+    f = run_pos(j->fa, j->fn, j->n_front, m0, &fk);
+    b = run_pos(j->ba, j->bn, j->n_back, m0, &bk);
+    fend = j->fa[fk] + j->fn[fk];
+    bend = j->ba[bk] + j->bn[bk];
+    for (; m0 < m1; m0++) {
+        if (f == fend) {
+            fk++;
+            f = j->fa[fk];
+            fend = f + j->fn[fk];
+        }
+        if (b == bend) {
+            bk++;
+            b = j->ba[bk];
+            bend = b + j->bn[bk];
+        }
+        swap_rows(t->lbins, t->lgh, t->lrow, t->bstride, f++, b++);
+    }
 }
 
 /* Leaf p's rows partitioned and the smaller child's histogram summed into
@@ -539,7 +702,7 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
 {
     part_job j;
     int64_t n_chunks = (p->end - p->begin + PART_CHUNK - 1) / PART_CHUNK, c,
-            left_at = p->begin, right_at = p->begin, mid;
+            mid = p->begin;
 
     memset(&j, 0, sizeof(j));
     j.h.t = t;
@@ -549,22 +712,37 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
     j.small_left = small_left;
     j.n_chunks = n_chunks;
     j.nl = t->part_at;
-    j.left_at = t->part_at + n_chunks;
-    j.right_at = t->part_at + 2 * n_chunks;
+    j.fa = t->part_at + n_chunks;
+    j.fn = t->part_at + 2 * n_chunks;
+    j.ba = t->part_at + 3 * n_chunks;
+    j.bn = t->part_at + 4 * n_chunks;
     sw__pool_run(t->workers, n_chunks, part_chunk, &j);
     /* this rank's rows gone left (best.nl counts every rank's) */
     for (c = 0; c < n_chunks; c++)
-        right_at += j.nl[c];
-    mid = right_at;
+        mid += j.nl[c];
     for (c = 0; c < n_chunks; c++) {
-        int64_t n = p->end - p->begin - c * PART_CHUNK;
+        int64_t lo = p->begin + c * PART_CHUNK,
+                hi = p->end - lo < PART_CHUNK ? p->end : lo + PART_CHUNK,
+                r0 = lo + j.nl[c]; /* its right rows: [r0, hi) */
 
-        j.left_at[c] = left_at;
-        j.right_at[c] = right_at;
-        left_at += j.nl[c];
-        right_at += (n < PART_CHUNK ? n : PART_CHUNK) - j.nl[c];
+        if (r0 < mid && r0 < hi) { /* right rows before the boundary */
+            j.fa[j.n_front] = r0;
+            j.fn[j.n_front++] = (hi < mid ? hi : mid) - r0;
+        }
+        if (hi > mid && lo < r0) { /* left rows after it */
+            int64_t a = lo > mid ? lo : mid;
+
+            if (a < r0) {
+                j.ba[j.n_back] = a;
+                j.bn[j.n_back++] = r0 - a;
+            }
+        }
     }
-    sw__pool_run(t->workers, n_chunks, place_chunk, &j);
+    for (c = 0; c < j.n_front; c++)
+        j.misplaced += j.fn[c];
+    j.n_pieces = (j.misplaced + PART_CHUNK - 1) / PART_CHUNK;
+    if (j.n_pieces > 0)
+        sw__pool_run(t->workers, j.n_pieces, swap_piece, &j);
     add_partials(t, &j.h);
     return mid;
 }
@@ -605,11 +783,14 @@ split_rows(trainer *t, const leaf *p, hbin *fresh, int pooled, int thread,
     if (pooled && t->workers != NULL && p->end - p->begin >= SPLIT_POOLED) {
         L->end = R->begin = split_pooled(t, p, fresh, small == L);
     } else {
-        mid = partition(t, p, s, t->tmp + thread * t->n);
+        mid = p->begin + (p->ordered ? partition_in(t, p->begin, p->end, s,
+                                                     thread)
+                                     : take_rows(t, p->begin, p->end, s));
         L->end = R->begin = mid;
-        build_hist(t, t->idx + small->begin, small->end - small->begin,
-                   small->hist, pooled);
+        build_hist(t, 1, small->begin, small->end - small->begin, small->hist,
+                   pooled);
     }
+    L->ordered = R->ordered = 1;
 }
 
 /* The second half, once the smaller child's histogram is every rank's
@@ -1024,7 +1205,7 @@ leaf_scores(void *ctx, int64_t c, int thread)
 
     (void)thread;
     for (k = lf->begin; k < lf->end; k++)
-        t->score[t->idx[k] * t->K + t->cls] += v;
+        t->score[(lf->ordered ? t->lrow[k] : t->idx[k]) * t->K + t->cls] += v;
 }
 
 /* This round's rows (bagging) and features (feature fraction). */
@@ -1082,7 +1263,7 @@ sw__gbdt_grow_tree(trainer *t, int64_t round, sw_err *err)
     if (root->hist == NULL)
         return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");
     t->n_leaves = 1;
-    build_hist(t, t->idx, t->n_bag, root->hist, 1);
+    build_hist(t, 0, 0, t->n_bag, root->hist, 1);
     {
         /* every row is in one bin of feature 0: its bins sum the tree's
          * rows (this rank's, then every rank's) */

@@ -128,14 +128,18 @@ trainer_free(trainer *t)
     int i;
 
     sw__free(t->bins);
-    sw__free(t->bins_col);
+    sw__free(t->lbins);
+    sw__free(t->lgh);
+    sw__free(t->lrow);
     sw__free(t->nbins);
     sw__free(t->gh);
     sw__free(t->gmax);
     sw__free(t->score);
     sw__free(t->prob);
     sw__free(t->idx);
-    sw__free(t->tmp);
+    sw__free(t->mid_bins);
+    sw__free(t->mid_gh);
+    sw__free(t->mid_row);
     sw__free(t->part_at);
     sw__free(t->oob);
     sw__free(t->use);
@@ -162,12 +166,16 @@ trainer_free(trainer *t)
 static sw_rc
 alloc_all(trainer *t, sw_err *err)
 {
-    size_t n = (size_t)t->n;
+    size_t n = (size_t)t->n, mid;
 
     if (t->threads > 1 && sw__pool_new(t->threads, &t->workers, err) != SW_OK)
         return SW_E_NOMEM;
-    t->bins = sw__alloc_array(n, (size_t)t->nf);
-    t->bins_col = sw__alloc_array(n, (size_t)t->nf);
+    /* room past the last row: take_rows() copies rows in whole words */
+    t->bins = sw__alloc_array(n * (size_t)t->nf + 8, 1);
+    t->bstride = (t->nf + 7) & ~(int64_t)7;
+    t->lbins = sw__alloc_array(n, (size_t)t->bstride);
+    t->lgh = sw__alloc_array(n, 2 * sizeof(int64_t));
+    t->lrow = sw__alloc_array(n, sizeof(int64_t));
     t->nbins = sw__alloc_array((size_t)t->nf, sizeof(int));
     t->gh = sw__alloc_array(n, 2 * sizeof(int64_t));
     t->gmax = sw__alloc_array(n / ROW_CHUNK + 1, sizeof(double));
@@ -175,10 +183,12 @@ alloc_all(trainer *t, sw_err *err)
     if (t->K > 1)
         t->prob = sw__alloc_array(n, (size_t)t->K * sizeof(double));
     t->idx = sw__alloc_array(n, sizeof(int64_t));
-    t->tmp = sw__alloc_array(n * (size_t)sw__pool_threads(t->workers),
-                             sizeof(int64_t));
+    mid = (size_t)sw__pool_threads(t->workers) * MID_ROWS;
+    t->mid_bins = sw__alloc_array(mid, (size_t)t->bstride);
+    t->mid_gh = sw__alloc_array(mid, 2 * sizeof(int64_t));
+    t->mid_row = sw__alloc_array(mid, sizeof(int64_t));
     t->oob = sw__alloc_array(n, sizeof(int64_t));
-    t->part_at = sw__alloc_array(3 * (n / PART_CHUNK + 1), sizeof(int64_t));
+    t->part_at = sw__alloc_array(5 * (n / PART_CHUNK + 1), sizeof(int64_t));
     t->use = sw__alloc_array((size_t)t->nf, 1);
     t->leaves = sw__alloc_array((size_t)t->num_leaves, sizeof(leaf));
     /* the leaves' histograms, and one per leaf split ahead */
@@ -187,8 +197,10 @@ alloc_all(trainer *t, sw_err *err)
     t->partials = sw__alloc_array(
         (size_t)((sw__pool_threads(t->workers) - 1) * t->nf * 256 + 1),
         sizeof(hbin));
-    if (!t->partials || !t->bins || !t->bins_col || !t->nbins || !t->gh ||
-        !t->gmax || !t->score || (t->K > 1 && !t->prob) || !t->idx || !t->tmp ||
+    if (!t->partials || !t->bins || !t->lbins || !t->lgh || !t->lrow ||
+        !t->nbins || !t->gh || !t->gmax ||
+        !t->score || (t->K > 1 && !t->prob) || !t->idx || !t->mid_bins ||
+        !t->mid_gh || !t->mid_row ||
         !t->part_at || !t->oob || !t->use || !t->leaves || !t->pool ||
         !t->ahead)
         return sw__fail(err, SW_E_NOMEM, "gbdt: out of memory");

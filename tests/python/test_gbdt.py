@@ -96,6 +96,31 @@ def test_binary_leaf_values_use_gradients_and_hessians(rng):
                        rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_leaf_holds_the_rows_its_splits_send_it(rng, threads):
+    """The trainer moves rows between leaves in its own copy (in place,
+    by blocks, and by all the threads for large leaves), and sums a leaf
+    from the rows it moved there. A row moved to the wrong leaf would
+    leave that leaf's value off the mean of the rows the tree's own
+    thresholds send it (L2 loss, learning rate 1: a leaf's value is its
+    rows' mean residual)."""
+    n = 150_000    # leaves of more than 32768 rows: split by all threads
+    X = rng.standard_normal((n, 6))
+    X[rng.random(n) < 0.15, 2] = np.nan          # NaN: by the default
+    y = np.sin(2 * X[:, 0]) + np.nan_to_num(X[:, 2]) * X[:, 1] \
+        + 0.1 * rng.standard_normal(n)
+    m = GBDTRegressor(n_estimators=1, num_leaves=63, learning_rate=1.0,
+                      lambda_l2=0.0, min_data_in_leaf=20,
+                      n_jobs=threads).fit(X, y)
+    p = m.predict(X)
+    values, leaf = np.unique(p, return_inverse=True)
+    assert len(values) == 63
+    base = y.mean()
+    means = np.bincount(leaf, weights=y - base) / np.bincount(leaf)
+    assert np.allclose(values - base, means, rtol=1e-6, atol=1e-9)
+    assert np.bincount(leaf).min() >= 20
+
+
 def test_missing_values_take_the_learned_default(rng):
     n = 2000
     x = rng.uniform(0, 1, n)
