@@ -466,17 +466,10 @@ new_node(trainer *t, int64_t *id, sw_err *err)
     return SW_OK;
 }
 
-/* Whether a row of bin b goes left at split s: bins up to s->bin, NaN by
- * the default. */
-static inline int
-goes_left(const split *s, int b, int nan_bin)
-{
-    return b == nan_bin ? s->default_left : b <= s->bin;
-}
-
-/* Whether a row of bin b goes left: goes_left() with the split's fields
- * in locals (byte stores could alias them, and the compiler would load
- * them again for every row). */
+/* Whether a row of bin b goes left at a split on bin, NaN by the
+ * default: bins up to bin. The split's fields are passed by value, held
+ * in locals by the callers (byte stores could alias a split, and the
+ * compiler would load its fields again for every row). */
 static inline int
 left_of(int b, int bin, int nan_bin, int nan_left)
 {
