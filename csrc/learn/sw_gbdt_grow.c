@@ -733,7 +733,12 @@ split_pooled(trainer *t, const leaf *p, hbin *hist, int small_left)
     }
     for (c = 0; c < j.n_front; c++)
         j.misplaced += j.fn[c];
+    /* a few pieces a thread, equal in rows: each piece finds its start
+     * by walking the runs, so pieces of PART_CHUNK rows made the walks
+     * grow with the square of the chunks (16M rows: ~2k chunks) */
     j.n_pieces = (j.misplaced + PART_CHUNK - 1) / PART_CHUNK;
+    if (j.n_pieces > 4 * sw__pool_threads(t->workers))
+        j.n_pieces = 4 * sw__pool_threads(t->workers);
     if (j.n_pieces > 0)
         sw__pool_run(t->workers, j.n_pieces, swap_piece, &j);
     add_partials(t, &j.h);
