@@ -44,31 +44,79 @@ enum { REG_NONE = 0, REG_NU = 1 };
 /* float32 kernels (fixed order, so every host gets the same bits)      */
 /* ------------------------------------------------------------------ */
 
+/* GCC's vector extensions: eight or sixteen lanes, each lane doing the
+ * same additions in the same order on every instruction set (a v16f is
+ * one AVX-512 register, two AVX ones or four SSE ones). The types are
+ * aligned as their elements, so rows need no alignment, and may alias
+ * them. Loads are macros: a function returning a vector would change
+ * its ABI with the instruction set of each clone. */
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
+
+#define LD8(p) (*(const v8f *)(p))
+#define LD16(p) (*(const v16f *)(p))
+#define ST16(p, v) (*(v16f *)(p) = (v))
+#define LD8D(p) (*(const v8d *)(p))
+#define ST8D(p, v) (*(v8d *)(p) = (v))
+#define WIDE8(p) __builtin_convertvector(LD8(p), v8d)
+
+/* The one reduction of eight lanes every dot product uses. */
+#define LANES_SUM(s)                                                           \
+    ((((s)[0] + (s)[1]) + ((s)[2] + (s)[3])) +                                 \
+     (((s)[4] + (s)[5]) + ((s)[6] + (s)[7])))
+
+/* a . b: eight lanes over blocks of eight, the tail in lane 0. */
 static inline float
 dotf(const float *a, const float *b, int64_t k)
 {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0, l;
+    v8f s = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
 
-    for (; j + 8 <= k; j += 8) {
-        for (l = 0; l < 8; l++)
-            s[l] += a[j + l] * b[j + l];
-    }
+    for (; j + 8 <= k; j += 8)
+        s += LD8(a + j) * LD8(b + j);
     for (; j < k; j++)
         s[0] += a[j] * b[j];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    return LANES_SUM(s);
 }
 
+/* y += a x */
 static inline void
 axpyf(float a, const float *x, float *y, int64_t k)
 {
-    int64_t j;
+    int64_t j = 0;
 
-    for (j = 0; j < k; j++)
+    for (; j + 16 <= k; j += 16)
+        ST16(y + j, LD16(y + j) + a * LD16(x + j));
+    for (; j < k; j++)
         y[j] += a * x[j];
 }
 
-/* The three kernels that take the time of a CG sweep, compiled for several
+/* p = r + beta p */
+static inline void
+xpbyf(const float *r, float beta, float *p, int64_t k)
+{
+    int64_t j = 0;
+
+    for (; j + 16 <= k; j += 16)
+        ST16(p + j, LD16(r + j) + beta * LD16(p + j));
+    for (; j < k; j++)
+        p[j] = r[j] + beta * p[j];
+}
+
+/* out = -(out + lam x) */
+static inline void
+neg_axpyf(float lam, const float *x, float *out, int64_t k)
+{
+    int64_t j = 0;
+
+    for (; j + 16 <= k; j += 16)
+        ST16(out + j, -(LD16(out + j) + lam * LD16(x + j)));
+    for (; j < k; j++)
+        out[j] = -(out[j] + lam * x[j]);
+}
+
+/* The kernels that take the time of a CG sweep, compiled for several
  * instruction sets and picked at load time. Every lane of every vector does
  * the same additions in the same order whatever the vector width, so all
  * the clones give the same bits. */
@@ -79,67 +127,99 @@ axpyf(float a, const float *x, float *y, int64_t k)
 #define SW_CLONES
 #endif
 
-/* out = G v for a symmetric k x k G (row j is column j). */
-static void rows_axpy(const float *Yu, int64_t n, int64_t k, const float *w,
-                      float *out);
+/* t[i] = Y[i] . v for n rows given by pointer (the other side's factors
+ * are read in place, not gathered). Four rows at a time share the loads of
+ * v; each row's sum is dotf's. */
+SW_CLONES static void
+rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
+{
+    int64_t i = 0, j;
 
+    for (; i + 4 <= n; i += 4) {
+        const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
+        v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+
+        for (j = 0; j + 8 <= k; j += 8) {
+            v8f vv = LD8(v + j);
+
+            s0 += LD8(a0 + j) * vv;
+            s1 += LD8(a1 + j) * vv;
+            s2 += LD8(a2 + j) * vv;
+            s3 += LD8(a3 + j) * vv;
+        }
+        for (; j < k; j++) {
+            s0[0] += a0[j] * v[j];
+            s1[0] += a1[j] * v[j];
+            s2[0] += a2[j] * v[j];
+            s3[0] += a3[j] * v[j];
+        }
+        t[i] = LANES_SUM(s0);
+        t[i + 1] = LANES_SUM(s1);
+        t[i + 2] = LANES_SUM(s2);
+        t[i + 3] = LANES_SUM(s3);
+    }
+    for (; i < n; i++)
+        t[i] = dotf(Y[i], v, k);
+}
+
+/* out += sum_i w[i] Y[i], rows in order. Sixteen outputs to a vector and
+ * sixty-four at a time stay in registers across all the rows; each output
+ * still adds the rows in order i = 0, 1, ... */
+SW_CLONES static void
+rows_axpy(const float *const *Y, int64_t n, int64_t k, const float *w,
+          float *out)
+{
+    int64_t i, j0 = 0, j;
+
+    for (; j0 + 64 <= k; j0 += 64) {
+        v16f a0 = LD16(out + j0), a1 = LD16(out + j0 + 16);
+        v16f a2 = LD16(out + j0 + 32), a3 = LD16(out + j0 + 48);
+
+        for (i = 0; i < n; i++) {
+            const float *y = Y[i] + j0;
+            float wi = w[i];
+
+            a0 += wi * LD16(y);
+            a1 += wi * LD16(y + 16);
+            a2 += wi * LD16(y + 32);
+            a3 += wi * LD16(y + 48);
+        }
+        ST16(out + j0, a0);
+        ST16(out + j0 + 16, a1);
+        ST16(out + j0 + 32, a2);
+        ST16(out + j0 + 48, a3);
+    }
+    for (; j0 + 16 <= k; j0 += 16) {
+        v16f a0 = LD16(out + j0);
+
+        for (i = 0; i < n; i++)
+            a0 += w[i] * LD16(Y[i] + j0);
+        ST16(out + j0, a0);
+    }
+    for (j = j0; j < k; j++) {
+        float acc = out[j];
+
+        for (i = 0; i < n; i++)
+            acc += w[i] * Y[i][j];
+        out[j] = acc;
+    }
+}
+
+/* out = G v for a symmetric k x k G (row j is column j): its rows as
+ * pointers, 64 at a time, added in order. */
 static void
 symvf(const float *G, const float *v, float *out, int64_t k)
 {
+    const float *rows[64];
+    int64_t j0, j;
+
     memset(out, 0, (size_t)k * sizeof(float));
-    rows_axpy(G, k, k, v, out);
-}
+    for (j0 = 0; j0 < k; j0 += 64) {
+        int64_t m = k - j0 < 64 ? k - j0 : 64;
 
-/* t[i] = Yu[i] . v for the n gathered rows of Yu. */
-SW_CLONES static void
-rows_dot(const float *Yu, int64_t n, int64_t k, const float *v, float *t)
-{
-    int64_t i, j, l;
-
-    for (i = 0; i < n; i++) {
-        const float *a = Yu + i * k;
-        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-
-        for (j = 0; j + 8 <= k; j += 8) {
-            for (l = 0; l < 8; l++)
-                s[l] += a[j + l] * v[j + l];
-        }
-        for (; j < k; j++)
-            s[0] += a[j] * v[j];
-        t[i] =
-            ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    }
-}
-
-/* out += sum_i w[i] Yu[i], rows in order. Sixteen outputs at a time stay
- * in registers across all the rows; each output still adds the rows in
- * order i = 0, 1, ... */
-SW_CLONES static void
-rows_axpy(const float *Yu, int64_t n, int64_t k, const float *w, float *out)
-{
-    int64_t i, j0, l;
-
-    for (j0 = 0; j0 + 16 <= k; j0 += 16) {
-        float acc[16];
-
-        for (l = 0; l < 16; l++)
-            acc[l] = out[j0 + l];
-        for (i = 0; i < n; i++) {
-            const float *a = Yu + i * k + j0;
-            float wi = w[i];
-
-            for (l = 0; l < 16; l++)
-                acc[l] += wi * a[l];
-        }
-        for (l = 0; l < 16; l++)
-            out[j0 + l] = acc[l];
-    }
-    for (; j0 < k; j0++) {
-        float acc = out[j0];
-
-        for (i = 0; i < n; i++)
-            acc += w[i] * Yu[i * k + j0];
-        out[j0] = acc;
+        for (j = 0; j < m; j++)
+            rows[j] = G + (j0 + j) * k;
+        rows_axpy(rows, m, k, v + j0, out);
     }
 }
 
@@ -352,28 +432,68 @@ typedef struct gram_job {
     double *partial; /* n_chunks x k x k */
 } gram_job;
 
+/* P += f f' for rows lo..hi of F: row a of P from column a & ~7 on, so
+ * the vectors start on a multiple of eight (the few cells left of the
+ * diagonal are never read: sw__als_gram mirrors the upper triangle). Four
+ * rows of F to a pass over P; every cell still adds the rows in order. */
+SW_CLONES static void
+gram_rows(const float *F, int64_t lo, int64_t hi, int64_t k, double *P)
+{
+    int64_t i = lo, a, b;
+
+    for (; i + 4 <= hi; i += 4) {
+        const float *f0 = F + i * k, *f1 = f0 + k, *f2 = f1 + k, *f3 = f2 + k;
+
+        for (a = 0; a < k; a++) {
+            double *row = P + a * k;
+            double c0 = f0[a], c1 = f1[a], c2 = f2[a], c3 = f3[a];
+
+            for (b = a & ~(int64_t)7; b + 8 <= k; b += 8) {
+                v8d r = LD8D(row + b);
+
+                r += c0 * WIDE8(f0 + b);
+                r += c1 * WIDE8(f1 + b);
+                r += c2 * WIDE8(f2 + b);
+                r += c3 * WIDE8(f3 + b);
+                ST8D(row + b, r);
+            }
+            for (; b < k; b++) {
+                double r = row[b];
+
+                r += c0 * (double)f0[b];
+                r += c1 * (double)f1[b];
+                r += c2 * (double)f2[b];
+                r += c3 * (double)f3[b];
+                row[b] = r;
+            }
+        }
+    }
+    for (; i < hi; i++) {
+        const float *f = F + i * k;
+
+        for (a = 0; a < k; a++) {
+            double *row = P + a * k, c0 = f[a];
+
+            for (b = a & ~(int64_t)7; b + 8 <= k; b += 8)
+                ST8D(row + b, LD8D(row + b) + c0 * WIDE8(f + b));
+            for (; b < k; b++)
+                row[b] += c0 * (double)f[b];
+        }
+    }
+}
+
 static void
 gram_chunk(void *ctx, int64_t c, int thread)
 {
     gram_job *g = ctx;
-    int64_t lo = c * GRAM_CHUNK, hi = lo + GRAM_CHUNK, i, a, b;
+    int64_t lo = c * GRAM_CHUNK, hi = lo + GRAM_CHUNK;
     double *P = g->partial + c * g->k * g->k;
 
     (void)thread;
     if (hi > g->n)
         hi = g->n;
     memset(P, 0, (size_t)(g->k * g->k) * sizeof(double));
-    for (i = lo; i < hi; i++) {
-        const float *f = g->F + i * g->k;
-
-        for (a = 0; a < g->k; a++) {
-            double fa = f[a];
-            double *row = P + a * g->k;
-
-            for (b = a; b < g->k; b++)
-                row[b] += fa * (double)f[b];
-        }
-    }
+    gram_rows(g->F, lo, hi, g->k, P);
 }
 
 /* G = F'F (k x k, float64, full symmetric) over n rows of F. */
@@ -414,8 +534,9 @@ sw__als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
 /* Per-thread scratch of a sweep. */
 typedef struct solve_tmp {
     float *r, *p, *Ap;     /* CG, k each */
-    float *Yu, *c, *t, *w; /* CG: the row's gathered vectors (max_n x k),
-                            * confidences, dots and weights (max_n) */
+    const float **Y;       /* CG: the row's vectors of the other side, in
+                            * place (max_n) */
+    float *c, *t, *w;      /* CG: their confidences, dots, weights (max_n) */
     double *A, *b, *G;     /* Cholesky: k*k, k, SYRK_BLOCK*k */
 } solve_tmp;
 
@@ -431,15 +552,43 @@ typedef struct sweep {
     int64_t failed_row; /* atomic: first row whose solve failed */
 } sweep;
 
-/* CG for one row: the implicit library's recurrence, on the row's item
- * vectors gathered once into t->Yu so the four passes over them are
- * contiguous. */
+#define ROWS_BLOCK 32 /* vectors dotted, then added, while in L1 */
+
+/* out += sum_e w_e y_e with w_e = c_e - (c_e - 1)(y_e . v) on the first
+ * pass of a row (the residual) and (c_e - 1)(y_e . v) after it (A p).
+ * ROWS_BLOCK vectors at a time, so the add reads them from L1 right after
+ * the dot; the rows are still added in order, as one rows_axpy would. */
 static void
+add_rows(solve_tmp *t, int64_t n, int64_t k, const float *v, int first,
+         float *out)
+{
+    int64_t i0, i;
+
+    for (i0 = 0; i0 < n; i0 += ROWS_BLOCK) {
+        int64_t m = n - i0 < ROWS_BLOCK ? n - i0 : ROWS_BLOCK;
+        const float *c = t->c + i0;
+        float *d = t->t + i0, *w = t->w + i0;
+
+        rows_dot(t->Y + i0, m, k, v, d);
+        if (first) {
+            for (i = 0; i < m; i++)
+                w[i] = c[i] - (c[i] - 1.0f) * d[i];
+        } else {
+            for (i = 0; i < m; i++)
+                w[i] = (c[i] - 1.0f) * d[i];
+        }
+        rows_axpy(t->Y + i0, m, k, w, out);
+    }
+}
+
+/* CG for one row: the implicit library's recurrence, reading the row's
+ * vectors of the other side in place. */
+SW_CLONES static void
 solve_cg(const sweep *s, int64_t u, solve_tmp *t)
 {
     const sw_als *a = s->a;
     const sw_rows *R = s->R;
-    int64_t k = a->k, e, it, j, n = 0;
+    int64_t k = a->k, e, it, n = 0;
     int64_t lo = sw__csr_ptr(R, u), hi = sw__csr_ptr(R, u + 1);
     float *x = s->S + u * k, *r = t->r, *p = t->p, *Ap = t->Ap;
     float lam = (float)row_reg(a, hi - lo), rsold, rsnew, alpha;
@@ -453,38 +602,28 @@ solve_cg(const sweep *s, int64_t u, solve_tmp *t)
 
         if (v == 0)
             continue;
-        memcpy(t->Yu + n * k, s->O + sw__csr_col(R, e) * k,
-               (size_t)k * sizeof(float));
+        t->Y[n] = s->O + sw__csr_col(R, e) * k;
         t->c[n++] = (float)confidence(a, v);
     }
     /* r = b - A x, with A x = (G + lambda I) x + sum (c - 1) (y.x) y */
     symvf(s->GfR, x, r, k);
-    for (j = 0; j < k; j++)
-        r[j] = -(r[j] + lam * x[j]);
-    rows_dot(t->Yu, n, k, x, t->t);
-    for (e = 0; e < n; e++)
-        t->w[e] = t->c[e] - (t->c[e] - 1.0f) * t->t[e];
-    rows_axpy(t->Yu, n, k, t->w, r);
+    neg_axpyf(lam, x, r, k);
+    add_rows(t, n, k, x, 1, r);
     memcpy(p, r, (size_t)k * sizeof(float));
     rsold = dotf(r, r, k);
     if (rsold < 1e-20f)
         return;
     for (it = 0; it < a->cg_steps; it++) {
         symvf(s->GfR, p, Ap, k);
-        for (j = 0; j < k; j++)
-            Ap[j] += lam * p[j];
-        rows_dot(t->Yu, n, k, p, t->t);
-        for (e = 0; e < n; e++)
-            t->w[e] = (t->c[e] - 1.0f) * t->t[e];
-        rows_axpy(t->Yu, n, k, t->w, Ap);
+        axpyf(lam, p, Ap, k);
+        add_rows(t, n, k, p, 0, Ap);
         alpha = rsold / dotf(p, Ap, k);
         axpyf(alpha, p, x, k);
         axpyf(-alpha, Ap, r, k);
         rsnew = dotf(r, r, k);
         if (rsnew < 1e-20f)
             break;
-        for (j = 0; j < k; j++)
-            p[j] = r[j] + (rsnew / rsold) * p[j];
+        xpbyf(r, rsnew / rsold, p, k);
         rsold = rsnew;
     }
 }
@@ -612,7 +751,7 @@ free_scratch(solve_tmp *tmp, int n)
         sw__free(tmp[i].r);
         sw__free(tmp[i].p);
         sw__free(tmp[i].Ap);
-        sw__free(tmp[i].Yu);
+        sw__free((void *)tmp[i].Y);
         sw__free(tmp[i].c);
         sw__free(tmp[i].t);
         sw__free(tmp[i].w);
@@ -635,14 +774,14 @@ alloc_scratch(int n, int64_t k, int64_t max_n)
         tmp[i].r = sw__alloc_array((size_t)k, sizeof(float));
         tmp[i].p = sw__alloc_array((size_t)k, sizeof(float));
         tmp[i].Ap = sw__alloc_array((size_t)k, sizeof(float));
-        tmp[i].Yu = sw__alloc_array((size_t)(max_n * k), sizeof(float));
+        tmp[i].Y = sw__alloc_array((size_t)max_n, sizeof(float *));
         tmp[i].c = sw__alloc_array((size_t)max_n, sizeof(float));
         tmp[i].t = sw__alloc_array((size_t)max_n, sizeof(float));
         tmp[i].w = sw__alloc_array((size_t)max_n, sizeof(float));
         tmp[i].A = sw__alloc_array((size_t)(k * k), sizeof(double));
         tmp[i].b = sw__alloc_array((size_t)k, sizeof(double));
         tmp[i].G = sw__alloc_array((size_t)(SYRK_BLOCK * k), sizeof(double));
-        if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].Yu || !tmp[i].c ||
+        if (!tmp[i].r || !tmp[i].p || !tmp[i].Ap || !tmp[i].Y || !tmp[i].c ||
             !tmp[i].t || !tmp[i].w || !tmp[i].A || !tmp[i].b || !tmp[i].G) {
             free_scratch(tmp, n);
             return NULL;
