@@ -53,6 +53,7 @@ enum { REG_NONE = 0, REG_NU = 1 };
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
 typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
+typedef int v8i __attribute__((vector_size(32)));
 
 #define LD8(p) (*(const v8f *)(p))
 #define LD16(p) (*(const v16f *)(p))
@@ -127,14 +128,69 @@ neg_axpyf(float lam, const float *x, float *out, int64_t k)
 #define SW_CLONES
 #endif
 
+/* LANES_SUM of four rows at once: each level adds the pairs it adds,
+ * (0+1)(2+3)(4+5)(6+7), then their pairs, then the last two, for all four
+ * rows in one vector, so every row's sum has the same bits as LANES_SUM
+ * gives and a quarter of its shuffles. A macro, as the loads: a function
+ * taking vectors would change its ABI with each clone. */
+#define sum4_lanes(s0, s1, s2, s3, out)                                        \
+    do {                                                                       \
+        const v8i even_ = {0, 2, 4, 6, 8, 10, 12, 14};                         \
+        const v8i odd_ = {1, 3, 5, 7, 9, 11, 13, 15};                          \
+        v8f p01_ = __builtin_shuffle(s0, s1, even_) +                          \
+                   __builtin_shuffle(s0, s1, odd_);                            \
+        v8f p23_ = __builtin_shuffle(s2, s3, even_) +                          \
+                   __builtin_shuffle(s2, s3, odd_);                            \
+        v8f q_ = __builtin_shuffle(p01_, p23_, even_) +                        \
+                 __builtin_shuffle(p01_, p23_, odd_);                          \
+        v8f r_ = __builtin_shuffle(q_, q_, even_) +                            \
+                 __builtin_shuffle(q_, q_, odd_);                              \
+        (out)[0] = r_[0];                                                      \
+        (out)[1] = r_[1];                                                      \
+        (out)[2] = r_[2];                                                      \
+        (out)[3] = r_[3];                                                      \
+    } while (0)
+
 /* t[i] = Y[i] . v for n rows given by pointer (the other side's factors
- * are read in place, not gathered). Four rows at a time share the loads of
- * v; each row's sum is dotf's. */
+ * are read in place, not gathered). Eight rows at a time share the loads
+ * of v and keep eight chains of adds in flight (four left the adders
+ * waiting on each other); each row's sum is dotf's. */
 SW_CLONES static void
 rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
 {
     int64_t i = 0, j;
 
+    for (; i + 8 <= n; i += 8) {
+        const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
+        const float *a4 = Y[i + 4], *a5 = Y[i + 5], *a6 = Y[i + 6], *a7 = Y[i + 7];
+        v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        v8f s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+
+        for (j = 0; j + 8 <= k; j += 8) {
+            v8f vv = LD8(v + j);
+
+            s0 += LD8(a0 + j) * vv;
+            s1 += LD8(a1 + j) * vv;
+            s2 += LD8(a2 + j) * vv;
+            s3 += LD8(a3 + j) * vv;
+            s4 += LD8(a4 + j) * vv;
+            s5 += LD8(a5 + j) * vv;
+            s6 += LD8(a6 + j) * vv;
+            s7 += LD8(a7 + j) * vv;
+        }
+        for (; j < k; j++) {
+            s0[0] += a0[j] * v[j];
+            s1[0] += a1[j] * v[j];
+            s2[0] += a2[j] * v[j];
+            s3[0] += a3[j] * v[j];
+            s4[0] += a4[j] * v[j];
+            s5[0] += a5[j] * v[j];
+            s6[0] += a6[j] * v[j];
+            s7[0] += a7[j] * v[j];
+        }
+        sum4_lanes(s0, s1, s2, s3, t + i);
+        sum4_lanes(s4, s5, s6, s7, t + i + 4);
+    }
     for (; i + 4 <= n; i += 4) {
         const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
         v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
@@ -153,10 +209,7 @@ rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
             s2[0] += a2[j] * v[j];
             s3[0] += a3[j] * v[j];
         }
-        t[i] = LANES_SUM(s0);
-        t[i + 1] = LANES_SUM(s1);
-        t[i + 2] = LANES_SUM(s2);
-        t[i + 3] = LANES_SUM(s3);
+        sum4_lanes(s0, s1, s2, s3, t + i);
     }
     for (; i < n; i++)
         t[i] = dotf(Y[i], v, k);
