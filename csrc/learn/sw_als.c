@@ -133,7 +133,7 @@ neg_axpyf(float lam, const float *x, float *out, int64_t k)
  * rows in one vector, so every row's sum has the same bits as LANES_SUM
  * gives and a quarter of its shuffles. A macro, as the loads: a function
  * taking vectors would change its ABI with each clone. */
-#define sum4_lanes(s0, s1, s2, s3, out)                                        \
+#define SUM4_LANES(s0, s1, s2, s3, out)                                        \
     do {                                                                       \
         const v8i even_ = {0, 2, 4, 6, 8, 10, 12, 14};                         \
         const v8i odd_ = {1, 3, 5, 7, 9, 11, 13, 15};                          \
@@ -188,8 +188,8 @@ rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
             s6[0] += a6[j] * v[j];
             s7[0] += a7[j] * v[j];
         }
-        sum4_lanes(s0, s1, s2, s3, t + i);
-        sum4_lanes(s4, s5, s6, s7, t + i + 4);
+        SUM4_LANES(s0, s1, s2, s3, t + i);
+        SUM4_LANES(s4, s5, s6, s7, t + i + 4);
     }
     for (; i + 4 <= n; i += 4) {
         const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
@@ -209,7 +209,7 @@ rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
             s2[0] += a2[j] * v[j];
             s3[0] += a3[j] * v[j];
         }
-        sum4_lanes(s0, s1, s2, s3, t + i);
+        SUM4_LANES(s0, s1, s2, s3, t + i);
     }
     for (; i < n; i++)
         t[i] = dotf(Y[i], v, k);
