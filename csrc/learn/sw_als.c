@@ -53,7 +53,6 @@ enum { REG_NONE = 0, REG_NU = 1 };
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
 typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
-typedef int v8i __attribute__((vector_size(32)));
 
 #define LD8(p) (*(const v8f *)(p))
 #define LD16(p) (*(const v16f *)(p))
@@ -133,18 +132,14 @@ neg_axpyf(float lam, const float *x, float *out, int64_t k)
  * rows in one vector, so every row's sum has the same bits as LANES_SUM
  * gives and a quarter of its shuffles. A macro, as the loads: a function
  * taking vectors would change its ABI with each clone. */
+#define EVEN8(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define ODD8(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
 #define SUM4_LANES(s0, s1, s2, s3, out)                                        \
     do {                                                                       \
-        const v8i even_ = {0, 2, 4, 6, 8, 10, 12, 14};                         \
-        const v8i odd_ = {1, 3, 5, 7, 9, 11, 13, 15};                          \
-        v8f p01_ = __builtin_shuffle(s0, s1, even_) +                          \
-                   __builtin_shuffle(s0, s1, odd_);                            \
-        v8f p23_ = __builtin_shuffle(s2, s3, even_) +                          \
-                   __builtin_shuffle(s2, s3, odd_);                            \
-        v8f q_ = __builtin_shuffle(p01_, p23_, even_) +                        \
-                 __builtin_shuffle(p01_, p23_, odd_);                          \
-        v8f r_ = __builtin_shuffle(q_, q_, even_) +                            \
-                 __builtin_shuffle(q_, q_, odd_);                              \
+        v8f p01_ = EVEN8(s0, s1) + ODD8(s0, s1);                               \
+        v8f p23_ = EVEN8(s2, s3) + ODD8(s2, s3);                               \
+        v8f q_ = EVEN8(p01_, p23_) + ODD8(p01_, p23_);                         \
+        v8f r_ = EVEN8(q_, q_) + ODD8(q_, q_);                                 \
         (out)[0] = r_[0];                                                      \
         (out)[1] = r_[1];                                                      \
         (out)[2] = r_[2];                                                      \
