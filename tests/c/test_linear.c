@@ -434,6 +434,66 @@ test_dtypes(void)
     sw_model_free(m);
 }
 
+/* sw_rows_check takes a fast pass and names what is wrong only when that
+ * pass finds something: the errors are the row-by-row loop's, in row
+ * order, for both index types. */
+static void
+test_rows_check_names_the_first_fault(void)
+{
+    const double val[6] = {1, 2, 3, 4, 5, 6};
+    const int64_t ok64[4] = {0, 2, 4, 6}, idx64[6] = {0, 2, 1, 2, 0, 1};
+    const int64_t dec64[4] = {0, 2, 1, 6}, neg64[4] = {-1, 2, 4, 6};
+    const int64_t badcol64[6] = {0, 2, 1, 2, 0, 3};
+    const int64_t negcol64[6] = {0, 2, -1, 2, 0, 1};
+    const int32_t ok32[4] = {0, 2, 4, 6}, idx32[6] = {0, 2, 1, 2, 0, 1};
+    const int32_t dec32[4] = {0, 4, 3, 6}, badcol32[6] = {0, 2, 1, 7, 0, 1};
+    /* a bad column in row 0 and indptr decreasing after it: row 0 first */
+    const int64_t early64[6] = {0, 9, 1, 2, 0, 1}, late_dec64[4] = {0, 2, 4, 3};
+    sw_rows v;
+    sw_err err = {0};
+
+    memset(&v, 0, sizeof(v));
+    v.layout = SW_CSR;
+    v.dtype = SW_F64;
+    v.itype = SW_I64;
+    v.n_rows = 3;
+    v.n_cols = 3;
+    v.data = val;
+    v.indptr = ok64;
+    v.indices = idx64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_OK, &err);
+    v.indptr = dec64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_FORMAT, &err);
+    CHECK(strstr(err.msg, "indptr decreases at row 1 (1 < 2)") != NULL);
+    v.indptr = neg64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_FORMAT, &err);
+    CHECK(strstr(err.msg, "indptr[0] is -1") != NULL);
+    v.indptr = ok64;
+    v.indices = badcol64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "row 2: column 3 outside 0..2") != NULL);
+    v.indices = negcol64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "row 1: column -1 outside 0..2") != NULL);
+    v.indptr = late_dec64;
+    v.indices = early64;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "row 0: column 9") != NULL);
+    v.itype = SW_I32;
+    v.indptr = ok32;
+    v.indices = idx32;
+    CHECK_RC(sw_rows_check(&v, &err), SW_OK, &err);
+    v.indptr = dec32;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_FORMAT, &err);
+    CHECK(strstr(err.msg, "indptr decreases at row 1 (3 < 4)") != NULL);
+    v.indptr = ok32;
+    v.indices = badcol32;
+    CHECK_RC(sw_rows_check(&v, &err), SW_E_INVAL, &err);
+    CHECK(strstr(err.msg, "row 1: column 7 outside 0..2") != NULL);
+    v.n_rows = 0; /* no rows: indptr[0] alone */
+    CHECK_RC(sw_rows_check(&v, &err), SW_OK, &err);
+}
+
 /* Prequential: predictions come before learning, metric is running. */
 static void
 test_prequential(void)
@@ -455,6 +515,7 @@ test_prequential(void)
 void
 test_linear(void)
 {
+    test_rows_check_names_the_first_fault();
     test_pa_binary();
     test_pa_intercept_and_regression();
     test_pa_multiclass();

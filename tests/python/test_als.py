@@ -255,6 +255,24 @@ def test_bad_input_is_refused(rng):
     with pytest.raises(sw.InvalidArgument, match="must be >= 0"):
         sw.ALS(iterations=1).fit(neg)
     sw.ALS(iterations=1, explicit=True, factors=2).fit(neg)   # ratings: fine
+    # the fast pass over all values finds a fault anywhere; the message
+    # names its row and column, in float64 and float32 alike
+    for dtype in (np.float64, np.float32):
+        last = R.astype(dtype)
+        last.data[-1] = np.inf
+        row = int(np.searchsorted(last.indptr, last.nnz - 1, side="right")) - 1
+        with pytest.raises(sw.NumericError,
+                           match=f"user_items: row {row}, column "
+                                 f"{last.indices[-1]}: value is inf"):
+            sw.ALS(iterations=1).fit(last)
+        mid = R.astype(dtype)
+        e = mid.nnz // 2
+        mid.data[e] = -2
+        row = int(np.searchsorted(mid.indptr, e, side="right")) - 1
+        with pytest.raises(sw.InvalidArgument,
+                           match=f"row {row}, column {mid.indices[e]}: -2; "
+                                 "implicit feedback must be >= 0"):
+            sw.ALS(iterations=1).fit(mid)
     with pytest.raises(sw.InvalidArgument, match="als.factors"):
         sw.ALS(factors=0).fit(R)
     with pytest.raises(TypeError, match="scipy.sparse"):
