@@ -157,7 +157,8 @@ rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
 
     for (; i + 8 <= n; i += 8) {
         const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
-        const float *a4 = Y[i + 4], *a5 = Y[i + 5], *a6 = Y[i + 6], *a7 = Y[i + 7];
+        const float *a4 = Y[i + 4], *a5 = Y[i + 5], *a6 = Y[i + 6],
+                    *a7 = Y[i + 7];
         v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
         v8f s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
 
@@ -581,11 +582,11 @@ sw__als_gram(const float *F, int64_t n, int64_t k, int threads, double *G,
 
 /* Per-thread scratch of a sweep. */
 typedef struct solve_tmp {
-    float *r, *p, *Ap;     /* CG, k each */
-    const float **Y;       /* CG: the row's vectors of the other side, in
-                            * place (max_n) */
-    float *c, *t, *w;      /* CG: their confidences, dots, weights (max_n) */
-    double *A, *b, *G;     /* Cholesky: k*k, k, SYRK_BLOCK*k */
+    float *r, *p, *Ap; /* CG, k each */
+    const float **Y;   /* CG: the row's vectors of the other side, in
+                        * place (max_n) */
+    float *c, *t, *w;  /* CG: their confidences, dots, weights (max_n) */
+    double *A, *b, *G; /* Cholesky: k*k, k, SYRK_BLOCK*k */
 } solve_tmp;
 
 typedef struct sweep {

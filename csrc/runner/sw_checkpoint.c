@@ -685,8 +685,7 @@ run_restore(run *R, int64_t *keep, sw_err *err)
 
                 /* its outputs were aborted with the transaction: the
                  * events after the one before are scored again */
-                fprintf(stderr,
-                        "sw-serve: checkpoint %s was written but its "
+                sw__log("checkpoint %s was written but its "
                         "transaction did not commit (the group's committed "
                         "offsets are not its position); set aside as "
                         ".aborted, trying the one before\n",
@@ -703,8 +702,7 @@ run_restore(run *R, int64_t *keep, sw_err *err)
             }
         }
         if (rc != SW_OK) {
-            fprintf(stderr,
-                    "sw-serve: warning: checkpoint %s is unusable (%s); "
+            sw__log("warning: checkpoint %s is unusable (%s); "
                     "trying the one before\n",
                     path, e.msg);
             sw_pipeline_free(p);
@@ -715,23 +713,21 @@ run_restore(run *R, int64_t *keep, sw_err *err)
         R->restored = 1;
         R->t->ckpt_seq = seqs[0];
         if (R->j->tasks)
-            fprintf(stderr,
-                    "sw-serve: restored %s: partition %d at offset %lld, "
+            sw__log("restored %s: partition %d at offset %lld, "
                     "%lld events buffered\n",
                     path, R->t->n_pos ? (int)R->t->pos_part[0] : -1,
                     R->t->n_pos ? (long long)R->t->pos_next[0] : -1LL,
                     (long long)R->t->n);
         else
-            fprintf(stderr,
-                    "sw-serve: restored %s: %lld events in, %lld "
+            sw__log("restored %s: %lld events in, %lld "
                     "predictions, %lld events buffered\n",
                     path, (long long)R->n_in, (long long)R->n_out,
                     (long long)R->t->n);
         return SW_OK;
     }
     if (n > 0)
-        fprintf(stderr, "sw-serve: warning: no usable checkpoint in %s; "
-                        "starting from the group's offsets\n",
+        sw__log("warning: no usable checkpoint in %s; "
+                "starting from the group's offsets\n",
                 R->t->dir);
     if (n > 0)
         R->t->ckpt_seq = seqs[0];

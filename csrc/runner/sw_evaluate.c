@@ -84,11 +84,10 @@ open_run(run *R, slot *sl)
     tags[14] = NULL;
     if (sw__track_start(R->j->registry, R->j->eval_experiment, name, tags,
                         keys, N_KEYS, &ev->tr, &err) != SW_OK)
-        fprintf(stderr, "sw-serve: evaluate: %s: no tracking run: %s\n",
-                sl->s.model, err.msg);
+        sw__log("evaluate: %s: no tracking run: %s\n", sl->s.model, err.msg);
     else
-        fprintf(stderr, "sw-serve: evaluate: %s %s: tracking run %s in "
-                        "experiment '%s'\n",
+        sw__log("evaluate: %s %s: tracking run %s in "
+                "experiment '%s'\n",
                 slot_name(R, sl), sl->s.model, sw__track_run_id(ev->tr),
                 R->j->eval_experiment);
 }
@@ -452,8 +451,8 @@ run_eval_tick(run *R, int final)
         if (ev->tr != NULL &&
             sw__track_log(ev->tr, v, ev->n,
                           atomic_load(&R->mt->watermark_us), &err) != SW_OK) {
-            fprintf(stderr, "sw-serve: evaluate: %s: tracking run %s "
-                            "dropped: %s\n",
+            sw__log("evaluate: %s: tracking run %s "
+                    "dropped: %s\n",
                     slots[s]->s.model, sw__track_run_id(ev->tr), err.msg);
             sw__track_end(ev->tr, "FAILED", &err);
             ev->tr = NULL;

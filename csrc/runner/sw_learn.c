@@ -49,11 +49,11 @@ snapshot(run *R)
         sw_model_save_buffer(R->main.s.m, &bytes, &len, &e) != SW_OK ||
         sw_registry_register(R->j->registry, name, bytes, len, text, "sw-serve",
                              &version, &e) != SW_OK) {
-        fprintf(stderr, "sw-serve: learn: snapshot not registered: %s\n",
+        sw__log("learn: snapshot not registered: %s\n",
                 text ? e.msg : "out of memory");
     } else {
-        fprintf(stderr, "sw-serve: learn: %lld pairs learned, registered as "
-                        "%s@%lld\n",
+        sw__log("learn: %lld pairs learned, registered as "
+                "%s@%lld\n",
                 (long long)R->n_learned, name, (long long)version);
         atomic_fetch_add(&R->mt->snapshots, 1);
         R->n_snap = 0;

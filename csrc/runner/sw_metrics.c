@@ -8,6 +8,7 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,26 @@ now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sw__log(const char *fmt, ...)
+{
+    char line[2048];
+    struct tm tm;
+    int64_t ms = now_ms();
+    time_t sec = (time_t)(ms / 1000);
+    size_t n;
+    va_list ap;
+
+    gmtime_r(&sec, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(line + n, sizeof(line) - n,
+                          ".%03dZ sw-serve: ", (int)(ms % 1000));
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    va_end(ap);
+    fputs(line, stderr);
 }
 
 /* A tenant's name as a Prometheus label value: quotes, backslashes and

@@ -336,8 +336,7 @@ run_txn_open(run *R, sw_err *err)
         return fail(err, SW_E_INVAL,
                     "job: exactly_once: no Kafka output (a transaction holds "
                     "topics; files are cut back to the checkpoint anyway)");
-    fprintf(stderr, "sw-serve: exactly once: transactional.id '%s'\n",
-            j->txn_id);
+    sw__log("exactly once: transactional.id '%s'\n", j->txn_id);
     return sw_kafka_sink_init_transactions(R->tx.owner, 60000, err);
 }
 

@@ -68,8 +68,8 @@ record(reloader *rl, int64_t version, const char *sha, sw_deploy_status st,
 
     if (sw_registry_record(rl->j->registry, rl->ref, version, sha,
                            rl->runner, st, reason, &err) != SW_OK)
-        fprintf(stderr, "sw-serve: reload: could not write the deployment "
-                        "log: %s\n",
+        sw__log("reload: could not write the deployment "
+                "log: %s\n",
                 err.msg);
 }
 
@@ -123,8 +123,7 @@ look(reloader *rl)
         /* a file changed after registration is a refusal, said once per
          * reason; a store being written is tried again at the next poll */
         if (err.rc == SW_E_FORMAT && strcmp(rl->unresolved, err.msg) != 0) {
-            fprintf(stderr, "sw-serve: reload: %s refused: %s\n",
-                    rl->ref, err.msg);
+            sw__log("reload: %s refused: %s\n", rl->ref, err.msg);
             atomic_fetch_add(&rl->mt->reload_refusals, 1);
             record(rl, version, NULL, SW_DEPLOY_REFUSED, err.msg);
             snprintf(rl->unresolved, sizeof(rl->unresolved), "%s", err.msg);
@@ -141,8 +140,8 @@ look(reloader *rl)
     rl->unresolved[0] = '\0';
     m = verify(rl, path, why, sizeof(why));
     if (m == NULL) {
-        fprintf(stderr, "sw-serve: reload: %s version %lld (sha256 %.16s...) "
-                        "refused, still serving version %lld: %s\n",
+        sw__log("reload: %s version %lld (sha256 %.16s...) "
+                "refused, still serving version %lld: %s\n",
                 rl->ref, (long long)version, sha,
                 (long long)rl->serving_version, why);
         atomic_fetch_add(&rl->mt->reload_refusals, 1);
@@ -202,8 +201,7 @@ announced(reloader *rl, sw_kafka_source *ks, int64_t count)
                     snprintf(reason, sizeof(reason), "retired on %s%s%.300s",
                              rl->j->control_topic, why ? ": " : "",
                              why ? why : "");
-                    fprintf(stderr, "sw-serve: reload: %s %s\n", rl->ref,
-                            reason);
+                    sw__log("reload: %s %s\n", rl->ref, reason);
                     pthread_mutex_lock(&rl->lock);
                     {
                         int64_t v = rl->serving_version;
@@ -260,8 +258,8 @@ sw__control_open(const job *j, const char *who)
              (long)getpid(), who);
     if (sw_kafka_source_subscribe(j->control_bootstrap, j->control_topic,
                                   group, 50, conf, &ks, &err) != SW_OK) {
-        fprintf(stderr, "sw-serve: %s: control topic %s: %s (polling the "
-                        "registry only)\n",
+        sw__log("%s: control topic %s: %s (polling the "
+                "registry only)\n",
                 who, j->control_topic, err.msg);
         return NULL;
     }
@@ -299,10 +297,10 @@ reload_main(void *arg)
             next = now_s() + rl->j->reload_seconds;
             if (w == NULL &&
                 sw_registry_watch_open(rl->j->registry, &w, &err) != SW_OK) {
-                fprintf(stderr, "sw-serve: reload: %s\n", err.msg);
+                sw__log("reload: %s\n", err.msg);
             } else if (w != NULL &&
                        sw_registry_watch_poll(w, &changed, &err) != SW_OK) {
-                fprintf(stderr, "sw-serve: reload: %s\n", err.msg);
+                sw__log("reload: %s\n", err.msg);
                 sw_registry_watch_free(w); /* reopen at the next poll */
                 w = NULL;
             } else if (changed) {
@@ -314,14 +312,14 @@ reload_main(void *arg)
 
             /* waits up to 50 ms: the loop's pace, as the timed wait's */
             if (sw_kafka_source_next(ks, 64, &count, &err) != SW_OK) {
-                fprintf(stderr, "sw-serve: reload: control topic: %s "
-                                "(polling the registry only)\n",
+                sw__log("reload: control topic: %s "
+                        "(polling the registry only)\n",
                         err.msg);
                 sw_kafka_source_free(ks);
                 ks = NULL;
             } else if (count > 0 && announced(rl, ks, count)) {
-                fprintf(stderr, "sw-serve: reload: %s announced on %s\n",
-                        rl->ref, rl->j->control_topic);
+                sw__log("reload: %s announced on %s\n", rl->ref,
+                        rl->j->control_topic);
                 look(rl);
             }
             pthread_mutex_lock(&rl->lock);

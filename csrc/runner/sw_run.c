@@ -744,7 +744,7 @@ swap_slot(run *R, slot *sl)
         return;
     sl->s = next;
     if (name_slot(sl, &err) != SW_OK) /* the name fits: checked at start */
-        fprintf(stderr, "sw-serve: %s\n", err.msg);
+        sw__log("%s\n", err.msg);
     run_eval_swapped(R, sl);
     if (sl == &R->main) {
         pthread_mutex_lock(&R->mt->info_lock);
@@ -752,8 +752,7 @@ swap_slot(run *R, slot *sl)
         snprintf(R->mt->sha256, sizeof(R->mt->sha256), "%s", sl->s.sha);
         pthread_mutex_unlock(&R->mt->info_lock);
     }
-    fprintf(stderr,
-            "sw-serve: now %s %s (sha256 %.16s...) from event %lld on; "
+    sw__log("now %s %s (sha256 %.16s...) from event %lld on; "
             "the swap held the loop %lld us\n",
             sl == &R->main     ? "serving"
             : sl == &R->shadow ? "shadowing with"
@@ -770,8 +769,8 @@ retire_slot(run *R, slot *sl)
         return;
     sw__reloader_stop(sl->rl); /* it may hold a model to hand over */
     sl->rl = NULL;
-    fprintf(stderr, "sw-serve: %s %s retired: no longer scored, from event "
-                    "%lld on\n",
+    sw__log("%s %s retired: no longer scored, from event "
+            "%lld on\n",
             sl == &R->shadow ? "shadow" : "canary", sl->s.model,
             (long long)R->n_in);
     run_eval_end(R, sl, 1);
@@ -861,8 +860,7 @@ check_keys(run *R, sw_err *err)
         /* every key's state in one task: the events go by that field */
         snprintf(R->repart_field, sizeof(R->repart_field), "%s",
                  json_string_value(json_array_get(common, 0)));
-        fprintf(stderr,
-                "sw-serve: features %s are not keyed by the message key "
+        sw__log("features %s are not keyed by the message key "
                 "'%s': events go through topic %s-repartition keyed by "
                 "'%s'\n",
                 bad, R->j->key_field, R->j->group, R->repart_field);
@@ -881,13 +879,11 @@ check_keys(run *R, sw_err *err)
                     "field, or run without tasks",
                     bad, R->j->key_field);
     if (R->j->key_field == NULL)
-        fprintf(stderr,
-                "sw-serve: note: the job names no \"key\" (the field the "
+        sw__log("note: the job names no \"key\" (the field the "
                 "messages are keyed by); results depend only on each "
                 "partition's order when every key lives in one partition\n");
     else
-        fprintf(stderr,
-                "sw-serve: warning: features %s are not keyed by the message "
+        sw__log("warning: features %s are not keyed by the message "
                 "key '%s': their state depends on how the partitions "
                 "interleave, so a replay may differ from the live run\n",
                 bad, R->j->key_field);
@@ -1371,8 +1367,7 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
                             "outputs than the bundle's %lld",
                             o, (long long)n_o);
             run_avro_schema(&R->line, n_o);
-            fprintf(stderr, "sw-serve: sinks[%d] %s: Avro%s, schema %.*s\n", o,
-                    j->sinks[o].topic,
+            sw__log("sinks[%d] %s: Avro%s, schema %.*s\n", o, j->sinks[o].topic,
                     j->sinks[o].schema_id >= 0 ? " (Confluent framing)" : "",
                     (int)R->line.len, R->line.p);
         }
@@ -1408,8 +1403,8 @@ setup_io(run *R, const int64_t *keep, sw_err *err)
                                                   err)) != SW_OK)
             return rc;
         if (R->fb != NULL)
-            fprintf(stderr, "sw-serve: labels from %s (%d partitions), "
-                            "joined to the events of %s\n",
+            sw__log("labels from %s (%d partitions), "
+                    "joined to the events of %s\n",
                     j->fb_topic, n_fb, j->topic);
     }
     snprintf(R->mt->source, sizeof(R->mt->source), "%s",
@@ -1436,8 +1431,8 @@ start_reloaders(run *R, sw_err *err)
                                   &R->canary.rl, err)) != SW_OK))
         return rc;
     if (R->main.rl != NULL)
-        fprintf(stderr, "sw-serve: following %s in %s (every %gs)\n",
-                j->bundle, j->registry, j->reload_seconds);
+        sw__log("following %s in %s (every %gs)\n", j->bundle, j->registry,
+                j->reload_seconds);
     return SW_OK;
 }
 
@@ -1463,9 +1458,9 @@ loop(run *R, sw_err *err)
             swap_slot(R, &R->canary);
         if (sw__reloader_retired(R->main.rl)) {
             /* what it serves is retired: the job ends as on SIGTERM */
-            fprintf(stderr, "sw-serve: %s retired: stopping (a last "
-                            "checkpoint, outputs flushed, offsets "
-                            "committed)\n",
+            sw__log("%s retired: stopping (a last "
+                    "checkpoint, outputs flushed, offsets "
+                    "committed)\n",
                     R->main.s.model);
             stop_asked = 1;
             break;
@@ -1527,8 +1522,7 @@ loop(run *R, sw_err *err)
         run_eval_tick(R, 0);
         if (j->log_seconds > 0 && now_s() - last_log >= j->log_seconds) {
             last_log = now_s();
-            fprintf(stderr,
-                    "sw-serve: %lld in, %lld out, %lld dead, %lld late, "
+            sw__log("%lld in, %lld out, %lld dead, %lld late, "
                     "%lld checkpoints\n",
                     (long long)R->n_in, (long long)R->n_out,
                     (long long)R->n_dead, (long long)R->n_late,
@@ -1596,8 +1590,8 @@ run_job(job *j, run_metrics *mt, sw_err *err)
         setup_pipeline(&R, keep, err) != SW_OK ||
         setup_io(&R, keep, err) != SW_OK)
         goto done;
-    fprintf(stderr, "sw-serve: serving %s (sha256 %.16s...) on %s, %s "
-                    "emission\n",
+    sw__log("serving %s (sha256 %.16s...) on %s, %s "
+            "emission\n",
             R.main.s.model, R.main.s.sha, mt->source, mt->emission);
     if (start_reloaders(&R, err) != SW_OK || run_eval_open(&R, err) != SW_OK)
         goto done;
@@ -1611,8 +1605,7 @@ run_job(job *j, run_metrics *mt, sw_err *err)
     update_metrics(&R);
     run_learn_stop(&R);
     run_eval_close(&R, 1);
-    fprintf(stderr,
-            "sw-serve: stopped: %lld in, %lld out, %lld dead, %lld late\n",
+    sw__log("stopped: %lld in, %lld out, %lld dead, %lld late\n",
             (long long)R.n_in, (long long)R.n_out, (long long)R.n_dead,
             (long long)R.n_late);
     status = 0;
@@ -1637,11 +1630,11 @@ sw__run_main(int argc, char **argv)
         return 2;
     }
     if (sodium_init() < 0) {
-        fprintf(stderr, "sw-serve: libsodium failed to start\n");
+        sw__log("libsodium failed to start\n");
         return 1;
     }
     if (sw__job_load(argv[2], &j, &err) != SW_OK) {
-        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+        sw__log("%s [%s]\n", err.msg, sw_rc_name(err.rc));
         sw__job_free(&j);
         return 2;
     }
@@ -1654,13 +1647,13 @@ sw__run_main(int argc, char **argv)
     pthread_mutex_init(&mt.info_lock, NULL);
     if (j.metrics_port > 0 &&
         sw__metrics_start(j.metrics_port, &mt, &ms, &err) != SW_OK) {
-        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+        sw__log("%s [%s]\n", err.msg, sw_rc_name(err.rc));
         sw__job_free(&j);
         return 1;
     }
     status = run_job(&j, &mt, &err);
     if (status != 0)
-        fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+        sw__log("%s [%s]\n", err.msg, sw_rc_name(err.rc));
     sw__metrics_stop(ms);
     sw__job_free(&j);
     return status;

@@ -154,6 +154,12 @@ void sw__metrics_stop(metrics_server *s);
 
 int sw__run_main(int argc, char **argv);
 
+/* A line of the runner's log on stderr (sw_metrics.c): the wall-clock
+ * time in UTC to the millisecond, "sw-serve: " and the message, written
+ * at once so the loop's and the reloader's lines never interleave. Without
+ * the time, a rebalance that cost ten seconds left no trace of when. */
+void sw__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Following a registry alias (sw_reload.c): a thread polls the store,
  * loads and verifies a newly promoted version off the scoring path, and
  * hands it to the loop, which swaps it in between batches. A version that

@@ -83,8 +83,7 @@ main(int argc, char **argv)
             } else if (!strcmp(argv[i], "libsvm")) {
                 fmt = SW_ROWS_LIBSVM;
             } else {
-                fprintf(stderr,
-                        "sw-serve: --format %s: expected csv or "
+                sw__log("--format %s: expected csv or "
                         "libsvm\n",
                         argv[i]);
                 return 2;
@@ -98,16 +97,14 @@ main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--recommend") && i + 1 < argc) {
             recommend = strtoll(argv[++i], NULL, 10);
             if (recommend < 1 || recommend > 100000) {
-                fprintf(stderr,
-                        "sw-serve: --recommend %s: expected "
+                sw__log("--recommend %s: expected "
                         "1..100000\n",
                         argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--inspect") && i + 1 < argc) {
             if (sw_model_inspect(argv[i + 1], stdout, &err) != SW_OK) {
-                fprintf(stderr, "sw-serve: %s [%s]\n", err.msg,
-                        sw_rc_name(err.rc));
+                sw__log("%s [%s]\n", err.msg, sw_rc_name(err.rc));
                 return 1;
             }
             return 0;
@@ -122,16 +119,15 @@ main(int argc, char **argv)
             return 0;
         } else if (argv[i][0] == '-' || path != NULL) {
             if (argv[i][0] != '-')
-                fprintf(stderr, "sw-serve: one model only: %s, then %s\n",
-                        path, argv[i]);
+                sw__log("one model only: %s, then %s\n", path, argv[i]);
             else if (i + 1 == argc && (!strcmp(argv[i], "--format") ||
                                        !strcmp(argv[i], "--registry") ||
                                        !strcmp(argv[i], "--resolve") ||
                                        !strcmp(argv[i], "--recommend") ||
                                        !strcmp(argv[i], "--inspect")))
-                fprintf(stderr, "sw-serve: %s needs a value\n", argv[i]);
+                sw__log("%s needs a value\n", argv[i]);
             else
-                fprintf(stderr, "sw-serve: unknown option %s\n", argv[i]);
+                sw__log("unknown option %s\n", argv[i]);
             usage(stderr);
             return 2;
         } else {
@@ -140,7 +136,7 @@ main(int argc, char **argv)
     }
     if (resolve != NULL) {
         if (registry == NULL) {
-            fprintf(stderr, "sw-serve: --resolve needs --registry STORE\n");
+            sw__log("--resolve needs --registry STORE\n");
             return 2;
         }
         if (sw_registry_resolve(registry, resolve, resolved, sizeof(resolved),
@@ -157,13 +153,12 @@ main(int argc, char **argv)
         if (sw_registry_resolve(registry, path, resolved, sizeof(resolved), sha,
                                 &version, &err) != SW_OK)
             goto done;
-        fprintf(stderr, "sw-serve: %s is %s (version %lld, sha256 %.16s...)\n",
-                path, resolved, (long long)version, sha);
+        sw__log("%s is %s (version %lld, sha256 %.16s...)\n", path, resolved,
+                (long long)version, sha);
         path = resolved;
     }
     if (sw_version() != SW_VERSION) {
-        fprintf(stderr, "sw-serve: header %x, library %x\n", SW_VERSION,
-                sw_version());
+        sw__log("header %x, library %x\n", SW_VERSION, sw_version());
         return 1;
     }
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
@@ -190,8 +185,7 @@ main(int argc, char **argv)
         goto done;
     }
     if (n_bad > 0) {
-        fprintf(stderr, "sw-serve: %lld bad row%s\n", n_bad,
-                n_bad == 1 ? "" : "s");
+        sw__log("%lld bad row%s\n", n_bad, n_bad == 1 ? "" : "s");
         status = 1;
     } else {
         status = 0;
@@ -199,7 +193,7 @@ main(int argc, char **argv)
     sw_model_free(m);
     return status;
 done:
-    fprintf(stderr, "sw-serve: %s [%s]\n", err.msg, sw_rc_name(err.rc));
+    sw__log("%s [%s]\n", err.msg, sw_rc_name(err.rc));
     sw_model_free(m);
     return status;
 }

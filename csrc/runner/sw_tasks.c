@@ -73,8 +73,7 @@ log_changes(run *R, int32_t part, sw_err *err)
 static void
 said_snapshot(const task *t, int32_t part)
 {
-    fprintf(stderr, "sw-serve: task of partition %d snapshot %lld at offset "
-                    "%lld\n",
+    sw__log("task of partition %d snapshot %lld at offset %lld\n",
             (int)part, (long long)t->ckpt_seq,
             t->n_pos > 0 ? (long long)t->pos_next[0] : -1LL);
 }
@@ -344,8 +343,7 @@ replay_changelog(run *R, int32_t part, sw_err *err)
             double rate = (double)records / (now_s() - t0);
 
             said = now_s();
-            fprintf(stderr,
-                    "sw-serve: task of partition %d: restoring, %lld of "
+            sw__log("task of partition %d: restoring, %lld of "
                     "%lld changelog records (%lld bytes), about %.0f s "
                     "left\n",
                     (int)part, (long long)records, (long long)total,
@@ -393,13 +391,12 @@ replay_changelog(run *R, int32_t part, sw_err *err)
     atomic_fetch_add(&R->mt->restore_records, records);
     atomic_fetch_add(&R->mt->restore_bytes, bytes);
     if (rc == SW_OK)
-        fprintf(stderr,
-                "sw-serve: task of partition %d: changelog tail from offset "
+        sw__log("task of partition %d: changelog tail from offset "
                 "%lld: %lld records (%lld bytes, %lld flushes%s%lld cut "
                 "short) in %.3f s\n",
                 (int)part, (long long)(from >= 0 ? from : 0),
-                (long long)records, (long long)bytes, (long long)flushes,
-                ", ", (long long)q.n, now_s() - t0);
+                (long long)records, (long long)bytes, (long long)flushes, ", ",
+                (long long)q.n, now_s() - t0);
     pending_free(&q);
     if (rc != SW_OK) {
         char why[sizeof(err->msg)];
@@ -479,12 +476,11 @@ assign(run *R, const int32_t *parts, int64_t *start, int n, sw_err *err)
          * member may have committed ahead of a checkpoint that never
          * reached the directory */
         start[i] = k < t->n_pos ? t->pos_next[k] : -1;
-        fprintf(stderr, "sw-serve: task of partition %d %s at %s (%.3f s)\n",
-                (int)part,
+        sw__log("task of partition %d %s at %s (%.3f s)\n", (int)part,
                 t->ckpt_seq > 0 || t->from_changelog ? "restored" : "started",
-                k >= t->n_pos        ? "the group's offset"
+                k >= t->n_pos       ? "the group's offset"
                 : t->from_changelog ? "its changelog's offset"
-                                     : "its checkpoint's offset",
+                                    : "its checkpoint's offset",
                 now_s() - t0);
     }
     return SW_OK;
@@ -507,8 +503,7 @@ revoke(run *R, const int32_t *parts, int n, sw_err *err)
         run_task_free(t);
         free(t);
         R->tasks[parts[i]] = NULL;
-        fprintf(stderr, "sw-serve: task of partition %d handed over\n",
-                (int)parts[i]);
+        sw__log("task of partition %d handed over\n", (int)parts[i]);
     }
     return SW_OK;
 }

@@ -100,8 +100,8 @@ control_history(tenants *tn, sw_err *err)
             tn->ctl_part[tn->n_ctl] = sp[i];
             tn->ctl_next[tn->n_ctl++] = hi[i];
         }
-        fprintf(stderr, "sw-serve: tenants: control topic %s read to its "
-                        "end (%lld messages) before serving\n",
+        sw__log("tenants: control topic %s read to its "
+                "end (%lld messages) before serving\n",
                 j->control_topic, (long long)seen);
     }
     sw_kafka_source_free(ks);
@@ -350,8 +350,7 @@ load(tenants *tn, tenant *t)
     return;
 refused:
     t->state = TENANT_REFUSED;
-    fprintf(stderr, "sw-serve: tenant %.*s refused: %s\n", (int)t->name_len,
-            t->name, t->why);
+    sw__log("tenant %.*s refused: %s\n", (int)t->name_len, t->name, t->why);
     atomic_fetch_add(&tn->mt->tenant_refusals, 1);
 }
 
@@ -469,8 +468,8 @@ record(tenants *tn, const char *ref, int64_t version, const char *sha,
 
     if (sw_registry_record(tn->j->registry, ref, version, sha, tn->j->runner, st,
                            reason, &err) != SW_OK)
-        fprintf(stderr, "sw-serve: tenants: could not write the deployment "
-                        "log: %s\n",
+        sw__log("tenants: could not write the deployment "
+                "log: %s\n",
                 err.msg);
 }
 
@@ -506,11 +505,11 @@ look_tenant(tenants *tn, const look_item *it)
         !strcmp(sha, it->bad_sha))
         return;
     if ((m = check_model(tn, path, ref, why, sizeof(why))) == NULL) {
-        fprintf(stderr, "sw-serve: tenant %s: %s version %lld (sha256 "
-                        "%.16s...) refused, still serving version %lld: "
-                        "%s\n",
-                it->name, ref, (long long)version, sha,
-                (long long)it->version, why);
+        sw__log("tenant %s: %s version %lld (sha256 "
+                "%.16s...) refused, still serving version %lld: "
+                "%s\n",
+                it->name, ref, (long long)version, sha, (long long)it->version,
+                why);
         atomic_fetch_add(&tn->mt->reload_refusals, 1);
         record(tn, ref, version, sha, SW_DEPLOY_REFUSED, why);
         pthread_mutex_lock(&tn->lock);
@@ -621,12 +620,12 @@ control_look(tenants *tn, sw_kafka_source *ks, int64_t count)
             snprintf(t->why, sizeof(t->why), "retired on %.200s%s%.150s",
                      tn->j->control_topic, reason ? ": " : "",
                      reason ? reason : "");
-            fprintf(stderr, "sw-serve: tenant %s: %s\n", t->name, t->why);
+            sw__log("tenant %s: %s\n", t->name, t->why);
         } else if (t != NULL &&
                    (t->state == TENANT_RETIRED || t->retire > 0)) {
             t->retire = -1;
-            fprintf(stderr, "sw-serve: tenant %s: deployed again on %s\n",
-                    t->name, tn->j->control_topic);
+            sw__log("tenant %s: deployed again on %s\n", t->name,
+                    tn->j->control_topic);
         }
         pthread_mutex_unlock(&tn->lock);
         json_decref(c.root);
@@ -647,8 +646,7 @@ watch_main(void *arg)
     for (c = 0; ks != NULL && c < tn->n_ctl; c++) {
         if (sw_kafka_source_start_at(ks, tn->ctl_part[c], tn->ctl_next[c],
                                      &err) != SW_OK)
-            fprintf(stderr, "sw-serve: tenants: control topic: %s\n",
-                    err.msg);
+            sw__log("tenants: control topic: %s\n", err.msg);
     }
 
     pthread_mutex_lock(&tn->lock);
@@ -663,8 +661,8 @@ watch_main(void *arg)
         flush_swaps(tn);
         /* waits up to 50 ms */
         if (ks != NULL && sw_kafka_source_next(ks, 64, &count, &err) != SW_OK) {
-            fprintf(stderr, "sw-serve: tenants: control topic: %s (polling "
-                            "the registry only)\n",
+            sw__log("tenants: control topic: %s (polling "
+                    "the registry only)\n",
                     err.msg);
             sw_kafka_source_free(ks);
             ks = NULL;
@@ -673,10 +671,10 @@ watch_main(void *arg)
         }
         if (w == NULL &&
             sw_registry_watch_open(tn->j->registry, &w, &err) != SW_OK) {
-            fprintf(stderr, "sw-serve: tenants: %s\n", err.msg);
+            sw__log("tenants: %s\n", err.msg);
         } else if (w != NULL &&
                    sw_registry_watch_poll(w, &changed, &err) != SW_OK) {
-            fprintf(stderr, "sw-serve: tenants: %s\n", err.msg);
+            sw__log("tenants: %s\n", err.msg);
             sw_registry_watch_free(w); /* reopen at the next poll */
             w = NULL;
         }

@@ -253,3 +253,26 @@ def test_a_csv_header_matches_columns_to_the_models_feature_names(
         plain.decision_function(X[:5]).tobytes()
     out = run(serve, tmp_path / "plain.swm", "a,b,c\n" + csv_text(X[:5]))
     assert out.returncode != 0 and "takes 4 columns in order" in out.stderr
+
+
+def test_every_log_line_of_the_runner_carries_its_utc_time(serve, tmp_path):
+    import re
+    import time
+    from datetime import datetime, timezone
+    job = tmp_path / "job.json"
+    job.write_text("{}")
+    t0 = time.time()
+    out = subprocess.run([serve, "run", str(job)], capture_output=True,
+                         text=True, timeout=60)
+    t1 = time.time()
+    assert out.returncode == 2
+    assert "sw-serve: job: source: expected" in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x]
+    assert lines
+    for line in lines:
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z sw-serve: ",
+                     line)
+        assert m, line
+        t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+            tzinfo=timezone.utc).timestamp()
+        assert t0 - 1 <= t <= t1 + 1, (line, t0, t1)
