@@ -3,7 +3,8 @@
  * sw_metrics.c - the runner's HTTP endpoint, served by libmicrohttpd from
  * its own thread: /metrics in Prometheus' text format, /healthz, and
  * /status as JSON. It only reads the loop's atomic counters, so a scrape
- * never stalls scoring.
+ * never stalls scoring. And the runner's log lines on stderr (sw__log),
+ * the other half of what an operator reads.
  */
 #include <math.h>
 #include <microhttpd.h>

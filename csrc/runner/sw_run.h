@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sw_run.h - what the runner's files share with the rest of sw-serve: the
- * job as read from its JSON file (sw_job.c), the metrics endpoint
- * (sw_metrics.c), the reloader (sw_reload.c), the tenants (sw_tenants.c)
+ * job as read from its JSON file (sw_job.c), the metrics endpoint and
+ * the log (sw_metrics.c), the reloader (sw_reload.c), the tenants (sw_tenants.c)
  * and the loop's entry point (sw_run.c; its own files share
  * sw_run_int.h).
  */
