@@ -77,7 +77,9 @@ sw__log(const char *fmt, ...)
     n += (size_t)snprintf(line + n, sizeof(line) - n,
                           ".%03dZ sw-serve: ", (int)(ms % 1000));
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    if (vsnprintf(line + n, sizeof(line) - n, fmt, ap) >=
+        (int)(sizeof(line) - n))
+        memcpy(line + sizeof(line) - 5, "...\n", 5); /* cut, still a line */
     va_end(ap);
     fputs(line, stderr);
 }

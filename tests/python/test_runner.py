@@ -276,3 +276,13 @@ def test_every_log_line_of_the_runner_carries_its_utc_time(serve, tmp_path):
         t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
             tzinfo=timezone.utc).timestamp()
         assert t0 - 1 <= t <= t1 + 1, (line, t0, t1)
+
+
+def test_a_log_line_too_long_is_cut_and_still_one_line(serve):
+    out = subprocess.run([serve, "--format", "x" * 3000],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    first = out.stderr.split("\n")[0]
+    assert "sw-serve: --format xxx" in first and first.endswith("...")
+    assert len(first) == 2046   # 2048 bytes less the newline and NUL
+    assert not out.stderr.split("\n")[1].startswith("x")
