@@ -143,12 +143,12 @@ key_hash(const sw_pipeline *p, const keytab *kt, const uint64_t *h)
  * same arithmetic as sw__op_value() then sw__op_update() in one pass over
  * the state, the others through those (sw_ops.c). */
 static inline __attribute__((always_inline)) void
-step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
-     double *out)
+step(const step_op *o, int code, double *s, int64_t t, const double *v,
+     const uint64_t *h, double *out)
 {
     double w, x;
 
-    switch (o->code) {
+    switch (code) {
     case STEP_COUNT:
         out[0] = s[0];
         s[0] += 1.0;
@@ -191,7 +191,7 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
             s[0] *= exp2(-((double)t - s[1]) / o->a);
         s[1] = (double)t;
         out[0] = s[0];
-        s[0] += o->code == STEP_DECAYED_SUM ? v[o->field] : 1.0;
+        s[0] += code == STEP_DECAYED_SUM ? v[o->field] : 1.0;
         return;
     case STEP_SINCE:
         out[0] = isnan(s[0]) ? NAN : ((double)t - s[0]) / 1e6;
@@ -218,7 +218,7 @@ step(const step_op *o, double *s, int64_t t, const double *v, const uint64_t *h,
         } else {
             out[0] = s[0];
         }
-        s[0] += o->code == STEP_TUMBLING_COUNT ? 1.0 : v[o->field];
+        s[0] += code == STEP_TUMBLING_COUNT ? 1.0 : v[o->field];
         return;
     default:
         x = o->field >= 0 ? v[o->field] : 1.0;
@@ -268,19 +268,20 @@ evict_oldest(sw_pipeline *p, keytab *kt, sw_err *err)
     return rc;
 }
 
+static void finish_rows(sw_pipeline *p, int64_t i0, int64_t m, sw_result *r);
+
 /* Process pending record i (key hashes kh, one per table): emit its row
  * into r and update the state. */
 static sw_rc
 process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         const double *init, sw_err *err)
 {
-    int64_t t = rec_head(p, i)[0], row = r->n, j;
+    int64_t t = rec_head(p, i)[0], j;
     const double *v = rec_vals(p, i);
     const uint64_t *h = rec_hash(p, i);
-    double *dense = r->dense + row * p->n_dense;
-    int64_t *ind = r->indices + row * p->n_hash;
+    double *dense = r->dense + r->n * p->n_dense;
     const step_op *o, *end;
-    int tb, k, n_h = 0;
+    int tb;
 
     for (tb = 0; tb < p->n_tables; tb++) {
         keytab *kt = &p->tables[tb];
@@ -313,35 +314,190 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
             memcpy(s, tinit, (size_t)kt->block * sizeof(double));
         end = p->ops + p->plan_at[tb + 1];
         for (o = p->ops + p->plan_at[tb]; o < end; o++)
-            step(o, s + o->slot, t, v, h, dense + o->out);
+            step(o, o->code, s + o->slot, t, v, h, dense + o->out);
         e[1] = (uint64_t)t;
     }
-    for (k = p->plan_at[p->n_tables]; k < p->plan_at[p->n_tables + 1]; k++) {
-        const feature *f = &p->features[p->plan[k]];
-
-        sw__op_transform(f, v[f->field], h[f->field], dense + f->offset);
-    }
-    for (; k < p->plan_at[p->n_tables + 2]; k++) {
-        const feature *f = &p->features[p->plan[k]];
-        uint64_t x = f->salt;
-        int m;
-
-        for (m = 0; m < f->n_hash; m++)
-            x = sw__mix64(x, h[f->hash_fields[m]]);
-        ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
-    }
-    for (k = 0; k < p->n_fill; k++) {
-        if (isnan(dense[p->fill_col[k]]))
-            dense[p->fill_col[k]] = p->fill_val[k];
-    }
-    r->seq[row] = rec_head(p, i)[1];
-    r->t[row] = t;
-    r->indptr[row] = row * p->n_hash;
-    r->indptr[row + 1] = (row + 1) * p->n_hash;
-    r->n++;
-    p->now = t;
-    p->n_emitted++;
+    finish_rows(p, i, 1, r);
     return SW_OK;
+}
+
+/* The rest of the rows of pending records i0 .. i0+m-1, once their keyed
+ * features are in: stateless transforms, hashed features, defaults, and
+ * each row's place. p's words are read once: the stores into r could be
+ * any of them, as far as the compiler knows. */
+static void
+finish_rows(sw_pipeline *p, int64_t i0, int64_t m, sw_result *r)
+{
+    const int64_t nd = p->n_dense, nh = p->n_hash, row0 = r->n;
+    const int k0 = p->plan_at[p->n_tables], k1 = p->plan_at[p->n_tables + 1],
+              k2 = p->plan_at[p->n_tables + 2], n_fill = p->n_fill;
+    int64_t i, *seq = r->seq + row0, *rt = r->t + row0,
+               *indptr = r->indptr + row0;
+    int k;
+
+    for (i = 0; i < m && (k0 < k2 || n_fill > 0); i++) {
+        const double *v = rec_vals(p, i0 + i);
+        const uint64_t *h = rec_hash(p, i0 + i);
+        double *dense = r->dense + (row0 + i) * nd;
+        int64_t *ind = r->indices + (row0 + i) * nh;
+        int n_h = 0;
+
+        for (k = k0; k < k1; k++) {
+            const feature *f = &p->features[p->plan[k]];
+
+            sw__op_transform(f, v[f->field], h[f->field], dense + f->offset);
+        }
+        for (; k < k2; k++) {
+            const feature *f = &p->features[p->plan[k]];
+            uint64_t x = f->salt;
+            int j;
+
+            for (j = 0; j < f->n_hash; j++)
+                x = sw__mix64(x, h[f->hash_fields[j]]);
+            ind[n_h++] = f->offset + (int64_t)(x % (uint64_t)f->dims);
+        }
+        for (k = 0; k < n_fill; k++) {
+            if (isnan(dense[p->fill_col[k]]))
+                dense[p->fill_col[k]] = p->fill_val[k];
+        }
+    }
+    for (i = 0; i < m; i++) {
+        const int64_t *head = rec_head(p, i0 + i);
+
+        seq[i] = head[1];
+        rt[i] = head[0];
+        indptr[i + 1] = (row0 + i + 1) * nh;
+    }
+    indptr[0] = row0 * nh;
+    if (m > 0)
+        p->now = rt[m - 1];
+    r->n += m;
+    p->n_emitted += m;
+}
+
+/* Events process_block takes at a time: enough that each op's loop runs
+ * long, few enough that their entries stay in cache from op to op. */
+#define BLOCK 128
+
+/* How many of the next left events may go through process_block: none
+ * when a key can be dropped within the block (a time-to-live, or a key
+ * budget within reach), as that moves entries and resets state between
+ * one event's ops and the next's. */
+static int64_t
+block_len(const sw_pipeline *p, int64_t left)
+{
+    int64_t m = left < BLOCK ? left : BLOCK;
+    int tb;
+
+    if (p->ttl > 0 || m < 2)
+        return 0;
+    for (tb = 0; p->max_keys > 0 && tb < p->n_tables; tb++)
+        if (p->tables[tb].n + m > p->max_keys)
+            return 0;
+    return m;
+}
+
+/* One op over pending records i0 .. i0+m-1, whose states (entry words
+ * after the header) are sp[]; code is a constant in each loop, so the
+ * loop has no dispatch. */
+static void
+run_op(const sw_pipeline *p, const step_op *o, double *const *sp, int64_t i0,
+       int64_t m, double *out)
+{
+    int64_t i, nd = p->n_dense;
+
+#define RUN_OP(C)                                                          \
+    case C:                                                                \
+        for (i = 0; i < m; i++)                                            \
+            step(o, C, sp[i] + o->slot, rec_head(p, i0 + i)[0],            \
+                 rec_vals(p, i0 + i), rec_hash(p, i0 + i), out + i * nd);  \
+        return
+    switch (o->code) {
+        RUN_OP(STEP_COUNT);
+        RUN_OP(STEP_SUM);
+        RUN_OP(STEP_MEAN);
+        RUN_OP(STEP_VAR);
+        RUN_OP(STEP_MIN);
+        RUN_OP(STEP_MAX);
+        RUN_OP(STEP_LAST);
+        RUN_OP(STEP_DECAYED_SUM);
+        RUN_OP(STEP_DECAYED_COUNT);
+        RUN_OP(STEP_SINCE);
+        RUN_OP(STEP_RATE);
+        RUN_OP(STEP_TUMBLING_COUNT);
+        RUN_OP(STEP_TUMBLING_SUM);
+    default:
+        for (i = 0; i < m; i++)
+            step(o, STEP_OTHER, sp[i] + o->slot, rec_head(p, i0 + i)[0],
+                 rec_vals(p, i0 + i), rec_hash(p, i0 + i), out + i * nd);
+        return;
+    }
+#undef RUN_OP
+}
+
+/* process() for pending records i0 .. i0+m-1 (m <= BLOCK, from
+ * block_len), an op at a time over all of them rather than an event at a
+ * time: the per-event dispatch among ops was most of the work when keys
+ * fit in cache. Every op reads and writes only its own state words and
+ * output column, and sees its key's events in the same order, so the bits
+ * are process()'s. All keys are looked up first (their key hashes in
+ * p->kh become entry numbers); a lookup that fails leaves that event and
+ * the later ones unprocessed. Sets *done to the events processed. With
+ * ahead, asks for the keys of events up to n ahead as drain() does. */
+static sw_rc
+process_block(sw_pipeline *p, int64_t i0, int64_t m, int ahead, int64_t n,
+              sw_result *r, const double *init, int64_t *done, sw_err *err)
+{
+    int64_t i, nt = p->n_tables;
+    uint64_t *kh = p->kh + i0 * nt;
+    double *sp[BLOCK];
+    sw_rc rc = SW_OK;
+    int tb;
+
+    for (tb = 0; tb < nt; tb++) {
+        keytab *kt = &p->tables[tb];
+        const double *tinit = init + tb * p->max_block;
+        uint64_t *e, h;
+        int64_t cell = 0, at;
+
+        for (i = 0; i < m; i++) {
+            if (ahead && i0 + i + 16 < n)
+                sw__keytab_prefetch(kt, kh[(i + 16) * nt + tb]);
+            if (ahead && i0 + i + 8 < n)
+                sw__keytab_prefetch_entry(kt, kh[(i + 8) * nt + tb]);
+            h = kh[i * nt + tb] ? kh[i * nt + tb] : 1;
+            e = NULL;
+            if (kt->cap > 0)
+                cell = kt_probe(kt, h, &e);
+            if (e != NULL) {
+                at = KT_CELL_ENTRY(kt->idx[cell]);
+            } else {
+                e = sw__keytab_add(kt, h, tinit, err);
+                at = e != NULL ? (e - kt->e) / kt->stride : -1;
+            }
+            if (at < 0 || (kt->track && sw__keytab_touch_at(kt, at, err))) {
+                /* the tables before hold keys of events not processed,
+                 * in their fresh state: as a key seen and not counted */
+                rc = SW_E_NOMEM;
+                m = i;
+                break;
+            }
+            kt_entry(kt, at)[1] = (uint64_t)rec_head(p, i0 + i)[0];
+            kh[i * nt + tb] = (uint64_t)at;
+        }
+    }
+    for (tb = 0; tb < nt; tb++) {
+        const keytab *kt = &p->tables[tb];
+        const step_op *o, *end = p->ops + p->plan_at[tb + 1];
+
+        for (i = 0; i < m; i++)
+            sp[i] = (double *)(kt_entry(kt, (int64_t)kh[i * nt + tb]) + 2);
+        for (o = p->ops + p->plan_at[tb]; o < end; o++)
+            run_op(p, o, sp, i0, m, r->dense + r->n * p->n_dense + o->out);
+    }
+    finish_rows(p, i0, m, r);
+    *done = m;
+    return rc;
 }
 
 static int
@@ -442,7 +598,7 @@ static sw_rc
 drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
 {
     double *init = NULL;
-    int64_t n = 0, i, j, block = 1;
+    int64_t n = 0, i, j, block = 1, done, check_at = 0;
     int tb, ahead = 0;
     sw_rc rc;
 
@@ -485,36 +641,59 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
         p->kh = kh;
         p->cap_kh = n * p->n_tables;
     }
-    for (i = 0; i < n; i++) {
-        for (tb = 0; tb < p->n_tables; tb++)
-            p->kh[i * p->n_tables + tb] =
-                key_hash(p, &p->tables[tb], rec_hash(p, i));
+    for (tb = 0; tb < p->n_tables; tb++) {
+        const keytab *kt = &p->tables[tb];
+        const int nt = p->n_tables, key = kt->keys[0];
+
+        if (kt->n_keys == 1) { /* key_hash() of one field, in a tight loop */
+            const uint64_t salt = 0x6b6579 + (uint64_t)tb;
+
+            for (i = 0; i < n; i++)
+                p->kh[i * nt + tb] = sw__mix64(salt, rec_hash(p, i)[key]);
+        } else {
+            for (i = 0; i < n; i++)
+                p->kh[i * nt + tb] = key_hash(p, kt, rec_hash(p, i));
+        }
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i += done) {
+        int64_t m = p->n_tables ? block_len(p, n - i) : 0;
+
         /* at a million keys every event is a cache miss: ask for the
          * index cells of an event a few ahead, and for the entries of a
          * nearer one, while this one is processed. Tables that fit in
          * the caches are not asked ahead: there the calls cost more than
          * they save. */
-        if ((i & 1023) == 0)
+        if (i >= check_at) {
             ahead = tables_bytes(p) > PREFETCH_BYTES;
-        for (tb = 0; ahead && tb < p->n_tables; tb++) {
-            const keytab *kt = &p->tables[tb];
-
-            if (i + 16 < n)
-                sw__keytab_prefetch(kt, p->kh[(i + 16) * p->n_tables + tb]);
-            if (i + 8 < n)
-                sw__keytab_prefetch_entry(kt,
-                                          p->kh[(i + 8) * p->n_tables + tb]);
+            check_at = i + 1024;
         }
-        /* no table, no key hashes: kh is NULL, and NULL + 0 is undefined */
-        rc = process(p, i, p->n_tables ? p->kh + i * p->n_tables : NULL, r,
-                     init, err);
-        if (rc == SW_OK && p->join.on)
-            sw__join_event(p, rec_head(p, i)[0], rec_head(p, i)[1],
-                           rec_vals(p, i), rec_hash(p, i), r, r->n - 1);
+        if (m > 0) {
+            rc = process_block(p, i, m, ahead, n, r, init, &done, err);
+        } else {
+            for (tb = 0; ahead && tb < p->n_tables; tb++) {
+                const keytab *kt = &p->tables[tb];
+
+                if (i + 16 < n)
+                    sw__keytab_prefetch(kt,
+                                        p->kh[(i + 16) * p->n_tables + tb]);
+                if (i + 8 < n)
+                    sw__keytab_prefetch_entry(
+                        kt, p->kh[(i + 8) * p->n_tables + tb]);
+            }
+            /* no table, no key hashes: kh is NULL, and NULL + 0 is
+             * undefined */
+            rc = process(p, i, p->n_tables ? p->kh + i * p->n_tables : NULL,
+                         r, init, err);
+            done = rc == SW_OK;
+        }
+        /* the join sees each event after its row, in order */
+        for (j = i; p->join.on && j < i + done; j++)
+            sw__join_event(p, rec_head(p, j)[0], rec_head(p, j)[1],
+                           rec_vals(p, j), rec_hash(p, j), r,
+                           r->n - done + (j - i));
         if (rc != SW_OK) {
             /* the rows so far are out; keep the rest buffered */
+            i += done;
             memmove(p->pend, p->pend + i * p->rec,
                     (size_t)((p->n_pend - i) * p->rec));
             p->n_pend -= i;

@@ -430,18 +430,22 @@ sw__keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
 void sw__keytab_prefetch(const keytab *kt, uint64_t h);
 void sw__keytab_prefetch_entry(const keytab *kt, uint64_t h);
 
+/* Mark entry number i changed, for a table whose changes are tracked. */
 static inline sw_rc
-sw__keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
+sw__keytab_touch_at(keytab *kt, int64_t i, sw_err *err)
 {
-    int64_t i;
-
-    if (!kt->track)
-        return SW_OK;
-    i = (int64_t)(e - kt->e) / kt->stride;
     if (i >= kt->dirty_cap && sw__keytab_grow_dirty(kt, i, err) != SW_OK)
         return SW_E_NOMEM;
     kt->dirty[i] = 1;
     return SW_OK;
+}
+
+static inline sw_rc
+sw__keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
+{
+    if (!kt->track)
+        return SW_OK;
+    return sw__keytab_touch_at(kt, (int64_t)(e - kt->e) / kt->stride, err);
 }
 
 #endif

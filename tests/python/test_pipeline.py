@@ -162,11 +162,14 @@ def test_matches_reference(seed):
 
 
 @pytest.mark.parametrize("extra", [{}, {"ttl": "20s"}, {"max_keys": 15},
-                                   {"ttl": "20s", "max_keys": 15}])
+                                   {"ttl": "20s", "max_keys": 15},
+                                   {"max_keys": 300}])
 def test_output_does_not_depend_on_batching(extra):
     """One batch is drained in groups (each feature run over many events);
     one event at a time is the per-event order: the same bits, also when
-    keys are dropped for a budget or start afresh after a ttl mid-group."""
+    keys are dropped for a budget or start afresh after a ttl mid-group.
+    A budget of 300 is reached by the user x item table (480 keys) in the
+    middle of the one batch's drain, which then goes event by event."""
     spec = dict(SPEC, **extra)
     events = stream(5, n=3000)
     rng = np.random.default_rng(0)
