@@ -118,6 +118,45 @@ def test_deterministic_across_thread_counts(rng):
     assert again.item_factors.tobytes() == runs[0].item_factors.tobytes()
 
 
+NARROW_FIT = """
+import hashlib, sys
+import numpy as np, scipy.sparse as sp
+import streamwise as sw
+rng = np.random.default_rng(3)
+R = sp.random(700, 300, density=0.05, format="csr", random_state=4,
+              dtype=np.float32)
+R.data = rng.integers(1, 9, R.nnz).astype(np.float32)
+h = hashlib.sha256()
+for k, solver in ((5, "cg"), (37, "cg"), (64, "cg"), (72, "cg"),
+                  (13, "cholesky")):
+    m = sw.ALS(factors=k, iterations=2, random_state=7, solver=solver,
+               num_threads=2).fit(R, calculate_training_loss=True)
+    h.update(m.user_factors.tobytes())
+    h.update(m.item_factors.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_narrow_kernels_give_the_wide_ones_bits():
+    """Hosts without AVX2 run the CG sweep's narrow kernels (four-lane
+    vectors); SW_ALS_KERNELS=narrow runs them here. Factor counts with
+    tails of 1 to 15 past the vector widths, and both solvers: the same
+    bits either way."""
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    out = []
+    for kernels in ("", "narrow"):
+        r = subprocess.run(
+            [sys.executable, "-c", NARROW_FIT], capture_output=True,
+            text=True, timeout=300,
+            env=dict(os.environ, SW_ALS_KERNELS=kernels,
+                     PYTHONPATH=os.path.join(root, "python")))
+        assert r.returncode == 0, r.stderr[-3000:]
+        out.append(r.stdout.strip())
+    assert len(out[0]) == 64 and out[0] == out[1]
+
+
 def test_recommend_matches_brute_force(rng):
     R = interactions(rng, n_users=80, n_items=300, density=0.05)
     est = sw.ALS(factors=12, iterations=5, random_state=3).fit(R)
