@@ -287,6 +287,27 @@ void sw__bundle_describe(const sw_bundle *b, FILE *fp);
 /* Make src (an owned CSR view) the model's golden rows. */
 void sw__model_adopt_golden(sw_model *m, sw_rows *src);
 
+/* Kernels compiled for several instruction sets: SW_CLONES picked when
+ * the library loads, SW_TARGET(isa) for one of them, called only where
+ * sw__als_kernel_level() says the host has it. Every lane of every vector
+ * does the same additions in the same order whatever the vector width, so
+ * all of them give the same bits. Not in sanitizer or clang builds (their
+ * kernels are the build's own). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&         \
+    !defined(__SANITIZE_ADDRESS__)
+#define SW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define SW_TARGET(isa) __attribute__((target(isa)))
+#define SW_HAVE_CLONES 1
+#else
+#define SW_CLONES
+#define SW_TARGET(isa)
+#define SW_HAVE_CLONES 0
+#endif
+
+/* 2 AVX-512, 1 AVX2, 0 neither: the widest vectors that stay in registers
+ * here, for the ALS kernels; SW_ALS_KERNELS=avx2 or =narrow caps it. */
+int sw__als_kernel_level(void);
+
 /* What the learners share across their own files (the model handle
  * reaches them only through their sw_model_methods). */
 int sw__als_threads(const sw_als *a);

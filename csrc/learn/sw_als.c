@@ -116,18 +116,6 @@ neg_axpyf(float lam, const float *x, float *out, int64_t k)
         out[j] = -(out[j] + lam * x[j]);
 }
 
-/* The kernels that take the time of a CG sweep, compiled for several
- * instruction sets and picked at load time. Every lane of every vector does
- * the same additions in the same order whatever the vector width, so all
- * the clones give the same bits. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&         \
-    !defined(__SANITIZE_ADDRESS__)
-#define SW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define SW_HAVE_CLONES 1
-#else
-#define SW_CLONES
-#define SW_HAVE_CLONES 0
-#endif
 
 /* LANES_SUM of four rows at once: each level adds the pairs it adds,
  * (0+1)(2+3)(4+5)(6+7), then their pairs, then the last two, for all four
@@ -217,121 +205,101 @@ rows_dot_wide(const float *const *Y, int64_t n, int64_t k, const float *v,
         t[i] = dotf(Y[i], v, k);
 }
 
-/* out += sum_i w[i] Y[i], rows in order. Sixteen outputs to a vector and
- * sixty-four at a time stay in registers across all the rows; each output
- * still adds the rows in order i = 0, 1, ... */
-SW_CLONES static void
-rows_axpy_wide(const float *const *Y, int64_t n, int64_t k, const float *w,
-               float *out)
-{
-    int64_t i, j0 = 0, j;
-
-    for (; j0 + 64 <= k; j0 += 64) {
-        v16f a0 = LD16(out + j0), a1 = LD16(out + j0 + 16);
-        v16f a2 = LD16(out + j0 + 32), a3 = LD16(out + j0 + 48);
-
-        for (i = 0; i < n; i++) {
-            const float *y = Y[i] + j0;
-            float wi = w[i];
-
-            a0 += wi * LD16(y);
-            a1 += wi * LD16(y + 16);
-            a2 += wi * LD16(y + 32);
-            a3 += wi * LD16(y + 48);
-        }
-        ST16(out + j0, a0);
-        ST16(out + j0 + 16, a1);
-        ST16(out + j0 + 32, a2);
-        ST16(out + j0 + 48, a3);
+/* out += sum_i w[i] Y[i], rows in order: four vectors of outputs stay in
+ * registers across all the rows, then one vector at a time, then one
+ * output; each output still adds the rows in order i = 0, 1, ... One body
+ * for three widths (VT, of W lanes), as the registers an instruction set
+ * has decide the width that stays in them: GCC keeps 16-lane vectors in
+ * memory without AVX-512 (1.12 CPU-s a sweep at 2M on AVX2 against 0.13)
+ * and 8-lane ones without AVX2. The same products in the same order at
+ * every width, so the same bits. */
+#define ROWS_AXPY(name, VT, W)                                                 \
+    static void name(const float *const *Y, int64_t n, int64_t k,             \
+                     const float *w, float *out)                               \
+    {                                                                          \
+        int64_t i, j0 = 0, j;                                                  \
+                                                                               \
+        for (; j0 + 4 * (W) <= k; j0 += 4 * (W)) {                             \
+            VT a0 = *(const VT *)(out + j0);                                   \
+            VT a1 = *(const VT *)(out + j0 + (W));                             \
+            VT a2 = *(const VT *)(out + j0 + 2 * (W));                         \
+            VT a3 = *(const VT *)(out + j0 + 3 * (W));                         \
+                                                                               \
+            for (i = 0; i < n; i++) {                                          \
+                const float *y = Y[i] + j0;                                    \
+                float wi = w[i];                                               \
+                                                                               \
+                a0 += wi * *(const VT *)y;                                     \
+                a1 += wi * *(const VT *)(y + (W));                             \
+                a2 += wi * *(const VT *)(y + 2 * (W));                         \
+                a3 += wi * *(const VT *)(y + 3 * (W));                         \
+            }                                                                  \
+            *(VT *)(out + j0) = a0;                                            \
+            *(VT *)(out + j0 + (W)) = a1;                                      \
+            *(VT *)(out + j0 + 2 * (W)) = a2;                                  \
+            *(VT *)(out + j0 + 3 * (W)) = a3;                                  \
+        }                                                                      \
+        for (; j0 + (W) <= k; j0 += (W)) {                                     \
+            VT a0 = *(const VT *)(out + j0);                                   \
+                                                                               \
+            for (i = 0; i < n; i++)                                            \
+                a0 += w[i] * *(const VT *)(Y[i] + j0);                         \
+            *(VT *)(out + j0) = a0;                                            \
+        }                                                                      \
+        for (j = j0; j < k; j++) {                                             \
+            float acc = out[j];                                                \
+                                                                               \
+            for (i = 0; i < n; i++)                                            \
+                acc += w[i] * Y[i][j];                                         \
+            out[j] = acc;                                                      \
+        }                                                                      \
     }
-    for (; j0 + 16 <= k; j0 += 16) {
-        v16f a0 = LD16(out + j0);
 
-        for (i = 0; i < n; i++)
-            a0 += w[i] * LD16(Y[i] + j0);
-        ST16(out + j0, a0);
-    }
-    for (j = j0; j < k; j++) {
-        float acc = out[j];
-
-        for (i = 0; i < n; i++)
-            acc += w[i] * Y[i][j];
-        out[j] = acc;
-    }
-}
-
-/* rows_axpy_wide for hosts without AVX2: sixteen outputs at a time, in
- * four four-lane vectors, which the sixteen SSE registers hold (GCC keeps
- * the wide version's sixty-four outputs in memory there: 1.7x slower than
- * the code before it). Each output adds the same products in the same
- * order, so the bits are the wide version's. */
 typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
 
 #define LD4(p) (*(const v4f *)(p))
-#define ST4(p, v) (*(v4f *)(p) = (v))
 
-static void
-rows_axpy_narrow(const float *const *Y, int64_t n, int64_t k, const float *w,
-                 float *out)
+SW_TARGET("avx512f") ROWS_AXPY(rows_axpy_512, v16f, 16)
+SW_TARGET("avx2") ROWS_AXPY(rows_axpy_avx2, v8f, 8)
+ROWS_AXPY(rows_axpy_narrow, v4f, 4)
+
+/* The instruction set the kernels below are picked for: 2 AVX-512, 1
+ * AVX2, 0 neither (SSE2) - the host's, when built with clones, else the
+ * build's. SW_ALS_KERNELS=avx2 or =narrow caps it (as OPENBLAS_CORETYPE
+ * picks OpenBLAS's kernels), so that a test can show on one machine that
+ * all of them give the same bits. */
+int
+sw__als_kernel_level(void)
 {
-    int64_t i, j0 = 0, j;
+    static int level = -1; /* racing threads store the same answer */
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
 
-    for (; j0 + 16 <= k; j0 += 16) {
-        v4f a0 = LD4(out + j0), a1 = LD4(out + j0 + 4);
-        v4f a2 = LD4(out + j0 + 8), a3 = LD4(out + j0 + 12);
-
-        for (i = 0; i < n; i++) {
-            const float *y = Y[i] + j0;
-            float wi = w[i];
-
-            a0 += wi * LD4(y);
-            a1 += wi * LD4(y + 4);
-            a2 += wi * LD4(y + 8);
-            a3 += wi * LD4(y + 12);
-        }
-        ST4(out + j0, a0);
-        ST4(out + j0 + 4, a1);
-        ST4(out + j0 + 8, a2);
-        ST4(out + j0 + 12, a3);
-    }
-    for (j = j0; j < k; j++) {
-        float acc = out[j];
-
-        for (i = 0; i < n; i++)
-            acc += w[i] * Y[i][j];
-        out[j] = acc;
-    }
-}
-
-/* Whether the wide kernels run here: built as clones and on a host with
- * AVX2, or built for AVX2. SW_ALS_KERNELS=narrow picks the narrow ones
- * anywhere (as OPENBLAS_CORETYPE picks OpenBLAS's), so that a test can
- * show both give the same bits on one machine. */
-static int
-wide_kernels(void)
-{
-    static int wide = -1; /* racing threads store the same answer */
-    int w = __atomic_load_n(&wide, __ATOMIC_RELAXED);
-
-    if (w < 0) {
+    if (l < 0) {
         const char *env = getenv("SW_ALS_KERNELS");
 
-#if defined(__AVX2__)
-        w = 1;
-#elif SW_HAVE_CLONES
+#if SW_HAVE_CLONES
         __builtin_cpu_init();
-        w = __builtin_cpu_supports("avx2") != 0;
+        l = __builtin_cpu_supports("avx512f")  ? 2
+            : __builtin_cpu_supports("avx2") ? 1
+                                               : 0;
+#elif defined(__AVX512F__)
+        l = 2;
+#elif defined(__AVX2__)
+        l = 1;
 #else
-        w = 0;
+        l = 0;
 #endif
+        if (env != NULL && strcmp(env, "avx2") == 0 && l > 1)
+            l = 1;
         if (env != NULL && strcmp(env, "narrow") == 0)
-            w = 0;
-        __atomic_store_n(&wide, w, __ATOMIC_RELAXED);
+            l = 0;
+        __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
-    return w;
+    return l;
 }
 
-/* rows_dot_wide for hosts without AVX2: four rows at a time, each row's
+/* rows_dot_wide for hosts without AVX2 (with it, its eight-lane vectors
+ * stay in registers): four rows at a time, each row's
  * eight lanes in two four-lane vectors (ten of the sixteen SSE registers
  * with v's two), added up as LANES_SUM does, so the bits are dotf's. */
 static void
@@ -377,7 +345,7 @@ rows_dot_narrow(const float *const *Y, int64_t n, int64_t k, const float *v,
 static void
 rows_dot(const float *const *Y, int64_t n, int64_t k, const float *v, float *t)
 {
-    if (wide_kernels())
+    if (sw__als_kernel_level() > 0)
         rows_dot_wide(Y, n, k, v, t);
     else
         rows_dot_narrow(Y, n, k, v, t);
@@ -387,10 +355,16 @@ static void
 rows_axpy(const float *const *Y, int64_t n, int64_t k, const float *w,
           float *out)
 {
-    if (wide_kernels())
-        rows_axpy_wide(Y, n, k, w, out);
-    else
+    switch (sw__als_kernel_level()) {
+    case 2:
+        rows_axpy_512(Y, n, k, w, out);
+        break;
+    case 1:
+        rows_axpy_avx2(Y, n, k, w, out);
+        break;
+    default:
         rows_axpy_narrow(Y, n, k, w, out);
+    }
 }
 
 /* out = G v for a symmetric k x k G (row j is column j): its rows as

@@ -51,48 +51,68 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
     return SW_OK;
 }
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) &&         \
-    !defined(__SANITIZE_ADDRESS__)
-#define SW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SW_CLONES
-#endif
-
-/* Sixteen floats, for the scoring kernel: GCC lowers the operations to
- * whatever width the clone targets, lane by lane. */
-typedef float v16sf __attribute__((vector_size(64)));
 
 /* scores[t * n + i] = x_t . F_i for the n_t (<= TILE) query vectors, which
  * xs holds contiguously (TILE x k). Each score is summed over the factors
- * in order, one float add after one float multiply per lane, whatever the
- * vector width of the clone that runs: the bits of score_one. */
-SW_CLONES static void
+ * in order, one float add after one float multiply per lane: the bits of
+ * score_one at any width. A block's sixteen targets go W lanes at a time
+ * (VT), one accumulator per query: at the width whose vectors stay in the
+ * registers (GCC keeps 16-lane vectors in memory without AVX-512, which
+ * made recommend 6.7x slower on AVX2; sw__als_kernel_level picks). */
+#define SCORE_ALL(name, VT, W)                                                 \
+    static void name(const target_set *ts, const float *xs, int n_t,           \
+                     float *scores)                                            \
+    {                                                                          \
+        int64_t k = ts->k, b, j;                                               \
+        int t, l, q;                                                           \
+                                                                               \
+        for (b = 0; b < ts->n_blocks; b++) {                                   \
+            const float *blk = ts->blocks + b * k * BLOCK;                     \
+            float out[TILE][BLOCK];                                            \
+            int64_t base = b * BLOCK;                                          \
+                                                                               \
+            for (q = 0; q < BLOCK; q += (W)) {                                 \
+                VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, col;                \
+                                                                               \
+                for (j = 0; j < k; j++) {                                      \
+                    memcpy(&col, blk + j * BLOCK + q, sizeof(col));            \
+                    a0 += xs[j] * col;                                         \
+                    a1 += xs[k + j] * col;                                     \
+                    a2 += xs[2 * k + j] * col;                                 \
+                    a3 += xs[3 * k + j] * col;                                 \
+                }                                                              \
+                memcpy(out[0] + q, &a0, sizeof(a0));                           \
+                memcpy(out[1] + q, &a1, sizeof(a1));                           \
+                memcpy(out[2] + q, &a2, sizeof(a2));                           \
+                memcpy(out[3] + q, &a3, sizeof(a3));                           \
+            }                                                                  \
+            for (t = 0; t < n_t; t++) {                                        \
+                for (l = 0; l < BLOCK && base + l < ts->n; l++)                \
+                    scores[t * ts->n + base + l] = out[t][l];                  \
+            }                                                                  \
+        }                                                                      \
+    }
+
+typedef float v16sf __attribute__((vector_size(64)));
+typedef float v8sf __attribute__((vector_size(32)));
+typedef float v4sf __attribute__((vector_size(16)));
+
+SW_TARGET("avx512f") SCORE_ALL(score_all_512, v16sf, 16)
+SW_TARGET("avx2") SCORE_ALL(score_all_avx2, v8sf, 8)
+SCORE_ALL(score_all_narrow, v4sf, 4)
+
+static void
 score_all(const target_set *ts, const float *xs, int n_t, float *scores)
 {
-    int64_t k = ts->k, b, j;
-    int t, l;
-
-    for (b = 0; b < ts->n_blocks; b++) {
-        const float *blk = ts->blocks + b * k * BLOCK;
-        v16sf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, col;
-        float out[TILE][BLOCK];
-        int64_t base = b * BLOCK;
-
-        for (j = 0; j < k; j++) {
-            memcpy(&col, blk + j * BLOCK, sizeof(col));
-            a0 += xs[j] * col;
-            a1 += xs[k + j] * col;
-            a2 += xs[2 * k + j] * col;
-            a3 += xs[3 * k + j] * col;
-        }
-        memcpy(out[0], &a0, sizeof(a0));
-        memcpy(out[1], &a1, sizeof(a1));
-        memcpy(out[2], &a2, sizeof(a2));
-        memcpy(out[3], &a3, sizeof(a3));
-        for (t = 0; t < n_t; t++) {
-            for (l = 0; l < BLOCK && base + l < ts->n; l++)
-                scores[t * ts->n + base + l] = out[t][l];
-        }
+    switch (sw__als_kernel_level()) {
+    case 2:
+        score_all_512(ts, xs, n_t, scores);
+        break;
+    case 1:
+        score_all_avx2(ts, xs, n_t, scores);
+        break;
+    default:
+        score_all_narrow(ts, xs, n_t, scores);
     }
 }
 

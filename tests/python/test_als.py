@@ -133,20 +133,24 @@ for k, solver in ((5, "cg"), (37, "cg"), (64, "cg"), (72, "cg"),
                num_threads=2).fit(R, calculate_training_loss=True)
     h.update(m.user_factors.tobytes())
     h.update(m.item_factors.tobytes())
+    ids, scores = m.recommend(np.arange(700), R, N=7)
+    h.update(ids.tobytes())
+    h.update(scores.tobytes())
 print(h.hexdigest())
 """
 
 
-def test_narrow_kernels_give_the_wide_ones_bits():
-    """Hosts without AVX2 run the CG sweep's narrow kernels (four-lane
-    vectors); SW_ALS_KERNELS=narrow runs them here. Factor counts with
-    tails of 1 to 15 past the vector widths, and both solvers: the same
-    bits either way."""
+def test_kernels_of_every_width_give_the_same_bits():
+    """Hosts with AVX-512, with AVX2 only and with neither run the CG
+    sweep's and recommend's kernels in 16-, 8- and 4-lane vectors;
+    SW_ALS_KERNELS=avx2 and =narrow run the narrower ones here. Factor
+    counts with tails past every width, both solvers, recommendations:
+    the same bits at every width."""
     import sys
     root = os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     out = []
-    for kernels in ("", "narrow"):
+    for kernels in ("", "avx2", "narrow"):
         r = subprocess.run(
             [sys.executable, "-c", NARROW_FIT], capture_output=True,
             text=True, timeout=300,
@@ -154,7 +158,7 @@ def test_narrow_kernels_give_the_wide_ones_bits():
                      PYTHONPATH=os.path.join(root, "python")))
         assert r.returncode == 0, r.stderr[-3000:]
         out.append(r.stdout.strip())
-    assert len(out[0]) == 64 and out[0] == out[1]
+    assert len(out[0]) == 64 and out[0] == out[1] == out[2]
 
 
 def test_recommend_matches_brute_force(rng):
