@@ -18,7 +18,7 @@
 
 #include "sw_internal.h"
 
-#define BLOCK 16 /* targets per block */
+#define BLOCK 32 /* targets per block: two vectors of the widest */
 #define TILE 4   /* queries per tile */
 
 typedef struct target_set {
@@ -55,10 +55,12 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
 /* scores[t * n + i] = x_t . F_i for the n_t (<= TILE) query vectors, which
  * xs holds contiguously (TILE x k). Each score is summed over the factors
  * in order, one float add after one float multiply per lane: the bits of
- * score_one at any width. A block's sixteen targets go W lanes at a time
- * (VT), one accumulator per query: at the width whose vectors stay in the
- * registers (GCC keeps 16-lane vectors in memory without AVX-512, which
- * made recommend 6.7x slower on AVX2; sw__als_kernel_level picks). */
+ * score_one at any width. A block's BLOCK targets go two vectors of W
+ * lanes (VT) at a time, one chain of adds per query and vector (eight in
+ * flight: four left the adders waiting), at the width whose vectors stay
+ * in the registers (GCC keeps 16-lane vectors in memory without AVX-512,
+ * which made recommend 6.7x slower on AVX2; sw__als_kernel_level
+ * picks). */
 #define SCORE_ALL(name, VT, W)                                                 \
     static void name(const target_set *ts, const float *xs, int n_t,           \
                      float *scores)                                            \
@@ -71,8 +73,9 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
             float out[TILE][BLOCK];                                            \
             int64_t base = b * BLOCK;                                          \
                                                                                \
-            for (q = 0; q < BLOCK; q += (W)) {                                 \
+            for (q = 0; q < BLOCK; q += 2 * (W)) {                             \
                 VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, col;                \
+                VT b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, col2;               \
                                                                                \
                 for (j = 0; j < k; j++) {                                      \
                     memcpy(&col, blk + j * BLOCK + q, sizeof(col));            \
@@ -80,11 +83,20 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
                     a1 += xs[k + j] * col;                                     \
                     a2 += xs[2 * k + j] * col;                                 \
                     a3 += xs[3 * k + j] * col;                                 \
+                    memcpy(&col2, blk + j * BLOCK + q + (W), sizeof(col));     \
+                    b0 += xs[j] * col2;                                        \
+                    b1 += xs[k + j] * col2;                                    \
+                    b2 += xs[2 * k + j] * col2;                                \
+                    b3 += xs[3 * k + j] * col2;                                \
                 }                                                              \
                 memcpy(out[0] + q, &a0, sizeof(a0));                           \
                 memcpy(out[1] + q, &a1, sizeof(a1));                           \
                 memcpy(out[2] + q, &a2, sizeof(a2));                           \
                 memcpy(out[3] + q, &a3, sizeof(a3));                           \
+                memcpy(out[0] + q + (W), &b0, sizeof(b0));                     \
+                memcpy(out[1] + q + (W), &b1, sizeof(b1));                     \
+                memcpy(out[2] + q + (W), &b2, sizeof(b2));                     \
+                memcpy(out[3] + q + (W), &b3, sizeof(b3));                     \
             }                                                                  \
             for (t = 0; t < n_t; t++) {                                        \
                 for (l = 0; l < BLOCK && base + l < ts->n; l++)                \
