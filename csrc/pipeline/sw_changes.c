@@ -6,8 +6,8 @@
  * changelogs) writes only the keys that changed since the last time, so
  * that a task's state can move to another process as "the last
  * checkpoint plus the changes since". A tracked table keeps one byte per
- * entry, set by the update that touches it (sw__keytab_touch, in the
- * per-event loop) and the hashes of the keys a time-to-live or a key
+ * entry, set by the update that touches it (sw__keytab_touch_at, in the
+ * drain) and the hashes of the keys a time-to-live or a key
  * budget dropped; sw_pipeline_changes hands them out and clears them.
  * Applying the records in order onto the checkpoint gives back the state:
  * each record is a key's whole state, not a delta, so applying one twice

@@ -276,7 +276,7 @@ static sw_rc
 process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
         const double *init, sw_err *err)
 {
-    int64_t t = rec_head(p, i)[0], j;
+    int64_t t = rec_head(p, i)[0], j, at;
     const double *v = rec_vals(p, i);
     const uint64_t *h = rec_hash(p, i);
     double *dense = r->dense + r->n * p->n_dense;
@@ -305,9 +305,10 @@ process(sw_pipeline *p, int64_t i, const uint64_t *kh, sw_result *r,
             if (sw__keytab_rebuild(kt, c, t - p->ttl, err) != SW_OK)
                 return SW_E_NOMEM;
         }
-        e = sw__keytab_get(kt, kh[tb], tinit, err);
-        if (e == NULL || sw__keytab_touch(kt, e, err) != SW_OK)
+        at = sw__keytab_get_at(kt, kh[tb], tinit, err);
+        if (at < 0 || sw__keytab_touch_at(kt, at, err) != SW_OK)
             return SW_E_NOMEM;
+        e = kt_entry(kt, at);
         s = (double *)(e + 2);
         if (p->ttl > 0 && (int64_t)e[1] != INT64_MIN &&
             t - (int64_t)e[1] > p->ttl)
@@ -435,6 +436,21 @@ run_op(const sw_pipeline *p, const step_op *o, double *const *sp, int64_t i0,
 #undef RUN_OP
 }
 
+/* At a million keys every event is a cache miss: ask for table tb's index
+ * cell of the event 16 after pending record i, and for the entry of the
+ * one 8 after, while i is processed (n records are being drained; their
+ * key hashes are in p->kh). */
+static void
+ask_ahead(const sw_pipeline *p, int tb, int64_t i, int64_t n)
+{
+    const keytab *kt = &p->tables[tb];
+
+    if (i + 16 < n)
+        sw__keytab_prefetch(kt, p->kh[(i + 16) * p->n_tables + tb]);
+    if (i + 8 < n)
+        sw__keytab_prefetch_entry(kt, p->kh[(i + 8) * p->n_tables + tb]);
+}
+
 /* process() for pending records i0 .. i0+m-1 (m <= BLOCK, from
  * block_len), an op at a time over all of them rather than an event at a
  * time: the per-event dispatch among ops was most of the work when keys
@@ -443,7 +459,7 @@ run_op(const sw_pipeline *p, const step_op *o, double *const *sp, int64_t i0,
  * are process()'s. All keys are looked up first (their key hashes in
  * p->kh become entry numbers); a lookup that fails leaves that event and
  * the later ones unprocessed. Sets *done to the events processed. With
- * ahead, asks for the keys of events up to n ahead as drain() does. */
+ * ahead, asks for the keys of later events (ask_ahead). */
 static sw_rc
 process_block(sw_pipeline *p, int64_t i0, int64_t m, int ahead, int64_t n,
               sw_result *r, const double *init, int64_t *done, sw_err *err)
@@ -457,25 +473,13 @@ process_block(sw_pipeline *p, int64_t i0, int64_t m, int ahead, int64_t n,
     for (tb = 0; tb < nt; tb++) {
         keytab *kt = &p->tables[tb];
         const double *tinit = init + tb * p->max_block;
-        uint64_t *e, h;
-        int64_t cell = 0, at;
+        int64_t at;
 
         for (i = 0; i < m; i++) {
-            if (ahead && i0 + i + 16 < n)
-                sw__keytab_prefetch(kt, kh[(i + 16) * nt + tb]);
-            if (ahead && i0 + i + 8 < n)
-                sw__keytab_prefetch_entry(kt, kh[(i + 8) * nt + tb]);
-            h = kh[i * nt + tb] ? kh[i * nt + tb] : 1;
-            e = NULL;
-            if (kt->cap > 0)
-                cell = kt_probe(kt, h, &e);
-            if (e != NULL) {
-                at = KT_CELL_ENTRY(kt->idx[cell]);
-            } else {
-                e = sw__keytab_add(kt, h, tinit, err);
-                at = e != NULL ? (e - kt->e) / kt->stride : -1;
-            }
-            if (at < 0 || (kt->track && sw__keytab_touch_at(kt, at, err))) {
+            if (ahead)
+                ask_ahead(p, tb, i0 + i, n);
+            at = sw__keytab_get_at(kt, kh[i * nt + tb], tinit, err);
+            if (at < 0 || sw__keytab_touch_at(kt, at, err) != SW_OK) {
                 /* the tables before hold keys of events not processed,
                  * in their fresh state: as a key seen and not counted */
                 rc = SW_E_NOMEM;
@@ -643,26 +647,15 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
     }
     for (tb = 0; tb < p->n_tables; tb++) {
         const keytab *kt = &p->tables[tb];
-        const int nt = p->n_tables, key = kt->keys[0];
 
-        if (kt->n_keys == 1) { /* key_hash() of one field, in a tight loop */
-            const uint64_t salt = 0x6b6579 + (uint64_t)tb;
-
-            for (i = 0; i < n; i++)
-                p->kh[i * nt + tb] = sw__mix64(salt, rec_hash(p, i)[key]);
-        } else {
-            for (i = 0; i < n; i++)
-                p->kh[i * nt + tb] = key_hash(p, kt, rec_hash(p, i));
-        }
+        for (i = 0; i < n; i++)
+            p->kh[i * p->n_tables + tb] = key_hash(p, kt, rec_hash(p, i));
     }
     for (i = 0; i < n; i += done) {
         int64_t m = p->n_tables ? block_len(p, n - i) : 0;
 
-        /* at a million keys every event is a cache miss: ask for the
-         * index cells of an event a few ahead, and for the entries of a
-         * nearer one, while this one is processed. Tables that fit in
-         * the caches are not asked ahead: there the calls cost more than
-         * they save. */
+        /* tables that fit in the caches are not asked ahead (ask_ahead):
+         * there the calls cost more than they save */
         if (i >= check_at) {
             ahead = tables_bytes(p) > PREFETCH_BYTES;
             check_at = i + 1024;
@@ -670,16 +663,8 @@ drain(sw_pipeline *p, int64_t bound, sw_result *r, sw_err *err)
         if (m > 0) {
             rc = process_block(p, i, m, ahead, n, r, init, &done, err);
         } else {
-            for (tb = 0; ahead && tb < p->n_tables; tb++) {
-                const keytab *kt = &p->tables[tb];
-
-                if (i + 16 < n)
-                    sw__keytab_prefetch(kt,
-                                        p->kh[(i + 16) * p->n_tables + tb]);
-                if (i + 8 < n)
-                    sw__keytab_prefetch_entry(
-                        kt, p->kh[(i + 8) * p->n_tables + tb]);
-            }
+            for (tb = 0; ahead && tb < p->n_tables; tb++)
+                ask_ahead(p, tb, i, n);
             /* no table, no key hashes: kh is NULL, and NULL + 0 is
              * undefined */
             rc = process(p, i, p->n_tables ? p->kh + i * p->n_tables : NULL,

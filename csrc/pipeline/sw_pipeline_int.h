@@ -348,8 +348,8 @@ uint64_t *sw__keytab_put_raw(keytab *kt, uint64_t h);
 /* Ask for h's index cell; some events later, for its entry. */
 
 /* Entry e was updated: remember it when changes are tracked. */
-static inline sw_rc sw__keytab_touch(keytab *kt, const uint64_t *e,
-                                     sw_err *err);
+static inline sw_rc sw__keytab_touch_at(keytab *kt, int64_t i,
+                                        sw_err *err);
 sw_rc sw__keytab_rebuild(keytab *kt, int64_t new_cap, int64_t min_seen,
                          sw_err *err);
 
@@ -407,20 +407,31 @@ sw_rc sw__keytab_grow_dirty(keytab *kt, int64_t i, sw_err *err);
 sw_rc sw__keytab_note_gone(keytab *kt, uint64_t h, sw_err *err);
 void sw__keytab_changes_free(keytab *kt);
 
-/* The entry of key hash h, made from init (block doubles) if new; NULL
- * when out of memory. */
+/* The number of the entry of key hash h, made from init (block doubles)
+ * if new; -1 when out of memory. A number, unlike the entry's address,
+ * stays valid when a later key grows the table. */
+static inline int64_t
+sw__keytab_get_at(keytab *kt, uint64_t h, const double *init, sw_err *err)
+{
+    uint64_t *e = NULL;
+    int64_t cell = 0;
+
+    h = h ? h : 1;
+    if (kt->cap > 0)
+        cell = kt_probe(kt, h, &e);
+    if (e != NULL)
+        return KT_CELL_ENTRY(kt->idx[cell]);
+    e = sw__keytab_add(kt, h, init, err);
+    return e != NULL ? (int64_t)(e - kt->e) / kt->stride : -1;
+}
+
+/* The entry itself; NULL when out of memory. */
 static inline uint64_t *
 sw__keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
 {
-    uint64_t *e;
+    int64_t at = sw__keytab_get_at(kt, h, init, err);
 
-    h = h ? h : 1;
-    if (kt->cap > 0) {
-        kt_probe(kt, h, &e);
-        if (e != NULL)
-            return e;
-    }
-    return sw__keytab_add(kt, h, init, err);
+    return at >= 0 ? kt_entry(kt, at) : NULL;
 }
 
 /* Ask for the index cell of h, then (a few events later, once it is
@@ -430,22 +441,16 @@ sw__keytab_get(keytab *kt, uint64_t h, const double *init, sw_err *err)
 void sw__keytab_prefetch(const keytab *kt, uint64_t h);
 void sw__keytab_prefetch_entry(const keytab *kt, uint64_t h);
 
-/* Mark entry number i changed, for a table whose changes are tracked. */
+/* Mark entry number i changed, if the table's changes are tracked. */
 static inline sw_rc
 sw__keytab_touch_at(keytab *kt, int64_t i, sw_err *err)
 {
+    if (!kt->track)
+        return SW_OK;
     if (i >= kt->dirty_cap && sw__keytab_grow_dirty(kt, i, err) != SW_OK)
         return SW_E_NOMEM;
     kt->dirty[i] = 1;
     return SW_OK;
-}
-
-static inline sw_rc
-sw__keytab_touch(keytab *kt, const uint64_t *e, sw_err *err)
-{
-    if (!kt->track)
-        return SW_OK;
-    return sw__keytab_touch_at(kt, (int64_t)(e - kt->e) / kt->stride, err);
 }
 
 #endif
