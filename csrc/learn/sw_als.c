@@ -61,10 +61,11 @@ typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
 #define ST8D(p, v) (*(v8d *)(p) = (v))
 #define WIDE8(p) __builtin_convertvector(LD8(p), v8d)
 
-/* The one reduction of eight lanes every dot product uses. */
-#define LANES_SUM(s)                                                           \
-    ((((s)[0] + (s)[1]) + ((s)[2] + (s)[3])) +                                 \
-     (((s)[4] + (s)[5]) + ((s)[6] + (s)[7])))
+/* The one reduction of eight lanes every dot product uses; the narrow
+ * kernels hold the lanes as two halves of four. */
+#define HALF_SUM(s, o)                                                         \
+    (((s)[(o)] + (s)[(o) + 1]) + ((s)[(o) + 2] + (s)[(o) + 3]))
+#define LANES_SUM(s) (HALF_SUM(s, 0) + HALF_SUM(s, 4))
 
 /* a . b: eight lanes over blocks of eight, the tail in lane 0. */
 static inline float
@@ -115,7 +116,6 @@ neg_axpyf(float lam, const float *x, float *out, int64_t k)
     for (; j < k; j++)
         out[j] = -(out[j] + lam * x[j]);
 }
-
 
 /* LANES_SUM of four rows at once: each level adds the pairs it adds,
  * (0+1)(2+3)(4+5)(6+7), then their pairs, then the last two, for all four
@@ -299,20 +299,19 @@ sw__als_kernel_level(void)
 }
 
 /* rows_dot_wide for hosts without AVX2 (with it, its eight-lane vectors
- * stay in registers): four rows at a time, each row's
- * eight lanes in two four-lane vectors (ten of the sixteen SSE registers
- * with v's two), added up as LANES_SUM does, so the bits are dotf's. */
+ * stay in registers): four rows at a time, each row's eight lanes in two
+ * four-lane vectors (ten of the sixteen SSE registers with v's two),
+ * added up as LANES_SUM does, so the bits are dotf's. */
 static void
 rows_dot_narrow(const float *const *Y, int64_t n, int64_t k, const float *v,
                 float *t)
 {
-    int64_t i = 0, j, r;
+    int64_t i = 0, j;
 
     for (; i + 4 <= n; i += 4) {
         const float *a0 = Y[i], *a1 = Y[i + 1], *a2 = Y[i + 2], *a3 = Y[i + 3];
         v4f l0 = {0}, l1 = {0}, l2 = {0}, l3 = {0};
         v4f h0 = {0}, h1 = {0}, h2 = {0}, h3 = {0};
-        v4f lo[4], hi[4];
 
         for (j = 0; j + 8 <= k; j += 8) {
             v4f vl = LD4(v + j), vh = LD4(v + j + 4);
@@ -332,11 +331,10 @@ rows_dot_narrow(const float *const *Y, int64_t n, int64_t k, const float *v,
             l2[0] += a2[j] * v[j];
             l3[0] += a3[j] * v[j];
         }
-        lo[0] = l0, lo[1] = l1, lo[2] = l2, lo[3] = l3;
-        hi[0] = h0, hi[1] = h1, hi[2] = h2, hi[3] = h3;
-        for (r = 0; r < 4; r++)
-            t[i + r] = ((lo[r][0] + lo[r][1]) + (lo[r][2] + lo[r][3])) +
-                       ((hi[r][0] + hi[r][1]) + (hi[r][2] + hi[r][3]));
+        t[i] = HALF_SUM(l0, 0) + HALF_SUM(h0, 0);
+        t[i + 1] = HALF_SUM(l1, 0) + HALF_SUM(h1, 0);
+        t[i + 2] = HALF_SUM(l2, 0) + HALF_SUM(h2, 0);
+        t[i + 3] = HALF_SUM(l3, 0) + HALF_SUM(h3, 0);
     }
     for (; i < n; i++)
         t[i] = dotf(Y[i], v, k);

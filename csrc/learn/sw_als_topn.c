@@ -51,7 +51,6 @@ targets_new(target_set *ts, const float *F, int64_t n, int64_t k, sw_err *err)
     return SW_OK;
 }
 
-
 /* scores[t * n + i] = x_t . F_i for the n_t (<= TILE) query vectors, which
  * xs holds contiguously (TILE x k). Each score is summed over the factors
  * in order, one float add after one float multiply per lane: the bits of
